@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Installs every package PowerGrad needs to build, test and run its demo cluster on
+# Debian 12, and obtains the Slurm source tree that matches the installed Slurm (needed
+# only to build the slurmctld plugin, which uses Slurm's internal headers).
+#
+# Idempotent and non-interactive. Run as root.
+#   scripts/install-deps.sh            packages + Slurm source
+#   scripts/install-deps.sh --no-source  packages only
+#
+# The Slurm source lands in $PG_SLURM_SRC (default /var/cache/powergrad/slurm-src) and is
+# configured there with the flags Debian used, so internal structs match the daemons.
+# /etc/apt is not changed: deb-src comes from a private APT configuration.
+set -euo pipefail
+
+want_source=1
+for a in "$@"; do
+  case "$a" in
+    --no-source) want_source=0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "install-deps: unknown option '$a'" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: must run as root (apt-get install)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+PKGS=(
+  build-essential g++ autoconf automake libtool autoconf-archive pkg-config
+  slurm-wlm slurmctld slurmd slurm-client slurmdbd libslurm-dev
+  munge libmunge-dev libpfm4-dev check
+  mariadb-server mariadb-client
+  dpkg-dev procps psmisc iproute2 python3
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: all packages present"
+fi
+
+# Debian's package scripts may try to start daemons; nothing of ours relies on them, and the
+# demo/test cluster starts its own under a private folder. Stop any that did start.
+for d in slurmctld slurmd slurmdbd; do
+  pkill -x "$d" 2>/dev/null || true
+done
+
+[ "$want_source" -eq 1 ] || exit 0
+
+SRC_ROOT=${PG_SLURM_SRC:-/var/cache/powergrad/slurm-src}
+ver=$(dpkg-query -W -f='${Version}' slurmctld)
+stamp="$SRC_ROOT/.powergrad-configured-$ver"
+if [ -f "$stamp" ]; then
+  echo "install-deps: Slurm source $ver already configured in $SRC_ROOT"
+  exit 0
+fi
+
+echo "install-deps: fetching Slurm source $ver"
+aptdir="$SRC_ROOT/.apt"
+rm -rf "$aptdir"
+mkdir -p "$aptdir/sources.list.d" "$aptdir/lists/partial" "$aptdir/cache/archives/partial"
+# deb-src twins of the machine's own deb entries (same mirrors, suites, keys).
+for f in /etc/apt/sources.list.d/*.sources; do
+  [ -f "$f" ] || continue
+  sed -e 's/^Types:.*/Types: deb-src/' "$f" > "$aptdir/sources.list.d/$(basename "$f")"
+done
+if [ -f /etc/apt/sources.list ]; then
+  grep -E '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' > "$aptdir/sources.list.d/from-sources-list.list" || true
+fi
+cat > "$aptdir/apt.conf" <<CONF
+Dir::Etc::SourceList "/dev/null";
+Dir::Etc::SourceParts "$aptdir/sources.list.d";
+Dir::State::Lists "$aptdir/lists";
+Dir::Cache "$aptdir/cache";
+CONF
+export APT_CONFIG="$aptdir/apt.conf"
+apt-get update -q
+work="$SRC_ROOT/work"
+rm -rf "$work"
+mkdir -p "$work"
+( cd "$work" && apt-get source -q --only-source "slurm-wlm=$ver" )
+unset APT_CONFIG
+srcdir=$(find "$work" -maxdepth 1 -mindepth 1 -type d -name 'slurm-wlm-*' | head -n1)
+if [ -z "$srcdir" ]; then
+  echo "install-deps: apt-get source slurm-wlm=$ver gave no source tree" >&2
+  exit 1
+fi
+
+# Configure with the flags of Debian's rules (debian/rules: dh_auto_configure -- ...), so
+# that config.h and the structs of the internal headers match the installed slurmctld.
+echo "install-deps: configuring Slurm source in $srcdir"
+(
+  cd "$srcdir"
+  # Debian: dh_auto_configure -- --sysconfdir=/etc/slurm --with-munge --enable-pam
+  #   --without-rpath --disable-debug --enable-multiple-slurmd --with-pmix=... (pmix, pam
+  #   and the optional libraries only change plugins we do not build, not struct layouts).
+  ./configure --build="$(dpkg-architecture -qDEB_BUILD_GNU_TYPE)" --prefix=/usr \
+    --includedir=/usr/include --mandir=/usr/share/man --infodir=/usr/share/info \
+    --sysconfdir=/etc/slurm --localstatedir=/var --runstatedir=/run \
+    --libdir="/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)" \
+    --with-munge --without-rpath --disable-debug --enable-multiple-slurmd \
+    > config.log.powergrad 2>&1 || { tail -30 config.log.powergrad >&2; exit 1; }
+)
+ln -sfn "$srcdir" "$SRC_ROOT/current"
+touch "$stamp"
+echo "install-deps: Slurm source ready: $SRC_ROOT/current"

@@ -1,0 +1,23 @@
+// What the controller writes into a power-aware job's AdminComment. Pure C++: the plugin
+// hands in plain copies of job state, so this is tested without slurmctld.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace powergrad {
+
+struct JobView {
+  uint32_t job_id = 0;
+  std::string mode;           // POWERGRAD value from the job's spank environment
+  std::string nodes;          // hostlist expression
+  std::string admin_comment;  // as it is now
+  bool running = true;        // false once the job completed
+};
+
+// The AdminComment the job should have, or nullopt when it already has it or the job is
+// not power-aware (no mode, or mode "off").
+std::optional<std::string> updated_admin_comment(const JobView &job);
+
+}  // namespace powergrad

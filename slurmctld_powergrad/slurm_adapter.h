@@ -1,0 +1,68 @@
+/*
+ * The controller plugin's only window into slurmctld. slurm_adapter.c is the one file that
+ * includes Slurm's internal headers (built against a configured source tree of the
+ * installed version); everything else in slurmctld_powergrad/ is ordinary C++ that sees
+ * only this plain C interface and is tested without slurmctld.
+ */
+#ifndef POWERGRAD_SLURM_ADAPTER_H
+#define POWERGRAD_SLURM_ADAPTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A copy of what PowerGrad needs of one job; strings owned by whoever filled it. */
+typedef struct pg_job_view {
+	uint32_t job_id;
+	char *mode;          /* POWERGRAD value from the job's spank env; NULL: not power-aware */
+	char *nodes;         /* allocated nodes, hostlist expression */
+	char *admin_comment; /* current AdminComment, may be NULL */
+	time_t start_time;
+	int running;         /* 1 while running, 0 once finished */
+} pg_job_view_t;
+
+/*
+ * Called by the adapter with slurmctld's job write lock held (job begin/completion
+ * hooks, and pg_adapter_apply_comments): must be quick, must not call back into the
+ * adapter. Returns a malloc()ed new AdminComment for the job, or NULL to leave it as is.
+ */
+typedef char *(*pg_comment_fn)(const pg_job_view_t *job, void *arg);
+
+/* Logging through slurmctld's log, prefixed "powergrad: ". */
+void pg_adapter_log_info(const char *msg);
+void pg_adapter_log_error(const char *msg);
+void pg_adapter_log_debug(const char *msg);
+
+/*
+ * Chains PowerGrad's job begin/completion callbacks into slurmctld (keeping any that were
+ * there: the nonstop plugin uses the same hooks). fn runs for every job that starts (with
+ * running=1) and every job that completes successfully (running=0), under the job write
+ * lock. Returns 0.
+ */
+int pg_adapter_install_job_hooks(pg_comment_fn fn, void *arg);
+void pg_adapter_remove_job_hooks(void);
+
+/*
+ * Copies every running job that has a POWERGRAD spank env entry, under the job read lock
+ * held only for the copy. *out receives a malloc()ed array of *count views; free it with
+ * pg_adapter_free_views(). Returns 0, or -1 if slurmctld's job list is not available.
+ */
+int pg_adapter_snapshot_power_aware_jobs(pg_job_view_t **out, size_t *count);
+void pg_adapter_free_views(pg_job_view_t *views, size_t count);
+
+/*
+ * Under the job write lock, for each job id in ids that still exists, calls fn with a view
+ * of the job as it is now and stores the comment fn returns. Returns the number updated.
+ */
+size_t pg_adapter_apply_comments(const uint32_t *ids, size_t count, pg_comment_fn fn,
+				 void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,56 @@
+#include "spank_powergrad/plugin_config.hpp"
+
+namespace powergrad {
+
+namespace {
+
+bool parse_log_level(const std::string &v, LogLevel &out) {
+  if (v == "quiet") {
+    out = LogLevel::quiet;
+  } else if (v == "info") {
+    out = LogLevel::info;
+  } else if (v == "debug") {
+    out = LogLevel::debug;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+const char *plugin_arg_keys() { return "default_mode, log_level"; }
+
+ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
+  ConfigParse out;
+  for (const std::string &arg : args) {
+    const auto eq = arg.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      out.errors.push_back("plugin argument '" + arg +
+                           "' is not of the form key=value (keys: " + plugin_arg_keys() + ")");
+      continue;
+    }
+    const std::string key = arg.substr(0, eq);
+    const std::string value = arg.substr(eq + 1);
+    if (key == "default_mode") {
+      ModeParse m = parse_power_aware_mode(value.c_str());
+      if (!m.mode || value.empty() || *m.mode == PowerAwareMode::off) {
+        out.errors.push_back("plugin argument default_mode='" + value +
+                             "': expected latency, throughput or monitor");
+      } else {
+        out.config.default_mode = *m.mode;
+      }
+    } else if (key == "log_level") {
+      if (!parse_log_level(value, out.config.log_level)) {
+        out.errors.push_back("plugin argument log_level='" + value +
+                             "': expected quiet, info or debug");
+      }
+    } else {
+      out.errors.push_back("unknown plugin argument '" + key + "' (known: " + plugin_arg_keys() +
+                           ")");
+    }
+  }
+  return out;
+}
+
+}  // namespace powergrad

@@ -1,0 +1,48 @@
+// Shared by the per-context files of the SPANK plugin: Slurm's header, the plugin's
+// process-wide state, and logging with the plugin's prefix.
+#pragma once
+
+// spank.h declares some symbols outside its own extern "C" block.
+extern "C" {
+#include <slurm/spank.h>
+}
+
+#include <cstdarg>
+#include <optional>
+
+#include "spank_powergrad/plugin_config.hpp"
+#include "spank_powergrad/power_aware_mode.hpp"
+
+namespace powergrad {
+
+// One instance per process that loaded the plugin (srun, sbatch, salloc, slurmd or one
+// slurmstepd). SPANK hooks run on one thread, so no lock.
+struct SpankState {
+  PluginConfig config;
+  // The --power-aware choice seen in this process, if the option was given. The option
+  // callback may run twice in slurmstepd, so it only ever overwrites this value.
+  std::optional<PowerAwareMode> mode;
+};
+
+SpankState &spank_state();
+
+// Every message carries the "powergrad: " prefix. info() obeys log_level=quiet.
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// Per-context handlers (one file each), called by the dispatch in plugin.cpp.
+int client_init(spank_t sp);           // srun, sbatch, salloc
+int client_init_post_opt(spank_t sp);  // srun, sbatch, salloc
+int slurmd_init(spank_t sp);           // slurmd
+int slurmd_exit(spank_t sp);           // slurmd
+int stepd_init(spank_t sp);            // slurmstepd
+int stepd_user_init(spank_t sp);       // slurmstepd
+int stepd_task_post_fork(spank_t sp);  // slurmstepd, as root
+int stepd_task_exit(spank_t sp);       // slurmstepd, as root
+int stepd_exit(spank_t sp);            // slurmstepd
+
+// Registers --power-aware[=MODE] in contexts where options exist.
+int register_power_aware_option(spank_t sp);
+
+}  // namespace powergrad

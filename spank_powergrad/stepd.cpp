@@ -1,0 +1,131 @@
+// slurmstepd (SPANK remote context). One slurmstepd per job step and node; the hooks run
+// as root except user_init (the user's euid). This is where a power-aware step becomes
+// visible on the node: its tasks are logged now and registered with the node agent later.
+#include <sys/types.h>
+
+#include <cinttypes>
+#include <cstdlib>
+#include <string>
+
+extern "C" {
+#include <slurm/slurm.h>
+}
+
+#include "spank_powergrad/node_name.hpp"
+#include "spank_powergrad/spank_glue.hpp"
+
+namespace powergrad {
+
+namespace {
+
+struct StepIdentity {
+  uint32_t job_id = 0;
+  uint32_t step_id = 0;
+  std::string node;
+};
+
+std::string step_label(uint32_t step_id) {
+  switch (step_id) {
+    case SLURM_BATCH_SCRIPT:
+      return "batch";
+    case SLURM_EXTERN_CONT:
+      return "extern";
+    case SLURM_INTERACTIVE_STEP:
+      return "interactive";
+    default:
+      return std::to_string(step_id);
+  }
+}
+
+// This node's name: entry S_JOB_NODEID of the step's node list (Slurm's hostlist API, from
+// the host process). SLURMD_NODENAME is no help this early: a step launched from a batch
+// script inherits the batch host's value.
+std::string step_node_name(spank_t sp) {
+  uint32_t node_id = 0;
+  char list[4096];
+  if (spank_get_item(sp, S_JOB_NODEID, &node_id) == ESPANK_SUCCESS &&
+      (spank_getenv(sp, "SLURM_STEP_NODELIST", list, sizeof list) == ESPANK_SUCCESS ||
+       spank_getenv(sp, "SLURM_JOB_NODELIST", list, sizeof list) == ESPANK_SUCCESS)) {
+    hostlist_t hl = slurm_hostlist_create(list);
+    if (hl) {
+      std::string name;
+      for (uint32_t i = 0; i <= node_id; ++i) {
+        char *h = slurm_hostlist_shift(hl);
+        if (!h) {
+          name.clear();
+          break;
+        }
+        name = h;
+        free(h);
+      }
+      slurm_hostlist_destroy(hl);
+      if (!name.empty()) return name;
+    }
+  }
+  return this_slurmd_node_name();
+}
+
+StepIdentity identify(spank_t sp) {
+  StepIdentity id;
+  spank_get_item(sp, S_JOB_ID, &id.job_id);
+  spank_get_item(sp, S_JOB_STEPID, &id.step_id);
+  id.node = step_node_name(sp);
+  return id;
+}
+
+bool steered() {
+  const SpankState &st = spank_state();
+  return st.mode && *st.mode != PowerAwareMode::off;
+}
+
+}  // namespace
+
+int stepd_init(spank_t sp) {
+  // Registering here is what makes Slurm hand the option's value to this step.
+  return register_power_aware_option(sp);
+}
+
+int stepd_user_init(spank_t sp) {
+  if (!steered()) return 0;
+  const StepIdentity id = identify(sp);
+  uint32_t ntasks = 0;
+  spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &ntasks);
+  log_info("job %" PRIu32 ".%s on node %s: power-aware step, mode=%s, %" PRIu32 " local task(s)",
+           id.job_id, step_label(id.step_id).c_str(), id.node.c_str(),
+           mode_name(*spank_state().mode), ntasks);
+  return 0;
+}
+
+int stepd_task_post_fork(spank_t sp) {
+  if (!steered()) return 0;
+  const StepIdentity id = identify(sp);
+  pid_t pid = 0;
+  uint32_t task = 0;
+  spank_get_item(sp, S_TASK_PID, &pid);
+  spank_get_item(sp, S_TASK_GLOBAL_ID, &task);
+  log_info("job %" PRIu32 ".%s on node %s: task %" PRIu32 " pid %ld registered", id.job_id,
+           step_label(id.step_id).c_str(), id.node.c_str(), task, static_cast<long>(pid));
+  return 0;
+}
+
+int stepd_task_exit(spank_t sp) {
+  if (!steered()) return 0;
+  const StepIdentity id = identify(sp);
+  uint32_t task = 0;
+  int status = 0;
+  spank_get_item(sp, S_TASK_GLOBAL_ID, &task);
+  spank_get_item(sp, S_TASK_EXIT_STATUS, &status);
+  log_info("job %" PRIu32 ".%s on node %s: task %" PRIu32 " exited (status %d), unregistered",
+           id.job_id, step_label(id.step_id).c_str(), id.node.c_str(), task, status);
+  return 0;
+}
+
+int stepd_exit(spank_t sp) {
+  if (!steered()) return 0;
+  const StepIdentity id = identify(sp);
+  log_debug("job %" PRIu32 ".%s on node %s: step done", id.job_id, step_label(id.step_id).c_str(),
+            id.node.c_str());
+  return 0;
+}
+
+}  // namespace powergrad

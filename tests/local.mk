@@ -1,0 +1,21 @@
+# Unit tests (Check), end-to-end tests on a real local Slurm cluster (TAP shell scripts).
+
+UNIT_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
+
+check_PROGRAMS += tests/unit/test_spank_config tests/unit/test_job_record
+TESTS += tests/unit/test_spank_config tests/unit/test_job_record
+
+tests_unit_test_spank_config_SOURCES = tests/unit/test_spank_config.cpp
+tests_unit_test_spank_config_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_spank_config_LDADD = spank_powergrad/libspankcore.la $(CHECK_LIBS)
+
+tests_unit_test_job_record_SOURCES = tests/unit/test_job_record.cpp
+tests_unit_test_job_record_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_job_record_LDADD = slurmctld_powergrad/libctldcore.la $(CHECK_LIBS)
+
+# End-to-end: each brings up its own cluster (tests/cluster/pgcluster) and tears it down.
+E2E_TESTS = \
+	tests/e2e/test_cluster_harness.sh \
+	tests/e2e/test_walking_skeleton.sh
+TESTS += $(E2E_TESTS)
+EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/cluster/pgcluster tests/cluster/README.md

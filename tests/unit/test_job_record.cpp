@@ -1,0 +1,112 @@
+// The AdminComment record: format, merge with other tools' text, parse; and what the
+// controller writes for a job.
+#include <check.h>
+
+#include <string>
+
+#include "jobreport/record.hpp"
+#include "slurmctld_powergrad/job_records.hpp"
+#include "tests/unit/check_strings.hpp"
+
+using namespace powergrad;
+
+START_TEST(format_plain) {
+  const std::string r = format_record({{"v", "1"}, {"mode", "latency"}, {"nodes", "n[1-2,4]"}});
+  ck_assert_std_str_eq(r, "powergrad={v=1 mode=latency nodes=n[1-2,4]}");
+}
+END_TEST
+
+START_TEST(format_cleans_values_and_drops_bad_keys) {
+  const std::string r = format_record({{"a", "x y{z}\n"}, {"Bad-Key", "1"}, {"", "2"}});
+  ck_assert_std_str_eq(r, "powergrad={a=x_y_z__}");
+}
+END_TEST
+
+START_TEST(merge_keeps_other_tools_text) {
+  const std::string rec = "powergrad={v=1}";
+  ck_assert_std_str_eq(merge_record_into_comment("", rec), "powergrad={v=1}");
+  ck_assert_std_str_eq(merge_record_into_comment("site: hot node", rec),
+                       "site: hot node; powergrad={v=1}");
+  // Replaced in place, text on both sides kept.
+  ck_assert_std_str_eq(
+      merge_record_into_comment("a; powergrad={v=1 state=running}; b", "powergrad={v=2}"),
+      "a; powergrad={v=2}; b");
+  // Idempotent.
+  const std::string once = merge_record_into_comment("x", rec);
+  ck_assert_std_str_eq(merge_record_into_comment(once, rec), once);
+  // A broken (unterminated) segment of ours is replaced to the end.
+  ck_assert_std_str_eq(merge_record_into_comment("x; powergrad={v=1 mo", rec),
+                       "x; powergrad={v=1}");
+}
+END_TEST
+
+START_TEST(parse_round_trip_and_errors) {
+  std::string err;
+  auto f = parse_record("other; powergrad={v=1 mode=throughput nodes=n[1-3]} tail", &err);
+  ck_assert(f.has_value());
+  ck_assert_uint_eq(f->size(), 3);
+  ck_assert_std_str_eq(*record_value(*f, "mode"), "throughput");
+  ck_assert_std_str_eq(*record_value(*f, "nodes"), "n[1-3]");
+  ck_assert(!record_value(*f, "energy_j"));
+  ck_assert(!parse_record("nothing here", &err));
+  ck_assert(err.find("no powergrad") != std::string::npos);
+  ck_assert(!parse_record("powergrad={v=1", &err));
+  ck_assert(err.find("closing") != std::string::npos);
+  ck_assert(!parse_record("powergrad={v=1 junk}", &err));
+  ck_assert(err.find("'junk'") != std::string::npos);
+}
+END_TEST
+
+START_TEST(controller_comment_for_power_aware_job) {
+  JobView j;
+  j.job_id = 7;
+  j.mode = "latency";
+  j.nodes = "n[1-2]";
+  j.admin_comment = "keep me";
+  auto c = updated_admin_comment(j);
+  ck_assert(c.has_value());
+  ck_assert_str_eq(c->c_str(), "keep me; powergrad={v=1 mode=latency nodes=n[1-2] state=running}");
+  // Nothing to write when it is already there.
+  j.admin_comment = *c;
+  ck_assert(!updated_admin_comment(j));
+  // Completion updates the state in place.
+  j.running = false;
+  auto done = updated_admin_comment(j);
+  ck_assert(done.has_value());
+  ck_assert_str_eq(done->c_str(),
+                   "keep me; powergrad={v=1 mode=latency nodes=n[1-2] state=completed}");
+}
+END_TEST
+
+START_TEST(controller_ignores_plain_and_off_jobs) {
+  JobView j;
+  j.nodes = "n1";
+  ck_assert(!updated_admin_comment(j));
+  j.mode = "off";
+  ck_assert(!updated_admin_comment(j));
+  j.mode = "(null)";  // sbatch --power-aware without a value
+  auto c = updated_admin_comment(j);
+  ck_assert(c.has_value());
+  ck_assert(c->find("mode=latency") != std::string::npos);
+  j.mode = "warp9";
+  c = updated_admin_comment(j);
+  ck_assert(c->find("mode=invalid") != std::string::npos);
+}
+END_TEST
+
+int main() {
+  Suite *s = suite_create("job_record");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, format_plain);
+  tcase_add_test(tc, format_cleans_values_and_drops_bad_keys);
+  tcase_add_test(tc, merge_keeps_other_tools_text);
+  tcase_add_test(tc, parse_round_trip_and_errors);
+  tcase_add_test(tc, controller_comment_for_power_aware_job);
+  tcase_add_test(tc, controller_ignores_plain_and_off_jobs);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  const int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? 0 : 1;
+}

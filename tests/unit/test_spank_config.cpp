@@ -1,0 +1,116 @@
+// The SPANK plugin's Slurm-free parts: --power-aware values, plugstack.conf arguments,
+// node name discovery for multiple-slurmd hosts.
+#include <check.h>
+
+#include <string>
+
+#include "spank_powergrad/node_name.hpp"
+#include "spank_powergrad/plugin_config.hpp"
+#include "spank_powergrad/power_aware_mode.hpp"
+#include "tests/unit/check_strings.hpp"
+
+using namespace powergrad;
+
+START_TEST(mode_named_values) {
+  ck_assert(*parse_power_aware_mode("latency").mode == PowerAwareMode::latency);
+  ck_assert(*parse_power_aware_mode("throughput").mode == PowerAwareMode::throughput);
+  ck_assert(*parse_power_aware_mode("monitor").mode == PowerAwareMode::monitor);
+  ck_assert(*parse_power_aware_mode("off").mode == PowerAwareMode::off);
+  ck_assert(*parse_power_aware_mode("THROUGHPUT").mode == PowerAwareMode::throughput);
+  ck_assert(*parse_power_aware_mode("no").mode == PowerAwareMode::off);
+}
+END_TEST
+
+START_TEST(mode_missing_value_is_default) {
+  // srun --power-aware (null), sbatch --power-aware reaching a step as "(null)", and "".
+  ck_assert(*parse_power_aware_mode(nullptr).mode == PowerAwareMode::latency);
+  ck_assert(*parse_power_aware_mode("(null)").mode == PowerAwareMode::latency);
+  ck_assert(*parse_power_aware_mode("").mode == PowerAwareMode::latency);
+  ck_assert(*parse_power_aware_mode("on", PowerAwareMode::throughput).mode ==
+            PowerAwareMode::throughput);
+  ck_assert(*parse_power_aware_mode(nullptr, PowerAwareMode::monitor).mode ==
+            PowerAwareMode::monitor);
+}
+END_TEST
+
+START_TEST(mode_bad_value_names_it_and_choices) {
+  ModeParse m = parse_power_aware_mode("fast");
+  ck_assert(!m.mode);
+  ck_assert(m.error.find("'fast'") != std::string::npos);
+  ck_assert(m.error.find("latency, throughput, monitor, off") != std::string::npos);
+  // A huge value is cut in the message, not echoed whole.
+  ModeParse big = parse_power_aware_mode(std::string(5000, 'x').c_str());
+  ck_assert(!big.mode);
+  ck_assert_uint_lt(big.error.size(), 200);
+}
+END_TEST
+
+START_TEST(mode_names_round_trip) {
+  for (PowerAwareMode m : {PowerAwareMode::off, PowerAwareMode::latency, PowerAwareMode::throughput,
+                           PowerAwareMode::monitor}) {
+    ck_assert(*parse_power_aware_mode(mode_name(m)).mode == m);
+  }
+}
+END_TEST
+
+START_TEST(args_defaults_and_known_keys) {
+  ConfigParse none = parse_plugin_args({});
+  ck_assert(none.ok());
+  ck_assert(none.config.default_mode == PowerAwareMode::latency);
+  ck_assert(none.config.log_level == LogLevel::info);
+  ConfigParse p = parse_plugin_args({"default_mode=throughput", "log_level=debug"});
+  ck_assert(p.ok());
+  ck_assert(p.config.default_mode == PowerAwareMode::throughput);
+  ck_assert(p.config.log_level == LogLevel::debug);
+}
+END_TEST
+
+START_TEST(args_unknown_key_is_named) {
+  ConfigParse p = parse_plugin_args({"log_level=info", "perido=2"});
+  ck_assert(!p.ok());
+  ck_assert_uint_eq(p.errors.size(), 1);
+  ck_assert(p.errors[0].find("unknown plugin argument 'perido'") != std::string::npos);
+}
+END_TEST
+
+START_TEST(args_bad_values_are_named) {
+  ConfigParse p = parse_plugin_args({"log_level=loud", "default_mode=off", "novalue", "=x"});
+  ck_assert_uint_eq(p.errors.size(), 4);
+  ck_assert(p.errors[0].find("log_level='loud'") != std::string::npos);
+  ck_assert(p.errors[1].find("default_mode='off'") != std::string::npos);
+  ck_assert(p.errors[2].find("'novalue' is not of the form key=value") != std::string::npos);
+  ck_assert(p.errors[3].find("'=x'") != std::string::npos);
+}
+END_TEST
+
+START_TEST(node_name_from_slurmd_cmdline) {
+  using std::string;
+  ck_assert_std_str_eq(node_name_from_cmdline(string("slurmd\0-D\0-N\0n3\0", 16)), "n3");
+  ck_assert_std_str_eq(node_name_from_cmdline(string("/usr/sbin/slurmd\0-Nnode12\0", 26)),
+                       "node12");
+  ck_assert_std_str_eq(node_name_from_cmdline(string("slurmd\0-D\0", 10)), "");
+  // A trailing -N without a value is not a name.
+  ck_assert_std_str_eq(node_name_from_cmdline(string("slurmd\0-N\0", 10)), "");
+  // The program name itself is never taken, even if it starts with -N.
+  ck_assert_std_str_eq(node_name_from_cmdline(string("-Nfoo\0", 6)), "");
+}
+END_TEST
+
+int main() {
+  Suite *s = suite_create("spank_config");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, mode_named_values);
+  tcase_add_test(tc, mode_missing_value_is_default);
+  tcase_add_test(tc, mode_bad_value_names_it_and_choices);
+  tcase_add_test(tc, mode_names_round_trip);
+  tcase_add_test(tc, args_defaults_and_known_keys);
+  tcase_add_test(tc, args_unknown_key_is_named);
+  tcase_add_test(tc, args_bad_values_are_named);
+  tcase_add_test(tc, node_name_from_slurmd_cmdline);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  const int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? 0 : 1;
+}
