@@ -1,7 +1,7 @@
 // PowerGrad's per-job record in a job's AdminComment (shown by
 // `sacct --format=JobID,AdminComment%200`):
 //
-//   powergrad={v=1 mode=latency nodes=n[1-2] state=completed}
+//   powergrad={v=1 mode=latency nodes=n[1-2]}
 //
 // One `powergrad={...}` segment of space-separated key=value fields. Keys are [a-z0-9_];
 // values never contain spaces or braces. Whatever else is in AdminComment belongs to other

@@ -14,7 +14,6 @@ std::optional<std::string> updated_admin_comment(const JobView &job) {
   // A value no client of ours would send is kept visible rather than guessed at.
   f.emplace_back("mode", m.mode ? mode_name(*m.mode) : "invalid");
   f.emplace_back("nodes", job.nodes.empty() ? "none" : job.nodes);
-  f.emplace_back("state", job.running ? "running" : "completed");
   std::string comment = merge_record_into_comment(job.admin_comment, format_record(f));
   if (comment == job.admin_comment) return std::nullopt;
   return comment;

@@ -13,7 +13,6 @@ struct JobView {
   std::string mode;           // POWERGRAD value from the job's spank environment
   std::string nodes;          // hostlist expression
   std::string admin_comment;  // as it is now
-  bool running = true;        // false once the job completed
 };
 
 // The AdminComment the job should have, or nullopt when it already has it or the job is

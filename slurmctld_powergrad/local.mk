@@ -20,3 +20,4 @@ slurmctld_powergrad_slurmctld_powergrad_la_LDFLAGS = $(AM_LDFLAGS) -module -avoi
 slurmctld_powergrad_slurmctld_powergrad_la_LIBADD = slurmctld_powergrad/libctldcore.la $(PTHREAD_LIBS)
 endif
 EXTRA_DIST += slurmctld_powergrad/slurmctld_powergrad.map
+dist_man_MANS += doc/slurmctld_powergrad.8

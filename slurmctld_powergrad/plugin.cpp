@@ -46,7 +46,6 @@ powergrad::JobView to_view(const pg_job_view_t *v) {
   j.mode = v->mode ? v->mode : "";
   j.nodes = v->nodes ? v->nodes : "";
   j.admin_comment = v->admin_comment ? v->admin_comment : "";
-  j.running = v->running != 0;
   return j;
 }
 

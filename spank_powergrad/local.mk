@@ -21,3 +21,4 @@ spank_powergrad_spank_powergrad_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-versio
 	-Wl,--version-script=$(top_srcdir)/spank_powergrad/spank_powergrad.map
 spank_powergrad_spank_powergrad_la_LIBADD = spank_powergrad/libspankcore.la $(PTHREAD_LIBS)
 EXTRA_DIST += spank_powergrad/spank_powergrad.map
+dist_man_MANS += doc/spank_powergrad.8

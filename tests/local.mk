@@ -2,6 +2,8 @@
 
 UNIT_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
 
+include tests/unit/libgradient.mk
+
 check_PROGRAMS += tests/unit/test_spank_config tests/unit/test_job_record
 TESTS += tests/unit/test_spank_config tests/unit/test_job_record
 

@@ -65,16 +65,15 @@ START_TEST(controller_comment_for_power_aware_job) {
   j.admin_comment = "keep me";
   auto c = updated_admin_comment(j);
   ck_assert(c.has_value());
-  ck_assert_str_eq(c->c_str(), "keep me; powergrad={v=1 mode=latency nodes=n[1-2] state=running}");
+  ck_assert_str_eq(c->c_str(), "keep me; powergrad={v=1 mode=latency nodes=n[1-2]}");
   // Nothing to write when it is already there.
   j.admin_comment = *c;
   ck_assert(!updated_admin_comment(j));
-  // Completion updates the state in place.
-  j.running = false;
-  auto done = updated_admin_comment(j);
-  ck_assert(done.has_value());
-  ck_assert_str_eq(done->c_str(),
-                   "keep me; powergrad={v=1 mode=latency nodes=n[1-2] state=completed}");
+  // An admin's later text is kept when the record is rewritten.
+  j.admin_comment = "powergrad={v=1 mode=latency nodes=n1}; hot aisle";
+  auto moved = updated_admin_comment(j);
+  ck_assert(moved.has_value());
+  ck_assert_str_eq(moved->c_str(), "powergrad={v=1 mode=latency nodes=n[1-2]}; hot aisle");
 }
 END_TEST
 

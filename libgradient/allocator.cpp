@@ -1,0 +1,477 @@
+#include "libgradient/allocator.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "libgradient/format.hpp"
+#include "libgradient/types.hpp"
+
+namespace powergrad {
+
+namespace {
+
+double sum_in_order(const double *x, std::size_t n) {
+  double sum = 0.0;
+  for (std::size_t i = 0; i < n; ++i) sum += x[i];
+  return sum;
+}
+
+// Why [min_w, max_w] cannot be a node's limits, or empty. A group may have no upper limit.
+std::string check_limits(double min_w, double max_w, bool allow_infinite_max) {
+  if (allow_infinite_max && max_w == std::numeric_limits<double>::infinity())
+    return PowerRange{min_w, min_w}.check();
+  return PowerRange{min_w, max_w}.check();
+}
+
+}  // namespace
+
+bool fit_to_budget(double *grants_w, const double *floors_w, std::size_t n, double budget_w) {
+  double sum = sum_in_order(grants_w, n);
+  while (sum > budget_w) {
+    // sum > budget implies excess > 0 in IEEE arithmetic (gradual underflow).
+    double excess = sum - budget_w;
+    bool changed = false;
+    for (std::size_t k = n; k-- > 0 && excess > 0.0;) {
+      const double room = grants_w[k] - floors_w[k];
+      if (!(room > 0.0)) continue;
+      double lowered = grants_w[k] - std::min(room, excess);
+      // An excess below half an ulp of the grant would not change it: step one ulp.
+      if (lowered == grants_w[k]) lowered = std::nextafter(grants_w[k], floors_w[k]);
+      if (lowered < floors_w[k]) lowered = floors_w[k];
+      excess -= grants_w[k] - lowered;
+      grants_w[k] = lowered;
+      changed = true;
+    }
+    if (!changed) return false;
+    sum = sum_in_order(grants_w, n);
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- AllocTree
+
+AllocTree::AllocTree(double root_min_w, double root_max_w, std::string root_name) {
+  nodes_.push_back({});
+  nodes_[0].min_w = root_min_w;
+  nodes_[0].max_w = root_max_w;
+  curves_.emplace_back();
+  names_.push_back(std::move(root_name));
+}
+
+NodeId AllocTree::add_node(NodeId parent, double min_w, double max_w, bool leaf, std::string name) {
+  if (!contains(parent) || nodes_[parent].leaf || nodes_.size() >= kNoNode) return kNoNode;
+  const NodeId id = static_cast<NodeId>(nodes_.size());
+  Node n;
+  n.parent = parent;
+  n.min_w = min_w;
+  n.max_w = max_w;
+  n.leaf = leaf;
+  nodes_.push_back(n);
+  Node &p = nodes_[parent];
+  if (p.last_child == kNoNode)
+    p.first_child = id;
+  else
+    nodes_[p.last_child].next_sibling = id;
+  p.last_child = id;
+  curves_.emplace_back();
+  names_.push_back(std::move(name));
+  return id;
+}
+
+NodeId AllocTree::add_group(NodeId parent, double min_w, double max_w, std::string name) {
+  return add_node(parent, min_w, max_w, false, std::move(name));
+}
+
+NodeId AllocTree::add_leaf(NodeId parent, double min_w, double max_w, GainCurve curve,
+                           std::string name) {
+  const NodeId id = add_node(parent, min_w, max_w, true, std::move(name));
+  if (id != kNoNode) curves_[id] = std::move(curve);
+  return id;
+}
+
+bool AllocTree::set_curve(NodeId leaf, GainCurve curve) {
+  if (!contains(leaf) || !nodes_[leaf].leaf) return false;
+  curves_[leaf] = std::move(curve);
+  return true;
+}
+
+bool AllocTree::set_limits(NodeId node, double min_w, double max_w) {
+  if (!contains(node)) return false;
+  nodes_[node].min_w = min_w;
+  nodes_[node].max_w = max_w;
+  return true;
+}
+
+std::string AllocTree::describe(NodeId id) const {
+  if (contains(id) && !names_[id].empty()) return names_[id];
+  return "node #" + std::to_string(id);
+}
+
+std::vector<NodeId> AllocTree::children(NodeId id) const {
+  std::vector<NodeId> out;
+  if (!contains(id)) return out;
+  for (NodeId c = nodes_[id].first_child; c != kNoNode; c = nodes_[c].next_sibling)
+    out.push_back(c);
+  return out;
+}
+
+// ---------------------------------------------------------------- TreeAllocator
+
+// Every node offers its parent a curve: an unsorted list of pieces. A leaf's are its curve
+// cut to [0, max - min] (padded with slope 0). A group's are its children's pieces between
+// two cut points in cumulative watts, steepest first: [lo - floors, hi - floors], i.e. the
+// watts its own floor forces on it are skipped and those beyond its own cap dropped; pieces at
+// a cut point's slope are merged into one clipped piece, as a sorted merge would do. A group
+// whose own limits cut nothing just passes its children's pieces on (no copy).
+//
+// Top-down, the root's grant fixes a water level (a slope) by selection. A group then gets
+// its floor, its pieces steeper than the level, and a share of those at it; inside it, the
+// same level holds unless its own floor or cap cut the curve: a group whose floor binds is
+// split at its floor's cut slope, one whose cap binds at its cap's. So each group's level is
+// its parent's clamped to [cap cut, floor cut], with no further search.
+
+namespace {
+
+constexpr double kNoLevel = -std::numeric_limits<double>::infinity();
+
+}  // namespace
+
+bool TreeAllocator::build_leaf(const AllocTree &tree, NodeId id, AllocResult &result) {
+  const AllocTree::Node &node = tree.nodes_[id];
+  std::string why = check_limits(node.min_w, node.max_w, false);
+  const GainCurve &curve = tree.curves_[id];
+  if (why.empty() && !curve.valid()) why = curve.error();
+  if (!why.empty()) {
+    result.error = tree.describe(id) + ": " + why;
+    result.failed_index = id;
+    return false;
+  }
+  lo_w_[id] = node.min_w;
+  hi_w_[id] = node.max_w;
+  floor_sum_w_[id] = node.min_w;
+  pass_through_[id] = 0;
+  begin_[id] = pieces_.size();
+  double room = node.max_w - node.min_w;
+  double total = 0.0;
+  for (const GainSegment &s : curve.segments()) {
+    if (!(room > 0.0)) break;
+    const double width = std::min(s.width_w, room);
+    pieces_.push_back({s.slope, width, 1.0});
+    total += width;
+    room -= width;
+  }
+  if (room > 0.0) {  // past the curve: no gain
+    pieces_.push_back({0.0, room, 1.0});
+    total += room;
+  }
+  end_[id] = pieces_.size();
+  curve_w_[id] = total;
+  return true;
+}
+
+bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &result) {
+  const AllocTree::Node &node = tree.nodes_[id];
+  if (std::string why = check_limits(node.min_w, node.max_w, true); !why.empty()) {
+    result.error = tree.describe(id) + ": " + why;
+    result.failed_index = id;
+    return false;
+  }
+  double floors = 0.0;
+  double caps = 0.0;
+  double curve = 0.0;
+  for (NodeId c = node.first_child; c != kNoNode; c = tree.nodes_[c].next_sibling) {
+    floors += lo_w_[c];
+    caps += hi_w_[c];
+    curve += curve_w_[c];
+  }
+  const double lo = std::max(node.min_w, floors);
+  const double hi = std::min(node.max_w, caps);
+  if (lo > hi) {
+    result.error = tree.describe(id) + ": ";
+    if (floors > node.max_w)
+      result.error += "its children's floors sum to " + format_w(floors) + ", above its limit " +
+                      format_w(node.max_w);
+    else
+      result.error += "its floor " + format_w(node.min_w) + " is above the " + format_w(caps) +
+                      " its children can take";
+    result.failed_index = id;
+    return false;
+  }
+  lo_w_[id] = lo;
+  hi_w_[id] = hi;
+  floor_sum_w_[id] = floors;
+  begin_[id] = end_[id] = 0;
+  // Nobody reads the root's curve; other groups copy only when their limits cut.
+  floor_cut_[id] = std::numeric_limits<double>::infinity();
+  cap_cut_[id] = kNoLevel;
+  if (id == AllocTree::kRoot || (node.min_w <= floors && node.max_w >= caps)) {
+    pass_through_[id] = 1;
+    curve_w_[id] = curve;
+    return true;
+  }
+  pass_through_[id] = 0;
+  gather_children(tree, id);
+  keep_window(id, lo - floors, hi - floors);
+  return true;
+}
+
+// Keeps the pieces of scratch_ that lie in [start_w, end_w] of cumulative width, steepest
+// first, as id's own curve.
+void TreeAllocator::keep_window(NodeId id, double start_w, double end_w) {
+  const Level last = select_level(end_w);
+  const Level first = start_w > 0.0 ? select_level(start_w)
+                                    : Level{std::numeric_limits<double>::infinity(), 0.0, 0.0};
+  floor_cut_[id] = first.slope;
+  cap_cut_[id] = last.slope;
+  begin_[id] = pieces_.size();
+  double total = 0.0;
+  double first_weight = 0.0;
+  double last_weight = 0.0;
+  for (const Piece &p : scratch_) {
+    if (p.slope > first.slope || p.slope < last.slope) continue;
+    if (p.slope == first.slope) {
+      first_weight += p.weight;
+    } else if (p.slope == last.slope) {
+      last_weight += p.weight;
+    } else {
+      pieces_.push_back(p);
+      total += p.width_w;
+    }
+  }
+  const auto keep = [&](double slope, double width, double weight) {
+    if (std::isfinite(slope) && width > 0.0) {
+      pieces_.push_back({slope, width, weight});
+      total += width;
+    }
+  };
+  if (first.slope == last.slope) {
+    keep(first.slope, end_w - start_w, first_weight);
+  } else {
+    keep(first.slope, first.above_w + first.at_w - start_w, first_weight);
+    keep(last.slope, end_w - last.above_w, last_weight);
+  }
+  end_[id] = pieces_.size();
+  curve_w_[id] = total;
+}
+
+// Iterative walks, because a chain of pass-through groups may be as deep as the tree.
+void TreeAllocator::gather_children(const AllocTree &tree, NodeId id) {
+  scratch_.clear();
+  stack_.clear();
+  for (NodeId c = tree.nodes_[id].first_child; c != kNoNode; c = tree.nodes_[c].next_sibling)
+    stack_.push_back(c);
+  std::reverse(stack_.begin(), stack_.end());
+  while (!stack_.empty()) {
+    const NodeId v = stack_.back();
+    stack_.pop_back();
+    if (!pass_through_[v]) {
+      scratch_.insert(scratch_.end(), pieces_.begin() + static_cast<std::ptrdiff_t>(begin_[v]),
+                      pieces_.begin() + static_cast<std::ptrdiff_t>(end_[v]));
+      continue;
+    }
+    const std::size_t mark = stack_.size();
+    for (NodeId c = tree.nodes_[v].first_child; c != kNoNode; c = tree.nodes_[c].next_sibling)
+      stack_.push_back(c);
+    std::reverse(stack_.begin() + static_cast<std::ptrdiff_t>(mark), stack_.end());
+  }
+}
+
+TreeAllocator::Share TreeAllocator::share_at(const AllocTree &tree, NodeId id, double level) {
+  Share share{0.0, 0.0, 0.0};
+  stack_.clear();
+  stack_.push_back(id);
+  while (!stack_.empty()) {
+    const NodeId v = stack_.back();
+    stack_.pop_back();
+    if (pass_through_[v]) {
+      for (NodeId c = tree.nodes_[v].first_child; c != kNoNode; c = tree.nodes_[c].next_sibling)
+        stack_.push_back(c);
+      continue;
+    }
+    for (std::size_t i = begin_[v]; i < end_[v]; ++i) {
+      const Piece &p = pieces_[i];
+      if (p.slope > level) {
+        share.above_w += p.width_w;
+      } else if (p.slope == level) {
+        share.at_w += p.width_w;
+        share.weight += p.weight;
+      }
+    }
+  }
+  return share;
+}
+
+// Weighted selection over scratch_ (which it reorders): quickselect with a three-way
+// partition around a median-of-three slope, falling back to sorting what is left after
+// too many rounds or once few pieces remain. Deterministic for a given input order.
+TreeAllocator::Level TreeAllocator::select_level(double target_w) {
+  Piece *a = scratch_.data();
+  std::size_t lo = 0;
+  std::size_t hi = scratch_.size();
+  double above = 0.0;
+  int rounds = 8;
+  for (std::size_t n = hi; n > 0; n >>= 1) rounds += 2;
+  while (hi - lo > 32 && rounds-- > 0) {
+    const double x = a[lo].slope, y = a[lo + (hi - lo) / 2].slope, z = a[hi - 1].slope;
+    const double pivot = std::max(std::min(x, y), std::min(std::max(x, y), z));
+    std::size_t i = lo, j = lo, k = hi;  // [lo,i) steeper, [i,j) equal, [k,hi) flatter
+    double steeper_w = 0.0;
+    double equal_w = 0.0;
+    while (j < k) {
+      const double s = a[j].slope;
+      if (s > pivot) {
+        steeper_w += a[j].width_w;
+        std::swap(a[i++], a[j++]);
+      } else if (s < pivot) {
+        std::swap(a[j], a[--k]);
+      } else {
+        equal_w += a[j++].width_w;
+      }
+    }
+    if (above + steeper_w > target_w) {
+      hi = i;
+    } else if (above + steeper_w + equal_w > target_w) {
+      return {pivot, above + steeper_w, equal_w};
+    } else {
+      above += steeper_w + equal_w;
+      lo = k;
+    }
+  }
+  std::sort(a + lo, a + hi, [](const Piece &p, const Piece &q) { return p.slope > q.slope; });
+  for (std::size_t i = lo; i < hi;) {
+    const double slope = a[i].slope;
+    double width = 0.0;
+    for (; i < hi && a[i].slope == slope; ++i) width += a[i].width_w;
+    if (above + width > target_w) return {slope, above, width};
+    above += width;
+  }
+  return {kNoLevel, above, 0.0};
+}
+
+void TreeAllocator::split(const AllocTree &tree, NodeId id, double grant_w,
+                          std::vector<double> &grants) {
+  const NodeId first_child = tree.nodes_[id].first_child;
+  if (first_child == kNoNode) return;
+  const double above_floors = grant_w - floor_sum_w_[id];
+  if (id == AllocTree::kRoot) {
+    double offered = 0.0;
+    for (NodeId c = first_child; c != kNoNode; c = tree.nodes_[c].next_sibling)
+      offered += curve_w_[c];
+    level_[id] = kNoLevel;
+    if (above_floors < offered) {
+      gather_children(tree, id);
+      level_[id] = select_level(above_floors).slope;
+    }
+  }
+  const double level = level_[id];
+  kids_.clear();
+  for (NodeId c = first_child; c != kNoNode; c = tree.nodes_[c].next_sibling) kids_.push_back(c);
+  const std::size_t k = kids_.size();
+  kid_grants_.resize(k);
+  kid_floors_.resize(k);
+  for (std::size_t j = 0; j < k; ++j) kid_floors_[j] = lo_w_[kids_[j]];
+
+  if (level == kNoLevel) {
+    for (std::size_t j = 0; j < k; ++j) kid_grants_[j] = hi_w_[kids_[j]];
+  } else {
+    // Pieces steeper than the level are taken whole; those at the level are shared.
+    ties_.clear();
+    double taken = 0.0;
+    double tie_weight = 0.0;
+    for (std::size_t j = 0; j < k; ++j) {
+      const Share s = share_at(tree, kids_[j], level);
+      kid_grants_[j] = lo_w_[kids_[j]] + s.above_w;
+      taken += s.above_w;
+      if (s.at_w > 0.0) {
+        ties_.push_back({static_cast<std::uint32_t>(j), s.at_w, s.weight});
+        tie_weight += s.weight;
+      }
+    }
+    // Water level: sorted by how soon each tied share fills (cap per weight), every child
+    // gets weight * level until full; the last one takes what is left.
+    std::sort(ties_.begin(), ties_.end(), [](const TieShare &a, const TieShare &b) {
+      const double fa = a.cap_w * b.weight;
+      const double fb = b.cap_w * a.weight;
+      return fa != fb ? fa < fb : a.child < b.child;
+    });
+    double left = std::max(0.0, above_floors - taken);
+    for (const TieShare &t : ties_) {
+      if (!(left > 0.0)) break;
+      double give = tie_weight > t.weight ? t.weight * (left / tie_weight) : left;
+      give = std::min(give, t.cap_w);
+      kid_grants_[t.child] += give;
+      left -= give;
+      tie_weight -= t.weight;
+    }
+    for (std::size_t j = 0; j < k; ++j) kid_grants_[j] = std::min(kid_grants_[j], hi_w_[kids_[j]]);
+  }
+  fit_to_budget(kid_grants_.data(), kid_floors_.data(), k, grant_w);
+  for (std::size_t j = 0; j < k; ++j) {
+    const NodeId c = kids_[j];
+    grants[c] = kid_grants_[j];
+    // min/max rather than std::clamp: float noise must not make inverted bounds UB.
+    if (!tree.nodes_[c].leaf) level_[c] = std::min(std::max(level, cap_cut_[c]), floor_cut_[c]);
+  }
+}
+
+AllocResult TreeAllocator::allocate(const AllocTree &tree, double budget_w) {
+  AllocResult result;
+  if (!std::isfinite(budget_w) || budget_w < 0.0) {
+    result.error = "budget " + format_w(budget_w) + " is negative or not finite";
+    return result;
+  }
+  const std::size_t n = tree.size();
+  lo_w_.assign(n, 0.0);
+  hi_w_.assign(n, 0.0);
+  floor_sum_w_.assign(n, 0.0);
+  curve_w_.assign(n, 0.0);
+  begin_.assign(n, 0);
+  end_.assign(n, 0);
+  pass_through_.assign(n, 0);
+  floor_cut_.assign(n, 0.0);
+  cap_cut_.assign(n, 0.0);
+  level_.assign(n, kNoLevel);
+  pieces_.clear();
+  // Children have larger ids than their parents: build bottom-up by falling id.
+  for (std::size_t i = n; i-- > 0;) {
+    const NodeId id = static_cast<NodeId>(i);
+    const bool ok = tree.is_leaf(id) ? build_leaf(tree, id, result) : build_group(tree, id, result);
+    if (!ok) return result;
+  }
+  if (budget_w < lo_w_[AllocTree::kRoot]) {
+    result.error = "budget " + format_w(budget_w) + " is below the floor " +
+                   format_w(lo_w_[AllocTree::kRoot]) + " of " + tree.describe(AllocTree::kRoot);
+    return result;
+  }
+  std::vector<double> grants(n, 0.0);
+  grants[AllocTree::kRoot] = std::min(budget_w, hi_w_[AllocTree::kRoot]);
+  for (std::size_t i = 0; i < n; ++i) {
+    const NodeId id = static_cast<NodeId>(i);
+    if (!tree.is_leaf(id)) split(tree, id, grants[id], grants);
+  }
+  result.feasible = true;
+  result.unallocated_w = budget_w - grants[AllocTree::kRoot];
+  result.grants_w = std::move(grants);
+  return result;
+}
+
+AllocResult allocate_tree(const AllocTree &tree, double budget_w) {
+  TreeAllocator allocator;
+  return allocator.allocate(tree, budget_w);
+}
+
+// ---------------------------------------------------------------- flat
+
+AllocResult allocate(double budget_w, const std::vector<AllocChild> &children) {
+  AllocTree tree(0.0, std::numeric_limits<double>::infinity(), "the children");
+  for (std::size_t i = 0; i < children.size(); ++i)
+    tree.add_leaf(AllocTree::kRoot, children[i].min_w, children[i].max_w, children[i].curve,
+                  "child " + std::to_string(i));
+  AllocResult result = allocate_tree(tree, budget_w);
+  if (result.failed_index != kNoIndex) result.failed_index -= 1;  // node id -> child index
+  if (result.feasible) result.grants_w.erase(result.grants_w.begin());
+  return result;
+}
+
+}  // namespace powergrad

@@ -1,0 +1,198 @@
+// Power allocation by water-filling on concave gain curves, flat and over a tree.
+//
+// Every child first gets its floor (min_w); the rest of the budget goes to the highest
+// marginal gains first. Watts on segments of equal slope are shared by a water level: each
+// tied child gets the same amount, up to what its segment can take, so equal gradients get
+// equal grants where bounds allow. Budget beyond what all children can take is left over
+// (unallocated_w).
+//
+// Over a tree (cluster -> groups such as racks/PDUs -> nodes -> domains) each group's curve is
+// the merge of its children's curves, cut to the group's own limit; the grant is then split
+// top-down with the same rule. For separable concave gains under nested limits this greedy is
+// exact (Federgruen & Groenevelt, Oper. Res. 1986): the total gain equals the optimum.
+// Tied watts across groups are shared per leaf segment at that slope (a group holding three
+// tied leaves gets three shares): exact per-leaf equality when the tied leaves can each take
+// their share; when some fill up early, their siblings in the same group absorb the rest.
+// Either way the total gain is optimal (ties have equal slopes).
+//
+// Guarantees, all tested:
+// - the grants a parent hands out, summed in child order in double precision, never exceed
+//   what the parent was given (the budget at the root), not even by rounding;
+// - every grant lies within its node's [min_w, max_w] (and a group's within its effective
+//   range, see AllocTree);
+// - deterministic: the same input gives bit-identical output.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "libgradient/gain_curve.hpp"
+
+namespace powergrad {
+
+inline constexpr std::size_t kNoIndex = std::numeric_limits<std::size_t>::max();
+
+// Result shape shared by allocate(), allocate_tree() and the baselines.
+struct AllocResult {
+  bool feasible = false;
+  // One grant per child (flat) or per tree node (indexed by NodeId). Empty when not
+  // feasible: there is no partial answer a caller could mistake for a safe one.
+  std::vector<double> grants_w;
+  // Budget not handed out because every child is at its maximum (0 when feasible and the
+  // budget is below what the children can take).
+  double unallocated_w = 0.0;
+  // Why not feasible, naming the child or node; empty when feasible.
+  std::string error;
+  // The child index (flat) or NodeId (tree) the error is about, kNoIndex if about the budget.
+  std::size_t failed_index = kNoIndex;
+};
+
+// A child of a flat allocation. `curve` describes the gain of the watts above min_w; if it is
+// narrower than max_w - min_w the rest gains nothing (slope 0), if wider it is cut.
+struct AllocChild {
+  double min_w = 0.0;
+  double max_w = 0.0;
+  GainCurve curve;
+};
+
+// Splits budget_w over the children. Not feasible when the budget is negative or not finite,
+// a child's bounds are bad (negative, not finite, min above max) or its curve invalid, or the
+// floors sum above the budget.
+AllocResult allocate(double budget_w, const std::vector<AllocChild> &children);
+
+using NodeId = std::uint32_t;
+inline constexpr NodeId kNoNode = std::numeric_limits<NodeId>::max();
+
+// A tree of power limits. Node 0 is the root (the cluster); every other node is added under an
+// existing group, so a parent's id is always below its children's. Leaves carry gain curves
+// (as AllocChild does); groups carry their own limits, e.g. a rack PDU's rating. A group's
+// effective range is [max(own min, sum of children's mins), min(own max, sum of children's
+// maxima)]; its max may be +infinity (no own limit), a leaf's may not.
+class AllocTree {
+ public:
+  static constexpr NodeId kRoot = 0;
+
+  explicit AllocTree(double root_min_w = 0.0,
+                     double root_max_w = std::numeric_limits<double>::infinity(),
+                     std::string root_name = "root");
+
+  // Return the new node's id, or kNoNode if `parent` is not an existing group.
+  NodeId add_group(NodeId parent, double min_w, double max_w, std::string name = {});
+  NodeId add_leaf(NodeId parent, double min_w, double max_w, GainCurve curve,
+                  std::string name = {});
+  // Per-period updates; false if the node does not exist (or is not a leaf, for the curve).
+  bool set_curve(NodeId leaf, GainCurve curve);
+  bool set_limits(NodeId node, double min_w, double max_w);
+
+  std::size_t size() const { return nodes_.size(); }
+  bool contains(NodeId id) const { return id < nodes_.size(); }
+  bool is_leaf(NodeId id) const { return nodes_[id].leaf; }
+  NodeId parent(NodeId id) const { return nodes_[id].parent; }
+  double min_w(NodeId id) const { return nodes_[id].min_w; }
+  double max_w(NodeId id) const { return nodes_[id].max_w; }
+  const GainCurve &curve(NodeId id) const { return curves_[id]; }
+  const std::string &name(NodeId id) const { return names_[id]; }
+  // The node's name, or "node #ID" when it has none: for messages.
+  std::string describe(NodeId id) const;
+  // Children in the order they were added.
+  std::vector<NodeId> children(NodeId id) const;
+
+ private:
+  friend class TreeAllocator;
+  struct Node {
+    NodeId parent = kNoNode;
+    NodeId first_child = kNoNode;
+    NodeId last_child = kNoNode;
+    NodeId next_sibling = kNoNode;
+    double min_w = 0.0;
+    double max_w = 0.0;
+    bool leaf = false;
+  };
+  NodeId add_node(NodeId parent, double min_w, double max_w, bool leaf, std::string name);
+
+  std::vector<Node> nodes_;
+  std::vector<GainCurve> curves_;  // empty curve for groups
+  std::vector<std::string> names_;
+};
+
+// Splits budget_w over the tree; grants_w[id] is node id's grant (the root's is what the
+// tree takes of the budget, and unallocated_w = budget_w - that). Not feasible when the
+// budget is bad or below the root's floor, any node's limits or curve are bad, or a group's
+// effective range is empty (children's floors above its max, or its min above what its
+// children can take); failed_index is then that node's id.
+AllocResult allocate_tree(const AllocTree &tree, double budget_w);
+
+// The same, keeping its working memory between calls: a controller that reallocates every
+// period over a large tree should hold one of these.
+//
+// How: no curve is ever sorted. A group's curve is the multiset of its children's pieces;
+// where its own limits cut it, the two cut points are found by weighted selection (the slope
+// at which the cumulative width, steepest first, reaches a given amount: linear expected
+// time) and only the pieces between them are kept. Top-down, only the root's water level
+// needs a selection: a group splits at its parent's level clamped to its own cut levels.
+// Work is linear in the number of pieces per tree level.
+class TreeAllocator {
+ public:
+  AllocResult allocate(const AllocTree &tree, double budget_w);
+
+ private:
+  // A linear piece of a curve. weight counts the leaf segments in it, so a water level
+  // across groups shares tied watts per leaf segment, not per group.
+  struct Piece {
+    double slope;
+    double width_w;
+    double weight;
+  };
+  // Where cumulative width, steepest first, reaches a target: pieces steeper than `slope`
+  // hold above_w (<= target), those at `slope` hold at_w more (above_w + at_w > target).
+  // slope is -infinity when the target is at or beyond the total width.
+  struct Level {
+    double slope;
+    double above_w;
+    double at_w;
+  };
+  // A child's pieces relative to a level: watts steeper than it, watts at it, and how many
+  // leaf segments those at it stand for.
+  struct Share {
+    double above_w;
+    double at_w;
+    double weight;
+  };
+  struct TieShare {
+    std::uint32_t child;
+    double cap_w;
+    double weight;
+  };
+
+  bool build_leaf(const AllocTree &tree, NodeId id, AllocResult &result);
+  bool build_group(const AllocTree &tree, NodeId id, AllocResult &result);
+  void keep_window(NodeId id, double start_w, double end_w);
+  // Copies the pieces of id's children's curves into scratch_.
+  void gather_children(const AllocTree &tree, NodeId id);
+  Level select_level(double target_w);
+  Share share_at(const AllocTree &tree, NodeId id, double level);
+  void split(const AllocTree &tree, NodeId id, double grant_w, std::vector<double> &grants);
+
+  // Per node: effective range, sum of the children's floors, the curve it offers its parent
+  // (its own pieces_[begin, end), or its children's when pass_through), the slopes where its
+  // own floor and cap cut its children's curves, and the level it is split at.
+  std::vector<double> lo_w_, hi_w_, floor_sum_w_, curve_w_;
+  std::vector<std::size_t> begin_, end_;
+  std::vector<unsigned char> pass_through_;
+  std::vector<double> floor_cut_, cap_cut_, level_;
+  std::vector<Piece> pieces_;
+  std::vector<Piece> scratch_;
+  std::vector<NodeId> kids_, stack_;
+  std::vector<double> kid_grants_, kid_floors_;
+  std::vector<TieShare> ties_;
+};
+
+// Lowers grants (never below their floors, last ones first) until their sum, taken in index
+// order in double precision, is at most budget_w. Returns false only if the floors alone
+// exceed the budget. Shared by the allocators and the baselines.
+bool fit_to_budget(double *grants_w, const double *floors_w, std::size_t n, double budget_w);
+
+}  // namespace powergrad

@@ -1,0 +1,70 @@
+// Concave gain curves as piecewise-linear functions of the watts given above a floor.
+//
+// A curve is a list of segments, each `width_w` watts wide with a constant marginal gain
+// `slope` (gain per watt). Slopes never increase from one segment to the next (concavity,
+// i.e. diminishing returns) and are never negative. A constant gradient is one segment; an
+// empty curve gains nothing anywhere.
+//
+// Factories never throw: bad input yields a curve with valid() == false and error() saying
+// why, which the allocators report as an infeasible child.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace powergrad {
+
+struct GainSegment {
+  double width_w = 0.0;
+  double slope = 0.0;  // marginal gain per watt over this segment
+};
+
+struct CurvePoint {
+  double power_w = 0.0;
+  double gain = 0.0;
+};
+
+class GainCurve {
+ public:
+  GainCurve() = default;
+
+  // Segments in order of increasing power. Zero-width segments are dropped and neighbours of
+  // equal slope merged. A slope above its predecessor by no more than a relative 1e-9 (float
+  // noise) is taken as equal; a larger increase, a negative or non-finite slope or width
+  // makes the curve invalid.
+  static GainCurve from_segments(std::vector<GainSegment> segments);
+  // Constant marginal gain `gradient` over `width_w` watts.
+  static GainCurve linear(double gradient, double width_w);
+  // Gains at increasing powers; only differences matter, the first point is offset 0. Points
+  // must have strictly increasing power and form a concave, non-decreasing polyline.
+  static GainCurve from_points(const std::vector<CurvePoint> &points);
+  // Marginal gains sampled at consecutive steps of `step_w` watts. Samples need not be
+  // monotone (measured or simulated data are noisy): the curve uses their least concave
+  // majorant, i.e. adjacent violators are pooled into their width-weighted mean, which keeps
+  // the total gain. Negative samples count as 0 (a watt can be left unused at no cost).
+  static GainCurve from_marginal_samples(const std::vector<double> &marginal_per_w, double step_w);
+  // Samples `marginal_at(offset_w)` at the midpoints of `steps` equal steps over
+  // [0, width_w], then as from_marginal_samples.
+  static GainCurve from_marginal(const std::function<double(double)> &marginal_at, double width_w,
+                                 std::size_t steps);
+
+  bool valid() const { return error_.empty(); }
+  const std::string &error() const { return error_; }
+  const std::vector<GainSegment> &segments() const { return segments_; }
+  // Total width covered by the segments.
+  double width_w() const;
+  // Gain of the first offset_w watts (clamped to [0, width_w()]).
+  double gain_at(double offset_w) const;
+  // Slope of the segment that the watt after offset_w falls in; 0 past the end.
+  double marginal_at(double offset_w) const;
+
+ private:
+  static GainCurve invalid(std::string why);
+
+  std::vector<GainSegment> segments_;
+  std::string error_;
+};
+
+}  // namespace powergrad
