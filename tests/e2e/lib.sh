@@ -1,0 +1,256 @@
+# shellcheck shell=bash
+# tests/e2e/lib.sh: shared helpers for PowerGrad's end-to-end tests (bash, TAP output).
+# Source it from a test:   . "$(dirname "$0")/lib.sh"
+#
+# TAP
+#   plan N                  print the plan line "1..N" (once, before the first test point)
+#   ok DESC                 a passing test point
+#   not_ok DESC [DIAG...]   a failing test point; DIAG lines are printed as "# ..."
+#   check DESC CMD [ARG...] run CMD: ok when it exits 0, otherwise not_ok with its output
+#   is GOT WANT DESC        ok when the strings are equal, otherwise not_ok showing both
+#   skip DESC REASON        a skipped test point ("ok N - DESC # SKIP REASON")
+#   skip_all REASON         "1..0 # SKIP REASON" and exit 0 (only before `plan`)
+#   bail_out REASON         "Bail out! REASON" and exit 1 (cleanups still run)
+#   diag MSG...             "# MSG" for every line of MSG
+#   wait_until TIMEOUT_S CMD [ARG...]
+#                           run CMD every 0.2 s until it succeeds (0) or TIMEOUT_S pass (1)
+#   pg_on_exit CMD [ARG...] register a cleanup, run at exit in reverse order of registration
+#                           (do not set an EXIT trap of your own: it would replace this one)
+#   pg_test_failed          true when a test point failed (or, in cleanups, the test aborted)
+#
+# Exit status: a test that ran its whole plan exits 0 under `make check` (PG_BUILDDIR set:
+# the TAP lines carry the results, so failures are not counted twice), and 1 on any
+# failure when run by hand. A test that stops before its plan is complete exits nonzero.
+#
+# Local cluster (tests/cluster/pgcluster)
+#   pg_cluster_test_setup NAME
+#       Call before `plan`. Skips the whole test (skip_all) when not root or when the
+#       cluster's prerequisites are missing. Otherwise: a fresh PG_CLUSTER_DIR
+#       (/tmp/pg-e2e-NAME.XXXXXX) and a PG_PORT_BASE no other test holds (claimed under
+#       /tmp/powergrad-ports, released at exit), both exported; unsets the other PG_*
+#       cluster settings so the test starts from defaults; registers the teardown
+#       (`pgcluster down`, release of the ports, removal of the folder unless a test point
+#       failed or PG_KEEP_CLUSTER_DIR=1). Sets PGCLUSTER to the pgcluster script.
+#   pg_cluster_env          eval "$(pgcluster env)" in the calling shell
+#   pg_cluster_procs        print the pids (one line, space separated) of processes whose
+#                           command line holds $PG_CLUSTER_DIR or that carry the cluster's
+#                           marker environment (everything pgcluster starts); empty: none
+#   pg_pid_alive PID        true when PID runs (zombies count as gone)
+#
+# Also set: PG_TOP (source tree top: $PG_SRCDIR under make check, else found from here).
+
+if [ -n "${_PG_E2E_LIB:-}" ]; then return 0; fi
+_PG_E2E_LIB=1
+
+PG_TOP=${PG_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+PGCLUSTER=$PG_TOP/tests/cluster/pgcluster
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+_pg_tap_n=0
+_pg_tap_failed=0
+_pg_tap_planned=''
+_pg_tap_aborted=0
+_pg_cleanups=()
+
+plan() {
+  _pg_tap_planned=$1
+  echo "1..$1"
+}
+
+diag() {
+  local line
+  while IFS= read -r line; do printf '# %s\n' "$line"; done <<<"$*"
+}
+
+ok() {
+  _pg_tap_n=$((_pg_tap_n + 1))
+  echo "ok $_pg_tap_n - $*"
+}
+
+not_ok() {
+  local desc=$1; shift
+  _pg_tap_n=$((_pg_tap_n + 1))
+  _pg_tap_failed=$((_pg_tap_failed + 1))
+  echo "not ok $_pg_tap_n - $desc"
+  [ $# -eq 0 ] || diag "$@"
+}
+
+check() {
+  local desc=$1 out rc=0; shift
+  out=$("$@" 2>&1) || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    ok "$desc"
+  else
+    not_ok "$desc" "command: $*" "exit status $rc" "$out"
+  fi
+}
+
+is() {
+  if [ "$1" = "$2" ]; then
+    ok "$3"
+  else
+    not_ok "$3" "got:  '$1'" "want: '$2'"
+  fi
+}
+
+skip() {
+  _pg_tap_n=$((_pg_tap_n + 1))
+  echo "ok $_pg_tap_n - $1 # SKIP ${2:-}"
+}
+
+skip_all() {
+  echo "1..0 # SKIP $*"
+  _pg_tap_planned=0
+  exit 0
+}
+
+bail_out() {
+  echo "Bail out! $*"
+  exit 1
+}
+
+wait_until() {
+  local timeout=$1 deadline; shift
+  deadline=$(( ${EPOCHREALTIME/./} + timeout * 1000000 ))
+  until "$@" >/dev/null 2>&1; do
+    [ "${EPOCHREALTIME/./}" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
+}
+
+pg_on_exit() {
+  local q
+  printf -v q '%q ' "$@"
+  _pg_cleanups+=("$q")
+}
+
+# True when the test has failed so far: a failed test point, or (at exit) an incomplete
+# plan or a nonzero exit status. Cleanups use it to keep evidence.
+pg_test_failed() {
+  [ "$_pg_tap_failed" -gt 0 ] || [ "${_pg_tap_aborted:-0}" = 1 ]
+}
+
+_pg_exit() {
+  local rc=$? i
+  trap - EXIT INT TERM
+  # A signal may arrive while a redirection of a function call is in effect (e.g. inside
+  # `wait_until ... >/dev/null`): report on the test's own stdout and stderr.
+  exec 1>&"$_pg_stdout" 2>&"$_pg_stderr"
+  if [ "$rc" -ne 0 ] || { [ -n "$_pg_tap_planned" ] && [ "$_pg_tap_planned" != "$_pg_tap_n" ]; }; then
+    _pg_tap_aborted=1
+  fi
+  for ((i = ${#_pg_cleanups[@]} - 1; i >= 0; i--)); do
+    eval "${_pg_cleanups[$i]}" || true
+  done
+  if [ -n "$_pg_tap_planned" ] && [ "$_pg_tap_planned" != "$_pg_tap_n" ]; then
+    diag "planned $_pg_tap_planned test points but ran $_pg_tap_n"
+    [ "$rc" -ne 0 ] || rc=1
+  fi
+  if [ "$_pg_tap_failed" -gt 0 ]; then
+    diag "$_pg_tap_failed of $_pg_tap_n test points failed"
+    if [ "$rc" -eq 0 ] && [ -z "${PG_BUILDDIR:-}" ]; then rc=1; fi
+  fi
+  exit "$rc"
+}
+exec {_pg_stdout}>&1 {_pg_stderr}>&2
+trap _pg_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------- cluster
+_PG_PORT_LOCKS=/tmp/powergrad-ports
+_pg_port_lock=''
+
+# Claims a port base (20000..32500, step 100) that no other test holds and whose ports are
+# free; prints it. The claim is a directory holding the owner's pid; stale claims (owner
+# gone) are taken over.
+_pg_claim_port_base() {
+  local slots=126 start i base lock owner listening p
+  mkdir -p "$_PG_PORT_LOCKS" 2>/dev/null || true
+  chmod 1777 "$_PG_PORT_LOCKS" 2>/dev/null || true
+  listening=$(ss -Htan 2>/dev/null | awk '$1 == "LISTEN" { sub(/.*:/, "", $4); print $4 }' | sort -un)
+  start=$(( ($$ + RANDOM) % slots ))
+  for ((i = 0; i < slots; i++)); do
+    base=$(( 20000 + ((start + i) % slots) * 100 ))
+    lock=$_PG_PORT_LOCKS/$base
+    if ! mkdir "$lock" 2>/dev/null; then
+      owner=$(cat "$lock/pid" 2>/dev/null || true)
+      if [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null; then continue; fi
+      [ -n "$owner" ] || [ "$(find "$lock" -maxdepth 0 -mmin +1 2>/dev/null)" ] || continue
+      mv "$lock" "$lock.stale.$$" 2>/dev/null && rm -rf "$lock.stale.$$"
+      mkdir "$lock" 2>/dev/null || continue
+    fi
+    echo "$$" > "$lock/pid"
+    for p in $listening; do
+      if [ "$p" -ge "$base" ] 2>/dev/null && [ "$p" -lt $((base + 100)) ]; then
+        rm -rf "$lock"; continue 2
+      fi
+    done
+    echo "$base"
+    return 0
+  done
+  return 1
+}
+
+_pg_cluster_teardown() {
+  local out
+  if [ -n "${PG_CLUSTER_DIR:-}" ] && [ -d "$PG_CLUSTER_DIR" ]; then
+    out=$("$PGCLUSTER" down 2>&1) || diag "pgcluster down failed:" "$out"
+    if pg_test_failed || [ "${PG_KEEP_CLUSTER_DIR:-0}" = 1 ]; then
+      diag "cluster folder kept for inspection: $PG_CLUSTER_DIR"
+    else
+      rm -rf "$PG_CLUSTER_DIR"
+    fi
+  fi
+  [ -z "$_pg_port_lock" ] || rm -rf "$_pg_port_lock"
+}
+
+pg_cluster_test_setup() {
+  local name=${1:-test} out base
+  name=${name//[^A-Za-z0-9_-]/_}
+  name=${name:0:30}
+  [ "$(id -u)" -eq 0 ] || skip_all "needs root (starts Slurm daemons, munged and MariaDB)"
+  [ -x "$PGCLUSTER" ] || skip_all "no executable $PGCLUSTER"
+  if ! out=$("$PGCLUSTER" check 2>&1); then
+    skip_all "cluster prerequisites missing: $(grep -m1 -- ' - ' <<<"$out" | sed 's/^.* - //')"
+  fi
+  unset PG_CLUSTER_NODES PG_SPANK_PLUGIN PG_SPANK_ARGS PG_CTLD_PLUGIN_DIR PG_SLURM_CONF_EXTRA SLURM_CONF
+  base=$(_pg_claim_port_base) || bail_out "no free port base in 20000..32500"
+  _pg_port_lock=$_PG_PORT_LOCKS/$base
+  PG_PORT_BASE=$base
+  PG_CLUSTER_DIR=$(mktemp -d "/tmp/pg-e2e-$name.XXXXXX")
+  chmod 755 "$PG_CLUSTER_DIR"
+  echo "$PG_CLUSTER_DIR" > "$_pg_port_lock/dir"
+  export PG_CLUSTER_DIR PG_PORT_BASE
+  pg_on_exit _pg_cluster_teardown
+}
+
+pg_cluster_env() {
+  local e
+  e=$("$PGCLUSTER" env) || return 1
+  eval "$e"
+}
+
+pg_pid_alive() {
+  local line=''
+  { read -r line < "/proc/$1/stat"; } 2>/dev/null || return 1
+  line=${line##*) }
+  [ -n "$line" ] && [ "${line%% *}" != Z ]
+}
+
+pg_cluster_procs() {
+  local p pid e found=() mark="PGCLUSTER_OWNER=${PG_CLUSTER_DIR:?}"
+  while read -r pid; do
+    pg_pid_alive "$pid" && found+=("$pid")
+  done < <(pgrep -f -- "$PG_CLUSTER_DIR" || true)
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    { while IFS= read -r -d '' e; do
+        if [ "$e" = "$mark" ]; then
+          pg_pid_alive "$pid" && found+=("$pid")
+          break
+        fi
+      done < "$p/environ"; } 2>/dev/null || true
+  done
+  [ ${#found[@]} -eq 0 ] || printf '%s\n' "${found[@]}" | sort -un | xargs
+}
