@@ -4,8 +4,9 @@ UNIT_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
 
 include tests/unit/libgradient.mk
 
-check_PROGRAMS += tests/unit/test_spank_config tests/unit/test_job_record
-TESTS += tests/unit/test_spank_config tests/unit/test_job_record
+check_PROGRAMS += tests/unit/test_spank_config tests/unit/test_job_record \
+	tests/unit/test_nodeagent
+TESTS += tests/unit/test_spank_config tests/unit/test_job_record tests/unit/test_nodeagent
 
 tests_unit_test_spank_config_SOURCES = tests/unit/test_spank_config.cpp
 tests_unit_test_spank_config_CPPFLAGS = $(UNIT_CPPFLAGS)
@@ -14,6 +15,10 @@ tests_unit_test_spank_config_LDADD = spank_powergrad/libspankcore.la $(CHECK_LIB
 tests_unit_test_job_record_SOURCES = tests/unit/test_job_record.cpp
 tests_unit_test_job_record_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_job_record_LDADD = slurmctld_powergrad/libctldcore.la $(CHECK_LIBS)
+
+tests_unit_test_nodeagent_SOURCES = tests/unit/test_nodeagent.cpp
+tests_unit_test_nodeagent_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_nodeagent_LDADD = nodeagent/libnodeagent.la $(CHECK_LIBS)
 
 # End-to-end: each brings up its own cluster (tests/cluster/pgcluster) and tears it down.
 E2E_TESTS = \

@@ -1,0 +1,7 @@
+# The node agent's Slurm-free parts: step events from slurmstepd, the registry of steps on
+# the node, and the root-only Unix socket between them.
+noinst_LTLIBRARIES += nodeagent/libnodeagent.la
+nodeagent_libnodeagent_la_SOURCES = \
+	nodeagent/step_event.cpp nodeagent/step_event.hpp \
+	nodeagent/step_registry.cpp nodeagent/step_registry.hpp \
+	nodeagent/step_channel.cpp nodeagent/step_channel.hpp

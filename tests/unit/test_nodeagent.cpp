@@ -1,0 +1,256 @@
+// Node agent's Slurm-free parts: step events, the step registry, and the root-only socket.
+#include <check.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>  // before check.h, whose macros break it
+#include <string>
+
+#include "nodeagent/step_channel.hpp"
+#include "nodeagent/step_event.hpp"
+#include "nodeagent/step_registry.hpp"
+#include "tests/unit/check_strings.hpp"
+
+using namespace powergrad;
+
+namespace {
+
+StepEvent start(uint32_t job, const std::string &step, pid_t pid, const std::string &mode) {
+  StepEvent e;
+  e.op = StepOp::task_start;
+  e.job_id = job;
+  e.step = step;
+  e.pid = pid;
+  e.mode = mode;
+  return e;
+}
+
+StepEvent exit_of(uint32_t job, const std::string &step, pid_t pid) {
+  StepEvent e;
+  e.op = StepOp::task_exit;
+  e.job_id = job;
+  e.step = step;
+  e.pid = pid;
+  return e;
+}
+
+std::string temp_dir() {
+  char tmpl[] = "/tmp/pg-nodeagent-XXXXXX";
+  const char *d = mkdtemp(tmpl);
+  ck_assert_ptr_nonnull(d);
+  return d;
+}
+
+}  // namespace
+
+START_TEST(event_round_trip) {
+  for (const StepEvent &e :
+       {start(12, "0", 345, "latency"), start(7, "batch", 99, "off"), exit_of(12, "0", 345)}) {
+    const std::string text = format_step_event(e);
+    StepEventParse p = parse_step_event(text);
+    ck_assert_msg(p.event.has_value(), "%s: %s", text.c_str(), p.error.c_str());
+    ck_assert_std_str_eq(format_step_event(*p.event), text);
+  }
+  StepEvent end;
+  end.op = StepOp::step_end;
+  end.job_id = 5;
+  end.step = "extern";
+  ck_assert_std_str_eq(format_step_event(end), "v=1 op=step_end job=5 step=extern");
+  ck_assert(parse_step_event("v=1 op=step_end job=5 step=extern").event.has_value());
+}
+END_TEST
+
+START_TEST(event_errors_name_the_problem) {
+  struct {
+    const char *text;
+    const char *error;
+  } cases[] = {
+      {"op=task_exit job=1 step=0 pid=5", "no version"},
+      {"v=2 op=task_exit job=1 step=0 pid=5", "unsupported version v=2"},
+      {"v=1 op=fly job=1 step=0 pid=5", "unknown op 'fly'"},
+      {"v=1 op=task_exit job=0 step=0 pid=5", "bad job id '0'"},
+      {"v=1 op=task_exit job=99999999999 step=0 pid=5", "bad job id"},
+      {"v=1 op=task_exit job=1 step=x pid=5", "bad step 'x'"},
+      {"v=1 op=task_exit job=1 step=0 pid=1", "bad pid '1'"},
+      {"v=1 op=task_exit job=1 step=0 pid=-4", "bad pid"},
+      {"v=1 op=task_start job=1 step=0 pid=5 mode=turbo", "bad mode 'turbo'"},
+      {"v=1 op=task_exit job=1 step=0 pid=5 mode=latency", "takes no mode"},
+      {"v=1 op=step_end job=1 step=0 pid=5", "takes no pid"},
+      {"v=1 op=task_exit job=1 job=2 step=0 pid=5", "'job' given twice"},
+      {"v=1 op=task_exit job=1 step=0 pid=5 uid=0", "unknown field 'uid'"},
+      {"v=1 op=task_exit job= step=0 pid=5", "'job' is empty"},
+      {"v=1 garbage", "'garbage' is not key=value"},
+  };
+  for (const auto &c : cases) {
+    StepEventParse p = parse_step_event(c.text);
+    ck_assert_msg(!p.event, "accepted: %s", c.text);
+    ck_assert_msg(p.error.find(c.error) != std::string::npos, "%s -> '%s', want '%s'", c.text,
+                  p.error.c_str(), c.error);
+  }
+  ck_assert(!parse_step_event(std::string(600, 'a')).event);
+}
+END_TEST
+
+START_TEST(registry_tracks_tasks_and_steps) {
+  StepRegistry r;
+  ck_assert_std_str_eq(r.apply(start(1, "0", 100, "latency"), 1.0), "");
+  ck_assert_std_str_eq(r.apply(start(1, "0", 101, "latency"), 1.0), "");
+  ck_assert_std_str_eq(r.apply(start(1, "0", 100, "latency"), 1.5), "");  // twice: harmless
+  ck_assert_std_str_eq(r.apply(start(2, "batch", 200, "off"), 2.0), "");
+  ck_assert_uint_eq(r.size(), 2);
+  ck_assert(r.has_power_aware_step());
+  ck_assert_uint_eq(r.steps()[0].pids.size(), 2);
+  r.apply(exit_of(1, "0", 100), 3.0);
+  ck_assert_uint_eq(r.size(), 2);
+  r.apply(exit_of(1, "0", 101), 3.0);  // last task gone: step gone
+  ck_assert_uint_eq(r.size(), 1);
+  ck_assert(!r.has_power_aware_step());                        // only the plain batch step is left
+  ck_assert_std_str_eq(r.apply(exit_of(9, "0", 5), 3.0), "");  // unknown: not an error
+  StepEvent end;
+  end.op = StepOp::step_end;
+  end.job_id = 2;
+  end.step = "batch";
+  r.apply(end, 4.0);
+  ck_assert_uint_eq(r.size(), 0);
+}
+END_TEST
+
+START_TEST(registry_reaps_dead_pids_and_is_bounded) {
+  StepRegistry r(RegistryLimits{2, 2});
+  r.apply(start(1, "0", 100, "latency"), 0);
+  r.apply(start(1, "0", 101, "latency"), 0);
+  ck_assert(r.apply(start(1, "0", 102, "latency"), 0).find("too many tasks") != std::string::npos);
+  r.apply(start(2, "0", 200, "throughput"), 0);
+  ck_assert(r.apply(start(3, "0", 300, "latency"), 0).find("registry full") != std::string::npos);
+  // The stepd of job 2 crashed: its pid is dead. Job 1 lost one task.
+  auto dropped = r.reap([](pid_t p) { return p == 100; });
+  ck_assert_uint_eq(dropped.size(), 1);
+  ck_assert_std_str_eq(dropped[0], "2.0");
+  ck_assert_uint_eq(r.size(), 1);
+  ck_assert_uint_eq(r.steps()[0].pids.size(), 1);
+}
+END_TEST
+
+START_TEST(channel_delivers_and_answers) {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/agent.sock";
+  StepChannelServer server = StepChannelServer::open(path, getuid());
+  ck_assert_msg(server.ok(), "%s", server.error().c_str());
+  struct stat st;
+  ck_assert_int_eq(lstat(path.c_str(), &st), 0);
+  ck_assert_int_eq(st.st_mode & 0777, 0600);
+  const pid_t child = fork();
+  if (child == 0) {
+    const std::string err = send_step_event(path, start(42, "0", getpid(), "throughput"), 2000);
+    const std::string bad = send_step_event(path, exit_of(42, "0", 1), 2000);
+    _exit(err.empty() && bad.find("bad pid") != std::string::npos ? 0 : 1);
+  }
+  std::vector<ReceivedStepEvent> got;
+  for (int i = 0; i < 100 && got.size() < 2; ++i) {
+    for (auto &r : server.drain(500)) got.push_back(r);
+    usleep(20000);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ck_assert_uint_eq(got.size(), 2);
+  ck_assert(got[0].parse.event.has_value());
+  ck_assert_uint_eq(got[0].parse.event->job_id, 42);
+  ck_assert_int_eq(got[0].parse.event->pid, child);
+  ck_assert_int_eq(got[0].peer_pid, child);
+  ck_assert(!got[1].parse.event);
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+START_TEST(channel_refuses_other_uids) {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/agent.sock";
+  // The server only talks to a uid that is not ours: we are "the user's task".
+  StepChannelServer server = StepChannelServer::open(path, getuid() + 1);
+  ck_assert(server.ok());
+  const pid_t child = fork();
+  if (child == 0) {
+    const std::string err = send_step_event(path, start(42, "0", getpid(), "latency"), 2000);
+    _exit(err.find("not allowed") != std::string::npos ? 0 : 1);
+  }
+  std::vector<ReceivedStepEvent> got;
+  for (int i = 0; i < 100 && got.empty(); ++i) {
+    got = server.drain(500);
+    usleep(20000);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ck_assert_uint_eq(got.size(), 1);
+  ck_assert(!got[0].parse.event);
+  ck_assert(got[0].parse.error.find("refused connection from uid") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+START_TEST(channel_refuses_oversize_messages) {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/agent.sock";
+  StepChannelServer server = StepChannelServer::open(path, getuid());
+  ck_assert(server.ok());
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ck_assert_int_eq(connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr), 0);
+  const std::string big = "v=1 op=task_exit job=1 step=0 pid=5 " + std::string(700, 'x');
+  ck_assert_int_eq(send(fd, big.data(), big.size(), 0), static_cast<ssize_t>(big.size()));
+  auto got = server.drain(500);
+  ck_assert_uint_eq(got.size(), 1);
+  ck_assert(!got[0].parse.event);
+  ck_assert(got[0].parse.error.find("over the limit") != std::string::npos);
+  char reply[64] = {0};
+  ck_assert_int_gt(recv(fd, reply, sizeof reply - 1, 0), 0);
+  ck_assert(std::string(reply).find("error:") == 0);
+  close(fd);
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+START_TEST(channel_open_errors) {
+  ck_assert(!StepChannelServer::open(std::string(200, 'x')).ok());
+  const std::string dir = temp_dir();
+  const std::string file = dir + "/plain";
+  FILE *f = fopen(file.c_str(), "w");
+  ck_assert_ptr_nonnull(f);
+  fclose(f);
+  StepChannelServer s = StepChannelServer::open(file, getuid());
+  ck_assert(!s.ok());
+  ck_assert(s.error().find("is not a socket") != std::string::npos);
+  ck_assert(send_step_event(dir + "/none.sock", start(1, "0", 5, "latency"), 100).find("connect") !=
+            std::string::npos);
+  unlink(file.c_str());
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+int main() {
+  Suite *s = suite_create("nodeagent");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, event_round_trip);
+  tcase_add_test(tc, event_errors_name_the_problem);
+  tcase_add_test(tc, registry_tracks_tasks_and_steps);
+  tcase_add_test(tc, registry_reaps_dead_pids_and_is_bounded);
+  tcase_add_test(tc, channel_delivers_and_answers);
+  tcase_add_test(tc, channel_refuses_other_uids);
+  tcase_add_test(tc, channel_refuses_oversize_messages);
+  tcase_add_test(tc, channel_open_errors);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  const int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? 0 : 1;
+}
