@@ -4,4 +4,5 @@ noinst_LTLIBRARIES += nodeagent/libnodeagent.la
 nodeagent_libnodeagent_la_SOURCES = \
 	nodeagent/step_event.cpp nodeagent/step_event.hpp \
 	nodeagent/step_registry.cpp nodeagent/step_registry.hpp \
-	nodeagent/step_channel.cpp nodeagent/step_channel.hpp
+	nodeagent/step_channel.cpp nodeagent/step_channel.hpp \
+	nodeagent/agent.cpp nodeagent/agent.hpp

@@ -1,5 +1,7 @@
 #include "spank_powergrad/plugin_config.hpp"
 
+#include <cstdlib>
+
 namespace powergrad {
 
 namespace {
@@ -19,7 +21,20 @@ bool parse_log_level(const std::string &v, LogLevel &out) {
 
 }  // namespace
 
-const char *plugin_arg_keys() { return "default_mode, log_level"; }
+const char *plugin_arg_keys() { return "default_mode, log_level, period, state_dir"; }
+
+std::string expand_node_tokens(const std::string &value, const std::string &node_name) {
+  std::string out;
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '%' && i + 1 < value.size() && (value[i + 1] == 'n' || value[i + 1] == '%')) {
+      out += value[i + 1] == 'n' ? node_name : "%";
+      ++i;
+    } else {
+      out += value[i];
+    }
+  }
+  return out;
+}
 
 ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
   ConfigParse out;
@@ -44,6 +59,23 @@ ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
       if (!parse_log_level(value, out.config.log_level)) {
         out.errors.push_back("plugin argument log_level='" + value +
                              "': expected quiet, info or debug");
+      }
+    } else if (key == "state_dir") {
+      if (value.empty() || value[0] != '/' || value.find("..") != std::string::npos ||
+          value.size() > 80) {
+        out.errors.push_back("plugin argument state_dir='" + value +
+                             "': expected an absolute path of at most 80 characters without '..'");
+      } else {
+        out.config.state_dir = value;
+      }
+    } else if (key == "period") {
+      char *end = nullptr;
+      const double v = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || !(v >= 0.1 && v <= 60.0)) {
+        out.errors.push_back("plugin argument period='" + value +
+                             "': expected seconds between 0.1 and 60");
+      } else {
+        out.config.period_s = v;
       }
     } else {
       out.errors.push_back("unknown plugin argument '" + key + "' (known: " + plugin_arg_keys() +

@@ -16,7 +16,15 @@ enum class LogLevel { quiet, info, debug };
 struct PluginConfig {
   PowerAwareMode default_mode = kDefaultPowerAwareMode;  // default_mode=
   LogLevel log_level = LogLevel::info;                   // log_level=
+  // state_dir=: the node agent's root-only folder (step socket, saved caps). May hold %n,
+  // the node's name (several slurmd on one host need one folder each). /run: what is
+  // saved there must outlive a slurmd crash, not a reboot (RAPL settings do not either).
+  std::string state_dir = "/run/powergrad";
+  double period_s = 1.0;  // period=: the node agent's control period in seconds
 };
+
+// `value` with %n replaced by `node_name` and %% by %.
+std::string expand_node_tokens(const std::string &value, const std::string &node_name);
 
 struct ConfigParse {
   PluginConfig config;

@@ -11,6 +11,8 @@ extern "C" {
 #include <slurm/slurm.h>
 }
 
+#include "nodeagent/agent.hpp"
+#include "nodeagent/step_channel.hpp"
 #include "spank_powergrad/node_name.hpp"
 #include "spank_powergrad/spank_glue.hpp"
 
@@ -78,6 +80,31 @@ bool steered() {
   return st.mode && *st.mode != PowerAwareMode::off;
 }
 
+// Tells the node agent about a task or the step's end. Every step registers, power-aware or
+// not: plain jobs count toward the node's power, they are just never perturbed. A missing
+// agent (not started, or PowerGrad off on this node) is logged once per step, never fatal.
+void notify_agent(spank_t sp, const StepIdentity &id, StepOp op, pid_t pid) {
+  static bool warned = false;
+  StepEvent e;
+  e.op = op;
+  e.job_id = id.job_id;
+  e.step = step_label(id.step_id);
+  e.pid = pid;
+  e.mode = spank_state().mode ? mode_name(*spank_state().mode) : "off";
+  const std::string path =
+      step_socket_path(expand_node_tokens(spank_state().config.state_dir, id.node));
+  const std::string err = send_step_event(path, e);
+  if (!err.empty() && !warned) {
+    warned = true;
+    if (steered()) {
+      log_error("job %u.%s on node %s: node agent unreachable (%s): step runs unsteered", id.job_id,
+                e.step.c_str(), id.node.c_str(), err.c_str());
+    } else {
+      log_debug("node agent unreachable: %s", err.c_str());
+    }
+  }
+}
+
 }  // namespace
 
 int stepd_init(spank_t sp) {
@@ -97,32 +124,38 @@ int stepd_user_init(spank_t sp) {
 }
 
 int stepd_task_post_fork(spank_t sp) {
-  if (!steered()) return 0;
   const StepIdentity id = identify(sp);
   pid_t pid = 0;
   uint32_t task = 0;
   spank_get_item(sp, S_TASK_PID, &pid);
   spank_get_item(sp, S_TASK_GLOBAL_ID, &task);
+  if (pid > 1) notify_agent(sp, id, StepOp::task_start, pid);
+  if (!steered()) return 0;
   log_info("job %" PRIu32 ".%s on node %s: task %" PRIu32 " pid %ld registered", id.job_id,
            step_label(id.step_id).c_str(), id.node.c_str(), task, static_cast<long>(pid));
   return 0;
 }
 
 int stepd_task_exit(spank_t sp) {
-  if (!steered()) return 0;
   const StepIdentity id = identify(sp);
   uint32_t task = 0;
   int status = 0;
+  pid_t pid = 0;
   spank_get_item(sp, S_TASK_GLOBAL_ID, &task);
   spank_get_item(sp, S_TASK_EXIT_STATUS, &status);
+  if (spank_get_item(sp, S_TASK_PID, &pid) == ESPANK_SUCCESS && pid > 1) {
+    notify_agent(sp, id, StepOp::task_exit, pid);
+  }
+  if (!steered()) return 0;
   log_info("job %" PRIu32 ".%s on node %s: task %" PRIu32 " exited (status %d), unregistered",
            id.job_id, step_label(id.step_id).c_str(), id.node.c_str(), task, status);
   return 0;
 }
 
 int stepd_exit(spank_t sp) {
-  if (!steered()) return 0;
   const StepIdentity id = identify(sp);
+  notify_agent(sp, id, StepOp::step_end, 0);
+  if (!steered()) return 0;
   log_debug("job %" PRIu32 ".%s on node %s: step done", id.job_id, step_label(id.step_id).c_str(),
             id.node.c_str());
   return 0;

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end walking skeleton on a real 2-node Slurm cluster with both PowerGrad plugins:
 # --power-aware in srun/sbatch (listed in --help, validated, refused with a clear message),
-# the choice reaching slurmstepd on every node (its log lines) and slurmctld (the job's
-# AdminComment record), sacct showing the record for power-aware jobs only, other text in
-# AdminComment kept, and a bad plugstack.conf argument reported by srun and slurmd. TAP.
+# the choice reaching slurmstepd on every node (its log lines), the node agent in each
+# slurmd (steps register with it over its root-only socket; users cannot reach it), and
+# slurmctld (the job's AdminComment record), sacct showing the record for power-aware jobs
+# only, other text in AdminComment kept, and a bad plugstack.conf argument reported by srun
+# and slurmd. TAP.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -16,9 +18,10 @@ ctld_dir=$build/slurmctld_powergrad/.libs
   skip_all "controller plugin not built (configure --with-slurm-source=DIR): $ctld_dir"
 
 pg_cluster_test_setup skeleton
-plan 23
+plan 28
 
-export PG_SPANK_PLUGIN=$spank PG_SPANK_ARGS="log_level=info" PG_CTLD_PLUGIN_DIR=$ctld_dir
+export PG_SPANK_PLUGIN=$spank PG_CTLD_PLUGIN_DIR=$ctld_dir
+export PG_SPANK_ARGS="log_level=info period=0.5 state_dir=$PG_CLUSTER_DIR/nodes/%n/state"
 if out=$("$PGCLUSTER" up 2 2>&1); then
   ok "cluster with both plugins is up"
 else
@@ -34,8 +37,8 @@ as_nobody() { runuser -u nobody -- env SLURM_CONF="$SLURM_CONF" "$@"; }
 work=$PG_CLUSTER_DIR/work
 mkdir -p "$work" && chmod 1777 "$work"
 
-# Lines the plugin logged for job $1 (any step) on either node.
-job_lines() { grep -h "powergrad: job $1\." "$log_n1" "$log_n2" || true; }
+# Lines slurmstepd logged for power-aware steps of job $1 on either node.
+job_lines() { grep -hE "powergrad: job $1\.[a-z0-9]+ on node" "$log_n1" "$log_n2" || true; }
 # The AdminComment of job $1 as sacct shows it (allocation line only).
 admin_comment() { sacct -n -X -j "$1" --format=AdminComment%300 | sed 's/[[:space:]]*$//; s/^[[:space:]]*//'; }
 job_state() { sacct -n -X -j "$1" --format=State%20 | tr -d ' '; }
@@ -56,6 +59,21 @@ check "slurmd on n1 and n2 loaded the SPANK plugin" \
   grep -q "powergrad: loaded in slurmd on node n1" "$log_n1"
 check "slurmd on n2 names its own node" grep -q "powergrad: loaded in slurmd on node n2" "$log_n2"
 check "slurmctld loaded the controller plugin" grep -q "powergrad: controller thread started" "$log_ctld"
+agents_started() {
+  grep -q "powergrad: node agent started on n1 (state $PG_CLUSTER_DIR/nodes/n1/state" "$log_n1" &&
+    grep -q "powergrad: node agent started on n2 (state $PG_CLUSTER_DIR/nodes/n2/state" "$log_n2"
+}
+check "a node agent runs in each slurmd, with its own state folder (%n)" agents_started
+sock=$PG_CLUSTER_DIR/nodes/n1/state/agent.sock
+is "$(stat -c '%a %U' "$PG_CLUSTER_DIR/nodes/n1/state" "$sock" 2>&1 | xargs)" "700 root 600 root" \
+  "the agent's folder and socket are root-only"
+out=$(runuser -u nobody -- python3 -c 'import socket,sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+try:
+    s.connect(sys.argv[1]); s.send(b"v=1 op=step_end job=1 step=0"); print("connected")
+except OSError as e:
+    print(type(e).__name__)' "$sock" 2>&1)
+is "$out" "PermissionError" "an ordinary user cannot reach the node agent's socket"
 
 # --- a power-aware job as an ordinary user, and a plain one
 # shellcheck disable=SC2016 # expanded by the job's shell
@@ -82,7 +100,17 @@ else
 fi
 # Each node logs only its own tasks.
 is "$(grep -c "job $pa.0 on node n2" "$log_n1" || true)" "0" "n1's log has no line claiming node n2"
-is "$(job_lines "$plain")" "" "the plain job left no PowerGrad line on the nodes"
+agent_saw() {  # node job mode
+  grep -qE "powergrad: job $2\.0 task pid [0-9]+ registered with the agent \(mode=$3\)" "$("$PGCLUSTER" log "$1")"
+}
+if agent_saw n1 "$pa" latency && agent_saw n2 "$pa" latency &&
+   agent_saw n1 "$plain" off && agent_saw n2 "$plain" off; then
+  ok "both node agents registered the power-aware (latency) and the plain (off) job's tasks"
+else
+  not_ok "both node agents registered the power-aware (latency) and the plain (off) job's tasks" \
+    "$(grep -h 'registered with the agent' "$log_n1" "$log_n2")"
+fi
+is "$(job_lines "$plain")" "" "slurmstepd logged no power-aware step for the plain job"
 
 # --- sbatch: the mode reaches the batch step and every srun inside; srun overrides it
 sb=$(as_nobody sbatch --parsable --power-aware=throughput -N2 -J sb-job -D "$work" \
@@ -152,6 +180,7 @@ fi
 plugstack=$(sed -n 's/^PlugStackConfig=//p' "$SLURM_CONF")
 cp "$plugstack" "$bad_dir/plugstack.good"
 "$PGCLUSTER" kill-slurmd n2 TERM >/dev/null 2>&1 || true
+check "slurmd n2 stopped its node agent on SIGTERM" grep -q "powergrad: node agent on n2 stopped" "$log_n2"
 cp "$bad_dir/plugstack.conf" "$plugstack"
 "$PGCLUSTER" start-slurmd n2 >/dev/null 2>&1 || true
 reported() { grep -q "powergrad: unknown plugin argument 'perido'" "$log_n2"; }

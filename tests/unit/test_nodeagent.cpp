@@ -1,16 +1,24 @@
 // Node agent's Slurm-free parts: step events, the step registry, and the root-only socket.
-#include <check.h>
+// Standard headers before check.h: its macros (fail, ...) break <fstream> and <filesystem>.
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>  // before check.h, whose macros break it
+#include <filesystem>
+#include <fstream>
+#include <mutex>
 #include <string>
+#include <vector>
 
+// Check last among system headers.
+#include <check.h>
+
+#include "nodeagent/agent.hpp"
 #include "nodeagent/step_channel.hpp"
 #include "nodeagent/step_event.hpp"
 #include "nodeagent/step_registry.hpp"
@@ -235,6 +243,97 @@ START_TEST(channel_open_errors) {
 }
 END_TEST
 
+START_TEST(private_dir_created_and_checked) {
+  const std::string dir = temp_dir();
+  const std::string state = dir + "/a/b/state";
+  ck_assert_std_str_eq(prepare_private_dir(state, getuid()), "");
+  struct stat st;
+  ck_assert_int_eq(stat(state.c_str(), &st), 0);
+  ck_assert_int_eq(st.st_mode & 0777, 0700);
+  ck_assert_std_str_eq(prepare_private_dir(state, getuid()), "");  // again: fine
+  chmod(state.c_str(), 0770);
+  ck_assert(prepare_private_dir(state, getuid()).find("writable by group or others") !=
+            std::string::npos);
+  chmod(state.c_str(), 0700);
+  ck_assert(prepare_private_dir(state, getuid() + 1).find("owned by uid") != std::string::npos);
+  ck_assert(prepare_private_dir("relative/dir", getuid()).find("not an absolute path") !=
+            std::string::npos);
+  const std::string file = dir + "/file";
+  std::ofstream(file) << "x";
+  ck_assert(prepare_private_dir(file, getuid()).find("not a directory") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+START_TEST(pid_alive_reads_procfs) {
+  ck_assert(pid_alive("/proc", getpid()));
+  const std::string root = temp_dir();
+  std::filesystem::create_directories(root + "/100");
+  std::ofstream(root + "/100/stat") << "100 (a b) c) R 1 100";
+  std::filesystem::create_directories(root + "/101");
+  std::ofstream(root + "/101/stat") << "101 (x) Z 1 101";
+  ck_assert(pid_alive(root, 100));
+  ck_assert(!pid_alive(root, 101));
+  ck_assert(!pid_alive(root, 102));
+  std::filesystem::remove_all(root);
+}
+END_TEST
+
+START_TEST(agent_registers_and_reaps_steps) {
+  const std::string dir = temp_dir();
+  std::mutex mu;
+  std::vector<std::string> lines;
+  AgentConfig cfg;
+  cfg.node_name = "n1";
+  cfg.state_dir = dir + "/state";
+  cfg.period_s = 0.05;
+  NodeAgent agent(cfg, [&](AgentLogLevel, const std::string &m) {
+    std::lock_guard<std::mutex> g(mu);
+    lines.push_back(m);
+  });
+  ck_assert_std_str_eq(agent.start(), "");
+  ck_assert(agent.running());
+  // A "task" that lives until we kill it, registered by a "stepd" (this process).
+  const pid_t task = fork();
+  if (task == 0) {
+    pause();
+    _exit(0);
+  }
+  ck_assert_std_str_eq(
+      send_step_event(step_socket_path(cfg.state_dir), start(77, "0", task, "latency"), 2000), "");
+  ck_assert_uint_eq(agent.steps().size(), 1);
+  ck_assert_int_eq(*agent.steps()[0].pids.begin(), task);
+  kill(task, SIGKILL);
+  waitpid(task, nullptr, 0);
+  for (int i = 0; i < 200 && !agent.steps().empty(); ++i) usleep(10000);
+  ck_assert_uint_eq(agent.steps().size(), 0);
+  ck_assert_uint_gt(agent.periods(), 0);
+  agent.stop();
+  ck_assert(!agent.running());
+  agent.stop();  // idempotent
+  struct stat st;
+  ck_assert_int_ne(lstat(step_socket_path(cfg.state_dir).c_str(), &st), 0);  // socket removed
+  std::lock_guard<std::mutex> g(mu);
+  bool registered = false, reaped = false;
+  for (const auto &l : lines) {
+    registered |= l.find("job 77.0 task pid") != std::string::npos;
+    reaped |= l.find("job 77.0 unregistered: its processes are gone") != std::string::npos;
+  }
+  ck_assert(registered && reaped);
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+START_TEST(agent_start_refuses_bad_state_dir) {
+  const std::string dir = temp_dir();
+  chmod(dir.c_str(), 0777);
+  NodeAgent agent({"n1", dir, 1.0, "/proc"}, [](AgentLogLevel, const std::string &) {});
+  ck_assert(agent.start().find("writable by group or others") != std::string::npos);
+  ck_assert(!agent.running());
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("nodeagent");
   TCase *tc = tcase_create("core");
@@ -247,6 +346,10 @@ int main() {
   tcase_add_test(tc, channel_refuses_other_uids);
   tcase_add_test(tc, channel_refuses_oversize_messages);
   tcase_add_test(tc, channel_open_errors);
+  tcase_add_test(tc, private_dir_created_and_checked);
+  tcase_add_test(tc, pid_alive_reads_procfs);
+  tcase_add_test(tc, agent_registers_and_reaps_steps);
+  tcase_add_test(tc, agent_start_refuses_bad_state_dir);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

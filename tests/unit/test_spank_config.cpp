@@ -83,6 +83,31 @@ START_TEST(args_bad_values_are_named) {
 }
 END_TEST
 
+START_TEST(args_state_dir_and_period) {
+  ConfigParse d = parse_plugin_args({});
+  ck_assert_std_str_eq(d.config.state_dir, "/run/powergrad");
+  ck_assert(d.config.period_s == 1.0);
+  ConfigParse p = parse_plugin_args({"state_dir=/var/lib/pg/%n", "period=0.5"});
+  ck_assert(p.ok());
+  ck_assert_std_str_eq(p.config.state_dir, "/var/lib/pg/%n");
+  ck_assert(p.config.period_s == 0.5);
+  ConfigParse bad =
+      parse_plugin_args({"state_dir=relative", "state_dir=/a/../b", "period=0", "period=fast",
+                         "period=61", "state_dir=/" + std::string(90, 'x')});
+  ck_assert_uint_eq(bad.errors.size(), 6);
+  ck_assert(bad.errors[0].find("state_dir='relative'") != std::string::npos);
+  ck_assert(bad.errors[2].find("period='0': expected seconds between 0.1 and 60") !=
+            std::string::npos);
+}
+END_TEST
+
+START_TEST(node_tokens_expand) {
+  ck_assert_std_str_eq(expand_node_tokens("/run/pg/%n/state", "n3"), "/run/pg/n3/state");
+  ck_assert_std_str_eq(expand_node_tokens("%n-%n", "a"), "a-a");
+  ck_assert_std_str_eq(expand_node_tokens("100%%/%x/%", "a"), "100%/%x/%");
+}
+END_TEST
+
 START_TEST(node_name_from_slurmd_cmdline) {
   using std::string;
   ck_assert_std_str_eq(node_name_from_cmdline(string("slurmd\0-D\0-N\0n3\0", 16)), "n3");
@@ -106,6 +131,8 @@ int main() {
   tcase_add_test(tc, args_defaults_and_known_keys);
   tcase_add_test(tc, args_unknown_key_is_named);
   tcase_add_test(tc, args_bad_values_are_named);
+  tcase_add_test(tc, args_state_dir_and_period);
+  tcase_add_test(tc, node_tokens_expand);
   tcase_add_test(tc, node_name_from_slurmd_cmdline);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

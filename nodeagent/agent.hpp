@@ -1,0 +1,78 @@
+// The node agent: a thread inside slurmd that knows the job steps on its node (told by
+// slurmstepd over the step channel), forgets the ones whose processes died, and runs the
+// node's power control every period. Slurm-free: the SPANK plugin starts it from
+// slurm_spank_init in slurmd and stops it from slurm_spank_slurmd_exit, and hands it a log
+// function. Nothing here may throw into slurmd or block it: the thread catches everything
+// at its edge, and start() never waits on the network or on a lock slurmd holds.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "nodeagent/step_registry.hpp"
+
+namespace powergrad {
+
+enum class AgentLogLevel { error, info, debug };
+using AgentLog = std::function<void(AgentLogLevel, const std::string &)>;
+
+struct AgentConfig {
+  std::string node_name;
+  std::string state_dir;  // root-only folder: the step socket, later the saved-caps file
+  double period_s = 1.0;
+  std::string procfs_root = "/proc";  // where task PIDs are looked up
+};
+
+// The socket slurmstepd talks to, inside state_dir.
+std::string step_socket_path(const std::string &state_dir);
+
+// Creates `dir` (and missing parents, 0755) with mode 0700 if absent, then checks that it is
+// a directory owned by `owner` and not writable by group or others: a folder others can
+// write could let them plant the socket or the saved-caps file. Returns "" or the reason.
+std::string prepare_private_dir(const std::string &dir, uid_t owner);
+
+// True when `pid` runs (a zombie counts as gone), looked up under procfs_root.
+bool pid_alive(const std::string &procfs_root, pid_t pid);
+
+class NodeAgent {
+ public:
+  NodeAgent(AgentConfig config, AgentLog log);
+  ~NodeAgent();  // stops the thread
+  NodeAgent(const NodeAgent &) = delete;
+  NodeAgent &operator=(const NodeAgent &) = delete;
+
+  // Prepares the state folder, opens the step socket and starts the thread. Returns "" or
+  // why not (then nothing runs).
+  std::string start();
+  // Wakes the thread, waits for it to finish its period and stop. Idempotent.
+  void stop();
+  bool running() const { return thread_.joinable(); }
+
+  // A copy of the registered steps (for status and tests).
+  std::vector<RegisteredStep> steps() const;
+  // Number of control periods completed.
+  unsigned long periods() const { return periods_.load(); }
+
+ private:
+  void run();
+  void handle_events();
+  void period();
+
+  AgentConfig config_;
+  AgentLog log_;
+  std::unique_ptr<class StepChannelServer> server_;
+  std::thread thread_;
+  int wake_fd_ = -1;  // eventfd: stop() writes it
+  mutable std::mutex mu_;
+  StepRegistry registry_;
+  std::atomic<unsigned long> periods_{0};
+};
+
+}  // namespace powergrad
