@@ -9,3 +9,12 @@ libgradient_libgradient_la_SOURCES = \
 	libgradient/allocator.hpp libgradient/allocator.cpp \
 	libgradient/estimator.hpp libgradient/estimator.cpp \
 	libgradient/baselines.hpp libgradient/baselines.cpp
+# The control code the plugins and the simulator share: gradient model v2, node and cluster
+# controllers (with their messages), and baseline B2.
+libgradient_libgradient_la_SOURCES += \
+	libgradient/control_messages.hpp libgradient/control_messages.cpp \
+	libgradient/curve_ops.hpp libgradient/curve_ops.cpp \
+	libgradient/gradient_model.hpp libgradient/gradient_model.cpp \
+	libgradient/node_controller.hpp libgradient/node_controller.cpp \
+	libgradient/cluster_controller.hpp libgradient/cluster_controller.cpp \
+	libgradient/pool_baseline.hpp libgradient/pool_baseline.cpp

@@ -46,6 +46,10 @@ const char *to_string(GradientSource source) {
       return "regression";
     case GradientSource::perturbation:
       return "perturbation";
+    case GradientSource::combined:
+      return "combined";
+    case GradientSource::default_prior:
+      return "default_prior";
   }
   return "unknown";
 }

@@ -46,10 +46,20 @@ struct CounterSample {
 
 enum class GradientUnit {
   relative_speedup_per_w,  // (d perf / perf) per watt: dimensionless speed-up per W
-  latency_s_saved_per_w,   // seconds of latency saved per W (load-aware, later)
+  latency_s_saved_per_w,   // request-seconds of latency saved per second per W (load-aware)
 };
 
-enum class GradientSource { none, counter_model, regression, perturbation };
+// What an estimate mostly rests on. combined: the counter model and the online regression
+// both weigh in; default_prior: neither is available (software counters without a progress
+// signal), so the value is the model's shape at a default memory share, with low confidence.
+enum class GradientSource {
+  none,
+  counter_model,
+  regression,
+  perturbation,
+  combined,
+  default_prior
+};
 
 const char *to_string(GradientUnit unit);
 const char *to_string(GradientSource source);

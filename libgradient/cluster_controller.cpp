@@ -1,0 +1,414 @@
+#include "libgradient/cluster_controller.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "libgradient/curve_ops.hpp"
+#include "libgradient/format.hpp"
+
+namespace powergrad {
+
+namespace {
+
+// Sent grants kept per node; older ones are merged conservatively (later seq, larger grant,
+// later expiry), which can only raise the bound.
+constexpr std::size_t kMaxSentGrants = 64;
+
+bool finite_nonnegative(double x) { return std::isfinite(x) && x >= 0.0; }
+
+std::string group_label(const ClusterConfig &c, std::size_t g) {
+  if (!c.groups[g].name.empty()) return "group '" + c.groups[g].name + "'";
+  return "group #" + std::to_string(g);
+}
+
+}  // namespace
+
+std::string ClusterController::check_config(const ClusterConfig &c) {
+  if (!finite_nonnegative(c.budget_w))
+    return "budget " + format_w(c.budget_w) + " is negative or not finite";
+  if (!std::isfinite(c.period_s) || c.period_s <= 0.0) return "period_s must be positive";
+  if (!std::isfinite(c.lease_s) || c.lease_s < c.period_s)
+    return "lease_s (" + format_number(c.lease_s) +
+           " s) must be at least period_s: leases would end between renewals";
+  if (!finite_nonnegative(c.silent_after_s)) return "silent_after_s must be >= 0";
+  if (!finite_nonnegative(c.clock_skew_s)) return "clock_skew_s must be >= 0";
+  for (std::size_t g = 0; g < c.groups.size(); ++g) {
+    const ClusterGroupConfig &grp = c.groups[g];
+    if (grp.parent != kNoGroup && grp.parent >= g)
+      return group_label(c, g) + ": parent must be an earlier group";
+    if (std::isnan(grp.max_w) || grp.max_w < 0.0)
+      return group_label(c, g) + ": limit " + format_w(grp.max_w) + " is negative or not a number";
+  }
+  std::unordered_map<std::string, std::size_t> seen;
+  std::vector<double> group_floor(c.groups.size(), 0.0);
+  double floors = 0.0;
+  for (std::size_t i = 0; i < c.nodes.size(); ++i) {
+    const ClusterNodeConfig &node = c.nodes[i];
+    const std::string label = "node " + std::to_string(i) + " ('" + node.name + "')";
+    if (node.name.empty()) return "node " + std::to_string(i) + ": empty name";
+    if (!seen.emplace(node.name, i).second) return label + ": duplicate name";
+    if (std::string why = PowerRange{node.floor_w, node.max_w}.check(); !why.empty())
+      return label + ": " + why;
+    if (node.group != kNoGroup && node.group >= c.groups.size())
+      return label + ": group " + std::to_string(node.group) + " does not exist";
+    floors += node.floor_w;
+    for (std::size_t g = node.group; g != kNoGroup; g = c.groups[g].parent)
+      group_floor[g] += node.floor_w;
+  }
+  if (floors > c.budget_w)
+    return "node floors sum to " + format_w(floors) + ", above the budget " + format_w(c.budget_w) +
+           ": leases could not fall back safely";
+  for (std::size_t g = 0; g < c.groups.size(); ++g)
+    if (group_floor[g] > c.groups[g].max_w)
+      return group_label(c, g) + ": its nodes' floors sum to " + format_w(group_floor[g]) +
+             ", above its limit " + format_w(c.groups[g].max_w);
+  return {};
+}
+
+ClusterController::ClusterController(ClusterConfig config) : config_(std::move(config)) {
+  error_ = check_config(config_);
+  if (!error_.empty()) return;
+  const std::size_t n = config_.nodes.size();
+  nodes_.resize(n);
+  node_groups_.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    by_name_.emplace(config_.nodes[i].name, i);
+    floor_sum_w_ += config_.nodes[i].floor_w;
+    for (std::size_t g = config_.nodes[i].group; g != kNoGroup; g = config_.groups[g].parent)
+      node_groups_[i].push_back(g);
+  }
+  std::vector<NodeId> gid(config_.groups.size());
+  for (std::size_t g = 0; g < config_.groups.size(); ++g) {
+    const ClusterGroupConfig &grp = config_.groups[g];
+    gid[g] = tree_.add_group(grp.parent == kNoGroup ? AllocTree::kRoot : gid[grp.parent], 0.0,
+                             grp.max_w, grp.name);
+  }
+  leaf_.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const ClusterNodeConfig &node = config_.nodes[i];
+    leaf_[i] = tree_.add_leaf(node.group == kNoGroup ? AllocTree::kRoot : gid[node.group],
+                              node.floor_w, node.floor_w, GainCurve{}, node.name);
+  }
+  compute_fair_shares();
+}
+
+// The budget split evenly over the nodes within their ranges and the group limits: equal
+// linear curves make the allocator share per leaf.
+void ClusterController::compute_fair_shares() {
+  const std::size_t n = config_.nodes.size();
+  AllocTree tree;
+  std::vector<NodeId> gid(config_.groups.size());
+  for (std::size_t g = 0; g < config_.groups.size(); ++g) {
+    const ClusterGroupConfig &grp = config_.groups[g];
+    gid[g] = tree.add_group(grp.parent == kNoGroup ? AllocTree::kRoot : gid[grp.parent], 0.0,
+                            grp.max_w, grp.name);
+  }
+  std::vector<NodeId> leaf(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const ClusterNodeConfig &node = config_.nodes[i];
+    leaf[i] =
+        tree.add_leaf(node.group == kNoGroup ? AllocTree::kRoot : gid[node.group], node.floor_w,
+                      node.max_w, GainCurve::linear(1.0, node.max_w - node.floor_w), node.name);
+  }
+  const AllocResult r = allocator_.allocate(tree, config_.budget_w);
+  fair_share_w_.assign(n, 0.0);
+  for (std::size_t i = 0; i < n; ++i)
+    fair_share_w_[i] = r.feasible ? r.grants_w[leaf[i]] : config_.nodes[i].floor_w;
+}
+
+std::size_t ClusterController::node_index(const std::string &name) const {
+  const auto it = by_name_.find(name);
+  return it == by_name_.end() ? kNoIndex : it->second;
+}
+
+// A lease that ends at expires_at_s (controller clock) can still hold caps up until then
+// plus the clock skew, plus one period: an agent applies the end of its lease at its next
+// step, and until then the caps it set stay in force.
+double ClusterController::counts_until(double expires_at_s) const {
+  return expires_at_s + config_.clock_skew_s + config_.period_s;
+}
+
+bool ClusterController::silent(const NodeState &s, double now_s) const {
+  return s.reported && now_s - s.last_report_s > config_.silent_after_s;
+}
+
+// Whether a grant sent to a node could be in force there now or later: see the rules in
+// in_force_bound_w. Grants that cannot are dropped from the front (they are in seq order).
+bool ClusterController::may_hold(const NodeState &s, const SentGrant &g, double now_s) const {
+  if (!s.reported) return true;
+  if (config_.reclaim_after_lease && !(counts_until(g.expires_at_s) > now_s)) return false;
+  if (s.lease_ours) return g.seq > s.last.lease_seq;
+  return g.sent_at_s + config_.clock_skew_s >= s.last.started_at_s;
+}
+
+void ClusterController::trim_sent(NodeState &s, double now_s) const {
+  while (!s.sent.empty() && !may_hold(s, s.sent.front(), now_s)) s.sent.pop_front();
+  while (s.sent.size() > kMaxSentGrants) {
+    const SentGrant a = s.sent.front();
+    s.sent.pop_front();
+    SentGrant &b = s.sent.front();  // later seq and send time: counted whenever a would be
+    b.grant_w = std::max(a.grant_w, b.grant_w);
+    b.expires_at_s = std::max(a.expires_at_s, b.expires_at_s);
+  }
+}
+
+// The cap that can be in force on a node:
+// - before its first report: its maximum;
+// - under a lease of ours (the report confirms seq s): that lease's grant and the caps it
+//   reported (above the grant only at its minimum caps), and every grant sent after s:
+//   the node may have taken any of them since the report, and an agent that hangs keeps
+//   what it applied, expired or not. Grants up to s it can no longer take (it refuses
+//   older seqs, and a restarted agent refuses grants sent before it started);
+// - otherwise (no lease of ours yet, e.g. after an agent restart): its reported caps and
+//   lease, its floor, and every grant sent since its agent started;
+// - with reclaim_after_lease, nodes are trusted to end their leases on time: grants whose
+//   lease has ended (plus skew and a period) stop counting, and an ended confirmed lease
+//   leaves the node at its floor (or its minimum caps, if higher).
+double ClusterController::in_force_bound_w(std::size_t node, double now_s) const {
+  if (!ok() || node >= nodes_.size()) return 0.0;
+  const ClusterNodeConfig &cfg = config_.nodes[node];
+  const NodeState &s = nodes_[node];
+  if (!s.reported) return cfg.max_w;
+  const NodeReport &r = s.last;
+  double bound;
+  if (s.lease_ours) {
+    bound = std::max(r.lease_grant_w, r.caps_w);
+    if (config_.reclaim_after_lease && !(counts_until(r.lease_expires_at_s) > now_s))
+      bound = std::max(cfg.floor_w, r.min_w);
+  } else {
+    bound = std::max({r.caps_w, r.lease_grant_w, cfg.floor_w});
+  }
+  for (const SentGrant &g : s.sent)
+    if (may_hold(s, g, now_s)) bound = std::max(bound, g.grant_w);
+  return bound;
+}
+
+double ClusterController::total_in_force_bound_w(double now_s) const {
+  double sum = 0.0;
+  for (std::size_t i = 0; i < nodes_.size(); ++i) sum += in_force_bound_w(i, now_s);
+  return sum;
+}
+
+double ClusterController::group_in_force_bound_w(std::size_t group, double now_s) const {
+  double sum = 0.0;
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    for (std::size_t g : node_groups_[i])
+      if (g == group) sum += in_force_bound_w(i, now_s);
+  return sum;
+}
+
+std::string ClusterController::on_report(const NodeReport &r, double now_s) {
+  if (!ok()) return "controller not configured: " + error_;
+  const std::size_t i = node_index(r.node);
+  if (i == kNoIndex) return "report from unknown node '" + r.node + "'";
+  const std::string who = "report from '" + r.node + "': ";
+  if (!std::isfinite(now_s)) return who + "now_s is not finite";
+  if (!std::isfinite(r.sent_at_s)) return who + "send time is not finite";
+  if (!finite_nonnegative(r.min_w) || !finite_nonnegative(r.max_w) ||
+      !finite_nonnegative(r.need_w) || !finite_nonnegative(r.caps_w) ||
+      !finite_nonnegative(r.lease_grant_w) || !finite_nonnegative(r.effective_grant_w))
+    return who + "a power figure is negative or not finite";
+  if (std::isnan(r.lease_expires_at_s) || std::isnan(r.started_at_s))
+    return who + "a time is not a number";
+  if (!std::isnan(r.power_w) && !finite_nonnegative(r.power_w))
+    return who + "measured power is negative or infinite";
+  if (!r.demand.valid()) return who + "demand curve: " + r.demand.error();
+  NodeState &s = nodes_[i];
+  if (s.reported && (r.incarnation < s.last.incarnation ||
+                     (r.incarnation == s.last.incarnation && r.report_seq <= s.last.report_seq)))
+    return who + "not newer than the last one (incarnation " + std::to_string(r.incarnation) +
+           ", report " + std::to_string(r.report_seq) + ")";
+  // A lease of ours that this controller never sent to the node is not trusted as one.
+  const std::uint64_t last_sent = s.sent.empty() ? s.last_seq_sent : s.sent.back().seq;
+  s.lease_ours = r.lease_epoch == config_.epoch && r.lease_seq != 0 && r.lease_seq <= last_sent;
+  s.reported = true;
+  s.last_report_s = now_s;
+  s.last = r;
+  s.leaf_curve_dirty = true;
+  trim_sent(s, now_s);
+  return {};
+}
+
+std::string ClusterController::set_budget(double budget_w, double now_s) {
+  if (!ok()) return "controller not configured: " + error_;
+  if (!finite_nonnegative(budget_w))
+    return "budget " + format_w(budget_w) + " is negative or not finite; keeping " +
+           format_w(config_.budget_w);
+  if (budget_w < floor_sum_w_)
+    return "budget " + format_w(budget_w) + " is below the nodes' floors (" +
+           format_w(floor_sum_w_) + "); keeping " + format_w(config_.budget_w);
+  config_.budget_w = budget_w;
+  compute_fair_shares();
+  return {};
+}
+
+std::vector<GrantMessage> ClusterController::step(double now_s) {
+  std::vector<GrantMessage> out;
+  if (!ok() || !std::isfinite(now_s)) return out;
+  step_error_.clear();
+  const std::size_t n = nodes_.size();
+  const std::size_t ng = config_.groups.size();
+
+  std::vector<double> bound(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    trim_sent(nodes_[i], now_s);
+    bound[i] = in_force_bound_w(i, now_s);
+  }
+
+  // 1. The tree: built once; each step updates its leaves' limits, and a leaf's curve only
+  // when a new report or a changed floor calls for it (curves are the expensive part).
+  std::vector<double> lo(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const ClusterNodeConfig &cfg = config_.nodes[i];
+    NodeState &s = nodes_[i];
+    double low = cfg.floor_w;
+    double high = cfg.floor_w;
+    bool steered = false;
+    if (s.reported && !s.last.idle) {
+      const NodeReport &r = s.last;
+      const double node_max = std::clamp(std::min(cfg.max_w, r.max_w), cfg.floor_w, cfg.max_w);
+      const double share = std::max(cfg.floor_w, std::min(fair_share_w_[i], node_max));
+      low = std::clamp(r.need_w, cfg.floor_w, share);
+      high = low;
+      if (r.steerable && !r.demand.segments().empty()) {
+        high = node_max;
+        steered = true;
+      }
+      if (silent(s, now_s)) {
+        // Never raised; with reclaim_after_lease, renewed at its floor only, so that its
+        // watts come back once its leases end.
+        const double held = std::isnan(s.granted_w) ? low : std::max(low, s.granted_w);
+        high = std::min(high, held);
+        if (config_.reclaim_after_lease) {
+          low = high = cfg.floor_w;
+          steered = false;
+        }
+      }
+    }
+    lo[i] = low;
+    const NodeId id = leaf_[i];
+    tree_.set_limits(id, low, high);
+    if (!steered) {
+      if (s.leaf_curve_set) tree_.set_curve(id, GainCurve{});
+      s.leaf_curve_set = false;
+    } else if (!s.leaf_curve_set || s.leaf_curve_dirty || s.leaf_curve_lo_w != low) {
+      const GainCurve &d = s.last.demand;
+      const double base = s.last.need_w;
+      tree_.set_curve(id, low < base ? prepend(d, base - low, d.segments().front().slope)
+                                     : drop_front(d, low - base));
+      s.leaf_curve_set = true;
+      s.leaf_curve_dirty = false;
+      s.leaf_curve_lo_w = low;
+    }
+  }
+
+  // 2. Targets.
+  std::vector<double> target(n);
+  const AllocResult res = allocator_.allocate(tree_, config_.budget_w);
+  if (res.feasible) {
+    for (std::size_t i = 0; i < n; ++i) target[i] = res.grants_w[leaf_[i]];
+    unallocated_w_ = res.unallocated_w;
+  } else {
+    // Cannot happen with a checked configuration (leaf floors are within fair shares);
+    // floors are always safe.
+    step_error_ = res.error;
+    for (std::size_t i = 0; i < n; ++i) target[i] = config_.nodes[i].floor_w;
+    unallocated_w_ = config_.budget_w - floor_sum_w_;
+  }
+
+  // 3. Decreases at once; raises from slack only, steepest first.
+  std::vector<double> grant(n);
+  double slack = config_.budget_w;
+  std::vector<double> group_slack(ng);
+  for (std::size_t g = 0; g < ng; ++g) group_slack[g] = config_.groups[g].max_w;
+  std::vector<std::size_t> raise;
+  for (std::size_t i = 0; i < n; ++i) {
+    grant[i] = std::min(target[i], bound[i]);
+    slack -= bound[i];
+    for (std::size_t g : node_groups_[i]) group_slack[g] -= bound[i];
+    if (target[i] > bound[i]) raise.push_back(i);
+  }
+  std::vector<double> priority(n, 0.0);
+  for (std::size_t i : raise)
+    priority[i] = tree_.curve(leaf_[i]).marginal_at(std::max(0.0, bound[i] - lo[i]));
+  std::stable_sort(raise.begin(), raise.end(),
+                   [&](std::size_t a, std::size_t b) { return priority[a] > priority[b]; });
+  // Room for the rounding of sums in a different order than the one the slack was kept in.
+  const double margin = 1e-9 * std::max(1.0, config_.budget_w);
+  for (std::size_t i : raise) {
+    double allowed = std::min(target[i] - bound[i], slack - margin);
+    for (std::size_t g : node_groups_[i])
+      if (std::isfinite(group_slack[g])) allowed = std::min(allowed, group_slack[g] - margin);
+    if (!(allowed > 0.0)) continue;
+    grant[i] = std::min(target[i], bound[i] + allowed);
+    slack -= allowed;
+    for (std::size_t g : node_groups_[i]) group_slack[g] -= allowed;
+  }
+
+  // 4. Leases.
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    NodeState &s = nodes_[i];
+    const std::uint64_t seq = ++seq_;
+    const double expires = now_s + config_.lease_s;
+    s.granted_w = grant[i];
+    s.target_w = target[i];
+    s.sent.push_back({seq, grant[i], now_s, expires});
+    s.last_seq_sent = seq;
+    trim_sent(s, now_s);
+    GrantMessage m;
+    m.node = config_.nodes[i].name;
+    m.grant_w = grant[i];
+    m.floor_w = config_.nodes[i].floor_w;
+    m.expires_at_s = expires;
+    m.lease_s = config_.lease_s;
+    m.epoch = config_.epoch;
+    m.seq = seq;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+ClusterNodeStatus ClusterController::node_status(std::size_t i, double now_s) const {
+  ClusterNodeStatus st;
+  if (!ok() || i >= nodes_.size()) return st;
+  const ClusterNodeConfig &cfg = config_.nodes[i];
+  const NodeState &s = nodes_[i];
+  st.name = cfg.name;
+  st.group = cfg.group;
+  st.floor_w = cfg.floor_w;
+  st.max_w = cfg.max_w;
+  st.reported = s.reported;
+  st.silent = silent(s, now_s);
+  st.last_report_s = s.last_report_s;
+  st.target_w = s.target_w;
+  st.granted_w = s.granted_w;
+  st.in_force_bound_w = in_force_bound_w(i, now_s);
+  if (s.reported) {
+    st.power_w = s.last.power_w;
+    st.caps_w = s.last.caps_w;
+    st.need_w = s.last.need_w;
+    st.idle = s.last.idle;
+    st.steerable = s.last.steerable;
+    std::vector<const std::string *> keys;
+    for (const JobSummary &j : s.last.jobs) keys.push_back(&j.job);
+    std::sort(keys.begin(), keys.end(),
+              [](const std::string *a, const std::string *b) { return *a < *b; });
+    st.jobs = static_cast<std::size_t>(
+        std::unique(keys.begin(), keys.end(),
+                    [](const std::string *a, const std::string *b) { return *a == *b; }) -
+        keys.begin());
+    st.confirmed_seq = s.lease_ours ? s.last.lease_seq : 0;
+  }
+  return st;
+}
+
+std::vector<ClusterNodeStatus> ClusterController::status(double now_s) const {
+  std::vector<ClusterNodeStatus> all;
+  all.reserve(nodes_.size());
+  for (std::size_t i = 0; i < nodes_.size(); ++i) all.push_back(node_status(i, now_s));
+  return all;
+}
+
+}  // namespace powergrad

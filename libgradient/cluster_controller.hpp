@@ -1,0 +1,197 @@
+// The hierarchical (cluster) controller: splits the cluster budget over groups (racks, PDUs)
+// and nodes by their reported demand curves, and moves power safely, as leases.
+//
+// The slurmctld plugin and the simulator drive it the same way: on_report() for every node
+// report that arrives, set_budget() when the admin or the supply changes the budget, and
+// step() once per period, sending the GrantMessages it returns. Pure C++: time is an input,
+// no I/O, no threads, deterministic.
+//
+// Each step:
+// 1. every node becomes a leaf of an AllocTree under its groups:
+//    - no report yet, or idle (no jobs): its floor;
+//    - no steered work (unmanaged or monitor jobs only): what it needs (need_w), but not
+//      below its floor nor above its fair share (the budget split evenly over the nodes,
+//      within group limits and node ranges);
+//    - steered work: its need (so clamped) plus its demand curve up to its maximum;
+//    - silent (no report for silent_after_s): as its last report, but never raised (with
+//      reclaim_after_lease: its floor);
+// 2. the tree is water-filled (TreeAllocator): the targets;
+// 3. power moves safely. For every node the controller keeps the cap that can be in force
+//    (in_force_bound_w): the largest of what the node last confirmed (its lease's grant and
+//    its caps) and every grant sent since, which it may have applied; its maximum until its
+//    first report. A target at or below that bound is sent as is (decreases, always at
+//    once: a budget drop is obeyed within one step). A target above it is a raise, granted
+//    only from slack: as far as the sum of bounds stays within the budget and every group's
+//    limit, steepest marginal gain first. So raises wait for decreases to be confirmed.
+//    (Raises keep 1e-9 x budget of slack unused, so that sums in any order stay within.)
+// 4. every node gets a grant (renewing its lease: expiry now + lease_s), with a new seq.
+//
+// Safety invariant (tested with loss, delay, reordering and silent nodes): when each node's
+// caps stay within its newest accepted lease (NodeController guarantees it), every node's
+// caps in force are at most its in_force_bound_w; reports only ever lower bounds; no step
+// raises any bound while the sum
+// of bounds exceeds the budget or a group limit, nor past them. So once the sum of bounds is
+// within the budget (after the first reports, or after a budget drop has been confirmed), the
+// caps in force never exceed the budget or any group limit.
+//
+// A node that does not answer keeps being counted at its bound (at least its last confirmed
+// lease, and every grant sent since, even expired ones) until it reports again, unless
+// reclaim_after_lease is set: then leases that have ended (plus clock_skew_s, plus one
+// period for the agent to apply the end) no longer count, and a silent node is counted at
+// its floor once all have. That is only safe where a node that stops answering is down or
+// still runs its agent (a network partition), not where the agent hangs with caps above
+// its floor: hence off by default.
+// A node agent that restarts must come up at most at its floor until its first grant, with
+// no static grant, and refuse grants sent before it started (NodeController does, given
+// started_at_s): the controller cannot count caps it does not know about.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "libgradient/allocator.hpp"
+#include "libgradient/control_messages.hpp"
+
+namespace powergrad {
+
+inline constexpr std::size_t kNoGroup = std::numeric_limits<std::size_t>::max();
+
+struct ClusterGroupConfig {
+  std::string name;
+  // The group's own limit (a PDU's or rack's rating); +infinity: none.
+  double max_w = std::numeric_limits<double>::infinity();
+  std::size_t parent = kNoGroup;  // an earlier group's index, or kNoGroup (the cluster)
+};
+
+struct ClusterNodeConfig {
+  std::string name;      // as the node reports it (Slurm's node name)
+  double floor_w = 0.0;  // guaranteed: what the node falls back to without a lease
+  double max_w = 0.0;    // the most it can draw (counted so until it reports)
+  std::size_t group = kNoGroup;
+};
+
+struct ClusterConfig {
+  double budget_w = 0.0;
+  std::vector<ClusterGroupConfig> groups;  // parents before children
+  std::vector<ClusterNodeConfig> nodes;
+  double period_s = 1.0;        // control period of the controller and of the node agents
+  double lease_s = 5.0;         // grants expire this long after they are sent (>= period_s)
+  double silent_after_s = 3.0;  // no report for this long: silent (not raised)
+  double clock_skew_s = 0.5;    // margin on lease expiries between controller and nodes
+  std::uint64_t epoch = 1;      // must rise with every controller start
+  bool reclaim_after_lease = false;
+};
+
+struct ClusterNodeStatus {
+  std::string name;
+  std::size_t group = kNoGroup;
+  double floor_w = 0.0;
+  double max_w = 0.0;
+  bool reported = false;
+  bool silent = false;
+  double last_report_s = -std::numeric_limits<double>::infinity();
+  double target_w = 0.0;                                        // last step's allocation
+  double granted_w = std::numeric_limits<double>::quiet_NaN();  // last grant sent; NaN: none
+  double in_force_bound_w = 0.0;  // the cap that can be in force (see above)
+  // From the last report (NaN / false / 0 before one).
+  double power_w = std::numeric_limits<double>::quiet_NaN();
+  double caps_w = std::numeric_limits<double>::quiet_NaN();
+  double need_w = std::numeric_limits<double>::quiet_NaN();
+  bool idle = true;
+  bool steerable = false;
+  std::size_t jobs = 0;             // distinct jobs in the last report
+  std::uint64_t confirmed_seq = 0;  // seq of this controller's grant the node runs under; 0: none
+};
+
+class ClusterController {
+ public:
+  // Checks the configuration (see check_config); a refused one leaves ok() false, error()
+  // naming the problem, and the controller inert (step() returns no grants).
+  explicit ClusterController(ClusterConfig config);
+
+  // Empty if the configuration is usable, else the first problem, naming it: a bad number,
+  // a duplicate or empty node name, a group index out of order, lease_s below period_s, the
+  // nodes' floors summing above the budget or above a group's limit.
+  static std::string check_config(const ClusterConfig &config);
+
+  bool ok() const { return error_.empty(); }
+  const std::string &error() const { return error_; }
+
+  // Takes a node's report. Returns empty if accepted, else why not: unknown node, not newer
+  // than the last accepted (incarnation, report_seq), bad numbers or an invalid curve.
+  std::string on_report(const NodeReport &report, double now_s);
+
+  // Changes the budget from the next step. Refused (empty string on success; the old budget
+  // stays) when not finite, negative, or below the sum of the nodes' floors.
+  std::string set_budget(double budget_w, double now_s);
+  double budget_w() const { return config_.budget_w; }
+
+  // One period: see the header comment. One grant per configured node, in configuration
+  // order. No grants when !ok().
+  std::vector<GrantMessage> step(double now_s);
+
+  // Accounting, as of now_s (reports and steps so far).
+  double in_force_bound_w(std::size_t node, double now_s) const;
+  double total_in_force_bound_w(double now_s) const;  // summed in node order
+  double group_in_force_bound_w(std::size_t group, double now_s) const;
+  // Budget the last step left unallocated (every node at the top of its leaf range).
+  double unallocated_w() const { return unallocated_w_; }
+  // The last step's allocation problem, if any (the step then fell back to floors).
+  const std::string &last_step_error() const { return step_error_; }
+
+  std::size_t size() const { return config_.nodes.size(); }
+  // The node's index, or kNoIndex.
+  std::size_t node_index(const std::string &name) const;
+  ClusterNodeStatus node_status(std::size_t node, double now_s) const;
+  std::vector<ClusterNodeStatus> status(double now_s) const;
+  const ClusterConfig &config() const { return config_; }
+
+ private:
+  struct SentGrant {
+    std::uint64_t seq;
+    double grant_w;
+    double sent_at_s;
+    double expires_at_s;
+  };
+  struct NodeState {
+    bool reported = false;
+    bool lease_ours = false;  // the last report's lease is one of this controller's grants
+    double last_report_s = -std::numeric_limits<double>::infinity();
+    NodeReport last;
+    std::deque<SentGrant> sent;
+    std::uint64_t last_seq_sent = 0;
+    double granted_w = std::numeric_limits<double>::quiet_NaN();
+    double target_w = 0.0;
+    // The leaf's curve in tree_: whether it holds this node's demand, and for which floor.
+    bool leaf_curve_set = false;
+    bool leaf_curve_dirty = true;
+    double leaf_curve_lo_w = 0.0;
+  };
+
+  double counts_until(double expires_at_s) const;
+  bool silent(const NodeState &s, double now_s) const;
+  bool may_hold(const NodeState &s, const SentGrant &g, double now_s) const;
+  void trim_sent(NodeState &s, double now_s) const;
+  void compute_fair_shares();
+
+  ClusterConfig config_;
+  std::string error_;
+  std::vector<NodeState> nodes_;
+  std::unordered_map<std::string, std::size_t> by_name_;
+  std::vector<std::vector<std::size_t>> node_groups_;  // each node's groups, innermost first
+  std::vector<double> fair_share_w_;
+  double floor_sum_w_ = 0.0;
+  std::uint64_t seq_ = 0;
+  double unallocated_w_ = 0.0;
+  std::string step_error_;
+  AllocTree tree_;            // cluster -> groups -> nodes, built once
+  std::vector<NodeId> leaf_;  // each node's leaf in tree_
+  TreeAllocator allocator_;
+};
+
+}  // namespace powergrad

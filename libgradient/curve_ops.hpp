@@ -1,0 +1,30 @@
+// Operations on concave gain curves that the controllers need beyond gain_curve.hpp.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "libgradient/gain_curve.hpp"
+
+namespace powergrad {
+
+// The best total gain of W watts spread over the curves (their sup-convolution): all their
+// segments, steepest first. Invalid curves are skipped. The result is concave by
+// construction; its width is the sum of the widths.
+GainCurve merge_curves(const std::vector<GainCurve> &curves);
+
+// The curve without its first `width_w` watts (what a floor already gives); the whole curve
+// for width_w <= 0, an empty one beyond its width.
+GainCurve drop_front(const GainCurve &curve, double width_w);
+
+// At most `max_segments` segments of equal width covering the curve's width, each with the
+// mean slope of the curve over it: the same total gain at every block boundary, and still
+// concave (means of a non-increasing slope over consecutive equal blocks do not increase).
+// Curves with no more segments, invalid ones and max_segments == 0 are returned as they are.
+GainCurve coarsen(const GainCurve &curve, std::size_t max_segments);
+
+// `width_w` watts at `slope` followed by the curve. The slope is raised to the curve's first
+// slope if below it, so the result stays concave. Returns the curve itself for width_w <= 0.
+GainCurve prepend(const GainCurve &curve, double width_w, double slope);
+
+}  // namespace powergrad

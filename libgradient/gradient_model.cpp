@@ -1,0 +1,339 @@
+#include "libgradient/gradient_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+namespace powergrad {
+
+namespace {
+
+bool finite_nonnegative(double x) { return std::isfinite(x) && x >= 0.0; }
+
+bool optional_ok(const std::optional<double> &x) { return !x || finite_nonnegative(*x); }
+
+// x / (x + half): 0 at 0, 1/2 at `half`, towards 1 for plenty (as the counter model's).
+double saturating(double x, double half) {
+  if (!(half > 0.0)) return 1.0;
+  return x / (x + half);
+}
+
+// Weight of the newest sample in a moving average; bad values mean "no smoothing".
+double smoothing(double w) { return std::isfinite(w) && w > 0.0 && w <= 1.0 ? w : 1.0; }
+
+// Floor on the regression's spread: perfectly consistent points say less than they seem to
+// (the model is an approximation of the workload, not the workload).
+constexpr double kMinRegressionSd = 0.01;
+// Confidence lost per period while an estimate is kept on stale samples.
+constexpr double kStaleConfidenceDecay = 0.7;
+// Smallest relative speed the curve works with (keeps 1 / r finite far below P0).
+constexpr double kMinRelativeSpeed = 1e-6;
+
+}  // namespace
+
+void GradientModel::Regression::decay(double factor) {
+  w *= factor;
+  ww *= factor * factor;
+  su *= factor;
+  sy *= factor;
+  suu *= factor;
+  suy *= factor;
+  syy *= factor;
+}
+
+void GradientModel::Regression::add(double u, double y) {
+  w += 1.0;
+  ww += 1.0;
+  su += u;
+  sy += y;
+  suu += u * u;
+  suy += u * y;
+  syy += y * y;
+}
+
+GradientModel::GradientModel(const GradientModelParams &params) : params_(params) { reset(); }
+
+void GradientModel::reset() {
+  current_ = JobGradient{};
+  current_.speedup = GradientEstimate::invalid("no sample yet");
+  stale_periods_ = 0;
+  prior_m_ = 0.0;
+  prior_sd_ = 0.0;
+  prior_from_counters_ = false;
+  have_busy_ = false;
+  reg_ = Regression{};
+  y_ref_ = 0.0;
+  have_point_ = false;
+  mode_ = JobMode::unmanaged;
+  share_ = 1.0;
+  servers_ = 1.0;
+  p0_w_ = dyn_now_w_ = sat_dyn_w_ = rho_now_ = 0.0;
+}
+
+void GradientModel::mark_stale(const std::string &why) {
+  const int max_stale = std::max(0, params_.max_stale_periods);
+  if (current_.speedup.valid && stale_periods_ < max_stale) {
+    ++stale_periods_;
+    current_.speedup.confidence *= kStaleConfidenceDecay;
+    current_.wants_perturbation = false;
+    return;
+  }
+  std::string reason = why;
+  if (current_.speedup.valid)
+    reason = "no usable sample for " + std::to_string(stale_periods_ + 1) + " periods: " + why;
+  const CounterKind kind = current_.counters;
+  current_ = JobGradient{};
+  current_.speedup = GradientEstimate::invalid(std::move(reason));
+  current_.counters = kind;
+  stale_periods_ = 0;
+  have_point_ = false;
+}
+
+bool GradientModel::regression_estimate(double u_now, double *m, double *sd) const {
+  const Regression &r = reg_;
+  if (!(r.w > 0.0) || !(r.ww > 0.0)) return false;
+  const double n_eff = r.w * r.w / r.ww;
+  if (!(n_eff >= params_.min_regression_points) || !(n_eff > 2.0)) return false;
+  const double mu = r.su / r.w;
+  const double my = r.sy / r.w;
+  const double vu = r.suu / r.w - mu * mu;
+  const double spread = params_.min_relative_spread * mu;
+  if (!(vu > spread * spread) || !(vu > 0.0)) return false;
+  const double cov = r.suy / r.w - mu * my;
+  const double vy = r.syy / r.w - my * my;
+  double a = cov / vu;
+  double b = my - a * mu;
+  // Residual variance per point, and the covariance of (a, b) (ordinary least squares with
+  // n_eff points of spread vu).
+  const double s2 = std::max(0.0, vy - a * cov) * n_eff / (n_eff - 2.0);
+  const double sxx = n_eff * vu;
+  const double var_a = s2 / sxx;
+  const double var_b = s2 * (1.0 / n_eff + mu * mu / sxx);
+  const double cov_ab = -mu * s2 / sxx;
+  a = std::max(a, 0.0);
+  b = std::max(b, 0.0);
+  const double yhat = a * u_now + b;
+  if (!(yhat > 0.0) || !std::isfinite(yhat)) return false;
+  const double est = b / yhat;
+  // m = b / (a u + b): dm/da = -m u / yhat, dm/db = (1 - m) / yhat.
+  const double da = -est * u_now / yhat;
+  const double db = (1.0 - est) / yhat;
+  const double var_m = da * da * var_a + db * db * var_b + 2.0 * da * db * cov_ab;
+  const double spread_m = std::sqrt(std::max(0.0, var_m)) + kMinRegressionSd;
+  if (!std::isfinite(est) || !std::isfinite(spread_m)) return false;
+  *m = std::clamp(est, 0.0, 1.0);
+  *sd = spread_m;
+  return true;
+}
+
+const JobGradient &GradientModel::update(const JobObservation &obs, const DomainView &domain) {
+  const CounterSample &c = obs.counters;
+  if (!std::isfinite(c.interval_s) || c.interval_s <= 0.0) {
+    mark_stale("interval is not positive");
+    return current_;
+  }
+  const PowerModel &model = domain.model;
+  if (const std::string bad = model.check(); !bad.empty()) {
+    mark_stale(bad);
+    return current_;
+  }
+  if (!finite_nonnegative(c.task_clock_s) || !optional_ok(c.cycles) ||
+      !optional_ok(c.instructions) || !optional_ok(c.stall_cycles) || !optional_ok(c.ref_cycles) ||
+      !optional_ok(obs.progress_rate) || !optional_ok(obs.busy_fraction)) {
+    mark_stale("counter values are negative or not finite");
+    return current_;
+  }
+  if (!std::isfinite(obs.cpus) || obs.cpus <= 0.0 || !std::isfinite(obs.share) ||
+      obs.share <= 0.0 || obs.share > 1.0 || !std::isfinite(obs.servers) || obs.servers < 1.0) {
+    mark_stale("job layout is bad (cpus > 0, share in (0, 1], servers >= 1)");
+    return current_;
+  }
+  std::optional<double> power;
+  if (finite_nonnegative(domain.power_w))
+    power = domain.power_w;
+  else
+    power = c.average_power_w();
+  if (!power) {
+    mark_stale("no power reading for the domain");
+    return current_;
+  }
+
+  const CounterKind kind = obs.emulated                ? CounterKind::emulated
+                           : c.has_hardware_counters() ? CounterKind::hardware
+                                                       : CounterKind::software;
+  const double min_dyn = std::max(params_.min_dynamic_power_w, 1e-3);
+  const double p0 = model.p0_w;
+  const double dyn = std::max(*power - p0, min_dyn);
+
+  // Frequency now, and the domain's k in P = P0 + k f^3. Hardware: the busy-time frequency
+  // cycles / task-clock, which also calibrates k for this domain and load. Software: the
+  // power model with its alpha.
+  std::optional<double> f_hw;
+  if (c.cycles && *c.cycles > 0.0 && c.task_clock_s > 0.0) f_hw = *c.cycles / c.task_clock_s;
+  double f_now = 0.0;
+  double f_top = model.f_max_hz;
+  double k = 0.0;
+  if (f_hw && *power - p0 >= min_dyn) {
+    f_now = *f_hw;
+    f_top = std::max(f_top, f_now);  // turbo above the nominal top
+    k = dyn / (f_now * f_now * f_now);
+  } else {
+    k = model.a_w_per_hz3() * model.alpha;
+    f_now = std::min(std::cbrt(dyn / k), f_top);
+    if (f_hw) f_now = *f_hw;
+  }
+  const double sat_dyn = std::max(k * f_top * f_top * f_top, dyn);
+  if (!std::isfinite(k) || !(k > 0.0) || !std::isfinite(f_now) || !(f_now > 0.0)) {
+    mark_stale("cannot place the domain on its power model");
+    return current_;
+  }
+
+  // Busy fraction (the service's load).
+  double rho = obs.busy_fraction ? *obs.busy_fraction : c.task_clock_s / (c.interval_s * obs.cpus);
+  rho = std::clamp(rho, 0.0, 1.0);
+  const double wb = smoothing(params_.busy_smoothing_weight);
+  current_.busy_fraction = have_busy_ ? wb * rho + (1.0 - wb) * current_.busy_fraction : rho;
+  have_busy_ = true;
+
+  // Prior: the stall share, smoothed.
+  const double default_sd = std::max(params_.default_memory_share_sd, 1e-6);
+  if (c.cycles && c.stall_cycles && *c.cycles > 0.0 &&
+      *c.stall_cycles <= *c.cycles * (1.0 + params_.counter.max_stall_overshoot)) {
+    const double s = std::min(1.0, *c.stall_cycles / *c.cycles);
+    const double conf = saturating(*c.cycles, params_.counter.half_confidence_cycles) *
+                        saturating(c.interval_s, params_.counter.half_confidence_interval_s);
+    const double sd =
+        std::min(default_sd, params_.counter_memory_share_sd / std::sqrt(std::max(conf, 1e-4)));
+    const double wp = smoothing(params_.prior_smoothing_weight);
+    if (prior_from_counters_) {
+      prior_m_ = wp * s + (1.0 - wp) * prior_m_;
+      prior_sd_ = wp * sd + (1.0 - wp) * prior_sd_;
+    } else {
+      prior_m_ = s;
+      prior_sd_ = sd;
+    }
+    prior_from_counters_ = true;
+  } else if (prior_from_counters_) {
+    // Counters missed a period: keep the smoothed prior, trusting it a little less.
+    prior_sd_ = std::min(default_sd, prior_sd_ * 1.1);
+  } else {
+    prior_m_ = std::clamp(params_.default_memory_share, 0.0, 1.0);
+    prior_sd_ = default_sd;
+  }
+
+  // Regression point: busy time per unit of work against u = f_top / f.
+  bool speed_signal = false;
+  double y = 0.0;
+  double f_point = 0.0;
+  if (c.instructions && *c.instructions > 0.0 && c.task_clock_s > 0.0 && f_hw) {
+    y = c.task_clock_s / *c.instructions;
+    f_point = *f_hw;
+    speed_signal = true;
+  } else if (obs.progress_rate && *obs.progress_rate > 0.0 && c.task_clock_s > 0.0) {
+    y = c.task_clock_s / (*obs.progress_rate * c.interval_s);
+    f_point = f_now;
+    speed_signal = true;
+  }
+  const double u_now = model.f_max_hz / f_now;
+  if (speed_signal && std::isfinite(y) && y > 0.0 && f_point > 0.0) {
+    if (!(y_ref_ > 0.0)) y_ref_ = y;
+    const double half_life = params_.regression_half_life_s;
+    const double factor =
+        std::isfinite(half_life) && half_life > 0.0 ? std::exp2(-c.interval_s / half_life) : 0.0;
+    reg_.decay(factor);
+    reg_.add(model.f_max_hz / f_point, y / y_ref_);
+  }
+  double m_reg = 0.0;
+  double sd_reg = 0.0;
+  const bool have_reg = regression_estimate(u_now, &m_reg, &sd_reg);
+
+  // Combine by precision.
+  const double w_prior = 1.0 / (prior_sd_ * prior_sd_);
+  const double w_reg = have_reg ? 1.0 / (sd_reg * sd_reg) : 0.0;
+  const double m = std::clamp((w_prior * prior_m_ + w_reg * m_reg) / (w_prior + w_reg), 0.0, 1.0);
+  const double sd = have_reg ? 1.0 / std::sqrt(w_prior + w_reg) : prior_sd_;
+  const double reg_share = w_reg / (w_prior + w_reg);
+
+  GradientSource source;
+  if (reg_share > 0.5)
+    source = GradientSource::regression;
+  else if (reg_share > 0.2)
+    source = GradientSource::combined;
+  else
+    source = prior_from_counters_ ? GradientSource::counter_model : GradientSource::default_prior;
+
+  mode_ = obs.mode;
+  share_ = obs.share;
+  servers_ = obs.servers;
+  p0_w_ = p0;
+  dyn_now_w_ = dyn;
+  sat_dyn_w_ = sat_dyn;
+  rho_now_ = std::min(current_.busy_fraction, std::clamp(params_.max_busy_fraction, 0.0, 0.999));
+  have_point_ = true;
+  stale_periods_ = 0;
+
+  current_.memory_share = m;
+  current_.memory_share_sd = sd;
+  current_.regression_points = reg_.ww > 0.0 ? reg_.w * reg_.w / reg_.ww : 0.0;
+  current_.regression_weight = reg_share;
+  current_.counters = kind;
+  current_.unit = obs.mode == JobMode::latency ? GradientUnit::latency_s_saved_per_w
+                                               : GradientUnit::relative_speedup_per_w;
+
+  GradientEstimate e;
+  e.valid = true;
+  e.unit = GradientUnit::relative_speedup_per_w;
+  e.source = source;
+  e.confidence = std::clamp(1.0 - sd / default_sd, 0.0, 1.0);
+  // Raw dr/dP at the current power (0 once the domain is at its top frequency).
+  e.value = dyn < sat_dyn * (1.0 - 1e-9) ? (1.0 - m) / (3.0 * dyn) : 0.0;
+  current_.speedup = e;
+  current_.steerable = obs.mode == JobMode::latency || obs.mode == JobMode::throughput;
+  current_.gain_per_w = marginal_gain_at(p0 + dyn);
+  current_.wants_perturbation =
+      current_.steerable && speed_signal && e.confidence < params_.perturb_below_confidence;
+  return current_;
+}
+
+double GradientModel::marginal_gain_at(double power_w) const {
+  if (!have_point_ || !current_.steerable || !std::isfinite(power_w)) return 0.0;
+  const double d = power_w - p0_w_;
+  if (d >= sat_dyn_w_) return 0.0;
+  const double dmin = std::max(params_.min_dynamic_power_w, 1e-3);
+  double x;
+  double dxdp;
+  if (d >= dmin) {
+    x = std::cbrt(d / dyn_now_w_);
+    dxdp = x / (3.0 * d);
+  } else {
+    // Continued linearly below P0 + dmin with the slope it has there: concave, finite.
+    const double x0 = std::cbrt(dmin / dyn_now_w_);
+    dxdp = x0 / (3.0 * dmin);
+    x = std::max(kMinRelativeSpeed, x0 - dxdp * (dmin - d));
+  }
+  const double m = current_.memory_share;
+  const double den = (1.0 - m) + m * x;
+  const double r = x / den;
+  const double drdp = (1.0 - m) / (den * den) * dxdp;
+  double gain = 0.0;
+  if (mode_ == JobMode::throughput) {
+    const double tw = std::isfinite(params_.throughput_weight) && params_.throughput_weight > 0.0
+                          ? params_.throughput_weight
+                          : 1.0;
+    gain = tw * share_ * drdp;
+  } else {
+    const double rho_max = std::clamp(params_.max_busy_fraction, 0.0, 0.999);
+    const double rho = std::min(rho_now_ / r, rho_max);
+    const double q = 1.0 / (1.0 - rho);
+    gain = (servers_ - 1.0 + q * q) * rho_now_ * drdp / (r * r);
+  }
+  return std::isfinite(gain) && gain > 0.0 ? gain : 0.0;
+}
+
+GainCurve GradientModel::curve(double from_w, double to_w, std::size_t steps) const {
+  if (to_w <= from_w) return GainCurve{};  // also false for NaN: from_marginal says why
+  return GainCurve::from_marginal([&](double off) { return marginal_gain_at(from_w + off); },
+                                  to_w - from_w, steps);
+}
+
+}  // namespace powergrad

@@ -1,0 +1,197 @@
+// Gradient model v2: what one more watt on a power domain is worth to one job, as a concave
+// gain curve, estimated online from what the node can measure.
+//
+// The model. A job's time per unit of work at core frequency f is T(f) = Tc f0/f + Tm: a
+// part that scales with frequency and a part (memory stalls) that does not. With m the
+// memory share of run time at the current frequency f_now and x = f / f_now, its speed
+// relative to now is
+//
+//   r(x) = x / ((1 - m) + m x),      dr/dx = (1 - m) / ((1 - m) + m x)^2.
+//
+// The domain's power follows the cubic model P = P0 + k f^3, so x(P) = ((P - P0) /
+// (P_now - P0))^(1/3) until the domain reaches its top frequency, where further watts buy
+// nothing. r(P) is concave (diminishing returns), which gives the water-filling allocators
+// curvature to work with. At the current power, dr/dP = (1 - m) / (3 (P_now - P0)): the
+// counter model of estimator.hpp.
+//
+// Where m comes from, combined by their confidences (precision-weighted):
+// - prior: the counter model, m = memory-stall cycles / unhalted cycles, smoothed; without a
+//   stall counter, a default share with a wide spread (it then carries almost no weight);
+// - online regression: the busy time per unit of work, y, is linear in u = 1/f (y = A u + B,
+//   B/(A u + B) = m). Points are the operating points the system visits (its own cap moves,
+//   and deliberate perturbations), weighted towards recent ones (exponential forgetting).
+//   Work is instructions when hardware counters exist (y = task-clock / instructions,
+//   f = cycles / task-clock); with software counters only, the job's own progress signal
+//   (y = task-clock / progress, f from the domain's power through the power model). Without
+//   either, no regression runs and the estimate says so (source default_prior).
+// - perturbation: when confidence is low and a speed signal exists, the model asks for a
+//   small cap perturbation (wants_perturbation); the node controller applies it within its
+//   grant, which spreads the regression's points.
+//
+// What a watt is worth (the gain's unit), by the job's mode:
+// - throughput: the relative speed-up, times the job's share of the domain (a job on a
+//   quarter of the cores counts a quarter), times throughput_weight;
+// - latency: the latency saved given the service's load. With busy fraction rho (task-clock
+//   / (interval x CPUs)) and c parallel servers, the number of requests in the system is
+//   about L(rho) = (c - 1) rho + rho / (1 - rho) (exact for M/M/1 at c = 1; for c > 1 the
+//   busy servers plus an M/M/1-like queue). By Little's law, sum L over services is the
+//   request-weighted latency per unit of time, and a speed-up r moves rho to rho_now / r, so
+//   the gain is L(rho_now) - L(rho_now / r(P)), with marginal at the current power
+//       g * rho * (c - 1 + 1 / (1 - rho)^2)       (g = dr/dP; c = 1: g rho / (1 - rho)^2),
+//   in request-seconds saved per second per watt. rho is clamped to max_busy_fraction
+//   (0.98): a saturated service reads rho = 1 however far it is overloaded, so its weight
+//   is that of rho = 0.98 (2450 g at c = 1: far above any unsaturated service), and L is
+//   continued linearly beyond the clamp so the gain stays concave and finite below P_now.
+// - monitor and unmanaged: estimated and reported, never steered: gain 0.
+//
+// Pure and deterministic: no clock, no I/O, no randomness (the node controller owns the
+// perturbation's random sign). Bad input never throws: it is reported in the estimate.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include "libgradient/control_messages.hpp"
+#include "libgradient/estimator.hpp"
+#include "libgradient/gain_curve.hpp"
+#include "libgradient/types.hpp"
+
+namespace powergrad {
+
+struct GradientModelParams {
+  // The counter model used as prior (validity checks, confidence of one sample).
+  CounterModelParams counter;
+  // Memory share assumed without a stall counter, and its spread (sd). The spread also
+  // defines confidence: an estimate as uncertain as this has confidence 0.
+  double default_memory_share = 0.5;
+  double default_memory_share_sd = 0.35;
+  // Spread of the stall-counter prior: stall cycles are a proxy for the frequency-insensitive
+  // time, not the thing itself. Divided by sqrt(sample confidence).
+  double counter_memory_share_sd = 0.10;
+  // Weight of the newest sample in the moving averages of the prior and of the busy
+  // fraction, in (0, 1].
+  double prior_smoothing_weight = 0.3;
+  double busy_smoothing_weight = 0.3;
+  // Regression points lose half their weight every this many seconds.
+  double regression_half_life_s = 60.0;
+  // The regression weighs in only with at least this many (effective) points and a spread
+  // of u = 1/f of at least this share of its mean.
+  double min_regression_points = 4.0;
+  double min_relative_spread = 0.005;
+  // Below this confidence, and with a speed signal to learn from, ask for a perturbation.
+  double perturb_below_confidence = 0.6;
+  // Busy fraction clamp for the latency weight (see above).
+  double max_busy_fraction = 0.98;
+  // Lower bound on P - P0 (as in the counter model): near the floor the difference is noise.
+  double min_dynamic_power_w = 2.0;
+  // Exchange rate of throughput gains into the common currency (1: one unit of relative
+  // speed-up counts like one request-second saved per second).
+  double throughput_weight = 1.0;
+  // A job whose sample is unusable keeps its state, at decaying confidence, for at most this
+  // many consecutive periods; then its estimate becomes invalid (and it is not steered).
+  int max_stale_periods = 3;
+};
+
+// The job's power domain (a socket / RAPL package) over the sampling interval.
+struct DomainView {
+  PowerModel model;  // P0, TDP, top frequency; alpha is used only without hardware counters
+  double min_cap_w = 0.0;
+  double max_cap_w = 0.0;
+  // Measured average power of the whole domain over the interval; not finite or negative:
+  // unknown (the sample's energy_j is used if present).
+  double power_w = 0.0;
+};
+
+// One job on one domain over one sampling interval.
+struct JobObservation {
+  JobMode mode = JobMode::latency;
+  CounterSample counters;  // deltas over the interval; task_clock_s always
+  // Application progress per second (e.g. requests served), if the job exposes one: the
+  // speed signal when hardware counters are missing.
+  std::optional<double> progress_rate;
+  // Busy fraction in [0, 1]; when absent, counters.task_clock_s / (interval_s * cpus).
+  std::optional<double> busy_fraction;
+  double cpus = 1.0;      // CPUs the job has on this domain
+  double share = 1.0;     // its share of the domain's CPUs, in (0, 1]
+  double servers = 1.0;   // requests it serves in parallel here (latency mode; see above)
+  bool emulated = false;  // the counters come from an emulator: reported as such
+};
+
+// The model's state after an update: what the node reports and steers by.
+struct JobGradient {
+  // Raw relative speed-up per watt at the current power (dr/dP), with validity, confidence
+  // (in [0, 1]), source and, when invalid, the reason.
+  GradientEstimate speedup;
+  // Marginal gain per watt at the current power, in `unit` (see the header comment); 0 when
+  // not steerable.
+  double gain_per_w = 0.0;
+  GradientUnit unit = GradientUnit::relative_speedup_per_w;
+  double memory_share = 0.0;       // estimated m at the current frequency
+  double memory_share_sd = 0.0;    // its spread
+  double busy_fraction = 0.0;      // smoothed rho
+  double regression_points = 0.0;  // effective number of (decayed) regression points
+  double regression_weight = 0.0;  // share of m that comes from the regression, in [0, 1]
+  CounterKind counters = CounterKind::none;
+  bool steerable = false;  // latency/throughput mode with a valid estimate
+  bool wants_perturbation = false;
+};
+
+class GradientModel {
+ public:
+  explicit GradientModel(const GradientModelParams &params = {});
+
+  // Feeds one interval; returns the new state (also current()). An unusable observation
+  // (interval not positive, bad power model, non-finite counters) keeps the previous state
+  // for up to max_stale_periods, then makes the estimate invalid, with the reason.
+  const JobGradient &update(const JobObservation &obs, const DomainView &domain);
+  const JobGradient &current() const { return current_; }
+
+  // Marginal (weighted) gain per watt at domain power `power_w`, from the current state:
+  // non-increasing in power_w, >= 0, finite; 0 when not steerable.
+  double marginal_gain_at(double power_w) const;
+  // The job's gain over domain power [from_w, to_w], relative to from_w: marginal_gain_at
+  // sampled at the midpoints of `steps` equal steps (a concave GainCurve; empty when
+  // to_w <= from_w; invalid only for bad arguments).
+  GainCurve curve(double from_w, double to_w, std::size_t steps) const;
+
+  // Forgets everything, as if just constructed.
+  void reset();
+  const GradientModelParams &params() const { return params_; }
+
+ private:
+  struct Regression {
+    double w = 0.0, ww = 0.0;  // sum of weights, of squared weights
+    double su = 0.0, sy = 0.0, suu = 0.0, suy = 0.0, syy = 0.0;
+    void decay(double factor);
+    void add(double u, double y);
+  };
+  // m and its sd from the regression at u_now, if it can say anything.
+  bool regression_estimate(double u_now, double *m, double *sd) const;
+  void mark_stale(const std::string &why);
+
+  GradientModelParams params_;
+  JobGradient current_;
+  int stale_periods_ = 0;
+
+  // Prior (smoothed stall share) and whether it came from counters.
+  double prior_m_ = 0.0;
+  double prior_sd_ = 0.0;
+  bool prior_from_counters_ = false;
+  bool have_busy_ = false;
+
+  Regression reg_;
+  double y_ref_ = 0.0;  // scale of y (first point), for well-conditioned sums
+
+  // Operating point of the latest update.
+  bool have_point_ = false;
+  JobMode mode_ = JobMode::unmanaged;
+  double share_ = 1.0;
+  double servers_ = 1.0;
+  double p0_w_ = 0.0;
+  double dyn_now_w_ = 0.0;  // P_now - P0 (>= min_dynamic_power_w)
+  double sat_dyn_w_ = 0.0;  // P - P0 at which the domain reaches its top frequency
+  double rho_now_ = 0.0;
+};
+
+}  // namespace powergrad

@@ -1,0 +1,416 @@
+#include "libgradient/node_controller.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "libgradient/allocator.hpp"
+#include "libgradient/baselines.hpp"
+#include "libgradient/curve_ops.hpp"
+#include "libgradient/format.hpp"
+
+namespace powergrad {
+
+namespace {
+
+bool finite_nonnegative(double x) { return std::isfinite(x) && x >= 0.0; }
+
+double sum_in_order(const std::vector<double> &x) {
+  double sum = 0.0;
+  for (double v : x) sum += v;
+  return sum;
+}
+
+// splitmix64: small, fast, and the same on every platform (unlike std distributions).
+std::uint64_t splitmix64(std::uint64_t &state) {
+  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+bool is_newer(std::uint64_t epoch, std::uint64_t seq, const NodeLease &held) {
+  if (!held.from_controller) return true;
+  return epoch != held.epoch ? epoch > held.epoch : seq > held.seq;
+}
+
+// One steered or protected job on a domain, for this step.
+struct Entry {
+  const std::string *job;
+  JobMode mode;
+  double share;
+  const GradientModel *model;
+};
+
+}  // namespace
+
+NodeController::NodeController(std::string node_name, const NodeControllerParams &params)
+    : name_(std::move(node_name)), params_(params), rng_(params.seed) {
+  lease_.floor_w = finite_nonnegative(params_.floor_w) ? params_.floor_w : 0.0;
+  lease_.grant_w = params_.static_grant_w && finite_nonnegative(*params_.static_grant_w)
+                       ? *params_.static_grant_w
+                       : lease_.floor_w;
+}
+
+std::uint64_t NodeController::next_random() { return splitmix64(rng_); }
+
+std::string NodeController::on_grant(const GrantMessage &grant, double now_s) {
+  if (!name_.empty() && grant.node != name_)
+    return "grant for node '" + grant.node + "', this is '" + name_ + "'";
+  if (!finite_nonnegative(grant.grant_w) || !finite_nonnegative(grant.floor_w))
+    return "grant or floor is negative or not finite";
+  if (!std::isfinite(grant.expires_at_s)) return "lease expiry is not finite";
+  if (!std::isfinite(grant.lease_s) || grant.lease_s <= 0.0) return "lease length is not positive";
+  if (!std::isfinite(now_s)) return "now_s is not finite";
+  if (!is_newer(grant.epoch, grant.seq, lease_))
+    return "grant (" + std::to_string(grant.epoch) + ", " + std::to_string(grant.seq) +
+           ") is not newer than the lease held (" + std::to_string(lease_.epoch) + ", " +
+           std::to_string(lease_.seq) + ")";
+  if (grant.expires_at_s <= now_s) return "grant expired before it arrived";
+  if (grant.expires_at_s - grant.lease_s < params_.started_at_s)
+    return "grant was sent before this agent started";
+  lease_.from_controller = true;
+  lease_.epoch = grant.epoch;
+  lease_.seq = grant.seq;
+  lease_.grant_w = grant.grant_w;
+  lease_.floor_w = grant.floor_w;
+  lease_.expires_at_s = std::min(grant.expires_at_s, now_s + grant.lease_s);
+  return {};
+}
+
+bool NodeController::lease_expired(double now_s) const {
+  return lease_.from_controller && !(now_s < lease_.expires_at_s);
+}
+
+double NodeController::effective_grant_w(double now_s) const {
+  return lease_expired(now_s) ? lease_.floor_w : lease_.grant_w;
+}
+
+const GradientModel *NodeController::model(const std::string &job, std::size_t domain) const {
+  const auto it = models_.find(JobKey{job, domain});
+  return it == models_.end() ? nullptr : &it->second;
+}
+
+NodeDecision NodeController::step(const NodeInputs &in) {
+  NodeDecision out;
+  const double now = in.now_s;
+  if (!std::isfinite(now)) {
+    out.error = "now_s is not finite";
+    return out;
+  }
+  const std::size_t n = in.domains.size();
+  for (std::size_t d = 0; d < n; ++d) {
+    const DomainInput &dom = in.domains[d];
+    if (std::string why = PowerRange{dom.min_cap_w, dom.max_cap_w}.check(); !why.empty()) {
+      out.error = "domain " + std::to_string(d) + " (" + dom.name + "): " + why;
+      return out;
+    }
+  }
+
+  // A different set of domains invalidates what the controller remembers about them.
+  bool same_domains = domains_.size() == n;
+  for (std::size_t d = 0; same_domains && d < n; ++d)
+    same_domains = domains_[d].name == in.domains[d].name;
+  if (!same_domains) {
+    domains_.assign(n, DomainState{});
+    for (std::size_t d = 0; d < n; ++d) domains_[d].name = in.domains[d].name;
+    models_.clear();
+  }
+
+  const double grant = effective_grant_w(now);
+  out.effective_grant_w = grant;
+  out.lease_expired = lease_expired(now);
+
+  // 1. Job models: kept per (job, domain), dropped when the job is gone. Entries point into
+  // the map's nodes, which neither insertion nor moving the map relocates.
+  std::map<JobKey, GradientModel> kept;
+  std::vector<std::vector<Entry>> on_domain(n);
+  std::vector<JobKey> order;  // report order
+  for (const JobInput &job : in.jobs) {
+    if (job.key.empty()) {
+      out.warnings.push_back("a job without a key was skipped");
+      continue;
+    }
+    for (const JobDomainInput &jd : job.domains) {
+      if (jd.domain >= n) {
+        out.warnings.push_back("job " + job.key + ": domain " + std::to_string(jd.domain) +
+                               " does not exist; skipped");
+        continue;
+      }
+      JobKey key{job.key, jd.domain};
+      if (kept.count(key)) {
+        out.warnings.push_back("job " + job.key + ": domain " + std::to_string(jd.domain) +
+                               " listed twice; the second was skipped");
+        continue;
+      }
+      auto node = models_.extract(key);
+      GradientModel model = node.empty() ? GradientModel(params_.model) : std::move(node.mapped());
+      const DomainInput &dom = in.domains[jd.domain];
+      JobObservation obs;
+      obs.mode = job.mode;
+      obs.counters = jd.counters;
+      obs.progress_rate = jd.progress_rate;
+      obs.busy_fraction = jd.busy_fraction;
+      obs.cpus = jd.cpus;
+      obs.share = jd.share;
+      obs.servers = jd.servers;
+      obs.emulated = job.emulated;
+      DomainView view{dom.model, dom.min_cap_w, dom.max_cap_w, dom.power_w};
+      model.update(obs, view);
+      auto [it, inserted] = kept.emplace(key, std::move(model));
+      (void)inserted;
+      order.push_back(key);
+      const double share = std::isfinite(jd.share) ? std::clamp(jd.share, 0.0, 1.0) : 0.0;
+      on_domain[jd.domain].push_back({&it->first.job, job.mode, share, &it->second});
+    }
+  }
+  models_ = std::move(kept);
+
+  // 2. Protected bases for work that is not steered.
+  std::vector<PowerRange> ranges(n);
+  std::vector<double> mins(n), base(n);
+  std::vector<std::vector<const GradientModel *>> steered(n);
+  double min_sum = 0.0;
+  for (std::size_t d = 0; d < n; ++d) {
+    const DomainInput &dom = in.domains[d];
+    ranges[d] = {dom.min_cap_w, dom.max_cap_w};
+    mins[d] = dom.min_cap_w;
+    min_sum += dom.min_cap_w;
+    double unsteered = 0.0;
+    for (const Entry &e : on_domain[d]) {
+      if (e.model->current().steerable)
+        steered[d].push_back(e.model);
+      else
+        unsteered += e.share;
+    }
+    double ushare = std::min(1.0, unsteered);
+    if (!on_domain[d].empty() && steered[d].empty()) ushare = 1.0;
+    double need = dom.max_cap_w;
+    const bool cap_known = std::isfinite(dom.cap_w) && dom.cap_w > 0.0;
+    if (finite_nonnegative(dom.power_w) &&
+        !(cap_known && dom.power_w >= dom.cap_w - params_.binding_margin_w))
+      need = dom.power_w + std::max(0.0, params_.unmanaged_headroom_w);
+    need = std::clamp(need, dom.min_cap_w, dom.max_cap_w);
+    base[d] =
+        std::clamp(dom.min_cap_w + ushare * (need - dom.min_cap_w), dom.min_cap_w, dom.max_cap_w);
+  }
+
+  const std::size_t steps = std::max<std::size_t>(1, params_.curve_steps);
+  const auto domain_curve = [&](std::size_t d, double from_w) {
+    const double to_w = in.domains[d].max_cap_w;
+    if (steered[d].empty() || !(to_w > from_w)) return GainCurve{};
+    const std::vector<const GradientModel *> &models = steered[d];
+    return GainCurve::from_marginal(
+        [&](double off) {
+          double sum = 0.0;
+          for (const GradientModel *m : models) sum += m->marginal_gain_at(from_w + off);
+          return sum;
+        },
+        to_w - from_w, steps);
+  };
+
+  // 3. Targets: water-filling above the (share-clamped) bases.
+  std::vector<double> targets = mins;
+  std::vector<double> protect = mins;
+  std::vector<GainCurve> curves(n);
+  const bool below_min = !(grant >= min_sum);
+  if (below_min) {
+    out.warnings.push_back("grant " + format_w(grant) + " is below the domains' minimum caps " +
+                           format_w(min_sum) + ": caps held at their minimum");
+  } else {
+    const AllocResult fair = allocate_uniform(grant, ranges);
+    std::vector<AllocChild> children(n);
+    for (std::size_t d = 0; d < n; ++d) {
+      const double fair_w = fair.feasible ? fair.grants_w[d] : mins[d];
+      protect[d] = std::clamp(base[d], mins[d], std::max(mins[d], fair_w));
+      curves[d] = domain_curve(d, protect[d]);
+      children[d] = {protect[d], in.domains[d].max_cap_w, curves[d]};
+    }
+    const AllocResult alloc = allocate(grant, children);
+    if (alloc.feasible) {
+      targets = alloc.grants_w;
+    } else {
+      out.warnings.push_back("allocation failed (" + alloc.error + "); holding protected bases");
+      targets = protect;
+      fit_to_budget(targets.data(), mins.data(), n, grant);
+    }
+  }
+
+  // 4. Damping and hysteresis, then the grant.
+  std::vector<double> caps(n);
+  std::vector<double> in_force(n, std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t d = 0; d < n; ++d) {
+    const DomainInput &dom = in.domains[d];
+    DomainState &st = domains_[d];
+    const bool cap_known = std::isfinite(dom.cap_w) && dom.cap_w > 0.0;
+    if (cap_known) in_force[d] = dom.cap_w;
+    double current;
+    if (st.known &&
+        (!cap_known || std::fabs(dom.cap_w - st.output_w) <= params_.cap_sync_tolerance_w))
+      current = st.base_w;
+    else if (cap_known)
+      current = dom.cap_w;
+    else
+      current = targets[d];
+    current = std::clamp(current, dom.min_cap_w, dom.max_cap_w);
+    const double range = dom.max_cap_w - dom.min_cap_w;
+    const double step = std::max(params_.max_step_w, params_.max_step_frac * range);
+    const double dead = std::max(params_.deadband_w, params_.deadband_frac * range);
+    const double delta = targets[d] - current;
+    double next = current;
+    if (!(std::fabs(delta) < dead)) next = current + std::clamp(delta, -step, step);
+    caps[d] = std::clamp(next, dom.min_cap_w, dom.max_cap_w);
+  }
+  if (below_min) {
+    caps = mins;
+  } else if (sum_in_order(caps) > grant) {
+    // The grant dropped (or the targets moved down faster than damping allows): lower the
+    // caps that are above their targets, in proportion, as far as needed. Since the targets
+    // fit the grant, that always suffices up to rounding, which fit_to_budget removes.
+    const double excess = sum_in_order(caps) - grant;
+    double above = 0.0;
+    for (std::size_t d = 0; d < n; ++d) above += std::max(0.0, caps[d] - targets[d]);
+    if (above > 0.0) {
+      const double take = std::min(1.0, excess / above);
+      for (std::size_t d = 0; d < n; ++d)
+        if (caps[d] > targets[d])
+          caps[d] = std::max(targets[d], caps[d] - (caps[d] - targets[d]) * take);
+    }
+    for (std::size_t d = 0; d < n; ++d)
+      caps[d] = std::clamp(caps[d], in.domains[d].min_cap_w, in.domains[d].max_cap_w);
+    fit_to_budget(caps.data(), mins.data(), n, grant);
+  }
+
+  // 5. Perturbation.
+  std::vector<double> applied = caps;
+  if (!below_min) {
+    std::size_t pick = n;
+    double pick_conf = 2.0;
+    for (std::size_t d = 0; d < n; ++d) {
+      if (now - domains_[d].last_perturb_s < params_.perturb_interval_s) continue;
+      for (const GradientModel *m : steered[d]) {
+        const JobGradient &g = m->current();
+        if (g.wants_perturbation && g.speedup.confidence < pick_conf) {
+          pick = d;
+          pick_conf = g.speedup.confidence;
+        }
+      }
+    }
+    if (pick < n) {
+      const DomainInput &dom = in.domains[pick];
+      const double delta = params_.perturb_frac * (dom.max_cap_w - dom.min_cap_w);
+      if (std::isfinite(delta) && delta > 0.0) {
+        const bool up_first = (next_random() & 1u) != 0;
+        const auto try_sign = [&](bool up) {
+          std::vector<double> trial = caps;
+          trial[pick] += up ? delta : -delta;
+          if (up && (trial[pick] > dom.max_cap_w || sum_in_order(trial) > grant)) return false;
+          if (!up && trial[pick] < protect[pick]) return false;
+          applied = std::move(trial);
+          out.perturbation_w = up ? delta : -delta;
+          return true;
+        };
+        if (try_sign(up_first) || try_sign(!up_first)) {
+          out.perturbed_domain = pick;
+          domains_[pick].last_perturb_s = now;
+        }
+      }
+    }
+  }
+
+  // Outputs and state.
+  out.ok = true;
+  out.caps_w = applied;
+  out.target_caps_w = targets;
+  out.protected_w = protect;
+  out.apply_order.resize(n);
+  for (std::size_t d = 0; d < n; ++d) out.apply_order[d] = d;
+  const auto change = [&](std::size_t d) {
+    // Unknown cap in force: treated as a decrease (written first), the safe assumption.
+    return std::isfinite(in_force[d]) ? applied[d] - in_force[d]
+                                      : -std::numeric_limits<double>::infinity();
+  };
+  std::stable_sort(out.apply_order.begin(), out.apply_order.end(),
+                   [&](std::size_t a, std::size_t b) { return change(a) < change(b); });
+  for (std::size_t d = 0; d < n; ++d) {
+    domains_[d].known = true;
+    domains_[d].base_w = caps[d];
+    domains_[d].output_w = applied[d];
+  }
+  for (std::size_t d = 0; d < n; ++d) {
+    double total = 0.0;
+    std::vector<double> gains;
+    for (const Entry &e : on_domain[d]) {
+      const double g = e.model->current().steerable ? e.model->marginal_gain_at(applied[d]) : 0.0;
+      gains.push_back(g);
+      total += g;
+    }
+    for (std::size_t k = 0; k < on_domain[d].size(); ++k) {
+      if (!on_domain[d][k].model->current().steerable) continue;
+      out.job_shares.push_back(
+          {*on_domain[d][k].job, d, gains[k], total > 0.0 ? gains[k] / total : 0.0});
+    }
+  }
+
+  // The report.
+  NodeReport &r = out.report;
+  r.node = name_;
+  r.incarnation = params_.incarnation;
+  r.started_at_s = params_.started_at_s;
+  r.report_seq = ++report_seq_;
+  r.sent_at_s = now;
+  if (lease_.from_controller) {
+    r.lease_epoch = lease_.epoch;
+    r.lease_seq = lease_.seq;
+  }
+  r.lease_grant_w = lease_.grant_w;
+  r.lease_expires_at_s = lease_.expires_at_s;
+  r.lease_expired = out.lease_expired;
+  r.effective_grant_w = grant;
+  double max_sum = 0.0;
+  double need = 0.0;
+  double power = 0.0;
+  std::vector<GainCurve> report_curves(n);
+  for (std::size_t d = 0; d < n; ++d) {
+    const DomainInput &dom = in.domains[d];
+    max_sum += dom.max_cap_w;
+    need += base[d];
+    if (finite_nonnegative(dom.power_w))
+      power += dom.power_w;
+    else
+      power = std::numeric_limits<double>::quiet_NaN();
+    report_curves[d] = !below_min && protect[d] == base[d] ? curves[d] : domain_curve(d, base[d]);
+  }
+  r.min_w = min_sum;
+  r.max_w = max_sum;
+  r.need_w = need;
+  r.caps_w = sum_in_order(applied);
+  r.power_w = power;
+  r.idle = in.jobs.empty();
+  r.demand = coarsen(merge_curves(report_curves), params_.report_segments);
+  r.steerable = false;
+  for (const JobKey &key : order) {
+    const GradientModel &m = models_.at(key);
+    const JobGradient &g = m.current();
+    JobSummary s;
+    s.job = key.job;
+    s.domain = key.domain;
+    for (const Entry &e : on_domain[key.domain])
+      if (*e.job == key.job) s.mode = e.mode;
+    s.counters = g.counters;
+    s.gain_per_w = g.gain_per_w;
+    s.unit = g.unit;
+    s.speedup_per_w = g.speedup.value;
+    s.confidence = g.speedup.confidence;
+    s.memory_share = g.memory_share;
+    s.busy_fraction = g.busy_fraction;
+    s.source = g.speedup.source;
+    s.valid = g.speedup.valid;
+    s.reason = g.speedup.reason;
+    r.steerable = r.steerable || g.steerable;
+    r.jobs.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace powergrad

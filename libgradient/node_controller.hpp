@@ -1,0 +1,217 @@
+// The local (node) controller: once per period, splits the node's leased watts across its
+// power domains (sockets) so that marginal gains are equal, with damping, hysteresis,
+// perturbation and the lease rules; and writes the report for the cluster controller.
+//
+// One NodeController per node. The node agent (slurmd) and the simulator drive it the same
+// way: deliver grants with on_grant(), call step() once per period with the period's
+// measurements, apply the returned caps (lowered domains first: apply_order), then send
+// decision.report. Pure C++: no clock (now_s is an input), no I/O, no threads; the only
+// randomness (the sign of a perturbation) comes from a generator seeded by params.seed.
+//
+// Safety (tested on random sequences): at every step, the caps returned lie within each
+// domain's [min_cap_w, max_cap_w] and sum (in index order) to at most the effective grant:
+// the lease's grant_w while it runs, its floor_w once it has ended (the node falls back on
+// its own). A grant drop is obeyed in the same step, whatever the damping. The one exception
+// is a grant below the domains' minimum caps, which hardware cannot honour: the caps are
+// then the minimums, and the decision says so in `warnings` (the report's caps_w shows it).
+//
+// How a step works:
+// 1. every job's GradientModel (one per job and domain) takes the period's sample;
+// 2. each domain gets a protected base for work that is not steered (unmanaged or monitor
+//    jobs, and jobs without a usable estimate): its measured power plus headroom (its maximum
+//    while that work presses against the cap), in proportion to that work's share of the
+//    domain, never more than the domain's uniform share of the grant; the base is never
+//    perturbed;
+// 3. a domain's curve is the sum of its steered jobs' curves above its base; the grant is
+//    water-filled over the domains (allocator.hpp): the target caps;
+// 4. damping and hysteresis: a cap moves towards its target by at most max(max_step_w,
+//    max_step_frac x range) per step, and not at all when the target is within the deadband;
+//    then, if the caps exceed the grant (it dropped), caps above their targets are lowered
+//    (further than the damping would) until they fit;
+// 5. perturbation: if a steered job's model asks for one (low confidence), one domain per
+//    step, at most once per perturb_interval_s, gets +-perturb_frac of its range for this
+//    step only: upwards only within the grant and the domain's max, downwards only above its
+//    protected base. The next step continues from the unperturbed cap.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "libgradient/control_messages.hpp"
+#include "libgradient/gain_curve.hpp"
+#include "libgradient/gradient_model.hpp"
+#include "libgradient/types.hpp"
+
+namespace powergrad {
+
+struct NodeControllerParams {
+  GradientModelParams model;
+  // The agent's start (or any number that rises with each agent start): orders reports.
+  std::uint64_t incarnation = 0;
+  // When the agent started (controller-synchronised clock). Grants sent before it are
+  // refused: a restarted agent must not take up a grant that its previous incarnation had
+  // already replaced (the controller no longer counts those once the node re-registers).
+  double started_at_s = -std::numeric_limits<double>::infinity();
+  // The floor before any grant arrives (a grant carries its own floor afterwards).
+  double floor_w = 0.0;
+  // A grant that never expires, until the first grant from a controller (the plugin's static
+  // grant before a controller exists). Absent: the floor.
+  std::optional<double> static_grant_w;
+  // Segments per domain in the domain curves the node splits its grant by.
+  std::size_t curve_steps = 16;
+  // Most segments in the report's demand curve (coarsened to equal-width blocks with the
+  // same gain; 0: the full merge, curve_steps per domain). The cluster allocator's time
+  // grows with the segments per node.
+  std::size_t report_segments = 8;
+  // Damping: most a cap moves per step, max(_w, _frac x (max - min)).
+  double max_step_w = 5.0;
+  double max_step_frac = 0.10;
+  // Hysteresis: targets closer than max(_w, _frac x range) to the cap do not move it.
+  double deadband_w = 1.0;
+  double deadband_frac = 0.01;
+  // Perturbation size (share of the domain's range) and least time between two on a domain.
+  double perturb_frac = 0.03;
+  double perturb_interval_s = 5.0;
+  // Protected base for work that is not steered: measured power plus this headroom, or the
+  // domain's maximum when the power is within binding_margin_w of the cap (it wants more).
+  double unmanaged_headroom_w = 5.0;
+  double binding_margin_w = 2.0;
+  // The cap in force is taken as the controller's own last cap when within this of it;
+  // otherwise someone else set it and the controller continues from the value in force.
+  double cap_sync_tolerance_w = 0.5;
+  std::uint64_t seed = 1;
+};
+
+// One power domain over the last period.
+struct DomainInput {
+  std::string name;  // e.g. "package-0"; a change of names resets the controller's state
+  double min_cap_w = 0.0;
+  double max_cap_w = 0.0;
+  // Cap in force; not finite or <= 0: unknown (the controller then moves to its target
+  // without damping).
+  double cap_w = std::numeric_limits<double>::quiet_NaN();
+  // Measured average power over the period; not finite or negative: unknown.
+  double power_w = std::numeric_limits<double>::quiet_NaN();
+  PowerModel model;  // P0, TDP, top frequency of the socket
+};
+
+// One job's presence on one domain.
+struct JobDomainInput {
+  std::size_t domain = 0;  // index into NodeInputs::domains
+  double cpus = 1.0;       // its CPUs on that domain
+  double share = 1.0;      // share of the domain's CPUs, in (0, 1]
+  double servers = 1.0;    // parallel request slots (latency mode; see gradient_model.hpp)
+  CounterSample counters;  // deltas over the period on those CPUs
+  std::optional<double> busy_fraction;  // default: task-clock / (interval x cpus)
+  std::optional<double> progress_rate;  // application progress per second, if exposed
+};
+
+struct JobInput {
+  std::string key;  // unique on the node, e.g. "1234.0"; models are kept per key and domain
+  JobMode mode = JobMode::latency;
+  bool emulated = false;  // counters from an emulator (reported as such)
+  std::vector<JobDomainInput> domains;
+};
+
+struct NodeInputs {
+  double now_s = 0.0;
+  std::vector<DomainInput> domains;
+  std::vector<JobInput> jobs;
+};
+
+// Extension point for per-core frequency limits between jobs that share a domain: each
+// steered job's share of its domain's marginal gain at the decided cap.
+struct JobDomainShare {
+  std::string job;
+  std::size_t domain = 0;
+  double gain_per_w = 0.0;  // the job's marginal gain at the domain's new cap
+  double gain_share = 0.0;  // of the domain's total marginal gain there, in [0, 1]
+};
+
+struct NodeDecision {
+  // False when the inputs cannot be acted on (a domain's range is bad, now_s not finite):
+  // caps_w is then empty and `error` says why; the agent should keep the safest caps it
+  // knows (its floor settings) and log.
+  bool ok = false;
+  std::string error;
+  // Per domain, in input order: the caps to apply (within [min, max], sum <= grant).
+  std::vector<double> caps_w;
+  // Domain indices in the order to write the caps: lowered ones first, so the sum of caps in
+  // force never passes through a value above both the old and the new sum.
+  std::vector<std::size_t> apply_order;
+  std::vector<double> target_caps_w;  // water-filled targets, before damping
+  std::vector<double> protected_w;    // protected base per domain (work not steered)
+  double effective_grant_w = 0.0;
+  bool lease_expired = false;
+  // The perturbed domain this step (its cap_w includes perturbation_w), if any.
+  std::optional<std::size_t> perturbed_domain;
+  double perturbation_w = 0.0;
+  std::vector<JobDomainShare> job_shares;
+  // Things that did not stop the step: jobs skipped for bad input, a grant below the
+  // domains' minimum caps.
+  std::vector<std::string> warnings;
+  NodeReport report;
+};
+
+// The lease a node runs under.
+struct NodeLease {
+  bool from_controller = false;  // false: static grant or floor
+  std::uint64_t epoch = 0;
+  std::uint64_t seq = 0;
+  double grant_w = 0.0;
+  double floor_w = 0.0;
+  double expires_at_s = std::numeric_limits<double>::infinity();
+};
+
+class NodeController {
+ public:
+  explicit NodeController(std::string node_name, const NodeControllerParams &params = {});
+
+  // Takes a grant. Returns empty if accepted, else why not (another node's, not newer than
+  // the lease held (epoch, seq), already expired at now_s, sent before started_at_s, bad
+  // values); a refused grant changes nothing. The lease ends at min(expires_at_s,
+  // now_s + lease_s).
+  std::string on_grant(const GrantMessage &grant, double now_s);
+  const NodeLease &lease() const { return lease_; }
+  // The lease's grant while it runs; its floor once it has ended.
+  double effective_grant_w(double now_s) const;
+  bool lease_expired(double now_s) const;
+
+  // One period: see the header comment. Never throws.
+  NodeDecision step(const NodeInputs &inputs);
+
+  const std::string &node_name() const { return name_; }
+  const NodeControllerParams &params() const { return params_; }
+  // The model of `job` on `domain`, or null.
+  const GradientModel *model(const std::string &job, std::size_t domain) const;
+
+ private:
+  struct DomainState {
+    std::string name;
+    bool known = false;     // base_w / output_w are meaningful
+    double base_w = 0.0;    // last cap without perturbation
+    double output_w = 0.0;  // last cap returned
+    double last_perturb_s = -std::numeric_limits<double>::infinity();
+  };
+  struct JobKey {
+    std::string job;
+    std::size_t domain;
+    bool operator<(const JobKey &o) const { return job != o.job ? job < o.job : domain < o.domain; }
+  };
+  std::uint64_t next_random();
+
+  std::string name_;
+  NodeControllerParams params_;
+  NodeLease lease_;
+  std::vector<DomainState> domains_;
+  std::map<JobKey, GradientModel> models_;
+  std::uint64_t report_seq_ = 0;
+  std::uint64_t rng_;
+};
+
+}  // namespace powergrad

@@ -1,0 +1,696 @@
+// The hierarchical (cluster) controller: configuration checks, water-filling across nodes,
+// decrease-before-increase, budget drops, leases, silent nodes, report validation, and the
+// safety invariant with real node controllers behind a lossy, delaying, reordering fake
+// transport, with node hangs, partitions and restarts.
+#include <check.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "libgradient/cluster_controller.hpp"
+#include "libgradient/node_controller.hpp"
+#include "tests/unit/check_strings.hpp"
+#include "tests/unit/check_util.hpp"
+
+using namespace powergrad;
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+ClusterConfig two_nodes(double budget_w = 500.0) {
+  ClusterConfig c;
+  c.budget_w = budget_w;
+  c.nodes = {{"a", 100.0, 300.0, kNoGroup}, {"b", 100.0, 300.0, kNoGroup}};
+  return c;
+}
+
+// A report that confirms the node's newest grant, runs at it, and wants watts at `slope` per
+// watt above its floor.
+struct HandNode {
+  HandNode(const char *node_name) : name(node_name) {}  // NOLINT: {"a"} lists read well
+
+  std::string name;
+  double min_w = 100.0;
+  double max_w = 300.0;
+  double slope = 1.0;
+  bool idle = false;
+  bool steerable = true;
+  double need_w = 100.0;
+  std::uint64_t seq = 0;
+  GrantMessage lease;
+  bool have_lease = false;
+
+  void take(const std::vector<GrantMessage> &grants) {
+    for (const GrantMessage &g : grants)
+      if (g.node == name) {
+        lease = g;
+        have_lease = true;
+      }
+  }
+  NodeReport report(double now_s) {
+    NodeReport r;
+    r.node = name;
+    r.report_seq = ++seq;
+    r.sent_at_s = now_s;
+    if (have_lease) {
+      r.lease_epoch = lease.epoch;
+      r.lease_seq = lease.seq;
+      r.lease_grant_w = lease.grant_w;
+      r.lease_expires_at_s = lease.expires_at_s;
+    }
+    r.effective_grant_w = have_lease ? lease.grant_w : min_w;
+    r.min_w = min_w;
+    r.max_w = max_w;
+    r.need_w = need_w;
+    r.caps_w = r.effective_grant_w;
+    r.power_w = r.caps_w;
+    r.idle = idle;
+    r.steerable = steerable && !idle;
+    if (r.steerable) r.demand = GainCurve::linear(slope, max_w - need_w);
+    return r;
+  }
+};
+
+double grant_of(const std::vector<GrantMessage> &grants, const std::string &node) {
+  for (const GrantMessage &g : grants)
+    if (g.node == node) return g.grant_w;
+  return kNaN;
+}
+
+double sum_grants(const std::vector<GrantMessage> &grants) {
+  double sum = 0.0;
+  for (const GrantMessage &g : grants) sum += g.grant_w;
+  return sum;
+}
+
+// Steps the controller and has every hand node confirm at once (a perfect network).
+std::vector<GrantMessage> round_trip(ClusterController &cc, std::vector<HandNode> &nodes,
+                                     double now_s) {
+  const std::vector<GrantMessage> grants = cc.step(now_s);
+  for (HandNode &n : nodes) {
+    n.take(grants);
+    ck_assert_std_str_eq(cc.on_report(n.report(now_s + 0.5), now_s + 0.5), "");
+  }
+  return grants;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- configuration
+
+START_TEST(refuses_bad_configurations) {
+  ClusterConfig c = two_nodes(150.0);
+  ClusterController refused(c);
+  ck_assert(!refused.ok());
+  ck_assert_contains(refused.error(), "node floors sum to 200 W, above the budget 150 W");
+  ck_assert(refused.step(0.0).empty());
+  ck_assert_contains(refused.on_report(NodeReport{}, 0.0), "not configured");
+
+  c = two_nodes();
+  c.groups = {{"rack1", 150.0, kNoGroup}};
+  c.nodes[0].group = c.nodes[1].group = 0;
+  ck_assert_contains(ClusterController::check_config(c),
+                     "group 'rack1': its nodes' floors sum to 200 W, above its limit 150 W");
+  c = two_nodes();
+  c.nodes[1].name = "a";
+  ck_assert_contains(ClusterController::check_config(c), "node 1 ('a'): duplicate name");
+  c = two_nodes();
+  c.nodes[0].name.clear();
+  ck_assert_contains(ClusterController::check_config(c), "node 0: empty name");
+  c = two_nodes();
+  c.nodes[0].floor_w = 400.0;
+  ck_assert_contains(ClusterController::check_config(c), "node 0 ('a'): min_w 400 W is above");
+  c = two_nodes();
+  c.lease_s = 0.5;
+  ck_assert_contains(ClusterController::check_config(c), "lease_s");
+  c = two_nodes();
+  c.groups = {{"g0", kInf, 1}, {"g1", kInf, kNoGroup}};
+  ck_assert_contains(ClusterController::check_config(c), "group 'g0': parent must be an earlier");
+  c = two_nodes();
+  c.nodes[1].group = 3;
+  ck_assert_contains(ClusterController::check_config(c), "group 3 does not exist");
+  c = two_nodes();
+  c.budget_w = kNaN;
+  ck_assert_contains(ClusterController::check_config(c), "budget");
+  ck_assert_std_str_eq(ClusterController::check_config(two_nodes()), "");
+
+  ClusterController cc(two_nodes());
+  ck_assert(cc.ok());
+  ck_assert_contains(cc.set_budget(150.0, 0.0), "below the nodes' floors (200 W); keeping 500 W");
+  ck_assert_double_eq(cc.budget_w(), 500.0);
+  ck_assert_contains(cc.set_budget(kInf, 0.0), "not finite");
+  ck_assert_contains(cc.set_budget(-1.0, 0.0), "negative");
+  ck_assert_std_str_eq(cc.set_budget(200.0, 0.0), "");
+  ck_assert_double_eq(cc.budget_w(), 200.0);
+}
+END_TEST
+
+// ---------------------------------------------------------------- allocation and moves
+
+START_TEST(floors_until_nodes_report_then_water_filling) {
+  ClusterController cc(two_nodes());
+  std::vector<HandNode> nodes = {{"a"}, {"b"}};
+  nodes[0].slope = 2.0;
+  // Nothing known: every node counted at its maximum, granted its floor.
+  std::vector<GrantMessage> g = cc.step(0.0);
+  ck_assert_uint_eq(g.size(), 2);
+  ck_assert_double_eq_tol(grant_of(g, "a"), 100.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "b"), 100.0, 1e-5);
+  ck_assert_double_eq(cc.total_in_force_bound_w(0.0), 600.0);
+  for (HandNode &n : nodes) {
+    n.take(g);
+    cc.on_report(n.report(0.5), 0.5);
+  }
+  ck_assert_double_eq(cc.total_in_force_bound_w(0.5), 200.0);
+  // Confirmed: the steeper node fills first (300 W), the other takes the rest.
+  for (double t = 1.0; t < 5.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "b"), 200.0, 1e-5);
+  ck_assert(sum_grants(g) <= 500.0);
+  ck_assert(cc.total_in_force_bound_w(5.0) <= 500.0);
+  const ClusterNodeStatus st = cc.node_status(0, 5.0);
+  ck_assert_std_str_eq(st.name, "a");
+  ck_assert(st.reported && !st.silent && st.steerable);
+  ck_assert_double_eq(st.target_w, 300.0);
+  ck_assert_uint_eq(st.confirmed_seq, g[0].seq);
+}
+END_TEST
+
+START_TEST(decrease_before_increase) {
+  ClusterController cc(two_nodes());
+  std::vector<HandNode> nodes = {{"a"}, {"b"}};
+  nodes[0].slope = 2.0;
+  std::vector<GrantMessage> g;
+  for (double t = 0.0; t < 5.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
+  // The gradients swap. a is lowered at once; b's raise waits for a's confirmation.
+  nodes[0].slope = 1.0;
+  nodes[1].slope = 2.0;
+  cc.on_report(nodes[0].report(5.5), 5.5);
+  cc.on_report(nodes[1].report(5.5), 5.5);
+  g = cc.step(6.0);
+  ck_assert_double_eq_tol(grant_of(g, "a"), 200.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "b"), 200.0, 1e-5);
+  ck_assert_double_eq_tol(cc.in_force_bound_w(0, 6.0), 300.0, 1e-5);  // until a confirms
+  // a does not answer: b keeps waiting, however long.
+  nodes[1].take(g);
+  for (double t = 7.0; t < 12.0; t += 1.0) {
+    cc.on_report(nodes[1].report(t - 0.5), t - 0.5);
+    g = cc.step(t);
+    nodes[1].take(g);
+    ck_assert_double_eq_tol(grant_of(g, "b"), 200.0, 1e-5);
+    ck_assert(cc.total_in_force_bound_w(t) <= 500.0);
+  }
+  // a confirms its lowered grant: the next step raises b.
+  nodes[0].take(g);
+  cc.on_report(nodes[0].report(12.5), 12.5);
+  ck_assert_double_eq_tol(cc.in_force_bound_w(0, 12.5), 200.0, 1e-5);
+  g = cc.step(13.0);
+  ck_assert_double_eq_tol(grant_of(g, "b"), 300.0, 1e-5);
+  ck_assert(cc.total_in_force_bound_w(13.0) <= 500.0);
+}
+END_TEST
+
+START_TEST(budget_drop_obeyed_within_one_step) {
+  ClusterConfig c = two_nodes(600.0);
+  c.nodes.push_back({"c", 100.0, 300.0, kNoGroup});
+  ClusterController cc(c);
+  std::vector<HandNode> nodes = {{"a"}, {"b"}, {"c"}};
+  nodes[0].slope = 3.0;
+  nodes[1].slope = 2.0;
+  std::vector<GrantMessage> g;
+  for (double t = 0.0; t < 6.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(sum_grants(g), 600.0, 1e-6);
+  ck_assert_std_str_eq(cc.set_budget(400.0, 6.2), "");
+  g = cc.step(7.0);
+  // Every grant that must fall is sent lowered in this step; none is raised.
+  ck_assert(sum_grants(g) <= 400.0);
+  ck_assert_double_eq_tol(grant_of(g, "a"), 200.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "b"), 100.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "c"), 100.0, 1e-5);
+  ck_assert(cc.total_in_force_bound_w(7.0) > 400.0);  // not yet confirmed
+  for (HandNode &n : nodes) {
+    n.take(g);
+    cc.on_report(n.report(7.5), 7.5);
+  }
+  ck_assert(cc.total_in_force_bound_w(7.5) <= 400.0);
+  // A rise is taken up as slack.
+  cc.set_budget(700.0, 8.0);
+  for (double t = 8.0; t < 14.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(sum_grants(g), 700.0, 1e-6);
+}
+END_TEST
+
+START_TEST(leases_renewed_every_step) {
+  ClusterConfig c = two_nodes();
+  c.lease_s = 4.0;
+  c.epoch = 9;
+  ClusterController cc(c);
+  std::uint64_t last = 0;
+  for (double t = 0.0; t < 5.0; t += 1.0) {
+    const std::vector<GrantMessage> g = cc.step(t);
+    ck_assert_uint_eq(g.size(), 2);
+    for (const GrantMessage &m : g) {
+      ck_assert_double_eq(m.expires_at_s, t + 4.0);
+      ck_assert_double_eq(m.lease_s, 4.0);
+      ck_assert_double_eq(m.floor_w, 100.0);
+      ck_assert_uint_eq(m.epoch, 9);
+      ck_assert(m.seq > last);
+      last = m.seq;
+    }
+  }
+}
+END_TEST
+
+START_TEST(silent_nodes_stay_counted) {
+  ClusterConfig c = two_nodes();
+  c.lease_s = 3.0;
+  ClusterController cc(c);
+  std::vector<HandNode> nodes = {{"a"}, {"b"}};
+  nodes[0].slope = 2.0;
+  std::vector<GrantMessage> g;
+  for (double t = 0.0; t < 5.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
+  // a stops answering; b wants more. a is never raised and stays counted at 300 W.
+  nodes[1].slope = 5.0;
+  for (double t = 5.0; t < 60.0; t += 1.0) {
+    nodes[1].take(g);
+    cc.on_report(nodes[1].report(t - 0.5), t - 0.5);
+    g = cc.step(t);
+    ck_assert(grant_of(g, "a") <= 300.0);
+    ck_assert(grant_of(g, "b") <= 200.0);
+    ck_assert_double_eq_tol(cc.in_force_bound_w(0, t), 300.0, 1e-5);
+  }
+  ck_assert(cc.node_status(0, 60.0).silent);
+  // It re-registers (confirming the lowered grant it got): the watts move.
+  nodes[0].take(g);
+  cc.on_report(nodes[0].report(60.5), 60.5);
+  ck_assert_double_eq_tol(cc.in_force_bound_w(0, 60.5), 200.0, 1e-5);
+  g = cc.step(61.0);
+  ck_assert_double_eq_tol(grant_of(g, "b"), 300.0, 1e-5);
+
+  // With reclaim_after_lease, a silent node's ended leases stop counting.
+  c.reclaim_after_lease = true;
+  ClusterController rc(c);
+  std::vector<HandNode> again = {{"a"}, {"b"}};
+  again[0].slope = 2.0;
+  for (double t = 0.0; t < 5.0; t += 1.0) g = round_trip(rc, again, t);
+  double t = 5.0;
+  for (; t < 20.0; t += 1.0) {
+    again[1].take(g);
+    rc.on_report(again[1].report(t - 0.5), t - 0.5);
+    g = rc.step(t);
+  }
+  ck_assert_double_eq(rc.in_force_bound_w(0, t), 100.0);  // its floor
+}
+END_TEST
+
+START_TEST(nodes_without_steered_work) {
+  ClusterConfig c;
+  c.budget_w = 600.0;
+  c.nodes = {{"idle", 100.0, 300.0, kNoGroup},
+             {"plain", 100.0, 300.0, kNoGroup},
+             {"small", 100.0, 300.0, kNoGroup},
+             {"pa", 100.0, 300.0, kNoGroup}};
+  ClusterController cc(c);
+  std::vector<HandNode> nodes = {{"idle"}, {"plain"}, {"small"}, {"pa"}};
+  nodes[0].idle = true;
+  nodes[1].steerable = false;
+  nodes[1].need_w = 280.0;  // more than its fair share (150 W)
+  nodes[2].steerable = false;
+  nodes[2].need_w = 120.0;
+  nodes[3].slope = 1.0;
+  std::vector<GrantMessage> g;
+  for (double t = 0.0; t < 8.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "idle"), 100.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "plain"), 150.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "small"), 120.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "pa"), 230.0, 1e-5);
+  ck_assert_double_eq_tol(cc.unallocated_w(), 0.0, 1e-9);
+}
+END_TEST
+
+START_TEST(group_limits_hold) {
+  ClusterConfig c;
+  c.budget_w = 1000.0;
+  c.groups = {{"pdu", 350.0, kNoGroup}};
+  c.nodes = {{"a", 100.0, 300.0, 0}, {"b", 100.0, 300.0, 0}, {"c", 100.0, 300.0, kNoGroup}};
+  ClusterController cc(c);
+  std::vector<HandNode> nodes = {{"a"}, {"b"}, {"c"}};
+  nodes[0].slope = 3.0;
+  nodes[1].slope = 2.0;
+  std::vector<GrantMessage> g;
+  for (double t = 0.0; t < 6.0; t += 1.0) {
+    g = round_trip(cc, nodes, t);
+    ck_assert(grant_of(g, "a") + grant_of(g, "b") <= 350.0);
+  }
+  ck_assert_double_eq_tol(grant_of(g, "a"), 250.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "b"), 100.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "c"), 300.0, 1e-5);
+  ck_assert(cc.group_in_force_bound_w(0, 6.0) <= 350.0);
+}
+END_TEST
+
+START_TEST(reports_are_checked) {
+  ClusterController cc(two_nodes());
+  HandNode a{"a"};
+  NodeReport r = a.report(0.0);
+  ck_assert_std_str_eq(cc.on_report(r, 0.0), "");
+  ck_assert_contains(cc.on_report(r, 0.1), "not newer");
+  NodeReport other = r;
+  other.node = "zz";
+  ck_assert_contains(cc.on_report(other, 0.1), "unknown node 'zz'");
+  NodeReport bad = a.report(0.2);
+  bad.caps_w = kNaN;
+  ck_assert_contains(cc.on_report(bad, 0.2), "power figure");
+  bad = a.report(0.3);
+  bad.demand = GainCurve::from_segments({{1, 1}, {1, 2}});
+  ck_assert_contains(cc.on_report(bad, 0.3), "demand curve");
+  bad = a.report(0.4);
+  bad.power_w = -3.0;
+  ck_assert_contains(cc.on_report(bad, 0.4), "measured power");
+  // A restarted agent (higher incarnation) starts its report numbers again.
+  NodeReport restarted = a.report(0.5);
+  restarted.incarnation = 1;
+  restarted.report_seq = 1;
+  ck_assert_std_str_eq(cc.on_report(restarted, 0.5), "");
+  // A lease this controller never sent is not taken as confirmed.
+  NodeReport forged = a.report(0.6);
+  forged.incarnation = 1;
+  forged.lease_epoch = 1;
+  forged.lease_seq = 77;
+  forged.lease_grant_w = 120.0;
+  forged.caps_w = 120.0;
+  ck_assert_std_str_eq(cc.on_report(forged, 0.6), "");
+  ck_assert_uint_eq(cc.node_status(0, 0.6).confirmed_seq, 0);
+}
+END_TEST
+
+// ---------------------------------------------------------------- the invariant
+
+namespace {
+
+// A message on its way, delivered at `at` (in-flight order is random: reordering).
+template <class Msg>
+struct Link {
+  struct Flight {
+    double at;
+    std::uint64_t order;
+    Msg msg;
+  };
+  std::vector<Flight> flights;
+  std::uint64_t next = 0;
+
+  void send(const Msg &m, double now_s, std::mt19937 &rng, double loss, double max_delay_s) {
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    if (unit(rng) < loss) return;
+    const int copies = unit(rng) < 0.03 ? 2 : 1;  // duplicates
+    for (int k = 0; k < copies; ++k)
+      flights.push_back({now_s + max_delay_s * unit(rng), next++, m});
+  }
+  std::vector<Msg> due(double now_s) {
+    std::vector<Flight> ready;
+    std::vector<Flight> later;
+    for (Flight &f : flights) (f.at <= now_s ? ready : later).push_back(std::move(f));
+    flights = std::move(later);
+    std::sort(ready.begin(), ready.end(), [](const Flight &a, const Flight &b) {
+      return a.at != b.at ? a.at < b.at : a.order < b.order;
+    });
+    std::vector<Msg> out;
+    for (Flight &f : ready) out.push_back(std::move(f.msg));
+    return out;
+  }
+};
+
+// A node: its hardware (caps in force) and its agent (a real NodeController), which may
+// hang (no steps, no messages), be cut off (steps, but no messages) or restart.
+struct FakeNode {
+  std::string name;
+  std::vector<double> dmin, dmax, m;
+  std::vector<double> caps;  // in force on the hardware
+  std::unique_ptr<NodeController> agent;
+  std::uint64_t incarnation = 0;
+  double floor_w = 0.0;
+  double hung_until = -1.0;
+  double cut_until = -1.0;
+  bool busy = true;
+
+  void start(double now_s, std::uint64_t seed) {
+    NodeControllerParams p;
+    p.incarnation = ++incarnation;
+    p.started_at_s = now_s;
+    p.floor_w = floor_w;
+    p.seed = seed;
+    agent = std::make_unique<NodeController>(name, p);
+  }
+  double caps_sum() const {
+    double s = 0.0;
+    for (double c : caps) s += c;
+    return s;
+  }
+  NodeInputs inputs(double now_s) const {
+    const PowerModel model{0.3 * 200.0, 200.0, 3.0e9, 1.0};
+    NodeInputs in;
+    in.now_s = now_s;
+    for (std::size_t d = 0; d < caps.size(); ++d) {
+      DomainInput di;
+      di.name = "pkg" + std::to_string(d);
+      di.min_cap_w = dmin[d];
+      di.max_cap_w = dmax[d];
+      di.cap_w = caps[d];
+      di.power_w = std::min(caps[d], dmax[d] * 0.97);
+      di.model = model;
+      in.domains.push_back(di);
+      if (!busy) continue;
+      const double f = model.freq_at_hz(di.power_w);
+      const double tm = m[d] / (1.0 - m[d]) / model.f_max_hz;
+      const double t = 1.0 / f + tm;
+      JobInput job;
+      job.key = "job" + std::to_string(d);
+      job.mode = d % 2 ? JobMode::latency : JobMode::throughput;
+      JobDomainInput jd;
+      jd.domain = d;
+      jd.cpus = 4.0;
+      jd.counters.interval_s = 1.0;
+      jd.counters.task_clock_s = 4.0 * (d % 2 ? 0.7 : 1.0);
+      jd.counters.cycles = jd.counters.task_clock_s * f;
+      jd.counters.instructions = jd.counters.task_clock_s / t;
+      jd.counters.stall_cycles = *jd.counters.cycles * tm / t;
+      job.domains.push_back(jd);
+      in.jobs.push_back(job);
+    }
+    return in;
+  }
+};
+
+struct ProtocolRun {
+  bool reclaim = false;
+  double loss = 0.15;
+  double max_delay_s = 2.5;
+};
+
+// Runs a random cluster for `ticks` control periods and checks, after every event:
+// - soundness: every node's caps in force are within the controller's bound for it;
+// - no event but a step raises the sum of bounds, and a step never raises it past the
+//   budget (or a group's limit), nor at all while it is above;
+// - every agent's caps fit its effective grant.
+// Then a calm phase (no loss, all agents up) must bring the sum of bounds within the budget.
+void run_protocol(std::uint32_t seed, const ProtocolRun &opt) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  ClusterConfig c;
+  c.lease_s = 3.0;
+  c.silent_after_s = 3.0;
+  c.clock_skew_s = 0.0;  // one clock in this test
+  c.reclaim_after_lease = opt.reclaim;
+  c.epoch = 1 + seed % 5;
+  const std::size_t groups = rng() % 4;
+  for (std::size_t g = 0; g < groups; ++g)
+    c.groups.push_back({"g" + std::to_string(g), kInf, g > 0 && rng() % 2 ? g - 1 : kNoGroup});
+  std::vector<FakeNode> nodes(4 + rng() % 9);
+  double floors = 0.0, maxes = 0.0;
+  std::vector<double> group_floor(groups, 0.0), group_max(groups, 0.0);
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    FakeNode &n = nodes[i];
+    n.name = "n" + std::to_string(i);
+    const std::size_t doms = 1 + rng() % 2;
+    double lo = 0.0, hi = 0.0;
+    for (std::size_t d = 0; d < doms; ++d) {
+      n.dmin.push_back(40.0 + 20.0 * unit(rng));
+      n.dmax.push_back(120.0 + 80.0 * unit(rng));
+      n.m.push_back(0.05 + 0.9 * unit(rng));
+      lo += n.dmin.back();
+      hi += n.dmax.back();
+    }
+    n.caps = n.dmax;  // the admin's settings: uncapped
+    n.floor_w = lo + 20.0 * unit(rng);
+    const std::size_t group = groups > 0 && rng() % 3 ? rng() % groups : kNoGroup;
+    c.nodes.push_back({n.name, n.floor_w, hi, group});
+    floors += n.floor_w;
+    maxes += hi;
+    for (std::size_t g = group; g != kNoGroup; g = c.groups[g].parent) {
+      group_floor[g] += n.floor_w;
+      group_max[g] += hi;
+    }
+    n.start(0.0, seed * 100 + i);
+  }
+  for (std::size_t g = 0; g < groups; ++g)
+    if (rng() % 2) c.groups[g].max_w = group_floor[g] + (group_max[g] - group_floor[g]) * unit(rng);
+  c.budget_w = floors + (maxes - floors) * unit(rng);
+  ClusterController cc(c);
+  ck_assert_msg(cc.ok(), "%s", cc.error().c_str());
+
+  Link<GrantMessage> down;
+  Link<NodeReport> up;
+  const double tol = 1e-6;
+  const auto bounds_sum = [&](double now) { return cc.total_in_force_bound_w(now); };
+  const auto check_sound = [&](double now) {
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+      ck_assert_msg(nodes[i].caps_sum() <= cc.in_force_bound_w(i, now) + tol,
+                    "seed %u t %g: node %zu caps %.9g above its bound %.9g", seed, now, i,
+                    nodes[i].caps_sum(), cc.in_force_bound_w(i, now));
+  };
+  const auto group_sums = [&](double now) {
+    std::vector<double> s(groups);
+    for (std::size_t g = 0; g < groups; ++g) s[g] = cc.group_in_force_bound_w(g, now);
+    return s;
+  };
+
+  const int ticks = 150;
+  for (int k = 0; k < 2 * (ticks + 60); ++k) {
+    const double now = 0.5 * k;
+    const bool calm = k >= 2 * ticks;
+    const double loss = calm ? 0.0 : opt.loss;
+    const double delay = calm ? 0.0 : opt.max_delay_s;
+    // Deliveries.
+    double before = bounds_sum(now);
+    for (const NodeReport &r : up.due(now)) {
+      cc.on_report(r, now);
+      const double after = bounds_sum(now);
+      ck_assert_msg(after <= before + tol, "seed %u t %g: a report raised the bounds %.9g -> %.9g",
+                    seed, now, before, after);
+      before = after;
+    }
+    for (const GrantMessage &g : down.due(now)) {
+      FakeNode &n = nodes[cc.node_index(g.node)];
+      if (now < n.hung_until || now < n.cut_until) continue;  // lost on the way in
+      n.agent->on_grant(g, now);
+    }
+    check_sound(now);
+    if (k % 2 == 0) {
+      // The controller's period; now and then the budget changes (sometimes refused).
+      if (!calm && rng() % 15 == 0)
+        cc.set_budget(floors * 0.9 + (maxes - floors * 0.9) * unit(rng), now);
+      const double sum_before = bounds_sum(now);
+      const std::vector<double> g_before = group_sums(now);
+      for (const GrantMessage &g : cc.step(now)) down.send(g, now, rng, loss, delay);
+      const double sum_after = bounds_sum(now);
+      const double budget = cc.budget_w();
+      if (sum_after > budget + tol)
+        ck_assert_msg(sum_after <= sum_before + tol,
+                      "seed %u t %g: bounds rose to %.9g while above the budget %.9g", seed, now,
+                      sum_after, budget);
+      else
+        ck_assert(sum_before > budget + tol || sum_after <= budget + tol);
+      const std::vector<double> g_after = group_sums(now);
+      for (std::size_t g = 0; g < groups; ++g)
+        if (g_after[g] > c.groups[g].max_w + tol) ck_assert(g_after[g] <= g_before[g] + tol);
+      check_sound(now);
+    } else {
+      // The nodes' period.
+      for (std::size_t i = 0; i < nodes.size(); ++i) {
+        FakeNode &n = nodes[i];
+        if (!calm) {
+          const double r = unit(rng);
+          if (r < 0.01 && !opt.reclaim)
+            n.hung_until = now + 20.0 * unit(rng);
+          else if (r < 0.02)
+            n.cut_until = now + 20.0 * unit(rng);
+          else if (r < 0.025 && now >= n.hung_until)
+            n.start(now, seed * 100 + i + 7 * k);
+          else if (r < 0.05)
+            n.busy = !n.busy;
+          else if (r < 0.07)
+            n.m[rng() % n.m.size()] = 0.05 + 0.9 * unit(rng);
+        }
+        if (now < n.hung_until) continue;
+        const NodeDecision d = n.agent->step(n.inputs(now));
+        ck_assert_msg(d.ok, "%s", d.error.c_str());
+        double sum = 0.0;
+        for (double cap : d.caps_w) sum += cap;
+        ck_assert(sum <= n.agent->effective_grant_w(now) + tol);
+        n.caps = d.caps_w;
+        check_sound(now);
+        if (now >= n.cut_until) up.send(d.report, now, rng, loss, delay);
+      }
+    }
+  }
+  // Calm for 60 periods: everything confirmed, within the budget and every group limit.
+  const double end = 0.5 * (2 * (ticks + 60));
+  ck_assert_msg(bounds_sum(end) <= cc.budget_w() + tol, "seed %u: bounds %.9g, budget %.9g", seed,
+                bounds_sum(end), cc.budget_w());
+  double truth = 0.0;
+  for (const FakeNode &n : nodes) truth += n.caps_sum();
+  ck_assert(truth <= cc.budget_w() + tol);
+  for (std::size_t g = 0; g < groups; ++g)
+    ck_assert(cc.group_in_force_bound_w(g, end) <= c.groups[g].max_w + tol);
+}
+
+}  // namespace
+
+START_TEST(random_protocol_keeps_the_budget) {
+  for (std::uint32_t seed = 1; seed <= 40; ++seed) run_protocol(seed, ProtocolRun{});
+}
+END_TEST
+
+START_TEST(random_protocol_with_reclaim) {
+  ProtocolRun opt;
+  opt.reclaim = true;
+  for (std::uint32_t seed = 101; seed <= 130; ++seed) run_protocol(seed, opt);
+}
+END_TEST
+
+START_TEST(deterministic) {
+  const auto run = [] {
+    ClusterController cc(two_nodes());
+    std::vector<HandNode> nodes = {{"a"}, {"b"}};
+    nodes[0].slope = 1.3;
+    std::vector<double> out;
+    for (double t = 0.0; t < 10.0; t += 1.0)
+      for (const GrantMessage &g : round_trip(cc, nodes, t)) out.push_back(g.grant_w);
+    return out;
+  };
+  ck_assert(run() == run());
+}
+END_TEST
+
+int main() {
+  Suite *s = suite_create("libgradient_cluster_controller");
+  TCase *config = tcase_create("config");
+  tcase_add_test(config, refuses_bad_configurations);
+  suite_add_tcase(s, config);
+  TCase *moves = tcase_create("moves");
+  tcase_add_test(moves, floors_until_nodes_report_then_water_filling);
+  tcase_add_test(moves, decrease_before_increase);
+  tcase_add_test(moves, budget_drop_obeyed_within_one_step);
+  tcase_add_test(moves, leases_renewed_every_step);
+  tcase_add_test(moves, silent_nodes_stay_counted);
+  tcase_add_test(moves, nodes_without_steered_work);
+  tcase_add_test(moves, group_limits_hold);
+  tcase_add_test(moves, reports_are_checked);
+  tcase_add_test(moves, deterministic);
+  suite_add_tcase(s, moves);
+  TCase *safety = tcase_create("safety");
+  tcase_set_timeout(safety, 300);
+  tcase_add_test(safety, random_protocol_keeps_the_budget);
+  tcase_add_test(safety, random_protocol_with_reclaim);
+  suite_add_tcase(s, safety);
+  return pgtest::run_suite(s);
+}

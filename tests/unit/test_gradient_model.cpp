@@ -1,0 +1,474 @@
+// Gradient model v2: the counter prior, load weighting, the online regression (hardware and
+// software counters), the concave gain curve, perturbation requests and bad input.
+#include <check.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "libgradient/gradient_model.hpp"
+#include "tests/unit/check_util.hpp"
+
+using namespace powergrad;
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+const PowerModel kModel{60.0, 205.0, 3.4e9, 1.0};
+
+DomainView domain(double power_w) { return DomainView{kModel, 90.0, 205.0, power_w}; }
+
+// A job that T(f) = tc / f + tm describes (seconds per instruction, tc in cycles), on
+// `cpus` CPUs busy `busy` of the interval, at frequency f. Hardware counters unless
+// `software`; then the progress rate is instructions per second (when `progress`).
+struct Workload {
+  double tc = 1.0;    // cycles per instruction that scale with f
+  double tm = 0.0;    // seconds per instruction that do not
+  double busy = 1.0;  // busy fraction
+  double cpus = 1.0;
+
+  double time_per_instr(double f) const { return tc / f + tm; }
+  double memory_share(double f) const { return tm / time_per_instr(f); }
+
+  JobObservation observe(double f, JobMode mode, bool software = false,
+                         bool progress = false) const {
+    JobObservation o;
+    o.mode = mode;
+    o.cpus = cpus;
+    CounterSample &c = o.counters;
+    c.interval_s = 1.0;
+    c.task_clock_s = busy * cpus;
+    const double instr = c.task_clock_s / time_per_instr(f);
+    if (!software) {
+      c.cycles = c.task_clock_s * f;
+      c.instructions = instr;
+      c.stall_cycles = *c.cycles * memory_share(f);
+      c.ref_cycles = *c.cycles;
+    }
+    if (progress) o.progress_rate = instr / c.interval_s;
+    return o;
+  }
+};
+
+// A workload with memory share m at frequency f.
+Workload with_share(double m, double f, double busy = 1.0) {
+  Workload w;
+  w.tc = 1.0;
+  w.tm = m / (1.0 - m) * (w.tc / f);
+  w.busy = busy;
+  return w;
+}
+
+// The frequency the power model gives at power p (alpha 1).
+double freq_at(double p) { return kModel.freq_at_hz(p); }
+
+double g_closed_form(double m, double p) { return (1.0 - m) / (3.0 * (p - kModel.p0_w)); }
+
+}  // namespace
+
+// ---------------------------------------------------------------- prior and weighting
+
+START_TEST(prior_is_the_counter_model) {
+  for (double m : {0.1, 0.5, 0.8}) {
+    for (double p : {100.0, 150.0}) {
+      GradientModel model;
+      const double f = freq_at(p);
+      const JobGradient &g =
+          model.update(with_share(m, f).observe(f, JobMode::throughput), domain(p));
+      ck_assert(g.speedup.valid);
+      ck_assert(g.steerable);
+      ck_assert(g.counters == CounterKind::hardware);
+      ck_assert(g.speedup.source == GradientSource::counter_model);
+      ck_assert_double_eq_tol(g.memory_share, m, 1e-12);
+      ck_assert_double_eq_tol(g.speedup.value, g_closed_form(m, p), 1e-12);
+      ck_assert_double_eq_tol(g.gain_per_w, g.speedup.value, 1e-12);  // share 1, weight 1
+      ck_assert(g.unit == GradientUnit::relative_speedup_per_w);
+      ck_assert(g.speedup.confidence > 0.6);  // counters: no perturbation needed
+      ck_assert(!g.wants_perturbation);
+    }
+  }
+}
+END_TEST
+
+START_TEST(throughput_weighted_by_share) {
+  GradientModel model;
+  const double f = freq_at(150.0);
+  JobObservation o = with_share(0.3, f).observe(f, JobMode::throughput);
+  o.share = 0.25;
+  const JobGradient &g = model.update(o, domain(150.0));
+  ck_assert_double_eq_tol(g.gain_per_w, 0.25 * g_closed_form(0.3, 150.0), 1e-12);
+  GradientModelParams params;
+  params.throughput_weight = 2.0;
+  GradientModel doubled(params);
+  ck_assert_double_eq_tol(doubled.update(o, domain(150.0)).gain_per_w,
+                          0.5 * g_closed_form(0.3, 150.0), 1e-12);
+}
+END_TEST
+
+START_TEST(latency_weight_is_load_aware) {
+  const double p = 150.0;
+  const double f = freq_at(p);
+  const double g = g_closed_form(0.3, p);
+  for (double rho : {0.2, 0.5, 0.9}) {
+    GradientModel model;
+    const JobGradient &e =
+        model.update(with_share(0.3, f, rho).observe(f, JobMode::latency), domain(p));
+    ck_assert(e.unit == GradientUnit::latency_s_saved_per_w);
+    ck_assert_double_eq_tol(e.busy_fraction, rho, 1e-12);
+    ck_assert_double_eq_tol(e.gain_per_w, g * rho / ((1 - rho) * (1 - rho)), 1e-9 * e.gain_per_w);
+    ck_assert_double_eq_tol(e.speedup.value, g, 1e-12);  // the raw gradient is unweighted
+  }
+  // A near-saturated service gains far more per watt than a half-loaded one with the same g.
+  GradientModel hot, warm;
+  const double w_hot =
+      hot.update(with_share(0.3, f, 0.9).observe(f, JobMode::latency), domain(p)).gain_per_w;
+  const double w_warm =
+      warm.update(with_share(0.3, f, 0.5).observe(f, JobMode::latency), domain(p)).gain_per_w;
+  ck_assert_double_eq_tol(w_hot / w_warm, (0.9 / 0.01) / (0.5 / 0.25), 1e-6);
+  // Saturated (busy 1): weighted as rho = 0.98.
+  GradientModel sat;
+  const double w_sat =
+      sat.update(with_share(0.3, f, 1.0).observe(f, JobMode::latency), domain(p)).gain_per_w;
+  ck_assert_double_eq_tol(w_sat, g * 0.98 / (0.02 * 0.02), 1e-6 * w_sat);
+  // c servers: g rho (c - 1 + 1 / (1 - rho)^2).
+  GradientModel multi;
+  JobObservation o = with_share(0.3, f, 0.5).observe(f, JobMode::latency);
+  o.servers = 8.0;
+  ck_assert_double_eq_tol(multi.update(o, domain(p)).gain_per_w, g * 0.5 * (7.0 + 4.0), 1e-9);
+  // An explicit busy fraction overrides task-clock.
+  GradientModel given;
+  o.servers = 1.0;
+  o.busy_fraction = 0.8;
+  ck_assert_double_eq_tol(given.update(o, domain(p)).busy_fraction, 0.8, 1e-12);
+}
+END_TEST
+
+START_TEST(monitor_and_unmanaged_are_never_steered) {
+  for (JobMode mode : {JobMode::monitor, JobMode::unmanaged}) {
+    GradientModel model;
+    const double f = freq_at(150.0);
+    const JobGradient &g = model.update(with_share(0.2, f).observe(f, mode), domain(150.0));
+    ck_assert(g.speedup.valid);  // estimated and reported
+    ck_assert(g.speedup.value > 0.0);
+    ck_assert(!g.steerable);
+    ck_assert_double_eq(g.gain_per_w, 0.0);
+    ck_assert_double_eq(model.marginal_gain_at(120.0), 0.0);
+    ck_assert(!g.wants_perturbation);
+    ck_assert_uint_eq(model.curve(90.0, 205.0, 8).segments().size(), 1);  // all slope 0
+    ck_assert_double_eq(model.curve(90.0, 205.0, 8).gain_at(115.0), 0.0);
+  }
+}
+END_TEST
+
+// ---------------------------------------------------------------- software counters
+
+START_TEST(software_only_degrades_to_default_prior) {
+  GradientModel model;
+  const double f = freq_at(150.0);
+  const JobGradient &g =
+      model.update(with_share(0.2, f, 0.6).observe(f, JobMode::latency, true), domain(150.0));
+  ck_assert(g.speedup.valid);
+  ck_assert(g.counters == CounterKind::software);
+  ck_assert(g.speedup.source == GradientSource::default_prior);
+  ck_assert_double_eq(g.memory_share, 0.5);
+  ck_assert_double_eq(g.speedup.confidence, 0.0);
+  ck_assert(g.steerable);
+  ck_assert(g.gain_per_w > 0.0);  // load awareness still works: task-clock gives rho
+  ck_assert_double_eq_tol(g.busy_fraction, 0.6, 1e-12);
+  // No speed signal: perturbing would teach nothing, so it does not ask.
+  ck_assert(!g.wants_perturbation);
+  // Emulated counters say so.
+  GradientModel emu;
+  JobObservation o = with_share(0.2, f).observe(f, JobMode::latency);
+  o.emulated = true;
+  ck_assert(emu.update(o, domain(150.0)).counters == CounterKind::emulated);
+}
+END_TEST
+
+START_TEST(software_progress_regression_learns_memory_share) {
+  // Software counters plus an application progress rate: the model asks for perturbations,
+  // and once the powers it visits spread, the regression finds the true memory share.
+  for (double m_true : {0.15, 0.5, 0.8}) {
+    const double p_now = 140.0;
+    const Workload w = with_share(m_true, freq_at(p_now));
+    GradientModel model;
+    const JobGradient *g =
+        &model.update(w.observe(freq_at(p_now), JobMode::throughput, true, true), domain(p_now));
+    ck_assert(g->wants_perturbation);
+    ck_assert(g->speedup.source == GradientSource::default_prior);
+    const double powers[] = {130.0, 150.0, 140.0, 120.0, 160.0, 140.0};
+    for (int k = 0; k < 30; ++k) {
+      const double p = powers[k % 6];
+      g = &model.update(w.observe(freq_at(p), JobMode::throughput, true, true), domain(p));
+    }
+    ck_assert(g->speedup.source == GradientSource::regression);
+    ck_assert_msg(std::fabs(g->memory_share - w.memory_share(freq_at(p_now))) < 0.02,
+                  "m_true %g: estimated %g", w.memory_share(freq_at(p_now)), g->memory_share);
+    ck_assert(g->speedup.confidence > 0.6);
+    ck_assert(!g->wants_perturbation);
+    ck_assert(g->regression_points > 20.0);
+  }
+}
+END_TEST
+
+START_TEST(hardware_regression_corrects_a_biased_prior) {
+  // The stall counter under-reads the frequency-insensitive time (0.2 instead of 0.6): the
+  // regression of busy time per instruction on 1/f pulls the estimate back.
+  const double m_true = 0.6;
+  const double p_now = 140.0;
+  const Workload w = with_share(m_true, freq_at(p_now));
+  GradientModel model;
+  const double powers[] = {120.0, 160.0, 100.0, 180.0, 130.0, 140.0};
+  std::mt19937 rng(5);
+  std::normal_distribution<double> noise(1.0, 0.01);  // 1% counter noise
+  const JobGradient *g = nullptr;
+  for (int k = 0; k < 120; ++k) {
+    const double p = powers[k % 6];
+    JobObservation o = w.observe(freq_at(p), JobMode::throughput);
+    o.counters.stall_cycles = *o.counters.cycles * 0.2;
+    *o.counters.instructions *= noise(rng);
+    g = &model.update(o, domain(p));
+    if (k == 0) ck_assert_double_eq_tol(g->memory_share, 0.2, 1e-12);
+  }
+  ck_assert(g->speedup.source == GradientSource::regression);
+  ck_assert_msg(std::fabs(g->memory_share - m_true) < 0.05, "estimated %g", g->memory_share);
+  ck_assert(g->regression_weight > 0.8);
+  ck_assert(g->speedup.confidence > 0.8);
+}
+END_TEST
+
+START_TEST(old_points_are_forgotten) {
+  // The workload changes phase (compute- to memory-bound): with a 10 s half-life the
+  // estimate follows within two minutes (the old phase's residuals slow it at first).
+  GradientModelParams params;
+  params.regression_half_life_s = 10.0;
+  params.counter_memory_share_sd = 0.35;  // a weak prior, so the regression decides
+  GradientModel model(params);
+  const double p_now = 140.0;
+  const double powers[] = {120.0, 160.0, 140.0};
+  const Workload a = with_share(0.1, freq_at(p_now));
+  const Workload b = with_share(0.7, freq_at(p_now));
+  for (int k = 0; k < 60; ++k) {
+    JobObservation o = a.observe(freq_at(powers[k % 3]), JobMode::throughput);
+    o.counters.stall_cycles.reset();  // no stall counter: regression only
+    model.update(o, domain(powers[k % 3]));
+  }
+  ck_assert(std::fabs(model.current().memory_share - 0.1) < 0.03);
+  for (int k = 0; k < 120; ++k) {  // ends at 140 W, where b's memory share is 0.7
+    JobObservation o = b.observe(freq_at(powers[k % 3]), JobMode::throughput);
+    o.counters.stall_cycles.reset();
+    model.update(o, domain(powers[k % 3]));
+  }
+  ck_assert_msg(std::fabs(model.current().memory_share - 0.7) < 0.03, "estimated %g",
+                model.current().memory_share);
+}
+END_TEST
+
+// ---------------------------------------------------------------- the curve
+
+START_TEST(throughput_curve_follows_the_cubic_model) {
+  const double p_now = 140.0;
+  const double m = 0.3;
+  GradientModel model;
+  const double f = freq_at(p_now);
+  model.update(with_share(m, f).observe(f, JobMode::throughput), domain(p_now));
+  const auto r = [&](double p) {
+    const double x = std::cbrt((p - kModel.p0_w) / (p_now - kModel.p0_w));
+    return x / ((1.0 - m) + m * x);
+  };
+  const GainCurve c = model.curve(90.0, 205.0, 200);
+  ck_assert(c.valid());
+  ck_assert_double_eq_tol(c.width_w(), 115.0, 1e-9);
+  for (std::size_t i = 1; i < c.segments().size(); ++i)
+    ck_assert(c.segments()[i].slope < c.segments()[i - 1].slope);  // strictly concave here
+  for (double p : {100.0, 140.0, 180.0, 205.0})
+    ck_assert_double_eq_tol(c.gain_at(p - 90.0), r(p) - r(90.0), 1e-4);
+  ck_assert_double_eq_tol(model.marginal_gain_at(p_now), g_closed_form(m, p_now), 1e-12);
+  // Bad arguments: an invalid or empty curve, never a throw.
+  ck_assert(!model.curve(kNaN, 205.0, 8).valid());
+  ck_assert(!model.curve(90.0, 205.0, 0).valid());
+  ck_assert(model.curve(150.0, 150.0, 8).segments().empty());
+}
+END_TEST
+
+START_TEST(no_gain_past_the_top_frequency) {
+  // Running at the top frequency at 150 W (a low-activity code): more cap buys nothing.
+  GradientModel model;
+  const double f = kModel.f_max_hz;
+  const JobGradient &g =
+      model.update(with_share(0.3, f).observe(f, JobMode::throughput), domain(150.0));
+  ck_assert_double_eq(g.speedup.value, 0.0);
+  ck_assert_double_eq(g.gain_per_w, 0.0);
+  ck_assert_double_eq(model.marginal_gain_at(160.0), 0.0);
+  ck_assert(model.marginal_gain_at(140.0) > 0.0);  // below, a lower cap does cost speed
+  const GainCurve c = model.curve(90.0, 205.0, 115);
+  ck_assert_double_eq_tol(c.gain_at(115.0), c.gain_at(60.0), 1e-12);
+}
+END_TEST
+
+START_TEST(latency_curve_is_latency_saved) {
+  // Gain between two powers = L(rho(P1)) - L(rho(P2)), L = rho / (1 - rho), rho(P) = rho / r(P).
+  const double p_now = 140.0;
+  const double m = 0.4;
+  const double rho = 0.6;
+  GradientModel model;
+  const double f = freq_at(p_now);
+  model.update(with_share(m, f, rho).observe(f, JobMode::latency), domain(p_now));
+  const auto load = [&](double p) {
+    const double x = std::cbrt((p - kModel.p0_w) / (p_now - kModel.p0_w));
+    const double q = rho * ((1.0 - m) + m * x) / x;
+    return q / (1.0 - q);
+  };
+  const GainCurve c = model.curve(120.0, 205.0, 400);
+  ck_assert(c.valid());
+  for (double p : {130.0, 160.0, 205.0})
+    ck_assert_double_eq_tol(c.gain_at(p - 120.0), load(120.0) - load(p), 1e-4);
+}
+END_TEST
+
+START_TEST(marginal_is_concave_everywhere) {
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  for (int round = 0; round < 300; ++round) {
+    const double p_now = 62.0 + unit(rng) * 150.0;
+    const double f = std::min(kModel.f_max_hz * (0.3 + unit(rng)), 1.2 * kModel.f_max_hz);
+    Workload w = with_share(unit(rng), f, unit(rng) * 1.1);
+    if (w.busy > 1.0) w.busy = 1.0;
+    const JobMode mode = round % 2 ? JobMode::latency : JobMode::throughput;
+    JobObservation o = w.observe(f, mode, round % 3 == 0, true);
+    o.servers = 1.0 + static_cast<double>(rng() % 4);
+    GradientModel model;
+    model.update(o, domain(p_now));
+    double prev = std::numeric_limits<double>::infinity();
+    for (double p = 40.0; p < 260.0; p += 0.5) {
+      const double g = model.marginal_gain_at(p);
+      ck_assert_msg(std::isfinite(g) && g >= 0.0, "round %d: marginal %g at %g W", round, g, p);
+      ck_assert_msg(g <= prev * (1.0 + 1e-9), "round %d: marginal rises at %g W (%g > %g)", round,
+                    p, g, prev);
+      prev = g;
+    }
+    ck_assert(model.curve(90.0, 205.0, 16).valid());
+  }
+}
+END_TEST
+
+// ---------------------------------------------------------------- bad input
+
+START_TEST(bad_input_is_reported_not_thrown) {
+  const double f = freq_at(150.0);
+  const Workload w = with_share(0.3, f);
+  {
+    GradientModel model;
+    JobObservation o = w.observe(f, JobMode::latency);
+    o.counters.interval_s = 0.0;
+    const JobGradient &g = model.update(o, domain(150.0));
+    ck_assert(!g.speedup.valid);
+    ck_assert(!g.steerable);
+    ck_assert_contains(g.speedup.reason, "interval");
+    ck_assert_double_eq(model.marginal_gain_at(150.0), 0.0);
+  }
+  {
+    GradientModel model;
+    JobObservation o = w.observe(f, JobMode::latency);
+    o.counters.cycles = kNaN;
+    ck_assert_contains(model.update(o, domain(150.0)).speedup.reason, "not finite");
+  }
+  {
+    GradientModel model;
+    DomainView bad = domain(150.0);
+    bad.model.tdp_w = 10.0;
+    ck_assert_contains(model.update(w.observe(f, JobMode::latency), bad).speedup.reason, "tdp_w");
+  }
+  {
+    GradientModel model;
+    ck_assert_contains(model.update(w.observe(f, JobMode::latency), domain(kNaN)).speedup.reason,
+                       "no power reading");
+    JobObservation o = w.observe(f, JobMode::latency);
+    o.counters.energy_j = 150.0;  // the sample's energy stands in for a missing reading
+    ck_assert(model.update(o, domain(kNaN)).speedup.valid);
+  }
+  {
+    GradientModel model;
+    JobObservation o = w.observe(f, JobMode::latency);
+    o.share = 1.5;
+    ck_assert_contains(model.update(o, domain(150.0)).speedup.reason, "share");
+  }
+}
+END_TEST
+
+START_TEST(stale_samples_decay_then_invalidate) {
+  const double f = freq_at(150.0);
+  GradientModel model;
+  model.update(with_share(0.3, f).observe(f, JobMode::latency), domain(150.0));
+  double conf = model.current().speedup.confidence;
+  JobObservation bad = with_share(0.3, f).observe(f, JobMode::latency);
+  bad.counters.interval_s = -1.0;
+  for (int k = 0; k < 3; ++k) {
+    const JobGradient &g = model.update(bad, domain(150.0));
+    ck_assert(g.speedup.valid);
+    ck_assert(g.speedup.confidence < conf);
+    conf = g.speedup.confidence;
+  }
+  const JobGradient &g = model.update(bad, domain(150.0));
+  ck_assert(!g.speedup.valid);
+  ck_assert_contains(g.speedup.reason, "no usable sample for 4 periods");
+  ck_assert(g.counters == CounterKind::hardware);  // still says what it had
+  // A good sample brings it back.
+  ck_assert(
+      model.update(with_share(0.3, f).observe(f, JobMode::latency), domain(150.0)).speedup.valid);
+  model.reset();
+  ck_assert(!model.current().speedup.valid);
+}
+END_TEST
+
+START_TEST(deterministic) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  std::vector<std::pair<JobObservation, DomainView>> inputs;
+  for (int k = 0; k < 50; ++k) {
+    const double p = 90.0 + 100.0 * unit(rng);
+    inputs.push_back({with_share(0.4, freq_at(p), unit(rng))
+                          .observe(freq_at(p), JobMode::latency, k % 2 == 0, true),
+                      domain(p)});
+  }
+  GradientModel a, b;
+  for (const auto &in : inputs) {
+    const JobGradient ga = a.update(in.first, in.second);
+    const JobGradient gb = b.update(in.first, in.second);
+    ck_assert(ga.gain_per_w == gb.gain_per_w);
+    ck_assert(ga.memory_share == gb.memory_share);
+    ck_assert(ga.speedup.confidence == gb.speedup.confidence);
+  }
+}
+END_TEST
+
+int main() {
+  Suite *s = suite_create("libgradient_gradient_model");
+  TCase *prior = tcase_create("prior_and_weighting");
+  tcase_add_test(prior, prior_is_the_counter_model);
+  tcase_add_test(prior, throughput_weighted_by_share);
+  tcase_add_test(prior, latency_weight_is_load_aware);
+  tcase_add_test(prior, monitor_and_unmanaged_are_never_steered);
+  suite_add_tcase(s, prior);
+  TCase *regression = tcase_create("regression");
+  tcase_add_test(regression, software_only_degrades_to_default_prior);
+  tcase_add_test(regression, software_progress_regression_learns_memory_share);
+  tcase_add_test(regression, hardware_regression_corrects_a_biased_prior);
+  tcase_add_test(regression, old_points_are_forgotten);
+  suite_add_tcase(s, regression);
+  TCase *curve = tcase_create("curve");
+  tcase_set_timeout(curve, 60);
+  tcase_add_test(curve, throughput_curve_follows_the_cubic_model);
+  tcase_add_test(curve, no_gain_past_the_top_frequency);
+  tcase_add_test(curve, latency_curve_is_latency_saved);
+  tcase_add_test(curve, marginal_is_concave_everywhere);
+  suite_add_tcase(s, curve);
+  TCase *bad = tcase_create("bad_input");
+  tcase_add_test(bad, bad_input_is_reported_not_thrown);
+  tcase_add_test(bad, stale_samples_decay_then_invalidate);
+  tcase_add_test(bad, deterministic);
+  suite_add_tcase(s, bad);
+  return pgtest::run_suite(s);
+}
