@@ -4,6 +4,7 @@ UNIT_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
 
 include tests/unit/libgradient.mk
 include tests/unit/control.mk
+include tests/unit/hardware.mk
 
 check_PROGRAMS += tests/unit/test_spank_config tests/unit/test_job_record \
 	tests/unit/test_nodeagent
