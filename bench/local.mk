@@ -5,3 +5,10 @@ CLEANFILES += $(BENCH_BINS)
 
 bench_bench_alloc_SOURCES = bench/bench_alloc.cpp
 bench_bench_alloc_LDADD = libgradient/libgradient.la
+
+EXTRA_PROGRAMS += bench/bench_sim
+BENCH_BINS += bench/bench_sim
+bench_bench_sim_SOURCES = bench/bench_sim.cpp
+bench_bench_sim_CPPFLAGS = $(AM_CPPFLAGS) $(YAMLCPP_CFLAGS)
+bench_bench_sim_LDADD = $(SIM_LIBS)
+

@@ -2,10 +2,14 @@
 
 # Slurm-free controller logic, also linked into the unit tests.
 noinst_LTLIBRARIES += slurmctld_powergrad/libctldcore.la
+# Slurm's hostlist functions (public API) come from libslurm in tests and tools, and from
+# slurmctld itself when the plugin is loaded: this library does not link them.
 slurmctld_powergrad_libctldcore_la_SOURCES = \
-	slurmctld_powergrad/job_records.cpp slurmctld_powergrad/job_records.hpp
+	slurmctld_powergrad/job_records.cpp slurmctld_powergrad/job_records.hpp \
+	slurmctld_powergrad/ctld_config.cpp slurmctld_powergrad/ctld_config.hpp
+slurmctld_powergrad_libctldcore_la_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
 slurmctld_powergrad_libctldcore_la_LIBADD = jobreport/libjobreport.la \
-	spank_powergrad/libspankcore.la
+	spank_powergrad/libspankcore.la libgradient/libgradient.la
 
 if BUILD_SLURMCTLD_PLUGIN
 plugin_LTLIBRARIES += slurmctld_powergrad/slurmctld_powergrad.la

@@ -3,12 +3,14 @@
 UNIT_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
 
 include tests/unit/libgradient.mk
+include tests/unit/sim.mk
 include tests/unit/control.mk
 include tests/unit/hardware.mk
 
 check_PROGRAMS += tests/unit/test_spank_config tests/unit/test_job_record \
-	tests/unit/test_nodeagent
-TESTS += tests/unit/test_spank_config tests/unit/test_job_record tests/unit/test_nodeagent
+	tests/unit/test_nodeagent tests/unit/test_ctld_config
+TESTS += tests/unit/test_spank_config tests/unit/test_job_record tests/unit/test_nodeagent \
+	tests/unit/test_ctld_config
 
 tests_unit_test_spank_config_SOURCES = tests/unit/test_spank_config.cpp
 tests_unit_test_spank_config_CPPFLAGS = $(UNIT_CPPFLAGS)
@@ -21,6 +23,10 @@ tests_unit_test_job_record_LDADD = slurmctld_powergrad/libctldcore.la $(CHECK_LI
 tests_unit_test_nodeagent_SOURCES = tests/unit/test_nodeagent.cpp
 tests_unit_test_nodeagent_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_nodeagent_LDADD = nodeagent/libnodeagent.la $(CHECK_LIBS)
+
+tests_unit_test_ctld_config_SOURCES = tests/unit/test_ctld_config.cpp
+tests_unit_test_ctld_config_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_ctld_config_LDADD = slurmctld_powergrad/libctldcore.la $(SLURM_LIBS) $(CHECK_LIBS)
 
 # End-to-end: each brings up its own cluster (tests/cluster/pgcluster) and tears it down.
 E2E_TESTS = \

@@ -1,0 +1,40 @@
+# sim: the power-policy simulator. libsim (a convenience library: the model, the policies,
+# scenario files, reports) and the command line powergrad-sim. The policies drive
+# libgradient's code exactly as the plugins do; only hardware, transport and time are
+# simulated.
+noinst_LTLIBRARIES += sim/libsim.la
+sim_libsim_la_CPPFLAGS = $(AM_CPPFLAGS) $(YAMLCPP_CFLAGS)
+sim_libsim_la_SOURCES = \
+	sim/rng.hpp \
+	sim/histogram.hpp sim/histogram.cpp \
+	sim/queueing.hpp sim/queueing.cpp \
+	sim/service.hpp sim/service.cpp \
+	sim/spec.hpp sim/spec.cpp \
+	sim/socket_model.hpp sim/socket_model.cpp \
+	sim/scenario.hpp sim/scenario.cpp \
+	sim/policy.hpp sim/policies.hpp sim/policies.cpp sim/policy_factories.hpp \
+	sim/cap_helpers.hpp sim/cap_helpers.cpp \
+	sim/policy_baselines.cpp \
+	sim/oracle_model.hpp sim/oracle_model.cpp \
+	sim/policy_oracle.cpp \
+	sim/simulation.hpp sim/simulation.cpp \
+	sim/runner.hpp sim/runner.cpp \
+	sim/report.hpp sim/report.cpp \
+	sim/plot_svg.hpp sim/plot_svg.cpp
+
+# What every program using libsim links.
+SIM_LIBS = sim/libsim.la libgradient/libgradient.la $(YAMLCPP_LIBS) $(PTHREAD_LIBS)
+
+bin_PROGRAMS += sim/powergrad-sim
+sim_powergrad_sim_CPPFLAGS = $(AM_CPPFLAGS) $(YAMLCPP_CFLAGS)
+sim_powergrad_sim_SOURCES = sim/main.cpp
+sim_powergrad_sim_LDADD = $(SIM_LIBS)
+
+# Runs every shipped scenario with every policy: tables, JSON, CSV and plots in
+# build/evaluation/ (relative to the build directory).
+.PHONY: evaluate
+evaluate: sim/powergrad-sim
+	$(SHELL) $(top_srcdir)/scripts/evaluate.sh --sim ./sim/powergrad-sim --out evaluation
+
+EXTRA_DIST += scenarios/dual-socket.yaml scenarios/single-socket-accel.yaml \
+	scenarios/renewable-day.yaml doc/scenarios.md scripts/evaluate.sh

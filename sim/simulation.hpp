@@ -1,0 +1,65 @@
+// One run: one scenario, one policy, from t = 0 to duration_s, in ticks of tick_s.
+//
+// Each tick: the budget for the tick is looked up, burst states and arrival rates advance,
+// the policy runs (reads sensors, sets caps), the invariants are checked on the caps now in
+// force, then every socket picks its frequencies and its services run request by request
+// through the tick (sim/service.hpp), and power, energy and counters accumulate.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sim/histogram.hpp"
+#include "sim/spec.hpp"
+
+namespace powergrad::sim {
+
+// One point of the time series (averages over a plot interval).
+struct WindowPoint {
+  double t_s = 0.0;  // end of the interval
+  double budget_w = 0.0;
+  double caps_w = 0.0;   // sum of caps in force
+  double power_w = 0.0;  // true total power
+  double mean_latency_s = 0.0;
+  double p99_latency_s = 0.0;
+  std::uint64_t completed = 0;
+};
+
+struct WorkloadResult {
+  std::string name;
+  std::uint64_t completed = 0;
+  double mean_latency_s = 0.0;
+  double p99_latency_s = 0.0;
+};
+
+struct RunResult {
+  std::string policy;
+  std::string inputs;    // what the policy decided from
+  std::string counters;  // "hardware" or "software" (what the sensors offered)
+  LatencyHistogram latency;  // completions of requests that arrived after warm-up
+  std::uint64_t arrivals = 0, completed = 0, rejected = 0, timed_out = 0, in_flight = 0;
+  double goodput_rps = 0.0;  // recorded completions per second after warm-up
+  double energy_j = 0.0;
+  // Ticks where the caps in force exceeded the highest budget of the last grace_s, or a
+  // group's caps exceeded its limit. Must be 0.
+  std::uint64_t budget_violations = 0;
+  double over_budget_s = 0.0;  // time with caps above the budget of the moment (grace incl.)
+  double max_over_budget_w = 0.0;
+  std::uint64_t cap_bound_violations = 0;  // caps asked outside a socket's range (clamped)
+  std::vector<WindowPoint> windows;
+  std::vector<std::vector<double>> node_caps_w;   // [window][node]
+  std::vector<std::vector<double>> node_power_w;  // [window][node]
+  std::vector<WorkloadResult> workloads;
+  double wall_s = 0.0;
+
+  std::uint64_t dropped() const { return rejected + timed_out; }
+};
+
+// Runs `policy` on `spec`. Throws std::runtime_error for an unknown policy or a policy that
+// left a socket without a cap. `progress`, if given, is updated with the fraction done.
+RunResult simulate(const ClusterSpec &spec, const std::string &policy,
+                   std::atomic<double> *progress = nullptr);
+
+}  // namespace powergrad::sim

@@ -1,0 +1,117 @@
+// powergrad.conf: the controller's configuration, in a file next to slurm.conf.
+//
+//   # cluster budget and control timing
+//   Budget=4000            # watts
+//   ControlPeriod=1        # seconds
+//   LeaseTime=5            # seconds a grant stays valid without renewal
+//   Listen=0.0.0.0:6830    # where node agents and the powergrad command connect
+//   AdminUsers=root,slurm  # who may change the budget (anyone may read status)
+//   NodeFloor=80           # default watts every node is guaranteed
+//   NodeMax=400            # default most a node can draw
+//   BudgetSchedule=/etc/slurm/powergrad-budget.conf
+//   Group=rowA Limit=8000
+//   Group=rack1 Nodes=n[1-16] Limit=3000 Parent=rowA
+//   Node=n[1-4] Floor=100 Max=500
+//
+// One or more Key=Value words per line; '#' starts a comment. Keys are case-insensitive,
+// as in slurm.conf. Node sets are Slurm hostlist expressions, expanded with Slurm's own
+// hostlist API. Every error names the file, the line and the problem; the whole file is
+// refused on any error (a controller never runs on half a configuration).
+// doc/powergrad.conf.5 documents every key.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "libgradient/cluster_controller.hpp"
+
+namespace powergrad {
+
+struct ConfigGroup {
+  std::string name;
+  double limit_w = -1;             // < 0: no own limit
+  std::string parent;              // "" : the cluster
+  std::vector<std::string> nodes;  // expanded
+  int line = 0;
+};
+
+struct ConfigNodeOverride {
+  std::vector<std::string> nodes;  // expanded
+  double floor_w = -1;             // < 0: default
+  double max_w = -1;
+  int line = 0;
+};
+
+struct ControllerFileConfig {
+  std::string path;
+  double budget_w = -1;  // required
+  double period_s = 1.0;
+  double lease_s = 5.0;
+  std::string listen_host = "0.0.0.0";
+  uint16_t listen_port = 6830;
+  std::vector<std::string> admin_users = {"root"};
+  double node_floor_w = 50.0;
+  double node_max_w = 500.0;
+  std::string budget_schedule;  // "" : none
+  std::vector<ConfigGroup> groups;
+  std::vector<ConfigNodeOverride> node_overrides;
+};
+
+struct ConfigResult {
+  std::optional<ControllerFileConfig> config;
+  std::string error;  // "FILE:LINE: problem", or "FILE: problem"
+};
+
+// Parses the text of a configuration file; `path` is only used in messages.
+ConfigResult parse_controller_config(const std::string &text, const std::string &path);
+// Reads and parses the file.
+ConfigResult load_controller_config(const std::string &path);
+
+// Expands a Slurm hostlist expression ("n[1-4,7]") into names; nullopt if malformed.
+std::optional<std::vector<std::string>> expand_hostlist(const std::string &expr);
+
+// The ClusterController configuration for the nodes slurmctld knows (in its order): groups
+// from the file, each node's floor/max from its Node= line or the defaults. Error (naming
+// the node, group or line) if a group names an unknown node or a node twice, or the floors
+// cannot fit in the budget or a group's limit.
+struct ClusterConfigResult {
+  std::optional<ClusterConfig> config;
+  std::string error;
+};
+ClusterConfigResult build_cluster_config(const ControllerFileConfig &file,
+                                         const std::vector<std::string> &slurm_nodes,
+                                         uint64_t epoch);
+
+// A budget that follows the time of day or the calendar (renewable supply):
+//   # HH:MM[:SS] WATTS         every day, local time
+//   06:00 3000
+//   12:00 5200
+//   # or YYYY-MM-DDTHH:MM[:SS] WATTS   once, local time
+//   2026-12-24T18:00 2500
+// The budget at time t is the value of the latest entry at or before t (daily entries
+// repeat; an absolute entry later than every daily one of that day wins until the next).
+struct BudgetEntry {
+  bool daily = true;
+  long seconds = 0;  // daily: seconds since midnight; absolute: epoch seconds
+  double watts = 0;
+  int line = 0;
+};
+
+struct BudgetSchedule {
+  std::vector<BudgetEntry> entries;
+  // The scheduled budget at `epoch_s` (local time for daily entries), or nullopt if no
+  // entry applies yet.
+  std::optional<double> budget_at(long epoch_s) const;
+};
+
+struct ScheduleResult {
+  std::optional<BudgetSchedule> schedule;
+  std::string error;  // "FILE:LINE: problem"
+};
+ScheduleResult parse_budget_schedule(const std::string &text, const std::string &path);
+ScheduleResult load_budget_schedule(const std::string &path);
+
+}  // namespace powergrad

@@ -1,0 +1,261 @@
+// The simulator's policies: baselines on hand-computed cases (through a fake ClusterIo that
+// plays the hardware), the oracle against brute force, and invariants over randomized
+// scenarios run end to end: budget never exceeded, caps within bounds, no request lost
+// uncounted, same seed same numbers.
+#include <check.h>
+
+#include <cmath>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "sim/oracle_model.hpp"
+#include "sim/policies.hpp"
+#include "sim/scenario.hpp"
+#include "sim/simulation.hpp"
+#include "tests/unit/check_util.hpp"
+
+using namespace powergrad::sim;
+
+namespace {
+
+// Exact sensors the test sets directly; caps recorded.
+class FakeIo final : public ClusterIo {
+ public:
+  explicit FakeIo(const ClusterSpec &spec)
+      : spec_(spec), caps_(spec.sockets.size(), 0.0), energy_(spec.sockets.size(), 0.0),
+        power_(spec.sockets.size(), 0.0) {}
+  const ClusterSpec &spec() const override { return spec_; }
+  double now_s() const override { return now_; }
+  double budget_w() const override { return budget_; }
+  double read_energy_j(std::size_t socket) override { return energy_[socket]; }
+  CounterReading read_counters(std::size_t) override { return {}; }
+  double cap_w(std::size_t socket) const override { return caps_[socket]; }
+  void set_cap_w(std::size_t socket, double cap_w) override {
+    ck_assert(cap_w >= spec_.sockets[socket].min_cap_w - 1e-9);
+    ck_assert(cap_w <= spec_.sockets[socket].max_cap_w + 1e-9);
+    caps_[socket] = cap_w;
+  }
+  void set_core_limit_hz(std::size_t, double) override {}
+
+  // Advances the clock by dt, each socket drawing power_[k].
+  // Time counts whole ticks, so 3000 ticks of 0.1 s are exactly 300 s (as in the simulator).
+  void advance(double dt) {
+    now_ = static_cast<double>(++ticks_) * dt;
+    for (std::size_t k = 0; k < energy_.size(); ++k) energy_[k] += power_[k] * dt;
+  }
+  double caps_sum() const {
+    double s = 0.0;
+    for (double c : caps_) s += c;
+    return s;
+  }
+
+  const ClusterSpec &spec_;
+  std::vector<double> caps_, energy_, power_;
+  double now_ = 0.0;
+  long ticks_ = 0;
+  double budget_ = 0.0;
+};
+
+class FakeTruth final : public Truth {
+ public:
+  explicit FakeTruth(std::vector<double> rates) : rates_(std::move(rates)) {}
+  double rate_rps(std::size_t s) const override { return rates_[s]; }
+  double average_rate_rps(std::size_t s) const override { return rates_[s]; }
+  std::vector<double> rates_;
+};
+
+// n nodes of `sockets` sockets ([92, 205] W each), one service per socket.
+std::string cluster_yaml(int nodes, int sockets, const std::string &budget_line,
+                         const std::string &groups) {
+  std::string t = "duration_s: 60\nbudget:\n  " + budget_line +
+                  "\nsocket_types:\n  x:\n    tdp_w: 205\n    p0_w: 60\n    min_cap_w: 92\n"
+                  "node_templates:\n  t:\n    sockets:\n";
+  for (int s = 0; s < sockets; ++s)
+    t += "      - services:\n          - {workload: " + std::string(s % 2 ? "dlrm" : "resnet50") +
+         ", servers: 4, load: 0.8}\n";
+  if (groups.empty())
+    t += "groups:\n  - nodes:\n      - {template: t, count: " + std::to_string(nodes) + "}\n";
+  else
+    t += groups;
+  return t;
+}
+
+}  // namespace
+
+START_TEST(uniform_splits_budget_and_respects_group_limits) {
+  const ClusterSpec spec = parse_scenario(
+      cluster_yaml(3, 1, "watts: 450",
+                   "groups:\n  - name: a\n    limit_w: 250\n    nodes:\n      - {template: t, count: 2}\n"
+                   "  - name: b\n    nodes:\n      - {template: t, count: 1}\n"),
+      "u.yaml");
+  FakeIo io(spec);
+  io.budget_ = 450.0;
+  FakeTruth truth(std::vector<double>(spec.services.size(), 1.0));
+  auto p = make_policy("uniform", spec, truth);
+  p->start(io);
+  // 150 each, but group a (2 nodes) may take 250: 125 each; b keeps 150.
+  ck_assert_double_eq_tol(io.caps_[0], 125.0, 1e-9);
+  ck_assert_double_eq_tol(io.caps_[1], 125.0, 1e-9);
+  ck_assert_double_eq_tol(io.caps_[2], 150.0, 1e-9);
+  io.budget_ = 300.0;  // below the group limit: 100 each
+  io.advance(0.1);
+  p->tick(io);
+  for (double c : io.caps_) ck_assert_double_eq_tol(c, 100.0, 1e-9);
+}
+END_TEST
+
+START_TEST(usage_follows_slurm_rules_per_node) {
+  // 2 nodes x 2 sockets: node range [184, 410], span 226. Budget 600.
+  const ClusterSpec spec = parse_scenario(cluster_yaml(2, 2, "watts: 600", ""), "b1.yaml");
+  FakeIo io(spec);
+  io.budget_ = 600.0;
+  FakeTruth truth(std::vector<double>(spec.services.size(), 1.0));
+  auto p = make_policy("usage", spec, truth);
+  p->start(io);
+  // No readings yet, jobs just started: everyone raised to the common level 300 per node.
+  for (double c : io.caps_) ck_assert_double_eq_tol(c, 150.0, 1e-9);
+  // Node 0 draws 200 W, node 1 299 W.
+  io.power_ = {100.0, 100.0, 149.5, 149.5};
+  // Jobs count as recent for 300 s: the caps stay at the common level until then.
+  for (int i = 0; i < 3299; ++i) {
+    io.advance(0.1);
+    p->tick(io);
+  }
+  ck_assert_double_eq_tol(io.now_, 329.9, 1e-6);
+  for (double c : io.caps_) ck_assert_double_eq_tol(c, 150.0, 1e-9);
+  io.advance(0.1);  // t = 330: the first balance with the jobs no longer recent
+  p->tick(io);
+  // Node 0 (200 < 0.9 x 300): lowered by min((300 - 200) / 2, 0.5 x 226) = 50 -> 250.
+  // Node 1 (299 > 0.95 x 300): raised by at most 0.2 x 226 = 45.2 -> 345.2 (budget allows 350).
+  ck_assert_double_eq_tol(io.caps_[0], 125.0, 1e-6);
+  ck_assert_double_eq_tol(io.caps_[1], 125.0, 1e-6);
+  ck_assert_double_eq_tol(io.caps_[2], 172.6, 1e-6);
+  ck_assert_double_eq_tol(io.caps_[3], 172.6, 1e-6);
+  // A budget cut is followed in the same tick, not at the next balance.
+  io.budget_ = 450.0;
+  io.advance(0.1);
+  p->tick(io);
+  ck_assert(io.caps_sum() <= 450.0 + 1e-9);
+}
+END_TEST
+
+// Brute force over a grid of cap splits for sockets sharing a budget (and a group limit).
+START_TEST(oracle_matches_brute_force) {
+  for (int sockets : {2, 3}) {
+    const std::string groups =
+        sockets == 3 ? "groups:\n  - name: g\n    limit_w: 260\n    nodes:\n      - {template: t, count: 2}\n"
+                       "  - name: h\n    nodes:\n      - {template: t, count: 1}\n"
+                     : "";
+    const ClusterSpec spec = parse_scenario(cluster_yaml(sockets, 1, "watts: 400", groups), "o.yaml");
+    // Different loads: the rates the oracle sees.
+    std::vector<double> rates;
+    for (std::size_t i = 0; i < spec.services.size(); ++i)
+      rates.push_back(spec.services[i].mean_rate_rps * (0.7 + 0.25 * static_cast<double>(i)));
+    FakeTruth truth(rates);
+    FakeIo io(spec);
+    io.budget_ = 400.0;
+    auto p = make_policy("oracle", spec, truth);
+    p->start(io);
+    ck_assert(io.caps_sum() <= 400.0 + 1e-9);
+    const OracleModel model(spec);
+    auto total = [&](const std::vector<double> &caps) {
+      double c = 0.0;
+      for (std::size_t k = 0; k < caps.size(); ++k) c += model.cost(k, caps[k], rates);
+      return c;
+    };
+    double best = 1e300;
+    const double step = 0.25;
+    if (sockets == 2) {
+      for (double a = 92.0; a <= 205.0; a += step) {
+        const double b = std::min(205.0, 400.0 - a);
+        if (b >= 92.0) best = std::min(best, total({a, b}));
+      }
+    } else {
+      for (double a = 92.0; a <= 205.0; a += step)
+        for (double b = 92.0; a + b <= 260.0 + 1e-9 && b <= 205.0; b += step) {
+          const double c = std::min(205.0, 400.0 - a - b);
+          if (c >= 92.0) best = std::min(best, total({a, b, c}));
+        }
+    }
+    const double got = total(io.caps_);
+    // The oracle works on 48-step piecewise-linear curves: within 0.5% of the grid optimum.
+    ck_assert_msg(got <= best * 1.005, "%d sockets: oracle cost %g, brute force %g", sockets, got, best);
+    ck_assert_msg(got >= best * 0.999, "brute force grid too coarse: %g < %g", got, best);
+  }
+}
+END_TEST
+
+START_TEST(randomized_invariants_hold_for_every_policy) {
+  std::mt19937 rng(2024);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const char *workloads[] = {"resnet50", "bert", "lstm", "dlrm", "llm-prefill"};
+  for (int round = 0; round < 6; ++round) {
+    const int nodes = 2 + static_cast<int>(unit(rng) * 4);
+    const int sockets = 1 + static_cast<int>(unit(rng) * 2);
+    std::string t = "duration_s: 40\nwarmup_s: 4\ntick_s: 0.1\n";
+    t += std::string("counters: ") + (round % 2 ? "software" : "hardware") + "\n";
+    // A budget series that jumps up and down between the floors and the maxima.
+    t += "budget:\n  series_unit: share_of_max\n  series:\n";
+    for (int k = 0; k < 5; ++k)
+      t += "    - [" + std::to_string(k * 8) + ", " + std::to_string(0.46 + 0.5 * unit(rng)) + "]\n";
+    t += "socket_types:\n  x:\n    tdp_w: 205\n    p0_w: 60\n    min_cap_w: 92\nnode_templates:\n  t:\n    sockets:\n";
+    for (int s = 0; s < sockets; ++s) {
+      t += "      - services:\n";
+      const int services = 1 + static_cast<int>(unit(rng) * 2);
+      for (int v = 0; v < services; ++v)
+        t += std::string("          - {workload: ") + workloads[static_cast<int>(unit(rng) * 5)] +
+             ", servers: 2, load: [0.5, 1.2], queue_limit: 50, timeout_s: 3, arrivals: {kind: mmpp}}\n";
+    }
+    t += "groups:\n  - limit_share_of_max: 0.8\n    nodes:\n      - {template: t, count: " +
+         std::to_string(nodes) + "}\n";
+    const ClusterSpec spec = parse_scenario(t, "random.yaml");
+    for (const std::string &policy : policy_names()) {
+      const RunResult r = simulate(spec, policy);
+      ck_assert_msg(r.budget_violations == 0, "round %d %s: %llu violations", round, policy.c_str(),
+                    static_cast<unsigned long long>(r.budget_violations));
+      ck_assert_uint_eq(r.cap_bound_violations, 0);
+      ck_assert_uint_eq(r.arrivals, r.completed + r.rejected + r.timed_out + r.in_flight);
+      ck_assert(r.arrivals > 0);
+      for (const auto &row : r.node_caps_w)
+        for (std::size_t n = 0; n < row.size(); ++n) {
+          const double lo = 92.0 * spec.nodes[n].sockets.size(), hi = 205.0 * spec.nodes[n].sockets.size();
+          ck_assert(row[n] >= lo - 1e-6 && row[n] <= hi + 1e-6);
+        }
+    }
+  }
+}
+END_TEST
+
+START_TEST(same_seed_same_numbers_across_policies_and_runs) {
+  const ClusterSpec spec = parse_scenario(cluster_yaml(4, 2, "share_of_max: 0.6", ""), "d.yaml");
+  for (const std::string &policy : policy_names()) {
+    const RunResult a = simulate(spec, policy);
+    const RunResult b = simulate(spec, policy);
+    ck_assert_uint_eq(a.completed, b.completed);
+    ck_assert(a.latency.sum_s() == b.latency.sum_s());
+    ck_assert(a.energy_j == b.energy_j);
+  }
+  // Common random numbers: every policy sees the same arrivals.
+  const RunResult u = simulate(spec, "uniform");
+  const RunResult o = simulate(spec, "oracle");
+  ck_assert_uint_eq(u.arrivals, o.arrivals);
+  ClusterSpec other = spec;
+  other.seed = 2;
+  ck_assert(simulate(other, "uniform").latency.sum_s() != u.latency.sum_s());
+}
+END_TEST
+
+int main() {
+  Suite *s = suite_create("sim_policies");
+  TCase *tc = tcase_create("policies");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, uniform_splits_budget_and_respects_group_limits);
+  tcase_add_test(tc, usage_follows_slurm_rules_per_node);
+  tcase_add_test(tc, oracle_matches_brute_force);
+  tcase_add_test(tc, randomized_invariants_hold_for_every_policy);
+  tcase_add_test(tc, same_seed_same_numbers_across_policies_and_runs);
+  suite_add_tcase(s, tc);
+  return pgtest::run_suite(s);
+}

@@ -1,0 +1,172 @@
+// Scenario files: the shipped ones load, defaults apply, and every bad file is refused with
+// a message naming the file, the line and column, the key and the problem.
+#include <check.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "sim/scenario.hpp"
+#include "tests/unit/check_util.hpp"
+
+using namespace powergrad::sim;
+
+namespace {
+
+const char kGood[] = R"(name: tiny
+duration_s: 60
+budget:
+  watts: 300
+socket_types:
+  xeon:
+    tdp_w: 200
+    p0_w: 60
+node_templates:
+  one:
+    sockets:
+      - services:
+          - {workload: bert, servers: 2, load: 0.5}
+groups:
+  - nodes:
+      - {template: one, count: 2}
+)";
+
+// The error message for `text`, or "" if it parses.
+std::string error_of(const std::string &text) {
+  try {
+    parse_scenario(text, "bad.yaml");
+  } catch (const ScenarioError &e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string replace(std::string text, const std::string &from, const std::string &to) {
+  const std::size_t at = text.find(from);
+  ck_assert_msg(at != std::string::npos, "test bug: '%s' not in the text", from.c_str());
+  return text.replace(at, from.size(), to);
+}
+
+std::string srcdir() {
+  const char *dir = std::getenv("PG_SRCDIR");
+  return dir ? dir : ".";
+}
+
+}  // namespace
+
+START_TEST(good_file_gets_defaults) {
+  const ClusterSpec s = parse_scenario(kGood, "good.yaml");
+  ck_assert_str_eq(s.name.c_str(), "tiny");
+  ck_assert_uint_eq(s.nodes.size(), 2);
+  ck_assert_uint_eq(s.sockets.size(), 2);
+  ck_assert_double_eq_tol(s.sockets[0].min_cap_w, 90.0, 1e-9);  // 0.45 x TDP
+  ck_assert_double_eq_tol(s.sockets[0].max_cap_w, 200.0, 1e-9);
+  ck_assert_double_eq_tol(s.tick_s, 0.1, 1e-12);
+  ck_assert_double_eq_tol(s.warmup_s, 6.0, 1e-12);  // at most 10% of the duration
+  ck_assert(s.hardware_counters);
+  ck_assert_double_eq_tol(s.budget.at_w(30.0), 300.0, 1e-9);
+  // bert preset: 120 ms; 2 servers at load 0.5 -> 8.33 requests per second.
+  ck_assert_double_eq_tol(s.services[0].mean_rate_rps, 0.5 * 2 / 0.120, 1e-9);
+  ck_assert_uint_eq(s.groups.size(), 1);
+}
+END_TEST
+
+START_TEST(shipped_scenarios_load) {
+  for (const char *name : {"dual-socket", "single-socket-accel", "renewable-day"}) {
+    const std::string path = srcdir() + "/scenarios/" + name + ".yaml";
+    const ClusterSpec s = load_scenario(path);
+    ck_assert_str_eq(s.name.c_str(), name);
+    ck_assert(s.check().empty());
+    ck_assert(s.budget.min_w() >= s.sum_min_caps_w());
+  }
+  const ClusterSpec dual = load_scenario(srcdir() + "/scenarios/dual-socket.yaml");
+  ck_assert_uint_eq(dual.nodes.size(), 64);
+  ck_assert_uint_eq(dual.sockets.size(), 128);
+  // Severe: the budget is below what the sockets would draw, at most 60% of TDP.
+  ck_assert(dual.budget.min_w() <= 0.6 * dual.sum_max_caps_w() + 1e-6);
+  const ClusterSpec day = load_scenario(srcdir() + "/scenarios/renewable-day.yaml");
+  ck_assert(day.budget.points_w.size() > 5);
+  ck_assert(day.budget.linear);
+}
+END_TEST
+
+START_TEST(unknown_key_names_file_line_and_key) {
+  const std::string e = error_of(replace(kGood, "    p0_w: 60", "    p0_w: 60\n    tdp: 3"));
+  ck_assert_contains(e, "bad.yaml:9:5: socket_types.xeon.tdp: unknown key");
+  ck_assert_contains(e, "tdp_w");  // lists what is allowed
+}
+END_TEST
+
+START_TEST(bad_number_and_range) {
+  ck_assert_contains(error_of(replace(kGood, "tdp_w: 200", "tdp_w: lots")),
+                     "bad.yaml:7:12: socket_types.xeon.tdp_w: expected a number, got 'lots'");
+  ck_assert_contains(error_of(replace(kGood, "duration_s: 60", "duration_s: -5")),
+                     "bad.yaml:2:13: duration_s: -5 is out of range");
+  ck_assert_contains(error_of(replace(kGood, "load: 0.5", "load: [0.9, 0.2]")),
+                     "node_templates.one.sockets[0].services[0].load: expected 0 < low <= high");
+  ck_assert_contains(error_of(replace(kGood, "p0_w: 60", "p0_w: 95")),
+                     "min cap 90 W is not above p0_w 95 W");
+}
+END_TEST
+
+START_TEST(bad_references) {
+  ck_assert_contains(error_of(replace(kGood, "workload: bert", "workload: gpt9")),
+                     "bad.yaml:13:24: node_templates.one.sockets[0].services[0].workload: unknown workload 'gpt9'");
+  ck_assert_contains(error_of(replace(kGood, "template: one", "template: two")),
+                     "groups[0].nodes[0].template: unknown node template 'two'");
+  ck_assert_contains(error_of(replace(kGood, "      - services:", "      - type: arm\n        services:")),
+                     "unknown socket type 'arm'");
+}
+END_TEST
+
+START_TEST(budget_problems) {
+  ck_assert_contains(error_of(replace(kGood, "watts: 300", "watts: 100")),
+                     "below the sum of the sockets' minimum caps 180 W");
+  ck_assert_contains(error_of(replace(kGood, "watts: 300", "watts: 300\n  share_of_max: 0.5")),
+                     "budget: give exactly one of watts, share_of_max, series");
+  ck_assert_contains(error_of(replace(kGood, "watts: 300", "series: [[0, 0.9], [0, 0.95]]")),
+                     "budget.series[1]: times must increase");
+  ck_assert_contains(error_of(replace(kGood, "watts: 300", "watts: 300\n  interpolate: cubic")),
+                     "budget.interpolate: 'cubic' is not one of: step, linear");
+}
+END_TEST
+
+START_TEST(yaml_syntax_and_files) {
+  ck_assert_contains(error_of("name: x\n  bad: [1, 2\n"), "bad.yaml:");
+  ck_assert_contains(error_of(""), "bad.yaml: the file is empty");
+  ck_assert_contains(error_of("- 1\n- 2\n"), "expected a map of keys");
+  try {
+    load_scenario("/nonexistent/dir/x.yaml");
+    ck_abort_msg("no error for a missing file");
+  } catch (const ScenarioError &e) {
+    ck_assert_contains(e.what(), "/nonexistent/dir/x.yaml: cannot open the file");
+  }
+}
+END_TEST
+
+START_TEST(presets_and_overrides) {
+  const std::string text = replace(kGood, "node_templates:",
+                                   "workloads:\n  fast-bert:\n    like: bert\n    service_time_ms: 30\n"
+                                   "node_templates:");
+  const ClusterSpec s = parse_scenario(replace(text, "workload: bert", "workload: fast-bert"), "p.yaml");
+  const WorkloadSpec &w = s.workloads[s.services[0].workload];
+  ck_assert_str_eq(w.name.c_str(), "fast-bert");
+  ck_assert_double_eq_tol(w.service_time_s, 0.030, 1e-12);
+  ck_assert_double_eq_tol(w.memory_share, workload_preset("bert")->memory_share, 1e-12);
+  ck_assert_contains(error_of(replace(text, "like: bert", "like: gpt")), "unknown preset 'gpt'");
+}
+END_TEST
+
+int main() {
+  Suite *s = suite_create("sim_scenario");
+  TCase *tc = tcase_create("scenario");
+  tcase_add_test(tc, good_file_gets_defaults);
+  tcase_add_test(tc, shipped_scenarios_load);
+  tcase_add_test(tc, unknown_key_names_file_line_and_key);
+  tcase_add_test(tc, bad_number_and_range);
+  tcase_add_test(tc, bad_references);
+  tcase_add_test(tc, budget_problems);
+  tcase_add_test(tc, yaml_syntax_and_files);
+  tcase_add_test(tc, presets_and_overrides);
+  suite_add_tcase(s, tc);
+  return pgtest::run_suite(s);
+}
