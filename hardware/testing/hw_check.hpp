@@ -13,8 +13,12 @@
 
 #include "hardware/result.hpp"
 #include "hardware/testing/fake_sysfs.hpp"
+#include "tests/unit/check_util.hpp"
 
 namespace pghw {
+
+using pgtest::contains;
+using pgtest::run_suite;
 
 // Asserts that a Status or Result is ok, printing its message when it is not.
 #define ck_assert_hw_ok(expr)                                       \
@@ -87,24 +91,5 @@ inline std::string run_in_child(const std::vector<std::pair<std::string, std::st
   return out;
 }
 
-inline int run_suite(Suite *suite) {
-  SRunner *runner = srunner_create(suite);
-  srunner_run_all(runner, CK_NORMAL);
-  const int failed = srunner_ntests_failed(runner);
-  srunner_free(runner);
-  return failed == 0 ? 0 : 1;
-}
-
-inline bool contains(const std::string &text, const std::string &part) {
-  return text.find(part) != std::string::npos;
-}
-
 }  // namespace pghw
 
-#define ck_assert_has(text, part)                                                   \
-  do {                                                                              \
-    const std::string ck_text_ = (text);                                            \
-    const std::string ck_part_ = (part);                                            \
-    ck_assert_msg(pghw::contains(ck_text_, ck_part_), "'%s' does not contain '%s'", \
-                  ck_text_.c_str(), ck_part_.c_str());                              \
-  } while (0)

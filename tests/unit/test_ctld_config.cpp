@@ -9,6 +9,7 @@
 
 #include "slurmctld_powergrad/ctld_config.hpp"
 #include "tests/unit/check_strings.hpp"
+#include "tests/unit/check_util.hpp"
 
 using namespace powergrad;
 
@@ -199,9 +200,5 @@ int main() {
   tcase_add_test(tc, budget_schedule_daily_and_absolute);
   tcase_add_test(tc, budget_schedule_errors);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  const int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return pgtest::run_suite(s);
 }

@@ -79,7 +79,7 @@ START_TEST(restore_is_byte_exact) {
   gone.cpus.push_back({42, 2000000});
   Status s = limits.restore(gone);
   ck_assert_hw_errno(s, ENOENT);
-  ck_assert_has(s.message(), "cpu42");
+  ck_assert_contains(s.message(), "cpu42");
 }
 END_TEST
 
@@ -89,7 +89,7 @@ START_TEST(machine_without_cpufreq) {
   CpufreqLimits limits(dir.path());
   Status s = limits.discover();
   ck_assert_hw_errno(s, ENOENT);
-  ck_assert_has(s.message(), "cpufreq");
+  ck_assert_contains(s.message(), "cpufreq");
   ck_assert(limits.cpus().empty());
 
   CpufreqLimits nothing(dir.path() + "/does-not-exist");
@@ -110,7 +110,7 @@ START_TEST(cpu_without_cpufreq_and_read_only_file) {
   ck_assert(noted);
   Result<std::uint64_t> w = limits.set_max_freq_khz(2, 2000000);
   ck_assert_hw_errno(w, EACCES);
-  ck_assert_has(w.message(), "scaling_max_freq");
+  ck_assert_contains(w.message(), "scaling_max_freq");
   ck_assert_std_str_eq(pghw::slurp(max_file(dir.path(), 2)), "3400000\n");
 }
 END_TEST

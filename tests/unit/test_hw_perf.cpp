@@ -167,8 +167,8 @@ END_TEST
 START_TEST(software_mode_when_hardware_disabled) {
   auto src = software_source();
   ck_assert(src->mode() == CounterMode::software);
-  ck_assert_has(src->describe(), "counters=software");
-  ck_assert_has(src->describe(), "disabled by configuration");
+  ck_assert_contains(src->describe(), "counters=software");
+  ck_assert_contains(src->describe(), "disabled by configuration");
   ck_assert_ptr_null(src->event_set());
 }
 END_TEST
@@ -178,7 +178,7 @@ START_TEST(default_probe_reports_its_mode_once) {
   ck_assert_hw_ok(src);
   const std::string line = src.value()->describe();
   std::printf("perf counter source here: %s\n", line.c_str());
-  ck_assert_has(line, std::string("counters=") + to_string(src.value()->mode()));
+  ck_assert_contains(line, std::string("counters=") + to_string(src.value()->mode()));
   if (src.value()->mode() == CounterMode::software) {
     // This machine: perf_event_open of any hardware event gives ENOENT.
     ck_assert(!src.value()->fallback_reason().empty());
@@ -314,7 +314,7 @@ START_TEST(cgroup_paths_resolve_per_layout) {
                        root + "/perf_event/slurm/job_2");
   Result<std::string> missing = resolve_cgroup_dir(root, CgroupLayout::v2, "slurm/job_2");
   ck_assert_hw_errno(missing, ENOENT);
-  ck_assert_has(missing.message(), root + "/unified/slurm/job_2");
+  ck_assert_contains(missing.message(), root + "/unified/slurm/job_2");
   for (const char *bad : {"../etc", "slurm/../../x", "slurm//job_1", "", "/"}) {
     ck_assert_msg(!resolve_cgroup_dir(root, CgroupLayout::automatic, bad).ok(), "'%s' accepted",
                   bad);

@@ -200,9 +200,9 @@ START_TEST(demand_files) {
   pghw::spit(f, "intel-rapl:0=150\nintel-rapl:9=1\n");
   Status s = emu.load_demand_file(f);
   ck_assert_hw_errno(s, ENOENT);
-  ck_assert_has(s.message(), "line 2");
+  ck_assert_contains(s.message(), "line 2");
   pghw::spit(f, "intel-rapl:0 150\n");
-  ck_assert_has(emu.load_demand_file(f).message(), "expected <zone>=<watts>");
+  ck_assert_contains(emu.load_demand_file(f).message(), "expected <zone>=<watts>");
   ck_assert_hw_errno(emu.load_demand_file(dir.path() + "/none"), ENOENT);
 }
 END_TEST

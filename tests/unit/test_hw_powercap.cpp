@@ -124,7 +124,7 @@ START_TEST(intel_client_discovery) {
   PowercapZone *core = zone(tree, "intel-rapl:0:0");
   ck_assert(!core->constraints()[0].max_power_uw().has_value());
   ck_assert(!core->controllable());
-  ck_assert_has(core->control_refusal(), "no known maximum");
+  ck_assert_contains(core->control_refusal(), "no known maximum");
   ck_assert_hw_errno(core->power_domain(), EPERM);
   ck_assert_hw_errno(core->constraints()[0].set_power_limit_uw(5000000), ERANGE);
 }
@@ -143,7 +143,7 @@ START_TEST(amd_energy_only_zones_are_read_only) {
   ck_assert_uint_eq(pkg->max_energy_range_uj(), 65532610987);
   ck_assert(pkg->constraints().empty());
   ck_assert(!pkg->controllable());
-  ck_assert_has(pkg->control_refusal(), "energy only");
+  ck_assert_contains(pkg->control_refusal(), "energy only");
   ck_assert_hw_errno(pkg->power_domain(), EPERM);
   ck_assert_hw_errno(pkg->apply_long_term_limit_uw(100000000), EPERM);
   Result<std::uint64_t> e = pkg->read_energy_uj();
@@ -162,7 +162,7 @@ START_TEST(machine_without_powercap) {
   PowercapTree tree(dir.path());
   Status s = tree.discover();
   ck_assert_hw_errno(s, ENOENT);
-  ck_assert_has(s.message(), "class/powercap");
+  ck_assert_contains(s.message(), "class/powercap");
   ck_assert(tree.zones().empty());
   ck_assert(tree.packages().empty());
   ck_assert_hw_errno(tree.find("intel-rapl:0"), ENOENT);
@@ -228,7 +228,7 @@ START_TEST(energy_counter_refuses_implausible_deltas) {
   // A drop with only 0.1 s elapsed would be a wrap of ~500 J: 5 kW. A torn read or a reset.
   auto r = counter.update(100, 0.1);
   ck_assert_hw_errno(r, ERANGE);
-  ck_assert_has(r.message(), "implausible");
+  ck_assert_contains(r.message(), "implausible");
   // Re-primed at the new reading: the next interval is fine.
   auto next = counter.update(50000100, 0.5);
   ck_assert_hw_ok(next);
@@ -263,8 +263,8 @@ START_TEST(set_limit_clamps_and_refuses_below_floor) {
   // Below 25% of 205 W: refused, nothing written.
   Result<std::uint64_t> low = lt->set_power_limit_uw(10000000);
   ck_assert_hw_errno(low, ERANGE);
-  ck_assert_has(low.message(), "below the floor");
-  ck_assert_has(low.message(), "constraint_0_power_limit_uw");
+  ck_assert_contains(low.message(), "below the floor");
+  ck_assert_contains(low.message(), "constraint_0_power_limit_uw");
   ck_assert_std_str_eq(pghw::slurp(limit_file), "60000000\n");
 
   // PL2 has no documented maximum: it may go down, but never above what was in force.
@@ -358,8 +358,8 @@ START_TEST(restore_reports_every_problem_and_keeps_going) {
 
   Status s = tree.restore(snap);
   ck_assert(!s.ok());
-  ck_assert_has(s.message(), "intel-rapl:7");
-  ck_assert_has(s.message(), "saved as 'long_term'");
+  ck_assert_contains(s.message(), "intel-rapl:7");
+  ck_assert_contains(s.message(), "saved as 'long_term'");
   // The zones that could be restored were.
   ck_assert_std_str_eq(pghw::slurp(limit0), "205000000\n");
 
@@ -368,7 +368,7 @@ START_TEST(restore_reports_every_problem_and_keeps_going) {
   evil.zones.push_back({"../../../../etc", true, {}});
   Status e = tree.restore(evil);
   ck_assert_hw_errno(e, EINVAL);
-  ck_assert_has(e.message(), "path traversal");
+  ck_assert_contains(e.message(), "path traversal");
 }
 END_TEST
 
@@ -382,8 +382,8 @@ START_TEST(bad_zone_names_refused) {
     ck_assert_msg(!z.ok(), "'%s' accepted", bad);
     ck_assert_int_eq(z.errno_value(), EINVAL);
   }
-  ck_assert_has(tree.find("a/b").message(), "path traversal");
-  ck_assert_has(tree.find("..").message(), "path traversal");
+  ck_assert_contains(tree.find("a/b").message(), "path traversal");
+  ck_assert_contains(tree.find("..").message(), "path traversal");
   ck_assert_hw_ok(check_zone_name("intel-rapl:0:1"));
   ck_assert_hw_ok(check_zone_name("intel-rapl-mmio:0"));
   ck_assert_hw_errno(check_zone_name(std::string(65, 'a')), EINVAL);
@@ -400,12 +400,12 @@ START_TEST(read_only_limit_file) {
   // kernfs refuses write-opening a 0444 attribute even to root; so does the layer.
   ck_assert(!pkg->constraint(ConstraintKind::long_term)->writable());
   ck_assert(!pkg->controllable());
-  ck_assert_has(pkg->control_refusal(), "constraint_0_power_limit_uw");
-  ck_assert_has(pkg->control_refusal(), "read-only");
+  ck_assert_contains(pkg->control_refusal(), "constraint_0_power_limit_uw");
+  ck_assert_contains(pkg->control_refusal(), "read-only");
   Result<std::uint64_t> w =
       pkg->constraint(ConstraintKind::long_term)->set_power_limit_uw(100000000);
   ck_assert_hw_errno(w, EACCES);
-  ck_assert_has(w.message(), "constraint_0_power_limit_uw");
+  ck_assert_contains(w.message(), "constraint_0_power_limit_uw");
   ck_assert_std_str_eq(pghw::slurp(limit), "205000000\n");
   // Still measured and snapshotted.
   ck_assert_hw_ok(pkg->read_energy_uj());
@@ -434,7 +434,7 @@ START_TEST(missing_files_handled) {
 
   PowercapZone *pkg0 = zone(tree, "intel-rapl:0");
   ck_assert(!pkg0->has_energy());
-  ck_assert_has(pkg0->energy_refusal(), "energy_uj");
+  ck_assert_contains(pkg0->energy_refusal(), "energy_uj");
   ck_assert_hw_errno(pkg0->read_energy_uj(), EACCES);
   ck_assert_hw_errno(pkg0->constraint(ConstraintKind::long_term)->time_window_us(), ENOENT);
   ck_assert_hw_errno(pkg0->constraint(ConstraintKind::long_term)->set_time_window_us(1000), ENOENT);
@@ -460,7 +460,7 @@ START_TEST(garbage_values_are_errors_not_crashes) {
   pghw::spit(file(dir.path(), "intel-rapl:0", "energy_uj"), "-12\n", 0400);
   Result<std::uint64_t> e = pkg->read_energy_uj();
   ck_assert_hw_errno(e, EINVAL);
-  ck_assert_has(e.message(), "energy_uj");
+  ck_assert_contains(e.message(), "energy_uj");
   pghw::spit(file(dir.path(), "intel-rapl:0", "enabled"), "7\n");
   ck_assert_hw_errno(pkg->enabled(), EINVAL);
   pghw::spit(file(dir.path(), "intel-rapl:0", "constraint_0_power_limit_uw"),

@@ -7,6 +7,7 @@
 #include "jobreport/record.hpp"
 #include "slurmctld_powergrad/job_records.hpp"
 #include "tests/unit/check_strings.hpp"
+#include "tests/unit/check_util.hpp"
 
 using namespace powergrad;
 
@@ -103,9 +104,5 @@ int main() {
   tcase_add_test(tc, controller_comment_for_power_aware_job);
   tcase_add_test(tc, controller_ignores_plain_and_off_jobs);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  const int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return pgtest::run_suite(s);
 }

@@ -23,6 +23,7 @@
 #include "nodeagent/step_event.hpp"
 #include "nodeagent/step_registry.hpp"
 #include "tests/unit/check_strings.hpp"
+#include "tests/unit/check_util.hpp"
 
 using namespace powergrad;
 
@@ -351,9 +352,5 @@ int main() {
   tcase_add_test(tc, agent_registers_and_reaps_steps);
   tcase_add_test(tc, agent_start_refuses_bad_state_dir);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  const int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return pgtest::run_suite(s);
 }

@@ -8,6 +8,7 @@
 #include "spank_powergrad/plugin_config.hpp"
 #include "spank_powergrad/power_aware_mode.hpp"
 #include "tests/unit/check_strings.hpp"
+#include "tests/unit/check_util.hpp"
 
 using namespace powergrad;
 
@@ -135,9 +136,5 @@ int main() {
   tcase_add_test(tc, node_tokens_expand);
   tcase_add_test(tc, node_name_from_slurmd_cmdline);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  const int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? 0 : 1;
+  return pgtest::run_suite(s);
 }
