@@ -12,3 +12,7 @@ bench_bench_sim_SOURCES = bench/bench_sim.cpp
 bench_bench_sim_CPPFLAGS = $(AM_CPPFLAGS) $(YAMLCPP_CFLAGS)
 bench_bench_sim_LDADD = $(SIM_LIBS)
 
+EXTRA_PROGRAMS += bench/bench_proto
+BENCH_BINS += bench/bench_proto
+bench_bench_proto_SOURCES = bench/bench_proto.cpp
+bench_bench_proto_LDADD = protocol/libpgproto_fake.la $(PROTO_LIBS)

@@ -30,9 +30,10 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(
   build-essential g++ autoconf automake libtool autoconf-archive pkg-config
   slurm-wlm slurmctld slurmd slurm-client slurmdbd libslurm-dev
-  munge libmunge-dev libpfm4-dev check libyaml-cpp-dev
+  munge libmunge-dev libssl-dev libpfm4-dev check libyaml-cpp-dev
   mariadb-server mariadb-client
   dpkg-dev procps psmisc iproute2 python3
+  clang libclang-rt-14-dev
 )
 
 missing=()

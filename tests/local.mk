@@ -6,6 +6,7 @@ include tests/unit/libgradient.mk
 include tests/unit/sim.mk
 include tests/unit/control.mk
 include tests/unit/hardware.mk
+include tests/unit/protocol.mk
 
 check_PROGRAMS += tests/unit/test_spank_config tests/unit/test_job_record \
 	tests/unit/test_nodeagent tests/unit/test_ctld_config

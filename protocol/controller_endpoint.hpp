@@ -1,0 +1,128 @@
+// The controller's side of the protocol: one listening socket, many sessions, one thread.
+//
+// The controller thread in slurmctld calls poll_once() in its loop; each call waits in
+// poll() for at most the time given, accepts connections, runs HELLOs through the
+// handshake, verifies every frame of open sessions, writes what is queued, and returns
+// what happened as events (sessions opened and closed, authenticated messages, refusals
+// with their reason, ready to be logged). The endpoint never reads a clock: the caller
+// passes now_s (monotonic seconds) and the timeouts are judged against it.
+//
+// A HELLO costs one munge decode and one encode (~200 us each here) inside poll_once;
+// after that a REPORT costs one HMAC and one decode.
+#pragma once
+
+#include <poll.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "protocol/auth.hpp"
+#include "protocol/handshake.hpp"
+#include "protocol/messages.hpp"
+#include "protocol/net.hpp"
+#include "protocol/status.hpp"
+
+namespace powergrad::proto {
+
+using ConnectionId = std::uint64_t;  // 0 is never a connection
+
+struct ControllerConfig {
+  std::string listen_host;  // empty: every address (IPv6 dual-stack where possible)
+  std::string listen_port;  // number or service name; "0" picks a free port (tests)
+  ServerPolicy policy;
+  std::size_t max_connections = 16384;
+  double handshake_timeout_s = 10.0;  // a connection must complete its HELLO within this
+  double idle_timeout_s = 0.0;        // > 0: close sessions that sent nothing for this long
+  // Per connection; must hold one ADMIN_STATUS frame (4 MiB of JSON).
+  std::size_t max_send_queue_bytes = 8u << 20;
+  // Per connection per poll round, so one busy peer cannot starve the others.
+  std::size_t read_budget_bytes = 256u << 10;
+  int backlog = 1024;
+};
+
+struct ControllerEvent {
+  enum class Kind {
+    session_opened,  // a HELLO was accepted: `peer` says who
+    message,         // an authenticated message: REPORT (node), ADMIN_* request (admin)
+    request_denied,  // an ADMIN_SET_BUDGET from a non-admin uid; answered permission_denied
+    session_closed,  // an open session ended: peer closed, sent ERROR, timed out, replaced
+                     // by a newer session of the same node, or broke the protocol (status)
+    refused,         // a connection closed before a session opened (bad HELLO etc.)
+    endpoint_error,  // trouble of the endpoint itself (poll, accept: e.g. out of fds)
+  };
+  Kind kind = Kind::endpoint_error;
+  ConnectionId connection = 0;
+  std::string address;  // the peer's "ip:port"
+  PeerIdentity peer;    // valid for session events
+  Message message;      // for message and request_denied
+  Status status;        // why, for session_closed / refused / request_denied / endpoint_error
+};
+const char *event_kind_name(ControllerEvent::Kind kind);
+
+class ControllerEndpoint {
+ public:
+  // Listens as configured. The authenticator must outlive the endpoint.
+  static Status open(ControllerConfig config, Authenticator &auth,
+                     std::unique_ptr<ControllerEndpoint> &out);
+  ~ControllerEndpoint();
+  ControllerEndpoint(const ControllerEndpoint &) = delete;
+  ControllerEndpoint &operator=(const ControllerEndpoint &) = delete;
+
+  std::uint16_t port() const;
+
+  // One round of work (see the top of this file). Waits at most max_wait_ms, less when a
+  // timeout falls due sooner. `extra` fds (e.g. a wake-up pipe, so another thread can stop
+  // the loop) are polled too; their revents are filled in for the caller. Never throws.
+  std::vector<ControllerEvent> poll_once(double now_s, int max_wait_ms,
+                                         std::vector<pollfd> *extra = nullptr);
+
+  // Seals and queues a message on an open session, and tries to write it at once: GRANT or
+  // ERROR to node sessions, ADMIN_STATUS, ADMIN_RESULT or ERROR to admin sessions.
+  // Errors: not_connected (no such connection), no_session, unexpected_type, an encoding
+  // error (nothing sent); send_buffer_full or closed (the session is then closed, and the
+  // next poll_once reports it).
+  Status send(ConnectionId id, const Message &message);
+
+  // The open session of that node, 0 if none. A node has at most one: a new session of the
+  // same node name closes the older one.
+  ConnectionId node_connection(const std::string &node) const;
+  // The peer of an open session, nullptr if none.
+  const PeerIdentity *peer(ConnectionId id) const;
+  // Closes a connection (a session gets a sealed ERROR with `why` first). No event.
+  void close(ConnectionId id, const Status &why);
+
+  std::size_t connection_count() const { return conns_.size(); }
+
+ private:
+  struct Conn;
+  ControllerEndpoint(ControllerConfig config, Authenticator &auth, UniqueFd listener);
+
+  void accept_all(double now_s, std::vector<ControllerEvent> &events);
+  void on_readable(Conn &c, double now_s, std::vector<ControllerEvent> &events);
+  bool drain(Conn &c, double now_s, std::vector<ControllerEvent> &events);
+  bool on_frame(Conn &c, const std::uint8_t *data, std::size_t size, double now_s,
+                std::vector<ControllerEvent> &events);
+  void expire(double now_s, std::vector<ControllerEvent> &events);
+  // Closes with an ERROR to the peer (sealed if a session is open) and an event.
+  void drop(Conn &c, const Status &why, std::vector<ControllerEvent> *events,
+            bool tell_peer = true);
+  void erase(ConnectionId id);
+
+  ControllerConfig config_;
+  Authenticator &auth_;
+  UniqueFd listener_;
+  ConnectionId next_id_ = 1;
+  std::unordered_map<ConnectionId, std::unique_ptr<Conn>> conns_;
+  std::unordered_map<std::string, ConnectionId> nodes_;
+  std::vector<ControllerEvent> pending_;  // from send(), reported by the next poll_once
+  double accept_paused_until_s_ = 0.0;
+  std::vector<pollfd> pfds_;
+  std::vector<ConnectionId> polled_;
+  std::string scratch_;
+};
+
+}  // namespace powergrad::proto
