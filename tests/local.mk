@@ -9,9 +9,9 @@ include tests/unit/hardware.mk
 include tests/unit/protocol.mk
 
 check_PROGRAMS += tests/unit/test_spank_config tests/unit/test_job_record \
-	tests/unit/test_nodeagent tests/unit/test_ctld_config
+	tests/unit/test_nodeagent tests/unit/test_ctld_config tests/unit/test_report
 TESTS += tests/unit/test_spank_config tests/unit/test_job_record tests/unit/test_nodeagent \
-	tests/unit/test_ctld_config
+	tests/unit/test_ctld_config tests/unit/test_report
 
 tests_unit_test_spank_config_SOURCES = tests/unit/test_spank_config.cpp
 tests_unit_test_spank_config_CPPFLAGS = $(UNIT_CPPFLAGS)
@@ -28,6 +28,10 @@ tests_unit_test_nodeagent_LDADD = nodeagent/libnodeagent.la $(CHECK_LIBS)
 tests_unit_test_ctld_config_SOURCES = tests/unit/test_ctld_config.cpp
 tests_unit_test_ctld_config_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_ctld_config_LDADD = slurmctld_powergrad/libctldcore.la $(SLURM_LIBS) $(CHECK_LIBS)
+
+tests_unit_test_report_SOURCES = tests/unit/test_report.cpp
+tests_unit_test_report_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_report_LDADD = tools/libtools.la $(CHECK_LIBS)
 
 # End-to-end: each brings up its own cluster (tests/cluster/pgcluster) and tears it down.
 E2E_TESTS = \

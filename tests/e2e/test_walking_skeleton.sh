@@ -18,7 +18,7 @@ ctld_dir=$build/slurmctld_powergrad/.libs
   skip_all "controller plugin not built (configure --with-slurm-source=DIR): $ctld_dir"
 
 pg_cluster_test_setup skeleton
-plan 28
+plan 29
 
 export PG_SPANK_PLUGIN=$spank PG_CTLD_PLUGIN_DIR=$ctld_dir
 export PG_SPANK_ARGS="log_level=info period=0.5 state_dir=$PG_CLUSTER_DIR/nodes/%n/state"
@@ -139,6 +139,18 @@ is "$(admin_comment "$pa")" "powergrad={v=1 mode=latency nodes=n[1-2]}" \
 is "$(admin_comment "$plain")" "" "sacct shows no PowerGrad record for the plain job"
 is "$(admin_comment "$sb")" "powergrad={v=1 mode=throughput nodes=n[1-2]}" \
   "sacct shows mode=throughput for the sbatch job"
+
+# --- powergrad report reads the records back from sacct, for power-aware jobs only
+out=$(as_nobody "$build/tools/powergrad" report -j "$pa,$plain,$sb" --format csv 2>&1) && rc=0 || rc=$?
+want_pa="$pa,pa-job,nobody,COMPLETED,"
+if [ "$rc" = 0 ] && grep -q "^job_id,name,user,state,elapsed_s,mode,nodes$" <<<"$out" &&
+   grep -qE "^${want_pa}[0-9]+,latency,n\[1-2\]$" <<<"$out" &&
+   grep -qE "^$sb,sb-job,nobody,COMPLETED,[0-9]+,throughput,n\[1-2\]$" <<<"$out" &&
+   ! grep -q "^$plain," <<<"$out"; then
+  ok "powergrad report (CSV) lists the power-aware jobs with their records, not the plain one"
+else
+  not_ok "powergrad report (CSV) lists the power-aware jobs with their records, not the plain one" "exit $rc" "$out"
+fi
 
 # --- other text in AdminComment is kept: an admin overwrites it while the job runs
 keep=$(sbatch --parsable --power-aware=monitor -N1 -J keep-job -D "$work" --wrap 'sleep 4')
