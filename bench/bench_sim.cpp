@@ -17,21 +17,22 @@ using namespace powergrad::sim;
 
 namespace {
 
-// The dual-socket scenario's node mix, `nodes` nodes in racks of 16.
+// The dual-socket scenario's node mix and loads (scenarios/dual-socket.yaml, as calibrated),
+// `nodes` nodes in racks of 16.
 ClusterSpec make_spec(int nodes, double duration_s) {
   std::string t =
       "name: bench\nduration_s: " + std::to_string(duration_s) +
-      "\nwarmup_s: 60\ntick_s: 0.1\nbudget:\n  share_of_max: 0.6\n"
+      "\nwarmup_s: 60\ntick_s: 0.1\nbudget:\n  share_of_max: 0.55\n"
       "socket_types:\n  x:\n    tdp_w: 205\n    p0_w: 60\n    f_max_ghz: 3.4\n    min_cap_w: 92\n"
       "node_templates:\n"
-      "  a:\n    sockets:\n      - services: [{workload: resnet50, servers: 8, load: [0.6, 0.85]}]\n"
-      "      - services: [{workload: dlrm, servers: 8, load: [0.6, 0.85], arrivals: {kind: mmpp, burst_factor: 1.5, burst_mean_s: 30, calm_mean_s: 90}}]\n"
-      "  b:\n    sockets:\n      - services: [{workload: bert, servers: 8, load: [0.6, 0.85]}]\n"
-      "      - services: [{workload: llm-decode, servers: 8, load: [0.6, 0.85]}]\n"
-      "  c:\n    sockets:\n      - services: [{workload: llm-prefill, servers: 8, load: [0.6, 0.85]}]\n"
-      "      - services: [{workload: lstm, servers: 8, load: [0.6, 0.85]}]\n"
-      "  d:\n    sockets:\n      - services: [{workload: resnet50, servers: 4, load: [0.6, 0.85]}, {workload: dlrm, servers: 4, load: [0.6, 0.85]}]\n"
-      "      - services: [{workload: bert, servers: 4, load: [0.6, 0.85]}, {workload: lstm, servers: 4, load: [0.6, 0.85]}]\n"
+      "  a:\n    sockets:\n      - services: [{workload: resnet50, servers: 8, load: [0.65, 0.76]}]\n"
+      "      - services: [{workload: dlrm, servers: 8, load: [0.50, 0.65], arrivals: {kind: mmpp, burst_factor: 1.3, burst_mean_s: 30, calm_mean_s: 90}}]\n"
+      "  b:\n    sockets:\n      - services: [{workload: bert, servers: 8, load: [0.65, 0.76]}]\n"
+      "      - services: [{workload: llm-decode, servers: 8, load: [0.60, 0.85]}]\n"
+      "  c:\n    sockets:\n      - services: [{workload: llm-prefill, servers: 8, load: [0.60, 0.72]}]\n"
+      "      - services: [{workload: lstm, servers: 8, load: [0.60, 0.85]}]\n"
+      "  d:\n    sockets:\n      - services: [{workload: resnet50, servers: 4, load: [0.65, 0.76]}, {workload: dlrm, servers: 4, load: [0.50, 0.75]}]\n"
+      "      - services: [{workload: bert, servers: 4, load: [0.65, 0.76]}, {workload: lstm, servers: 4, load: [0.60, 0.85]}]\n"
       "groups:\n";
   for (int g = 0; g < nodes / 16; ++g)
     t += "  - limit_share_of_max: 0.66\n    nodes:\n      - {template: a, count: 4}\n"

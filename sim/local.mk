@@ -15,6 +15,8 @@ sim_libsim_la_SOURCES = \
 	sim/policy.hpp sim/policies.hpp sim/policies.cpp sim/policy_factories.hpp \
 	sim/cap_helpers.hpp sim/cap_helpers.cpp \
 	sim/policy_baselines.cpp \
+	sim/policy_pool.cpp \
+	sim/policy_powergrad.cpp \
 	sim/oracle_model.hpp sim/oracle_model.cpp \
 	sim/policy_oracle.cpp \
 	sim/simulation.hpp sim/simulation.cpp \

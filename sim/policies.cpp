@@ -7,7 +7,8 @@
 namespace powergrad::sim {
 
 const std::vector<std::string> &policy_names() {
-  static const std::vector<std::string> names = {"uniform", "usage", "oracle", "static-oracle"};
+  static const std::vector<std::string> names = {"uniform", "usage", "pool", "powergrad",
+                                                  "oracle", "static-oracle"};
   return names;
 }
 
@@ -20,6 +21,8 @@ std::unique_ptr<Policy> make_policy(const std::string &name, const ClusterSpec &
                                     const Truth &truth) {
   if (name == "uniform") return make_uniform_policy(spec);
   if (name == "usage") return make_usage_policy(spec);
+  if (name == "pool") return make_pool_policy(spec);
+  if (name == "powergrad") return make_powergrad_policy(spec);
   if (name == "oracle") return make_oracle_policy(spec, truth, false);
   if (name == "static-oracle") return make_oracle_policy(spec, truth, true);
   return nullptr;

@@ -25,6 +25,9 @@ struct CounterReading {
   std::optional<double> stall_cycles;
   std::optional<double> ref_cycles;
   double task_clock_s = 0.0;
+  // Requests served so far, when the service exposes its progress (scenario key
+  // progress_signal); a software signal, exact.
+  std::optional<double> progress;
 };
 
 class ClusterIo {
@@ -67,6 +70,10 @@ class Policy {
   virtual void tick(ClusterIo &io) = 0;
   // What the policy decides from, for the report ("power readings", "true curves", ...).
   virtual std::string inputs() const = 0;
+  // Which counters the policy's estimates rested on, asked after the run ("hardware",
+  // "software", ...). Empty: the policy reads no counters, and the report shows what the
+  // sensors offered.
+  virtual std::string counters_used() const { return {}; }
 };
 
 }  // namespace powergrad::sim

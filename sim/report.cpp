@@ -8,6 +8,18 @@
 namespace powergrad::sim {
 
 namespace {
+// Time average of the caps in force over the time average of the budget (plot windows).
+double budget_used(const RunResult &r) {
+  double caps = 0.0, budget = 0.0;
+  for (const WindowPoint &p : r.windows) {
+    caps += p.caps_w;
+    budget += p.budget_w;
+  }
+  return budget > 0.0 ? caps / budget : 0.0;
+}
+}  // namespace
+
+namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
@@ -153,6 +165,7 @@ void write_json(std::ostream &out, const ClusterSpec &spec, const std::vector<Ru
         << ",\n      \"in_flight_at_end\": " << r.in_flight
         << ",\n      \"cap_bound_violations\": " << r.cap_bound_violations
         << ",\n      \"over_budget_s\": " << num(r.over_budget_s)
+        << ",\n      \"budget_used\": " << num(budget_used(r))
         << ",\n      \"reduction_vs_usage\": {\"mean\": " << num(reduction_vs(runs, r, "usage", false))
         << ", \"p99\": " << num(reduction_vs(runs, r, "usage", true)) << "}"
         << ",\n      \"reduction_vs_uniform\": {\"mean\": " << num(reduction_vs(runs, r, "uniform", false))

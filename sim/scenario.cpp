@@ -111,6 +111,16 @@ class Reader {
     return n.Scalar();
   }
 
+  // Optional boolean (true/false, yes/no, on/off); `fallback` when the key is absent.
+  bool flag(const YAML::Node &map, const std::string &path, const char *key, bool fallback) const {
+    const YAML::Node n = map[key];
+    if (!n.IsDefined() || n.IsNull()) return fallback;
+    const std::string v = n.IsScalar() ? n.Scalar() : std::string();
+    if (v == "true" || v == "yes" || v == "on") return true;
+    if (v == "false" || v == "no" || v == "off") return false;
+    fail(n, join(path, key), "expected true or false, got '" + v + "'");
+  }
+
   std::string choice(const YAML::Node &map, const std::string &path, const char *key,
                      const std::string &fallback, std::initializer_list<const char *> options) const {
     const std::string v = text(map, path, key, fallback);
@@ -204,6 +214,7 @@ struct ServiceTemplate {
   std::size_t queue_limit = 10000;
   double timeout_s = 0.0;
   double core_max_hz = 0.0;
+  bool progress_signal = false;
 };
 
 struct SocketTemplate {
@@ -223,9 +234,11 @@ std::size_t index_of(const std::vector<T> &items, const std::string &name) {
 }
 
 ServiceTemplate read_service(const Reader &r, const YAML::Node &n, const std::string &path,
-                             const ClusterSpec &spec, const ArrivalSpec &default_arrivals) {
+                             const ClusterSpec &spec, const ArrivalSpec &default_arrivals,
+                             bool default_progress) {
   r.check_keys(n, path,
-               {"workload", "servers", "load", "arrivals", "queue_limit", "timeout_s", "core_max_ghz"});
+               {"workload", "servers", "load", "arrivals", "queue_limit", "timeout_s", "core_max_ghz",
+                "progress_signal"});
   ServiceTemplate s;
   s.arrivals = default_arrivals;
   if (!n["workload"].IsDefined()) r.fail(n, path, "missing key 'workload'");
@@ -253,6 +266,7 @@ ServiceTemplate read_service(const Reader &r, const YAML::Node &n, const std::st
   s.queue_limit = static_cast<std::size_t>(r.number(n, path, "queue_limit", 10000, 0, 1e7));
   s.timeout_s = r.number(n, path, "timeout_s", 0.0, 0.0, 1e7);
   s.core_max_hz = r.number(n, path, "core_max_ghz", 0.0, 0.0, 10.0) * kGHz;
+  s.progress_signal = r.flag(n, path, "progress_signal", default_progress);
   return s;
 }
 
@@ -263,7 +277,8 @@ ClusterSpec parse_document(const Reader &r, const YAML::Node &root, const std::s
   r.check_keys(root, "",
                {"name", "description", "duration_s", "tick_s", "warmup_s", "control_period_s",
                 "transport_delay_s", "counters", "seed", "plot_interval_s", "budget",
-                "socket_types", "workloads", "arrivals", "node_templates", "groups"});
+                "socket_types", "workloads", "arrivals", "node_templates", "groups",
+                "progress_signal", "agent_knows_servers"});
   spec.name = r.text(root, "", "name", name);
   spec.duration_s = r.number(root, "", "duration_s", spec.duration_s, 1e-3, 1e8);
   spec.tick_s = r.number(root, "", "tick_s", spec.tick_s, 1e-4, spec.duration_s);
@@ -272,6 +287,8 @@ ClusterSpec parse_document(const Reader &r, const YAML::Node &root, const std::s
   spec.control_period_s = r.number(root, "", "control_period_s", spec.control_period_s, spec.tick_s, 1e6);
   spec.transport_delay_s = r.number(root, "", "transport_delay_s", 0.0, 0.0, 1e3);
   spec.hardware_counters = r.choice(root, "", "counters", "hardware", {"hardware", "software"}) == "hardware";
+  spec.agent_knows_servers = r.flag(root, "", "agent_knows_servers", false);
+  const bool default_progress = r.flag(root, "", "progress_signal", false);
   spec.seed = static_cast<std::uint64_t>(r.number(root, "", "seed", 1, 0, 9.007e15));
   spec.plot_interval_s = r.number(root, "", "plot_interval_s", 0.0, 0.0, spec.duration_s);
 
@@ -326,7 +343,7 @@ ClusterSpec parse_document(const Reader &r, const YAML::Node &root, const std::s
         r.fail(socks[i], spath + ".services", "expected a list of 1 to 16 services");
       for (std::size_t j = 0; j < svcs.size(); ++j) {
         ServiceTemplate s = read_service(r, svcs[j], spath + ".services[" + std::to_string(j) + "]",
-                                         spec, default_arrivals);
+                                         spec, default_arrivals, default_progress);
         if (s.workload == spec.workloads.size()) {  // a preset used directly: add it once
           spec.workloads.push_back(*workload_preset(s.workload_name));
         }
@@ -394,6 +411,7 @@ ClusterSpec parse_document(const Reader &r, const YAML::Node &root, const std::s
             svc.queue_limit = t.queue_limit;
             svc.timeout_s = t.timeout_s;
             svc.core_max_hz = t.core_max_hz;
+            svc.progress_signal = t.progress_signal;
             sock.services.push_back(spec.services.size());
             spec.services.push_back(svc);
           }

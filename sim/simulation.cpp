@@ -224,6 +224,7 @@ class Run final : public ClusterIo, public Truth {
       r.p99_latency_s = workload_latency[w].quantile_s(0.99);
       if (r.completed > 0) result_.workloads.push_back(r);
     }
+    if (const std::string used = policy_->counters_used(); !used.empty()) result_.counters = used;
     if (progress_) progress_->store(1.0, std::memory_order_relaxed);
     result_.wall_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
@@ -244,6 +245,8 @@ class Run final : public ClusterIo, public Truth {
     CounterReading r;
     r.time_s = now_s_;
     r.task_clock_s = t.task_clock_s;  // a software event: exact
+    if (spec_.services[service].progress_signal)
+      r.progress = static_cast<double>(services_[service].counts().completed);
     if (!spec_.hardware_counters) return r;
     const double noise = spec_.type_of(socket).counter_noise;
     CounterReaders &c = counter_readers_[service];

@@ -68,6 +68,7 @@ struct ServiceSpec {
   std::size_t queue_limit = 10000;
   double timeout_s = 0.0;
   double core_max_hz = 0.0;  // admin's per-core frequency limit; 0: none
+  bool progress_signal = false;  // the service exposes its progress (requests served) to the agent
   double mean_rate_rps = 0.0;  // derived: load * servers / service_time_s
 };
 
@@ -110,6 +111,7 @@ struct ClusterSpec {
   double control_period_s = 1.0;
   double transport_delay_s = 0.0;  // node <-> controller message delay (powergrad, pool)
   bool hardware_counters = true;   // false: software events only (VM-like)
+  bool agent_knows_servers = false;  // the node agent is told each service's parallel servers
   std::uint64_t seed = 1;
   double plot_interval_s = 0.0;  // 0: duration / 240
 

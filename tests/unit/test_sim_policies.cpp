@@ -141,6 +141,70 @@ START_TEST(usage_follows_slurm_rules_per_node) {
 }
 END_TEST
 
+START_TEST(pool_follows_penelope_rules_per_socket) {
+  // 2 nodes x 1 socket [92, 205] (span 113), budget 300: fair shares 150 each, pool empty.
+  const ClusterSpec spec = parse_scenario(cluster_yaml(2, 1, "watts: 300", ""), "b2.yaml");
+  FakeIo io(spec);
+  io.budget_ = 300.0;
+  FakeTruth truth(std::vector<double>(spec.services.size(), 1.0));
+  auto p = make_policy("pool", spec, truth);
+  p->start(io);
+  ck_assert_double_eq_tol(io.caps_[0], 150.0, 1e-9);
+  ck_assert_double_eq_tol(io.caps_[1], 150.0, 1e-9);
+  // Socket 0 draws 100 W (well below its cap), socket 1 150 W (at its cap: hungry).
+  io.power_ = {100.0, 150.0};
+  for (int i = 0; i < 19; ++i) {  // nothing moves before the 2-s interval is over
+    io.advance(0.1);
+    p->tick(io);
+  }
+  ck_assert_double_eq_tol(io.caps_[0], 150.0, 1e-9);
+  ck_assert_double_eq_tol(io.caps_[1], 150.0, 1e-9);
+  io.advance(0.1);  // t = 2: the first interval
+  p->tick(io);
+  // Release: socket 0 -> 100 + 1.5 = 101.5, 48.5 W to the pool. Grant: socket 1 asks 5% of
+  // its range (5.65 W; it is not below its fair share) -> 155.65; the pool keeps 42.85.
+  ck_assert_double_eq_tol(io.caps_[0], 101.5, 1e-6);
+  ck_assert_double_eq_tol(io.caps_[1], 155.65, 1e-6);
+  for (int i = 0; i < 19; ++i) {  // held until t = 4
+    io.advance(0.1);
+    p->tick(io);
+  }
+  ck_assert_double_eq_tol(io.caps_[0], 101.5, 1e-6);
+  // t = 4: socket 1 (150 < 155.65 - 3) releases to 151.5, the pool grows to 47; socket 0 is
+  // now hungry (100 >= 101.5 - 3) and 48.5 W below its fair share: it asks 5.65 + 48.5 and
+  // takes the whole pool -> 148.5.
+  io.advance(0.1);
+  p->tick(io);
+  ck_assert_double_eq_tol(io.caps_[0], 148.5, 1e-6);
+  ck_assert_double_eq_tol(io.caps_[1], 151.5, 1e-6);
+  // A budget cut below the caps is followed in the same tick.
+  io.budget_ = 250.0;
+  io.advance(0.1);
+  p->tick(io);
+  ck_assert(io.caps_sum() <= 250.0 + 1e-9);
+}
+END_TEST
+
+START_TEST(powergrad_says_which_counters_it_used) {
+  std::string t = cluster_yaml(2, 2, "share_of_max: 0.6", "");
+  t.replace(t.find("duration_s: 60"), 14, "duration_s: 30");
+  const RunResult hw = simulate(parse_scenario(t, "c.yaml"), "powergrad");
+  ck_assert_str_eq(hw.counters.c_str(), "hardware");
+  const RunResult sw = simulate(parse_scenario("counters: software\n" + t, "c.yaml"), "powergrad");
+  ck_assert_str_eq(sw.counters.c_str(), "software");
+  const RunResult pr =
+      simulate(parse_scenario("counters: software\nprogress_signal: true\n" + t, "c.yaml"), "powergrad");
+  ck_assert_str_eq(pr.counters.c_str(), "software (progress rate)");
+  for (const RunResult *r : {&hw, &sw, &pr}) {
+    ck_assert_uint_eq(r->budget_violations, 0);
+    ck_assert_uint_eq(r->cap_bound_violations, 0);
+  }
+  // Baselines that read no counters report what the sensors offered.
+  ck_assert_str_eq(simulate(parse_scenario("counters: software\n" + t, "c.yaml"), "pool").counters.c_str(),
+                   "software");
+}
+END_TEST
+
 // Brute force over a grid of cap splits for sockets sharing a budget (and a group limit).
 START_TEST(oracle_matches_brute_force) {
   for (int sockets : {2, 3}) {
@@ -253,6 +317,8 @@ int main() {
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, uniform_splits_budget_and_respects_group_limits);
   tcase_add_test(tc, usage_follows_slurm_rules_per_node);
+  tcase_add_test(tc, pool_follows_penelope_rules_per_socket);
+  tcase_add_test(tc, powergrad_says_which_counters_it_used);
   tcase_add_test(tc, oracle_matches_brute_force);
   tcase_add_test(tc, randomized_invariants_hold_for_every_policy);
   tcase_add_test(tc, same_seed_same_numbers_across_policies_and_runs);

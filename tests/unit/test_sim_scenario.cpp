@@ -108,6 +108,22 @@ START_TEST(bad_number_and_range) {
 }
 END_TEST
 
+START_TEST(agent_knowledge_flags) {
+  const ClusterSpec plain = parse_scenario(kGood, "good.yaml");
+  ck_assert(!plain.agent_knows_servers);
+  ck_assert(!plain.services[0].progress_signal);
+  const ClusterSpec told = parse_scenario(
+      std::string("agent_knows_servers: true\nprogress_signal: yes\n") +
+          replace(kGood, "load: 0.5}", "load: 0.5, progress_signal: false}"),
+      "flags.yaml");
+  ck_assert(told.agent_knows_servers);
+  ck_assert(!told.services[0].progress_signal);  // the service's own key wins
+  ck_assert(parse_scenario(std::string("progress_signal: true\n") + kGood, "f.yaml").services[1].progress_signal);
+  ck_assert_contains(error_of(replace(kGood, "load: 0.5}", "load: 0.5, progress_signal: maybe}")),
+                     "node_templates.one.sockets[0].services[0].progress_signal: expected true or false, got 'maybe'");
+}
+END_TEST
+
 START_TEST(bad_references) {
   ck_assert_contains(error_of(replace(kGood, "workload: bert", "workload: gpt9")),
                      "bad.yaml:13:24: node_templates.one.sockets[0].services[0].workload: unknown workload 'gpt9'");
@@ -163,6 +179,7 @@ int main() {
   tcase_add_test(tc, shipped_scenarios_load);
   tcase_add_test(tc, unknown_key_names_file_line_and_key);
   tcase_add_test(tc, bad_number_and_range);
+  tcase_add_test(tc, agent_knowledge_flags);
   tcase_add_test(tc, bad_references);
   tcase_add_test(tc, budget_problems);
   tcase_add_test(tc, yaml_syntax_and_files);
