@@ -51,8 +51,8 @@ bool pid_alive(const std::string &procfs_root, pid_t pid) {
   return state != 'Z' && state != 'X';
 }
 
-NodeAgent::NodeAgent(AgentConfig config, AgentLog log)
-    : config_(std::move(config)), log_(std::move(log)) {}
+NodeAgent::NodeAgent(AgentConfig config, AgentLog log, std::optional<PowerControlConfig> power)
+    : config_(std::move(config)), log_(std::move(log)), power_config_(std::move(power)) {}
 
 NodeAgent::~NodeAgent() { stop(); }
 
@@ -66,6 +66,13 @@ std::string NodeAgent::start() {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return std::string("eventfd: ") + std::strerror(errno);
   server_ = std::move(server);
+  if (power_config_ && !power_) {
+    PowerControlConfig pc = *power_config_;
+    pc.node_name = config_.node_name;
+    pc.state_dir = config_.state_dir;
+    pc.procfs_root = config_.procfs_root;
+    power_ = std::make_unique<PowerControl>(pc, log_);
+  }
   try {
     thread_ = std::thread([this] { run(); });
   } catch (const std::exception &e) {
@@ -90,6 +97,10 @@ void NodeAgent::stop() {
   }
 }
 
+std::vector<JobEnergySummary> NodeAgent::job_summaries() const {
+  return power_ ? power_->job_summaries() : std::vector<JobEnergySummary>{};
+}
+
 std::vector<RegisteredStep> NodeAgent::steps() const {
   std::lock_guard<std::mutex> g(mu_);
   return registry_.steps();
@@ -102,6 +113,17 @@ void NodeAgent::run() {
   log_(AgentLogLevel::info, "node agent started on " + config_.node_name + " (state " +
                                 config_.state_dir + ", period " + std::to_string(config_.period_s) +
                                 " s)");
+  const auto t0 = clock::now();
+  auto guard = [this](const char *what, auto &&body) {
+    try {
+      body();
+    } catch (const std::exception &e) {
+      log_(AgentLogLevel::error, std::string(what) + " failed: " + e.what());
+    } catch (...) {
+      log_(AgentLogLevel::error, std::string(what) + " failed");
+    }
+  };
+  if (power_) guard("restoring saved caps", [this] { power_->recover(); });
   auto next = clock::now() + period_len;
   for (;;) {
     try {
@@ -115,6 +137,10 @@ void NodeAgent::run() {
       if (rc > 0 && (fds[0].revents & POLLIN)) handle_events();
       if (clock::now() >= next) {
         period();
+        if (power_) {
+          const double now_s = std::chrono::duration<double>(clock::now() - t0).count();
+          power_->period(steps(), now_s);
+        }
         next += period_len;
         // After a long stall (slurmd suspended, clock jump) do not run a burst of periods.
         if (next < clock::now()) next = clock::now() + period_len;
@@ -125,6 +151,7 @@ void NodeAgent::run() {
       log_(AgentLogLevel::error, "agent period failed");
     }
   }
+  if (power_) guard("restoring caps at stop", [this] { power_->shutdown(); });
   log_(AgentLogLevel::info, "node agent on " + config_.node_name + " stopped");
 }
 

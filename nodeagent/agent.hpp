@@ -12,16 +12,17 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "nodeagent/agent_log.hpp"
+#include "nodeagent/job_energy.hpp"
+#include "nodeagent/power_control.hpp"
 #include "nodeagent/step_registry.hpp"
 
 namespace powergrad {
-
-enum class AgentLogLevel { error, info, debug };
-using AgentLog = std::function<void(AgentLogLevel, const std::string &)>;
 
 struct AgentConfig {
   std::string node_name;
@@ -43,7 +44,9 @@ bool pid_alive(const std::string &procfs_root, pid_t pid);
 
 class NodeAgent {
  public:
-  NodeAgent(AgentConfig config, AgentLog log);
+  // With `power`, each period also runs the node's power control (PowerControl; its
+  // node_name, state_dir and procfs_root are taken from `config`). Without: registry only.
+  NodeAgent(AgentConfig config, AgentLog log, std::optional<PowerControlConfig> power = {});
   ~NodeAgent();  // stops the thread
   NodeAgent(const NodeAgent &) = delete;
   NodeAgent &operator=(const NodeAgent &) = delete;
@@ -59,6 +62,8 @@ class NodeAgent {
   std::vector<RegisteredStep> steps() const;
   // Number of control periods completed.
   unsigned long periods() const { return periods_.load(); }
+  // Per-step energy and caps (running steps, then recently finished ones), for reports.
+  std::vector<JobEnergySummary> job_summaries() const;
 
  private:
   void run();
@@ -73,6 +78,8 @@ class NodeAgent {
   mutable std::mutex mu_;
   StepRegistry registry_;
   std::atomic<unsigned long> periods_{0};
+  std::optional<PowerControlConfig> power_config_;
+  std::unique_ptr<PowerControl> power_;
 };
 
 }  // namespace powergrad

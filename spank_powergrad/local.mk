@@ -20,6 +20,6 @@ spank_powergrad_spank_powergrad_la_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
 spank_powergrad_spank_powergrad_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared \
 	-Wl,--version-script=$(top_srcdir)/spank_powergrad/spank_powergrad.map
 spank_powergrad_spank_powergrad_la_LIBADD = spank_powergrad/libspankcore.la \
-	nodeagent/libnodeagent.la $(PTHREAD_LIBS)
+	nodeagent/libnodeagent.la $(HARDWARE_LIBS) $(PTHREAD_LIBS)
 EXTRA_DIST += spank_powergrad/spank_powergrad.map
 dist_man_MANS += doc/spank_powergrad.8

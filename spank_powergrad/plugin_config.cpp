@@ -19,9 +19,26 @@ bool parse_log_level(const std::string &v, LogLevel &out) {
   return true;
 }
 
+// An absolute path without "..", at most max_len characters.
+bool good_path(const std::string &v, std::size_t max_len) {
+  return !v.empty() && v[0] == '/' && v.find("..") == std::string::npos && v.size() <= max_len;
+}
+
+// Watts: a plain positive number up to 100 kW (a node, not a cluster).
+bool parse_watts(const std::string &v, double &out) {
+  char *end = nullptr;
+  const double w = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end != '\0' || !(w > 0.0 && w <= 100000.0)) return false;
+  out = w;
+  return true;
+}
+
 }  // namespace
 
-const char *plugin_arg_keys() { return "default_mode, log_level, period, state_dir"; }
+const char *plugin_arg_keys() {
+  return "counters, default_mode, emulate, floor, grant, log_level, period, procfs_root, "
+         "state_dir, sysfs_root";
+}
 
 std::string expand_node_tokens(const std::string &value, const std::string &node_name) {
   std::string out;
@@ -77,10 +94,53 @@ ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
       } else {
         out.config.period_s = v;
       }
+    } else if (key == "sysfs_root" || key == "procfs_root") {
+      if (!good_path(value, 200)) {
+        out.errors.push_back("plugin argument " + key + "='" + value +
+                             "': expected an absolute path of at most 200 characters without '..'");
+      } else {
+        (key == "sysfs_root" ? out.config.sysfs_root : out.config.procfs_root) = value;
+      }
+    } else if (key == "grant" || key == "floor") {
+      double w = 0.0;
+      if (!parse_watts(value, w)) {
+        out.errors.push_back("plugin argument " + key + "='" + value +
+                             "': expected watts, a number above 0 and at most 100000");
+      } else {
+        (key == "grant" ? out.config.grant_w : out.config.floor_w) = w;
+      }
+    } else if (key == "counters") {
+      if (value != "auto" && value != "perf" && value != "software" && value != "emulated") {
+        out.errors.push_back("plugin argument counters='" + value +
+                             "': expected auto, perf, software or emulated");
+      } else {
+        out.config.counters = value;
+      }
+    } else if (key == "emulate") {
+      if (!good_path(value, 200)) {
+        out.errors.push_back("plugin argument emulate='" + value +
+                             "': expected an absolute path of at most 200 characters without '..'");
+      } else {
+        out.config.emulate_path = value;
+      }
     } else {
       out.errors.push_back("unknown plugin argument '" + key + "' (known: " + plugin_arg_keys() +
                            ")");
     }
+  }
+  // Arguments that only make sense together.
+  if (out.config.grant_w && out.config.floor_w && *out.config.floor_w > *out.config.grant_w) {
+    out.errors.push_back("plugin argument floor='" + std::to_string(*out.config.floor_w) +
+                         "' is above grant='" + std::to_string(*out.config.grant_w) +
+                         "': the floor must not exceed the grant");
+  }
+  if (out.config.counters == "emulated" && out.config.emulate_path.empty()) {
+    out.errors.push_back(
+        "plugin argument counters=emulated needs emulate=PATH (the jobs' workload specs)");
+  }
+  if (out.config.counters != "emulated" && !out.config.emulate_path.empty()) {
+    out.errors.push_back("plugin argument emulate='" + out.config.emulate_path +
+                         "' is only used with counters=emulated");
   }
   return out;
 }

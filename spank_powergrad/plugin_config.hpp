@@ -4,6 +4,7 @@
 // typo refuses to load instead of silently running with defaults.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,21 @@ struct PluginConfig {
   // saved there must outlive a slurmd crash, not a reboot (RAPL settings do not either).
   std::string state_dir = "/run/powergrad";
   double period_s = 1.0;  // period=: the node agent's control period in seconds
+  // sysfs_root= (may hold %n) and procfs_root=: where powercap/cpufreq and task PIDs are
+  // read. Tests point them at fake trees.
+  std::string sysfs_root = "/sys";
+  std::string procfs_root = "/proc";
+  // grant=WATTS: static node grant until a controller grants one; unset: the sum of the
+  // domains' maxima (no extra limit). floor=WATTS: the lease's fallback floor; unset: the
+  // sum of the domains' minima.
+  std::optional<double> grant_w;
+  std::optional<double> floor_w;
+  // counters=auto|perf|software|emulated. auto: perf with hardware events, software events
+  // where the PMU is missing. emulated only when asked: its numbers are made up.
+  std::string counters = "auto";
+  // emulate=PATH (may hold %n): per-job workload specs for counters=emulated, lines
+  // "JOBID memory_share=..,busy_cpus=..". Required with counters=emulated, refused otherwise.
+  std::string emulate_path;
 };
 
 // `value` with %n replaced by `node_name` and %% by %.

@@ -39,7 +39,14 @@ int slurmd_init(spank_t /*sp*/) {
   ac.node_name = node;
   ac.state_dir = expand_node_tokens(c.state_dir, node);
   ac.period_s = c.period_s;
-  agent = std::make_unique<NodeAgent>(ac, agent_log);
+  ac.procfs_root = c.procfs_root;
+  PowerControlConfig pc;
+  pc.sysfs_root = expand_node_tokens(c.sysfs_root, node);
+  pc.counters = c.counters;
+  pc.emulate_path = expand_node_tokens(c.emulate_path, node);
+  pc.grant_w = c.grant_w;
+  pc.floor_w = c.floor_w;
+  agent = std::make_unique<NodeAgent>(ac, agent_log, pc);
   const std::string err = agent->start();
   if (!err.empty()) {
     // slurmd keeps running and jobs run unsteered: caps stay as the admin set them.

@@ -9,7 +9,9 @@ include tests/unit/hardware.mk
 include tests/unit/protocol.mk
 
 check_PROGRAMS += tests/unit/test_spank_config tests/unit/test_job_record \
-	tests/unit/test_nodeagent tests/unit/test_ctld_config tests/unit/test_report
+	tests/unit/test_nodeagent tests/unit/test_ctld_config tests/unit/test_report \
+	tests/unit/test_agent_energy tests/unit/test_agent_control tests/unit/test_agent_config
+TESTS += tests/unit/test_agent_energy tests/unit/test_agent_control tests/unit/test_agent_config
 TESTS += tests/unit/test_spank_config tests/unit/test_job_record tests/unit/test_nodeagent \
 	tests/unit/test_ctld_config tests/unit/test_report
 
@@ -23,7 +25,20 @@ tests_unit_test_job_record_LDADD = slurmctld_powergrad/libctldcore.la $(CHECK_LI
 
 tests_unit_test_nodeagent_SOURCES = tests/unit/test_nodeagent.cpp
 tests_unit_test_nodeagent_CPPFLAGS = $(UNIT_CPPFLAGS)
-tests_unit_test_nodeagent_LDADD = nodeagent/libnodeagent.la $(CHECK_LIBS)
+tests_unit_test_nodeagent_LDADD = nodeagent/libnodeagent.la $(HARDWARE_LIBS) $(CHECK_LIBS)
+
+tests_unit_test_agent_energy_SOURCES = tests/unit/test_agent_energy.cpp
+tests_unit_test_agent_energy_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_agent_energy_LDADD = nodeagent/libnodeagent.la $(HARDWARE_LIBS) $(CHECK_LIBS)
+
+tests_unit_test_agent_config_SOURCES = tests/unit/test_agent_config.cpp
+tests_unit_test_agent_config_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_agent_config_LDADD = spank_powergrad/libspankcore.la $(CHECK_LIBS)
+
+tests_unit_test_agent_control_SOURCES = tests/unit/test_agent_control.cpp
+tests_unit_test_agent_control_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_agent_control_LDADD = nodeagent/libnodeagent.la hardware/libhardware_testing.la \
+	$(HARDWARE_LIBS) $(CHECK_LIBS)
 
 tests_unit_test_ctld_config_SOURCES = tests/unit/test_ctld_config.cpp
 tests_unit_test_ctld_config_CPPFLAGS = $(UNIT_CPPFLAGS)
@@ -36,6 +51,7 @@ tests_unit_test_report_LDADD = tools/libtools.la $(CHECK_LIBS)
 # End-to-end: each brings up its own cluster (tests/cluster/pgcluster) and tears it down.
 E2E_TESTS = \
 	tests/e2e/test_cluster_harness.sh \
-	tests/e2e/test_walking_skeleton.sh
+	tests/e2e/test_walking_skeleton.sh \
+	tests/e2e/test_node_power.sh
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/cluster/pgcluster tests/cluster/README.md

@@ -302,6 +302,8 @@ START_TEST(agent_registers_and_reaps_steps) {
   }
   ck_assert_std_str_eq(
       send_step_event(step_socket_path(cfg.state_dir), start(77, "0", task, "latency"), 2000), "");
+  // The agent answers "ok" once the event is received and valid, and applies it right after.
+  for (int i = 0; i < 200 && agent.steps().empty(); ++i) usleep(10000);
   ck_assert_uint_eq(agent.steps().size(), 1);
   ck_assert_int_eq(*agent.steps()[0].pids.begin(), task);
   kill(task, SIGKILL);

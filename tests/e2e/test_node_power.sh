@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# End-to-end: the node agent's control period on a real 2-node Slurm cluster whose nodes
+# have fake dual-socket Intel powercap trees (powergrad-hwemu make-tree), each with a power
+# emulator advancing energy from the caps in force (powergrad-hwemu run), emulated counters
+# and a static grant (250 W) below what the two 205 W packages want. Checks: a power-aware
+# job on 2 nodes moves the caps in both trees (within the grant) and saves the admin's
+# settings first; per-job energy is logged; the caps come back byte for byte and the saved
+# file goes when the job ends; a plain job changes nothing; after kill -9 of slurmd during a
+# power-aware job, the restarted agent restores the saved caps at start. TAP.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+build=${PG_BUILDDIR:-$PG_TOP/build}
+spank=$build/spank_powergrad/.libs/spank_powergrad.so
+hwemu=$build/hardware/testing/powergrad-hwemu
+[ -f "$spank" ] || skip_all "SPANK plugin not built: $spank"
+[ -x "$hwemu" ] || skip_all "powergrad-hwemu not built (make check builds it): $hwemu"
+
+pg_cluster_test_setup node_power
+plan 17
+
+grant_w=250
+nodes_dir=$PG_CLUSTER_DIR/nodes
+# The admin's settings: every enable and constraint setting file of a node's tree, with a
+# checksum of its exact bytes.
+settings() {
+  (cd "$nodes_dir/$1/sys/devices/virtual/powercap" &&
+    find . \( -name enabled -o -name 'constraint_*_power_limit_uw' -o \
+      -name 'constraint_*_time_window_us' \) -type f | sort | xargs md5sum)
+}
+limit_uw() { cat "$nodes_dir/$1/sys/class/powercap/intel-rapl:$2/constraint_0_power_limit_uw"; }
+saved_file() { [ -e "$nodes_dir/$1/state/saved-caps" ]; }
+for n in n1 n2; do
+  mkdir -p "$nodes_dir/$n"
+  "$hwemu" make-tree --root "$nodes_dir/$n/sys" --machine intel-server ||
+    bail_out "powergrad-hwemu make-tree failed for $n"
+  settings "$n" > "$nodes_dir/$n/settings.orig"
+  "$hwemu" run --root "$nodes_dir/$n/sys" --period-s 0.1 --pid-file "$nodes_dir/$n/hwemu.pid" \
+    > "$nodes_dir/$n/hwemu.log" 2>&1 &
+  pg_on_exit kill "$!"
+done
+orig_uw=$(limit_uw n1 0)
+# Both jobs' workloads: on package 0, mostly compute-bound; the rest default.
+mkdir -p "$nodes_dir"
+emulate=$nodes_dir/emulate.txt
+echo "* memory_share=0.2,busy_cpus=2,zone=intel-rapl:0" > "$emulate"
+
+export PG_SPANK_PLUGIN=$spank
+export PG_SPANK_ARGS="log_level=info period=0.5 state_dir=$nodes_dir/%n/state \
+sysfs_root=$nodes_dir/%n/sys counters=emulated emulate=$emulate grant=$grant_w"
+if out=$("$PGCLUSTER" up 2 2>&1); then
+  ok "cluster with fake dual-socket trees is up"
+else
+  not_ok "cluster with fake dual-socket trees is up" "$out"
+  bail_out "the cluster did not come up"
+fi
+pg_cluster_env
+log_n1=$("$PGCLUSTER" log n1)
+log_n2=$("$PGCLUSTER" log n2)
+both_logged() { grep -qF -- "$1" "$log_n1" && grep -qF -- "$1" "$log_n2"; }
+ctl_n1() { grep -q "powergrad: power control on n1: 2 package domain(s), range 102.5..410.0 W, grant 250.0 W" "$log_n1"; }
+if wait_until 10 ctl_n1 && grep -q "powergrad: power control on n2: 2 package domain(s)" "$log_n2"; then
+  ok "each agent found the 2 package domains of its own tree and the grant"
+else
+  not_ok "each agent found the 2 package domains of its own tree and the grant" \
+    "$(grep -h 'powergrad:' "$log_n1" "$log_n2" | tail -n 20)"
+fi
+counter_lines="$(grep -c "powergrad: counters=" "$log_n1") $(grep -c "powergrad: counters=" "$log_n2")"
+if both_logged "powergrad: counters=emulated" && [ "$counter_lines" = "1 1" ]; then
+  ok "each agent logs its counter source once (counters=emulated)"
+else
+  not_ok "each agent logs its counter source once (counters=emulated)" "lines: $counter_lines" \
+    "$(grep -h "powergrad: counters=" "$log_n1" "$log_n2")"
+fi
+
+# --- a plain job: no cap change, nothing saved
+plain_changed=0
+srun -N2 -J plain sleep 3 &
+plain_pid=$!
+for _ in $(seq 1 12); do
+  for n in n1 n2; do
+    if saved_file "$n" || [ "$(settings "$n")" != "$(cat "$nodes_dir/$n/settings.orig")" ]; then
+      plain_changed=1
+    fi
+  done
+  sleep 0.25
+done
+wait "$plain_pid" || true
+is "$plain_changed" "0" "a plain job on both nodes changes no cap and saves nothing"
+
+# --- a power-aware job on 2 nodes
+# shellcheck disable=SC2016 # expanded by the job's shell
+srun --power-aware=throughput -N2 -J pa bash -c 'echo "$SLURM_JOB_ID" > '"$nodes_dir"'/pa.id; sleep 6' &
+pa_pid=$!
+caps_moved() {
+  for n in n1 n2; do
+    saved_file "$n" && [ "$(limit_uw "$n" 0)" != "$orig_uw" ] && [ "$(limit_uw "$n" 1)" != "$orig_uw" ] || return 1
+  done
+}
+if wait_until 15 caps_moved; then
+  ok "the power-aware job moved the caps of both packages on n1 and n2"
+else
+  not_ok "the power-aware job moved the caps of both packages on n1 and n2" \
+    "n1: $(limit_uw n1 0) $(limit_uw n1 1), n2: $(limit_uw n2 0) $(limit_uw n2 1)" \
+    "$(grep -h 'powergrad:' "$log_n1" | tail -n 15)"
+fi
+check "the admin's settings were saved first on both nodes" \
+  both_logged "before the first change"
+within_grant=1
+for _ in 1 2 3 4 5 6; do
+  for n in n1 n2; do
+    sum=$(( $(limit_uw "$n" 0) + $(limit_uw "$n" 1) ))
+    [ "$sum" -le $((grant_w * 1000000)) ] || { within_grant=0; diag "$n: sum of caps $sum uW"; }
+  done
+  sleep 0.3
+done
+is "$within_grant" "1" "the caps in force never sum above the $grant_w W grant on either node"
+wait "$pa_pid" && rc=0 || rc=$?
+is "$rc" "0" "the power-aware job completed"
+pa=$(cat "$nodes_dir/pa.id" 2>/dev/null || echo unknown)
+restored() {
+  for n in n1 n2; do
+    ! saved_file "$n" && [ "$(settings "$n")" = "$(cat "$nodes_dir/$n/settings.orig")" ] || return 1
+  done
+}
+if wait_until 10 restored; then
+  ok "after the job every constraint and enable file is byte-identical to before, on both nodes"
+else
+  not_ok "after the job every constraint and enable file is byte-identical to before, on both nodes" \
+    "$(diff <(settings n1) "$nodes_dir/n1/settings.orig" || true)" \
+    "$(diff <(settings n2) "$nodes_dir/n2/settings.orig" || true)"
+fi
+check "the saved-caps file is gone and the restore is logged on both nodes" \
+  both_logged "caps restored on"
+energy_line() {  # node job: the summary line's energy, when above 0
+  local line
+  line=$(grep -E "powergrad: job $2\.0 on $1: energy_j=[0-9.]+ avg_w=[0-9.]+ cap_min_w=[0-9.]+ cap_mean_w=[0-9.]+ cap_max_w=[0-9.]+ counters=emulated" \
+    "$("$PGCLUSTER" log "$1")" | tail -n1)
+  [ -n "$line" ] && awk -v l="$line" 'BEGIN { match(l, /energy_j=[0-9.]+/); e = substr(l, RSTART + 9, RLENGTH - 9); exit !(e > 0) }'
+}
+if wait_until 5 energy_line n1 "$pa" && energy_line n2 "$pa"; then
+  ok "per-job energy and caps are logged for job $pa on both nodes"
+else
+  not_ok "per-job energy and caps are logged for job $pa on both nodes" \
+    "$(grep -h "powergrad: job $pa" "$log_n1" "$log_n2")"
+fi
+line=$(grep -E "powergrad: job $pa\.0 on n1: energy_j=" "$log_n1" | tail -n1)
+diag "${line#*powergrad: }"
+cap_min=$(sed -n 's/.*cap_min_w=\([0-9.]*\).*/\1/p' <<<"$line")
+if [ -n "$cap_min" ] && awk -v c="$cap_min" 'BEGIN { exit !(c < 205) }'; then
+  ok "the job's summary shows a cap below the package maximum ($cap_min W)"
+else
+  not_ok "the job's summary shows a cap below the package maximum" "$line"
+fi
+
+# --- kill -9 of slurmd during a power-aware job, then a restart: caps restored at start
+srun --power-aware -N1 -w n1 -J crash sleep 30 >/dev/null 2>&1 &
+crash_pid=$!
+moved_n1() { saved_file n1 && [ "$(limit_uw n1 0)" != "$orig_uw" ]; }
+if wait_until 15 moved_n1; then
+  ok "a second power-aware job moved the caps on n1"
+else
+  not_ok "a second power-aware job moved the caps on n1" "$(grep -h 'powergrad:' "$log_n1" | tail -n 10)"
+fi
+"$PGCLUSTER" kill-slurmd n1 KILL >/dev/null 2>&1 || true
+if saved_file n1 && [ "$(settings n1)" != "$(cat "$nodes_dir/n1/settings.orig")" ]; then
+  ok "after kill -9 of slurmd the caps stay changed and the saved-caps file stays"
+else
+  not_ok "after kill -9 of slurmd the caps stay changed and the saved-caps file stays"
+fi
+check "slurmd n1 starts again" "$PGCLUSTER" start-slurmd n1
+recovered() { grep -q "powergrad: caps restored on n1 from $nodes_dir/n1/state/saved-caps left by a previous agent (crash recovery)" "$log_n1"; }
+check "the restarted agent logs the crash recovery" wait_until 10 recovered
+if ! saved_file n1 && [ "$(settings n1)" = "$(cat "$nodes_dir/n1/settings.orig")" ]; then
+  ok "the restarted agent restored every setting byte for byte and removed the file"
+else
+  not_ok "the restarted agent restored every setting byte for byte and removed the file" \
+    "$(diff <(settings n1) "$nodes_dir/n1/settings.orig" || true)"
+fi
+scancel -n crash >/dev/null 2>&1 || true
+wait "$crash_pid" 2>/dev/null || true

@@ -1,0 +1,256 @@
+// The node agent's control period on a fake dual-socket Intel tree (hardware/testing), with
+// emulated counters and the power emulator advancing energy from the caps in force: caps
+// move under a grant below what the domains want and stay within it, the admin's settings
+// are saved before the first change and come back byte for byte, plain steps change
+// nothing, a saved-caps file left by a crash is restored at start, per-step energy adds up.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+// After the C++ headers: check.h defines a macro `fail` that breaks <ios>.
+#include <check.h>
+
+#include "hardware/power_emulator.hpp"
+#include "hardware/testing/fake_sysfs.hpp"
+#include "nodeagent/power_control.hpp"
+#include "tests/unit/check_util.hpp"
+
+using namespace powergrad;
+namespace hwt = powergrad::hw::testing;
+
+namespace {
+
+struct Fixture {
+  hwt::TempDir dir;
+  std::string sys, state, emulate;
+  std::vector<std::string> log;
+  std::unique_ptr<hw::PowerEmulator> emu;
+
+  Fixture() {
+    auto d = hwt::TempDir::create("pg-agent-control");
+    ck_assert(d.ok());
+    dir = std::move(d.value());
+    sys = dir.path() + "/sys";
+    state = dir.path() + "/state";
+    emulate = dir.path() + "/emulate";
+    ck_assert(hwt::make_dirs(sys).ok());
+    ck_assert(hwt::build_machine(sys, "intel-server").ok());
+    ck_assert_int_eq(::mkdir(state.c_str(), 0700), 0);
+    std::ofstream(emulate) << "12 memory_share=0.1,busy_cpus=4,zone=intel-rapl:0\n"
+                              "13 memory_share=0.8,busy_cpus=4,zone=intel-rapl:1\n"
+                              "* memory_share=0.3,busy_cpus=1\n";
+    emu = std::make_unique<hw::PowerEmulator>(sys);
+    ck_assert(emu->open().ok());
+  }
+
+  std::unique_ptr<PowerControl> control(std::optional<double> grant = 250.0) {
+    PowerControlConfig c;
+    c.node_name = "n1";
+    c.state_dir = state;
+    c.sysfs_root = sys;
+    c.counters = "emulated";
+    c.emulate_path = emulate;
+    c.grant_w = grant;
+    return std::make_unique<PowerControl>(
+        c, [this](AgentLogLevel, const std::string &m) { log.push_back(m); });
+  }
+
+  std::string read(const std::string &rel) {
+    std::ifstream f(sys + "/class/powercap/" + rel);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  }
+  // Every constraint and enable file of both packages and their dram zones.
+  std::map<std::string, std::string> settings() {
+    std::map<std::string, std::string> out;
+    for (const char *z : {"intel-rapl:0", "intel-rapl:1", "intel-rapl:0/intel-rapl:0:0",
+                          "intel-rapl:1/intel-rapl:1:0"}) {
+      for (const char *f : {"enabled", "constraint_0_power_limit_uw", "constraint_0_time_window_us",
+                            "constraint_1_power_limit_uw", "constraint_1_time_window_us"}) {
+        const std::string rel = std::string("intel-rapl/") + z + "/" + f;
+        out[rel] = read(rel);
+      }
+    }
+    return out;
+  }
+  double cap_w(int pkg) {
+    return std::stod(read("intel-rapl:" + std::to_string(pkg) + "/constraint_0_power_limit_uw")) *
+           1e-6;
+  }
+  bool saved_file() { return ::access((state + "/saved-caps").c_str(), F_OK) == 0; }
+  bool logged(const std::string &part) {
+    for (const std::string &m : log) {
+      if (pgtest::contains(m, part)) return true;
+    }
+    return false;
+  }
+};
+
+RegisteredStep step(uint32_t job, const std::string &mode, pid_t pid) {
+  RegisteredStep s;
+  s.job_id = job;
+  s.step = "0";
+  s.mode = mode;
+  s.pids = {pid};
+  return s;
+}
+
+// Runs `n` periods of 1 s, the emulator advancing energy in between.
+void run(Fixture &f, PowerControl &pc, const std::vector<RegisteredStep> &steps, double &now,
+         int n) {
+  for (int i = 0; i < n; ++i) {
+    ck_assert(f.emu->advance(1.0).ok());
+    now += 1.0;
+    pc.period(steps, now);
+  }
+}
+
+}  // namespace
+
+START_TEST(caps_move_within_grant_and_come_back_exactly) {
+  Fixture f;
+  const auto before = f.settings();
+  auto pc = f.control(250.0);
+  double now = 0.0;
+  const std::vector<RegisteredStep> steps = {step(12, "throughput", 100),
+                                             step(13, "throughput", 101)};
+  run(f, *pc, steps, now, 6);
+  ck_assert(!pc->monitor_only());
+  ck_assert(f.saved_file());
+  ck_assert_msg(f.cap_w(0) < 205.0 && f.cap_w(1) < 205.0, "caps %f %f", f.cap_w(0), f.cap_w(1));
+  ck_assert_msg(f.cap_w(0) + f.cap_w(1) <= 250.0 + 1e-6, "sum %f", f.cap_w(0) + f.cap_w(1));
+  ck_assert(f.logged("counters=emulated"));
+  ck_assert(f.logged("saved to " + f.state + "/saved-caps before the first change"));
+  // The steps leave: caps come back byte for byte, the file goes.
+  run(f, *pc, {}, now, 1);
+  ck_assert(!f.saved_file());
+  ck_assert(f.settings() == before);
+  ck_assert(f.logged("caps restored on n1 (no power-aware step left)"));
+  ck_assert(f.logged("job 12.0 on n1: energy_j="));
+  // Summaries: energy attributed (each job alone on its package gets all of its energy).
+  const std::vector<JobEnergySummary> s = pc->job_summaries();
+  ck_assert_uint_eq(s.size(), 2);
+  for (const JobEnergySummary &j : s) {
+    ck_assert(!j.running);
+    ck_assert_msg(j.energy_j > 5 * 50.0, "%s energy %f", j.key.c_str(), j.energy_j);
+    ck_assert_double_eq_tol(j.seconds, 5.0, 1e-9);
+    ck_assert(j.cap_min_w && j.cap_max_w && j.cap_mean_w());
+    ck_assert(*j.cap_min_w < 205.0);
+    ck_assert_str_eq(j.counters.c_str(), "emulated");
+  }
+}
+END_TEST
+
+START_TEST(plain_steps_change_nothing) {
+  Fixture f;
+  const auto before = f.settings();
+  auto pc = f.control(150.0);
+  double now = 0.0;
+  run(f, *pc, {step(20, "off", 100)}, now, 5);
+  ck_assert(f.settings() == before);
+  ck_assert(!f.saved_file());
+  const std::vector<JobEnergySummary> s = pc->job_summaries();
+  ck_assert_uint_eq(s.size(), 1);
+  ck_assert(s[0].energy_j > 0.0);  // measured all the same (default workload on intel-rapl:0)
+}
+END_TEST
+
+START_TEST(stop_restores) {
+  Fixture f;
+  const auto before = f.settings();
+  auto pc = f.control(200.0);
+  double now = 0.0;
+  run(f, *pc, {step(12, "latency", 100)}, now, 3);
+  ck_assert(f.saved_file());
+  ck_assert(f.settings() != before);
+  pc->shutdown();
+  ck_assert(!f.saved_file());
+  ck_assert(f.settings() == before);
+  ck_assert(f.logged("caps restored on n1 (agent stopping)"));
+  ck_assert(f.logged("job 12.0 on n1: energy_j="));
+}
+END_TEST
+
+START_TEST(crash_leftover_is_restored_at_start) {
+  Fixture f;
+  const auto before = f.settings();
+  {
+    auto pc = f.control(200.0);
+    double now = 0.0;
+    run(f, *pc, {step(12, "latency", 100)}, now, 3);
+    ck_assert(f.saved_file());
+    // No shutdown(): the agent died (kill -9 of slurmd).
+  }
+  ck_assert(f.settings() != before);
+  auto pc = f.control(200.0);
+  pc->recover();
+  ck_assert(!f.saved_file());
+  ck_assert(f.settings() == before);
+  ck_assert(f.logged("left by a previous agent (crash recovery)"));
+}
+END_TEST
+
+START_TEST(damaged_leftover_blocks_control) {
+  Fixture f;
+  std::ofstream(f.state + "/saved-caps") << "format=powergrad-hw-snapshot/1\ngarbage\n";
+  ::chmod((f.state + "/saved-caps").c_str(), 0600);
+  const auto before = f.settings();
+  auto pc = f.control(200.0);
+  pc->recover();
+  double now = 0.0;
+  run(f, *pc, {step(12, "latency", 100)}, now, 3);
+  ck_assert(f.settings() == before);  // never overwrite what may be the admin's only record
+  ck_assert(f.saved_file());
+  ck_assert(f.logged("cannot read the saved caps"));
+}
+END_TEST
+
+START_TEST(no_powercap_is_monitor_mode) {
+  auto d = hwt::TempDir::create("pg-agent-nopc");
+  ck_assert(d.ok());
+  const std::string sys = d.value().path() + "/sys";
+  ck_assert(hwt::make_dirs(sys).ok());
+  ck_assert(hwt::build_machine(sys, "no-powercap").ok());
+  std::vector<std::string> log;
+  PowerControlConfig c;
+  c.node_name = "n9";
+  c.state_dir = d.value().path();
+  c.sysfs_root = sys;
+  c.counters = "software";
+  PowerControl pc(c, [&](AgentLogLevel, const std::string &m) { log.push_back(m); });
+  RegisteredStep s = step(5, "latency", ::getpid());
+  pc.period({s}, 1.0);
+  pc.period({s}, 2.0);
+  pc.period({}, 3.0);
+  ck_assert(pc.monitor_only());
+  int monitor_lines = 0, counter_lines = 0;
+  for (const std::string &m : log) {
+    monitor_lines += pgtest::contains(m, "monitor mode, caps are never touched");
+    counter_lines += pgtest::contains(m, "counters=");
+  }
+  ck_assert_int_eq(monitor_lines, 1);  // logged once
+  ck_assert_int_ge(counter_lines, 1);
+  ck_assert_int_eq(::access((d.value().path() + "/saved-caps").c_str(), F_OK), -1);
+}
+END_TEST
+
+int main() {
+  Suite *s = suite_create("agent_control");
+  TCase *tc = tcase_create("control");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, caps_move_within_grant_and_come_back_exactly);
+  tcase_add_test(tc, plain_steps_change_nothing);
+  tcase_add_test(tc, stop_restores);
+  tcase_add_test(tc, crash_leftover_is_restored_at_start);
+  tcase_add_test(tc, damaged_leftover_blocks_control);
+  tcase_add_test(tc, no_powercap_is_monitor_mode);
+  suite_add_tcase(s, tc);
+  return pgtest::run_suite(s);
+}
