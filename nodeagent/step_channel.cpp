@@ -81,7 +81,16 @@ StepChannelServer StepChannelServer::open(const std::string &path, uid_t allowed
       s.error_ = "'" + path + "' exists and is not a socket: not replacing it";
       return s;
     }
-    ::unlink(path.c_str());  // stale socket of an earlier agent
+    // A socket someone still answers on belongs to a running agent (e.g. two slurmd on
+    // one host with the same state_dir): never steal it. Otherwise it is stale.
+    UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0) {
+      s.error_ = "'" + path +
+                 "' is in use by a running node agent (several slurmd with one state_dir? "
+                 "put %n in state_dir)";
+      return s;
+    }
+    ::unlink(path.c_str());
   }
   // Created 0600 from the start: no window in which others could connect.
   const mode_t old = ::umask(0177);
@@ -141,6 +150,7 @@ std::vector<ReceivedStepEvent> StepChannelServer::drain(int timeout_ms) {
     }
     char buf[kMaxStepEventBytes + 1];
     const ssize_t n = ::recv(c.get(), buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
+    if (n == 0) continue;  // connected and left without a word (a liveness probe)
     if (n < 0) {
       r.parse.error = errno_text("recv", errno);
     } else if (static_cast<size_t>(n) > kMaxStepEventBytes) {

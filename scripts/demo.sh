@@ -24,6 +24,8 @@ echo "demo: built PowerGrad in $build"
 export PG_CLUSTER_DIR=${PG_CLUSTER_DIR:-/tmp/powergrad-demo}
 export PG_SPANK_PLUGIN=$build/spank_powergrad/.libs/spank_powergrad.so
 export PG_CTLD_PLUGIN_DIR=$build/slurmctld_powergrad/.libs
+# Four slurmd share this host: each node agent needs its own state folder (%n).
+export PG_SPANK_ARGS="state_dir=$PG_CLUSTER_DIR/nodes/%n/state"
 [ -f "$PG_CTLD_PLUGIN_DIR/slurmctld_powergrad.so" ] ||
   { echo "demo: controller plugin not built (Slurm source missing?)" >&2; exit 1; }
 pgc=$top/tests/cluster/pgcluster

@@ -227,6 +227,52 @@ START_TEST(channel_refuses_oversize_messages) {
 }
 END_TEST
 
+START_TEST(channel_never_steals_a_live_socket) {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/agent.sock";
+  StepChannelServer first = StepChannelServer::open(path, getuid());
+  ck_assert(first.ok());
+  StepChannelServer second = StepChannelServer::open(path, getuid());
+  ck_assert(!second.ok());
+  ck_assert_contains(second.error(), "in use by a running node agent");
+  // The first one still gets the events.
+  const pid_t child = fork();
+  if (child == 0) {
+    const std::string e = send_step_event(path, start(5, "0", getpid(), "latency"), 2000);
+    _exit(e.empty() ? 0 : 1);
+  }
+  std::vector<ReceivedStepEvent> got;
+  for (int i = 0; i < 100 && got.empty(); ++i) {
+    got = first.drain(500);
+    usleep(20000);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  // The second open's probe left without a word: no event for it, just the child's.
+  ck_assert_uint_eq(got.size(), 1);
+  ck_assert(got[0].parse.event.has_value());
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+START_TEST(channel_replaces_a_stale_socket) {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/agent.sock";
+  { StepChannelServer gone = StepChannelServer::open(path, getuid()); }
+  // A crashed agent leaves its socket file: bind a socket and close it without unlinking.
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  ck_assert_int_eq(bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr), 0);
+  close(fd);
+  StepChannelServer s = StepChannelServer::open(path, getuid());
+  ck_assert_msg(s.ok(), "%s", s.error().c_str());
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
 START_TEST(channel_open_errors) {
   ck_assert(!StepChannelServer::open(std::string(200, 'x')).ok());
   const std::string dir = temp_dir();
@@ -348,6 +394,8 @@ int main() {
   tcase_add_test(tc, channel_delivers_and_answers);
   tcase_add_test(tc, channel_refuses_other_uids);
   tcase_add_test(tc, channel_refuses_oversize_messages);
+  tcase_add_test(tc, channel_never_steals_a_live_socket);
+  tcase_add_test(tc, channel_replaces_a_stale_socket);
   tcase_add_test(tc, channel_open_errors);
   tcase_add_test(tc, private_dir_created_and_checked);
   tcase_add_test(tc, pid_alive_reads_procfs);
