@@ -22,16 +22,6 @@ constexpr long kSysfsMagic = 0x62656572;  // SYSFS_MAGIC from linux/magic.h
 
 }  // namespace
 
-UniqueFd &UniqueFd::operator=(UniqueFd &&other) noexcept {
-  if (this != &other) reset(other.release());
-  return *this;
-}
-
-void UniqueFd::reset(int fd) {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
-}
-
 Result<SysfsFile> SysfsFile::open(const std::string &path, Access access) {
   SysfsFile file;
   file.path_ = path;

@@ -12,31 +12,9 @@
 
 #include "hardware/result.hpp"
 
+#include "posix/unique_fd.hpp"
+
 namespace powergrad::hw {
-
-// Owns one file descriptor; closes it when destroyed. Move-only.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(UniqueFd &&other) noexcept : fd_(other.release()) {}
-  UniqueFd &operator=(UniqueFd &&other) noexcept;
-  UniqueFd(const UniqueFd &) = delete;
-  UniqueFd &operator=(const UniqueFd &) = delete;
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void reset(int fd = -1);
-
- private:
-  int fd_ = -1;
-};
 
 // One sysfs attribute, opened once. sysfs regenerates an attribute's text on every read at
 // offset 0, so pread(fd, ..., 0) gives a fresh value without reopening; a store must arrive

@@ -12,24 +12,6 @@
 
 namespace powergrad {
 
-UniqueFd &UniqueFd::operator=(UniqueFd &&o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = o.release();
-  }
-  return *this;
-}
-
-UniqueFd::~UniqueFd() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-int UniqueFd::release() {
-  const int fd = fd_;
-  fd_ = -1;
-  return fd;
-}
-
 namespace {
 
 std::string errno_text(const std::string &what, int err) {

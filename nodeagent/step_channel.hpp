@@ -13,26 +13,9 @@
 #include <vector>
 
 #include "nodeagent/step_event.hpp"
+#include "posix/unique_fd.hpp"
 
 namespace powergrad {
-
-// A file descriptor that closes itself.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd &&o) noexcept : fd_(o.release()) {}
-  UniqueFd &operator=(UniqueFd &&o) noexcept;
-  UniqueFd(const UniqueFd &) = delete;
-  UniqueFd &operator=(const UniqueFd &) = delete;
-  ~UniqueFd();
-  int get() const { return fd_; }
-  int release();
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
 
 struct ReceivedStepEvent {
   StepEventParse parse;  // the event, or why it was refused (also: wrong peer uid)

@@ -31,24 +31,6 @@ void set_int_option(int fd, int level, int name, int value) {
 
 }  // namespace
 
-// ------------------------------------------------------------------------------ UniqueFd
-
-UniqueFd &UniqueFd::operator=(UniqueFd &&o) noexcept {
-  if (this != &o) reset(o.release());
-  return *this;
-}
-
-int UniqueFd::release() {
-  const int fd = fd_;
-  fd_ = -1;
-  return fd;
-}
-
-void UniqueFd::reset(int fd) {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
-}
-
 // ------------------------------------------------------------------------------ addresses
 
 std::string SocketAddress::to_string() const {
