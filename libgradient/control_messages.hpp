@@ -74,6 +74,14 @@ struct JobSummary {
   GradientSource source = GradientSource::none;
   bool valid = false;  // false: no usable estimate; `reason` says why
   std::string reason;
+  // Accounting since the job's first period on this node (all domains; repeated on each of
+  // the job's entries). NaN: unknown (no energy readings, e.g. a node without powercap).
+  double energy_j = std::numeric_limits<double>::quiet_NaN();
+  double avg_w = std::numeric_limits<double>::quiet_NaN();  // energy_j / elapsed_s
+  double cap_min_w = std::numeric_limits<double>::quiet_NaN();   // of its domains' caps
+  double cap_mean_w = std::numeric_limits<double>::quiet_NaN();  // time-weighted
+  double cap_max_w = std::numeric_limits<double>::quiet_NaN();
+  double elapsed_s = 0.0;  // time the figures cover
 };
 
 // What a node tells the cluster controller once per period, after applying its caps.

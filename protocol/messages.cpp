@@ -59,6 +59,12 @@ void encode(WireWriter &w, const JobSummary &j) {
   w.u8(u8_of(j.source));
   w.boolean(j.valid);
   w.str(j.reason, kMaxReasonLen, TextKind::text, "reason");
+  w.f64_ext(j.energy_j, kAllowNan, "energy_j");
+  w.f64_ext(j.avg_w, kAllowNan, "avg_w");
+  w.f64_ext(j.cap_min_w, kAllowNan, "cap_min_w");
+  w.f64_ext(j.cap_mean_w, kAllowNan, "cap_mean_w");
+  w.f64_ext(j.cap_max_w, kAllowNan, "cap_max_w");
+  w.f64(j.elapsed_s, "elapsed_s");
 }
 
 // Enumerators beyond the known range can only come from a cast; refused like the decoder
@@ -178,6 +184,12 @@ void decode(WireReader &r, JobSummary &j) {
   j.source = r.enumeration<GradientSource>(kMaxGradientSource, "source");
   j.valid = r.boolean("valid");
   j.reason = r.str(kMaxReasonLen, TextKind::text, "reason");
+  j.energy_j = r.f64_ext(kAllowNan, "energy_j");
+  j.avg_w = r.f64_ext(kAllowNan, "avg_w");
+  j.cap_min_w = r.f64_ext(kAllowNan, "cap_min_w");
+  j.cap_mean_w = r.f64_ext(kAllowNan, "cap_mean_w");
+  j.cap_max_w = r.f64_ext(kAllowNan, "cap_max_w");
+  j.elapsed_s = r.f64("elapsed_s");
 }
 
 void decode(WireReader &r, NodeReport &m) {

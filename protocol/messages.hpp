@@ -70,10 +70,13 @@ constexpr std::size_t kMaxCurveSegments = 1024;      // curve_steps (16) x power
 constexpr std::size_t kMaxStatusJsonLen = 4u << 20;  // 4 MiB: ~20k nodes at ~200 bytes each
 
 // Exact upper bounds of each payload, from the field limits above.
-// A job: key, domain, 5 one-byte fields (mode, counters, unit, source, valid), 5 doubles, reason.
-constexpr std::size_t kMaxJobSummaryWire =
-    string_wire_max(kMaxJobKeyLen) + kU32 + 5 * kU8 + 5 * kF64 + string_wire_max(kMaxReasonLen);
-constexpr std::size_t kMinJobSummaryWire = (kU32 + 1) + kU32 + 5 * kU8 + 5 * kF64 + kU32;
+// A job: key, domain, 5 one-byte fields (mode, counters, unit, source, valid), 5 doubles,
+// reason, then its accounting: 5 doubles that may be NaN (unknown) and elapsed_s.
+constexpr std::size_t kMaxJobSummaryWire = string_wire_max(kMaxJobKeyLen) + kU32 + 5 * kU8 +
+                                           5 * kF64 + string_wire_max(kMaxReasonLen) +
+                                           5 * kF64Ext + kF64;
+constexpr std::size_t kMinJobSummaryWire =
+    (kU32 + 1) + kU32 + 5 * kU8 + 5 * kF64 + kU32 + 5 * kU8 + kF64;
 constexpr std::size_t kSegmentWire = 2 * kF64;
 constexpr std::size_t kMaxHelloPayload =
     kU8 + string_wire_max(kMaxNameLen) + kU64 + kNonceSize + string_wire_max(kMaxCredentialLen);

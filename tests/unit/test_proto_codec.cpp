@@ -196,6 +196,7 @@ START_TEST(test_limits_are_exact) {
   JobSummary j;
   j.job = std::string(kMaxJobKeyLen, 'j');
   j.reason = std::string(kMaxReasonLen, 'r');
+  j.energy_j = j.avg_w = j.cap_min_w = j.cap_mean_w = j.cap_max_w = 1.0;  // finite: longest
   r.jobs.assign(kMaxJobsPerReport, j);
   std::string out;
   ck_assert_status_ok(encode_payload(r, out));

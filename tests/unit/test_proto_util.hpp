@@ -60,6 +60,14 @@ inline NodeReport sample_report(std::size_t jobs = 2, std::size_t segments = 3) 
     j.source = GradientSource::combined;
     j.valid = i % 3 != 2;
     j.reason = j.valid ? "" : "no progress signal yet";
+    if (i % 2) {  // odd jobs measured, even ones unknown (NaN through the codec's tags)
+      j.energy_j = 5400.5 * static_cast<double>(i);
+      j.avg_w = 90.25;
+      j.cap_min_w = 80.0;
+      j.cap_mean_w = 95.5;
+      j.cap_max_w = 120.0;
+    }
+    j.elapsed_s = 60.0 * static_cast<double>(i);
     r.jobs.push_back(j);
   }
   return r;
@@ -127,6 +135,12 @@ inline std::string diff(const NodeReport &a, const NodeReport &b) {
     if (x.source != y.source) return "jobs.source";
     if (x.valid != y.valid) return "jobs.valid";
     if (x.reason != y.reason) return "jobs.reason";
+    if (!same(x.energy_j, y.energy_j)) return "jobs.energy_j";
+    if (!same(x.avg_w, y.avg_w)) return "jobs.avg_w";
+    if (!same(x.cap_min_w, y.cap_min_w)) return "jobs.cap_min_w";
+    if (!same(x.cap_mean_w, y.cap_mean_w)) return "jobs.cap_mean_w";
+    if (!same(x.cap_max_w, y.cap_max_w)) return "jobs.cap_max_w";
+    if (!same(x.elapsed_s, y.elapsed_s)) return "jobs.elapsed_s";
   }
   return {};
 #undef PG_CMP
