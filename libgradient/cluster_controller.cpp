@@ -10,6 +10,12 @@
 namespace powergrad {
 
 namespace {
+// Smallest raise release() sends on its own (a raise that completes a target always goes).
+constexpr double kMinReleaseW = 0.5;
+
+}  // namespace
+
+namespace {
 
 // Sent grants kept per node; older ones are merged conservatively (later seq, larger grant,
 // later expiry), which can only raise the bound.
@@ -33,6 +39,7 @@ std::string ClusterController::check_config(const ClusterConfig &c) {
            " s) must be at least period_s: leases would end between renewals";
   if (!finite_nonnegative(c.silent_after_s)) return "silent_after_s must be >= 0";
   if (!finite_nonnegative(c.clock_skew_s)) return "clock_skew_s must be >= 0";
+  if (!(c.hysteresis >= 0.0 && c.hysteresis < 0.9)) return "hysteresis must be in [0, 0.9)";
   for (std::size_t g = 0; g < c.groups.size(); ++g) {
     const ClusterGroupConfig &grp = c.groups[g];
     if (grp.parent != kNoGroup && grp.parent >= g)
@@ -293,10 +300,20 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
       if (s.leaf_curve_set) tree_.set_curve(id, GainCurve{});
       s.leaf_curve_set = false;
     } else if (!s.leaf_curve_set || s.leaf_curve_dirty || s.leaf_curve_lo_w != low) {
-      const GainCurve &d = s.last.demand;
+      const std::size_t max_segments = curve_segments();
+      GainCurve coarse;
+      const GainCurve *demand = &s.last.demand;
+      if (demand->segments().size() > max_segments) {
+        coarse = coarsen(*demand, max_segments);
+        demand = &coarse;
+      }
+      const GainCurve &d = *demand;
       const double base = s.last.need_w;
-      tree_.set_curve(id, low < base ? prepend(d, base - low, d.segments().front().slope)
-                                     : drop_front(d, low - base));
+      GainCurve leaf_curve = low < base ? prepend(d, base - low, d.segments().front().slope)
+                                        : drop_front(d, low - base);
+      if (config_.hysteresis > 0.0 && !std::isnan(s.granted_w))
+        leaf_curve = favour_incumbent(leaf_curve, s.granted_w - low, config_.hysteresis);
+      tree_.set_curve(id, leaf_curve);
       s.leaf_curve_set = true;
       s.leaf_curve_dirty = false;
       s.leaf_curve_lo_w = low;
@@ -409,6 +426,74 @@ std::vector<ClusterNodeStatus> ClusterController::status(double now_s) const {
   all.reserve(nodes_.size());
   for (std::size_t i = 0; i < nodes_.size(); ++i) all.push_back(node_status(i, now_s));
   return all;
+}
+
+std::size_t ClusterController::curve_segments() const {
+  if (config_.curve_segments > 0) return config_.curve_segments;
+  const std::size_t n = config_.nodes.size();
+  return n <= 2000 ? 32 : n <= 20000 ? 16 : 8;
+}
+
+std::vector<GrantMessage> ClusterController::release(double now_s) {
+  std::vector<GrantMessage> out;
+  if (!ok() || !std::isfinite(now_s)) return out;
+  const std::size_t n = nodes_.size();
+  std::vector<std::size_t> raise;
+  for (std::size_t i = 0; i < n; ++i) {
+    const NodeState &s = nodes_[i];
+    if (!std::isnan(s.granted_w) && s.target_w > s.granted_w) raise.push_back(i);
+  }
+  if (raise.empty()) return out;
+  const std::size_t ng = config_.groups.size();
+  double slack = config_.budget_w;
+  std::vector<double> group_slack(ng);
+  for (std::size_t g = 0; g < ng; ++g) group_slack[g] = config_.groups[g].max_w;
+  std::vector<double> bound(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    trim_sent(nodes_[i], now_s);
+    bound[i] = in_force_bound_w(i, now_s);
+    slack -= bound[i];
+    for (std::size_t g : node_groups_[i]) group_slack[g] -= bound[i];
+  }
+  const double margin = 1e-9 * std::max(1.0, config_.budget_w);
+  if (!(slack > margin)) return out;
+  std::vector<double> priority(n, 0.0);
+  for (std::size_t i : raise) {
+    const NodeState &s = nodes_[i];
+    if (s.leaf_curve_set)
+      priority[i] = tree_.curve(leaf_[i]).marginal_at(std::max(0.0, bound[i] - s.leaf_curve_lo_w));
+  }
+  std::stable_sort(raise.begin(), raise.end(),
+                   [&](std::size_t a, std::size_t b) { return priority[a] > priority[b]; });
+  for (std::size_t i : raise) {
+    NodeState &s = nodes_[i];
+    if (!(s.target_w > bound[i])) continue;  // not yet confirmed lower, or already there
+    double allowed = std::min(s.target_w - bound[i], slack - margin);
+    for (std::size_t g : node_groups_[i])
+      if (std::isfinite(group_slack[g])) allowed = std::min(allowed, group_slack[g] - margin);
+    // Tiny raises are not worth a message (unless they complete the target).
+    if (!(allowed > 0.0) || (allowed < kMinReleaseW && allowed < s.target_w - bound[i])) continue;
+    const double grant = bound[i] + allowed;
+    if (!(grant > s.granted_w)) continue;
+    slack -= allowed;
+    for (std::size_t g : node_groups_[i]) group_slack[g] -= allowed;
+    const std::uint64_t seq = ++seq_;
+    const double expires = now_s + config_.lease_s;
+    s.granted_w = grant;
+    s.sent.push_back({seq, grant, now_s, expires});
+    s.last_seq_sent = seq;
+    trim_sent(s, now_s);
+    GrantMessage m;
+    m.node = config_.nodes[i].name;
+    m.grant_w = grant;
+    m.floor_w = config_.nodes[i].floor_w;
+    m.expires_at_s = expires;
+    m.lease_s = config_.lease_s;
+    m.epoch = config_.epoch;
+    m.seq = seq;
+    out.push_back(std::move(m));
+  }
+  return out;
 }
 
 }  // namespace powergrad

@@ -15,7 +15,9 @@
 //    - steered work: its need (so clamped) plus its demand curve up to its maximum;
 //    - silent (no report for silent_after_s): as its last report, but never raised (with
 //      reclaim_after_lease: its floor);
-// 2. the tree is water-filled (TreeAllocator): the targets;
+// 2. the tree is water-filled (TreeAllocator), each steered leaf's curve weighted for
+//    hysteresis around what the node holds (favour_incumbent, config.hysteresis): the
+//    targets;
 // 3. power moves safely. For every node the controller keeps the cap that can be in force
 //    (in_force_bound_w): the largest of what the node last confirmed (its lease's grant and
 //    its caps) and every grant sent since, which it may have applied; its maximum until its
@@ -25,6 +27,9 @@
 //    limit, steepest marginal gain first. So raises wait for decreases to be confirmed.
 //    (Raises keep 1e-9 x budget of slack unused, so that sums in any order stay within.)
 // 4. every node gets a grant (renewing its lease: expiry now + lease_s), with a new seq.
+// Between steps, release() grants the raises that waited for slack as soon as reports
+// confirm the decreases that make room (nodes obey drops at once: NodeController::enforce),
+// under the same rules.
 //
 // Safety invariant (tested with loss, delay, reordering and silent nodes): when each node's
 // caps stay within its newest accepted lease (NodeController guarantees it), every node's
@@ -83,6 +88,15 @@ struct ClusterConfig {
   double lease_s = 5.0;         // grants expire this long after they are sent (>= period_s)
   double silent_after_s = 3.0;  // no report for this long: silent (not raised)
   double clock_skew_s = 0.5;    // margin on lease expiries between controller and nodes
+  // Hysteresis between nodes (see favour_incumbent in the .cpp): watts move from a node to
+  // another only when the taker's marginal gain is (1 + h) / (1 - h) times the giver's. In
+  // [0, 0.9); 0: none. Damps the flapping of noisy estimates at equal gains (the simulator's
+  // scenarios do best at about 0.5: doc/evaluation in the README).
+  double hysteresis = 0.5;
+  // Most segments of a node's demand curve the allocator works with (reports with more are
+  // coarsened, curve_ops.hpp coarsen): allocation time grows with the segments. 0: by the
+  // number of nodes, 32 up to 2,000 nodes, 16 up to 20,000, 8 beyond.
+  std::size_t curve_segments = 0;
   std::uint64_t epoch = 1;      // must rise with every controller start
   bool reclaim_after_lease = false;
 };
@@ -134,6 +148,16 @@ class ClusterController {
   // One period: see the header comment. One grant per configured node, in configuration
   // order. No grants when !ok().
   std::vector<GrantMessage> step(double now_s);
+
+  // Between steps, when reports have confirmed decreases: the raises the last step could
+  // not grant for lack of slack (target above the cap that can be in force), granted now as
+  // far as the slack and the group limits allow, steepest marginal gain first, under the
+  // same rules as step(). Grants only for the nodes raised (with a new seq and lease).
+  // Call it after on_report(); cheap when nothing is pending.
+  std::vector<GrantMessage> release(double now_s);
+
+  // The segments per demand curve in use (curve_segments, or its default by node count).
+  std::size_t curve_segments() const;
 
   // Accounting, as of now_s (reports and steps so far).
   double in_force_bound_w(std::size_t node, double now_s) const;

@@ -70,4 +70,27 @@ GainCurve prepend(const GainCurve &curve, double width_w, double slope) {
   return GainCurve::from_segments(std::move(segments));
 }
 
+GainCurve favour_incumbent(const GainCurve &curve, double held_w, double h) {
+  if (!curve.valid() || !(h > 0.0)) return curve;
+  h = std::min(h, 0.9);
+  std::vector<GainSegment> segs;
+  segs.reserve(curve.segments().size() + 1);
+  double pos = 0.0;
+  for (const GainSegment &g : curve.segments()) {
+    const double a = pos;
+    const double b = pos + g.width_w;
+    pos = b;
+    if (b <= held_w) {
+      segs.push_back({g.width_w, g.slope * (1.0 + h)});
+    } else if (a >= held_w) {
+      segs.push_back({g.width_w, g.slope * (1.0 - h)});
+    } else {
+      segs.push_back({held_w - a, g.slope * (1.0 + h)});
+      segs.push_back({b - held_w, g.slope * (1.0 - h)});
+    }
+  }
+  GainCurve out = GainCurve::from_segments(std::move(segs));
+  return out.valid() ? out : curve;
+}
+
 }  // namespace powergrad

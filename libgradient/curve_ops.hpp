@@ -27,4 +27,11 @@ GainCurve coarsen(const GainCurve &curve, std::size_t max_segments);
 // slope if below it, so the result stays concave. Returns the curve itself for width_w <= 0.
 GainCurve prepend(const GainCurve &curve, double width_w, double slope);
 
+// Hysteresis for allocations that repeat every period: the curve's watts below `held_w`
+// (what its owner holds now) count (1 + h) times, those above (1 - h) times. Water-filling
+// such curves moves watts from one owner to another only when the taker's marginal gain
+// beats the giver's by (1 + h) / (1 - h), which damps back-and-forth moves on noisy
+// estimates. Still concave. h is clamped to [0, 0.9]; h = 0 or an invalid curve: unchanged.
+GainCurve favour_incumbent(const GainCurve &curve, double held_w, double h);
+
 }  // namespace powergrad

@@ -29,7 +29,34 @@ constexpr double kStaleConfidenceDecay = 0.7;
 // Smallest relative speed the curve works with (keeps 1 / r finite far below P0).
 constexpr double kMinRelativeSpeed = 1e-6;
 
+// Requests in an M/M/c system at per-server utilisation rho: L = c rho + Lq, with Lq from
+// Erlang's C formula (the probability of waiting) times rho / (1 - rho). Erlang B by its
+// stable recurrence, then C = c B / (c - a (1 - B)) with a = c rho. c is rounded to a
+// whole number of servers, at least 1 (c = 1: L = rho / (1 - rho), the M/M/1 form).
+double mmc_requests(double rho, int c) {
+  const double a = c * rho;
+  double b = 1.0;
+  for (int k = 1; k <= c; ++k) b = a * b / (k + a * b);
+  const double wait = c * b / (c - a * (1.0 - b));
+  return a + wait * rho / (1.0 - rho);
+}
+
 }  // namespace
+
+// dL/drho of the M/M/c form above (central difference, within [0, 0.999)).
+double mmc_requests_slope(double rho, double servers) {
+  const int c = static_cast<int>(std::clamp(std::round(servers), 1.0, 4096.0));
+  if (c == 1) {
+    // M/M/1: L = rho / (1 - rho), exactly.
+    const double q = 1.0 / (1.0 - std::clamp(rho, 0.0, 0.999));
+    return q * q;
+  }
+  const double h = 1e-4;
+  const double lo = std::max(0.0, rho - h);
+  const double hi = std::min(0.999, rho + h);
+  if (!(hi > lo)) return 0.0;
+  return (mmc_requests(hi, c) - mmc_requests(lo, c)) / (hi - lo);
+}
 
 void GradientModel::Regression::decay(double factor) {
   w *= factor;
@@ -61,6 +88,7 @@ void GradientModel::reset() {
   prior_sd_ = 0.0;
   prior_from_counters_ = false;
   have_busy_ = false;
+  load_top_ = 0.0;
   reg_ = Regression{};
   y_ref_ = 0.0;
   have_point_ = false;
@@ -188,12 +216,9 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
     return current_;
   }
 
-  // Busy fraction (the service's load).
+  // Busy fraction (the service's load), raw; smoothed below once m is known.
   double rho = obs.busy_fraction ? *obs.busy_fraction : c.task_clock_s / (c.interval_s * obs.cpus);
   rho = std::clamp(rho, 0.0, 1.0);
-  const double wb = smoothing(params_.busy_smoothing_weight);
-  current_.busy_fraction = have_busy_ ? wb * rho + (1.0 - wb) * current_.busy_fraction : rho;
-  have_busy_ = true;
 
   // Prior: the stall share, smoothed.
   const double default_sd = std::max(params_.default_memory_share_sd, 1e-6);
@@ -262,6 +287,23 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   else
     source = prior_from_counters_ ? GradientSource::counter_model : GradientSource::default_prior;
 
+  // Load in a unit that the caps do not move: the busy fraction the job would have at the
+  // top frequency, rho / r(f_top / f_now). Smoothing it (rather than rho itself) filters the
+  // arrival noise without lagging behind the controller's own cap moves, which change rho
+  // but not the offered load.
+  {
+    const double x_top = std::max(model.f_max_hz / f_now, 1e-6);
+    const double r_top = x_top / ((1.0 - m) + m * x_top);
+    const double load_top = rho / r_top;
+    // Rises of load are followed faster than falls: under-serving a busier service costs
+    // far more latency than a few watts too many on a quieter one.
+    const double wb = smoothing(load_top > load_top_ ? params_.busy_rise_weight
+                                                     : params_.busy_smoothing_weight);
+    load_top_ = have_busy_ ? wb * load_top + (1.0 - wb) * load_top_ : load_top;
+    have_busy_ = true;
+    current_.busy_fraction = std::clamp(load_top_ * r_top, 0.0, 1.0);
+  }
+
   mode_ = obs.mode;
   share_ = obs.share;
   servers_ = obs.servers;
@@ -324,8 +366,7 @@ double GradientModel::marginal_gain_at(double power_w) const {
   } else {
     const double rho_max = std::clamp(params_.max_busy_fraction, 0.0, 0.999);
     const double rho = std::min(rho_now_ / r, rho_max);
-    const double q = 1.0 / (1.0 - rho);
-    gain = (servers_ - 1.0 + q * q) * rho_now_ * drdp / (r * r);
+    gain = mmc_requests_slope(rho, servers_) * rho_now_ * drdp / (r * r);
   }
   return std::isfinite(gain) && gain > 0.0 ? gain : 0.0;
 }

@@ -59,6 +59,10 @@
 
 namespace powergrad {
 
+// Slope dL/drho of the mean number of requests in an M/M/c queue (c = servers, rounded,
+// at least 1) at per-server utilisation rho in [0, 0.999): the latency weight of a watt.
+double mmc_requests_slope(double rho, double servers);
+
 struct GradientModelParams {
   // The counter model used as prior (validity checks, confidence of one sample).
   CounterModelParams counter;
@@ -69,10 +73,15 @@ struct GradientModelParams {
   // Spread of the stall-counter prior: stall cycles are a proxy for the frequency-insensitive
   // time, not the thing itself. Divided by sqrt(sample confidence).
   double counter_memory_share_sd = 0.10;
-  // Weight of the newest sample in the moving averages of the prior and of the busy
-  // fraction, in (0, 1].
+  // Weight of the newest sample in the moving averages of the prior and of the load, in
+  // (0, 1]. The load is averaged as the busy fraction at the top frequency, which the caps do
+  // not move (see update()), so heavy smoothing filters the arrival noise without lagging
+  // behind the controller's own moves. Rises of load are followed faster than falls
+  // (busy_rise_weight, at least busy_smoothing_weight): a busier service left short costs
+  // more latency than a quieter one given a few watts too many.
   double prior_smoothing_weight = 0.3;
-  double busy_smoothing_weight = 0.3;
+  double busy_smoothing_weight = 0.03;
+  double busy_rise_weight = 0.1;
   // Regression points lose half their weight every this many seconds.
   double regression_half_life_s = 60.0;
   // The regression weighs in only with at least this many (effective) points and a spread
@@ -179,6 +188,7 @@ class GradientModel {
   double prior_sd_ = 0.0;
   bool prior_from_counters_ = false;
   bool have_busy_ = false;
+  double load_top_ = 0.0;  // smoothed busy fraction at the top frequency (see update)
 
   Regression reg_;
   double y_ref_ = 0.0;  // scale of y (first point), for well-conditioned sums

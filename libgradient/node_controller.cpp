@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <utility>
 
 #include "libgradient/allocator.hpp"
@@ -170,6 +171,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
   std::vector<PowerRange> ranges(n);
   std::vector<double> mins(n), base(n);
   std::vector<std::vector<const GradientModel *>> steered(n);
+  std::vector<double> saturated_at(n, std::numeric_limits<double>::infinity());
   double min_sum = 0.0;
   for (std::size_t d = 0; d < n; ++d) {
     const DomainInput &dom = in.domains[d];
@@ -191,22 +193,73 @@ NodeDecision NodeController::step(const NodeInputs &in) {
         !(cap_known && dom.power_w >= dom.cap_w - params_.binding_margin_w))
       need = dom.power_w + std::max(0.0, params_.unmanaged_headroom_w);
     need = std::clamp(need, dom.min_cap_w, dom.max_cap_w);
+    // A domain whose power stayed clearly below its cap ran as fast as its cores go (top
+    // clock, licence or per-core limits) at the load it had: watts above that buy nothing,
+    // whatever a job's model says. Its steered curve ends at the power plus headroom.
+    if (finite_nonnegative(dom.power_w) && cap_known &&
+        dom.power_w < dom.cap_w - params_.binding_margin_w &&
+        params_.saturation_headroom_w >= 0.0)
+      saturated_at[d] = dom.power_w + params_.saturation_headroom_w;
     base[d] =
         std::clamp(dom.min_cap_w + ushare * (need - dom.min_cap_w), dom.min_cap_w, dom.max_cap_w);
   }
 
   const std::size_t steps = std::max<std::size_t>(1, params_.curve_steps);
+  // The domain's marginal gain over its whole range [min, max], on a grid of `steps` cells
+  // (the sum over its steered jobs at each cell's midpoint), smoothed across periods: a
+  // moving average of non-increasing functions is non-increasing, and it filters the noise
+  // of the load and counter estimates that would otherwise move watts back and forth.
+  const double wc = std::isfinite(params_.curve_smoothing_weight) &&
+                            params_.curve_smoothing_weight > 0.0 &&
+                            params_.curve_smoothing_weight <= 1.0
+                        ? params_.curve_smoothing_weight
+                        : 1.0;
+  const double wr = std::isfinite(params_.curve_rise_weight) && params_.curve_rise_weight > wc &&
+                            params_.curve_rise_weight <= 1.0
+                        ? params_.curve_rise_weight
+                        : wc;
+  for (std::size_t d = 0; d < n; ++d) {
+    DomainState &st = domains_[d];
+    const DomainInput &dom = in.domains[d];
+    if (steered[d].empty()) {
+      st.marginal.clear();
+      continue;
+    }
+    const double cell = (dom.max_cap_w - dom.min_cap_w) / static_cast<double>(steps);
+    const bool same_grid = st.marginal.size() == steps && st.grid_min_w == dom.min_cap_w &&
+                           st.grid_max_w == dom.max_cap_w;
+    if (!same_grid) st.marginal.clear();
+    std::vector<double> raw(steps, 0.0);
+    for (std::size_t i = 0; i < steps; ++i) {
+      const double at = dom.min_cap_w + (static_cast<double>(i) + 0.5) * cell;
+      for (const GradientModel *m : steered[d]) raw[i] += m->marginal_gain_at(at);
+    }
+    if (st.marginal.empty()) {
+      st.marginal = std::move(raw);
+    } else {
+      for (std::size_t i = 0; i < steps; ++i) {
+        const double w = raw[i] > st.marginal[i] ? wr : wc;
+        st.marginal[i] = w * raw[i] + (1.0 - w) * st.marginal[i];
+      }
+    }
+    st.grid_min_w = dom.min_cap_w;
+    st.grid_max_w = dom.max_cap_w;
+  }
+  const auto marginal_at = [&](std::size_t d, double power_w) {
+    const DomainState &st = domains_[d];
+    if (st.marginal.empty() || power_w >= saturated_at[d]) return 0.0;
+    const double range = st.grid_max_w - st.grid_min_w;
+    if (!(range > 0.0)) return st.marginal.front();
+    const double pos = (power_w - st.grid_min_w) / range * static_cast<double>(st.marginal.size());
+    const std::size_t i = pos <= 0.0 ? 0
+                          : std::min(st.marginal.size() - 1, static_cast<std::size_t>(pos));
+    return st.marginal[i];
+  };
   const auto domain_curve = [&](std::size_t d, double from_w) {
     const double to_w = in.domains[d].max_cap_w;
     if (steered[d].empty() || !(to_w > from_w)) return GainCurve{};
-    const std::vector<const GradientModel *> &models = steered[d];
-    return GainCurve::from_marginal(
-        [&](double off) {
-          double sum = 0.0;
-          for (const GradientModel *m : models) sum += m->marginal_gain_at(from_w + off);
-          return sum;
-        },
-        to_w - from_w, steps);
+    return GainCurve::from_marginal([&](double off) { return marginal_at(d, from_w + off); },
+                                    to_w - from_w, steps);
   };
 
   // 3. Targets: water-filling above the (share-clamped) bases.
@@ -224,7 +277,10 @@ NodeDecision NodeController::step(const NodeInputs &in) {
       const double fair_w = fair.feasible ? fair.grants_w[d] : mins[d];
       protect[d] = std::clamp(base[d], mins[d], std::max(mins[d], fair_w));
       curves[d] = domain_curve(d, protect[d]);
-      children[d] = {protect[d], in.domains[d].max_cap_w, curves[d]};
+      GainCurve alloc_curve = curves[d];
+      if (params_.hysteresis > 0.0 && domains_[d].known && n > 1)
+        alloc_curve = favour_incumbent(alloc_curve, domains_[d].base_w - protect[d], params_.hysteresis);
+      children[d] = {protect[d], in.domains[d].max_cap_w, std::move(alloc_curve)};
     }
     const AllocResult alloc = allocate(grant, children);
     if (alloc.feasible) {
@@ -352,6 +408,11 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     }
   }
 
+  last_mins_ = mins;
+  last_maxs_.resize(n);
+  for (std::size_t d = 0; d < n; ++d) last_maxs_[d] = in.domains[d].max_cap_w;
+  last_targets_ = targets;
+
   // The report.
   NodeReport &r = out.report;
   r.node = name_;
@@ -410,6 +471,68 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     r.steerable = r.steerable || g.steerable;
     r.jobs.push_back(std::move(s));
   }
+  last_report_ = r;
+  stepped_ = true;
+  return out;
+}
+
+std::optional<NodeDecision> NodeController::enforce(double now_s) {
+  if (!stepped_ || !std::isfinite(now_s)) return std::nullopt;
+  const std::size_t n = domains_.size();
+  if (last_mins_.size() != n || last_targets_.size() != n || last_maxs_.size() != n)
+    return std::nullopt;
+  std::vector<double> caps(n);
+  for (std::size_t d = 0; d < n; ++d) caps[d] = domains_[d].output_w;
+  const double grant = effective_grant_w(now_s);
+  const double min_sum = sum_in_order(last_mins_);
+  if (!(sum_in_order(caps) > grant)) return std::nullopt;
+
+  NodeDecision out;
+  out.ok = true;
+  out.effective_grant_w = grant;
+  out.lease_expired = lease_expired(now_s);
+  std::vector<double> targets = last_targets_;
+  if (!(grant >= min_sum)) {
+    out.warnings.push_back("grant " + format_w(grant) + " is below the domains' minimum caps " +
+                           format_w(min_sum) + ": caps held at their minimum");
+    caps = last_mins_;
+  } else {
+    // Targets that fit the new grant: the old ones, lowered to it if they do not.
+    if (sum_in_order(targets) > grant) fit_to_budget(targets.data(), last_mins_.data(), n, grant);
+    const double excess = sum_in_order(caps) - grant;
+    double above = 0.0;
+    for (std::size_t d = 0; d < n; ++d) above += std::max(0.0, caps[d] - targets[d]);
+    if (above > 0.0) {
+      const double take = std::min(1.0, excess / above);
+      for (std::size_t d = 0; d < n; ++d)
+        if (caps[d] > targets[d]) caps[d] = std::max(targets[d], caps[d] - (caps[d] - targets[d]) * take);
+    }
+    for (std::size_t d = 0; d < n; ++d)
+      caps[d] = std::clamp(std::min(caps[d], domains_[d].output_w), last_mins_[d], last_maxs_[d]);
+    fit_to_budget(caps.data(), last_mins_.data(), n, grant);
+  }
+  out.caps_w = caps;
+  out.target_caps_w = targets;
+  out.apply_order.resize(n);
+  for (std::size_t d = 0; d < n; ++d) out.apply_order[d] = d;
+  for (std::size_t d = 0; d < n; ++d) {
+    domains_[d].base_w = std::min(domains_[d].base_w, caps[d]);
+    domains_[d].output_w = caps[d];
+  }
+  last_targets_ = targets;
+
+  NodeReport &r = out.report;
+  r = last_report_;
+  r.report_seq = ++report_seq_;
+  r.sent_at_s = now_s;
+  r.lease_epoch = lease_.from_controller ? lease_.epoch : 0;
+  r.lease_seq = lease_.from_controller ? lease_.seq : 0;
+  r.lease_grant_w = lease_.grant_w;
+  r.lease_expires_at_s = lease_.expires_at_s;
+  r.lease_expired = out.lease_expired;
+  r.effective_grant_w = grant;
+  r.caps_w = sum_in_order(caps);
+  last_report_ = r;
   return out;
 }
 

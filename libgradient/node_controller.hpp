@@ -22,8 +22,12 @@
 //    while that work presses against the cap), in proportion to that work's share of the
 //    domain, never more than the domain's uniform share of the grant; the base is never
 //    perturbed;
-// 3. a domain's curve is the sum of its steered jobs' curves above its base; the grant is
-//    water-filled over the domains (allocator.hpp): the target caps;
+// 3. a domain's curve is the sum of its steered jobs' curves above its base, averaged over
+//    periods on a fixed grid of its range (curve_smoothing_weight; rises followed faster,
+//    curve_rise_weight) and cut where the domain is saturated (its power stayed clearly
+//    below its cap: saturation_headroom_w above the power, watts buy nothing); the grant is
+//    water-filled over the domains (allocator.hpp), optionally with hysteresis between
+//    them: the target caps;
 // 4. damping and hysteresis: a cap moves towards its target by at most max(max_step_w,
 //    max_step_frac x range) per step, and not at all when the target is within the deadband;
 //    then, if the caps exceed the grant (it dropped), caps above their targets are lowered
@@ -32,6 +36,9 @@
 //    step, at most once per perturb_interval_s, gets +-perturb_frac of its range for this
 //    step only: upwards only within the grant and the domain's max, downwards only above its
 //    protected base. The next step continues from the unperturbed cap.
+// Between steps, enforce() obeys a grant drop at once (caps lowered, none raised) and
+// writes the report that confirms it, so the cluster controller can hand the watts on
+// within the period (ClusterController::release).
 #pragma once
 
 #include <cstddef>
@@ -63,14 +70,24 @@ struct NodeControllerParams {
   // grant before a controller exists). Absent: the floor.
   std::optional<double> static_grant_w;
   // Segments per domain in the domain curves the node splits its grant by.
-  std::size_t curve_steps = 16;
+  std::size_t curve_steps = 32;
+  // Weight of the newest period in the moving average of each domain's marginal gain
+  // curve, in (0, 1] (1: no smoothing).
+  double curve_smoothing_weight = 0.3;
+  // The same weight where the newest marginal gain is higher (rises are followed faster
+  // than falls); at most 1, at least curve_smoothing_weight.
+  double curve_rise_weight = 1.0;
   // Most segments in the report's demand curve (coarsened to equal-width blocks with the
   // same gain; 0: the full merge, curve_steps per domain). The cluster allocator's time
   // grows with the segments per node.
-  std::size_t report_segments = 8;
+  std::size_t report_segments = 32;
+  // Hysteresis between the node's domains (curve_ops.hpp favour_incumbent): watts move
+  // from one domain to another only when the taker's marginal gain beats the giver's by
+  // (1 + h) / (1 - h). 0: none.
+  double hysteresis = 0.0;
   // Damping: most a cap moves per step, max(_w, _frac x (max - min)).
   double max_step_w = 5.0;
-  double max_step_frac = 0.10;
+  double max_step_frac = 0.30;
   // Hysteresis: targets closer than max(_w, _frac x range) to the cap do not move it.
   double deadband_w = 1.0;
   double deadband_frac = 0.01;
@@ -81,6 +98,10 @@ struct NodeControllerParams {
   // domain's maximum when the power is within binding_margin_w of the cap (it wants more).
   double unmanaged_headroom_w = 5.0;
   double binding_margin_w = 2.0;
+  // A domain with steered work whose power stayed more than binding_margin_w below its cap
+  // is saturated (its cores run at their top clock): its curve ends this far above the
+  // measured power. Negative: never cut.
+  double saturation_headroom_w = 10.0;
   // The cap in force is taken as the controller's own last cap when within this of it;
   // otherwise someone else set it and the controller continues from the value in force.
   double cap_sync_tolerance_w = 0.5;
@@ -185,6 +206,14 @@ class NodeController {
   // One period: see the header comment. Never throws.
   NodeDecision step(const NodeInputs &inputs);
 
+  // Between steps, right after on_grant(): if the caps of the last step sum above the
+  // effective grant (the grant dropped, or the lease ended), the caps lowered to fit it now
+  // (those above their targets first, none raised), with a report that confirms the grant,
+  // so that the cluster controller can give the watts to others without waiting a period.
+  // Nothing (nullopt) when the caps already fit, or before the first step. The report
+  // repeats the last step's measurements and demand. Never throws.
+  std::optional<NodeDecision> enforce(double now_s);
+
   const std::string &node_name() const { return name_; }
   const NodeControllerParams &params() const { return params_; }
   // The model of `job` on `domain`, or null.
@@ -197,6 +226,11 @@ class NodeController {
     double base_w = 0.0;    // last cap without perturbation
     double output_w = 0.0;  // last cap returned
     double last_perturb_s = -std::numeric_limits<double>::infinity();
+    // Smoothed marginal gain of the domain's steered work over [grid_min_w, grid_max_w]
+    // (curve_steps cells); empty without steered work.
+    std::vector<double> marginal;
+    double grid_min_w = 0.0;
+    double grid_max_w = 0.0;
   };
   struct JobKey {
     std::string job;
@@ -210,6 +244,10 @@ class NodeController {
   NodeLease lease_;
   std::vector<DomainState> domains_;
   std::map<JobKey, GradientModel> models_;
+  // The last step's outcome, for enforce().
+  bool stepped_ = false;
+  std::vector<double> last_mins_, last_maxs_, last_targets_;
+  NodeReport last_report_;
   std::uint64_t report_seq_ = 0;
   std::uint64_t rng_;
 };

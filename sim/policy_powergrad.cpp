@@ -23,6 +23,10 @@
 //   the reports of the nodes' latest step, and its grants reach the nodes before their
 //   next one); when the budget falls below what the controller counts as possibly in force,
 //   it steps at once as well (reacts to a budget drop within one period).
+// - As the node agent does, a node obeys a grant below its caps as soon as it arrives
+//   (NodeController::enforce) and sends the confirming report at once; whenever reports
+//   arrive, the cluster controller hands the confirmed watts on (ClusterController::release)
+//   instead of waiting for its next step.
 // - Transport: grants and reports are delivered transport_delay_s after they are sent, but
 //   never before the next tick (the scenario default 0 means one tick). Delivery is in order
 //   and lossless here (the library's tests cover loss and reordering).
@@ -33,6 +37,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -109,7 +114,7 @@ class PowergradPolicy final : public Policy {
 
   void tick(ClusterIo &io) override {
     const double now = io.now_s();
-    deliver(now);
+    deliver(io, now);
     if (now + 1e-9 >= next_node_s_) {
       for (NodeAgent &a : agents_) step_node(io, a, now);
       next_node_s_ += period_s_;
@@ -185,17 +190,31 @@ class PowergradPolicy final : public Policy {
     return c;
   }
 
-  void deliver(double now) {
+  void deliver(ClusterIo &io, double now) {
     while (!grants_.empty() && grants_.front().at_s <= now + 1e-9) {
       const GrantMessage &g = grants_.front().msg;
       const auto it = node_index_.find(g.node);
-      if (it != node_index_.end()) agents_[it->second].ctl.on_grant(g, now);
+      if (it != node_index_.end()) {
+        NodeAgent &a = agents_[it->second];
+        // A grant below the caps in force is obeyed at once and confirmed (the agent does
+        // so on receipt), so the controller can hand the watts on within the period.
+        if (a.ctl.on_grant(g, now).empty()) {
+          if (std::optional<NodeDecision> dec = a.ctl.enforce(now)) {
+            for (std::size_t d : dec->apply_order) io.set_cap_w(a.sockets[d], dec->caps_w[d]);
+            reports_.push_back({now + delay_s_, std::move(dec->report)});
+          }
+        }
+      }
       grants_.pop_front();
     }
+    bool reported = false;
     while (!reports_.empty() && reports_.front().at_s <= now + 1e-9) {
       cluster_.on_report(reports_.front().msg, now);
       reports_.pop_front();
+      reported = true;
     }
+    if (reported)
+      for (GrantMessage &g : cluster_.release(now)) grants_.push_back({now + delay_s_, std::move(g)});
   }
 
   void step_node(ClusterIo &io, NodeAgent &a, double now) {

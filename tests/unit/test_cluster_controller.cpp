@@ -10,6 +10,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "libgradient/cluster_controller.hpp"
@@ -40,6 +41,8 @@ struct HandNode {
   double min_w = 100.0;
   double max_w = 300.0;
   double slope = 1.0;
+  // Concave demand instead of linear: 2 x slope over its first 100 W, then slope.
+  bool two_step = false;
   bool idle = false;
   bool steerable = true;
   double need_w = 100.0;
@@ -73,7 +76,10 @@ struct HandNode {
     r.power_w = r.caps_w;
     r.idle = idle;
     r.steerable = steerable && !idle;
-    if (r.steerable) r.demand = GainCurve::linear(slope, max_w - need_w);
+    if (r.steerable)
+      r.demand = two_step ? GainCurve::from_segments({{100.0, 2.0 * slope},
+                                                      {max_w - need_w - 100.0, slope}})
+                          : GainCurve::linear(slope, max_w - need_w);
     return r;
   }
 };
@@ -184,7 +190,9 @@ START_TEST(floors_until_nodes_report_then_water_filling) {
 END_TEST
 
 START_TEST(decrease_before_increase) {
-  ClusterController cc(two_nodes());
+  ClusterConfig c = two_nodes();
+  c.hysteresis = 0.0;  // slopes 2 vs 1 move watts only without hysteresis
+  ClusterController cc(c);
   std::vector<HandNode> nodes = {{"a"}, {"b"}};
   nodes[0].slope = 2.0;
   std::vector<GrantMessage> g;
@@ -272,6 +280,7 @@ END_TEST
 START_TEST(silent_nodes_stay_counted) {
   ClusterConfig c = two_nodes();
   c.lease_s = 3.0;
+  c.hysteresis = 0.0;  // slopes 5 vs 2 move watts only without hysteresis
   ClusterController cc(c);
   std::vector<HandNode> nodes = {{"a"}, {"b"}};
   nodes[0].slope = 2.0;
@@ -657,6 +666,186 @@ START_TEST(random_protocol_with_reclaim) {
 }
 END_TEST
 
+START_TEST(release_hands_on_confirmed_watts) {
+  ClusterController cc(two_nodes());
+  // Nothing sent yet, nothing pending.
+  ck_assert(cc.release(0.0).empty());
+  std::vector<HandNode> nodes = {{"a"}, {"b"}};
+  nodes[0].slope = 2.0;
+  std::vector<GrantMessage> g;
+  for (double t = 0.0; t < 5.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "b"), 200.0, 1e-5);
+  ck_assert(cc.release(5.2).empty());  // settled: nothing pending
+  // b becomes far steeper (beyond the hysteresis). The step lowers a at once; b's raise
+  // waits: the in-force bounds sum to the budget until a confirms.
+  nodes[0].slope = 0.5;
+  nodes[1].slope = 4.0;
+  cc.on_report(nodes[0].report(5.5), 5.5);
+  cc.on_report(nodes[1].report(5.5), 5.5);
+  g = cc.step(6.0);
+  ck_assert_double_eq_tol(grant_of(g, "a"), 200.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "b"), 200.0, 1e-5);
+  const double b_target = cc.node_status(1, 6.0).target_w;
+  ck_assert_double_eq_tol(b_target, 300.0, 1e-5);
+  ck_assert_double_eq_tol(cc.total_in_force_bound_w(6.0), 500.0, 1e-6);
+  nodes[0].take(g);
+  nodes[1].take(g);
+  const std::uint64_t a_seq = nodes[0].lease.seq;
+  std::uint64_t last_seq = 0;
+  for (const GrantMessage &m : g) last_seq = std::max(last_seq, m.seq);
+  // b confirms its (unchanged) grant: still no slack, nothing to release.
+  ck_assert_std_str_eq(cc.on_report(nodes[1].report(6.1), 6.1), "");
+  ck_assert(cc.release(6.1).empty());
+  ck_assert(cc.total_in_force_bound_w(6.1) <= 500.0);
+  // a confirms the lowered grant (its seq, caps at 200 W): release() hands the watts to b.
+  const NodeReport ra = nodes[0].report(6.3);
+  ck_assert_uint_eq(ra.lease_seq, a_seq);
+  ck_assert_double_eq_tol(ra.caps_w, 200.0, 1e-5);
+  ck_assert_std_str_eq(cc.on_report(ra, 6.3), "");
+  ck_assert(cc.total_in_force_bound_w(6.3) <= 500.0);
+  const std::vector<GrantMessage> rel = cc.release(6.3);
+  ck_assert_uint_eq(rel.size(), 1);
+  ck_assert_std_str_eq(rel[0].node, "b");
+  ck_assert(rel[0].grant_w <= b_target + 1e-9);
+  ck_assert(rel[0].grant_w > 200.0 + 1.0);
+  ck_assert_double_eq_tol(rel[0].grant_w, 300.0, 1e-5);
+  ck_assert(rel[0].seq > last_seq);
+  ck_assert_double_eq(rel[0].expires_at_s, 6.3 + cc.config().lease_s);
+  ck_assert_uint_eq(rel[0].epoch, cc.config().epoch);
+  ck_assert(cc.total_in_force_bound_w(6.3) <= 500.0);
+  ck_assert_double_eq_tol(cc.in_force_bound_w(1, 6.3), rel[0].grant_w, 1e-9);
+  // Nothing more pending.
+  ck_assert(cc.release(6.4).empty());
+  // b takes it and confirms; the next step keeps the allocation.
+  nodes[1].take(rel);
+  cc.on_report(nodes[1].report(6.6), 6.6);
+  ck_assert(cc.release(6.7).empty());
+  g = cc.step(7.0);
+  ck_assert_double_eq_tol(grant_of(g, "a"), 200.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "b"), 300.0, 1e-5);
+  ck_assert(cc.total_in_force_bound_w(7.0) <= 500.0);
+
+  // More slack than b waits for (the budget rose between steps): release() still stops at
+  // b's step target; the rest waits for the next step.
+  ClusterController more(two_nodes());
+  std::vector<HandNode> again = {{"a"}, {"b"}};
+  again[0].slope = 2.0;
+  for (double t = 0.0; t < 5.0; t += 1.0) g = round_trip(more, again, t);
+  again[0].slope = 0.5;
+  again[1].slope = 4.0;
+  more.on_report(again[0].report(5.5), 5.5);
+  more.on_report(again[1].report(5.5), 5.5);
+  g = more.step(6.0);
+  again[0].take(g);
+  ck_assert_std_str_eq(more.set_budget(550.0, 6.1), "");
+  more.on_report(again[0].report(6.3), 6.3);
+  const std::vector<GrantMessage> capped = more.release(6.3);
+  ck_assert_uint_eq(capped.size(), 1);
+  ck_assert_std_str_eq(capped[0].node, "b");
+  ck_assert_msg(capped[0].grant_w <= more.node_status(1, 6.3).target_w + 1e-9,
+                "released %g above the target %g", capped[0].grant_w,
+                more.node_status(1, 6.3).target_w);
+  ck_assert_double_eq_tol(more.total_in_force_bound_w(6.3), 500.0, 1e-6);
+}
+END_TEST
+
+START_TEST(demand_curves_coarsened_to_curve_segments) {
+  // a: 2 per watt over its first 100 W, then 1; b: 1.9 per watt. 200 W above the floors.
+  // With both of a's segments, a takes its steep 100 W and b the next 100 W; with a's curve
+  // coarsened to one segment (1.5 per watt), b's 1.9 wins all 200 W.
+  const auto run = [](std::size_t segments) {
+    ClusterConfig c = two_nodes(400.0);
+    c.hysteresis = 0.0;
+    c.curve_segments = segments;
+    ClusterController cc(c);
+    std::vector<HandNode> nodes = {{"a"}, {"b"}};
+    nodes[0].two_step = true;
+    nodes[0].slope = 1.0;
+    nodes[1].slope = 1.9;
+    std::vector<GrantMessage> g;
+    for (double t = 0.0; t < 4.0; t += 1.0) g = round_trip(cc, nodes, t);
+    ck_assert_uint_eq(cc.curve_segments(), segments == 0 ? 32u : segments);
+    return std::make_pair(grant_of(g, "a"), grant_of(g, "b"));
+  };
+  const auto fine = run(0);
+  ck_assert_double_eq_tol(fine.first, 200.0, 1e-5);
+  ck_assert_double_eq_tol(fine.second, 200.0, 1e-5);
+  const auto coarse = run(1);
+  ck_assert_double_eq_tol(coarse.first, 100.0, 1e-5);
+  ck_assert_double_eq_tol(coarse.second, 300.0, 1e-5);
+}
+END_TEST
+
+START_TEST(hysteresis_keeps_grants_on_small_differences) {
+  ck_assert_double_eq(ClusterConfig{}.hysteresis, 0.5);
+  // a: 6 then 3 per watt; b: 2 then 1. a gets 300 W, b 200 W (at its curve's knee).
+  const auto settle = [](double hysteresis, std::vector<HandNode> &nodes) {
+    ClusterConfig c = two_nodes();
+    c.hysteresis = hysteresis;
+    auto cc = std::make_unique<ClusterController>(c);
+    nodes = {{"a"}, {"b"}};
+    for (HandNode &n : nodes) n.two_step = true;
+    nodes[0].slope = 3.0;
+    nodes[1].slope = 1.0;
+    std::vector<GrantMessage> g;
+    for (double t = 0.0; t < 6.0; t += 1.0) g = round_trip(*cc, nodes, t);
+    ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
+    ck_assert_double_eq_tol(grant_of(g, "b"), 200.0, 1e-5);
+    return cc;
+  };
+  // b's gains rise to 10 then 5: above its held watts 5, below a's held 3: a ratio 5/3,
+  // below (1 + h) / (1 - h) = 3. Nothing moves, step after step.
+  {
+    std::vector<HandNode> nodes;
+    auto cc = settle(0.5, nodes);
+    nodes[1].slope = 5.0;
+    for (double t = 6.0; t < 14.0; t += 1.0) {
+      const std::vector<GrantMessage> g = round_trip(*cc, nodes, t);
+      ck_assert_msg(std::fabs(grant_of(g, "a") - 300.0) < 1e-5, "t %g: a %g", t,
+                    grant_of(g, "a"));
+      ck_assert_msg(std::fabs(grant_of(g, "b") - 200.0) < 1e-5, "t %g: b %g", t,
+                    grant_of(g, "b"));
+    }
+  }
+  // Well above the factor (15 / 3 = 5): the watts move.
+  {
+    std::vector<HandNode> nodes;
+    auto cc = settle(0.5, nodes);
+    nodes[1].slope = 15.0;
+    std::vector<GrantMessage> g;
+    for (double t = 6.0; t < 10.0; t += 1.0) {
+      g = round_trip(*cc, nodes, t);
+      ck_assert(cc->total_in_force_bound_w(t + 0.5) <= 500.0 + 1e-9);
+    }
+    ck_assert_double_eq_tol(grant_of(g, "a"), 200.0, 1e-5);
+    ck_assert_double_eq_tol(grant_of(g, "b"), 300.0, 1e-5);
+  }
+  // Without hysteresis, the small difference moves them too.
+  {
+    std::vector<HandNode> nodes;
+    auto cc = settle(0.0, nodes);
+    nodes[1].slope = 5.0;
+    std::vector<GrantMessage> g;
+    for (double t = 6.0; t < 10.0; t += 1.0) g = round_trip(*cc, nodes, t);
+    ck_assert_double_eq_tol(grant_of(g, "a"), 200.0, 1e-5);
+    ck_assert_double_eq_tol(grant_of(g, "b"), 300.0, 1e-5);
+  }
+  // The factor's range.
+  for (double bad : {-0.1, 0.9, 1.0, kNaN}) {
+    ClusterConfig c = two_nodes();
+    c.hysteresis = bad;
+    ck_assert_contains(ClusterController::check_config(c), "hysteresis");
+    ck_assert(!ClusterController(c).ok());
+  }
+  for (double good : {0.0, 0.5, 0.89}) {
+    ClusterConfig c = two_nodes();
+    c.hysteresis = good;
+    ck_assert_std_str_eq(ClusterController::check_config(c), "");
+  }
+}
+END_TEST
+
 START_TEST(deterministic) {
   const auto run = [] {
     ClusterController cc(two_nodes());
@@ -686,6 +875,9 @@ int main() {
   tcase_add_test(moves, group_limits_hold);
   tcase_add_test(moves, reports_are_checked);
   tcase_add_test(moves, deterministic);
+  tcase_add_test(moves, release_hands_on_confirmed_watts);
+  tcase_add_test(moves, hysteresis_keeps_grants_on_small_differences);
+  tcase_add_test(moves, demand_curves_coarsened_to_curve_segments);
   suite_add_tcase(s, moves);
   TCase *safety = tcase_create("safety");
   tcase_set_timeout(safety, 300);

@@ -132,11 +132,27 @@ START_TEST(latency_weight_is_load_aware) {
   const double w_sat =
       sat.update(with_share(0.3, f, 1.0).observe(f, JobMode::latency), domain(p)).gain_per_w;
   ck_assert_double_eq_tol(w_sat, g * 0.98 / (0.02 * 0.02), 1e-6 * w_sat);
-  // c servers: g rho (c - 1 + 1 / (1 - rho)^2).
+  // c servers: g rho L'(rho), L the mean number in an M/M/c system (textbook formula with
+  // P0, differentiated numerically here; the library uses Erlang B's recurrence).
+  const auto mmc_l = [](double r, int c) {
+    const double a = c * r;
+    double sum = 0.0, term = 1.0;
+    for (int k = 0; k < c; ++k) {
+      sum += term;
+      term *= a / (k + 1);
+    }
+    const double p0 = 1.0 / (sum + term / (1.0 - r));  // term = a^c / c!
+    return a + p0 * term * r / ((1.0 - r) * (1.0 - r));
+  };
+  const double slope8 = (mmc_l(0.5 + 1e-5, 8) - mmc_l(0.5 - 1e-5, 8)) / 2e-5;
+  ck_assert(slope8 > 8.0 && slope8 < 8.0 + 4.0);  // between c and the old M/M/1-based bound
   GradientModel multi;
   JobObservation o = with_share(0.3, f, 0.5).observe(f, JobMode::latency);
   o.servers = 8.0;
-  ck_assert_double_eq_tol(multi.update(o, domain(p)).gain_per_w, g * 0.5 * (7.0 + 4.0), 1e-9);
+  const double w_multi = multi.update(o, domain(p)).gain_per_w;
+  ck_assert_double_eq_tol(w_multi, g * 0.5 * slope8, 1e-6 * w_multi);
+  ck_assert_double_eq_tol(mmc_requests_slope(0.5, 8.0), slope8, 1e-6 * slope8);
+  ck_assert_double_eq_tol(mmc_requests_slope(0.9, 1.0), 100.0, 1e-9);
   // An explicit busy fraction overrides task-clock.
   GradientModel given;
   o.servers = 1.0;
@@ -444,6 +460,97 @@ START_TEST(deterministic) {
 }
 END_TEST
 
+// ---------------------------------------------------------------- load smoothing
+
+namespace {
+
+// A service with a fixed offered load: busy `rho_top` of the time at the top frequency,
+// T(f) = tc / f + tm per request (tm for memory share m at the top frequency). Observed at
+// frequency f, it is busy rho_top T(f) / T(f_top), and its hardware counters agree.
+Workload service_at(double rho_top, double m_top, double f) {
+  Workload w;
+  w.tc = 1.0;
+  w.tm = m_top / (1.0 - m_top) * (w.tc / kModel.f_max_hz);
+  w.busy = rho_top * w.time_per_instr(f) / w.time_per_instr(kModel.f_max_hz);
+  return w;
+}
+
+}  // namespace
+
+START_TEST(cap_change_moves_busy_fraction_without_lag) {
+  // The same offered load; the cap (and so the frequency) changes. The busy fraction the
+  // model reports jumps to the value consistent with the new frequency in one update,
+  // although load changes themselves are smoothed heavily (weights 0.03 / 0.1).
+  for (double m_top : {0.0, 0.3}) {
+    for (const auto &powers : {std::pair<double, double>{200.0, 100.0},
+                               std::pair<double, double>{100.0, 200.0}}) {
+      const double rho_top = 0.5;
+      GradientModel model;
+      const double f1 = freq_at(powers.first);
+      const double rho1 = service_at(rho_top, m_top, f1).busy;
+      double est = 0.0;
+      for (int k = 0; k < 20; ++k)
+        est = model
+                  .update(service_at(rho_top, m_top, f1).observe(f1, JobMode::latency),
+                          domain(powers.first))
+                  .busy_fraction;
+      ck_assert_double_eq_tol(est, rho1, 1e-9);
+      const double f2 = freq_at(powers.second);
+      const double rho2 = service_at(rho_top, m_top, f2).busy;
+      ck_assert_msg(std::fabs(rho2 - rho1) > 0.08, "test needs a large move (%g -> %g)", rho1,
+                    rho2);
+      est = model
+                .update(service_at(rho_top, m_top, f2).observe(f2, JobMode::latency),
+                        domain(powers.second))
+                .busy_fraction;
+      // One update: within 2 % of the step (the memory-share estimate, smoothed, is the only
+      // lag; m = 0 is exact).
+      const double tol = m_top == 0.0 ? 1e-9 : 0.02 * std::fabs(rho2 - rho1);
+      ck_assert_msg(std::fabs(est - rho2) <= tol,
+                    "m %g, %g W -> %g W: busy %g, want %g (was %g)", m_top, powers.first,
+                    powers.second, est, rho2, rho1);
+      // And it stays there.
+      for (int k = 0; k < 5; ++k)
+        est = model
+                  .update(service_at(rho_top, m_top, f2).observe(f2, JobMode::latency),
+                          domain(powers.second))
+                  .busy_fraction;
+      ck_assert_double_eq_tol(est, rho2, m_top == 0.0 ? 1e-9 : 0.02 * std::fabs(rho2 - rho1));
+    }
+  }
+}
+END_TEST
+
+START_TEST(load_rises_followed_faster_than_falls) {
+  // At a fixed frequency: a step of the offered load up, and an equal step down.
+  const double p = 150.0;
+  const double f = freq_at(p);
+  const double lo = 0.3, hi = 0.6;
+  const GradientModelParams params;
+  ck_assert(params.busy_rise_weight > params.busy_smoothing_weight);
+  const auto run = [&](double from, double to, int k) {
+    GradientModel model;
+    double est = 0.0;
+    for (int i = 0; i < 10; ++i)
+      est = model.update(with_share(0.3, f, from).observe(f, JobMode::latency), domain(p))
+                .busy_fraction;
+    ck_assert_double_eq_tol(est, from, 1e-12);
+    for (int i = 0; i < k; ++i)
+      est = model.update(with_share(0.3, f, to).observe(f, JobMode::latency), domain(p))
+                .busy_fraction;
+    return (est - from) / (to - from);  // fraction of the step covered
+  };
+  for (int k : {1, 3, 10}) {
+    const double rise = run(lo, hi, k);
+    const double fall = run(hi, lo, k);
+    ck_assert_msg(rise > fall + 0.05, "after %d updates: rise covered %g, fall %g", k, rise, fall);
+    // Exponential averages with the documented weights.
+    ck_assert_double_eq_tol(rise, 1.0 - std::pow(1.0 - params.busy_rise_weight, k), 1e-9);
+    ck_assert_double_eq_tol(fall, 1.0 - std::pow(1.0 - params.busy_smoothing_weight, k), 1e-9);
+  }
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("libgradient_gradient_model");
   TCase *prior = tcase_create("prior_and_weighting");
@@ -451,6 +558,8 @@ int main() {
   tcase_add_test(prior, throughput_weighted_by_share);
   tcase_add_test(prior, latency_weight_is_load_aware);
   tcase_add_test(prior, monitor_and_unmanaged_are_never_steered);
+  tcase_add_test(prior, cap_change_moves_busy_fraction_without_lag);
+  tcase_add_test(prior, load_rises_followed_faster_than_falls);
   suite_add_tcase(s, prior);
   TCase *regression = tcase_create("regression");
   tcase_add_test(regression, software_only_degrades_to_default_prior);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -184,6 +185,67 @@ START_TEST(curve_operations) {
     ck_assert_double_eq_tol(coarse.gain_at(k * block), fine.gain_at(k * block), 1e-9);
   ck_assert(coarsen(fine, 0).segments().size() == fine.segments().size());
   ck_assert(coarsen(a, 8).segments().size() == 2);
+}
+END_TEST
+
+START_TEST(favour_incumbent_weights_held_watts) {
+  const double h = 0.5;
+  const GainCurve a = GainCurve::from_segments({{10, 3}, {10, 1}});
+  // Held 15 W: the second segment is split there.
+  const GainCurve f = favour_incumbent(a, 15.0, h);
+  ck_assert(f.valid());
+  ck_assert_double_eq_tol(f.width_w(), a.width_w(), 1e-12);
+  ck_assert_uint_eq(f.segments().size(), 3);
+  ck_assert_double_eq_tol(f.segments()[0].width_w, 10.0, 1e-12);
+  ck_assert_double_eq_tol(f.segments()[0].slope, 3.0 * 1.5, 1e-12);
+  ck_assert_double_eq_tol(f.segments()[1].width_w, 5.0, 1e-12);
+  ck_assert_double_eq_tol(f.segments()[1].slope, 1.0 * 1.5, 1e-12);
+  ck_assert_double_eq_tol(f.segments()[2].width_w, 5.0, 1e-12);
+  ck_assert_double_eq_tol(f.segments()[2].slope, 1.0 * 0.5, 1e-12);
+  // Slopes scaled by (1 + h) below the held watts, (1 - h) above, at every point.
+  for (double x = 0.25; x < 20.0; x += 0.5)
+    ck_assert_double_eq_tol(f.marginal_at(x), a.marginal_at(x) * (x < 15.0 ? 1.0 + h : 1.0 - h),
+                            1e-12);
+  // Held at a segment boundary and inside the first segment.
+  const GainCurve at_edge = favour_incumbent(a, 10.0, h);
+  ck_assert_uint_eq(at_edge.segments().size(), 2);
+  ck_assert_double_eq_tol(at_edge.segments()[1].slope, 0.5, 1e-12);
+  const GainCurve early = favour_incumbent(a, 4.0, 0.2);
+  ck_assert_uint_eq(early.segments().size(), 3);
+  ck_assert_double_eq_tol(early.segments()[0].width_w, 4.0, 1e-12);
+  ck_assert_double_eq_tol(early.segments()[0].slope, 3.0 * 1.2, 1e-12);
+  ck_assert_double_eq_tol(early.segments()[1].slope, 3.0 * 0.8, 1e-12);
+  ck_assert_double_eq_tol(early.segments()[2].slope, 1.0 * 0.8, 1e-12);
+  // Concave (slopes non-increasing) for many curves, held points and h.
+  std::vector<GainSegment> many;
+  for (int k = 0; k < 12; ++k) many.push_back({1.0 + (k % 4), 20.0 - 1.5 * k});
+  const GainCurve fine = GainCurve::from_segments(many);
+  for (double held = -5.0; held < fine.width_w() + 5.0; held += 0.7) {
+    for (double hh : {0.1, 0.5, 0.89}) {
+      const GainCurve g = favour_incumbent(fine, held, hh);
+      ck_assert(g.valid());
+      ck_assert_double_eq_tol(g.width_w(), fine.width_w(), 1e-9);
+      for (std::size_t k = 1; k < g.segments().size(); ++k)
+        ck_assert(g.segments()[k].slope <= g.segments()[k - 1].slope);
+    }
+  }
+  // h = 0: unchanged.
+  const GainCurve same = favour_incumbent(a, 15.0, 0.0);
+  ck_assert_uint_eq(same.segments().size(), a.segments().size());
+  for (std::size_t k = 0; k < a.segments().size(); ++k) {
+    ck_assert_double_eq(same.segments()[k].width_w, a.segments()[k].width_w);
+    ck_assert_double_eq(same.segments()[k].slope, a.segments()[k].slope);
+  }
+  // Held beyond the width: everything counts (1 + h) times.
+  const GainCurve all = favour_incumbent(a, 50.0, h);
+  ck_assert_uint_eq(all.segments().size(), 2);
+  ck_assert_double_eq_tol(all.width_w(), 20.0, 1e-12);
+  ck_assert_double_eq_tol(all.segments()[0].slope, 4.5, 1e-12);
+  ck_assert_double_eq_tol(all.segments()[1].slope, 1.5, 1e-12);
+  // Held at or below 0: everything (1 - h) times.
+  const GainCurve none = favour_incumbent(a, 0.0, h);
+  ck_assert_double_eq_tol(none.segments()[0].slope, 1.5, 1e-12);
+  ck_assert_double_eq_tol(none.segments()[1].slope, 0.5, 1e-12);
 }
 END_TEST
 
@@ -504,6 +566,201 @@ START_TEST(bad_input_is_refused_or_skipped) {
 }
 END_TEST
 
+// ---------------------------------------------------------------- between steps
+
+START_TEST(enforce_obeys_a_grant_drop_between_steps) {
+  Plant plant({{0.1}, {0.5}});
+  NodeController nc("n1");
+  // Before the first step: nothing to enforce, whatever the grant.
+  ck_assert(!nc.enforce(0.0).has_value());
+  nc.on_grant(grant(400.0, 1, 0.0, 1e9), 0.0);
+  ck_assert(!nc.enforce(0.0).has_value());
+  NodeDecision d;
+  for (int t = 0; t < 10; ++t) d = plant.step(nc, t);
+  ck_assert(sum_in_order(d.caps_w) > 390.0);
+  // The caps fit the grant: nothing.
+  ck_assert(!nc.enforce(9.5).has_value());
+  // A higher grant: still nothing (enforce never raises).
+  ck_assert_std_str_eq(nc.on_grant(grant(450.0, 2, 9.5, 1e9), 9.5), "");
+  ck_assert(!nc.enforce(9.5).has_value());
+  // A lower grant: the caps fit it at once.
+  const std::vector<double> prev = d.caps_w;
+  ck_assert_std_str_eq(nc.on_grant(grant(300.0, 3, 9.6, 1e9), 9.6), "");
+  const std::optional<NodeDecision> e = nc.enforce(9.6);
+  ck_assert(e.has_value());
+  ck_assert(e->ok);
+  ck_assert_uint_eq(e->caps_w.size(), 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    ck_assert_msg(e->caps_w[i] <= prev[i], "domain %zu raised: %g -> %g", i, prev[i],
+                  e->caps_w[i]);
+    ck_assert(e->caps_w[i] >= kMin && e->caps_w[i] <= kMax);
+  }
+  ck_assert_msg(sum_in_order(e->caps_w) <= 300.0, "caps %.17g above 300",
+                sum_in_order(e->caps_w));
+  ck_assert(sum_in_order(e->caps_w) > 295.0);  // and not needlessly low
+  ck_assert_double_eq(e->effective_grant_w, 300.0);
+  std::vector<std::size_t> order = e->apply_order;
+  std::sort(order.begin(), order.end());
+  ck_assert_uint_eq(order.size(), 2);
+  for (std::size_t i = 0; i < order.size(); ++i) ck_assert_uint_eq(order[i], i);
+  // The report confirms the new grant.
+  ck_assert_uint_eq(e->report.lease_seq, 3);
+  ck_assert_uint_eq(e->report.lease_epoch, 1);
+  ck_assert_double_eq(e->report.lease_grant_w, 300.0);
+  ck_assert_double_eq(e->report.effective_grant_w, 300.0);
+  ck_assert(e->report.report_seq > d.report.report_seq);
+  ck_assert_double_eq(e->report.caps_w, sum_in_order(e->caps_w));
+  ck_assert_double_eq_tol(e->report.sent_at_s, 9.6, 1e-12);
+  // Enforced: the caps fit now, nothing more to do.
+  plant.caps = e->caps_w;
+  ck_assert(!nc.enforce(9.7).has_value());
+  // The next step continues from the enforced caps, within the grant.
+  const NodeInputs in = plant.inputs(10.0);
+  d = plant.step(nc, 10.0);
+  assert_safe(in, d, 300.0);
+  ck_assert(d.report.report_seq > e->report.report_seq);
+
+  // A lease that ended: enforce fits the floor.
+  ck_assert_std_str_eq(nc.on_grant(grant(400.0, 4, 11.0, 2.0, 185.0), 11.0), "");
+  d = plant.step(nc, 11.0);
+  ck_assert(sum_in_order(d.caps_w) > 185.0);
+  ck_assert(!nc.enforce(12.0).has_value());  // still running
+  const std::optional<NodeDecision> ended = nc.enforce(13.5);
+  ck_assert(ended.has_value());
+  ck_assert(ended->lease_expired);
+  ck_assert(ended->report.lease_expired);
+  ck_assert_double_eq(ended->effective_grant_w, 185.0);
+  ck_assert(sum_in_order(ended->caps_w) <= 185.0);
+  for (std::size_t i = 0; i < 2; ++i) {
+    ck_assert(ended->caps_w[i] <= d.caps_w[i]);
+    ck_assert(ended->caps_w[i] >= kMin && ended->caps_w[i] <= kMax);
+  }
+  ck_assert_double_eq(ended->report.caps_w, sum_in_order(ended->caps_w));
+}
+END_TEST
+
+namespace {
+
+// Two sockets, each with an equal latency job (memory share 0.3 at the top frequency, busy
+// rho_top at the top frequency), whose counters run at the frequency the power model gives
+// at the measured power. Socket 0 draws at most `power0_w` (its cores run no faster, e.g.
+// a licence limit), socket 1 draws its cap.
+NodeInputs saturated_pair(const std::vector<double> &caps, double power0_w, double now_s) {
+  NodeInputs in;
+  in.now_s = now_s;
+  for (std::size_t d = 0; d < 2; ++d) {
+    DomainInput di;
+    di.name = "pkg" + std::to_string(d);
+    di.min_cap_w = kMin;
+    di.max_cap_w = kMax;
+    di.cap_w = caps[d];
+    const double cap = std::isnan(caps[d]) ? kMax : caps[d];
+    di.power_w = d == 0 ? std::min(cap, power0_w) : cap;
+    di.model = kModel;
+    in.domains.push_back(di);
+    const double f = kModel.freq_at_hz(di.power_w);
+    const double tm = 0.3 / 0.7 / kModel.f_max_hz;
+    const double t = 1.0 / f + tm;
+    const double busy = 0.5 * t / (1.0 / kModel.f_max_hz + tm);
+    JobInput job;
+    job.key = "svc" + std::to_string(d);
+    job.mode = JobMode::latency;
+    JobDomainInput jd;
+    jd.domain = d;
+    jd.cpus = 8.0;
+    CounterSample &c = jd.counters;
+    c.interval_s = 1.0;
+    c.task_clock_s = busy * 8.0;
+    c.cycles = c.task_clock_s * f;
+    c.instructions = c.task_clock_s / t;
+    c.stall_cycles = *c.cycles * (tm / t);
+    job.domains.push_back(jd);
+    in.jobs.push_back(job);
+  }
+  return in;
+}
+
+}  // namespace
+
+START_TEST(saturated_domain_curve_is_cut) {
+  const double grant_w = 330.0;
+  const double power0 = 120.0;
+  const auto run = [&](double headroom_w) {
+    NodeControllerParams params;
+    params.saturation_headroom_w = headroom_w;
+    NodeController nc("n1", params);
+    nc.on_grant(grant(grant_w, 1, 0.0, 1e9), 0.0);
+    std::vector<double> caps(2, kNaN);
+    NodeDecision d;
+    for (int t = 0; t < 20; ++t) {
+      const NodeInputs in = saturated_pair(caps, power0, t);
+      d = nc.step(in);
+      assert_safe(in, d, grant_w);
+      caps = d.caps_w;
+    }
+    return d;
+  };
+  const NodeDecision cut = run(10.0);
+  // Domain 0 stays 120 W under a cap well above: watts beyond 120 + 10 buy nothing there.
+  ck_assert_msg(cut.caps_w[0] > power0 + 2.0 + 1e-9, "domain 0 must stay non-binding (cap %g)",
+                cut.caps_w[0]);
+  const double tol = (kMax - kMin) / 32.0;  // one cell of the domain's curve
+  ck_assert_msg(cut.target_caps_w[0] <= power0 + 10.0 + tol, "saturated target %g",
+                cut.target_caps_w[0]);
+  // The binding domain gets the rest of the grant.
+  ck_assert_double_eq_tol(cut.target_caps_w[1], grant_w - cut.target_caps_w[0], 1e-6);
+  ck_assert_msg(cut.caps_w[1] >= grant_w - power0 - 10.0 - tol - 1e-6, "binding cap %g",
+                cut.caps_w[1]);
+  // Without the cut (negative headroom), the equal models share the grant about evenly.
+  const NodeDecision off = run(-1.0);
+  ck_assert_msg(off.target_caps_w[0] > power0 + 10.0 + 2.0 * tol, "uncut target %g",
+                off.target_caps_w[0]);
+  ck_assert(off.target_caps_w[1] < cut.target_caps_w[1] - 10.0);
+}
+END_TEST
+
+START_TEST(demand_curve_falls_smoothed_rises_at_once) {
+  // One socket, one throughput job; its weight (share of the domain) drops for one period,
+  // then comes back. The raw marginal gain scales with it exactly.
+  Plant plant(std::vector<SimDomain>{{0.3}});
+  NodeControllerParams params;
+  ck_assert_double_eq(params.curve_smoothing_weight, 0.3);
+  ck_assert_double_eq(params.curve_rise_weight, 1.0);
+  NodeController nc("n1", params);
+  nc.on_grant(grant(150.0, 1, 0.0, 1e9), 0.0);
+  NodeDecision d;
+  for (int t = 0; t < 10; ++t) d = plant.step(nc, t);
+  ck_assert_double_eq_tol(d.caps_w[0], 150.0, 1e-9);
+  const auto first_slope = [](const NodeDecision &dec) {
+    ck_assert(!dec.report.demand.segments().empty());
+    return dec.report.demand.segments().front().slope;
+  };
+  const double steady = first_slope(d);
+  ck_assert(steady > 0.0);
+  // Still steady one period later.
+  d = plant.step(nc, 10.0);
+  ck_assert_double_eq_tol(first_slope(d), steady, 2e-3 * steady);
+  // The job's gain drops to a quarter for one period: the demand moves 30 % of the way.
+  plant.doms[0].share = 0.25;
+  d = plant.step(nc, 11.0);
+  const double dropped = first_slope(d);
+  ck_assert_msg(dropped < 0.95 * steady && dropped > 0.5 * steady,
+                "after a drop to 1/4: %g of the steady slope", dropped / steady);
+  ck_assert_double_eq_tol(dropped, (0.3 * 0.25 + 0.7) * steady, 5e-3 * steady);
+  // Back up: taken in full at once.
+  plant.doms[0].share = 1.0;
+  d = plant.step(nc, 12.0);
+  ck_assert_double_eq_tol(first_slope(d), steady, 1e-3 * steady);
+  // A rise above the steady level (a second, equal job joins) is taken at once as well.
+  NodeInputs in = plant.inputs(13.0);
+  JobInput twin = in.jobs[0];
+  twin.key = "twin";
+  in.jobs.push_back(twin);
+  d = nc.step(in);
+  ck_assert_double_eq_tol(first_slope(d), 2.0 * steady, 2e-3 * steady);
+}
+END_TEST
+
 // ---------------------------------------------------------------- the invariant
 
 START_TEST(random_sequences_never_exceed_the_grant) {
@@ -597,6 +854,7 @@ int main() {
   Suite *s = suite_create("libgradient_node_controller");
   TCase *lease = tcase_create("lease");
   tcase_add_test(lease, curve_operations);
+  tcase_add_test(lease, favour_incumbent_weights_held_watts);
   tcase_add_test(lease, lease_rules);
   suite_add_tcase(s, lease);
   TCase *loop = tcase_create("closed_loop");
@@ -609,6 +867,9 @@ int main() {
   tcase_add_test(loop, report_for_the_cluster);
   tcase_add_test(loop, job_shares_split_a_shared_domain);
   tcase_add_test(loop, bad_input_is_refused_or_skipped);
+  tcase_add_test(loop, enforce_obeys_a_grant_drop_between_steps);
+  tcase_add_test(loop, saturated_domain_curve_is_cut);
+  tcase_add_test(loop, demand_curve_falls_smoothed_rises_at_once);
   suite_add_tcase(s, loop);
   TCase *safety = tcase_create("safety");
   tcase_set_timeout(safety, 120);
