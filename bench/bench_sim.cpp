@@ -3,8 +3,14 @@
 // Prints `bench: sim_64x2_1h_s SECONDS s`, `bench: sim_<N>x2_1h_s SECONDS s` (extrapolated
 // from a shorter simulated time for the large sizes, said so in a `#` line), and `#` lines
 // with requests simulated per second.
+// Then how run time grows with the cluster: `bench: sim_scaling_<N>x2_s SECONDS s`, the CPU
+// time of one thread running the non-clairvoyant baselines and the oracle (uniform, usage,
+// pool, oracle) for 120 simulated seconds at N = 128, 256, 512, 1024 nodes, and a `#` line
+// with each size's time per node relative to 128 nodes (1.0 = linear growth). CPU time of
+// the thread, not wall time, so that other load on the machine counts less.
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <string>
 #include <thread>
 #include <vector>
@@ -12,6 +18,7 @@
 #include "sim/policies.hpp"
 #include "sim/runner.hpp"
 #include "sim/scenario.hpp"
+#include "sim/simulation.hpp"
 
 using namespace powergrad::sim;
 
@@ -49,6 +56,37 @@ double run_s(const ClusterSpec &spec, std::uint64_t *requests) {
   return s;
 }
 
+double thread_cpu_s() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+}
+
+// Run time against cluster size, one thread (runs in sequence on the calling thread).
+void scaling() {
+  const std::vector<std::string> policies = {"uniform", "usage", "pool", "oracle"};
+  const double sim_s = 120.0;
+  double per_node_128 = 0.0;
+  std::string ratios;
+  for (int nodes : {128, 256, 512, 1024}) {
+    const ClusterSpec spec = make_spec(nodes, sim_s);
+    const double start = thread_cpu_s();
+    for (const std::string &p : policies) simulate(spec, p);
+    const double s = thread_cpu_s() - start;
+    std::printf("bench: sim_scaling_%dx2_s %.2f s\n", nodes, s);
+    std::fflush(stdout);
+    const double per_node = s / nodes;
+    if (nodes == 128) per_node_128 = per_node;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " %d:%.2f", nodes, per_node / per_node_128);
+    ratios += buf;
+  }
+  std::printf(
+      "# sim_scaling: CPU time of 1 thread for %zu policies x %.0f simulated s; time per "
+      "node relative to 128 nodes:%s\n",
+      policies.size(), sim_s, ratios.c_str());
+}
+
 }  // namespace
 
 int main() {
@@ -69,6 +107,7 @@ int main() {
       std::printf("# %d nodes: measured %.2f s for %.0f simulated s, scaled x%.0f\n", nodes, t, sim_s,
                   3600.0 / sim_s);
     }
+    scaling();
   } catch (const std::exception &e) {
     std::fprintf(stderr, "bench_sim: %s\n", e.what());
     return 2;

@@ -16,28 +16,9 @@ constexpr double kUnstablePenalty = 200.0;  // service times per unit of rho abo
 }  // namespace
 
 OracleModel::OracleModel(const ClusterSpec &spec) : spec_(spec) {
-  for (std::size_t k = 0; k < spec.sockets.size(); ++k) {
-    const SocketSpec &sock = spec.sockets[k];
-    int cores = spec.socket_types[sock.type].cores;
-    if (cores <= 0)
-      for (std::size_t svc : sock.services) cores += spec.services[svc].servers;
-    std::vector<CoreGroup> groups;
-    for (std::size_t svc : sock.services) {
-      const ServiceSpec &s = spec.services[svc];
-      const WorkloadSpec &w = spec.workloads[s.workload];
-      CoreGroup g;
-      g.servers = s.servers;
-      g.core_share = static_cast<double>(s.servers) / cores;
-      g.alpha = w.alpha;
-      g.memory_share = w.memory_share;
-      g.top_hz = spec.top_freq_hz(svc);
-      g.core_limit_hz = s.core_max_hz;
-      g.ipc = w.ipc;
-      groups.push_back(g);
-    }
-    models_.emplace_back(spec.socket_types[sock.type], sock.min_cap_w, sock.max_cap_w,
-                         std::move(groups));
-  }
+  models_.reserve(spec.sockets.size());
+  for (std::size_t k = 0; k < spec.sockets.size(); ++k)
+    models_.push_back(make_socket_model(spec, k));
 }
 
 OracleModel::Table OracleModel::tabulate(std::size_t socket,

@@ -1,11 +1,13 @@
 #include "sim/service.hpp"
 
 #include <limits>
+#include <utility>
 
 namespace powergrad::sim {
 
 namespace {
 constexpr double kNever = std::numeric_limits<double>::infinity();
+constexpr std::size_t kInitialQueueSlots = 16;
 }
 
 Service::Service(const ServiceParams &params, std::uint64_t seed)
@@ -14,7 +16,8 @@ Service::Service(const ServiceParams &params, std::uint64_t seed)
       sizes_(params.mean_size_s, params.size_cv),
       servers_(static_cast<std::size_t>(params.servers > 0 ? params.servers : 1),
                Server{kNever, 0.0, 0.0, false}),
-      queue_(params.queue_limit > 0 ? params.queue_limit : 1),
+      queue_(kInitialQueueSlots),
+      queue_mask_(kInitialQueueSlots - 1),
       next_arrival_s_(kNever),
       unit_residual_(rng_.exponential()) {}
 
@@ -24,6 +27,15 @@ void Service::start(Server &server, double now_s, double arrival_s, double size_
   server.arrival_s = arrival_s;
   server.done_s = now_s + size_s / speed;
   ++busy_;
+}
+
+// Doubles the ring, its waiting requests first in order.
+void Service::grow_queue() {
+  std::vector<Waiting> bigger(queue_.size() * 2);
+  for (std::size_t i = 0; i < queue_size_; ++i) bigger[i] = queue_[(queue_head_ + i) & queue_mask_];
+  queue_ = std::move(bigger);
+  queue_mask_ = queue_.size() - 1;
+  queue_head_ = 0;
 }
 
 void Service::complete(Server &server, double now_s, LatencySink sink) {
@@ -81,9 +93,8 @@ double Service::advance(double t0_s, double t1_s, double speed, double rate_rps,
           }
         }
       } else if (queue_size_ < limit) {
-        std::size_t tail = queue_head_ + queue_size_;
-        if (tail >= limit) tail -= limit;
-        queue_[tail] = Waiting{arrival_s, size_s};
+        if (queue_size_ == queue_.size()) grow_queue();
+        queue_[(queue_head_ + queue_size_) & queue_mask_] = Waiting{arrival_s, size_s};
         ++queue_size_;
       } else {
         ++counts_.rejected;
@@ -94,7 +105,7 @@ double Service::advance(double t0_s, double t1_s, double speed, double rate_rps,
       complete(*first, done_s, sink);
       while (queue_size_ > 0) {
         const Waiting w = queue_[queue_head_];
-        if (++queue_head_ == limit) queue_head_ = 0;
+        queue_head_ = (queue_head_ + 1) & queue_mask_;
         --queue_size_;
         if (params_.timeout_s > 0.0 && done_s - w.arrival_s > params_.timeout_s) {
           ++counts_.timed_out;

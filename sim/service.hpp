@@ -13,7 +13,11 @@
 //
 // Nothing is lost silently: every arrival ends as completed, rejected (queue full), timed
 // out (waited longer than timeout_s when a server freed up) or in flight when the run ends.
-// No heap allocation after construction.
+// The waiting queue is a ring buffer that starts small and doubles when full, up to
+// queue_limit. Rings of queue_limit slots (10000 by default: 160 kB per service, 0.4 GB per
+// policy at 1024 nodes) made memory, cache misses and run time grow faster than the
+// cluster. The queue's order and limit are the same either way; after a short warm-up no
+// step allocates.
 #pragma once
 
 #include <cstddef>
@@ -78,13 +82,15 @@ class Service {
   };
 
   void start(Server &server, double now_s, double arrival_s, double size_s, double speed);
+  void grow_queue();
   void complete(Server &server, double now_s, LatencySink sink);
 
   ServiceParams params_;
   Rng rng_;
   SizeDistribution sizes_;
   std::vector<Server> servers_;
-  std::vector<Waiting> queue_;  // ring buffer of queue_limit slots
+  std::vector<Waiting> queue_;  // ring buffer; its size is a power of two
+  std::size_t queue_mask_ = 0;  // queue_.size() - 1
   std::size_t queue_head_ = 0;
   std::size_t queue_size_ = 0;
   int busy_ = 0;

@@ -81,30 +81,11 @@ class Run final : public ClusterIo, public Truth {
     rates_.assign(n_services, 0.0);
     average_rates_.assign(n_services, 0.0);
     group_of_service_.assign(n_services, 0);
+    sockets_.reserve(spec.sockets.size());
     for (std::size_t k = 0; k < spec.sockets.size(); ++k) {
-      const SocketSpec &sock = spec.sockets[k];
-      const SocketTypeSpec &type = spec.socket_types[sock.type];
-      int cores = type.cores;
-      if (cores <= 0)
-        for (std::size_t svc : sock.services) cores += spec.services[svc].servers;
-      std::vector<CoreGroup> groups;
-      for (std::size_t j = 0; j < sock.services.size(); ++j) {
-        const std::size_t svc = sock.services[j];
-        const ServiceSpec &s = spec.services[svc];
-        const WorkloadSpec &w = spec.workloads[s.workload];
-        CoreGroup g;
-        g.servers = s.servers;
-        g.core_share = static_cast<double>(s.servers) / cores;
-        g.alpha = w.alpha;
-        g.memory_share = w.memory_share;
-        g.top_hz = spec.top_freq_hz(svc);
-        g.core_limit_hz = s.core_max_hz;
-        g.ipc = w.ipc;
-        g.util_ema = std::min(1.0, s.load);
-        groups.push_back(g);
-        group_of_service_[svc] = j;
-      }
-      sockets_.emplace_back(type, sock.min_cap_w, sock.max_cap_w, std::move(groups));
+      sockets_.push_back(make_socket_model(spec, k));
+      const std::vector<std::size_t> &svcs = spec.sockets[k].services;
+      for (std::size_t j = 0; j < svcs.size(); ++j) group_of_service_[svcs[j]] = j;
     }
     energy_readers_.resize(spec.sockets.size());
     counter_readers_.resize(n_services);

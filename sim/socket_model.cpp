@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 namespace powergrad::sim {
 
@@ -121,6 +122,31 @@ void SocketModel::end_tick(double dt_s, const double *busy_server_s) {
   }
   power_w_ = type_.p0_w + dynamic_w;
   energy_j_ += power_w_ * dt_s;
+}
+
+SocketModel make_socket_model(const ClusterSpec &spec, std::size_t socket) {
+  const SocketSpec &sock = spec.sockets[socket];
+  const SocketTypeSpec &type = spec.socket_types[sock.type];
+  int cores = type.cores;
+  if (cores <= 0)
+    for (std::size_t svc : sock.services) cores += spec.services[svc].servers;
+  std::vector<CoreGroup> groups;
+  groups.reserve(sock.services.size());
+  for (std::size_t svc : sock.services) {
+    const ServiceSpec &s = spec.services[svc];
+    const WorkloadSpec &w = spec.workloads[s.workload];
+    CoreGroup g;
+    g.servers = s.servers;
+    g.core_share = static_cast<double>(s.servers) / cores;
+    g.alpha = w.alpha;
+    g.memory_share = w.memory_share;
+    g.top_hz = spec.top_freq_hz(svc);
+    g.core_limit_hz = s.core_max_hz;
+    g.ipc = w.ipc;
+    g.util_ema = std::min(1.0, s.load);
+    groups.push_back(g);
+  }
+  return SocketModel(type, sock.min_cap_w, sock.max_cap_w, std::move(groups));
 }
 
 }  // namespace powergrad::sim

@@ -96,4 +96,10 @@ class SocketModel {
   std::vector<TrueCounters> counters_;
 };
 
+// Socket `socket` of `spec` as a model: one core group per service, in the socket's service
+// order (group j runs spec.sockets[socket].services[j]). A socket type with no core count
+// has as many cores as its services have servers. Each group's util_ema starts at its
+// service's mean load (RAPL's power average before t = 0); only a running socket reads it.
+SocketModel make_socket_model(const ClusterSpec &spec, std::size_t socket);
+
 }  // namespace powergrad::sim
