@@ -16,3 +16,8 @@ EXTRA_PROGRAMS += bench/bench_proto
 BENCH_BINS += bench/bench_proto
 bench_bench_proto_SOURCES = bench/bench_proto.cpp
 bench_bench_proto_LDADD = protocol/libpgproto_fake.la $(PROTO_LIBS)
+EXTRA_PROGRAMS += bench/bench_agent
+BENCH_BINS += bench/bench_agent
+bench_bench_agent_SOURCES = bench/bench_agent.cpp
+bench_bench_agent_LDADD = nodeagent/libnodeagent.la hardware/libhardware_testing.la \
+	$(HARDWARE_LIBS) $(MUNGE_LIBS) $(CRYPTO_LIBS)

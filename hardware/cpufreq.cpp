@@ -76,6 +76,8 @@ Status CpufreqLimits::discover() try {
     }
     e.info.cpuinfo_min_khz = lo.value();
     e.info.cpuinfo_max_khz = hi.value();
+    Result<std::uint64_t> smin = read_u64_file(join_path(freq_dir, "scaling_min_freq"));
+    if (smin.ok()) e.info.scaling_min_khz = smin.value();
     Result<SysfsFile> f = SysfsFile::open(join_path(freq_dir, "scaling_max_freq"),
                                           SysfsFile::Access::read_write_if_permitted);
     if (!f.ok()) {

@@ -37,6 +37,8 @@ struct CpufreqCpu {
   std::string policy;  // "policy3", the folder the cpufreq link points to
   std::uint64_t cpuinfo_min_khz = 0;
   std::uint64_t cpuinfo_max_khz = 0;
+  // scaling_min_freq at discovery (the admin's floor); 0 when unreadable.
+  std::uint64_t scaling_min_khz = 0;
 };
 
 class CpufreqLimits {

@@ -1,7 +1,9 @@
 #include "nodeagent/agent.hpp"
 
+#include <netdb.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,8 +53,40 @@ bool pid_alive(const std::string &procfs_root, pid_t pid) {
   return state != 'Z' && state != 'X';
 }
 
-NodeAgent::NodeAgent(AgentConfig config, AgentLog log, std::optional<PowerControlConfig> power)
-    : config_(std::move(config)), log_(std::move(log)), power_config_(std::move(power)) {}
+namespace {
+
+double wall_now_s() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The controller's host as a numeric address, so that connection attempts never wait on
+// DNS in the agent's loop (the resolver is asked once, here, on the agent thread). Returns
+// the host unchanged when it cannot be resolved now: the endpoint tries again per attempt.
+std::string numeric_host(const std::string &host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo *res = nullptr;
+  if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) return host;
+  char buf[NI_MAXHOST];
+  std::string out = host;
+  if (::getnameinfo(res->ai_addr, res->ai_addrlen, buf, sizeof buf, nullptr, 0, NI_NUMERICHOST) ==
+      0)
+    out = buf;
+  ::freeaddrinfo(res);
+  return out;
+}
+
+}  // namespace
+
+NodeAgent::NodeAgent(AgentConfig config, AgentLog log, std::optional<PowerControlConfig> power,
+                     std::optional<ControllerLinkConfig> controller,
+                     std::shared_ptr<proto::Authenticator> auth)
+    : config_(std::move(config)),
+      log_(std::move(log)),
+      power_config_(std::move(power)),
+      controller_(std::move(controller)),
+      auth_(std::move(auth)) {}
 
 NodeAgent::~NodeAgent() { stop(); }
 
@@ -66,12 +100,24 @@ std::string NodeAgent::start() {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return std::string("eventfd: ") + std::strerror(errno);
   server_ = std::move(server);
+  // Rises with every start: the controller orders this agent's reports by it.
+  const double started_at_s = wall_now_s();
+  const auto incarnation = static_cast<std::uint64_t>(started_at_s * 1e6);
   if (power_config_ && !power_) {
     PowerControlConfig pc = *power_config_;
     pc.node_name = config_.node_name;
     pc.state_dir = config_.state_dir;
     pc.procfs_root = config_.procfs_root;
+    pc.incarnation = incarnation;
+    pc.started_at_s = started_at_s;
     power_ = std::make_unique<PowerControl>(pc, log_);
+  }
+  if (controller_ && !auth_) {
+    auth_ = std::make_shared<proto::MungeAuthenticator>(proto::munge_socket_from_env());
+  }
+  if (controller_) {
+    controller_->node_name = config_.node_name;
+    controller_->incarnation = incarnation;
   }
   try {
     thread_ = std::thread([this] { run(); });
@@ -124,6 +170,17 @@ void NodeAgent::run() {
     }
   };
   if (power_) guard("restoring saved caps", [this] { power_->recover(); });
+  if (controller_) {
+    guard("starting the controller link", [this] {
+      ControllerLinkConfig lc = *controller_;
+      lc.host = numeric_host(lc.host);
+      log_(AgentLogLevel::info,
+           "reporting to the controller at " + controller_->host + ":" + lc.port +
+               (lc.host != controller_->host ? " (" + lc.host + ")" : std::string()));
+      link_ = std::make_unique<ControllerLink>(lc, *auth_, log_);
+    });
+  }
+  auto mono_s = [&] { return std::chrono::duration<double>(clock::now() - t0).count(); };
   auto next = clock::now() + period_len;
   for (;;) {
     try {
@@ -131,15 +188,34 @@ void NodeAgent::run() {
       const auto wait_ms =
           next > now ? std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1
                      : 0;
-      pollfd fds[2] = {{server_->fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-      const int rc = ::poll(fds, 2, static_cast<int>(wait_ms));
+      std::vector<pollfd> fds = {{server_->fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      int rc = 1;
+      if (link_) {
+        // The link's socket is polled with ours: the thread waits in one place only.
+        for (const GrantMessage &g : link_->poll(mono_s(), static_cast<int>(wait_ms), &fds)) {
+          grants_received_++;
+          const std::string err = power_ ? power_->on_grant(g, wall_now_s()) : "no power control";
+          if (!err.empty()) {
+            log_(AgentLogLevel::info, "controller grant refused: " + err);
+          } else if (std::optional<NodeReport> r = power_->take_urgent_report()) {
+            // A drop was obeyed at once: confirm it now, so the controller can give the
+            // watts to other nodes within the period.
+            if (link_->send_report(*r)) reports_sent_++;
+          }
+        }
+        controller_connected_ = link_->connected();
+      } else {
+        rc = ::poll(fds.data(), fds.size(), static_cast<int>(wait_ms));
+      }
       if (rc > 0 && (fds[1].revents & POLLIN)) break;
       if (rc > 0 && (fds[0].revents & POLLIN)) handle_events();
       if (clock::now() >= next) {
         period();
         if (power_) {
-          const double now_s = std::chrono::duration<double>(clock::now() - t0).count();
-          power_->period(steps(), now_s);
+          power_->period(steps(), mono_s(), wall_now_s());
+          if (link_ && power_->last_report() && link_->send_report(*power_->last_report())) {
+            reports_sent_++;
+          }
         }
         next += period_len;
         // After a long stall (slurmd suspended, clock jump) do not run a burst of periods.
@@ -163,9 +239,26 @@ void NodeAgent::handle_events() {
     }
     const StepEvent &e = *r.parse.event;
     std::string err;
+    bool first_of_job = false;
     {
       std::lock_guard<std::mutex> g(mu_);
+      if (e.op == StepOp::task_start) {
+        first_of_job = true;
+        for (const RegisteredStep &s : registry_.steps()) {
+          if (s.job_id == e.job_id) first_of_job = false;
+        }
+        // Dead steps must not keep the admin's settings from coming back (below).
+        if (first_of_job)
+          registry_.reap([this](pid_t p) { return pid_alive(config_.procfs_root, p); });
+      }
       err = registry_.apply(e, static_cast<double>(periods_.load()) * config_.period_s);
+    }
+    if (first_of_job && power_) {
+      try {
+        power_->new_job(e.job_id, steps());
+      } catch (const std::exception &ex) {
+        log_(AgentLogLevel::error, std::string("restore before a new job failed: ") + ex.what());
+      }
     }
     const std::string what = "job " + std::to_string(e.job_id) + "." + e.step;
     if (!err.empty()) {

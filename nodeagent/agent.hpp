@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "nodeagent/agent_log.hpp"
+#include "nodeagent/controller_link.hpp"
 #include "nodeagent/job_energy.hpp"
 #include "nodeagent/power_control.hpp"
 #include "nodeagent/step_registry.hpp"
@@ -46,7 +47,12 @@ class NodeAgent {
  public:
   // With `power`, each period also runs the node's power control (PowerControl; its
   // node_name, state_dir and procfs_root are taken from `config`). Without: registry only.
-  NodeAgent(AgentConfig config, AgentLog log, std::optional<PowerControlConfig> power = {});
+  // With `controller`, the agent reports to the cluster controller and takes its grants
+  // (its node_name and incarnation are filled in by start()); `auth` authenticates that
+  // session (null: munge, through munge_socket_from_env()). Without: static grant only.
+  NodeAgent(AgentConfig config, AgentLog log, std::optional<PowerControlConfig> power = {},
+            std::optional<ControllerLinkConfig> controller = {},
+            std::shared_ptr<proto::Authenticator> auth = {});
   ~NodeAgent();  // stops the thread
   NodeAgent(const NodeAgent &) = delete;
   NodeAgent &operator=(const NodeAgent &) = delete;
@@ -64,6 +70,10 @@ class NodeAgent {
   unsigned long periods() const { return periods_.load(); }
   // Per-step energy and caps (running steps, then recently finished ones), for reports.
   std::vector<JobEnergySummary> job_summaries() const;
+  // Reports sent to and grants received from the controller (0 without one).
+  unsigned long reports_sent() const { return reports_sent_.load(); }
+  unsigned long grants_received() const { return grants_received_.load(); }
+  bool controller_connected() const { return controller_connected_.load(); }
 
  private:
   void run();
@@ -80,6 +90,12 @@ class NodeAgent {
   std::atomic<unsigned long> periods_{0};
   std::optional<PowerControlConfig> power_config_;
   std::unique_ptr<PowerControl> power_;
+  std::optional<ControllerLinkConfig> controller_;
+  std::shared_ptr<proto::Authenticator> auth_;
+  std::unique_ptr<ControllerLink> link_;
+  std::atomic<unsigned long> reports_sent_{0};
+  std::atomic<unsigned long> grants_received_{0};
+  std::atomic<bool> controller_connected_{false};
 };
 
 }  // namespace powergrad

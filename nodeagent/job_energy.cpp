@@ -35,16 +35,21 @@ std::string watts(const std::optional<double> &w) {
 
 std::string format_job_summary(const JobEnergySummary &s, const std::string &node) {
   char buf[128];
-  std::snprintf(buf, sizeof buf, "energy_j=%.1f avg_w=%.1f", s.energy_j, s.avg_w());
+  if (s.energy_measured) {
+    std::snprintf(buf, sizeof buf, "energy_j=%.1f avg_w=%.1f", s.energy_j, s.avg_w());
+  } else {
+    std::snprintf(buf, sizeof buf, "energy_j=unknown avg_w=unknown");
+  }
   return "job " + s.key + " on " + node + ": " + buf + " cap_min_w=" + watts(s.cap_min_w) +
          " cap_mean_w=" + watts(s.cap_mean_w()) + " cap_max_w=" + watts(s.cap_max_w) +
          " counters=" + (s.counters.empty() ? "none" : s.counters);
 }
 
 void JobEnergyLedger::begin(const std::string &key, const std::string &mode,
-                            const std::string &counters) {
+                            const std::string &counters, bool energy_measured) {
   if (running_.count(key)) return;
   JobEnergySummary s;
+  s.energy_measured = energy_measured;
   s.key = key;
   s.mode = mode;
   s.counters = counters;

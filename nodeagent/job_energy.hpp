@@ -26,6 +26,9 @@ struct JobEnergySummary {
   std::string mode;      // latency|throughput|monitor|off
   std::string counters;  // the counter source: hardware, software, emulated or none
   bool running = true;
+  // False when no power domain of the node can measure energy (no powercap: monitor
+  // mode): energy_j and avg_w are then meaningless, and reports say "unknown", not 0.
+  bool energy_measured = true;
   double energy_j = 0.0;  // attributed energy since the step registered
   double seconds = 0.0;   // time the step was measured
   // Caps in force on the step's domains (their sum), over its periods. Absent when no cap
@@ -42,7 +45,8 @@ struct JobEnergySummary {
 };
 
 // "job 12.0 on n1: energy_j=123.4 avg_w=61.7 cap_min_w=110.0 cap_mean_w=118.2
-//  cap_max_w=205.0 counters=emulated" (one line; caps "none" when unknown).
+//  cap_max_w=205.0 counters=emulated" (one line; caps "none" when unknown; energy_j and
+//  avg_w "unknown" when the node cannot measure energy).
 std::string format_job_summary(const JobEnergySummary &s, const std::string &node);
 
 class JobEnergyLedger {
@@ -50,7 +54,8 @@ class JobEnergyLedger {
   explicit JobEnergyLedger(std::size_t keep_finished = 256) : keep_finished_(keep_finished) {}
 
   // Starts accounting for a step (no effect when it is already known).
-  void begin(const std::string &key, const std::string &mode, const std::string &counters);
+  void begin(const std::string &key, const std::string &mode, const std::string &counters,
+             bool energy_measured = true);
   bool has(const std::string &key) const { return running_.count(key) != 0; }
   void add_energy(const std::string &key, double energy_j);
   // Closes one period of `seconds` for the step, with the caps in force on its domains.

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <fstream>
+#include <limits>
 
 #include "hardware/cpufreq.hpp"
 #include "hardware/emulated_counter_source.hpp"
@@ -40,7 +42,10 @@ std::uint32_t job_id_of(const std::string &key) {
 }  // namespace
 
 PowerControl::PowerControl(PowerControlConfig config, AgentLog log)
-    : config_(std::move(config)), log_(std::move(log)), tree_(config_.sysfs_root) {}
+    : config_(std::move(config)),
+      log_(std::move(log)),
+      tree_(config_.sysfs_root),
+      cpufreq_(config_.sysfs_root) {}
 
 PowerControl::~PowerControl() = default;
 
@@ -49,31 +54,109 @@ std::vector<JobEnergySummary> PowerControl::job_summaries() const {
   return ledger_.summaries();
 }
 
-void PowerControl::recover() {
+void PowerControl::recover() { restore_from_file("left by a previous agent (crash recovery)"); }
+
+bool PowerControl::restore_from_file(const std::string &why) {
   const std::string path = saved_caps_path(config_.state_dir);
   struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return;
+  if (::lstat(path.c_str(), &st) != 0) return false;
   auto loaded = hw::load_snapshot_file(path);
   if (!loaded.ok()) {
     // Never overwrite what may be the admin's only record of their settings.
+    if (!control_blocked_) {
+      log_(AgentLogLevel::error, "cannot read the saved caps " + path + ": " + loaded.message() +
+                                     "; caps are left alone on " + config_.node_name +
+                                     " until the file is restored or removed by hand");
+    }
     control_blocked_ = true;
-    log_(AgentLogLevel::error, "cannot read the saved caps " + path + ": " + loaded.message() +
-                                   "; caps are left alone on " + config_.node_name +
-                                   " until the file is restored or removed by hand");
-    return;
+    return false;
   }
   hw::Status s = tree_.discover();
   if (s.ok()) s = tree_.restore(loaded.value().powercap);
+  if (s.ok()) s = restore_cpufreq(loaded.value().cpufreq);
   if (!s.ok()) {
+    if (!control_blocked_) {
+      log_(AgentLogLevel::error, "cannot restore the saved caps " + path + ": " + s.message() +
+                                     "; the file is kept and caps are left alone");
+    }
     control_blocked_ = true;
-    log_(AgentLogLevel::error, "cannot restore the saved caps " + path + ": " + s.message() +
-                                   "; the file is kept and caps are left alone");
+    return false;
+  }
+  control_blocked_ = false;
+  saved_.reset();
+  hw::Status r = hw::remove_snapshot_file(path);
+  log_(AgentLogLevel::info, "caps restored on " + config_.node_name + " from " + path + " " + why +
+                                (r.ok() ? "" : "; removing the file failed: " + r.message()));
+  return true;
+}
+
+bool PowerControl::new_job(std::uint32_t job_id, const std::vector<RegisteredStep> &steps) {
+  for (const RegisteredStep &rs : steps) {
+    if (rs.job_id != job_id && rs.power_aware()) return false;  // its caps are in use
+  }
+  const std::string why = "before job " + std::to_string(job_id) +
+                          " with no power-aware job left (the end of the last one was missed)";
+  if (saved_) return restore_caps(why);
+  return restore_from_file(why);
+}
+
+std::string PowerControl::on_grant(const GrantMessage &grant, double wall_s) {
+  if (!hardware_ready_) setup_hardware();
+  if (!controller_) return "no power control on " + config_.node_name + " (monitor mode)";
+  const NodeLease before = controller_->lease();
+  std::string err = controller_->on_grant(grant, wall_s);
+  if (!err.empty()) return err;
+  const NodeLease &l = controller_->lease();
+  const std::string what = "lease (" + std::to_string(l.epoch) + ", " + std::to_string(l.seq) +
+                           "): grant " + fmt_w(l.grant_w) + " W, floor " + fmt_w(l.floor_w) +
+                           " W, " + fmt_w(l.expires_at_s - wall_s) + " s";
+  // Renewals at the same watts are routine; a change of watts or controller is worth a line.
+  const bool news = !before.from_controller || before.epoch != l.epoch ||
+                    std::fabs(before.grant_w - l.grant_w) >= 0.05 ||
+                    std::fabs(before.floor_w - l.floor_w) >= 0.05;
+  log_(news ? AgentLogLevel::info : AgentLogLevel::debug,
+       "controller grant on " + config_.node_name + ": " + what);
+  enforce_grant(wall_s);
+  return "";
+}
+
+std::optional<NodeReport> PowerControl::take_urgent_report() {
+  std::optional<NodeReport> r;
+  r.swap(urgent_report_);
+  return r;
+}
+
+void PowerControl::enforce_grant(double wall_s) {
+  urgent_report_.reset();
+  // A drop is obeyed now, not at the next period: the cluster controller gives the watts to
+  // other nodes once this node confirms it no longer holds them.
+  std::optional<NodeDecision> dec = controller_->enforce(wall_s);
+  if (!dec) return;
+  for (const std::string &w : dec->warnings) log_(AgentLogLevel::debug, "controller: " + w);
+  if (!dec->ok) {
+    log_(AgentLogLevel::error, "controller: " + dec->error + "; caps unchanged");
     return;
   }
-  hw::Status r = hw::remove_snapshot_file(path);
-  log_(AgentLogLevel::info, "caps restored on " + config_.node_name + " from " + path +
-                                " left by a previous agent (crash recovery)" +
-                                (r.ok() ? "" : "; removing the file failed: " + r.message()));
+  std::vector<DomainInput> doms;
+  if (!domain_inputs(doms)) return;
+  bool power_aware = false;
+  for (const auto &kv : steps_) power_aware = power_aware || kv.second.mode != "off";
+  // Only lowerings: a drop never raises a cap in force.
+  const bool changed = power_aware && !control_blocked_ && write_caps(*dec, doms, true);
+  NodeReport r = dec->report;
+  r.caps_w = caps_in_force_sum_w(doms);
+  fill_accounting(r);
+  last_report_ = r;
+  urgent_report_ = r;
+  std::string caps;
+  for (std::size_t i = 0; i < dec->caps_w.size() && i < domains_.size(); ++i) {
+    caps += (i ? "," : "") + domains_[i].zone_name + "=" + fmt_w(dec->caps_w[i]);
+  }
+  log_(AgentLogLevel::info, "grant on " + config_.node_name + " lowered to " +
+                                fmt_w(dec->effective_grant_w) + " W: " +
+                                (changed ? "caps lowered at once to " + caps
+                                         : std::string("no cap written")) +
+                                " (in force " + fmt_w(r.caps_w) + " W)");
 }
 
 void PowerControl::setup_hardware() {
@@ -115,6 +198,7 @@ void PowerControl::setup_hardware() {
     const auto pkg = tree_.zones()[domains_[0].zone].package_id();
     const std::size_t n = topo.value().cpus_of_package(pkg ? *pkg : 0).size();
     if (n > 0) cores_per_domain_ = static_cast<int>(n);
+    package_of_cpu_ = topo.value().package_of_cpu;
   }
   if (!all_controllable) {
     log_(AgentLogLevel::info, "monitor mode on " + config_.node_name +
@@ -134,8 +218,20 @@ void PowerControl::setup_hardware() {
   NodeControllerParams params;
   params.static_grant_w = config_.grant_w ? *config_.grant_w : sum_max;
   params.floor_w = std::min(config_.floor_w ? *config_.floor_w : sum_min, *params.static_grant_w);
+  params.incarnation = config_.incarnation;
+  params.started_at_s = config_.started_at_s;
   controller_ = std::make_unique<NodeController>(config_.node_name, params);
   monitor_only_ = false;
+  if (config_.cpufreq && !package_of_cpu_.empty()) {
+    hw::Status cs = cpufreq_.discover();
+    cpufreq_ready_ = cs.ok();
+    for (const std::string &note : cpufreq_.notes()) log_(AgentLogLevel::debug, "cpufreq: " + note);
+    log_(AgentLogLevel::info,
+         cpufreq_ready_ ? "per-core frequency limits on " + config_.node_name + ": " +
+                              std::to_string(cpufreq_.cpus().size()) + " CPU(s) with cpufreq"
+                        : "no per-core frequency limits on " + config_.node_name + " (" +
+                              cs.message() + ")");
+  }
   log_(AgentLogLevel::info,
        "power control on " + config_.node_name + ": " + std::to_string(domains_.size()) +
            " package domain(s), range " + fmt_w(sum_min) + ".." + fmt_w(sum_max) + " W, grant " +
@@ -214,8 +310,9 @@ void PowerControl::start_step(const RegisteredStep &rs, Step &st, double now_s) 
     if (!s.ok()) log_(AgentLogLevel::error, "job " + rs.key() + ": counters: " + s.message());
   }
   st.pids = rs.pids;
+  if (cpufreq_ready_) st.cpus_allowed = read_cpus_allowed(st.pids);
   std::lock_guard<std::mutex> g(ledger_mu_);
-  ledger_.begin(rs.key(), rs.mode, st.counting ? counters_name_ : "none");
+  ledger_.begin(rs.key(), rs.mode, st.counting ? counters_name_ : "none", !st.domains.empty());
 }
 
 void PowerControl::finish_step(const std::string &key) {
@@ -249,6 +346,8 @@ void PowerControl::sync_steps(const std::vector<RegisteredStep> &steps, double n
       hw::Status s = counters_->add_tasks(it->second.id, fresh);
       if (!s.ok()) log_(AgentLogLevel::debug, "job " + key + ": add tasks: " + s.message());
     }
+    if (cpufreq_ready_ && it->second.pids != rs.pids)
+      it->second.cpus_allowed = read_cpus_allowed(rs.pids);
     it->second.pids = rs.pids;
   }
   std::vector<std::string> gone;
@@ -264,7 +363,8 @@ std::optional<double> PowerControl::cap_in_force_w(std::size_t domain) const {
   return pd.value().cap_w;
 }
 
-void PowerControl::period(const std::vector<RegisteredStep> &steps, double now_s) {
+void PowerControl::period(const std::vector<RegisteredStep> &steps, double now_s, double wall_s) {
+  if (!std::isfinite(wall_s)) wall_s = now_s;
   if (!hardware_ready_) setup_hardware();
   if (!counters_ready_) setup_counters();
   interval_s_ = last_now_s_ ? now_s - *last_now_s_ : 0.0;
@@ -311,7 +411,8 @@ void PowerControl::period(const std::vector<RegisteredStep> &steps, double now_s
     }
   }
 
-  control(now_s);
+  control(now_s, wall_s);
+  if (!controller_) monitor_report(wall_s);
 
   if (interval_s_ > 0.0) {
     std::vector<std::optional<double>> caps(domains_.size());
@@ -331,35 +432,23 @@ void PowerControl::period(const std::vector<RegisteredStep> &steps, double now_s
       ledger_.add_period(kv.first, interval_s_, cap);
     }
   }
+  // The report's job summaries carry their accounting up to this period.
+  if (last_report_) fill_accounting(*last_report_);
 }
 
-void PowerControl::control(double now_s) {
-  if (monitor_only_ || control_blocked_ || !controller_) return;
+void PowerControl::control(double now_s, double wall_s) {
+  (void)now_s;
+  if (monitor_only_ || !controller_) return;
   bool power_aware = false;
   for (const auto &kv : steps_) power_aware = power_aware || kv.second.mode != "off";
-  if (!power_aware) {
-    if (saved_) restore_caps("no power-aware step left");
-    return;
-  }
+  if (!power_aware && saved_) restore_caps("no power-aware step left");
   if (interval_s_ <= 0.0) return;
+  // Caps are written only for power-aware steps, and never over a saved-caps file we could
+  // not restore; the controller still runs every period, for its report and its lease.
+  const bool write_caps_now = power_aware && !control_blocked_;
   NodeInputs in;
-  in.now_s = now_s;
-  for (const Domain &d : domains_) {
-    auto pd = tree_.zones()[d.zone].power_domain();
-    if (!pd.ok()) {
-      log_(AgentLogLevel::error, "zone " + d.zone_name + ": " + pd.message());
-      return;
-    }
-    DomainInput di;
-    di.name = d.label;
-    di.min_cap_w = pd.value().min_cap_w;
-    di.max_cap_w = pd.value().max_cap_w;
-    di.cap_w = pd.value().cap_w;
-    if (d.power_w) di.power_w = *d.power_w;
-    // A socket model scaled to the domain's maximum (P0 about 30% of TDP), 3.4 GHz top clock.
-    di.model = PowerModel{0.29 * di.max_cap_w, di.max_cap_w, 3.4e9, 1.0};
-    in.domains.push_back(di);
-  }
+  in.now_s = wall_s;
+  if (!domain_inputs(in.domains)) return;
   for (const auto &kv : steps_) {
     const Step &st = kv.second;
     if (st.domains.empty()) continue;
@@ -398,22 +487,16 @@ void PowerControl::control(double now_s) {
     log_(AgentLogLevel::error, "controller: " + dec.error + "; caps unchanged");
     return;
   }
-  bool changed = false;
-  for (std::size_t i : dec.apply_order) {
-    if (i >= domains_.size() || i >= dec.caps_w.size()) continue;
-    const double want_w = dec.caps_w[i];
-    if (std::fabs(want_w - in.domains[i].cap_w) < 0.01) continue;
-    if (!saved_ && !save_caps()) return;
-    hw::PowercapZone &z = tree_.zones()[domains_[i].zone];
-    // Rounded down: caps rounded to the nearest uW could sum 1 uW above the grant. (The
-    // kernel rounds down again, to the hardware's power unit.)
-    auto r = z.apply_long_term_limit_uw(static_cast<std::uint64_t>(std::floor(want_w * 1e6)));
-    if (!r.ok()) {
-      log_(AgentLogLevel::error, "cap of " + domains_[i].zone_name + ": " + r.message());
-      return;  // later domains may be raises: never raise after a failed lowering
-    }
-    changed = true;
+  const bool changed = write_caps_now && write_caps(dec, in.domains, false);
+  if (write_caps_now && cpufreq_ready_) {
+    apply_freq_limits(dec);
+  } else if (!freq_set_.empty()) {
+    release_freq_limits({});
   }
+  // The report says what is in force now, not what was decided: the controller counts
+  // these watts, and raises others only once a lowering is confirmed here.
+  last_report_ = dec.report;
+  last_report_->caps_w = caps_in_force_sum_w(in.domains);
   if (changed) {
     std::string caps;
     for (std::size_t i = 0; i < dec.caps_w.size(); ++i) {
@@ -421,6 +504,268 @@ void PowerControl::control(double now_s) {
     }
     log_(AgentLogLevel::debug, "caps " + caps + " (grant " + fmt_w(dec.effective_grant_w) + " W)");
   }
+}
+
+bool PowerControl::domain_inputs(std::vector<DomainInput> &out) {
+  out.clear();
+  for (const Domain &d : domains_) {
+    auto pd = tree_.zones()[d.zone].power_domain();
+    if (!pd.ok()) {
+      log_(AgentLogLevel::error, "zone " + d.zone_name + ": " + pd.message());
+      return false;
+    }
+    DomainInput di;
+    di.name = d.label;
+    di.min_cap_w = pd.value().min_cap_w;
+    di.max_cap_w = pd.value().max_cap_w;
+    di.cap_w = pd.value().cap_w;
+    if (d.power_w) di.power_w = *d.power_w;
+    // A socket model scaled to the domain's maximum (P0 about 30% of TDP), 3.4 GHz top clock.
+    di.model = PowerModel{0.29 * di.max_cap_w, di.max_cap_w, 3.4e9, 1.0};
+    out.push_back(di);
+  }
+  return true;
+}
+
+bool PowerControl::write_caps(const NodeDecision &dec, const std::vector<DomainInput> &domains,
+                              bool lower_only) {
+  bool changed = false;
+  for (std::size_t i : dec.apply_order) {
+    if (i >= domains_.size() || i >= dec.caps_w.size() || i >= domains.size()) continue;
+    const DomainInput &di = domains[i];
+    // The controller keeps its caps within the hardware's bounds; checked again here, since
+    // a cap outside them is refused by the kernel or, worse, taken.
+    const double want_w = dec.caps_w[i];
+    if (!std::isfinite(want_w) || want_w < di.min_cap_w - 1e-6 || want_w > di.max_cap_w + 1e-6) {
+      log_(AgentLogLevel::error, "cap of " + domains_[i].zone_name + ": " + fmt_w(want_w) +
+                                     " W is outside " + fmt_w(di.min_cap_w) + ".." +
+                                     fmt_w(di.max_cap_w) + " W: not written");
+      break;  // never raise another domain after a lowering that did not happen
+    }
+    const std::optional<double> now_w = cap_in_force_w(i);
+    const double cur_w = now_w ? *now_w : di.cap_w;
+    if (std::fabs(want_w - cur_w) < 0.01) continue;
+    if (lower_only && std::isfinite(cur_w) && want_w > cur_w) continue;
+    if (!saved_ && !save_caps()) break;
+    hw::PowercapZone &z = tree_.zones()[domains_[i].zone];
+    // Rounded down: caps rounded to the nearest uW could sum 1 uW above the grant. (The
+    // kernel rounds down again, to the hardware's power unit.)
+    auto r = z.apply_long_term_limit_uw(static_cast<std::uint64_t>(std::floor(want_w * 1e6)));
+    if (!r.ok()) {
+      log_(AgentLogLevel::error, "cap of " + domains_[i].zone_name + ": " + r.message());
+      break;  // later domains may be raises: never raise after a failed lowering
+    }
+    changed = true;
+  }
+  return changed;
+}
+
+double PowerControl::caps_in_force_sum_w(const std::vector<DomainInput> &domains) const {
+  double in_force_w = 0.0;
+  for (std::size_t d = 0; d < domains_.size(); ++d) {
+    const std::optional<double> cap = cap_in_force_w(d);
+    in_force_w += cap ? *cap : (d < domains.size() ? domains[d].max_cap_w : 0.0);
+  }
+  return in_force_w;
+}
+
+void PowerControl::fill_accounting(NodeReport &report) const {
+  if (report.jobs.empty()) return;
+  std::map<std::string, JobEnergySummary> by_key;
+  {
+    std::lock_guard<std::mutex> g(ledger_mu_);
+    for (JobEnergySummary &s : ledger_.summaries()) {
+      if (s.running) by_key[s.key] = std::move(s);
+    }
+  }
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (JobSummary &j : report.jobs) {
+    auto it = by_key.find(j.job);
+    if (it == by_key.end()) continue;
+    const JobEnergySummary &s = it->second;
+    j.elapsed_s = s.seconds;
+    j.energy_j = s.energy_measured ? s.energy_j : nan;
+    j.avg_w = s.energy_measured && s.seconds > 0.0 ? s.energy_j / s.seconds : nan;
+    j.cap_min_w = s.cap_min_w.value_or(nan);
+    j.cap_max_w = s.cap_max_w.value_or(nan);
+    j.cap_mean_w = s.cap_mean_w().value_or(nan);
+  }
+}
+
+std::set<int> PowerControl::read_cpus_allowed(const std::set<pid_t> &pids) const {
+  std::set<int> cpus;
+  for (pid_t p : pids) {
+    std::ifstream f(config_.procfs_root + "/" + std::to_string(p) + "/status");
+    std::string line;
+    while (std::getline(f, line)) {
+      static const std::string key = "Cpus_allowed_list:";
+      if (line.compare(0, key.size(), key) != 0) continue;
+      std::string v = line.substr(key.size());
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(v.begin());
+      auto list = hw::parse_cpu_list(v);
+      if (list.ok()) cpus.insert(list.value().begin(), list.value().end());
+      break;
+    }
+  }
+  return cpus;
+}
+
+namespace {
+
+bool is_steered(const std::string &mode) { return mode == "latency" || mode == "throughput"; }
+
+}  // namespace
+
+void PowerControl::apply_freq_limits(const NodeDecision &dec) {
+  // Targets: cpu -> kHz, for the CPUs of steered steps that share a package with another
+  // steered step whose marginal gain there is higher.
+  std::map<int, std::uint64_t> targets;
+  for (std::size_t d = 0; d < domains_.size(); ++d) {
+    const std::optional<int> pkg = tree_.zones()[domains_[d].zone].package_id();
+    if (!pkg) continue;
+    struct Entry {
+      const std::string *job;
+      double share;
+      std::set<int> own;
+    };
+    std::vector<Entry> entries;
+    for (const JobDomainShare &js : dec.job_shares) {
+      if (js.domain != d) continue;
+      auto it = steps_.find(js.job);
+      if (it == steps_.end() || !is_steered(it->second.mode)) continue;
+      if (!std::isfinite(js.gain_share)) continue;
+      Entry e{&js.job, std::max(0.0, js.gain_share), {}};
+      for (int cpu : it->second.cpus_allowed) {
+        auto pc = package_of_cpu_.find(cpu);
+        if (pc == package_of_cpu_.end() || pc->second != *pkg) continue;
+        // Its own CPUs only: a CPU another step may run on (power-aware or not) is never
+        // limited for this one.
+        bool shared = false;
+        for (const auto &kv : steps_) {
+          if (kv.first != js.job && kv.second.cpus_allowed.count(cpu)) shared = true;
+        }
+        if (!shared && cpufreq_.find(cpu) != nullptr) e.own.insert(cpu);
+      }
+      if (!e.own.empty()) entries.push_back(std::move(e));
+    }
+    if (entries.size() < 2) continue;
+    double top = 0.0;
+    for (const Entry &e : entries) top = std::max(top, e.share);
+    if (!(top > 0.0)) continue;
+    for (const Entry &e : entries) {
+      const double rel = std::clamp(e.share / top, 0.0, 1.0);
+      if (rel >= 1.0 - 1e-9) continue;  // the top step keeps the admin's limits
+      for (int cpu : e.own) {
+        const hw::CpufreqCpu *info = cpufreq_.find(cpu);
+        // The admin's value: on record once saved; before the first save, what is in force
+        // (nothing here has changed it yet).
+        std::optional<std::uint64_t> admin = saved_cpufreq_khz(cpu);
+        if (!saved_) {
+          auto cur = cpufreq_.max_freq_khz(cpu);
+          if (cur.ok()) admin = cur.value();
+        }
+        if (!admin) continue;
+        const std::uint64_t floor_khz =
+            std::min(*admin, std::max(info->cpuinfo_min_khz, info->scaling_min_khz));
+        targets[cpu] = floor_khz + static_cast<std::uint64_t>(
+                                       std::llround(rel * static_cast<double>(*admin - floor_khz)));
+      }
+    }
+  }
+  if (!targets.empty() && !saved_ && !save_caps()) return;
+  if (saved_ && saved_->cpufreq.cpus.empty() && !targets.empty()) {
+    // Saved before per-core limits were possible: the admin's values are not on record.
+    targets.clear();
+  }
+  std::set<int> keep;
+  bool changed = false;
+  for (const auto &[cpu, target] : targets) {
+    const hw::CpufreqCpu *info = cpufreq_.find(cpu);
+    const auto admin = saved_cpufreq_khz(cpu);
+    if (info == nullptr || !admin) continue;
+    const std::uint64_t floor_khz =
+        std::min(*admin, std::max(info->cpuinfo_min_khz, info->scaling_min_khz));
+    auto cur = cpufreq_.max_freq_khz(cpu);
+    if (!cur.ok()) continue;
+    const double range = static_cast<double>(info->cpuinfo_max_khz - info->cpuinfo_min_khz);
+    const double step = std::max(1.0, config_.freq_max_step_frac * range);
+    const double diff = static_cast<double>(target) - static_cast<double>(cur.value());
+    if (std::fabs(diff) < config_.freq_deadband_frac * range && freq_set_.count(cpu)) {
+      keep.insert(cpu);
+      continue;
+    }
+    double next = static_cast<double>(cur.value()) + std::clamp(diff, -step, step);
+    next = std::clamp(next, static_cast<double>(floor_khz), static_cast<double>(*admin));
+    const auto want = static_cast<std::uint64_t>(std::llround(next));
+    if (want >= *admin) continue;  // back at the admin's value: released below
+    if (want == cur.value() && freq_set_.count(cpu)) {
+      keep.insert(cpu);
+      continue;
+    }
+    if (freq_refused_.count(cpu)) continue;
+    auto r = cpufreq_.set_max_freq_khz(cpu, want);
+    if (!r.ok()) {
+      // Logged once; the CPU is left alone from then on.
+      freq_refused_.insert(cpu);
+      log_(AgentLogLevel::error, "scaling_max_freq of cpu" + std::to_string(cpu) + ": " +
+                                     r.message() + "; its frequency is no longer limited");
+      continue;
+    }
+    freq_set_[cpu] = r.value();
+    keep.insert(cpu);
+    changed = true;
+  }
+  release_freq_limits(keep);
+  if (changed) {
+    std::string what;
+    for (const auto &[cpu, khz] : freq_set_) {
+      what += (what.empty() ? "" : ",") + std::string("cpu") + std::to_string(cpu) + "=" +
+              std::to_string(khz / 1000) + "MHz";
+    }
+    log_(AgentLogLevel::debug, "frequency limits " + what);
+  }
+}
+
+void PowerControl::release_freq_limits(const std::set<int> &keep) {
+  std::vector<int> done;
+  for (const auto &[cpu, khz] : freq_set_) {
+    (void)khz;
+    if (keep.count(cpu)) continue;
+    const auto admin = saved_cpufreq_khz(cpu);
+    if (!admin) {
+      done.push_back(cpu);
+      continue;
+    }
+    hw::CpufreqSnapshot one;
+    one.cpus.push_back({cpu, *admin});
+    hw::Status s = cpufreq_.restore(one);  // exact, checked by reading back
+    if (!s.ok()) {
+      log_(AgentLogLevel::error, "giving cpu" + std::to_string(cpu) +
+                                     " its scaling_max_freq back failed: " + s.message());
+      continue;
+    }
+    done.push_back(cpu);
+  }
+  for (int cpu : done) freq_set_.erase(cpu);
+}
+
+std::optional<std::uint64_t> PowerControl::saved_cpufreq_khz(int cpu) const {
+  if (!saved_) return std::nullopt;
+  for (const hw::CpufreqCpuSnapshot &c : saved_->cpufreq.cpus) {
+    if (c.cpu == cpu) return c.scaling_max_freq_khz;
+  }
+  return std::nullopt;
+}
+
+hw::Status PowerControl::restore_cpufreq(const hw::CpufreqSnapshot &saved) {
+  if (saved.cpus.empty()) return hw::Status::success();
+  if (!cpufreq_ready_) {
+    hw::Status s = cpufreq_.discover();
+    if (!s.ok()) return s;
+  }
+  hw::Status s = cpufreq_.restore(saved);
+  if (s.ok()) freq_set_.clear();
+  return s;
 }
 
 bool PowerControl::save_caps() {
@@ -432,6 +777,15 @@ bool PowerControl::save_caps() {
   }
   hw::HardwareSnapshot hs;
   hs.powercap = snap.value();
+  if (cpufreq_ready_) {
+    auto fs = cpufreq_.snapshot();
+    if (!fs.ok()) {
+      log_(AgentLogLevel::error, "cannot read the frequency limits to save: " + fs.message() +
+                                     "; caps left alone");
+      return false;
+    }
+    hs.cpufreq = fs.value();
+  }
   const std::string path = saved_caps_path(config_.state_dir);
   hw::Status s = hw::save_snapshot_file(path, hs);
   if (!s.ok()) {
@@ -445,19 +799,60 @@ bool PowerControl::save_caps() {
   return true;
 }
 
-void PowerControl::restore_caps(const std::string &why) {
-  if (!saved_) return;
+bool PowerControl::restore_caps(const std::string &why) {
+  if (!saved_) return false;
   hw::Status s = tree_.restore(saved_->powercap);
+  if (s.ok()) s = restore_cpufreq(saved_->cpufreq);
   if (!s.ok()) {
-    log_(AgentLogLevel::error,
-         "restoring the saved caps failed (" + s.message() + "); the file is kept");
-    return;
+    log_restore_failure(s.message());
+    return false;
   }
   saved_.reset();
   const std::string path = saved_caps_path(config_.state_dir);
   hw::Status r = hw::remove_snapshot_file(path);
   if (!r.ok()) log_(AgentLogLevel::error, "cannot remove " + path + ": " + r.message());
+  if (restore_failures_ > 0) {
+    log_(AgentLogLevel::info, "restoring the saved caps on " + config_.node_name +
+                                  " succeeded after " + std::to_string(restore_failures_) +
+                                  " failed attempt(s)");
+    restore_failures_ = 0;
+  }
   log_(AgentLogLevel::info, "caps restored on " + config_.node_name + " (" + why + ")");
+  return true;
+}
+
+void PowerControl::log_restore_failure(const std::string &what) {
+  // Retried every period: one line per minute is enough to see it goes on.
+  const double now = last_now_s_.value_or(0.0);
+  ++restore_failures_;
+  if (restore_failures_ > 1 && now - last_restore_log_s_ < 60.0) return;
+  last_restore_log_s_ = now;
+  log_(AgentLogLevel::error,
+       "restoring the saved caps on " + config_.node_name + " failed (" + what +
+           "); the file is kept and the restore retried every period" +
+           (restore_failures_ > 1 ? " (" + std::to_string(restore_failures_) + " failures so far)"
+                                  : std::string()));
+}
+
+void PowerControl::monitor_report(double wall_s) {
+  NodeReport r;
+  r.node = config_.node_name;
+  r.incarnation = config_.incarnation;
+  r.report_seq = ++report_seq_;
+  r.sent_at_s = wall_s;
+  r.started_at_s = config_.started_at_s;
+  double power_w = 0.0;
+  bool power_known = !domains_.empty();
+  for (const Domain &d : domains_) {
+    if (d.power_w)
+      power_w += *d.power_w;
+    else
+      power_known = false;
+  }
+  r.power_w = power_known ? power_w : std::numeric_limits<double>::quiet_NaN();
+  r.idle = steps_.empty();
+  r.steerable = false;
+  last_report_ = r;
 }
 
 void PowerControl::shutdown() {

@@ -10,12 +10,38 @@
 //
 // Saved caps: before the first write, every zone's settings (HardwareSnapshot) go to
 // <state_dir>/saved-caps. They are restored, and the file removed, when no power-aware step
-// is left, when the agent stops, and at agent start if the file is there (a crashed agent).
+// is left, when the agent stops, at agent start if the file is there (a crashed agent), and
+// when a new job arrives while no power-aware step is left (new_job: an epilog, or the
+// period that would have noticed the end of the last job, was missed). A restore that fails
+// is retried every period; its failure is logged once, then at most once a minute, and its
+// recovery once.
+//
+// Grants: the node's watts come from the static grant (plugin arguments) until the cluster
+// controller grants a lease (on_grant); NodeController enforces the lease rules (never above
+// the grant while it runs, down to its floor on its own when it ends without renewal). Its
+// clock is wall-clock seconds, as the controller's grant expiries are. Every period leaves a
+// NodeReport (last_report) for the controller, its caps_w read back from the caps in force
+// after this period's writes, so a report confirms lowered caps. A grant that lowers the
+// node's watts is obeyed at once: on_grant() lowers the caps right away (NodeController::
+// enforce, same write path and checks as a period) and leaves a report that confirms the new
+// lease (take_urgent_report), for the agent to send without waiting for the next period.
+// Each report's job summaries carry the job's accounting (energy, average power, caps in
+// force) from the ledger.
+//
+// Per-core frequency limits: when two or more steered (latency/throughput) steps share a
+// package and each has CPUs of its own there (from its tasks' Cpus_allowed_list in procfs,
+// CPUs no other step may run on), the CPUs of the steps with a lower share of the package's
+// marginal gain get a lower scaling_max_freq, between the CPU's floor (cpuinfo_min_freq)
+// and the admin's own scaling_max_freq, in proportion to their gain relative to the top
+// step's, damped. The admin's scaling_max_freq values are saved with the caps (same file,
+// before the first change of either) and restored with them, exactly, everywhere the caps
+// are; CPUs that stop being separated go back to the admin's value at once.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,6 +51,7 @@
 #include <vector>
 
 #include "hardware/counter_source.hpp"
+#include "hardware/cpufreq.hpp"
 #include "hardware/powercap.hpp"
 #include "hardware/snapshot_file.hpp"
 #include "libgradient/node_controller.hpp"
@@ -44,6 +71,16 @@ struct PowerControlConfig {
   std::string emulate_path;       // counters=emulated: the workload specs file
   std::optional<double> grant_w;  // unset: the sum of the domains' maxima
   std::optional<double> floor_w;  // unset: the sum of the domains' minima
+  // Orders this agent's reports (rises with every agent start) and refuses grants sent
+  // before it started (wall-clock seconds; -infinity: accept every grant).
+  std::uint64_t incarnation = 0;
+  double started_at_s = -std::numeric_limits<double>::infinity();
+  // Per-core frequency limits between steered steps that share a package (see above).
+  bool cpufreq = true;
+  // Most a CPU's scaling_max_freq moves per period: this share of cpuinfo max - min.
+  double freq_max_step_frac = 0.10;
+  // Targets closer than this share of cpuinfo max - min to the limit in force do not move it.
+  double freq_deadband_frac = 0.01;
 };
 
 std::string saved_caps_path(const std::string &state_dir);
@@ -57,14 +94,35 @@ class PowerControl {
 
   // At agent start: a saved-caps file left by a previous agent is restored and removed.
   void recover();
-  // One control period at monotonic time now_s with the steps registered now.
-  void period(const std::vector<RegisteredStep> &steps, double now_s);
+  // One control period at monotonic time now_s with the steps registered now. wall_s is
+  // the wall clock (seconds since the epoch) that leases run on; NaN: now_s (tests that run
+  // without a controller).
+  void period(const std::vector<RegisteredStep> &steps, double now_s,
+              double wall_s = std::numeric_limits<double>::quiet_NaN());
+  // A grant from the cluster controller, taken as the node's lease at wall-clock wall_s.
+  // Returns "" when accepted, else why not (then nothing changes). The caps follow at the
+  // next period, except when the grant lowers the node's watts below the caps in force: then
+  // they are lowered at once and a report confirming the lease is left for
+  // take_urgent_report().
+  std::string on_grant(const GrantMessage &grant, double wall_s);
+  // The report that confirms a grant obeyed at once (nullopt if none is waiting); taking it
+  // clears it.
+  std::optional<NodeReport> take_urgent_report();
+  // The report of the last period (nullopt before the first one with measurements).
+  const std::optional<NodeReport> &last_report() const { return last_report_; }
+  // A job not seen before is starting (its first task registered); `steps` are the steps
+  // registered now, dead ones already reaped. With no other power-aware step left, the
+  // admin's settings are put back first if they are still saved (in memory or in the
+  // saved-caps file): the end of the previous job was missed. Returns true if it restored.
+  bool new_job(std::uint32_t job_id, const std::vector<RegisteredStep> &steps);
   // At agent stop: every step's summary is logged, saved caps restored.
   void shutdown();
 
   // Per-step energy and caps: running steps, then recently finished ones. Thread-safe.
   std::vector<JobEnergySummary> job_summaries() const;
   bool monitor_only() const { return monitor_only_; }
+  // CPUs whose scaling_max_freq this agent set below the admin's value, and the value.
+  std::map<int, std::uint64_t> freq_limits() const { return freq_set_; }
 
  private:
   struct Domain {
@@ -83,6 +141,7 @@ class PowerControl {
     std::vector<std::size_t> domains;  // indices into domains_
     double cpus = 1.0;
     std::optional<hw::CounterReading> reading;
+    std::set<int> cpus_allowed;  // union of its tasks' Cpus_allowed_list (empty: unknown)
   };
 
   void setup_hardware();
@@ -91,9 +150,25 @@ class PowerControl {
   void start_step(const RegisteredStep &rs, Step &st, double now_s);
   void finish_step(const std::string &key);
   std::optional<double> cap_in_force_w(std::size_t domain) const;
-  void control(double now_s);
+  void control(double now_s, double wall_s);
+  void monitor_report(double wall_s);
+  // Writes dec's caps in apply_order (lowered first), within each domain's bounds; stops at
+  // the first failure. Returns whether a cap changed.
+  bool write_caps(const NodeDecision &dec, const std::vector<DomainInput> &domains,
+                  bool lower_only);
+  bool domain_inputs(std::vector<DomainInput> &out);
+  void enforce_grant(double wall_s);
+  std::optional<std::uint64_t> saved_cpufreq_khz(int cpu) const;
+  hw::Status restore_cpufreq(const hw::CpufreqSnapshot &saved);
+  double caps_in_force_sum_w(const std::vector<DomainInput> &domains) const;
+  void fill_accounting(NodeReport &report) const;
+  std::set<int> read_cpus_allowed(const std::set<pid_t> &pids) const;
+  void apply_freq_limits(const NodeDecision &dec);
+  void release_freq_limits(const std::set<int> &keep);
   bool save_caps();
-  void restore_caps(const std::string &why);
+  bool restore_caps(const std::string &why);
+  bool restore_from_file(const std::string &why);
+  void log_restore_failure(const std::string &what);
 
   PowerControlConfig config_;
   AgentLog log_;
@@ -113,6 +188,16 @@ class PowerControl {
   hw::CounterJobId next_id_ = 1;
   std::optional<double> last_now_s_;
   double interval_s_ = 0.0;
+  unsigned long restore_failures_ = 0;
+  double last_restore_log_s_ = 0.0;
+  std::optional<NodeReport> last_report_;
+  std::optional<NodeReport> urgent_report_;
+  hw::CpufreqLimits cpufreq_;
+  bool cpufreq_ready_ = false;
+  std::map<int, int> package_of_cpu_;
+  std::map<int, std::uint64_t> freq_set_;  // cpu -> limit this agent set (below the admin's)
+  std::set<int> freq_refused_;              // CPUs whose limit could not be written
+  std::uint64_t report_seq_ = 0;  // of the reports built here (monitor mode)
   mutable std::mutex ledger_mu_;
   JobEnergyLedger ledger_;
 };

@@ -36,8 +36,38 @@ bool parse_watts(const std::string &v, double &out) {
 }  // namespace
 
 const char *plugin_arg_keys() {
-  return "counters, default_mode, emulate, floor, grant, log_level, period, procfs_root, "
-         "state_dir, sysfs_root";
+  return "controller, counters, default_mode, emulate, floor, grant, log_level, period, "
+         "procfs_root, state_dir, sysfs_root";
+}
+
+std::string split_host_port(const std::string &text, std::string &host, std::string &port) {
+  std::string h, p;
+  if (!text.empty() && text[0] == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return "expected [ADDRESS]:PORT";
+    h = text.substr(1, close - 1);
+    p = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos) return "expected HOST:PORT";
+    h = text.substr(0, colon);
+    p = text.substr(colon + 1);
+    if (h.find(':') != std::string::npos) return "an IPv6 address goes in brackets: [ADDRESS]:PORT";
+  }
+  if (h.empty() || h.size() > 253) return "the host is empty or longer than 253 characters";
+  for (char c : h) {
+    const bool good = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '-' || c == '_' || c == ':';
+    if (!good) return "the host holds a character that is not allowed in a host name or address";
+  }
+  char *end = nullptr;
+  const unsigned long n = std::strtoul(p.c_str(), &end, 10);
+  if (p.empty() || *end != '\0' || n == 0 || n > 65535)
+    return "the port must be a number between 1 and 65535";
+  host = h;
+  port = p;
+  return "";
 }
 
 std::string expand_node_tokens(const std::string &value, const std::string &node_name) {
@@ -122,6 +152,15 @@ ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
                              "': expected an absolute path of at most 200 characters without '..'");
       } else {
         out.config.emulate_path = value;
+      }
+    } else if (key == "controller") {
+      std::string host, port;
+      const std::string why = value == "none" ? "" : split_host_port(value, host, port);
+      if (!why.empty()) {
+        out.errors.push_back("plugin argument controller='" + value + "': " + why +
+                             " (or none for the static grant only)");
+      } else {
+        out.config.controller = value;
       }
     } else {
       out.errors.push_back("unknown plugin argument '" + key + "' (known: " + plugin_arg_keys() +

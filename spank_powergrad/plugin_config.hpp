@@ -37,7 +37,16 @@ struct PluginConfig {
   // emulate=PATH (may hold %n): per-job workload specs for counters=emulated, lines
   // "JOBID memory_share=..,busy_cpus=..". Required with counters=emulated, refused otherwise.
   std::string emulate_path;
+  // controller=HOST:PORT ([ADDRESS]:PORT for IPv6) or none: the cluster controller the node
+  // agent reports to and takes its grants from. Empty (not given): the slurmctld host from
+  // slurm.conf (SlurmctldHost) at kDefaultControllerPort. none: the static grant only.
+  std::string controller;
 };
+
+constexpr const char *kDefaultControllerPort = "6830";
+
+// "host:port" -> host and port ("[v6]:port" too). Returns "" or why not.
+std::string split_host_port(const std::string &text, std::string &host, std::string &port);
 
 // `value` with %n replaced by `node_name` and %% by %.
 std::string expand_node_tokens(const std::string &value, const std::string &node_name);

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -19,6 +21,7 @@
 #include "hardware/power_emulator.hpp"
 #include "hardware/testing/fake_sysfs.hpp"
 #include "nodeagent/power_control.hpp"
+#include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
 
 using namespace powergrad;
@@ -241,6 +244,146 @@ START_TEST(no_powercap_is_monitor_mode) {
 }
 END_TEST
 
+// Per-core frequency limits: two steered jobs share package 0 (job 12 compute-bound on CPUs
+// 0-1, job 13 memory-bound on CPUs 2-3, from their tasks' Cpus_allowed_list): job 13's CPUs
+// get a lower scaling_max_freq, never below the floor nor above the admin's own value; the
+// admin's values are saved with the caps and come back exactly when the jobs end.
+struct FreqFixture : Fixture {
+  std::string proc;
+  FreqFixture() {
+    proc = dir.path() + "/proc";
+    std::ofstream(emulate) << "12 memory_share=0.05,busy_cpus=2,zone=intel-rapl:0\n"
+                              "13 memory_share=0.9,busy_cpus=2,zone=intel-rapl:0\n"
+                              "20 memory_share=0.3,busy_cpus=1,zone=intel-rapl:0\n";
+    task(100, "0-1");
+    task(101, "2-3");
+  }
+  void task(pid_t pid, const std::string &cpus) {
+    const std::string d = proc + "/" + std::to_string(pid);
+    ck_assert(hwt::make_dirs(d).ok());
+    std::ofstream(d + "/status") << "Name:\tpython3\nState:\tR (running)\nCpus_allowed:\tf\n"
+                                    "Cpus_allowed_list:\t" << cpus << "\nMems_allowed_list:\t0\n";
+  }
+  std::unique_ptr<PowerControl> control(double grant) {
+    PowerControlConfig c;
+    c.node_name = "n1";
+    c.state_dir = state;
+    c.sysfs_root = sys;
+    c.procfs_root = proc;
+    c.counters = "emulated";
+    c.emulate_path = emulate;
+    c.grant_w = grant;
+    return std::make_unique<PowerControl>(
+        c, [this](AgentLogLevel, const std::string &m) { log.push_back(m); });
+  }
+  std::string freq_file(int cpu) { return hwt::cpufreq_path(sys, cpu) + "/scaling_max_freq"; }
+  std::uint64_t freq(int cpu) { return std::stoull(hwt::read_text(freq_file(cpu)).value()); }
+  std::map<int, std::string> freqs() {
+    std::map<int, std::string> out;
+    for (int c = 0; c < 8; ++c) out[c] = hwt::read_text(freq_file(c)).value();
+    return out;
+  }
+};
+
+START_TEST(shared_package_frequency_limits_and_exact_restore) {
+  FreqFixture f;
+  // The admin's own limits: cpu2 at 3.0 GHz, cpu3's floor at 1.2 GHz.
+  ck_assert(hwt::write_text(f.freq_file(2), "3000000\n").ok());
+  ck_assert(hwt::write_text(hwt::cpufreq_path(f.sys, 3) + "/scaling_min_freq", "1200000\n").ok());
+  const auto caps_before = f.settings();
+  const auto freq_before = f.freqs();
+  auto pc = f.control(250.0);
+  double now = 0.0;
+  const std::vector<RegisteredStep> steps = {step(12, "throughput", 100),
+                                             step(13, "throughput", 101)};
+  std::uint64_t lowest2 = 3000000, lowest3 = 3400000;
+  for (int i = 0; i < 15; ++i) {
+    run(f, *pc, steps, now, 1);
+    lowest2 = std::min(lowest2, f.freq(2));
+    lowest3 = std::min(lowest3, f.freq(3));
+    ck_assert(f.freq(2) <= 3000000 && f.freq(3) <= 3400000);
+    ck_assert(f.freq(2) >= 800000 && f.freq(3) >= 1200000);
+  }
+  // The memory-bound job's CPUs are held lower; the compute-bound job's and package 1's are
+  // untouched.
+  ck_assert_msg(f.freq(2) < 3000000 && f.freq(3) < 3400000, "cpu2 %lu cpu3 %lu",
+                (unsigned long)f.freq(2), (unsigned long)f.freq(3));
+  ck_assert_msg(f.freq(3) > 1200000, "damped, not at the floor at once: %lu",
+                (unsigned long)f.freq(3));
+  for (int c : {0, 1, 4, 5, 6, 7}) ck_assert_std_str_eq(f.freqs()[c], freq_before.at(c));
+  ck_assert_uint_eq(pc->freq_limits().size(), 2);
+  // Saved with the caps, the admin's values.
+  auto saved = hwt::read_text(f.state + "/saved-caps");
+  ck_assert(saved.ok());
+  ck_assert(pgtest::contains(saved.value(), "cpufreq.cpu2.scaling_max_freq_khz=3000000"));
+  ck_assert(pgtest::contains(saved.value(), "cpufreq.cpu3.scaling_max_freq_khz=3400000"));
+
+  // A plain job that may run on cpu3 releases it at once; cpu2 stays limited.
+  f.task(102, "3");
+  std::vector<RegisteredStep> with_plain = steps;
+  with_plain.push_back(step(20, "off", 102));
+  run(f, *pc, with_plain, now, 1);
+  ck_assert_std_str_eq(f.freqs()[3], freq_before.at(3));
+  ck_assert(f.freq(2) < 3000000);
+
+  // The memory-bound job leaves: nothing left to separate, cpu2 goes back exactly.
+  run(f, *pc, {steps[0]}, now, 1);
+  ck_assert(f.freqs() == freq_before);
+  ck_assert(pc->freq_limits().empty());
+  ck_assert(f.saved_file());  // the caps are still in use
+
+  // Limits again, then every job ends: caps and frequencies come back exactly.
+  run(f, *pc, steps, now, 6);
+  ck_assert(f.freq(2) < 3000000);
+  run(f, *pc, {}, now, 1);
+  ck_assert(!f.saved_file());
+  ck_assert(f.freqs() == freq_before);
+  ck_assert(f.settings() == caps_before);
+}
+END_TEST
+
+START_TEST(frequency_limits_restored_at_stop_crash_and_missed_epilog) {
+  FreqFixture f;
+  const auto caps_before = f.settings();
+  const auto freq_before = f.freqs();
+  const std::vector<RegisteredStep> steps = {step(12, "latency", 100),
+                                             step(13, "throughput", 101)};
+  double now = 0.0;
+  auto limited = [&] { return f.freqs() != freq_before; };
+  // Agent stop.
+  {
+    auto pc = f.control(250.0);
+    run(f, *pc, steps, now, 12);
+    ck_assert(limited());
+    pc->shutdown();
+    ck_assert(f.freqs() == freq_before);
+    ck_assert(f.settings() == caps_before);
+  }
+  // Crash (no shutdown), then agent start.
+  {
+    auto pc = f.control(250.0);
+    run(f, *pc, steps, now, 12);
+    ck_assert(limited());
+  }
+  {
+    auto pc = f.control(250.0);
+    pc->recover();
+    ck_assert(!f.saved_file());
+    ck_assert(f.freqs() == freq_before);
+    ck_assert(f.settings() == caps_before);
+  }
+  // Missed epilog: a new job arrives with no power-aware job left.
+  {
+    auto pc = f.control(250.0);
+    run(f, *pc, steps, now, 12);
+    ck_assert(limited());
+    ck_assert(pc->new_job(30, {step(30, "off", 103)}));
+    ck_assert(f.freqs() == freq_before);
+    ck_assert(f.settings() == caps_before);
+  }
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("agent_control");
   TCase *tc = tcase_create("control");
@@ -251,6 +394,8 @@ int main() {
   tcase_add_test(tc, crash_leftover_is_restored_at_start);
   tcase_add_test(tc, damaged_leftover_blocks_control);
   tcase_add_test(tc, no_powercap_is_monitor_mode);
+  tcase_add_test(tc, shared_package_frequency_limits_and_exact_restore);
+  tcase_add_test(tc, frequency_limits_restored_at_stop_crash_and_missed_epilog);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }

@@ -1,0 +1,114 @@
+#include "nodeagent/controller_link.hpp"
+
+#include <cstdio>
+#include <exception>
+#include <variant>
+
+namespace powergrad {
+
+namespace {
+
+proto::ClientConfig client_config(const ControllerLinkConfig &c) {
+  proto::ClientConfig cc;
+  cc.host = c.host;
+  cc.port = c.port;
+  cc.hello.role = proto::PeerRole::node;
+  cc.hello.name = c.node_name;
+  cc.hello.incarnation = c.incarnation;
+  cc.hello.controller_uids = c.controller_uids;
+  cc.backoff = c.backoff;
+  cc.jitter_seed = c.jitter_seed;
+  cc.connect_timeout_s = c.connect_timeout_s;
+  cc.handshake_timeout_s = c.handshake_timeout_s;
+  return cc;
+}
+
+std::string seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", s);
+  return buf;
+}
+
+}  // namespace
+
+ControllerLink::ControllerLink(ControllerLinkConfig config, proto::Authenticator &auth,
+                               AgentLog log)
+    : config_(std::move(config)), log_(std::move(log)), endpoint_(client_config(config_), auth) {}
+
+std::vector<GrantMessage> ControllerLink::poll(double now_s, int max_wait_ms,
+                                               std::vector<pollfd> *extra) {
+  std::vector<GrantMessage> grants;
+  std::vector<proto::ClientEvent> events;
+  try {
+    events = endpoint_.poll_once(now_s, max_wait_ms, extra);
+  } catch (const std::exception &e) {  // poll_once promises not to throw; belt and braces
+    log_(AgentLogLevel::error, std::string("controller link: ") + e.what());
+    return grants;
+  }
+  for (const proto::ClientEvent &e : events) {
+    switch (e.kind) {
+      case proto::ClientEvent::Kind::connected:
+        ++sessions_opened_;
+        log_(AgentLogLevel::info,
+             "connected to the controller at " + address() + " (session " +
+                 std::to_string(e.session.session_id) + ", controller uid " +
+                 std::to_string(e.session.controller_uid) + ")" +
+                 (failures_ > 0 ? " after " + std::to_string(failures_) + " failed attempt(s)"
+                                : std::string()));
+        failures_ = 0;
+        break;
+      case proto::ClientEvent::Kind::message:
+        if (const auto *g = std::get_if<GrantMessage>(&e.message)) {
+          ++grants_received_;
+          grants.push_back(*g);
+        } else if (const auto *err = std::get_if<proto::ErrorMessage>(&e.message)) {
+          log_(AgentLogLevel::info, "the controller at " + address() + " says: " +
+                                        proto::errc_name(err->code) + ": " + err->message);
+        } else {
+          log_(AgentLogLevel::debug, std::string("controller sent an unexpected ") +
+                                         proto::type_name(proto::type_of(e.message)));
+        }
+        break;
+      case proto::ClientEvent::Kind::disconnected:
+        on_failure(e, now_s, true);
+        break;
+      case proto::ClientEvent::Kind::attempt_failed:
+        on_failure(e, now_s, false);
+        break;
+    }
+  }
+  return grants;
+}
+
+void ControllerLink::on_failure(const proto::ClientEvent &e, double now_s, bool was_open) {
+  ++failures_;
+  const std::string retry = "; next attempt in " + seconds(e.next_attempt_at_s - now_s) + " s";
+  if (was_open) {
+    // A lost session is news every time; the attempts that follow are rate-limited.
+    last_failure_log_s_ = now_s;
+    log_(AgentLogLevel::info, "lost the controller at " + address() + ": " + e.status.to_string() +
+                                  retry + " (the node keeps its lease rules meanwhile)");
+    return;
+  }
+  if (failures_ == 1 || now_s - last_failure_log_s_ >= config_.log_every_s) {
+    last_failure_log_s_ = now_s;
+    log_(AgentLogLevel::info, "cannot reach the controller at " + address() + ": " +
+                                  e.status.to_string() + " (" + std::to_string(failures_) +
+                                  " failed attempt(s))" + retry);
+  } else {
+    log_(AgentLogLevel::debug, "controller at " + address() + ": " + e.status.to_string());
+  }
+}
+
+bool ControllerLink::send_report(const NodeReport &report) {
+  if (!endpoint_.established()) return false;
+  const proto::Status s = endpoint_.send(proto::Message{report});
+  if (!s.ok()) {
+    log_(AgentLogLevel::debug, "report not sent: " + s.to_string());
+    return false;
+  }
+  ++reports_sent_;
+  return true;
+}
+
+}  // namespace powergrad
