@@ -1,20 +1,56 @@
 #include "slurmctld_powergrad/job_records.hpp"
 
+#include <cmath>
+#include <cstdio>
+
 #include "jobreport/record.hpp"
 #include "spank_powergrad/power_aware_mode.hpp"
 
 namespace powergrad {
 
-std::optional<std::string> updated_admin_comment(const JobView &job) {
-  if (job.mode.empty()) return std::nullopt;
-  const ModeParse m = parse_power_aware_mode(job.mode.c_str());
-  if (m.mode && *m.mode == PowerAwareMode::off) return std::nullopt;
+namespace {
+
+std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+std::string significant(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
+}  // namespace
+
+RecordFields job_record_fields(const JobView &job) {
   RecordFields f;
+  const ModeParse m = parse_power_aware_mode(job.mode.c_str());
   f.emplace_back("v", std::to_string(kRecordVersion));
   // A value no client of ours would send is kept visible rather than guessed at.
   f.emplace_back("mode", m.mode ? mode_name(*m.mode) : "invalid");
   f.emplace_back("nodes", job.nodes.empty() ? "none" : job.nodes);
-  std::string comment = merge_record_into_comment(job.admin_comment, format_record(f));
+  if (job.figures && job.figures->samples > 0) {
+    const JobFigures &x = *job.figures;
+    if (x.seconds > 0.0) {
+      f.emplace_back("energy_j", fixed(x.energy_j, 0));
+      if (std::isfinite(x.avg_w)) f.emplace_back("avg_w", fixed(x.avg_w, 1));
+    }
+    if (std::isfinite(x.cap_min_w)) f.emplace_back("cap_min_w", fixed(x.cap_min_w, 1));
+    if (std::isfinite(x.cap_mean_w)) f.emplace_back("cap_mean_w", fixed(x.cap_mean_w, 1));
+    if (std::isfinite(x.cap_max_w)) f.emplace_back("cap_max_w", fixed(x.cap_max_w, 1));
+    if (std::isfinite(x.gradient)) f.emplace_back("gradient", significant(x.gradient));
+    if (!x.counters.empty()) f.emplace_back("counters", x.counters);
+  }
+  return f;
+}
+
+std::optional<std::string> updated_admin_comment(const JobView &job) {
+  if (job.mode.empty()) return std::nullopt;
+  const ModeParse m = parse_power_aware_mode(job.mode.c_str());
+  if (m.mode && *m.mode == PowerAwareMode::off) return std::nullopt;
+  std::string comment = merge_record_into_comment(job.admin_comment, format_record(job_record_fields(job)));
   if (comment == job.admin_comment) return std::nullopt;
   return comment;
 }

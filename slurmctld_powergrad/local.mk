@@ -6,10 +6,13 @@ noinst_LTLIBRARIES += slurmctld_powergrad/libctldcore.la
 # slurmctld itself when the plugin is loaded: this library does not link them.
 slurmctld_powergrad_libctldcore_la_SOURCES = \
 	slurmctld_powergrad/job_records.cpp slurmctld_powergrad/job_records.hpp \
-	slurmctld_powergrad/ctld_config.cpp slurmctld_powergrad/ctld_config.hpp
+	slurmctld_powergrad/ctld_config.cpp slurmctld_powergrad/ctld_config.hpp \
+	slurmctld_powergrad/job_power.cpp slurmctld_powergrad/job_power.hpp \
+	slurmctld_powergrad/controller_service.cpp slurmctld_powergrad/controller_service.hpp
 slurmctld_powergrad_libctldcore_la_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
 slurmctld_powergrad_libctldcore_la_LIBADD = jobreport/libjobreport.la \
-	spank_powergrad/libspankcore.la libgradient/libgradient.la
+	spank_powergrad/libspankcore.la protocol/libpgproto.la libgradient/libgradient.la \
+	$(MUNGE_LIBS) $(CRYPTO_LIBS)
 
 if BUILD_SLURMCTLD_PLUGIN
 plugin_LTLIBRARIES += slurmctld_powergrad/slurmctld_powergrad.la

@@ -1,12 +1,25 @@
 // slurmctld_powergrad.so: a SlurmctldPlugstack plugin. slurmctld calls init() at start and
-// fini() at shutdown; in between a controller thread runs every period. No exception may
-// leave this file, and slurmctld's locks are held only to copy or store job fields.
-#include <chrono>
-#include <condition_variable>
+// fini() at shutdown; in between a controller thread reads powergrad.conf, listens for node
+// agents and the admin command, and runs the cluster controller every control period
+// (ControllerService). No exception may leave this file, and slurmctld's locks are held
+// only to copy or store job fields.
+//
+// A configuration that cannot be used (missing, a bad line, a node slurm.conf does not
+// know, floors above the budget, the listen address taken) is logged with the file, line
+// and reason, and the plugin stays inert: no power control, job records still kept.
+// init() never fails: slurmctld treats a failing plugstack plugin as fatal.
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <mutex>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,6 +28,12 @@ extern "C" {
 #include <slurm/slurm.h>
 }
 
+#include "posix/unique_fd.hpp"
+#include "protocol/auth.hpp"
+#include "protocol/controller_endpoint.hpp"
+#include "slurmctld_powergrad/controller_service.hpp"
+#include "slurmctld_powergrad/ctld_config.hpp"
+#include "slurmctld_powergrad/job_power.hpp"
 #include "slurmctld_powergrad/job_records.hpp"
 #include "slurmctld_powergrad/slurm_adapter.h"
 
@@ -33,12 +52,20 @@ void slurmctld_plugstack_p_get_config(void *p);
 
 namespace {
 
-using namespace std::chrono_literals;
+namespace proto = powergrad::proto;
+using powergrad::UniqueFd;
 
-constexpr auto kControlPeriod = 1s;
+// Overrides the location of powergrad.conf (SlurmctldPlugstack plugins get no arguments).
+constexpr const char *kConfEnv = "POWERGRAD_CONF";
+constexpr double kInertPeriodS = 1.0;
 
 void log_info(const std::string &m) { pg_adapter_log_info(m.c_str()); }
 void log_error(const std::string &m) { pg_adapter_log_error(m.c_str()); }
+void log_debug(const std::string &m) { pg_adapter_log_debug(m.c_str()); }
+
+// Figures of running and recently ended jobs; read by slurmctld's job hooks, so it lives as
+// long as the plugin is loaded.
+powergrad::JobPowerLedger job_ledger;
 
 powergrad::JobView to_view(const pg_job_view_t *v) {
   powergrad::JobView j;
@@ -46,6 +73,7 @@ powergrad::JobView to_view(const pg_job_view_t *v) {
   j.mode = v->mode ? v->mode : "";
   j.nodes = v->nodes ? v->nodes : "";
   j.admin_comment = v->admin_comment ? v->admin_comment : "";
+  j.figures = job_ledger.figures(v->job_id);
   return j;
 }
 
@@ -60,47 +88,181 @@ extern "C" char *comment_for_job(const pg_job_view_t *v, void * /*arg*/) {
   }
 }
 
+std::string config_path() {
+  if (const char *e = std::getenv(kConfEnv); e && *e) return e;
+  std::string slurm_conf;
+  if (char *p = pg_adapter_slurm_conf_path()) {
+    slurm_conf = p;
+    free(p);
+  }
+  if (slurm_conf.empty()) {
+    const char *e = std::getenv("SLURM_CONF");
+    slurm_conf = e && *e ? e : "/etc/slurm/slurm.conf";
+  }
+  const size_t slash = slurm_conf.rfind('/');
+  return (slash == std::string::npos ? std::string(".") : slurm_conf.substr(0, slash)) +
+         "/powergrad.conf";
+}
+
+std::optional<uid_t> uid_of(const std::string &user) {
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd *out = nullptr;
+  if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &out) != 0 || !out) return std::nullopt;
+  return out->pw_uid;
+}
+
+std::string fmt_w(double w) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.0f W", w);
+  return b;
+}
+
 class Controller {
  public:
   void start() {
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+    wake_read_.reset(fds[0]);
+    wake_write_.reset(fds[1]);
     stop_ = false;
     thread_ = std::thread([this] { run(); });
   }
 
   void stop() {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      stop_ = true;
+    stop_ = true;
+    if (wake_write_) {
+      const char c = 'x';
+      (void)!write(wake_write_.get(), &c, 1);
     }
-    cv_.notify_all();
     if (thread_.joinable()) thread_.join();
   }
 
  private:
-  void run() {
-    log_info("controller thread started (period " +
-             std::to_string(
-                 std::chrono::duration_cast<std::chrono::milliseconds>(kControlPeriod).count()) +
-             " ms)");
-    std::unique_lock<std::mutex> lk(mu_);
-    while (!stop_) {
-      lk.unlock();
-      try {
-        period();
-      } catch (const std::exception &e) {
-        log_error(std::string("control period failed: ") + e.what());
-      } catch (...) {
-        log_error("control period failed");
-      }
-      lk.lock();
-      cv_.wait_for(lk, kControlPeriod, [this] { return stop_; });
+  // Sets up the service from powergrad.conf; on any problem logs it and returns false.
+  bool setup() {
+    const std::string path = config_path();
+    powergrad::ConfigResult cr = powergrad::load_controller_config(path);
+    if (!cr.config) return refuse(cr.error);
+    const powergrad::ControllerFileConfig &file = *cr.config;
+
+    powergrad::ServiceSettings settings;
+    settings.period_s = file.period_s;
+    if (!file.budget_schedule.empty()) {
+      powergrad::ScheduleResult sr = powergrad::load_budget_schedule(file.budget_schedule);
+      if (!sr.schedule) return refuse(sr.error);
+      settings.schedule = sr.schedule;
+      settings.schedule_path = file.budget_schedule;
     }
-    log_info("controller thread stopped");
+
+    char **names = nullptr;
+    size_t n = 0;
+    if (pg_adapter_node_names(&names, &n) != 0) return refuse("slurmctld's node table is not available");
+    std::vector<std::string> nodes(names, names + n);
+    pg_adapter_free_names(names, n);
+
+    // Must rise with every controller start: microseconds of wall-clock time.
+    const double wall = clock_.wall_s();
+    const auto epoch = static_cast<uint64_t>(wall * 1e6);
+    powergrad::ClusterConfigResult cc = powergrad::build_cluster_config(file, nodes, epoch);
+    if (!cc.config) return refuse(cc.error);
+    powergrad::ClusterController controller(*cc.config);
+    if (!controller.ok()) return refuse(path + ": " + controller.error());
+
+    std::vector<uid_t> admin_uids;
+    for (const std::string &u : file.admin_users) {
+      auto uid = uid_of(u);
+      if (!uid) return refuse(path + ": AdminUsers: no user '" + u + "' on this host");
+      admin_uids.push_back(*uid);
+    }
+
+    proto::ControllerConfig ec;
+    ec.listen_host = file.listen_host;
+    ec.listen_port = std::to_string(file.listen_port);
+    ec.policy = proto::ServerPolicy::standard(static_cast<uid_t>(pg_adapter_slurm_user_uid()),
+                                              admin_uids);
+    ec.idle_timeout_s = 0.0;
+    auth_ = std::make_unique<proto::MungeAuthenticator>(proto::munge_socket_from_env());
+    const proto::Status st = proto::ControllerEndpoint::open(ec, *auth_, endpoint_);
+    if (!st.ok()) {
+      return refuse(path + ": cannot listen on " + file.listen_host + ":" +
+                    std::to_string(file.listen_port) + ": " + st.to_string());
+    }
+    service_ = std::make_unique<powergrad::ControllerService>(
+        settings, std::move(controller), *endpoint_, clock_, job_ledger,
+        [](powergrad::ServiceLogLevel level, const std::string &m) {
+          switch (level) {
+            case powergrad::ServiceLogLevel::debug:
+              log_debug(m);
+              break;
+            case powergrad::ServiceLogLevel::info:
+              log_info(m);
+              break;
+            case powergrad::ServiceLogLevel::error:
+              log_error(m);
+              break;
+          }
+        });
+    period_s_ = file.period_s;
+    log_info("controller running with " + path + ": budget " + fmt_w(file.budget_w) + ", " +
+             std::to_string(nodes.size()) + " nodes, " + std::to_string(file.groups.size()) +
+             " groups, listening on " + file.listen_host + ":" + std::to_string(endpoint_->port()) +
+             (settings.schedule ? ", budget schedule " + settings.schedule_path : ""));
+    return true;
   }
 
-  // One period: copy the running power-aware jobs (read lock), decide (no lock), store
-  // the comments that changed (write lock, only if any did).
-  void period() {
+  bool refuse(const std::string &why) {
+    log_error("configuration refused: " + why +
+              "; power control is off (job records are still kept)");
+    return false;
+  }
+
+  void run() {
+    try {
+      log_info("controller thread started");
+      bool active = false;
+      try {
+        active = setup();
+      } catch (const std::exception &e) {
+        refuse(std::string("setup failed: ") + e.what());
+      }
+      double next_records = 0.0;
+      while (!stop_) {
+        std::vector<pollfd> extra{{wake_read_.get(), POLLIN, 0}};
+        if (active) {
+          service_->run_once(200, &extra);
+        } else {
+          ::poll(extra.data(), extra.size(), 200);
+        }
+        if (extra[0].revents & POLLIN) {
+          char buf[16];
+          while (read(wake_read_.get(), buf, sizeof buf) > 0) {
+          }
+        }
+        if (stop_) break;
+        const double now = clock_.monotonic_s();
+        if (now >= next_records) {
+          next_records = now + (active ? period_s_ : kInertPeriodS);
+          try {
+            update_job_records();
+          } catch (const std::exception &e) {
+            log_error(std::string("job records: ") + e.what());
+          }
+        }
+      }
+      service_.reset();
+      endpoint_.reset();
+      log_info("controller thread stopped");
+    } catch (const std::exception &e) {
+      log_error(std::string("controller thread stopped: ") + e.what());
+    } catch (...) {
+      log_error("controller thread stopped");
+    }
+  }
+
+  // Copy the running power-aware jobs (read lock), decide (no lock), store the comments
+  // that changed (write lock, only if any did).
+  void update_job_records() {
     pg_job_view_t *views = nullptr;
     size_t n = 0;
     if (pg_adapter_snapshot_power_aware_jobs(&views, &n) != 0) return;
@@ -114,10 +276,14 @@ class Controller {
     }
   }
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
+  std::atomic<bool> stop_{false};
   std::thread thread_;
+  UniqueFd wake_read_, wake_write_;
+  powergrad::SystemServiceClock clock_;
+  std::unique_ptr<proto::Authenticator> auth_;
+  std::unique_ptr<proto::ControllerEndpoint> endpoint_;
+  std::unique_ptr<powergrad::ControllerService> service_;
+  double period_s_ = 1.0;
 };
 
 Controller *controller = nullptr;
@@ -132,24 +298,23 @@ int init(void) {
     controller = new Controller();
     controller->start();
     log_info("loaded");
-    return SLURM_SUCCESS;
   } catch (const std::exception &e) {
-    log_error(std::string("cannot start: ") + e.what());
+    log_error(std::string("cannot start the controller thread: ") + e.what());
   } catch (...) {
-    log_error("cannot start");
+    log_error("cannot start the controller thread");
   }
-  pg_adapter_remove_job_hooks();
-  return SLURM_ERROR;
+  // Never SLURM_ERROR: slurmctld exits when a plugstack plugin fails to initialise.
+  return SLURM_SUCCESS;
 }
 
 int fini(void) {
   try {
+    pg_adapter_remove_job_hooks();
     if (controller) {
       controller->stop();
       delete controller;
       controller = nullptr;
     }
-    pg_adapter_remove_job_hooks();
   } catch (...) {
     log_error("error while stopping");
   }

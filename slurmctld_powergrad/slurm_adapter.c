@@ -10,6 +10,8 @@
 #include "slurm/slurm.h"
 #include "src/common/list.h"
 #include "src/common/log.h"
+#include "src/common/slurm_accounting_storage.h"
+#include "src/common/slurm_protocol_api.h"
 #include "src/common/xmalloc.h"
 #include "src/common/xstring.h"
 #include "src/slurmctld/locks.h"
@@ -94,9 +96,32 @@ static void on_job_begin(job_record_t *job_ptr)
 		prev_begin(job_ptr);
 }
 
+/*
+ * With slurmdbd, slurmctld sends a job's start to the database out of band: a thread of the
+ * accounting_storage/slurmdbd plugin sends the starts of jobs that have no db_index yet
+ * every 5 s. A job that ends within that window has its completion queued first, and
+ * slurmdbd then creates the job's row from the completion message, which carries no job
+ * name: sacct shows JobName "allocation" (and no work dir, submit line...) until the next
+ * pass of that thread sends the start. PowerGrad's reports read those rows right after the
+ * job ends, so for a power-aware job that ends before its start was sent, queue the start
+ * now, ahead of the completion, on the same ordered agent queue. This is what slurmctld
+ * itself does before resizing a job. The job is finished here, so the plugin only queues
+ * the message (no wait for slurmdbd under the lock); db_index becomes NO_VAL64 so the
+ * thread does not send it again.
+ */
+static void send_missing_db_start(job_record_t *job_ptr)
+{
+	if (job_ptr->db_index || !slurm_with_slurmdbd() || !IS_JOB_FINISHED(job_ptr))
+		return;
+	if (jobacct_storage_g_job_start(acct_db_conn, job_ptr) != SLURM_SUCCESS)
+		error("powergrad: could not queue the accounting start of %pJ", job_ptr);
+}
+
 static void on_job_fini(job_record_t *job_ptr)
 {
 	run_hook(job_ptr, 0);
+	if (job_ptr && job_mode(job_ptr))
+		send_missing_db_start(job_ptr);
 	if (prev_fini)
 		prev_fini(job_ptr);
 }
@@ -220,4 +245,76 @@ size_t pg_adapter_apply_comments(const uint32_t *ids, size_t count, pg_comment_f
 	}
 	unlock_slurmctld(job_write_lock);
 	return updated;
+}
+
+/* ------------------------------------------------------------------ configuration */
+
+char *pg_adapter_slurm_conf_path(void)
+{
+	slurmctld_lock_t conf_read_lock = { .conf = READ_LOCK };
+	char *path;
+
+	lock_slurmctld(conf_read_lock);
+	path = dup_or_null(slurm_conf.slurm_conf);
+	unlock_slurmctld(conf_read_lock);
+	return path;
+}
+
+uint32_t pg_adapter_slurm_user_uid(void)
+{
+	slurmctld_lock_t conf_read_lock = { .conf = READ_LOCK };
+	uint32_t uid;
+
+	lock_slurmctld(conf_read_lock);
+	uid = slurm_conf.slurm_user_id;
+	unlock_slurmctld(conf_read_lock);
+	return uid;
+}
+
+int pg_adapter_node_names(char ***out, size_t *count)
+{
+	slurmctld_lock_t node_read_lock = { .node = READ_LOCK };
+	node_record_t *node_ptr;
+	char **names = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	*out = NULL;
+	*count = 0;
+	lock_slurmctld(node_read_lock);
+	if (!node_record_table_ptr || node_record_count <= 0) {
+		unlock_slurmctld(node_read_lock);
+		return -1;
+	}
+	names = calloc((size_t) node_record_count, sizeof(*names));
+	if (!names) {
+		unlock_slurmctld(node_read_lock);
+		return -1;
+	}
+	for (int i = 0; (node_ptr = next_node(&i)); i++) {
+		if ((size_t) n >= (size_t) node_record_count)
+			break;
+		if (!node_ptr->name)
+			continue;
+		if (!(names[n] = strdup(node_ptr->name))) {
+			rc = -1;
+			break;
+		}
+		n++;
+	}
+	unlock_slurmctld(node_read_lock);
+	if (rc) {
+		pg_adapter_free_names(names, n);
+		return rc;
+	}
+	*out = names;
+	*count = n;
+	return 0;
+}
+
+void pg_adapter_free_names(char **names, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(names[i]);
+	free(names);
 }

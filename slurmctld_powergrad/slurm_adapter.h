@@ -42,6 +42,9 @@ void pg_adapter_log_debug(const char *msg);
  * there: the nonstop plugin uses the same hooks). fn runs for every job that starts (with
  * running=1) and every job that completes successfully (running=0), under the job write
  * lock. Returns 0.
+ * With slurmdbd, a power-aware job that completes before slurmctld sent its start to the
+ * database gets that start queued ahead of its completion, so its row keeps the job's name
+ * (see send_missing_db_start in slurm_adapter.c).
  */
 int pg_adapter_install_job_hooks(pg_comment_fn fn, void *arg);
 void pg_adapter_remove_job_hooks(void);
@@ -60,6 +63,21 @@ void pg_adapter_free_views(pg_job_view_t *views, size_t count);
  */
 size_t pg_adapter_apply_comments(const uint32_t *ids, size_t count, pg_comment_fn fn,
 				 void *arg);
+
+/*
+ * slurmctld's configuration, copied under its config read lock: the path of slurm.conf
+ * (malloc()ed, NULL if unknown) and SlurmUser's uid.
+ */
+char *pg_adapter_slurm_conf_path(void);
+uint32_t pg_adapter_slurm_user_uid(void);
+
+/*
+ * The names of the nodes in slurmctld's node table, in its order, copied under the node
+ * read lock. *out receives a malloc()ed array of *count malloc()ed strings; free it with
+ * pg_adapter_free_names(). Returns 0, or -1 if the node table is not available.
+ */
+int pg_adapter_node_names(char ***out, size_t *count);
+void pg_adapter_free_names(char **names, size_t count);
 
 #ifdef __cplusplus
 }

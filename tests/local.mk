@@ -8,6 +8,7 @@ include tests/unit/control.mk
 include tests/unit/hardware.mk
 include tests/unit/protocol.mk
 include tests/unit/nodeagent.mk
+include tests/unit/ctld.mk
 
 check_PROGRAMS += tests/unit/test_spank_config tests/unit/test_job_record \
 	tests/unit/test_nodeagent tests/unit/test_ctld_config tests/unit/test_report \

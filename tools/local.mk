@@ -1,9 +1,15 @@
-# powergrad: the command for users and admins (report; later status and set-budget).
+# powergrad: the command for users and admins (report, status, set-budget).
 noinst_LTLIBRARIES += tools/libtools.la
-tools_libtools_la_SOURCES = tools/job_report.cpp tools/job_report.hpp
+tools_libtools_la_SOURCES = tools/job_report.cpp tools/job_report.hpp \
+	tools/json.cpp tools/json.hpp tools/admin.cpp tools/admin.hpp
+tools_libtools_la_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
 tools_libtools_la_LIBADD = jobreport/libjobreport.la
 
 bin_PROGRAMS += tools/powergrad
 tools_powergrad_SOURCES = tools/powergrad.cpp
-tools_powergrad_LDADD = tools/libtools.la
-dist_man_MANS += doc/powergrad.1
+tools_powergrad_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
+# libctldcore parses powergrad.conf (Slurm's hostlist API, from libslurm).
+tools_powergrad_LDADD = tools/libtools.la slurmctld_powergrad/libctldcore.la $(PROTO_LIBS) \
+	$(SLURM_LIBS)
+dist_man_MANS += doc/powergrad.1 doc/powergrad.conf.5
+EXTRA_DIST += etc/powergrad.conf etc/powergrad-budget.conf

@@ -1,16 +1,25 @@
 // powergrad: PowerGrad's command for users and admins.
 //   powergrad report [-j JOBS] [-u USERS] [-S START] [-E END] [--format table|json|csv]
-// reads PowerGrad's per-job records from Slurm accounting (sacct) and prints them.
+// reads PowerGrad's per-job records from Slurm accounting (sacct) and prints them;
+//   powergrad status [--json] / powergrad set-budget WATTS
+// talk to the controller in slurmctld over an admin session of the protocol (munge).
+#include <pwd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "protocol/auth.hpp"
+#include "tools/admin.hpp"
 #include "tools/job_report.hpp"
 
 namespace {
@@ -18,11 +27,19 @@ namespace {
 const char *kUsage =
     "usage: powergrad report [-j JOBS] [-u USERS] [-S START] [-E END]\n"
     "                        [--format table|json|csv] [--sacct PATH]\n"
+    "       powergrad status [--json] [--controller HOST:PORT] [--conf PATH]\n"
+    "       powergrad set-budget WATTS [--controller HOST:PORT] [--conf PATH]\n"
     "\n"
     "  report   PowerGrad's per-job records (energy, power, caps, gradient, counters, as\n"
     "           far as recorded) of power-aware jobs, from sacct's AdminComment.\n"
     "           -j, -u, -S, -E are passed to sacct (see sacct(1)); --sacct names the\n"
-    "           sacct program (default: sacct from PATH).\n";
+    "           sacct program (default: sacct from PATH).\n"
+    "  status   the controller's budget, groups and nodes (grant, power, gradient, jobs,\n"
+    "           lease age); --json prints the controller's JSON. Anyone may ask.\n"
+    "  set-budget WATTS\n"
+    "           change the cluster budget (root, SlurmUser and powergrad.conf's AdminUsers).\n"
+    "           The controller's address is Listen= of powergrad.conf (next to slurm.conf:\n"
+    "           $SLURM_CONF, or --conf, or $POWERGRAD_CONF), or --controller HOST:PORT.\n";
 
 // Runs argv (no shell), returns its exit status and stdout; stderr passes through.
 int run_capture(const std::vector<std::string> &argv, std::string &out) {
@@ -102,6 +119,172 @@ int report(int argc, char **argv) {
   return parsed.errors.empty() ? 0 : 1;
 }
 
+// slurm.conf's value of KEY (case-insensitive, first occurrence), or "".
+std::string slurm_conf_value(const std::string &key) {
+  const char *sc = std::getenv("SLURM_CONF");
+  std::ifstream f(sc && *sc ? sc : "/etc/slurm/slurm.conf");
+  std::string line;
+  auto lower = [](std::string x) {
+    for (char &c : x) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return x;
+  };
+  const std::string want = lower(key) + "=";
+  while (std::getline(f, line)) {
+    line = line.substr(0, line.find('#'));
+    const size_t b = line.find_first_not_of(" \t");
+    if (b == std::string::npos) continue;
+    if (lower(line.substr(b, want.size())) != want) continue;
+    std::string v = line.substr(b + want.size());
+    const size_t e = v.find_first_of(" \t");
+    return e == std::string::npos ? v : v.substr(0, e);
+  }
+  return "";
+}
+
+struct AdminArgs {
+  bool json = false;
+  std::string controller, conf;
+  double timeout_s = 10.0;
+  std::vector<std::string> positional;
+};
+
+AdminArgs parse_admin_args(int argc, char **argv, bool allow_json) {
+  AdminArgs a;
+  for (int i = 0; i < argc; ++i) {
+    const std::string s = argv[i];
+    auto value = [&](const char *name) -> std::string {
+      if (i + 1 >= argc) throw std::string(std::string(name) + " needs a value");
+      return argv[++i];
+    };
+    if (s == "--json" && allow_json) {
+      a.json = true;
+    } else if (s == "--controller") {
+      a.controller = value("--controller");
+    } else if (s == "--conf") {
+      a.conf = value("--conf");
+    } else if (s == "--timeout") {
+      const std::string v = value("--timeout");
+      char *end = nullptr;
+      a.timeout_s = std::strtod(v.c_str(), &end);
+      if (*end != '\0' || !(a.timeout_s > 0) || a.timeout_s > 3600)
+        throw std::string("--timeout '" + v + "': expected seconds (0 to 3600)");
+    } else if (s == "-h" || s == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else if (!s.empty() && s[0] == '-' && !(s.size() > 1 && std::isdigit(static_cast<unsigned char>(s[1])))) {
+      throw std::string("unknown option '" + s + "'");
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+powergrad::AdminRequestOptions request_options(const AdminArgs &a) {
+  powergrad::AdminRequestOptions o;
+  std::string err;
+  if (!a.controller.empty()) {
+    auto addr = powergrad::parse_host_port(a.controller, &err);
+    if (!addr) throw std::string("--controller " + err);
+    o.address = *addr;
+  } else {
+    const std::string conf = a.conf.empty() ? powergrad::default_powergrad_conf_path() : a.conf;
+    auto addr = powergrad::address_from_conf(conf, &err);
+    if (!addr) {
+      std::cerr << "powergrad: cannot find the controller's address: " << err
+                << " (give --controller HOST:PORT)\n";
+      std::exit(1);
+    }
+    o.address = *addr;
+    if (o.address.host.empty()) {
+      // Listening on every address: reach it on slurmctld's host (SlurmctldHost=NAME(ADDR)).
+      std::string h = slurm_conf_value("SlurmctldHost");
+      if (h.empty()) h = slurm_conf_value("ControlMachine");
+      const size_t open = h.find('(');
+      if (open != std::string::npos && h.back() == ')') h = h.substr(open + 1, h.size() - open - 2);
+      o.address.host = h.empty() ? "127.0.0.1" : h;
+    }
+  }
+  o.timeout_s = a.timeout_s;
+  char host[256] = {0};
+  if (gethostname(host, sizeof host - 1) == 0) o.client_name = host;
+  for (char &c : o.client_name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_')) c = '_';
+  }
+  // The controller runs as root or SlurmUser: trust WELCOMEs from those only.
+  o.controller_uids = {0};
+  const std::string su = slurm_conf_value("SlurmUser");
+  if (!su.empty() && su != "root") {
+    if (passwd *pw = getpwnam(su.c_str())) o.controller_uids.push_back(pw->pw_uid);
+  }
+  return o;
+}
+
+int status(int argc, char **argv) {
+  const AdminArgs a = parse_admin_args(argc, argv, true);
+  if (!a.positional.empty()) throw std::string("status: unexpected argument '" + a.positional[0] + "'");
+  const powergrad::AdminRequestOptions o = request_options(a);
+  powergrad::proto::MungeAuthenticator auth(powergrad::proto::munge_socket_from_env());
+  std::string err;
+  auto reply = powergrad::run_admin_request(o, auth, powergrad::proto::AdminStatusRequest{}, &err);
+  if (!reply) {
+    std::cerr << "powergrad: status: " << err << '\n';
+    return 1;
+  }
+  const auto *st = std::get_if<powergrad::proto::AdminStatus>(&*reply);
+  if (!st) {
+    std::cerr << "powergrad: status: unexpected answer from the controller ("
+              << powergrad::proto::type_name(powergrad::proto::type_of(*reply)) << ")\n";
+    return 1;
+  }
+  if (a.json) {
+    std::cout << st->json << '\n';
+    return 0;
+  }
+  auto v = powergrad::json::parse(st->json, &err);
+  if (!v) {
+    std::cerr << "powergrad: status: the controller sent malformed JSON: " << err << '\n';
+    return 1;
+  }
+  std::cout << powergrad::format_status_table(*v);
+  return 0;
+}
+
+int set_budget(int argc, char **argv) {
+  const AdminArgs a = parse_admin_args(argc, argv, false);
+  if (a.positional.size() != 1) throw std::string("set-budget needs one argument: WATTS");
+  const std::string w = a.positional[0];
+  char *end = nullptr;
+  errno = 0;
+  const double watts = std::strtod(w.c_str(), &end);
+  if (w.empty() || *end != '\0' || errno != 0 || !std::isfinite(watts) || watts < 0) {
+    throw std::string("set-budget: '" + w + "' is not a number of watts");
+  }
+  const powergrad::AdminRequestOptions o = request_options(a);
+  powergrad::proto::MungeAuthenticator auth(powergrad::proto::munge_socket_from_env());
+  std::string err;
+  auto reply = powergrad::run_admin_request(o, auth, powergrad::proto::AdminSetBudget{watts}, &err);
+  if (!reply) {
+    std::cerr << "powergrad: set-budget: " << err << '\n';
+    return 1;
+  }
+  const auto *r = std::get_if<powergrad::proto::AdminResult>(&*reply);
+  if (!r) {
+    std::cerr << "powergrad: set-budget: unexpected answer from the controller\n";
+    return 1;
+  }
+  using powergrad::proto::AdminCode;
+  if (r->code == static_cast<uint16_t>(AdminCode::ok)) {
+    std::cout << "powergrad: " << r->message << '\n';
+    return 0;
+  }
+  const char *what = r->code == static_cast<uint16_t>(AdminCode::permission_denied) ? "refused (permission denied)"
+                     : r->code == static_cast<uint16_t>(AdminCode::invalid)         ? "refused (invalid)"
+                                                                                     : "failed";
+  std::cerr << "powergrad: set-budget " << what << ": " << r->message << '\n';
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -112,6 +295,8 @@ int main(int argc, char **argv) {
     }
     const std::string cmd = argv[1];
     if (cmd == "report") return report(argc - 2, argv + 2);
+    if (cmd == "status") return status(argc - 2, argv + 2);
+    if (cmd == "set-budget") return set_budget(argc - 2, argv + 2);
     std::cerr << "powergrad: unknown command '" << cmd << "'\n" << kUsage;
     return 2;
   } catch (const std::string &e) {

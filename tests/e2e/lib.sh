@@ -28,7 +28,9 @@
 #       cluster's prerequisites are missing. Otherwise: a fresh PG_CLUSTER_DIR
 #       (/tmp/pg-e2e-NAME.XXXXXX) and a PG_PORT_BASE no other test holds (claimed under
 #       /tmp/powergrad-ports, released at exit), both exported; unsets the other PG_*
-#       cluster settings so the test starts from defaults; registers the teardown
+#       cluster settings (PG_CLUSTER_NODES, PG_SPANK_*, PG_CTLD_PLUGIN_DIR, PG_POWERGRAD_CONF,
+#       PG_SLURM_CONF_EXTRA, SLURM_CONF...) so the test starts from defaults: set what the
+#       test needs after this call; registers the teardown
 #       (`pgcluster down`, release of the ports, removal of the folder unless a test point
 #       failed or PG_KEEP_CLUSTER_DIR=1). Sets PGCLUSTER to the pgcluster script.
 #   pg_cluster_env          eval "$(pgcluster env)" in the calling shell
@@ -214,7 +216,10 @@ pg_cluster_test_setup() {
   if ! out=$("$PGCLUSTER" check 2>&1); then
     skip_all "cluster prerequisites missing: $(grep -m1 -- ' - ' <<<"$out" | sed 's/^.* - //')"
   fi
-  unset PG_CLUSTER_NODES PG_SPANK_PLUGIN PG_SPANK_ARGS PG_CTLD_PLUGIN_DIR PG_SLURM_CONF_EXTRA SLURM_CONF
+  # A caller's settings must not leak into the test (e.g. PG_POWERGRAD_CONF=- from a shell
+  # would leave the controller inert): the test sets what it needs after this call.
+  unset PG_CLUSTER_NODES PG_SPANK_PLUGIN PG_SPANK_ARGS PG_CTLD_PLUGIN_DIR PG_SLURM_CONF_EXTRA \
+    PG_POWERGRAD_CONF PG_POWERGRAD_PORT SLURM_CONF
   base=$(_pg_claim_port_base) || bail_out "no free port base in 20000..32500"
   _pg_port_lock=$_PG_PORT_LOCKS/$base
   PG_PORT_BASE=$base

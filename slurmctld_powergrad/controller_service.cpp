@@ -1,0 +1,293 @@
+#include "slurmctld_powergrad/controller_service.hpp"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <set>
+#include <sstream>
+
+namespace powergrad {
+
+namespace {
+
+double clock_s(clockid_t id) {
+  timespec ts{};
+  clock_gettime(id, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+std::string json_string(const std::string &s) {
+  std::string out = "\"";
+  for (char c : s) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", u);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+std::string watts(double w) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f W", w);
+  return buf;
+}
+
+}  // namespace
+
+double SystemServiceClock::monotonic_s() { return clock_s(CLOCK_MONOTONIC); }
+double SystemServiceClock::wall_s() { return clock_s(CLOCK_REALTIME); }
+
+ControllerService::ControllerService(ServiceSettings settings, ClusterController controller,
+                                     proto::ControllerEndpoint &endpoint, ServiceClock &clock,
+                                     JobPowerLedger &ledger, ServiceLog log)
+    : settings_(std::move(settings)),
+      controller_(std::move(controller)),
+      endpoint_(endpoint),
+      clock_(clock),
+      log_(std::move(log)),
+      ledger_(ledger) {}
+
+void ControllerService::log(ServiceLogLevel level, const std::string &msg) const {
+  if (log_) log_(level, msg);
+}
+
+void ControllerService::run_once(int max_wait_ms, std::vector<pollfd> *extra) {
+  try {
+    const double mono = clock_.monotonic_s();
+    int wait_ms = max_wait_ms;
+    const double until_period_ms = (next_period_mono_s_ - mono) * 1000.0;
+    if (until_period_ms < wait_ms) wait_ms = std::max(0, static_cast<int>(std::ceil(until_period_ms)));
+    handle(endpoint_.poll_once(mono, wait_ms, extra));
+    const double after = clock_.monotonic_s();
+    if (after >= next_period_mono_s_) {
+      // The next period is one period after this one was due, not after it ran, so periods
+      // do not drift; after a long stall, it restarts from now.
+      next_period_mono_s_ += settings_.period_s;
+      if (next_period_mono_s_ <= after) next_period_mono_s_ = after + settings_.period_s;
+      period();
+    }
+  } catch (const std::exception &e) {
+    log(ServiceLogLevel::error, std::string("controller round failed: ") + e.what());
+  } catch (...) {
+    log(ServiceLogLevel::error, "controller round failed");
+  }
+}
+
+void ControllerService::handle(const std::vector<proto::ControllerEvent> &events) {
+  using Kind = proto::ControllerEvent::Kind;
+  for (const proto::ControllerEvent &e : events) {
+    switch (e.kind) {
+      case Kind::session_opened:
+        log(ServiceLogLevel::info,
+            std::string(proto::role_name(e.peer.role)) + " session opened: " + e.peer.name +
+                " uid " + std::to_string(e.peer.uid) + " from " + e.address +
+                (e.peer.role == proto::PeerRole::admin
+                     ? (e.peer.may_admin ? " (may change the budget)" : " (read only)")
+                     : ""));
+        break;
+      case Kind::message:
+        on_message(e);
+        break;
+      case Kind::request_denied:
+        log(ServiceLogLevel::error, "set-budget refused: uid " + std::to_string(e.peer.uid) +
+                                        " from " + e.address + " is not an admin user");
+        break;
+      case Kind::session_closed: {
+        // A peer that broke the protocol (framing, payload, MAC, sequence, authentication:
+        // codes below 500) is an error whatever its role; an admin command that simply
+        // hangs up is routine.
+        const auto code = static_cast<unsigned>(e.status.code);
+        const bool violation = code >= 100 && code < 500;
+        log(violation ? ServiceLogLevel::error
+                      : e.peer.role == proto::PeerRole::node ? ServiceLogLevel::info
+                                                              : ServiceLogLevel::debug,
+            std::string(proto::role_name(e.peer.role)) + " session closed: " + e.peer.name +
+                " from " + e.address + ": " + e.status.to_string());
+        break;
+      }
+      case Kind::refused:
+        log(ServiceLogLevel::error,
+            "connection from " + e.address + " refused: " + e.status.to_string());
+        break;
+      case Kind::endpoint_error:
+        log(ServiceLogLevel::error, "endpoint: " + e.status.to_string());
+        break;
+    }
+  }
+}
+
+void ControllerService::on_message(const proto::ControllerEvent &e) {
+  const double wall = clock_.wall_s();
+  if (const auto *report = std::get_if<NodeReport>(&e.message)) {
+    const std::string err = controller_.on_report(*report, wall);
+    if (!err.empty()) {
+      // Logged once per distinct reason per node, not once per period.
+      std::string &last = last_report_error_[report->node];
+      if (last != err) log(ServiceLogLevel::error, "report from " + report->node + " refused: " + err);
+      last = err;
+      return;
+    }
+    last_report_error_.erase(report->node);
+    ledger_.on_report(*report, wall);
+    NodeExtra &x = extra_[report->node];
+    double sum = 0.0;
+    std::size_t n = 0;
+    std::set<std::uint32_t> ids;
+    for (const JobSummary &s : report->jobs) {
+      if (s.valid && std::isfinite(s.speedup_per_w)) {
+        sum += s.speedup_per_w;
+        ++n;
+      }
+      if (auto id = job_id_of_key(s.job)) ids.insert(*id);
+    }
+    x.gradient_known = n > 0;
+    x.gradient = n > 0 ? sum / static_cast<double>(n) : 0.0;
+    x.jobs.assign(ids.begin(), ids.end());
+    x.lease_ours = report->lease_epoch == controller_.config().epoch && report->lease_seq != 0;
+    x.lease_expires_at_s = report->lease_expires_at_s;
+    return;
+  }
+  if (std::holds_alternative<proto::AdminStatusRequest>(e.message)) {
+    const proto::Status st = endpoint_.send(e.connection, proto::AdminStatus{status_json()});
+    if (!st.ok()) log(ServiceLogLevel::error, "cannot send status to " + e.address + ": " + st.to_string());
+    return;
+  }
+  if (const auto *req = std::get_if<proto::AdminSetBudget>(&e.message)) {
+    proto::AdminResult result;
+    if (!e.peer.may_admin) {
+      // The endpoint answers these itself; kept as a second line of defence.
+      result.code = static_cast<std::uint16_t>(proto::AdminCode::permission_denied);
+      result.message = "permission denied: uid " + std::to_string(e.peer.uid) + " is not an admin user";
+    } else {
+      const double old_w = controller_.budget_w();
+      const std::string err = controller_.set_budget(req->budget_w, wall);
+      if (err.empty()) {
+        result.code = static_cast<std::uint16_t>(proto::AdminCode::ok);
+        result.message = "budget set to " + watts(req->budget_w) + " (was " + watts(old_w) + ")";
+        log(ServiceLogLevel::info, result.message + " by uid " + std::to_string(e.peer.uid) +
+                                       " from " + e.address);
+      } else {
+        result.code = static_cast<std::uint16_t>(proto::AdminCode::invalid);
+        result.message = "budget " + watts(req->budget_w) + " refused: " + err;
+        log(ServiceLogLevel::error, result.message + " (uid " + std::to_string(e.peer.uid) + ")");
+      }
+    }
+    const proto::Status st = endpoint_.send(e.connection, result);
+    if (!st.ok()) log(ServiceLogLevel::error, "cannot answer " + e.address + ": " + st.to_string());
+    return;
+  }
+}
+
+void ControllerService::apply_schedule(double wall_s) {
+  if (!settings_.schedule) return;
+  const std::optional<double> w = settings_.schedule->budget_at(static_cast<long>(std::floor(wall_s)));
+  if (!w || (last_scheduled_w_ && *last_scheduled_w_ == *w)) return;
+  last_scheduled_w_ = w;
+  const double old_w = controller_.budget_w();
+  if (old_w == *w) return;
+  const std::string err = controller_.set_budget(*w, wall_s);
+  if (err.empty()) {
+    log(ServiceLogLevel::info, "budget set to " + watts(*w) + " by the schedule " +
+                                   settings_.schedule_path + " (was " + watts(old_w) + ")");
+  } else {
+    log(ServiceLogLevel::error, "scheduled budget " + watts(*w) + " from " +
+                                    settings_.schedule_path + " refused: " + err);
+  }
+}
+
+void ControllerService::period() {
+  const double wall = clock_.wall_s();
+  ++periods_;
+  apply_schedule(wall);
+  const std::vector<GrantMessage> grants = controller_.step(wall);
+  if (!controller_.last_step_error().empty() && periods_ % 60 == 1) {
+    log(ServiceLogLevel::error, "allocation: " + controller_.last_step_error());
+  }
+  for (const GrantMessage &g : grants) {
+    const proto::ConnectionId c = endpoint_.node_connection(g.node);
+    if (c == 0) continue;
+    const proto::Status st = endpoint_.send(c, g);
+    if (!st.ok()) log(ServiceLogLevel::error, "cannot send grant to " + g.node + ": " + st.to_string());
+  }
+  ledger_.sample(wall);
+  if (periods_ % 60 == 0) ledger_.prune(wall, settings_.forget_jobs_after_s);
+}
+
+std::string ControllerService::status_json() const {
+  const double wall = clock_.wall_s();
+  const ClusterConfig &cfg = controller_.config();
+  std::ostringstream o;
+  o << "{\"version\":1,\"now\":" << json_number(wall)
+    << ",\"budget_w\":" << json_number(controller_.budget_w()) << ",\"scheduled_budget_w\":"
+    << (last_scheduled_w_ ? json_number(*last_scheduled_w_) : "null")
+    << ",\"schedule\":" << (settings_.schedule ? json_string(settings_.schedule_path) : "null")
+    << ",\"period_s\":" << json_number(cfg.period_s) << ",\"lease_s\":" << json_number(cfg.lease_s)
+    << ",\"epoch\":" << cfg.epoch
+    << ",\"in_force_w\":" << json_number(controller_.total_in_force_bound_w(wall))
+    << ",\"unallocated_w\":" << json_number(controller_.unallocated_w()) << ",\"groups\":[";
+  std::vector<std::size_t> group_nodes(cfg.groups.size(), 0);
+  for (const ClusterNodeConfig &n : cfg.nodes) {
+    if (n.group != kNoGroup) ++group_nodes[n.group];
+  }
+  for (std::size_t i = 0; i < cfg.groups.size(); ++i) {
+    const ClusterGroupConfig &g = cfg.groups[i];
+    o << (i ? "," : "") << "{\"name\":" << json_string(g.name) << ",\"parent\":"
+      << (g.parent == kNoGroup ? "null" : json_string(cfg.groups[g.parent].name))
+      << ",\"limit_w\":" << json_number(g.max_w)
+      << ",\"in_force_w\":" << json_number(controller_.group_in_force_bound_w(i, wall))
+      << ",\"nodes\":" << group_nodes[i] << "}";
+  }
+  o << "],\"nodes\":[";
+  const std::vector<ClusterNodeStatus> nodes = controller_.status(wall);
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    const ClusterNodeStatus &n = nodes[i];
+    auto x = extra_.find(n.name);
+    o << (i ? "," : "") << "{\"name\":" << json_string(n.name) << ",\"group\":"
+      << (n.group == kNoGroup ? "null" : json_string(cfg.groups[n.group].name))
+      << ",\"connected\":" << (endpoint_.node_connection(n.name) != 0 ? "true" : "false")
+      << ",\"reported\":" << (n.reported ? "true" : "false")
+      << ",\"silent\":" << (n.silent ? "true" : "false") << ",\"floor_w\":" << json_number(n.floor_w)
+      << ",\"max_w\":" << json_number(n.max_w) << ",\"grant_w\":" << json_number(n.granted_w)
+      << ",\"target_w\":" << json_number(n.target_w)
+      << ",\"in_force_w\":" << json_number(n.in_force_bound_w)
+      << ",\"power_w\":" << json_number(n.power_w) << ",\"caps_w\":" << json_number(n.caps_w)
+      << ",\"need_w\":" << json_number(n.need_w) << ",\"gradient\":"
+      << (x != extra_.end() && x->second.gradient_known ? json_number(x->second.gradient) : "null")
+      << ",\"jobs\":[";
+    if (x != extra_.end()) {
+      for (std::size_t k = 0; k < x->second.jobs.size(); ++k) {
+        o << (k ? "," : "") << x->second.jobs[k];
+      }
+    }
+    o << "],\"lease_age_s\":";
+    if (x != extra_.end() && x->second.lease_ours && std::isfinite(x->second.lease_expires_at_s)) {
+      o << json_number(std::max(0.0, wall - (x->second.lease_expires_at_s - cfg.lease_s)));
+    } else {
+      o << "null";
+    }
+    o << ",\"report_age_s\":"
+      << (n.reported ? json_number(std::max(0.0, wall - n.last_report_s)) : "null") << "}";
+  }
+  o << "]}";
+  return o.str();
+}
+
+}  // namespace powergrad

@@ -1,0 +1,119 @@
+// The controller's service loop, without slurmctld: the plugin's thread owns one and calls
+// run_once() in a loop. Each round polls the protocol endpoint, feeds node reports to the
+// ClusterController (and the per-job ledger), answers admin sessions, and once per control
+// period applies the budget schedule, steps the controller and sends every connected node
+// its grant.
+//
+// Two clocks, both from the caller's Clock: the endpoint's timeouts run on a monotonic
+// clock; the ClusterController runs on wall-clock seconds since the epoch, because grant
+// expiries travel to the nodes, whose clocks are synchronised with ours (munge needs that)
+// but whose monotonic clocks are not.
+//
+// Admin sessions: status is answered to anyone (ADMIN_STATUS, JSON, see status_json());
+// ADMIN_SET_BUDGET from a uid that may not administer is refused by the endpoint itself
+// (ADMIN_RESULT permission denied), and logged here; from an admin it is applied with
+// ClusterController::set_budget and answered ok, or invalid with the reason.
+//
+// The budget schedule, if any, is applied whenever its value changes (at start, and at
+// each scheduled time); a budget set by an admin holds until the schedule's next change.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "libgradient/cluster_controller.hpp"
+#include "protocol/controller_endpoint.hpp"
+#include "slurmctld_powergrad/ctld_config.hpp"
+#include "slurmctld_powergrad/job_power.hpp"
+
+namespace powergrad {
+
+class ServiceClock {
+ public:
+  virtual ~ServiceClock() = default;
+  virtual double monotonic_s() = 0;
+  virtual double wall_s() = 0;  // seconds since the epoch
+};
+
+// CLOCK_MONOTONIC and CLOCK_REALTIME.
+class SystemServiceClock : public ServiceClock {
+ public:
+  double monotonic_s() override;
+  double wall_s() override;
+};
+
+enum class ServiceLogLevel { debug, info, error };
+using ServiceLog = std::function<void(ServiceLogLevel, const std::string &)>;
+
+struct ServiceSettings {
+  double period_s = 1.0;
+  std::optional<BudgetSchedule> schedule;
+  std::string schedule_path;  // for status and logs
+  // Figures of jobs with no sample for this long are dropped (the job ended long ago).
+  double forget_jobs_after_s = 3600.0;
+};
+
+class ControllerService {
+ public:
+  // The endpoint, clock and ledger must outlive the service; log may be empty. The ledger
+  // is the caller's so that slurmctld's job hooks can read figures without the service.
+  ControllerService(ServiceSettings settings, ClusterController controller,
+                    proto::ControllerEndpoint &endpoint, ServiceClock &clock,
+                    JobPowerLedger &ledger, ServiceLog log);
+
+  // One round: poll the endpoint (waiting at most max_wait_ms, less when a period falls due
+  // sooner), handle what arrived, run the period when due. `extra` as for poll_once. Never
+  // throws.
+  void run_once(int max_wait_ms, std::vector<pollfd> *extra = nullptr);
+
+  // Handles one round of endpoint events (run_once calls it).
+  void handle(const std::vector<proto::ControllerEvent> &events);
+  // One control period (run_once calls it when due).
+  void period();
+
+  // Status as the admin command gets it:
+  // {"version":1, "now":WALL, "budget_w", "scheduled_budget_w" (null without a schedule),
+  //  "schedule", "period_s", "lease_s", "epoch", "in_force_w", "unallocated_w",
+  //  "groups":[{"name", "parent", "limit_w", "in_force_w", "nodes"}],
+  //  "nodes":[{"name", "group", "connected", "reported", "silent", "floor_w", "max_w",
+  //            "grant_w", "target_w", "in_force_w", "power_w", "caps_w", "need_w",
+  //            "gradient", "jobs":[ids], "lease_age_s", "report_age_s"}]}
+  // Unknown numbers are null.
+  std::string status_json() const;
+
+  const ClusterController &controller() const { return controller_; }
+  const JobPowerLedger &ledger() const { return ledger_; }
+  std::uint64_t periods() const { return periods_; }
+
+ private:
+  struct NodeExtra {
+    double gradient = 0.0;  // mean speed-up per watt of the last report's valid estimates
+    bool gradient_known = false;
+    std::vector<std::uint32_t> jobs;
+    double lease_expires_at_s = 0.0;
+    bool lease_ours = false;
+  };
+
+  void on_message(const proto::ControllerEvent &e);
+  void apply_schedule(double wall_s);
+  void log(ServiceLogLevel level, const std::string &msg) const;
+
+  ServiceSettings settings_;
+  ClusterController controller_;
+  proto::ControllerEndpoint &endpoint_;
+  ServiceClock &clock_;
+  ServiceLog log_;
+  JobPowerLedger &ledger_;
+  std::unordered_map<std::string, NodeExtra> extra_;
+  std::optional<double> last_scheduled_w_;
+  double next_period_mono_s_ = -1e300;
+  std::uint64_t periods_ = 0;
+  std::unordered_map<std::string, std::string> last_report_error_;
+};
+
+}  // namespace powergrad

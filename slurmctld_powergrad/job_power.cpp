@@ -1,0 +1,189 @@
+#include "slurmctld_powergrad/job_power.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace powergrad {
+
+std::optional<std::uint32_t> job_id_of_key(const std::string &key) {
+  std::uint64_t id = 0;
+  std::size_t i = 0;
+  for (; i < key.size() && key[i] >= '0' && key[i] <= '9'; ++i) {
+    id = id * 10 + static_cast<std::uint64_t>(key[i] - '0');
+    if (id > 0xffffffffull) return std::nullopt;
+  }
+  if (i == 0 || id == 0) return std::nullopt;
+  if (i < key.size() && key[i] != '.' && key[i] != '_' && key[i] != '+') return std::nullopt;
+  return static_cast<std::uint32_t>(id);
+}
+
+void JobPowerLedger::on_report(const NodeReport &report, double now_s) {
+  NodeLast &n = nodes_[report.node];
+  n.at_s = now_s;
+  n.power_w = report.power_w;
+  n.caps_w = report.caps_w;
+  n.jobs = report.jobs;
+
+  // The steps' own accounting (repeated on each of a step's entries: the first one counts).
+  std::set<std::string> taken;
+  std::lock_guard<std::mutex> g(mu_);
+  for (const JobSummary &s : report.jobs) {
+    auto id = job_id_of_key(s.job);
+    if (!id || !taken.insert(s.job).second) continue;
+    Acc &a = jobs_[*id];
+    a.measured[report.node][s.job] =
+        StepAccounting{s.energy_j, s.avg_w, s.cap_min_w, s.cap_mean_w, s.cap_max_w, s.elapsed_s};
+    a.last_sample_s = std::max(a.last_sample_s, now_s);  // seen: not to be pruned yet
+  }
+}
+
+void JobPowerLedger::apply_measured(const Acc &a, JobFigures &f) {
+  if (a.measured.empty()) return;
+  bool energy_known = true, caps_known = true;
+  double energy = 0.0, power = 0.0, seconds = 0.0, cmin = 0.0, cmean = 0.0, cmax = 0.0;
+  for (const auto &[node, steps] : a.measured) {
+    double n_energy = 0.0, n_seconds = 0.0, n_cmin = 0.0, n_cmean = 0.0, n_cmax = 0.0;
+    bool n_caps = false;
+    for (const auto &[key, st] : steps) {
+      if (!std::isfinite(st.energy_j) || !std::isfinite(st.elapsed_s) || st.elapsed_s < 0.0) {
+        energy_known = false;
+      } else {
+        n_energy += st.energy_j;
+      }
+      if (std::isfinite(st.elapsed_s)) n_seconds = std::max(n_seconds, st.elapsed_s);
+      if (std::isfinite(st.cap_min_w) && std::isfinite(st.cap_mean_w) && std::isfinite(st.cap_max_w)) {
+        // Steps of one job on a node share its domains: the largest caps are the job's.
+        n_cmin = n_caps ? std::max(n_cmin, st.cap_min_w) : st.cap_min_w;
+        n_cmean = n_caps ? std::max(n_cmean, st.cap_mean_w) : st.cap_mean_w;
+        n_cmax = n_caps ? std::max(n_cmax, st.cap_max_w) : st.cap_max_w;
+        n_caps = true;
+      } else {
+        caps_known = false;
+      }
+    }
+    energy += n_energy;
+    if (n_seconds > 0.0) power += n_energy / n_seconds;
+    seconds = std::max(seconds, n_seconds);
+    cmin += n_cmin;
+    cmean += n_cmean;
+    cmax += n_cmax;
+  }
+  if (energy_known && seconds > 0.0) {
+    f.energy_j = energy;
+    f.seconds = seconds;
+    f.avg_w = power;
+    f.measured_energy = true;
+  }
+  if (caps_known) {
+    f.cap_min_w = cmin;
+    f.cap_mean_w = cmean;
+    f.cap_max_w = cmax;
+    f.measured_caps = true;
+  }
+}
+
+void JobPowerLedger::sample(double now_s) {
+  double dt = 0.0;
+  if (std::isfinite(last_sample_s_)) dt = std::clamp(now_s - last_sample_s_, 0.0, stale_after_s_);
+  last_sample_s_ = now_s;
+
+  struct PeriodSum {
+    double power_w = 0.0;
+    bool power_known = true;
+    double cap_w = 0.0;
+    double gradient_sum = 0.0;
+    std::size_t gradient_n = 0;
+    std::set<CounterKind> counters;
+  };
+  std::map<std::uint32_t, PeriodSum> period;
+  for (auto it = nodes_.begin(); it != nodes_.end();) {
+    const NodeLast &n = it->second;
+    if (now_s - n.at_s > stale_after_s_) {
+      it = nodes_.erase(it);
+      continue;
+    }
+    std::set<std::uint32_t> ids;
+    for (const JobSummary &s : n.jobs) {
+      if (auto id = job_id_of_key(s.job)) ids.insert(*id);
+    }
+    if (!ids.empty()) {
+      const double share = 1.0 / static_cast<double>(ids.size());
+      for (std::uint32_t id : ids) {
+        PeriodSum &p = period[id];
+        if (std::isfinite(n.power_w)) {
+          p.power_w += n.power_w * share;
+        } else {
+          p.power_known = false;
+        }
+        if (std::isfinite(n.caps_w)) p.cap_w += n.caps_w * share;
+      }
+      for (const JobSummary &s : n.jobs) {
+        auto id = job_id_of_key(s.job);
+        if (!id) continue;
+        PeriodSum &p = period[*id];
+        if (s.counters != CounterKind::none) p.counters.insert(s.counters);
+        if (s.valid && std::isfinite(s.speedup_per_w)) {
+          p.gradient_sum += s.speedup_per_w;
+          ++p.gradient_n;
+        }
+      }
+    }
+    ++it;
+  }
+
+  std::lock_guard<std::mutex> g(mu_);
+  for (const auto &[id, p] : period) {
+    Acc &a = jobs_[id];
+    JobFigures &f = a.f;
+    ++f.samples;
+    a.last_sample_s = now_s;
+    if (p.power_known) {
+      f.energy_j += p.power_w * dt;
+      f.seconds += dt;
+      if (f.seconds > 0.0) f.avg_w = f.energy_j / f.seconds;
+    }
+    f.cap_min_w = std::isnan(f.cap_min_w) ? p.cap_w : std::min(f.cap_min_w, p.cap_w);
+    f.cap_max_w = std::isnan(f.cap_max_w) ? p.cap_w : std::max(f.cap_max_w, p.cap_w);
+    a.cap_sum_w += p.cap_w;
+    ++a.cap_samples;
+    f.cap_mean_w = a.cap_sum_w / static_cast<double>(a.cap_samples);
+    if (p.gradient_n > 0) {
+      a.gradient_sum += p.gradient_sum / static_cast<double>(p.gradient_n);
+      ++a.gradient_samples;
+      f.gradient = a.gradient_sum / static_cast<double>(a.gradient_samples);
+    }
+    a.counters.insert(p.counters.begin(), p.counters.end());
+    f.counters.clear();
+    for (CounterKind k : a.counters) {
+      if (!f.counters.empty()) f.counters += '+';
+      f.counters += to_string(k);
+    }
+  }
+}
+
+std::optional<JobFigures> JobPowerLedger::figures(std::uint32_t job_id) const {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return std::nullopt;
+  JobFigures f = it->second.f;
+  apply_measured(it->second, f);
+  return f;
+}
+
+void JobPowerLedger::prune(double now_s, double older_than_s) {
+  std::lock_guard<std::mutex> g(mu_);
+  for (auto it = jobs_.begin(); it != jobs_.end();) {
+    if (now_s - it->second.last_sample_s > older_than_s) {
+      it = jobs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::size_t JobPowerLedger::job_count() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return jobs_.size();
+}
+
+}  // namespace powergrad

@@ -1,0 +1,104 @@
+// Per-job power figures for the AdminComment record, from the node reports the controller
+// receives: energy, average power, min/mean/max cap, mean gradient and the counters used.
+//
+// Node-measured figures first. A node report carries one JobSummary per (step, power
+// domain), each with the step's own accounting on that node since it started there
+// (energy_j, avg_w, cap_min/mean/max_w, elapsed_s; NaN when unknown), repeated on each of
+// the step's entries. on_report() keeps the latest accounting of every (job, node, step) it
+// sees, also after the step ends or the node goes silent (the figures are cumulative). A
+// job's figures are then, per node, its steps' energy summed, their caps (steps of a job
+// share its domains) and elapsed time the largest; over the job's nodes, energy, average
+// power and caps summed (cap_min_w: the sum of the nodes' minima), elapsed time the
+// largest. A field is taken from these only when every node that reported the job knows it.
+//
+// Otherwise, the estimate: a node report also gives node-level power (power_w) and caps
+// (caps_w). A job's share of a node is the node's figure divided by the number of distinct
+// jobs on it (jobs sharing a node cannot be told apart by node-level power). Once per
+// control period, sample() adds up each job's shares over its nodes whose last report is
+// fresh: that is the job's power and cap for the period; energy is power x the time since
+// the previous sample. The gradient is always the mean raw speed-up per watt of the job's
+// valid estimates (JobSummary::speedup_per_w), over the periods that had one.
+//
+// Pure C++: time is an input. Not thread-safe except figures() and forget(), which may be
+// called from any thread (slurmctld's job hooks) while one thread drives the rest.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "libgradient/control_messages.hpp"
+
+namespace powergrad {
+
+struct JobFigures {
+  double energy_j = 0.0;
+  double seconds = 0.0;  // time covered by samples with a power reading
+  double avg_w = std::numeric_limits<double>::quiet_NaN();
+  double cap_min_w = std::numeric_limits<double>::quiet_NaN();
+  double cap_mean_w = std::numeric_limits<double>::quiet_NaN();
+  double cap_max_w = std::numeric_limits<double>::quiet_NaN();
+  double gradient = std::numeric_limits<double>::quiet_NaN();  // mean speed-up per watt
+  std::string counters;  // CounterKind names seen, '+'-joined in a fixed order; "" none
+  std::size_t samples = 0;
+  // Which figures came from the nodes' own per-job accounting rather than the estimate.
+  bool measured_energy = false;  // energy_j, seconds, avg_w
+  bool measured_caps = false;    // cap_min_w, cap_mean_w, cap_max_w
+};
+
+// The Slurm job id a JobSummary key ("1234.0", "1234.batch") belongs to; nullopt if it
+// does not start with a job id.
+std::optional<std::uint32_t> job_id_of_key(const std::string &key);
+
+class JobPowerLedger {
+ public:
+  // stale_after_s: a node report older than this at a sample is not counted.
+  explicit JobPowerLedger(double stale_after_s = 3.0) : stale_after_s_(stale_after_s) {}
+
+  void on_report(const NodeReport &report, double now_s);
+  // One period's sample (see the top of this file).
+  void sample(double now_s);
+
+  std::optional<JobFigures> figures(std::uint32_t job_id) const;
+  // Drops the figures of jobs with no sample for `older_than_s` (ended long ago).
+  void prune(double now_s, double older_than_s);
+  std::size_t job_count() const;
+
+ private:
+  struct NodeLast {
+    double at_s = 0.0;
+    double power_w = 0.0;
+    double caps_w = 0.0;
+    std::vector<JobSummary> jobs;
+  };
+  // The latest accounting of one step on one node (JobSummary's figures).
+  struct StepAccounting {
+    double energy_j, avg_w, cap_min_w, cap_mean_w, cap_max_w, elapsed_s;
+  };
+  struct Acc {
+    JobFigures f;
+    std::map<std::string, std::map<std::string, StepAccounting>> measured;  // node -> step
+    double cap_sum_w = 0.0;
+    std::size_t cap_samples = 0;
+    double gradient_sum = 0.0;
+    std::size_t gradient_samples = 0;
+    std::set<CounterKind> counters;
+    double last_sample_s = 0.0;
+  };
+
+  double stale_after_s_;
+  std::unordered_map<std::string, NodeLast> nodes_;
+  double last_sample_s_ = std::numeric_limits<double>::quiet_NaN();
+  static void apply_measured(const Acc &a, JobFigures &f);
+  mutable std::mutex mu_;  // guards jobs_
+  std::map<std::uint32_t, Acc> jobs_;
+};
+
+}  // namespace powergrad

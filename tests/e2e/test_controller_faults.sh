@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# End-to-end: forged, replayed, tampered, truncated and oversized messages against the live
+# controller in slurmctld (tests/tools/pg-rogue speaks the protocol with the real classes,
+# then breaks it). Two nodes with fake powercap trees whose agents hold sessions and leases.
+# Each attack must be refused with the protocol's error code, logged in slurmctld's log by
+# that code's name (protocol/status.hpp), and leave slurmctld up, the agents' sessions open
+# and the grants renewed every period:
+#   - a HELLO with a credential from a munged with another key        -> cred_invalid
+#   - a node HELLO with a valid credential of an ordinary user (nobody) -> uid_not_allowed
+#   - a recorded HELLO sent again on a new connection                   -> cred_replayed
+#   - a sealed frame sent twice in a session (same sequence number)     -> replayed
+#   - a sealed frame with one bit of its MAC flipped                    -> bad_mac
+#   - a HELLO whose header declares fewer bytes than its fields         -> payload_truncated
+#   - half a frame, then end of stream                                  -> closed (or truncated)
+#   - a header declaring a 64 MiB payload                               -> oversize
+# TAP.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+build=${PG_BUILDDIR:-$PG_TOP/build}
+spank=$build/spank_powergrad/.libs/spank_powergrad.so
+ctld_dir=$build/slurmctld_powergrad/.libs
+pg=$build/tools/powergrad
+rogue=$build/tests/tools/pg-rogue
+hwemu=$build/hardware/testing/powergrad-hwemu
+[ -f "$spank" ] || skip_all "SPANK plugin not built: $spank"
+[ -f "$ctld_dir/slurmctld_powergrad.so" ] ||
+  skip_all "controller plugin not built (configure --with-slurm-source=DIR): $ctld_dir"
+[ -x "$pg" ] || skip_all "powergrad command not built: $pg"
+[ -x "$rogue" ] || skip_all "pg-rogue not built (make check builds it): $rogue"
+[ -x "$hwemu" ] || skip_all "powergrad-hwemu not built (make check builds it): $hwemu"
+command -v python3 >/dev/null 2>&1 || skip_all "python3 is needed to read the status JSON"
+
+pg_cluster_test_setup ctlfaults
+plan 18
+
+nodes_dir=$PG_CLUSTER_DIR/nodes
+for n in n1 n2; do
+  mkdir -p "$nodes_dir/$n"
+  "$hwemu" make-tree --root "$nodes_dir/$n/sys" --machine intel-server ||
+    bail_out "powergrad-hwemu make-tree failed for $n"
+done
+port=$((PG_PORT_BASE + 3))
+export PG_CTLD_PLUGIN_DIR=$ctld_dir PG_SPANK_PLUGIN=$spank
+export PG_POWERGRAD_CONF='Budget=600
+ControlPeriod=1
+LeaseTime=5
+NodeFloor=110
+NodeMax=410
+AdminUsers=root'
+export PG_SPANK_ARGS="log_level=info period=0.5 state_dir=$nodes_dir/%n/state \
+sysfs_root=$nodes_dir/%n/sys controller=127.0.0.1:$port"
+if out=$("$PGCLUSTER" up 2 2>&1); then
+  ok "cluster with the controller and two node agents is up"
+else
+  not_ok "cluster with the controller and two node agents is up" "$out"
+  bail_out "the cluster did not come up"
+fi
+pg_cluster_env
+export POWERGRAD_MUNGE_SOCKET=$PG_MUNGE_SOCKET
+log_ctld=$("$PGCLUSTER" log ctld)
+ctld_pid=$(cat "$PG_CLUSTER_DIR/run/slurmctld.pid" 2>/dev/null || pgrep -f "slurmctld -D -f $SLURM_CONF" | head -n1)
+
+status_json() { "$pg" status --json --controller "127.0.0.1:$port" 2>/dev/null; }
+# True when every node has a session, a grant, and a lease renewed within 2.5 s.
+granting() {
+  status_json | python3 -c 'import json,sys
+s = json.load(sys.stdin)
+ok = all(n.get("grant_w") is not None and n.get("lease_age_s") is not None
+         and n["lease_age_s"] < 2.5 and not n.get("silent") for n in s["nodes"])
+sys.exit(0 if ok and len(s["nodes"]) == 2 else 1)'
+}
+if wait_until 30 granting; then
+  ok "both node agents hold sessions and fresh leases"
+else
+  not_ok "both node agents hold sessions and fresh leases" "$(status_json)" \
+    "$(grep powergrad "$log_ctld" | tail -n 10)"
+fi
+# Lines the controller logged after a mark, to look only at one attack's lines.
+mark() { wc -l < "$log_ctld"; }
+since() { tail -n "+$(( $1 + 1 ))" "$log_ctld"; }
+logged_since() { since "$1" | grep -qE -- "$2"; }
+# attack DESC EXPECT_OUTPUT_RE LOG_RE CMD...: runs CMD, checks its output and the log.
+attack() {
+  local desc=$1 want_out=$2 want_log=$3 m out; shift 3
+  m=$(mark)
+  out=$("$@" 2>&1) || true
+  if grep -qE -- "$want_out" <<<"$out" && wait_until 5 logged_since "$m" "$want_log"; then
+    ok "$desc"
+  else
+    not_ok "$desc" "client: $out" "want client output /$want_out/ and log /$want_log/" \
+      "log since: $(since "$m" | grep powergrad | tail -n 5)"
+  fi
+}
+
+# --- (a) forged: a credential from a munged with a different key
+rm_dir=$PG_CLUSTER_DIR/rogue-munge
+mkdir -p "$rm_dir" && chown munge:munge "$rm_dir" && chmod 755 "$rm_dir"
+setpriv --reuid=munge --regid=munge --init-groups mungekey --create --keyfile="$rm_dir/munge.key" \
+  >/dev/null 2>&1 || bail_out "mungekey failed for the rogue munged"
+setpriv --reuid=munge --regid=munge --init-groups munged -F --socket="$rm_dir/munge.socket" \
+  --key-file="$rm_dir/munge.key" --pid-file="$rm_dir/munged.pid" --log-file="$rm_dir/munged.log" \
+  --seed-file="$rm_dir/munged.seed" >/dev/null 2>&1 &
+rogue_munged=$!
+pg_on_exit kill "$rogue_munged"
+rm_up() { [ -S "$rm_dir/munge.socket" ]; }
+wait_until 10 rm_up || bail_out "the rogue munged did not start"
+attack "HELLO with a credential made under another munge key: refused (cred_invalid), logged" \
+  "^refused cred_invalid" "refused: cred_invalid" \
+  env POWERGRAD_MUNGE_SOCKET="$rm_dir/munge.socket" "$rogue" "127.0.0.1:$port" hello --role node --name n1
+
+# --- (a) forged: a valid credential, but of an ordinary user claiming to be a node
+attack "node HELLO from uid nobody (valid credential): refused (uid_not_allowed), logged" \
+  "^refused uid_not_allowed" "refused: uid_not_allowed" \
+  runuser -u nobody -- env POWERGRAD_MUNGE_SOCKET="$PG_MUNGE_SOCKET" "$rogue" "127.0.0.1:$port" hello --role node --name n2
+
+# --- (b) replays
+attack "a recorded HELLO sent again: refused (cred_replayed), logged" \
+  "^replayed: refused cred_replayed" "refused: cred_replayed" \
+  "$rogue" "127.0.0.1:$port" replay-hello
+attack "a sealed frame sent twice (same sequence number): session dropped (replayed), logged" \
+  "^replayed: (error replayed|closed)" "session closed: .*: replayed" \
+  "$rogue" "127.0.0.1:$port" replay-seq
+attack "a sealed frame with a flipped MAC bit: session dropped (bad_mac), logged" \
+  "^tampered: (error bad_mac|closed)" "session closed: .*: bad_mac" \
+  "$rogue" "127.0.0.1:$port" tamper
+
+# --- (c) truncated and oversized frames
+attack "a HELLO whose fields run past its declared length: refused (payload_truncated), logged" \
+  "^truncated: (refused payload_truncated|closed)" "refused: payload_truncated" \
+  "$rogue" "127.0.0.1:$port" truncated
+attack "half a frame, then end of stream: connection refused (closed), logged" \
+  "^partial: (refused truncated|closed)" "refused: (truncated|closed)" \
+  "$rogue" "127.0.0.1:$port" partial
+attack "a header declaring a 64 MiB payload: refused (oversize), logged" \
+  "^oversize: (refused oversize|closed)" "refused: oversize" \
+  "$rogue" "127.0.0.1:$port" oversize
+
+# --- and an honest admin session still works
+out=$("$rogue" "127.0.0.1:$port" hello --role admin --name "$(hostname)" 2>&1) || true
+if grep -qE "^welcome session=[0-9]+ uid=0$" <<<"$out"; then
+  ok "an honest root HELLO after all that gets a WELCOME"
+else
+  not_ok "an honest root HELLO after all that gets a WELCOME" "$out"
+fi
+
+# --- slurmctld survived, the agents' sessions were untouched, the grants go on
+if [ -n "$ctld_pid" ] && pg_pid_alive "$ctld_pid" && scontrol ping 2>&1 | grep -q UP; then
+  ok "slurmctld is still up (same process)"
+else
+  not_ok "slurmctld is still up (same process)" "pid $ctld_pid" "$(scontrol ping 2>&1)"
+fi
+is "$(grep -c 'node session closed: n[12] ' "$log_ctld" || true)" "0" \
+  "the real agents' sessions (n1, n2) were never closed"
+sleep 2  # two periods: the leases must have been renewed since the attacks
+check "the controller keeps renewing both nodes' leases (lease age < 2.5 s)" granting
+out=$("$pg" set-budget 500 --controller "127.0.0.1:$port" 2>&1) && rc=0 || rc=$?
+is "$rc $out" "0 powergrad: budget set to 500.0 W (was 600.0 W)" "the admin command still changes the budget"
+grant_sum() {
+  status_json | python3 -c 'import json,sys
+s = json.load(sys.stdin)
+print(sum(n["grant_w"] for n in s["nodes"] if n.get("grant_w") is not None))'
+}
+within() { awk -v g="$(grant_sum)" 'BEGIN { exit !(g != "" && g <= 500 + 1e-6) }'; }
+check "the grants follow the new budget (sum <= 500 W)" wait_until 5 within
+out=$(timeout 60 srun -N2 true 2>&1) && rc=0 || rc=$?
+is "$rc" "0" "jobs still run on both nodes${out:+: $out}"
+is "$(grep -c 'powergrad: controller thread stopped' "$log_ctld" || true)" "0" \
+  "the controller thread never stopped"

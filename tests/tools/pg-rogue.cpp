@@ -1,0 +1,304 @@
+// pg-rogue: a misbehaving client for end-to-end tests of the controller's protocol checks
+// (tests/e2e/test_controller_faults.sh). It speaks PowerGrad's protocol with the real
+// classes (protocol/), munge included, and then breaks it on purpose:
+//
+//   pg-rogue HOST:PORT hello [--role node|admin] [--name NAME]
+//       an honest HELLO (credential of the calling uid from $POWERGRAD_MUNGE_SOCKET's
+//       munged): prints "welcome session=ID uid=UID" or "refused CODE: TEXT"
+//   pg-rogue HOST:PORT replay-hello
+//       an admin session (any uid may open one), then the very same HELLO bytes again on a
+//       new connection: prints the first outcome, then the second's
+//   pg-rogue HOST:PORT replay-seq
+//       an admin session; ADMIN_STATUS_REQ sealed once and sent twice (same sequence
+//       number): prints "first: answered", then how the second ended
+//   pg-rogue HOST:PORT tamper
+//       an admin session; one ADMIN_STATUS_REQ with one bit of its MAC flipped
+//   pg-rogue HOST:PORT truncated
+//       a HELLO whose header declares 8 bytes fewer payload than its fields need
+//   pg-rogue HOST:PORT partial
+//       the first half of a HELLO frame, then end of stream
+//   pg-rogue HOST:PORT oversize
+//       a HELLO header declaring a 64 MiB payload, then a few bytes
+//
+// Every outcome line names the protocol's error code (protocol/status.hpp) when the
+// controller sent one, "closed" when it just closed. Exit 0 when the command ran (whatever
+// the controller answered), 1 on a local error, 2 on a usage error.
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <variant>
+
+#include "protocol/auth.hpp"
+#include "protocol/channel.hpp"
+#include "protocol/frame.hpp"
+#include "protocol/handshake.hpp"
+#include "protocol/messages.hpp"
+#include "protocol/status.hpp"
+
+namespace proto = powergrad::proto;
+
+namespace {
+
+[[noreturn]] void die(const std::string &m) {
+  std::fprintf(stderr, "pg-rogue: %s\n", m.c_str());
+  std::exit(1);
+}
+
+class Conn {
+ public:
+  Conn(const std::string &host, const std::string &port) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo *res = nullptr;
+    if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res)
+      die("cannot resolve " + host + ":" + port);
+    fd_ = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0 || connect(fd_, res->ai_addr, res->ai_addrlen) != 0) {
+      freeaddrinfo(res);
+      die("cannot connect to " + host + ":" + port + ": " + std::strerror(errno));
+    }
+    freeaddrinfo(res);
+    timeval tv{5, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ~Conn() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Conn(const Conn &) = delete;
+  Conn &operator=(const Conn &) = delete;
+
+  void send_all(const std::string &bytes) {
+    size_t off = 0;
+    while (off < bytes.size()) {
+      ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return;  // the controller may already have closed: reading tells how
+      }
+      off += static_cast<size_t>(n);
+    }
+  }
+  void shut_write() { shutdown(fd_, SHUT_WR); }
+
+  // One whole frame into `out`; false on end of stream, timeout or a malformed header
+  // (`why` says which).
+  bool read_frame(std::string &out, std::string &why) {
+    out.assign(proto::kHeaderSize, '\0');
+    if (!read_exact(&out[0], proto::kHeaderSize, why)) return false;
+    proto::FrameHeader h;
+    const proto::Status st =
+        proto::parse_header(reinterpret_cast<const std::uint8_t *>(out.data()), out.size(), h);
+    if (!st.ok()) {
+      why = "bad frame from the controller: " + st.to_string();
+      return false;
+    }
+    const size_t rest = h.payload_len + proto::kMacSize;
+    out.resize(proto::kHeaderSize + rest);
+    return read_exact(&out[proto::kHeaderSize], rest, why);
+  }
+
+ private:
+  bool read_exact(char *p, size_t n, std::string &why) {
+    size_t got = 0;
+    while (got < n) {
+      ssize_t r = ::recv(fd_, p + got, n - got, 0);
+      if (r == 0) {
+        why = "closed";
+        return false;
+      }
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        why = (errno == EAGAIN || errno == EWOULDBLOCK) ? "timeout" : std::string("closed (") +
+                                                                         std::strerror(errno) + ")";
+        return false;
+      }
+      got += static_cast<size_t>(r);
+    }
+    return true;
+  }
+  int fd_ = -1;
+};
+
+// What an answer frame outside a session says: "refused CODE: TEXT" for an ERROR.
+std::string describe_unsealed(const std::string &frame) {
+  proto::Frame f;
+  const proto::Status st =
+      proto::decode_frame(reinterpret_cast<const std::uint8_t *>(frame.data()), frame.size(), f);
+  if (!st.ok()) return "undecodable answer: " + st.to_string();
+  if (const auto *e = std::get_if<proto::ErrorMessage>(&f.message))
+    return std::string("refused ") + proto::errc_name(e->code) + ": " + e->message;
+  return std::string("answer of type ") + std::to_string(static_cast<int>(proto::type_of(f.message)));
+}
+
+struct Session {
+  proto::SecureChannel channel;
+  proto::SessionInfo info;
+  std::string hello;
+};
+
+proto::ClientParams params(proto::PeerRole role, const std::string &name) {
+  proto::ClientParams p;
+  p.role = role;
+  p.name = name;
+  p.incarnation = 1;
+  p.controller_uids = {0};
+  return p;
+}
+
+// Runs a handshake on `c`; prints and returns false when it does not give a session.
+bool handshake(Conn &c, proto::Authenticator &auth, proto::ClientParams p, Session &s,
+               const char *label) {
+  proto::ClientHandshake hs(std::move(p));
+  proto::Status st = hs.start(auth, s.hello);
+  if (!st.ok()) die("cannot make a HELLO: " + st.to_string());
+  c.send_all(s.hello);
+  std::string answer, why;
+  if (!c.read_frame(answer, why)) {
+    std::printf("%s%s\n", label, why.c_str());
+    return false;
+  }
+  st = hs.finish(auth, reinterpret_cast<const std::uint8_t *>(answer.data()), answer.size(),
+                 s.channel, s.info);
+  if (!st.ok()) {
+    std::printf("%srefused %s: %s\n", label, proto::errc_name(st.code), st.message.c_str());
+    return false;
+  }
+  std::printf("%swelcome session=%llu uid=%ld\n", label,
+              static_cast<unsigned long long>(s.info.session_id), static_cast<long>(s.info.uid));
+  return true;
+}
+
+// After a bad frame in a session: a sealed ERROR (its code) or a plain close.
+std::string session_outcome(Conn &c, Session &s) {
+  std::string frame, why;
+  if (!c.read_frame(frame, why)) return why;
+  proto::Frame f;
+  const proto::Status st =
+      s.channel.open(reinterpret_cast<const std::uint8_t *>(frame.data()), frame.size(), f);
+  if (!st.ok()) return describe_unsealed(frame);
+  if (const auto *e = std::get_if<proto::ErrorMessage>(&f.message))
+    return std::string("error ") + proto::errc_name(e->code) + ": " + e->message;
+  return std::string("answered (type ") + std::to_string(static_cast<int>(proto::type_of(f.message))) + ")";
+}
+
+std::string hostname() {
+  char b[256] = {0};
+  gethostname(b, sizeof b - 1);
+  return b[0] ? b : "rogue";
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: pg-rogue HOST:PORT hello [--role node|admin] [--name NAME]\n"
+               "       pg-rogue HOST:PORT replay-hello|replay-seq|tamper|truncated|partial|oversize\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  if (argc < 3) return usage();
+  const std::string addr = argv[1], cmd = argv[2];
+  const size_t colon = addr.rfind(':');
+  if (colon == std::string::npos) return usage();
+  const std::string host = addr.substr(0, colon), port = addr.substr(colon + 1);
+  proto::MungeAuthenticator auth(proto::munge_socket_from_env());
+
+  if (cmd == "hello") {
+    proto::PeerRole role = proto::PeerRole::node;
+    std::string name = "rogue";
+    for (int i = 3; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "--role" && i + 1 < argc) {
+        const std::string r = argv[++i];
+        if (r == "node") role = proto::PeerRole::node;
+        else if (r == "admin") role = proto::PeerRole::admin;
+        else return usage();
+      } else if (a == "--name" && i + 1 < argc) {
+        name = argv[++i];
+      } else {
+        return usage();
+      }
+    }
+    Conn c(host, port);
+    Session s;
+    handshake(c, auth, params(role, name), s, "");
+    return 0;
+  }
+  if (cmd == "replay-hello") {
+    Session s;
+    {
+      Conn c(host, port);
+      if (!handshake(c, auth, params(proto::PeerRole::admin, hostname()), s, "first: ")) return 0;
+    }
+    Conn c2(host, port);
+    c2.send_all(s.hello);
+    std::string answer, why;
+    std::printf("replayed: %s\n", c2.read_frame(answer, why) ? describe_unsealed(answer).c_str() : why.c_str());
+    return 0;
+  }
+  if (cmd == "replay-seq" || cmd == "tamper") {
+    Conn c(host, port);
+    Session s;
+    if (!handshake(c, auth, params(proto::PeerRole::admin, hostname()), s, "session: ")) return 0;
+    std::string req;
+    const proto::Status st = s.channel.seal(proto::AdminStatusRequest{}, req);
+    if (!st.ok()) die("cannot seal: " + st.to_string());
+    if (cmd == "tamper") {
+      req[req.size() - 1] = static_cast<char>(req[req.size() - 1] ^ 0x01);
+      c.send_all(req);
+      std::printf("tampered: %s\n", session_outcome(c, s).c_str());
+      return 0;
+    }
+    c.send_all(req);
+    std::printf("first: %s\n", session_outcome(c, s).c_str());
+    c.send_all(req);
+    std::printf("replayed: %s\n", session_outcome(c, s).c_str());
+    return 0;
+  }
+  if (cmd == "truncated" || cmd == "partial" || cmd == "oversize") {
+    proto::ClientHandshake hs(params(proto::PeerRole::admin, hostname()));
+    std::string hello;
+    const proto::Status st = hs.start(auth, hello);
+    if (!st.ok()) die("cannot make a HELLO: " + st.to_string());
+    std::string bad;
+    if (cmd == "truncated") {
+      // Same bytes, but the header declares 8 bytes less payload: the last field (the
+      // credential) runs past the payload's end.
+      proto::FrameHeader h;
+      proto::parse_header(reinterpret_cast<const std::uint8_t *>(hello.data()), hello.size(), h);
+      h.payload_len -= 8;
+      std::string head(proto::kHeaderSize, '\0');
+      proto::write_header(h, reinterpret_cast<std::uint8_t *>(&head[0]));
+      bad = head + hello.substr(proto::kHeaderSize, h.payload_len) + std::string(proto::kMacSize, '\0');
+    } else if (cmd == "partial") {
+      bad = hello.substr(0, hello.size() / 2);
+    } else {
+      proto::FrameHeader h;
+      proto::parse_header(reinterpret_cast<const std::uint8_t *>(hello.data()), hello.size(), h);
+      h.payload_len = 64u << 20;
+      std::string head(proto::kHeaderSize, '\0');
+      proto::write_header(h, reinterpret_cast<std::uint8_t *>(&head[0]));
+      bad = head + hello.substr(proto::kHeaderSize, 64);
+    }
+    Conn c(host, port);
+    c.send_all(bad);
+    if (cmd == "partial") c.shut_write();
+    std::string answer, why;
+    std::printf("%s: %s\n", cmd.c_str(), c.read_frame(answer, why) ? describe_unsealed(answer).c_str() : why.c_str());
+    return 0;
+  }
+  return usage();
+}

@@ -1,0 +1,29 @@
+# Check runners for the controller plugin's Slurm-free parts (slurmctld_powergrad/) and the
+# admin command (tools/), the controller's end-to-end tests and their protocol test client
+# (tests/tools/pg-rogue). Included from tests/local.mk.
+CTLD_UNIT_TESTS = tests/unit/test_controller_service tests/unit/test_job_power
+check_PROGRAMS += $(CTLD_UNIT_TESTS)
+TESTS += $(CTLD_UNIT_TESTS)
+
+tests_unit_test_controller_service_SOURCES = tests/unit/test_controller_service.cpp
+tests_unit_test_controller_service_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
+tests_unit_test_controller_service_LDADD = tools/libtools.la slurmctld_powergrad/libctldcore.la \
+	protocol/libpgproto_fake.la $(PROTO_LIBS) $(SLURM_LIBS) $(CHECK_LIBS)
+
+tests_unit_test_job_power_SOURCES = tests/unit/test_job_power.cpp
+tests_unit_test_job_power_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS) $(SLURM_CPPFLAGS)
+tests_unit_test_job_power_LDADD = tools/libtools.la slurmctld_powergrad/libctldcore.la \
+	$(PROTO_LIBS) $(SLURM_LIBS) $(CHECK_LIBS)
+
+TESTS += tests/e2e/test_controller_admin.sh
+EXTRA_DIST += tests/e2e/test_controller_admin.sh
+
+# A misbehaving protocol client for the controller's fault test (forged, replayed, truncated
+# and oversized frames against the live controller in slurmctld).
+check_PROGRAMS += tests/tools/pg-rogue
+tests_tools_pg_rogue_SOURCES = tests/tools/pg-rogue.cpp
+tests_tools_pg_rogue_LDADD = $(PROTO_LIBS)
+
+CTLD_E2E_TESTS = tests/e2e/test_controller_power.sh tests/e2e/test_controller_faults.sh
+TESTS += $(CTLD_E2E_TESTS)
+EXTRA_DIST += $(CTLD_E2E_TESTS)

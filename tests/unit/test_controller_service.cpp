@@ -1,0 +1,409 @@
+// The controller's service loop (slurmctld_powergrad/controller_service.hpp) without
+// slurmctld: a real ControllerEndpoint on loopback, the fake munge, a fake clock, and
+// ClientEndpoints playing a node agent and admin commands of different uids.
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "libgradient/gain_curve.hpp"
+#include "protocol/client_endpoint.hpp"
+#include "protocol/controller_endpoint.hpp"
+#include "protocol/fake_auth.hpp"
+#include "protocol/frame.hpp"
+#include "protocol/handshake.hpp"
+#include "slurmctld_powergrad/controller_service.hpp"
+#include "tools/json.hpp"
+
+#include <check.h>
+
+#include "tests/unit/check_util.hpp"
+
+using namespace powergrad;
+using namespace powergrad::proto;
+
+namespace {
+
+constexpr uid_t kSlurmUid = 64030;
+constexpr uid_t kUserUid = 1000;
+constexpr uid_t kAdminUid = 1001;
+
+struct FakeClock : ServiceClock {
+  double mono = 100.0;
+  double wall = 1.8e9;
+  double monotonic_s() override { return mono; }
+  double wall_s() override { return wall; }
+};
+
+ClusterConfig two_nodes(double budget_w) {
+  ClusterConfig c;
+  c.budget_w = budget_w;
+  c.period_s = 1.0;
+  c.lease_s = 5.0;
+  c.epoch = 7;
+  c.groups.push_back({"rack1", 500.0, kNoGroup});
+  c.nodes.push_back({"n1", 50.0, 300.0, 0});
+  c.nodes.push_back({"n2", 50.0, 300.0, kNoGroup});
+  return c;
+}
+
+struct Harness {
+  std::shared_ptr<FakeMungeRealm> realm = std::make_shared<FakeMungeRealm>(300.0);
+  FakeAuthenticator ctl_auth{realm, kSlurmUid, kSlurmUid};
+  FakeAuthenticator root{realm, 0, 0};
+  FakeAuthenticator user{realm, kUserUid, 100};
+  FakeAuthenticator admin{realm, kAdminUid, 100};
+  FakeClock clock;
+  JobPowerLedger ledger;
+  std::unique_ptr<ControllerEndpoint> endpoint;
+  std::unique_ptr<ControllerService> service;
+  std::vector<std::string> logs;
+  std::vector<ServiceLogLevel> levels;  // of each line in logs
+  std::string port;
+  std::vector<std::unique_ptr<ClientEndpoint>> clients;
+  std::vector<std::vector<ClientEvent>> events;
+
+  explicit Harness(ServiceSettings settings = {}, double budget_w = 400.0) {
+    ControllerConfig ec;
+    ec.listen_host = "127.0.0.1";
+    ec.listen_port = "0";
+    ec.policy = ServerPolicy::standard(kSlurmUid, {kAdminUid});
+    ck_assert_msg(ControllerEndpoint::open(ec, ctl_auth, endpoint).ok(), "endpoint opens");
+    port = std::to_string(endpoint->port());
+    service = std::make_unique<ControllerService>(
+        settings, ClusterController(two_nodes(budget_w)), *endpoint, clock, ledger,
+        [this](ServiceLogLevel level, const std::string &m) {
+          logs.push_back(m);
+          levels.push_back(level);
+        });
+  }
+
+  std::size_t client(Authenticator &auth, PeerRole role, const std::string &name) {
+    ClientConfig c;
+    c.host = "127.0.0.1";
+    c.port = port;
+    c.hello.role = role;
+    c.hello.name = name;
+    c.hello.incarnation = 5;
+    c.hello.controller_uids = {0, kSlurmUid};
+    c.jitter_seed = 1 + clients.size();
+    clients.push_back(std::make_unique<ClientEndpoint>(c, auth));
+    events.emplace_back();
+    return clients.size() - 1;
+  }
+
+  void step() {
+    clock.mono += 0.01;
+    clock.wall += 0.01;
+    realm->set_now(clock.mono);
+    for (std::size_t i = 0; i < clients.size(); ++i)
+      for (ClientEvent &e : clients[i]->poll_once(clock.mono, 2)) events[i].push_back(std::move(e));
+    service->run_once(2);
+  }
+
+  bool run_until(const std::function<bool()> &done, int max_steps = 600) {
+    for (int i = 0; i < max_steps; ++i) {
+      if (done()) return true;
+      step();
+    }
+    return done();
+  }
+
+  template <class T>
+  const T *message(std::size_t c, std::size_t nth = 0) {
+    for (const ClientEvent &e : events[c]) {
+      if (e.kind != ClientEvent::Kind::message) continue;
+      if (const T *m = std::get_if<T>(&e.message)) {
+        if (nth-- == 0) return m;
+      }
+    }
+    return nullptr;
+  }
+
+  bool logged(const std::string &part) const {
+    for (const std::string &l : logs)
+      if (pgtest::contains(l, part)) return true;
+    return false;
+  }
+  // The level of the first line holding `part` (info if none).
+  ServiceLogLevel level_of(const std::string &part) const {
+    for (std::size_t i = 0; i < logs.size(); ++i)
+      if (pgtest::contains(logs[i], part)) return levels[i];
+    return ServiceLogLevel::info;
+  }
+
+  json::Value status_as(Authenticator &auth) {
+    const std::size_t c = client(auth, PeerRole::admin, "login1");
+    ck_assert(run_until([&] { return clients[c]->established(); }));
+    ck_assert(clients[c]->send(AdminStatusRequest{}).ok());
+    ck_assert(run_until([&] { return message<AdminStatus>(c) != nullptr; }));
+    std::string err;
+    auto v = json::parse(message<AdminStatus>(c)->json, &err);
+    ck_assert_msg(v.has_value(), "status JSON parses: %s", err.c_str());
+    return *v;
+  }
+
+  AdminResult set_budget_as(Authenticator &auth, double w) {
+    const std::size_t c = client(auth, PeerRole::admin, "login1");
+    ck_assert(run_until([&] { return clients[c]->established(); }));
+    ck_assert(clients[c]->send(AdminSetBudget{w}).ok());
+    ck_assert(run_until([&] { return message<AdminResult>(c) != nullptr; }));
+    return *message<AdminResult>(c);
+  }
+};
+
+NodeReport report_from(const std::string &node, std::uint64_t seq, const GrantMessage *lease,
+                       double now_s) {
+  NodeReport r;
+  r.node = node;
+  r.incarnation = 5;
+  r.report_seq = seq;
+  r.sent_at_s = now_s;
+  if (lease) {
+    r.lease_epoch = lease->epoch;
+    r.lease_seq = lease->seq;
+    r.lease_grant_w = lease->grant_w;
+    r.lease_expires_at_s = lease->expires_at_s;
+  }
+  r.effective_grant_w = lease ? lease->grant_w : 50.0;
+  r.min_w = 50.0;
+  r.max_w = 300.0;
+  r.need_w = 80.0;
+  r.caps_w = r.effective_grant_w;
+  r.power_w = 100.0;
+  r.idle = false;
+  r.steerable = true;
+  r.demand = GainCurve::linear(0.01, 220.0);
+  JobSummary j;
+  j.job = "42.0";
+  j.mode = JobMode::latency;
+  j.counters = CounterKind::software;
+  j.speedup_per_w = 0.004;
+  j.valid = true;
+  r.jobs.push_back(j);
+  return r;
+}
+
+}  // namespace
+
+START_TEST(status_is_open_to_every_uid) {
+  Harness h;
+  const json::Value s = h.status_as(h.user);
+  ck_assert(s.num("budget_w").has_value());
+  ck_assert_double_eq_tol(*s.num("budget_w"), 400.0, 1e-9);
+  const json::Value *nodes = s.get("nodes");
+  ck_assert_ptr_nonnull(nodes);
+  ck_assert_uint_eq(nodes->array.size(), 2);
+  ck_assert_str_eq(nodes->array[0].str("name").c_str(), "n1");
+  ck_assert_str_eq(nodes->array[0].str("group").c_str(), "rack1");
+  ck_assert(nodes->array[1].get("group")->is_null());
+  const json::Value *groups = s.get("groups");
+  ck_assert_uint_eq(groups->array.size(), 1);
+  ck_assert_double_eq_tol(*groups->array[0].num("limit_w"), 500.0, 1e-9);
+  ck_assert(h.logged("admin session opened: login1 uid 1000"));
+}
+END_TEST
+
+START_TEST(set_budget_by_admin_and_root_changes_the_budget) {
+  Harness h;
+  AdminResult r = h.set_budget_as(h.admin, 250.0);
+  ck_assert_uint_eq(r.code, static_cast<unsigned>(AdminCode::ok));
+  ck_assert_contains(r.message, "budget set to 250.0 W (was 400.0 W)");
+  ck_assert_double_eq_tol(h.service->controller().budget_w(), 250.0, 1e-9);
+  r = h.set_budget_as(h.root, 300.0);
+  ck_assert_uint_eq(r.code, static_cast<unsigned>(AdminCode::ok));
+  const json::Value s = h.status_as(h.user);
+  ck_assert_double_eq_tol(*s.num("budget_w"), 300.0, 1e-9);
+  ck_assert(h.logged("budget set to 300.0 W (was 250.0 W) by uid 0"));
+}
+END_TEST
+
+START_TEST(set_budget_by_others_is_refused) {
+  Harness h;
+  const AdminResult r = h.set_budget_as(h.user, 100.0);
+  ck_assert_uint_eq(r.code, static_cast<unsigned>(AdminCode::permission_denied));
+  ck_assert_double_eq_tol(h.service->controller().budget_w(), 400.0, 1e-9);
+  ck_assert(h.run_until([&] { return h.logged("set-budget refused: uid 1000"); }));
+}
+END_TEST
+
+START_TEST(set_budget_below_the_floors_is_invalid) {
+  Harness h;
+  const AdminResult r = h.set_budget_as(h.admin, 60.0);
+  ck_assert_uint_eq(r.code, static_cast<unsigned>(AdminCode::invalid));
+  ck_assert_contains(r.message, "budget 60.0 W refused: ");
+  ck_assert_double_eq_tol(h.service->controller().budget_w(), 400.0, 1e-9);
+}
+END_TEST
+
+START_TEST(reports_in_grants_out_figures_kept) {
+  Harness h;
+  const std::size_t node = h.client(h.root, PeerRole::node, "n1");
+  ck_assert(h.run_until([&] { return h.clients[node]->established(); }));
+  ck_assert(h.clients[node]->send(report_from("n1", 1, nullptr, h.clock.wall)).ok());
+  // Grants every period: the node gets at least two, each within the budget.
+  ck_assert(h.run_until([&] { return h.message<GrantMessage>(node, 1) != nullptr; }, 400));
+  const GrantMessage g = *h.message<GrantMessage>(node, 1);
+  ck_assert_str_eq(g.node.c_str(), "n1");
+  ck_assert_uint_eq(g.epoch, 7);
+  ck_assert(g.grant_w >= 50.0 && g.grant_w <= 400.0);
+  ck_assert(h.service->periods() >= 2);
+  // Confirm the lease: status shows power, gradient, job and the lease's age.
+  ck_assert(h.clients[node]->send(report_from("n1", 2, &g, h.clock.wall)).ok());
+  ck_assert(h.run_until([&] {
+    auto f = h.ledger.figures(42);
+    return f && f->samples >= 2 && f->energy_j > 0;
+  }));
+  const json::Value s = h.status_as(h.user);
+  const json::Value &n1 = s.get("nodes")->array[0];
+  ck_assert_double_eq_tol(*n1.num("power_w"), 100.0, 1e-9);
+  ck_assert_double_eq_tol(*n1.num("gradient"), 0.004, 1e-12);
+  ck_assert_uint_eq(n1.get("jobs")->array.size(), 1);
+  ck_assert_double_eq(n1.get("jobs")->array[0].number, 42.0);
+  ck_assert(n1.num("lease_age_s").has_value());
+  ck_assert(n1.get("connected")->boolean);
+  const JobFigures f = *h.ledger.figures(42);
+  ck_assert_str_eq(f.counters.c_str(), "software");
+  ck_assert_double_eq_tol(f.avg_w, 100.0, 1e-6);
+  ck_assert_double_eq_tol(f.gradient, 0.004, 1e-12);
+}
+END_TEST
+
+START_TEST(a_refused_report_is_logged_once) {
+  Harness h;
+  const std::size_t node = h.client(h.root, PeerRole::node, "n9");
+  ck_assert(h.run_until([&] { return h.clients[node]->established(); }));
+  ck_assert(h.clients[node]->send(report_from("n9", 1, nullptr, h.clock.wall)).ok());
+  ck_assert(h.clients[node]->send(report_from("n9", 2, nullptr, h.clock.wall)).ok());
+  ck_assert(h.run_until([&] { return h.logged("report from n9 refused"); }));
+  for (int i = 0; i < 50; ++i) h.step();
+  int n = 0;
+  for (const std::string &l : h.logs) n += pgtest::contains(l, "report from n9 refused");
+  ck_assert_int_eq(n, 1);
+}
+END_TEST
+
+START_TEST(the_schedule_sets_the_budget_when_it_changes) {
+  ServiceSettings st;
+  ScheduleResult sr = parse_budget_schedule("2020-01-01T00:00 350\n", "sched.conf");
+  ck_assert_msg(sr.schedule.has_value(), "%s", sr.error.c_str());
+  st.schedule = sr.schedule;
+  st.schedule_path = "sched.conf";
+  Harness h(st);
+  ck_assert(h.run_until([&] { return h.service->periods() >= 1; }));
+  ck_assert_double_eq_tol(h.service->controller().budget_w(), 350.0, 1e-9);
+  ck_assert(h.logged("budget set to 350.0 W by the schedule sched.conf (was 400.0 W)"));
+  // An admin's budget holds until the schedule changes again.
+  ck_assert_uint_eq(h.set_budget_as(h.admin, 200.0).code, static_cast<unsigned>(AdminCode::ok));
+  const std::uint64_t p = h.service->periods();
+  ck_assert(h.run_until([&] { return h.service->periods() >= p + 2; }));
+  ck_assert_double_eq_tol(h.service->controller().budget_w(), 200.0, 1e-9);
+  const json::Value s = h.status_as(h.user);
+  ck_assert_double_eq_tol(*s.num("scheduled_budget_w"), 350.0, 1e-9);
+  ck_assert_str_eq(s.str("schedule").c_str(), "sched.conf");
+}
+END_TEST
+
+// A raw admin session of `auth`'s uid on a blocking-free socket, driven by h.step().
+struct RawSession {
+  int fd = -1;
+  SecureChannel channel;
+  ~RawSession() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+void open_raw_session(Harness &h, Authenticator &auth, RawSession &s) {
+  s.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(h.port)));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(connect(s.fd, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+  ClientParams p;
+  p.role = PeerRole::admin;
+  p.name = "login1";
+  p.controller_uids = {0, kSlurmUid};
+  ClientHandshake hs(p);
+  h.step();  // the fake munge's clock follows the harness's
+  std::string hello;
+  ck_assert(hs.start(auth, hello).ok());
+  ck_assert_int_eq(send(s.fd, hello.data(), hello.size(), MSG_NOSIGNAL), (ssize_t)hello.size());
+  std::string in;
+  char buf[65536];
+  FrameHeader fh;
+  ck_assert(h.run_until([&] {
+    ssize_t n = recv(s.fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) in.append(buf, static_cast<std::size_t>(n));
+    return in.size() >= kHeaderSize &&
+           parse_header(reinterpret_cast<const std::uint8_t *>(in.data()), in.size(), fh).ok() &&
+           in.size() >= frame_size(fh.payload_len);
+  }));
+  SessionInfo info;
+  const Status st =
+      hs.finish(auth, reinterpret_cast<const std::uint8_t *>(in.data()), in.size(), s.channel, info);
+  ck_assert_msg(st.ok(), "WELCOME: %s", st.to_string().c_str());
+}
+
+START_TEST(protocol_violations_are_logged_as_errors) {
+  Harness h;
+  // A frame replayed in an admin session: the session is dropped and that is an error,
+  // although routine admin session ends are debug lines.
+  RawSession s;
+  open_raw_session(h, h.user, s);
+  std::string req;
+  ck_assert(s.channel.seal(AdminStatusRequest{}, req).ok());
+  ck_assert_int_eq(send(s.fd, req.data(), req.size(), MSG_NOSIGNAL), (ssize_t)req.size());
+  ck_assert_int_eq(send(s.fd, req.data(), req.size(), MSG_NOSIGNAL), (ssize_t)req.size());
+  ck_assert(h.run_until([&] { return h.logged("admin session closed: login1"); }));
+  ck_assert(h.logged(": replayed: "));
+  ck_assert(h.level_of("admin session closed: login1") == ServiceLogLevel::error);
+  // An admin command that simply hangs up: a debug line.
+  RawSession t;
+  open_raw_session(h, h.user, t);
+  close(t.fd);
+  t.fd = -1;
+  ck_assert(h.run_until([&] {
+    std::size_t n = 0;
+    for (const std::string &l : h.logs) n += pgtest::contains(l, "admin session closed: login1");
+    return n == 2;
+  }));
+  std::size_t seen = 0;
+  for (std::size_t i = 0; i < h.logs.size(); ++i) {
+    if (!pgtest::contains(h.logs[i], "admin session closed: login1")) continue;
+    if (++seen == 2) ck_assert(h.levels[i] == ServiceLogLevel::debug);
+  }
+}
+END_TEST
+
+START_TEST(periods_follow_the_clock) {
+  Harness h;
+  // 1 s periods on a clock stepped by 10 ms: about 1 period per 100 steps.
+  for (int i = 0; i < 350; ++i) h.step();
+  ck_assert_uint_ge(h.service->periods(), 3);
+  ck_assert_uint_le(h.service->periods(), 5);
+}
+END_TEST
+
+int main() {
+  Suite *s = suite_create("controller_service");
+  TCase *tc = tcase_create("service");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, status_is_open_to_every_uid);
+  tcase_add_test(tc, set_budget_by_admin_and_root_changes_the_budget);
+  tcase_add_test(tc, set_budget_by_others_is_refused);
+  tcase_add_test(tc, set_budget_below_the_floors_is_invalid);
+  tcase_add_test(tc, reports_in_grants_out_figures_kept);
+  tcase_add_test(tc, a_refused_report_is_logged_once);
+  tcase_add_test(tc, the_schedule_sets_the_budget_when_it_changes);
+  tcase_add_test(tc, periods_follow_the_clock);
+  tcase_add_test(tc, protocol_violations_are_logged_as_errors);
+  suite_add_tcase(s, tc);
+  return pgtest::run_suite(s);
+}

@@ -1,0 +1,332 @@
+// Per-job power figures (slurmctld_powergrad/job_power.hpp), the AdminComment record they
+// go into (job_records.hpp), and the admin command's parsing and formatting (tools/).
+#include <cmath>
+#include <string>
+
+#include "jobreport/record.hpp"
+#include "slurmctld_powergrad/job_power.hpp"
+#include "slurmctld_powergrad/job_records.hpp"
+#include "tools/admin.hpp"
+#include "tools/job_report.hpp"
+#include "tools/json.hpp"
+
+#include <check.h>
+
+#include "tests/unit/check_util.hpp"
+
+using namespace powergrad;
+
+namespace {
+
+JobSummary summary(const std::string &job, CounterKind counters, double speedup, bool valid = true) {
+  JobSummary s;
+  s.job = job;
+  s.counters = counters;
+  s.speedup_per_w = speedup;
+  s.valid = valid;
+  return s;
+}
+
+NodeReport node(const std::string &name, double power_w, double caps_w,
+                std::vector<JobSummary> jobs) {
+  NodeReport r;
+  r.node = name;
+  r.power_w = power_w;
+  r.caps_w = caps_w;
+  r.jobs = std::move(jobs);
+  return r;
+}
+
+// A summary carrying the step's own accounting on its node.
+JobSummary measured(const std::string &job, std::size_t domain, double energy_j, double elapsed_s,
+                    double cap_min_w, double cap_mean_w, double cap_max_w) {
+  JobSummary s = summary(job, CounterKind::emulated, 0.01);
+  s.domain = domain;
+  s.energy_j = energy_j;
+  s.elapsed_s = elapsed_s;
+  s.avg_w = elapsed_s > 0.0 ? energy_j / elapsed_s : std::nan("");
+  s.cap_min_w = cap_min_w;
+  s.cap_mean_w = cap_mean_w;
+  s.cap_max_w = cap_max_w;
+  return s;
+}
+
+}  // namespace
+
+START_TEST(job_ids_from_keys) {
+  ck_assert_uint_eq(*job_id_of_key("1234.0"), 1234);
+  ck_assert_uint_eq(*job_id_of_key("77.batch"), 77);
+  ck_assert_uint_eq(*job_id_of_key("9"), 9);
+  ck_assert(!job_id_of_key(""));
+  ck_assert(!job_id_of_key("abc.0"));
+  ck_assert(!job_id_of_key("12x"));
+  ck_assert(!job_id_of_key("0.0"));
+  ck_assert(!job_id_of_key("99999999999.0"));
+}
+END_TEST
+
+START_TEST(energy_caps_gradient_counters) {
+  JobPowerLedger l(3.0);
+  // Job 1 alone on n1; job 1 and job 2 share n2 (half each).
+  l.on_report(node("n1", 100.0, 150.0, {summary("1.0", CounterKind::software, 0.002)}), 0.0);
+  l.on_report(node("n2", 80.0, 120.0,
+                   {summary("1.0", CounterKind::hardware, 0.004),
+                    summary("2.0", CounterKind::software, 0.0, false)}),
+              0.0);
+  l.sample(0.0);  // first sample: no elapsed time yet, caps recorded
+  l.sample(1.0);
+  l.sample(2.0);
+  const JobFigures f1 = *l.figures(1);
+  ck_assert_uint_eq(f1.samples, 3);
+  ck_assert_double_eq_tol(f1.energy_j, 2 * (100.0 + 40.0), 1e-9);
+  ck_assert_double_eq_tol(f1.seconds, 2.0, 1e-9);
+  ck_assert_double_eq_tol(f1.avg_w, 140.0, 1e-9);
+  ck_assert_double_eq_tol(f1.cap_min_w, 210.0, 1e-9);
+  ck_assert_double_eq_tol(f1.cap_max_w, 210.0, 1e-9);
+  ck_assert_double_eq_tol(f1.gradient, 0.003, 1e-12);
+  ck_assert_str_eq(f1.counters.c_str(), "software+hardware");
+  const JobFigures f2 = *l.figures(2);
+  ck_assert_double_eq_tol(f2.avg_w, 40.0, 1e-9);
+  ck_assert(std::isnan(f2.gradient));  // no valid estimate
+  ck_assert(!l.figures(3));
+  // Caps change: min/mean/max follow; a stale node stops counting.
+  l.on_report(node("n1", 100.0, 250.0, {summary("1.0", CounterKind::software, 0.002)}), 2.5);
+  l.sample(3.0);
+  const JobFigures g = *l.figures(1);
+  ck_assert_double_eq_tol(g.cap_max_w, 310.0, 1e-9);
+  ck_assert_double_eq_tol(g.cap_mean_w, (210.0 * 3 + 310.0) / 4, 1e-9);
+  l.sample(5.9);  // n2's report is from 0.0: stale; n1 (2.5) still fresh
+  ck_assert_double_eq_tol(l.figures(1)->cap_min_w, 210.0, 1e-9);
+  ck_assert_uint_eq(l.figures(2)->samples, 4);  // not sampled without a fresh report
+  l.prune(100.0, 10.0);
+  ck_assert_uint_eq(l.job_count(), 0);
+}
+END_TEST
+
+START_TEST(unknown_power_is_not_counted_as_zero) {
+  JobPowerLedger l(3.0);
+  l.on_report(node("n1", std::nan(""), 150.0, {summary("5.0", CounterKind::emulated, 0.01)}), 0.0);
+  l.sample(0.0);
+  l.sample(1.0);
+  const JobFigures f = *l.figures(5);
+  ck_assert_double_eq(f.seconds, 0.0);
+  ck_assert(std::isnan(f.avg_w));
+  ck_assert_str_eq(f.counters.c_str(), "emulated");
+}
+END_TEST
+
+START_TEST(node_measured_figures_are_preferred) {
+  JobPowerLedger l(3.0);
+  // Job 7: steps 7.batch and 7.0 on n1 (both on domain 0; 7.0 also on domain 1: its
+  // accounting is repeated on that entry and counts once), 7.0 on n2. Job 8 shares n2.
+  // Node-level power would give a very different estimate (n2 split in two).
+  l.on_report(node("n1", 300.0, 400.0,
+                   {measured("7.batch", 0, 100.0, 10.0, 80.0, 90.0, 100.0),
+                    measured("7.0", 0, 900.0, 9.0, 150.0, 160.0, 170.0),
+                    measured("7.0", 1, 900.0, 9.0, 150.0, 160.0, 170.0)}),
+              0.0);
+  l.on_report(node("n2", 200.0, 300.0,
+                   {measured("7.0", 0, 500.0, 10.0, 60.0, 70.0, 80.0),
+                    measured("8.0", 1, 50.0, 5.0, 55.0, 55.0, 55.0)}),
+              0.0);
+  l.sample(0.0);
+  l.sample(1.0);
+  JobFigures f = *l.figures(7);
+  ck_assert(f.measured_energy);
+  ck_assert(f.measured_caps);
+  ck_assert_double_eq_tol(f.energy_j, 100.0 + 900.0 + 500.0, 1e-9);
+  ck_assert_double_eq_tol(f.seconds, 10.0, 1e-9);
+  // Per node: energy over the node's longest step; summed over the nodes.
+  ck_assert_double_eq_tol(f.avg_w, 1000.0 / 10.0 + 500.0 / 10.0, 1e-9);
+  // Per node the steps' largest caps (they share the job's domains); summed over nodes.
+  ck_assert_double_eq_tol(f.cap_min_w, 150.0 + 60.0, 1e-9);
+  ck_assert_double_eq_tol(f.cap_mean_w, 160.0 + 70.0, 1e-9);
+  ck_assert_double_eq_tol(f.cap_max_w, 170.0 + 80.0, 1e-9);
+  ck_assert_double_eq_tol(f.gradient, 0.01, 1e-12);  // the gradient stays the periods' mean
+  ck_assert_double_eq_tol(l.figures(8)->energy_j, 50.0, 1e-9);
+
+  // Later reports replace a step's cumulative figures; a step that ended (7.batch gone from
+  // n1's report) and a node that went silent (n2) keep their last ones.
+  l.on_report(node("n1", 300.0, 400.0, {measured("7.0", 0, 1800.0, 18.0, 140.0, 155.0, 170.0)}), 2.0);
+  l.sample(2.0);
+  l.sample(6.0);  // n2 stale
+  f = *l.figures(7);
+  ck_assert_double_eq_tol(f.energy_j, 100.0 + 1800.0 + 500.0, 1e-9);
+  ck_assert_double_eq_tol(f.seconds, 18.0, 1e-9);
+  ck_assert_double_eq_tol(f.avg_w, 1900.0 / 18.0 + 500.0 / 10.0, 1e-9);
+  ck_assert_double_eq_tol(f.cap_mean_w, 155.0 + 70.0, 1e-9);
+
+  // The record written from them.
+  JobView j;
+  j.job_id = 7;
+  j.mode = "throughput";
+  j.nodes = "n[1-2]";
+  j.figures = f;
+  const std::string comment = updated_admin_comment(j).value_or("");
+  ck_assert_str_eq(comment.c_str(),
+                   "powergrad={v=1 mode=throughput nodes=n[1-2] energy_j=2400 avg_w=155.6 "
+                   "cap_min_w=200.0 cap_mean_w=225.0 cap_max_w=250.0 gradient=0.01 "
+                   "counters=emulated}");
+}
+END_TEST
+
+START_TEST(estimate_when_a_node_does_not_know) {
+  JobPowerLedger l(3.0);
+  // n1 measures job 9; n2 (no powercap) sends NaN energy and caps: the job's figures
+  // cannot be summed over its nodes, so the node-level estimate stays.
+  JobSummary unknown = summary("9.0", CounterKind::software, 0.002);
+  unknown.elapsed_s = 4.0;
+  l.on_report(node("n1", 100.0, 150.0, {measured("9.0", 0, 400.0, 4.0, 150.0, 150.0, 150.0)}), 0.0);
+  l.on_report(node("n2", 60.0, 90.0, {unknown}), 0.0);
+  l.sample(0.0);
+  l.sample(2.0);
+  const JobFigures f = *l.figures(9);
+  ck_assert(!f.measured_energy);
+  ck_assert(!f.measured_caps);
+  ck_assert_double_eq_tol(f.energy_j, 2 * (100.0 + 60.0), 1e-9);
+  ck_assert_double_eq_tol(f.avg_w, 160.0, 1e-9);
+  ck_assert_double_eq_tol(f.cap_mean_w, 240.0, 1e-9);
+  // A report of an agent that does not fill the accounting (all NaN): the estimate too.
+  JobPowerLedger old(3.0);
+  old.on_report(node("n1", 100.0, 150.0, {summary("10.0", CounterKind::software, 0.002)}), 0.0);
+  old.sample(0.0);
+  old.sample(1.0);
+  ck_assert(!old.figures(10)->measured_energy);
+  ck_assert_double_eq_tol(old.figures(10)->energy_j, 100.0, 1e-9);
+}
+END_TEST
+
+START_TEST(record_carries_the_figures) {
+  JobView j;
+  j.job_id = 42;
+  j.mode = "latency";
+  j.nodes = "n[1-2]";
+  j.admin_comment = "site: rack 7";
+  auto c = updated_admin_comment(j);
+  ck_assert_str_eq(c->c_str(), "site: rack 7; powergrad={v=1 mode=latency nodes=n[1-2]}");
+  JobFigures f;
+  f.samples = 3;
+  f.energy_j = 1234.56;
+  f.seconds = 10.0;
+  f.avg_w = 123.456;
+  f.cap_min_w = 100.0;
+  f.cap_mean_w = 150.25;
+  f.cap_max_w = 200.0;
+  f.gradient = 0.0031234;
+  f.counters = "software";
+  j.figures = f;
+  j.admin_comment = *c;
+  c = updated_admin_comment(j);
+  ck_assert_str_eq(c->c_str(),
+                   "site: rack 7; powergrad={v=1 mode=latency nodes=n[1-2] energy_j=1235 "
+                   "avg_w=123.5 cap_min_w=100.0 cap_mean_w=150.2 cap_max_w=200.0 "
+                   "gradient=0.003123 counters=software}");
+  std::string err;
+  auto fields = parse_record(*c, &err);
+  ck_assert(fields.has_value());
+  ck_assert_str_eq(record_value(*fields, "energy_j")->c_str(), "1235");
+  ck_assert_str_eq(record_value(*fields, "counters")->c_str(), "software");
+  // Unchanged figures: nothing to write.
+  j.admin_comment = *c;
+  ck_assert(!updated_admin_comment(j));
+}
+END_TEST
+
+START_TEST(json_reader) {
+  std::string err;
+  auto v = json::parse(R"({"a":1.5,"b":[true,false,null],"c":"x\"y\u00e9","d":{}})", &err);
+  ck_assert_msg(v.has_value(), "%s", err.c_str());
+  ck_assert_double_eq(*v->num("a"), 1.5);
+  ck_assert_uint_eq(v->get("b")->array.size(), 3);
+  ck_assert(v->get("b")->array[2].is_null());
+  ck_assert_str_eq(v->str("c").c_str(), "x\"y\xc3\xa9");
+  ck_assert(!json::parse("{\"a\":}", &err));
+  ck_assert_contains(err, "offset 5");
+  ck_assert(!json::parse("[1,2", &err));
+  ck_assert(!json::parse("{} x", &err));
+  ck_assert_contains(err, "trailing");
+  std::string deep(200, '[');
+  ck_assert(!json::parse(deep, &err));
+  ck_assert_contains(err, "nested too deeply");
+}
+END_TEST
+
+START_TEST(host_port) {
+  std::string err;
+  auto a = parse_host_port("ctl1:6830", &err);
+  ck_assert_str_eq(a->host.c_str(), "ctl1");
+  ck_assert_str_eq(a->port.c_str(), "6830");
+  a = parse_host_port("[::1]:7000", &err);
+  ck_assert_str_eq(a->host.c_str(), "::1");
+  ck_assert(!parse_host_port("ctl1", &err));
+  ck_assert_contains(err, "'ctl1' is not HOST:PORT");
+  ck_assert(!parse_host_port("ctl1:0", &err));
+  ck_assert(!parse_host_port("ctl1:http", &err));
+  ck_assert(!parse_host_port(":6830", &err));
+}
+END_TEST
+
+START_TEST(status_table) {
+  std::string err;
+  auto v = json::parse(
+      R"({"version":1,"budget_w":600,"in_force_w":480,"unallocated_w":20,"period_s":1,"lease_s":5,
+          "schedule":null,"scheduled_budget_w":null,
+          "groups":[{"name":"rack1","parent":null,"limit_w":500,"in_force_w":300,"nodes":2}],
+          "nodes":[{"name":"n1","group":"rack1","connected":true,"reported":true,"silent":false,
+                    "grant_w":180.5,"power_w":150,"caps_w":180.5,"gradient":0.0042,"jobs":[42,43],
+                    "lease_age_s":0.4},
+                   {"name":"n2","group":null,"connected":false,"reported":false,"silent":false,
+                    "grant_w":null,"power_w":null,"caps_w":null,"gradient":null,"jobs":[],
+                    "lease_age_s":null}]})",
+      &err);
+  ck_assert_msg(v.has_value(), "%s", err.c_str());
+  const std::string t = format_status_table(*v);
+  ck_assert_contains(t, "budget: 600.0 W (caps that can be in force: 480.0 W");
+  ck_assert_contains(t, "GROUP  PARENT  LIMIT_W  IN_FORCE_W  NODES\nrack1  -       500.0    300.0       2\n");
+  ck_assert_contains(t, "NODE  GROUP  STATE      GRANT_W  POWER_W  CAPS_W  GRADIENT  JOBS   LEASE_AGE_S\n");
+  ck_assert_contains(t, "n1    rack1  reporting  180.5    150.0    180.5   0.0042    42,43  0.4\n");
+  ck_assert_contains(t, "n2    -      unseen     -        -        -       -         -      -\n");
+}
+END_TEST
+
+START_TEST(report_shows_the_figures) {
+  const std::string sacct =
+      "41|pa-service|alice|COMPLETED|2026-11-25T10:00:00|2026-11-25T10:00:30|30|site: x; "
+      "powergrad={v=1 mode=latency nodes=n[1-2] energy_j=5012 avg_w=167.1 cap_min_w=160.0 "
+      "cap_mean_w=175.3 cap_max_w=190.0 gradient=0.003124 counters=software}\n"
+      "42|old|bob|FAILED|2026-11-25T09:00:00|2026-11-25T09:00:05|5|powergrad={v=1 mode=monitor nodes=n3}\n";
+  const SacctParse p = parse_sacct_report(sacct);
+  ck_assert_uint_eq(p.rows.size(), 2);
+  const std::string csv = format_report_csv(p.rows);
+  ck_assert_contains(csv,
+                     "job_id,name,user,state,elapsed_s,mode,nodes,energy_j,avg_w,cap_min_w,"
+                     "cap_mean_w,cap_max_w,gradient,counters\n");
+  ck_assert_contains(csv,
+                     "41,pa-service,alice,COMPLETED,30,latency,n[1-2],5012,167.1,160.0,175.3,190.0,"
+                     "0.003124,software\n");
+  ck_assert_contains(csv, "42,old,bob,FAILED,5,monitor,n3,,,,,,,\n");
+  const std::string js = format_report_json(p.rows);
+  ck_assert_contains(js, "\"energy_j\": 5012, \"avg_w\": 167.1");
+  ck_assert_contains(js, "\"counters\": \"software\"");
+  std::string err;
+  ck_assert_msg(json::parse(js, &err).has_value(), "report JSON parses: %s", err.c_str());
+  ck_assert_contains(format_report_table(p.rows), "energy_j  avg_w");
+}
+END_TEST
+
+int main() {
+  Suite *s = suite_create("job_power");
+  TCase *tc = tcase_create("job_power");
+  tcase_add_test(tc, job_ids_from_keys);
+  tcase_add_test(tc, energy_caps_gradient_counters);
+  tcase_add_test(tc, unknown_power_is_not_counted_as_zero);
+  tcase_add_test(tc, node_measured_figures_are_preferred);
+  tcase_add_test(tc, estimate_when_a_node_does_not_know);
+  tcase_add_test(tc, record_carries_the_figures);
+  tcase_add_test(tc, json_reader);
+  tcase_add_test(tc, host_port);
+  tcase_add_test(tc, status_table);
+  tcase_add_test(tc, report_shows_the_figures);
+  suite_add_tcase(s, tc);
+  return pgtest::run_suite(s);
+}

@@ -1,0 +1,208 @@
+#include "tools/admin.hpp"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+#include "protocol/client_endpoint.hpp"
+#include "slurmctld_powergrad/ctld_config.hpp"
+
+namespace powergrad {
+
+namespace {
+
+double monotonic_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+std::string num(const json::Value &o, const std::string &key, int decimals) {
+  auto v = o.num(key);
+  if (!v) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, *v);
+  return buf;
+}
+
+std::string gradient(const json::Value &o) {
+  auto v = o.num("gradient");
+  if (!v) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3g", *v);
+  return buf;
+}
+
+std::string table(const std::vector<std::vector<std::string>> &rows) {
+  std::vector<std::size_t> width;
+  for (const auto &r : rows) {
+    if (width.size() < r.size()) width.resize(r.size(), 0);
+    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  std::string out;
+  for (const auto &r : rows) {
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      out += r[i];
+      if (i + 1 < r.size()) out += std::string(width[i] - r[i].size() + 2, ' ');
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<ControllerAddress> parse_host_port(const std::string &text, std::string *error) {
+  const std::size_t colon = text.rfind(':');
+  ControllerAddress a;
+  if (colon != std::string::npos && colon > 0) {
+    a.host = text.substr(0, colon);
+    a.port = text.substr(colon + 1);
+    if (a.host.size() > 2 && a.host.front() == '[' && a.host.back() == ']') {
+      a.host = a.host.substr(1, a.host.size() - 2);
+    }
+  }
+  const bool digits = !a.port.empty() && a.port.size() <= 5 &&
+                      std::all_of(a.port.begin(), a.port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (a.host.empty() || !digits || std::atoi(a.port.c_str()) < 1 || std::atoi(a.port.c_str()) > 65535) {
+    if (error) *error = "'" + text + "' is not HOST:PORT";
+    return std::nullopt;
+  }
+  return a;
+}
+
+std::string default_powergrad_conf_path() {
+  if (const char *e = std::getenv("POWERGRAD_CONF"); e && *e) return e;
+  const char *sc = std::getenv("SLURM_CONF");
+  const std::string slurm_conf = sc && *sc ? sc : "/etc/slurm/slurm.conf";
+  const std::size_t slash = slurm_conf.rfind('/');
+  return (slash == std::string::npos ? std::string(".") : slurm_conf.substr(0, slash)) +
+         "/powergrad.conf";
+}
+
+std::optional<ControllerAddress> address_from_conf(const std::string &conf_path,
+                                                   std::string *error) {
+  ConfigResult r = load_controller_config(conf_path);
+  if (!r.config) {
+    if (error) *error = r.error;
+    return std::nullopt;
+  }
+  ControllerAddress a;
+  a.host = r.config->listen_host;
+  if (a.host == "0.0.0.0" || a.host == "::" || a.host == "*") a.host.clear();
+  a.port = std::to_string(r.config->listen_port);
+  return a;
+}
+
+std::optional<proto::Message> run_admin_request(const AdminRequestOptions &options,
+                                                proto::Authenticator &auth,
+                                                const proto::Message &request,
+                                                std::string *error) {
+  using CKind = proto::ClientEvent::Kind;
+  proto::ClientConfig cc;
+  cc.host = options.address.host;
+  cc.port = options.address.port;
+  cc.hello.role = proto::PeerRole::admin;
+  cc.hello.name = options.client_name.empty() ? "powergrad" : options.client_name;
+  cc.hello.incarnation = 1;
+  cc.hello.controller_uids = options.controller_uids;
+  cc.connect_timeout_s = options.timeout_s;
+  cc.handshake_timeout_s = options.timeout_s;
+  proto::ClientEndpoint client(cc, auth);
+  const std::string where = options.address.host + ":" + options.address.port;
+  const double deadline = monotonic_s() + options.timeout_s;
+  bool sent = false;
+  while (monotonic_s() < deadline) {
+    for (proto::ClientEvent &e : client.poll_once(monotonic_s(), 100)) {
+      switch (e.kind) {
+        case CKind::connected: {
+          const proto::Status st = client.send(request);
+          if (!st.ok()) {
+            if (error) *error = "cannot send the request to the controller at " + where + ": " + st.to_string();
+            return std::nullopt;
+          }
+          sent = true;
+          break;
+        }
+        case CKind::message:
+          if (std::holds_alternative<proto::ErrorMessage>(e.message)) {
+            const auto &m = std::get<proto::ErrorMessage>(e.message);
+            if (error) *error = "the controller at " + where + " closed the session: " + m.message;
+            return std::nullopt;
+          }
+          return std::move(e.message);
+        case CKind::disconnected:
+        case CKind::attempt_failed:
+          if (error) {
+            *error = std::string(sent ? "lost the controller at " : "cannot reach the controller at ") +
+                     where + ": " + e.status.to_string();
+          }
+          return std::nullopt;
+      }
+    }
+  }
+  if (error) *error = "no answer from the controller at " + where + " within " +
+                      std::to_string(static_cast<int>(options.timeout_s)) + " s";
+  return std::nullopt;
+}
+
+std::string format_status_table(const json::Value &s) {
+  std::ostringstream out;
+  out << "budget: " << num(s, "budget_w", 1) << " W (caps that can be in force: "
+      << num(s, "in_force_w", 1) << " W; unallocated last period: " << num(s, "unallocated_w", 1)
+      << " W)\n";
+  out << "period: " << num(s, "period_s", 2) << " s, lease: " << num(s, "lease_s", 2) << " s\n";
+  if (const json::Value *sch = s.get("schedule"); sch && sch->type == json::Value::Type::string) {
+    out << "schedule: " << sch->string << " (scheduled budget " << num(s, "scheduled_budget_w", 1)
+        << " W)\n";
+  }
+  const json::Value *groups = s.get("groups");
+  if (groups && groups->type == json::Value::Type::array && !groups->array.empty()) {
+    std::vector<std::vector<std::string>> rows = {{"GROUP", "PARENT", "LIMIT_W", "IN_FORCE_W", "NODES"}};
+    for (const json::Value &g : groups->array) {
+      const std::string parent = g.str("parent");
+      rows.push_back({g.str("name"), parent.empty() ? "-" : parent, num(g, "limit_w", 1),
+                      num(g, "in_force_w", 1), num(g, "nodes", 0)});
+    }
+    out << "\n" << table(rows);
+  }
+  std::vector<std::vector<std::string>> rows = {{"NODE", "GROUP", "STATE", "GRANT_W", "POWER_W",
+                                                 "CAPS_W", "GRADIENT", "JOBS", "LEASE_AGE_S"}};
+  const json::Value *nodes = s.get("nodes");
+  if (nodes && nodes->type == json::Value::Type::array) {
+    for (const json::Value &n : nodes->array) {
+      const json::Value *c = n.get("connected");
+      const json::Value *r = n.get("reported");
+      const json::Value *sil = n.get("silent");
+      std::string state = "unseen";
+      if (sil && sil->boolean) {
+        state = "silent";
+      } else if (c && c->boolean) {
+        state = r && r->boolean ? "reporting" : "connected";
+      } else if (r && r->boolean) {
+        state = "disconnected";
+      }
+      std::string jobs;
+      if (const json::Value *j = n.get("jobs"); j && j->type == json::Value::Type::array) {
+        for (const json::Value &id : j->array) {
+          if (!jobs.empty()) jobs += ',';
+          char buf[32];
+          std::snprintf(buf, sizeof buf, "%.0f", id.number);
+          jobs += buf;
+        }
+      }
+      const std::string group = n.str("group");
+      rows.push_back({n.str("name"), group.empty() ? "-" : group, state, num(n, "grant_w", 1),
+                      num(n, "power_w", 1), num(n, "caps_w", 1), gradient(n),
+                      jobs.empty() ? "-" : jobs, num(n, "lease_age_s", 1)});
+    }
+  }
+  out << "\n" << table(rows);
+  return out.str();
+}
+
+}  // namespace powergrad
