@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -63,7 +64,57 @@ ControllerService::ControllerService(ServiceSettings settings, ClusterController
       endpoint_(endpoint),
       clock_(clock),
       log_(std::move(log)),
-      ledger_(ledger) {}
+      ledger_(ledger) {
+  if (!std::isfinite(settings_.config_budget_w)) settings_.config_budget_w = controller_.budget_w();
+  restore_budget();
+}
+
+std::optional<double> ControllerService::scheduled_now(double wall_s) const {
+  if (!settings_.schedule) return std::nullopt;
+  return settings_.schedule->budget_at(static_cast<long>(std::floor(wall_s)));
+}
+
+void ControllerService::restore_budget() {
+  if (settings_.budget_state_path.empty()) return;
+  std::string err;
+  const std::optional<RuntimeBudget> saved = read_runtime_budget(settings_.budget_state_path, &err);
+  if (!err.empty()) {
+    log(ServiceLogLevel::error, "run-time budget not restored: " + err);
+    return;
+  }
+  const double wall = clock_.wall_s();
+  const std::optional<double> sched = scheduled_now(wall);
+  const BudgetRestore d = decide_budget_restore(saved, settings_.config_budget_w,
+                                                settings_.schedule.has_value(), sched);
+  switch (d.action) {
+    case BudgetRestore::Action::none:
+      return;
+    case BudgetRestore::Action::drop: {
+      log(ServiceLogLevel::info, d.message);
+      const std::string e = remove_runtime_budget(settings_.budget_state_path);
+      if (!e.empty()) log(ServiceLogLevel::error, e);
+      return;
+    }
+    case BudgetRestore::Action::apply: {
+      const std::string e = controller_.set_budget(d.budget_w, wall);
+      if (!e.empty()) {
+        log(ServiceLogLevel::error, "run-time budget " + watts(d.budget_w) + " from " +
+                                        settings_.budget_state_path + " refused: " + e +
+                                        "; dropped");
+        const std::string re = remove_runtime_budget(settings_.budget_state_path);
+        if (!re.empty()) log(ServiceLogLevel::error, re);
+        return;
+      }
+      log(ServiceLogLevel::info, d.message);
+      runtime_budget_ = saved;
+      budget_origin_ = "run-time";
+      // The schedule's current value is already accounted for: it takes over again only at
+      // its next change.
+      if (sched) last_scheduled_w_ = sched;
+      return;
+    }
+  }
+}
 
 void ControllerService::log(ServiceLogLevel level, const std::string &msg) const {
   if (log_) log_(level, msg);
@@ -182,6 +233,18 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
       if (err.empty()) {
         result.code = static_cast<std::uint16_t>(proto::AdminCode::ok);
         result.message = "budget set to " + watts(req->budget_w) + " (was " + watts(old_w) + ")";
+        budget_origin_ = "run-time";
+        RuntimeBudget rb;
+        rb.budget_w = req->budget_w;
+        rb.config_budget_w = settings_.config_budget_w;
+        rb.uid = e.peer.uid;
+        rb.set_at_s = wall;
+        if (settings_.schedule) rb.scheduled_w = scheduled_now(wall);
+        runtime_budget_ = rb;
+        if (!settings_.budget_state_path.empty()) {
+          const std::string werr = write_runtime_budget(settings_.budget_state_path, rb);
+          if (!werr.empty()) result.message += "; not saved for a restart: " + werr;
+        }
         log(ServiceLogLevel::info, result.message + " by uid " + std::to_string(e.peer.uid) +
                                        " from " + e.address);
       } else {
@@ -202,11 +265,27 @@ void ControllerService::apply_schedule(double wall_s) {
   if (!w || (last_scheduled_w_ && *last_scheduled_w_ == *w)) return;
   last_scheduled_w_ = w;
   const double old_w = controller_.budget_w();
-  if (old_w == *w) return;
+  if (old_w == *w) {
+    budget_origin_ = "schedule";
+    if (runtime_budget_) {
+      runtime_budget_.reset();
+      if (!settings_.budget_state_path.empty()) (void)remove_runtime_budget(settings_.budget_state_path);
+    }
+    return;
+  }
   const std::string err = controller_.set_budget(*w, wall_s);
   if (err.empty()) {
     log(ServiceLogLevel::info, "budget set to " + watts(*w) + " by the schedule " +
                                    settings_.schedule_path + " (was " + watts(old_w) + ")");
+    budget_origin_ = "schedule";
+    if (runtime_budget_) {
+      // The schedule's change ends the admin's run-time budget, here and after a restart.
+      runtime_budget_.reset();
+      if (!settings_.budget_state_path.empty()) {
+        const std::string re = remove_runtime_budget(settings_.budget_state_path);
+        if (!re.empty()) log(ServiceLogLevel::error, re);
+      }
+    }
   } else {
     log(ServiceLogLevel::error, "scheduled budget " + watts(*w) + " from " +
                                     settings_.schedule_path + " refused: " + err);
@@ -227,7 +306,9 @@ void ControllerService::period() {
     const proto::Status st = endpoint_.send(c, g);
     if (!st.ok()) log(ServiceLogLevel::error, "cannot send grant to " + g.node + ": " + st.to_string());
   }
-  ledger_.sample(wall);
+  std::map<std::string, double> node_grants;
+  for (const ClusterNodeStatus &n : controller_.status(wall)) node_grants[n.name] = n.granted_w;
+  ledger_.sample(wall, &node_grants);
   if (periods_ % 60 == 0) ledger_.prune(wall, settings_.forget_jobs_after_s);
 }
 
@@ -238,6 +319,16 @@ std::string ControllerService::status_json() const {
   o << "{\"version\":1,\"now\":" << json_number(wall)
     << ",\"budget_w\":" << json_number(controller_.budget_w()) << ",\"scheduled_budget_w\":"
     << (last_scheduled_w_ ? json_number(*last_scheduled_w_) : "null")
+    << ",\"budget_origin\":" << json_string(budget_origin_)
+    << ",\"config_budget_w\":" << json_number(settings_.config_budget_w) << ",\"runtime_budget\":";
+  if (runtime_budget_) {
+    o << "{\"budget_w\":" << json_number(runtime_budget_->budget_w)
+      << ",\"uid\":" << runtime_budget_->uid
+      << ",\"set_at\":" << static_cast<long long>(runtime_budget_->set_at_s) << "}";
+  } else {
+    o << "null";
+  }
+  o
     << ",\"schedule\":" << (settings_.schedule ? json_string(settings_.schedule_path) : "null")
     << ",\"period_s\":" << json_number(cfg.period_s) << ",\"lease_s\":" << json_number(cfg.lease_s)
     << ",\"epoch\":" << cfg.epoch

@@ -16,10 +16,15 @@
 //
 // The budget schedule, if any, is applied whenever its value changes (at start, and at
 // each scheduled time); a budget set by an admin holds until the schedule's next change.
+//
+// A budget set by an admin is saved in settings.budget_state_path (if set) and re-applied
+// at the next start while powergrad.conf's Budget (and the schedule's value) is still what
+// it was then: see budget_state.hpp. The constructor does that.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,6 +33,7 @@
 
 #include "libgradient/cluster_controller.hpp"
 #include "protocol/controller_endpoint.hpp"
+#include "slurmctld_powergrad/budget_state.hpp"
 #include "slurmctld_powergrad/ctld_config.hpp"
 #include "slurmctld_powergrad/job_power.hpp"
 
@@ -56,6 +62,10 @@ struct ServiceSettings {
   std::string schedule_path;  // for status and logs
   // Figures of jobs with no sample for this long are dropped (the job ended long ago).
   double forget_jobs_after_s = 3600.0;
+  // The run-time budget's state file ("" : not saved); config_budget_w: powergrad.conf's
+  // Budget (NaN: the controller's budget at construction).
+  std::string budget_state_path;
+  double config_budget_w = std::numeric_limits<double>::quiet_NaN();
 };
 
 class ControllerService {
@@ -78,6 +88,8 @@ class ControllerService {
 
   // Status as the admin command gets it:
   // {"version":1, "now":WALL, "budget_w", "scheduled_budget_w" (null without a schedule),
+  //  "budget_origin" ("config", "schedule" or "run-time"), "config_budget_w",
+  //  "runtime_budget" (null, or {"budget_w", "uid", "set_at"}),
   //  "schedule", "period_s", "lease_s", "epoch", "in_force_w", "unallocated_w",
   //  "groups":[{"name", "parent", "limit_w", "in_force_w", "nodes"}],
   //  "nodes":[{"name", "group", "connected", "reported", "silent", "floor_w", "max_w",
@@ -88,6 +100,8 @@ class ControllerService {
 
   const ClusterController &controller() const { return controller_; }
   const JobPowerLedger &ledger() const { return ledger_; }
+  // The admin's run-time budget in force (restored or set since start), if any.
+  const std::optional<RuntimeBudget> &runtime_budget() const { return runtime_budget_; }
   std::uint64_t periods() const { return periods_; }
 
  private:
@@ -101,6 +115,8 @@ class ControllerService {
 
   void on_message(const proto::ControllerEvent &e);
   void apply_schedule(double wall_s);
+  void restore_budget();
+  std::optional<double> scheduled_now(double wall_s) const;
   void log(ServiceLogLevel level, const std::string &msg) const;
 
   ServiceSettings settings_;
@@ -111,6 +127,8 @@ class ControllerService {
   JobPowerLedger &ledger_;
   std::unordered_map<std::string, NodeExtra> extra_;
   std::optional<double> last_scheduled_w_;
+  std::optional<RuntimeBudget> runtime_budget_;  // in force and saved
+  std::string budget_origin_ = "config";
   double next_period_mono_s_ = -1e300;
   std::uint64_t periods_ = 0;
   std::unordered_map<std::string, std::string> last_report_error_;

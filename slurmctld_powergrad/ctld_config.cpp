@@ -218,6 +218,19 @@ ConfigResult parse_controller_config(const std::string &text, const std::string 
         if (v.empty() || v[0] != '/')
           return fail("BudgetSchedule='" + v + "' is not an absolute path");
         c.budget_schedule = v;
+      } else if (k == "statedir" || k == "seriesdir") {
+        if (v.empty() || v[0] != '/')
+          return fail(std::string(k == "statedir" ? "StateDir" : "SeriesDir") + "='" + v +
+                      "' is not an absolute path");
+        (k == "statedir" ? c.state_dir : c.series_dir) = v;
+      } else if (k == "serieskeep") {
+        double n = 0;
+        if (!parse_number(v, 0, 1e7, n) || n != std::floor(n))
+          return fail("SeriesKeep='" + v + "': expected a number of files (0 to 10000000)");
+        c.series_keep = static_cast<std::size_t>(n);
+      } else if (k == "serieskeepdays") {
+        if (!parse_number(v, 0, 36500, c.series_keep_days))
+          return fail("SeriesKeepDays='" + v + "': expected days (0: no age limit)");
       } else {
         return fail("unknown key '" + k + "'");
       }
@@ -348,6 +361,20 @@ std::optional<double> BudgetSchedule::budget_at(long epoch_s) const {
     }
   }
   return best;
+}
+
+std::string resolve_state_dir(const ControllerFileConfig &c, const std::string &state_save_location) {
+  if (!c.state_dir.empty()) return c.state_dir;
+  if (state_save_location.empty()) return "";
+  std::string d = state_save_location;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  return d + "/powergrad";
+}
+
+std::string resolve_series_dir(const ControllerFileConfig &c, const std::string &state_save_location) {
+  if (!c.series_dir.empty()) return c.series_dir;
+  const std::string s = resolve_state_dir(c, state_save_location);
+  return s.empty() ? "" : s + "/series";
 }
 
 ScheduleResult parse_budget_schedule(const std::string &text, const std::string &path) {

@@ -9,6 +9,10 @@
 //   NodeFloor=80           # default watts every node is guaranteed
 //   NodeMax=400            # default most a node can draw
 //   BudgetSchedule=/etc/slurm/powergrad-budget.conf
+//   StateDir=/var/spool/slurmctld/powergrad   # default: slurm.conf's StateSaveLocation/powergrad
+//   SeriesDir=/var/spool/slurmctld/powergrad/series  # default: StateDir/series
+//   SeriesKeep=1000        # per-job power series files kept (newest)
+//   SeriesKeepDays=30      # and none older than this (0: no age limit)
 //   Group=rowA Limit=8000
 //   Group=rack1 Nodes=n[1-16] Limit=3000 Parent=rowA
 //   Node=n[1-4] Floor=100 Max=500
@@ -20,6 +24,7 @@
 // doc/powergrad.conf.5 documents every key.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -56,6 +61,10 @@ struct ControllerFileConfig {
   double node_floor_w = 50.0;
   double node_max_w = 500.0;
   std::string budget_schedule;  // "" : none
+  std::string state_dir;        // "" : StateSaveLocation/powergrad
+  std::string series_dir;       // "" : state dir/series
+  std::size_t series_keep = 1000;
+  double series_keep_days = 30;
   std::vector<ConfigGroup> groups;
   std::vector<ConfigNodeOverride> node_overrides;
 };
@@ -69,6 +78,12 @@ struct ConfigResult {
 ConfigResult parse_controller_config(const std::string &text, const std::string &path);
 // Reads and parses the file.
 ConfigResult load_controller_config(const std::string &path);
+
+// PowerGrad's state folder (StateDir=, else STATE_SAVE_LOCATION/powergrad) and the folder
+// of per-job series files (SeriesDir=, else the state folder's series/). "" if neither the
+// key nor state_save_location is known.
+std::string resolve_state_dir(const ControllerFileConfig &c, const std::string &state_save_location);
+std::string resolve_series_dir(const ControllerFileConfig &c, const std::string &state_save_location);
 
 // Expands a Slurm hostlist expression ("n[1-4,7]") into names; nullopt if malformed.
 std::optional<std::vector<std::string>> expand_hostlist(const std::string &expr);

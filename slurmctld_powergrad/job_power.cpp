@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace powergrad {
 
@@ -82,7 +83,7 @@ void JobPowerLedger::apply_measured(const Acc &a, JobFigures &f) {
   }
 }
 
-void JobPowerLedger::sample(double now_s) {
+void JobPowerLedger::sample(double now_s, const std::map<std::string, double> *grants_w) {
   double dt = 0.0;
   if (std::isfinite(last_sample_s_)) dt = std::clamp(now_s - last_sample_s_, 0.0, stale_after_s_);
   last_sample_s_ = now_s;
@@ -91,6 +92,9 @@ void JobPowerLedger::sample(double now_s) {
     double power_w = 0.0;
     bool power_known = true;
     double cap_w = 0.0;
+    bool cap_known = true;
+    double grant_w = 0.0;
+    bool grant_known = true;
     double gradient_sum = 0.0;
     std::size_t gradient_n = 0;
     std::set<CounterKind> counters;
@@ -115,7 +119,20 @@ void JobPowerLedger::sample(double now_s) {
         } else {
           p.power_known = false;
         }
-        if (std::isfinite(n.caps_w)) p.cap_w += n.caps_w * share;
+        if (std::isfinite(n.caps_w)) {
+          p.cap_w += n.caps_w * share;
+        } else {
+          p.cap_known = false;
+        }
+        double grant = std::numeric_limits<double>::quiet_NaN();
+        if (grants_w) {
+          if (auto g = grants_w->find(it->first); g != grants_w->end()) grant = g->second;
+        }
+        if (std::isfinite(grant)) {
+          p.grant_w += grant * share;
+        } else {
+          p.grant_known = false;
+        }
       }
       for (const JobSummary &s : n.jobs) {
         auto id = job_id_of_key(s.job);
@@ -152,6 +169,15 @@ void JobPowerLedger::sample(double now_s) {
       ++a.gradient_samples;
       f.gradient = a.gradient_sum / static_cast<double>(a.gradient_samples);
     }
+    if (!a.series_taken) {
+      SeriesPoint pt;
+      pt.t_s = now_s;
+      pt.power_w = p.power_known ? p.power_w : std::numeric_limits<double>::quiet_NaN();
+      pt.cap_w = p.cap_known ? p.cap_w : std::numeric_limits<double>::quiet_NaN();
+      pt.grant_w = p.grant_known ? p.grant_w : std::numeric_limits<double>::quiet_NaN();
+      a.series.add(pt);
+      a.last_series_s = now_s;
+    }
     a.counters.insert(p.counters.begin(), p.counters.end());
     f.counters.clear();
     for (CounterKind k : a.counters) {
@@ -179,6 +205,27 @@ void JobPowerLedger::prune(double now_s, double older_than_s) {
       ++it;
     }
   }
+}
+
+std::vector<std::pair<std::uint32_t, JobSeries>> JobPowerLedger::take_finished_series(
+    double now_s, double quiet_s, const std::set<std::uint32_t> *running) {
+  std::vector<std::pair<std::uint32_t, JobSeries>> out;
+  std::lock_guard<std::mutex> g(mu_);
+  for (auto &[id, a] : jobs_) {
+    if (a.series_taken || a.series.empty()) continue;
+    if (running && running->count(id)) continue;
+    if (now_s - a.last_series_s < quiet_s) continue;
+    out.emplace_back(id, std::move(a.series));
+    a.series = JobSeries();
+    a.series_taken = true;
+  }
+  return out;
+}
+
+JobSeries JobPowerLedger::series(std::uint32_t job_id) const {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = jobs_.find(job_id);
+  return it == jobs_.end() ? JobSeries() : it->second.series;
 }
 
 std::size_t JobPowerLedger::job_count() const {

@@ -19,6 +19,11 @@
 // the previous sample. The gradient is always the mean raw speed-up per watt of the job's
 // valid estimates (JobSummary::speedup_per_w), over the periods that had one.
 //
+// The same per-period estimate (power, cap, and the job's share of its nodes' grants) is
+// kept as a bounded time series per job (jobreport/series.hpp: at most 720 points, pairs
+// merged when full), for `powergrad report --plot`. take_finished_series() hands over the
+// series of jobs that have ended, once each.
+//
 // Pure C++: time is an input. Not thread-safe except figures() and forget(), which may be
 // called from any thread (slurmctld's job hooks) while one thread drives the rest.
 #pragma once
@@ -34,6 +39,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "jobreport/series.hpp"
 #include "libgradient/control_messages.hpp"
 
 namespace powergrad {
@@ -63,8 +69,18 @@ class JobPowerLedger {
   explicit JobPowerLedger(double stale_after_s = 3.0) : stale_after_s_(stale_after_s) {}
 
   void on_report(const NodeReport &report, double now_s);
-  // One period's sample (see the top of this file).
-  void sample(double now_s);
+  // One period's sample (see the top of this file). grants_w: each node's current grant
+  // (watts), for the series' grant column; nodes missing from it count as unknown.
+  void sample(double now_s, const std::map<std::string, double> *grants_w = nullptr);
+
+  // The series of jobs that have ended, each handed over once: a job with a non-empty
+  // series, no sample for quiet_s, and not in `running` (slurmctld's running jobs; nullptr:
+  // unknown, the quiet time alone decides). A job is never handed over while it is in
+  // `running`. Its later samples no longer extend a series.
+  std::vector<std::pair<std::uint32_t, JobSeries>> take_finished_series(
+      double now_s, double quiet_s, const std::set<std::uint32_t> *running);
+  // A copy of a job's series so far (empty if none or already handed over).
+  JobSeries series(std::uint32_t job_id) const;
 
   std::optional<JobFigures> figures(std::uint32_t job_id) const;
   // Drops the figures of jobs with no sample for `older_than_s` (ended long ago).
@@ -91,6 +107,9 @@ class JobPowerLedger {
     std::size_t gradient_samples = 0;
     std::set<CounterKind> counters;
     double last_sample_s = 0.0;
+    double last_series_s = 0.0;  // last time a point was added
+    JobSeries series;
+    bool series_taken = false;
   };
 
   double stale_after_s_;

@@ -8,6 +8,7 @@ slurmctld_powergrad_libctldcore_la_SOURCES = \
 	slurmctld_powergrad/job_records.cpp slurmctld_powergrad/job_records.hpp \
 	slurmctld_powergrad/ctld_config.cpp slurmctld_powergrad/ctld_config.hpp \
 	slurmctld_powergrad/job_power.cpp slurmctld_powergrad/job_power.hpp \
+	slurmctld_powergrad/budget_state.cpp slurmctld_powergrad/budget_state.hpp \
 	slurmctld_powergrad/controller_service.cpp slurmctld_powergrad/controller_service.hpp
 slurmctld_powergrad_libctldcore_la_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
 slurmctld_powergrad_libctldcore_la_LIBADD = jobreport/libjobreport.la \

@@ -13,6 +13,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,6 +33,7 @@ extern "C" {
 #include "posix/unique_fd.hpp"
 #include "protocol/auth.hpp"
 #include "protocol/controller_endpoint.hpp"
+#include "jobreport/series.hpp"
 #include "slurmctld_powergrad/controller_service.hpp"
 #include "slurmctld_powergrad/ctld_config.hpp"
 #include "slurmctld_powergrad/job_power.hpp"
@@ -148,6 +151,26 @@ class Controller {
 
     powergrad::ServiceSettings settings;
     settings.period_s = file.period_s;
+    settings.config_budget_w = file.budget_w;
+    std::string state_save;
+    if (char *p = pg_adapter_state_save_location()) {
+      state_save = p;
+      free(p);
+    }
+    const std::string state_dir = powergrad::resolve_state_dir(file, state_save);
+    series_dir_ = powergrad::resolve_series_dir(file, state_save);
+    series_keep_ = file.series_keep;
+    series_keep_days_ = file.series_keep_days;
+    if (!state_dir.empty()) {
+      settings.budget_state_path = state_dir + "/budget";
+    } else {
+      log_error(path + ": no StateDir= and slurm.conf has no StateSaveLocation: run-time budgets "
+                       "will not survive a restart");
+    }
+    if (series_dir_.empty()) {
+      log_error(path + ": no SeriesDir= and slurm.conf has no StateSaveLocation: per-job power "
+                       "series will not be written");
+    }
     if (!file.budget_schedule.empty()) {
       powergrad::ScheduleResult sr = powergrad::load_budget_schedule(file.budget_schedule);
       if (!sr.schedule) return refuse(sr.error);
@@ -207,7 +230,9 @@ class Controller {
     log_info("controller running with " + path + ": budget " + fmt_w(file.budget_w) + ", " +
              std::to_string(nodes.size()) + " nodes, " + std::to_string(file.groups.size()) +
              " groups, listening on " + file.listen_host + ":" + std::to_string(endpoint_->port()) +
-             (settings.schedule ? ", budget schedule " + settings.schedule_path : ""));
+             (settings.schedule ? ", budget schedule " + settings.schedule_path : "") +
+             (series_dir_.empty() ? "" : ", job series in " + series_dir_));
+    prune_series();
     return true;
   }
 
@@ -261,19 +286,54 @@ class Controller {
   }
 
   // Copy the running power-aware jobs (read lock), decide (no lock), store the comments
-  // that changed (write lock, only if any did).
+  // that changed (write lock, only if any did). Then write the series of jobs that ended.
   void update_job_records() {
     pg_job_view_t *views = nullptr;
     size_t n = 0;
-    if (pg_adapter_snapshot_power_aware_jobs(&views, &n) != 0) return;
+    if (pg_adapter_snapshot_power_aware_jobs(&views, &n) != 0) {
+      write_finished_series(nullptr);
+      return;
+    }
     std::vector<uint32_t> changed;
+    std::set<uint32_t> running;
     for (size_t i = 0; i < n; ++i) {
+      running.insert(views[i].job_id);
       if (powergrad::updated_admin_comment(to_view(&views[i]))) changed.push_back(views[i].job_id);
     }
     pg_adapter_free_views(views, n);
     if (!changed.empty()) {
       pg_adapter_apply_comments(changed.data(), changed.size(), comment_for_job, nullptr);
     }
+    write_finished_series(&running);
+  }
+
+  // A job's series is written once it is no longer running and no report has mentioned it
+  // for two control periods (late reports still count); no lock of slurmctld is held.
+  void write_finished_series(const std::set<uint32_t> *running) {
+    if (!service_ || series_dir_.empty()) return;
+    const double quiet_s = std::max(2.0 * period_s_, 2.0);
+    auto done = job_ledger.take_finished_series(clock_.wall_s(), quiet_s, running);
+    if (done.empty()) return;
+    for (const auto &[id, series] : done) {
+      const std::string err = powergrad::write_series_file(series_dir_, id, series);
+      if (err.empty()) {
+        log_debug("job " + std::to_string(id) + ": power series of " +
+                  std::to_string(series.points().size()) + " points written to " +
+                  powergrad::series_file_path(series_dir_, id));
+      } else {
+        log_error("job " + std::to_string(id) + ": power series not written: " + err);
+      }
+    }
+    prune_series();
+  }
+
+  void prune_series() {
+    if (series_dir_.empty()) return;
+    std::string err;
+    const size_t removed = powergrad::prune_series_dir(series_dir_, series_keep_, series_keep_days_,
+                                                       clock_.wall_s(), &err);
+    if (!err.empty()) log_error("series folder: " + err);
+    if (removed) log_debug("removed " + std::to_string(removed) + " old job power series from " + series_dir_);
   }
 
   std::atomic<bool> stop_{false};
@@ -284,6 +344,9 @@ class Controller {
   std::unique_ptr<proto::ControllerEndpoint> endpoint_;
   std::unique_ptr<powergrad::ControllerService> service_;
   double period_s_ = 1.0;
+  std::string series_dir_;
+  size_t series_keep_ = 1000;
+  double series_keep_days_ = 30;
 };
 
 Controller *controller = nullptr;

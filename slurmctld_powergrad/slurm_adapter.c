@@ -260,6 +260,17 @@ char *pg_adapter_slurm_conf_path(void)
 	return path;
 }
 
+char *pg_adapter_state_save_location(void)
+{
+	slurmctld_lock_t conf_read_lock = { .conf = READ_LOCK };
+	char *path;
+
+	lock_slurmctld(conf_read_lock);
+	path = dup_or_null(slurm_conf.state_save_location);
+	unlock_slurmctld(conf_read_lock);
+	return path;
+}
+
 uint32_t pg_adapter_slurm_user_uid(void)
 {
 	slurmctld_lock_t conf_read_lock = { .conf = READ_LOCK };

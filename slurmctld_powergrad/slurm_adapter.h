@@ -69,6 +69,8 @@ size_t pg_adapter_apply_comments(const uint32_t *ids, size_t count, pg_comment_f
  * (malloc()ed, NULL if unknown) and SlurmUser's uid.
  */
 char *pg_adapter_slurm_conf_path(void);
+/* slurm.conf's StateSaveLocation (malloc()ed, NULL if unknown). */
+char *pg_adapter_state_save_location(void);
 uint32_t pg_adapter_slurm_user_uid(void);
 
 /*

@@ -155,6 +155,10 @@ std::string format_status_table(const json::Value &s) {
   out << "budget: " << num(s, "budget_w", 1) << " W (caps that can be in force: "
       << num(s, "in_force_w", 1) << " W; unallocated last period: " << num(s, "unallocated_w", 1)
       << " W)\n";
+  if (const json::Value *rb = s.get("runtime_budget"); rb && rb->type == json::Value::Type::object) {
+    out << "budget set at run time: " << num(*rb, "budget_w", 1) << " W by uid " << num(*rb, "uid", 0)
+        << " (powergrad.conf says " << num(s, "config_budget_w", 1) << " W)\n";
+  }
   out << "period: " << num(s, "period_s", 2) << " s, lease: " << num(s, "lease_s", 2) << " s\n";
   if (const json::Value *sch = s.get("schedule"); sch && sch->type == json::Value::Type::string) {
     out << "schedule: " << sch->string << " (scheduled budget " << num(s, "scheduled_budget_w", 1)

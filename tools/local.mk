@@ -1,7 +1,8 @@
 # powergrad: the command for users and admins (report, status, set-budget).
 noinst_LTLIBRARIES += tools/libtools.la
 tools_libtools_la_SOURCES = tools/job_report.cpp tools/job_report.hpp \
-	tools/json.cpp tools/json.hpp tools/admin.cpp tools/admin.hpp
+	tools/json.cpp tools/json.hpp tools/admin.cpp tools/admin.hpp \
+	tools/series_plot.cpp tools/series_plot.hpp
 tools_libtools_la_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
 tools_libtools_la_LIBADD = jobreport/libjobreport.la
 

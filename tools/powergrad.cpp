@@ -1,6 +1,8 @@
 // powergrad: PowerGrad's command for users and admins.
 //   powergrad report [-j JOBS] [-u USERS] [-S START] [-E END] [--format table|json|csv]
 // reads PowerGrad's per-job records from Slurm accounting (sacct) and prints them;
+//   powergrad report -j JOBID --plot FILE.svg
+// draws the job's power series (written by the controller at the job's end) as SVG;
 //   powergrad status [--json] / powergrad set-budget WATTS
 // talk to the controller in slurmctld over an admin session of the protocol (munge).
 #include <pwd.h>
@@ -15,18 +17,23 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "protocol/auth.hpp"
 #include "tools/admin.hpp"
+#include "jobreport/series.hpp"
+#include "slurmctld_powergrad/ctld_config.hpp"
 #include "tools/job_report.hpp"
+#include "tools/series_plot.hpp"
 
 namespace {
 
 const char *kUsage =
     "usage: powergrad report [-j JOBS] [-u USERS] [-S START] [-E END]\n"
     "                        [--format table|json|csv] [--sacct PATH]\n"
+    "       powergrad report -j JOBID --plot FILE.svg [--series-dir DIR] [--conf PATH]\n"
     "       powergrad status [--json] [--controller HOST:PORT] [--conf PATH]\n"
     "       powergrad set-budget WATTS [--controller HOST:PORT] [--conf PATH]\n"
     "\n"
@@ -34,6 +41,9 @@ const char *kUsage =
     "           far as recorded) of power-aware jobs, from sacct's AdminComment.\n"
     "           -j, -u, -S, -E are passed to sacct (see sacct(1)); --sacct names the\n"
     "           sacct program (default: sacct from PATH).\n"
+    "           --plot FILE.svg draws one job's power, cap and grant over time from the\n"
+    "           series the controller wrote when the job ended (SeriesDir= of\n"
+    "           powergrad.conf, default StateSaveLocation/powergrad/series; or --series-dir).\n"
     "  status   the controller's budget, groups and nodes (grant, power, gradient, jobs,\n"
     "           lease age); --json prints the controller's JSON. Anyone may ask.\n"
     "  set-budget WATTS\n"
@@ -71,8 +81,66 @@ int run_capture(const std::vector<std::string> &argv, std::string &out) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+// slurm.conf's value of KEY (case-insensitive, first occurrence), or "".
+std::string slurm_conf_value(const std::string &key);
+
+// Where the controller writes the per-job series: --series-dir, else powergrad.conf's
+// SeriesDir=/StateDir=, else slurm.conf's StateSaveLocation/powergrad/series.
+std::string series_dir_for(const std::string &given, const std::string &conf) {
+  if (!given.empty()) return given;
+  const std::string path = conf.empty() ? powergrad::default_powergrad_conf_path() : conf;
+  powergrad::ConfigResult r = powergrad::load_controller_config(path);
+  const powergrad::ControllerFileConfig file = r.config ? *r.config : powergrad::ControllerFileConfig{};
+  return powergrad::resolve_series_dir(file, slurm_conf_value("StateSaveLocation"));
+}
+
+int plot(const std::vector<std::string> &jobs, const std::string &svg_path,
+         const std::string &series_dir, const std::string &conf) {
+  if (jobs.size() != 1) throw std::string("--plot needs exactly one job: -j JOBID");
+  const std::string &j = jobs[0];
+  char *end = nullptr;
+  const unsigned long id = std::strtoul(j.c_str(), &end, 10);
+  if (j.empty() || *end != '\0' || id == 0 || id > 0xffffffffUL) {
+    throw std::string("--plot: -j '" + j + "' is not one job id");
+  }
+  const std::string dir = series_dir_for(series_dir, conf);
+  if (dir.empty()) {
+    std::cerr << "powergrad: cannot tell where the power series are: no SeriesDir= in "
+                 "powergrad.conf and no StateSaveLocation in slurm.conf (give --series-dir DIR)\n";
+    return 1;
+  }
+  const std::string file = powergrad::series_file_path(dir, static_cast<uint32_t>(id));
+  std::ifstream in(file);
+  if (!in) {
+    const int e = errno;
+    std::cerr << "powergrad: no power series for job " << id << ": cannot read " << file << ": "
+              << std::strerror(e)
+              << (e == ENOENT ? " (the controller writes it a few seconds after a power-aware job "
+                                "ends; old ones are pruned, see SeriesKeep= in powergrad.conf(5))"
+                              : "")
+              << '\n';
+    return 1;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const powergrad::SeriesParse parsed = powergrad::parse_series_csv(ss.str());
+  if (!parsed.points) {
+    std::cerr << "powergrad: " << file << ": " << parsed.error << '\n';
+    return 1;
+  }
+  const std::string err = powergrad::write_series_plot(svg_path, static_cast<uint32_t>(id), *parsed.points);
+  if (!err.empty()) {
+    std::cerr << "powergrad: " << err << '\n';
+    return 1;
+  }
+  std::cout << "powergrad: job " << id << ": " << parsed.points->size() << " points from " << file
+            << " plotted to " << svg_path << '\n';
+  return 0;
+}
+
 int report(int argc, char **argv) {
-  std::string format = "table", sacct = "sacct";
+  std::string format = "table", sacct = "sacct", plot_path, series_dir, conf;
+  std::vector<std::string> jobs;
   std::vector<std::string> pass;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
@@ -84,6 +152,13 @@ int report(int argc, char **argv) {
       const std::string v = value(a.c_str());
       pass.push_back(a);
       pass.push_back(v);
+      if (a == "-j") jobs.push_back(v);
+    } else if (a == "--plot") {
+      plot_path = value("--plot");
+    } else if (a == "--series-dir") {
+      series_dir = value("--series-dir");
+    } else if (a == "--conf") {
+      conf = value("--conf");
     } else if (a == "--format") {
       format = value("--format");
       if (format != "table" && format != "json" && format != "csv") {
@@ -98,6 +173,8 @@ int report(int argc, char **argv) {
       throw std::string("unknown argument '" + a + "'");
     }
   }
+  if (!plot_path.empty()) return plot(jobs, plot_path, series_dir, conf);
+  if (!series_dir.empty()) throw std::string("--series-dir is only for --plot");
   std::vector<std::string> cmd = {sacct, "--parsable2", "--noheader", "--allocations",
                                   std::string("--format=") + powergrad::kReportSacctFormat};
   cmd.insert(cmd.end(), pass.begin(), pass.end());

@@ -2,8 +2,8 @@
 # End-to-end: the controller plugin in slurmctld with a powergrad.conf next to slurm.conf,
 # and the admin command talking to it over the protocol's munge-authenticated admin
 # session: `powergrad status` (table and JSON) for root and for an ordinary user,
-# `powergrad set-budget` by root changing the budget status shows, by an ordinary user
-# refused, below the nodes' floors refused; a bad powergrad.conf line logged with file,
+# `powergrad set-budget` by root changing the budget status shows (and still in force after
+# a slurmctld restart), by an ordinary user refused, below the nodes' floors refused; a bad powergrad.conf line logged with file,
 # line and reason while slurmctld stays up and keeps scheduling. TAP.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -18,7 +18,7 @@ pg=$build/tools/powergrad
 command -v python3 >/dev/null 2>&1 || skip_all "python3 is needed to check the JSON output"
 
 pg_cluster_test_setup ctladmin
-plan 22
+plan 23
 
 good_conf='# the test cluster: two nodes in one rack
 Budget=600
@@ -105,6 +105,18 @@ else
 fi
 out=$("$pg" set-budget lots 2>&1) && rc=0 || rc=$?
 is "$rc $out" "2 powergrad: set-budget: 'lots' is not a number of watts" "a non-number is refused before connecting"
+
+# --- the run-time budget survives a slurmctld restart while powergrad.conf's Budget is unchanged
+"$PGCLUSTER" restart-slurmctld >/dev/null 2>&1 || diag "restart-slurmctld failed"
+budget_is() { [ "$(budget)" = "$1" ]; }
+restored="still applies; powergrad.conf says 600 W"
+if wait_until 20 ctld_logged "$restored" && wait_until 20 budget_is 450 &&
+   ctld_logged "powergrad: budget 450 W set at run time by uid 0 at "; then
+  ok "after a slurmctld restart status shows the run-time budget 450 W, and the log says why"
+else
+  not_ok "after a slurmctld restart status shows the run-time budget 450 W, and the log says why" \
+    "budget: $(budget)" "$(grep powergrad "$log_ctld" | tail -n 5)"
+fi
 
 # --- the address: --controller, and a clear error when nothing listens there
 out=$(SLURM_CONF=/nonexistent/slurm.conf "$pg" status --json --controller "127.0.0.1:$port" 2>&1) && rc=0 || rc=$?

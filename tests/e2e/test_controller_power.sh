@@ -14,7 +14,8 @@
 #   - slurmd of n4 killed: no violation; status shows n4 disconnected and keeps counting its
 #     grant while its lease runs, and afterwards at least the caps its tree still holds;
 #   - after the jobs: sacct's AdminComment holds both records with energy_j, avg_w and the
-#     caps, and `powergrad report` shows them.
+#     caps, and `powergrad report` shows them; `powergrad report -j A --plot` draws A's power
+#     series (written by the controller at the job's end) as SVG.
 # The invariant is about the caps PowerGrad sets: before the jobs start the trees hold the
 # admin's own settings (2 x 205 W a node), which no agent touches without a power-aware
 # job, so sampling for it starts once every node's agent has applied its first caps. TAP.
@@ -35,7 +36,7 @@ hwemu=$build/hardware/testing/powergrad-hwemu
 command -v python3 >/dev/null 2>&1 || skip_all "python3 is needed to sample and check"
 
 pg_cluster_test_setup ctlpower
-plan 19
+plan 20
 
 budget=800 low_budget=600 period=1 lease=3 floor=110
 nodes="n1 n2 n3 n4"
@@ -376,3 +377,21 @@ if [ "$rc" = 0 ] && [ "$js" = "grad-high grad-low True" ]; then
 else
   not_ok "powergrad report shows both jobs with energy_j, avg_w and the caps" "exit $rc: $js" "$out"
 fi
+
+# --- the controller wrote job A's power series at its end; `powergrad report --plot` draws it
+plot_a() { "$pg" report -j "$ja" --plot "$work/a.svg" >"$work/plot.out" 2>&1; }
+wait_until 20 plot_a && rc=0 || rc=$?
+js=$(python3 -c 'import re,sys
+svg = open(sys.argv[1]).read()
+lines = re.findall(r"<polyline class=\"power\"[^>]* points=\"([^\"]*)\"", svg)
+pts = [tuple(map(float, p.split(","))) for l in lines for p in l.split()]
+ys = {round(y) for _, y in pts}
+print(len(pts) >= 5 and len(ys) >= 2, "class=\"cap\"" in svg, "job %s: power and cap over time" % sys.argv[2] in svg)' \
+  "$work/a.svg" "$ja" 2>&1) || true
+if [ "$rc" = 0 ] && [ "$js" = "True True True" ]; then
+  ok "powergrad report -j A --plot draws A's power (a varying line of >= 5 points) and cap as SVG"
+else
+  not_ok "powergrad report -j A --plot draws A's power (a varying line of >= 5 points) and cap as SVG" \
+    "exit $rc: $js" "$(cat "$work/plot.out" 2>&1)" "$(grep 'power series' "$log_ctld" | tail -n 3)"
+fi
+diag "$(cat "$work/plot.out" 2>&1)"

@@ -311,6 +311,112 @@ START_TEST(the_schedule_sets_the_budget_when_it_changes) {
 END_TEST
 
 // A raw admin session of `auth`'s uid on a blocking-free socket, driven by h.step().
+std::string budget_state_path() {
+  char tmpl[] = "/tmp/pg-budget-XXXXXX";
+  const char *d = mkdtemp(tmpl);
+  ck_assert(d != nullptr);
+  return std::string(d) + "/powergrad/budget";
+}
+
+START_TEST(a_run_time_budget_survives_a_restart) {
+  ServiceSettings st;
+  st.budget_state_path = budget_state_path();
+  {
+    Harness h(st);
+    ck_assert_uint_eq(h.set_budget_as(h.admin, 250.0).code, static_cast<unsigned>(AdminCode::ok));
+    ck_assert_int_eq(access(st.budget_state_path.c_str(), R_OK), 0);
+  }
+  // Restart with the same powergrad.conf Budget (400 W): the admin's 250 W applies again.
+  Harness h(st);
+  ck_assert_double_eq_tol(h.service->controller().budget_w(), 250.0, 1e-9);
+  ck_assert(h.logged("budget 250 W set at run time by uid 1001 at "));
+  ck_assert(h.logged(" still applies; powergrad.conf says 400 W"));
+  const json::Value s = h.status_as(h.user);
+  ck_assert_double_eq_tol(*s.num("budget_w"), 250.0, 1e-9);
+  ck_assert_str_eq(s.str("budget_origin").c_str(), "run-time");
+  ck_assert_double_eq_tol(*s.num("config_budget_w"), 400.0, 1e-9);
+  ck_assert(s.get("runtime_budget") && s.get("runtime_budget")->num("uid") &&
+            *s.get("runtime_budget")->num("uid") == kAdminUid);
+}
+END_TEST
+
+START_TEST(a_changed_config_budget_drops_the_run_time_budget) {
+  ServiceSettings st;
+  st.budget_state_path = budget_state_path();
+  {
+    Harness h(st);
+    ck_assert_uint_eq(h.set_budget_as(h.admin, 250.0).code, static_cast<unsigned>(AdminCode::ok));
+  }
+  Harness h(st, 450.0);  // powergrad.conf now says 450 W
+  ck_assert_double_eq_tol(h.service->controller().budget_w(), 450.0, 1e-9);
+  ck_assert(h.logged("powergrad.conf's Budget changed from 400 W to 450 W since, the configuration wins"));
+  ck_assert_int_ne(access(st.budget_state_path.c_str(), F_OK), 0);
+  const json::Value st2 = h.status_as(h.user);
+  ck_assert_str_eq(st2.str("budget_origin").c_str(), "config");
+}
+END_TEST
+
+START_TEST(a_run_time_budget_under_a_schedule_holds_until_its_next_change) {
+  ServiceSettings st;
+  st.budget_state_path = budget_state_path();
+  ScheduleResult sr = parse_budget_schedule("2020-01-01T00:00 350\n", "sched.conf");
+  ck_assert(sr.schedule.has_value());
+  st.schedule = sr.schedule;
+  st.schedule_path = "sched.conf";
+  {
+    Harness h(st);
+    ck_assert(h.run_until([&] { return h.service->periods() >= 1; }));
+    ck_assert_uint_eq(h.set_budget_as(h.admin, 200.0).code, static_cast<unsigned>(AdminCode::ok));
+  }
+  {
+    // Same schedule value: restored, and the schedule does not override it at start.
+    Harness h(st);
+    ck_assert(h.run_until([&] { return h.service->periods() >= 3; }));
+    ck_assert_double_eq_tol(h.service->controller().budget_w(), 200.0, 1e-9);
+    ck_assert(h.logged("budget 200 W set at run time by uid 1001"));
+  }
+  // The schedule has moved on (a later entry now applies): the schedule wins.
+  sr = parse_budget_schedule("2020-01-01T00:00 350\n2030-01-01T00:00 320\n", "sched.conf");
+  st.schedule = sr.schedule;
+  Harness h(st);
+  h.clock.wall = 1.95e9;  // 2031
+  ck_assert(h.run_until([&] { return h.service->periods() >= 2; }));
+  // The restore ran in the constructor, at 1.8e9 (before 2030): value 350 then and now, so
+  // it applied; the schedule's change to 320 W then ended it and removed the state file.
+  ck_assert_double_eq_tol(h.service->controller().budget_w(), 320.0, 1e-9);
+  ck_assert_int_ne(access(st.budget_state_path.c_str(), F_OK), 0);
+}
+END_TEST
+
+START_TEST(a_state_file_that_cannot_be_written_is_reported_to_the_admin) {
+  ServiceSettings st;
+  st.budget_state_path = "/proc/no/such/budget";
+  Harness h(st);
+  const AdminResult r = h.set_budget_as(h.admin, 250.0);
+  ck_assert_uint_eq(r.code, static_cast<unsigned>(AdminCode::ok));
+  ck_assert_contains(r.message, "not saved for a restart: cannot create /proc/no");
+  ck_assert_double_eq_tol(h.service->controller().budget_w(), 250.0, 1e-9);
+}
+END_TEST
+
+START_TEST(periods_record_each_jobs_series_with_its_grant) {
+  Harness h;
+  const std::size_t n1 = h.client(h.ctl_auth, PeerRole::node, "n1");
+  ck_assert(h.run_until([&] { return h.clients[n1]->established(); }));
+  for (std::uint64_t seq = 1; seq <= 4; ++seq) {
+    const std::uint64_t p = h.service->periods();
+    ck_assert(h.clients[n1]->send(report_from("n1", seq, nullptr, h.clock.wall)).ok());
+    ck_assert(h.run_until([&] { return h.service->periods() >= p + 1; }));
+  }
+  const std::vector<SeriesPoint> pts = h.ledger.series(42).points();
+  ck_assert_uint_ge(pts.size(), 3);
+  ck_assert_double_eq_tol(pts.back().power_w, 100.0, 1e-9);
+  ck_assert_double_eq_tol(pts.back().cap_w, 50.0, 1e-9);
+  ck_assert(std::isfinite(pts.back().grant_w));
+  ck_assert_double_gt(pts.back().grant_w, 0.0);
+}
+END_TEST
+
 struct RawSession {
   int fd = -1;
   SecureChannel channel;
@@ -403,6 +509,11 @@ int main() {
   tcase_add_test(tc, a_refused_report_is_logged_once);
   tcase_add_test(tc, the_schedule_sets_the_budget_when_it_changes);
   tcase_add_test(tc, periods_follow_the_clock);
+  tcase_add_test(tc, a_run_time_budget_survives_a_restart);
+  tcase_add_test(tc, a_changed_config_budget_drops_the_run_time_budget);
+  tcase_add_test(tc, a_run_time_budget_under_a_schedule_holds_until_its_next_change);
+  tcase_add_test(tc, a_state_file_that_cannot_be_written_is_reported_to_the_admin);
+  tcase_add_test(tc, periods_record_each_jobs_series_with_its_grant);
   tcase_add_test(tc, protocol_violations_are_logged_as_errors);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);

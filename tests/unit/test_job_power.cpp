@@ -1,6 +1,8 @@
 // Per-job power figures (slurmctld_powergrad/job_power.hpp), the AdminComment record they
 // go into (job_records.hpp), and the admin command's parsing and formatting (tools/).
 #include <cmath>
+#include <map>
+#include <set>
 #include <string>
 
 #include "jobreport/record.hpp"
@@ -266,6 +268,46 @@ START_TEST(host_port) {
 }
 END_TEST
 
+START_TEST(series_per_job_and_handed_over_once_after_the_end) {
+  JobPowerLedger l(3.0);
+  std::map<std::string, double> grants = {{"n1", 300.0}, {"n2", 200.0}};
+  for (int t = 0; t < 5; ++t) {
+    // Job 7 alone on n1, jobs 7 and 8 share n2.
+    l.on_report(node("n1", 240.0, 260.0, {summary("7.0", CounterKind::software, 0.01)}), t);
+    l.on_report(node("n2", 100.0, 180.0, {summary("7.0", CounterKind::software, 0.01),
+                                          summary("8.0", CounterKind::software, 0.01)}),
+                t);
+    l.sample(t, &grants);
+  }
+  std::vector<SeriesPoint> p7 = l.series(7).points();
+  ck_assert_uint_eq(p7.size(), 5);
+  ck_assert_double_eq_tol(p7[4].t_s, 4.0, 1e-9);
+  ck_assert_double_eq_tol(p7[4].power_w, 240.0 + 50.0, 1e-9);
+  ck_assert_double_eq_tol(p7[4].cap_w, 260.0 + 90.0, 1e-9);
+  ck_assert_double_eq_tol(p7[4].grant_w, 300.0 + 100.0, 1e-9);
+  ck_assert_double_eq_tol(l.series(8).points()[0].grant_w, 100.0, 1e-9);
+  // Still running for slurmctld, or too recent: not handed over.
+  std::set<std::uint32_t> running = {7, 8};
+  ck_assert_uint_eq(l.take_finished_series(100.0, 2.0, &running).size(), 0);
+  ck_assert_uint_eq(l.take_finished_series(5.0, 2.0, nullptr).size(), 0);
+  running = {8};
+  auto done = l.take_finished_series(100.0, 2.0, &running);
+  ck_assert_uint_eq(done.size(), 1);
+  ck_assert_uint_eq(done[0].first, 7);
+  ck_assert_uint_eq(done[0].second.points().size(), 5);
+  // Once only; later samples of a handed-over job do not start a new series.
+  ck_assert_uint_eq(l.take_finished_series(200.0, 2.0, &running).size(), 0);
+  l.on_report(node("n1", 240.0, 260.0, {summary("7.0", CounterKind::software, 0.01)}), 300.0);
+  l.sample(300.0, &grants);
+  ck_assert(l.series(7).empty());
+  // Without grants the grant column is unknown.
+  JobPowerLedger m(3.0);
+  m.on_report(node("n1", 240.0, 260.0, {summary("9.0", CounterKind::software, 0.01)}), 0.0);
+  m.sample(0.0);
+  ck_assert(std::isnan(m.series(9).points()[0].grant_w));
+}
+END_TEST
+
 START_TEST(status_table) {
   std::string err;
   auto v = json::parse(
@@ -326,6 +368,7 @@ int main() {
   tcase_add_test(tc, json_reader);
   tcase_add_test(tc, host_port);
   tcase_add_test(tc, status_table);
+  tcase_add_test(tc, series_per_job_and_handed_over_once_after_the_end);
   tcase_add_test(tc, report_shows_the_figures);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
