@@ -81,7 +81,7 @@ struct GradientModelParams {
   // more latency than a quieter one given a few watts too many.
   double prior_smoothing_weight = 0.3;
   double busy_smoothing_weight = 0.03;
-  double busy_rise_weight = 0.1;
+  double busy_rise_weight = 0.5;
   // Regression points lose half their weight every this many seconds.
   double regression_half_life_s = 60.0;
   // The regression weighs in only with at least this many (effective) points and a spread
