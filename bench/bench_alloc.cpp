@@ -186,7 +186,12 @@ void run_cluster_step(const char *name, std::size_t nodes, int reps) {
 
 }  // namespace
 
-int main() {
+// With an argument, only the benchmarks whose names contain it (e.g. `cluster_step`).
+int main(int argc, char **argv) {
+  const std::string only = argc > 1 ? argv[1] : "";
+  const auto wanted = [&](const char *name) {
+    return only.empty() || std::string(name).find(only) != std::string::npos;
+  };
   std::printf("# bench_alloc: median wall time of TreeAllocator::allocate over a built tree\n");
   std::printf(
       "# (1 cluster, 8 groups limited to 90%% of their span, nodes, 2 domains each with "
@@ -196,10 +201,10 @@ int main() {
       "threads; compiler: %s\n",
       std::thread::hardware_concurrency(), __VERSION__);
   std::fflush(stdout);
-  run("alloc_1k_ms", 1000, 501, 1.0);
-  run("alloc_10k_ms", 10000, 101, 2.0);
-  run("alloc_100k_ms", 100000, 21, 3.0);
+  if (wanted("alloc_1k_ms")) run("alloc_1k_ms", 1000, 501, 1.0);
+  if (wanted("alloc_10k_ms")) run("alloc_10k_ms", 10000, 101, 2.0);
+  if (wanted("alloc_100k_ms")) run("alloc_100k_ms", 100000, 21, 3.0);
   std::fflush(stdout);
-  run_cluster_step("cluster_step_100k_ms", 100000, 11);
+  if (wanted("cluster_step_100k_ms")) run_cluster_step("cluster_step_100k_ms", 100000, 11);
   return 0;
 }

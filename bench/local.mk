@@ -6,6 +6,11 @@ CLEANFILES += $(BENCH_BINS)
 bench_bench_alloc_SOURCES = bench/bench_alloc.cpp
 bench_bench_alloc_LDADD = libgradient/libgradient.la
 
+EXTRA_PROGRAMS += bench/bench_budget_drop
+BENCH_BINS += bench/bench_budget_drop
+bench_bench_budget_drop_SOURCES = bench/bench_budget_drop.cpp
+bench_bench_budget_drop_LDADD = libgradient/libgradient.la
+
 EXTRA_PROGRAMS += bench/bench_sim
 BENCH_BINS += bench/bench_sim
 bench_bench_sim_SOURCES = bench/bench_sim.cpp

@@ -19,6 +19,8 @@ double sum_in_order(const double *x, std::size_t n) {
 
 // Why [min_w, max_w] cannot be a node's limits, or empty. A group may have no upper limit.
 std::string check_limits(double min_w, double max_w, bool allow_infinite_max) {
+  // The usual case, without a call: finite, 0 <= min_w <= max_w.
+  if (std::isfinite(min_w) && min_w >= 0.0 && std::isfinite(max_w) && min_w <= max_w) return {};
   if (allow_infinite_max && max_w == std::numeric_limits<double>::infinity())
     return PowerRange{min_w, min_w}.check();
   return PowerRange{min_w, max_w}.check();
@@ -93,6 +95,12 @@ NodeId AllocTree::add_leaf(NodeId parent, double min_w, double max_w, GainCurve 
 bool AllocTree::set_curve(NodeId leaf, GainCurve curve) {
   if (!contains(leaf) || !nodes_[leaf].leaf) return false;
   curves_[leaf] = std::move(curve);
+  return true;
+}
+
+bool AllocTree::swap_curve(NodeId leaf, GainCurve &curve) {
+  if (!contains(leaf) || !nodes_[leaf].leaf) return false;
+  curves_[leaf].swap(curve);
   return true;
 }
 

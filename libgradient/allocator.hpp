@@ -85,6 +85,9 @@ class AllocTree {
                   std::string name = {});
   // Per-period updates; false if the node does not exist (or is not a leaf, for the curve).
   bool set_curve(NodeId leaf, GainCurve curve);
+  // Swaps the leaf's curve with `curve` (which then holds the old one): lets a caller that
+  // rebuilds curves every period reuse their memory.
+  bool swap_curve(NodeId leaf, GainCurve &curve);
   bool set_limits(NodeId node, double min_w, double max_w);
 
   std::size_t size() const { return nodes_.size(); }

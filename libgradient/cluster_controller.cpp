@@ -78,13 +78,15 @@ ClusterController::ClusterController(ClusterConfig config) : config_(std::move(c
   if (!error_.empty()) return;
   const std::size_t n = config_.nodes.size();
   nodes_.resize(n);
-  node_groups_.resize(n);
+  group_begin_.assign(n + 1, 0);
   for (std::size_t i = 0; i < n; ++i) {
     by_name_.emplace(config_.nodes[i].name, i);
     floor_sum_w_ += config_.nodes[i].floor_w;
+    group_begin_[i] = group_list_.size();
     for (std::size_t g = config_.nodes[i].group; g != kNoGroup; g = config_.groups[g].parent)
-      node_groups_[i].push_back(g);
+      group_list_.push_back(g);
   }
+  group_begin_[n] = group_list_.size();
   std::vector<NodeId> gid(config_.groups.size());
   for (std::size_t g = 0; g < config_.groups.size(); ++g) {
     const ClusterGroupConfig &grp = config_.groups[g];
@@ -200,7 +202,7 @@ double ClusterController::total_in_force_bound_w(double now_s) const {
 double ClusterController::group_in_force_bound_w(std::size_t group, double now_s) const {
   double sum = 0.0;
   for (std::size_t i = 0; i < nodes_.size(); ++i)
-    for (std::size_t g : node_groups_[i])
+    for (std::size_t g : node_groups(i))
       if (g == group) sum += in_force_bound_w(i, now_s);
   return sum;
 }
@@ -257,7 +259,8 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   const std::size_t n = nodes_.size();
   const std::size_t ng = config_.groups.size();
 
-  std::vector<double> bound(n);
+  std::vector<double> &bound = bound_;
+  bound.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     trim_sent(nodes_[i], now_s);
     bound[i] = in_force_bound_w(i, now_s);
@@ -265,7 +268,9 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
 
   // 1. The tree: built once; each step updates its leaves' limits, and a leaf's curve only
   // when a new report or a changed floor calls for it (curves are the expensive part).
-  std::vector<double> lo(n);
+  std::vector<double> &lo = lo_;
+  lo.resize(n);
+  const std::size_t max_segments = curve_segments();
   for (std::size_t i = 0; i < n; ++i) {
     const ClusterNodeConfig &cfg = config_.nodes[i];
     NodeState &s = nodes_[i];
@@ -300,20 +305,25 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
       if (s.leaf_curve_set) tree_.set_curve(id, GainCurve{});
       s.leaf_curve_set = false;
     } else if (!s.leaf_curve_set || s.leaf_curve_dirty || s.leaf_curve_lo_w != low) {
-      const std::size_t max_segments = curve_segments();
-      GainCurve coarse;
+      // Built in the controller's scratch curves (no allocation once they have grown); the
+      // result is swapped into the tree, whose old curve becomes scratch.
       const GainCurve *demand = &s.last.demand;
       if (demand->segments().size() > max_segments) {
-        coarse = coarsen(*demand, max_segments);
-        demand = &coarse;
+        coarsen(*demand, max_segments, coarse_curve_);
+        demand = &coarse_curve_;
       }
       const GainCurve &d = *demand;
       const double base = s.last.need_w;
-      GainCurve leaf_curve = low < base ? prepend(d, base - low, d.segments().front().slope)
-                                        : drop_front(d, low - base);
-      if (config_.hysteresis > 0.0 && !std::isnan(s.granted_w))
-        leaf_curve = favour_incumbent(leaf_curve, s.granted_w - low, config_.hysteresis);
-      tree_.set_curve(id, leaf_curve);
+      if (low < base)
+        prepend(d, base - low, d.segments().front().slope, shifted_curve_);
+      else
+        drop_front(d, low - base, shifted_curve_);
+      GainCurve *leaf_curve = &shifted_curve_;
+      if (config_.hysteresis > 0.0 && !std::isnan(s.granted_w)) {
+        favour_incumbent(shifted_curve_, s.granted_w - low, config_.hysteresis, leaf_curve_);
+        leaf_curve = &leaf_curve_;
+      }
+      tree_.swap_curve(id, *leaf_curve);
       s.leaf_curve_set = true;
       s.leaf_curve_dirty = false;
       s.leaf_curve_lo_w = low;
@@ -321,7 +331,8 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   }
 
   // 2. Targets.
-  std::vector<double> target(n);
+  std::vector<double> &target = target_;
+  target.resize(n);
   const AllocResult res = allocator_.allocate(tree_, config_.budget_w);
   if (res.feasible) {
     for (std::size_t i = 0; i < n; ++i) target[i] = res.grants_w[leaf_[i]];
@@ -335,18 +346,22 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   }
 
   // 3. Decreases at once; raises from slack only, steepest first.
-  std::vector<double> grant(n);
+  std::vector<double> &grant = grant_;
+  grant.resize(n);
   double slack = config_.budget_w;
-  std::vector<double> group_slack(ng);
+  std::vector<double> &group_slack = group_slack_;
+  group_slack.resize(ng);
   for (std::size_t g = 0; g < ng; ++g) group_slack[g] = config_.groups[g].max_w;
-  std::vector<std::size_t> raise;
+  std::vector<std::size_t> &raise = raise_;
+  raise.clear();
   for (std::size_t i = 0; i < n; ++i) {
     grant[i] = std::min(target[i], bound[i]);
     slack -= bound[i];
-    for (std::size_t g : node_groups_[i]) group_slack[g] -= bound[i];
+    for (std::size_t g : node_groups(i)) group_slack[g] -= bound[i];
     if (target[i] > bound[i]) raise.push_back(i);
   }
-  std::vector<double> priority(n, 0.0);
+  std::vector<double> &priority = priority_;
+  priority.resize(n);
   for (std::size_t i : raise)
     priority[i] = tree_.curve(leaf_[i]).marginal_at(std::max(0.0, bound[i] - lo[i]));
   std::stable_sort(raise.begin(), raise.end(),
@@ -355,12 +370,12 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   const double margin = 1e-9 * std::max(1.0, config_.budget_w);
   for (std::size_t i : raise) {
     double allowed = std::min(target[i] - bound[i], slack - margin);
-    for (std::size_t g : node_groups_[i])
+    for (std::size_t g : node_groups(i))
       if (std::isfinite(group_slack[g])) allowed = std::min(allowed, group_slack[g] - margin);
     if (!(allowed > 0.0)) continue;
     grant[i] = std::min(target[i], bound[i] + allowed);
     slack -= allowed;
-    for (std::size_t g : node_groups_[i]) group_slack[g] -= allowed;
+    for (std::size_t g : node_groups(i)) group_slack[g] -= allowed;
   }
 
   // 4. Leases.
@@ -438,7 +453,8 @@ std::vector<GrantMessage> ClusterController::release(double now_s) {
   std::vector<GrantMessage> out;
   if (!ok() || !std::isfinite(now_s)) return out;
   const std::size_t n = nodes_.size();
-  std::vector<std::size_t> raise;
+  std::vector<std::size_t> &raise = raise_;
+  raise.clear();
   for (std::size_t i = 0; i < n; ++i) {
     const NodeState &s = nodes_[i];
     if (!std::isnan(s.granted_w) && s.target_w > s.granted_w) raise.push_back(i);
@@ -446,22 +462,26 @@ std::vector<GrantMessage> ClusterController::release(double now_s) {
   if (raise.empty()) return out;
   const std::size_t ng = config_.groups.size();
   double slack = config_.budget_w;
-  std::vector<double> group_slack(ng);
+  std::vector<double> &group_slack = group_slack_;
+  group_slack.resize(ng);
   for (std::size_t g = 0; g < ng; ++g) group_slack[g] = config_.groups[g].max_w;
-  std::vector<double> bound(n);
+  std::vector<double> &bound = bound_;
+  bound.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     trim_sent(nodes_[i], now_s);
     bound[i] = in_force_bound_w(i, now_s);
     slack -= bound[i];
-    for (std::size_t g : node_groups_[i]) group_slack[g] -= bound[i];
+    for (std::size_t g : node_groups(i)) group_slack[g] -= bound[i];
   }
   const double margin = 1e-9 * std::max(1.0, config_.budget_w);
   if (!(slack > margin)) return out;
-  std::vector<double> priority(n, 0.0);
+  std::vector<double> &priority = priority_;
+  priority.resize(n);
   for (std::size_t i : raise) {
     const NodeState &s = nodes_[i];
-    if (s.leaf_curve_set)
-      priority[i] = tree_.curve(leaf_[i]).marginal_at(std::max(0.0, bound[i] - s.leaf_curve_lo_w));
+    priority[i] = s.leaf_curve_set
+                      ? tree_.curve(leaf_[i]).marginal_at(std::max(0.0, bound[i] - s.leaf_curve_lo_w))
+                      : 0.0;
   }
   std::stable_sort(raise.begin(), raise.end(),
                    [&](std::size_t a, std::size_t b) { return priority[a] > priority[b]; });
@@ -469,14 +489,14 @@ std::vector<GrantMessage> ClusterController::release(double now_s) {
     NodeState &s = nodes_[i];
     if (!(s.target_w > bound[i])) continue;  // not yet confirmed lower, or already there
     double allowed = std::min(s.target_w - bound[i], slack - margin);
-    for (std::size_t g : node_groups_[i])
+    for (std::size_t g : node_groups(i))
       if (std::isfinite(group_slack[g])) allowed = std::min(allowed, group_slack[g] - margin);
     // Tiny raises are not worth a message (unless they complete the target).
     if (!(allowed > 0.0) || (allowed < kMinReleaseW && allowed < s.target_w - bound[i])) continue;
     const double grant = bound[i] + allowed;
     if (!(grant > s.granted_w)) continue;
     slack -= allowed;
-    for (std::size_t g : node_groups_[i]) group_slack[g] -= allowed;
+    for (std::size_t g : node_groups(i)) group_slack[g] -= allowed;
     const std::uint64_t seq = ++seq_;
     const double expires = now_s + config_.lease_s;
     s.granted_w = grant;

@@ -51,6 +51,7 @@
 // started_at_s): the controller cannot count caps it does not know about.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -182,12 +183,60 @@ class ClusterController {
     double sent_at_s;
     double expires_at_s;
   };
+  // The grants sent to a node, oldest first: a queue kept contiguous, in the node's state
+  // while it holds few (as it does between confirmations), else in a vector that keeps its
+  // memory: no allocation per period.
+  class SentGrants {
+   public:
+    SentGrants() = default;
+    SentGrants(const SentGrants &o) { *this = o; }
+    SentGrants &operator=(const SentGrants &o) {
+      if (this == &o) return *this;
+      head_ = end_ = 0;
+      for (const SentGrant &g : o) push_back(g);
+      return *this;
+    }
+    bool empty() const { return head_ == end_; }
+    std::size_t size() const { return end_ - head_; }
+    const SentGrant &front() const { return data()[head_]; }
+    SentGrant &front() { return data()[head_]; }
+    const SentGrant &back() const { return data()[end_ - 1]; }
+    void pop_front() {
+      if (++head_ == end_) head_ = end_ = 0;
+    }
+    void push_back(const SentGrant &g) {
+      if (end_ == capacity()) {
+        SentGrant *d = data();
+        if (head_ > 0) {  // room at the front: move the queue down
+          std::copy(d + head_, d + end_, d);
+        } else {          // full: into (a larger) heap buffer
+          std::vector<SentGrant> bigger(std::max<std::size_t>(2 * capacity(), kInline));
+          std::copy(d + head_, d + end_, bigger.data());
+          heap_.swap(bigger);
+        }
+        end_ -= head_;
+        head_ = 0;
+      }
+      data()[end_++] = g;
+    }
+    const SentGrant *begin() const { return data() + head_; }
+    const SentGrant *end() const { return data() + end_; }
+
+   private:
+    static constexpr std::size_t kInline = 4;
+    std::size_t capacity() const { return heap_.empty() ? kInline : heap_.size(); }
+    SentGrant *data() { return heap_.empty() ? inline_ : heap_.data(); }
+    const SentGrant *data() const { return heap_.empty() ? inline_ : heap_.data(); }
+    SentGrant inline_[kInline];
+    std::vector<SentGrant> heap_;  // in use when not empty
+    std::size_t head_ = 0, end_ = 0;
+  };
   struct NodeState {
     bool reported = false;
     bool lease_ours = false;  // the last report's lease is one of this controller's grants
     double last_report_s = -std::numeric_limits<double>::infinity();
     NodeReport last;
-    std::deque<SentGrant> sent;
+    SentGrants sent;
     std::uint64_t last_seq_sent = 0;
     double granted_w = std::numeric_limits<double>::quiet_NaN();
     double target_w = 0.0;
@@ -207,7 +256,19 @@ class ClusterController {
   std::string error_;
   std::vector<NodeState> nodes_;
   std::unordered_map<std::string, std::size_t> by_name_;
-  std::vector<std::vector<std::size_t>> node_groups_;  // each node's groups, innermost first
+  // Each node's groups, innermost first: node i's are
+  // group_list_[group_begin_[i], group_begin_[i + 1]).
+  std::vector<std::size_t> group_begin_;
+  std::vector<std::size_t> group_list_;
+  struct GroupRange {
+    const std::size_t *b;
+    const std::size_t *e;
+    const std::size_t *begin() const { return b; }
+    const std::size_t *end() const { return e; }
+  };
+  GroupRange node_groups(std::size_t i) const {
+    return {group_list_.data() + group_begin_[i], group_list_.data() + group_begin_[i + 1]};
+  }
   std::vector<double> fair_share_w_;
   double floor_sum_w_ = 0.0;
   std::uint64_t seq_ = 0;
@@ -216,6 +277,10 @@ class ClusterController {
   AllocTree tree_;            // cluster -> groups -> nodes, built once
   std::vector<NodeId> leaf_;  // each node's leaf in tree_
   TreeAllocator allocator_;
+  // step()'s and release()'s working memory, kept between calls.
+  GainCurve coarse_curve_, shifted_curve_, leaf_curve_;
+  std::vector<double> bound_, lo_, target_, grant_, priority_, group_slack_;
+  std::vector<std::size_t> raise_;
 };
 
 }  // namespace powergrad

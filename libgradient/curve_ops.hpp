@@ -34,4 +34,11 @@ GainCurve prepend(const GainCurve &curve, double width_w, double slope);
 // estimates. Still concave. h is clamped to [0, 0.9]; h = 0 or an invalid curve: unchanged.
 GainCurve favour_incumbent(const GainCurve &curve, double held_w, double h);
 
+// The same operations writing their result into `out` (which must not be `curve`), reusing
+// its memory: for controllers that rebuild many curves every period. Identical results.
+void drop_front(const GainCurve &curve, double width_w, GainCurve &out);
+void coarsen(const GainCurve &curve, std::size_t max_segments, GainCurve &out);
+void prepend(const GainCurve &curve, double width_w, double slope, GainCurve &out);
+void favour_incumbent(const GainCurve &curve, double held_w, double h, GainCurve &out);
+
 }  // namespace powergrad

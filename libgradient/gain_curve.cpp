@@ -7,47 +7,42 @@
 
 namespace powergrad {
 
-namespace {
-
-// Relative tolerance for "slope increased" so that curves computed in floating point (from
-// points, from a model) are not rejected for a last-bit rise.
-constexpr double kSlopeRelTolerance = 1e-9;
-
-}  // namespace
-
 GainCurve GainCurve::invalid(std::string why) {
   GainCurve c;
   c.error_ = std::move(why);
   return c;
 }
 
+void GainCurve::clear() {
+  segments_.clear();
+  error_.clear();
+  added_ = 0;
+}
+
+void GainCurve::refuse(const GainSegment &s, std::size_t i) {
+  const std::string where = "gain curve segment " + std::to_string(i) + ": ";
+  if (!std::isfinite(s.width_w) || s.width_w < 0.0)
+    error_ = where + "width " + format_w(s.width_w) + " is negative or not finite";
+  else if (!std::isfinite(s.slope) || s.slope < 0.0)
+    error_ = where + "slope " + format_number(s.slope) + " is negative or not finite";
+  else  // add() refuses nothing else: a rise above the last segment's slope
+    error_ = where + "slope " + format_number(s.slope) + " rises above " +
+             format_number(segments_.back().slope) + " (gains must be concave)";
+  segments_.clear();
+}
+
+void GainCurve::swap(GainCurve &other) noexcept {
+  segments_.swap(other.segments_);
+  error_.swap(other.error_);
+  std::swap(added_, other.added_);
+}
+
 GainCurve GainCurve::from_segments(std::vector<GainSegment> segments) {
   GainCurve c;
   c.segments_.reserve(segments.size());
-  for (std::size_t i = 0; i < segments.size(); ++i) {
-    const GainSegment &s = segments[i];
-    const std::string where = "gain curve segment " + std::to_string(i) + ": ";
-    if (!std::isfinite(s.width_w) || s.width_w < 0.0)
-      return invalid(where + "width " + format_w(s.width_w) + " is negative or not finite");
-    if (!std::isfinite(s.slope) || s.slope < 0.0)
-      return invalid(where + "slope " + format_number(s.slope) + " is negative or not finite");
-    if (s.width_w == 0.0) continue;
-    if (c.segments_.empty()) {
-      c.segments_.push_back(s);
-      continue;
-    }
-    GainSegment &last = c.segments_.back();
-    double slope = s.slope;
-    if (slope > last.slope) {
-      if (slope - last.slope > kSlopeRelTolerance * last.slope)
-        return invalid(where + "slope " + format_number(slope) + " rises above " +
-                       format_number(last.slope) + " (gains must be concave)");
-      slope = last.slope;
-    }
-    if (slope == last.slope)
-      last.width_w += s.width_w;
-    else
-      c.segments_.push_back({s.width_w, slope});
+  for (const GainSegment &s : segments) {
+    c.add(s);
+    if (!c.valid()) break;
   }
   return c;
 }

@@ -9,6 +9,7 @@
 // why, which the allocators report as an infeasible child.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <functional>
 #include <string>
@@ -60,11 +61,49 @@ class GainCurve {
   // Slope of the segment that the watt after offset_w falls in; 0 past the end.
   double marginal_at(double offset_w) const;
 
+  // Rebuilding in place, for curves rebuilt every period (keeps the curve's memory): clear(),
+  // then add() segments in order; the curve is then exactly what from_segments would make of
+  // them (once a segment is refused the curve is invalid and further add() calls do nothing,
+  // until the next clear()).
+  void clear();
+  void add(const GainSegment &segment);
+  void swap(GainCurve &other) noexcept;
+
  private:
+  // Relative tolerance for "slope increased", so that curves computed in floating point
+  // (from points, from a model) are not rejected for a last-bit rise.
+  static constexpr double kSlopeRelTolerance = 1e-9;
+
   static GainCurve invalid(std::string why);
+  // add() for a segment it refuses: makes the curve invalid, saying why.
+  void refuse(const GainSegment &segment, std::size_t index);
 
   std::vector<GainSegment> segments_;
   std::string error_;
+  std::size_t added_ = 0;  // segments given to add() since clear(): for error messages
 };
+
+// Inline: curves are rebuilt segment by segment every period (the cluster controller).
+inline void GainCurve::add(const GainSegment &s) {
+  if (!error_.empty()) return;
+  const std::size_t i = added_++;
+  if (!std::isfinite(s.width_w) || s.width_w < 0.0 || !std::isfinite(s.slope) || s.slope < 0.0)
+    return refuse(s, i);
+  if (s.width_w == 0.0) return;
+  if (segments_.empty()) {
+    segments_.push_back(s);
+    return;
+  }
+  GainSegment &last = segments_.back();
+  double slope = s.slope;
+  if (slope > last.slope) {
+    if (slope - last.slope > kSlopeRelTolerance * last.slope) return refuse(s, i);
+    slope = last.slope;
+  }
+  if (slope == last.slope)
+    last.width_w += s.width_w;
+  else
+    segments_.push_back({s.width_w, slope});
+}
 
 }  // namespace powergrad
