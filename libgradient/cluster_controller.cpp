@@ -382,24 +382,29 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     NodeState &s = nodes_[i];
-    const std::uint64_t seq = ++seq_;
-    const double expires = now_s + config_.lease_s;
-    s.granted_w = grant[i];
     s.target_w = target[i];
-    s.sent.push_back({seq, grant[i], now_s, expires});
-    s.last_seq_sent = seq;
-    trim_sent(s, now_s);
-    GrantMessage m;
-    m.node = config_.nodes[i].name;
-    m.grant_w = grant[i];
-    m.floor_w = config_.nodes[i].floor_w;
-    m.expires_at_s = expires;
-    m.lease_s = config_.lease_s;
-    m.epoch = config_.epoch;
-    m.seq = seq;
-    out.push_back(std::move(m));
+    out.push_back(send_grant(i, grant[i], now_s));
   }
   return out;
+}
+
+GrantMessage ClusterController::send_grant(std::size_t i, double grant_w, double now_s) {
+  NodeState &s = nodes_[i];
+  const std::uint64_t seq = ++seq_;
+  const double expires = now_s + config_.lease_s;
+  s.granted_w = grant_w;
+  s.sent.push_back({seq, grant_w, now_s, expires});
+  s.last_seq_sent = seq;
+  trim_sent(s, now_s);
+  GrantMessage m;
+  m.node = config_.nodes[i].name;
+  m.grant_w = grant_w;
+  m.floor_w = config_.nodes[i].floor_w;
+  m.expires_at_s = expires;
+  m.lease_s = config_.lease_s;
+  m.epoch = config_.epoch;
+  m.seq = seq;
+  return m;
 }
 
 ClusterNodeStatus ClusterController::node_status(std::size_t i, double now_s) const {
@@ -497,21 +502,7 @@ std::vector<GrantMessage> ClusterController::release(double now_s) {
     if (!(grant > s.granted_w)) continue;
     slack -= allowed;
     for (std::size_t g : node_groups(i)) group_slack[g] -= allowed;
-    const std::uint64_t seq = ++seq_;
-    const double expires = now_s + config_.lease_s;
-    s.granted_w = grant;
-    s.sent.push_back({seq, grant, now_s, expires});
-    s.last_seq_sent = seq;
-    trim_sent(s, now_s);
-    GrantMessage m;
-    m.node = config_.nodes[i].name;
-    m.grant_w = grant;
-    m.floor_w = config_.nodes[i].floor_w;
-    m.expires_at_s = expires;
-    m.lease_s = config_.lease_s;
-    m.epoch = config_.epoch;
-    m.seq = seq;
-    out.push_back(std::move(m));
+    out.push_back(send_grant(i, grant, now_s));
   }
   return out;
 }

@@ -177,6 +177,8 @@ class ClusterController {
   const ClusterConfig &config() const { return config_; }
 
  private:
+  // Renews node i's lease at grant_w (new seq, expiry now + lease_s): records it as sent.
+  GrantMessage send_grant(std::size_t i, double grant_w, double now_s);
   struct SentGrant {
     std::uint64_t seq;
     double grant_w;

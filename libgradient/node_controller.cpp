@@ -30,6 +30,27 @@ std::uint64_t splitmix64(std::uint64_t &state) {
   return z ^ (z >> 31);
 }
 
+// Caps that sum above the grant are lowered to fit it: those above their targets first, in
+// proportion to how far above they are, then (for rounding, or targets that do not fit)
+// fit_to_budget down to the minimums. Within [mins, maxs]; targets must fit the grant for
+// the first part alone to suffice.
+void lower_to_grant(std::vector<double> &caps, const std::vector<double> &targets,
+                    const std::vector<double> &mins, const std::vector<double> &maxs,
+                    double grant) {
+  const std::size_t n = caps.size();
+  const double excess = sum_in_order(caps) - grant;
+  double above = 0.0;
+  for (std::size_t d = 0; d < n; ++d) above += std::max(0.0, caps[d] - targets[d]);
+  if (above > 0.0) {
+    const double take = std::min(1.0, excess / above);
+    for (std::size_t d = 0; d < n; ++d)
+      if (caps[d] > targets[d])
+        caps[d] = std::max(targets[d], caps[d] - (caps[d] - targets[d]) * take);
+  }
+  for (std::size_t d = 0; d < n; ++d) caps[d] = std::clamp(caps[d], mins[d], maxs[d]);
+  fit_to_budget(caps.data(), mins.data(), n, grant);
+}
+
 bool is_newer(std::uint64_t epoch, std::uint64_t seq, const NodeLease &held) {
   if (!held.from_controller) return true;
   return epoch != held.epoch ? epoch > held.epoch : seq > held.seq;
@@ -320,21 +341,10 @@ NodeDecision NodeController::step(const NodeInputs &in) {
   if (below_min) {
     caps = mins;
   } else if (sum_in_order(caps) > grant) {
-    // The grant dropped (or the targets moved down faster than damping allows): lower the
-    // caps that are above their targets, in proportion, as far as needed. Since the targets
-    // fit the grant, that always suffices up to rounding, which fit_to_budget removes.
-    const double excess = sum_in_order(caps) - grant;
-    double above = 0.0;
-    for (std::size_t d = 0; d < n; ++d) above += std::max(0.0, caps[d] - targets[d]);
-    if (above > 0.0) {
-      const double take = std::min(1.0, excess / above);
-      for (std::size_t d = 0; d < n; ++d)
-        if (caps[d] > targets[d])
-          caps[d] = std::max(targets[d], caps[d] - (caps[d] - targets[d]) * take);
-    }
-    for (std::size_t d = 0; d < n; ++d)
-      caps[d] = std::clamp(caps[d], in.domains[d].min_cap_w, in.domains[d].max_cap_w);
-    fit_to_budget(caps.data(), mins.data(), n, grant);
+    // The grant dropped (or the targets moved down faster than damping allows).
+    std::vector<double> maxs(n);
+    for (std::size_t d = 0; d < n; ++d) maxs[d] = in.domains[d].max_cap_w;
+    lower_to_grant(caps, targets, mins, maxs, grant);
   }
 
   // 5. Perturbation.
@@ -499,17 +509,10 @@ std::optional<NodeDecision> NodeController::enforce(double now_s) {
   } else {
     // Targets that fit the new grant: the old ones, lowered to it if they do not.
     if (sum_in_order(targets) > grant) fit_to_budget(targets.data(), last_mins_.data(), n, grant);
-    const double excess = sum_in_order(caps) - grant;
-    double above = 0.0;
-    for (std::size_t d = 0; d < n; ++d) above += std::max(0.0, caps[d] - targets[d]);
-    if (above > 0.0) {
-      const double take = std::min(1.0, excess / above);
-      for (std::size_t d = 0; d < n; ++d)
-        if (caps[d] > targets[d]) caps[d] = std::max(targets[d], caps[d] - (caps[d] - targets[d]) * take);
-    }
+    lower_to_grant(caps, targets, last_mins_, last_maxs_, grant);
+    // Never above what was in force (the clamp to the minimums aside).
     for (std::size_t d = 0; d < n; ++d)
-      caps[d] = std::clamp(std::min(caps[d], domains_[d].output_w), last_mins_[d], last_maxs_[d]);
-    fit_to_budget(caps.data(), last_mins_.data(), n, grant);
+      caps[d] = std::max(last_mins_[d], std::min(caps[d], domains_[d].output_w));
   }
   out.caps_w = caps;
   out.target_caps_w = targets;

@@ -23,86 +23,17 @@
 #include "nodeagent/power_control.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
+#include "tests/unit/agent_fixture.hpp"
 
 using namespace powergrad;
 namespace hwt = powergrad::hw::testing;
 
 namespace {
 
-struct Fixture {
-  hwt::TempDir dir;
-  std::string sys, state, emulate;
-  std::vector<std::string> log;
-  std::unique_ptr<hw::PowerEmulator> emu;
-
-  Fixture() {
-    auto d = hwt::TempDir::create("pg-agent-control");
-    ck_assert(d.ok());
-    dir = std::move(d.value());
-    sys = dir.path() + "/sys";
-    state = dir.path() + "/state";
-    emulate = dir.path() + "/emulate";
-    ck_assert(hwt::make_dirs(sys).ok());
-    ck_assert(hwt::build_machine(sys, "intel-server").ok());
-    ck_assert_int_eq(::mkdir(state.c_str(), 0700), 0);
-    std::ofstream(emulate) << "12 memory_share=0.1,busy_cpus=4,zone=intel-rapl:0\n"
-                              "13 memory_share=0.8,busy_cpus=4,zone=intel-rapl:1\n"
-                              "* memory_share=0.3,busy_cpus=1\n";
-    emu = std::make_unique<hw::PowerEmulator>(sys);
-    ck_assert(emu->open().ok());
-  }
-
-  std::unique_ptr<PowerControl> control(std::optional<double> grant = 250.0) {
-    PowerControlConfig c;
-    c.node_name = "n1";
-    c.state_dir = state;
-    c.sysfs_root = sys;
-    c.counters = "emulated";
-    c.emulate_path = emulate;
-    c.grant_w = grant;
-    return std::make_unique<PowerControl>(
-        c, [this](AgentLogLevel, const std::string &m) { log.push_back(m); });
-  }
-
-  std::string read(const std::string &rel) {
-    std::ifstream f(sys + "/class/powercap/" + rel);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
-  // Every constraint and enable file of both packages and their dram zones.
-  std::map<std::string, std::string> settings() {
-    std::map<std::string, std::string> out;
-    for (const char *z : {"intel-rapl:0", "intel-rapl:1", "intel-rapl:0/intel-rapl:0:0",
-                          "intel-rapl:1/intel-rapl:1:0"}) {
-      for (const char *f : {"enabled", "constraint_0_power_limit_uw", "constraint_0_time_window_us",
-                            "constraint_1_power_limit_uw", "constraint_1_time_window_us"}) {
-        const std::string rel = std::string("intel-rapl/") + z + "/" + f;
-        out[rel] = read(rel);
-      }
-    }
-    return out;
-  }
-  double cap_w(int pkg) {
-    return std::stod(read("intel-rapl:" + std::to_string(pkg) + "/constraint_0_power_limit_uw")) *
-           1e-6;
-  }
-  bool saved_file() { return ::access((state + "/saved-caps").c_str(), F_OK) == 0; }
-  bool logged(const std::string &part) {
-    for (const std::string &m : log) {
-      if (pgtest::contains(m, part)) return true;
-    }
-    return false;
-  }
-};
+using Fixture = pgtest::AgentFixture;
 
 RegisteredStep step(uint32_t job, const std::string &mode, pid_t pid) {
-  RegisteredStep s;
-  s.job_id = job;
-  s.step = "0";
-  s.mode = mode;
-  s.pids = {pid};
-  return s;
+  return pgtest::agent_step(job, mode, pid);
 }
 
 // Runs `n` periods of 1 s, the emulator advancing energy in between.

@@ -33,87 +33,17 @@
 #include "spank_powergrad/slurm_conf.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
+#include "tests/unit/agent_fixture.hpp"
 
 using namespace powergrad;
 namespace hwt = powergrad::hw::testing;
 
 namespace {
 
-struct Node {
-  hwt::TempDir dir;
-  std::string sys, state, emulate;
-  std::vector<std::string> log;
-  std::unique_ptr<hw::PowerEmulator> emu;
-
-  Node() {
-    auto d = hwt::TempDir::create("pg-agent-link");
-    ck_assert(d.ok());
-    dir = std::move(d.value());
-    sys = dir.path() + "/sys";
-    state = dir.path() + "/state";
-    emulate = dir.path() + "/emulate";
-    ck_assert(hwt::make_dirs(sys).ok());
-    ck_assert(hwt::build_machine(sys, "intel-server").ok());
-    ck_assert_int_eq(::mkdir(state.c_str(), 0700), 0);
-    std::ofstream(emulate) << "12 memory_share=0.1,busy_cpus=4,zone=intel-rapl:0\n"
-                              "13 memory_share=0.8,busy_cpus=4,zone=intel-rapl:1\n"
-                              "* memory_share=0.3,busy_cpus=1\n";
-    emu = std::make_unique<hw::PowerEmulator>(sys);
-    ck_assert(emu->open().ok());
-  }
-
-  std::unique_ptr<PowerControl> control(std::optional<double> grant = 250.0) {
-    PowerControlConfig c;
-    c.node_name = "n1";
-    c.state_dir = state;
-    c.sysfs_root = sys;
-    c.counters = "emulated";
-    c.emulate_path = emulate;
-    c.grant_w = grant;
-    c.incarnation = 7;
-    return std::make_unique<PowerControl>(
-        c, [this](AgentLogLevel, const std::string &m) { log.push_back(m); });
-  }
-  AgentLog logger() {
-    return [this](AgentLogLevel, const std::string &m) { log.push_back(m); };
-  }
-  std::string read(const std::string &rel) {
-    std::ifstream f(sys + "/class/powercap/" + rel);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
-  std::map<std::string, std::string> settings() {
-    std::map<std::string, std::string> out;
-    for (const char *z : {"intel-rapl:0", "intel-rapl:1"}) {
-      for (const char *f : {"enabled", "constraint_0_power_limit_uw", "constraint_0_time_window_us",
-                            "constraint_1_power_limit_uw", "constraint_1_time_window_us"}) {
-        const std::string rel = std::string("intel-rapl/") + z + "/" + f;
-        out[rel] = read(rel);
-      }
-    }
-    return out;
-  }
-  double cap_w(int pkg) {
-    return std::stod(read("intel-rapl:" + std::to_string(pkg) + "/constraint_0_power_limit_uw")) *
-           1e-6;
-  }
-  double caps_sum_w() { return cap_w(0) + cap_w(1); }
-  bool saved_file() { return ::access((state + "/saved-caps").c_str(), F_OK) == 0; }
-  int count(const std::string &part) {
-    int n = 0;
-    for (const std::string &m : log) n += pgtest::contains(m, part);
-    return n;
-  }
-};
+using Node = pgtest::AgentFixture;
 
 RegisteredStep step(uint32_t job, const std::string &mode, pid_t pid) {
-  RegisteredStep s;
-  s.job_id = job;
-  s.step = "0";
-  s.mode = mode;
-  s.pids = {pid};
-  return s;
+  return pgtest::agent_step(job, mode, pid);
 }
 
 // The controller side: a loopback endpoint with the fake realm.
@@ -206,7 +136,7 @@ START_TEST(report_grant_lease_expiry_and_reconnect) {
   ck_assert_int_ge(n.count("connected to the controller at 127.0.0.1:" + std::to_string(port)), 1);
 
   // Periods under the static grant (250 W): each report arrives at the controller.
-  auto pc = n.control(250.0);
+  auto pc = n.control(250.0, 7);
   const std::vector<RegisteredStep> steps = {step(12, "throughput", 100),
                                              step(13, "throughput", 101)};
   double wall = 1.0e9;  // the lease clock (wall-clock seconds)
@@ -308,7 +238,7 @@ START_TEST(grant_drop_is_obeyed_at_once_and_confirmed) {
   ControllerLink link(link_config(ctl.ep->port()), node_auth, n.logger());
   double mono = 0.0;
   ck_assert(pump_until(link, ctl, &mono, session_up));
-  auto pc = n.control(400.0);
+  auto pc = n.control(400.0, 7);
   const std::vector<RegisteredStep> steps = {step(12, "throughput", 100),
                                              step(13, "throughput", 101)};
   double wall = 1.0e9;
@@ -389,7 +319,7 @@ START_TEST(report_job_accounting_arrives) {
   ControllerLink link(link_config(ctl.ep->port()), node_auth, n.logger());
   double mono = 0.0;
   ck_assert(pump_until(link, ctl, &mono, session_up));
-  auto pc = n.control(250.0);
+  auto pc = n.control(250.0, 7);
   const std::vector<RegisteredStep> steps = {step(12, "throughput", 100),
                                              step(13, "latency", 101)};
   double wall = 1.0e9;
@@ -494,7 +424,7 @@ END_TEST
 START_TEST(new_job_restores_when_the_last_end_was_missed) {
   Node n;
   const auto before = n.settings();
-  auto pc = n.control(250.0);
+  auto pc = n.control(250.0, 7);
   double now = 0.0;
   for (int i = 0; i < 4; ++i) {
     ck_assert(n.emu->advance(1.0).ok());
@@ -528,7 +458,7 @@ START_TEST(new_job_restores_a_leftover_file) {
   Node n;
   const auto before = n.settings();
   {
-    auto pc = n.control(250.0);  // dies without restoring, as a crashed agent would
+    auto pc = n.control(250.0, 7);  // dies without restoring, as a crashed agent would
     double now = 0.0;
     for (int i = 0; i < 4; ++i) {
       ck_assert(n.emu->advance(1.0).ok());
@@ -537,7 +467,7 @@ START_TEST(new_job_restores_a_leftover_file) {
     }
     ck_assert(n.saved_file());
   }
-  auto pc = n.control(250.0);
+  auto pc = n.control(250.0, 7);
   ck_assert(n.settings() != before);
   ck_assert(pc->new_job(20, {step(20, "off", 200)}));
   ck_assert(!n.saved_file());
@@ -551,7 +481,7 @@ END_TEST
 START_TEST(failing_restore_is_logged_rate_limited) {
   Node n;
   const auto before = n.settings();
-  auto pc = n.control(250.0);
+  auto pc = n.control(250.0, 7);
   double now = 0.0;
   for (int i = 0; i < 4; ++i) {
     ck_assert(n.emu->advance(1.0).ok());
