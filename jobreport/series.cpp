@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <sstream>
 
@@ -225,7 +226,117 @@ bool series_name(const char *name) {
   return true;
 }
 
+// The job id of a series file's name (NUMBER.csv), 0 if it is not one.
+std::uint32_t series_name_job(const char *name) {
+  if (!series_name(name) || std::strlen(name) > 14) return 0;
+  const unsigned long long id = std::strtoull(name, nullptr, 10);
+  return id > 0xffffffffull ? 0 : static_cast<std::uint32_t>(id);
+}
+
+// A leftover of an interrupted write_series_file: NUMBER.csv.tmp.
+bool series_tmp_name(const char *name) {
+  const std::size_t n = std::strlen(name);
+  if (n < 5 || std::strcmp(name + n - 4, ".tmp") != 0) return false;
+  return series_name(std::string(name, n - 4).c_str());
+}
+
 }  // namespace
+
+std::optional<JobSeries> read_series_file(const std::string &path, std::string *error,
+                                          std::uint32_t *job_id) {
+  std::ifstream f(path);
+  if (!f) {
+    if (error) *error = "cannot read " + path + ": " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const SeriesParse parsed = parse_series_csv(ss.str());
+  if (!parsed.points) {
+    if (error) *error = path + ": " + parsed.error;
+    return std::nullopt;
+  }
+  if (job_id) *job_id = parsed.job_id;
+  return JobSeries::from_points(*parsed.points, parsed.stride);
+}
+
+std::string save_running_series(const std::string &dir,
+                                const std::vector<std::pair<std::uint32_t, JobSeries>> &series) {
+  std::string first_error;
+  std::set<std::uint32_t> keep;  // a job whose series failed to save keeps its older file
+  for (const auto &[id, s] : series) {
+    keep.insert(id);
+    const std::string e = write_series_file(dir, id, s);
+    if (!e.empty() && first_error.empty()) first_error = e;
+  }
+  DIR *d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno != ENOENT && first_error.empty())
+      first_error = "cannot read " + dir + ": " + std::strerror(errno);
+    return first_error;
+  }
+  std::vector<std::string> stale;
+  while (dirent *e = ::readdir(d)) {
+    const std::uint32_t id = series_name_job(e->d_name);
+    if (id != 0 && !keep.count(id)) stale.push_back(dir + "/" + e->d_name);
+  }
+  ::closedir(d);
+  for (const std::string &p : stale) {
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT && first_error.empty())
+      first_error = "cannot remove " + p + ": " + std::strerror(errno);
+  }
+  return first_error;
+}
+
+RunningSeriesLoad load_running_series(const std::string &dir,
+                                      const std::set<std::uint32_t> &known) {
+  RunningSeriesLoad r;
+  DIR *d = ::opendir(dir.c_str());
+  if (!d) {
+    if (errno != ENOENT) r.errors.push_back("cannot read " + dir + ": " + std::strerror(errno));
+    return r;
+  }
+  std::vector<std::pair<std::uint32_t, std::string>> files;
+  std::vector<std::string> remove;
+  while (dirent *e = ::readdir(d)) {
+    const std::uint32_t id = series_name_job(e->d_name);
+    const std::string p = dir + "/" + e->d_name;
+    if (id != 0) {
+      files.emplace_back(id, p);
+    } else if (series_tmp_name(e->d_name)) {
+      remove.push_back(p);
+    }
+  }
+  ::closedir(d);
+  std::sort(files.begin(), files.end());
+  for (const auto &[id, p] : files) {
+    if (!known.count(id)) {
+      remove.push_back(p);
+      continue;
+    }
+    std::string err;
+    std::uint32_t header_id = 0;
+    std::optional<JobSeries> s = read_series_file(p, &err, &header_id);
+    if (s && header_id != 0 && header_id != id) {
+      err = p + ": holds the series of job " + std::to_string(header_id);
+      s.reset();
+    }
+    if (!s) {
+      r.errors.push_back(err + " (removed)");
+      remove.push_back(p);
+      continue;
+    }
+    r.series.emplace_back(id, std::move(*s));
+  }
+  for (const std::string &p : remove) {
+    if (::unlink(p.c_str()) == 0) {
+      ++r.removed;
+    } else if (errno != ENOENT) {
+      r.errors.push_back("cannot remove " + p + ": " + std::strerror(errno));
+    }
+  }
+  return r;
+}
 
 std::string write_series_file(const std::string &dir, std::uint32_t job_id, const JobSeries &s) {
   if (std::string e = make_dirs(dir); !e.empty()) return e;

@@ -9,7 +9,10 @@
 // resolution; later points are then added at that coarser step (`stride` periods per
 // point, doubling at each merge). Memory and file size stay bounded whatever the job's
 // length: a 720-point series is about 30 kB of CSV. The controller keeps a running job's
-// series in memory only: after a slurmctld restart it covers the time since.
+// series in memory, and saves it every minute and at its stop in a folder of its state
+// (save_running_series, StateDir/series-running): at its next start it takes the series of
+// the jobs slurmctld still knows back (load_running_series), so a restart loses at most the
+// minute before a crash and the time slurmctld was down.
 //
 // File format (CSV, '#' lines are comments):
 //   # powergrad series v=1 job=1234 stride=1
@@ -23,7 +26,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace powergrad {
@@ -83,6 +88,31 @@ std::string series_file_path(const std::string &dir, std::uint32_t job_id);
 // Writes DIR/JOBID.csv atomically (temporary file + rename, mode 0644), creating DIR (and
 // its parents, mode 0755) if needed. Returns "" or the problem, naming the path.
 std::string write_series_file(const std::string &dir, std::uint32_t job_id, const JobSeries &s);
+
+// Reads a series file back (the points and stride it was written with; *job_id, if given,
+// the job its header names, 0 if none). nullopt with *error (naming the path) if it cannot
+// be read or parsed.
+std::optional<JobSeries> read_series_file(const std::string &path, std::string *error,
+                                          std::uint32_t *job_id = nullptr);
+
+// The series of running jobs, kept across restarts of slurmctld in their own folder
+// (StateDir/series-running), in the same format: writes each job's series as DIR/JOBID.csv
+// (atomically, write_series_file) and removes DIR's other JOBID.csv files (jobs whose series
+// has since been handed over, or that are gone). Returns "" or the first problem.
+std::string save_running_series(const std::string &dir,
+                                const std::vector<std::pair<std::uint32_t, JobSeries>> &series);
+
+struct RunningSeriesLoad {
+  std::vector<std::pair<std::uint32_t, JobSeries>> series;  // jobs in `known`, by job id
+  std::size_t removed = 0;          // files removed: jobs not known, unreadable, leftovers
+  std::vector<std::string> errors;  // unreadable files (removed), folder problems
+};
+// Reads back the series save_running_series wrote in DIR for the jobs in `known` (the jobs
+// slurmctld still knows, running or ended); their files stay until the next save. Files of
+// other jobs, files that cannot be parsed or whose header names another job, and leftover
+// temporary files are removed. A
+// missing folder is not an error (nothing was saved).
+RunningSeriesLoad load_running_series(const std::string &dir, const std::set<std::uint32_t> &known);
 
 // Keeps at most keep_files series files in dir (the newest by modification time) and, when
 // keep_days > 0, none older than that. Only files named NUMBER.csv are touched. Returns the

@@ -231,6 +231,15 @@ ConfigResult parse_controller_config(const std::string &text, const std::string 
       } else if (k == "serieskeepdays") {
         if (!parse_number(v, 0, 36500, c.series_keep_days))
           return fail("SeriesKeepDays='" + v + "': expected days (0: no age limit)");
+      } else if (k == "hysteresis") {
+        if (!parse_number(v, 0, 0.9, c.hysteresis) || c.hysteresis >= 0.9)
+          return fail("Hysteresis='" + v + "': expected a number from 0 up to (not including) 0.9");
+      } else if (k == "curvesegments") {
+        double n = 0;
+        if (!parse_number(v, 0, 1024, n) || n != std::floor(n))
+          return fail("CurveSegments='" + v +
+                      "': expected a whole number from 1 to 1024, or 0 (by cluster size)");
+        c.curve_segments = static_cast<std::size_t>(n);
       } else {
         return fail("unknown key '" + k + "'");
       }
@@ -274,6 +283,8 @@ ClusterConfigResult build_cluster_config(const ControllerFileConfig &file,
   cc.budget_w = file.budget_w;
   cc.period_s = file.period_s;
   cc.lease_s = file.lease_s;
+  cc.hysteresis = file.hysteresis;
+  cc.curve_segments = file.curve_segments;
   cc.epoch = epoch;
   std::unordered_map<std::string, size_t> group_index;
   for (const ConfigGroup &g : file.groups) {

@@ -13,6 +13,8 @@
 //   SeriesDir=/var/spool/slurmctld/powergrad/series  # default: StateDir/series
 //   SeriesKeep=1000        # per-job power series files kept (newest)
 //   SeriesKeepDays=30      # and none older than this (0: no age limit)
+//   Hysteresis=0.5         # watts move only for (1+H)/(1-H) times the marginal gain
+//   CurveSegments=0        # demand curve segments per node (0: by cluster size)
 //   Group=rowA Limit=8000
 //   Group=rack1 Nodes=n[1-16] Limit=3000 Parent=rowA
 //   Node=n[1-4] Floor=100 Max=500
@@ -65,6 +67,8 @@ struct ControllerFileConfig {
   std::string series_dir;       // "" : state dir/series
   std::size_t series_keep = 1000;
   double series_keep_days = 30;
+  double hysteresis = 0.5;          // ClusterConfig::hysteresis, in [0, 0.9)
+  std::size_t curve_segments = 0;   // ClusterConfig::curve_segments; 0: by cluster size
   std::vector<ConfigGroup> groups;
   std::vector<ConfigNodeOverride> node_overrides;
 };

@@ -228,6 +228,35 @@ JobSeries JobPowerLedger::series(std::uint32_t job_id) const {
   return it == jobs_.end() ? JobSeries() : it->second.series;
 }
 
+std::vector<std::pair<std::uint32_t, JobSeries>> JobPowerLedger::unfinished_series() const {
+  std::vector<std::pair<std::uint32_t, JobSeries>> out;
+  std::lock_guard<std::mutex> g(mu_);
+  for (const auto &[id, a] : jobs_) {
+    if (!a.series_taken && !a.series.empty()) out.emplace_back(id, a.series);
+  }
+  return out;
+}
+
+void JobPowerLedger::restore_series(std::uint32_t job_id, const JobSeries &saved, double now_s) {
+  if (saved.empty()) return;
+  std::lock_guard<std::mutex> g(mu_);
+  Acc &a = jobs_[job_id];
+  if (a.series_taken) return;
+  if (a.series.empty()) {
+    a.series = saved;
+  } else {
+    std::vector<SeriesPoint> pts = saved.points();
+    const double last = pts.back().t_s;
+    for (const SeriesPoint &p : a.series.points()) {
+      if (p.t_s > last) pts.push_back(p);
+    }
+    a.series = JobSeries::from_points(pts, saved.stride(), saved.capacity());
+  }
+  // Not quiet yet, nor to be pruned: the time since the restart counts from now.
+  a.last_series_s = std::max(a.last_series_s, now_s);
+  a.last_sample_s = std::max(a.last_sample_s, now_s);
+}
+
 std::size_t JobPowerLedger::job_count() const {
   std::lock_guard<std::mutex> g(mu_);
   return jobs_.size();

@@ -22,7 +22,8 @@
 // The same per-period estimate (power, cap, and the job's share of its nodes' grants) is
 // kept as a bounded time series per job (jobreport/series.hpp: at most 720 points, pairs
 // merged when full), for `powergrad report --plot`. take_finished_series() hands over the
-// series of jobs that have ended, once each.
+// series of jobs that have ended, once each; unfinished_series() and restore_series() carry
+// the others over a restart of slurmctld.
 //
 // Pure C++: time is an input. Not thread-safe except figures() and forget(), which may be
 // called from any thread (slurmctld's job hooks) while one thread drives the rest.
@@ -81,6 +82,15 @@ class JobPowerLedger {
       double now_s, double quiet_s, const std::set<std::uint32_t> *running);
   // A copy of a job's series so far (empty if none or already handed over).
   JobSeries series(std::uint32_t job_id) const;
+  // Copies of the series not yet handed over (non-empty), by job id: what to save so that
+  // a restart of slurmctld does not lose them (save_running_series).
+  std::vector<std::pair<std::uint32_t, JobSeries>> unfinished_series() const;
+  // Takes back a series saved before a restart (load_running_series): later samples extend
+  // it, and take_finished_series hands it over as any other (a job that ended meanwhile:
+  // once quiet_s has passed since now_s). Points the ledger already has for the job, if
+  // any, follow the saved ones (those not later than its last point are dropped). Ignored
+  // for a job whose series was already handed over.
+  void restore_series(std::uint32_t job_id, const JobSeries &saved, double now_s);
 
   std::optional<JobFigures> figures(std::uint32_t job_id) const;
   // Drops the figures of jobs with no sample for `older_than_s` (ended long ago).

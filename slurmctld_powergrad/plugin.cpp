@@ -8,6 +8,11 @@
 // know, floors above the budget, the listen address taken) is logged with the file, line
 // and reason, and the plugin stays inert: no power control, job records still kept.
 // init() never fails: slurmctld treats a failing plugstack plugin as fatal.
+//
+// Running jobs' power series live in memory (JobPowerLedger); the thread saves them every
+// minute and when it stops in StateDir/series-running, and takes them back at its start for
+// the jobs slurmctld still knows (see load_running_series), so a restart of slurmctld does
+// not lose the points before it.
 #include <fcntl.h>
 #include <poll.h>
 #include <pwd.h>
@@ -61,6 +66,8 @@ using powergrad::UniqueFd;
 // Overrides the location of powergrad.conf (SlurmctldPlugstack plugins get no arguments).
 constexpr const char *kConfEnv = "POWERGRAD_CONF";
 constexpr double kInertPeriodS = 1.0;
+// How often the running jobs' series are saved: a crash of slurmctld loses at most this.
+constexpr double kSaveRunningSeriesS = 60.0;
 
 void log_info(const std::string &m) { pg_adapter_log_info(m.c_str()); }
 void log_error(const std::string &m) { pg_adapter_log_error(m.c_str()); }
@@ -159,6 +166,7 @@ class Controller {
     }
     const std::string state_dir = powergrad::resolve_state_dir(file, state_save);
     series_dir_ = powergrad::resolve_series_dir(file, state_save);
+    running_series_dir_ = state_dir.empty() ? "" : state_dir + "/series-running";
     series_keep_ = file.series_keep;
     series_keep_days_ = file.series_keep_days;
     if (!state_dir.empty()) {
@@ -233,6 +241,7 @@ class Controller {
              (settings.schedule ? ", budget schedule " + settings.schedule_path : "") +
              (series_dir_.empty() ? "" : ", job series in " + series_dir_));
     prune_series();
+    restore_running_series();
     return true;
   }
 
@@ -252,6 +261,7 @@ class Controller {
         refuse(std::string("setup failed: ") + e.what());
       }
       double next_records = 0.0;
+      double next_series_save = clock_.monotonic_s() + kSaveRunningSeriesS;
       while (!stop_) {
         std::vector<pollfd> extra{{wake_read_.get(), POLLIN, 0}};
         if (active) {
@@ -274,7 +284,12 @@ class Controller {
             log_error(std::string("job records: ") + e.what());
           }
         }
+        if (active && now >= next_series_save) {
+          next_series_save = now + kSaveRunningSeriesS;
+          save_running_series();
+        }
       }
+      if (active) save_running_series();
       service_.reset();
       endpoint_.reset();
       log_info("controller thread stopped");
@@ -317,6 +332,10 @@ class Controller {
     for (const auto &[id, series] : done) {
       const std::string err = powergrad::write_series_file(series_dir_, id, series);
       if (err.empty()) {
+        // Its saved copy, if any, is out of date: it must not replace this after a restart.
+        if (!running_series_dir_.empty()) {
+          (void)::unlink(powergrad::series_file_path(running_series_dir_, id).c_str());
+        }
         log_debug("job " + std::to_string(id) + ": power series of " +
                   std::to_string(series.points().size()) + " points written to " +
                   powergrad::series_file_path(series_dir_, id));
@@ -325,6 +344,58 @@ class Controller {
       }
     }
     prune_series();
+  }
+
+  // Takes back the series saved before the last stop (or crash) for the jobs slurmctld still
+  // knows: a running job's goes on from it; one that ended meanwhile is written to the series
+  // folder shortly, as at any job's end. Files of jobs slurmctld has forgotten are removed.
+  void restore_running_series() {
+    if (running_series_dir_.empty()) return;
+    uint32_t *ids = nullptr;
+    unsigned char *running = nullptr;
+    size_t n = 0;
+    if (pg_adapter_known_job_ids(&ids, &running, &n) != 0) {
+      log_error("slurmctld's job list is not available: power series saved in " +
+                running_series_dir_ + " not taken back (kept for the next start)");
+      return;
+    }
+    std::set<uint32_t> known(ids, ids + n), still_running;
+    for (size_t i = 0; i < n; ++i) {
+      if (running[i]) still_running.insert(ids[i]);
+    }
+    free(ids);
+    free(running);
+    powergrad::RunningSeriesLoad r = powergrad::load_running_series(running_series_dir_, known);
+    for (const std::string &e : r.errors) log_error("saved power series: " + e);
+    const double wall = clock_.wall_s();
+    size_t resumed = 0, ended = 0;
+    for (const auto &[id, series] : r.series) {
+      job_ledger.restore_series(id, series, wall);
+      ++(still_running.count(id) ? resumed : ended);
+    }
+    if (resumed || ended || r.removed) {
+      log_info("power series taken back from " + running_series_dir_ + ": " +
+               std::to_string(resumed) + " of running jobs, " + std::to_string(ended) +
+               " of jobs that ended meanwhile; " + std::to_string(r.removed) +
+               " stale files (jobs slurmctld no longer knows, unreadable) removed");
+    }
+  }
+
+  // Saves the series of the jobs whose series is not yet written (running, or ended a
+  // moment ago); logs a problem once, until saving works again.
+  void save_running_series() {
+    if (!service_ || running_series_dir_.empty()) return;
+    const std::string err =
+        powergrad::save_running_series(running_series_dir_, job_ledger.unfinished_series());
+    if (err != save_error_) {
+      if (err.empty()) {
+        log_info("power series of running jobs saved again in " + running_series_dir_);
+      } else {
+        log_error("power series of running jobs not saved: " + err +
+                  " (a restart of slurmctld would lose them)");
+      }
+      save_error_ = err;
+    }
   }
 
   void prune_series() {
@@ -345,6 +416,8 @@ class Controller {
   std::unique_ptr<powergrad::ControllerService> service_;
   double period_s_ = 1.0;
   std::string series_dir_;
+  std::string running_series_dir_;  // "" : not saved
+  std::string save_error_;
   size_t series_keep_ = 1000;
   double series_keep_days_ = 30;
 };

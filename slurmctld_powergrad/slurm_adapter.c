@@ -222,6 +222,50 @@ void pg_adapter_free_views(pg_job_view_t *views, size_t count)
 	free(views);
 }
 
+int pg_adapter_known_job_ids(uint32_t **ids_out, unsigned char **running_out, size_t *count)
+{
+	slurmctld_lock_t job_read_lock = { .job = READ_LOCK };
+	ListIterator it;
+	job_record_t *job_ptr;
+	size_t n = 0, cap;
+	uint32_t *ids;
+	unsigned char *running;
+
+	*ids_out = NULL;
+	if (running_out)
+		*running_out = NULL;
+	*count = 0;
+	lock_slurmctld(job_read_lock);
+	if (!job_list) {
+		unlock_slurmctld(job_read_lock);
+		return -1;
+	}
+	cap = (size_t) list_count(job_list);
+	ids = malloc((cap ? cap : 1) * sizeof(*ids));
+	running = malloc(cap ? cap : 1);
+	if (!ids || !running) {
+		unlock_slurmctld(job_read_lock);
+		free(ids);
+		free(running);
+		return -1;
+	}
+	it = list_iterator_create(job_list);
+	while ((job_ptr = list_next(it)) && n < cap) {
+		ids[n] = job_ptr->job_id;
+		running[n] = (IS_JOB_RUNNING(job_ptr) || IS_JOB_SUSPENDED(job_ptr)) ? 1 : 0;
+		n++;
+	}
+	list_iterator_destroy(it);
+	unlock_slurmctld(job_read_lock);
+	*ids_out = ids;
+	if (running_out)
+		*running_out = running;
+	else
+		free(running);
+	*count = n;
+	return 0;
+}
+
 size_t pg_adapter_apply_comments(const uint32_t *ids, size_t count, pg_comment_fn fn,
 				 void *arg)
 {

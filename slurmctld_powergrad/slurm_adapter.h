@@ -58,6 +58,14 @@ int pg_adapter_snapshot_power_aware_jobs(pg_job_view_t **out, size_t *count);
 void pg_adapter_free_views(pg_job_view_t *views, size_t count);
 
 /*
+ * The ids of every job in slurmctld's job list (pending, running, suspended or ended and
+ * not yet purged), copied under the job read lock; *running_out receives 1 for a job that
+ * is running or suspended, else 0 (NULL: not wanted). Both arrays are malloc()ed (free()
+ * them). Returns 0, or -1 if slurmctld's job list is not available.
+ */
+int pg_adapter_known_job_ids(uint32_t **ids_out, unsigned char **running_out, size_t *count);
+
+/*
  * Under the job write lock, for each job id in ids that still exists, calls fn with a view
  * of the job as it is now and stores the comment fn returns. Returns the number updated.
  */

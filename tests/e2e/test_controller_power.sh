@@ -15,7 +15,8 @@
 #     grant while its lease runs, and afterwards at least the caps its tree still holds;
 #   - after the jobs: sacct's AdminComment holds both records with energy_j, avg_w and the
 #     caps, and `powergrad report` shows them; `powergrad report -j A --plot` draws A's power
-#     series (written by the controller at the job's end) as SVG.
+#     series (written by the controller at the job's end) as SVG, and that series, saved
+#     when slurmctld stopped and taken back at its start, begins before the restart.
 # The invariant is about the caps PowerGrad sets: before the jobs start the trees hold the
 # admin's own settings (2 x 205 W a node), which no agent touches without a power-aware
 # job, so sampling for it starts once every node's agent has applied its first caps. TAP.
@@ -36,7 +37,7 @@ hwemu=$build/hardware/testing/powergrad-hwemu
 command -v python3 >/dev/null 2>&1 || skip_all "python3 is needed to sample and check"
 
 pg_cluster_test_setup ctlpower
-plan 20
+plan 21
 
 budget=800 low_budget=600 period=1 lease=3 floor=110
 nodes="n1 n2 n3 n4"
@@ -395,3 +396,17 @@ else
     "exit $rc: $js" "$(cat "$work/plot.out" 2>&1)" "$(grep 'power series' "$log_ctld" | tail -n 3)"
 fi
 diag "$(cat "$work/plot.out" 2>&1)"
+# A ran across the restart of slurmctld: its series (saved in StateDir/series-running at the
+# stop, taken back at the start) holds points from before the stop and from after the start.
+series_a=$(sed -n 's/.* points from \(.*\) plotted to .*/\1/p' "$work/plot.out")
+js=$(python3 -c 'import sys
+ts = [float(l.split(",")[0]) for l in open(sys.argv[1]) if l[:1].isdigit()]
+t_stop = float(sys.argv[2])
+print(len(ts) > 0 and ts[0] < t_stop - 5 and ts[-1] > t_stop, "first %.1f s before the stop, last %.1f s after" % (t_stop - ts[0], ts[-1] - t_stop) if ts else "no points")' \
+  "$series_a" "$t_stop" 2>&1) || true
+if [ "${js%% *}" = "True" ]; then
+  ok "A's power series survived the restart of slurmctld (${js#* })"
+else
+  not_ok "A's power series survived the restart of slurmctld" "$series_a: $js" \
+    "$(grep 'power series' "$log_ctld" | tail -n 5)"
+fi

@@ -63,6 +63,50 @@ START_TEST(defaults_and_case) {
   ck_assert(c.period_s == 1.0 && c.lease_s == 5.0);
   ck_assert_uint_eq(c.listen_port, 6830);
   ck_assert_std_str_eq(c.admin_users[0], "root");
+  // Controller tuning: ClusterConfig's own defaults.
+  ck_assert(c.hysteresis == ClusterConfig{}.hysteresis && c.hysteresis == 0.5);
+  ck_assert_uint_eq(c.curve_segments, 0);
+  ClusterConfigResult r = build_cluster_config(c, {"n1"}, 1);
+  ck_assert_msg(r.config.has_value(), "%s", r.error.c_str());
+  ck_assert(r.config->hysteresis == 0.5);
+  ck_assert_uint_eq(r.config->curve_segments, 0);
+}
+END_TEST
+
+START_TEST(controller_tuning_keys) {
+  ControllerFileConfig c = parse_ok("Budget=100\nHysteresis=0.25 CurveSegments=64\n");
+  ck_assert(c.hysteresis == 0.25);
+  ck_assert_uint_eq(c.curve_segments, 64);
+  ClusterConfigResult r = build_cluster_config(c, {"n1", "n2"}, 1);
+  ck_assert_msg(r.config.has_value(), "%s", r.error.c_str());
+  ck_assert(r.config->hysteresis == 0.25);
+  ck_assert_uint_eq(r.config->curve_segments, 64);
+  // Bounds: 0 and just below 0.9; 0 (by cluster size), 1 and 1024 segments.
+  ck_assert(parse_ok("Budget=100\nhysteresis=0\n").hysteresis == 0.0);
+  ck_assert(parse_ok("Budget=100\nHYSTERESIS=0.899\n").hysteresis == 0.899);
+  ck_assert_uint_eq(parse_ok("Budget=100\nCurveSegments=0\n").curve_segments, 0);
+  ck_assert_uint_eq(parse_ok("Budget=100\nCurveSegments=1\n").curve_segments, 1);
+  ck_assert_uint_eq(parse_ok("Budget=100\ncurvesegments=1024\n").curve_segments, 1024);
+  struct {
+    const char *text;
+    const char *error;
+  } cases[] = {
+      {"Budget=100\nHysteresis=0.9\n", "pg.conf:2: Hysteresis='0.9': expected a number from 0"},
+      {"Budget=100\nHysteresis=1\n", "pg.conf:2: Hysteresis='1'"},
+      {"Budget=100\nHysteresis=-0.1\n", "pg.conf:2: Hysteresis='-0.1'"},
+      {"Budget=100\nHysteresis=nan\n", "pg.conf:2: Hysteresis='nan'"},
+      {"Budget=100\nHysteresis=\n", "pg.conf:2: Hysteresis=''"},
+      {"Budget=100\n\nCurveSegments=1025\n", "pg.conf:3: CurveSegments='1025': expected a whole"},
+      {"Budget=100\nCurveSegments=-1\n", "pg.conf:2: CurveSegments='-1'"},
+      {"Budget=100\nCurveSegments=2.5\n", "pg.conf:2: CurveSegments='2.5'"},
+      {"Budget=100\nCurveSegments=many\n", "pg.conf:2: CurveSegments='many'"},
+      {"Budget=100\nHysteresis=0.1\nHysteresis=0.2\n", "pg.conf:3: 'hysteresis' is set twice"},
+  };
+  for (const auto &t : cases) {
+    const std::string err = parse_error(t.text);
+    ck_assert_msg(err.find(t.error) != std::string::npos, "'%s' -> '%s', want '%s'", t.text,
+                  err.c_str(), t.error);
+  }
 }
 END_TEST
 
@@ -193,6 +237,7 @@ int main() {
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, good_file_parses);
   tcase_add_test(tc, defaults_and_case);
+  tcase_add_test(tc, controller_tuning_keys);
   tcase_add_test(tc, errors_name_file_line_and_problem);
   tcase_add_test(tc, hostlist_expansion);
   tcase_add_test(tc, cluster_config_for_slurm_nodes);

@@ -1,18 +1,24 @@
-// Per-job power series (jobreport/series.*), its SVG plot (tools/series_plot.*) and the
-// run-time budget's state file and restore decision (slurmctld_powergrad/budget_state.*).
+// Per-job power series (jobreport/series.*), saved across restarts of slurmctld (with
+// JobPowerLedger's unfinished_series/restore_series), its SVG plot (tools/series_plot.*) and
+// the run-time budget's state file and restore decision (slurmctld_powergrad/budget_state.*).
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "jobreport/series.hpp"
 #include "slurmctld_powergrad/budget_state.hpp"
 #include "slurmctld_powergrad/ctld_config.hpp"
+#include "slurmctld_powergrad/job_power.hpp"
 #include "tools/series_plot.hpp"
 
 #include <check.h>
@@ -45,6 +51,36 @@ std::size_t count(const std::string &text, const std::string &part) {
   std::size_t n = 0;
   for (std::size_t pos = text.find(part); pos != std::string::npos; pos = text.find(part, pos + 1)) ++n;
   return n;
+}
+
+bool exists(const std::string &path) { return access(path.c_str(), F_OK) == 0; }
+
+// The names in a folder, sorted, '.'-files left out.
+std::vector<std::string> names_in(const std::string &dir) {
+  std::vector<std::string> out;
+  if (DIR *d = opendir(dir.c_str())) {
+    while (dirent *e = readdir(d)) {
+      if (e->d_name[0] != '.') out.emplace_back(e->d_name);
+    }
+    closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A node report with one step of each job, `power_w` on the node.
+NodeReport node_report(const std::string &node, double power_w,
+                       const std::vector<std::string> &jobs) {
+  NodeReport r;
+  r.node = node;
+  r.power_w = power_w;
+  r.caps_w = power_w + 50;
+  for (const std::string &j : jobs) {
+    JobSummary js;
+    js.job = j;
+    r.jobs.push_back(js);
+  }
+  return r;
 }
 
 }  // namespace
@@ -159,6 +195,134 @@ START_TEST(files_are_written_and_pruned) {
   // Not writable: the error names the path.
   const std::string bad = write_series_file("/proc/no/such", 7, s);
   ck_assert_contains(bad, "/proc/no");
+}
+END_TEST
+
+START_TEST(running_series_saved_and_loaded_back) {
+  const std::string dir = temp_dir() + "/state/series-running";
+  // A job past one merge (stride 2, a partial point pending) and a short one.
+  JobSeries long_job(8);
+  for (int i = 0; i < 11; ++i) long_job.add(pt(1000 + i, 100 + i, kNaN, 150));
+  ck_assert_uint_eq(long_job.stride(), 2);
+  JobSeries short_job;
+  short_job.add(pt(2000, 50.25, 60, kNaN));
+  // Nothing saved yet: nothing to load, no error.
+  RunningSeriesLoad none = load_running_series(dir, {7, 8});
+  ck_assert(none.series.empty() && none.errors.empty() && none.removed == 0);
+  ck_assert_string_is(save_running_series(dir, {{7, long_job}, {8, short_job}}), "");
+  ck_assert(names_in(dir) == (std::vector<std::string>{"7.csv", "8.csv"}));
+  // Same format as the series folder's files.
+  std::string err;
+  ck_assert(read_series_file(series_file_path(dir, 8), &err).has_value());
+  RunningSeriesLoad r = load_running_series(dir, {7, 8, 9});
+  ck_assert_msg(r.errors.empty(), "%s", r.errors.empty() ? "" : r.errors[0].c_str());
+  ck_assert_uint_eq(r.removed, 0);
+  ck_assert_uint_eq(r.series.size(), 2);
+  ck_assert_uint_eq(r.series[0].first, 7);
+  const JobSeries &back = r.series[0].second;
+  ck_assert_uint_eq(back.stride(), long_job.stride());
+  const auto a = long_job.points(), b = back.points();
+  ck_assert_uint_eq(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    ck_assert_double_eq_tol(a[i].t_s, b[i].t_s, 1e-3);
+    ck_assert_double_eq_tol(a[i].power_w, b[i].power_w, 1e-2);
+    ck_assert(std::isnan(b[i].cap_w));
+    ck_assert_double_eq_tol(a[i].grant_w, b[i].grant_w, 1e-2);
+  }
+  ck_assert_double_eq(r.series[1].second.points()[0].power_w, 50.25);
+  ck_assert(std::isnan(r.series[1].second.points()[0].grant_w));
+  // Loading keeps the files (the next save replaces them).
+  ck_assert(names_in(dir) == (std::vector<std::string>{"7.csv", "8.csv"}));
+  // A save without job 8 (its series handed over) removes its file; others are left alone.
+  std::ofstream(dir + "/notes.txt") << "not a series\n";
+  ck_assert_string_is(save_running_series(dir, {{7, long_job}}), "");
+  ck_assert(names_in(dir) == (std::vector<std::string>{"7.csv", "notes.txt"}));
+  ck_assert_string_is(save_running_series(dir, {}), "");
+  ck_assert(names_in(dir) == (std::vector<std::string>{"notes.txt"}));
+  // Saving into a folder that cannot be made says where.
+  ck_assert_contains(save_running_series("/proc/no/such", {{7, long_job}}), "/proc/no");
+}
+END_TEST
+
+START_TEST(stale_running_series_files_are_removed_at_load) {
+  const std::string dir = temp_dir() + "/series-running";
+  JobSeries s;
+  s.add(pt(10, 100));
+  ck_assert_string_is(save_running_series(dir, {{11, s}, {12, s}, {13, s}}), "");
+  std::ofstream(series_file_path(dir, 14)) << "garbage\n";  // unreadable: removed
+  std::ofstream(dir + "/15.csv.tmp") << "half a write";     // leftover: removed
+  std::ofstream(dir + "/README") << "kept\n";               // not ours: kept
+  // slurmctld knows 11 (running) and 14 only; 12 and 13 are gone.
+  RunningSeriesLoad r = load_running_series(dir, {11, 14});
+  ck_assert_uint_eq(r.series.size(), 1);
+  ck_assert_uint_eq(r.series[0].first, 11);
+  ck_assert_uint_eq(r.removed, 4);
+  ck_assert_uint_eq(r.errors.size(), 1);
+  ck_assert_contains(r.errors[0], series_file_path(dir, 14));
+  ck_assert(names_in(dir) == (std::vector<std::string>{"11.csv", "README"}));
+  // A file whose header names another job is not taken for this one.
+  std::ofstream(series_file_path(dir, 16)) << series_to_csv(99, s);
+  r = load_running_series(dir, {11, 16});
+  ck_assert_uint_eq(r.series.size(), 1);
+  ck_assert_uint_eq(r.series[0].first, 11);
+  ck_assert_uint_eq(r.errors.size(), 1);
+  ck_assert_contains(r.errors[0], "job 99");
+  ck_assert(!exists(series_file_path(dir, 16)));
+}
+END_TEST
+
+START_TEST(ledger_carries_series_over_a_restart) {
+  // Before the restart: job 5 sampled three periods, job 6 one period then handed over.
+  JobPowerLedger before;
+  for (int i = 0; i < 3; ++i) {
+    before.on_report(node_report("n1", 200 + i, {"5.0"}), 100 + i);
+    if (i == 2) before.on_report(node_report("n2", 80, {"6.0"}), 102);
+    before.sample(100 + i);
+  }
+  ck_assert_uint_eq(before.unfinished_series().size(), 2);
+  std::set<std::uint32_t> running{5};
+  ck_assert_uint_eq(before.take_finished_series(200, 2, &running).size(), 1);  // job 6
+  const auto unfinished = before.unfinished_series();
+  ck_assert_uint_eq(unfinished.size(), 1);
+  ck_assert_uint_eq(unfinished[0].first, 5);
+  const std::string dir = temp_dir() + "/series-running";
+  ck_assert_string_is(save_running_series(dir, unfinished), "");
+
+  // After: the new ledger takes job 5's series back and extends it.
+  RunningSeriesLoad r = load_running_series(dir, {5});
+  ck_assert_uint_eq(r.series.size(), 1);
+  JobPowerLedger after;
+  after.restore_series(5, r.series[0].second, 300);
+  // Not quiet at once: the quiet time runs from the restore.
+  ck_assert_uint_eq(after.take_finished_series(301, 2, nullptr).size(), 0);
+  after.on_report(node_report("n1", 250, {"5.0"}), 302);
+  after.sample(302);
+  const auto pts = after.series(5).points();
+  ck_assert_uint_eq(pts.size(), 4);
+  ck_assert_double_eq_tol(pts[0].t_s, 100, 1e-3);
+  ck_assert_double_eq_tol(pts[2].power_w, 202, 1e-2);
+  ck_assert_double_eq_tol(pts[3].t_s, 302, 1e-3);
+  ck_assert_double_eq_tol(pts[3].power_w, 250, 1e-2);
+  // Points the ledger already had follow the saved ones; older ones are dropped.
+  JobPowerLedger early;
+  early.on_report(node_report("n1", 260, {"5.0"}), 101);
+  early.sample(101);
+  early.on_report(node_report("n1", 270, {"5.0"}), 303);
+  early.sample(303);
+  early.restore_series(5, r.series[0].second, 304);
+  const auto e = early.series(5).points();
+  ck_assert_uint_eq(e.size(), 4);
+  ck_assert_double_eq_tol(e[3].power_w, 270, 1e-2);
+  // A job that ended meanwhile is handed over once quiet, as at any job's end.
+  JobPowerLedger ended;
+  ended.restore_series(5, r.series[0].second, 300);
+  const std::set<std::uint32_t> none_running;
+  const auto done = ended.take_finished_series(303, 2, &none_running);
+  ck_assert_uint_eq(done.size(), 1);
+  ck_assert_uint_eq(done[0].second.points().size(), 3);
+  // A series already handed over is not taken back.
+  ended.restore_series(5, r.series[0].second, 304);
+  ck_assert_uint_eq(ended.unfinished_series().size(), 0);
 }
 END_TEST
 
@@ -299,6 +463,9 @@ int main() {
   tcase_add_test(tc, csv_round_trip);
   tcase_add_test(tc, malformed_csv_is_refused_with_the_line);
   tcase_add_test(tc, files_are_written_and_pruned);
+  tcase_add_test(tc, running_series_saved_and_loaded_back);
+  tcase_add_test(tc, stale_running_series_files_are_removed_at_load);
+  tcase_add_test(tc, ledger_carries_series_over_a_restart);
   tcase_add_test(tc, svg_has_the_lines_and_labels);
   tcase_add_test(tc, budget_state_round_trip);
   tcase_add_test(tc, restore_decision);
