@@ -623,31 +623,36 @@ void PowerControl::apply_freq_limits(const NodeDecision &dec) {
   for (std::size_t d = 0; d < domains_.size(); ++d) {
     const std::optional<int> pkg = tree_.zones()[domains_[d].zone].package_id();
     if (!pkg) continue;
+    // One entry per job: its steps (e.g. the batch step and an srun step on the same CPUs)
+    // share its CPUs and add up their gain shares.
     struct Entry {
-      const std::string *job;
-      double share;
+      double share = 0.0;
       std::set<int> own;
     };
-    std::vector<Entry> entries;
+    std::map<std::uint32_t, Entry> by_job;
     for (const JobDomainShare &js : dec.job_shares) {
       if (js.domain != d) continue;
       auto it = steps_.find(js.job);
       if (it == steps_.end() || !is_steered(it->second.mode)) continue;
       if (!std::isfinite(js.gain_share)) continue;
-      Entry e{&js.job, std::max(0.0, js.gain_share), {}};
+      const std::uint32_t job = job_id_of(js.job);
+      Entry &e = by_job[job];
+      e.share += std::max(0.0, js.gain_share);
       for (int cpu : it->second.cpus_allowed) {
         auto pc = package_of_cpu_.find(cpu);
         if (pc == package_of_cpu_.end() || pc->second != *pkg) continue;
-        // Its own CPUs only: a CPU another step may run on (power-aware or not) is never
-        // limited for this one.
+        // Its own CPUs only: a CPU another job's step may run on (power-aware or not) is
+        // never limited for this one.
         bool shared = false;
         for (const auto &kv : steps_) {
-          if (kv.first != js.job && kv.second.cpus_allowed.count(cpu)) shared = true;
+          if (job_id_of(kv.first) != job && kv.second.cpus_allowed.count(cpu)) shared = true;
         }
         if (!shared && cpufreq_.find(cpu) != nullptr) e.own.insert(cpu);
       }
-      if (!e.own.empty()) entries.push_back(std::move(e));
     }
+    std::vector<Entry> entries;
+    for (auto &kv : by_job)
+      if (!kv.second.own.empty()) entries.push_back(std::move(kv.second));
     if (entries.size() < 2) continue;
     double top = 0.0;
     for (const Entry &e : entries) top = std::max(top, e.share);

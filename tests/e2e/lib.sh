@@ -219,7 +219,7 @@ pg_cluster_test_setup() {
   # A caller's settings must not leak into the test (e.g. PG_POWERGRAD_CONF=- from a shell
   # would leave the controller inert): the test sets what it needs after this call.
   unset PG_CLUSTER_NODES PG_SPANK_PLUGIN PG_SPANK_ARGS PG_CTLD_PLUGIN_DIR PG_SLURM_CONF_EXTRA \
-    PG_POWERGRAD_CONF PG_POWERGRAD_PORT SLURM_CONF
+    PG_POWERGRAD_CONF PG_POWERGRAD_PORT PG_TASK_PLUGIN SLURM_CONF
   base=$(_pg_claim_port_base) || bail_out "no free port base in 20000..32500"
   _pg_port_lock=$_PG_PORT_LOCKS/$base
   PG_PORT_BASE=$base

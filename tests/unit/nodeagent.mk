@@ -9,5 +9,8 @@ tests_unit_test_agent_link_LDADD = nodeagent/libnodeagent.la hardware/libhardwar
 	protocol/libpgproto_fake.la spank_powergrad/libspankcore.la $(HARDWARE_LIBS) $(MUNGE_LIBS) $(CRYPTO_LIBS) $(CHECK_LIBS)
 # End-to-end (local cluster): two jobs of different gradients on one node.
 TESTS += tests/e2e/test_node_gradient.sh
+# End-to-end (local cluster, task/affinity): per-core frequency limits between bound jobs.
+TESTS += tests/e2e/test_node_cpufreq.sh
 EXTRA_DIST += tests/unit/agent_fixture.hpp
 EXTRA_DIST += tests/e2e/test_node_gradient.sh
+EXTRA_DIST += tests/e2e/test_node_cpufreq.sh
