@@ -620,9 +620,34 @@ void PowerControl::apply_freq_limits(const NodeDecision &dec) {
   // Targets: cpu -> kHz, for the CPUs of steered steps that share a package with another
   // steered step whose marginal gain there is higher.
   std::map<int, std::uint64_t> targets;
+  // CPUs whose limits stay as they are this period: a steered job on their package has no
+  // estimate this period (a new step, a stale sample), so the split cannot be judged; its
+  // limits are neither moved nor released until it has one again.
+  std::set<int> hold;
   for (std::size_t d = 0; d < domains_.size(); ++d) {
     const std::optional<int> pkg = tree_.zones()[domains_[d].zone].package_id();
     if (!pkg) continue;
+    {
+      std::set<std::uint32_t> live, estimated;
+      for (const auto &kv : steps_) {
+        if (!is_steered(kv.second.mode)) continue;
+        for (int cpu : kv.second.cpus_allowed) {
+          auto pc = package_of_cpu_.find(cpu);
+          if (pc != package_of_cpu_.end() && pc->second == *pkg) live.insert(job_id_of(kv.first));
+        }
+      }
+      for (const JobDomainShare &js : dec.job_shares)
+        if (js.domain == d && std::isfinite(js.gain_share)) estimated.insert(job_id_of(js.job));
+      bool missing = false;
+      for (std::uint32_t j : live) missing = missing || !estimated.count(j);
+      if (live.size() >= 2 && missing) {
+        for (const auto &kv : freq_set_) {
+          auto pc = package_of_cpu_.find(kv.first);
+          if (pc != package_of_cpu_.end() && pc->second == *pkg) hold.insert(kv.first);
+        }
+        continue;
+      }
+    }
     // One entry per job: its steps (e.g. the batch step and an srun step on the same CPUs)
     // share its CPUs and add up their gain shares.
     struct Entry {
@@ -720,6 +745,7 @@ void PowerControl::apply_freq_limits(const NodeDecision &dec) {
     keep.insert(cpu);
     changed = true;
   }
+  keep.insert(hold.begin(), hold.end());
   release_freq_limits(keep);
   if (changed) {
     std::string what;
