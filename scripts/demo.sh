@@ -1,66 +1,255 @@
 #!/usr/bin/env bash
-# PowerGrad's main job on a local demo cluster: installs and builds what is needed, brings
-# up a real Slurm cluster (munged, slurmctld, 4 slurmd, slurmdbd + MariaDB) with both
-# PowerGrad plugins, runs a --power-aware job and a plain job, and shows what PowerGrad did:
-# the per-node step log lines and the jobs' records in sacct. Tears the cluster down at the
-# end (--keep leaves it up; `tests/cluster/pgcluster down` stops it later).
+# PowerGrad's main job on a local demo cluster. Installs and builds what is needed, brings up
+# a real Slurm cluster (munged, slurmctld, 4 slurmd, slurmdbd + MariaDB) with both PowerGrad
+# plugins; every node has an emulated dual-socket powercap tree (2 x 205 W packages) and a
+# power emulator, and the cluster budget (800 W) is below what the nodes can draw (1640 W).
+# Runs a compute-bound and a memory-bound --power-aware job (2 nodes each) and shows, while
+# they run, `powergrad status` and the caps in force per node (the compute-bound job's nodes
+# get more), lowers the budget with `powergrad set-budget`, then shows the jobs' records in
+# sacct, `powergrad report` and a job's power plot (SVG). Under a minute after the build.
+# Tears the cluster down at the end (--keep leaves it up; then
+# `PG_CLUSTER_DIR=/tmp/powergrad-demo tests/cluster/pgcluster down` stops it).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 keep=0
 for a in "$@"; do
   case "$a" in
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "demo: unknown option '$a'" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it installs packages and starts daemons)" >&2; exit 1; }
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 build=${PG_BUILD_DIR:-$top/build}
 "$top/scripts/install-deps.sh"
 PG_BUILD_DIR=$build "$top/scripts/build.sh" >/dev/null
+# the power emulator is a test program (make check builds it): build just that one
+make -C "$build" hardware/testing/powergrad-hwemu >/dev/null
 echo "demo: built PowerGrad in $build"
 
-export PG_CLUSTER_DIR=${PG_CLUSTER_DIR:-/tmp/powergrad-demo}
+pg=$build/tools/powergrad
+hwemu=$build/hardware/testing/powergrad-hwemu
 export PG_SPANK_PLUGIN=$build/spank_powergrad/.libs/spank_powergrad.so
 export PG_CTLD_PLUGIN_DIR=$build/slurmctld_powergrad/.libs
-# Four slurmd share this host: each node agent needs its own state folder (%n).
-export PG_SPANK_ARGS="state_dir=$PG_CLUSTER_DIR/nodes/%n/state"
 [ -f "$PG_CTLD_PLUGIN_DIR/slurmctld_powergrad.so" ] ||
   { echo "demo: controller plugin not built (Slurm source missing?)" >&2; exit 1; }
+for f in "$PG_SPANK_PLUGIN" "$pg" "$hwemu"; do
+  [ -e "$f" ] || { echo "demo: $f not built" >&2; exit 1; }
+done
+
+# ------------------------------------------------------------------ helpers
+section() { printf '\n=== %s\n' "$*"; }
+say() { printf '    %s\n' "$@"; }
+indent() { sed 's/^/    /'; }
+now() { echo "${EPOCHREALTIME}"; }
+# wait_until TIMEOUT_S CMD...: runs CMD every 0.2 s until it succeeds (0) or time runs out (1)
+wait_until() {
+  local deadline=$(( ${EPOCHREALTIME/./} + $1 * 1000000 )); shift
+  until "$@" >/dev/null 2>&1; do
+    [ "${EPOCHREALTIME/./}" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
+}
+
+export PG_CLUSTER_DIR=${PG_CLUSTER_DIR:-/tmp/powergrad-demo}
+export PG_PORT_BASE=${PG_PORT_BASE:-17000}
 pgc=$top/tests/cluster/pgcluster
-"$pgc" down >/dev/null 2>&1 || true
-if [ "$keep" -eq 0 ]; then trap '"$pgc" down >/dev/null 2>&1 || true' EXIT; fi
-"$pgc" up 4
+nodes="n1 n2 n3 n4"
+nodes_dir=$PG_CLUSTER_DIR/nodes
+work=$PG_CLUSTER_DIR/work
+budget=800 low_budget=600 floor=110 pkg_w=205
+node_max=$((2 * pkg_w)) cluster_max=$((4 * 2 * pkg_w))
+port=$((PG_PORT_BASE + 3))
+sampler=''
+
+cleanup() {
+  [ -z "$sampler" ] || kill "$sampler" 2>/dev/null || true
+  [ ! -d "$work" ] || touch "$work/STOP"
+  if [ "$keep" -eq 0 ]; then
+    "$pgc" down >/dev/null 2>&1 || true
+    local f
+    for f in "$nodes_dir"/*/hwemu.pid; do
+      if [ -f "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; fi
+    done
+  fi
+}
+# a fresh folder (a cluster of an earlier run is stopped first): `up` wants one of its own
+# when the nodes' trees and emulators are prepared before it
+"$pgc" down --purge >/dev/null 2>&1 || true
+trap cleanup EXIT
+
+# ------------------------------------------------------------------ 1. the cluster
+section "1. A 4-node cluster whose power budget is below what its nodes can draw"
+for n in $nodes; do
+  mkdir -p "$nodes_dir/$n"
+  # a fake dual-socket Intel server: two RAPL packages of $pkg_w W each
+  "$hwemu" make-tree --root "$nodes_dir/$n/sys" --machine intel-server
+  # the power emulator: advances the packages' energy counters from the caps in force
+  "$hwemu" run --root "$nodes_dir/$n/sys" --period-s 0.1 --pid-file "$nodes_dir/$n/hwemu.pid" \
+    > "$nodes_dir/$n/hwemu.log" 2>&1 &
+done
+emulate=$nodes_dir/emulate.txt   # per-job workloads of the emulated counters
+: > "$emulate"
+export PG_POWERGRAD_CONF="Budget=$budget
+ControlPeriod=1
+LeaseTime=3
+NodeFloor=$floor
+NodeMax=$node_max
+AdminUsers=root"
+# The node agent (SPANK plugin) of each slurmd: its own state folder and powercap tree (%n),
+# emulated counters, and the controller in slurmctld to report to.
+export PG_SPANK_ARGS="log_level=info period=0.5 state_dir=$nodes_dir/%n/state \
+sysfs_root=$nodes_dir/%n/sys counters=emulated emulate=$emulate grant=$((budget / 4)) \
+floor=$floor controller=127.0.0.1:$port"
+"$pgc" up 4 | indent
 eval "$("$pgc" env)"
+export POWERGRAD_MUNGE_SOCKET=$PG_MUNGE_SOCKET
+mkdir -p "$work" && chmod 1777 "$work"
+say "" "each node: 2 packages x $pkg_w W = $node_max W at most; 4 nodes: $cluster_max W" \
+  "cluster budget (powergrad.conf Budget=): $budget W, i.e. $((budget * 100 / cluster_max))% of the nodes' maximum" \
+  "PowerGrad's controller (in slurmctld) divides it among the nodes every second"
 
-echo
-echo "demo: srun --help lists the option:"
-srun --help | grep -A1 -- '--power-aware' | sed 's/^/    /'
+# ------------------------------------------------------------------ 2. the option
+section "2. The --power-aware option"
+say "srun --help lists it:"
+srun --help | grep -A1 -- '--power-aware' | indent
+say "a bad mode is refused:"
+srun --power-aware=fast -N1 true 2>&1 | indent || true
 
-echo
-echo "demo: a power-aware inference-like job on 2 nodes, and a plain job:"
-srun --power-aware=latency -N2 -J pa-service bash -c 'sleep 3; echo "    $SLURMD_NODENAME served"'
-srun -N1 -J plain bash -c 'sleep 1; echo "    $SLURMD_NODENAME plain job done"'
-echo
-echo "demo: a bad mode is refused:"
-srun --power-aware=fast -N1 true 2>&1 | sed 's/^/    /' || true
+# ------------------------------------------------------------------ 3. two jobs
+section "3. Two power-aware jobs of 2 nodes each, sharing the budget"
+tree_uw() { cat "$nodes_dir/$1/sys/class/powercap/intel-rapl:$2/constraint_0_power_limit_uw"; }
+tree_w() { echo $(( ($(tree_uw "$1" 0) + $(tree_uw "$1" 1)) / 1000000 )); }
+trees_sum() { local n t=0; for n in $nodes; do t=$((t + $(tree_w "$n"))); done; echo "$t"; }
+status_ok() { "$pg" status --json --timeout 3 >/dev/null 2>&1; }
+sessions() {
+  "$pg" status --json --timeout 3 2>/dev/null | python3 -c 'import json,sys
+n = {x["name"]: x for x in json.load(sys.stdin)["nodes"]}
+sys.exit(0 if all(k in n and n[k]["connected"] and n[k]["grant_w"] is not None
+                  for k in ("n1","n2","n3","n4")) else 1)'
+}
+wait_until 30 sessions || say "(not every node agent reports to the controller yet)"
 
-echo
-echo "demo: what the node side logged (slurmstepd on each node):"
-for n in $(scontrol show hostnames "$(sinfo -h -o %N)"); do
-  grep -h 'powergrad: job' "$("$pgc" log "$n")" 2>/dev/null | sed 's/^/    /' || true
+submit() {  # NAME NODES: held until its workload is written under its id
+  sbatch --parsable -H --power-aware=throughput -N2 -w "$2" -J "$1" -t 3 -D "$work" -o /dev/null \
+    --wrap "srun --power-aware=throughput bash -c 'while [ ! -e $work/STOP ]; do sleep 0.5; done'"
+}
+ja=$(submit resnet-like 'n[1-2]')
+jb=$(submit dlrm-like 'n[3-4]')
+{
+  echo "$ja memory_share=0.1,busy_cpus=4,zone=intel-rapl:0"
+  echo "$jb memory_share=0.8,busy_cpus=4,zone=intel-rapl:0"
+} > "$emulate"
+scontrol release "$ja" "$jb"
+t_jobs=$(now)
+declare -A job_of=([n1]="$ja resnet-like" [n2]="$ja resnet-like" [n3]="$jb dlrm-like" [n4]="$jb dlrm-like")
+printf '    %-7s %-12s %-6s %-13s %s\n' JOBID NAME NODES WORKLOAD "MEMORY_SHARE (emulated counters)"
+printf '    %-7s %-12s %-6s %-13s %s\n' "$ja" resnet-like 'n[1-2]' compute-bound 0.1
+printf '    %-7s %-12s %-6s %-13s %s\n' "$jb" dlrm-like 'n[3-4]' memory-bound 0.8
+running() { [ "$(squeue -h -t R -j "$ja,$jb" | wc -l)" = 2 ]; }
+wait_until 30 running || { say "the jobs did not start:"; squeue | indent; exit 1; }
+within_budget() { [ "$(trees_sum)" -le "$budget" ]; }
+wait_until 20 within_budget || say "(the caps are not yet within the budget)"
+say "" "both run; every node's agent has applied the caps its grant allows"
+
+# Samples the caps in force every 0.5 s (for the means below): "time n1 n2 n3 n4".
+samples=$PG_CLUSTER_DIR/caps-samples.txt
+: > "$samples"
+( while [ ! -e "$work/STOP" ]; do
+    echo "${EPOCHREALTIME} $(tree_w n1) $(tree_w n2) $(tree_w n3) $(tree_w n4)" >> "$samples"
+    sleep 0.5
+  done ) &
+sampler=$!
+
+caps_table() {  # BUDGET
+  local n sum=0 w
+  printf '    %-5s %-19s %9s %9s %9s\n' NODE JOB PKG0_CAP PKG1_CAP NODE_CAP
+  for n in $nodes; do
+    w=$(tree_w "$n"); sum=$((sum + w))
+    printf '    %-5s %-19s %7d W %7d W %7d W\n' "$n" "${job_of[$n]}" \
+      $(( $(tree_uw "$n" 0) / 1000000 )) $(( $(tree_uw "$n" 1) / 1000000 )) "$w"
+  done
+  printf '    %-25s %29s\n' "sum of the caps" "$sum W"
+  printf '    %-25s %29s  (%s)\n' "cluster budget" "$1 W" \
+    "$([ "$sum" -le "$1" ] && echo "within it" || echo "ABOVE IT")"
+}
+caps_mean() {  # FROM_T TO_T: mean caps of each job's nodes in that window
+  awk -v a="$1" -v b="$2" -v ja="$ja" -v jb="$jb" '
+    $1 >= a && $1 <= b { x += $2 + $3; y += $4 + $5; k++ }
+    END { if (k) printf "    %-28s %5.0f W\n    %-28s %5.0f W\n    (means of the sums of their nodes'"'"' caps over the last %.0f s)\n",
+                        "job " ja " resnet-like n[1-2]:", x / k, "job " jb " dlrm-like   n[3-4]:", y / k, b - a }' "$samples"
+}
+
+section "4. While they run: the controller's view and the caps in the nodes' trees"
+sleep 10
+t_win=$(now)
+say "\$ powergrad status"
+"$pg" status | indent
+sleep 5
+say "" "\$ powergrad status   (5 s later)"
+"$pg" status | indent
+say "" "caps in force (each node's powercap tree, long-term limit of both packages; the" \
+  "emulated work runs on package 0, so PowerGrad gives the node's cap to it):"
+caps_table "$budget"
+say "" "the compute-bound job's nodes get more of the budget (a watt buys it more progress):"
+caps_mean "$t_win" "$(now)"
+
+section "5. The admin lowers the budget at run time"
+say "\$ powergrad set-budget $low_budget"
+"$pg" set-budget "$low_budget" 2>&1 | indent
+t_set=$(now)
+sleep 3
+say "" "3 s (3 control periods) later:" "\$ powergrad status"
+"$pg" status | indent
+say "" "caps in force:"
+caps_table "$low_budget"
+sleep 5
+say "" "the compute-bound job's nodes still get more (since the change):"
+caps_mean "$t_set" "$(now)"
+
+# ------------------------------------------------------------------ 6. the records
+section "6. After the jobs: PowerGrad's records in Slurm accounting"
+touch "$work/STOP"
+wait "$sampler" 2>/dev/null || true
+sampler=''
+say "the jobs end (they ran ~$(awk -v a="$t_jobs" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s); a plain job runs too:"
+# shellcheck disable=SC2016 # expanded on the node
+srun -N1 -J plain bash -c 'echo "$SLURMD_NODENAME: plain job done"' 2>&1 | indent
+ended() { [ -z "$(squeue -h -j "$ja,$jb")" ]; }
+wait_until 60 ended || { say "the jobs are still listed:"; squeue | indent; }
+recorded() {
+  local c
+  c=$(sacct -n -X -j "$ja,$jb" --format=AdminComment%400)
+  [ "$(grep -c 'energy_j=' <<<"$c")" = 2 ] && [ "$(sacct -n -X -j "$ja,$jb" -o State | grep -c COMPLETED)" = 2 ]
+}
+wait_until 30 recorded || say "(sacct does not show both records yet)"
+plain_recorded() { [ -n "$(sacct -n -X --name=plain -o JobID)" ]; }
+wait_until 10 plain_recorded || true
+say "" "\$ sacct -X --name=resnet-like,dlrm-like,plain --format=JobID,JobName,State,Elapsed,NNodes"
+sacct -X --name=resnet-like,dlrm-like,plain --format=JobID,JobName%12,State,Elapsed,NNodes | indent
+say "" "their AdminComment (PowerGrad's record; the plain job has none):"
+for j in "$ja" "$jb"; do
+  sacct -n -X -j "$j" --format=AdminComment%600 | sed 's/^[[:space:]]*//; s/[[:space:]]*$//' |
+    fold -s -w 88 | sed "s/ *\$//; 1s/^/    $j  /; 2,\$s/^/    $(printf '%*s' ${#j} '')  /"
 done
+say "" "\$ powergrad report"
+"$pg" report 2>&1 | indent
+svg=$PG_CLUSTER_DIR/job-$ja.svg
+plot() { "$pg" report -j "$ja" --plot "$svg" > "$work/plot.out" 2>&1; }
+say "" "\$ powergrad report -j $ja --plot $svg"
+if wait_until 20 plot; then
+  indent < "$work/plot.out"
+  say "power, cap and grant of job $ja over time: open $svg in a browser"
+else
+  indent < "$work/plot.out"
+fi
 
-echo
-echo "demo: sacct (the power-aware job carries PowerGrad's record):"
-for _ in $(seq 1 30); do
-  out=$(sacct -X -n --format=JobID,JobName%12,State,AdminComment%70 2>/dev/null || true)
-  if grep -q 'powergrad=' <<<"$out" && grep -q plain <<<"$out"; then break; fi
-  sleep 1
-done
-sacct -X --format=JobID,JobName%12,State,AdminComment%70 | sed 's/^/    /'
 if [ "$keep" -eq 1 ]; then
-  echo
-  echo "demo: cluster left up; eval \"\$($pgc env)\" to use it, '$pgc down' to stop it"
+  section "The cluster is left up"
+  say "export PG_CLUSTER_DIR=$PG_CLUSTER_DIR" "eval \"\$($pgc env)\"   to use it" \
+    "$pgc down   to stop it (and the power emulators)"
+else
+  section "Done: the cluster is torn down (bash scripts/demo.sh --keep leaves it up)"
 fi
