@@ -5,17 +5,12 @@
 #include <utility>
 
 #include "libgradient/format.hpp"
+#include "libgradient/numeric.hpp"
 #include "libgradient/types.hpp"
 
 namespace powergrad {
 
 namespace {
-
-double sum_in_order(const double *x, std::size_t n) {
-  double sum = 0.0;
-  for (std::size_t i = 0; i < n; ++i) sum += x[i];
-  return sum;
-}
 
 // Why [min_w, max_w] cannot be a node's limits, or empty. A group may have no upper limit.
 std::string check_limits(double min_w, double max_w, bool allow_infinite_max) {

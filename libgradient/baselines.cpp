@@ -6,16 +6,11 @@
 #include <utility>
 
 #include "libgradient/format.hpp"
+#include "libgradient/numeric.hpp"
 
 namespace powergrad {
 
 namespace {
-
-double sum_of(const std::vector<double> &x) {
-  double sum = 0.0;
-  for (double v : x) sum += v;
-  return sum;
-}
 
 // False, with the error and failed_index set, if a range is bad.
 bool check_ranges(const std::vector<PowerRange> &ranges, AllocResult &result) {
@@ -89,7 +84,7 @@ AllocResult uniform_over(double budget_w, const std::vector<PowerRange> &ranges)
   }
   fit_to_budget(grants.data(), floors.data(), grants.size(), budget_w);
   result.feasible = true;
-  result.unallocated_w = std::max(0.0, budget_w - sum_of(grants));
+  result.unallocated_w = std::max(0.0, budget_w - sum_in_order(grants));
   result.grants_w = std::move(grants);
   return result;
 }
@@ -207,7 +202,7 @@ AllocResult allocate_usage(double budget_w, const std::vector<UsageNode> &nodes,
     for (std::size_t k = 0; k < raised.size(); ++k) caps[raised[k]] = raise_ranges[k].min_w;
   fit_to_budget(caps.data(), floors.data(), n, budget_w);
   result.feasible = true;
-  result.unallocated_w = std::max(0.0, budget_w - sum_of(caps));
+  result.unallocated_w = std::max(0.0, budget_w - sum_in_order(caps));
   result.grants_w = std::move(caps);
   return result;
 }
@@ -222,7 +217,7 @@ bool UsageBalancer::must_rebalance(double now_s, double budget_w,
                                    const std::vector<UsageReading> &readings) const {
   if (!balanced_ || caps_w_.size() != readings.size()) return true;
   if (!(now_s - last_balance_s_ < params_.balance_interval_s)) return true;
-  if (sum_of(caps_w_) > budget_w) return true;
+  if (sum_in_order(caps_w_) > budget_w) return true;
   for (std::size_t i = 0; i < readings.size(); ++i)
     if (!(caps_w_[i] >= readings[i].min_w && caps_w_[i] <= readings[i].max_w)) return true;
   return false;
@@ -234,7 +229,7 @@ AllocResult UsageBalancer::step(double now_s, double budget_w,
     AllocResult kept;
     kept.feasible = true;
     kept.grants_w = caps_w_;
-    kept.unallocated_w = std::max(0.0, budget_w - sum_of(caps_w_));
+    kept.unallocated_w = std::max(0.0, budget_w - sum_in_order(caps_w_));
     return kept;
   }
   if (caps_w_.size() != readings.size()) caps_w_.assign(readings.size(), 0.0);  // no caps yet

@@ -6,22 +6,18 @@
 
 #include "libgradient/curve_ops.hpp"
 #include "libgradient/format.hpp"
+#include "libgradient/numeric.hpp"
 
 namespace powergrad {
 
 namespace {
+
 // Smallest raise release() sends on its own (a raise that completes a target always goes).
 constexpr double kMinReleaseW = 0.5;
-
-}  // namespace
-
-namespace {
 
 // Sent grants kept per node; older ones are merged conservatively (later seq, larger grant,
 // later expiry), which can only raise the bound.
 constexpr std::size_t kMaxSentGrants = 64;
-
-bool finite_nonnegative(double x) { return std::isfinite(x) && x >= 0.0; }
 
 std::string group_label(const ClusterConfig &c, std::size_t g) {
   if (!c.groups[g].name.empty()) return "group '" + c.groups[g].name + "'";
@@ -257,7 +253,6 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   if (!ok() || !std::isfinite(now_s)) return out;
   step_error_.clear();
   const std::size_t n = nodes_.size();
-  const std::size_t ng = config_.groups.size();
 
   std::vector<double> &bound = bound_;
   bound.resize(n);
@@ -268,8 +263,6 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
 
   // 1. The tree: built once; each step updates its leaves' limits, and a leaf's curve only
   // when a new report or a changed floor calls for it (curves are the expensive part).
-  std::vector<double> &lo = lo_;
-  lo.resize(n);
   const std::size_t max_segments = curve_segments();
   for (std::size_t i = 0; i < n; ++i) {
     const ClusterNodeConfig &cfg = config_.nodes[i];
@@ -298,7 +291,6 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
         }
       }
     }
-    lo[i] = low;
     const NodeId id = leaf_[i];
     tree_.set_limits(id, low, high);
     if (!steered) {
@@ -348,34 +340,19 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   // 3. Decreases at once; raises from slack only, steepest first.
   std::vector<double> &grant = grant_;
   grant.resize(n);
-  double slack = config_.budget_w;
-  std::vector<double> &group_slack = group_slack_;
-  group_slack.resize(ng);
-  for (std::size_t g = 0; g < ng; ++g) group_slack[g] = config_.groups[g].max_w;
+  double slack = slack_under(bound);
   std::vector<std::size_t> &raise = raise_;
   raise.clear();
   for (std::size_t i = 0; i < n; ++i) {
     grant[i] = std::min(target[i], bound[i]);
-    slack -= bound[i];
-    for (std::size_t g : node_groups(i)) group_slack[g] -= bound[i];
     if (target[i] > bound[i]) raise.push_back(i);
   }
-  std::vector<double> &priority = priority_;
-  priority.resize(n);
-  for (std::size_t i : raise)
-    priority[i] = tree_.curve(leaf_[i]).marginal_at(std::max(0.0, bound[i] - lo[i]));
-  std::stable_sort(raise.begin(), raise.end(),
-                   [&](std::size_t a, std::size_t b) { return priority[a] > priority[b]; });
-  // Room for the rounding of sums in a different order than the one the slack was kept in.
-  const double margin = 1e-9 * std::max(1.0, config_.budget_w);
+  order_raises(bound);
   for (std::size_t i : raise) {
-    double allowed = std::min(target[i] - bound[i], slack - margin);
-    for (std::size_t g : node_groups(i))
-      if (std::isfinite(group_slack[g])) allowed = std::min(allowed, group_slack[g] - margin);
+    const double allowed = raise_room(i, target[i] - bound[i], slack);
     if (!(allowed > 0.0)) continue;
     grant[i] = std::min(target[i], bound[i] + allowed);
-    slack -= allowed;
-    for (std::size_t g : node_groups(i)) group_slack[g] -= allowed;
+    take_slack(i, allowed, slack);
   }
 
   // 4. Leases.
@@ -465,46 +442,68 @@ std::vector<GrantMessage> ClusterController::release(double now_s) {
     if (!std::isnan(s.granted_w) && s.target_w > s.granted_w) raise.push_back(i);
   }
   if (raise.empty()) return out;
-  const std::size_t ng = config_.groups.size();
-  double slack = config_.budget_w;
-  std::vector<double> &group_slack = group_slack_;
-  group_slack.resize(ng);
-  for (std::size_t g = 0; g < ng; ++g) group_slack[g] = config_.groups[g].max_w;
   std::vector<double> &bound = bound_;
   bound.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     trim_sent(nodes_[i], now_s);
     bound[i] = in_force_bound_w(i, now_s);
-    slack -= bound[i];
-    for (std::size_t g : node_groups(i)) group_slack[g] -= bound[i];
   }
-  const double margin = 1e-9 * std::max(1.0, config_.budget_w);
-  if (!(slack > margin)) return out;
-  std::vector<double> &priority = priority_;
-  priority.resize(n);
-  for (std::size_t i : raise) {
-    const NodeState &s = nodes_[i];
-    priority[i] = s.leaf_curve_set
-                      ? tree_.curve(leaf_[i]).marginal_at(std::max(0.0, bound[i] - s.leaf_curve_lo_w))
-                      : 0.0;
-  }
-  std::stable_sort(raise.begin(), raise.end(),
-                   [&](std::size_t a, std::size_t b) { return priority[a] > priority[b]; });
+  double slack = slack_under(bound);
+  if (!(slack > raise_margin())) return out;
+  order_raises(bound);
   for (std::size_t i : raise) {
     NodeState &s = nodes_[i];
     if (!(s.target_w > bound[i])) continue;  // not yet confirmed lower, or already there
-    double allowed = std::min(s.target_w - bound[i], slack - margin);
-    for (std::size_t g : node_groups(i))
-      if (std::isfinite(group_slack[g])) allowed = std::min(allowed, group_slack[g] - margin);
+    const double allowed = raise_room(i, s.target_w - bound[i], slack);
     // Tiny raises are not worth a message (unless they complete the target).
     if (!(allowed > 0.0) || (allowed < kMinReleaseW && allowed < s.target_w - bound[i])) continue;
     const double grant = bound[i] + allowed;
     if (!(grant > s.granted_w)) continue;
-    slack -= allowed;
-    for (std::size_t g : node_groups(i)) group_slack[g] -= allowed;
+    take_slack(i, allowed, slack);
     out.push_back(send_grant(i, grant, now_s));
   }
   return out;
+}
+
+double ClusterController::slack_under(const std::vector<double> &bound) {
+  double slack = config_.budget_w;
+  group_slack_.resize(config_.groups.size());
+  for (std::size_t g = 0; g < config_.groups.size(); ++g) group_slack_[g] = config_.groups[g].max_w;
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    slack -= bound[i];
+    for (std::size_t g : node_groups(i)) group_slack_[g] -= bound[i];
+  }
+  return slack;
+}
+
+void ClusterController::order_raises(const std::vector<double> &bound) {
+  priority_.resize(nodes_.size());
+  for (std::size_t i : raise_) {
+    const NodeState &s = nodes_[i];
+    // Nodes without a curve (not steered) gain nothing per watt: last.
+    priority_[i] = s.leaf_curve_set ? tree_.curve(leaf_[i]).marginal_at(
+                                          std::max(0.0, bound[i] - s.leaf_curve_lo_w))
+                                    : 0.0;
+  }
+  std::stable_sort(raise_.begin(), raise_.end(),
+                   [&](std::size_t a, std::size_t b) { return priority_[a] > priority_[b]; });
+}
+
+double ClusterController::raise_margin() const {
+  return 1e-9 * std::max(1.0, config_.budget_w);
+}
+
+double ClusterController::raise_room(std::size_t i, double want_w, double slack) const {
+  const double margin = raise_margin();
+  double allowed = std::min(want_w, slack - margin);
+  for (std::size_t g : node_groups(i))
+    if (std::isfinite(group_slack_[g])) allowed = std::min(allowed, group_slack_[g] - margin);
+  return allowed;
+}
+
+void ClusterController::take_slack(std::size_t i, double w, double &slack) {
+  slack -= w;
+  for (std::size_t g : node_groups(i)) group_slack_[g] -= w;
 }
 
 }  // namespace powergrad

@@ -179,6 +179,16 @@ class ClusterController {
  private:
   // Renews node i's lease at grant_w (new seq, expiry now + lease_s): records it as sent.
   GrantMessage send_grant(std::size_t i, double grant_w, double now_s);
+  // Raises from slack, shared by step() and release(): the slack under the budget given
+  // the caps that can be in force (group_slack_ likewise for each group's limit); raise_
+  // ordered steepest marginal gain first at each node's bound; the most node i may be
+  // raised by (its want, within the budget's and its groups' slack, less raise_margin(),
+  // room for sums rounded in another order); and taking that from the slacks.
+  double slack_under(const std::vector<double> &bound);
+  void order_raises(const std::vector<double> &bound);
+  double raise_margin() const;
+  double raise_room(std::size_t i, double want_w, double slack) const;
+  void take_slack(std::size_t i, double w, double &slack);
   struct SentGrant {
     std::uint64_t seq;
     double grant_w;
@@ -281,7 +291,7 @@ class ClusterController {
   TreeAllocator allocator_;
   // step()'s and release()'s working memory, kept between calls.
   GainCurve coarse_curve_, shifted_curve_, leaf_curve_;
-  std::vector<double> bound_, lo_, target_, grant_, priority_, group_slack_;
+  std::vector<double> bound_, target_, grant_, priority_, group_slack_;
   std::vector<std::size_t> raise_;
 };
 

@@ -4,19 +4,9 @@
 #include <cmath>
 #include <string>
 
+#include "libgradient/numeric.hpp"
+
 namespace powergrad {
-
-namespace {
-
-bool finite_nonnegative(double x) { return std::isfinite(x) && x >= 0.0; }
-
-// x / (x + half): 0 at 0, 1/2 at `half`, towards 1 for plenty.
-double saturating(double x, double half) {
-  if (!(half > 0.0)) return 1.0;
-  return x / (x + half);
-}
-
-}  // namespace
 
 GradientEstimate estimate_counter_gradient(const CounterSample &sample,
                                            std::optional<double> power_w, const PowerModel &model,

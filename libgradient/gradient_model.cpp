@@ -4,22 +4,13 @@
 #include <cmath>
 #include <utility>
 
+#include "libgradient/numeric.hpp"
+
 namespace powergrad {
 
 namespace {
 
-bool finite_nonnegative(double x) { return std::isfinite(x) && x >= 0.0; }
-
 bool optional_ok(const std::optional<double> &x) { return !x || finite_nonnegative(*x); }
-
-// x / (x + half): 0 at 0, 1/2 at `half`, towards 1 for plenty (as the counter model's).
-double saturating(double x, double half) {
-  if (!(half > 0.0)) return 1.0;
-  return x / (x + half);
-}
-
-// Weight of the newest sample in a moving average; bad values mean "no smoothing".
-double smoothing(double w) { return std::isfinite(w) && w > 0.0 && w <= 1.0 ? w : 1.0; }
 
 // Floor on the regression's spread: perfectly consistent points say less than they seem to
 // (the model is an approximation of the workload, not the workload).
@@ -229,7 +220,7 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
                         saturating(c.interval_s, params_.counter.half_confidence_interval_s);
     const double sd =
         std::min(default_sd, params_.counter_memory_share_sd / std::sqrt(std::max(conf, 1e-4)));
-    const double wp = smoothing(params_.prior_smoothing_weight);
+    const double wp = smoothing_weight(params_.prior_smoothing_weight);
     if (prior_from_counters_) {
       prior_m_ = wp * s + (1.0 - wp) * prior_m_;
       prior_sd_ = wp * sd + (1.0 - wp) * prior_sd_;
@@ -297,7 +288,7 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
     const double load_top = rho / r_top;
     // Rises of load are followed faster than falls: under-serving a busier service costs
     // far more latency than a few watts too many on a quieter one.
-    const double wb = smoothing(load_top > load_top_ ? params_.busy_rise_weight
+    const double wb = smoothing_weight(load_top > load_top_ ? params_.busy_rise_weight
                                                      : params_.busy_smoothing_weight);
     load_top_ = have_busy_ ? wb * load_top + (1.0 - wb) * load_top_ : load_top;
     have_busy_ = true;

@@ -9,18 +9,11 @@
 #include "libgradient/baselines.hpp"
 #include "libgradient/curve_ops.hpp"
 #include "libgradient/format.hpp"
+#include "libgradient/numeric.hpp"
 
 namespace powergrad {
 
 namespace {
-
-bool finite_nonnegative(double x) { return std::isfinite(x) && x >= 0.0; }
-
-double sum_in_order(const std::vector<double> &x) {
-  double sum = 0.0;
-  for (double v : x) sum += v;
-  return sum;
-}
 
 // splitmix64: small, fast, and the same on every platform (unlike std distributions).
 std::uint64_t splitmix64(std::uint64_t &state) {
@@ -38,15 +31,7 @@ void lower_to_grant(std::vector<double> &caps, const std::vector<double> &target
                     const std::vector<double> &mins, const std::vector<double> &maxs,
                     double grant) {
   const std::size_t n = caps.size();
-  const double excess = sum_in_order(caps) - grant;
-  double above = 0.0;
-  for (std::size_t d = 0; d < n; ++d) above += std::max(0.0, caps[d] - targets[d]);
-  if (above > 0.0) {
-    const double take = std::min(1.0, excess / above);
-    for (std::size_t d = 0; d < n; ++d)
-      if (caps[d] > targets[d])
-        caps[d] = std::max(targets[d], caps[d] - (caps[d] - targets[d]) * take);
-  }
+  lower_towards(caps, targets, sum_in_order(caps) - grant);
   for (std::size_t d = 0; d < n; ++d) caps[d] = std::clamp(caps[d], mins[d], maxs[d]);
   fit_to_budget(caps.data(), mins.data(), n, grant);
 }
@@ -230,11 +215,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
   // (the sum over its steered jobs at each cell's midpoint), smoothed across periods: a
   // moving average of non-increasing functions is non-increasing, and it filters the noise
   // of the load and counter estimates that would otherwise move watts back and forth.
-  const double wc = std::isfinite(params_.curve_smoothing_weight) &&
-                            params_.curve_smoothing_weight > 0.0 &&
-                            params_.curve_smoothing_weight <= 1.0
-                        ? params_.curve_smoothing_weight
-                        : 1.0;
+  const double wc = smoothing_weight(params_.curve_smoothing_weight);
   const double wr = std::isfinite(params_.curve_rise_weight) && params_.curve_rise_weight > wc &&
                             params_.curve_rise_weight <= 1.0
                         ? params_.curve_rise_weight

@@ -7,32 +7,9 @@
 
 #include "libgradient/baselines.hpp"
 #include "libgradient/format.hpp"
+#include "libgradient/numeric.hpp"
 
 namespace powergrad {
-
-namespace {
-
-bool finite_nonnegative(double x) { return std::isfinite(x) && x >= 0.0; }
-
-double sum_of(const std::vector<double> &x) {
-  double sum = 0.0;
-  for (double v : x) sum += v;
-  return sum;
-}
-
-// Lowers caps[i] towards to[i] (each by the same share of its distance) by `amount` in total,
-// or as far as the distances allow. Returns what is left of the amount.
-double lower_towards(std::vector<double> &caps, const std::vector<double> &to, double amount) {
-  double room = 0.0;
-  for (std::size_t i = 0; i < caps.size(); ++i) room += std::max(0.0, caps[i] - to[i]);
-  if (!(room > 0.0) || !(amount > 0.0)) return amount;
-  const double f = std::min(1.0, amount / room);
-  for (std::size_t i = 0; i < caps.size(); ++i)
-    if (caps[i] > to[i]) caps[i] = std::max(to[i], caps[i] - (caps[i] - to[i]) * f);
-  return std::max(0.0, amount - room * f);
-}
-
-}  // namespace
 
 AllocResult allocate_pool(double budget_w, const std::vector<PoolSocket> &sockets, double pool_w,
                           const PoolParams &params) {
@@ -80,7 +57,7 @@ AllocResult allocate_pool(double budget_w, const std::vector<PoolSocket> &socket
   }
 
   // 2. Budget.
-  const double total = sum_of(caps) + pool;
+  const double total = sum_in_order(caps) + pool;
   if (total > budget_w) {
     double over = total - budget_w;
     const double from_pool = std::min(over, pool);
@@ -120,7 +97,7 @@ AllocResult allocate_pool(double budget_w, const std::vector<PoolSocket> &socket
   // budget.
   for (std::size_t i = 0; i < n; ++i) caps[i] = std::clamp(caps[i], mins[i], sockets[i].max_w);
   fit_to_budget(caps.data(), mins.data(), n, budget_w);
-  pool = std::clamp(pool, 0.0, std::max(0.0, budget_w - sum_of(caps)));
+  pool = std::clamp(pool, 0.0, std::max(0.0, budget_w - sum_in_order(caps)));
   result.feasible = true;
   result.grants_w = std::move(caps);
   result.unallocated_w = pool;
@@ -148,7 +125,7 @@ AllocResult PoolBalancer::step(double now_s, double budget_w,
     started_ = true;
     return fair;
   }
-  bool must_run = !(now_s - last_run_s_ < params_.interval_s) || sum_of(caps_w_) > budget_w;
+  bool must_run = !(now_s - last_run_s_ < params_.interval_s) || sum_in_order(caps_w_) > budget_w;
   for (std::size_t i = 0; i < n && !must_run; ++i)
     must_run = !(caps_w_[i] >= readings[i].min_w && caps_w_[i] <= readings[i].max_w);
   if (!must_run) {
@@ -156,7 +133,7 @@ AllocResult PoolBalancer::step(double now_s, double budget_w,
     kept.feasible = true;
     kept.grants_w = caps_w_;
     // A budget that fell (but not below the caps) shrinks the pool at once.
-    pool_w_ = std::clamp(pool_w_, 0.0, std::max(0.0, budget_w - sum_of(caps_w_)));
+    pool_w_ = std::clamp(pool_w_, 0.0, std::max(0.0, budget_w - sum_in_order(caps_w_)));
     kept.unallocated_w = pool_w_;
     return kept;
   }
