@@ -482,27 +482,32 @@ const WorkloadSpec *workload_preset(const std::string &name) {
   return nullptr;
 }
 
+namespace {
+
+// "NAME:LINE:COLUMN: what yaml-cpp says" (no position when yaml-cpp has none).
+ScenarioError yaml_error(const std::string &name, const YAML::Exception &e) {
+  std::ostringstream msg;
+  msg << name;
+  if (e.mark.line >= 0) msg << ':' << e.mark.line + 1 << ':' << e.mark.column + 1;
+  msg << ": " << e.msg;
+  return ScenarioError(msg.str());
+}
+
+}  // namespace
+
 ClusterSpec parse_scenario(const std::string &yaml_text, const std::string &name) {
   const Reader r(name);
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
   } catch (const YAML::Exception &e) {
-    std::ostringstream msg;
-    msg << name;
-    if (e.mark.line >= 0) msg << ':' << e.mark.line + 1 << ':' << e.mark.column + 1;
-    msg << ": " << e.msg;
-    throw ScenarioError(msg.str());
+    throw yaml_error(name, e);
   }
   try {
     return parse_document(r, root, name);
   } catch (const YAML::Exception &e) {
     // A structural surprise the checks above did not anticipate; still name the place.
-    std::ostringstream msg;
-    msg << name;
-    if (e.mark.line >= 0) msg << ':' << e.mark.line + 1 << ':' << e.mark.column + 1;
-    msg << ": " << e.msg;
-    throw ScenarioError(msg.str());
+    throw yaml_error(name, e);
   }
 }
 
