@@ -120,18 +120,45 @@ bool session_up(ControllerLink &link, Controller &ctl) {
   return link.connected() && ctl.ep && ctl.ep->node_connection("n1") != 0;
 }
 
+// A node whose link has an open session with a loopback controller (fake realm), and the
+// clocks a test advances: mono for the link, wall (seconds since the epoch) for leases.
+struct Linked {
+  Node n;
+  std::shared_ptr<proto::FakeMungeRealm> realm = std::make_shared<proto::FakeMungeRealm>();
+  Controller ctl{realm};
+  proto::FakeAuthenticator node_auth{realm, 0, 0};
+  std::uint16_t port = 0;
+  std::unique_ptr<ControllerLink> link;
+  double mono = 0.0;
+  double wall = 1.0e9;
+
+  Linked() {
+    ctl.open();
+    port = ctl.ep->port();
+    link = std::make_unique<ControllerLink>(link_config(port), node_auth, n.logger());
+    ck_assert(pump_until(*link, ctl, &mono, session_up));
+  }
+  // One agent period of 1 s: the emulator advances, the period runs, its report (none after
+  // the first period, which only starts the measurements) goes to the controller.
+  void period(PowerControl &pc, const std::vector<RegisteredStep> &steps) {
+    ck_assert(n.emu->advance(1.0).ok());
+    wall += 1.0;
+    pc.period(steps, wall - 1.0e9, wall);
+    if (pc.last_report()) ck_assert(link->send_report(*pc.last_report()));
+    pump(*link, ctl, &mono, 5);
+  }
+};
+
 }  // namespace
 
 START_TEST(report_grant_lease_expiry_and_reconnect) {
-  Node n;
-  auto realm = std::make_shared<proto::FakeMungeRealm>();
-  Controller ctl(realm);
-  ctl.open();
-  const std::uint16_t port = ctl.ep->port();
-  proto::FakeAuthenticator node_auth(realm, 0, 0);
-  ControllerLink link(link_config(port), node_auth, n.logger());
-  double mono = 0.0;
-  ck_assert(pump_until(link, ctl, &mono, session_up));
+  Linked t;
+  Node &n = t.n;
+  Controller &ctl = t.ctl;
+  ControllerLink &link = *t.link;
+  double &mono = t.mono;
+  double &wall = t.wall;  // the lease clock (wall-clock seconds)
+  const std::uint16_t port = t.port;
   ck_assert_int_eq(ctl.opened, 1);
   ck_assert_int_ge(n.count("connected to the controller at 127.0.0.1:" + std::to_string(port)), 1);
 
@@ -139,15 +166,7 @@ START_TEST(report_grant_lease_expiry_and_reconnect) {
   auto pc = n.control(250.0, 7);
   const std::vector<RegisteredStep> steps = {step(12, "throughput", 100),
                                              step(13, "throughput", 101)};
-  double wall = 1.0e9;  // the lease clock (wall-clock seconds)
-  auto period = [&]() {
-    ck_assert(n.emu->advance(1.0).ok());
-    wall += 1.0;
-    pc->period(steps, wall - 1.0e9, wall);
-    // The first period only starts the measurements: no report yet.
-    if (pc->last_report()) ck_assert(link.send_report(*pc->last_report()));
-    pump(link, ctl, &mono, 5);
-  };
+  auto period = [&]() { t.period(*pc, steps); };
   for (int i = 0; i < 4; ++i) period();
   ck_assert_uint_ge(ctl.reports.size(), 3);
   const NodeReport &r0 = ctl.reports.back();
@@ -230,25 +249,16 @@ END_TEST
 // lowers the caps in the tree and leaves a report confirming the new lease, which reaches the
 // controller; a grant that raises the watts waits for the next period.
 START_TEST(grant_drop_is_obeyed_at_once_and_confirmed) {
-  Node n;
-  auto realm = std::make_shared<proto::FakeMungeRealm>();
-  Controller ctl(realm);
-  ctl.open();
-  proto::FakeAuthenticator node_auth(realm, 0, 0);
-  ControllerLink link(link_config(ctl.ep->port()), node_auth, n.logger());
-  double mono = 0.0;
-  ck_assert(pump_until(link, ctl, &mono, session_up));
+  Linked t;
+  Node &n = t.n;
+  Controller &ctl = t.ctl;
+  ControllerLink &link = *t.link;
+  double &mono = t.mono;
+  double &wall = t.wall;
   auto pc = n.control(400.0, 7);
   const std::vector<RegisteredStep> steps = {step(12, "throughput", 100),
                                              step(13, "throughput", 101)};
-  double wall = 1.0e9;
-  auto period = [&]() {
-    ck_assert(n.emu->advance(1.0).ok());
-    wall += 1.0;
-    pc->period(steps, wall - 1.0e9, wall);
-    if (pc->last_report()) ck_assert(link.send_report(*pc->last_report()));
-    pump(link, ctl, &mono, 5);
-  };
+  auto period = [&]() { t.period(*pc, steps); };
   // Nothing to enforce before the first decision.
   for (int i = 0; i < 5; ++i) period();
   ck_assert(!pc->take_urgent_report());
@@ -311,25 +321,12 @@ END_TEST
 // Each job summary in the reports carries the job's accounting (energy, average power, caps in
 // force, time covered), and it arrives at the controller.
 START_TEST(report_job_accounting_arrives) {
-  Node n;
-  auto realm = std::make_shared<proto::FakeMungeRealm>();
-  Controller ctl(realm);
-  ctl.open();
-  proto::FakeAuthenticator node_auth(realm, 0, 0);
-  ControllerLink link(link_config(ctl.ep->port()), node_auth, n.logger());
-  double mono = 0.0;
-  ck_assert(pump_until(link, ctl, &mono, session_up));
-  auto pc = n.control(250.0, 7);
+  Linked t;
+  Controller &ctl = t.ctl;
+  auto pc = t.n.control(250.0, 7);
   const std::vector<RegisteredStep> steps = {step(12, "throughput", 100),
                                              step(13, "latency", 101)};
-  double wall = 1.0e9;
-  for (int i = 0; i < 6; ++i) {
-    ck_assert(n.emu->advance(1.0).ok());
-    wall += 1.0;
-    pc->period(steps, wall - 1.0e9, wall);
-    if (pc->last_report()) ck_assert(link.send_report(*pc->last_report()));
-    pump(link, ctl, &mono, 5);
-  }
+  for (int i = 0; i < 6; ++i) t.period(*pc, steps);
   ck_assert_uint_ge(ctl.reports.size(), 5);
   const NodeReport &r = ctl.reports.back();
   ck_assert(!r.jobs.empty());
