@@ -115,7 +115,8 @@ class Reader {
   bool flag(const YAML::Node &map, const std::string &path, const char *key, bool fallback) const {
     const YAML::Node n = map[key];
     if (!n.IsDefined() || n.IsNull()) return fallback;
-    const std::string v = n.IsScalar() ? n.Scalar() : std::string();
+    if (!n.IsScalar()) fail(n, join(path, key), "expected true or false");
+    const std::string v = n.Scalar();
     if (v == "true" || v == "yes" || v == "on") return true;
     if (v == "false" || v == "no" || v == "off") return false;
     fail(n, join(path, key), "expected true or false, got '" + v + "'");
@@ -215,6 +216,7 @@ struct ServiceTemplate {
   double timeout_s = 0.0;
   double core_max_hz = 0.0;
   bool progress_signal = false;
+  bool power_aware = true;
 };
 
 struct SocketTemplate {
@@ -238,7 +240,7 @@ ServiceTemplate read_service(const Reader &r, const YAML::Node &n, const std::st
                              bool default_progress) {
   r.check_keys(n, path,
                {"workload", "servers", "load", "arrivals", "queue_limit", "timeout_s", "core_max_ghz",
-                "progress_signal"});
+                "progress_signal", "power_aware"});
   ServiceTemplate s;
   s.arrivals = default_arrivals;
   if (!n["workload"].IsDefined()) r.fail(n, path, "missing key 'workload'");
@@ -267,6 +269,7 @@ ServiceTemplate read_service(const Reader &r, const YAML::Node &n, const std::st
   s.timeout_s = r.number(n, path, "timeout_s", 0.0, 0.0, 1e7);
   s.core_max_hz = r.number(n, path, "core_max_ghz", 0.0, 0.0, 10.0) * kGHz;
   s.progress_signal = r.flag(n, path, "progress_signal", default_progress);
+  s.power_aware = r.flag(n, path, "power_aware", true);
   return s;
 }
 
@@ -412,6 +415,7 @@ ClusterSpec parse_document(const Reader &r, const YAML::Node &root, const std::s
             svc.timeout_s = t.timeout_s;
             svc.core_max_hz = t.core_max_hz;
             svc.progress_signal = t.progress_signal;
+            svc.power_aware = t.power_aware;
             sock.services.push_back(spec.services.size());
             spec.services.push_back(svc);
           }

@@ -69,6 +69,9 @@ struct ServiceSpec {
   double timeout_s = 0.0;
   double core_max_hz = 0.0;  // admin's per-core frequency limit; 0: none
   bool progress_signal = false;  // the service exposes its progress (requests served) to the agent
+  // Its jobs asked for power awareness (srun --power-aware). false: a plain job, never steered;
+  // its node holds it at a fair share (doc/scenarios.md, "Plain services").
+  bool power_aware = true;
   double mean_rate_rps = 0.0;  // derived: load * servers / service_time_s
 };
 

@@ -124,6 +124,29 @@ START_TEST(agent_knowledge_flags) {
 }
 END_TEST
 
+START_TEST(power_aware_flag) {
+  const ClusterSpec all = parse_scenario(kGood, "good.yaml");
+  ck_assert(all.services[0].power_aware);  // the default: every service is power-aware
+  ck_assert(all.services[1].power_aware);
+  const ClusterSpec plain =
+      parse_scenario(replace(kGood, "load: 0.5}", "load: 0.5, power_aware: false}"), "p.yaml");
+  ck_assert_uint_eq(plain.services.size(), 2);
+  for (const ServiceSpec &s : plain.services) ck_assert(!s.power_aware);  // every instance
+  ck_assert(parse_scenario(replace(kGood, "load: 0.5}", "load: 0.5, power_aware: yes}"), "p.yaml")
+                .services[0]
+                .power_aware);
+  ck_assert_contains(error_of(replace(kGood, "load: 0.5}", "load: 0.5, power_aware: maybe}")),
+                     "bad.yaml:13:66: node_templates.one.sockets[0].services[0].power_aware: "
+                     "expected true or false, got 'maybe'");
+  ck_assert_contains(error_of(replace(kGood, "load: 0.5}", "load: 0.5, power_aware: [no]}")),
+                     "bad.yaml:13:66: node_templates.one.sockets[0].services[0].power_aware: "
+                     "expected true or false");
+  // Misspelt: an unknown key, not a silently power-aware service.
+  ck_assert_contains(error_of(replace(kGood, "load: 0.5}", "load: 0.5, power-aware: false}")),
+                     "node_templates.one.sockets[0].services[0].power-aware: unknown key");
+}
+END_TEST
+
 START_TEST(bad_references) {
   ck_assert_contains(error_of(replace(kGood, "workload: bert", "workload: gpt9")),
                      "bad.yaml:13:24: node_templates.one.sockets[0].services[0].workload: unknown workload 'gpt9'");
@@ -180,6 +203,7 @@ int main() {
   tcase_add_test(tc, unknown_key_names_file_line_and_key);
   tcase_add_test(tc, bad_number_and_range);
   tcase_add_test(tc, agent_knowledge_flags);
+  tcase_add_test(tc, power_aware_flag);
   tcase_add_test(tc, bad_references);
   tcase_add_test(tc, budget_problems);
   tcase_add_test(tc, yaml_syntax_and_files);
