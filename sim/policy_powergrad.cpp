@@ -5,9 +5,12 @@
 // - Every control period, at the same instant on every node (t = k x period), each node
 //   controller gets NodeInputs built from what a real agent can read: per socket the average
 //   power over the period from the noisy RAPL energy counter and the cap in force; per
-//   service (one latency-mode job per service, on its socket's domain) the counter deltas of
-//   its cores: cycles, instructions, memory-stall and reference cycles with hardware
-//   counters, task-clock only with `counters: software`. The busy fraction is left to the
+//   service (one job per service, on its socket's domain) the counter deltas of its cores:
+//   cycles, instructions, memory-stall and reference cycles with hardware counters,
+//   task-clock only with `counters: software`. A service's job is in latency mode, or
+//   unmanaged for a service with `power_aware: false`, as the node agent passes plain jobs:
+//   measured and protected, never steered (a node with only such jobs reports no steerable
+//   work, and the cluster controller holds it at its plain share). The busy fraction is left to the
 //   controller (task-clock / (interval x CPUs)); an application progress rate (requests
 //   served per second) is passed only for services with `progress_signal: true`, and the
 //   service's parallel servers only with `agent_knows_servers: true` (otherwise the library's
@@ -249,7 +252,7 @@ class PowergradPolicy final : public Policy {
       const CounterReading &last = a.last_counters[j];
       JobInput &job = in.jobs[j];
       job.key = s.name;
-      job.mode = JobMode::latency;
+      job.mode = s.power_aware ? JobMode::latency : JobMode::unmanaged;
       JobDomainInput jd;
       jd.domain = d;
       jd.cpus = s.servers;
