@@ -75,6 +75,67 @@ std::string quoted(const std::string &s) {
   return out + "\"";
 }
 
+std::size_t plain_services(const ClusterSpec &spec) {
+  std::size_t n = 0;
+  for (const ServiceSpec &s : spec.services) n += s.power_aware ? 0 : 1;
+  return n;
+}
+
+// "dlrm", or "dlrm (plain)" for the plain services of a workload.
+std::string workload_label(const WorkloadResult &w) {
+  return w.power_aware ? w.name : w.name + " (plain)";
+}
+
+std::string latency_pair(const WorkloadResult &w) {
+  if (w.completed == 0) return "-";
+  return fmt(1, 1e3 * w.mean_latency_s) + " / " + fmt(1, 1e3 * w.p99_latency_s);
+}
+
+std::string json_latency(const WorkloadResult &w) {
+  return "{\"completed\": " + std::to_string(w.completed) +
+         ", \"mean_latency_s\": " + num(w.mean_latency_s) +
+         ", \"p99_latency_s\": " + num(w.p99_latency_s) + "}";
+}
+
+// With plain services: mean / p99 per policy of the power-aware and the plain services, and
+// of each workload's services of either kind.
+void write_service_table(std::ostream &out, const ClusterSpec &spec,
+                         const std::vector<RunResult> &runs) {
+  const std::size_t plain = plain_services(spec);
+  if (plain == 0 || runs.empty()) return;
+  out << "services, mean / p99 ms: " << plain << " of " << spec.services.size()
+      << " plain (power_aware: false: never steered, held at a fair share)\n";
+  char cell[128];
+  std::snprintf(cell, sizeof cell, "%-22s", "services");
+  out << cell;
+  for (const RunResult &r : runs) {
+    std::snprintf(cell, sizeof cell, " %17s", r.policy.c_str());
+    out << cell;
+  }
+  out << "\n";
+  auto row = [&](const std::string &label, auto pick) {
+    std::snprintf(cell, sizeof cell, "%-22s", label.c_str());
+    out << cell;
+    for (const RunResult &r : runs) {
+      const WorkloadResult *w = pick(r);
+      std::snprintf(cell, sizeof cell, " %17s", w ? latency_pair(*w).c_str() : "-");
+      out << cell;
+    }
+    out << "\n";
+  };
+  row("all power-aware", [](const RunResult &r) { return &r.power_aware; });
+  row("all plain", [](const RunResult &r) { return &r.plain; });
+  // Workloads in the order of the first run (every run records the same ones, unless a
+  // policy starved a workload of completions).
+  for (const WorkloadResult &w : runs.front().workloads) {
+    row(workload_label(w), [&](const RunResult &r) -> const WorkloadResult * {
+      for (const WorkloadResult &x : r.workloads)
+        if (x.name == w.name && x.power_aware == w.power_aware) return &x;
+      return nullptr;
+    });
+  }
+}
+
 double reduction_vs(const std::vector<RunResult> &runs, const RunResult &r, const char *ref,
                     bool p99) {
   const RunResult *base = find(runs, ref);
@@ -133,6 +194,7 @@ void write_table(std::ostream &out, const ClusterSpec &spec, const std::vector<R
   out << "(mean/B1, p99/B1: latency reduction vs usage; /B0: vs uniform; orc_*: share of the "
          "oracle's improvement over usage captured; viol: budget violations; latency quantiles "
          "within 0.4%)\n";
+  write_service_table(out, spec, runs);
   for (const RunResult &r : runs) {
     out << "  " << r.policy << ": decides from " << r.inputs << "; sensors " << r.counters;
     if (r.cap_bound_violations) out << "; CAPS OUT OF RANGE " << r.cap_bound_violations;
@@ -145,7 +207,8 @@ void write_json(std::ostream &out, const ClusterSpec &spec, const std::vector<Ru
   out << "{\n  \"scenario\": " << quoted(spec.name) << ",\n  \"source\": " << quoted(spec.source)
       << ",\n  \"seed\": " << spec.seed << ",\n  \"duration_s\": " << num(spec.duration_s)
       << ",\n  \"nodes\": " << spec.nodes.size() << ",\n  \"sockets\": " << spec.sockets.size()
-      << ",\n  \"services\": " << spec.services.size() << ",\n  \"counters\": "
+      << ",\n  \"services\": " << spec.services.size()
+      << ",\n  \"plain_services\": " << plain_services(spec) << ",\n  \"counters\": "
       << quoted(spec.hardware_counters ? "hardware" : "software")
       << ",\n  \"budget_min_w\": " << num(spec.budget.min_w())
       << ",\n  \"max_caps_w\": " << num(spec.sum_max_caps_w())
@@ -173,10 +236,15 @@ void write_json(std::ostream &out, const ClusterSpec &spec, const std::vector<Ru
         << ",\n      \"oracle_share\": {\"mean\": " << num(oracle_share(runs, r, false))
         << ", \"p99\": " << num(oracle_share(runs, r, true)) << "}"
         << ",\n      \"inputs\": " << quoted(r.inputs) << ",\n      \"counters\": " << quoted(r.counters)
-        << ",\n      \"wall_s\": " << num(r.wall_s) << ",\n      \"workloads\": {";
+        << ",\n      \"wall_s\": " << num(r.wall_s)
+        << ",\n      \"power_aware_services\": " << json_latency(r.power_aware)
+        << ",\n      \"plain_services\": " << json_latency(r.plain)
+        << ",\n      \"workloads\": {";
+    // Keyed "dlrm", or "dlrm (plain)" for a workload's plain services.
     for (std::size_t w = 0; w < r.workloads.size(); ++w) {
       const WorkloadResult &wr = r.workloads[w];
-      out << (w ? ", " : "") << quoted(wr.name) << ": {\"completed\": " << wr.completed
+      out << (w ? ", " : "") << quoted(workload_label(wr)) << ": {\"completed\": " << wr.completed
+          << ", \"power_aware\": " << (wr.power_aware ? "true" : "false")
           << ", \"mean_latency_s\": " << num(wr.mean_latency_s)
           << ", \"p99_latency_s\": " << num(wr.p99_latency_s) << "}";
     }
@@ -189,7 +257,8 @@ void write_csv(std::ostream &out, const ClusterSpec &spec, const std::vector<Run
   out << "scenario,policy,mean_latency_s,p50_latency_s,p99_latency_s,goodput_rps,dropped,energy_j,"
          "budget_violations,reduction_mean_vs_usage,reduction_p99_vs_usage,"
          "reduction_mean_vs_uniform,reduction_p99_vs_uniform,oracle_share_mean,oracle_share_p99,"
-         "counters\n";
+         "counters,plain_mean_latency_s,plain_p99_latency_s,power_aware_mean_latency_s,"
+         "power_aware_p99_latency_s\n";
   for (const RunResult &r : runs) {
     out << spec.name << ',' << r.policy << ',' << num(r.latency.mean_s()) << ','
         << num(r.latency.quantile_s(0.5)) << ',' << num(r.latency.quantile_s(0.99)) << ','
@@ -198,7 +267,10 @@ void write_csv(std::ostream &out, const ClusterSpec &spec, const std::vector<Run
         << num(reduction_vs(runs, r, "usage", true)) << ','
         << num(reduction_vs(runs, r, "uniform", false)) << ','
         << num(reduction_vs(runs, r, "uniform", true)) << ',' << num(oracle_share(runs, r, false))
-        << ',' << num(oracle_share(runs, r, true)) << ',' << r.counters << '\n';
+        << ',' << num(oracle_share(runs, r, true)) << ',' << r.counters << ','
+        << (r.plain.completed ? num(r.plain.mean_latency_s) : "") << ','
+        << (r.plain.completed ? num(r.plain.p99_latency_s) : "") << ','
+        << num(r.power_aware.mean_latency_s) << ',' << num(r.power_aware.p99_latency_s) << '\n';
   }
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 
@@ -112,8 +113,15 @@ class Run final : public ClusterIo, public Truth {
     std::vector<double> budget_history(grace_ticks, 0.0);
 
     LatencyHistogram window_latency;
-    std::vector<LatencyHistogram> workload_latency(spec_.workloads.size());
+    // [2 x workload + 1 if plain]
+    std::vector<LatencyHistogram> workload_latency(2 * spec_.workloads.size());
     std::vector<double> node_caps(spec_.nodes.size(), 0.0), node_power(spec_.nodes.size(), 0.0);
+    std::vector<double> tick_node_caps(spec_.nodes.size(), 0.0);
+    result_.node_max_caps_w.assign(spec_.nodes.size(), 0.0);
+    RunResult::CapStats unset;
+    unset.min_w = std::numeric_limits<double>::infinity();
+    result_.socket_caps.assign(spec_.sockets.size(), unset);
+    std::uint64_t measured_ticks = 0;
     double win_budget = 0.0, win_caps = 0.0, win_power = 0.0;
     std::uint64_t win_ticks = 0;
 
@@ -138,14 +146,18 @@ class Run final : public ClusterIo, public Truth {
       check_invariants(budget_history, tick < grace_ticks ? tick + 1 : grace_ticks, dt);
 
       double caps_sum = 0.0, power_sum = 0.0;
+      std::fill(tick_node_caps.begin(), tick_node_caps.end(), 0.0);
+      const bool measured = t0 >= spec_.warmup_s;
+      measured_ticks += measured ? 1 : 0;
       for (std::size_t k = 0; k < sockets_.size(); ++k) {
         SocketModel &sock = sockets_[k];
         sock.begin_tick(dt);
         const std::vector<std::size_t> &svcs = spec_.sockets[k].services;
         for (std::size_t j = 0; j < svcs.size(); ++j) {
           const std::size_t svc = svcs[j];
+          const ServiceSpec &svc_spec = spec_.services[svc];
           LatencySink sink{&result_.latency, &window_latency,
-                           &workload_latency[spec_.services[svc].workload]};
+                           &workload_latency[2 * svc_spec.workload + (svc_spec.power_aware ? 0 : 1)]};
           busy_[j] = services_[svc].advance(t0, t1, sock.group(j).speed, rates_[svc], sink);
         }
         sock.end_tick(dt, busy_.data());
@@ -154,7 +166,16 @@ class Run final : public ClusterIo, public Truth {
         const std::size_t node = spec_.sockets[k].node;
         node_caps[node] += sock.cap_w();
         node_power[node] += sock.power_w();
+        tick_node_caps[node] += sock.cap_w();
+        if (measured) {
+          RunResult::CapStats &c = result_.socket_caps[k];
+          c.min_w = std::min(c.min_w, sock.cap_w());
+          c.max_w = std::max(c.max_w, sock.cap_w());
+          c.mean_w += sock.cap_w();
+        }
       }
+      for (std::size_t n = 0; n < tick_node_caps.size(); ++n)
+        result_.node_max_caps_w[n] = std::max(result_.node_max_caps_w[n], tick_node_caps[n]);
       win_budget += budget_w_;
       win_caps += caps_sum;
       win_power += power_sum;
@@ -185,6 +206,10 @@ class Run final : public ClusterIo, public Truth {
                          std::memory_order_relaxed);
     }
 
+    for (RunResult::CapStats &c : result_.socket_caps) {
+      if (measured_ticks == 0) c = RunResult::CapStats{};
+      else c.mean_w /= static_cast<double>(measured_ticks);
+    }
     for (const Service &s : services_) {
       const ServiceCounts &c = s.counts();
       result_.arrivals += c.arrivals;
@@ -197,13 +222,23 @@ class Run final : public ClusterIo, public Truth {
     const double measured_s = spec_.duration_s - spec_.warmup_s;
     result_.goodput_rps =
         measured_s > 0.0 ? static_cast<double>(result_.latency.count()) / measured_s : 0.0;
-    for (std::size_t w = 0; w < spec_.workloads.size(); ++w) {
+    LatencyHistogram class_latency[2];
+    for (std::size_t i = 0; i < workload_latency.size(); ++i) {
+      const LatencyHistogram &h = workload_latency[i];
       WorkloadResult r;
-      r.name = spec_.workloads[w].name;
-      r.completed = workload_latency[w].count();
-      r.mean_latency_s = workload_latency[w].mean_s();
-      r.p99_latency_s = workload_latency[w].quantile_s(0.99);
+      r.name = spec_.workloads[i / 2].name;
+      r.power_aware = i % 2 == 0;
+      r.completed = h.count();
+      r.mean_latency_s = h.mean_s();
+      r.p99_latency_s = h.quantile_s(0.99);
       if (r.completed > 0) result_.workloads.push_back(r);
+      class_latency[i % 2].merge(h);
+    }
+    for (WorkloadResult *c : {&result_.power_aware, &result_.plain}) {
+      const LatencyHistogram &h = class_latency[c->power_aware ? 0 : 1];
+      c->completed = h.count();
+      c->mean_latency_s = h.mean_s();
+      c->p99_latency_s = h.quantile_s(0.99);
     }
     if (const std::string used = policy_->counters_used(); !used.empty()) result_.counters = used;
     if (progress_) progress_->store(1.0, std::memory_order_relaxed);

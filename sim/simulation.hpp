@@ -27,8 +27,11 @@ struct WindowPoint {
   std::uint64_t completed = 0;
 };
 
+// Latency of the requests of one workload's services (or of a class of services), after the
+// warm-up. A workload with both plain and power-aware services has one result for each.
 struct WorkloadResult {
   std::string name;
+  bool power_aware = true;  // the services' power_aware; see RunResult::plain
   std::uint64_t completed = 0;
   double mean_latency_s = 0.0;
   double p99_latency_s = 0.0;
@@ -51,7 +54,21 @@ struct RunResult {
   std::vector<WindowPoint> windows;
   std::vector<std::vector<double>> node_caps_w;   // [window][node]
   std::vector<std::vector<double>> node_power_w;  // [window][node]
+  // Per node, the highest sum of its sockets' caps in force in any tick (the caps the
+  // invariant checks see, not plot-window averages).
+  std::vector<double> node_max_caps_w;
+  // Per socket, its cap in force over the ticks after the warm-up.
+  struct CapStats {
+    double min_w = 0.0, mean_w = 0.0, max_w = 0.0;
+  };
+  std::vector<CapStats> socket_caps;
+  // Per workload and power_aware, in workload order (power-aware first); workloads without
+  // recorded requests are left out.
   std::vector<WorkloadResult> workloads;
+  // The requests of all power-aware services, and of all plain (power_aware: false) ones;
+  // plain.completed is 0 when the scenario has none.
+  WorkloadResult power_aware{"power-aware", true};
+  WorkloadResult plain{"plain", false};
   double wall_s = 0.0;
 
   std::uint64_t dropped() const { return rejected + timed_out; }
