@@ -93,6 +93,10 @@ double OracleModel::cost(std::size_t socket, double cap_w,
   return cost_at(socket, ceiling_for(t, cap_w), cap_w, rates_rps);
 }
 
+double OracleModel::uncapped_power_w(std::size_t socket, const std::vector<double> &rates_rps) const {
+  return tabulate(socket, rates_rps).power_w.back();
+}
+
 GainCurve OracleModel::gain_curve(std::size_t socket, const std::vector<double> &rates_rps,
                                   std::size_t steps) const {
   const SocketSpec &s = spec_.sockets[socket];

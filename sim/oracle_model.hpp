@@ -24,6 +24,8 @@ class OracleModel {
 
   // sum_j lambda_j W_j on socket k at enforced limit cap_w; rates_rps indexed by service.
   double cost(std::size_t socket, double cap_w, const std::vector<double> &rates_rps) const;
+  // What socket k draws uncapped (at its top clock) at these rates.
+  double uncapped_power_w(std::size_t socket, const std::vector<double> &rates_rps) const;
   // The cost reduction above the socket's min cap, sampled every (max - min) / steps watts,
   // as a concave gain curve (least concave majorant of the samples).
   GainCurve gain_curve(std::size_t socket, const std::vector<double> &rates_rps,

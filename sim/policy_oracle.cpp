@@ -6,12 +6,31 @@
 // more than 0.5% since it was last built (the curves are the expensive part).
 // static-oracle: one set of curves from the run's average rates (hindsight), so the
 // allocation changes only when the budget does: the best allocation that ignores time.
+//
+// Plain services (power_aware: false) bind the oracles as they bind the controllers, so
+// that the comparison is fair: the oracle knows everything but may not steer what the
+// cluster may not steer. Fair share: the uniform policy's cap (the budget split evenly over
+// the sockets, within group limits); a socket's draw: its power uncapped at the rates of the
+// moment (the true model at the top clock), within its range.
+// - A node with only plain services gets what its sockets draw, up to the sum of their fair
+//   shares (the plain share the cluster controller gives a node without steered work),
+//   split evenly over its sockets but none above its draw (as the node controller splits a
+//   grant over domains without steered work).
+// - A socket with only plain services on a node with steered work is held at its draw, up
+//   to its own fair share (the base the node controller protects for it).
+// - A socket with plain and power-aware services is steered, but never below its minimum
+//   plus the plain services' share of its cores times (its draw up to its fair share - its
+//   minimum).
+// The objective stays every request's latency: plain services on a steered socket ride
+// along.
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <stdexcept>
 #include <vector>
 
 #include "libgradient/allocator.hpp"
+#include "libgradient/baselines.hpp"
 #include "sim/cap_helpers.hpp"
 #include "sim/oracle_model.hpp"
 #include "sim/policy_factories.hpp"
@@ -33,7 +52,26 @@ class OraclePolicy final : public Policy {
         rates_(spec.services.size(), 0.0),
         built_rates_(spec.services.size(), -1.0),
         leaf_of_socket_(spec.sockets.size(), kNoNode),
-        caps_(spec.sockets.size(), 0.0) {
+        caps_(spec.sockets.size(), 0.0),
+        plain_share_(spec.sockets.size(), 0.0),
+        ranges_(socket_ranges(spec)) {
+    for (std::size_t k = 0; k < spec.sockets.size(); ++k) {
+      const SocketSpec &sock = spec.sockets[k];
+      int cores = spec.type_of(k).cores, plain = 0, all = 0;
+      for (std::size_t svc : sock.services) {
+        all += spec.services[svc].servers;
+        if (!spec.services[svc].power_aware) plain += spec.services[svc].servers;
+      }
+      if (cores <= 0) cores = all;
+      // All plain: 1 (held at its plain share); none: 0 (steered from its minimum).
+      plain_share_[k] = plain == all ? 1.0 : std::min(1.0, static_cast<double>(plain) / cores);
+      any_plain_ = any_plain_ || plain > 0;
+    }
+    for (std::size_t n = 0; n < spec.nodes.size(); ++n) {
+      bool all = true;
+      for (std::size_t k : spec.nodes[n].sockets) all = all && plain_share_[k] >= 1.0;
+      if (all) plain_nodes_.push_back(n);
+    }
     std::vector<NodeId> node_ids(spec.nodes.size(), kNoNode);
     for (const GroupSpec &g : spec.groups) {
       const NodeId gid = tree_.add_group(AllocTree::kRoot, 0.0, g.limit_w, g.name);
@@ -56,7 +94,9 @@ class OraclePolicy final : public Policy {
   }
 
   std::string inputs() const override {
-    return hindsight_ ? "true curves at average rates" : "true curves at current rates";
+    std::string what = hindsight_ ? "true curves at average rates" : "true curves at current rates";
+    if (any_plain_) what += ", plain services held at what they draw up to a fair share";
+    return what;
   }
 
  private:
@@ -65,7 +105,9 @@ class OraclePolicy final : public Policy {
     next_s_ = io.now_s() + spec_.control_period_s;
     for (std::size_t i = 0; i < rates_.size(); ++i)
       rates_[i] = hindsight_ ? truth_.average_rate_rps(i) : truth_.rate_rps(i);
+    if (any_plain_) hold_plain_sockets();
     for (std::size_t k = 0; k < spec_.sockets.size(); ++k) {
+      if (plain_share_[k] >= 1.0) continue;  // held: its curve plays no part
       bool stale = false;
       for (std::size_t svc : spec_.sockets[k].services)
         if (std::fabs(rates_[svc] - built_rates_[svc]) > kRebuildShare * rates_[svc]) stale = true;
@@ -79,6 +121,41 @@ class OraclePolicy final : public Policy {
     apply_caps(io, caps_);
   }
 
+  // The leaves' ranges for the plain rules above, at this reallocation's budget and rates.
+  void hold_plain_sockets() {
+    const AllocResult fair = allocate_uniform(budget_w_, ranges_);
+    if (!fair.feasible) throw std::runtime_error("oracle: fair shares: " + fair.error);
+    std::vector<double> fair_w = fair.grants_w;
+    enforce_group_limits(spec_, fair_w);
+    std::vector<double> draw_w(spec_.sockets.size(), 0.0);
+    for (std::size_t k = 0; k < spec_.sockets.size(); ++k) {
+      if (plain_share_[k] <= 0.0) continue;
+      const SocketSpec &sock = spec_.sockets[k];
+      draw_w[k] = std::clamp(model_.uncapped_power_w(k, rates_), sock.min_cap_w, sock.max_cap_w);
+      const double share_w = std::clamp(draw_w[k], sock.min_cap_w, std::max(sock.min_cap_w, fair_w[k]));
+      if (plain_share_[k] >= 1.0) {
+        tree_.set_limits(leaf_of_socket_[k], share_w, share_w);
+      } else {
+        const double base_w = sock.min_cap_w + plain_share_[k] * (share_w - sock.min_cap_w);
+        tree_.set_limits(leaf_of_socket_[k], base_w, sock.max_cap_w);
+      }
+    }
+    for (std::size_t n : plain_nodes_) {
+      const std::vector<std::size_t> &sockets = spec_.nodes[n].sockets;
+      double draw = 0.0, fair_sum = 0.0;
+      std::vector<PowerRange> ranges;
+      for (std::size_t k : sockets) {
+        draw += draw_w[k];
+        fair_sum += std::max(spec_.sockets[k].min_cap_w, fair_w[k]);
+        ranges.push_back({spec_.sockets[k].min_cap_w, draw_w[k]});
+      }
+      const AllocResult split = allocate_uniform(std::min(draw, fair_sum), ranges);
+      if (!split.feasible) throw std::runtime_error("oracle: plain node: " + split.error);
+      for (std::size_t i = 0; i < sockets.size(); ++i)
+        tree_.set_limits(leaf_of_socket_[sockets[i]], split.grants_w[i], split.grants_w[i]);
+    }
+  }
+
   const ClusterSpec &spec_;
   const Truth &truth_;
   bool hindsight_;
@@ -88,6 +165,10 @@ class OraclePolicy final : public Policy {
   std::vector<double> rates_, built_rates_;
   std::vector<NodeId> leaf_of_socket_;
   std::vector<double> caps_;
+  std::vector<double> plain_share_;  // share of the socket's cores that serve plain services
+  std::vector<PowerRange> ranges_;
+  std::vector<std::size_t> plain_nodes_;  // nodes whose every socket has only plain services
+  bool any_plain_ = false;
   double budget_w_ = -1.0;
   double next_s_ = 0.0;
 };
