@@ -2,7 +2,8 @@
 SIM_UNIT_TESTS = \
 	tests/unit/test_sim_queue \
 	tests/unit/test_sim_scenario \
-	tests/unit/test_sim_policies
+	tests/unit/test_sim_policies \
+	tests/unit/test_sim_plain
 check_PROGRAMS += $(SIM_UNIT_TESTS)
 TESTS += $(SIM_UNIT_TESTS)
 
@@ -20,3 +21,7 @@ tests_unit_test_sim_scenario_LDADD = $(SIM_UNIT_LIBS)
 tests_unit_test_sim_policies_SOURCES = tests/unit/test_sim_policies.cpp
 tests_unit_test_sim_policies_CPPFLAGS = $(SIM_UNIT_CPPFLAGS)
 tests_unit_test_sim_policies_LDADD = $(SIM_UNIT_LIBS)
+
+tests_unit_test_sim_plain_SOURCES = tests/unit/test_sim_plain.cpp
+tests_unit_test_sim_plain_CPPFLAGS = $(SIM_UNIT_CPPFLAGS)
+tests_unit_test_sim_plain_LDADD = $(SIM_UNIT_LIBS)

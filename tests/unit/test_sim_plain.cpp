@@ -1,0 +1,366 @@
+// Plain (not power-aware) services in the simulator: every policy keeps the invariants
+// (budget never exceeded, caps in range, no request lost uncounted) with them; powergrad and
+// the oracles never steer them (a node with only plain services stays at its fair share, their
+// latency is about what the even split gives them); the baselines ignore the flag; the
+// reports tell the two kinds apart.
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+#include <sstream>  // before check.h, whose fail() macro breaks the iostream headers
+#include <string>
+#include <vector>
+
+#include <check.h>
+
+#include "sim/oracle_model.hpp"
+#include "sim/policies.hpp"
+#include "sim/report.hpp"
+#include "sim/scenario.hpp"
+#include "sim/simulation.hpp"
+#include "tests/unit/check_util.hpp"
+
+using namespace powergrad::sim;
+
+namespace {
+
+// Four 2-socket nodes ([92, 205] W per socket), budget 55% of the maxima: 225.5 W per node,
+// below what every node draws uncapped. Node 2 has only plain services (BERT, compute-bound;
+// DLRM, memory-bound); node 3 has a plain DLRM sharing socket 0 with a power-aware ResNet-50.
+const char kSmall[] = R"(name: small-plain
+duration_s: 240
+warmup_s: 30
+budget:
+  share_of_max: 0.55
+socket_types:
+  x:
+    tdp_w: 205
+    p0_w: 60
+    min_cap_w: 92
+node_templates:
+  aware:
+    sockets:
+      - services:
+          - {workload: resnet50, servers: 4, load: 0.75}
+      - services:
+          - {workload: llm-decode, servers: 4, load: 0.7}
+  plain:
+    sockets:
+      - services:
+          - {workload: bert, servers: 4, load: 0.72, power_aware: false}
+      - services:
+          - {workload: dlrm, servers: 4, load: 0.6, power_aware: false}
+  shared:
+    sockets:
+      - services:
+          - {workload: resnet50, servers: 4, load: 0.72}
+          - {workload: dlrm, servers: 4, load: 0.6, power_aware: false}
+      - services:
+          - {workload: lstm, servers: 4, load: 0.7}
+groups:
+  - limit_share_of_max: 0.7
+    nodes:
+      - {template: aware, count: 2}
+      - {template: plain, count: 1}
+      - {template: shared, count: 1}
+)";
+constexpr std::size_t kPlainNode = 2;
+constexpr double kFairNodeW = 0.55 * 4 * 410.0 / 4;  // 225.5 W: the budget split evenly
+constexpr double kFairSocketW = kFairNodeW / 2;
+
+// The same text with every service power-aware.
+std::string all_aware(std::string text) {
+  const std::string flag = ", power_aware: false";
+  for (std::size_t at; (at = text.find(flag)) != std::string::npos;) text.erase(at, flag.size());
+  return text;
+}
+
+const ClusterSpec &small_spec() {
+  static const ClusterSpec spec = parse_scenario(kSmall, "small-plain.yaml");
+  return spec;
+}
+
+// One run per policy of kSmall, kept for the test's other uses (runs are deterministic).
+const RunResult &small_run(const std::string &policy) {
+  static std::map<std::string, RunResult> runs;
+  auto it = runs.find(policy);
+  if (it == runs.end()) it = runs.emplace(policy, simulate(small_spec(), policy)).first;
+  return it->second;
+}
+
+const WorkloadResult *find_workload(const RunResult &r, const std::string &name, bool power_aware) {
+  for (const WorkloadResult &w : r.workloads)
+    if (w.name == name && w.power_aware == power_aware) return &w;
+  return nullptr;
+}
+
+void assert_invariants(const ClusterSpec &spec, const RunResult &r, const std::string &what) {
+  ck_assert_msg(r.budget_violations == 0, "%s: %llu budget violations", what.c_str(),
+                static_cast<unsigned long long>(r.budget_violations));
+  ck_assert_msg(r.cap_bound_violations == 0, "%s: caps out of range", what.c_str());
+  ck_assert_msg(r.arrivals == r.completed + r.rejected + r.timed_out + r.in_flight,
+                "%s: requests lost", what.c_str());
+  ck_assert(r.arrivals > 0);
+  // Every recorded completion is in exactly one class and one workload entry.
+  ck_assert_uint_eq(r.plain.completed + r.power_aware.completed, r.latency.count());
+  std::uint64_t by_workload = 0;
+  for (const WorkloadResult &w : r.workloads) by_workload += w.completed;
+  ck_assert_uint_eq(by_workload, r.latency.count());
+  for (std::size_t n = 0; n < spec.nodes.size(); ++n) {
+    double lo = 0.0, hi = 0.0;
+    for (std::size_t k : spec.nodes[n].sockets) {
+      lo += spec.sockets[k].min_cap_w;
+      hi += spec.sockets[k].max_cap_w;
+    }
+    ck_assert(r.node_max_caps_w[n] >= lo - 1e-6 && r.node_max_caps_w[n] <= hi + 1e-6);
+  }
+}
+
+}  // namespace
+
+START_TEST(invariants_hold_with_plain_services_for_every_policy) {
+  const ClusterSpec &spec = small_spec();
+  std::size_t plain = 0;
+  for (const ServiceSpec &s : spec.services) plain += s.power_aware ? 0 : 1;
+  ck_assert_uint_eq(plain, 3);
+  for (const std::string &policy : policy_names()) {
+    const RunResult &r = small_run(policy);
+    assert_invariants(spec, r, policy);
+    ck_assert_uint_eq(r.dropped(), 0);
+    ck_assert(r.plain.completed > 0 && r.power_aware.completed > 0);
+    // Per-kind results: BERT only plain, DLRM only plain (on two nodes), ResNet-50 only
+    // power-aware.
+    ck_assert_ptr_nonnull(find_workload(r, "bert", false));
+    ck_assert_ptr_null(find_workload(r, "bert", true));
+    ck_assert_ptr_nonnull(find_workload(r, "dlrm", false));
+    ck_assert_ptr_nonnull(find_workload(r, "resnet50", true));
+    ck_assert_ptr_null(find_workload(r, "resnet50", false));
+    ck_assert_uint_eq(find_workload(r, "bert", false)->completed + find_workload(r, "dlrm", false)->completed,
+                      r.plain.completed);
+  }
+}
+END_TEST
+
+// The node with only plain services is never given more than its fair share, and (as both
+// its sockets want more) is held there, each socket at about its even half: not steered up
+// nor down to feed the power-aware nodes.
+START_TEST(plain_node_held_at_its_fair_share) {
+  const ClusterSpec &spec = small_spec();
+  for (const char *policy : {"uniform", "powergrad", "oracle", "static-oracle"}) {
+    const RunResult &r = small_run(policy);
+    ck_assert_msg(r.node_max_caps_w[kPlainNode] <= kFairNodeW + 1e-6, "%s: plain node up to %g W",
+                  policy, r.node_max_caps_w[kPlainNode]);
+    for (std::size_t k : spec.nodes[kPlainNode].sockets)
+      ck_assert_msg(std::fabs(r.socket_caps[k].mean_w - kFairSocketW) < 2.0,
+                    "%s: plain socket %zu at %g W on average", policy, k, r.socket_caps[k].mean_w);
+  }
+}
+END_TEST
+
+// The same node, power-aware, is steered by powergrad and the oracle (BERT's socket takes
+// watts from DLRM's): so the test above would see steering if there were some.
+START_TEST(the_same_node_power_aware_is_steered) {
+  const ClusterSpec spec = parse_scenario(all_aware(kSmall), "small-aware.yaml");
+  const std::size_t bert = spec.nodes[kPlainNode].sockets[0], dlrm = spec.nodes[kPlainNode].sockets[1];
+  for (const char *policy : {"powergrad", "oracle"}) {
+    const RunResult r = simulate(spec, policy);
+    assert_invariants(spec, r, policy);
+    ck_assert_uint_eq(r.plain.completed, 0);
+    ck_assert_msg(r.socket_caps[bert].mean_w > kFairSocketW + 8.0, "%s: BERT's socket at %g W",
+                  policy, r.socket_caps[bert].mean_w);
+    ck_assert_msg(r.socket_caps[dlrm].mean_w < kFairSocketW - 15.0, "%s: DLRM's socket at %g W",
+                  policy, r.socket_caps[dlrm].mean_w);
+  }
+}
+END_TEST
+
+// Not steered means not starved: plain services' latency under powergrad and the oracles is
+// about what the even split (uniform) gives them.
+START_TEST(plain_latency_about_uniform) {
+  const RunResult &uniform = small_run("uniform");
+  for (const char *policy : {"powergrad", "oracle", "static-oracle"}) {
+    const RunResult &r = small_run(policy);
+    ck_assert_msg(r.plain.mean_latency_s <= 1.10 * uniform.plain.mean_latency_s,
+                  "%s: plain mean %g s, uniform %g s", policy, r.plain.mean_latency_s,
+                  uniform.plain.mean_latency_s);
+    ck_assert_msg(r.plain.p99_latency_s <= 1.20 * uniform.plain.p99_latency_s,
+                  "%s: plain p99 %g s, uniform %g s", policy, r.plain.p99_latency_s,
+                  uniform.plain.p99_latency_s);
+  }
+}
+END_TEST
+
+// uniform, usage and pool know nothing of jobs: the flag changes none of their numbers.
+START_TEST(baselines_ignore_the_flag) {
+  const ClusterSpec aware = parse_scenario(all_aware(kSmall), "small-aware.yaml");
+  for (const char *policy : {"uniform", "usage", "pool"}) {
+    const RunResult &p = small_run(policy);
+    const RunResult a = simulate(aware, policy);
+    ck_assert_uint_eq(p.completed, a.completed);
+    ck_assert_msg(p.latency.sum_s() == a.latency.sum_s(), "%s: latency differs", policy);
+    ck_assert(p.energy_j == a.energy_j);
+    ck_assert_uint_eq(a.power_aware.completed, a.latency.count());
+  }
+}
+END_TEST
+
+// The oracles hold the node with only plain services at what its sockets draw, up to its
+// fair share, split evenly but none above its draw; and keep the shared socket's plain base.
+START_TEST(oracle_holds_plain_sockets) {
+  const ClusterSpec &spec = small_spec();
+  const OracleModel model(spec);
+  const std::size_t bert = spec.nodes[kPlainNode].sockets[0], dlrm = spec.nodes[kPlainNode].sockets[1];
+  const std::size_t shared = spec.nodes[3].sockets[0];  // ResNet-50 and a plain DLRM, 4 cores each
+  ck_assert_uint_eq(spec.sockets[shared].services.size(), 2);
+  class Rates final : public Truth {
+   public:
+    double rate_rps(std::size_t s) const override { return r[s]; }
+    double average_rate_rps(std::size_t s) const override { return r[s]; }
+    std::vector<double> r;
+  } truth;
+  class Io final : public ClusterIo {
+   public:
+    explicit Io(const ClusterSpec &s) : spec_(s), caps(s.sockets.size(), 0.0) {}
+    const ClusterSpec &spec() const override { return spec_; }
+    double now_s() const override { return 0.0; }
+    double budget_w() const override { return 0.55 * spec_.sum_max_caps_w(); }
+    double read_energy_j(std::size_t) override { return 0.0; }
+    CounterReading read_counters(std::size_t) override { return {}; }
+    double cap_w(std::size_t k) const override { return caps[k]; }
+    void set_cap_w(std::size_t k, double w) override { caps[k] = w; }
+    void set_core_limit_hz(std::size_t, double) override {}
+    const ClusterSpec &spec_;
+    std::vector<double> caps;
+  } io(spec);
+  // Load factors of BERT's and DLRM's socket on the plain node (everything else at its mean).
+  // kind: 0 the node draws less than its share; 1 DLRM's socket draws less than its half and
+  // BERT's takes the rest; 2 both draw more than their half.
+  struct Case {
+    double bert, dlrm;
+    int kind;
+  };
+  for (const Case c : {Case{0.2, 0.2, 0}, Case{1.0, 0.2, 1}, Case{1.0, 1.0, 2}}) {
+    truth.r.clear();
+    for (const ServiceSpec &s : spec.services) truth.r.push_back(s.mean_rate_rps);
+    truth.r[spec.sockets[bert].services[0]] *= c.bert;
+    truth.r[spec.sockets[dlrm].services[0]] *= c.dlrm;
+    const double draw_bert = std::max(92.0, model.uncapped_power_w(bert, truth.r));
+    const double draw_dlrm = std::max(92.0, model.uncapped_power_w(dlrm, truth.r));
+    // The node's plain share, split evenly up to each socket's draw.
+    double want_bert, want_dlrm;
+    if (draw_bert + draw_dlrm <= kFairNodeW) {
+      ck_assert_int_eq(c.kind, 0);
+      want_bert = draw_bert;
+      want_dlrm = draw_dlrm;
+    } else if (draw_dlrm < kFairSocketW) {
+      ck_assert_int_eq(c.kind, 1);
+      want_dlrm = draw_dlrm;
+      want_bert = std::min(draw_bert, kFairNodeW - draw_dlrm);
+      ck_assert(want_bert > kFairSocketW + 1.0);  // more than its even half
+    } else {
+      ck_assert_int_eq(c.kind, 2);
+      ck_assert(draw_bert >= kFairSocketW);
+      want_bert = want_dlrm = kFairSocketW;
+    }
+    for (const char *policy : {"oracle", "static-oracle"}) {
+      auto p = make_policy(policy, spec, truth);
+      p->start(io);
+      ck_assert(pgtest::sum_in_order(io.caps) <= io.budget_w() + 1e-9);
+      ck_assert_msg(std::fabs(io.caps[bert] - want_bert) < 1e-6 && std::fabs(io.caps[dlrm] - want_dlrm) < 1e-6,
+                    "%s (%g, %g): %g + %g W, want %g + %g W", policy, c.bert, c.dlrm, io.caps[bert],
+                    io.caps[dlrm], want_bert, want_dlrm);
+      const double plain_w = std::clamp(model.uncapped_power_w(shared, truth.r), 92.0, kFairSocketW);
+      ck_assert(io.caps[shared] >= 92.0 + 0.5 * (plain_w - 92.0) - 1e-6);
+    }
+  }
+}
+END_TEST
+
+// Random clusters with random plain services and a budget that jumps: every policy keeps the
+// invariants, and no policy that honours the flag gives a node with only plain services
+// more than the highest budget's even share.
+START_TEST(randomized_invariants_with_plain_services) {
+  std::mt19937 rng(909);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const char *workloads[] = {"resnet50", "bert", "lstm", "dlrm", "llm-prefill"};
+  for (int round = 0; round < 4; ++round) {
+    const int nodes = 3 + static_cast<int>(unit(rng) * 3);
+    std::string t = "duration_s: 40\nwarmup_s: 4\n";
+    t += std::string("counters: ") + (round % 2 ? "software" : "hardware") + "\n";
+    t += "budget:\n  series_unit: share_of_max\n  series:\n";
+    double top = 0.0;
+    for (int k = 0; k < 5; ++k) {
+      const double share = 0.46 + 0.5 * unit(rng);
+      top = std::max(top, share);
+      t += "    - [" + std::to_string(k * 8) + ", " + std::to_string(share) + "]\n";
+    }
+    t += "socket_types:\n  x:\n    tdp_w: 205\n    p0_w: 60\n    min_cap_w: 92\nnode_templates:\n";
+    // Template a: random flags; template p: only plain services.
+    for (const char *name : {"a", "p"}) {
+      t += std::string("  ") + name + ":\n    sockets:\n";
+      for (int s = 0; s < 2; ++s) {
+        t += "      - services:\n";
+        const int services = 1 + static_cast<int>(unit(rng) * 2);
+        for (int v = 0; v < services; ++v) {
+          const bool aware = name[0] == 'a' && unit(rng) < 0.6;
+          t += std::string("          - {workload: ") + workloads[static_cast<int>(unit(rng) * 5)] +
+               ", servers: 2, load: [0.5, 1.2], queue_limit: 50, timeout_s: 3, arrivals: {kind: mmpp}" +
+               (aware ? "" : ", power_aware: false") + "}\n";
+        }
+      }
+    }
+    t += "groups:\n  - limit_share_of_max: 0.8\n    nodes:\n      - {template: p, count: 1}\n"
+         "      - {template: a, count: " + std::to_string(nodes - 1) + "}\n";
+    const ClusterSpec spec = parse_scenario(t, "random-plain.yaml");
+    ck_assert(!spec.services[spec.sockets[0].services[0]].power_aware);
+    for (const std::string &policy : policy_names()) {
+      const RunResult r = simulate(spec, policy);
+      assert_invariants(spec, r, "round " + std::to_string(round) + " " + policy);
+      if (policy == "usage" || policy == "pool") continue;  // they ignore the flag
+      const double fair = top * spec.sum_max_caps_w() / nodes;
+      ck_assert_msg(r.node_max_caps_w[0] <= fair + 1e-6, "round %d %s: plain node up to %g W, fair %g W",
+                    round, policy.c_str(), r.node_max_caps_w[0], fair);
+    }
+  }
+}
+END_TEST
+
+START_TEST(reports_tell_plain_services_apart) {
+  std::vector<RunResult> runs = {small_run("uniform"), small_run("powergrad")};
+  std::ostringstream table, json, csv;
+  write_table(table, small_spec(), runs);
+  write_json(json, small_spec(), runs);
+  write_csv(csv, small_spec(), runs);
+  ck_assert_contains(table.str(), "3 of 9 plain");
+  ck_assert_contains(table.str(), "all plain");
+  ck_assert_contains(table.str(), "all power-aware");
+  ck_assert_contains(table.str(), "bert (plain)");
+  ck_assert_contains(table.str(), "dlrm (plain)");
+  ck_assert_contains(json.str(), "\"plain_services\": 3");
+  ck_assert_contains(json.str(), "\"bert (plain)\": {\"completed\": ");
+  ck_assert_contains(json.str(), "\"power_aware\": false");
+  ck_assert_contains(csv.str(), ",plain_mean_latency_s,plain_p99_latency_s,");
+  // Without plain services: no such block.
+  const ClusterSpec aware = parse_scenario(all_aware(kSmall), "small-aware.yaml");
+  std::vector<RunResult> aware_runs = {simulate(aware, "uniform")};
+  std::ostringstream aware_table;
+  write_table(aware_table, aware, aware_runs);
+  ck_assert(!pgtest::contains(aware_table.str(), "all plain"));
+}
+END_TEST
+
+int main() {
+  Suite *s = suite_create("sim_plain");
+  TCase *tc = tcase_create("plain");
+  tcase_set_timeout(tc, 600);
+  tcase_add_test(tc, invariants_hold_with_plain_services_for_every_policy);
+  tcase_add_test(tc, plain_node_held_at_its_fair_share);
+  tcase_add_test(tc, the_same_node_power_aware_is_steered);
+  tcase_add_test(tc, plain_latency_about_uniform);
+  tcase_add_test(tc, baselines_ignore_the_flag);
+  tcase_add_test(tc, oracle_holds_plain_sockets);
+  tcase_add_test(tc, randomized_invariants_with_plain_services);
+  tcase_add_test(tc, reports_tell_plain_services_apart);
+  suite_add_tcase(s, tc);
+  return pgtest::run_suite(s);
+}
