@@ -38,5 +38,6 @@ sim_powergrad_sim_LDADD = $(SIM_LIBS)
 evaluate: sim/powergrad-sim
 	$(SHELL) $(top_srcdir)/scripts/evaluate.sh --sim ./sim/powergrad-sim --out evaluation
 
-EXTRA_DIST += scenarios/dual-socket.yaml scenarios/single-socket-accel.yaml \
+EXTRA_DIST += scenarios/dual-socket.yaml scenarios/dual-socket-plain.yaml \
+	scenarios/single-socket-accel.yaml \
 	scenarios/renewable-day.yaml doc/scenarios.md scripts/evaluate.sh

@@ -71,7 +71,7 @@ START_TEST(good_file_gets_defaults) {
 END_TEST
 
 START_TEST(shipped_scenarios_load) {
-  for (const char *name : {"dual-socket", "single-socket-accel", "renewable-day"}) {
+  for (const char *name : {"dual-socket", "dual-socket-plain", "single-socket-accel", "renewable-day"}) {
     const std::string path = srcdir() + "/scenarios/" + name + ".yaml";
     const ClusterSpec s = load_scenario(path);
     ck_assert_str_eq(s.name.c_str(), name);
@@ -86,6 +86,37 @@ START_TEST(shipped_scenarios_load) {
   const ClusterSpec day = load_scenario(srcdir() + "/scenarios/renewable-day.yaml");
   ck_assert(day.budget.points_w.size() > 5);
   ck_assert(day.budget.linear);
+}
+END_TEST
+
+// dual-socket-plain is dual-socket with a quarter of its services plain, nothing else.
+START_TEST(dual_socket_plain_is_dual_socket_with_a_quarter_plain) {
+  const ClusterSpec dual = load_scenario(srcdir() + "/scenarios/dual-socket.yaml");
+  const ClusterSpec plain = load_scenario(srcdir() + "/scenarios/dual-socket-plain.yaml");
+  ck_assert_uint_eq(plain.services.size(), dual.services.size());
+  ck_assert_uint_eq(plain.sockets.size(), dual.sockets.size());
+  ck_assert_double_eq_tol(plain.budget.at_w(0.0), dual.budget.at_w(0.0), 1e-9);
+  std::size_t n_plain = 0;
+  bool compute_bound = false, memory_bound = false, shares_a_socket = false;
+  for (std::size_t i = 0; i < plain.services.size(); ++i) {
+    const ServiceSpec &p = plain.services[i], &d = dual.services[i];
+    ck_assert(d.power_aware);
+    ck_assert_str_eq(p.name.c_str(), d.name.c_str());
+    ck_assert_str_eq(plain.workloads[p.workload].name.c_str(), dual.workloads[d.workload].name.c_str());
+    ck_assert(p.load == d.load);  // the same draws: same order of nodes and services
+    ck_assert(p.mean_rate_rps == d.mean_rate_rps);
+    ck_assert_int_eq(p.servers, d.servers);
+    ck_assert_uint_eq(p.socket, d.socket);
+    if (p.power_aware) continue;
+    ++n_plain;
+    const double m = plain.workloads[p.workload].memory_share;
+    compute_bound = compute_bound || m < 0.3;
+    memory_bound = memory_bound || m >= 0.5;
+    for (std::size_t o : plain.sockets[p.socket].services)
+      shares_a_socket = shares_a_socket || plain.services[o].power_aware;
+  }
+  ck_assert_uint_eq(4 * n_plain, plain.services.size());
+  ck_assert(compute_bound && memory_bound && shares_a_socket);
 }
 END_TEST
 
@@ -200,6 +231,7 @@ int main() {
   TCase *tc = tcase_create("scenario");
   tcase_add_test(tc, good_file_gets_defaults);
   tcase_add_test(tc, shipped_scenarios_load);
+  tcase_add_test(tc, dual_socket_plain_is_dual_socket_with_a_quarter_plain);
   tcase_add_test(tc, unknown_key_names_file_line_and_key);
   tcase_add_test(tc, bad_number_and_range);
   tcase_add_test(tc, agent_knowledge_flags);
