@@ -54,6 +54,7 @@ class OraclePolicy final : public Policy {
         leaf_of_socket_(spec.sockets.size(), kNoNode),
         caps_(spec.sockets.size(), 0.0),
         plain_share_(spec.sockets.size(), 0.0),
+        all_plain_(spec.sockets.size(), false),
         ranges_(socket_ranges(spec)) {
     for (std::size_t k = 0; k < spec.sockets.size(); ++k) {
       const SocketSpec &sock = spec.sockets[k];
@@ -63,13 +64,13 @@ class OraclePolicy final : public Policy {
         if (!spec.services[svc].power_aware) plain += spec.services[svc].servers;
       }
       if (cores <= 0) cores = all;
-      // All plain: 1 (held at its plain share); none: 0 (steered from its minimum).
-      plain_share_[k] = plain == all ? 1.0 : std::min(1.0, static_cast<double>(plain) / cores);
+      all_plain_[k] = plain == all;  // held at its plain share
+      plain_share_[k] = std::min(1.0, static_cast<double>(plain) / cores);
       any_plain_ = any_plain_ || plain > 0;
     }
     for (std::size_t n = 0; n < spec.nodes.size(); ++n) {
       bool all = true;
-      for (std::size_t k : spec.nodes[n].sockets) all = all && plain_share_[k] >= 1.0;
+      for (std::size_t k : spec.nodes[n].sockets) all = all && all_plain_[k];
       if (all) plain_nodes_.push_back(n);
     }
     std::vector<NodeId> node_ids(spec.nodes.size(), kNoNode);
@@ -107,7 +108,7 @@ class OraclePolicy final : public Policy {
       rates_[i] = hindsight_ ? truth_.average_rate_rps(i) : truth_.rate_rps(i);
     if (any_plain_) hold_plain_sockets();
     for (std::size_t k = 0; k < spec_.sockets.size(); ++k) {
-      if (plain_share_[k] >= 1.0) continue;  // held: its curve plays no part
+      if (all_plain_[k]) continue;  // held: its curve plays no part
       bool stale = false;
       for (std::size_t svc : spec_.sockets[k].services)
         if (std::fabs(rates_[svc] - built_rates_[svc]) > kRebuildShare * rates_[svc]) stale = true;
@@ -133,7 +134,7 @@ class OraclePolicy final : public Policy {
       const SocketSpec &sock = spec_.sockets[k];
       draw_w[k] = std::clamp(model_.uncapped_power_w(k, rates_), sock.min_cap_w, sock.max_cap_w);
       const double share_w = std::clamp(draw_w[k], sock.min_cap_w, std::max(sock.min_cap_w, fair_w[k]));
-      if (plain_share_[k] >= 1.0) {
+      if (all_plain_[k]) {
         tree_.set_limits(leaf_of_socket_[k], share_w, share_w);
       } else {
         const double base_w = sock.min_cap_w + plain_share_[k] * (share_w - sock.min_cap_w);
@@ -166,6 +167,7 @@ class OraclePolicy final : public Policy {
   std::vector<NodeId> leaf_of_socket_;
   std::vector<double> caps_;
   std::vector<double> plain_share_;  // share of the socket's cores that serve plain services
+  std::vector<bool> all_plain_;      // every service of the socket is plain
   std::vector<PowerRange> ranges_;
   std::vector<std::size_t> plain_nodes_;  // nodes whose every socket has only plain services
   bool any_plain_ = false;

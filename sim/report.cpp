@@ -104,7 +104,7 @@ void write_service_table(std::ostream &out, const ClusterSpec &spec,
   const std::size_t plain = plain_services(spec);
   if (plain == 0 || runs.empty()) return;
   out << "services, mean / p99 ms: " << plain << " of " << spec.services.size()
-      << " plain (power_aware: false: never steered, held at a fair share)\n";
+      << " plain (power_aware: false; powergrad and the oracles do not steer them)\n";
   char cell[128];
   std::snprintf(cell, sizeof cell, "%-22s", "services");
   out << cell;
