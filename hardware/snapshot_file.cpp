@@ -229,7 +229,12 @@ Result<HardwareSnapshot> parse_snapshot(std::string_view text) try {
 }
 
 Status save_snapshot_file(const std::string &path, const HardwareSnapshot &snapshot) try {
-  const std::string text = serialize_snapshot(snapshot);
+  return write_file_atomic(path, serialize_snapshot(snapshot));
+} catch (const std::exception &e) {
+  return Status::failure(std::string("snapshot save: ") + e.what(), ENOMEM);
+}
+
+Status write_file_atomic(const std::string &path, const std::string &text) try {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   ::unlink(tmp.c_str());  // a leftover of an earlier crash with the same pid
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
@@ -258,7 +263,7 @@ Status save_snapshot_file(const std::string &path, const HardwareSnapshot &snaps
   }
   return sync_directory(dirname_of(path));
 } catch (const std::exception &e) {
-  return Status::failure(std::string("snapshot save: ") + e.what(), ENOMEM);
+  return Status::failure(path + ": " + e.what(), ENOMEM);
 }
 
 Result<HardwareSnapshot> load_snapshot_file(const std::string &path) try {

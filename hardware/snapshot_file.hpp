@@ -42,6 +42,11 @@ Result<HardwareSnapshot> parse_snapshot(std::string_view text);
 // Atomic replace of `path` (mode 0600).
 Status save_snapshot_file(const std::string &path, const HardwareSnapshot &snapshot);
 
+// Replaces `path` with `text` so that a crash leaves the old or the new file, never a part:
+// written to a new file beside it (mode 0600, O_EXCL, no symlink followed), every byte
+// (short writes continue), fsync, rename over `path`, fsync of the folder.
+Status write_file_atomic(const std::string &path, const std::string &text);
+
 // Reads and parses `path`. Refuses a file that is not a regular file (symlinks are not
 // followed), is not owned by the effective user, or is writable by group or others, and a
 // folder that others may write into (unless sticky): whoever can write the state file

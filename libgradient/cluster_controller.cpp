@@ -26,6 +26,16 @@ std::string group_label(const ClusterConfig &c, std::size_t g) {
 
 }  // namespace
 
+const char *to_string(PlainShare share) {
+  switch (share) {
+    case PlainShare::usage:
+      return "usage";
+    case PlainShare::even:
+      return "even";
+  }
+  return "?";
+}
+
 std::string ClusterController::check_config(const ClusterConfig &c) {
   if (!finite_nonnegative(c.budget_w))
     return "budget " + format_w(c.budget_w) + " is negative or not finite";
@@ -53,6 +63,9 @@ std::string ClusterController::check_config(const ClusterConfig &c) {
     if (!seen.emplace(node.name, i).second) return label + ": duplicate name";
     if (std::string why = PowerRange{node.floor_w, node.max_w}.check(); !why.empty())
       return label + ": " + why;
+    if (!std::isnan(node.idle_w) && !(node.idle_w >= 0.0 && node.idle_w <= node.floor_w))
+      return label + ": idle cap " + format_w(node.idle_w) + " is not within 0.." +
+             format_w(node.floor_w) + " (its floor)";
     if (node.group != kNoGroup && node.group >= c.groups.size())
       return label + ": group " + std::to_string(node.group) + " does not exist";
     floors += node.floor_w;
@@ -120,6 +133,11 @@ void ClusterController::compute_fair_shares() {
   fair_share_w_.assign(n, 0.0);
   for (std::size_t i = 0; i < n; ++i)
     fair_share_w_[i] = r.feasible ? r.grants_w[leaf[i]] : config_.nodes[i].floor_w;
+}
+
+double ClusterController::idle_w(std::size_t i) const {
+  const ClusterNodeConfig &cfg = config_.nodes[i];
+  return std::isnan(cfg.idle_w) ? cfg.floor_w : cfg.idle_w;
 }
 
 std::size_t ClusterController::node_index(const std::string &name) const {
@@ -245,6 +263,7 @@ std::string ClusterController::set_budget(double budget_w, double now_s) {
            format_w(floor_sum_w_) + "); keeping " + format_w(config_.budget_w);
   config_.budget_w = budget_w;
   compute_fair_shares();
+  for (NodeState &s : nodes_) s.leaf_curve_dirty = true;  // their spare claims follow the share
   return {};
 }
 
@@ -269,14 +288,21 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
     NodeState &s = nodes_[i];
     double low = cfg.floor_w;
     double high = cfg.floor_w;
+    double share = cfg.floor_w;
     bool steered = false;
-    if (s.reported && !s.last.idle) {
+    if (s.reported && s.last.idle) {
+      // Not below what its hardware can be capped to (its domains' minimum caps).
+      low = high = std::max(idle_w(i), std::min(s.last.min_w, cfg.floor_w));
+    } else if (s.reported) {
       const NodeReport &r = s.last;
       const double node_max = std::clamp(std::min(cfg.max_w, r.max_w), cfg.floor_w, cfg.max_w);
-      const double share = std::max(cfg.floor_w, std::min(fair_share_w_[i], node_max));
-      low = std::clamp(r.need_w, cfg.floor_w, share);
+      share = std::max(cfg.floor_w, std::min(fair_share_w_[i], node_max));
+      const bool plain = !(r.steerable && !r.demand.segments().empty());
+      low = plain && config_.plain_share == PlainShare::even
+                ? share
+                : std::clamp(r.need_w, cfg.floor_w, share);
       high = low;
-      if (r.steerable && !r.demand.segments().empty()) {
+      if (!plain) {
         high = node_max;
         steered = true;
       }
@@ -310,9 +336,11 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
         prepend(d, base - low, d.segments().front().slope, shifted_curve_);
       else
         drop_front(d, low - base, shifted_curve_);
-      GainCurve *leaf_curve = &shifted_curve_;
+      // Up to its fair share, spare watts are its own before they are nobody's.
+      raise_slopes_until(shifted_curve_, share - low, kSpareGain, coarse_curve_);
+      GainCurve *leaf_curve = &coarse_curve_;
       if (config_.hysteresis > 0.0 && !std::isnan(s.granted_w)) {
-        favour_incumbent(shifted_curve_, s.granted_w - low, config_.hysteresis, leaf_curve_);
+        favour_incumbent(coarse_curve_, s.granted_w - low, config_.hysteresis, leaf_curve_);
         leaf_curve = &leaf_curve_;
       }
       tree_.swap_curve(id, *leaf_curve);
@@ -377,6 +405,7 @@ GrantMessage ClusterController::send_grant(std::size_t i, double grant_w, double
   m.node = config_.nodes[i].name;
   m.grant_w = grant_w;
   m.floor_w = config_.nodes[i].floor_w;
+  m.share_w = fair_share_w_[i];
   m.expires_at_s = expires;
   m.lease_s = config_.lease_s;
   m.epoch = config_.epoch;
@@ -393,6 +422,8 @@ ClusterNodeStatus ClusterController::node_status(std::size_t i, double now_s) co
   st.group = cfg.group;
   st.floor_w = cfg.floor_w;
   st.max_w = cfg.max_w;
+  st.idle_w = idle_w(i);
+  st.fair_share_w = fair_share_w_[i];
   st.reported = s.reported;
   st.silent = silent(s, now_s);
   st.last_report_s = s.last_report_s;

@@ -6,13 +6,25 @@
 // step() once per period, sending the GrantMessages it returns. Pure C++: time is an input,
 // no I/O, no threads, deterministic.
 //
+// Every configured node is managed: whatever runs there, its caps stay within what this
+// controller counts for it. Its share of the budget follows from what it runs (the last
+// report says: idle, plain work only, or steered work).
+//
 // Each step:
 // 1. every node becomes a leaf of an AllocTree under its groups:
-//    - no report yet, or idle (no jobs): its floor;
-//    - no steered work (unmanaged or monitor jobs only): what it needs (need_w), but not
-//      below its floor nor above its fair share (the budget split evenly over the nodes,
-//      within group limits and node ranges);
-//    - steered work: its need (so clamped) plus its demand curve up to its maximum;
+//    - no report yet: its floor;
+//    - idle (no jobs): its idle cap (idle_w, at most its floor), or the sum of its domains'
+//      minimum caps if that is higher (hardware cannot be capped lower);
+//    - no steered work (plain jobs, i.e. not power-aware, and monitor jobs only): with
+//      PlainShare::even its fair share (the budget split evenly over the nodes, within group
+//      limits and node ranges); with PlainShare::usage what it needs (need_w: its draw plus
+//      headroom, all of it while it presses against its caps), not below its floor nor above
+//      its fair share. Never steered by gradient, never more;
+//    - steered work (power-aware jobs): its need (so clamped) plus its demand curve up to its
+//      maximum. Up to its fair share, the curve's watts are worth at least a tiny gain
+//      (kSpareGain, below any real one): a power-aware node is held below its fair share only
+//      when its watts went to power-aware work with a higher gradient, never to leave them
+//      unused (opting in never costs a node its fair share for nothing);
 //    - silent (no report for silent_after_s): as its last report, but never raised (with
 //      reclaim_after_lease: its floor);
 // 2. the tree is water-filled (TreeAllocator), each steered leaf's curve weighted for
@@ -46,9 +58,11 @@
 // its floor once all have. That is only safe where a node that stops answering is down or
 // still runs its agent (a network partition), not where the agent hangs with caps above
 // its floor: hence off by default.
-// A node agent that restarts must come up at most at its floor until its first grant, with
-// no static grant, and refuse grants sent before it started (NodeController does, given
-// started_at_s): the controller cannot count caps it does not know about.
+// A node agent that restarts must not raise its caps above those in force until its first
+// grant (the node agent holds them: its static grant is at most the caps in force), and
+// refuse grants sent before it started (NodeController does, given started_at_s): the
+// controller counts the node at least at what it last confirmed and every grant sent since,
+// never at caps it does not know about.
 #pragma once
 
 #include <algorithm>
@@ -67,6 +81,18 @@ namespace powergrad {
 
 inline constexpr std::size_t kNoGroup = std::numeric_limits<std::size_t>::max();
 
+// What nodes whose jobs are all plain (not power-aware) get.
+enum class PlainShare {
+  usage,  // what they draw (plus headroom) up to their fair share
+  even,   // their fair share
+};
+const char *to_string(PlainShare share);
+
+// The marginal gain given to a power-aware node's watts up to its fair share where its own
+// curve is lower (or has ended): far below any real gain (1e-12 per watt), so those watts
+// go to it only when no steeper work wants them.
+inline constexpr double kSpareGain = 1e-12;
+
 struct ClusterGroupConfig {
   std::string name;
   // The group's own limit (a PDU's or rack's rating); +infinity: none.
@@ -79,6 +105,8 @@ struct ClusterNodeConfig {
   double floor_w = 0.0;  // guaranteed: what the node falls back to without a lease
   double max_w = 0.0;    // the most it can draw (counted so until it reports)
   std::size_t group = kNoGroup;
+  // The cap while it runs no job, in [0, floor_w]; NaN: floor_w.
+  double idle_w = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct ClusterConfig {
@@ -98,6 +126,7 @@ struct ClusterConfig {
   // coarsened, curve_ops.hpp coarsen): allocation time grows with the segments. 0: by the
   // number of nodes, 32 up to 2,000 nodes, 16 up to 20,000, 8 beyond.
   std::size_t curve_segments = 0;
+  PlainShare plain_share = PlainShare::usage;
   std::uint64_t epoch = 1;      // must rise with every controller start
   bool reclaim_after_lease = false;
 };
@@ -107,6 +136,8 @@ struct ClusterNodeStatus {
   std::size_t group = kNoGroup;
   double floor_w = 0.0;
   double max_w = 0.0;
+  double idle_w = 0.0;        // the cap it is held at while idle
+  double fair_share_w = 0.0;  // the budget split evenly (within ranges and group limits)
   bool reported = false;
   bool silent = false;
   double last_report_s = -std::numeric_limits<double>::infinity();
@@ -131,7 +162,8 @@ class ClusterController {
 
   // Empty if the configuration is usable, else the first problem, naming it: a bad number,
   // a duplicate or empty node name, a group index out of order, lease_s below period_s, the
-  // nodes' floors summing above the budget or above a group's limit.
+  // nodes' floors summing above the budget or above a group's limit, an idle cap above its
+  // node's floor.
   static std::string check_config(const ClusterConfig &config);
 
   bool ok() const { return error_.empty(); }
@@ -281,6 +313,7 @@ class ClusterController {
   GroupRange node_groups(std::size_t i) const {
     return {group_list_.data() + group_begin_[i], group_list_.data() + group_begin_[i + 1]};
   }
+  double idle_w(std::size_t i) const;
   std::vector<double> fair_share_w_;
   double floor_sum_w_ = 0.0;
   std::uint64_t seq_ = 0;

@@ -50,6 +50,10 @@ struct GrantMessage {
   std::string node;           // the node's name, as the controller's configuration has it
   double grant_w = 0.0;       // the most the node's caps may sum to while the lease runs
   double floor_w = 0.0;       // what the node falls back to when the lease ends
+  // The node's fair share of the budget: work on it that is not steered (plain jobs, jobs
+  // without an estimate yet, no job at all) is protected up to this, never beyond, so that
+  // a plain job does not live on its power-aware neighbour's gradient. 0: up to the grant.
+  double share_w = 0.0;
   double expires_at_s = 0.0;  // controller clock (clocks are synchronised: munge needs it)
   double lease_s = 0.0;       // lease length; a node also ends the lease lease_s after receipt
   std::uint64_t epoch = 0;    // the controller's incarnation: must rise on every restart

@@ -35,6 +35,28 @@ void drop_front(const GainCurve &curve, double width_w, GainCurve &out) {
   }
 }
 
+void raise_slopes_until(const GainCurve &curve, double width_w, double min_slope, GainCurve &out) {
+  if (!(width_w > 0.0) || !(min_slope > 0.0) || !std::isfinite(min_slope) || !curve.valid()) {
+    out = curve;
+    return;
+  }
+  out.clear();
+  double at = 0.0;
+  for (const GainSegment &s : curve.segments()) {
+    const double inside = std::clamp(width_w - at, 0.0, s.width_w);
+    if (inside > 0.0) out.add({inside, std::max(s.slope, min_slope)});
+    if (s.width_w > inside) out.add({s.width_w - inside, s.slope});
+    at += s.width_w;
+  }
+  if (at < width_w) out.add({width_w - at, min_slope});
+}
+
+GainCurve raise_slopes_until(const GainCurve &curve, double width_w, double min_slope) {
+  GainCurve out;
+  raise_slopes_until(curve, width_w, min_slope, out);
+  return out;
+}
+
 GainCurve drop_front(const GainCurve &curve, double width_w) {
   GainCurve out;
   drop_front(curve, width_w, out);

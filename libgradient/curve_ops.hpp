@@ -34,11 +34,20 @@ GainCurve prepend(const GainCurve &curve, double width_w, double slope);
 // estimates. Still concave. h is clamped to [0, 0.9]; h = 0 or an invalid curve: unchanged.
 GainCurve favour_incumbent(const GainCurve &curve, double held_w, double h);
 
+// The curve with every watt of its first `width_w` worth at least `min_slope`: slopes below
+// it are raised to it there, and the curve is extended to `width_w` at that slope if it is
+// shorter. Still concave (slopes never increase: once one is below min_slope, all later ones
+// are). For a claim that only spare watts should satisfy: with a min_slope below every real
+// gain, water-filling gives those watts only when nothing steeper wants them. width_w <= 0,
+// min_slope <= 0 or an invalid curve: unchanged.
+GainCurve raise_slopes_until(const GainCurve &curve, double width_w, double min_slope);
+
 // The same operations writing their result into `out` (which must not be `curve`), reusing
 // its memory: for controllers that rebuild many curves every period. Identical results.
 void drop_front(const GainCurve &curve, double width_w, GainCurve &out);
 void coarsen(const GainCurve &curve, std::size_t max_segments, GainCurve &out);
 void prepend(const GainCurve &curve, double width_w, double slope, GainCurve &out);
 void favour_incumbent(const GainCurve &curve, double held_w, double h, GainCurve &out);
+void raise_slopes_until(const GainCurve &curve, double width_w, double min_slope, GainCurve &out);
 
 }  // namespace powergrad

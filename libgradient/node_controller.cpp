@@ -64,8 +64,9 @@ std::uint64_t NodeController::next_random() { return splitmix64(rng_); }
 std::string NodeController::on_grant(const GrantMessage &grant, double now_s) {
   if (!name_.empty() && grant.node != name_)
     return "grant for node '" + grant.node + "', this is '" + name_ + "'";
-  if (!finite_nonnegative(grant.grant_w) || !finite_nonnegative(grant.floor_w))
-    return "grant or floor is negative or not finite";
+  if (!finite_nonnegative(grant.grant_w) || !finite_nonnegative(grant.floor_w) ||
+      !finite_nonnegative(grant.share_w))
+    return "grant, floor or share is negative or not finite";
   if (!std::isfinite(grant.expires_at_s)) return "lease expiry is not finite";
   if (!std::isfinite(grant.lease_s) || grant.lease_s <= 0.0) return "lease length is not positive";
   if (!std::isfinite(now_s)) return "now_s is not finite";
@@ -81,6 +82,7 @@ std::string NodeController::on_grant(const GrantMessage &grant, double now_s) {
   lease_.seq = grant.seq;
   lease_.grant_w = grant.grant_w;
   lease_.floor_w = grant.floor_w;
+  lease_.share_w = grant.share_w;
   lease_.expires_at_s = std::min(grant.expires_at_s, now_s + grant.lease_s);
   return {};
 }
@@ -195,9 +197,14 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     if (!on_domain[d].empty() && steered[d].empty()) ushare = 1.0;
     double need = dom.max_cap_w;
     const bool cap_known = std::isfinite(dom.cap_w) && dom.cap_w > 0.0;
-    if (finite_nonnegative(dom.power_w) &&
-        !(cap_known && dom.power_w >= dom.cap_w - params_.binding_margin_w))
+    // A node with no job at all holds its whole grant (the cluster controller's idle cap)
+    // evenly, so that the next job starts with it, not with the minimum caps.
+    if (in.jobs.empty()) {
+      ushare = 1.0;
+    } else if (finite_nonnegative(dom.power_w) &&
+               !(cap_known && dom.power_w >= dom.cap_w - params_.binding_margin_w)) {
       need = dom.power_w + std::max(0.0, params_.unmanaged_headroom_w);
+    }
     need = std::clamp(need, dom.min_cap_w, dom.max_cap_w);
     // A domain whose power stayed clearly below its cap ran as fast as its cores go (top
     // clock, licence or per-core limits) at the load it had: watts above that buy nothing,
@@ -273,7 +280,11 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     out.warnings.push_back("grant " + format_w(grant) + " is below the domains' minimum caps " +
                            format_w(min_sum) + ": caps held at their minimum");
   } else {
-    const AllocResult fair = allocate_uniform(grant, ranges);
+    // Work that is not steered is protected up to the node's fair share, not the whole grant:
+    // the watts above it were granted for the steered work's gradient.
+    const double plain_cap =
+        lease_.share_w > 0.0 && !lease_expired(now) ? std::min(grant, lease_.share_w) : grant;
+    const AllocResult fair = allocate_uniform(plain_cap, ranges);
     std::vector<AllocChild> children(n);
     for (std::size_t d = 0; d < n; ++d) {
       const double fair_w = fair.feasible ? fair.grants_w[d] : mins[d];

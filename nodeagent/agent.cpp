@@ -11,12 +11,38 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
+#include "hardware/snapshot_file.hpp"
+#include "hardware/sysfs_file.hpp"
 #include "nodeagent/step_channel.hpp"
 
 namespace powergrad {
 
 std::string step_socket_path(const std::string &state_dir) { return state_dir + "/agent.sock"; }
+
+std::string steps_file_path(const std::string &state_dir) { return state_dir + "/steps"; }
+
+std::optional<std::uint64_t> pid_start_ticks(const std::string &procfs_root, pid_t pid) {
+  std::ifstream f(procfs_root + "/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return std::nullopt;
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  // After the command: state is field 3, starttime field 22.
+  std::istringstream rest(line.substr(close + 1));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) {
+    if (!(rest >> field)) return std::nullopt;
+    if (i == 3 && (field == "Z" || field == "X")) return std::nullopt;
+  }
+  std::uint64_t ticks = 0;
+  for (char c : field) {
+    if (c < '0' || c > '9') return std::nullopt;
+    ticks = ticks * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return ticks;
+}
 
 std::string prepare_private_dir(const std::string &dir, uid_t owner) {
   if (dir.empty() || dir[0] != '/') return "state folder '" + dir + "' is not an absolute path";
@@ -110,6 +136,8 @@ std::string NodeAgent::start() {
     pc.procfs_root = config_.procfs_root;
     pc.incarnation = incarnation;
     pc.started_at_s = started_at_s;
+    // A node that reports to a controller is in its budget until the controller says not.
+    if (controller_) pc.management = NodeManagement::controller;
     power_ = std::make_unique<PowerControl>(pc, log_);
   }
   if (controller_ && !auth_) {
@@ -170,6 +198,7 @@ void NodeAgent::run() {
     }
   };
   if (power_) guard("restoring saved caps", [this] { power_->recover(); });
+  guard("finding running steps", [this] { restore_steps(); });
   if (controller_) {
     guard("starting the controller link", [this] {
       ControllerLinkConfig lc = *controller_;
@@ -204,6 +233,9 @@ void NodeAgent::run() {
           }
         }
         controller_connected_ = link_->connected();
+        if (std::optional<std::string> why = link_->take_not_managed()) {
+          if (power_) power_->leave_management("the controller says: " + *why);
+        }
       } else {
         rc = ::poll(fds.data(), fds.size(), static_cast<int>(wait_ms));
       }
@@ -211,6 +243,7 @@ void NodeAgent::run() {
       if (rc > 0 && (fds[0].revents & POLLIN)) handle_events();
       if (clock::now() >= next) {
         period();
+        persist_steps();
         if (power_) {
           power_->period(steps(), mono_s(), wall_now_s());
           if (link_ && power_->last_report() && link_->send_report(*power_->last_report())) {
@@ -252,6 +285,7 @@ void NodeAgent::handle_events() {
           registry_.reap([this](pid_t p) { return pid_alive(config_.procfs_root, p); });
       }
       err = registry_.apply(e, static_cast<double>(periods_.load()) * config_.period_s);
+      registry_dirty_ = true;
     }
     if (first_of_job && power_) {
       try {
@@ -272,11 +306,73 @@ void NodeAgent::handle_events() {
   }
 }
 
+void NodeAgent::persist_steps() {
+  std::string text;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!registry_dirty_) return;
+    registry_dirty_ = false;
+    text = StepRegistry::serialize(
+        registry_.steps(), [this](pid_t p) { return pid_start_ticks(config_.procfs_root, p); });
+  }
+  const std::string path = steps_file_path(config_.state_dir);
+  const hw::Status s = hw::write_file_atomic(path, text);
+  if (!s.ok()) {
+    log_(AgentLogLevel::error, "cannot keep the running steps in " + path + ": " + s.message() +
+                                   " (a restarted agent would not find them)");
+  }
+}
+
+void NodeAgent::restore_steps() {
+  const std::string path = steps_file_path(config_.state_dir);
+  if (!hw::path_exists(path)) return;
+  auto text = hw::read_small_file(path, 4 << 20);
+  if (!text.ok()) {
+    log_(AgentLogLevel::error,
+         "cannot read the running steps of the earlier agent: " + text.message());
+    return;
+  }
+  const RegistryFileParse parsed = parse_registry_file(text.value());
+  if (!parsed.error.empty()) {
+    log_(AgentLogLevel::error, path + ": " + parsed.error + "; running steps not taken over");
+    return;
+  }
+  std::map<std::string, std::size_t> found;
+  std::size_t gone = 0;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (const SavedTask &t : parsed.tasks) {
+      // The same PID with another start time is another process: not the step's task.
+      const std::optional<std::uint64_t> ticks = pid_start_ticks(config_.procfs_root, t.start.pid);
+      if (!ticks || *ticks != t.start_ticks) {
+        ++gone;
+        continue;
+      }
+      const std::string err = registry_.apply(t.start, 0.0);
+      if (err.empty()) {
+        ++found[std::to_string(t.start.job_id) + "." + t.start.step];
+      } else {
+        log_(AgentLogLevel::error, path + ": " + err);
+      }
+    }
+    registry_dirty_ = true;  // the file now says what was found
+  }
+  std::string what;
+  for (const auto &[key, tasks] : found)
+    what += (what.empty() ? "" : ", ") + key + " (" + std::to_string(tasks) + " task(s))";
+  log_(AgentLogLevel::info,
+       "running steps of an earlier agent on " + config_.node_name + ": " +
+           (found.empty() ? std::string("none") : what) +
+           (gone ? "; " + std::to_string(gone) + " task(s) had ended" : std::string()) +
+           (found.empty() ? "" : "; steered again from now"));
+}
+
 void NodeAgent::period() {
   std::vector<std::string> dropped;
   {
     std::lock_guard<std::mutex> g(mu_);
     dropped = registry_.reap([this](pid_t p) { return pid_alive(config_.procfs_root, p); });
+    if (!dropped.empty()) registry_dirty_ = true;
   }
   for (const std::string &key : dropped) {
     log_(AgentLogLevel::info, "job " + key + " unregistered: its processes are gone");

@@ -34,6 +34,12 @@ struct AgentConfig {
 
 // The socket slurmstepd talks to, inside state_dir.
 std::string step_socket_path(const std::string &state_dir);
+// The registry of running steps, kept for the next agent (StepRegistry::serialize).
+std::string steps_file_path(const std::string &state_dir);
+
+// The start time of process `pid` (field 22 of procfs' stat, clock ticks since boot), or
+// nullopt when it does not run.
+std::optional<std::uint64_t> pid_start_ticks(const std::string &procfs_root, pid_t pid);
 
 // Creates `dir` (and missing parents, 0755) with mode 0700 if absent, then checks that it is
 // a directory owned by `owner` and not writable by group or others: a folder others can
@@ -79,6 +85,11 @@ class NodeAgent {
   void run();
   void handle_events();
   void period();
+  // The steps an earlier agent registered that still run (same PID, same start time), taken
+  // back into the registry at start: a slurmd restart does not lose them.
+  void restore_steps();
+  // Writes the registry file when the registry changed since the last write.
+  void persist_steps();
 
   AgentConfig config_;
   AgentLog log_;
@@ -87,6 +98,7 @@ class NodeAgent {
   int wake_fd_ = -1;  // eventfd: stop() writes it
   mutable std::mutex mu_;
   StepRegistry registry_;
+  bool registry_dirty_ = false;  // under mu_
   std::atomic<unsigned long> periods_{0};
   std::optional<PowerControlConfig> power_config_;
   std::unique_ptr<PowerControl> power_;

@@ -80,8 +80,15 @@ std::vector<GrantMessage> ControllerLink::poll(double now_s, int max_wait_ms,
   return grants;
 }
 
+std::optional<std::string> ControllerLink::take_not_managed() {
+  std::optional<std::string> r;
+  r.swap(not_managed_);
+  return r;
+}
+
 void ControllerLink::on_failure(const proto::ClientEvent &e, double now_s, bool was_open) {
   ++failures_;
+  if (e.status.code == proto::Errc::not_managed) not_managed_ = e.status.message;
   const std::string retry = "; next attempt in " + seconds(e.next_attempt_at_s - now_s) + " s";
   if (was_open) {
     // A lost session is news every time; the attempts that follow are rate-limited.

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,9 @@ class ControllerLink {
   bool send_report(const NodeReport &report);
 
   bool connected() const { return endpoint_.established(); }
+  // The controller closed the session saying this node is not managed (not_managed): its
+  // words, once; nullopt otherwise.
+  std::optional<std::string> take_not_managed();
   std::string address() const { return config_.host + ":" + config_.port; }
   unsigned long reports_sent() const { return reports_sent_; }
   unsigned long grants_received() const { return grants_received_; }
@@ -73,6 +77,7 @@ class ControllerLink {
   unsigned long grants_received_ = 0;
   unsigned long sessions_opened_ = 0;
   unsigned long failures_ = 0;  // since the last open session
+  std::optional<std::string> not_managed_;
   double last_failure_log_s_ = 0.0;
 };
 

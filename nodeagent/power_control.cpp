@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <limits>
@@ -18,6 +19,8 @@
 namespace powergrad {
 
 std::string saved_caps_path(const std::string &state_dir) { return state_dir + "/saved-caps"; }
+
+std::string managed_marker_path(const std::string &state_dir) { return state_dir + "/managed"; }
 
 namespace {
 
@@ -41,6 +44,16 @@ std::uint32_t job_id_of(const std::string &key) {
 
 }  // namespace
 
+const char *to_string(NodeManagement m) {
+  switch (m) {
+    case NodeManagement::local:
+      return "local";
+    case NodeManagement::controller:
+      return "controller";
+  }
+  return "?";
+}
+
 PowerControl::PowerControl(PowerControlConfig config, AgentLog log)
     : config_(std::move(config)),
       log_(std::move(log)),
@@ -54,7 +67,67 @@ std::vector<JobEnergySummary> PowerControl::job_summaries() const {
   return ledger_.summaries();
 }
 
-void PowerControl::recover() { restore_from_file("left by a previous agent (crash recovery)"); }
+void PowerControl::recover() {
+  struct stat st;
+  const bool marked = ::lstat(managed_marker_path(config_.state_dir).c_str(), &st) == 0;
+  if (marked && config_.management == NodeManagement::controller) {
+    managed_ = true;
+    adopt_saved_file();
+    return;
+  }
+  restore_from_file("left by a previous agent (crash recovery)");
+  // Without a controller the node is no longer in a cluster budget.
+  if (marked && !control_blocked_) set_managed(false);
+}
+
+void PowerControl::set_managed(bool on) {
+  managed_ = on;
+  const std::string path = managed_marker_path(config_.state_dir);
+  const hw::Status s = on ? hw::write_file_atomic(path, "managed by the cluster controller of " +
+                                                            config_.node_name + "\n")
+                          : (::unlink(path.c_str()) == 0 || errno == ENOENT
+                                 ? hw::Status::success()
+                                 : hw::Status::failure(path + ": " + std::strerror(errno), errno));
+  if (!s.ok()) {
+    log_(AgentLogLevel::error, std::string("cannot ") + (on ? "write " : "remove ") + path + ": " +
+                                   s.message() +
+                                   (on ? " (an agent started after a slurmd crash would not know "
+                                         "the node is managed)"
+                                       : ""));
+  }
+}
+
+// A managed node's caps stay as they are when its agent starts: the controller counts them
+// until this agent reports. The admin's settings that an earlier agent saved are what a
+// release must put back, so they are taken over, not restored.
+void PowerControl::adopt_saved_file() {
+  const std::string path = saved_caps_path(config_.state_dir);
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return;
+  auto loaded = hw::load_snapshot_file(path);
+  if (!loaded.ok()) {
+    log_(AgentLogLevel::error, "cannot read the saved caps " + path + ": " + loaded.message() +
+                                   "; caps are left alone on " + config_.node_name +
+                                   " until the file is restored or removed by hand");
+    control_blocked_ = true;
+    return;
+  }
+  saved_ = loaded.value();
+  log_(AgentLogLevel::info, "the admin's settings saved by an earlier agent stay on record in " +
+                                path + "; caps in force are kept on managed node " +
+                                config_.node_name + " (never raised without a grant)");
+}
+
+void PowerControl::leave_management(const std::string &why) {
+  if (!managed()) return;
+  set_managed(false);
+  log_(AgentLogLevel::info, "node " + config_.node_name + " leaves PowerGrad's management (" + why +
+                                "): the admin's settings come back");
+  if (hardware_ready_ && !monitor_only_) make_controller(false);
+  // Nothing saved: nothing was changed since the settings were last given back. A failed
+  // restore is retried every period (control() on a node that is not managed).
+  restore_caps("the node left PowerGrad's management");
+}
 
 bool PowerControl::restore_from_file(const std::string &why) {
   const std::string path = saved_caps_path(config_.state_dir);
@@ -91,6 +164,7 @@ bool PowerControl::restore_from_file(const std::string &why) {
 }
 
 bool PowerControl::new_job(std::uint32_t job_id, const std::vector<RegisteredStep> &steps) {
+  if (managed()) return false;  // its caps stay within its lease whatever runs
   for (const RegisteredStep &rs : steps) {
     if (rs.job_id != job_id && rs.power_aware()) return false;  // its caps are in use
   }
@@ -106,6 +180,12 @@ std::string PowerControl::on_grant(const GrantMessage &grant, double wall_s) {
   const NodeLease before = controller_->lease();
   std::string err = controller_->on_grant(grant, wall_s);
   if (!err.empty()) return err;
+  if (!managed() && config_.management == NodeManagement::controller) {
+    set_managed(true);
+    log_(AgentLogLevel::info, "node " + config_.node_name +
+                                  " is managed by the cluster controller: its caps stay within "
+                                  "its leases whatever runs there");
+  }
   const NodeLease &l = controller_->lease();
   const std::string what = "lease (" + std::to_string(l.epoch) + ", " + std::to_string(l.seq) +
                            "): grant " + fmt_w(l.grant_w) + " W, floor " + fmt_w(l.floor_w) +
@@ -142,7 +222,8 @@ void PowerControl::enforce_grant(double wall_s) {
   bool power_aware = false;
   for (const auto &kv : steps_) power_aware = power_aware || kv.second.mode != "off";
   // Only lowerings: a drop never raises a cap in force.
-  const bool changed = power_aware && !control_blocked_ && write_caps(*dec, doms, true);
+  const bool changed =
+      (managed() || power_aware) && !control_blocked_ && write_caps(*dec, doms, true);
   NodeReport r = dec->report;
   r.caps_w = caps_in_force_sum_w(doms);
   fill_accounting(r);
@@ -215,13 +296,10 @@ void PowerControl::setup_hardware() {
     sum_min += pd.value().min_cap_w;
     sum_max += pd.value().max_cap_w;
   }
-  NodeControllerParams params;
-  params.static_grant_w = config_.grant_w ? *config_.grant_w : sum_max;
-  params.floor_w = std::min(config_.floor_w ? *config_.floor_w : sum_min, *params.static_grant_w);
-  params.incarnation = config_.incarnation;
-  params.started_at_s = config_.started_at_s;
-  controller_ = std::make_unique<NodeController>(config_.node_name, params);
+  domains_min_w_ = sum_min;
+  domains_max_w_ = sum_max;
   monitor_only_ = false;
+  make_controller(managed());
   if (config_.cpufreq && !package_of_cpu_.empty()) {
     hw::Status cs = cpufreq_.discover();
     cpufreq_ready_ = cs.ok();
@@ -232,10 +310,51 @@ void PowerControl::setup_hardware() {
                         : "no per-core frequency limits on " + config_.node_name + " (" +
                               cs.message() + ")");
   }
-  log_(AgentLogLevel::info,
-       "power control on " + config_.node_name + ": " + std::to_string(domains_.size()) +
-           " package domain(s), range " + fmt_w(sum_min) + ".." + fmt_w(sum_max) + " W, grant " +
-           fmt_w(*params.static_grant_w) + " W, floor " + fmt_w(params.floor_w) + " W");
+  adopt_freq_limits();
+  const NodeControllerParams &params = controller_->params();
+  log_(AgentLogLevel::info, "power control on " + config_.node_name + " (" +
+                                (managed() ? "managed"
+                                 : config_.management == NodeManagement::controller
+                                     ? "not managed until the controller's first lease"
+                                     : "no controller") +
+                                "): " + std::to_string(domains_.size()) +
+                                " package domain(s), range " + fmt_w(sum_min) + ".." +
+                                fmt_w(sum_max) + " W, " + (managed() ? "held at " : "grant ") +
+                                fmt_w(params.static_grant_w.value_or(params.floor_w)) + " W" +
+                                (managed() ? " until the controller's grant" : "") + ", floor " +
+                                fmt_w(params.floor_w) + " W");
+}
+
+// The node's local controller. Its grant until a controller's lease arrives: grant=, else
+// every domain's maximum; on a managed node never more than the caps in force now (an agent
+// that starts must not raise what the controller counts, whatever it was when the last
+// agent stopped).
+void PowerControl::make_controller(bool managed_node) {
+  NodeControllerParams params;
+  double grant = config_.grant_w ? *config_.grant_w : domains_max_w_;
+  if (managed_node) {
+    double in_force = 0.0;
+    for (std::size_t d = 0; d < domains_.size(); ++d) {
+      const std::optional<double> cap = cap_in_force_w(d);
+      in_force += cap ? *cap : domains_max_w_ / static_cast<double>(domains_.size());
+    }
+    grant = std::min(grant, in_force);
+  }
+  params.static_grant_w = grant;
+  params.floor_w = std::min(config_.floor_w ? *config_.floor_w : domains_min_w_, grant);
+  params.incarnation = config_.incarnation;
+  params.started_at_s = config_.started_at_s;
+  controller_ = std::make_unique<NodeController>(config_.node_name, params);
+}
+
+// Per-core limits an earlier agent set (below the admin's saved values) are this agent's to
+// manage and give back: without this they would stay until the admin restores them by hand.
+void PowerControl::adopt_freq_limits() {
+  if (!cpufreq_ready_ || !saved_) return;
+  for (const hw::CpufreqCpuSnapshot &c : saved_->cpufreq.cpus) {
+    auto cur = cpufreq_.max_freq_khz(c.cpu);
+    if (cur.ok() && cur.value() < c.scaling_max_freq_khz) freq_set_[c.cpu] = cur.value();
+  }
 }
 
 void PowerControl::setup_counters() {
@@ -441,11 +560,12 @@ void PowerControl::control(double now_s, double wall_s) {
   if (monitor_only_ || !controller_) return;
   bool power_aware = false;
   for (const auto &kv : steps_) power_aware = power_aware || kv.second.mode != "off";
-  if (!power_aware && saved_) restore_caps("no power-aware step left");
+  if (!managed() && !power_aware && saved_) restore_caps("no power-aware step left");
   if (interval_s_ <= 0.0) return;
-  // Caps are written only for power-aware steps, and never over a saved-caps file we could
-  // not restore; the controller still runs every period, for its report and its lease.
-  const bool write_caps_now = power_aware && !control_blocked_;
+  // A managed node's caps are held within its lease whatever runs there; a local node's are
+  // written only for power-aware steps. Never over a saved-caps file we could not read; the
+  // controller still runs every period, for its report and its lease.
+  const bool write_caps_now = (managed() || power_aware) && !control_blocked_;
   NodeInputs in;
   in.now_s = wall_s;
   if (!domain_inputs(in.domains)) return;
@@ -890,6 +1010,15 @@ void PowerControl::shutdown() {
   std::vector<std::string> keys;
   for (const auto &kv : steps_) keys.push_back(kv.first);
   for (const std::string &k : keys) finish_step(k);
+  if (managed() && saved_) {
+    // Its jobs run on under slurmstepd, and the controller counts the node at its caps
+    // until an agent reports again: nothing may rise. An idle node is already held at its
+    // grant (the idle cap).
+    log_(AgentLogLevel::info, "agent stopping on managed node " + config_.node_name +
+                                  ": caps left as they are; the admin's settings stay saved in " +
+                                  saved_caps_path(config_.state_dir));
+    return;
+  }
   restore_caps("agent stopping");
 }
 

@@ -5,16 +5,30 @@
 //
 // Power domains are the powercap packages. A machine without powercap (or with energy-only
 // zones, e.g. AMD) runs in monitor mode: it measures what it can and never writes.
-// Caps are written only while a power-aware step (latency, throughput, monitor) runs; plain
-// steps are measured (they count toward the node's power) but never cause a change.
+// Management: a node that reports to a controller (PowerControlConfig::management) is
+// managed from the controller's first accepted grant on, until the controller says it is
+// not in its groups (leave_management). That state outlives the agent: <state_dir>/managed
+// marks it, so an agent that starts after a stop, a restart or a crash of slurmd (whose jobs
+// ran on) is managed at once.
+// - managed: the node is in the cluster budget. Its caps are held within its lease whatever
+//   runs there: plain jobs and no job at all included. They are never raised above what is
+//   in force without a grant: an agent that starts holds the caps in force until the
+//   controller's first grant. Stopping leaves the caps as they are (an idle node is already
+//   held at its grant, the idle cap); the admin's settings come back only when the node
+//   leaves management.
+// - otherwise (no controller, or none has granted a lease yet, or it released the node):
+//   caps are written only while a power-aware step (latency, throughput, monitor) runs,
+//   within the static grant (grant=, else the domains' maxima); plain steps are measured
+//   (they count toward the node's power) but never cause a change.
 //
 // Saved caps: before the first write, every zone's settings (HardwareSnapshot) go to
-// <state_dir>/saved-caps. They are restored, and the file removed, when no power-aware step
-// is left, when the agent stops, at agent start if the file is there (a crashed agent), and
-// when a new job arrives while no power-aware step is left (new_job: an epilog, or the
-// period that would have noticed the end of the last job, was missed). A restore that fails
-// is retried every period; its failure is logged once, then at most once a minute, and its
-// recovery once.
+// <state_dir>/saved-caps. On a managed node they stay on record until it leaves management
+// (an agent that starts takes the file over as the admin's settings). Otherwise they
+// are restored, and the file removed, when no power-aware step is left, when the agent
+// stops, at agent start if the file is there (a crashed agent), and when a new job arrives
+// while no power-aware step is left (new_job: an epilog, or the period that would have
+// noticed the end of the last job, was missed). A restore that fails is retried every
+// period; its failure is logged once, then at most once a minute, and its recovery once.
 //
 // Grants: the node's watts come from the static grant (plugin arguments) until the cluster
 // controller grants a lease (on_grant); NodeController enforces the lease rules (never above
@@ -62,7 +76,14 @@
 
 namespace powergrad {
 
+enum class NodeManagement {
+  local,       // no controller: caps only for power-aware steps, admin's settings back after
+  controller,  // reports to a controller: managed once it grants a lease (see above)
+};
+const char *to_string(NodeManagement m);
+
 struct PowerControlConfig {
+  NodeManagement management = NodeManagement::local;
   std::string node_name;
   std::string state_dir;
   std::string sysfs_root = "/sys";
@@ -84,6 +105,8 @@ struct PowerControlConfig {
 };
 
 std::string saved_caps_path(const std::string &state_dir);
+// Present while the node is managed by the cluster controller (see above).
+std::string managed_marker_path(const std::string &state_dir);
 
 class PowerControl {
  public:
@@ -92,8 +115,16 @@ class PowerControl {
   PowerControl(const PowerControl &) = delete;
   PowerControl &operator=(const PowerControl &) = delete;
 
-  // At agent start: a saved-caps file left by a previous agent is restored and removed.
+  // At agent start: on a managed node (the marker file is there and a controller is
+  // configured) a saved-caps file is taken over as the admin's settings on record, and the
+  // caps in force are left as they are; otherwise it is restored and removed (a crashed
+  // agent), and a stale marker removed.
   void recover();
+  // The controller says this node is not in its budget: the admin's settings are restored
+  // (and the saved file removed), and the node runs as a local one until a grant arrives.
+  void leave_management(const std::string &why);
+  // Managed now: a controller granted a lease, and has not released the node since.
+  bool managed() const { return config_.management == NodeManagement::controller && managed_; }
   // One control period at monotonic time now_s with the steps registered now. wall_s is
   // the wall clock (seconds since the epoch) that leases run on; NaN: now_s (tests that run
   // without a controller).
@@ -145,6 +176,9 @@ class PowerControl {
   };
 
   void setup_hardware();
+  void make_controller(bool managed_node);
+  void adopt_saved_file();
+  void adopt_freq_limits();
   void setup_counters();
   void sync_steps(const std::vector<RegisteredStep> &steps, double now_s);
   void start_step(const RegisteredStep &rs, Step &st, double now_s);
@@ -175,6 +209,9 @@ class PowerControl {
   bool hardware_ready_ = false;
   bool monitor_only_ = true;
   bool control_blocked_ = false;  // a saved-caps file we could not restore: never write
+  bool managed_ = false;          // see managed()
+  void set_managed(bool on);      // managed_ and its marker file
+  double domains_min_w_ = 0.0, domains_max_w_ = 0.0;
   hw::PowercapTree tree_;
   std::vector<Domain> domains_;
   int cores_per_domain_ = 1;

@@ -65,8 +65,7 @@ StepChannelServer StepChannelServer::open(const std::string &path, uid_t allowed
     }
     // A socket someone still answers on belongs to a running agent (e.g. two slurmd on
     // one host with the same state_dir): never steal it. Otherwise it is stale.
-    UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-    if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0) {
+    if (step_socket_in_use(path)) {
       s.error_ = "'" + path +
                  "' is in use by a running node agent (several slurmd with one state_dir? "
                  "put %n in state_dir)";
@@ -144,6 +143,14 @@ std::vector<ReceivedStepEvent> StepChannelServer::drain(int timeout_ms) {
     out.push_back(r);
   }
   return out;
+}
+
+bool step_socket_in_use(const std::string &path) {
+  sockaddr_un addr;
+  std::string error;
+  if (!make_address(path, addr, error)) return false;
+  UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  return probe && ::connect(probe.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
 }
 
 std::string send_step_event(const std::string &path, const StepEvent &event, int timeout_ms) {

@@ -54,6 +54,9 @@ class StepChannelServer {
 
 // Sends one event to the agent at `path` and waits at most timeout_ms for its answer.
 // Returns "" when the agent accepted it, else the reason (agent absent, refused, timed out).
+// Whether a node agent answers on the socket at `path` (a stale socket file does not).
+bool step_socket_in_use(const std::string &path);
+
 std::string send_step_event(const std::string &path, const StepEvent &event, int timeout_ms = 200);
 
 }  // namespace powergrad

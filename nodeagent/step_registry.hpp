@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -51,10 +52,33 @@ class StepRegistry {
   bool has_power_aware_step() const;
   std::size_t size() const { return steps_.size(); }
 
+  // Where the registry is kept across agent restarts (slurmd restarts while its jobs run
+  // on): the agent writes it on every change, and a new agent reads it back.
+  //   powergrad-steps 1
+  //   <pid start time, in clock ticks since boot> <a task_start step event>
+  //   ...
+  //   end
+  // Tasks whose start time is unknown (already gone) are left out.
+  static std::string serialize(
+      const std::vector<RegisteredStep> &steps,
+      const std::function<std::optional<std::uint64_t>(pid_t)> &start_ticks);
+
  private:
   using Key = std::pair<uint32_t, std::string>;
   RegistryLimits limits_;
   std::map<Key, RegisteredStep> steps_;
 };
+
+// A task read back from a registry file: its start event, and its process's start time (a
+// PID of the same number but another start time is another process).
+struct SavedTask {
+  StepEvent start;
+  std::uint64_t start_ticks = 0;
+};
+struct RegistryFileParse {
+  std::vector<SavedTask> tasks;
+  std::string error;  // "" or "line N: what is wrong" (then tasks is empty)
+};
+RegistryFileParse parse_registry_file(const std::string &text);
 
 }  // namespace powergrad

@@ -123,6 +123,7 @@ void encode(WireWriter &w, const GrantMessage &g) {
   w.str(g.node, kMaxNameLen, TextKind::ident, "grant.node");
   w.f64(g.grant_w, "grant.grant_w");
   w.f64(g.floor_w, "grant.floor_w");
+  w.f64(g.share_w, "grant.share_w");
   w.f64(g.expires_at_s, "grant.expires_at_s");
   w.f64(g.lease_s, "grant.lease_s");
   w.u64(g.epoch);
@@ -255,6 +256,7 @@ void decode(WireReader &r, GrantMessage &g) {
   g.node = r.str(kMaxNameLen, TextKind::ident, "grant.node");
   g.grant_w = r.f64("grant.grant_w");
   g.floor_w = r.f64("grant.floor_w");
+  g.share_w = r.f64("grant.share_w");
   g.expires_at_s = r.f64("grant.expires_at_s");
   g.lease_s = r.f64("grant.lease_s");
   g.epoch = r.u64("grant.epoch");

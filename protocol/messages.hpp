@@ -85,7 +85,7 @@ constexpr std::size_t kMaxReportPayload =
     string_wire_max(kMaxNameLen) + 2 * kU64 + kF64 + kF64Ext + 2 * kU64 + kF64 + kF64Ext + kU8 +
     kF64 + 4 * kF64 + kF64Ext + 2 * kU8 + kU32 + kMaxCurveSegments * kSegmentWire + kU32 +
     kMaxJobsPerReport * kMaxJobSummaryWire;
-constexpr std::size_t kMaxGrantPayload = string_wire_max(kMaxNameLen) + 4 * kF64 + 2 * kU64;
+constexpr std::size_t kMaxGrantPayload = string_wire_max(kMaxNameLen) + 5 * kF64 + 2 * kU64;
 constexpr std::size_t kMaxAdminStatusPayload = string_wire_max(kMaxStatusJsonLen);
 constexpr std::size_t kMaxAdminSetBudgetPayload = kF64;
 constexpr std::size_t kMaxAdminResultPayload = kU16 + string_wire_max(kMaxMessageLen);

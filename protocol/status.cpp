@@ -50,6 +50,8 @@ const char *errc_name(Errc code) {
       return "no_session";
     case Errc::permission_denied:
       return "permission_denied";
+    case Errc::not_managed:
+      return "not_managed";
     case Errc::auth_unavailable:
       return "auth_unavailable";
     case Errc::cred_invalid:

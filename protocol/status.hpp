@@ -42,6 +42,7 @@ enum class Errc : std::uint16_t {
   unexpected_type = 303,    // a type this side, role or session state does not accept
   no_session = 304,         // sealing or opening without an established session
   permission_denied = 305,  // an admin request from a uid that is not an admin
+  not_managed = 306,        // a node the controller's configuration does not manage
 
   // Authentication: munge and the handshake's checks on what it carries.
   auth_unavailable = 400,   // munged not reachable (socket missing, daemon down)

@@ -3,10 +3,12 @@
 # a real Slurm cluster (munged, slurmctld, 4 slurmd, slurmdbd + MariaDB) with both PowerGrad
 # plugins; every node has an emulated dual-socket powercap tree (2 x 205 W packages) and a
 # power emulator, and the cluster budget (800 W) is below what the nodes can draw (1640 W).
-# Runs a compute-bound and a memory-bound --power-aware job (2 nodes each) and shows, while
-# they run, `powergrad status` and the caps in force per node (the compute-bound job's nodes
-# get more), lowers the budget with `powergrad set-budget`, then shows the jobs' records in
-# sacct, `powergrad report` and a job's power plot (SVG). Under a minute after the build.
+# Runs a compute-bound and a memory-bound --power-aware job (n1, n2), a plain job (n3, not
+# power-aware) and leaves n4 idle, and shows, while they run, `powergrad status` and the caps
+# in force per node: the idle node at its idle cap, the plain one at most at its fair share,
+# the power-aware ones sharing the rest by gradient (the compute-bound job gets more); lowers
+# the budget with `powergrad set-budget`, then shows the jobs' records in sacct, `powergrad
+# report` and a job's power plot (SVG). Under a minute after the build.
 # Tears the cluster down at the end (--keep leaves it up; then
 # `PG_CLUSTER_DIR=/tmp/powergrad-demo tests/cluster/pgcluster down` stops it).
 set -euo pipefail
@@ -59,7 +61,7 @@ pgc=$top/tests/cluster/pgcluster
 nodes="n1 n2 n3 n4"
 nodes_dir=$PG_CLUSTER_DIR/nodes
 work=$PG_CLUSTER_DIR/work
-budget=800 low_budget=600 floor=110 pkg_w=205
+budget=800 low_budget=600 floor=110 idle_cap=105 pkg_w=205
 node_max=$((2 * pkg_w)) cluster_max=$((4 * 2 * pkg_w))
 port=$((PG_PORT_BASE + 3))
 sampler=''
@@ -97,6 +99,8 @@ ControlPeriod=1
 LeaseTime=3
 NodeFloor=$floor
 NodeMax=$node_max
+IdleCap=$idle_cap
+PlainShare=usage
 AdminUsers=root"
 # The node agent (SPANK plugin) of each slurmd: its own state folder and powercap tree (%n),
 # emulated counters, and the controller in slurmctld to report to.
@@ -119,7 +123,7 @@ say "a bad mode is refused:"
 srun --power-aware=fast -N1 true 2>&1 | indent || true
 
 # ------------------------------------------------------------------ 3. two jobs
-section "3. Two power-aware jobs of 2 nodes each, sharing the budget"
+section "3. Two power-aware jobs, a plain job and an idle node under one budget"
 tree_uw() { cat "$nodes_dir/$1/sys/class/powercap/intel-rapl:$2/constraint_0_power_limit_uw"; }
 tree_w() { echo $(( ($(tree_uw "$1" 0) + $(tree_uw "$1" 1)) / 1000000 )); }
 trees_sum() { local n t=0; for n in $nodes; do t=$((t + $(tree_w "$n"))); done; echo "$t"; }
@@ -132,23 +136,27 @@ sys.exit(0 if all(k in n and n[k]["connected"] and n[k]["grant_w"] is not None
 }
 wait_until 30 sessions || say "(not every node agent reports to the controller yet)"
 
-submit() {  # NAME NODES: held until its workload is written under its id
-  sbatch --parsable -H --power-aware=throughput -N2 -w "$2" -J "$1" -t 3 -D "$work" -o /dev/null \
-    --wrap "srun --power-aware=throughput bash -c 'while [ ! -e $work/STOP ]; do sleep 0.5; done'"
+submit() {  # NAME NODE [OPTION]: held until its workload is written under its id
+  sbatch --parsable -H ${3:+"$3"} -N1 -w "$2" -J "$1" -t 3 -D "$work" -o /dev/null \
+    --wrap "srun ${3:-} bash -c 'while [ ! -e $work/STOP ]; do sleep 0.5; done'"
 }
-ja=$(submit resnet-like 'n[1-2]')
-jb=$(submit dlrm-like 'n[3-4]')
+ja=$(submit resnet-like n1 --power-aware=throughput)
+jb=$(submit dlrm-like n2 --power-aware=throughput)
+jp=$(submit plain n3)
 {
   echo "$ja memory_share=0.1,busy_cpus=4,zone=intel-rapl:0"
   echo "$jb memory_share=0.8,busy_cpus=4,zone=intel-rapl:0"
+  echo "$jp memory_share=0.1,busy_cpus=4,zone=intel-rapl:0"
 } > "$emulate"
-scontrol release "$ja" "$jb"
+scontrol release "$ja" "$jb" "$jp"
 t_jobs=$(now)
-declare -A job_of=([n1]="$ja resnet-like" [n2]="$ja resnet-like" [n3]="$jb dlrm-like" [n4]="$jb dlrm-like")
-printf '    %-7s %-12s %-6s %-13s %s\n' JOBID NAME NODES WORKLOAD "MEMORY_SHARE (emulated counters)"
-printf '    %-7s %-12s %-6s %-13s %s\n' "$ja" resnet-like 'n[1-2]' compute-bound 0.1
-printf '    %-7s %-12s %-6s %-13s %s\n' "$jb" dlrm-like 'n[3-4]' memory-bound 0.8
-running() { [ "$(squeue -h -t R -j "$ja,$jb" | wc -l)" = 2 ]; }
+declare -A job_of=([n1]="$ja resnet-like" [n2]="$jb dlrm-like" [n3]="$jp plain" [n4]="(idle)")
+printf '    %-7s %-12s %-5s %-13s %-32s %s\n' JOBID NAME NODE WORKLOAD "MEMORY_SHARE (emulated counters)" OPTION
+printf '    %-7s %-12s %-5s %-13s %-32s %s\n' "$ja" resnet-like n1 compute-bound 0.1 --power-aware=throughput
+printf '    %-7s %-12s %-5s %-13s %-32s %s\n' "$jb" dlrm-like n2 memory-bound 0.8 --power-aware=throughput
+printf '    %-7s %-12s %-5s %-13s %-32s %s\n' "$jp" plain n3 compute-bound 0.1 "(none: a plain job)"
+say "n4 runs nothing (idle)"
+running() { [ "$(squeue -h -t R -j "$ja,$jb,$jp" | wc -l)" = 3 ]; }
 wait_until 30 running || { say "the jobs did not start:"; squeue | indent; exit 1; }
 within_budget() { [ "$(trees_sum)" -le "$budget" ]; }
 wait_until 20 within_budget || say "(the caps are not yet within the budget)"
@@ -175,11 +183,13 @@ caps_table() {  # BUDGET
   printf '    %-25s %29s  (%s)\n' "cluster budget" "$1 W" \
     "$([ "$sum" -le "$1" ] && echo "within it" || echo "ABOVE IT")"
 }
-caps_mean() {  # FROM_T TO_T: mean caps of each job's nodes in that window
-  awk -v a="$1" -v b="$2" -v ja="$ja" -v jb="$jb" '
-    $1 >= a && $1 <= b { x += $2 + $3; y += $4 + $5; k++ }
-    END { if (k) printf "    %-28s %5.0f W\n    %-28s %5.0f W\n    (means of the sums of their nodes'"'"' caps over the last %.0f s)\n",
-                        "job " ja " resnet-like n[1-2]:", x / k, "job " jb " dlrm-like   n[3-4]:", y / k, b - a }' "$samples"
+caps_mean() {  # FROM_T TO_T: mean caps of each node in that window
+  awk -v a="$1" -v b="$2" -v ja="$ja" -v jb="$jb" -v jp="$jp" '
+    $1 >= a && $1 <= b { w += $2; x += $3; y += $4; z += $5; k++ }
+    END { if (k) printf "    %-38s %5.0f W\n    %-38s %5.0f W\n    %-38s %5.0f W\n    %-38s %5.0f W\n    (means of each node'"'"'s caps over the last %.0f s)\n",
+                        "n1 job " ja " resnet-like (power-aware):", w / k,
+                        "n2 job " jb " dlrm-like (power-aware):", x / k,
+                        "n3 job " jp " plain:", y / k, "n4 idle:", z / k, b - a }' "$samples"
 }
 
 section "4. While they run: the controller's view and the caps in the nodes' trees"
@@ -193,7 +203,9 @@ say "" "\$ powergrad status   (5 s later)"
 say "" "caps in force (each node's powercap tree, long-term limit of both packages; the" \
   "emulated work runs on package 0, so PowerGrad gives the node's cap to it):"
 caps_table "$budget"
-say "" "the compute-bound job's nodes get more of the budget (a watt buys it more progress):"
+say "" "n4 (idle) is held at its idle cap ($idle_cap W), n3 (plain) at most at its fair share" \
+  "($((budget / 4)) W), and the power-aware jobs share the rest by gradient: the compute-bound" \
+  "one (a watt buys it more progress) gets more than the memory-bound one:"
 caps_mean "$t_win" "$(now)"
 
 section "5. The admin lowers the budget at run time"
@@ -206,7 +218,7 @@ say "" "3 s (3 control periods) later:" "\$ powergrad status"
 say "" "caps in force:"
 caps_table "$low_budget"
 sleep 5
-say "" "the compute-bound job's nodes still get more (since the change):"
+say "" "since the change (fair share now $((low_budget / 4)) W):"
 caps_mean "$t_set" "$(now)"
 
 # ------------------------------------------------------------------ 6. the records
@@ -214,10 +226,8 @@ section "6. After the jobs: PowerGrad's records in Slurm accounting"
 touch "$work/STOP"
 wait "$sampler" 2>/dev/null || true
 sampler=''
-say "the jobs end (they ran ~$(awk -v a="$t_jobs" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s); a plain job runs too:"
-# shellcheck disable=SC2016 # expanded on the node
-srun -N1 -J plain bash -c 'echo "$SLURMD_NODENAME: plain job done"' 2>&1 | indent
-ended() { [ -z "$(squeue -h -j "$ja,$jb")" ]; }
+say "the jobs end (they ran ~$(awk -v a="$t_jobs" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s)"
+ended() { [ -z "$(squeue -h -j "$ja,$jb,$jp")" ]; }
 wait_until 60 ended || { say "the jobs are still listed:"; squeue | indent; }
 recorded() {
   local c

@@ -188,6 +188,18 @@ void ControllerService::handle(const std::vector<proto::ControllerEvent> &events
 void ControllerService::on_message(const proto::ControllerEvent &e) {
   const double wall = clock_.wall_s();
   if (const auto *report = std::get_if<NodeReport>(&e.message)) {
+    if (controller_.node_index(report->node) == kNoIndex) {
+      // Not in the groups: not in the budget. The agent is told, so that it gives the node
+      // its admin's settings back instead of holding a lease that will never come.
+      const std::string why = "node '" + report->node +
+                              "' is in no group of powergrad.conf: it is not managed (not in "
+                              "the budget)";
+      if (!unmanaged_seen_.count(report->node))
+        log(ServiceLogLevel::info, why + "; its agent is told to give it back its settings");
+      unmanaged_seen_[report->node] = wall;
+      endpoint_.close(e.connection, proto::Status::error(proto::Errc::not_managed, why));
+      return;
+    }
     const std::string err = controller_.on_report(*report, wall);
     if (!err.empty()) {
       // Logged once per distinct reason per node, not once per period.
@@ -328,10 +340,9 @@ std::string ControllerService::status_json() const {
   } else {
     o << "null";
   }
-  o
-    << ",\"schedule\":" << (settings_.schedule ? json_string(settings_.schedule_path) : "null")
+  o << ",\"schedule\":" << (settings_.schedule ? json_string(settings_.schedule_path) : "null")
     << ",\"period_s\":" << json_number(cfg.period_s) << ",\"lease_s\":" << json_number(cfg.lease_s)
-    << ",\"epoch\":" << cfg.epoch
+    << ",\"epoch\":" << cfg.epoch << ",\"plain_share\":" << json_string(to_string(cfg.plain_share))
     << ",\"in_force_w\":" << json_number(controller_.total_in_force_bound_w(wall))
     << ",\"unallocated_w\":" << json_number(controller_.unallocated_w()) << ",\"groups\":[";
   std::vector<std::size_t> group_nodes(cfg.groups.size(), 0);
@@ -351,13 +362,19 @@ std::string ControllerService::status_json() const {
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     const ClusterNodeStatus &n = nodes[i];
     auto x = extra_.find(n.name);
-    o << (i ? "," : "") << "{\"name\":" << json_string(n.name) << ",\"group\":"
-      << (n.group == kNoGroup ? "null" : json_string(cfg.groups[n.group].name))
+    o << (i ? "," : "") << "{\"name\":" << json_string(n.name)
+      << ",\"group\":" << (n.group == kNoGroup ? "null" : json_string(cfg.groups[n.group].name))
       << ",\"connected\":" << (endpoint_.node_connection(n.name) != 0 ? "true" : "false")
       << ",\"reported\":" << (n.reported ? "true" : "false")
-      << ",\"silent\":" << (n.silent ? "true" : "false") << ",\"floor_w\":" << json_number(n.floor_w)
-      << ",\"max_w\":" << json_number(n.max_w) << ",\"grant_w\":" << json_number(n.granted_w)
-      << ",\"target_w\":" << json_number(n.target_w)
+      << ",\"silent\":" << (n.silent ? "true" : "false")
+      << ",\"floor_w\":" << json_number(n.floor_w) << ",\"max_w\":" << json_number(n.max_w)
+      << ",\"idle_w\":" << json_number(n.idle_w)
+      << ",\"fair_share_w\":" << json_number(n.fair_share_w) << ",\"work\":"
+      << json_string(!n.reported   ? "unknown"
+                     : n.idle      ? "idle"
+                     : n.steerable ? "power-aware"
+                                   : "plain")
+      << ",\"grant_w\":" << json_number(n.granted_w) << ",\"target_w\":" << json_number(n.target_w)
       << ",\"in_force_w\":" << json_number(n.in_force_bound_w)
       << ",\"power_w\":" << json_number(n.power_w) << ",\"caps_w\":" << json_number(n.caps_w)
       << ",\"need_w\":" << json_number(n.need_w) << ",\"gradient\":"
@@ -376,6 +393,18 @@ std::string ControllerService::status_json() const {
     }
     o << ",\"report_age_s\":"
       << (n.reported ? json_number(std::max(0.0, wall - n.last_report_s)) : "null") << "}";
+  }
+  // slurm.conf's nodes outside the groups, and nodes that reported but are not configured.
+  std::set<std::string> unmanaged(settings_.unmanaged_nodes.begin(),
+                                  settings_.unmanaged_nodes.end());
+  for (const auto &kv : unmanaged_seen_) unmanaged.insert(kv.first);
+  o << "],\"unmanaged\":[";
+  bool first = true;
+  for (const std::string &u : unmanaged) {
+    o << (first ? "" : ",") << "{\"name\":" << json_string(u) << ",\"connected_at\":";
+    auto it = unmanaged_seen_.find(u);
+    o << (it == unmanaged_seen_.end() ? "null" : json_number(it->second)) << "}";
+    first = false;
   }
   o << "]}";
   return o.str();

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -65,6 +66,8 @@ struct ServiceSettings {
   // The run-time budget's state file ("" : not saved); config_budget_w: powergrad.conf's
   // Budget (NaN: the controller's budget at construction).
   std::string budget_state_path;
+  // slurm.conf's nodes outside powergrad.conf's groups (not managed), for status.
+  std::vector<std::string> unmanaged_nodes;
   double config_budget_w = std::numeric_limits<double>::quiet_NaN();
 };
 
@@ -90,11 +93,13 @@ class ControllerService {
   // {"version":1, "now":WALL, "budget_w", "scheduled_budget_w" (null without a schedule),
   //  "budget_origin" ("config", "schedule" or "run-time"), "config_budget_w",
   //  "runtime_budget" (null, or {"budget_w", "uid", "set_at"}),
-  //  "schedule", "period_s", "lease_s", "epoch", "in_force_w", "unallocated_w",
+  //  "schedule", "period_s", "lease_s", "epoch", "plain_share", "in_force_w", "unallocated_w",
   //  "groups":[{"name", "parent", "limit_w", "in_force_w", "nodes"}],
   //  "nodes":[{"name", "group", "connected", "reported", "silent", "floor_w", "max_w",
+  //            "idle_w", "fair_share_w", "work" (unknown|idle|plain|power-aware),
   //            "grant_w", "target_w", "in_force_w", "power_w", "caps_w", "need_w",
-  //            "gradient", "jobs":[ids], "lease_age_s", "report_age_s"}]}
+  //            "gradient", "jobs":[ids], "lease_age_s", "report_age_s"}],
+  //  "unmanaged":[{"name", "connected_at"}]}  (nodes outside the groups: not in the budget)
   // Unknown numbers are null.
   std::string status_json() const;
 
@@ -132,6 +137,8 @@ class ControllerService {
   double next_period_mono_s_ = -1e300;
   std::uint64_t periods_ = 0;
   std::unordered_map<std::string, std::string> last_report_error_;
+  // Nodes that reported but are in no group, and when they last did (wall clock).
+  std::map<std::string, double> unmanaged_seen_;
 };
 
 }  // namespace powergrad

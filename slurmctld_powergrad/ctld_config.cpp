@@ -12,6 +12,8 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "libgradient/format.hpp"
+
 extern "C" {
 #include <slurm/slurm.h>
 }
@@ -175,11 +177,16 @@ ConfigResult parse_controller_config(const std::string &text, const std::string 
         } else if (k == "max") {
           if (!parse_number(v, 0, kMaxWatts, n.max_w))
             return fail("Max='" + v + "' is not a number of watts");
+        } else if (k == "idlecap") {
+          if (!parse_number(v, 0, kMaxWatts, n.idle_w))
+            return fail("IdleCap='" + v + "' is not a number of watts");
         } else {
-          return fail("unknown Node attribute '" + k + "' (Floor, Max)");
+          return fail("unknown Node attribute '" + k + "' (Floor, Max, IdleCap)");
         }
       }
       if (n.floor_w >= 0 && n.max_w >= 0 && n.floor_w > n.max_w) return fail("Floor is above Max");
+      if (n.idle_w >= 0 && n.floor_w >= 0 && n.idle_w > n.floor_w)
+        return fail("IdleCap is above Floor (an idle node is held at most at its floor)");
       c.node_overrides.push_back(n);
       continue;
     }
@@ -214,6 +221,18 @@ ConfigResult parse_controller_config(const std::string &text, const std::string 
       } else if (k == "nodemax") {
         if (!parse_number(v, 0, kMaxWatts, c.node_max_w))
           return fail("NodeMax='" + v + "' is not a number of watts");
+      } else if (k == "idlecap") {
+        if (!parse_number(v, 0, kMaxWatts, c.idle_cap_w))
+          return fail("IdleCap='" + v + "' is not a number of watts");
+      } else if (k == "plainshare") {
+        std::string lv = v;
+        for (char &ch : lv) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (lv == "usage")
+          c.plain_share = PlainShare::usage;
+        else if (lv == "even")
+          c.plain_share = PlainShare::even;
+        else
+          return fail("PlainShare='" + v + "': expected usage or even");
       } else if (k == "budgetschedule") {
         if (v.empty() || v[0] != '/')
           return fail("BudgetSchedule='" + v + "' is not an absolute path");
@@ -259,6 +278,10 @@ ConfigResult parse_controller_config(const std::string &text, const std::string 
     r.error = path + ": NodeFloor is above NodeMax";
     return r;
   }
+  if (c.idle_cap_w > c.node_floor_w) {
+    r.error = path + ": IdleCap is above NodeFloor (an idle node is held at most at its floor)";
+    return r;
+  }
   r.config = c;
   return r;
 }
@@ -285,6 +308,7 @@ ClusterConfigResult build_cluster_config(const ControllerFileConfig &file,
   cc.lease_s = file.lease_s;
   cc.hysteresis = file.hysteresis;
   cc.curve_segments = file.curve_segments;
+  cc.plain_share = file.plain_share;
   cc.epoch = epoch;
   std::unordered_map<std::string, size_t> group_index;
   for (const ConfigGroup &g : file.groups) {
@@ -295,23 +319,35 @@ ClusterConfigResult build_cluster_config(const ControllerFileConfig &file,
     group_index[g.name] = cc.groups.size();
     cc.groups.push_back(cg);
   }
+  // Managed: the nodes the groups list, or every node when no group lists any.
+  std::set<std::string> known(slurm_nodes.begin(), slurm_nodes.end()), listed;
+  for (const ConfigGroup &g : file.groups) {
+    for (const std::string &n : g.nodes) {
+      if (!known.count(n)) {
+        r.error = where(file.path, g.line) + "group '" + g.name + "' names node '" + n +
+                  "', which slurm.conf does not define";
+        return r;
+      }
+      listed.insert(n);
+    }
+  }
   std::unordered_map<std::string, size_t> node_index;
   for (const std::string &n : slurm_nodes) {
+    if (!listed.empty() && !listed.count(n)) {
+      r.unmanaged.push_back(n);
+      continue;
+    }
     ClusterNodeConfig nc;
     nc.name = n;
     nc.floor_w = file.node_floor_w;
     nc.max_w = file.node_max_w;
+    if (file.idle_cap_w >= 0) nc.idle_w = file.idle_cap_w;
     node_index[n] = cc.nodes.size();
     cc.nodes.push_back(nc);
   }
   for (const ConfigGroup &g : file.groups) {
     for (const std::string &n : g.nodes) {
       auto it = node_index.find(n);
-      if (it == node_index.end()) {
-        r.error = where(file.path, g.line) + "group '" + g.name + "' names node '" + n +
-                  "', which slurm.conf does not define";
-        return r;
-      }
       ClusterNodeConfig &nc = cc.nodes[it->second];
       if (nc.group != kNoGroup) {
         r.error = where(file.path, g.line) + "node '" + n + "' is already in group '" +
@@ -325,12 +361,20 @@ ClusterConfigResult build_cluster_config(const ControllerFileConfig &file,
     for (const std::string &n : o.nodes) {
       auto it = node_index.find(n);
       if (it == node_index.end()) {
-        r.error = where(file.path, o.line) + "node '" + n + "' is not defined in slurm.conf";
+        r.error =
+            where(file.path, o.line) + "node '" + n + "' " +
+            (known.count(n) ? "is in no group: it is not managed" : "is not defined in slurm.conf");
         return r;
       }
       ClusterNodeConfig &nc = cc.nodes[it->second];
       if (o.floor_w >= 0) nc.floor_w = o.floor_w;
       if (o.max_w >= 0) nc.max_w = o.max_w;
+      if (o.idle_w >= 0) nc.idle_w = o.idle_w;
+      if (!std::isnan(nc.idle_w) && nc.idle_w > nc.floor_w) {
+        r.error = where(file.path, o.line) + "node '" + n + "' would have its idle cap (" +
+                  format_w(nc.idle_w) + ") above its floor (" + format_w(nc.floor_w) + ")";
+        return r;
+      }
       if (nc.floor_w > nc.max_w) {
         r.error = where(file.path, o.line) + "node '" + n + "' would have its floor above its max";
         return r;

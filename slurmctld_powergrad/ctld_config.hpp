@@ -8,6 +8,8 @@
 //   AdminUsers=root,slurm  # who may change the budget (anyone may read status)
 //   NodeFloor=80           # default watts every node is guaranteed
 //   NodeMax=400            # default most a node can draw
+//   IdleCap=60             # default cap of a node that runs no job (at most its floor)
+//   PlainShare=usage       # nodes with plain jobs only: usage (draw up to the fair share) or even
 //   BudgetSchedule=/etc/slurm/powergrad-budget.conf
 //   StateDir=/var/spool/slurmctld/powergrad   # default: slurm.conf's StateSaveLocation/powergrad
 //   SeriesDir=/var/spool/slurmctld/powergrad/series  # default: StateDir/series
@@ -17,7 +19,11 @@
 //   CurveSegments=0        # demand curve segments per node (0: by cluster size)
 //   Group=rowA Limit=8000
 //   Group=rack1 Nodes=n[1-16] Limit=3000 Parent=rowA
-//   Node=n[1-4] Floor=100 Max=500
+//   Node=n[1-4] Floor=100 Max=500 IdleCap=80
+//
+// Managed nodes: the nodes in the groups' Nodes= lists; when no group lists nodes, every node
+// of slurm.conf. Only managed nodes are in the budget; the controller leaves the others alone
+// (their agents restore their admin's settings).
 //
 // One or more Key=Value words per line; '#' starts a comment. Keys are case-insensitive,
 // as in slurm.conf. Node sets are Slurm hostlist expressions, expanded with Slurm's own
@@ -49,6 +55,7 @@ struct ConfigNodeOverride {
   std::vector<std::string> nodes;  // expanded
   double floor_w = -1;             // < 0: default
   double max_w = -1;
+  double idle_w = -1;  // < 0: default
   int line = 0;
 };
 
@@ -62,6 +69,8 @@ struct ControllerFileConfig {
   std::vector<std::string> admin_users = {"root"};
   double node_floor_w = 50.0;
   double node_max_w = 500.0;
+  double idle_cap_w = -1;  // < 0: each node's floor
+  PlainShare plain_share = PlainShare::usage;
   std::string budget_schedule;  // "" : none
   std::string state_dir;        // "" : StateSaveLocation/powergrad
   std::string series_dir;       // "" : state dir/series
@@ -92,12 +101,14 @@ std::string resolve_series_dir(const ControllerFileConfig &c, const std::string 
 // Expands a Slurm hostlist expression ("n[1-4,7]") into names; nullopt if malformed.
 std::optional<std::vector<std::string>> expand_hostlist(const std::string &expr);
 
-// The ClusterController configuration for the nodes slurmctld knows (in its order): groups
-// from the file, each node's floor/max from its Node= line or the defaults. Error (naming
-// the node, group or line) if a group names an unknown node or a node twice, or the floors
-// cannot fit in the budget or a group's limit.
+// The ClusterController configuration for the managed nodes among those slurmctld knows (in
+// its order): groups from the file, each node's floor/max/idle cap from its Node= line or
+// the defaults. Error (naming the node, group or line) if a group names an unknown node or a
+// node twice, a Node= line names a node that is not managed, or the floors cannot fit in the
+// budget or a group's limit. `unmanaged` lists slurm.conf's nodes outside the groups.
 struct ClusterConfigResult {
   std::optional<ClusterConfig> config;
+  std::vector<std::string> unmanaged;
   std::string error;
 };
 ClusterConfigResult build_cluster_config(const ControllerFileConfig &file,

@@ -197,6 +197,7 @@ class Controller {
     const auto epoch = static_cast<uint64_t>(wall * 1e6);
     powergrad::ClusterConfigResult cc = powergrad::build_cluster_config(file, nodes, epoch);
     if (!cc.config) return refuse(cc.error);
+    settings.unmanaged_nodes = cc.unmanaged;
     powergrad::ClusterController controller(*cc.config);
     if (!controller.ok()) return refuse(path + ": " + controller.error());
 
@@ -236,8 +237,12 @@ class Controller {
         });
     period_s_ = file.period_s;
     log_info("controller running with " + path + ": budget " + fmt_w(file.budget_w) + ", " +
-             std::to_string(nodes.size()) + " nodes, " + std::to_string(file.groups.size()) +
-             " groups, listening on " + file.listen_host + ":" + std::to_string(endpoint_->port()) +
+             std::to_string(cc.config->nodes.size()) + " managed nodes" +
+             (cc.unmanaged.empty() ? std::string()
+                                   : " (" + std::to_string(cc.unmanaged.size()) +
+                                         " outside the groups, not managed)") +
+             ", " + std::to_string(file.groups.size()) + " groups, listening on " +
+             file.listen_host + ":" + std::to_string(endpoint_->port()) +
              (settings.schedule ? ", budget schedule " + settings.schedule_path : "") +
              (series_dir_.empty() ? "" : ", job series in " + series_dir_));
     prune_series();

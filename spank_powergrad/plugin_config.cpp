@@ -96,9 +96,9 @@ ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
     const std::string value = arg.substr(eq + 1);
     if (key == "default_mode") {
       ModeParse m = parse_power_aware_mode(value.c_str());
-      if (!m.mode || value.empty() || *m.mode == PowerAwareMode::off) {
+      if (!m.mode || value.empty()) {
         out.errors.push_back("plugin argument default_mode='" + value +
-                             "': expected latency, throughput or monitor");
+                             "': expected off, latency, throughput or monitor");
       } else {
         out.config.default_mode = *m.mode;
       }

@@ -15,7 +15,9 @@ namespace powergrad {
 enum class LogLevel { quiet, info, debug };
 
 struct PluginConfig {
-  PowerAwareMode default_mode = kDefaultPowerAwareMode;  // default_mode=
+  // default_mode=: the mode of jobs that do not give --power-aware (off: they are plain
+  // jobs; latency/throughput/monitor: every job is power-aware unless --power-aware=off).
+  PowerAwareMode default_mode = PowerAwareMode::off;
   LogLevel log_level = LogLevel::info;                   // log_level=
   // state_dir=: the node agent's root-only folder (step socket, saved caps). May hold %n,
   // the node's name (several slurmd on one host need one folder each). /run: what is

@@ -29,6 +29,13 @@ struct ModeParse {
 ModeParse parse_power_aware_mode(const char *value,
                                  PowerAwareMode default_mode = kDefaultPowerAwareMode);
 
+// What a job gets when it says nothing: the plugin's default_mode= (off unless the admin
+// makes every job power-aware). `--power-aware` without a value then means that mode, or
+// latency when the default is off.
+constexpr PowerAwareMode valueless_mode(PowerAwareMode default_mode) {
+  return default_mode == PowerAwareMode::off ? kDefaultPowerAwareMode : default_mode;
+}
+
 const char *mode_name(PowerAwareMode mode);
 
 // The list shown in errors and in `srun --help`.

@@ -26,6 +26,11 @@ struct SpankState {
 
 SpankState &spank_state();
 
+// The job's mode: its --power-aware choice, or the plugin's default_mode without one.
+inline PowerAwareMode job_mode(const SpankState &st) {
+  return st.mode.value_or(st.config.default_mode);
+}
+
 // Every message carries the "powergrad: " prefix. info() obeys log_level=quiet.
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -77,7 +77,7 @@ StepIdentity identify(spank_t sp) {
 
 bool steered() {
   const SpankState &st = spank_state();
-  return st.mode && *st.mode != PowerAwareMode::off;
+  return job_mode(st) != PowerAwareMode::off;
 }
 
 // Tells the node agent about a task or the step's end. Every step registers, power-aware or
@@ -90,7 +90,7 @@ void notify_agent(spank_t sp, const StepIdentity &id, StepOp op, pid_t pid) {
   e.job_id = id.job_id;
   e.step = step_label(id.step_id);
   e.pid = pid;
-  e.mode = spank_state().mode ? mode_name(*spank_state().mode) : "off";
+  e.mode = mode_name(job_mode(spank_state()));
   const std::string path =
       step_socket_path(expand_node_tokens(spank_state().config.state_dir, id.node));
   const std::string err = send_step_event(path, e);
@@ -119,7 +119,7 @@ int stepd_user_init(spank_t sp) {
   spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &ntasks);
   log_info("job %" PRIu32 ".%s on node %s: power-aware step, mode=%s, %" PRIu32 " local task(s)",
            id.job_id, step_label(id.step_id).c_str(), id.node.c_str(),
-           mode_name(*spank_state().mode), ntasks);
+           mode_name(job_mode(spank_state())), ntasks);
   return 0;
 }
 

@@ -159,7 +159,10 @@ std::string format_status_table(const json::Value &s) {
     out << "budget set at run time: " << num(*rb, "budget_w", 1) << " W by uid " << num(*rb, "uid", 0)
         << " (powergrad.conf says " << num(s, "config_budget_w", 1) << " W)\n";
   }
-  out << "period: " << num(s, "period_s", 2) << " s, lease: " << num(s, "lease_s", 2) << " s\n";
+  out << "period: " << num(s, "period_s", 2) << " s, lease: " << num(s, "lease_s", 2) << " s";
+  if (const std::string ps = s.str("plain_share"); !ps.empty())
+    out << ", plain jobs' share: " << ps;
+  out << "\n";
   if (const json::Value *sch = s.get("schedule"); sch && sch->type == json::Value::Type::string) {
     out << "schedule: " << sch->string << " (scheduled budget " << num(s, "scheduled_budget_w", 1)
         << " W)\n";
@@ -174,8 +177,9 @@ std::string format_status_table(const json::Value &s) {
     }
     out << "\n" << table(rows);
   }
-  std::vector<std::vector<std::string>> rows = {{"NODE", "GROUP", "STATE", "GRANT_W", "POWER_W",
-                                                 "CAPS_W", "GRADIENT", "JOBS", "LEASE_AGE_S"}};
+  std::vector<std::vector<std::string>> rows = {{"NODE", "GROUP", "STATE", "WORK", "GRANT_W",
+                                                 "FAIR_W", "POWER_W", "CAPS_W", "GRADIENT", "JOBS",
+                                                 "LEASE_AGE_S"}};
   const json::Value *nodes = s.get("nodes");
   if (nodes && nodes->type == json::Value::Type::array) {
     for (const json::Value &n : nodes->array) {
@@ -200,12 +204,24 @@ std::string format_status_table(const json::Value &s) {
         }
       }
       const std::string group = n.str("group");
-      rows.push_back({n.str("name"), group.empty() ? "-" : group, state, num(n, "grant_w", 1),
-                      num(n, "power_w", 1), num(n, "caps_w", 1), gradient(n),
-                      jobs.empty() ? "-" : jobs, num(n, "lease_age_s", 1)});
+      const std::string work = n.str("work");
+      rows.push_back({n.str("name"), group.empty() ? "-" : group, state, work.empty() ? "-" : work,
+                      num(n, "grant_w", 1), num(n, "fair_share_w", 1), num(n, "power_w", 1),
+                      num(n, "caps_w", 1), gradient(n), jobs.empty() ? "-" : jobs,
+                      num(n, "lease_age_s", 1)});
     }
   }
   out << "\n" << table(rows);
+  // Outside the groups: not managed, not in the budget.
+  if (const json::Value *um = s.get("unmanaged");
+      um && um->type == json::Value::Type::array && !um->array.empty()) {
+    std::vector<std::vector<std::string>> urows = {{"UNMANAGED NODE", "AGENT SEEN"}};
+    for (const json::Value &u : um->array) {
+      const json::Value *at = u.get("connected_at");
+      urows.push_back({u.str("name"), at && at->type == json::Value::Type::number ? "yes" : "no"});
+    }
+    out << "\nnot managed (outside powergrad.conf's groups, not in the budget):\n" << table(urows);
+  }
   return out.str();
 }
 

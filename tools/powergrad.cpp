@@ -21,11 +21,12 @@
 #include <string>
 #include <vector>
 
-#include "protocol/auth.hpp"
-#include "tools/admin.hpp"
 #include "jobreport/series.hpp"
+#include "protocol/auth.hpp"
 #include "slurmctld_powergrad/ctld_config.hpp"
+#include "tools/admin.hpp"
 #include "tools/job_report.hpp"
+#include "tools/release_node.hpp"
 #include "tools/series_plot.hpp"
 
 namespace {
@@ -36,6 +37,7 @@ const char *kUsage =
     "       powergrad report -j JOBID --plot FILE.svg [--series-dir DIR] [--conf PATH]\n"
     "       powergrad status [--json] [--controller HOST:PORT] [--conf PATH]\n"
     "       powergrad set-budget WATTS [--controller HOST:PORT] [--conf PATH]\n"
+    "       powergrad release-node [--state-dir DIR] [--sysfs-root DIR]\n"
     "\n"
     "  report   PowerGrad's per-job records (energy, power, caps, gradient, counters, as\n"
     "           far as recorded) of power-aware jobs, from sacct's AdminComment.\n"
@@ -49,7 +51,12 @@ const char *kUsage =
     "  set-budget WATTS\n"
     "           change the cluster budget (root, SlurmUser and powergrad.conf's AdminUsers).\n"
     "           The controller's address is Listen= of powergrad.conf (next to slurm.conf:\n"
-    "           $SLURM_CONF, or --conf, or $POWERGRAD_CONF), or --controller HOST:PORT.\n";
+    "           $SLURM_CONF, or --conf, or $POWERGRAD_CONF), or --controller HOST:PORT.\n"
+    "  release-node\n"
+    "           on a node whose plugin was removed (no agent runs): put back the admin's\n"
+    "           power settings the agent saved in its state folder (default /run/powergrad;\n"
+    "           root). A node whose agent runs is released by taking it out of\n"
+    "           powergrad.conf's groups.\n";
 
 // Runs argv (no shell), returns its exit status and stdout; stderr passes through.
 int run_capture(const std::vector<std::string> &argv, std::string &out) {
@@ -374,6 +381,7 @@ int main(int argc, char **argv) {
     if (cmd == "report") return report(argc - 2, argv + 2);
     if (cmd == "status") return status(argc - 2, argv + 2);
     if (cmd == "set-budget") return set_budget(argc - 2, argv + 2);
+    if (cmd == "release-node") return powergrad::release_node(argc - 2, argv + 2);
     std::cerr << "powergrad: unknown command '" << cmd << "'\n" << kUsage;
     return 2;
   } catch (const std::string &e) {

@@ -17,9 +17,10 @@
 #     caps, and `powergrad report` shows them; `powergrad report -j A --plot` draws A's power
 #     series (written by the controller at the job's end) as SVG, and that series, saved
 #     when slurmctld stopped and taken back at its start, begins before the restart.
-# The invariant is about the caps PowerGrad sets: before the jobs start the trees hold the
-# admin's own settings (2 x 205 W a node), which no agent touches without a power-aware
-# job, so sampling for it starts once every node's agent has applied its first caps. TAP.
+# The invariant is about the caps PowerGrad sets: before the agents' first grants the trees
+# hold the admin's own settings (2 x 205 W a node), so sampling for it starts once every
+# node's agent has applied its first caps (from then on every node is managed, idle or
+# not: test_budget_whole_cluster.sh). TAP.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -258,17 +259,42 @@ t0=$(now)
 out=$("$pg" set-budget "$low_budget" --controller "127.0.0.1:$port" 2>&1) && rc=0 || rc=$?
 echo "budget $t0 $budget $low_budget" >> "$events"
 is "$rc $out" "0 powergrad: budget set to $low_budget.0 W (was $budget.0 W)" "powergrad set-budget $low_budget"
-took=''
-while :; do
-  s=$(trees_sum) t=$(now)
-  if [ "$s" -le "$low_budget" ]; then took=$(python3 -c "print(round($t - $t0, 2))"); break; fi
-  python3 -c "import sys; sys.exit(0 if $t - $t0 < 2 * $period + 0.25 else 1)" || break
-  sleep 0.1
-done
-if [ -n "$took" ]; then
-  ok "every node's caps within the new $low_budget W budget after $took s (<= 2 periods): $(trees_line)"
+# The reaction is measured from the daemons' own records, not from this script's clock (which
+# a busy machine delays): the controller's log line of the change, then each node's first
+# "lowered at once" after it. The trees must then be within the budget.
+within_low() { [ "$(trees_sum)" -le "$low_budget" ]; }
+wait_until 20 within_low || true
+cat > "$PG_CLUSTER_DIR/reaction.py" <<'EOF'
+import re, sys
+from datetime import datetime
+def stamp(line):
+    m = re.match(r"\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})\]", line)
+    return datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").timestamp() if m else None
+ctld, budget, logs = sys.argv[1], sys.argv[2], sys.argv[3:]
+t_set = None
+for line in open(ctld, errors="replace"):
+    if f"powergrad: budget set to {budget}.0 W" in line:
+        t_set = stamp(line)
+if t_set is None:
+    print("none: no 'budget set' line in slurmctld's log"); sys.exit(1)
+last = t_set
+for path in logs:
+    for line in open(path, errors="replace"):
+        t = stamp(line)
+        if t is not None and t >= t_set and "lowered at once" in line:
+            last = max(last, t)
+            break
+print(round(last - t_set, 3))
+EOF
+node_logs=()
+for n in $nodes; do node_logs+=("$("$PGCLUSTER" log "$n")"); done
+took=$(python3 "$PG_CLUSTER_DIR/reaction.py" "$log_ctld" "$low_budget" "${node_logs[@]}" 2>&1) || true
+if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 2 * $period else 1)" "$took" 2>/dev/null &&
+  within_low; then
+  ok "every node's caps within the new $low_budget W budget, the last node lowered $took s after the change (<= 2 periods, from the daemons' logs): $(trees_line)"
 else
-  not_ok "every node's caps within the new $low_budget W budget in <= 2 periods" "$(trees_line)" "$(status_json)"
+  not_ok "every node's caps within the new $low_budget W budget in <= 2 periods (from the daemons' logs)" \
+    "reaction: $took s" "$(trees_line)" "$(status_json)"
 fi
 sleep 2
 out=$(check_samples "$t_sampling") && rc=0 || rc=$?

@@ -51,9 +51,11 @@ struct AgentFixture {
   powergrad::AgentLog logger() {
     return [this](powergrad::AgentLogLevel, const std::string &m) { log.push_back(m); };
   }
-  std::unique_ptr<powergrad::PowerControl> control(std::optional<double> grant = 250.0,
-                                                   std::uint64_t incarnation = 0) {
+  std::unique_ptr<powergrad::PowerControl> control(
+      std::optional<double> grant = 250.0, std::uint64_t incarnation = 0,
+      powergrad::NodeManagement management = powergrad::NodeManagement::local) {
     powergrad::PowerControlConfig c;
+    c.management = management;
     c.node_name = "n1";
     c.state_dir = state;
     c.sysfs_root = sys;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <map>
@@ -128,6 +129,101 @@ START_TEST(crash_leftover_is_restored_at_start) {
   ck_assert(!f.saved_file());
   ck_assert(f.settings() == before);
   ck_assert(f.logged("left by a previous agent (crash recovery)"));
+}
+END_TEST
+
+// Managed nodes: held within their grant whatever runs (plain jobs, no job), caps never
+// raised by an agent restart, the admin's settings back only when the node leaves
+// management.
+GrantMessage lease_of(double grant_w, std::uint64_t seq, double now) {
+  GrantMessage g;
+  g.node = "n1";
+  g.grant_w = grant_w;
+  g.floor_w = 120.0;
+  g.lease_s = 1000.0;
+  g.expires_at_s = now + 1000.0;
+  g.epoch = 1;
+  g.seq = seq;
+  return g;
+}
+
+START_TEST(managed_node_holds_plain_and_idle_within_grant) {
+  Fixture f;
+  const auto before = f.settings();
+  auto pc = f.control(std::nullopt, 0, NodeManagement::controller);
+  double now = 0.0;
+  // Before any controller grant: not managed, a plain job changes nothing.
+  run(f, *pc, {step(20, "off", 100)}, now, 2);
+  ck_assert(!pc->managed());
+  ck_assert(f.settings() == before);
+  ck_assert_std_str_eq(pc->on_grant(lease_of(250.0, 1, now), now), "");
+  ck_assert(pc->managed());
+  ck_assert(f.logged("is managed by the cluster controller"));
+  ck_assert(::access(managed_marker_path(f.state).c_str(), F_OK) == 0);
+  // A plain job (not power-aware) pressing on its caps: held within the grant all the same.
+  run(f, *pc, {step(20, "off", 100)}, now, 6);
+  ck_assert(f.saved_file());
+  ck_assert_msg(f.caps_sum_w() <= 250.0 + 1e-6, "sum %f", f.caps_sum_w());
+  // No job: still held (split evenly, ready for the next job), not given back.
+  run(f, *pc, {}, now, 8);
+  ck_assert(f.saved_file());
+  ck_assert_msg(f.caps_sum_w() <= 250.0 + 1e-6, "sum %f", f.caps_sum_w());
+  ck_assert_msg(std::fabs(f.cap_w(0) - f.cap_w(1)) < 1.0, "idle caps %f %f", f.cap_w(0),
+                f.cap_w(1));
+  ck_assert(!f.logged("caps restored"));
+  // A new job after a "missed epilog" restores nothing on a managed node.
+  ck_assert(!pc->new_job(21, {step(21, "off", 101)}));
+  // Stopping leaves the caps as they are and the admin's settings on record.
+  const auto held = f.settings();
+  pc->shutdown();
+  ck_assert(f.settings() == held);
+  ck_assert(f.saved_file());
+  ck_assert(f.logged("caps left as they are"));
+  ck_assert(held != before);
+}
+END_TEST
+
+START_TEST(managed_agent_restart_never_raises_then_release_restores) {
+  Fixture f;
+  const auto before = f.settings();
+  double now = 0.0;
+  {
+    auto pc = f.control(std::nullopt, 1, NodeManagement::controller);
+    run(f, *pc, {}, now, 1);
+    ck_assert_std_str_eq(pc->on_grant(lease_of(200.0, 1, now), now), "");
+    run(f, *pc, {step(12, "latency", 100)}, now, 6);
+    ck_assert_msg(f.caps_sum_w() <= 200.0 + 1e-6, "sum %f", f.caps_sum_w());
+    // No shutdown(): slurmd was killed; its job runs on.
+  }
+  const double held_w = f.caps_sum_w();
+  // A new agent, no grant yet, a power-aware job that wants every watt: the caps in force
+  // are the most it may use.
+  auto pc = f.control(std::nullopt, 2, NodeManagement::controller);
+  pc->recover();
+  ck_assert(pc->managed());  // from its marker: no grant yet
+  ck_assert(f.saved_file());
+  ck_assert(f.logged("stay on record in " + f.state + "/saved-caps"));
+  for (int i = 0; i < 6; ++i) {
+    run(f, *pc, {step(12, "latency", 100)}, now, 1);
+    ck_assert_msg(f.caps_sum_w() <= held_w + 1e-6, "sum %f above %f", f.caps_sum_w(), held_w);
+  }
+  ck_assert(f.logged("held at"));
+  // The controller says the node is in no group: the admin's settings come back exactly.
+  pc->leave_management("test: in no group");
+  ck_assert(!pc->managed());
+  ck_assert(!f.saved_file());
+  ck_assert(::access(managed_marker_path(f.state).c_str(), F_OK) != 0);
+  ck_assert(f.settings() == before);
+  ck_assert(f.logged("leaves PowerGrad's management (test: in no group)"));
+  // Released, it runs as a local node: plain jobs change nothing.
+  run(f, *pc, {step(20, "off", 101)}, now, 3);
+  ck_assert(f.settings() == before);
+  // A grant makes it managed again.
+  ck_assert_std_str_eq(pc->on_grant(lease_of(200.0, 2, now), now), "");
+  ck_assert(pc->managed());
+  run(f, *pc, {step(20, "off", 101)}, now, 3);
+  ck_assert_msg(f.caps_sum_w() <= 200.0 + 1e-6, "sum %f", f.caps_sum_w());
+  ck_assert(f.saved_file());
 }
 END_TEST
 
@@ -321,6 +417,8 @@ int main() {
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, caps_move_within_grant_and_come_back_exactly);
   tcase_add_test(tc, plain_steps_change_nothing);
+  tcase_add_test(tc, managed_node_holds_plain_and_idle_within_grant);
+  tcase_add_test(tc, managed_agent_restart_never_raises_then_release_restores);
   tcase_add_test(tc, stop_restores);
   tcase_add_test(tc, crash_leftover_is_restored_at_start);
   tcase_add_test(tc, damaged_leftover_blocks_control);

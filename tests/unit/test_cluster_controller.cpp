@@ -346,6 +346,144 @@ START_TEST(nodes_without_steered_work) {
 }
 END_TEST
 
+// The whole-cluster semantics: idle nodes at their idle cap, plain nodes at a fixed fair
+// share (even) or what they draw up to it (usage), power-aware nodes by gradient but never
+// below their fair share for nothing.
+START_TEST(idle_nodes_held_at_their_idle_cap) {
+  ClusterConfig c;
+  c.budget_w = 600.0;
+  c.nodes = {{"idle", 100.0, 300.0, kNoGroup},
+             {"idle2", 100.0, 300.0, kNoGroup},
+             {"pa", 100.0, 300.0, kNoGroup}};
+  c.nodes[0].idle_w = 60.0;  // idle2 keeps the default: its floor
+  ClusterController cc(c);
+  std::vector<HandNode> nodes = {{"idle"}, {"idle2"}, {"pa"}};
+  nodes[0].idle = nodes[1].idle = true;
+  nodes[0].min_w = 70.0;  // its domains cannot be capped below 70 W: held there
+  std::vector<GrantMessage> g;
+  for (double t = 0.0; t < 8.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "idle"), 70.0, 1e-5);
+  nodes[0].min_w = 50.0;
+  for (double t = 8.0; t < 12.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "idle"), 60.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "idle2"), 100.0, 1e-5);
+  // What idle nodes leave goes to the power-aware one (up to its maximum).
+  ck_assert_double_eq_tol(grant_of(g, "pa"), 300.0, 1e-5);
+  ck_assert_double_eq_tol(cc.node_status(0, 12.0).idle_w, 60.0, 1e-9);
+  ck_assert_double_eq_tol(cc.node_status(1, 12.0).idle_w, 100.0, 1e-9);
+  // The node becomes busy: it leaves its idle cap (plain: its need, up to its fair share).
+  nodes[0].idle = false;
+  nodes[0].steerable = false;
+  nodes[0].need_w = 190.0;
+  for (double t = 12.0; t < 20.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "idle"), 190.0, 1e-5);
+  ck_assert(sum_grants(g) <= 600.0 + 1e-6);
+}
+END_TEST
+
+START_TEST(idle_cap_above_floor_refused) {
+  ClusterConfig c = two_nodes();
+  c.nodes[1].idle_w = 120.0;
+  ClusterController cc(c);
+  ck_assert(!cc.ok());
+  ck_assert_contains(cc.error(), "node 1 ('b'): idle cap 120 W is not within 0..100 W (its floor)");
+  c.nodes[1].idle_w = -1.0;
+  ck_assert_contains(ClusterController::check_config(c), "idle cap -1 W");
+  c.nodes[1].idle_w = 100.0;
+  ck_assert_str_eq(ClusterController::check_config(c).c_str(), "");
+}
+END_TEST
+
+START_TEST(plain_nodes_even_or_usage) {
+  for (PlainShare mode : {PlainShare::usage, PlainShare::even}) {
+    ClusterConfig c;
+    c.budget_w = 800.0;
+    c.plain_share = mode;
+    c.nodes = {{"light", 100.0, 300.0, kNoGroup},
+               {"heavy", 100.0, 300.0, kNoGroup},
+               {"pa", 100.0, 300.0, kNoGroup},
+               {"pa2", 100.0, 300.0, kNoGroup}};
+    ClusterController cc(c);
+    std::vector<HandNode> nodes = {{"light"}, {"heavy"}, {"pa"}, {"pa2"}};
+    nodes[0].steerable = nodes[1].steerable = false;
+    nodes[0].need_w = 130.0;  // draws little
+    nodes[1].need_w = 290.0;  // would take more than its fair share (200 W)
+    nodes[3].slope = 2.0;
+    std::vector<GrantMessage> g;
+    for (double t = 0.0; t < 10.0; t += 1.0) g = round_trip(cc, nodes, t);
+    ck_assert_double_eq_tol(cc.node_status(0, 10.0).fair_share_w, 200.0, 1e-6);
+    // Never more than its fair share, whatever it wants.
+    ck_assert_double_eq_tol(grant_of(g, "heavy"), 200.0, 1e-5);
+    if (mode == PlainShare::even) {
+      ck_assert_double_eq_tol(grant_of(g, "light"), 200.0, 1e-5);
+      ck_assert_double_eq_tol(grant_of(g, "pa") + grant_of(g, "pa2"), 400.0, 1e-4);
+    } else {
+      // Usage: what it draws; the rest goes to power-aware work, the steeper first.
+      ck_assert_double_eq_tol(grant_of(g, "light"), 130.0, 1e-5);
+      ck_assert_double_eq_tol(grant_of(g, "pa2"), 300.0, 1e-5);
+      ck_assert_double_eq_tol(grant_of(g, "pa"), 170.0, 1e-4);
+    }
+    ck_assert(sum_grants(g) <= 800.0 + 1e-6);
+  }
+}
+END_TEST
+
+START_TEST(power_aware_never_below_fair_share_for_nothing) {
+  ClusterConfig c;
+  c.budget_w = 600.0;
+  c.nodes = {{"sat", 100.0, 300.0, kNoGroup},
+             {"plain", 100.0, 300.0, kNoGroup},
+             {"pa", 100.0, 300.0, kNoGroup}};
+  ClusterController cc(c);
+  std::vector<HandNode> nodes = {{"sat"}, {"plain"}, {"pa"}};
+  // A power-aware node whose curve ends early (its cores are saturated at 130 W: 30 W of
+  // demand above its 100 W need) and another that wants little more either.
+  nodes[0].max_w = 130.0;
+  nodes[1].steerable = false;
+  nodes[1].need_w = 120.0;
+  nodes[2].max_w = 150.0;
+  std::vector<GrantMessage> g;
+  for (double t = 0.0; t < 10.0; t += 1.0) g = round_trip(cc, nodes, t);
+  // Nobody wants the spare watts: each power-aware node still gets its fair share (200 W),
+  // as much as it would without opting in.
+  ck_assert_double_eq_tol(grant_of(g, "sat"), 130.0, 1e-5);  // its own maximum is below
+  ck_assert_double_eq_tol(grant_of(g, "pa"), 150.0, 1e-5);
+  // With room to its maximum, the saturated node is topped up to its fair share.
+  nodes[0].max_w = 300.0;
+  nodes[2].max_w = 300.0;
+  nodes[0].slope = 1e-3;  // a real but low gradient
+  nodes[2].slope = 0.0;   // a curve that gains nothing
+  for (double t = 10.0; t < 20.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "plain"), 120.0, 1e-5);
+  // "sat" has a positive gradient everywhere: it takes watts up to its maximum, some of
+  // them below "pa"'s fair share (gains above nothing); "pa" gets the rest.
+  ck_assert_double_eq_tol(grant_of(g, "sat"), 300.0, 1e-4);
+  ck_assert_double_eq_tol(grant_of(g, "pa"), 180.0, 1e-4);
+  // Less demand from "sat": "pa" is topped up to its fair share, not left short (and
+  // given what nobody wants beyond it: its curve goes on at zero gain).
+  nodes[0].max_w = 250.0;
+  for (double t = 20.0; t < 30.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "sat"), 250.0, 1e-4);
+  ck_assert_double_eq_tol(grant_of(g, "pa"), 230.0, 1e-4);
+  ck_assert_double_eq_tol(cc.unallocated_w(), 0.0, 1e-4);
+  // Without that zero-gain tail, it gets exactly its fair share.
+  nodes[2].max_w = 200.0;
+  nodes[2].slope = 1e-13;
+  for (double t = 30.0; t < 40.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "pa"), 200.0, 1e-4);
+  ck_assert_double_eq_tol(cc.unallocated_w(), 30.0, 1e-4);
+  nodes[2].max_w = 300.0;
+  nodes[0].max_w = 300.0;
+  // A steeper power-aware node takes watts below the other's fair share: that is the deal.
+  nodes[2].slope = 5.0;
+  for (double t = 40.0; t < 50.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "pa"), 300.0, 1e-4);
+  ck_assert_double_eq_tol(grant_of(g, "sat"), 180.0, 1e-4);
+  ck_assert(grant_of(g, "sat") < cc.node_status(0, 50.0).fair_share_w);
+  ck_assert(sum_grants(g) <= 600.0 + 1e-6);
+}
+END_TEST
+
 START_TEST(group_limits_hold) {
   ClusterConfig c;
   c.budget_w = 1000.0;
@@ -872,6 +1010,10 @@ int main() {
   tcase_add_test(moves, leases_renewed_every_step);
   tcase_add_test(moves, silent_nodes_stay_counted);
   tcase_add_test(moves, nodes_without_steered_work);
+  tcase_add_test(moves, idle_nodes_held_at_their_idle_cap);
+  tcase_add_test(moves, idle_cap_above_floor_refused);
+  tcase_add_test(moves, plain_nodes_even_or_usage);
+  tcase_add_test(moves, power_aware_never_below_fair_share_for_nothing);
   tcase_add_test(moves, group_limits_hold);
   tcase_add_test(moves, reports_are_checked);
   tcase_add_test(moves, deterministic);

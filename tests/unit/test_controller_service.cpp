@@ -1,6 +1,7 @@
 // The controller's service loop (slurmctld_powergrad/controller_service.hpp) without
 // slurmctld: a real ControllerEndpoint on loopback, the fake munge, a fake clock, and
 // ClientEndpoints playing a node agent and admin commands of different uids.
+#include <check.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -19,11 +20,9 @@
 #include "protocol/frame.hpp"
 #include "protocol/handshake.hpp"
 #include "slurmctld_powergrad/controller_service.hpp"
-#include "tools/json.hpp"
-
-#include <check.h>
-
+#include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
+#include "tools/json.hpp"
 
 using namespace powergrad;
 using namespace powergrad::proto;
@@ -275,16 +274,50 @@ START_TEST(reports_in_grants_out_figures_kept) {
 }
 END_TEST
 
+// A node that is not in the configuration is not managed: its session is closed with
+// not_managed (its agent then gives the node its admin's settings back), logged once however
+// often it comes back, and status lists it apart from the managed nodes.
+START_TEST(an_unmanaged_node_is_told_and_listed_apart) {
+  Harness h;
+  for (std::uint64_t round = 1; round <= 2; ++round) {
+    const std::size_t node = h.client(h.root, PeerRole::node, "n9");
+    ck_assert(h.run_until([&] { return h.clients[node]->established(); }));
+    ck_assert(h.clients[node]->send(report_from("n9", round, nullptr, h.clock.wall)).ok());
+    const auto closed = [&] {
+      for (const ClientEvent &e : h.events[node])
+        if (e.status.code == Errc::not_managed) return true;
+      return false;
+    };
+    ck_assert(h.run_until(closed));
+    ck_assert(!h.clients[node]->established());
+  }
+  for (int i = 0; i < 20; ++i) h.step();
+  int n = 0;
+  for (const std::string &l : h.logs)
+    n += pgtest::contains(l, "node 'n9' is in no group of powergrad.conf: it is not managed");
+  ck_assert_int_eq(n, 1);
+  std::string err;
+  auto s = json::parse(h.service->status_json(), &err);
+  ck_assert_msg(s.has_value(), "%s", err.c_str());
+  const json::Value *um = s->get("unmanaged");
+  ck_assert(um != nullptr && um->array.size() == 1);
+  ck_assert_std_str_eq(um->array[0].str("name"), "n9");
+  for (const json::Value &x : s->get("nodes")->array) ck_assert(x.str("name") != "n9");
+}
+END_TEST
+
 START_TEST(a_refused_report_is_logged_once) {
   Harness h;
-  const std::size_t node = h.client(h.root, PeerRole::node, "n9");
+  const std::size_t node = h.client(h.root, PeerRole::node, "n1");
   ck_assert(h.run_until([&] { return h.clients[node]->established(); }));
-  ck_assert(h.clients[node]->send(report_from("n9", 1, nullptr, h.clock.wall)).ok());
-  ck_assert(h.clients[node]->send(report_from("n9", 2, nullptr, h.clock.wall)).ok());
-  ck_assert(h.run_until([&] { return h.logged("report from n9 refused"); }));
+  // Not newer than the last one: refused, logged once for that reason.
+  ck_assert(h.clients[node]->send(report_from("n1", 5, nullptr, h.clock.wall)).ok());
+  ck_assert(h.clients[node]->send(report_from("n1", 5, nullptr, h.clock.wall)).ok());
+  ck_assert(h.clients[node]->send(report_from("n1", 5, nullptr, h.clock.wall)).ok());
+  ck_assert(h.run_until([&] { return h.logged("report from n1 refused"); }));
   for (int i = 0; i < 50; ++i) h.step();
   int n = 0;
-  for (const std::string &l : h.logs) n += pgtest::contains(l, "report from n9 refused");
+  for (const std::string &l : h.logs) n += pgtest::contains(l, "report from n1 refused");
   ck_assert_int_eq(n, 1);
 }
 END_TEST
@@ -507,6 +540,7 @@ int main() {
   tcase_add_test(tc, set_budget_below_the_floors_is_invalid);
   tcase_add_test(tc, reports_in_grants_out_figures_kept);
   tcase_add_test(tc, a_refused_report_is_logged_once);
+  tcase_add_test(tc, an_unmanaged_node_is_told_and_listed_apart);
   tcase_add_test(tc, the_schedule_sets_the_budget_when_it_changes);
   tcase_add_test(tc, periods_follow_the_clock);
   tcase_add_test(tc, a_run_time_budget_survives_a_restart);

@@ -1,5 +1,6 @@
 // powergrad.conf and the budget schedule: parsing, errors that name file/line/problem, and
 // the ClusterController configuration built from them for slurm.conf's nodes.
+#include <cmath>
 #include <ctime>
 #include <string>
 #include <vector>
@@ -167,12 +168,48 @@ START_TEST(cluster_config_for_slurm_nodes) {
   ck_assert_uint_eq(cc.groups.size(), 3);
   ck_assert_uint_eq(cc.groups[1].parent, 0);
   ck_assert(cc.groups[1].max_w == 1200);
-  ck_assert_uint_eq(cc.nodes.size(), 5);
+  // n5 is in no group: not managed, not in the budget.
+  ck_assert_uint_eq(cc.nodes.size(), 4);
+  ck_assert_uint_eq(r.unmanaged.size(), 1);
+  ck_assert_std_str_eq(r.unmanaged[0], "n5");
   ck_assert(cc.nodes[0].floor_w == 80 && cc.nodes[0].max_w == 400);  // Node=n[1,3]
   ck_assert(cc.nodes[1].floor_w == 60 && cc.nodes[1].max_w == 350);  // defaults
   ck_assert_uint_eq(cc.nodes[0].group, 1);
   ck_assert_uint_eq(cc.nodes[3].group, 2);
-  ck_assert_uint_eq(cc.nodes[4].group, kNoGroup);  // n5: in no group, directly in the cluster
+  ck_assert(std::isnan(cc.nodes[0].idle_w));  // default: its floor
+  ck_assert(cc.plain_share == PlainShare::usage);
+}
+END_TEST
+
+START_TEST(managed_nodes_idle_cap_and_plain_share) {
+  // No group lists nodes: every node of slurm.conf is managed.
+  ControllerFileConfig all = parse_ok(
+      "Budget=1000\nIdleCap=40 PlainShare=Even\nNodeFloor=60\n"
+      "Node=n2 Floor=80 IdleCap=70\n");
+  ck_assert(all.idle_cap_w == 40 && all.plain_share == PlainShare::even);
+  ClusterConfigResult r = build_cluster_config(all, {"n1", "n2", "n3"}, 1);
+  ck_assert_msg(r.config.has_value(), "%s", r.error.c_str());
+  ck_assert_uint_eq(r.config->nodes.size(), 3);
+  ck_assert(r.unmanaged.empty());
+  ck_assert(r.config->plain_share == PlainShare::even);
+  ck_assert(r.config->nodes[0].idle_w == 40 && r.config->nodes[1].idle_w == 70);
+  // Errors name the line and the problem.
+  ck_assert_contains(parse_error("Budget=1000\nPlainShare=fair\n"),
+                     "pg.conf:2: PlainShare='fair': expected usage or even");
+  ck_assert_contains(parse_error("Budget=1000\nIdleCap=lots\n"),
+                     "pg.conf:2: IdleCap='lots' is not a number of watts");
+  ck_assert_contains(parse_error("Budget=1000\nNodeFloor=50 IdleCap=60\n"),
+                     "pg.conf: IdleCap is above NodeFloor");
+  ck_assert_contains(parse_error("Budget=1000\nNode=n1 Floor=50 IdleCap=60\n"),
+                     "pg.conf:2: IdleCap is above Floor");
+  ControllerFileConfig above = parse_ok("Budget=1000\nNodeFloor=50\nNode=n1 IdleCap=60\n");
+  r = build_cluster_config(above, {"n1"}, 1);
+  ck_assert_contains(r.error,
+                     "pg.conf:3: node 'n1' would have its idle cap (60 W) above its floor (50 W)");
+  // A Node= line for a node outside the groups: it is not managed.
+  ControllerFileConfig outside = parse_ok("Budget=1000\nGroup=a Nodes=n1\nNode=n2 Floor=10\n");
+  r = build_cluster_config(outside, {"n1", "n2"}, 1);
+  ck_assert_contains(r.error, "pg.conf:3: node 'n2' is in no group: it is not managed");
 }
 END_TEST
 
@@ -242,6 +279,7 @@ int main() {
   tcase_add_test(tc, hostlist_expansion);
   tcase_add_test(tc, cluster_config_for_slurm_nodes);
   tcase_add_test(tc, cluster_config_errors);
+  tcase_add_test(tc, managed_nodes_idle_cap_and_plain_share);
   tcase_add_test(tc, budget_schedule_daily_and_absolute);
   tcase_add_test(tc, budget_schedule_errors);
   suite_add_tcase(s, tc);

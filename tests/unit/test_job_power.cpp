@@ -312,22 +312,35 @@ START_TEST(status_table) {
   std::string err;
   auto v = json::parse(
       R"({"version":1,"budget_w":600,"in_force_w":480,"unallocated_w":20,"period_s":1,"lease_s":5,
-          "schedule":null,"scheduled_budget_w":null,
+          "schedule":null,"scheduled_budget_w":null,"plain_share":"usage",
           "groups":[{"name":"rack1","parent":null,"limit_w":500,"in_force_w":300,"nodes":2}],
           "nodes":[{"name":"n1","group":"rack1","connected":true,"reported":true,"silent":false,
+                    "work":"power-aware","fair_share_w":200,
                     "grant_w":180.5,"power_w":150,"caps_w":180.5,"gradient":0.0042,"jobs":[42,43],
                     "lease_age_s":0.4},
                    {"name":"n2","group":null,"connected":false,"reported":false,"silent":false,
+                    "work":"unknown","fair_share_w":200,
                     "grant_w":null,"power_w":null,"caps_w":null,"gradient":null,"jobs":[],
-                    "lease_age_s":null}]})",
+                    "lease_age_s":null}],
+          "unmanaged":[{"name":"n7","connected_at":1700000000},{"name":"n8","connected_at":null}]})",
       &err);
   ck_assert_msg(v.has_value(), "%s", err.c_str());
   const std::string t = format_status_table(*v);
   ck_assert_contains(t, "budget: 600.0 W (caps that can be in force: 480.0 W");
   ck_assert_contains(t, "GROUP  PARENT  LIMIT_W  IN_FORCE_W  NODES\nrack1  -       500.0    300.0       2\n");
-  ck_assert_contains(t, "NODE  GROUP  STATE      GRANT_W  POWER_W  CAPS_W  GRADIENT  JOBS   LEASE_AGE_S\n");
-  ck_assert_contains(t, "n1    rack1  reporting  180.5    150.0    180.5   0.0042    42,43  0.4\n");
-  ck_assert_contains(t, "n2    -      unseen     -        -        -       -         -      -\n");
+  ck_assert_contains(t, "period: 1.00 s, lease: 5.00 s, plain jobs' share: usage\n");
+  ck_assert_contains(t,
+                     "NODE  GROUP  STATE      WORK         GRANT_W  FAIR_W  POWER_W  CAPS_W  "
+                     "GRADIENT  JOBS   LEASE_AGE_S\n");
+  ck_assert_contains(t,
+                     "n1    rack1  reporting  power-aware  180.5    200.0   150.0    180.5   "
+                     "0.0042    42,43  0.4\n");
+  ck_assert_contains(t,
+                     "n2    -      unseen     unknown      -        200.0   -        -       "
+                     "-         -      -\n");
+  ck_assert_contains(t,
+                     "not managed (outside powergrad.conf's groups, not in the budget):\n"
+                     "UNMANAGED NODE  AGENT SEEN\nn7              yes\nn8              no\n");
 }
 END_TEST
 

@@ -188,6 +188,31 @@ START_TEST(curve_operations) {
 }
 END_TEST
 
+START_TEST(raise_slopes_until_claims_spare_watts) {
+  const double eps = 0.25;
+  const GainCurve a = GainCurve::from_segments({{10, 3}, {10, 0.1}});
+  // Within 15 W: the 0.1 part up to 15 W is raised to eps; beyond, as it was.
+  const GainCurve r = raise_slopes_until(a, 15.0, eps);
+  ck_assert(r.valid());
+  ck_assert_double_eq_tol(r.width_w(), 20.0, 1e-12);
+  for (double x = 0.25; x < 20.0; x += 0.5)
+    ck_assert_double_eq_tol(r.marginal_at(x),
+                            x < 15.0 ? std::max(a.marginal_at(x), eps) : a.marginal_at(x), 1e-12);
+  // A curve shorter than the claim is extended at eps; an empty one becomes the claim.
+  const GainCurve longer = raise_slopes_until(a, 30.0, eps);
+  ck_assert_double_eq_tol(longer.width_w(), 30.0, 1e-12);
+  ck_assert_double_eq_tol(longer.marginal_at(25.0), eps, 1e-12);
+  ck_assert_double_eq_tol(longer.marginal_at(5.0), 3.0, 1e-12);
+  const GainCurve empty = raise_slopes_until(GainCurve{}, 8.0, eps);
+  ck_assert_uint_eq(empty.segments().size(), 1);
+  ck_assert_double_eq_tol(empty.width_w(), 8.0, 1e-12);
+  // Steep curves and no claim: unchanged.
+  ck_assert_uint_eq(raise_slopes_until(a, 10.0, eps).segments().size(), 2);
+  ck_assert_double_eq_tol(raise_slopes_until(a, 0.0, eps).gain_at(20.0), a.gain_at(20.0), 1e-12);
+  ck_assert_double_eq_tol(raise_slopes_until(a, 15.0, 0.0).gain_at(20.0), a.gain_at(20.0), 1e-12);
+}
+END_TEST
+
 START_TEST(favour_incumbent_weights_held_watts) {
   const double h = 0.5;
   const GainCurve a = GainCurve::from_segments({{10, 3}, {10, 1}});
@@ -449,6 +474,22 @@ START_TEST(work_that_is_not_steered_is_protected) {
   for (int t = 0; t < 30; ++t) d = pressing.step(np, t);
   ck_assert_double_eq_tol(d.protected_w[0], 150.0, 1e-9);
   ck_assert_double_eq_tol(d.report.need_w, kMax + kMin, 1e-9);
+
+  // With its fair share in the lease (200 W), the pressing plain job is protected up to its
+  // domain's share of that (100 W), not of the grant: the other 200 W were granted for the
+  // steered job's gradient.
+  Plant shared(doms);
+  NodeController ns("n1");
+  GrantMessage g = grant(300.0, 1, 0.0, 1e9);
+  g.share_w = 200.0;
+  ck_assert_std_str_eq(ns.on_grant(g, 0.0), "");
+  for (int t = 0; t < 30; ++t) d = shared.step(ns, t);
+  ck_assert_double_eq_tol(d.protected_w[0], 100.0, 1e-9);
+  ck_assert(d.caps_w[1] > d.caps_w[0] + 50.0);
+  ck_assert(d.caps_w[0] + d.caps_w[1] <= 300.0 + 1e-9);
+  g.seq = 2;
+  g.share_w = -1.0;
+  ck_assert_contains(ns.on_grant(g, 1.0), "share is negative or not finite");
 
   // A steered job without a usable estimate is protected, not starved.
   Plant broken({{0.3}, {0.3}});
@@ -855,6 +896,7 @@ int main() {
   TCase *lease = tcase_create("lease");
   tcase_add_test(lease, curve_operations);
   tcase_add_test(lease, favour_incumbent_weights_held_watts);
+  tcase_add_test(lease, raise_slopes_until_claims_spare_watts);
   tcase_add_test(lease, lease_rules);
   suite_add_tcase(s, lease);
   TCase *loop = tcase_create("closed_loop");

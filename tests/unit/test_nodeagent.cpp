@@ -12,12 +12,14 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 // Check last among system headers.
 #include <check.h>
 
+#include "hardware/sysfs_file.hpp"
 #include "nodeagent/agent.hpp"
 #include "nodeagent/step_channel.hpp"
 #include "nodeagent/step_event.hpp"
@@ -373,6 +375,132 @@ START_TEST(agent_registers_and_reaps_steps) {
 }
 END_TEST
 
+START_TEST(registry_file_round_trip_and_errors) {
+  StepRegistry r;
+  r.apply(start(5, "0", 100, "latency"), 0);
+  r.apply(start(5, "0", 101, "latency"), 0);
+  r.apply(start(6, "batch", 200, "off"), 0);
+  // 101 is gone: left out.
+  const std::string text = StepRegistry::serialize(r.steps(), [](pid_t p) {
+    return p == 101 ? std::nullopt : std::optional<std::uint64_t>(1000 + p);
+  });
+  const RegistryFileParse back = parse_registry_file(text);
+  ck_assert_std_str_eq(back.error, "");
+  ck_assert_uint_eq(back.tasks.size(), 2);
+  ck_assert_uint_eq(back.tasks[0].start.job_id, 5);
+  ck_assert_int_eq(back.tasks[0].start.pid, 100);
+  ck_assert_uint_eq(back.tasks[0].start_ticks, 1100);
+  ck_assert_std_str_eq(back.tasks[0].start.mode, "latency");
+  ck_assert_std_str_eq(back.tasks[1].start.step, "batch");
+  ck_assert_std_str_eq(back.tasks[1].start.mode, "off");
+  const struct {
+    const char *text;
+    const char *error;
+  } bad[] = {
+      {"", "line 0: empty file"},
+      {"powergrad-steps 2\nend\n", "line 1: not a registry file of version 1"},
+      {"powergrad-steps 1\n", "no end line"},
+      {"powergrad-steps 1\nend", "line 2: no newline at the end"},
+      {"powergrad-steps 1\nend\nx\n", "line 3: text after the end line"},
+      {"powergrad-steps 1\n12x v=1 op=task_start job=1 step=0 pid=5 mode=off\nend\n",
+       "line 2: start time '12x' is not a number"},
+      {"powergrad-steps 1\n12 v=1 op=task_exit job=1 step=0 pid=5\nend\n",
+       "line 2: not a task_start event"},
+      {"powergrad-steps 1\n12 v=1 op=task_start job=1 step=0 pid=5 mode=fast\nend\n", "line 2: "},
+  };
+  for (const auto &c : bad) {
+    const RegistryFileParse p = parse_registry_file(c.text);
+    ck_assert_msg(p.error.find(c.error) != std::string::npos, "'%s' -> '%s', want '%s'", c.text,
+                  p.error.c_str(), c.error);
+    ck_assert(p.tasks.empty());
+  }
+}
+END_TEST
+
+START_TEST(pid_start_ticks_reads_procfs) {
+  const auto self = pid_start_ticks("/proc", getpid());
+  ck_assert(self.has_value());
+  ck_assert(pid_start_ticks("/proc", getpid()) == self);
+  const std::string root = temp_dir();
+  std::filesystem::create_directories(root + "/7");
+  std::ofstream(root + "/7/stat")
+      << "7 (a (b) c) S 1 7 7 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 123456 0 0";
+  ck_assert(pid_start_ticks(root, 7) == std::optional<std::uint64_t>(123456));
+  std::filesystem::create_directories(root + "/8");
+  std::ofstream(root + "/8/stat") << "8 (z) Z 1 8 8 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0";
+  ck_assert(!pid_start_ticks(root, 8));
+  ck_assert(!pid_start_ticks(root, 9));
+  std::filesystem::remove_all(root);
+}
+END_TEST
+
+// slurmd restarts while its jobs run: the new agent finds the running steps in its state
+// folder (same PID, same start time), not the ones that ended or whose PID was reused.
+START_TEST(agent_finds_running_steps_after_restart) {
+  const std::string dir = temp_dir();
+  AgentConfig cfg;
+  cfg.node_name = "n1";
+  cfg.state_dir = dir + "/state";
+  cfg.period_s = 0.05;
+  std::mutex mu;
+  std::vector<std::string> lines;
+  auto logger = [&](AgentLogLevel, const std::string &m) {
+    std::lock_guard<std::mutex> g(mu);
+    lines.push_back(m);
+  };
+  const pid_t task = fork();
+  if (task == 0) {
+    pause();
+    _exit(0);
+  }
+  const pid_t short_task = fork();
+  if (short_task == 0) {
+    pause();
+    _exit(0);
+  }
+  {
+    NodeAgent agent(cfg, logger);
+    ck_assert_std_str_eq(agent.start(), "");
+    ck_assert_std_str_eq(
+        send_step_event(step_socket_path(cfg.state_dir), start(88, "0", task, "latency"), 2000),
+        "");
+    ck_assert_std_str_eq(
+        send_step_event(step_socket_path(cfg.state_dir), start(89, "0", short_task, "off"), 2000),
+        "");
+    // Written at the next period after the change.
+    for (int i = 0; i < 300; ++i) {
+      auto t = powergrad::hw::read_small_file(steps_file_path(cfg.state_dir));
+      if (t.ok() && t.value().find("job=89") != std::string::npos) break;
+      usleep(10000);
+    }
+    agent.stop();
+  }
+  kill(short_task, SIGKILL);
+  waitpid(short_task, nullptr, 0);
+  NodeAgent again(cfg, logger);
+  ck_assert_std_str_eq(again.start(), "");
+  for (int i = 0; i < 300 && again.steps().empty(); ++i) usleep(10000);
+  const std::vector<RegisteredStep> steps = again.steps();
+  ck_assert_uint_eq(steps.size(), 1);
+  ck_assert_uint_eq(steps[0].job_id, 88);
+  ck_assert_std_str_eq(steps[0].mode, "latency");
+  ck_assert_int_eq(*steps[0].pids.begin(), task);
+  again.stop();
+  kill(task, SIGKILL);
+  waitpid(task, nullptr, 0);
+  {
+    std::lock_guard<std::mutex> g(mu);
+    bool found = false;
+    for (const auto &l : lines)
+      found |= l.find(
+                   "running steps of an earlier agent on n1: 88.0 (1 task(s)); 1 task(s) had "
+                   "ended; steered again from now") != std::string::npos;
+    ck_assert(found);
+  }
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
 START_TEST(agent_start_refuses_bad_state_dir) {
   const std::string dir = temp_dir();
   chmod(dir.c_str(), 0777);
@@ -401,6 +529,9 @@ int main() {
   tcase_add_test(tc, pid_alive_reads_procfs);
   tcase_add_test(tc, agent_registers_and_reaps_steps);
   tcase_add_test(tc, agent_start_refuses_bad_state_dir);
+  tcase_add_test(tc, registry_file_round_trip_and_errors);
+  tcase_add_test(tc, pid_start_ticks_reads_procfs);
+  tcase_add_test(tc, agent_finds_running_steps_after_restart);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }

@@ -78,6 +78,7 @@ inline GrantMessage sample_grant() {
   g.node = "n1";
   g.grant_w = 412.5;
   g.floor_w = 120.0;
+  g.share_w = 205.5;
   g.expires_at_s = 1250.0;
   g.lease_s = 10.0;
   g.epoch = 7;
@@ -151,6 +152,7 @@ inline std::string diff(const GrantMessage &a, const GrantMessage &b) {
   if (a.node != b.node) return "node";
   if (a.grant_w != b.grant_w) return "grant_w";
   if (a.floor_w != b.floor_w) return "floor_w";
+  if (a.share_w != b.share_w) return "share_w";
   if (a.expires_at_s != b.expires_at_s) return "expires_at_s";
   if (a.lease_s != b.lease_s) return "lease_s";
   if (a.epoch != b.epoch) return "epoch";

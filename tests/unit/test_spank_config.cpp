@@ -57,7 +57,12 @@ END_TEST
 START_TEST(args_defaults_and_known_keys) {
   ConfigParse none = parse_plugin_args({});
   ck_assert(none.ok());
-  ck_assert(none.config.default_mode == PowerAwareMode::latency);
+  ck_assert(none.config.default_mode == PowerAwareMode::off);
+  ck_assert(valueless_mode(none.config.default_mode) == PowerAwareMode::latency);
+  ck_assert(valueless_mode(PowerAwareMode::throughput) == PowerAwareMode::throughput);
+  ConfigParse off = parse_plugin_args({"default_mode=off"});
+  ck_assert(off.errors.empty());
+  ck_assert(off.config.default_mode == PowerAwareMode::off);
   ck_assert(none.config.log_level == LogLevel::info);
   ConfigParse p = parse_plugin_args({"default_mode=throughput", "log_level=debug"});
   ck_assert(p.ok());
@@ -75,10 +80,11 @@ START_TEST(args_unknown_key_is_named) {
 END_TEST
 
 START_TEST(args_bad_values_are_named) {
-  ConfigParse p = parse_plugin_args({"log_level=loud", "default_mode=off", "novalue", "=x"});
+  ConfigParse p = parse_plugin_args({"log_level=loud", "default_mode=fast", "novalue", "=x"});
   ck_assert_uint_eq(p.errors.size(), 4);
   ck_assert(p.errors[0].find("log_level='loud'") != std::string::npos);
-  ck_assert(p.errors[1].find("default_mode='off'") != std::string::npos);
+  ck_assert(p.errors[1].find("default_mode='fast': expected off, latency, throughput or monitor") !=
+            std::string::npos);
   ck_assert(p.errors[2].find("'novalue' is not of the form key=value") != std::string::npos);
   ck_assert(p.errors[3].find("'=x'") != std::string::npos);
 }
