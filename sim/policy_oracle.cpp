@@ -15,7 +15,8 @@
 // - A node with only plain services gets what its sockets draw, up to the sum of their fair
 //   shares (the plain share the cluster controller gives a node without steered work),
 //   split evenly over its sockets but none above its draw (as the node controller splits a
-//   grant over domains without steered work).
+//   grant over domains without steered work); with `plain_share: even`, the sum of their
+//   fair shares whatever they draw (the rest spread evenly above the draws).
 // - A socket with only plain services on a node with steered work is held at its draw, up
 //   to its own fair share (the base the node controller protects for it).
 // - A socket with plain and power-aware services is steered, but never below its minimum
@@ -150,8 +151,15 @@ class OraclePolicy final : public Policy {
         fair_sum += std::max(spec_.sockets[k].min_cap_w, fair_w[k]);
         ranges.push_back({spec_.sockets[k].min_cap_w, draw_w[k]});
       }
-      const AllocResult split = allocate_uniform(std::min(draw, fair_sum), ranges);
+      AllocResult split = allocate_uniform(std::min(draw, fair_sum), ranges);
       if (!split.feasible) throw std::runtime_error("oracle: plain node: " + split.error);
+      if (spec_.plain_share == ClusterSpec::PlainShare::even && fair_sum > draw) {
+        // Its whole fair share, drawn or not: the rest spread evenly above the draws.
+        for (std::size_t i = 0; i < sockets.size(); ++i)
+          ranges[i] = {split.grants_w[i], spec_.sockets[sockets[i]].max_cap_w};
+        split = allocate_uniform(fair_sum, ranges);
+        if (!split.feasible) throw std::runtime_error("oracle: plain node: " + split.error);
+      }
       for (std::size_t i = 0; i < sockets.size(); ++i)
         tree_.set_limits(leaf_of_socket_[sockets[i]], split.grants_w[i], split.grants_w[i]);
     }

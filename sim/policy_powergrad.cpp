@@ -20,12 +20,13 @@
 //   decision.apply_order; decision.report goes to the transport.
 // - The cluster controller is configured from the scenario: budget, groups with their
 //   limits, each node's floor = the sum of its sockets' minimum caps and max = the sum of
-//   their maximum caps; period = control_period_s, lease 5 periods, silent after 3. It takes
-//   every report that has arrived (on_report), follows the budget (set_budget whenever it
-//   changes), and steps once per period, half a period after the nodes (so each step uses
-//   the reports of the nodes' latest step, and its grants reach the nodes before their
-//   next one); when the budget falls below what the controller counts as possibly in force,
-//   it steps at once as well (reacts to a budget drop within one period).
+//   their maximum caps, the plain share (`plain_share`); period = control_period_s, lease
+//   5 periods, silent after 3. It takes every report that has arrived (on_report), follows
+//   the budget (set_budget whenever it changes), and steps once per period, half a period
+//   after the nodes (so each step uses the reports of the nodes' latest step, and its grants
+//   reach the nodes before their next one); when the budget falls below what the controller
+//   counts as possibly in force, it steps at once as well (reacts to a budget drop within
+//   one period).
 // - As the node agent does, a node obeys a grant below its caps as soon as it arrives
 //   (NodeController::enforce) and sends the confirming report at once; whenever reports
 //   arrive, the cluster controller hands the confirmed watts on (ClusterController::release)
@@ -186,6 +187,8 @@ class PowergradPolicy final : public Policy {
       nc.group = n.group;
       c.nodes.push_back(nc);
     }
+    c.plain_share = spec.plain_share == ClusterSpec::PlainShare::even ? PlainShare::even
+                                                                      : PlainShare::usage;
     c.period_s = spec.control_period_s;
     c.lease_s = 5.0 * spec.control_period_s;
     c.silent_after_s = 3.0 * spec.control_period_s;

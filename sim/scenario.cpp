@@ -281,7 +281,7 @@ ClusterSpec parse_document(const Reader &r, const YAML::Node &root, const std::s
                {"name", "description", "duration_s", "tick_s", "warmup_s", "control_period_s",
                 "transport_delay_s", "counters", "seed", "plot_interval_s", "budget",
                 "socket_types", "workloads", "arrivals", "node_templates", "groups",
-                "progress_signal", "agent_knows_servers"});
+                "progress_signal", "agent_knows_servers", "plain_share"});
   spec.name = r.text(root, "", "name", name);
   spec.duration_s = r.number(root, "", "duration_s", spec.duration_s, 1e-3, 1e8);
   spec.tick_s = r.number(root, "", "tick_s", spec.tick_s, 1e-4, spec.duration_s);
@@ -291,6 +291,9 @@ ClusterSpec parse_document(const Reader &r, const YAML::Node &root, const std::s
   spec.transport_delay_s = r.number(root, "", "transport_delay_s", 0.0, 0.0, 1e3);
   spec.hardware_counters = r.choice(root, "", "counters", "hardware", {"hardware", "software"}) == "hardware";
   spec.agent_knows_servers = r.flag(root, "", "agent_knows_servers", false);
+  spec.plain_share = r.choice(root, "", "plain_share", "usage", {"usage", "even"}) == "even"
+                         ? ClusterSpec::PlainShare::even
+                         : ClusterSpec::PlainShare::usage;
   const bool default_progress = r.flag(root, "", "progress_signal", false);
   spec.seed = static_cast<std::uint64_t>(r.number(root, "", "seed", 1, 0, 9.007e15));
   spec.plot_interval_s = r.number(root, "", "plot_interval_s", 0.0, 0.0, spec.duration_s);

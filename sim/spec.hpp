@@ -115,6 +115,10 @@ struct ClusterSpec {
   double transport_delay_s = 0.0;  // node <-> controller message delay (powergrad, pool)
   bool hardware_counters = true;   // false: software events only (VM-like)
   bool agent_knows_servers = false;  // the node agent is told each service's parallel servers
+  // What a node with only plain services gets (powergrad.conf PlainShare=): what it draws
+  // (plus headroom) up to its fair share, or its fair share.
+  enum class PlainShare { usage, even };
+  PlainShare plain_share = PlainShare::usage;
   std::uint64_t seed = 1;
   double plot_interval_s = 0.0;  // 0: duration / 240
 

@@ -174,6 +174,38 @@ START_TEST(the_same_node_power_aware_is_steered) {
 }
 END_TEST
 
+// plain_share (powergrad.conf PlainShare=): with the plain node's services lightly loaded,
+// `usage` holds it at what it draws, well below its fair share; `even` at its fair share.
+// Never above it either way.
+START_TEST(plain_share_usage_or_even) {
+  std::string light = kSmall;
+  for (const auto &[from, to] : {std::pair<std::string, std::string>{"bert, servers: 4, load: 0.72", "bert, servers: 4, load: 0.2"},
+                                 {"- {workload: dlrm, servers: 4, load: 0.6, power_aware: false}\n  shared:",
+                                  "- {workload: dlrm, servers: 4, load: 0.2, power_aware: false}\n  shared:"}}) {
+    const std::size_t at = light.find(from);
+    ck_assert(at != std::string::npos);
+    light.replace(at, from.size(), to);
+  }
+  for (const bool even : {false, true}) {
+    const ClusterSpec spec =
+        parse_scenario(std::string(even ? "plain_share: even\n" : "") + light, "light.yaml");
+    ck_assert(spec.plain_share == (even ? ClusterSpec::PlainShare::even : ClusterSpec::PlainShare::usage));
+    for (const char *policy : {"powergrad", "oracle"}) {
+      const RunResult r = simulate(spec, policy);
+      assert_invariants(spec, r, policy);
+      ck_assert_msg(r.node_max_caps_w[kPlainNode] <= kFairNodeW + 1e-6, "%s: plain node up to %g W",
+                    policy, r.node_max_caps_w[kPlainNode]);
+      double mean = 0.0;
+      for (std::size_t k : spec.nodes[kPlainNode].sockets) mean += r.socket_caps[k].mean_w;
+      if (even)
+        ck_assert_msg(mean > kFairNodeW - 2.0, "%s, even: plain node at %g W", policy, mean);
+      else
+        ck_assert_msg(mean < kFairNodeW - 20.0, "%s, usage: plain node at %g W", policy, mean);
+    }
+  }
+}
+END_TEST
+
 // Not steered means not starved: plain services' latency under powergrad and the oracles is
 // about what the even split (uniform) gives them.
 START_TEST(plain_latency_about_uniform) {
@@ -261,6 +293,16 @@ START_TEST(oracle_holds_plain_sockets) {
       ck_assert_int_eq(c.kind, 2);
       ck_assert(draw_bert >= kFairSocketW);
       want_bert = want_dlrm = kFairSocketW;
+    }
+    // plain_share: even: the node's whole fair share, whatever it draws, none below its draw.
+    ClusterSpec even = spec;
+    even.plain_share = ClusterSpec::PlainShare::even;
+    {
+      auto p = make_policy("oracle", even, truth);
+      p->start(io);
+      ck_assert(pgtest::sum_in_order(io.caps) <= io.budget_w() + 1e-9);
+      ck_assert_double_eq_tol(io.caps[bert] + io.caps[dlrm], kFairNodeW, 1e-6);
+      ck_assert(io.caps[bert] >= want_bert - 1e-6 && io.caps[dlrm] >= want_dlrm - 1e-6);
     }
     for (const char *policy : {"oracle", "static-oracle"}) {
       auto p = make_policy(policy, spec, truth);
@@ -356,6 +398,7 @@ int main() {
   tcase_add_test(tc, invariants_hold_with_plain_services_for_every_policy);
   tcase_add_test(tc, plain_node_held_at_its_fair_share);
   tcase_add_test(tc, the_same_node_power_aware_is_steered);
+  tcase_add_test(tc, plain_share_usage_or_even);
   tcase_add_test(tc, plain_latency_about_uniform);
   tcase_add_test(tc, baselines_ignore_the_flag);
   tcase_add_test(tc, oracle_holds_plain_sockets);

@@ -172,6 +172,11 @@ START_TEST(power_aware_flag) {
   ck_assert_contains(error_of(replace(kGood, "load: 0.5}", "load: 0.5, power_aware: [no]}")),
                      "bad.yaml:13:66: node_templates.one.sockets[0].services[0].power_aware: "
                      "expected true or false");
+  ck_assert(all.plain_share == ClusterSpec::PlainShare::usage);  // powergrad.conf's default
+  ck_assert(parse_scenario(std::string("plain_share: even\n") + kGood, "p.yaml").plain_share ==
+            ClusterSpec::PlainShare::even);
+  ck_assert_contains(error_of(std::string("plain_share: half\n") + kGood),
+                     "bad.yaml:1:14: plain_share: 'half' is not one of: usage, even");
   // Misspelt: an unknown key, not a silently power-aware service.
   ck_assert_contains(error_of(replace(kGood, "load: 0.5}", "load: 0.5, power-aware: false}")),
                      "node_templates.one.sockets[0].services[0].power-aware: unknown key");
