@@ -2,7 +2,7 @@
 # PowerGrad's main job on a local demo cluster. Installs and builds what is needed, brings up
 # a real Slurm cluster (munged, slurmctld, 4 slurmd, slurmdbd + MariaDB) with both PowerGrad
 # plugins; every node has an emulated dual-socket powercap tree (2 x 205 W packages) and a
-# power emulator, and the cluster budget (800 W) is below what the nodes can draw (1640 W).
+# power emulator, and the cluster budget (700 W) is below what the nodes can draw (1640 W).
 # Runs a compute-bound and a memory-bound --power-aware job (n1, n2), a plain job (n3, not
 # power-aware) and leaves n4 idle, and shows, while they run, `powergrad status` and the caps
 # in force per node: the idle node at its idle cap, the plain one at most at its fair share,
@@ -61,7 +61,7 @@ pgc=$top/tests/cluster/pgcluster
 nodes="n1 n2 n3 n4"
 nodes_dir=$PG_CLUSTER_DIR/nodes
 work=$PG_CLUSTER_DIR/work
-budget=800 low_budget=600 floor=110 idle_cap=105 pkg_w=205
+budget=700 low_budget=560 floor=110 idle_cap=105 pkg_w=205
 node_max=$((2 * pkg_w)) cluster_max=$((4 * 2 * pkg_w))
 port=$((PG_PORT_BASE + 3))
 sampler=''

@@ -46,6 +46,9 @@ struct HandNode {
   bool idle = false;
   bool steerable = true;
   double need_w = 100.0;
+  // Width of its demand curve above need_w; < 0: up to max_w. Shorter: saturated (its cores
+  // run at their top clock before its maximum: watts above buy nothing).
+  double curve_w = -1.0;
   std::uint64_t seq = 0;
   GrantMessage lease;
   bool have_lease = false;
@@ -76,10 +79,10 @@ struct HandNode {
     r.power_w = r.caps_w;
     r.idle = idle;
     r.steerable = steerable && !idle;
+    const double width = curve_w >= 0.0 ? curve_w : max_w - need_w;
     if (r.steerable)
-      r.demand = two_step ? GainCurve::from_segments({{100.0, 2.0 * slope},
-                                                      {max_w - need_w - 100.0, slope}})
-                          : GainCurve::linear(slope, max_w - need_w);
+      r.demand = two_step ? GainCurve::from_segments({{100.0, 2.0 * slope}, {width - 100.0, slope}})
+                          : GainCurve::linear(slope, width);
     return r;
   }
 };
@@ -438,22 +441,29 @@ START_TEST(power_aware_never_below_fair_share_for_nothing) {
   std::vector<HandNode> nodes = {{"sat"}, {"plain"}, {"pa"}};
   // A power-aware node whose curve ends early (its cores are saturated at 130 W: 30 W of
   // demand above its 100 W need) and another that wants little more either.
-  nodes[0].max_w = 130.0;
+  nodes[0].curve_w = 30.0;
   nodes[1].steerable = false;
   nodes[1].need_w = 120.0;
-  nodes[2].max_w = 150.0;
+  nodes[2].curve_w = 180.0;  // wants watts up to 280 W
   std::vector<GrantMessage> g;
   for (double t = 0.0; t < 10.0; t += 1.0) g = round_trip(cc, nodes, t);
-  // Nobody wants the spare watts: each power-aware node still gets its fair share (200 W),
-  // as much as it would without opting in.
-  ck_assert_double_eq_tol(grant_of(g, "sat"), 130.0, 1e-5);  // its own maximum is below
-  ck_assert_double_eq_tol(grant_of(g, "pa"), 150.0, 1e-5);
+  // "pa" gains from watts up to 280 W, "sat" from none above 130 W; 480 W are theirs. "sat"
+  // still gets its fair share (200 W), as much as it would without opting in: the watts it
+  // cannot use go to "pa" only as far as pa gains from them, and what nobody gains from is
+  // its own first, up to its fair share.
+  ck_assert_double_eq_tol(grant_of(g, "pa"), 280.0, 1e-4);
+  ck_assert_double_eq_tol(grant_of(g, "sat"), 200.0, 1e-4);
+  // A node's own maximum below its fair share: that is all it gets.
+  nodes[0].max_w = 130.0;
+  for (double t = 10.0; t < 14.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "sat"), 130.0, 1e-5);
+  nodes[0].curve_w = nodes[2].curve_w = -1.0;
   // With room to its maximum, the saturated node is topped up to its fair share.
   nodes[0].max_w = 300.0;
   nodes[2].max_w = 300.0;
   nodes[0].slope = 1e-3;  // a real but low gradient
   nodes[2].slope = 0.0;   // a curve that gains nothing
-  for (double t = 10.0; t < 20.0; t += 1.0) g = round_trip(cc, nodes, t);
+  for (double t = 14.0; t < 20.0; t += 1.0) g = round_trip(cc, nodes, t);
   ck_assert_double_eq_tol(grant_of(g, "plain"), 120.0, 1e-5);
   // "sat" has a positive gradient everywhere: it takes watts up to its maximum, some of
   // them below "pa"'s fair share (gains above nothing); "pa" gets the rest.
@@ -797,6 +807,108 @@ START_TEST(random_protocol_keeps_the_budget) {
 }
 END_TEST
 
+// Random clusters of idle, plain and power-aware nodes (random floors, idle caps, budgets,
+// groups, share policy and demand), perfect network, several steps each: the grants sum to at
+// most the budget and every group's limit; an idle node gets its idle cap (or its minimum
+// caps); a plain node at most its fair share (exactly it under PlainShare::even, while it
+// wants it); and a power-aware node is below its fair share only when no watt of the budget
+// is left unallocated (its watts went to other power-aware work, not to nothing).
+START_TEST(random_mixes_keep_the_shares) {
+  for (std::uint32_t seed = 1; seed <= 60; ++seed) {
+    std::mt19937 rng(seed);
+    auto uni = [&](double a, double b) {
+      return std::uniform_real_distribution<double>(a, b)(rng);
+    };
+    const std::size_t n = 2 + rng() % 7;
+    ClusterConfig c;
+    c.plain_share = rng() % 2 ? PlainShare::even : PlainShare::usage;
+    c.hysteresis = rng() % 2 ? 0.0 : 0.5;
+    const bool grouped = rng() % 2;
+    if (grouped) c.groups = {{"pdu", 1e9, kNoGroup}};
+    std::vector<HandNode> nodes;
+    double floors = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+      ClusterNodeConfig nc;
+      nc.name = "n" + std::to_string(i);
+      nc.floor_w = uni(80.0, 120.0);
+      nc.max_w = 300.0;
+      nc.idle_w = rng() % 2 ? nc.floor_w : uni(40.0, nc.floor_w);
+      nc.group = grouped && i % 2 ? 0 : kNoGroup;
+      floors += nc.floor_w;
+      c.nodes.push_back(nc);
+      HandNode h(nc.name.c_str());
+      h.name = nc.name;
+      h.min_w = uni(30.0, 60.0);
+      const unsigned kind = rng() % 3;
+      h.idle = kind == 0;
+      h.steerable = kind == 2;
+      h.need_w = uni(nc.floor_w, 290.0);
+      h.slope = rng() % 4 == 0 ? 0.0 : uni(0.001, 3.0);
+      h.max_w = uni(h.need_w + 1.0, 300.0);
+      if (rng() % 2) h.curve_w = uni(0.0, h.max_w - h.need_w);  // saturated early
+      nodes.push_back(h);
+    }
+    c.budget_w = uni(floors, 300.0 * static_cast<double>(n));
+    if (grouped) c.groups[0].max_w = uni(0.0, 1.0) < 0.5 ? 1e9 : c.budget_w * 0.6 + floors;
+    ClusterController cc(c);
+    ck_assert_msg(cc.ok(), "seed %u: %s", seed, cc.error().c_str());
+    std::vector<GrantMessage> g;
+    for (double t = 0.0; t < 12.0; t += 1.0) g = round_trip(cc, nodes, t);
+    double sum = 0.0, group = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+      sum += grant_of(g, nodes[i].name);
+      if (c.nodes[i].group == 0) group += grant_of(g, nodes[i].name);
+    }
+    ck_assert_msg(sum <= c.budget_w + 1e-6, "seed %u: grants %f > budget %f", seed, sum,
+                  c.budget_w);
+    if (grouped) ck_assert_msg(group <= c.groups[0].max_w + 1e-6, "seed %u: group", seed);
+    const bool spare = cc.unallocated_w() > 1e-3;
+    // Power-aware nodes held below their fair share, and those above it with watts that
+    // gain nothing (past the end of their demand curve).
+    bool someone_short = false, someone_idle_watts = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      const HandNode &h = nodes[i];
+      if (h.idle || !h.steerable) continue;
+      const double share =
+          std::max(c.nodes[i].floor_w, std::min(cc.node_status(i, 12.0).fair_share_w, h.max_w));
+      const double got = grant_of(g, h.name);
+      const double width = h.curve_w >= 0.0 ? h.curve_w : h.max_w - h.need_w;
+      // Its watts gain up to its need plus its curve (a need above the share is lent the
+      // curve's first slope); with a flat curve, nothing above what it is guaranteed.
+      const double useful = h.slope > 0.0 ? h.need_w + width : std::min(h.need_w, share);
+      someone_short = someone_short || got < share - 1e-3;
+      someone_idle_watts = someone_idle_watts || (got > share + 1e-3 && got > useful + 1e-3);
+    }
+    if (!grouped)
+      ck_assert_msg(!(someone_short && someone_idle_watts),
+                    "seed %u: a power-aware node below its fair share while another holds watts "
+                    "above its own that gain it nothing",
+                    seed);
+    for (std::size_t i = 0; i < n; ++i) {
+      const HandNode &h = nodes[i];
+      const ClusterNodeStatus st = cc.node_status(i, 12.0);
+      const double got = grant_of(g, h.name);
+      const double share = std::max(c.nodes[i].floor_w, std::min(st.fair_share_w, h.max_w));
+      if (h.idle) {
+        ck_assert_msg(
+            std::fabs(got - std::max(st.idle_w, std::min(h.min_w, c.nodes[i].floor_w))) < 1e-5,
+            "seed %u: idle %s got %f", seed, h.name.c_str(), got);
+      } else if (!h.steerable) {
+        ck_assert_msg(got <= share + 1e-5, "seed %u: plain %s got %f > share %f", seed,
+                      h.name.c_str(), got, share);
+        if (c.plain_share == PlainShare::even && !grouped)
+          ck_assert_msg(std::fabs(got - share) < 1e-5, "seed %u: even plain %s got %f, share %f",
+                        seed, h.name.c_str(), got, share);
+      } else if (got < share - 1e-3 && !grouped) {
+        ck_assert_msg(!spare,
+                      "seed %u: power-aware %s got %f below its share %f with %f W unallocated",
+                      seed, h.name.c_str(), got, share, cc.unallocated_w());
+      }
+    }
+  }
+}
+END_TEST
+
 START_TEST(random_protocol_with_reclaim) {
   ProtocolRun opt;
   opt.reclaim = true;
@@ -1025,6 +1137,7 @@ int main() {
   tcase_set_timeout(safety, 300);
   tcase_add_test(safety, random_protocol_keeps_the_budget);
   tcase_add_test(safety, random_protocol_with_reclaim);
+  tcase_add_test(safety, random_mixes_keep_the_shares);
   suite_add_tcase(s, safety);
   return pgtest::run_suite(s);
 }
