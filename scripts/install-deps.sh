@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs every package PowerGrad needs to build, test and run its demo cluster on
-# Debian 12, and obtains the Slurm source tree that matches the installed Slurm (needed
+# Debian 12 or 13 (or unstable), and obtains the Slurm source tree that matches the installed Slurm (needed
 # only to build the slurmctld plugin, which uses Slurm's internal headers).
 #
 # Idempotent and non-interactive. Run as root.
@@ -33,8 +33,25 @@ PKGS=(
   munge libmunge-dev libssl-dev libpfm4-dev check libyaml-cpp-dev
   mariadb-server mariadb-client
   dpkg-dev procps psmisc iproute2 python3
-  clang libclang-rt-14-dev
+  clang
 )
+# libFuzzer comes with clang's runtime package, named after the clang major version the
+# distribution's default clang is (Debian 12: 14, Debian 13: 19).
+clang_major=$(apt-cache depends clang 2>/dev/null |
+  sed -n 's/.*Depends: clang-\([0-9][0-9]*\)$/\1/p' | head -n1 || true)
+if [ -z "$clang_major" ]; then
+  apt-get update -q >/dev/null
+  clang_major=$(apt-cache depends clang 2>/dev/null |
+    sed -n 's/.*Depends: clang-\([0-9][0-9]*\)$/\1/p' | head -n1 || true)
+fi
+if [ -n "$clang_major" ]; then
+  PKGS+=("libclang-rt-$clang_major-dev")
+else
+  echo "install-deps: cannot tell the clang version of this distribution: fuzz targets will not build" >&2
+fi
+
+# Daemons running before the installation are not ours to stop.
+pids_before=" $(pgrep -d ' ' -x 'slurmctld|slurmd|slurmdbd' || true) "
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -49,9 +66,10 @@ else
 fi
 
 # Debian's package scripts may try to start daemons; nothing of ours relies on them, and the
-# demo/test cluster starts its own under a private folder. Stop any that did start.
-for d in slurmctld slurmd slurmdbd; do
-  pkill -x "$d" 2>/dev/null || true
+# demo/test cluster starts its own under a private folder. Stop those the installation
+# started (only those: a test cluster already running here is left alone).
+for pid in $(pgrep -x 'slurmctld|slurmd|slurmdbd' || true); do
+  case "$pids_before" in *" $pid "*) ;; *) kill "$pid" 2>/dev/null || true ;; esac
 done
 
 [ "$want_source" -eq 1 ] || exit 0
@@ -87,9 +105,37 @@ apt-get update -q
 work="$SRC_ROOT/work"
 rm -rf "$work"
 mkdir -p "$work"
-( cd "$work" && apt-get source -q --only-source "slurm-wlm=$ver" )
+if ! ( cd "$work" && apt-get source -q --only-source "slurm-wlm=$ver" ); then
+  # Some mirrors keep only the upstream tarball of a source package (seen for Debian 13's
+  # 24.11.5): take that one file, checked against the hash the source index gives. The
+  # upstream tree has the same sources; only Debian's packaging files are missing, and
+  # the configure flags below are Debian's.
+  echo "install-deps: the full source package is not on the mirror; using its upstream tarball"
+  # (in an empty folder: apt leaves out the files it finds already downloaded)
+  mkdir -p "$work/.uris"
+  line=$(cd "$work/.uris" && apt-get source -q --print-uris --only-source "slurm-wlm=$ver" |
+         grep -E "^'[^']*\.orig\.tar\.[a-z0-9]+' " | head -n1)
+  if [ -z "$line" ]; then
+    echo "install-deps: no upstream tarball of slurm-wlm=$ver in the source index" >&2
+    exit 1
+  fi
+  uri=$(echo "$line" | cut -d"'" -f2)
+  file=$(echo "$line" | awk '{print $2}')
+  hash=$(echo "$line" | awk '{print $4}')
+  want=${hash#SHA256:}
+  # apt-get source may have fetched it already before failing on the other files.
+  if [ ! -f "$work/$file" ] || [ "$(sha256sum "$work/$file" | cut -d' ' -f1)" != "$want" ]; then
+    rm -f "$work/$file"
+    /usr/lib/apt/apt-helper download-file "$uri" "$work/$file" "$hash"
+  fi
+  if [ "$(sha256sum "$work/$file" | cut -d' ' -f1)" != "$want" ]; then
+    echo "install-deps: $file does not match the source index's $hash" >&2
+    exit 1
+  fi
+  tar -C "$work" -xf "$work/$file"
+fi
 unset APT_CONFIG
-srcdir=$(find "$work" -maxdepth 1 -mindepth 1 -type d -name 'slurm-wlm-*' | head -n1)
+srcdir=$(find "$work" -maxdepth 1 -mindepth 1 -type d -name 'slurm-*' | head -n1)
 if [ -z "$srcdir" ]; then
   echo "install-deps: apt-get source slurm-wlm=$ver gave no source tree" >&2
   exit 1
