@@ -33,7 +33,7 @@ pg=$build/tools/powergrad
 hwemu=$build/hardware/testing/powergrad-hwemu
 export PG_SPANK_PLUGIN=$build/spank_powergrad/.libs/spank_powergrad.so
 export PG_CTLD_PLUGIN_DIR=$build/slurmctld_powergrad/.libs
-[ -f "$PG_CTLD_PLUGIN_DIR/slurmctld_powergrad.so" ] ||
+[ -f "$PG_CTLD_PLUGIN_DIR/prep_powergrad.so" ] ||
   { echo "demo: controller plugin not built (Slurm source missing?)" >&2; exit 1; }
 for f in "$PG_SPANK_PLUGIN" "$pg" "$hwemu"; do
   [ -e "$f" ] || { echo "demo: $f not built" >&2; exit 1; }

@@ -9,8 +9,8 @@ tools_libtools_la_LIBADD = jobreport/libjobreport.la
 bin_PROGRAMS += tools/powergrad
 tools_powergrad_SOURCES = tools/powergrad.cpp
 tools_powergrad_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
-# libctldcore parses powergrad.conf (Slurm's hostlist API, from libslurm).
-tools_powergrad_LDADD = tools/libtools.la slurmctld_powergrad/libctldcore.la $(PROTO_LIBS) \
+# libpgcontroller parses powergrad.conf (Slurm's hostlist API, from libslurm).
+tools_powergrad_LDADD = tools/libtools.la controller/libpgcontroller.la $(PROTO_LIBS) \
 	$(SLURM_LIBS)
 dist_man_MANS += doc/powergrad.1 doc/powergrad.conf.5
 EXTRA_DIST += etc/powergrad.conf etc/powergrad-budget.conf

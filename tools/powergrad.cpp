@@ -24,7 +24,7 @@
 #include "protocol/auth.hpp"
 #include "tools/admin.hpp"
 #include "jobreport/series.hpp"
-#include "slurmctld_powergrad/ctld_config.hpp"
+#include "controller/ctld_config.hpp"
 #include "tools/job_report.hpp"
 #include "tools/series_plot.hpp"
 
