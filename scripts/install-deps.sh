@@ -6,6 +6,11 @@
 # Idempotent and non-interactive. Run as root.
 #   scripts/install-deps.sh            packages + Slurm source
 #   scripts/install-deps.sh --no-source  packages only
+#   scripts/install-deps.sh --slurm VERSION
+#       the same for Slurm VERSION: 22.05 is this machine's (Debian 12); 24.11 and 26.05
+#       come with Debian 13 and unstable, so their packages and source tree go into the
+#       Debian root scripts/slurm-root.sh makes and caches (the source tree then is in
+#       ROOT/var/cache/powergrad/slurm-src/current)
 #
 # The Slurm source lands in $PG_SLURM_SRC (default /var/cache/powergrad/slurm-src) and is
 # configured there with the flags Debian used, so internal structs match the daemons.
@@ -13,13 +18,22 @@
 set -euo pipefail
 
 want_source=1
-for a in "$@"; do
-  case "$a" in
+slurm=
+while [ $# -gt 0 ]; do
+  case "$1" in
     --no-source) want_source=0 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-    *) echo "install-deps: unknown option '$a'" >&2; exit 2 ;;
+    --slurm) [ $# -ge 2 ] || { echo "install-deps: --slurm needs a version" >&2; exit 2; }
+             slurm=$2; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "install-deps: unknown option '$1'" >&2; exit 2 ;;
   esac
+  shift
 done
+case "$slurm" in
+  ''|22.05) ;;
+  24.11|26.05) exec "$(dirname "$0")/slurm-root.sh" "$slurm" ;;
+  *) echo "install-deps: unsupported Slurm version '$slurm' (22.05, 24.11 or 26.05)" >&2; exit 2 ;;
+esac
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: must run as root (apt-get install)" >&2
