@@ -80,11 +80,18 @@ else
 fi
 
 # Debian's package scripts may try to start daemons; nothing of ours relies on them, and the
-# demo/test cluster starts its own under a private folder. Stop those the installation
-# started (only those: a test cluster already running here is left alone).
-for pid in $(pgrep -x 'slurmctld|slurmd|slurmdbd' || true); do
-  case "$pids_before" in *" $pid "*) ;; *) kill "$pid" 2>/dev/null || true ;; esac
-done
+# demo/test cluster starts its own under a private folder. When packages were installed,
+# stop the daemons that appeared meanwhile, except those of a test cluster (pgcluster marks
+# its daemons' environment with PGCLUSTER_OWNER), which may start at any time.
+if [ ${#missing[@]} -gt 0 ]; then
+  for pid in $(pgrep -x 'slurmctld|slurmd|slurmdbd' || true); do
+    case "$pids_before" in *" $pid "*) continue ;; esac
+    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -q '^PGCLUSTER_OWNER='; then
+      continue
+    fi
+    kill "$pid" 2>/dev/null || true
+  done
+fi
 
 [ "$want_source" -eq 1 ] || exit 0
 
