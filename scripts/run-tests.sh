@@ -11,6 +11,7 @@
 #   scripts/run-tests.sh --matrix         22.05, 24.11 and 26.05 one after the other, then a
 #                                         table: test x version -> passed/failed/skipped
 #                                         (a skipped end-to-end suite counts as failed)
+#   scripts/run-tests.sh --matrix-table   only that table, from the build folders as they are
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -22,8 +23,9 @@ while [ $# -gt 0 ]; do
              slurm=$2; shift ;;
     --slurm=*) slurm=${1#--slurm=} ;;
     --matrix) mode=matrix ;;
+    --matrix-table) mode=table ;;
     --in-root) mode=in-root ;;  # run_version's call inside a root; PG_BUILD_DIR is set
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run-tests: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -85,12 +87,15 @@ fi
 # ---------------------------------------------------------------- the matrix
 versions=(22.05 24.11 26.05)
 declare -A status_of
-for v in "${versions[@]}"; do
-  echo "== Slurm $v"
-  start=$(date +%s)
-  if run_version "$v"; then status_of[$v]=0; else status_of[$v]=$?; fi
-  echo "== Slurm $v: exit ${status_of[$v]} after $(( $(date +%s) - start )) s"
-done
+for v in "${versions[@]}"; do status_of[$v]=0; done
+if [ "$mode" = matrix ]; then
+  for v in "${versions[@]}"; do
+    echo "== Slurm $v"
+    start=$(date +%s)
+    if (run_version "$v"); then status_of[$v]=0; else status_of[$v]=$?; fi
+    echo "== Slurm $v: exit ${status_of[$v]} after $(( $(date +%s) - start )) s"
+  done
+fi
 
 # Per test runner and version: "passed", "failed" or "skipped"; counts of TAP points and
 # Check tests summed as in tests/summary.sh. A skipped end-to-end suite is a failure here:
