@@ -31,6 +31,7 @@ check_PROGRAMS += tests/tools/pg-rogue
 tests_tools_pg_rogue_SOURCES = tests/tools/pg-rogue.cpp
 tests_tools_pg_rogue_LDADD = $(PROTO_LIBS)
 
-CTLD_E2E_TESTS = tests/e2e/test_controller_power.sh tests/e2e/test_controller_faults.sh
+CTLD_E2E_TESTS = tests/e2e/test_controller_power.sh tests/e2e/test_controller_faults.sh \
+	tests/e2e/test_controller_prep.sh
 TESTS += $(CTLD_E2E_TESTS)
 EXTRA_DIST += $(CTLD_E2E_TESTS)
