@@ -6,7 +6,7 @@
 // One `powergrad={...}` segment of space-separated key=value fields. Keys are [a-z0-9_];
 // values never contain spaces or braces. Whatever else is in AdminComment belongs to other
 // tools and is kept: the segment is replaced in place, or appended after "; ".
-// doc/slurmctld_powergrad.8 lists every key (v, mode, nodes, and the measured figures
+// doc/prep_powergrad.8 lists every key (v, mode, nodes, and the measured figures
 // energy_j, avg_w, cap_min_w, cap_mean_w, cap_max_w, gradient, counters).
 #pragma once
 

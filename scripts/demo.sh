@@ -11,17 +11,30 @@
 # report` and a job's power plot (SVG). Under a minute after the build.
 # Tears the cluster down at the end (--keep leaves it up; then
 # `PG_CLUSTER_DIR=/tmp/powergrad-demo tests/cluster/pgcluster down` stops it).
+# PG_SLURM=24.11 (or 26.05) runs it on that Slurm version instead of this machine's.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 keep=0
 for a in "$@"; do
   case "$a" in
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "demo: unknown option '$a'" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (it installs packages and starts daemons)" >&2; exit 1; }
+# PG_SLURM=24.11 or 26.05: the same demo inside the Debian root that carries that Slurm
+# version (scripts/slurm-root.sh makes it once, then it is cached), built in build-slurm-V.
+case "${PG_SLURM:-22.05}" in
+  22.05) ;;
+  24.11|26.05)
+    if [ -z "${PG_SLURM_ROOT:-}" ]; then
+      "$top/scripts/slurm-root.sh" "$PG_SLURM" >/dev/null
+      exec "$top/scripts/slurm-root.sh" --enter "$PG_SLURM" -- \
+        env PG_BUILD_DIR="${PG_BUILD_DIR:-$top/build-slurm-$PG_SLURM}" bash "$top/scripts/demo.sh" "$@"
+    fi ;;
+  *) echo "demo: unsupported PG_SLURM '$PG_SLURM' (22.05, 24.11 or 26.05)" >&2; exit 2 ;;
+esac
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 build=${PG_BUILD_DIR:-$top/build}
@@ -35,7 +48,7 @@ pg=$build/tools/powergrad
 hwemu=$build/hardware/testing/powergrad-hwemu
 export PG_SPANK_PLUGIN=$build/spank_powergrad/.libs/spank_powergrad.so
 export PG_CTLD_PLUGIN_DIR=$build/slurmctld_powergrad/.libs
-[ -f "$PG_CTLD_PLUGIN_DIR/slurmctld_powergrad.so" ] ||
+[ -f "$PG_CTLD_PLUGIN_DIR/prep_powergrad.so" ] ||
   { echo "demo: controller plugin not built (Slurm source missing?)" >&2; exit 1; }
 for f in "$PG_SPANK_PLUGIN" "$pg" "$hwemu"; do
   [ -e "$f" ] || { echo "demo: $f not built" >&2; exit 1; }

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs every package PowerGrad needs to build, test and run its demo cluster on
-# Debian 12, and obtains the Slurm source tree that matches the installed Slurm (needed
+# Debian 12 or 13 (or unstable), and obtains the Slurm source tree that matches the installed Slurm (needed
 # only to build the slurmctld plugin, which uses Slurm's internal headers).
 #
 # Idempotent and non-interactive. Run as root.
 #   scripts/install-deps.sh            packages + Slurm source
 #   scripts/install-deps.sh --no-source  packages only
+#   scripts/install-deps.sh --slurm VERSION
+#       the same for Slurm VERSION: 22.05 is this machine's (Debian 12); 24.11 and 26.05
+#       come with Debian 13 and unstable, so their packages and source tree go into the
+#       Debian root scripts/slurm-root.sh makes and caches (the source tree then is in
+#       ROOT/var/cache/powergrad/slurm-src/current)
 #
 # The Slurm source lands in $PG_SLURM_SRC (default /var/cache/powergrad/slurm-src) and is
 # configured there with the flags Debian used, so internal structs match the daemons.
@@ -13,13 +18,22 @@
 set -euo pipefail
 
 want_source=1
-for a in "$@"; do
-  case "$a" in
+slurm=
+while [ $# -gt 0 ]; do
+  case "$1" in
     --no-source) want_source=0 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-    *) echo "install-deps: unknown option '$a'" >&2; exit 2 ;;
+    --slurm) [ $# -ge 2 ] || { echo "install-deps: --slurm needs a version" >&2; exit 2; }
+             slurm=$2; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "install-deps: unknown option '$1'" >&2; exit 2 ;;
   esac
+  shift
 done
+case "$slurm" in
+  ''|22.05) ;;
+  24.11|26.05) exec "$(dirname "$0")/slurm-root.sh" "$slurm" ;;
+  *) echo "install-deps: unsupported Slurm version '$slurm' (22.05, 24.11 or 26.05)" >&2; exit 2 ;;
+esac
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: must run as root (apt-get install)" >&2
@@ -33,8 +47,25 @@ PKGS=(
   munge libmunge-dev libssl-dev libpfm4-dev check libyaml-cpp-dev
   mariadb-server mariadb-client
   dpkg-dev procps psmisc iproute2 python3
-  clang libclang-rt-14-dev
+  clang
 )
+# libFuzzer comes with clang's runtime package, named after the clang major version the
+# distribution's default clang is (Debian 12: 14, Debian 13: 19).
+clang_major=$(apt-cache depends clang 2>/dev/null |
+  sed -n 's/.*Depends: clang-\([0-9][0-9]*\)$/\1/p' | head -n1 || true)
+if [ -z "$clang_major" ]; then
+  apt-get update -q >/dev/null
+  clang_major=$(apt-cache depends clang 2>/dev/null |
+    sed -n 's/.*Depends: clang-\([0-9][0-9]*\)$/\1/p' | head -n1 || true)
+fi
+if [ -n "$clang_major" ]; then
+  PKGS+=("libclang-rt-$clang_major-dev")
+else
+  echo "install-deps: cannot tell the clang version of this distribution: fuzz targets will not build" >&2
+fi
+
+# Daemons running before the installation are not ours to stop.
+pids_before=" $(pgrep -d ' ' -x 'slurmctld|slurmd|slurmdbd' || true) "
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -49,10 +80,18 @@ else
 fi
 
 # Debian's package scripts may try to start daemons; nothing of ours relies on them, and the
-# demo/test cluster starts its own under a private folder. Stop any that did start.
-for d in slurmctld slurmd slurmdbd; do
-  pkill -x "$d" 2>/dev/null || true
-done
+# demo/test cluster starts its own under a private folder. When packages were installed,
+# stop the daemons that appeared meanwhile, except those of a test cluster (pgcluster marks
+# its daemons' environment with PGCLUSTER_OWNER), which may start at any time.
+if [ ${#missing[@]} -gt 0 ]; then
+  for pid in $(pgrep -x 'slurmctld|slurmd|slurmdbd' || true); do
+    case "$pids_before" in *" $pid "*) continue ;; esac
+    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -q '^PGCLUSTER_OWNER='; then
+      continue
+    fi
+    kill "$pid" 2>/dev/null || true
+  done
+fi
 
 [ "$want_source" -eq 1 ] || exit 0
 
@@ -87,9 +126,37 @@ apt-get update -q
 work="$SRC_ROOT/work"
 rm -rf "$work"
 mkdir -p "$work"
-( cd "$work" && apt-get source -q --only-source "slurm-wlm=$ver" )
+if ! ( cd "$work" && apt-get source -q --only-source "slurm-wlm=$ver" ); then
+  # Some mirrors keep only the upstream tarball of a source package (seen for Debian 13's
+  # 24.11.5): take that one file, checked against the hash the source index gives. The
+  # upstream tree has the same sources; only Debian's packaging files are missing, and
+  # the configure flags below are Debian's.
+  echo "install-deps: the full source package is not on the mirror; using its upstream tarball"
+  # (in an empty folder: apt leaves out the files it finds already downloaded)
+  mkdir -p "$work/.uris"
+  line=$(cd "$work/.uris" && apt-get source -q --print-uris --only-source "slurm-wlm=$ver" |
+         grep -E "^'[^']*\.orig\.tar\.[a-z0-9]+' " | head -n1)
+  if [ -z "$line" ]; then
+    echo "install-deps: no upstream tarball of slurm-wlm=$ver in the source index" >&2
+    exit 1
+  fi
+  uri=$(echo "$line" | cut -d"'" -f2)
+  file=$(echo "$line" | awk '{print $2}')
+  hash=$(echo "$line" | awk '{print $4}')
+  want=${hash#SHA256:}
+  # apt-get source may have fetched it already before failing on the other files.
+  if [ ! -f "$work/$file" ] || [ "$(sha256sum "$work/$file" | cut -d' ' -f1)" != "$want" ]; then
+    rm -f "$work/$file"
+    /usr/lib/apt/apt-helper download-file "$uri" "$work/$file" "$hash"
+  fi
+  if [ "$(sha256sum "$work/$file" | cut -d' ' -f1)" != "$want" ]; then
+    echo "install-deps: $file does not match the source index's $hash" >&2
+    exit 1
+  fi
+  tar -C "$work" -xf "$work/$file"
+fi
 unset APT_CONFIG
-srcdir=$(find "$work" -maxdepth 1 -mindepth 1 -type d -name 'slurm-wlm-*' | head -n1)
+srcdir=$(find "$work" -maxdepth 1 -mindepth 1 -type d -name 'slurm-*' | head -n1)
 if [ -z "$srcdir" ]; then
   echo "install-deps: apt-get source slurm-wlm=$ver gave no source tree" >&2
   exit 1

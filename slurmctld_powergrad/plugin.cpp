@@ -1,13 +1,18 @@
-// slurmctld_powergrad.so: a SlurmctldPlugstack plugin. slurmctld calls init() at start and
-// fini() at shutdown; in between a controller thread reads powergrad.conf, listens for node
-// agents and the admin command, and runs the cluster controller every control period
-// (ControllerService). No exception may leave this file, and slurmctld's locks are held
-// only to copy or store job fields.
+// prep_powergrad.so: PowerGrad's cluster controller, hosted in slurmctld as a PrEp plugin
+// (PrEpPlugins=prep/powergrad, next to a site's prep/script). Slurm loads PrEp plugins in
+// slurmctld and in slurmd; in slurmd it does nothing. In slurmctld, init() starts a
+// controller thread that reads powergrad.conf, listens for node agents and the admin
+// command, and runs the cluster controller every control period (ControllerService); fini()
+// stops it. The PrEp entry points themselves are in slurm_adapter.c (they take Slurm's
+// internal types); they call comment_for_job at each power-aware job's end (and start, if
+// asked for). No exception may leave this file, and slurmctld's locks are held only to copy
+// or store job fields.
 //
 // A configuration that cannot be used (missing, a bad line, a node slurm.conf does not
-// know, floors above the budget, the listen address taken) is logged with the file, line
-// and reason, and the plugin stays inert: no power control, job records still kept.
-// init() never fails: slurmctld treats a failing plugstack plugin as fatal.
+// know, floors above the budget) is logged with the file, line and reason, and the plugin
+// stays inert: no power control, job records still kept. A listen address that is taken is
+// tried again every second for a while (a restarting slurmctld may still hold it).
+// init() never fails: slurmctld treats a failing PrEp plugin as fatal.
 //
 // Running jobs' power series live in memory (JobPowerLedger); the thread saves them every
 // minute and when it stops in StateDir/series-running, and takes them back at its start for
@@ -23,7 +28,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
 #include <exception>
+#include <future>
 #include <memory>
 #include <optional>
 #include <set>
@@ -39,10 +46,10 @@ extern "C" {
 #include "protocol/auth.hpp"
 #include "protocol/controller_endpoint.hpp"
 #include "jobreport/series.hpp"
-#include "slurmctld_powergrad/controller_service.hpp"
-#include "slurmctld_powergrad/ctld_config.hpp"
-#include "slurmctld_powergrad/job_power.hpp"
-#include "slurmctld_powergrad/job_records.hpp"
+#include "controller/controller_service.hpp"
+#include "controller/ctld_config.hpp"
+#include "controller/job_power.hpp"
+#include "controller/job_records.hpp"
 #include "slurmctld_powergrad/slurm_adapter.h"
 
 extern "C" {
@@ -50,12 +57,11 @@ extern const char plugin_name[];
 extern const char plugin_type[];
 extern const uint32_t plugin_version;
 const char plugin_name[] = "PowerGrad cluster power controller";
-const char plugin_type[] = "slurmctld/powergrad";
+const char plugin_type[] = "prep/powergrad";
 const uint32_t plugin_version = SLURM_VERSION_NUMBER;
 
 int init(void);
 int fini(void);
-void slurmctld_plugstack_p_get_config(void *p);
 }
 
 namespace {
@@ -63,8 +69,15 @@ namespace {
 namespace proto = powergrad::proto;
 using powergrad::UniqueFd;
 
-// Overrides the location of powergrad.conf (SlurmctldPlugstack plugins get no arguments).
+// Overrides the location of powergrad.conf (PrEp plugins get no arguments).
 constexpr const char *kConfEnv = "POWERGRAD_CONF";
+// "1": also record each power-aware job at its start (the PrEp start hook, which sends every
+// job through CONFIGURING; see prep_p_required in slurm_adapter.c). Off by default: the
+// controller thread records a running job within one control period anyway.
+constexpr const char *kStartHookEnv = "POWERGRAD_START_HOOK";
+// A listen address that is taken is tried again this often, this many times.
+constexpr double kListenRetryS = 1.0;
+constexpr int kListenTries = 60;
 constexpr double kInertPeriodS = 1.0;
 // How often the running jobs' series are saved: a crash of slurmctld loses at most this.
 constexpr double kSaveRunningSeriesS = 60.0;
@@ -73,9 +86,9 @@ void log_info(const std::string &m) { pg_adapter_log_info(m.c_str()); }
 void log_error(const std::string &m) { pg_adapter_log_error(m.c_str()); }
 void log_debug(const std::string &m) { pg_adapter_log_debug(m.c_str()); }
 
-// Figures of running and recently ended jobs; read by slurmctld's job hooks, so it lives as
-// long as the plugin is loaded.
-powergrad::JobPowerLedger job_ledger;
+// Figures of running and recently ended jobs; read by slurmctld's job hooks. Never destroyed:
+// slurmctld's threads may still run a hook while the process exits.
+powergrad::JobPowerLedger &job_ledger = *new powergrad::JobPowerLedger;
 
 powergrad::JobView to_view(const pg_job_view_t *v) {
   powergrad::JobView j;
@@ -136,15 +149,32 @@ class Controller {
     wake_read_.reset(fds[0]);
     wake_write_.reset(fds[1]);
     stop_ = false;
-    thread_ = std::thread([this] { run(); });
+    done_ = std::promise<void>();
+    done_future_ = done_.get_future();
+    thread_ = std::thread([this] {
+      run();
+      done_.set_value();
+    });
+  }
+
+  // stop() for the process's exit: waits at most timeout_s for the thread (it may be waiting
+  // for a lock of slurmctld that an exiting thread holds); true if it ended.
+  bool stop_within(double timeout_s) {
+    stop_ = true;
+    wake();
+    if (!thread_.joinable()) return true;
+    if (done_future_.wait_for(std::chrono::duration<double>(timeout_s)) ==
+        std::future_status::ready) {
+      thread_.join();
+      return true;
+    }
+    thread_.detach();
+    return false;
   }
 
   void stop() {
     stop_ = true;
-    if (wake_write_) {
-      const char c = 'x';
-      (void)!write(wake_write_.get(), &c, 1);
-    }
+    wake();
     if (thread_.joinable()) thread_.join();
   }
 
@@ -217,8 +247,14 @@ class Controller {
     auth_ = std::make_unique<proto::MungeAuthenticator>(proto::munge_socket_from_env());
     const proto::Status st = proto::ControllerEndpoint::open(ec, *auth_, endpoint_);
     if (!st.ok()) {
-      return refuse(path + ": cannot listen on " + file.listen_host + ":" +
-                    std::to_string(file.listen_port) + ": " + st.to_string());
+      const std::string why = path + ": cannot listen on " + file.listen_host + ":" +
+                              std::to_string(file.listen_port) + ": " + st.to_string();
+      if (++listen_tries_ < kListenTries) {
+        if (listen_tries_ == 1) log_error(why + "; trying again every second");
+        listen_retry_ = true;
+        return false;
+      }
+      return refuse(why);
     }
     service_ = std::make_unique<powergrad::ControllerService>(
         settings, std::move(controller), *endpoint_, clock_, job_ledger,
@@ -250,6 +286,19 @@ class Controller {
     return true;
   }
 
+  void wake() {
+    if (wake_write_) {
+      const char c = 'x';
+      (void)!write(wake_write_.get(), &c, 1);
+    }
+  }
+
+  // Sleeps up to s seconds; returns early when stop() wakes the thread.
+  void wait_s(double s) {
+    pollfd p{wake_read_.get(), POLLIN, 0};
+    ::poll(&p, 1, static_cast<int>(s * 1000));
+  }
+
   bool refuse(const std::string &why) {
     log_error("configuration refused: " + why +
               "; power control is off (job records are still kept)");
@@ -259,11 +308,18 @@ class Controller {
   void run() {
     try {
       log_info("controller thread started");
+      // PrEp plugins are loaded before slurmctld reads its nodes and jobs.
+      while (!stop_ && !pg_adapter_controller_ready()) wait_s(0.2);
       bool active = false;
-      try {
-        active = setup();
-      } catch (const std::exception &e) {
-        refuse(std::string("setup failed: ") + e.what());
+      while (!stop_) {
+        listen_retry_ = false;
+        try {
+          active = setup();
+        } catch (const std::exception &e) {
+          refuse(std::string("setup failed: ") + e.what());
+        }
+        if (active || !listen_retry_) break;
+        wait_s(kListenRetryS);
       }
       double next_records = 0.0;
       double next_series_save = clock_.monotonic_s() + kSaveRunningSeriesS;
@@ -413,7 +469,11 @@ class Controller {
   }
 
   std::atomic<bool> stop_{false};
+  bool listen_retry_ = false;
+  int listen_tries_ = 0;
   std::thread thread_;
+  std::promise<void> done_;
+  std::future<void> done_future_;
   UniqueFd wake_read_, wake_write_;
   powergrad::SystemServiceClock clock_;
   std::unique_ptr<proto::Authenticator> auth_;
@@ -429,40 +489,56 @@ class Controller {
 
 Controller *controller = nullptr;
 
+// slurmctld calls PrEp plugins' fini() only in builds made for leak checking: a normal
+// shutdown (SIGTERM) ends in exit(). This saves the running jobs' power series then. The
+// object is left alive (a thread of slurmctld may still run a hook).
+extern "C" void stop_at_exit() {
+  try {
+    if (controller && !controller->stop_within(5.0)) {
+      log_error("controller thread did not stop within 5 s at exit");
+    }
+  } catch (...) {
+  }
+}
+
 }  // namespace
 
 extern "C" {
 
 int init(void) {
+  // slurmd loads PrEp plugins too: the controller lives in slurmctld only.
+  if (!pg_adapter_in_slurmctld()) return SLURM_SUCCESS;
   try {
-    pg_adapter_install_job_hooks(comment_for_job, nullptr);
+    const char *sh = std::getenv(kStartHookEnv);
+    const bool start_hook = sh && std::strcmp(sh, "1") == 0;
+    pg_adapter_set_job_hooks(comment_for_job, nullptr, start_hook ? 1 : 0);
     controller = new Controller();
     controller->start();
-    log_info("loaded");
+    static bool at_exit_registered = false;
+    if (!at_exit_registered && std::atexit(stop_at_exit) == 0) at_exit_registered = true;
+    log_info(std::string("loaded") + (start_hook ? " (job start hook on)" : ""));
   } catch (const std::exception &e) {
     log_error(std::string("cannot start the controller thread: ") + e.what());
   } catch (...) {
     log_error("cannot start the controller thread");
   }
-  // Never SLURM_ERROR: slurmctld exits when a plugstack plugin fails to initialise.
+  // Never SLURM_ERROR: slurmctld exits when a PrEp plugin fails to initialise.
   return SLURM_SUCCESS;
 }
 
 int fini(void) {
   try {
-    pg_adapter_remove_job_hooks();
+    pg_adapter_clear_job_hooks();
     if (controller) {
-      controller->stop();
-      delete controller;
-      controller = nullptr;
+      Controller *c = controller;
+      controller = nullptr;  // stop_at_exit() has nothing left to do
+      c->stop();
+      delete c;
     }
   } catch (...) {
     log_error("error while stopping");
   }
   return SLURM_SUCCESS;
 }
-
-// `scontrol show config` lists plugin settings through this; none to show yet.
-void slurmctld_plugstack_p_get_config(void * /*p*/) {}
 
 }  // extern "C"

@@ -1,24 +1,57 @@
 /*
- * The one file of PowerGrad that includes Slurm's internal headers. Written in C because
- * those headers are C (and change between releases): keep it small, keep locks short.
+ * The one file of PowerGrad that includes Slurm's internal headers, and the one place where
+ * Slurm versions differ (#if on SLURM_VERSION_NUMBER, nowhere else). Written in C because
+ * those headers are C: keep it small, keep locks short.
+ *
+ * It also holds the PrEp plugin's entry points (prep_p_*): their arguments are Slurm's
+ * internal types. The API of PrEp plugins is the same in 22.05, 24.11 and 26.05 (checked in
+ * src/common/prep.h of 22.05 and src/interfaces/prep.h of 23.02 and later).
+ *
+ * Supported: 22.05, and 23.02 up to 26.05 (configure refuses others). Differences handled:
+ *   23.02: prep.h and accounting_storage.h moved from src/common/ to src/interfaces/;
+ *          list_itr_t replaces ListIterator (gone in 24.05).
+ *
+ * slurmd loads PrEp plugins too (for its prolog/epilog), and slurmd has no job list, no
+ * controller locks and no accounting connection. The symbols only slurmctld defines are
+ * therefore weak references: in slurmd they are NULL, the plugin still loads (also with
+ * -z now), and nothing here touches them unless running inside slurmctld.
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "slurm/slurm.h"
+#include "slurm/slurm_errno.h"
 #include "src/common/list.h"
 #include "src/common/log.h"
-#include "src/common/slurm_accounting_storage.h"
+#include "src/common/run_in_daemon.h"
 #include "src/common/slurm_protocol_api.h"
 #include "src/common/xmalloc.h"
 #include "src/common/xstring.h"
 #include "src/slurmctld/locks.h"
 #include "src/slurmctld/slurmctld.h"
-#include "src/slurmctld/slurmctld_plugstack.h"
+
+#if SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(23, 2, 0)
+#include "src/interfaces/accounting_storage.h"
+#include "src/interfaces/prep.h"
+typedef list_itr_t *pg_list_iter_t;
+#else
+#include "src/common/prep.h"
+#include "src/common/slurm_accounting_storage.h"
+typedef ListIterator pg_list_iter_t;
+#endif
 
 #include "slurmctld_powergrad/slurm_adapter.h"
+
+/* Defined by slurmctld only (see above). */
+#pragma weak job_list
+#pragma weak last_job_update
+#pragma weak acct_db_conn
+#pragma weak lock_slurmctld
+#pragma weak unlock_slurmctld
+#pragma weak find_job_record
 
 static const char env_key[] = "POWERGRAD=";
 static const char env_key_prefixed[] = "SPANK_POWERGRAD=";
@@ -68,94 +101,145 @@ static void store_comment(job_record_t *job_ptr, char *comment)
 	last_job_update = time(NULL);
 }
 
-/* ------------------------------------------------------------------ job hooks */
+/* ------------------------------------------------------------------ PrEp hooks */
 
 static pg_comment_fn hook_fn;
 static void *hook_arg;
-static void (*prev_begin)(job_record_t *job_ptr);
-static void (*prev_fini)(job_record_t *job_ptr);
-static int hooks_installed;
+static int want_start_hook;
 
-static void run_hook(job_record_t *job_ptr, int running)
+int pg_adapter_in_slurmctld(void)
 {
-	pg_job_view_t v;
-
-	if (!hook_fn || !job_ptr)
-		return;
-	borrow_view(job_ptr, &v);
-	if (!v.mode)
-		return;
-	v.running = running;
-	store_comment(job_ptr, hook_fn(&v, hook_arg));
+	return running_in_slurmctld() && &job_list && lock_slurmctld && find_job_record;
 }
 
-static void on_job_begin(job_record_t *job_ptr)
+/* Runs fn on a power-aware job (job write lock held); 1 if its AdminComment changed. */
+static int run_hook(job_record_t *job_ptr, int running)
 {
-	run_hook(job_ptr, 1);
-	if (prev_begin)
-		prev_begin(job_ptr);
+	pg_job_view_t v;
+	char *c;
+
+	if (!hook_fn || !job_ptr)
+		return 0;
+	borrow_view(job_ptr, &v);
+	if (!v.mode)
+		return 0;
+	v.running = running;
+	if (!(c = hook_fn(&v, hook_arg)))
+		return 0;
+	store_comment(job_ptr, c);
+	return 1;
 }
 
 /*
- * With slurmdbd, slurmctld sends a job's start to the database out of band: a thread of the
- * accounting_storage/slurmdbd plugin sends the starts of jobs that have no db_index yet
- * every 5 s. A job that ends within that window has its completion queued first, and
- * slurmdbd then creates the job's row from the completion message, which carries no job
- * name: sacct shows JobName "allocation" (and no work dir, submit line...) until the next
- * pass of that thread sends the start. PowerGrad's reports read those rows right after the
- * job ends, so for a power-aware job that ends before its start was sent, queue the start
- * now, ahead of the completion, on the same ordered agent queue. This is what slurmctld
- * itself does before resizing a job. The job is finished here, so the plugin only queues
- * the message (no wait for slurmdbd under the lock); db_index becomes NO_VAL64 so the
- * thread does not send it again.
+ * The job's start to slurmdbd, if slurmctld has not sent it yet. With slurmdbd, slurmctld
+ * sends a job's start out of band: a thread of the accounting_storage/slurmdbd plugin sends
+ * the starts of jobs that have no db_index yet every 5 s. A job that ends within that window
+ * has its completion queued first, and slurmdbd then creates the job's row from the
+ * completion message, which carries no job name: sacct shows JobName "allocation" (and no
+ * work dir, submit line...) until the thread's next pass. PowerGrad's reports read those
+ * rows right after the job ends, so the start is queued now, on the same ordered agent queue
+ * (the row is found by job id and submit time, so no second row is made). The job is
+ * finished here, so this only queues the message (no wait for slurmdbd under the lock);
+ * db_index becomes NO_VAL64 so the thread does not send it again.
  */
 static void send_missing_db_start(job_record_t *job_ptr)
 {
-	if (job_ptr->db_index || !slurm_with_slurmdbd() || !IS_JOB_FINISHED(job_ptr))
+	if (job_ptr->db_index || !IS_JOB_FINISHED(job_ptr))
 		return;
 	if (jobacct_storage_g_job_start(acct_db_conn, job_ptr) != SLURM_SUCCESS)
 		error("powergrad: could not queue the accounting start of %pJ", job_ptr);
 }
 
-static void on_job_fini(job_record_t *job_ptr)
+/*
+ * slurmctld calls the PrEp epilog from deallocate_nodes(), after job_completion_logger()
+ * queued the job's completion record to the database (22.05, 24.11 and 26.05 alike), so an
+ * AdminComment set here would miss that record. When the final record changed the comment,
+ * the completion is queued once more with it: slurmdbd updates the job's row (time_end,
+ * state, exit code and admin_comment; the same values but the comment). Queued only, on the
+ * ordered agent queue: nothing waits for slurmdbd under the job lock.
+ */
+static void resend_completion(job_record_t *job_ptr)
 {
-	run_hook(job_ptr, 0);
-	if (job_ptr && job_mode(job_ptr))
-		send_missing_db_start(job_ptr);
-	if (prev_fini)
-		prev_fini(job_ptr);
+	if (!slurm_with_slurmdbd() || !acct_db_conn)
+		return;
+	send_missing_db_start(job_ptr);
+	if (jobacct_storage_g_job_complete(acct_db_conn, job_ptr) != SLURM_SUCCESS)
+		error("powergrad: could not queue the accounting record of %pJ", job_ptr);
 }
 
-int pg_adapter_install_job_hooks(pg_comment_fn fn, void *arg)
+int pg_adapter_set_job_hooks(pg_comment_fn fn, void *arg, int start_hook)
 {
 	/* Plugins are loaded and unloaded by slurmctld's main thread: no race here. */
 	hook_fn = fn;
 	hook_arg = arg;
-	if (!hooks_installed) {
-		prev_begin = nonstop_ops.job_begin;
-		prev_fini = nonstop_ops.job_fini;
-		nonstop_ops.job_begin = on_job_begin;
-		nonstop_ops.job_fini = on_job_fini;
-		hooks_installed = 1;
-	}
+	want_start_hook = start_hook ? 1 : 0;
 	return 0;
 }
 
-void pg_adapter_remove_job_hooks(void)
+void pg_adapter_clear_job_hooks(void)
 {
 	slurmctld_lock_t job_write_lock = { .job = WRITE_LOCK };
 
-	if (!hooks_installed)
+	if (!hook_fn || !pg_adapter_in_slurmctld())
 		return;
 	/* Hooks run under the job write lock: taking it means none is running now. */
 	lock_slurmctld(job_write_lock);
-	if (nonstop_ops.job_begin == on_job_begin)
-		nonstop_ops.job_begin = prev_begin;
-	if (nonstop_ops.job_fini == on_job_fini)
-		nonstop_ops.job_fini = prev_fini;
 	hook_fn = NULL;
-	hooks_installed = 0;
+	hook_arg = NULL;
 	unlock_slurmctld(job_write_lock);
+}
+
+extern void prep_p_register_callbacks(prep_callbacks_t *callbacks)
+{
+	/* PowerGrad's hooks finish at once: no asynchronous completion to report. */
+}
+
+/* slurmd's prolog and epilog: nothing to do (the SPANK plugin works on the nodes). */
+extern int prep_p_prolog(job_env_t *job_env, slurm_cred_t *cred)
+{
+	return SLURM_SUCCESS;
+}
+
+extern int prep_p_epilog(job_env_t *job_env, slurm_cred_t *cred)
+{
+	return SLURM_SUCCESS;
+}
+
+/* Job write lock held (prolog_slurmctld()); only when declared required below. */
+extern int prep_p_prolog_slurmctld(job_record_t *job_ptr, bool *async)
+{
+	*async = false;
+	run_hook(job_ptr, 1);
+	return SLURM_SUCCESS;
+}
+
+/* Job write lock held (epilog_slurmctld(), called for every job that leaves its nodes). */
+extern int prep_p_epilog_slurmctld(job_record_t *job_ptr, bool *async)
+{
+	*async = false;
+	if (run_hook(job_ptr, 0))
+		resend_completion(job_ptr);
+	else if (job_ptr && job_ptr->db_index == 0 && job_mode(job_ptr) &&
+		 slurm_with_slurmdbd() && acct_db_conn)
+		send_missing_db_start(job_ptr);
+	return SLURM_SUCCESS;
+}
+
+/*
+ * The epilog hook runs for every job anyway; the start hook only if a plugin declares it
+ * required, which sends every job through CONFIGURING and a detached thread of slurmctld
+ * (see prolog_slurmctld()). PowerGrad's controller thread writes the record of a running job
+ * within one control period, so the start hook is off unless asked for.
+ */
+extern void prep_p_required(prep_call_type_t type, bool *required)
+{
+	*required = false;
+	if (!running_in_slurmctld())
+		return;
+	if (type == PREP_EPILOG_SLURMCTLD)
+		*required = true;
+	else if (type == PREP_PROLOG_SLURMCTLD && want_start_hook)
+		*required = true;
 }
 
 /* ------------------------------------------------------------------ periodic access */
@@ -163,7 +247,7 @@ void pg_adapter_remove_job_hooks(void)
 int pg_adapter_snapshot_power_aware_jobs(pg_job_view_t **out, size_t *count)
 {
 	slurmctld_lock_t job_read_lock = { .job = READ_LOCK };
-	ListIterator it;
+	pg_list_iter_t it;
 	job_record_t *job_ptr;
 	size_t n = 0, cap = 0;
 	pg_job_view_t *views = NULL;
@@ -225,7 +309,7 @@ void pg_adapter_free_views(pg_job_view_t *views, size_t count)
 int pg_adapter_known_job_ids(uint32_t **ids_out, unsigned char **running_out, size_t *count)
 {
 	slurmctld_lock_t job_read_lock = { .job = READ_LOCK };
-	ListIterator it;
+	pg_list_iter_t it;
 	job_record_t *job_ptr;
 	size_t n = 0, cap;
 	uint32_t *ids;
@@ -372,4 +456,17 @@ void pg_adapter_free_names(char **names, size_t count)
 	for (size_t i = 0; i < count; i++)
 		free(names[i]);
 	free(names);
+}
+
+int pg_adapter_controller_ready(void)
+{
+	slurmctld_lock_t read_lock = { .job = READ_LOCK, .node = READ_LOCK };
+	int ready;
+
+	if (!pg_adapter_in_slurmctld())
+		return 0;
+	lock_slurmctld(read_lock);
+	ready = job_list && node_record_table_ptr && node_record_count > 0;
+	unlock_slurmctld(read_lock);
+	return ready;
 }

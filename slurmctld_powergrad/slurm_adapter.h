@@ -37,17 +37,29 @@ void pg_adapter_log_info(const char *msg);
 void pg_adapter_log_error(const char *msg);
 void pg_adapter_log_debug(const char *msg);
 
+/* 1 inside slurmctld (the PrEp plugin is loaded by slurmd too, where it does nothing). */
+int pg_adapter_in_slurmctld(void);
+
 /*
- * Chains PowerGrad's job begin/completion callbacks into slurmctld (keeping any that were
- * there: the nonstop plugin uses the same hooks). fn runs for every job that starts (with
- * running=1) and every job that completes successfully (running=0), under the job write
- * lock. Returns 0.
- * With slurmdbd, a power-aware job that completes before slurmctld sent its start to the
- * database gets that start queued ahead of its completion, so its row keeps the job's name
- * (see send_missing_db_start in slurm_adapter.c).
+ * 1 once slurmctld has its node table and job list (PrEp plugins are loaded before
+ * slurmctld reads its configuration and state, and a backup controller has neither until
+ * it takes over). Takes the read locks for the check only.
  */
-int pg_adapter_install_job_hooks(pg_comment_fn fn, void *arg);
-void pg_adapter_remove_job_hooks(void);
+int pg_adapter_controller_ready(void);
+
+/*
+ * Sets the function the PrEp hooks call for every power-aware job, under the job write lock:
+ * with running=0 at the job's end (epilog_slurmctld, every version), and with running=1 at
+ * its start when start_hook is nonzero (prolog_slurmctld; declaring it makes every job pass
+ * through CONFIGURING, see prep_p_required in slurm_adapter.c). When the end's comment
+ * differs from the one the job had, the job's completion record is queued to slurmdbd again
+ * (slurmctld queued it before calling the epilog), so sacct shows the final record. With
+ * slurmdbd, a power-aware job that ends before slurmctld sent its start to the database has
+ * its start queued too, so its row keeps the job's name. Returns 0.
+ */
+int pg_adapter_set_job_hooks(pg_comment_fn fn, void *arg, int start_hook);
+/* Unsets it; once this returns, no hook is running it. */
+void pg_adapter_clear_job_hooks(void);
 
 /*
  * Copies every running job that has a POWERGRAD spank env entry, under the job read lock

@@ -48,7 +48,8 @@ std::string step_node_name(spank_t sp) {
   if (spank_get_item(sp, S_JOB_NODEID, &node_id) == ESPANK_SUCCESS &&
       (spank_getenv(sp, "SLURM_STEP_NODELIST", list, sizeof list) == ESPANK_SUCCESS ||
        spank_getenv(sp, "SLURM_JOB_NODELIST", list, sizeof list) == ESPANK_SUCCESS)) {
-    hostlist_t hl = slurm_hostlist_create(list);
+    // auto: hostlist_t is a pointer up to 23.05 and a struct (used by pointer) since 23.11.
+    auto *hl = slurm_hostlist_create(list);
     if (hl) {
       std::string name;
       for (uint32_t i = 0; i <= node_id; ++i) {

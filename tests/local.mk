@@ -23,7 +23,7 @@ tests_unit_test_spank_config_LDADD = spank_powergrad/libspankcore.la $(CHECK_LIB
 
 tests_unit_test_job_record_SOURCES = tests/unit/test_job_record.cpp
 tests_unit_test_job_record_CPPFLAGS = $(UNIT_CPPFLAGS)
-tests_unit_test_job_record_LDADD = slurmctld_powergrad/libctldcore.la $(CHECK_LIBS)
+tests_unit_test_job_record_LDADD = controller/libpgcontroller.la $(CHECK_LIBS)
 
 tests_unit_test_nodeagent_SOURCES = tests/unit/test_nodeagent.cpp
 tests_unit_test_nodeagent_CPPFLAGS = $(UNIT_CPPFLAGS)
@@ -44,7 +44,7 @@ tests_unit_test_agent_control_LDADD = nodeagent/libnodeagent.la hardware/libhard
 
 tests_unit_test_ctld_config_SOURCES = tests/unit/test_ctld_config.cpp
 tests_unit_test_ctld_config_CPPFLAGS = $(UNIT_CPPFLAGS)
-tests_unit_test_ctld_config_LDADD = slurmctld_powergrad/libctldcore.la $(SLURM_LIBS) $(CHECK_LIBS)
+tests_unit_test_ctld_config_LDADD = controller/libpgcontroller.la $(SLURM_LIBS) $(CHECK_LIBS)
 
 tests_unit_test_report_SOURCES = tests/unit/test_report.cpp
 tests_unit_test_report_CPPFLAGS = $(UNIT_CPPFLAGS)

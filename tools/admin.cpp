@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "protocol/client_endpoint.hpp"
-#include "slurmctld_powergrad/ctld_config.hpp"
+#include "controller/ctld_config.hpp"
 
 namespace powergrad {
 

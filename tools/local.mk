@@ -9,9 +9,9 @@ tools_libtools_la_LIBADD = jobreport/libjobreport.la
 bin_PROGRAMS += tools/powergrad
 tools_powergrad_SOURCES = tools/powergrad.cpp tools/release_node.cpp tools/release_node.hpp
 tools_powergrad_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
-# libctldcore parses powergrad.conf (Slurm's hostlist API, from libslurm).
+# libpgcontroller parses powergrad.conf (Slurm's hostlist API, from libslurm).
 # release-node restores a node's saved settings with the node agent's own code.
-tools_powergrad_LDADD = tools/libtools.la slurmctld_powergrad/libctldcore.la \
+tools_powergrad_LDADD = tools/libtools.la controller/libpgcontroller.la \
 	nodeagent/libnodeagent.la $(HARDWARE_LIBS) $(PROTO_LIBS) $(SLURM_LIBS)
 dist_man_MANS += doc/powergrad.1 doc/powergrad.conf.5
 EXTRA_DIST += etc/powergrad.conf etc/powergrad-budget.conf

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "jobreport/series.hpp"
+#include "controller/ctld_config.hpp"
 #include "protocol/auth.hpp"
-#include "slurmctld_powergrad/ctld_config.hpp"
 #include "tools/admin.hpp"
 #include "tools/job_report.hpp"
 #include "tools/release_node.hpp"

@@ -12,7 +12,7 @@ set -euo pipefail
 build=${PG_BUILDDIR:-$PG_TOP/build}
 ctld_dir=$build/slurmctld_powergrad/.libs
 pg=$build/tools/powergrad
-[ -f "$ctld_dir/slurmctld_powergrad.so" ] ||
+[ -f "$ctld_dir/prep_powergrad.so" ] ||
   skip_all "controller plugin not built (configure --with-slurm-source=DIR): $ctld_dir"
 [ -x "$pg" ] || skip_all "powergrad command not built: $pg"
 command -v python3 >/dev/null 2>&1 || skip_all "python3 is needed to check the JSON output"

@@ -25,7 +25,7 @@ pg=$build/tools/powergrad
 rogue=$build/tests/tools/pg-rogue
 hwemu=$build/hardware/testing/powergrad-hwemu
 [ -f "$spank" ] || skip_all "SPANK plugin not built: $spank"
-[ -f "$ctld_dir/slurmctld_powergrad.so" ] ||
+[ -f "$ctld_dir/prep_powergrad.so" ] ||
   skip_all "controller plugin not built (configure --with-slurm-source=DIR): $ctld_dir"
 [ -x "$pg" ] || skip_all "powergrad command not built: $pg"
 [ -x "$rogue" ] || skip_all "pg-rogue not built (make check builds it): $rogue"

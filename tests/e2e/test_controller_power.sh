@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end: the cluster controller (slurmctld_powergrad.so) dividing a budget below what
+# End-to-end: the cluster controller (prep_powergrad.so) dividing a budget below what
 # the nodes want, on a real 4-node cluster with slurmdbd. Every node has a fake dual-socket
 # Intel tree (powergrad-hwemu make-tree, 2 x 205 W packages) with a power emulator, emulated
 # counters, and a node agent reporting to the controller. Job A (compute-bound,
@@ -31,7 +31,7 @@ ctld_dir=$build/slurmctld_powergrad/.libs
 pg=$build/tools/powergrad
 hwemu=$build/hardware/testing/powergrad-hwemu
 [ -f "$spank" ] || skip_all "SPANK plugin not built: $spank"
-[ -f "$ctld_dir/slurmctld_powergrad.so" ] ||
+[ -f "$ctld_dir/prep_powergrad.so" ] ||
   skip_all "controller plugin not built (configure --with-slurm-source=DIR): $ctld_dir"
 [ -x "$pg" ] || skip_all "powergrad command not built: $pg"
 [ -x "$hwemu" ] || skip_all "powergrad-hwemu not built (make check builds it): $hwemu"

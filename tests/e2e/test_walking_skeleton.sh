@@ -14,7 +14,7 @@ build=${PG_BUILDDIR:-$PG_TOP/build}
 spank=$build/spank_powergrad/.libs/spank_powergrad.so
 ctld_dir=$build/slurmctld_powergrad/.libs
 [ -f "$spank" ] || skip_all "SPANK plugin not built: $spank"
-[ -f "$ctld_dir/slurmctld_powergrad.so" ] ||
+[ -f "$ctld_dir/prep_powergrad.so" ] ||
   skip_all "controller plugin not built (configure --with-slurm-source=DIR): $ctld_dir"
 
 pg_cluster_test_setup skeleton

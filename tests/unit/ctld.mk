@@ -1,4 +1,4 @@
-# Check runners for the controller plugin's Slurm-free parts (slurmctld_powergrad/) and the
+# Check runners for the controller's Slurm-free parts (controller/) and the
 # admin command (tools/), the controller's end-to-end tests and their protocol test client
 # (tests/tools/pg-rogue). Included from tests/local.mk.
 CTLD_UNIT_TESTS = tests/unit/test_controller_service tests/unit/test_job_power \
@@ -8,18 +8,18 @@ TESTS += $(CTLD_UNIT_TESTS)
 
 tests_unit_test_controller_service_SOURCES = tests/unit/test_controller_service.cpp
 tests_unit_test_controller_service_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
-tests_unit_test_controller_service_LDADD = tools/libtools.la slurmctld_powergrad/libctldcore.la \
+tests_unit_test_controller_service_LDADD = tools/libtools.la controller/libpgcontroller.la \
 	protocol/libpgproto_fake.la $(PROTO_LIBS) $(SLURM_LIBS) $(CHECK_LIBS)
 
 tests_unit_test_job_power_SOURCES = tests/unit/test_job_power.cpp
 tests_unit_test_job_power_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS) $(SLURM_CPPFLAGS)
-tests_unit_test_job_power_LDADD = tools/libtools.la slurmctld_powergrad/libctldcore.la \
+tests_unit_test_job_power_LDADD = tools/libtools.la controller/libpgcontroller.la \
 	$(PROTO_LIBS) $(SLURM_LIBS) $(CHECK_LIBS)
 
 # Per-job power series, its SVG plot, and the run-time budget's state file.
 tests_unit_test_series_SOURCES = tests/unit/test_series.cpp
 tests_unit_test_series_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS) $(SLURM_CPPFLAGS)
-tests_unit_test_series_LDADD = tools/libtools.la slurmctld_powergrad/libctldcore.la \
+tests_unit_test_series_LDADD = tools/libtools.la controller/libpgcontroller.la \
 	$(PROTO_LIBS) $(SLURM_LIBS) $(CHECK_LIBS)
 
 TESTS += tests/e2e/test_controller_admin.sh
@@ -32,6 +32,6 @@ tests_tools_pg_rogue_SOURCES = tests/tools/pg-rogue.cpp
 tests_tools_pg_rogue_LDADD = $(PROTO_LIBS)
 
 CTLD_E2E_TESTS = tests/e2e/test_controller_power.sh tests/e2e/test_controller_faults.sh \
-	tests/e2e/test_budget_whole_cluster.sh
+	tests/e2e/test_budget_whole_cluster.sh tests/e2e/test_controller_prep.sh
 TESTS += $(CTLD_E2E_TESTS)
 EXTRA_DIST += $(CTLD_E2E_TESTS)

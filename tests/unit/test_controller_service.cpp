@@ -1,4 +1,4 @@
-// The controller's service loop (slurmctld_powergrad/controller_service.hpp) without
+// The controller's service loop (controller/controller_service.hpp) without
 // slurmctld: a real ControllerEndpoint on loopback, the fake munge, a fake clock, and
 // ClientEndpoints playing a node agent and admin commands of different uids.
 #include <check.h>
@@ -19,7 +19,7 @@
 #include "protocol/fake_auth.hpp"
 #include "protocol/frame.hpp"
 #include "protocol/handshake.hpp"
-#include "slurmctld_powergrad/controller_service.hpp"
+#include "controller/controller_service.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
 #include "tools/json.hpp"

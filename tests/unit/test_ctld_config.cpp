@@ -8,7 +8,7 @@
 // Check after the standard headers: its macros break some of them.
 #include <check.h>
 
-#include "slurmctld_powergrad/ctld_config.hpp"
+#include "controller/ctld_config.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
 

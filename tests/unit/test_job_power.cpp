@@ -1,4 +1,4 @@
-// Per-job power figures (slurmctld_powergrad/job_power.hpp), the AdminComment record they
+// Per-job power figures (controller/job_power.hpp), the AdminComment record they
 // go into (job_records.hpp), and the admin command's parsing and formatting (tools/).
 #include <cmath>
 #include <map>
@@ -6,8 +6,8 @@
 #include <string>
 
 #include "jobreport/record.hpp"
-#include "slurmctld_powergrad/job_power.hpp"
-#include "slurmctld_powergrad/job_records.hpp"
+#include "controller/job_power.hpp"
+#include "controller/job_records.hpp"
 #include "tools/admin.hpp"
 #include "tools/job_report.hpp"
 #include "tools/json.hpp"

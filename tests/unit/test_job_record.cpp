@@ -5,7 +5,7 @@
 #include <string>
 
 #include "jobreport/record.hpp"
-#include "slurmctld_powergrad/job_records.hpp"
+#include "controller/job_records.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
 

@@ -1,6 +1,6 @@
 // Per-job power series (jobreport/series.*), saved across restarts of slurmctld (with
 // JobPowerLedger's unfinished_series/restore_series), its SVG plot (tools/series_plot.*) and
-// the run-time budget's state file and restore decision (slurmctld_powergrad/budget_state.*).
+// the run-time budget's state file and restore decision (controller/budget_state.*).
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "jobreport/series.hpp"
-#include "slurmctld_powergrad/budget_state.hpp"
-#include "slurmctld_powergrad/ctld_config.hpp"
-#include "slurmctld_powergrad/job_power.hpp"
+#include "controller/budget_state.hpp"
+#include "controller/ctld_config.hpp"
+#include "controller/job_power.hpp"
 #include "tools/series_plot.hpp"
 
 #include <check.h>

@@ -1,4 +1,4 @@
-#include "slurmctld_powergrad/job_records.hpp"
+#include "controller/job_records.hpp"
 
 #include <cmath>
 #include <cstdio>

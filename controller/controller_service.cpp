@@ -1,4 +1,4 @@
-#include "slurmctld_powergrad/controller_service.hpp"
+#include "controller/controller_service.hpp"
 
 #include <time.h>
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "jobreport/record.hpp"
-#include "slurmctld_powergrad/job_power.hpp"
+#include "controller/job_power.hpp"
 
 namespace powergrad {
 

@@ -34,9 +34,9 @@
 
 #include "libgradient/cluster_controller.hpp"
 #include "protocol/controller_endpoint.hpp"
-#include "slurmctld_powergrad/budget_state.hpp"
-#include "slurmctld_powergrad/ctld_config.hpp"
-#include "slurmctld_powergrad/job_power.hpp"
+#include "controller/budget_state.hpp"
+#include "controller/ctld_config.hpp"
+#include "controller/job_power.hpp"
 
 namespace powergrad {
 

@@ -1,4 +1,4 @@
-#include "slurmctld_powergrad/job_power.hpp"
+#include "controller/job_power.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "slurmctld_powergrad/ctld_config.hpp"
+#include "controller/ctld_config.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -94,7 +94,8 @@ std::optional<std::vector<std::string>> expand_hostlist(const std::string &expr)
   if (std::count(expr.begin(), expr.end(), '[') != std::count(expr.begin(), expr.end(), ']')) {
     return std::nullopt;
   }
-  hostlist_t hl = slurm_hostlist_create(expr.c_str());
+  // auto: hostlist_t is a pointer up to 23.05 and a struct (used by pointer) since 23.11.
+  auto *hl = slurm_hostlist_create(expr.c_str());
   if (!hl) return std::nullopt;
   std::vector<std::string> names;
   while (char *h = slurm_hostlist_shift(hl)) {

@@ -1,4 +1,4 @@
-#include "slurmctld_powergrad/budget_state.hpp"
+#include "controller/budget_state.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
