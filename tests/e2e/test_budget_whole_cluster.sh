@@ -30,7 +30,7 @@ ctld_dir=$build/slurmctld_powergrad/.libs
 pg=$build/tools/powergrad
 hwemu=$build/hardware/testing/powergrad-hwemu
 [ -f "$spank" ] || skip_all "SPANK plugin not built: $spank"
-[ -f "$ctld_dir/slurmctld_powergrad.so" ] ||
+[ -f "$ctld_dir/prep_powergrad.so" ] ||
   skip_all "controller plugin not built (configure --with-slurm-source=DIR): $ctld_dir"
 [ -x "$pg" ] || skip_all "powergrad command not built: $pg"
 [ -x "$hwemu" ] || skip_all "powergrad-hwemu not built (make check builds it): $hwemu"
