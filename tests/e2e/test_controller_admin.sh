@@ -49,7 +49,7 @@ budget() { "$pg" status --json 2>/dev/null | python3 -c 'import json,sys; print(
 ctld_logged() { grep -qF -- "$1" "$log_ctld"; }
 
 # --- the plugin reads powergrad.conf next to slurm.conf and listens
-running_line="powergrad: controller running with $conf: budget 600 W, 2 nodes, 1 groups, listening on 127.0.0.1:$port"
+running_line="powergrad: controller running with $conf: budget 600 W, 2 managed nodes, 1 groups, listening on 127.0.0.1:$port"
 if wait_until 20 ctld_logged "$running_line"; then
   ok "slurmctld's log: controller running with powergrad.conf, budget, nodes, groups, address"
 else
@@ -62,7 +62,7 @@ is "$(grep -c 'powergrad: configuration refused' "$log_ctld" || true)" "0" "no c
 out=$("$pg" status 2>&1) && rc=0 || rc=$?
 if [ "$rc" = 0 ] && grep -q '^budget: 600.0 W' <<<"$out" &&
    grep -qE '^rack1 +- +500.0 ' <<<"$out" &&
-   grep -qE '^NODE +GROUP +STATE +GRANT_W +POWER_W +CAPS_W +GRADIENT +JOBS +LEASE_AGE_S$' <<<"$out" &&
+   grep -qE '^NODE +GROUP +STATE +WORK +GRANT_W +FAIR_W +POWER_W +CAPS_W +GRADIENT +JOBS +LEASE_AGE_S$' <<<"$out" &&
    grep -qE '^n1 +rack1 ' <<<"$out" && grep -qE '^n2 +rack1 ' <<<"$out"; then
   ok "powergrad status (root): budget, the group and both nodes"
 else
