@@ -64,8 +64,13 @@ else
   echo "install-deps: cannot tell the clang version of this distribution: fuzz targets will not build" >&2
 fi
 
+# Slurm's daemons by name (pgrep -x takes one name of at most 15 characters at a time).
+slurm_daemon_pids() {
+  local d
+  for d in slurmctld slurmd slurmdbd; do pgrep -x "$d" || true; done
+}
 # Daemons running before the installation are not ours to stop.
-pids_before=" $(pgrep -d ' ' -x 'slurmctld|slurmd|slurmdbd' || true) "
+pids_before=" $(slurm_daemon_pids | tr '\n' ' ') "
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -84,7 +89,7 @@ fi
 # stop the daemons that appeared meanwhile, except those of a test cluster (pgcluster marks
 # its daemons' environment with PGCLUSTER_OWNER), which may start at any time.
 if [ ${#missing[@]} -gt 0 ]; then
-  for pid in $(pgrep -x 'slurmctld|slurmd|slurmdbd' || true); do
+  for pid in $(slurm_daemon_pids); do
     case "$pids_before" in *" $pid "*) continue ;; esac
     if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -q '^PGCLUSTER_OWNER='; then
       continue
