@@ -46,7 +46,7 @@ PKGS=(
   slurm-wlm slurmctld slurmd slurm-client slurmdbd libslurm-dev
   munge libmunge-dev libssl-dev libpfm4-dev check libyaml-cpp-dev
   mariadb-server mariadb-client
-  dpkg-dev procps psmisc iproute2 python3
+  dpkg-dev procps psmisc iproute2 python3 ccache
   clang
 )
 # libFuzzer comes with clang's runtime package, named after the clang major version the
