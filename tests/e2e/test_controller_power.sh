@@ -65,6 +65,10 @@ AdminUsers=root"
 export PG_SPANK_ARGS="log_level=info period=0.5 state_dir=$nodes_dir/%n/state \
 sysfs_root=$nodes_dir/%n/sys counters=emulated emulate=$emulate grant=$((budget / 4)) \
 floor=$floor controller=127.0.0.1:$port"
+# n4's slurmd is killed below and started again only after the checks on its absence (51 s
+# on a busy machine, against pgcluster's SlurmdTimeout=10): Slurm must not declare n4 down
+# meanwhile and requeue job B, whose record in sacct is checked at the end.
+export PG_SLURM_CONF_EXTRA="SlurmdTimeout=300"
 if out=$("$PGCLUSTER" up 4 2>&1); then
   ok "4-node cluster with the controller, slurmdbd and fake dual-socket trees is up"
 else
