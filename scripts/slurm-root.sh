@@ -184,8 +184,9 @@ if ! in_root bash /opt/powergrad-scripts/install-deps.sh >> "$log" 2>&1; then
   tail -8 "$log" >&2
   say "WARNING: Slurm's source for $ver could not be fetched from $url (log: $log): the" \
       "controller plugin cannot be built in this root"
-  # The reason, for scripts/run-tests.sh's table: apt's last error, e.g. a 404.
-  { grep -E '^E: ' "$log" | tail -n1 || true; } > "$root/.powergrad-no-source"
+  # The reason, for scripts/run-tests.sh's table: apt's last failed fetch (e.g. a 404).
+  { grep -E '^E: Failed to fetch' "$log" || grep -E '^E: ' "$log" || true; } |
+    tail -n1 > "$root/.powergrad-no-source"
 fi
 done_step "packages and Slurm source"
 touch "$root/.powergrad-ready"
