@@ -213,8 +213,10 @@ print_table() {
   # list without a result, counts as one failure; n/a runners are not counted.
   echo
   echo "== test summary"
+  local failed_before
   for v in "${shown[@]}"; do
     b=$(build_dir_of "$v")
+    failed_before=$failed
     if [ ! -f "$b/matrix-lists.txt" ]; then
       echo "[$v] no results: the build did not get as far as its test lists"
       failed=$((failed + 1))
@@ -248,6 +250,10 @@ print_table() {
         echo "[$v] $r: $p passed, $x failed, $s skipped"
       fi
     done
+    if [ "${status_of[$v]}" -ne 0 ] && [ "$failed" -eq "$failed_before" ]; then
+      echo "[$v] the run failed (exit ${status_of[$v]}) with no failed test: counted as one failure"
+      failed=$((failed + 1))
+    fi
   done
   echo "$passed passed, $failed failed, $skipped skipped"
   [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
