@@ -12,5 +12,5 @@ controller_libpgcontroller_la_SOURCES = \
 	controller/controller_service.cpp controller/controller_service.hpp
 controller_libpgcontroller_la_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
 controller_libpgcontroller_la_LIBADD = jobreport/libjobreport.la \
-	spank_powergrad/libspankcore.la protocol/libpgproto.la libgradient/libgradient.la \
+	protocol/libpgproto.la libgradient/libgradient.la \
 	$(MUNGE_LIBS) $(CRYPTO_LIBS)

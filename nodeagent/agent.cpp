@@ -299,7 +299,7 @@ void NodeAgent::handle_events() {
       log_(AgentLogLevel::error, what + ": " + err);
     } else if (e.op == StepOp::task_start) {
       log_(AgentLogLevel::info, what + " task pid " + std::to_string(e.pid) +
-                                    " registered with the agent (mode=" + e.mode + ")");
+                                    " registered with the agent (mode=" + to_string(e.mode) + ")");
     } else {
       log_(AgentLogLevel::debug, what + ": " + to_string(e.op));
     }

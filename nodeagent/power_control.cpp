@@ -30,13 +30,6 @@ std::string fmt_w(double w) {
   return buf;
 }
 
-JobMode job_mode(const std::string &mode) {
-  if (mode == "latency") return JobMode::latency;
-  if (mode == "throughput") return JobMode::throughput;
-  if (mode == "monitor") return JobMode::monitor;
-  return JobMode::unmanaged;
-}
-
 // "12.0" -> 12.
 std::uint32_t job_id_of(const std::string &key) {
   return static_cast<std::uint32_t>(std::strtoul(key.c_str(), nullptr, 10));
@@ -220,7 +213,7 @@ void PowerControl::enforce_grant(double wall_s) {
   std::vector<DomainInput> doms;
   if (!domain_inputs(doms)) return;
   bool power_aware = false;
-  for (const auto &kv : steps_) power_aware = power_aware || kv.second.mode != "off";
+  for (const auto &kv : steps_) power_aware = power_aware || is_power_aware(kv.second.mode);
   // Only lowerings: a drop never raises a cap in force.
   const bool changed =
       (managed() || power_aware) && !control_blocked_ && write_caps(*dec, doms, true);
@@ -559,7 +552,7 @@ void PowerControl::control(double now_s, double wall_s) {
   (void)now_s;
   if (monitor_only_ || !controller_) return;
   bool power_aware = false;
-  for (const auto &kv : steps_) power_aware = power_aware || kv.second.mode != "off";
+  for (const auto &kv : steps_) power_aware = power_aware || is_power_aware(kv.second.mode);
   if (!managed() && !power_aware && saved_) restore_caps("no power-aware step left");
   if (interval_s_ <= 0.0) return;
   // A managed node's caps are held within its lease whatever runs there; a local node's are
@@ -574,7 +567,7 @@ void PowerControl::control(double now_s, double wall_s) {
     if (st.domains.empty()) continue;
     JobInput ji;
     ji.key = kv.first;
-    ji.mode = job_mode(st.mode);
+    ji.mode = st.mode;
     ji.emulated = counters_ && counters_->mode() == hw::CounterMode::emulated;
     const double n = static_cast<double>(st.domains.size());
     for (std::size_t d : st.domains) {
@@ -732,7 +725,6 @@ std::set<int> PowerControl::read_cpus_allowed(const std::set<pid_t> &pids) const
 
 namespace {
 
-bool is_steered(const std::string &mode) { return mode == "latency" || mode == "throughput"; }
 
 }  // namespace
 

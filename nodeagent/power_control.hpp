@@ -166,7 +166,7 @@ class PowerControl {
   };
   struct Step {
     hw::CounterJobId id = 0;
-    std::string mode;
+    JobMode mode = JobMode::off;
     std::set<pid_t> pids;
     bool counting = false;
     std::vector<std::size_t> domains;  // indices into domains_

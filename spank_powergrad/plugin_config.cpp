@@ -95,7 +95,7 @@ ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
     const std::string key = arg.substr(0, eq);
     const std::string value = arg.substr(eq + 1);
     if (key == "default_mode") {
-      ModeParse m = parse_power_aware_mode(value.c_str());
+      ModeParse m = parse_job_mode(value.c_str());
       if (!m.mode || value.empty()) {
         out.errors.push_back("plugin argument default_mode='" + value +
                              "': expected off, latency, throughput or monitor");

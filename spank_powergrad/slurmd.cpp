@@ -76,7 +76,7 @@ int slurmd_init(spank_t /*sp*/) {
   const PluginConfig &c = spank_state().config;
   const std::string node = this_slurmd_node_name();
   log_info("loaded in slurmd on node %s (default_mode=%s)", node.c_str(),
-           mode_name(c.default_mode));
+           to_string(c.default_mode));
   AgentConfig ac;
   ac.node_name = node;
   ac.state_dir = expand_node_tokens(c.state_dir, node);

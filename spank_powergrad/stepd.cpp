@@ -78,7 +78,7 @@ StepIdentity identify(spank_t sp) {
 
 bool steered() {
   const SpankState &st = spank_state();
-  return job_mode(st) != PowerAwareMode::off;
+  return job_mode(st) != JobMode::off;
 }
 
 // Tells the node agent about a task or the step's end. Every step registers, power-aware or
@@ -91,7 +91,7 @@ void notify_agent(spank_t sp, const StepIdentity &id, StepOp op, pid_t pid) {
   e.job_id = id.job_id;
   e.step = step_label(id.step_id);
   e.pid = pid;
-  e.mode = mode_name(job_mode(spank_state()));
+  e.mode = job_mode(spank_state());
   const std::string path =
       step_socket_path(expand_node_tokens(spank_state().config.state_dir, id.node));
   const std::string err = send_step_event(path, e);
@@ -120,7 +120,7 @@ int stepd_user_init(spank_t sp) {
   spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &ntasks);
   log_info("job %" PRIu32 ".%s on node %s: power-aware step, mode=%s, %" PRIu32 " local task(s)",
            id.job_id, step_label(id.step_id).c_str(), id.node.c_str(),
-           mode_name(job_mode(spank_state())), ntasks);
+           to_string(job_mode(spank_state())), ntasks);
   return 0;
 }
 

@@ -19,7 +19,8 @@ TESTS += tests/unit/test_spank_config tests/unit/test_job_record tests/unit/test
 
 tests_unit_test_spank_config_SOURCES = tests/unit/test_spank_config.cpp
 tests_unit_test_spank_config_CPPFLAGS = $(UNIT_CPPFLAGS)
-tests_unit_test_spank_config_LDADD = spank_powergrad/libspankcore.la $(CHECK_LIBS)
+tests_unit_test_spank_config_LDADD = spank_powergrad/libspankcore.la libgradient/libgradient.la \
+	$(CHECK_LIBS)
 
 tests_unit_test_job_record_SOURCES = tests/unit/test_job_record.cpp
 tests_unit_test_job_record_CPPFLAGS = $(UNIT_CPPFLAGS)
@@ -35,7 +36,8 @@ tests_unit_test_agent_energy_LDADD = nodeagent/libnodeagent.la $(HARDWARE_LIBS) 
 
 tests_unit_test_agent_config_SOURCES = tests/unit/test_agent_config.cpp
 tests_unit_test_agent_config_CPPFLAGS = $(UNIT_CPPFLAGS)
-tests_unit_test_agent_config_LDADD = spank_powergrad/libspankcore.la $(CHECK_LIBS)
+tests_unit_test_agent_config_LDADD = spank_powergrad/libspankcore.la libgradient/libgradient.la \
+	$(CHECK_LIBS)
 
 tests_unit_test_agent_control_SOURCES = tests/unit/test_agent_control.cpp
 tests_unit_test_agent_control_CPPFLAGS = $(UNIT_CPPFLAGS)

@@ -31,7 +31,7 @@ using namespace powergrad;
 
 namespace {
 
-StepEvent start(uint32_t job, const std::string &step, pid_t pid, const std::string &mode) {
+StepEvent start(uint32_t job, const std::string &step, pid_t pid, JobMode mode) {
   StepEvent e;
   e.op = StepOp::task_start;
   e.job_id = job;
@@ -60,8 +60,8 @@ std::string temp_dir() {
 }  // namespace
 
 START_TEST(event_round_trip) {
-  for (const StepEvent &e :
-       {start(12, "0", 345, "latency"), start(7, "batch", 99, "off"), exit_of(12, "0", 345)}) {
+  for (const StepEvent &e : {start(12, "0", 345, JobMode::latency),
+                             start(7, "batch", 99, JobMode::off), exit_of(12, "0", 345)}) {
     const std::string text = format_step_event(e);
     StepEventParse p = parse_step_event(text);
     ck_assert_msg(p.event.has_value(), "%s: %s", text.c_str(), p.error.c_str());
@@ -109,10 +109,10 @@ END_TEST
 
 START_TEST(registry_tracks_tasks_and_steps) {
   StepRegistry r;
-  ck_assert_std_str_eq(r.apply(start(1, "0", 100, "latency"), 1.0), "");
-  ck_assert_std_str_eq(r.apply(start(1, "0", 101, "latency"), 1.0), "");
-  ck_assert_std_str_eq(r.apply(start(1, "0", 100, "latency"), 1.5), "");  // twice: harmless
-  ck_assert_std_str_eq(r.apply(start(2, "batch", 200, "off"), 2.0), "");
+  ck_assert_std_str_eq(r.apply(start(1, "0", 100, JobMode::latency), 1.0), "");
+  ck_assert_std_str_eq(r.apply(start(1, "0", 101, JobMode::latency), 1.0), "");
+  ck_assert_std_str_eq(r.apply(start(1, "0", 100, JobMode::latency), 1.5), "");  // twice: harmless
+  ck_assert_std_str_eq(r.apply(start(2, "batch", 200, JobMode::off), 2.0), "");
   ck_assert_uint_eq(r.size(), 2);
   ck_assert(r.has_power_aware_step());
   ck_assert_uint_eq(r.steps()[0].pids.size(), 2);
@@ -133,11 +133,13 @@ END_TEST
 
 START_TEST(registry_reaps_dead_pids_and_is_bounded) {
   StepRegistry r(RegistryLimits{2, 2});
-  r.apply(start(1, "0", 100, "latency"), 0);
-  r.apply(start(1, "0", 101, "latency"), 0);
-  ck_assert(r.apply(start(1, "0", 102, "latency"), 0).find("too many tasks") != std::string::npos);
-  r.apply(start(2, "0", 200, "throughput"), 0);
-  ck_assert(r.apply(start(3, "0", 300, "latency"), 0).find("registry full") != std::string::npos);
+  r.apply(start(1, "0", 100, JobMode::latency), 0);
+  r.apply(start(1, "0", 101, JobMode::latency), 0);
+  ck_assert(r.apply(start(1, "0", 102, JobMode::latency), 0).find("too many tasks") !=
+            std::string::npos);
+  r.apply(start(2, "0", 200, JobMode::throughput), 0);
+  ck_assert(r.apply(start(3, "0", 300, JobMode::latency), 0).find("registry full") !=
+            std::string::npos);
   // The stepd of job 2 crashed: its pid is dead. Job 1 lost one task.
   auto dropped = r.reap([](pid_t p) { return p == 100; });
   ck_assert_uint_eq(dropped.size(), 1);
@@ -157,7 +159,8 @@ START_TEST(channel_delivers_and_answers) {
   ck_assert_int_eq(st.st_mode & 0777, 0600);
   const pid_t child = fork();
   if (child == 0) {
-    const std::string err = send_step_event(path, start(42, "0", getpid(), "throughput"), 2000);
+    const std::string err =
+        send_step_event(path, start(42, "0", getpid(), JobMode::throughput), 2000);
     const std::string bad = send_step_event(path, exit_of(42, "0", 1), 2000);
     _exit(err.empty() && bad.find("bad pid") != std::string::npos ? 0 : 1);
   }
@@ -187,7 +190,7 @@ START_TEST(channel_refuses_other_uids) {
   ck_assert(server.ok());
   const pid_t child = fork();
   if (child == 0) {
-    const std::string err = send_step_event(path, start(42, "0", getpid(), "latency"), 2000);
+    const std::string err = send_step_event(path, start(42, "0", getpid(), JobMode::latency), 2000);
     _exit(err.find("not allowed") != std::string::npos ? 0 : 1);
   }
   std::vector<ReceivedStepEvent> got;
@@ -240,7 +243,7 @@ START_TEST(channel_never_steals_a_live_socket) {
   // The first one still gets the events.
   const pid_t child = fork();
   if (child == 0) {
-    const std::string e = send_step_event(path, start(5, "0", getpid(), "latency"), 2000);
+    const std::string e = send_step_event(path, start(5, "0", getpid(), JobMode::latency), 2000);
     _exit(e.empty() ? 0 : 1);
   }
   std::vector<ReceivedStepEvent> got;
@@ -285,8 +288,8 @@ START_TEST(channel_open_errors) {
   StepChannelServer s = StepChannelServer::open(file, getuid());
   ck_assert(!s.ok());
   ck_assert(s.error().find("is not a socket") != std::string::npos);
-  ck_assert(send_step_event(dir + "/none.sock", start(1, "0", 5, "latency"), 100).find("connect") !=
-            std::string::npos);
+  ck_assert(send_step_event(dir + "/none.sock", start(1, "0", 5, JobMode::latency), 100)
+                .find("connect") != std::string::npos);
   unlink(file.c_str());
   std::filesystem::remove_all(dir);
 }
@@ -348,8 +351,9 @@ START_TEST(agent_registers_and_reaps_steps) {
     pause();
     _exit(0);
   }
-  ck_assert_std_str_eq(
-      send_step_event(step_socket_path(cfg.state_dir), start(77, "0", task, "latency"), 2000), "");
+  ck_assert_std_str_eq(send_step_event(step_socket_path(cfg.state_dir),
+                                       start(77, "0", task, JobMode::latency), 2000),
+                       "");
   // The agent answers "ok" once the event is received and valid, and applies it right after.
   for (int i = 0; i < 200 && agent.steps().empty(); ++i) usleep(10000);
   ck_assert_uint_eq(agent.steps().size(), 1);
@@ -377,9 +381,9 @@ END_TEST
 
 START_TEST(registry_file_round_trip_and_errors) {
   StepRegistry r;
-  r.apply(start(5, "0", 100, "latency"), 0);
-  r.apply(start(5, "0", 101, "latency"), 0);
-  r.apply(start(6, "batch", 200, "off"), 0);
+  r.apply(start(5, "0", 100, JobMode::latency), 0);
+  r.apply(start(5, "0", 101, JobMode::latency), 0);
+  r.apply(start(6, "batch", 200, JobMode::off), 0);
   // 101 is gone: left out.
   const std::string text = StepRegistry::serialize(r.steps(), [](pid_t p) {
     return p == 101 ? std::nullopt : std::optional<std::uint64_t>(1000 + p);
@@ -390,9 +394,9 @@ START_TEST(registry_file_round_trip_and_errors) {
   ck_assert_uint_eq(back.tasks[0].start.job_id, 5);
   ck_assert_int_eq(back.tasks[0].start.pid, 100);
   ck_assert_uint_eq(back.tasks[0].start_ticks, 1100);
-  ck_assert_std_str_eq(back.tasks[0].start.mode, "latency");
+  ck_assert(back.tasks[0].start.mode == JobMode::latency);
   ck_assert_std_str_eq(back.tasks[1].start.step, "batch");
-  ck_assert_std_str_eq(back.tasks[1].start.mode, "off");
+  ck_assert(back.tasks[1].start.mode == JobMode::off);
   const struct {
     const char *text;
     const char *error;
@@ -461,12 +465,12 @@ START_TEST(agent_finds_running_steps_after_restart) {
   {
     NodeAgent agent(cfg, logger);
     ck_assert_std_str_eq(agent.start(), "");
-    ck_assert_std_str_eq(
-        send_step_event(step_socket_path(cfg.state_dir), start(88, "0", task, "latency"), 2000),
-        "");
-    ck_assert_std_str_eq(
-        send_step_event(step_socket_path(cfg.state_dir), start(89, "0", short_task, "off"), 2000),
-        "");
+    ck_assert_std_str_eq(send_step_event(step_socket_path(cfg.state_dir),
+                                         start(88, "0", task, JobMode::latency), 2000),
+                         "");
+    ck_assert_std_str_eq(send_step_event(step_socket_path(cfg.state_dir),
+                                         start(89, "0", short_task, JobMode::off), 2000),
+                         "");
     // Written at the next period after the change.
     for (int i = 0; i < 300; ++i) {
       auto t = powergrad::hw::read_small_file(steps_file_path(cfg.state_dir));
@@ -483,7 +487,7 @@ START_TEST(agent_finds_running_steps_after_restart) {
   const std::vector<RegisteredStep> steps = again.steps();
   ck_assert_uint_eq(steps.size(), 1);
   ck_assert_uint_eq(steps[0].job_id, 88);
-  ck_assert_std_str_eq(steps[0].mode, "latency");
+  ck_assert(steps[0].mode == JobMode::latency);
   ck_assert_int_eq(*steps[0].pids.begin(), task);
   again.stop();
   kill(task, SIGKILL);

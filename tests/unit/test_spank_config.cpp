@@ -4,69 +4,74 @@
 
 #include <string>
 
+#include "libgradient/job_mode.hpp"
 #include "spank_powergrad/node_name.hpp"
 #include "spank_powergrad/plugin_config.hpp"
-#include "spank_powergrad/power_aware_mode.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
 
 using namespace powergrad;
 
 START_TEST(mode_named_values) {
-  ck_assert(*parse_power_aware_mode("latency").mode == PowerAwareMode::latency);
-  ck_assert(*parse_power_aware_mode("throughput").mode == PowerAwareMode::throughput);
-  ck_assert(*parse_power_aware_mode("monitor").mode == PowerAwareMode::monitor);
-  ck_assert(*parse_power_aware_mode("off").mode == PowerAwareMode::off);
-  ck_assert(*parse_power_aware_mode("THROUGHPUT").mode == PowerAwareMode::throughput);
-  ck_assert(*parse_power_aware_mode("no").mode == PowerAwareMode::off);
+  ck_assert(*parse_job_mode("latency").mode == JobMode::latency);
+  ck_assert(*parse_job_mode("throughput").mode == JobMode::throughput);
+  ck_assert(*parse_job_mode("monitor").mode == JobMode::monitor);
+  ck_assert(*parse_job_mode("off").mode == JobMode::off);
+  ck_assert(*parse_job_mode("THROUGHPUT").mode == JobMode::throughput);
+  ck_assert(*parse_job_mode("no").mode == JobMode::off);
 }
 END_TEST
 
 START_TEST(mode_missing_value_is_default) {
   // srun --power-aware (null), sbatch --power-aware reaching a step as "(null)", and "".
-  ck_assert(*parse_power_aware_mode(nullptr).mode == PowerAwareMode::latency);
-  ck_assert(*parse_power_aware_mode("(null)").mode == PowerAwareMode::latency);
-  ck_assert(*parse_power_aware_mode("").mode == PowerAwareMode::latency);
-  ck_assert(*parse_power_aware_mode("on", PowerAwareMode::throughput).mode ==
-            PowerAwareMode::throughput);
-  ck_assert(*parse_power_aware_mode(nullptr, PowerAwareMode::monitor).mode ==
-            PowerAwareMode::monitor);
+  ck_assert(*parse_job_mode(nullptr).mode == JobMode::latency);
+  ck_assert(*parse_job_mode("(null)").mode == JobMode::latency);
+  ck_assert(*parse_job_mode("").mode == JobMode::latency);
+  ck_assert(*parse_job_mode("on", JobMode::throughput).mode == JobMode::throughput);
+  ck_assert(*parse_job_mode(nullptr, JobMode::monitor).mode == JobMode::monitor);
 }
 END_TEST
 
 START_TEST(mode_bad_value_names_it_and_choices) {
-  ModeParse m = parse_power_aware_mode("fast");
+  ModeParse m = parse_job_mode("fast");
   ck_assert(!m.mode);
   ck_assert(m.error.find("'fast'") != std::string::npos);
   ck_assert(m.error.find("latency, throughput, monitor, off") != std::string::npos);
   // A huge value is cut in the message, not echoed whole.
-  ModeParse big = parse_power_aware_mode(std::string(5000, 'x').c_str());
+  ModeParse big = parse_job_mode(std::string(5000, 'x').c_str());
   ck_assert(!big.mode);
   ck_assert_uint_lt(big.error.size(), 200);
 }
 END_TEST
 
 START_TEST(mode_names_round_trip) {
-  for (PowerAwareMode m : {PowerAwareMode::off, PowerAwareMode::latency, PowerAwareMode::throughput,
-                           PowerAwareMode::monitor}) {
-    ck_assert(*parse_power_aware_mode(mode_name(m)).mode == m);
+  for (JobMode m : {JobMode::off, JobMode::latency, JobMode::throughput, JobMode::monitor}) {
+    ck_assert(*parse_job_mode(to_string(m)).mode == m);
+    ck_assert(*job_mode_from_name(to_string(m)) == m);
   }
+  // Records and messages take the printed names only: no aliases, no case folding, and
+  // the wire's former name of plain jobs is not one of them.
+  for (const char *bad : {"Latency", "on", "no", "", "unmanaged", "latency "})
+    ck_assert_msg(!job_mode_from_name(bad), "'%s' accepted as a recorded mode", bad);
+  ck_assert(is_power_aware(JobMode::monitor) && !is_steered(JobMode::monitor));
+  ck_assert(!is_power_aware(JobMode::off) && !is_steered(JobMode::off));
+  ck_assert(is_steered(JobMode::latency) && is_steered(JobMode::throughput));
 }
 END_TEST
 
 START_TEST(args_defaults_and_known_keys) {
   ConfigParse none = parse_plugin_args({});
   ck_assert(none.ok());
-  ck_assert(none.config.default_mode == PowerAwareMode::off);
-  ck_assert(valueless_mode(none.config.default_mode) == PowerAwareMode::latency);
-  ck_assert(valueless_mode(PowerAwareMode::throughput) == PowerAwareMode::throughput);
+  ck_assert(none.config.default_mode == JobMode::off);
+  ck_assert(valueless_mode(none.config.default_mode) == JobMode::latency);
+  ck_assert(valueless_mode(JobMode::throughput) == JobMode::throughput);
   ConfigParse off = parse_plugin_args({"default_mode=off"});
   ck_assert(off.errors.empty());
-  ck_assert(off.config.default_mode == PowerAwareMode::off);
+  ck_assert(off.config.default_mode == JobMode::off);
   ck_assert(none.config.log_level == LogLevel::info);
   ConfigParse p = parse_plugin_args({"default_mode=throughput", "log_level=debug"});
   ck_assert(p.ok());
-  ck_assert(p.config.default_mode == PowerAwareMode::throughput);
+  ck_assert(p.config.default_mode == JobMode::throughput);
   ck_assert(p.config.log_level == LogLevel::debug);
 }
 END_TEST
