@@ -137,8 +137,11 @@ bool PowerControl::restore_from_file(const std::string &why) {
     control_blocked_ = true;
     return false;
   }
-  hw::Status s = tree_.discover();
-  if (s.ok()) s = tree_.restore(loaded.value().powercap);
+  // A tree of its own: the live one's zones (indexed by domains_, with open files) stay as
+  // they are whatever this finds.
+  hw::PowercapTree restore_tree(config_.sysfs_root);
+  hw::Status s = restore_tree.discover();
+  if (s.ok()) s = restore_tree.restore(loaded.value().powercap);
   if (s.ok()) s = restore_cpufreq(loaded.value().cpufreq);
   if (!s.ok()) {
     if (!control_blocked_) {

@@ -6,6 +6,7 @@ noinst_LTLIBRARIES += spank_powergrad/libspankcore.la
 spank_powergrad_libspankcore_la_SOURCES = \
 	spank_powergrad/plugin_config.cpp spank_powergrad/plugin_config.hpp \
 	spank_powergrad/node_name.cpp spank_powergrad/node_name.hpp \
+	spank_powergrad/slurmd_args.cpp spank_powergrad/slurmd_args.hpp \
 	spank_powergrad/slurm_conf.cpp spank_powergrad/slurm_conf.hpp
 
 plugin_LTLIBRARIES += spank_powergrad/spank_powergrad.la

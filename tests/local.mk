@@ -17,6 +17,12 @@ TESTS += tests/unit/test_agent_energy tests/unit/test_agent_control tests/unit/t
 TESTS += tests/unit/test_spank_config tests/unit/test_job_record tests/unit/test_nodeagent \
 	tests/unit/test_ctld_config tests/unit/test_report
 
+check_PROGRAMS += tests/unit/test_atomic_file
+TESTS += tests/unit/test_atomic_file
+tests_unit_test_atomic_file_SOURCES = tests/unit/test_atomic_file.cpp
+tests_unit_test_atomic_file_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_atomic_file_LDADD = controller/libpgcontroller.la $(PTHREAD_LIBS) $(CHECK_LIBS)
+
 tests_unit_test_spank_config_SOURCES = tests/unit/test_spank_config.cpp
 tests_unit_test_spank_config_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_spank_config_LDADD = spank_powergrad/libspankcore.la libgradient/libgradient.la \

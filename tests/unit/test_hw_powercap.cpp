@@ -470,6 +470,29 @@ START_TEST(garbage_values_are_errors_not_crashes) {
 }
 END_TEST
 
+// A rediscovery that fails (the powercap folder gone, e.g. the driver unloaded) leaves the
+// zones found before: the node agent indexes them and holds their files open.
+START_TEST(failed_rediscovery_keeps_the_zones) {
+  auto dir = pghw::temp_dir();
+  ck_assert_hw_ok(fx::build_intel_server(dir.path()));
+  PowercapTree tree = discovered(dir.path());
+  ck_assert_int_eq(tree.zones().size(), 4);
+  const std::string pc = dir.path() + "/class/powercap";
+  ck_assert_int_eq(::rename(pc.c_str(), (pc + ".gone").c_str()), 0);
+  Status s = tree.discover();
+  ck_assert(!s.ok());
+  ck_assert_contains(s.message(), "powercap");
+  ck_assert_int_eq(tree.zones().size(), 4);
+  ck_assert_std_str_eq(tree.zones()[2].name(), "intel-rapl:1");
+  ck_assert_int_eq(tree.packages().size(), 2);
+  // Its open files still read (the folder was moved, not the files).
+  ck_assert_hw_ok(zone(tree, "intel-rapl:1")->read_energy_uj());
+  ck_assert_int_eq(::rename((pc + ".gone").c_str(), pc.c_str()), 0);
+  ck_assert_hw_ok(tree.discover());
+  ck_assert_int_eq(tree.zones().size(), 4);
+}
+END_TEST
+
 Suite *powercap_suite() {
   Suite *s = suite_create("hw_powercap");
   TCase *tc = tcase_create("powercap");
@@ -484,6 +507,7 @@ Suite *powercap_suite() {
   tcase_add_test(tc, set_limit_clamps_and_refuses_below_floor);
   tcase_add_test(tc, apply_limit_enables_a_disabled_zone);
   tcase_add_test(tc, restore_is_byte_exact);
+  tcase_add_test(tc, failed_rediscovery_keeps_the_zones);
   tcase_add_test(tc, restore_reports_every_problem_and_keeps_going);
   tcase_add_test(tc, bad_zone_names_refused);
   tcase_add_test(tc, read_only_limit_file);

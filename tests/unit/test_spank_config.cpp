@@ -3,10 +3,12 @@
 #include <check.h>
 
 #include <string>
+#include <vector>
 
 #include "libgradient/job_mode.hpp"
 #include "spank_powergrad/node_name.hpp"
 #include "spank_powergrad/plugin_config.hpp"
+#include "spank_powergrad/slurmd_args.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
 
@@ -56,6 +58,31 @@ START_TEST(mode_names_round_trip) {
   ck_assert(is_power_aware(JobMode::monitor) && !is_steered(JobMode::monitor));
   ck_assert(!is_power_aware(JobMode::off) && !is_steered(JobMode::off));
   ck_assert(is_steered(JobMode::latency) && is_steered(JobMode::throughput));
+}
+END_TEST
+
+// Whether slurmd will daemonize after the plugin's init, from its command line.
+START_TEST(slurmd_foreground_from_its_command_line) {
+  using V = std::vector<std::string>;
+  ck_assert(slurmd_stays_in_foreground(V{"slurmd", "-D", "-N", "n1", "-f", "/etc/slurm.conf"}));
+  ck_assert(slurmd_stays_in_foreground(V{"slurmd", "-Dvvv"}));
+  ck_assert(slurmd_stays_in_foreground(V{"slurmd", "-vD"}));
+  ck_assert(slurmd_stays_in_foreground(V{"/usr/sbin/slurmd", "--systemd"}));
+  ck_assert(slurmd_stays_in_foreground(V{"slurmd", "--conf-server=h:6817", "-D"}));
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd"}));
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd", "-N", "n1", "-f", "/etc/slurm.conf"}));
+  // A 'D' inside an option's argument is no -D.
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd", "-N", "-D"}));
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd", "-ND1"}));
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd", "-f", "/D", "-L", "-D"}));
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd", "--conf", "-D"}));
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd", "-FD"}));  // -F's attached argument
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd", "--", "-D"}));
+  ck_assert(!slurmd_stays_in_foreground(V{}));
+  // This test's own command line has no -D.
+  const V self = own_cmdline();
+  ck_assert(!self.empty());
+  ck_assert(!slurmd_stays_in_foreground(self));
 }
 END_TEST
 
@@ -140,6 +167,7 @@ int main() {
   tcase_add_test(tc, mode_missing_value_is_default);
   tcase_add_test(tc, mode_bad_value_names_it_and_choices);
   tcase_add_test(tc, mode_names_round_trip);
+  tcase_add_test(tc, slurmd_foreground_from_its_command_line);
   tcase_add_test(tc, args_defaults_and_known_keys);
   tcase_add_test(tc, args_unknown_key_is_named);
   tcase_add_test(tc, args_bad_values_are_named);
