@@ -109,7 +109,12 @@ NodeAgent::NodeAgent(AgentConfig config, AgentLog log, std::optional<PowerContro
                      std::optional<ControllerLinkConfig> controller,
                      std::shared_ptr<proto::Authenticator> auth)
     : config_(std::move(config)),
-      log_(std::move(log)),
+      // Two threads log: one line at a time, whatever the host's function does.
+      log_([inner = std::move(log), mu = std::make_shared<std::mutex>()](AgentLogLevel level,
+                                                                         const std::string &msg) {
+        std::lock_guard<std::mutex> g(*mu);
+        if (inner) inner(level, msg);
+      }),
       power_config_(std::move(power)),
       controller_(std::move(controller)),
       auth_(std::move(auth)) {}
@@ -125,6 +130,13 @@ std::string NodeAgent::start() {
   if (!server->ok()) return server->error();
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return std::string("eventfd: ") + std::strerror(errno);
+  work_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (work_fd_ < 0) {
+    const int eventfd_errno = errno;
+    ::close(wake_fd_);
+    wake_fd_ = -1;
+    return std::string("eventfd: ") + std::strerror(eventfd_errno);
+  }
   server_ = std::move(server);
   // Rises with every start: the controller orders this agent's reports by it.
   const double started_at_s = wall_now_s();
@@ -152,23 +164,75 @@ std::string NodeAgent::start() {
   } catch (const std::exception &e) {
     server_.reset();
     ::close(wake_fd_);
-    wake_fd_ = -1;
+    ::close(work_fd_);
+    wake_fd_ = work_fd_ = -1;
     return std::string("cannot start the agent thread: ") + e.what();
+  }
+  try {
+    channel_thread_ = std::thread([this] { serve_steps(); });
+  } catch (const std::exception &e) {
+    stop();
+    return std::string("cannot start the step channel thread: ") + e.what();
   }
   return "";
 }
 
 void NodeAgent::stop() {
-  if (thread_.joinable()) {
+  if (thread_.joinable() || channel_thread_.joinable()) {
     const uint64_t one = 1;
     (void)!::write(wake_fd_, &one, sizeof one);
-    thread_.join();
+    if (channel_thread_.joinable()) channel_thread_.join();
+    if (thread_.joinable()) thread_.join();
   }
   server_.reset();
-  if (wake_fd_ >= 0) {
-    ::close(wake_fd_);
-    wake_fd_ = -1;
+  for (int *fd : {&wake_fd_, &work_fd_}) {
+    if (*fd >= 0) {
+      ::close(*fd);
+      *fd = -1;
+    }
   }
+}
+
+void NodeAgent::serve_steps() {
+  for (;;) {
+    try {
+      pollfd fds[2] = {{server_->fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      const int rc = ::poll(fds, 2, -1);
+      if (rc < 0 && errno != EINTR) {
+        log_(AgentLogLevel::error, std::string("step channel: poll: ") + std::strerror(errno));
+        ::usleep(100000);
+        continue;
+      }
+      if (rc > 0 && (fds[1].revents & POLLIN)) break;
+      if (rc > 0 && (fds[0].revents & POLLIN)) handle_events();
+    } catch (const std::exception &e) {
+      log_(AgentLogLevel::error, std::string("step channel failed: ") + e.what());
+    } catch (...) {
+      log_(AgentLogLevel::error, "step channel failed");
+    }
+  }
+}
+
+std::vector<RegisteredStep> NodeAgent::take_new_jobs() {
+  std::vector<std::uint32_t> jobs;
+  std::vector<RegisteredStep> steps;
+  uint64_t n = 0;
+  (void)!::read(work_fd_, &n, sizeof n);  // reset the wake-up (non-blocking), then look
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    jobs.swap(new_jobs_);
+    steps = registry_.steps();
+  }
+  if (power_) {
+    for (std::uint32_t job : jobs) {
+      try {
+        power_->new_job(job, steps);
+      } catch (const std::exception &ex) {
+        log_(AgentLogLevel::error, std::string("restore before a new job failed: ") + ex.what());
+      }
+    }
+  }
+  return steps;
 }
 
 std::vector<JobEnergySummary> NodeAgent::job_summaries() const {
@@ -217,7 +281,7 @@ void NodeAgent::run() {
       const auto wait_ms =
           next > now ? std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1
                      : 0;
-      std::vector<pollfd> fds = {{server_->fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      std::vector<pollfd> fds = {{work_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
       int rc = 1;
       if (link_) {
         // The link's socket is polled with ours: the thread waits in one place only.
@@ -240,12 +304,14 @@ void NodeAgent::run() {
         rc = ::poll(fds.data(), fds.size(), static_cast<int>(wait_ms));
       }
       if (rc > 0 && (fds[1].revents & POLLIN)) break;
-      if (rc > 0 && (fds[0].revents & POLLIN)) handle_events();
+      if (rc > 0 && (fds[0].revents & POLLIN)) take_new_jobs();
       if (clock::now() >= next) {
         period();
         persist_steps();
         if (power_) {
-          power_->period(steps(), mono_s(), wall_now_s());
+          // New jobs first: a step the period sees has had its job's start handled.
+          const std::vector<RegisteredStep> steps_now = take_new_jobs();
+          power_->period(steps_now, mono_s(), wall_now_s());
           if (link_ && power_->last_report() && link_->send_report(*power_->last_report())) {
             reports_sent_++;
           }
@@ -265,44 +331,48 @@ void NodeAgent::run() {
 }
 
 void NodeAgent::handle_events() {
-  for (const ReceivedStepEvent &r : server_->drain()) {
+  // Applied while the stepd waits for the answer: it learns at once whether its task is
+  // registered. Only the registry (in memory) is touched here.
+  auto apply = [this](const StepEvent &e) -> std::string {
+    std::lock_guard<std::mutex> g(mu_);
+    bool first_of_job = false;
+    if (e.op == StepOp::task_start) {
+      first_of_job = true;
+      for (const RegisteredStep &s : registry_.steps()) {
+        if (s.job_id == e.job_id) first_of_job = false;
+      }
+      // Dead steps must not keep the admin's settings from coming back (new_job).
+      if (first_of_job)
+        registry_.reap([this](pid_t p) { return pid_alive(config_.procfs_root, p); });
+    }
+    std::string err = registry_.apply(e, static_cast<double>(periods_.load()) * config_.period_s);
+    registry_dirty_ = true;
+    if (err.empty() && first_of_job && power_) new_jobs_.push_back(e.job_id);
+    return err;
+  };
+  bool queued = false;
+  // 50 ms: a stepd sends its event right after connecting; a silent peer holds up the others
+  // no longer than that.
+  for (const ReceivedStepEvent &r : server_->drain(50, apply)) {
     if (!r.parse.event) {
       log_(AgentLogLevel::error, "refused step message: " + r.parse.error);
       continue;
     }
     const StepEvent &e = *r.parse.event;
-    std::string err;
-    bool first_of_job = false;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      if (e.op == StepOp::task_start) {
-        first_of_job = true;
-        for (const RegisteredStep &s : registry_.steps()) {
-          if (s.job_id == e.job_id) first_of_job = false;
-        }
-        // Dead steps must not keep the admin's settings from coming back (below).
-        if (first_of_job)
-          registry_.reap([this](pid_t p) { return pid_alive(config_.procfs_root, p); });
-      }
-      err = registry_.apply(e, static_cast<double>(periods_.load()) * config_.period_s);
-      registry_dirty_ = true;
-    }
-    if (first_of_job && power_) {
-      try {
-        power_->new_job(e.job_id, steps());
-      } catch (const std::exception &ex) {
-        log_(AgentLogLevel::error, std::string("restore before a new job failed: ") + ex.what());
-      }
-    }
     const std::string what = "job " + std::to_string(e.job_id) + "." + e.step;
-    if (!err.empty()) {
-      log_(AgentLogLevel::error, what + ": " + err);
+    if (!r.applied_error.empty()) {
+      log_(AgentLogLevel::error, what + ": " + r.applied_error);
     } else if (e.op == StepOp::task_start) {
+      queued = true;
       log_(AgentLogLevel::info, what + " task pid " + std::to_string(e.pid) +
                                     " registered with the agent (mode=" + to_string(e.mode) + ")");
     } else {
       log_(AgentLogLevel::debug, what + ": " + to_string(e.op));
     }
+  }
+  if (queued) {
+    const uint64_t one = 1;
+    (void)!::write(work_fd_, &one, sizeof one);
   }
 }
 

@@ -1,9 +1,10 @@
-// The node agent: a thread inside slurmd that knows the job steps on its node (told by
-// slurmstepd over the step channel), forgets the ones whose processes died, and runs the
-// node's power control every period. Slurm-free: the SPANK plugin starts it from
-// slurm_spank_init in slurmd and stops it from slurm_spank_slurmd_exit, and hands it a log
-// function. Nothing here may throw into slurmd or block it: the thread catches everything
-// at its edge, and start() never waits on the network or on a lock slurmd holds.
+// The node agent: threads inside slurmd that know the job steps on its node (told by
+// slurmstepd over the step channel), forget the ones whose processes died, and run the
+// node's power control every period. The step channel has a thread of its own: a task's
+// registration is answered at once, never after a control period. Slurm-free: the SPANK plugin
+// starts it from slurm_spank_init in slurmd and stops it from slurm_spank_slurmd_exit, and hands it
+// a log function. Nothing here may throw into slurmd or block it: the thread catches everything at
+// its edge, and start() never waits on the network or on a lock slurmd holds.
 #pragma once
 
 #include <sys/types.h>
@@ -83,7 +84,13 @@ class NodeAgent {
 
  private:
   void run();
+  // The step channel's thread: accepts, applies and answers registrations as they come.
+  void serve_steps();
   void handle_events();
+  // New jobs' first steps, queued by the channel thread, handled by the control thread
+  // (restoring the admin's settings may write sysfs: never on the channel thread). Returns
+  // the registry as it was when the queue was taken, for the period that follows.
+  std::vector<RegisteredStep> take_new_jobs();
   void period();
   // The steps an earlier agent registered that still run (same PID, same start time), taken
   // back into the registry at start: a slurmd restart does not lose them.
@@ -95,10 +102,13 @@ class NodeAgent {
   AgentLog log_;
   std::unique_ptr<class StepChannelServer> server_;
   std::thread thread_;
-  int wake_fd_ = -1;  // eventfd: stop() writes it
+  std::thread channel_thread_;
+  int wake_fd_ = -1;  // eventfd: stop() writes it (both threads wake and leave)
+  int work_fd_ = -1;  // eventfd: the channel thread queued new jobs for the control thread
   mutable std::mutex mu_;
   StepRegistry registry_;
-  bool registry_dirty_ = false;  // under mu_
+  bool registry_dirty_ = false;          // under mu_
+  std::vector<std::uint32_t> new_jobs_;  // under mu_
   std::atomic<unsigned long> periods_{0};
   std::optional<PowerControlConfig> power_config_;
   std::unique_ptr<PowerControl> power_;

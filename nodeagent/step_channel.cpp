@@ -82,7 +82,8 @@ StepChannelServer StepChannelServer::open(const std::string &path, uid_t allowed
     s.error_ = errno_text("bind " + path, bind_errno);
     return s;
   }
-  if (::listen(fd.get(), 64) != 0) {
+  // Every task of a step registers at its launch: room for the tasks of a big node at once.
+  if (::listen(fd.get(), 1024) != 0) {
     s.error_ = errno_text("listen " + path, errno);
     ::unlink(path.c_str());
     return s;
@@ -96,6 +97,10 @@ StepChannelServer::~StepChannelServer() {
 }
 
 std::vector<ReceivedStepEvent> StepChannelServer::drain(int timeout_ms) {
+  return drain(timeout_ms, Apply());
+}
+
+std::vector<ReceivedStepEvent> StepChannelServer::drain(int timeout_ms, const Apply &apply) {
   std::vector<ReceivedStepEvent> out;
   if (!fd_) return out;
   for (;;) {
@@ -139,7 +144,10 @@ std::vector<ReceivedStepEvent> StepChannelServer::drain(int timeout_ms) {
     } else {
       r.parse = parse_step_event(std::string(buf, static_cast<size_t>(n)));
     }
-    answer(c.get(), r.parse.event ? "ok" : "error: " + r.parse.error);
+    if (r.parse.event && apply) r.applied_error = apply(*r.parse.event);
+    answer(c.get(), !r.parse.event             ? "error: " + r.parse.error
+                    : !r.applied_error.empty() ? "error: " + r.applied_error
+                                               : std::string("ok"));
     out.push_back(r);
   }
   return out;

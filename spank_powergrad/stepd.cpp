@@ -97,9 +97,13 @@ void notify_agent(spank_t sp, const StepIdentity &id, StepOp op, pid_t pid) {
   const std::string err = send_step_event(path, e);
   if (!err.empty() && !warned) {
     warned = true;
+    // "error: ..." is the agent's own answer (it refused the task); anything else means no
+    // answer came.
+    const bool refused = err.compare(0, 7, "error: ") == 0;
     if (steered()) {
-      log_error("job %u.%s on node %s: node agent unreachable (%s): step runs unsteered", id.job_id,
-                e.step.c_str(), id.node.c_str(), err.c_str());
+      log_error("job %u.%s on node %s: node agent %s (%s): step runs unsteered", id.job_id,
+                e.step.c_str(), id.node.c_str(), refused ? "refused the task" : "unreachable",
+                refused ? err.c_str() + 7 : err.c_str());
     } else {
       log_debug("node agent unreachable: %s", err.c_str());
     }

@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -515,6 +517,53 @@ START_TEST(agent_start_refuses_bad_state_dir) {
 }
 END_TEST
 
+// A task's registration is answered at once by the step channel's own thread, and the step
+// is in the registry when the answer arrives, whatever the control loop is doing. Here the
+// control thread is held for 1.5 s inside its first log line (as a slow period would hold
+// it): the stepd still gets "ok" well within its 200 ms limit. (Before, the control thread
+// answered between periods: "no answer from the node agent within 200 ms".)
+START_TEST(registration_is_answered_while_the_control_loop_is_busy) {
+  const std::string dir = temp_dir();
+  AgentConfig cfg;
+  cfg.node_name = "n1";
+  cfg.state_dir = dir + "/state";
+  cfg.period_s = 0.05;
+  std::atomic<bool> held{false};
+  NodeAgent agent(cfg, [&](AgentLogLevel, const std::string &m) {
+    if (m.find("node agent started on") != std::string::npos) {
+      held = true;
+      usleep(1500000);
+    }
+  });
+  ck_assert_std_str_eq(agent.start(), "");
+  for (int i = 0; i < 200 && !held; ++i) usleep(5000);
+  ck_assert(held.load());
+  const pid_t task = fork();
+  if (task == 0) {
+    pause();
+    _exit(0);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string err =
+      send_step_event(step_socket_path(cfg.state_dir), start(91, "0", task, JobMode::latency), 200);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ck_assert_msg(err.empty(), "registration not answered: %s", err.c_str());
+  ck_assert_msg(ms < 200.0, "answered after %.1f ms", ms);
+  ck_assert_uint_eq(agent.steps().size(), 1);  // applied before the answer
+  ck_assert_int_eq(*agent.steps()[0].pids.begin(), task);
+  // A refusal by the registry reaches the stepd too: an exit for a PID of no step is fine,
+  // a start with a PID that does not exist is the registry's to judge; a malformed step is
+  // refused with the reason.
+  StepEvent bad = start(92, "0", task, JobMode::latency);
+  bad.step = "x/y";
+  ck_assert_str_ne(send_step_event(step_socket_path(cfg.state_dir), bad, 200).c_str(), "");
+  kill(task, SIGKILL);
+  waitpid(task, nullptr, 0);
+  agent.stop();
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("nodeagent");
   TCase *tc = tcase_create("core");
@@ -536,6 +585,7 @@ int main() {
   tcase_add_test(tc, registry_file_round_trip_and_errors);
   tcase_add_test(tc, pid_start_ticks_reads_procfs);
   tcase_add_test(tc, agent_finds_running_steps_after_restart);
+  tcase_add_test(tc, registration_is_answered_while_the_control_loop_is_busy);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }
