@@ -14,6 +14,10 @@
 // (ADMIN_RESULT permission denied), and logged here; from an admin it is applied with
 // ClusterController::set_budget and answered ok, or invalid with the reason.
 //
+// Log lines that an unauthenticated peer or an ordinary user can cause at will (refused
+// connections, endpoint errors, read-only sessions and their refused requests) go through a
+// LogSummary: the first of a kind in full, then one line per kind and 10 s with the count.
+//
 // The budget schedule, if any, is applied whenever its value changes (at start, and at
 // each scheduled time); a budget set by an admin holds until the schedule's next change.
 //
@@ -32,11 +36,12 @@
 #include <unordered_map>
 #include <vector>
 
-#include "libgradient/cluster_controller.hpp"
-#include "protocol/controller_endpoint.hpp"
 #include "controller/budget_state.hpp"
 #include "controller/ctld_config.hpp"
 #include "controller/job_power.hpp"
+#include "controller/log_summary.hpp"
+#include "libgradient/cluster_controller.hpp"
+#include "protocol/controller_endpoint.hpp"
 
 namespace powergrad {
 
@@ -123,6 +128,9 @@ class ControllerService {
   void restore_budget();
   std::optional<double> scheduled_now(double wall_s) const;
   void log(ServiceLogLevel level, const std::string &msg) const;
+  // Logs msg unless events of `kind` are being summarised (log_summary.hpp).
+  void log_peer_event(ServiceLogLevel level, const std::string &kind, const std::string &msg);
+  void flush_peer_log();
 
   ServiceSettings settings_;
   ClusterController controller_;
@@ -139,6 +147,8 @@ class ControllerService {
   std::unordered_map<std::string, std::string> last_report_error_;
   // Nodes that reported but are in no group, and when they last did (wall clock).
   std::map<std::string, double> unmanaged_seen_;
+  // Lines peers can cause at will, summarised per kind every 10 s.
+  LogSummary peer_log_{10.0};
 };
 
 }  // namespace powergrad

@@ -521,6 +521,60 @@ START_TEST(protocol_violations_are_logged_as_errors) {
 }
 END_TEST
 
+// Issue 11: garbage HELLOs and a non-admin's set-budget flood made one log line each
+// (slurmctld's log grew by tens of MB in seconds). Now the first of each kind is logged and
+// the rest summarised once per 10 s.
+START_TEST(floods_from_peers_are_summarised_in_the_log) {
+  Harness h;
+  const std::size_t before = h.logs.size();
+  // 200 connections that send garbage instead of a HELLO.
+  for (int i = 0; i < 200; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(h.port)));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+    const std::string garbage(64, 'G');
+    ck_assert_int_eq(send(fd, garbage.data(), garbage.size(), MSG_NOSIGNAL), 64);
+    h.step();
+    close(fd);
+  }
+  // 200 set-budget requests of an ordinary user on one session.
+  RawSession s;
+  open_raw_session(h, h.user, s);
+  for (int i = 0; i < 200; ++i) {
+    std::string req;
+    ck_assert(s.channel.seal(AdminSetBudget{100.0 + i}, req).ok());
+    ck_assert_int_eq(send(s.fd, req.data(), req.size(), MSG_NOSIGNAL), (ssize_t)req.size());
+    h.step();
+  }
+  for (int i = 0; i < 50; ++i) h.step();
+  auto count = [&](const std::string &part) {
+    std::size_t n = 0;
+    for (std::size_t i = before; i < h.logs.size(); ++i) n += pgtest::contains(h.logs[i], part);
+    return n;
+  };
+  ck_assert_uint_eq(count("refused: bad_magic"), 1);
+  ck_assert_uint_eq(count("set-budget refused: uid 1000"), 1);
+  ck_assert_double_eq_tol(h.service->controller().budget_w(), 400.0, 1e-9);
+  // The rest is counted and said once the interval ends.
+  h.clock.mono += 10.0;
+  h.step();
+  std::size_t refused = 0, denied = 0;
+  for (std::size_t i = before; i < h.logs.size(); ++i) {
+    const std::string &l = h.logs[i];
+    if (!pgtest::contains(l, " more like this in the last ")) continue;
+    const std::size_t n = std::stoul(l.substr(0, l.find(' ')));
+    if (pgtest::contains(l, "refused: bad_magic")) refused += n;
+    if (pgtest::contains(l, "set-budget refused: uid 1000")) denied += n;
+  }
+  ck_assert_uint_eq(refused, 199);
+  ck_assert_uint_eq(denied, 199);
+  ck_assert_uint_le(h.logs.size() - before, 12);
+}
+END_TEST
+
 START_TEST(periods_follow_the_clock) {
   Harness h;
   // 1 s periods on a clock stepped by 10 ms: about 1 period per 100 steps.
@@ -549,6 +603,7 @@ int main() {
   tcase_add_test(tc, a_state_file_that_cannot_be_written_is_reported_to_the_admin);
   tcase_add_test(tc, periods_record_each_jobs_series_with_its_grant);
   tcase_add_test(tc, protocol_violations_are_logged_as_errors);
+  tcase_add_test(tc, floods_from_peers_are_summarised_in_the_log);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }
