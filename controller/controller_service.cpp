@@ -452,7 +452,13 @@ std::string ControllerService::status_json() const {
     o << (it == unmanaged_seen_.end() ? "null" : json_number(it->second)) << "}";
     first = false;
   }
-  o << "]}";
+  const ListenState &ls = settings_.listen;
+  const bool failed = ls.failed_attempts > 0;
+  o << "],\"listen\":{\"address\":" << json_string(ls.address)
+    << ",\"since\":" << json_number(ls.listening_since_s)
+    << ",\"failed_attempts\":" << ls.failed_attempts
+    << ",\"failing_since\":" << (failed ? json_number(ls.failing_since_s) : "null")
+    << ",\"last_error\":" << (failed ? json_string(ls.last_error) : "null") << "}}";
   return o.str();
 }
 

@@ -39,6 +39,7 @@
 #include "controller/budget_state.hpp"
 #include "controller/ctld_config.hpp"
 #include "controller/job_power.hpp"
+#include "controller/listen_retry.hpp"
 #include "controller/log_summary.hpp"
 #include "libgradient/cluster_controller.hpp"
 #include "protocol/controller_endpoint.hpp"
@@ -74,6 +75,8 @@ struct ServiceSettings {
   // slurm.conf's nodes outside powergrad.conf's groups (not managed), for status.
   std::vector<std::string> unmanaged_nodes;
   double config_budget_w = std::numeric_limits<double>::quiet_NaN();
+  // How the listening socket was had (status shows attempts that failed before it).
+  ListenState listen;
 };
 
 class ControllerService {
@@ -104,7 +107,9 @@ class ControllerService {
   //            "idle_w", "fair_share_w", "work" (unknown|idle|plain|power-aware),
   //            "grant_w", "target_w", "in_force_w", "power_w", "caps_w", "need_w",
   //            "gradient", "jobs":[ids], "lease_age_s", "report_age_s"}],
-  //  "unmanaged":[{"name", "connected_at"}]}  (nodes outside the groups: not in the budget)
+  //  "unmanaged":[{"name", "connected_at"}],  (nodes outside the groups: not in the budget)
+  //  "listen":{"address", "since", "failed_attempts", "failing_since", "last_error"}}
+  //  (failing_since and last_error null when the first attempt to listen worked)
   // Unknown numbers are null.
   std::string status_json() const;
 

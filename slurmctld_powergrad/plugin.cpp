@@ -10,8 +10,10 @@
 //
 // A configuration that cannot be used (missing, a bad line, a node slurm.conf does not
 // know, floors above the budget) is logged with the file, line and reason, and the plugin
-// stays inert: no power control, job records still kept. A listen address that is taken is
-// tried again every second for a while (a restarting slurmctld may still hold it).
+// stays inert: no power control, job records still kept. A listen address that is taken
+// (a restarting slurmctld may still hold it, or another program) is tried again after 1 s,
+// 2 s, ... up to every 30 s for as long as slurmctld runs (controller/listen_retry.hpp),
+// job records kept meanwhile.
 // init() never fails: slurmctld treats a failing PrEp plugin as fatal.
 //
 // Running jobs' power series live in memory (JobPowerLedger); the thread saves them every
@@ -42,14 +44,15 @@ extern "C" {
 #include <slurm/slurm.h>
 }
 
-#include "posix/unique_fd.hpp"
-#include "protocol/auth.hpp"
-#include "protocol/controller_endpoint.hpp"
-#include "jobreport/series.hpp"
 #include "controller/controller_service.hpp"
 #include "controller/ctld_config.hpp"
 #include "controller/job_power.hpp"
 #include "controller/job_records.hpp"
+#include "controller/listen_retry.hpp"
+#include "jobreport/series.hpp"
+#include "posix/unique_fd.hpp"
+#include "protocol/auth.hpp"
+#include "protocol/controller_endpoint.hpp"
 #include "slurmctld_powergrad/slurm_adapter.h"
 
 extern "C" {
@@ -75,9 +78,6 @@ constexpr const char *kConfEnv = "POWERGRAD_CONF";
 // job through CONFIGURING; see prep_p_required in slurm_adapter.c). Off by default: the
 // controller thread records a running job within one control period anyway.
 constexpr const char *kStartHookEnv = "POWERGRAD_START_HOOK";
-// A listen address that is taken is tried again this often, this many times.
-constexpr double kListenRetryS = 1.0;
-constexpr int kListenTries = 60;
 constexpr double kInertPeriodS = 1.0;
 // How often the running jobs' series are saved: a crash of slurmctld loses at most this.
 constexpr double kSaveRunningSeriesS = 60.0;
@@ -245,17 +245,14 @@ class Controller {
                                               admin_uids);
     ec.idle_timeout_s = 0.0;
     auth_ = std::make_unique<proto::MungeAuthenticator>(proto::munge_socket_from_env());
-    const proto::Status st = proto::ControllerEndpoint::open(ec, *auth_, endpoint_);
-    if (!st.ok()) {
-      const std::string why = path + ": cannot listen on " + file.listen_host + ":" +
-                              std::to_string(file.listen_port) + ": " + st.to_string();
-      if (++listen_tries_ < kListenTries) {
-        if (listen_tries_ == 1) log_error(why + "; trying again every second");
-        listen_retry_ = true;
-        return false;
-      }
-      return refuse(why);
+    std::string listen_line;
+    endpoint_ = listen_.attempt(ec, *auth_, clock_.monotonic_s(), clock_.wall_s(), &listen_line);
+    if (!endpoint_) {
+      if (!listen_line.empty()) log_error(path + ": " + listen_line);
+      listen_retry_ = true;
+      return false;
     }
+    settings.listen = listen_.state();
     service_ = std::make_unique<powergrad::ControllerService>(
         settings, std::move(controller), *endpoint_, clock_, job_ledger,
         [](powergrad::ServiceLogLevel level, const std::string &m) {
@@ -280,7 +277,13 @@ class Controller {
              ", " + std::to_string(file.groups.size()) + " groups, listening on " +
              file.listen_host + ":" + std::to_string(endpoint_->port()) +
              (settings.schedule ? ", budget schedule " + settings.schedule_path : "") +
-             (series_dir_.empty() ? "" : ", job series in " + series_dir_));
+             (series_dir_.empty() ? "" : ", job series in " + series_dir_) +
+             (settings.listen.failed_attempts == 0
+                  ? std::string()
+                  : "; listening after " + std::to_string(settings.listen.failed_attempts) +
+                        " failed attempts since " +
+                        powergrad::local_time_text(settings.listen.failing_since_s) + " (" +
+                        settings.listen.last_error + ")"));
     prune_series();
     restore_running_series();
     return true;
@@ -311,19 +314,23 @@ class Controller {
       // PrEp plugins are loaded before slurmctld reads its nodes and jobs.
       while (!stop_ && !pg_adapter_controller_ready()) wait_s(0.2);
       bool active = false;
-      while (!stop_) {
+      auto try_setup = [&] {
         listen_retry_ = false;
         try {
           active = setup();
         } catch (const std::exception &e) {
           refuse(std::string("setup failed: ") + e.what());
         }
-        if (active || !listen_retry_) break;
-        wait_s(kListenRetryS);
-      }
+      };
+      try_setup();
       double next_records = 0.0;
       double next_series_save = clock_.monotonic_s() + kSaveRunningSeriesS;
       while (!stop_) {
+        // Inert while the listen address is taken: job records go on, and the whole setup
+        // runs again when the next attempt is due (powergrad.conf may have changed too).
+        if (!active && listen_retry_ && clock_.monotonic_s() >= listen_.next_try_s()) {
+          try_setup();
+        }
         std::vector<pollfd> extra{{wake_read_.get(), POLLIN, 0}};
         if (active) {
           service_->run_once(200, &extra);
@@ -470,7 +477,7 @@ class Controller {
 
   std::atomic<bool> stop_{false};
   bool listen_retry_ = false;
-  int listen_tries_ = 0;
+  powergrad::ListenRetry listen_;
   std::thread thread_;
   std::promise<void> done_;
   std::future<void> done_future_;

@@ -315,7 +315,11 @@ int status(int argc, char **argv) {
   std::string err;
   auto reply = powergrad::run_admin_request(o, auth, powergrad::proto::AdminStatusRequest{}, &err);
   if (!reply) {
-    std::cerr << "powergrad: status: " << err << '\n';
+    std::cerr << "powergrad: status: " << err << '\n'
+              << "powergrad: status: is slurmctld up with PrEpPlugins=prep/powergrad? While the "
+                 "controller cannot listen (e.g. another program holds the port), it retries and "
+                 "slurmctld's log says why: 'powergrad: ... cannot listen on "
+              << o.address.host << ":" << o.address.port << ": ...'\n";
     return 1;
   }
   const auto *st = std::get_if<powergrad::proto::AdminStatus>(&*reply);
