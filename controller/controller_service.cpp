@@ -267,7 +267,11 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
     return;
   }
   if (std::holds_alternative<proto::AdminStatusRequest>(e.message)) {
-    const proto::Status st = endpoint_.send(e.connection, proto::AdminStatus{status_json()});
+    StatusViewer viewer;
+    viewer.uid = e.peer.uid;
+    viewer.all_jobs = !settings_.private_jobs || e.peer.may_admin ||
+                      (settings_.sees_all_jobs && settings_.sees_all_jobs(e.peer.uid));
+    const proto::Status st = endpoint_.send(e.connection, proto::AdminStatus{status_json(viewer)});
     if (!st.ok()) {
       log_peer_event(ServiceLogLevel::error,
                      std::string("cannot send status: ") + proto::errc_name(st.code),
@@ -370,7 +374,11 @@ void ControllerService::period() {
   if (periods_ % 60 == 0) ledger_.prune(wall, settings_.forget_jobs_after_s);
 }
 
-std::string ControllerService::status_json() const {
+void ControllerService::set_job_owners(std::unordered_map<std::uint32_t, std::uint32_t> owners) {
+  job_owners_ = std::move(owners);
+}
+
+std::string ControllerService::status_json(const StatusViewer &viewer) const {
   const double wall = clock_.wall_s();
   const ClusterConfig &cfg = controller_.config();
   std::ostringstream o;
@@ -427,8 +435,15 @@ std::string ControllerService::status_json() const {
       << (x != extra_.end() && x->second.gradient_known ? json_number(x->second.gradient) : "null")
       << ",\"jobs\":[";
     if (x != extra_.end()) {
-      for (std::size_t k = 0; k < x->second.jobs.size(); ++k) {
-        o << (k ? "," : "") << x->second.jobs[k];
+      bool first_job = true;
+      for (const std::uint32_t id : x->second.jobs) {
+        if (!viewer.all_jobs) {
+          // PrivateData=jobs: another user's job id is not this viewer's to see.
+          auto owner = job_owners_.find(id);
+          if (owner == job_owners_.end() || owner->second != viewer.uid) continue;
+        }
+        o << (first_job ? "" : ",") << id;
+        first_job = false;
       }
     }
     o << "],\"lease_age_s\":";
@@ -454,7 +469,8 @@ std::string ControllerService::status_json() const {
   }
   const ListenState &ls = settings_.listen;
   const bool failed = ls.failed_attempts > 0;
-  o << "],\"listen\":{\"address\":" << json_string(ls.address)
+  o << "],\"jobs_shown\":" << (viewer.all_jobs ? "\"all\"" : "\"own\"");
+  o << ",\"listen\":{\"address\":" << json_string(ls.address)
     << ",\"since\":" << json_number(ls.listening_since_s)
     << ",\"failed_attempts\":" << ls.failed_attempts
     << ",\"failing_since\":" << (failed ? json_number(ls.failing_since_s) : "null")

@@ -77,6 +77,17 @@ struct ServiceSettings {
   double config_budget_w = std::numeric_limits<double>::quiet_NaN();
   // How the listening socket was had (status shows attempts that failed before it).
   ListenState listen;
+  // slurm.conf's PrivateData=jobs: status shows a user the ids of their own jobs only,
+  // unless the session may administer PowerGrad or sees_all_jobs(uid) says so (Slurm's
+  // operators and admins). The owners come from set_job_owners().
+  bool private_jobs = false;
+  std::function<bool(std::uint32_t uid)> sees_all_jobs;
+};
+
+// Whose status is being built: which job ids it may show.
+struct StatusViewer {
+  bool all_jobs = true;  // false: only jobs owned by uid
+  std::uint32_t uid = 0;
 };
 
 class ControllerService {
@@ -108,10 +119,20 @@ class ControllerService {
   //            "grant_w", "target_w", "in_force_w", "power_w", "caps_w", "need_w",
   //            "gradient", "jobs":[ids], "lease_age_s", "report_age_s"}],
   //  "unmanaged":[{"name", "connected_at"}],  (nodes outside the groups: not in the budget)
+  //  "jobs_shown":"all"|"own",
   //  "listen":{"address", "since", "failed_attempts", "failing_since", "last_error"}}
   //  (failing_since and last_error null when the first attempt to listen worked)
   // Unknown numbers are null.
-  std::string status_json() const;
+  // With a viewer that may not see every job (PrivateData=jobs), "jobs" lists only theirs
+  // and "jobs_shown" says "own" ("all" otherwise).
+  std::string status_json(const StatusViewer &viewer = {}) const;
+
+  // The owner of every job slurmctld knows (job id -> uid), refreshed by the host every
+  // period; jobs missing here are shown to those who see all jobs only.
+  void set_job_owners(std::unordered_map<std::uint32_t, std::uint32_t> owners);
+  // PrivateData=jobs may change with `scontrol reconfigure`: the host refreshes it too.
+  void set_private_jobs(bool on) { settings_.private_jobs = on; }
+  bool private_jobs() const { return settings_.private_jobs; }
 
   const ClusterController &controller() const { return controller_; }
   const JobPowerLedger &ledger() const { return ledger_; }
@@ -152,6 +173,7 @@ class ControllerService {
   std::unordered_map<std::string, std::string> last_report_error_;
   // Nodes that reported but are in no group, and when they last did (wall clock).
   std::map<std::string, double> unmanaged_seen_;
+  std::unordered_map<std::uint32_t, std::uint32_t> job_owners_;
   // Lines peers can cause at will, summarised per kind every 10 s.
   LogSummary peer_log_{10.0};
 };

@@ -27,10 +27,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <chrono>
 #include <exception>
 #include <future>
 #include <memory>
@@ -38,6 +38,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 extern "C" {
@@ -253,6 +254,8 @@ class Controller {
       return false;
     }
     settings.listen = listen_.state();
+    settings.private_jobs = pg_adapter_private_jobs() != 0;
+    settings.sees_all_jobs = [](std::uint32_t uid) { return pg_adapter_sees_all_jobs(uid) != 0; };
     service_ = std::make_unique<powergrad::ControllerService>(
         settings, std::move(controller), *endpoint_, clock_, job_ledger,
         [](powergrad::ServiceLogLevel level, const std::string &m) {
@@ -371,6 +374,7 @@ class Controller {
   // Copy the running power-aware jobs (read lock), decide (no lock), store the comments
   // that changed (write lock, only if any did). Then write the series of jobs that ended.
   void update_job_records() {
+    if (service_) update_job_owners();
     pg_job_view_t *views = nullptr;
     size_t n = 0;
     if (pg_adapter_snapshot_power_aware_jobs(&views, &n) != 0) {
@@ -388,6 +392,23 @@ class Controller {
       pg_adapter_apply_comments(changed.data(), changed.size(), comment_for_job, nullptr);
     }
     write_finished_series(&running);
+  }
+
+  // PrivateData=jobs (read again: `scontrol reconfigure` may change it) and, with it, who
+  // owns each job, so that status shows a user only their own jobs' ids.
+  void update_job_owners() {
+    const bool private_jobs = pg_adapter_private_jobs() != 0;
+    service_->set_private_jobs(private_jobs);
+    if (!private_jobs) return;
+    uint32_t *ids = nullptr, *uids = nullptr;
+    size_t n = 0;
+    if (pg_adapter_job_owners(&ids, &uids, &n) != 0) return;  // last period's owners stay
+    std::unordered_map<uint32_t, uint32_t> owners;
+    owners.reserve(n);
+    for (size_t i = 0; i < n; ++i) owners[ids[i]] = uids[i];
+    free(ids);
+    free(uids);
+    service_->set_job_owners(std::move(owners));
   }
 
   // A job's series is written once it is no longer running and no report has mentioned it

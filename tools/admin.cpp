@@ -224,6 +224,9 @@ std::string format_status_table(const json::Value &s) {
     }
   }
   out << "\n" << table(rows);
+  if (s.str("jobs_shown") == "own") {
+    out << "JOBS lists your own jobs only (slurm.conf has PrivateData=jobs)\n";
+  }
   // Outside the groups: not managed, not in the budget.
   if (const json::Value *um = s.get("unmanaged");
       um && um->type == json::Value::Type::array && !um->array.empty()) {
