@@ -202,11 +202,11 @@ class Controller {
     series_keep_days_ = file.series_keep_days;
     if (!state_dir.empty()) {
       settings.budget_state_path = state_dir + "/budget";
-    } else {
+    } else if (listen_.state().failed_attempts == 0) {  // said once, not at every retry
       log_error(path + ": no StateDir= and slurm.conf has no StateSaveLocation: run-time budgets "
                        "will not survive a restart");
     }
-    if (series_dir_.empty()) {
+    if (series_dir_.empty() && listen_.state().failed_attempts == 0) {
       log_error(path + ": no SeriesDir= and slurm.conf has no StateSaveLocation: per-job power "
                        "series will not be written");
     }

@@ -2,7 +2,6 @@
 // path_is_secure does, symlinks followed only from checked folders (their targets checked
 // too), and the files worked from the opened descriptor: a folder swapped afterwards
 // changes nothing.
-#include <check.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +12,9 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+
+// After the C++ headers: check.h defines a macro `fail` that breaks <ios>.
+#include <check.h>
 
 #include "hardware/secure_dir.hpp"
 #include "tests/unit/check_strings.hpp"

@@ -1,7 +1,6 @@
 // ListenRetry (controller/listen_retry.hpp): a listen address that another program holds
 // is tried again with backoff (1 s doubling to 30 s) until it is free, with a log line per
 // attempt (every 10th at the longest delay), and status shows the failed attempts after.
-#include <check.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,6 +8,9 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+// After the C++ headers: check.h defines a macro `fail` that breaks <ios>.
+#include <check.h>
 
 #include "controller/controller_service.hpp"
 #include "controller/listen_retry.hpp"

@@ -1,10 +1,11 @@
 // LogSummary (controller/log_summary.hpp): the first event of a kind is logged, the rest
 // of its interval counted and summarised in one line per kind and interval.
-#include <check.h>
-
 #include <algorithm>
 #include <string>
 #include <vector>
+
+// After the C++ headers: check.h defines a macro `fail` that breaks <ios>.
+#include <check.h>
 
 #include "controller/log_summary.hpp"
 #include "tests/unit/check_strings.hpp"
