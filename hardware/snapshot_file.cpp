@@ -291,4 +291,21 @@ Status remove_snapshot_file(const std::string &path) {
   return sync_directory(dirname_of(path));
 }
 
+Result<HardwareSnapshot> load_snapshot_at(const SecureDir &dir, const std::string &name) try {
+  Result<std::string> text = dir.read_file(name, kMaxBytes);
+  if (!text.ok()) return text.error();
+  Result<HardwareSnapshot> parsed = parse_snapshot(text.value());
+  if (!parsed.ok()) return Error{dir.display(name) + ": " + parsed.message(), parsed.errno_value()};
+  return parsed;
+} catch (const std::exception &e) {
+  return Error{std::string("snapshot load: ") + e.what(), ENOMEM};
+}
+
+Status save_snapshot_at(const SecureDir &dir, const std::string &name,
+                        const HardwareSnapshot &snapshot) try {
+  return dir.write_file_atomic(name, serialize_snapshot(snapshot), 0600);
+} catch (const std::exception &e) {
+  return Status::failure(std::string("snapshot save: ") + e.what(), ENOMEM);
+}
+
 }  // namespace powergrad::hw

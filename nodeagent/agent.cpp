@@ -19,9 +19,11 @@
 
 namespace powergrad {
 
-std::string step_socket_path(const std::string &state_dir) { return state_dir + "/agent.sock"; }
+std::string step_socket_path(const std::string &state_dir) {
+  return state_dir + "/" + kStepSocketFile;
+}
 
-std::string steps_file_path(const std::string &state_dir) { return state_dir + "/steps"; }
+std::string steps_file_path(const std::string &state_dir) { return state_dir + "/" + kStepsFile; }
 
 std::optional<std::uint64_t> pid_start_ticks(const std::string &procfs_root, pid_t pid) {
   std::ifstream f(procfs_root + "/" + std::to_string(pid) + "/stat");
@@ -44,28 +46,16 @@ std::optional<std::uint64_t> pid_start_ticks(const std::string &procfs_root, pid
   return ticks;
 }
 
-std::string prepare_private_dir(const std::string &dir, uid_t owner) {
-  if (dir.empty() || dir[0] != '/') return "state folder '" + dir + "' is not an absolute path";
-  // Create missing parents 0755 and the folder itself 0700.
-  for (size_t pos = 1; pos != std::string::npos;) {
-    pos = dir.find('/', pos + 1);
-    const std::string part = dir.substr(0, pos);
-    const mode_t mode = pos == std::string::npos ? 0700 : 0755;
-    if (::mkdir(part.c_str(), mode) != 0 && errno != EEXIST) {
-      return "cannot create '" + part + "': " + std::strerror(errno);
-    }
-  }
-  struct stat st;
-  if (::lstat(dir.c_str(), &st) != 0) return "cannot stat '" + dir + "': " + std::strerror(errno);
-  if (!S_ISDIR(st.st_mode)) return "state folder '" + dir + "' is not a directory";
-  if (st.st_uid != owner) {
-    return "state folder '" + dir + "' is owned by uid " + std::to_string(st.st_uid) + ", not " +
-           std::to_string(owner);
-  }
-  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-    return "state folder '" + dir + "' is writable by group or others";
-  }
-  return "";
+hw::Result<hw::SecureDir> open_state_dir(const std::string &dir) {
+  hw::SecureDirOptions opt;
+  opt.create = true;
+  opt.parent_mode = 0755;
+  opt.dir_mode = 0700;
+  opt.private_dir = true;
+  hw::Result<hw::SecureDir> d = hw::SecureDir::open(dir, opt);
+  if (!d.ok())
+    return hw::Error{"state folder '" + dir + "' refused: " + d.message(), d.errno_value()};
+  return d;
 }
 
 bool pid_alive(const std::string &procfs_root, pid_t pid) {
@@ -123,11 +113,16 @@ NodeAgent::~NodeAgent() { stop(); }
 
 std::string NodeAgent::start() {
   if (running()) return "";
-  const std::string err = prepare_private_dir(config_.state_dir, ::geteuid());
-  if (!err.empty()) return err;
+  hw::Result<hw::SecureDir> dir = open_state_dir(config_.state_dir);
+  if (!dir.ok()) return dir.message();
+  auto state = std::make_shared<const hw::SecureDir>(std::move(dir.value()));
   auto server = std::make_unique<StepChannelServer>(
-      StepChannelServer::open(step_socket_path(config_.state_dir), ::geteuid()));
-  if (!server->ok()) return server->error();
+      StepChannelServer::open(state->fd_path(kStepSocketFile), ::geteuid()));
+  if (!server->ok()) {
+    return "cannot open the step socket " + step_socket_path(config_.state_dir) + ": " +
+           server->error();
+  }
+  state_ = state;
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return std::string("eventfd: ") + std::strerror(errno);
   work_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -145,6 +140,7 @@ std::string NodeAgent::start() {
     PowerControlConfig pc = *power_config_;
     pc.node_name = config_.node_name;
     pc.state_dir = config_.state_dir;
+    pc.state = state_;
     pc.procfs_root = config_.procfs_root;
     pc.incarnation = incarnation;
     pc.started_at_s = started_at_s;
@@ -386,7 +382,7 @@ void NodeAgent::persist_steps() {
         registry_.steps(), [this](pid_t p) { return pid_start_ticks(config_.procfs_root, p); });
   }
   const std::string path = steps_file_path(config_.state_dir);
-  const hw::Status s = hw::write_file_atomic(path, text);
+  const hw::Status s = state_->write_file_atomic(kStepsFile, text, 0600);
   if (!s.ok()) {
     log_(AgentLogLevel::error, "cannot keep the running steps in " + path + ": " + s.message() +
                                    " (a restarted agent would not find them)");
@@ -395,8 +391,8 @@ void NodeAgent::persist_steps() {
 
 void NodeAgent::restore_steps() {
   const std::string path = steps_file_path(config_.state_dir);
-  if (!hw::path_exists(path)) return;
-  auto text = hw::read_small_file(path, 4 << 20);
+  if (!state_->exists(kStepsFile)) return;
+  auto text = state_->read_file(kStepsFile, 4 << 20);
   if (!text.ok()) {
     log_(AgentLogLevel::error,
          "cannot read the running steps of the earlier agent: " + text.message());

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "hardware/secure_dir.hpp"
 #include "nodeagent/agent_log.hpp"
 #include "nodeagent/controller_link.hpp"
 #include "nodeagent/job_energy.hpp"
@@ -33,19 +34,24 @@ struct AgentConfig {
   std::string procfs_root = "/proc";  // where task PIDs are looked up
 };
 
-// The socket slurmstepd talks to, inside state_dir.
+// Files in state_dir: the socket slurmstepd talks to, and the registry of running steps
+// kept for the next agent (StepRegistry::serialize).
+constexpr const char *kStepSocketFile = "agent.sock";
+constexpr const char *kStepsFile = "steps";
 std::string step_socket_path(const std::string &state_dir);
-// The registry of running steps, kept for the next agent (StepRegistry::serialize).
 std::string steps_file_path(const std::string &state_dir);
 
 // The start time of process `pid` (field 22 of procfs' stat, clock ticks since boot), or
 // nullopt when it does not run.
 std::optional<std::uint64_t> pid_start_ticks(const std::string &procfs_root, pid_t pid);
 
-// Creates `dir` (and missing parents, 0755) with mode 0700 if absent, then checks that it is
-// a directory owned by `owner` and not writable by group or others: a folder others can
-// write could let them plant the socket or the saved-caps file. Returns "" or the reason.
-std::string prepare_private_dir(const std::string &dir, uid_t owner);
+// Opens the agent's state folder `dir`, creating it (mode 0700, missing parents 0755) if
+// absent. Every folder of the path must be root's (or this process's uid's) and not
+// writable by group or others unless sticky (hardware/secure_dir.hpp), and `dir` itself
+// this process's and writable by it alone: whoever can write a folder on the way could
+// plant the socket or the saved-caps file, or swap the folder for one of theirs. The agent
+// then reaches its files through the descriptor only.
+hw::Result<hw::SecureDir> open_state_dir(const std::string &dir);
 
 // True when `pid` runs (a zombie counts as gone), looked up under procfs_root.
 bool pid_alive(const std::string &procfs_root, pid_t pid);
@@ -100,6 +106,8 @@ class NodeAgent {
 
   AgentConfig config_;
   AgentLog log_;
+  // Before server_: the socket's path goes through this folder's descriptor.
+  std::shared_ptr<const hw::SecureDir> state_;
   std::unique_ptr<class StepChannelServer> server_;
   std::thread thread_;
   std::thread channel_thread_;

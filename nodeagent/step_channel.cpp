@@ -171,6 +171,16 @@ std::string send_step_event(const std::string &path, const StepEvent &event, int
     // A full backlog gives EAGAIN on Unix sockets; an absent agent ENOENT/ECONNREFUSED.
     return errno_text("connect " + path, errno);
   }
+  // Whoever listens must be root or slurmd's uid (our real uid): an "ok" from anyone else
+  // would be believed by root.
+  ucred server{};
+  socklen_t len = sizeof server;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &server, &len) != 0)
+    return errno_text("SO_PEERCRED " + path, errno);
+  if (server.uid != 0 && server.uid != ::getuid()) {
+    return "refused: the socket " + path + " is served by uid " + std::to_string(server.uid) +
+           " (pid " + std::to_string(server.pid) + "), not by root or slurmd's uid";
+  }
   const std::string msg = format_step_event(event);
   if (::send(fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL) < 0) {
     // The agent may refuse (and close) before reading: its answer is still there to read.

@@ -64,6 +64,9 @@ class StepChannelServer {
 // Whether a node agent answers on the socket at `path` (a stale socket file does not).
 bool step_socket_in_use(const std::string &path);
 
+// The listening peer must run as root or as this process's real uid (SO_PEERCRED):
+// anything else is refused unasked. slurmstepd uses send_step_event_checked
+// (agent_socket.hpp), which also checks the folders and the socket file first.
 std::string send_step_event(const std::string &path, const StepEvent &event, int timeout_ms = 200);
 
 }  // namespace powergrad

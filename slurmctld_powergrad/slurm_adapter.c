@@ -52,6 +52,7 @@ typedef ListIterator pg_list_iter_t;
 #pragma weak lock_slurmctld
 #pragma weak unlock_slurmctld
 #pragma weak find_job_record
+#pragma weak validate_operator
 
 static const char env_key[] = "POWERGRAD=";
 static const char env_key_prefixed[] = "SPANK_POWERGRAD=";
@@ -350,6 +351,45 @@ int pg_adapter_known_job_ids(uint32_t **ids_out, unsigned char **running_out, si
 	return 0;
 }
 
+int pg_adapter_job_owners(uint32_t **ids_out, uint32_t **uids_out, size_t *count)
+{
+	slurmctld_lock_t job_read_lock = { .job = READ_LOCK };
+	pg_list_iter_t it;
+	job_record_t *job_ptr;
+	size_t n = 0, cap;
+	uint32_t *ids, *uids;
+
+	*ids_out = NULL;
+	*uids_out = NULL;
+	*count = 0;
+	lock_slurmctld(job_read_lock);
+	if (!job_list) {
+		unlock_slurmctld(job_read_lock);
+		return -1;
+	}
+	cap = (size_t) list_count(job_list);
+	ids = malloc((cap ? cap : 1) * sizeof(*ids));
+	uids = malloc((cap ? cap : 1) * sizeof(*uids));
+	if (!ids || !uids) {
+		unlock_slurmctld(job_read_lock);
+		free(ids);
+		free(uids);
+		return -1;
+	}
+	it = list_iterator_create(job_list);
+	while ((job_ptr = list_next(it)) && n < cap) {
+		ids[n] = job_ptr->job_id;
+		uids[n] = job_ptr->user_id;
+		n++;
+	}
+	list_iterator_destroy(it);
+	unlock_slurmctld(job_read_lock);
+	*ids_out = ids;
+	*uids_out = uids;
+	*count = n;
+	return 0;
+}
+
 size_t pg_adapter_apply_comments(const uint32_t *ids, size_t count, pg_comment_fn fn,
 				 void *arg)
 {
@@ -408,6 +448,32 @@ uint32_t pg_adapter_slurm_user_uid(void)
 	uid = slurm_conf.slurm_user_id;
 	unlock_slurmctld(conf_read_lock);
 	return uid;
+}
+
+int pg_adapter_private_jobs(void)
+{
+	slurmctld_lock_t conf_read_lock = { .conf = READ_LOCK };
+	int private_jobs;
+
+	lock_slurmctld(conf_read_lock);
+	private_jobs = (slurm_conf.private_data & PRIVATE_DATA_JOBS) ? 1 : 0;
+	unlock_slurmctld(conf_read_lock);
+	return private_jobs;
+}
+
+int pg_adapter_sees_all_jobs(uint32_t uid)
+{
+	uint32_t slurm_user = pg_adapter_slurm_user_uid();
+
+	if (uid == 0 || uid == slurm_user)
+		return 1;
+	/*
+	 * Operators and admins of Slurm's accounting see private data too. validate_operator
+	 * takes the accounting manager's locks itself; no slurmctld lock may be held here.
+	 */
+	if (validate_operator && validate_operator((uid_t) uid))
+		return 1;
+	return 0;
 }
 
 int pg_adapter_node_names(char ***out, size_t *count)

@@ -53,6 +53,12 @@ std::string split_host_port(const std::string &text, std::string &host, std::str
 // `value` with %n replaced by `node_name` and %% by %.
 std::string expand_node_tokens(const std::string &value, const std::string &node_name);
 
+// The same for a path root works in (state_dir, sysfs_root, emulate): nullopt, with *why,
+// when the node name is not safe in a path (node_name_problem) or the expanded path is not
+// absolute or holds a ".." component.
+std::optional<std::string> expand_node_path(const std::string &value, const std::string &node_name,
+                                            std::string *why);
+
 struct ConfigParse {
   PluginConfig config;
   std::vector<std::string> errors;  // empty on success; one message per bad argument

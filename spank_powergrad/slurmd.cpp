@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -179,9 +180,20 @@ int slurmd_init(spank_t /*sp*/) {
   const std::string node = this_slurmd_node_name();
   log_info("loaded in slurmd on node %s (default_mode=%s)", node.c_str(),
            to_string(c.default_mode));
+  // The node name goes into paths root works in (%n): only a name Slurm could give.
+  std::string why;
+  const std::optional<std::string> state_dir = expand_node_path(c.state_dir, node, &why);
+  const std::optional<std::string> sysfs_root = expand_node_path(c.sysfs_root, node, &why);
+  const std::optional<std::string> emulate = c.emulate_path.empty()
+                                                 ? std::optional<std::string>("")
+                                                 : expand_node_path(c.emulate_path, node, &why);
+  if (!state_dir || !sysfs_root || !emulate) {
+    log_error("node agent not started: %s; power management is off on this node", why.c_str());
+    return 0;
+  }
   AgentConfig ac;
   ac.node_name = node;
-  ac.state_dir = expand_node_tokens(c.state_dir, node);
+  ac.state_dir = *state_dir;
   ac.period_s = c.period_s;
   ac.procfs_root = c.procfs_root;
   std::string no_controller;
@@ -191,9 +203,9 @@ int slurmd_init(spank_t /*sp*/) {
              no_controller.c_str());
   }
   PowerControlConfig pc;
-  pc.sysfs_root = expand_node_tokens(c.sysfs_root, node);
+  pc.sysfs_root = *sysfs_root;
   pc.counters = c.counters;
-  pc.emulate_path = expand_node_tokens(c.emulate_path, node);
+  pc.emulate_path = *emulate;
   pc.grant_w = c.grant_w;
   pc.floor_w = c.floor_w;
   AgentSetup setup{ac, pc, link};

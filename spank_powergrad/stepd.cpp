@@ -5,6 +5,7 @@
 
 #include <cinttypes>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 extern "C" {
@@ -12,7 +13,7 @@ extern "C" {
 }
 
 #include "nodeagent/agent.hpp"
-#include "nodeagent/step_channel.hpp"
+#include "nodeagent/agent_socket.hpp"
 #include "spank_powergrad/node_name.hpp"
 #include "spank_powergrad/spank_glue.hpp"
 
@@ -39,40 +40,18 @@ std::string step_label(uint32_t step_id) {
   }
 }
 
-// This node's name: entry S_JOB_NODEID of the step's node list (Slurm's hostlist API, from
-// the host process). SLURMD_NODENAME is no help this early: a step launched from a batch
-// script inherits the batch host's value.
-std::string step_node_name(spank_t sp) {
-  uint32_t node_id = 0;
-  char list[4096];
-  if (spank_get_item(sp, S_JOB_NODEID, &node_id) == ESPANK_SUCCESS &&
-      (spank_getenv(sp, "SLURM_STEP_NODELIST", list, sizeof list) == ESPANK_SUCCESS ||
-       spank_getenv(sp, "SLURM_JOB_NODELIST", list, sizeof list) == ESPANK_SUCCESS)) {
-    // auto: hostlist_t is a pointer up to 23.05 and a struct (used by pointer) since 23.11.
-    auto *hl = slurm_hostlist_create(list);
-    if (hl) {
-      std::string name;
-      for (uint32_t i = 0; i <= node_id; ++i) {
-        char *h = slurm_hostlist_shift(hl);
-        if (!h) {
-          name.clear();
-          break;
-        }
-        name = h;
-        free(h);
-      }
-      slurm_hostlist_destroy(hl);
-      if (!name.empty()) return name;
-    }
-  }
-  return this_slurmd_node_name();
-}
+// This node's name, from slurmstepd itself: SLURMD_NODENAME in slurmstepd's own process
+// environment (set from slurmd's configuration before plugins load; see node_name.hpp).
+// Never from the job's environment (spank_getenv): a user could name another node there
+// (SLURM_STEP_NODELIST=n2) and make this root process register its tasks with n2's agent,
+// or put "../.." into state_dir's %n. Checked before use in a path (node_name_problem).
+std::string step_node_name() { return stepd_node_name(std::getenv("SLURMD_NODENAME")); }
 
 StepIdentity identify(spank_t sp) {
   StepIdentity id;
   spank_get_item(sp, S_JOB_ID, &id.job_id);
   spank_get_item(sp, S_JOB_STEPID, &id.step_id);
-  id.node = step_node_name(sp);
+  id.node = step_node_name();
   return id;
 }
 
@@ -92,9 +71,16 @@ void notify_agent(spank_t sp, const StepIdentity &id, StepOp op, pid_t pid) {
   e.step = step_label(id.step_id);
   e.pid = pid;
   e.mode = job_mode(spank_state());
-  const std::string path =
-      step_socket_path(expand_node_tokens(spank_state().config.state_dir, id.node));
-  const std::string err = send_step_event(path, e);
+  std::string err;
+  const std::optional<std::string> state_dir =
+      expand_node_path(spank_state().config.state_dir, id.node, &err);
+  if (state_dir) err = send_step_event_checked(*state_dir, e);
+  if (!state_dir && !warned) {
+    // Not a name Slurm gives: nothing of it goes into a path. Whatever the mode.
+    warned = true;
+    log_error("job %u.%s: %s: step runs unsteered", id.job_id, e.step.c_str(), err.c_str());
+    return;
+  }
   if (!err.empty() && !warned) {
     warned = true;
     // "error: ..." is the agent's own answer (it refused the task); anything else means no

@@ -65,3 +65,7 @@ E2E_TESTS = \
 	tests/e2e/test_node_power.sh
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/cluster/pgcluster tests/cluster/README.md
+
+# `powergrad report` with a stand-in sacct and job names that try to forge rows (no cluster).
+TESTS += tests/tools/test_report_forged_names.sh
+EXTRA_DIST += tests/tools/test_report_forged_names.sh

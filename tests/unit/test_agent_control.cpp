@@ -49,6 +49,49 @@ void run(Fixture &f, PowerControl &pc, const std::vector<RegisteredStep> &steps,
 
 }  // namespace
 
+// Issue 11: the state files were opened again by path. The state folder swapped for a
+// symlink after the control was set up: the admin's settings are still saved in, read from
+// and removed from the folder that was checked.
+START_TEST(saved_caps_go_through_the_checked_state_folder) {
+  Fixture f;
+  const auto before = f.settings();
+  auto pc = f.control(250.0);
+  pc->recover();  // opens and checks the state folder
+  const std::string moved = f.dir.path() + "/moved";
+  const std::string decoy = f.dir.path() + "/decoy";
+  ck_assert_int_eq(::mkdir(decoy.c_str(), 0700), 0);
+  ck_assert_int_eq(::rename(f.state.c_str(), moved.c_str()), 0);
+  ck_assert_int_eq(::symlink(decoy.c_str(), f.state.c_str()), 0);
+  double now = 0.0;
+  run(f, *pc, {step(12, JobMode::throughput, 100)}, now, 4);
+  ck_assert(f.caps_sum_w() <= 250.0 + 1e-6);
+  ck_assert_int_eq(::access((moved + "/saved-caps").c_str(), F_OK), 0);
+  ck_assert_int_ne(::access((decoy + "/saved-caps").c_str(), F_OK), 0);
+  run(f, *pc, {}, now, 1);
+  ck_assert(f.settings() == before);
+  ck_assert_int_ne(::access((moved + "/saved-caps").c_str(), F_OK), 0);
+}
+END_TEST
+
+// The emulate= file decides what root's agent reports: it is read only from folders no one
+// else may write, and only when no one else may write it.
+START_TEST(an_emulate_file_others_may_write_is_refused) {
+  Fixture f;
+  ck_assert_int_eq(::chmod(f.emulate.c_str(), 0666), 0);
+  auto pc = f.control(250.0);
+  double now = 0.0;
+  run(f, *pc, {step(12, JobMode::throughput, 100)}, now, 2);
+  ck_assert(f.logged("emulate file: " + f.emulate + ": refused: writable by group or others"));
+  ck_assert(f.logged("job 12.0: no workload in " + f.emulate));
+  ck_assert_int_eq(::chmod(f.emulate.c_str(), 0644), 0);
+  ck_assert_int_eq(::chmod(f.dir.path().c_str(), 0777), 0);
+  run(f, *pc, {step(12, JobMode::throughput, 100), step(13, JobMode::throughput, 101)}, now, 2);
+  ck_assert(f.logged("emulate file: " + f.emulate + ": refused: '" + f.dir.path() +
+                     "' is writable by others"));
+  ck_assert_int_eq(::chmod(f.dir.path().c_str(), 0700), 0);
+}
+END_TEST
+
 START_TEST(caps_move_within_grant_and_come_back_exactly) {
   Fixture f;
   const auto before = f.settings();
@@ -416,6 +459,8 @@ int main() {
   TCase *tc = tcase_create("control");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, caps_move_within_grant_and_come_back_exactly);
+  tcase_add_test(tc, saved_caps_go_through_the_checked_state_folder);
+  tcase_add_test(tc, an_emulate_file_others_may_write_is_refused);
   tcase_add_test(tc, plain_steps_change_nothing);
   tcase_add_test(tc, managed_node_holds_plain_and_idle_within_grant);
   tcase_add_test(tc, managed_agent_restart_never_raises_then_release_restores);

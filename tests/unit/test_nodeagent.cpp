@@ -6,8 +6,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +13,8 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <atomic>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -23,6 +23,7 @@
 
 #include "hardware/sysfs_file.hpp"
 #include "nodeagent/agent.hpp"
+#include "nodeagent/agent_socket.hpp"
 #include "nodeagent/step_channel.hpp"
 #include "nodeagent/step_event.hpp"
 #include "nodeagent/step_registry.hpp"
@@ -300,21 +301,25 @@ END_TEST
 START_TEST(private_dir_created_and_checked) {
   const std::string dir = temp_dir();
   const std::string state = dir + "/a/b/state";
-  ck_assert_std_str_eq(prepare_private_dir(state, getuid()), "");
+  ck_assert(open_state_dir(state).ok());
   struct stat st;
   ck_assert_int_eq(stat(state.c_str(), &st), 0);
   ck_assert_int_eq(st.st_mode & 0777, 0700);
-  ck_assert_std_str_eq(prepare_private_dir(state, getuid()), "");  // again: fine
+  ck_assert_int_eq(stat((dir + "/a").c_str(), &st), 0);
+  ck_assert_int_eq(st.st_mode & 0777, 0755);
+  ck_assert(open_state_dir(state).ok());  // again: fine
   chmod(state.c_str(), 0770);
-  ck_assert(prepare_private_dir(state, getuid()).find("writable by group or others") !=
-            std::string::npos);
+  ck_assert_contains(open_state_dir(state).message(), "is writable by its group");
   chmod(state.c_str(), 0700);
-  ck_assert(prepare_private_dir(state, getuid() + 1).find("owned by uid") != std::string::npos);
-  ck_assert(prepare_private_dir("relative/dir", getuid()).find("not an absolute path") !=
-            std::string::npos);
+  if (geteuid() == 0) {
+    ck_assert_int_eq(chown(state.c_str(), 65534, 65534), 0);
+    ck_assert_contains(open_state_dir(state).message(), "is owned by uid 65534");
+    ck_assert_int_eq(chown(state.c_str(), 0, 0), 0);
+  }
+  ck_assert_contains(open_state_dir("relative/dir").message(), "not an absolute path");
   const std::string file = dir + "/file";
   std::ofstream(file) << "x";
-  ck_assert(prepare_private_dir(file, getuid()).find("not a directory") != std::string::npos);
+  ck_assert_contains(open_state_dir(file).message(), "is not a folder");
   std::filesystem::remove_all(dir);
 }
 END_TEST
@@ -511,8 +516,166 @@ START_TEST(agent_start_refuses_bad_state_dir) {
   const std::string dir = temp_dir();
   chmod(dir.c_str(), 0777);
   NodeAgent agent({"n1", dir, 1.0, "/proc"}, [](AgentLogLevel, const std::string &) {});
-  ck_assert(agent.start().find("writable by group or others") != std::string::npos);
+  ck_assert_contains(agent.start(), "is writable by others");
   ck_assert(!agent.running());
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+// Issue 11: state_dir=/tmp/x/%n with /tmp/x writable by users. Only the last folder was
+// checked: a user could swap it and root would write and remove files where they chose.
+START_TEST(agent_refuses_a_state_dir_under_a_user_writable_folder) {
+  const std::string dir = temp_dir();
+  ck_assert_int_eq(mkdir((dir + "/x").c_str(), 0777), 0);
+  ck_assert_int_eq(chmod((dir + "/x").c_str(), 0777), 0);
+  NodeAgent agent({"n1", dir + "/x/n1", 1.0, "/proc"}, [](AgentLogLevel, const std::string &) {});
+  const std::string err = agent.start();
+  ck_assert_contains(err, "state folder '" + dir + "/x/n1' refused: '" + dir +
+                              "/x' is writable by others (mode 0777, no sticky bit)");
+  ck_assert(!agent.running());
+  // A symlink (in a safe folder) to a folder users may write: refused where it leads.
+  ck_assert_int_eq(symlink((dir + "/x").c_str(), (dir + "/link").c_str()), 0);
+  NodeAgent linked({"n1", dir + "/link/n1", 1.0, "/proc"},
+                   [](AgentLogLevel, const std::string &) {});
+  ck_assert_contains(linked.start(), "'" + dir + "/x' is writable by others");
+  ck_assert(!linked.running());
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+// The state folder swapped for a symlink to another folder after the agent started: the
+// running steps are still written in the folder that was checked (through its descriptor).
+START_TEST(agent_writes_through_the_opened_state_folder) {
+  const std::string dir = temp_dir();
+  ck_assert_int_eq(mkdir((dir + "/p").c_str(), 0755), 0);
+  ck_assert_int_eq(mkdir((dir + "/decoy").c_str(), 0700), 0);
+  AgentConfig cfg;
+  cfg.node_name = "n1";
+  cfg.state_dir = dir + "/p/state";
+  cfg.period_s = 0.05;
+  NodeAgent agent(cfg, [](AgentLogLevel, const std::string &) {});
+  ck_assert_std_str_eq(agent.start(), "");
+  ck_assert_int_eq(rename((dir + "/p/state").c_str(), (dir + "/p/moved").c_str()), 0);
+  ck_assert_int_eq(symlink((dir + "/decoy").c_str(), (dir + "/p/state").c_str()), 0);
+  const pid_t task = fork();
+  if (task == 0) {
+    pause();
+    _exit(0);
+  }
+  ck_assert_std_str_eq(
+      send_step_event(dir + "/p/moved/agent.sock", start(91, "0", task, JobMode::latency), 2000),
+      "");
+  bool written = false;
+  for (int i = 0; i < 300 && !written; ++i) {
+    auto t = powergrad::hw::read_small_file(dir + "/p/moved/steps");
+    written = t.ok() && t.value().find("job=91") != std::string::npos;
+    if (!written) usleep(10000);
+  }
+  ck_assert(written);
+  struct stat st;
+  ck_assert_int_ne(lstat((dir + "/decoy/steps").c_str(), &st), 0);
+  agent.stop();
+  // The socket it removes at its stop is its own, in the folder it checked.
+  ck_assert_int_ne(lstat((dir + "/p/moved/agent.sock").c_str(), &st), 0);
+  kill(task, SIGKILL);
+  waitpid(task, nullptr, 0);
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+// slurmstepd's side: it talks to a socket only when the folders, the socket file and the
+// peer that listens are root's (or slurmd's uid's).
+START_TEST(stepd_refuses_unsafe_agent_sockets) {
+  const std::string dir = temp_dir();
+  chmod(dir.c_str(), 0755);
+  // An honest agent: fine.
+  AgentConfig cfg;
+  cfg.node_name = "n1";
+  cfg.state_dir = dir + "/ok";
+  cfg.period_s = 0.05;
+  NodeAgent agent(cfg, [](AgentLogLevel, const std::string &) {});
+  ck_assert_std_str_eq(agent.start(), "");
+  ck_assert_std_str_eq(send_step_event_checked(cfg.state_dir, exit_of(5, "0", 1234)), "");
+  agent.stop();
+  // A socket in a folder under one users may write.
+  ck_assert_int_eq(mkdir((dir + "/open").c_str(), 0777), 0);
+  ck_assert_int_eq(chmod((dir + "/open").c_str(), 0777), 0);
+  ck_assert_int_eq(mkdir((dir + "/open/state").c_str(), 0700), 0);
+  StepChannelServer planted = StepChannelServer::open(dir + "/open/state/agent.sock", 0);
+  ck_assert(planted.ok());
+  ck_assert_contains(send_step_event_checked(dir + "/open/state", exit_of(5, "0", 1234)),
+                     "'" + dir + "/open' is writable by others");
+  // A socket file others may write, or that is no socket.
+  ck_assert_int_eq(mkdir((dir + "/s").c_str(), 0700), 0);
+  StepChannelServer loose = StepChannelServer::open(dir + "/s/agent.sock", 0);
+  ck_assert(loose.ok());
+  ck_assert_int_eq(chmod((dir + "/s/agent.sock").c_str(), 0666), 0);
+  ck_assert_contains(send_step_event_checked(dir + "/s", exit_of(5, "0", 1234)),
+                     "agent.sock' is writable by group or others (mode 0666)");
+  ck_assert_int_eq(mkdir((dir + "/f").c_str(), 0700), 0);
+  std::ofstream(dir + "/f/agent.sock") << "x";
+  ck_assert_contains(send_step_event_checked(dir + "/f", exit_of(5, "0", 1234)), "is not a socket");
+  ck_assert_contains(send_step_event_checked(dir + "/none", exit_of(5, "0", 1234)),
+                     "state folder " + dir + "/none refused");
+  if (geteuid() == 0) {
+    ck_assert_int_eq(chmod((dir + "/s/agent.sock").c_str(), 0600), 0);
+    ck_assert_int_eq(chown((dir + "/s/agent.sock").c_str(), 65534, 65534), 0);
+    ck_assert_contains(send_step_event_checked(dir + "/s", exit_of(5, "0", 1234)),
+                       "agent.sock' is owned by uid 65534, not by root or slurmd's uid");
+  }
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+// Issue 11: slurmstepd connected to a socket a user served and believed its "ok". The peer
+// that listens must be root (or slurmd's uid), whatever the socket file looks like.
+START_TEST(stepd_refuses_an_agent_of_another_uid) {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/agent.sock";
+  int ready[2];
+  ck_assert_int_eq(pipe(ready), 0);
+  const pid_t server = fork();
+  if (server == 0) {
+    // Bound as root (a root-owned 0600 socket file), listening as uid 65534.
+    close(ready[0]);
+    const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    const mode_t old = umask(0177);
+    if (bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) _exit(2);
+    umask(old);
+    if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(3);
+    if (listen(fd, 4) != 0) _exit(4);
+    (void)!write(ready[1], "r", 1);
+    for (;;) {
+      const int c = accept(fd, nullptr, nullptr);
+      if (c < 0) _exit(5);
+      char buf[512];
+      (void)!recv(c, buf, sizeof buf, 0);
+      (void)!send(c, "ok", 2, MSG_NOSIGNAL);
+      close(c);
+    }
+  }
+  close(ready[1]);
+  char r = 0;
+  const bool up = read(ready[0], &r, 1) == 1;
+  close(ready[0]);
+  if (geteuid() != 0) {
+    // Not root: no other uid to listen as; the child could not switch.
+    kill(server, SIGKILL);
+    waitpid(server, nullptr, 0);
+    std::printf("note: not root: the socket of another uid is not tried\n");
+    std::filesystem::remove_all(dir);
+    return;
+  }
+  ck_assert(up);
+  const std::string err = send_step_event(path, exit_of(5, "0", 1234), 2000);
+  ck_assert_contains(err, "is served by uid 65534");
+  ck_assert_contains(err, "not by root or slurmd's uid");
+  ck_assert_contains(send_step_event_checked(dir, exit_of(5, "0", 1234)), "is served by uid 65534");
+  kill(server, SIGKILL);
+  waitpid(server, nullptr, 0);
   std::filesystem::remove_all(dir);
 }
 END_TEST
@@ -582,6 +745,10 @@ int main() {
   tcase_add_test(tc, pid_alive_reads_procfs);
   tcase_add_test(tc, agent_registers_and_reaps_steps);
   tcase_add_test(tc, agent_start_refuses_bad_state_dir);
+  tcase_add_test(tc, agent_refuses_a_state_dir_under_a_user_writable_folder);
+  tcase_add_test(tc, agent_writes_through_the_opened_state_folder);
+  tcase_add_test(tc, stepd_refuses_unsafe_agent_sockets);
+  tcase_add_test(tc, stepd_refuses_an_agent_of_another_uid);
   tcase_add_test(tc, registry_file_round_trip_and_errors);
   tcase_add_test(tc, pid_start_ticks_reads_procfs);
   tcase_add_test(tc, agent_finds_running_steps_after_restart);

@@ -147,6 +147,43 @@ START_TEST(node_tokens_expand) {
 }
 END_TEST
 
+// Issue 11: a job's environment named the node (SLURM_STEP_NODELIST=n2 or ../../x) and root
+// registered the job's tasks with that node's agent. The node name comes from slurmstepd's
+// own environment only, and only a name Slurm could give goes into a path.
+START_TEST(node_names_are_checked_before_they_go_into_paths) {
+  for (const char *good : {"n1", "node-12", "rack3.n04", "a_b", "N", "x1234567890"}) {
+    ck_assert_msg(node_name_problem(good).empty(), "%s: %s", good, node_name_problem(good).c_str());
+  }
+  ck_assert_contains(node_name_problem(""), "empty");
+  ck_assert_contains(node_name_problem(".."), "starts with '.'");
+  ck_assert_contains(node_name_problem("."), "starts with '.'");
+  ck_assert_contains(node_name_problem(".hidden"), "starts with '.'");
+  ck_assert_contains(node_name_problem("-N"), "starts with '-'");
+  ck_assert_contains(node_name_problem("../../x"), "character other than");
+  ck_assert_contains(node_name_problem("n1/../n2"), "character other than");
+  ck_assert_contains(node_name_problem("n[1-2]"), "character other than");
+  ck_assert_contains(node_name_problem("n 1"), "character other than");
+  ck_assert_contains(node_name_problem(std::string("n1\0x", 4)), "character other than");
+  ck_assert_contains(node_name_problem(std::string(65, 'n')), "longer than 64");
+
+  std::string why;
+  ck_assert_std_str_eq(*expand_node_path("/run/pg/%n", "n3", &why), "/run/pg/n3");
+  ck_assert(!expand_node_path("/run/pg/%n", "../../tmp/x", &why));
+  ck_assert_contains(why, "node name '../../tmp/x' refused");
+  ck_assert(!expand_node_path("/run/pg/%n/state", "..", &why));
+  ck_assert(!expand_node_path("/run/pg/%n", "", &why));
+  // No %n: the name is not used in the path.
+  ck_assert_std_str_eq(*expand_node_path("/run/powergrad", "whatever/..", &why), "/run/powergrad");
+  ck_assert(!expand_node_path("relative/%n", "n1", &why));
+  ck_assert_contains(why, "not an absolute path");
+
+  // slurmstepd's own SLURMD_NODENAME, never the job's environment; unset: this host.
+  ck_assert_std_str_eq(stepd_node_name("n1"), "n1");
+  ck_assert_std_str_eq(stepd_node_name(nullptr), this_slurmd_node_name());
+  ck_assert_std_str_eq(stepd_node_name(""), this_slurmd_node_name());
+}
+END_TEST
+
 START_TEST(node_name_from_slurmd_cmdline) {
   using std::string;
   ck_assert_std_str_eq(node_name_from_cmdline(string("slurmd\0-D\0-N\0n3\0", 16)), "n3");
@@ -173,6 +210,7 @@ int main() {
   tcase_add_test(tc, args_bad_values_are_named);
   tcase_add_test(tc, args_state_dir_and_period);
   tcase_add_test(tc, node_tokens_expand);
+  tcase_add_test(tc, node_names_are_checked_before_they_go_into_paths);
   tcase_add_test(tc, node_name_from_slurmd_cmdline);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
