@@ -120,19 +120,22 @@ ver=$(dpkg-query -W -f='${Version}' slurmctld)
 stamp="$SRC_ROOT/.powergrad-configured-$ver"
 work="$SRC_ROOT/work"
 if [ -n "$given_src" ]; then
-  # The admin's Slurm source, copied into $work (their tree is left as it is). Its version
-  # must be the installed one's major.minor; another micro version builds, with a warning.
-  rm -rf "$work" "$stamp"
-  mkdir -p "$work"
+  # The admin's Slurm source, copied into $work (their tree is left as it is) once it is
+  # found good; until then the tree configured before stays. Its version must be the
+  # installed one's major.minor; another micro version builds, with a warning.
+  new="$SRC_ROOT/work.given"
+  rm -rf "$new"
+  mkdir -p "$new"
+  trap 'rm -rf "$new"' EXIT
   if [ -d "$given_src" ]; then
     echo "install-deps: copying Slurm source from $given_src"
-    cp -a "$given_src" "$work/slurm-given"
+    cp -a "$given_src" "$new/slurm-given"
   else
     echo "install-deps: unpacking Slurm source $given_src"
-    tar -C "$work" -xf "$given_src" ||
+    tar -C "$new" -xf "$given_src" ||
       { echo "install-deps: cannot unpack $given_src (a Slurm release tarball?)" >&2; exit 1; }
   fi
-  srcdir=$(find "$work" -maxdepth 2 -mindepth 1 -type f -name META -printf '%h\n' | head -n1)
+  srcdir=$(find "$new" -maxdepth 2 -mindepth 1 -type f -name META -printf '%h\n' | head -n1)
   if [ -z "$srcdir" ] || [ ! -x "$srcdir/configure" ] || [ ! -f "$srcdir/src/slurmctld/slurmctld.h" ]; then
     echo "install-deps: $given_src is not a Slurm source tree (no META, configure or src/slurmctld)" >&2
     exit 1
@@ -151,6 +154,10 @@ if [ -n "$given_src" ]; then
          "$inst_ver: the controller plugin is built against $src_ver's internal headers (the" \
          "same release series; configure warns too). Use the source of $inst_ver if you can." >&2
   fi
+  rm -rf "$work" "$stamp"
+  mv "$new" "$work"
+  trap - EXIT
+  srcdir=$work/${srcdir#"$new"/}
   echo "install-deps: Slurm source $src_ver (given) for the installed $ver"
 else
   if [ -f "$stamp" ]; then
