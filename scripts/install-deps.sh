@@ -154,7 +154,7 @@ if [ -n "$given_src" ]; then
          "$inst_ver: the controller plugin is built against $src_ver's internal headers (the" \
          "same release series; configure warns too). Use the source of $inst_ver if you can." >&2
   fi
-  rm -rf "$work" "$stamp"
+  rm -rf "$work" "$stamp" "$SRC_ROOT/current"
   mv "$new" "$work"
   trap - EXIT
   srcdir=$work/${srcdir#"$new"/}
@@ -185,7 +185,7 @@ Dir::Cache "$aptdir/cache";
 CONF
   export APT_CONFIG="$aptdir/apt.conf"
   apt-get update -q
-  rm -rf "$work"
+  rm -rf "$work" "$SRC_ROOT/current"
   mkdir -p "$work"
   if ! ( cd "$work" && apt-get source -q --only-source "slurm-wlm=$ver" ); then
     # Some mirrors keep only the upstream tarball of a source package (seen for Debian 13's
