@@ -62,7 +62,9 @@ extern const char plugin_type[];
 extern const uint32_t plugin_version;
 const char plugin_name[] = "PowerGrad cluster power controller";
 const char plugin_type[] = "prep/powergrad";
-const uint32_t plugin_version = SLURM_VERSION_NUMBER;
+// The installed Slurm's version (configure): Slurm loads a PrEp plugin only if this equals
+// its own major.minor.micro, and the source tree's headers may be of another micro version.
+const uint32_t plugin_version = PG_SLURM_PLUGIN_VERSION;
 
 int init(void);
 int fini(void);
