@@ -590,38 +590,42 @@ START_TEST(floods_from_peers_are_summarised_in_the_log) {
     h.step();
     close(fd);
   }
-  // 200 set-budget requests of an ordinary user on one session.
+  // 200 set-budget requests of an ordinary user on one session, at 10 a second: as fast as
+  // the endpoint lets one uid ask (faster closes the session: rate_limited).
   RawSession s;
   open_raw_session(h, h.user, s);
   for (int i = 0; i < 200; ++i) {
     std::string req;
     ck_assert(s.channel.seal(AdminSetBudget{100.0 + i}, req).ok());
     ck_assert_int_eq(send(s.fd, req.data(), req.size(), MSG_NOSIGNAL), (ssize_t)req.size());
+    h.clock.mono += 0.1;
     h.step();
   }
   for (int i = 0; i < 50; ++i) h.step();
-  auto count = [&](const std::string &part) {
-    std::size_t n = 0;
-    for (std::size_t i = before; i < h.logs.size(); ++i) n += pgtest::contains(h.logs[i], part);
-    return n;
-  };
-  ck_assert_uint_eq(count("refused: bad_magic"), 1);
-  ck_assert_uint_eq(count("set-budget refused: uid 1000"), 1);
   ck_assert_double_eq_tol(h.service->controller().budget_w(), 400.0, 1e-9);
-  // The rest is counted and said once the interval ends.
+  // The rest is counted and said once its interval ends.
   h.clock.mono += 10.0;
   h.step();
-  std::size_t refused = 0, denied = 0;
+  // Each event is in the log once: in full (the first of an interval) or counted in a
+  // summary line.
+  std::size_t refused = 0, denied = 0, full_refused = 0, full_denied = 0;
   for (std::size_t i = before; i < h.logs.size(); ++i) {
     const std::string &l = h.logs[i];
-    if (!pgtest::contains(l, " more like this in the last ")) continue;
+    if (!pgtest::contains(l, " more like this in the last ")) {
+      full_refused += pgtest::contains(l, "refused: bad_magic");
+      full_denied += pgtest::contains(l, "set-budget refused: uid 1000");
+      continue;
+    }
     const std::size_t n = std::stoul(l.substr(0, l.find(' ')));
     if (pgtest::contains(l, "refused: bad_magic")) refused += n;
     if (pgtest::contains(l, "set-budget refused: uid 1000")) denied += n;
   }
+  ck_assert_uint_eq(full_refused, 1);
   ck_assert_uint_eq(refused, 199);
-  ck_assert_uint_eq(denied, 199);
-  ck_assert_uint_le(h.logs.size() - before, 12);
+  ck_assert_uint_ge(full_denied, 1);
+  ck_assert_uint_le(full_denied, 4);  // 20 s of requests: a few 10 s intervals
+  ck_assert_uint_eq(full_denied + denied, 200);
+  ck_assert_uint_le(h.logs.size() - before, 20);
 }
 END_TEST
 
