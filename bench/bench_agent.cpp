@@ -63,7 +63,7 @@ double measure(int jobs, int warmup, int periods) {
     RegisteredStep s;
     s.job_id = static_cast<std::uint32_t>(100 + j);
     s.step = "0";
-    s.mode = "throughput";
+    s.mode = JobMode::throughput;
     s.pids = {::getpid()};  // alive: the reap reads /proc for it as for any task
     steps.push_back(s);
   }

@@ -26,3 +26,8 @@ BENCH_BINS += bench/bench_agent
 bench_bench_agent_SOURCES = bench/bench_agent.cpp
 bench_bench_agent_LDADD = nodeagent/libnodeagent.la hardware/libhardware_testing.la \
 	$(HARDWARE_LIBS) $(MUNGE_LIBS) $(CRYPTO_LIBS)
+EXTRA_PROGRAMS += bench/bench_step_register
+BENCH_BINS += bench/bench_step_register
+bench_bench_step_register_SOURCES = bench/bench_step_register.cpp
+bench_bench_step_register_LDADD = nodeagent/libnodeagent.la hardware/libhardware_testing.la \
+	$(HARDWARE_LIBS) $(MUNGE_LIBS) $(CRYPTO_LIBS) $(PTHREAD_LIBS)

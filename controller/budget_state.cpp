@@ -15,6 +15,8 @@
 #include <map>
 #include <sstream>
 
+#include "posix/atomic_file.hpp"
+
 namespace powergrad {
 
 namespace {
@@ -153,22 +155,8 @@ std::optional<RuntimeBudget> read_runtime_budget(const std::string &path, std::s
 
 std::string write_runtime_budget(const std::string &path, const RuntimeBudget &b) {
   if (std::string e = make_parent(path); !e.empty()) return e;
-  const std::string tmp = path + ".tmp";
-  const std::string text = format_runtime_budget(b);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return "cannot create " + tmp + ": " + std::strerror(errno);
-  const ssize_t n = ::write(fd, text.data(), text.size());
-  const int werr = errno;
-  if (::close(fd) != 0 || n != static_cast<ssize_t>(text.size())) {
-    ::unlink(tmp.c_str());
-    return "cannot write " + tmp + ": " + std::strerror(n < 0 ? werr : errno);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string e = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return "cannot write " + path + ": " + e;
-  }
-  return "";
+  const AtomicWrite w = write_file_atomic(path, format_runtime_budget(b), 0644);
+  return w.ok() ? "" : "cannot write the run-time budget: " + w.error;
 }
 
 std::string remove_runtime_budget(const std::string &path) {

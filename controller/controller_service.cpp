@@ -127,6 +127,7 @@ void ControllerService::run_once(int max_wait_ms, std::vector<pollfd> *extra) {
     const double until_period_ms = (next_period_mono_s_ - mono) * 1000.0;
     if (until_period_ms < wait_ms) wait_ms = std::max(0, static_cast<int>(std::ceil(until_period_ms)));
     handle(endpoint_.poll_once(mono, wait_ms, extra));
+    flush_peer_log();
     const double after = clock_.monotonic_s();
     if (after >= next_period_mono_s_) {
       // The next period is one period after this one was due, not after it ran, so periods
@@ -142,24 +143,48 @@ void ControllerService::run_once(int max_wait_ms, std::vector<pollfd> *extra) {
   }
 }
 
+void ControllerService::log_peer_event(ServiceLogLevel level, const std::string &kind,
+                                       const std::string &msg) {
+  if (peer_log_.admit(kind, msg, clock_.monotonic_s(), static_cast<int>(level))) log(level, msg);
+}
+
+void ControllerService::flush_peer_log() {
+  for (const LogSummary::Line &line : peer_log_.flush(clock_.monotonic_s()))
+    log(static_cast<ServiceLogLevel>(line.tag), line.text);
+}
+
 void ControllerService::handle(const std::vector<proto::ControllerEvent> &events) {
   using Kind = proto::ControllerEvent::Kind;
+  // Events an unauthenticated peer or an ordinary user can cause at will are summarised
+  // (log_summary.hpp); those of nodes and admins are logged one by one.
+  auto trusted = [](const proto::PeerIdentity &p) {
+    return p.role == proto::PeerRole::node || p.may_admin;
+  };
   for (const proto::ControllerEvent &e : events) {
     switch (e.kind) {
-      case Kind::session_opened:
-        log(ServiceLogLevel::info,
+      case Kind::session_opened: {
+        const std::string msg =
             std::string(proto::role_name(e.peer.role)) + " session opened: " + e.peer.name +
-                " uid " + std::to_string(e.peer.uid) + " from " + e.address +
-                (e.peer.role == proto::PeerRole::admin
-                     ? (e.peer.may_admin ? " (may change the budget)" : " (read only)")
-                     : ""));
+            " uid " + std::to_string(e.peer.uid) + " from " + e.address +
+            (e.peer.role == proto::PeerRole::admin
+                 ? (e.peer.may_admin ? " (may change the budget)" : " (read only)")
+                 : "");
+        if (trusted(e.peer)) {
+          log(ServiceLogLevel::info, msg);
+        } else {
+          log_peer_event(ServiceLogLevel::info,
+                         "read-only session opened by uid " + std::to_string(e.peer.uid), msg);
+        }
         break;
+      }
       case Kind::message:
         on_message(e);
         break;
       case Kind::request_denied:
-        log(ServiceLogLevel::error, "set-budget refused: uid " + std::to_string(e.peer.uid) +
-                                        " from " + e.address + " is not an admin user");
+        log_peer_event(ServiceLogLevel::error,
+                       "set-budget refused for uid " + std::to_string(e.peer.uid),
+                       "set-budget refused: uid " + std::to_string(e.peer.uid) + " from " +
+                           e.address + " is not an admin user");
         break;
       case Kind::session_closed: {
         // A peer that broke the protocol (framing, payload, MAC, sequence, authentication:
@@ -167,19 +192,32 @@ void ControllerService::handle(const std::vector<proto::ControllerEvent> &events
         // hangs up is routine.
         const auto code = static_cast<unsigned>(e.status.code);
         const bool violation = code >= 100 && code < 500;
-        log(violation ? ServiceLogLevel::error
-                      : e.peer.role == proto::PeerRole::node ? ServiceLogLevel::info
-                                                              : ServiceLogLevel::debug,
-            std::string(proto::role_name(e.peer.role)) + " session closed: " + e.peer.name +
-                " from " + e.address + ": " + e.status.to_string());
+        const ServiceLogLevel level = violation ? ServiceLogLevel::error
+                                      : e.peer.role == proto::PeerRole::node
+                                          ? ServiceLogLevel::info
+                                          : ServiceLogLevel::debug;
+        const std::string msg = std::string(proto::role_name(e.peer.role)) +
+                                " session closed: " + e.peer.name + " from " + e.address + ": " +
+                                e.status.to_string();
+        if (trusted(e.peer)) {
+          log(level, msg);
+        } else {
+          log_peer_event(level,
+                         "read-only session of uid " + std::to_string(e.peer.uid) +
+                             " closed: " + proto::errc_name(e.status.code),
+                         msg);
+        }
         break;
       }
       case Kind::refused:
-        log(ServiceLogLevel::error,
-            "connection from " + e.address + " refused: " + e.status.to_string());
+        log_peer_event(ServiceLogLevel::error,
+                       std::string("refused: ") + proto::errc_name(e.status.code),
+                       "connection from " + e.address + " refused: " + e.status.to_string());
         break;
       case Kind::endpoint_error:
-        log(ServiceLogLevel::error, "endpoint: " + e.status.to_string());
+        log_peer_event(ServiceLogLevel::error,
+                       std::string("endpoint: ") + proto::errc_name(e.status.code),
+                       "endpoint: " + e.status.to_string());
         break;
     }
   }
@@ -229,8 +267,16 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
     return;
   }
   if (std::holds_alternative<proto::AdminStatusRequest>(e.message)) {
-    const proto::Status st = endpoint_.send(e.connection, proto::AdminStatus{status_json()});
-    if (!st.ok()) log(ServiceLogLevel::error, "cannot send status to " + e.address + ": " + st.to_string());
+    StatusViewer viewer;
+    viewer.uid = e.peer.uid;
+    viewer.all_jobs = !settings_.private_jobs || e.peer.may_admin ||
+                      (settings_.sees_all_jobs && settings_.sees_all_jobs(e.peer.uid));
+    const proto::Status st = endpoint_.send(e.connection, proto::AdminStatus{status_json(viewer)});
+    if (!st.ok()) {
+      log_peer_event(ServiceLogLevel::error,
+                     std::string("cannot send status: ") + proto::errc_name(st.code),
+                     "cannot send status to " + e.address + ": " + st.to_string());
+    }
     return;
   }
   if (const auto *req = std::get_if<proto::AdminSetBudget>(&e.message)) {
@@ -266,7 +312,11 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
       }
     }
     const proto::Status st = endpoint_.send(e.connection, result);
-    if (!st.ok()) log(ServiceLogLevel::error, "cannot answer " + e.address + ": " + st.to_string());
+    if (!st.ok()) {
+      log_peer_event(ServiceLogLevel::error,
+                     std::string("cannot answer: ") + proto::errc_name(st.code),
+                     "cannot answer " + e.address + ": " + st.to_string());
+    }
     return;
   }
 }
@@ -324,7 +374,11 @@ void ControllerService::period() {
   if (periods_ % 60 == 0) ledger_.prune(wall, settings_.forget_jobs_after_s);
 }
 
-std::string ControllerService::status_json() const {
+void ControllerService::set_job_owners(std::unordered_map<std::uint32_t, std::uint32_t> owners) {
+  job_owners_ = std::move(owners);
+}
+
+std::string ControllerService::status_json(const StatusViewer &viewer) const {
   const double wall = clock_.wall_s();
   const ClusterConfig &cfg = controller_.config();
   std::ostringstream o;
@@ -381,8 +435,15 @@ std::string ControllerService::status_json() const {
       << (x != extra_.end() && x->second.gradient_known ? json_number(x->second.gradient) : "null")
       << ",\"jobs\":[";
     if (x != extra_.end()) {
-      for (std::size_t k = 0; k < x->second.jobs.size(); ++k) {
-        o << (k ? "," : "") << x->second.jobs[k];
+      bool first_job = true;
+      for (const std::uint32_t id : x->second.jobs) {
+        if (!viewer.all_jobs) {
+          // PrivateData=jobs: another user's job id is not this viewer's to see.
+          auto owner = job_owners_.find(id);
+          if (owner == job_owners_.end() || owner->second != viewer.uid) continue;
+        }
+        o << (first_job ? "" : ",") << id;
+        first_job = false;
       }
     }
     o << "],\"lease_age_s\":";
@@ -406,7 +467,14 @@ std::string ControllerService::status_json() const {
     o << (it == unmanaged_seen_.end() ? "null" : json_number(it->second)) << "}";
     first = false;
   }
-  o << "]}";
+  const ListenState &ls = settings_.listen;
+  const bool failed = ls.failed_attempts > 0;
+  o << "],\"jobs_shown\":" << (viewer.all_jobs ? "\"all\"" : "\"own\"");
+  o << ",\"listen\":{\"address\":" << json_string(ls.address)
+    << ",\"since\":" << json_number(ls.listening_since_s)
+    << ",\"failed_attempts\":" << ls.failed_attempts
+    << ",\"failing_since\":" << (failed ? json_number(ls.failing_since_s) : "null")
+    << ",\"last_error\":" << (failed ? json_string(ls.last_error) : "null") << "}}";
   return o.str();
 }
 

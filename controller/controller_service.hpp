@@ -14,6 +14,10 @@
 // (ADMIN_RESULT permission denied), and logged here; from an admin it is applied with
 // ClusterController::set_budget and answered ok, or invalid with the reason.
 //
+// Log lines that an unauthenticated peer or an ordinary user can cause at will (refused
+// connections, endpoint errors, read-only sessions and their refused requests) go through a
+// LogSummary: the first of a kind in full, then one line per kind and 10 s with the count.
+//
 // The budget schedule, if any, is applied whenever its value changes (at start, and at
 // each scheduled time); a budget set by an admin holds until the schedule's next change.
 //
@@ -32,11 +36,13 @@
 #include <unordered_map>
 #include <vector>
 
-#include "libgradient/cluster_controller.hpp"
-#include "protocol/controller_endpoint.hpp"
 #include "controller/budget_state.hpp"
 #include "controller/ctld_config.hpp"
 #include "controller/job_power.hpp"
+#include "controller/listen_retry.hpp"
+#include "controller/log_summary.hpp"
+#include "libgradient/cluster_controller.hpp"
+#include "protocol/controller_endpoint.hpp"
 
 namespace powergrad {
 
@@ -69,6 +75,19 @@ struct ServiceSettings {
   // slurm.conf's nodes outside powergrad.conf's groups (not managed), for status.
   std::vector<std::string> unmanaged_nodes;
   double config_budget_w = std::numeric_limits<double>::quiet_NaN();
+  // How the listening socket was had (status shows attempts that failed before it).
+  ListenState listen;
+  // slurm.conf's PrivateData=jobs: status shows a user the ids of their own jobs only,
+  // unless the session may administer PowerGrad or sees_all_jobs(uid) says so (Slurm's
+  // operators and admins). The owners come from set_job_owners().
+  bool private_jobs = false;
+  std::function<bool(std::uint32_t uid)> sees_all_jobs;
+};
+
+// Whose status is being built: which job ids it may show.
+struct StatusViewer {
+  bool all_jobs = true;  // false: only jobs owned by uid
+  std::uint32_t uid = 0;
 };
 
 class ControllerService {
@@ -99,9 +118,21 @@ class ControllerService {
   //            "idle_w", "fair_share_w", "work" (unknown|idle|plain|power-aware),
   //            "grant_w", "target_w", "in_force_w", "power_w", "caps_w", "need_w",
   //            "gradient", "jobs":[ids], "lease_age_s", "report_age_s"}],
-  //  "unmanaged":[{"name", "connected_at"}]}  (nodes outside the groups: not in the budget)
+  //  "unmanaged":[{"name", "connected_at"}],  (nodes outside the groups: not in the budget)
+  //  "jobs_shown":"all"|"own",
+  //  "listen":{"address", "since", "failed_attempts", "failing_since", "last_error"}}
+  //  (failing_since and last_error null when the first attempt to listen worked)
   // Unknown numbers are null.
-  std::string status_json() const;
+  // With a viewer that may not see every job (PrivateData=jobs), "jobs" lists only theirs
+  // and "jobs_shown" says "own" ("all" otherwise).
+  std::string status_json(const StatusViewer &viewer = {}) const;
+
+  // The owner of every job slurmctld knows (job id -> uid), refreshed by the host every
+  // period; jobs missing here are shown to those who see all jobs only.
+  void set_job_owners(std::unordered_map<std::uint32_t, std::uint32_t> owners);
+  // PrivateData=jobs may change with `scontrol reconfigure`: the host refreshes it too.
+  void set_private_jobs(bool on) { settings_.private_jobs = on; }
+  bool private_jobs() const { return settings_.private_jobs; }
 
   const ClusterController &controller() const { return controller_; }
   const JobPowerLedger &ledger() const { return ledger_; }
@@ -123,6 +154,9 @@ class ControllerService {
   void restore_budget();
   std::optional<double> scheduled_now(double wall_s) const;
   void log(ServiceLogLevel level, const std::string &msg) const;
+  // Logs msg unless events of `kind` are being summarised (log_summary.hpp).
+  void log_peer_event(ServiceLogLevel level, const std::string &kind, const std::string &msg);
+  void flush_peer_log();
 
   ServiceSettings settings_;
   ClusterController controller_;
@@ -139,6 +173,9 @@ class ControllerService {
   std::unordered_map<std::string, std::string> last_report_error_;
   // Nodes that reported but are in no group, and when they last did (wall clock).
   std::map<std::string, double> unmanaged_seen_;
+  std::unordered_map<std::uint32_t, std::uint32_t> job_owners_;
+  // Lines peers can cause at will, summarised per kind every 10 s.
+  LogSummary peer_log_{10.0};
 };
 
 }  // namespace powergrad

@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "jobreport/record.hpp"
-#include "spank_powergrad/power_aware_mode.hpp"
+#include "libgradient/job_mode.hpp"
 
 namespace powergrad {
 
@@ -26,10 +26,10 @@ std::string significant(double v) {
 
 RecordFields job_record_fields(const JobView &job) {
   RecordFields f;
-  const ModeParse m = parse_power_aware_mode(job.mode.c_str());
+  const ModeParse m = parse_job_mode(job.mode.c_str());
   f.emplace_back("v", std::to_string(kRecordVersion));
   // A value no client of ours would send is kept visible rather than guessed at.
-  f.emplace_back("mode", m.mode ? mode_name(*m.mode) : "invalid");
+  f.emplace_back("mode", m.mode ? to_string(*m.mode) : "invalid");
   f.emplace_back("nodes", job.nodes.empty() ? "none" : job.nodes);
   if (job.figures && job.figures->samples > 0) {
     const JobFigures &x = *job.figures;
@@ -48,8 +48,8 @@ RecordFields job_record_fields(const JobView &job) {
 
 std::optional<std::string> updated_admin_comment(const JobView &job) {
   if (job.mode.empty()) return std::nullopt;
-  const ModeParse m = parse_power_aware_mode(job.mode.c_str());
-  if (m.mode && *m.mode == PowerAwareMode::off) return std::nullopt;
+  const ModeParse m = parse_job_mode(job.mode.c_str());
+  if (m.mode && *m.mode == JobMode::off) return std::nullopt;
   std::string comment = merge_record_into_comment(job.admin_comment, format_record(job_record_fields(job)));
   if (comment == job.admin_comment) return std::nullopt;
   return comment;

@@ -9,8 +9,10 @@ controller_libpgcontroller_la_SOURCES = \
 	controller/ctld_config.cpp controller/ctld_config.hpp \
 	controller/job_power.cpp controller/job_power.hpp \
 	controller/budget_state.cpp controller/budget_state.hpp \
-	controller/controller_service.cpp controller/controller_service.hpp
+	controller/controller_service.cpp controller/controller_service.hpp \
+	controller/log_summary.cpp controller/log_summary.hpp \
+	controller/listen_retry.cpp controller/listen_retry.hpp
 controller_libpgcontroller_la_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
 controller_libpgcontroller_la_LIBADD = jobreport/libjobreport.la \
-	spank_powergrad/libspankcore.la protocol/libpgproto.la libgradient/libgradient.la \
+	protocol/libpgproto.la libgradient/libgradient.la \
 	$(MUNGE_LIBS) $(CRYPTO_LIBS)

@@ -9,6 +9,7 @@ hardware_libhardware_la_SOURCES = \
 	hardware/powercap.hpp hardware/powercap.cpp \
 	hardware/cpufreq.hpp hardware/cpufreq.cpp \
 	hardware/snapshot_file.hpp hardware/snapshot_file.cpp \
+	hardware/secure_dir.hpp hardware/secure_dir.cpp \
 	hardware/counter_source.hpp hardware/counter_source.cpp \
 	hardware/pfm_events.hpp hardware/pfm_events.cpp \
 	hardware/perf_counter_source.hpp hardware/perf_counter_source.cpp \

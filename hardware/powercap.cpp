@@ -402,10 +402,17 @@ PowercapTree::PowercapTree(std::string sysfs_root, PowercapOptions options)
 
 std::string PowercapTree::powercap_dir() const { return join_path(sysfs_root_, "class/powercap"); }
 
-Status PowercapTree::discover() try {
-  zones_.clear();
-  notes_.clear();
-  control_type_enabled_.reset();
+Status PowercapTree::discover() {
+  PowercapTree fresh(sysfs_root_, options_);
+  Status s = fresh.discover_into_empty();
+  if (!s.ok()) return s;
+  zones_ = std::move(fresh.zones_);
+  control_type_enabled_ = fresh.control_type_enabled_;
+  notes_ = std::move(fresh.notes_);
+  return s;
+}
+
+Status PowercapTree::discover_into_empty() try {
   const std::string dir = powercap_dir();
   if (!is_directory(dir)) {
     return Status::failure(

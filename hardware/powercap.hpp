@@ -203,7 +203,8 @@ class PowercapTree {
 
   // Finds and opens every intel-rapl zone. A machine without powercap (VMs, this build
   // machine) gives an ENOENT error naming the folder; zones that cannot be used are skipped
-  // with a note (see notes()). Calling it again rediscovers from scratch.
+  // with a note (see notes()). Calling it again rediscovers from scratch; when that fails,
+  // the zones found before stay as they were (their indices and open files stay valid).
   Status discover();
 
   const std::string &sysfs_root() const { return sysfs_root_; }
@@ -226,6 +227,8 @@ class PowercapTree {
   Status restore(const PowercapSnapshot &saved);
 
  private:
+  Status discover_into_empty();
+
   std::string sysfs_root_;
   PowercapOptions options_;
   std::vector<PowercapZone> zones_;

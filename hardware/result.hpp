@@ -7,6 +7,8 @@
 #include <utility>
 #include <variant>
 
+#include "posix/contract.hpp"
+
 namespace powergrad::hw {
 
 // "ENOENT (No such file or directory)", or "errno 1234" for unknown values.
@@ -50,7 +52,9 @@ class [[nodiscard]] Status {
 };
 
 // A value or an Error. value() on an error (or error() on a value) is a programming error;
-// check ok() first.
+// check ok() first. Such a call is a contract violation (posix/contract.hpp): it throws
+// ContractViolation naming the error it met (aborts in --enable-debug builds), never a
+// null dereference.
 template <typename T>
 class [[nodiscard]] Result {
  public:
@@ -63,18 +67,31 @@ class [[nodiscard]] Result {
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   explicit operator bool() const { return ok(); }
-  const T &value() const & { return *std::get_if<T>(&v_); }
-  T &value() & { return *std::get_if<T>(&v_); }
-  T &&value() && { return std::move(*std::get_if<T>(&v_)); }
+  const T &value() const & { return checked_value(); }
+  T &value() & { return const_cast<T &>(checked_value()); }
+  T &&value() && { return std::move(const_cast<T &>(checked_value())); }
   const T &operator*() const & { return value(); }
   const T *operator->() const { return &value(); }
   T *operator->() { return &value(); }
-  const Error &error() const { return *std::get_if<Error>(&v_); }
+  const Error &error() const {
+    const Error *e = std::get_if<Error>(&v_);
+    PG_CONTRACT(e != nullptr, "hw::Result::error() on a value");
+    return *e;
+  }
   const std::string &message() const { return error().message; }
   int errno_value() const { return error().errno_value; }
   Status status() const { return ok() ? Status::success() : Status::failure(error()); }
 
  private:
+  const T &checked_value() const {
+    const T *v = std::get_if<T>(&v_);
+    if (v == nullptr) {
+      ::powergrad::contract_failed(
+          __FILE__, __LINE__, "hw::Result::value() on an error: " + std::get<Error>(v_).message);
+    }
+    return *v;
+  }
+
   std::variant<T, Error> v_;
 };
 

@@ -9,6 +9,8 @@
 #include <exception>
 #include <set>
 
+#include "posix/atomic_file.hpp"
+
 namespace powergrad::hw {
 
 namespace {
@@ -235,33 +237,8 @@ Status save_snapshot_file(const std::string &path, const HardwareSnapshot &snaps
 }
 
 Status write_file_atomic(const std::string &path, const std::string &text) try {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  ::unlink(tmp.c_str());  // a leftover of an earlier crash with the same pid
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd.valid()) return Status::failure(errno_error(tmp, "cannot create", errno));
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::unlink(tmp.c_str());
-      return Status::failure(errno_error(tmp, "write failed", err));
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return Status::failure(errno_error(tmp, "fsync failed", err));
-  }
-  fd.reset();
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return Status::failure(errno_error(path, "rename from " + tmp + " failed", err));
-  }
-  return sync_directory(dirname_of(path));
+  const AtomicWrite w = ::powergrad::write_file_atomic(path, text, 0600);
+  return w.ok() ? Status::success() : Status::failure(w.error, w.errno_value);
 } catch (const std::exception &e) {
   return Status::failure(path + ": " + e.what(), ENOMEM);
 }
@@ -312,6 +289,23 @@ Status remove_snapshot_file(const std::string &path) {
     return Status::failure(errno_error(path, "cannot remove", errno));
   }
   return sync_directory(dirname_of(path));
+}
+
+Result<HardwareSnapshot> load_snapshot_at(const SecureDir &dir, const std::string &name) try {
+  Result<std::string> text = dir.read_file(name, kMaxBytes);
+  if (!text.ok()) return text.error();
+  Result<HardwareSnapshot> parsed = parse_snapshot(text.value());
+  if (!parsed.ok()) return Error{dir.display(name) + ": " + parsed.message(), parsed.errno_value()};
+  return parsed;
+} catch (const std::exception &e) {
+  return Error{std::string("snapshot load: ") + e.what(), ENOMEM};
+}
+
+Status save_snapshot_at(const SecureDir &dir, const std::string &name,
+                        const HardwareSnapshot &snapshot) try {
+  return dir.write_file_atomic(name, serialize_snapshot(snapshot), 0600);
+} catch (const std::exception &e) {
+  return Status::failure(std::string("snapshot save: ") + e.what(), ENOMEM);
 }
 
 }  // namespace powergrad::hw

@@ -23,6 +23,7 @@
 #include "hardware/cpufreq.hpp"
 #include "hardware/powercap.hpp"
 #include "hardware/result.hpp"
+#include "hardware/secure_dir.hpp"
 
 namespace powergrad::hw {
 
@@ -55,5 +56,12 @@ Result<HardwareSnapshot> load_snapshot_file(const std::string &path);
 
 // Removes `path` (no error if it is already gone) and syncs its folder.
 Status remove_snapshot_file(const std::string &path);
+
+// The same in a folder opened once and checked (secure_dir.hpp): the node agent's state
+// folder, whose files are never opened again by path. load refuses what load_snapshot_file
+// refuses; a missing file is an error with errno ENOENT.
+Result<HardwareSnapshot> load_snapshot_at(const SecureDir &dir, const std::string &name);
+Status save_snapshot_at(const SecureDir &dir, const std::string &name,
+                        const HardwareSnapshot &snapshot);
 
 }  // namespace powergrad::hw

@@ -15,6 +15,8 @@
 #include <limits>
 #include <sstream>
 
+#include "posix/atomic_file.hpp"
+
 namespace powergrad {
 
 namespace {
@@ -340,30 +342,9 @@ RunningSeriesLoad load_running_series(const std::string &dir,
 
 std::string write_series_file(const std::string &dir, std::uint32_t job_id, const JobSeries &s) {
   if (std::string e = make_dirs(dir); !e.empty()) return e;
-  const std::string path = series_file_path(dir, job_id);
-  const std::string tmp = path + ".tmp";
-  const std::string text = series_to_csv(job_id, s);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return "cannot create " + tmp + ": " + std::strerror(errno);
-  std::size_t off = 0;
-  while (off < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string e = std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return "cannot write " + tmp + ": " + e;
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  (void)::fchmod(fd, 0644);
-  if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string e = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return "cannot write " + path + ": " + e;
-  }
-  return "";
+  const AtomicWrite w =
+      write_file_atomic(series_file_path(dir, job_id), series_to_csv(job_id, s), 0644);
+  return w.ok() ? "" : "cannot write the power series: " + w.error;
 }
 
 std::size_t prune_series_dir(const std::string &dir, std::size_t keep_files, double keep_days,

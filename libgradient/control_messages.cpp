@@ -2,20 +2,6 @@
 
 namespace powergrad {
 
-const char *to_string(JobMode mode) {
-  switch (mode) {
-    case JobMode::latency:
-      return "latency";
-    case JobMode::throughput:
-      return "throughput";
-    case JobMode::monitor:
-      return "monitor";
-    case JobMode::unmanaged:
-      return "unmanaged";
-  }
-  return "unknown";
-}
-
 const char *to_string(CounterKind kind) {
   switch (kind) {
     case CounterKind::none:

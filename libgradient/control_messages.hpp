@@ -18,17 +18,10 @@
 #include <vector>
 
 #include "libgradient/gain_curve.hpp"
+#include "libgradient/job_mode.hpp"
 #include "libgradient/types.hpp"
 
 namespace powergrad {
-
-// How a job wants to be treated (the user's --power-aware mode, plus jobs that did not ask).
-enum class JobMode {
-  latency,     // a service: a watt is worth the latency it saves at the service's load
-  throughput,  // batch work: a watt is worth the relative speed-up it buys
-  monitor,     // measured and reported, never steered (its watts are protected, not traded)
-  unmanaged,   // not power-aware: counts toward the node's power need, never perturbed
-};
 
 // Where a job's counter values came from; reported with every estimate so results say which
 // counters they rest on.
@@ -39,7 +32,6 @@ enum class CounterKind {
   emulated,  // an emulator derived them from a workload model (tests, demos, never silently)
 };
 
-const char *to_string(JobMode mode);
 const char *to_string(CounterKind kind);
 
 // A lease on watts, from the cluster controller to one node. The node may hold its power
@@ -64,7 +56,7 @@ struct GrantMessage {
 struct JobSummary {
   std::string job;  // the job's key (e.g. "1234.0")
   std::size_t domain = 0;
-  JobMode mode = JobMode::unmanaged;
+  JobMode mode = JobMode::off;
   CounterKind counters = CounterKind::none;
   // Marginal gain of one more watt on the domain at its current power, in `unit`
   // (latency jobs: request-seconds saved per second per watt; throughput jobs: relative

@@ -83,7 +83,7 @@ void GradientModel::reset() {
   reg_ = Regression{};
   y_ref_ = 0.0;
   have_point_ = false;
-  mode_ = JobMode::unmanaged;
+  mode_ = JobMode::off;
   share_ = 1.0;
   servers_ = 1.0;
   p0_w_ = dyn_now_w_ = sat_dyn_w_ = rho_now_ = 0.0;

@@ -42,7 +42,7 @@
 //   (0.98): a saturated service reads rho = 1 however far it is overloaded, so its weight
 //   is that of rho = 0.98 (2450 g at c = 1: far above any unsaturated service), and L is
 //   continued linearly beyond the clamp so the gain stays concave and finite below P_now.
-// - monitor and unmanaged: estimated and reported, never steered: gain 0.
+// - monitor and off (not power-aware): estimated and reported, never steered: gain 0.
 //
 // Pure and deterministic: no clock, no I/O, no randomness (the node controller owns the
 // perturbation's random sign). Bad input never throws: it is reported in the estimate.
@@ -195,7 +195,7 @@ class GradientModel {
 
   // Operating point of the latest update.
   bool have_point_ = false;
-  JobMode mode_ = JobMode::unmanaged;
+  JobMode mode_ = JobMode::off;
   double share_ = 1.0;
   double servers_ = 1.0;
   double p0_w_ = 0.0;

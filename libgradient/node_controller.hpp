@@ -17,7 +17,7 @@
 //
 // How a step works:
 // 1. every job's GradientModel (one per job and domain) takes the period's sample;
-// 2. each domain gets a protected base for work that is not steered (unmanaged or monitor
+// 2. each domain gets a protected base for work that is not steered (off or monitor
 //    jobs, and jobs without a usable estimate): its measured power plus headroom (its maximum
 //    while that work presses against the cap), in proportion to that work's share of the
 //    domain, never more than the domain's uniform share of the grant; the base is never

@@ -19,9 +19,11 @@
 
 namespace powergrad {
 
-std::string step_socket_path(const std::string &state_dir) { return state_dir + "/agent.sock"; }
+std::string step_socket_path(const std::string &state_dir) {
+  return state_dir + "/" + kStepSocketFile;
+}
 
-std::string steps_file_path(const std::string &state_dir) { return state_dir + "/steps"; }
+std::string steps_file_path(const std::string &state_dir) { return state_dir + "/" + kStepsFile; }
 
 std::optional<std::uint64_t> pid_start_ticks(const std::string &procfs_root, pid_t pid) {
   std::ifstream f(procfs_root + "/" + std::to_string(pid) + "/stat");
@@ -44,28 +46,16 @@ std::optional<std::uint64_t> pid_start_ticks(const std::string &procfs_root, pid
   return ticks;
 }
 
-std::string prepare_private_dir(const std::string &dir, uid_t owner) {
-  if (dir.empty() || dir[0] != '/') return "state folder '" + dir + "' is not an absolute path";
-  // Create missing parents 0755 and the folder itself 0700.
-  for (size_t pos = 1; pos != std::string::npos;) {
-    pos = dir.find('/', pos + 1);
-    const std::string part = dir.substr(0, pos);
-    const mode_t mode = pos == std::string::npos ? 0700 : 0755;
-    if (::mkdir(part.c_str(), mode) != 0 && errno != EEXIST) {
-      return "cannot create '" + part + "': " + std::strerror(errno);
-    }
-  }
-  struct stat st;
-  if (::lstat(dir.c_str(), &st) != 0) return "cannot stat '" + dir + "': " + std::strerror(errno);
-  if (!S_ISDIR(st.st_mode)) return "state folder '" + dir + "' is not a directory";
-  if (st.st_uid != owner) {
-    return "state folder '" + dir + "' is owned by uid " + std::to_string(st.st_uid) + ", not " +
-           std::to_string(owner);
-  }
-  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-    return "state folder '" + dir + "' is writable by group or others";
-  }
-  return "";
+hw::Result<hw::SecureDir> open_state_dir(const std::string &dir) {
+  hw::SecureDirOptions opt;
+  opt.create = true;
+  opt.parent_mode = 0755;
+  opt.dir_mode = 0700;
+  opt.private_dir = true;
+  hw::Result<hw::SecureDir> d = hw::SecureDir::open(dir, opt);
+  if (!d.ok())
+    return hw::Error{"state folder '" + dir + "' refused: " + d.message(), d.errno_value()};
+  return d;
 }
 
 bool pid_alive(const std::string &procfs_root, pid_t pid) {
@@ -109,7 +99,12 @@ NodeAgent::NodeAgent(AgentConfig config, AgentLog log, std::optional<PowerContro
                      std::optional<ControllerLinkConfig> controller,
                      std::shared_ptr<proto::Authenticator> auth)
     : config_(std::move(config)),
-      log_(std::move(log)),
+      // Two threads log: one line at a time, whatever the host's function does.
+      log_([inner = std::move(log), mu = std::make_shared<std::mutex>()](AgentLogLevel level,
+                                                                         const std::string &msg) {
+        std::lock_guard<std::mutex> g(*mu);
+        if (inner) inner(level, msg);
+      }),
       power_config_(std::move(power)),
       controller_(std::move(controller)),
       auth_(std::move(auth)) {}
@@ -118,13 +113,25 @@ NodeAgent::~NodeAgent() { stop(); }
 
 std::string NodeAgent::start() {
   if (running()) return "";
-  const std::string err = prepare_private_dir(config_.state_dir, ::geteuid());
-  if (!err.empty()) return err;
+  hw::Result<hw::SecureDir> dir = open_state_dir(config_.state_dir);
+  if (!dir.ok()) return dir.message();
+  auto state = std::make_shared<const hw::SecureDir>(std::move(dir.value()));
   auto server = std::make_unique<StepChannelServer>(
-      StepChannelServer::open(step_socket_path(config_.state_dir), ::geteuid()));
-  if (!server->ok()) return server->error();
+      StepChannelServer::open(state->fd_path(kStepSocketFile), ::geteuid()));
+  if (!server->ok()) {
+    return "cannot open the step socket " + step_socket_path(config_.state_dir) + ": " +
+           server->error();
+  }
+  state_ = state;
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) return std::string("eventfd: ") + std::strerror(errno);
+  work_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (work_fd_ < 0) {
+    const int eventfd_errno = errno;
+    ::close(wake_fd_);
+    wake_fd_ = -1;
+    return std::string("eventfd: ") + std::strerror(eventfd_errno);
+  }
   server_ = std::move(server);
   // Rises with every start: the controller orders this agent's reports by it.
   const double started_at_s = wall_now_s();
@@ -133,6 +140,7 @@ std::string NodeAgent::start() {
     PowerControlConfig pc = *power_config_;
     pc.node_name = config_.node_name;
     pc.state_dir = config_.state_dir;
+    pc.state = state_;
     pc.procfs_root = config_.procfs_root;
     pc.incarnation = incarnation;
     pc.started_at_s = started_at_s;
@@ -152,23 +160,75 @@ std::string NodeAgent::start() {
   } catch (const std::exception &e) {
     server_.reset();
     ::close(wake_fd_);
-    wake_fd_ = -1;
+    ::close(work_fd_);
+    wake_fd_ = work_fd_ = -1;
     return std::string("cannot start the agent thread: ") + e.what();
+  }
+  try {
+    channel_thread_ = std::thread([this] { serve_steps(); });
+  } catch (const std::exception &e) {
+    stop();
+    return std::string("cannot start the step channel thread: ") + e.what();
   }
   return "";
 }
 
 void NodeAgent::stop() {
-  if (thread_.joinable()) {
+  if (thread_.joinable() || channel_thread_.joinable()) {
     const uint64_t one = 1;
     (void)!::write(wake_fd_, &one, sizeof one);
-    thread_.join();
+    if (channel_thread_.joinable()) channel_thread_.join();
+    if (thread_.joinable()) thread_.join();
   }
   server_.reset();
-  if (wake_fd_ >= 0) {
-    ::close(wake_fd_);
-    wake_fd_ = -1;
+  for (int *fd : {&wake_fd_, &work_fd_}) {
+    if (*fd >= 0) {
+      ::close(*fd);
+      *fd = -1;
+    }
   }
+}
+
+void NodeAgent::serve_steps() {
+  for (;;) {
+    try {
+      pollfd fds[2] = {{server_->fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      const int rc = ::poll(fds, 2, -1);
+      if (rc < 0 && errno != EINTR) {
+        log_(AgentLogLevel::error, std::string("step channel: poll: ") + std::strerror(errno));
+        ::usleep(100000);
+        continue;
+      }
+      if (rc > 0 && (fds[1].revents & POLLIN)) break;
+      if (rc > 0 && (fds[0].revents & POLLIN)) handle_events();
+    } catch (const std::exception &e) {
+      log_(AgentLogLevel::error, std::string("step channel failed: ") + e.what());
+    } catch (...) {
+      log_(AgentLogLevel::error, "step channel failed");
+    }
+  }
+}
+
+std::vector<RegisteredStep> NodeAgent::take_new_jobs() {
+  std::vector<std::uint32_t> jobs;
+  std::vector<RegisteredStep> steps;
+  uint64_t n = 0;
+  (void)!::read(work_fd_, &n, sizeof n);  // reset the wake-up (non-blocking), then look
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    jobs.swap(new_jobs_);
+    steps = registry_.steps();
+  }
+  if (power_) {
+    for (std::uint32_t job : jobs) {
+      try {
+        power_->new_job(job, steps);
+      } catch (const std::exception &ex) {
+        log_(AgentLogLevel::error, std::string("restore before a new job failed: ") + ex.what());
+      }
+    }
+  }
+  return steps;
 }
 
 std::vector<JobEnergySummary> NodeAgent::job_summaries() const {
@@ -217,7 +277,7 @@ void NodeAgent::run() {
       const auto wait_ms =
           next > now ? std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1
                      : 0;
-      std::vector<pollfd> fds = {{server_->fd(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      std::vector<pollfd> fds = {{work_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
       int rc = 1;
       if (link_) {
         // The link's socket is polled with ours: the thread waits in one place only.
@@ -240,12 +300,14 @@ void NodeAgent::run() {
         rc = ::poll(fds.data(), fds.size(), static_cast<int>(wait_ms));
       }
       if (rc > 0 && (fds[1].revents & POLLIN)) break;
-      if (rc > 0 && (fds[0].revents & POLLIN)) handle_events();
+      if (rc > 0 && (fds[0].revents & POLLIN)) take_new_jobs();
       if (clock::now() >= next) {
         period();
         persist_steps();
         if (power_) {
-          power_->period(steps(), mono_s(), wall_now_s());
+          // New jobs first: a step the period sees has had its job's start handled.
+          const std::vector<RegisteredStep> steps_now = take_new_jobs();
+          power_->period(steps_now, mono_s(), wall_now_s());
           if (link_ && power_->last_report() && link_->send_report(*power_->last_report())) {
             reports_sent_++;
           }
@@ -265,44 +327,48 @@ void NodeAgent::run() {
 }
 
 void NodeAgent::handle_events() {
-  for (const ReceivedStepEvent &r : server_->drain()) {
+  // Applied while the stepd waits for the answer: it learns at once whether its task is
+  // registered. Only the registry (in memory) is touched here.
+  auto apply = [this](const StepEvent &e) -> std::string {
+    std::lock_guard<std::mutex> g(mu_);
+    bool first_of_job = false;
+    if (e.op == StepOp::task_start) {
+      first_of_job = true;
+      for (const RegisteredStep &s : registry_.steps()) {
+        if (s.job_id == e.job_id) first_of_job = false;
+      }
+      // Dead steps must not keep the admin's settings from coming back (new_job).
+      if (first_of_job)
+        registry_.reap([this](pid_t p) { return pid_alive(config_.procfs_root, p); });
+    }
+    std::string err = registry_.apply(e, static_cast<double>(periods_.load()) * config_.period_s);
+    registry_dirty_ = true;
+    if (err.empty() && first_of_job && power_) new_jobs_.push_back(e.job_id);
+    return err;
+  };
+  bool queued = false;
+  // 50 ms: a stepd sends its event right after connecting; a silent peer holds up the others
+  // no longer than that.
+  for (const ReceivedStepEvent &r : server_->drain(50, apply)) {
     if (!r.parse.event) {
       log_(AgentLogLevel::error, "refused step message: " + r.parse.error);
       continue;
     }
     const StepEvent &e = *r.parse.event;
-    std::string err;
-    bool first_of_job = false;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      if (e.op == StepOp::task_start) {
-        first_of_job = true;
-        for (const RegisteredStep &s : registry_.steps()) {
-          if (s.job_id == e.job_id) first_of_job = false;
-        }
-        // Dead steps must not keep the admin's settings from coming back (below).
-        if (first_of_job)
-          registry_.reap([this](pid_t p) { return pid_alive(config_.procfs_root, p); });
-      }
-      err = registry_.apply(e, static_cast<double>(periods_.load()) * config_.period_s);
-      registry_dirty_ = true;
-    }
-    if (first_of_job && power_) {
-      try {
-        power_->new_job(e.job_id, steps());
-      } catch (const std::exception &ex) {
-        log_(AgentLogLevel::error, std::string("restore before a new job failed: ") + ex.what());
-      }
-    }
     const std::string what = "job " + std::to_string(e.job_id) + "." + e.step;
-    if (!err.empty()) {
-      log_(AgentLogLevel::error, what + ": " + err);
+    if (!r.applied_error.empty()) {
+      log_(AgentLogLevel::error, what + ": " + r.applied_error);
     } else if (e.op == StepOp::task_start) {
+      queued = true;
       log_(AgentLogLevel::info, what + " task pid " + std::to_string(e.pid) +
-                                    " registered with the agent (mode=" + e.mode + ")");
+                                    " registered with the agent (mode=" + to_string(e.mode) + ")");
     } else {
       log_(AgentLogLevel::debug, what + ": " + to_string(e.op));
     }
+  }
+  if (queued) {
+    const uint64_t one = 1;
+    (void)!::write(work_fd_, &one, sizeof one);
   }
 }
 
@@ -316,7 +382,7 @@ void NodeAgent::persist_steps() {
         registry_.steps(), [this](pid_t p) { return pid_start_ticks(config_.procfs_root, p); });
   }
   const std::string path = steps_file_path(config_.state_dir);
-  const hw::Status s = hw::write_file_atomic(path, text);
+  const hw::Status s = state_->write_file_atomic(kStepsFile, text, 0600);
   if (!s.ok()) {
     log_(AgentLogLevel::error, "cannot keep the running steps in " + path + ": " + s.message() +
                                    " (a restarted agent would not find them)");
@@ -325,8 +391,8 @@ void NodeAgent::persist_steps() {
 
 void NodeAgent::restore_steps() {
   const std::string path = steps_file_path(config_.state_dir);
-  if (!hw::path_exists(path)) return;
-  auto text = hw::read_small_file(path, 4 << 20);
+  if (!state_->exists(kStepsFile)) return;
+  auto text = state_->read_file(kStepsFile, 4 << 20);
   if (!text.ok()) {
     log_(AgentLogLevel::error,
          "cannot read the running steps of the earlier agent: " + text.message());

@@ -1,9 +1,10 @@
-// The node agent: a thread inside slurmd that knows the job steps on its node (told by
-// slurmstepd over the step channel), forgets the ones whose processes died, and runs the
-// node's power control every period. Slurm-free: the SPANK plugin starts it from
-// slurm_spank_init in slurmd and stops it from slurm_spank_slurmd_exit, and hands it a log
-// function. Nothing here may throw into slurmd or block it: the thread catches everything
-// at its edge, and start() never waits on the network or on a lock slurmd holds.
+// The node agent: threads inside slurmd that know the job steps on its node (told by
+// slurmstepd over the step channel), forget the ones whose processes died, and run the
+// node's power control every period. The step channel has a thread of its own: a task's
+// registration is answered at once, never after a control period. Slurm-free: the SPANK plugin
+// starts it from slurm_spank_init in slurmd and stops it from slurm_spank_slurmd_exit, and hands it
+// a log function. Nothing here may throw into slurmd or block it: the thread catches everything at
+// its edge, and start() never waits on the network or on a lock slurmd holds.
 #pragma once
 
 #include <sys/types.h>
@@ -17,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "hardware/secure_dir.hpp"
 #include "nodeagent/agent_log.hpp"
 #include "nodeagent/controller_link.hpp"
 #include "nodeagent/job_energy.hpp"
@@ -32,19 +34,24 @@ struct AgentConfig {
   std::string procfs_root = "/proc";  // where task PIDs are looked up
 };
 
-// The socket slurmstepd talks to, inside state_dir.
+// Files in state_dir: the socket slurmstepd talks to, and the registry of running steps
+// kept for the next agent (StepRegistry::serialize).
+constexpr const char *kStepSocketFile = "agent.sock";
+constexpr const char *kStepsFile = "steps";
 std::string step_socket_path(const std::string &state_dir);
-// The registry of running steps, kept for the next agent (StepRegistry::serialize).
 std::string steps_file_path(const std::string &state_dir);
 
 // The start time of process `pid` (field 22 of procfs' stat, clock ticks since boot), or
 // nullopt when it does not run.
 std::optional<std::uint64_t> pid_start_ticks(const std::string &procfs_root, pid_t pid);
 
-// Creates `dir` (and missing parents, 0755) with mode 0700 if absent, then checks that it is
-// a directory owned by `owner` and not writable by group or others: a folder others can
-// write could let them plant the socket or the saved-caps file. Returns "" or the reason.
-std::string prepare_private_dir(const std::string &dir, uid_t owner);
+// Opens the agent's state folder `dir`, creating it (mode 0700, missing parents 0755) if
+// absent. Every folder of the path must be root's (or this process's uid's) and not
+// writable by group or others unless sticky (hardware/secure_dir.hpp), and `dir` itself
+// this process's and writable by it alone: whoever can write a folder on the way could
+// plant the socket or the saved-caps file, or swap the folder for one of theirs. The agent
+// then reaches its files through the descriptor only.
+hw::Result<hw::SecureDir> open_state_dir(const std::string &dir);
 
 // True when `pid` runs (a zombie counts as gone), looked up under procfs_root.
 bool pid_alive(const std::string &procfs_root, pid_t pid);
@@ -83,7 +90,13 @@ class NodeAgent {
 
  private:
   void run();
+  // The step channel's thread: accepts, applies and answers registrations as they come.
+  void serve_steps();
   void handle_events();
+  // New jobs' first steps, queued by the channel thread, handled by the control thread
+  // (restoring the admin's settings may write sysfs: never on the channel thread). Returns
+  // the registry as it was when the queue was taken, for the period that follows.
+  std::vector<RegisteredStep> take_new_jobs();
   void period();
   // The steps an earlier agent registered that still run (same PID, same start time), taken
   // back into the registry at start: a slurmd restart does not lose them.
@@ -93,12 +106,17 @@ class NodeAgent {
 
   AgentConfig config_;
   AgentLog log_;
+  // Before server_: the socket's path goes through this folder's descriptor.
+  std::shared_ptr<const hw::SecureDir> state_;
   std::unique_ptr<class StepChannelServer> server_;
   std::thread thread_;
-  int wake_fd_ = -1;  // eventfd: stop() writes it
+  std::thread channel_thread_;
+  int wake_fd_ = -1;  // eventfd: stop() writes it (both threads wake and leave)
+  int work_fd_ = -1;  // eventfd: the channel thread queued new jobs for the control thread
   mutable std::mutex mu_;
   StepRegistry registry_;
-  bool registry_dirty_ = false;  // under mu_
+  bool registry_dirty_ = false;          // under mu_
+  std::vector<std::uint32_t> new_jobs_;  // under mu_
   std::atomic<unsigned long> periods_{0};
   std::optional<PowerControlConfig> power_config_;
   std::unique_ptr<PowerControl> power_;

@@ -45,8 +45,8 @@ std::string format_job_summary(const JobEnergySummary &s, const std::string &nod
          " counters=" + (s.counters.empty() ? "none" : s.counters);
 }
 
-void JobEnergyLedger::begin(const std::string &key, const std::string &mode,
-                            const std::string &counters, bool energy_measured) {
+void JobEnergyLedger::begin(const std::string &key, JobMode mode, const std::string &counters,
+                            bool energy_measured) {
   if (running_.count(key)) return;
   JobEnergySummary s;
   s.energy_measured = energy_measured;

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "libgradient/job_mode.hpp"
+
 namespace powergrad {
 
 // Splits `domain_energy_j` between jobs in proportion to `task_clock_s` (one entry per job
@@ -23,7 +25,7 @@ std::vector<double> attribute_energy(double domain_energy_j,
 
 struct JobEnergySummary {
   std::string key;       // "12.0": job.step
-  std::string mode;      // latency|throughput|monitor|off
+  JobMode mode = JobMode::off;
   std::string counters;  // the counter source: hardware, software, emulated or none
   bool running = true;
   // False when no power domain of the node can measure energy (no powercap: monitor
@@ -54,7 +56,7 @@ class JobEnergyLedger {
   explicit JobEnergyLedger(std::size_t keep_finished = 256) : keep_finished_(keep_finished) {}
 
   // Starts accounting for a step (no effect when it is already known).
-  void begin(const std::string &key, const std::string &mode, const std::string &counters,
+  void begin(const std::string &key, JobMode mode, const std::string &counters,
              bool energy_measured = true);
   bool has(const std::string &key) const { return running_.count(key) != 0; }
   void add_energy(const std::string &key, double energy_j);

@@ -5,6 +5,7 @@ nodeagent_libnodeagent_la_SOURCES = \
 	nodeagent/step_event.cpp nodeagent/step_event.hpp \
 	nodeagent/step_registry.cpp nodeagent/step_registry.hpp \
 	nodeagent/step_channel.cpp nodeagent/step_channel.hpp \
+	nodeagent/agent_socket.cpp nodeagent/agent_socket.hpp \
 	nodeagent/agent.cpp nodeagent/agent.hpp nodeagent/agent_log.hpp \
 	nodeagent/job_energy.cpp nodeagent/job_energy.hpp \
 	nodeagent/emulation_specs.cpp nodeagent/emulation_specs.hpp \

@@ -18,9 +18,13 @@
 
 namespace powergrad {
 
-std::string saved_caps_path(const std::string &state_dir) { return state_dir + "/saved-caps"; }
+std::string saved_caps_path(const std::string &state_dir) {
+  return state_dir + "/" + kSavedCapsFile;
+}
 
-std::string managed_marker_path(const std::string &state_dir) { return state_dir + "/managed"; }
+std::string managed_marker_path(const std::string &state_dir) {
+  return state_dir + "/" + kManagedFile;
+}
 
 namespace {
 
@@ -28,13 +32,6 @@ std::string fmt_w(double w) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.1f", w);
   return buf;
-}
-
-JobMode job_mode(const std::string &mode) {
-  if (mode == "latency") return JobMode::latency;
-  if (mode == "throughput") return JobMode::throughput;
-  if (mode == "monitor") return JobMode::monitor;
-  return JobMode::unmanaged;
 }
 
 // "12.0" -> 12.
@@ -67,9 +64,26 @@ std::vector<JobEnergySummary> PowerControl::job_summaries() const {
   return ledger_.summaries();
 }
 
+const hw::SecureDir *PowerControl::state_dir() {
+  if (config_.state || !state_error_.empty()) return config_.state.get();
+  hw::Result<hw::SecureDir> d = hw::SecureDir::open(config_.state_dir);
+  if (d.ok()) {
+    config_.state = std::make_shared<const hw::SecureDir>(std::move(d.value()));
+  } else {
+    state_error_ = d.message();
+    log_(AgentLogLevel::error, "state folder " + config_.state_dir + " refused: " + state_error_ +
+                                   "; caps are left alone on " + config_.node_name);
+  }
+  return config_.state.get();
+}
+
 void PowerControl::recover() {
-  struct stat st;
-  const bool marked = ::lstat(managed_marker_path(config_.state_dir).c_str(), &st) == 0;
+  const hw::SecureDir *dir = state_dir();
+  if (!dir) {
+    control_blocked_ = true;  // nowhere to keep the admin's settings: never change them
+    return;
+  }
+  const bool marked = dir->exists(kManagedFile);
   if (marked && config_.management == NodeManagement::controller) {
     managed_ = true;
     adopt_saved_file();
@@ -83,11 +97,12 @@ void PowerControl::recover() {
 void PowerControl::set_managed(bool on) {
   managed_ = on;
   const std::string path = managed_marker_path(config_.state_dir);
-  const hw::Status s = on ? hw::write_file_atomic(path, "managed by the cluster controller of " +
-                                                            config_.node_name + "\n")
-                          : (::unlink(path.c_str()) == 0 || errno == ENOENT
-                                 ? hw::Status::success()
-                                 : hw::Status::failure(path + ": " + std::strerror(errno), errno));
+  const hw::SecureDir *dir = state_dir();
+  const hw::Status s =
+      !dir ? hw::Status::failure("no state folder: " + state_error_)
+      : on ? dir->write_file_atomic(
+                 kManagedFile, "managed by the cluster controller of " + config_.node_name + "\n")
+           : dir->remove(kManagedFile);
   if (!s.ok()) {
     log_(AgentLogLevel::error, std::string("cannot ") + (on ? "write " : "remove ") + path + ": " +
                                    s.message() +
@@ -102,9 +117,9 @@ void PowerControl::set_managed(bool on) {
 // release must put back, so they are taken over, not restored.
 void PowerControl::adopt_saved_file() {
   const std::string path = saved_caps_path(config_.state_dir);
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return;
-  auto loaded = hw::load_snapshot_file(path);
+  const hw::SecureDir *dir = state_dir();
+  if (!dir || !dir->exists(kSavedCapsFile)) return;
+  auto loaded = hw::load_snapshot_at(*dir, kSavedCapsFile);
   if (!loaded.ok()) {
     log_(AgentLogLevel::error, "cannot read the saved caps " + path + ": " + loaded.message() +
                                    "; caps are left alone on " + config_.node_name +
@@ -131,9 +146,9 @@ void PowerControl::leave_management(const std::string &why) {
 
 bool PowerControl::restore_from_file(const std::string &why) {
   const std::string path = saved_caps_path(config_.state_dir);
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return false;
-  auto loaded = hw::load_snapshot_file(path);
+  const hw::SecureDir *dir = state_dir();
+  if (!dir || !dir->exists(kSavedCapsFile)) return false;
+  auto loaded = hw::load_snapshot_at(*dir, kSavedCapsFile);
   if (!loaded.ok()) {
     // Never overwrite what may be the admin's only record of their settings.
     if (!control_blocked_) {
@@ -144,8 +159,11 @@ bool PowerControl::restore_from_file(const std::string &why) {
     control_blocked_ = true;
     return false;
   }
-  hw::Status s = tree_.discover();
-  if (s.ok()) s = tree_.restore(loaded.value().powercap);
+  // A tree of its own: the live one's zones (indexed by domains_, with open files) stay as
+  // they are whatever this finds.
+  hw::PowercapTree restore_tree(config_.sysfs_root);
+  hw::Status s = restore_tree.discover();
+  if (s.ok()) s = restore_tree.restore(loaded.value().powercap);
   if (s.ok()) s = restore_cpufreq(loaded.value().cpufreq);
   if (!s.ok()) {
     if (!control_blocked_) {
@@ -157,7 +175,7 @@ bool PowerControl::restore_from_file(const std::string &why) {
   }
   control_blocked_ = false;
   saved_.reset();
-  hw::Status r = hw::remove_snapshot_file(path);
+  hw::Status r = dir->remove(kSavedCapsFile);
   log_(AgentLogLevel::info, "caps restored on " + config_.node_name + " from " + path + " " + why +
                                 (r.ok() ? "" : "; removing the file failed: " + r.message()));
   return true;
@@ -220,7 +238,7 @@ void PowerControl::enforce_grant(double wall_s) {
   std::vector<DomainInput> doms;
   if (!domain_inputs(doms)) return;
   bool power_aware = false;
-  for (const auto &kv : steps_) power_aware = power_aware || kv.second.mode != "off";
+  for (const auto &kv : steps_) power_aware = power_aware || is_power_aware(kv.second.mode);
   // Only lowerings: a drop never raises a cap in force.
   const bool changed =
       (managed() || power_aware) && !control_blocked_ && write_caps(*dec, doms, true);
@@ -398,7 +416,9 @@ void PowerControl::start_step(const RegisteredStep &rs, Step &st, double now_s) 
   target.pids.assign(rs.pids.begin(), rs.pids.end());
   if (counters_ && counters_->mode() == hw::CounterMode::emulated) {
     // Read again at each new step, so tests may write the file just before submitting.
-    auto text = hw::read_small_file(config_.emulate_path, 1 << 20);
+    // Its owner decides what root's agent reports: its folders and itself must be root's
+    // (or the agent's uid's) and not writable by others.
+    auto text = hw::read_trusted_file(config_.emulate_path, {}, 1 << 20);
     if (!text.ok()) {
       log_(AgentLogLevel::error, "emulate file: " + text.message());
     } else {
@@ -559,7 +579,7 @@ void PowerControl::control(double now_s, double wall_s) {
   (void)now_s;
   if (monitor_only_ || !controller_) return;
   bool power_aware = false;
-  for (const auto &kv : steps_) power_aware = power_aware || kv.second.mode != "off";
+  for (const auto &kv : steps_) power_aware = power_aware || is_power_aware(kv.second.mode);
   if (!managed() && !power_aware && saved_) restore_caps("no power-aware step left");
   if (interval_s_ <= 0.0) return;
   // A managed node's caps are held within its lease whatever runs there; a local node's are
@@ -574,7 +594,7 @@ void PowerControl::control(double now_s, double wall_s) {
     if (st.domains.empty()) continue;
     JobInput ji;
     ji.key = kv.first;
-    ji.mode = job_mode(st.mode);
+    ji.mode = st.mode;
     ji.emulated = counters_ && counters_->mode() == hw::CounterMode::emulated;
     const double n = static_cast<double>(st.domains.size());
     for (std::size_t d : st.domains) {
@@ -732,7 +752,6 @@ std::set<int> PowerControl::read_cpus_allowed(const std::set<pid_t> &pids) const
 
 namespace {
 
-bool is_steered(const std::string &mode) { return mode == "latency" || mode == "throughput"; }
 
 }  // namespace
 
@@ -938,7 +957,9 @@ bool PowerControl::save_caps() {
     hs.cpufreq = fs.value();
   }
   const std::string path = saved_caps_path(config_.state_dir);
-  hw::Status s = hw::save_snapshot_file(path, hs);
+  const hw::SecureDir *dir = state_dir();
+  hw::Status s = dir ? hw::save_snapshot_at(*dir, kSavedCapsFile, hs)
+                     : hw::Status::failure("no state folder: " + state_error_);
   if (!s.ok()) {
     log_(AgentLogLevel::error,
          "cannot save the caps to " + path + ": " + s.message() + "; caps left alone");
@@ -960,7 +981,9 @@ bool PowerControl::restore_caps(const std::string &why) {
   }
   saved_.reset();
   const std::string path = saved_caps_path(config_.state_dir);
-  hw::Status r = hw::remove_snapshot_file(path);
+  const hw::SecureDir *dir = state_dir();
+  hw::Status r =
+      dir ? dir->remove(kSavedCapsFile) : hw::Status::failure("no state folder: " + state_error_);
   if (!r.ok()) log_(AgentLogLevel::error, "cannot remove " + path + ": " + r.message());
   if (restore_failures_ > 0) {
     log_(AgentLogLevel::info, "restoring the saved caps on " + config_.node_name +

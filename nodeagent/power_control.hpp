@@ -67,6 +67,7 @@
 #include "hardware/counter_source.hpp"
 #include "hardware/cpufreq.hpp"
 #include "hardware/powercap.hpp"
+#include "hardware/secure_dir.hpp"
 #include "hardware/snapshot_file.hpp"
 #include "libgradient/node_controller.hpp"
 #include "nodeagent/agent_log.hpp"
@@ -86,6 +87,10 @@ struct PowerControlConfig {
   NodeManagement management = NodeManagement::local;
   std::string node_name;
   std::string state_dir;
+  // The state folder opened and checked by the agent (hardware/secure_dir.hpp): its files
+  // are reached through it, never by path. Unset: PowerControl opens state_dir itself
+  // (checked the same way, never created).
+  std::shared_ptr<const hw::SecureDir> state;
   std::string sysfs_root = "/sys";
   std::string procfs_root = "/proc";
   std::string counters = "auto";  // auto|perf|software|emulated
@@ -104,6 +109,9 @@ struct PowerControlConfig {
   double freq_deadband_frac = 0.01;
 };
 
+// Files in the state folder.
+constexpr const char *kSavedCapsFile = "saved-caps";
+constexpr const char *kManagedFile = "managed";
 std::string saved_caps_path(const std::string &state_dir);
 // Present while the node is managed by the cluster controller (see above).
 std::string managed_marker_path(const std::string &state_dir);
@@ -166,7 +174,7 @@ class PowerControl {
   };
   struct Step {
     hw::CounterJobId id = 0;
-    std::string mode;
+    JobMode mode = JobMode::off;
     std::set<pid_t> pids;
     bool counting = false;
     std::vector<std::size_t> domains;  // indices into domains_
@@ -205,6 +213,10 @@ class PowerControl {
   void log_restore_failure(const std::string &what);
 
   PowerControlConfig config_;
+  // The state folder; nullptr when it cannot be opened (logged once): nothing can be saved,
+  // so caps are never changed.
+  const hw::SecureDir *state_dir();
+  std::string state_error_;
   AgentLog log_;
   bool hardware_ready_ = false;
   bool monitor_only_ = true;

@@ -82,7 +82,8 @@ StepChannelServer StepChannelServer::open(const std::string &path, uid_t allowed
     s.error_ = errno_text("bind " + path, bind_errno);
     return s;
   }
-  if (::listen(fd.get(), 64) != 0) {
+  // Every task of a step registers at its launch: room for the tasks of a big node at once.
+  if (::listen(fd.get(), 1024) != 0) {
     s.error_ = errno_text("listen " + path, errno);
     ::unlink(path.c_str());
     return s;
@@ -96,6 +97,10 @@ StepChannelServer::~StepChannelServer() {
 }
 
 std::vector<ReceivedStepEvent> StepChannelServer::drain(int timeout_ms) {
+  return drain(timeout_ms, Apply());
+}
+
+std::vector<ReceivedStepEvent> StepChannelServer::drain(int timeout_ms, const Apply &apply) {
   std::vector<ReceivedStepEvent> out;
   if (!fd_) return out;
   for (;;) {
@@ -139,7 +144,10 @@ std::vector<ReceivedStepEvent> StepChannelServer::drain(int timeout_ms) {
     } else {
       r.parse = parse_step_event(std::string(buf, static_cast<size_t>(n)));
     }
-    answer(c.get(), r.parse.event ? "ok" : "error: " + r.parse.error);
+    if (r.parse.event && apply) r.applied_error = apply(*r.parse.event);
+    answer(c.get(), !r.parse.event             ? "error: " + r.parse.error
+                    : !r.applied_error.empty() ? "error: " + r.applied_error
+                                               : std::string("ok"));
     out.push_back(r);
   }
   return out;
@@ -162,6 +170,16 @@ std::string send_step_event(const std::string &path, const StepEvent &event, int
   if (::connect(fd.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0) {
     // A full backlog gives EAGAIN on Unix sockets; an absent agent ENOENT/ECONNREFUSED.
     return errno_text("connect " + path, errno);
+  }
+  // Whoever listens must be root or slurmd's uid (our real uid): an "ok" from anyone else
+  // would be believed by root.
+  ucred server{};
+  socklen_t len = sizeof server;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &server, &len) != 0)
+    return errno_text("SO_PEERCRED " + path, errno);
+  if (server.uid != 0 && server.uid != ::getuid()) {
+    return "refused: the socket " + path + " is served by uid " + std::to_string(server.uid) +
+           " (pid " + std::to_string(server.pid) + "), not by root or slurmd's uid";
   }
   const std::string msg = format_step_event(event);
   if (::send(fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL) < 0) {

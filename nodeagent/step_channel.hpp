@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ namespace powergrad {
 
 struct ReceivedStepEvent {
   StepEventParse parse;  // the event, or why it was refused (also: wrong peer uid)
+  std::string applied_error;  // a valid event the receiver did not take (drain with apply)
   uid_t peer_uid = 0;
   pid_t peer_pid = 0;
 };
@@ -39,6 +41,11 @@ class StepChannelServer {
   // connection), answers it, and returns what was received. Refusals are returned too,
   // so the caller can log them; they have parse.event empty.
   std::vector<ReceivedStepEvent> drain(int timeout_ms = 100);
+  // The same, but a valid event's answer is what `apply` says of it: "" (answered "ok") or
+  // why it was not taken (answered "error: ..."), so the stepd knows at once. `apply` runs on
+  // the calling thread before the answer is sent; events it refused have `applied_error` set.
+  using Apply = std::function<std::string(const StepEvent &)>;
+  std::vector<ReceivedStepEvent> drain(int timeout_ms, const Apply &apply);
 
   StepChannelServer(StepChannelServer &&) = default;
   StepChannelServer &operator=(StepChannelServer &&) = default;
@@ -57,6 +64,9 @@ class StepChannelServer {
 // Whether a node agent answers on the socket at `path` (a stale socket file does not).
 bool step_socket_in_use(const std::string &path);
 
+// The listening peer must run as root or as this process's real uid (SO_PEERCRED):
+// anything else is refused unasked. slurmstepd uses send_step_event_checked
+// (agent_socket.hpp), which also checks the folders and the socket file first.
 std::string send_step_event(const std::string &path, const StepEvent &event, int timeout_ms = 200);
 
 }  // namespace powergrad

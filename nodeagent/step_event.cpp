@@ -27,10 +27,6 @@ bool valid_step(const std::string &s) {
   return parse_u64(s, UINT32_MAX, v);
 }
 
-bool valid_mode(const std::string &m) {
-  return m == "latency" || m == "throughput" || m == "monitor" || m == "off";
-}
-
 }  // namespace
 
 const char *to_string(StepOp op) {
@@ -50,7 +46,7 @@ std::string format_step_event(const StepEvent &e) {
   s += to_string(e.op);
   s += " job=" + std::to_string(e.job_id) + " step=" + e.step;
   if (e.op != StepOp::step_end) s += " pid=" + std::to_string(e.pid);
-  if (e.op == StepOp::task_start) s += " mode=" + e.mode;
+  if (e.op == StepOp::task_start) s += std::string(" mode=") + powergrad::to_string(e.mode);
   return s;
 }
 
@@ -109,8 +105,9 @@ StepEventParse parse_step_event(const std::string &text) {
     e.pid = static_cast<pid_t>(v);
   }
   if (e.op == StepOp::task_start) {
-    if (!valid_mode(mode)) return fail("bad mode '" + mode + "'");
-    e.mode = mode;
+    const auto m = job_mode_from_name(mode);
+    if (!m) return fail("bad mode '" + mode + "'");
+    e.mode = *m;
   } else if (!mode.empty()) {
     return fail(std::string(to_string(e.op)) + " takes no mode");
   }

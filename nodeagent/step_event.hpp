@@ -15,6 +15,8 @@
 #include <optional>
 #include <string>
 
+#include "libgradient/job_mode.hpp"
+
 namespace powergrad {
 
 constexpr std::size_t kMaxStepEventBytes = 512;
@@ -26,7 +28,7 @@ struct StepEvent {
   uint32_t job_id = 0;
   std::string step;  // "0", "1", ..., "batch", "extern", "interactive"
   pid_t pid = 0;     // task_start, task_exit
-  std::string mode;  // task_start: latency|throughput|monitor|off (off: counted, not steered)
+  JobMode mode = JobMode::off;  // task_start (off: counted, not steered)
 };
 
 struct StepEventParse {

@@ -23,12 +23,12 @@ namespace powergrad {
 struct RegisteredStep {
   uint32_t job_id = 0;
   std::string step;
-  std::string mode;  // latency|throughput|monitor|off
+  JobMode mode = JobMode::off;
   std::set<pid_t> pids;
   double registered_at_s = 0.0;
 
   std::string key() const { return std::to_string(job_id) + "." + step; }
-  bool power_aware() const { return mode != "off"; }
+  bool power_aware() const { return is_power_aware(mode); }
 };
 
 struct RegistryLimits {

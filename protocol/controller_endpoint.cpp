@@ -58,6 +58,10 @@ struct ControllerEndpoint::Conn {
   bool established = false;
   SecureChannel channel;
   PeerIdentity peer;
+  // Admin sessions: a request was handed out and its answer is not queued yet (nothing more
+  // is read meanwhile).
+  bool awaiting_answer = false;
+  bool is_admin() const { return established && peer.role == PeerRole::admin; }
 };
 
 const char *event_kind_name(ControllerEvent::Kind kind) {
@@ -173,7 +177,15 @@ Status ControllerEndpoint::send(ConnectionId id, const Message &message) {
     if (!st.ok()) return st;
     st = c.out.push(scratch_);
     if (st.ok()) st = c.out.flush(c.fd.get());
-    if (!st.ok()) drop(c, st, &pending_, st.code == Errc::send_buffer_full);
+    if (!st.ok()) {
+      drop(c, st, &pending_, st.code == Errc::send_buffer_full);
+      return st;
+    }
+    if (c.is_admin() && c.awaiting_answer) {
+      // Answered: its next request is taken once this answer has left (poll_once).
+      c.awaiting_answer = false;
+      resumed_.insert(id);
+    }
     return st;
   } catch (const std::bad_alloc &) {
     return Status::error(Errc::internal, "out of memory sending a message");
@@ -195,6 +207,30 @@ void ControllerEndpoint::accept_all(double now_s, std::vector<ControllerEvent> &
       events.push_back(std::move(e));
       return;
     }
+    const std::string address = peer.to_string();
+    const std::string host = address.substr(0, address.rfind(':'));
+    std::size_t pending_here = 0;
+    for (const auto &kv : conns_) {
+      const Conn &o = *kv.second;
+      if (!o.established && o.address.compare(0, host.size() + 1, host + ":") == 0 &&
+          o.address.rfind(':') == host.size())
+        ++pending_here;
+    }
+    if (pending_here >= config_.max_pending_per_address) {
+      const Status why = Status::error(Errc::too_many_connections,
+                                       "address " + host + " holds its limit of " +
+                                           std::to_string(config_.max_pending_per_address) +
+                                           " connections without a HELLO");
+      const std::string frame = refusal_frame(why);
+      (void)::send(fd.get(), frame.data(), frame.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      ControllerEvent e;
+      e.kind = ControllerEvent::Kind::refused;
+      e.address = address;
+      e.status = why;
+      events.push_back(std::move(e));
+      continue;
+    }
+    if (conns_.size() >= config_.max_connections) evict_oldest_pending(events);
     if (conns_.size() >= config_.max_connections) {
       const Status why = Status::error(
           Errc::too_many_connections, "controller holds its limit of " +
@@ -209,7 +245,7 @@ void ControllerEndpoint::accept_all(double now_s, std::vector<ControllerEvent> &
       continue;
     }
     const ConnectionId id = next_id_++;
-    conns_.emplace(id, std::make_unique<Conn>(id, std::move(fd), peer.to_string(), now_s,
+    conns_.emplace(id, std::make_unique<Conn>(id, std::move(fd), address, now_s,
                                               config_.max_send_queue_bytes));
   }
 }
@@ -223,6 +259,20 @@ bool ControllerEndpoint::on_frame(Conn &c, const std::uint8_t *data, std::size_t
     if (!st.ok()) {
       drop(c, st, &events);
       return false;
+    }
+    if (acc.peer.role == PeerRole::admin) {
+      std::size_t mine = 0;
+      for (const auto &kv : conns_)
+        if (kv.second->is_admin() && kv.second->peer.uid == acc.peer.uid) ++mine;
+      if (mine >= config_.max_admin_sessions_per_uid) {
+        drop(c,
+             Status::error(Errc::too_many_connections,
+                           "uid " + std::to_string(acc.peer.uid) + " holds its limit of " +
+                               std::to_string(config_.max_admin_sessions_per_uid) +
+                               " admin sessions"),
+             &events);
+        return false;
+      }
     }
     c.established = true;
     c.channel = std::move(acc.channel);
@@ -276,6 +326,15 @@ bool ControllerEndpoint::on_frame(Conn &c, const std::uint8_t *data, std::size_t
          &events, false);
     return false;
   }
+  if (c.is_admin() && !take_admin_token(c.peer.uid, now_s)) {
+    drop(c,
+         Status::error(Errc::rate_limited,
+                       "uid " + std::to_string(c.peer.uid) + " sent more than " +
+                           std::to_string(static_cast<int>(config_.admin_requests_per_s)) +
+                           " admin requests a second"),
+         &events);
+    return false;
+  }
   if (f.header.type == MsgType::admin_set_budget && !c.peer.may_admin) {
     // Refused here, where the uid is known, so no caller can forget the check.
     AdminResult r;
@@ -308,6 +367,7 @@ bool ControllerEndpoint::on_frame(Conn &c, const std::uint8_t *data, std::size_t
          &events);
     return false;
   }
+  if (c.is_admin()) c.awaiting_answer = true;  // nothing more is read until it is answered
   e.kind = ControllerEvent::Kind::message;
   e.address = c.address;
   e.peer = c.peer;
@@ -316,8 +376,40 @@ bool ControllerEndpoint::on_frame(Conn &c, const std::uint8_t *data, std::size_t
   return true;
 }
 
+bool ControllerEndpoint::take_admin_token(std::uint32_t uid, double now_s) {
+  auto [it, fresh] = admin_buckets_.try_emplace(uid);
+  Bucket &b = it->second;
+  if (fresh) {
+    b.tokens = config_.admin_request_burst;
+    b.at_s = now_s;
+  }
+  b.tokens = std::min(config_.admin_request_burst,
+                      b.tokens + std::max(0.0, now_s - b.at_s) * config_.admin_requests_per_s);
+  b.at_s = now_s;
+  if (b.tokens < 1.0) return false;
+  b.tokens -= 1.0;
+  return true;
+}
+
+bool ControllerEndpoint::evict_oldest_pending(std::vector<ControllerEvent> &events) {
+  Conn *oldest = nullptr;
+  for (const auto &kv : conns_) {
+    Conn &o = *kv.second;
+    if (!o.established && (!oldest || o.opened_at_s < oldest->opened_at_s)) oldest = &o;
+  }
+  if (!oldest) return false;
+  drop(*oldest,
+       Status::error(Errc::too_many_connections,
+                     "closed without a HELLO to make room: the controller holds its limit of " +
+                         std::to_string(config_.max_connections) + " connections"),
+       &events);
+  return true;
+}
+
 bool ControllerEndpoint::drain(Conn &c, double now_s, std::vector<ControllerEvent> &events) {
   for (;;) {
+    // An admin session's next request waits until the answer to the last one has left.
+    if (c.is_admin() && (c.awaiting_answer || !c.out.empty())) return true;
     const std::uint8_t *data = nullptr;
     std::size_t size = 0;
     Status err;
@@ -365,6 +457,9 @@ void ControllerEndpoint::expire(double now_s, std::vector<ControllerEvent> &even
     else if (c->established && config_.idle_timeout_s > 0.0 &&
              now_s - c->last_rx_s > config_.idle_timeout_s)
       late.push_back(id);
+    else if (c->is_admin() && config_.admin_idle_timeout_s > 0.0 &&
+             now_s - c->last_rx_s > config_.admin_idle_timeout_s)
+      late.push_back(id);
   }
   for (ConnectionId id : late) {
     auto it = conns_.find(id);
@@ -386,6 +481,18 @@ std::vector<ControllerEvent> ControllerEndpoint::poll_once(double now_s, int max
   try {
     events.swap(pending_);
     expire(now_s, events);
+    // Admin sessions whose answer was queued since: the frames they sent meanwhile are
+    // already read (or wait in the socket), take the next one now.
+    for (ConnectionId id : std::vector<ConnectionId>(resumed_.begin(), resumed_.end())) {
+      auto it = conns_.find(id);
+      if (it == conns_.end()) {
+        resumed_.erase(id);
+        continue;
+      }
+      if (!it->second->out.empty()) continue;  // its answer has not left yet
+      resumed_.erase(id);
+      (void)drain(*it->second, now_s, events);
+    }
 
     pfds_.clear();
     polled_.clear();
@@ -393,7 +500,8 @@ std::vector<ControllerEvent> ControllerEndpoint::poll_once(double now_s, int max
     pfds_.push_back({listener_.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
     double deadline = accepting ? std::numeric_limits<double>::infinity() : accept_paused_until_s_;
     for (const auto &[id, c] : conns_) {
-      short ev = POLLIN;
+      // An admin session with a request in work is not read (its socket fills, it waits).
+      short ev = c->is_admin() && (c->awaiting_answer || !c->out.empty()) ? 0 : POLLIN;
       if (!c->out.empty()) ev |= POLLOUT;
       pfds_.push_back({c->fd.get(), ev, 0});
       polled_.push_back(id);
@@ -401,6 +509,8 @@ std::vector<ControllerEvent> ControllerEndpoint::poll_once(double now_s, int max
         deadline = std::min(deadline, c->opened_at_s + config_.handshake_timeout_s);
       else if (config_.idle_timeout_s > 0.0)
         deadline = std::min(deadline, c->last_rx_s + config_.idle_timeout_s);
+      if (c->is_admin() && config_.admin_idle_timeout_s > 0.0)
+        deadline = std::min(deadline, c->last_rx_s + config_.admin_idle_timeout_s);
     }
     const std::size_t n_own = pfds_.size();
     if (extra != nullptr) pfds_.insert(pfds_.end(), extra->begin(), extra->end());

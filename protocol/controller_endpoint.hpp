@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "protocol/auth.hpp"
@@ -37,6 +38,20 @@ struct ControllerConfig {
   std::size_t max_connections = 16384;
   double handshake_timeout_s = 10.0;  // a connection must complete its HELLO within this
   double idle_timeout_s = 0.0;        // > 0: close sessions that sent nothing for this long
+  // What one party may cost, so that node sessions and the control period always come first.
+  // Admin sessions (powergrad status, set-budget: any local user may open one) are bounded
+  // per uid: sessions at once, requests per second (a token bucket shared by the uid's
+  // sessions), and time without a request. Each admin session has at most one request in
+  // work: its next one is read only once the answer is queued, so a peer that never reads
+  // its answers holds one answer, not a queue of them.
+  std::size_t max_admin_sessions_per_uid = 8;
+  double admin_requests_per_s = 10.0;
+  double admin_request_burst = 20.0;
+  double admin_idle_timeout_s = 60.0;
+  // Connections that have not sent their HELLO yet, per peer address. When the connection
+  // limit is reached, the oldest of them makes room for a newcomer (a restarting node's
+  // HELLO comes at once; a connection that never sends one is the one to go).
+  std::size_t max_pending_per_address = 64;
   // Per connection; must hold one ADMIN_STATUS frame (4 MiB of JSON).
   std::size_t max_send_queue_bytes = 8u << 20;
   // Per connection per poll round, so one busy peer cannot starve the others.
@@ -107,6 +122,11 @@ class ControllerEndpoint {
   bool on_frame(Conn &c, const std::uint8_t *data, std::size_t size, double now_s,
                 std::vector<ControllerEvent> &events);
   void expire(double now_s, std::vector<ControllerEvent> &events);
+  // An admin request of this uid may go on (a token taken), or not.
+  bool take_admin_token(std::uint32_t uid, double now_s);
+  // Makes room for one more connection by dropping the oldest one without a HELLO; false if
+  // there is none.
+  bool evict_oldest_pending(std::vector<ControllerEvent> &events);
   // Closes with an ERROR to the peer (sealed if a session is open) and an event.
   void drop(Conn &c, const Status &why, std::vector<ControllerEvent> *events,
             bool tell_peer = true);
@@ -118,6 +138,14 @@ class ControllerEndpoint {
   ConnectionId next_id_ = 1;
   std::unordered_map<ConnectionId, std::unique_ptr<Conn>> conns_;
   std::unordered_map<std::string, ConnectionId> nodes_;
+  struct Bucket {
+    double tokens = 0.0;
+    double at_s = 0.0;
+  };
+  std::unordered_map<std::uint32_t, Bucket> admin_buckets_;
+  // Admin sessions answered since the last round: their next frames are taken once the
+  // answer has left.
+  std::unordered_set<ConnectionId> resumed_;
   std::vector<ControllerEvent> pending_;  // from send(), reported by the next poll_once
   double accept_paused_until_s_ = 0.0;
   std::vector<pollfd> pfds_;

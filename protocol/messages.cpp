@@ -10,7 +10,7 @@ namespace {
 
 // Enum ranges on the wire (u8); a value above these is rejected as bad_enum. Kept next to
 // the codec so a new enumerator in libgradient shows up here as a failing round-trip test.
-constexpr std::uint8_t kMaxJobMode = static_cast<std::uint8_t>(JobMode::unmanaged);
+constexpr std::uint8_t kMaxJobMode = static_cast<std::uint8_t>(JobMode::off);
 constexpr std::uint8_t kMaxCounterKind = static_cast<std::uint8_t>(CounterKind::emulated);
 constexpr std::uint8_t kMaxGradientUnit =
     static_cast<std::uint8_t>(GradientUnit::latency_s_saved_per_w);

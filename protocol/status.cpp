@@ -82,6 +82,8 @@ const char *errc_name(Errc code) {
       return "not_connected";
     case Errc::too_many_connections:
       return "too_many_connections";
+    case Errc::rate_limited:
+      return "rate_limited";
     case Errc::bad_address:
       return "bad_address";
     case Errc::internal:

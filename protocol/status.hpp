@@ -62,7 +62,8 @@ enum class Errc : std::uint16_t {
   timeout = 503,
   not_connected = 504,
   too_many_connections = 505,
-  bad_address = 506,  // host/port do not resolve or do not parse
+  bad_address = 506,   // host/port do not resolve or do not parse
+  rate_limited = 507,  // a peer (a uid's admin sessions) asked more than its share
 
   internal = 900,  // a bug or resource exhaustion (allocation, getrandom)
 };

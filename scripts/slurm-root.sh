@@ -5,6 +5,12 @@
 # PowerGrad is built and tested for them inside such a root (see tests/cluster/README.md).
 #
 #   scripts/slurm-root.sh VERSION       make or refresh the root; prints its path last
+#   scripts/slurm-root.sh VERSION --slurm-source PATH
+#       the same, with Slurm's source from PATH (a release tarball such as SchedMD's
+#       slurm-26.05.5.tar.bz2, or an unpacked tree) instead of the mirror: it is copied into
+#       the root and configured there (install-deps.sh --slurm-source), and the root's
+#       controller plugin can be built again. For a mirror that lists a source package but
+#       does not serve it (Debian unstable's slurm-wlm 26.05.5)
 #   scripts/slurm-root.sh --path VERSION  print the root's path (no change)
 #   scripts/slurm-root.sh --enter VERSION [--] CMD [ARGS...]
 #       run CMD inside the (already made) root, as root, in the current folder: /proc,
@@ -22,16 +28,19 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 roots=${PG_ROOTS:-/var/cache/powergrad/roots}
 
-usage() { sed -n '2,21p' "$0"; }
+usage() { sed -n '2,27p' "$0"; }
 only_path=0
 action=make
 ver=
+given_src=
 cmd=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --path) only_path=1 ;;
     --enter) action=enter ;;
     --umount) action=umount ;;
+    --slurm-source) [ $# -ge 2 ] || { echo "slurm-root: --slurm-source needs a path" >&2; exit 2; }
+                    given_src=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift; cmd=("$@"); break ;;
     -*) echo "slurm-root: unknown option '$1'" >&2; exit 2 ;;
@@ -51,7 +60,13 @@ case "$ver" in
   *) echo "slurm-root: unsupported Slurm version '$ver' (supported: 22.05, 24.11, 26.05)" >&2
      exit 2 ;;
 esac
+if [ -n "$given_src" ]; then
+  [ "$action" = make ] && [ "$only_path" -eq 0 ] ||
+    { echo "slurm-root: --slurm-source goes with making the root only" >&2; exit 2; }
+  [ -e "$given_src" ] || { echo "slurm-root: --slurm-source $given_src: no such file or folder" >&2; exit 2; }
+fi
 if [ -z "$suite" ]; then
+  if [ -n "$given_src" ]; then exec "$top/scripts/install-deps.sh" --slurm-source "$given_src"; fi
   case $action in
     enter) exec "${cmd[@]}" ;;
     umount) exit 0 ;;
@@ -178,17 +193,41 @@ in_root() {
 in_root bash /opt/powergrad-scripts/install-deps.sh --no-source >> "$log" 2>&1 ||
   { tail -30 "$log" >&2; say "installing packages failed inside the root (log: $log)"; exit 1; }
 rm -f "$root/.powergrad-no-source"
-if ! in_root bash /opt/powergrad-scripts/install-deps.sh >> "$log" 2>&1; then
+src_args=()
+given_failed=0
+if [ -n "$given_src" ]; then
+  # The admin's Slurm source, copied where install-deps.sh inside the root sees it (it
+  # unpacks or copies it again into its own folder, so this copy goes afterwards).
+  given_dir=$root/var/cache/powergrad/slurm-src/given
+  rm -rf "$given_dir"
+  mkdir -p "$given_dir"
+  cp -a "$given_src" "$given_dir/"
+  src_args=(--slurm-source "/var/cache/powergrad/slurm-src/given/$(basename "$given_src")")
+  say "Slurm source from $given_src"
+fi
+log_size=$(stat -c %s "$log")
+if in_root bash /opt/powergrad-scripts/install-deps.sh "${src_args[@]}" >> "$log" 2>&1; then
+  # (a given source of another micro version is used with a warning: show it here too)
+  tail -c +$((log_size + 1)) "$log" | grep '^install-deps: WARNING' >&2 || true
+elif [ -n "$given_src" ]; then
+  tail -8 "$log" >&2
+  say "ERROR: the Slurm source $given_src could not be used (log: $log): the controller" \
+      "plugin cannot be built in this root"
+  touch "$root/.powergrad-no-source"
+  given_failed=1
+else
   # The daemons, tools and SPANK plugin still build and run; only the controller plugin
   # (Slurm's internal headers) does not, and configure says so.
   tail -8 "$log" >&2
   say "WARNING: Slurm's source for $ver could not be fetched from $url (log: $log): the" \
-      "controller plugin cannot be built in this root"
+      "controller plugin cannot be built in this root; give it with --slurm-source PATH"
   # The reason, for scripts/run-tests.sh's table: apt's last failed fetch (e.g. a 404).
   { grep -E '^E: Failed to fetch' "$log" || grep -E '^E: ' "$log" || true; } |
     tail -n1 > "$root/.powergrad-no-source"
 fi
+[ -z "$given_src" ] || rm -rf "$given_dir"
 done_step "packages and Slurm source"
 touch "$root/.powergrad-ready"
 say "ready: Slurm $(chroot "$root" dpkg-query -W -f='${Version}' slurmctld 2>/dev/null || echo '?')"
+[ "$given_failed" -eq 0 ] || exit 1
 echo "$root"

@@ -8,7 +8,7 @@
 //   service (one job per service, on its socket's domain) the counter deltas of its cores:
 //   cycles, instructions, memory-stall and reference cycles with hardware counters,
 //   task-clock only with `counters: software`. A service's job is in latency mode, or
-//   unmanaged for a service with `power_aware: false`, as the node agent passes plain jobs:
+//   mode off for a service with `power_aware: false`, as the node agent passes plain jobs:
 //   measured and protected, never steered (a node with only such jobs reports no steerable
 //   work, and the cluster controller holds it at its plain share). The busy fraction is left to the
 //   controller (task-clock / (interval x CPUs)); an application progress rate (requests
@@ -16,8 +16,8 @@
 //   service's parallel servers only with `agent_knows_servers: true` (otherwise the library's
 //   default, 1). The agent's power model per socket is the node agent's generic one
 //   (P0 = 0.29 x max cap, TDP = max cap, 3.4 GHz, alpha 1: a real agent knows the caps'
-//   range, not the socket's P0, clock or its workloads' activity). The decision's caps are written in
-//   decision.apply_order; decision.report goes to the transport.
+//   range, not the socket's P0, clock or its workloads' activity). The decision's caps are written
+//   in decision.apply_order; decision.report goes to the transport.
 // - The cluster controller is configured from the scenario: budget, groups with their
 //   limits, each node's floor = the sum of its sockets' minimum caps and max = the sum of
 //   their maximum caps, the plain share (`plain_share`); period = control_period_s, lease
@@ -255,7 +255,7 @@ class PowergradPolicy final : public Policy {
       const CounterReading &last = a.last_counters[j];
       JobInput &job = in.jobs[j];
       job.key = s.name;
-      job.mode = s.power_aware ? JobMode::latency : JobMode::unmanaged;
+      job.mode = s.power_aware ? JobMode::latency : JobMode::off;
       JobDomainInput jd;
       jd.domain = d;
       jd.cpus = s.servers;

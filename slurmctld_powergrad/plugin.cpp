@@ -10,8 +10,10 @@
 //
 // A configuration that cannot be used (missing, a bad line, a node slurm.conf does not
 // know, floors above the budget) is logged with the file, line and reason, and the plugin
-// stays inert: no power control, job records still kept. A listen address that is taken is
-// tried again every second for a while (a restarting slurmctld may still hold it).
+// stays inert: no power control, job records still kept. A listen address that is taken
+// (a restarting slurmctld may still hold it, or another program) is tried again after 1 s,
+// 2 s, ... up to every 30 s for as long as slurmctld runs (controller/listen_retry.hpp),
+// job records kept meanwhile.
 // init() never fails: slurmctld treats a failing PrEp plugin as fatal.
 //
 // Running jobs' power series live in memory (JobPowerLedger); the thread saves them every
@@ -25,10 +27,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <chrono>
 #include <exception>
 #include <future>
 #include <memory>
@@ -36,20 +38,22 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 extern "C" {
 #include <slurm/slurm.h>
 }
 
-#include "posix/unique_fd.hpp"
-#include "protocol/auth.hpp"
-#include "protocol/controller_endpoint.hpp"
-#include "jobreport/series.hpp"
 #include "controller/controller_service.hpp"
 #include "controller/ctld_config.hpp"
 #include "controller/job_power.hpp"
 #include "controller/job_records.hpp"
+#include "controller/listen_retry.hpp"
+#include "jobreport/series.hpp"
+#include "posix/unique_fd.hpp"
+#include "protocol/auth.hpp"
+#include "protocol/controller_endpoint.hpp"
 #include "slurmctld_powergrad/slurm_adapter.h"
 
 extern "C" {
@@ -58,7 +62,9 @@ extern const char plugin_type[];
 extern const uint32_t plugin_version;
 const char plugin_name[] = "PowerGrad cluster power controller";
 const char plugin_type[] = "prep/powergrad";
-const uint32_t plugin_version = SLURM_VERSION_NUMBER;
+// The installed Slurm's version (configure): Slurm loads a PrEp plugin only if this equals
+// its own major.minor.micro, and the source tree's headers may be of another micro version.
+const uint32_t plugin_version = PG_SLURM_PLUGIN_VERSION;
 
 int init(void);
 int fini(void);
@@ -75,9 +81,6 @@ constexpr const char *kConfEnv = "POWERGRAD_CONF";
 // job through CONFIGURING; see prep_p_required in slurm_adapter.c). Off by default: the
 // controller thread records a running job within one control period anyway.
 constexpr const char *kStartHookEnv = "POWERGRAD_START_HOOK";
-// A listen address that is taken is tried again this often, this many times.
-constexpr double kListenRetryS = 1.0;
-constexpr int kListenTries = 60;
 constexpr double kInertPeriodS = 1.0;
 // How often the running jobs' series are saved: a crash of slurmctld loses at most this.
 constexpr double kSaveRunningSeriesS = 60.0;
@@ -201,11 +204,11 @@ class Controller {
     series_keep_days_ = file.series_keep_days;
     if (!state_dir.empty()) {
       settings.budget_state_path = state_dir + "/budget";
-    } else {
+    } else if (listen_.state().failed_attempts == 0) {  // said once, not at every retry
       log_error(path + ": no StateDir= and slurm.conf has no StateSaveLocation: run-time budgets "
                        "will not survive a restart");
     }
-    if (series_dir_.empty()) {
+    if (series_dir_.empty() && listen_.state().failed_attempts == 0) {
       log_error(path + ": no SeriesDir= and slurm.conf has no StateSaveLocation: per-job power "
                        "series will not be written");
     }
@@ -245,17 +248,16 @@ class Controller {
                                               admin_uids);
     ec.idle_timeout_s = 0.0;
     auth_ = std::make_unique<proto::MungeAuthenticator>(proto::munge_socket_from_env());
-    const proto::Status st = proto::ControllerEndpoint::open(ec, *auth_, endpoint_);
-    if (!st.ok()) {
-      const std::string why = path + ": cannot listen on " + file.listen_host + ":" +
-                              std::to_string(file.listen_port) + ": " + st.to_string();
-      if (++listen_tries_ < kListenTries) {
-        if (listen_tries_ == 1) log_error(why + "; trying again every second");
-        listen_retry_ = true;
-        return false;
-      }
-      return refuse(why);
+    std::string listen_line;
+    endpoint_ = listen_.attempt(ec, *auth_, clock_.monotonic_s(), clock_.wall_s(), &listen_line);
+    if (!endpoint_) {
+      if (!listen_line.empty()) log_error(path + ": " + listen_line);
+      listen_retry_ = true;
+      return false;
     }
+    settings.listen = listen_.state();
+    settings.private_jobs = pg_adapter_private_jobs() != 0;
+    settings.sees_all_jobs = [](std::uint32_t uid) { return pg_adapter_sees_all_jobs(uid) != 0; };
     service_ = std::make_unique<powergrad::ControllerService>(
         settings, std::move(controller), *endpoint_, clock_, job_ledger,
         [](powergrad::ServiceLogLevel level, const std::string &m) {
@@ -280,7 +282,13 @@ class Controller {
              ", " + std::to_string(file.groups.size()) + " groups, listening on " +
              file.listen_host + ":" + std::to_string(endpoint_->port()) +
              (settings.schedule ? ", budget schedule " + settings.schedule_path : "") +
-             (series_dir_.empty() ? "" : ", job series in " + series_dir_));
+             (series_dir_.empty() ? "" : ", job series in " + series_dir_) +
+             (settings.listen.failed_attempts == 0
+                  ? std::string()
+                  : "; listening after " + std::to_string(settings.listen.failed_attempts) +
+                        " failed attempts since " +
+                        powergrad::local_time_text(settings.listen.failing_since_s) + " (" +
+                        settings.listen.last_error + ")"));
     prune_series();
     restore_running_series();
     return true;
@@ -311,19 +319,23 @@ class Controller {
       // PrEp plugins are loaded before slurmctld reads its nodes and jobs.
       while (!stop_ && !pg_adapter_controller_ready()) wait_s(0.2);
       bool active = false;
-      while (!stop_) {
+      auto try_setup = [&] {
         listen_retry_ = false;
         try {
           active = setup();
         } catch (const std::exception &e) {
           refuse(std::string("setup failed: ") + e.what());
         }
-        if (active || !listen_retry_) break;
-        wait_s(kListenRetryS);
-      }
+      };
+      try_setup();
       double next_records = 0.0;
       double next_series_save = clock_.monotonic_s() + kSaveRunningSeriesS;
       while (!stop_) {
+        // Inert while the listen address is taken: job records go on, and the whole setup
+        // runs again when the next attempt is due (powergrad.conf may have changed too).
+        if (!active && listen_retry_ && clock_.monotonic_s() >= listen_.next_try_s()) {
+          try_setup();
+        }
         std::vector<pollfd> extra{{wake_read_.get(), POLLIN, 0}};
         if (active) {
           service_->run_once(200, &extra);
@@ -364,6 +376,7 @@ class Controller {
   // Copy the running power-aware jobs (read lock), decide (no lock), store the comments
   // that changed (write lock, only if any did). Then write the series of jobs that ended.
   void update_job_records() {
+    if (service_) update_job_owners();
     pg_job_view_t *views = nullptr;
     size_t n = 0;
     if (pg_adapter_snapshot_power_aware_jobs(&views, &n) != 0) {
@@ -381,6 +394,23 @@ class Controller {
       pg_adapter_apply_comments(changed.data(), changed.size(), comment_for_job, nullptr);
     }
     write_finished_series(&running);
+  }
+
+  // PrivateData=jobs (read again: `scontrol reconfigure` may change it) and, with it, who
+  // owns each job, so that status shows a user only their own jobs' ids.
+  void update_job_owners() {
+    const bool private_jobs = pg_adapter_private_jobs() != 0;
+    service_->set_private_jobs(private_jobs);
+    if (!private_jobs) return;
+    uint32_t *ids = nullptr, *uids = nullptr;
+    size_t n = 0;
+    if (pg_adapter_job_owners(&ids, &uids, &n) != 0) return;  // last period's owners stay
+    std::unordered_map<uint32_t, uint32_t> owners;
+    owners.reserve(n);
+    for (size_t i = 0; i < n; ++i) owners[ids[i]] = uids[i];
+    free(ids);
+    free(uids);
+    service_->set_job_owners(std::move(owners));
   }
 
   // A job's series is written once it is no longer running and no report has mentioned it
@@ -470,7 +500,7 @@ class Controller {
 
   std::atomic<bool> stop_{false};
   bool listen_retry_ = false;
-  int listen_tries_ = 0;
+  powergrad::ListenRetry listen_;
   std::thread thread_;
   std::promise<void> done_;
   std::future<void> done_future_;

@@ -10,12 +10,34 @@
  * Supported: 22.05, and 23.02 up to 26.05 (configure refuses others). Differences handled:
  *   23.02: prep.h and accounting_storage.h moved from src/common/ to src/interfaces/;
  *          list_itr_t replaces ListIterator (gone in 24.05).
+ *   24.11: whether slurmctld queued a job's start to the database is IS_JOB_IN_DB()
+ *          (db_flags' SLURMDB_JOB_FLAG_START_R), no longer a nonzero db_index; since 25.11
+ *          db_index is the job's SLUID, set when the job is created (job_record_set_sluid),
+ *          so in 26.05 it would say "sent" for every job.
+ * Unchanged from 24.11 to 26.05 (read in the 26.05 branch's source): the job_record_t
+ * fields read here (src/common/job_record.h), slurmctld_lock_t and lock_slurmctld()
+ * (locks.h), job_list, last_job_update, find_job_record() and acct_db_conn (slurmctld.h),
+ * next_node(), node_record_table_ptr and node_record_count (node_conf.h), slurm_conf's
+ * slurm_conf, state_save_location and slurm_user_id (slurm.h), the list API (list.h),
+ * jobacct_storage_g_job_start()/_complete() (interfaces/accounting_storage.h) and the PrEp
+ * entry points (interfaces/prep.c). In 26.05 running_in_slurmctld(), info() and debug() are
+ * macros (run_in_daemon(), log_var()); the same calls compile.
+ *
+ * Within a release series Slurm changes internal structs too: 26.05.5's job_record_t is 8
+ * bytes longer than the 26.05 branch's (26.05.4pre) from offset 152 on (seen in 26.05.5's
+ * binaries). A plugin built against another micro version's headers (configure warns)
+ * would misread every job, so before using any job record the plugin checks that
+ * slurmctld's job records have the size and magic its headers give (job_layout_ok()); if
+ * not, it logs so once and leaves job records alone. The check catches a changed size, not
+ * a reordering within the same size: build against the running version's own source.
  *
  * slurmd loads PrEp plugins too (for its prolog/epilog), and slurmd has no job list, no
  * controller locks and no accounting connection. The symbols only slurmctld defines are
  * therefore weak references: in slurmd they are NULL, the plugin still loads (also with
  * -z now), and nothing here touches them unless running inside slurmctld.
  */
+/* This file keeps the style of Slurm's sources, whose internal headers it uses: */
+/* clang-format off */
 #include "config.h"
 
 #include <stdbool.h>
@@ -52,6 +74,10 @@ typedef ListIterator pg_list_iter_t;
 #pragma weak lock_slurmctld
 #pragma weak unlock_slurmctld
 #pragma weak find_job_record
+#pragma weak validate_operator
+
+/* 1: slurmctld's job records match these headers; -1: they do not; 0: not checked yet. */
+static int job_layout = 0;
 
 static const char env_key[] = "POWERGRAD=";
 static const char env_key_prefixed[] = "SPANK_POWERGRAD=";
@@ -63,6 +89,46 @@ void pg_adapter_log_debug(const char *msg) { debug("powergrad: %s", msg); }
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
+}
+
+/*
+ * Whether this slurmctld's job records are laid out as the headers built against say:
+ * slurmctld allocates each with xmalloc(sizeof(job_record_t)), whose size xsize() gives,
+ * and stamps it with JOB_MAGIC. Checked on the first record seen (a job lock is held), then
+ * remembered. Without it, a plugin built against another micro version's headers reads
+ * wrong fields and crashes slurmctld (seen with 26.05.3's headers, the same as the 26.05
+ * branch's, on 26.05.5).
+ */
+static bool job_layout_ok(job_record_t *job_ptr)
+{
+	int state = __atomic_load_n(&job_layout, __ATOMIC_RELAXED);
+	size_t size;
+
+	if (state)
+		return state > 0;
+	size = xsize(job_ptr);
+	if (job_ptr->magic != JOB_MAGIC || size != sizeof(job_record_t)) {
+		if (__atomic_exchange_n(&job_layout, -1, __ATOMIC_RELAXED) != -1)
+			error("powergrad: this slurmctld's job records do not match the Slurm %s headers PowerGrad was built against (a record of %zu bytes with magic 0x%x; the headers say %zu bytes and 0x%x): PowerGrad leaves job records alone (no AdminComment records); rebuild it against this Slurm version's own source",
+			      SLURM_VERSION_STRING, size, job_ptr->magic,
+			      sizeof(job_record_t), JOB_MAGIC);
+		return false;
+	}
+	__atomic_store_n(&job_layout, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+/*
+ * Whether slurmctld has queued the job's start to the accounting database (see the notes on
+ * 24.11 and 25.11 at the top).
+ */
+static bool db_start_sent(const job_record_t *job_ptr)
+{
+#if SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(24, 11, 0)
+	return IS_JOB_IN_DB(job_ptr);
+#else
+	return job_ptr->db_index != 0;
+#endif
 }
 
 /* Points into the job's env: the value of POWERGRAD, or NULL. */
@@ -118,7 +184,7 @@ static int run_hook(job_record_t *job_ptr, int running)
 	pg_job_view_t v;
 	char *c;
 
-	if (!hook_fn || !job_ptr)
+	if (!hook_fn || !job_ptr || !job_layout_ok(job_ptr))
 		return 0;
 	borrow_view(job_ptr, &v);
 	if (!v.mode)
@@ -133,18 +199,19 @@ static int run_hook(job_record_t *job_ptr, int running)
 /*
  * The job's start to slurmdbd, if slurmctld has not sent it yet. With slurmdbd, slurmctld
  * sends a job's start out of band: a thread of the accounting_storage/slurmdbd plugin sends
- * the starts of jobs that have no db_index yet every 5 s. A job that ends within that window
+ * the starts of jobs that have no db_index yet every 5 s (22.05; since 24.11 slurmctld queues
+ * the start when it allocates the nodes, so this is a fallback). A job that ends within that window
  * has its completion queued first, and slurmdbd then creates the job's row from the
  * completion message, which carries no job name: sacct shows JobName "allocation" (and no
  * work dir, submit line...) until the thread's next pass. PowerGrad's reports read those
  * rows right after the job ends, so the start is queued now, on the same ordered agent queue
  * (the row is found by job id and submit time, so no second row is made). The job is
  * finished here, so this only queues the message (no wait for slurmdbd under the lock);
- * db_index becomes NO_VAL64 so the thread does not send it again.
+ * slurmctld then marks the start as sent, so it is not sent again.
  */
 static void send_missing_db_start(job_record_t *job_ptr)
 {
-	if (job_ptr->db_index || !IS_JOB_FINISHED(job_ptr))
+	if (db_start_sent(job_ptr) || !IS_JOB_FINISHED(job_ptr))
 		return;
 	if (jobacct_storage_g_job_start(acct_db_conn, job_ptr) != SLURM_SUCCESS)
 		error("powergrad: could not queue the accounting start of %pJ", job_ptr);
@@ -217,10 +284,12 @@ extern int prep_p_prolog_slurmctld(job_record_t *job_ptr, bool *async)
 extern int prep_p_epilog_slurmctld(job_record_t *job_ptr, bool *async)
 {
 	*async = false;
+	if (!job_ptr || !job_layout_ok(job_ptr))
+		return SLURM_SUCCESS;
 	if (run_hook(job_ptr, 0))
 		resend_completion(job_ptr);
-	else if (job_ptr && job_ptr->db_index == 0 && job_mode(job_ptr) &&
-		 slurm_with_slurmdbd() && acct_db_conn)
+	else if (!db_start_sent(job_ptr) && job_mode(job_ptr) && slurm_with_slurmdbd() &&
+		 acct_db_conn)
 		send_missing_db_start(job_ptr);
 	return SLURM_SUCCESS;
 }
@@ -263,6 +332,10 @@ int pg_adapter_snapshot_power_aware_jobs(pg_job_view_t **out, size_t *count)
 	it = list_iterator_create(job_list);
 	while ((job_ptr = list_next(it))) {
 		const char *mode;
+		if (!job_layout_ok(job_ptr)) {
+			rc = -1;
+			break;
+		}
 		if (!IS_JOB_RUNNING(job_ptr))
 			continue;
 		if (!(mode = job_mode(job_ptr)))
@@ -335,6 +408,13 @@ int pg_adapter_known_job_ids(uint32_t **ids_out, unsigned char **running_out, si
 	}
 	it = list_iterator_create(job_list);
 	while ((job_ptr = list_next(it)) && n < cap) {
+		if (!job_layout_ok(job_ptr)) {
+			list_iterator_destroy(it);
+			unlock_slurmctld(job_read_lock);
+			free(ids);
+			free(running);
+			return -1;
+		}
 		ids[n] = job_ptr->job_id;
 		running[n] = (IS_JOB_RUNNING(job_ptr) || IS_JOB_SUSPENDED(job_ptr)) ? 1 : 0;
 		n++;
@@ -350,6 +430,45 @@ int pg_adapter_known_job_ids(uint32_t **ids_out, unsigned char **running_out, si
 	return 0;
 }
 
+int pg_adapter_job_owners(uint32_t **ids_out, uint32_t **uids_out, size_t *count)
+{
+	slurmctld_lock_t job_read_lock = { .job = READ_LOCK };
+	pg_list_iter_t it;
+	job_record_t *job_ptr;
+	size_t n = 0, cap;
+	uint32_t *ids, *uids;
+
+	*ids_out = NULL;
+	*uids_out = NULL;
+	*count = 0;
+	lock_slurmctld(job_read_lock);
+	if (!job_list) {
+		unlock_slurmctld(job_read_lock);
+		return -1;
+	}
+	cap = (size_t) list_count(job_list);
+	ids = malloc((cap ? cap : 1) * sizeof(*ids));
+	uids = malloc((cap ? cap : 1) * sizeof(*uids));
+	if (!ids || !uids) {
+		unlock_slurmctld(job_read_lock);
+		free(ids);
+		free(uids);
+		return -1;
+	}
+	it = list_iterator_create(job_list);
+	while ((job_ptr = list_next(it)) && n < cap) {
+		ids[n] = job_ptr->job_id;
+		uids[n] = job_ptr->user_id;
+		n++;
+	}
+	list_iterator_destroy(it);
+	unlock_slurmctld(job_read_lock);
+	*ids_out = ids;
+	*uids_out = uids;
+	*count = n;
+	return 0;
+}
+
 size_t pg_adapter_apply_comments(const uint32_t *ids, size_t count, pg_comment_fn fn,
 				 void *arg)
 {
@@ -361,7 +480,7 @@ size_t pg_adapter_apply_comments(const uint32_t *ids, size_t count, pg_comment_f
 		job_record_t *job_ptr = find_job_record(ids[i]);
 		pg_job_view_t v;
 		char *c;
-		if (!job_ptr)
+		if (!job_ptr || !job_layout_ok(job_ptr))
 			continue;
 		borrow_view(job_ptr, &v);
 		if (!v.mode)
@@ -408,6 +527,32 @@ uint32_t pg_adapter_slurm_user_uid(void)
 	uid = slurm_conf.slurm_user_id;
 	unlock_slurmctld(conf_read_lock);
 	return uid;
+}
+
+int pg_adapter_private_jobs(void)
+{
+	slurmctld_lock_t conf_read_lock = { .conf = READ_LOCK };
+	int private_jobs;
+
+	lock_slurmctld(conf_read_lock);
+	private_jobs = (slurm_conf.private_data & PRIVATE_DATA_JOBS) ? 1 : 0;
+	unlock_slurmctld(conf_read_lock);
+	return private_jobs;
+}
+
+int pg_adapter_sees_all_jobs(uint32_t uid)
+{
+	uint32_t slurm_user = pg_adapter_slurm_user_uid();
+
+	if (uid == 0 || uid == slurm_user)
+		return 1;
+	/*
+	 * Operators and admins of Slurm's accounting see private data too. validate_operator
+	 * takes the accounting manager's locks itself; no slurmctld lock may be held here.
+	 */
+	if (validate_operator && validate_operator((uid_t) uid))
+		return 1;
+	return 0;
 }
 
 int pg_adapter_node_names(char ***out, size_t *count)

@@ -78,6 +78,13 @@ void pg_adapter_free_views(pg_job_view_t *views, size_t count);
 int pg_adapter_known_job_ids(uint32_t **ids_out, unsigned char **running_out, size_t *count);
 
 /*
+ * The id and owner (uid) of every job in slurmctld's job list, copied under the job read
+ * lock into two malloc()ed arrays of *count entries (free() them). Returns 0, or -1 if
+ * slurmctld's job list is not available.
+ */
+int pg_adapter_job_owners(uint32_t **ids_out, uint32_t **uids_out, size_t *count);
+
+/*
  * Under the job write lock, for each job id in ids that still exists, calls fn with a view
  * of the job as it is now and stores the comment fn returns. Returns the number updated.
  */
@@ -92,6 +99,13 @@ char *pg_adapter_slurm_conf_path(void);
 /* slurm.conf's StateSaveLocation (malloc()ed, NULL if unknown). */
 char *pg_adapter_state_save_location(void);
 uint32_t pg_adapter_slurm_user_uid(void);
+/* 1 when slurm.conf's PrivateData hides jobs from users other than their owners. */
+int pg_adapter_private_jobs(void);
+/*
+ * 1 when uid sees every job whatever PrivateData says: root, SlurmUser, and users with
+ * AdminLevel Operator or Admin in Slurm's accounting (slurmctld's own validate_operator).
+ */
+int pg_adapter_sees_all_jobs(uint32_t uid);
 
 /*
  * The names of the nodes in slurmctld's node table, in its order, copied under the node

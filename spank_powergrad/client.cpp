@@ -13,13 +13,13 @@ namespace {
 // again in slurmstepd with remote == 1 (twice there). Returns nonzero to reject the value.
 int power_aware_cb(int /*val*/, const char *optarg, int remote) {
   SpankState &st = spank_state();
-  ModeParse m = parse_power_aware_mode(optarg, valueless_mode(st.config.default_mode));
+  ModeParse m = parse_job_mode(optarg, valueless_mode(st.config.default_mode));
   if (!m.mode) {
     if (remote) {
       // srun/sbatch validated it already; a value that still fails here came from an
       // incompatible client. Never fail a job over it: run it unsteered.
       log_error("%s; running this step without power management", m.error.c_str());
-      st.mode = PowerAwareMode::off;
+      st.mode = JobMode::off;
       return 0;
     }
     log_error("%s", m.error.c_str());
@@ -52,11 +52,11 @@ int client_init(spank_t sp) { return register_power_aware_option(sp); }
 
 int client_init_post_opt(spank_t sp) {
   // No --power-aware: the admin's default_mode (off unless every job is power-aware).
-  const PowerAwareMode mode = job_mode(spank_state());
-  if (mode == PowerAwareMode::off) return 0;
+  const JobMode mode = job_mode(spank_state());
+  if (mode == JobMode::off) return 0;
   // A new allocation carries the mode to slurmctld; inside an existing allocation this is
   // refused by Slurm for the job (the step still gets the option on the nodes), which is fine.
-  const spank_err_t rc = spank_job_control_setenv(sp, "POWERGRAD", mode_name(mode), 1);
+  const spank_err_t rc = spank_job_control_setenv(sp, "POWERGRAD", to_string(mode), 1);
   if (rc != ESPANK_SUCCESS && rc != ESPANK_NOT_AVAIL) {
     log_debug("job control environment not set: %s", spank_strerror(rc));
   }

@@ -4,9 +4,9 @@
 # Slurm-free parts, also linked into the unit tests.
 noinst_LTLIBRARIES += spank_powergrad/libspankcore.la
 spank_powergrad_libspankcore_la_SOURCES = \
-	spank_powergrad/power_aware_mode.cpp spank_powergrad/power_aware_mode.hpp \
 	spank_powergrad/plugin_config.cpp spank_powergrad/plugin_config.hpp \
 	spank_powergrad/node_name.cpp spank_powergrad/node_name.hpp \
+	spank_powergrad/slurmd_args.cpp spank_powergrad/slurmd_args.hpp \
 	spank_powergrad/slurm_conf.cpp spank_powergrad/slurm_conf.hpp
 
 plugin_LTLIBRARIES += spank_powergrad/spank_powergrad.la

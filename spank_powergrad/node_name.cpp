@@ -38,4 +38,22 @@ std::string this_slurmd_node_name() {
   return h.substr(0, h.find('.'));
 }
 
+std::string node_name_problem(const std::string &name) {
+  if (name.empty()) return "the node name is empty";
+  if (name.size() > 64) return "the node name is longer than 64 characters";
+  for (char c : name) {
+    const bool good = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-';
+    if (!good) return "the node name holds a character other than A-Z, a-z, 0-9, '.', '_', '-'";
+  }
+  if (name[0] == '.' || name[0] == '-')
+    return "the node name starts with '" + name.substr(0, 1) + "'";
+  return "";
+}
+
+std::string stepd_node_name(const char *env_value) {
+  if (env_value && *env_value) return env_value;
+  return this_slurmd_node_name();
+}
+
 }  // namespace powergrad

@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "spank_powergrad/node_name.hpp"
+
 namespace powergrad {
 
 namespace {
@@ -83,6 +85,28 @@ std::string expand_node_tokens(const std::string &value, const std::string &node
   return out;
 }
 
+std::optional<std::string> expand_node_path(const std::string &value, const std::string &node_name,
+                                            std::string *why) {
+  auto fail = [why](const std::string &w) -> std::optional<std::string> {
+    if (why) *why = w;
+    return std::nullopt;
+  };
+  if (value.find("%n") != std::string::npos) {
+    const std::string problem = node_name_problem(node_name);
+    if (!problem.empty()) return fail("node name '" + node_name + "' refused: " + problem);
+  }
+  const std::string out = expand_node_tokens(value, node_name);
+  if (out.empty() || out[0] != '/') return fail("'" + out + "' is not an absolute path");
+  // No ".." component, whatever the name: the checks at parse time saw the value before.
+  for (std::size_t pos = 0; pos != std::string::npos;) {
+    const std::size_t next = out.find('/', pos + 1);
+    const std::string part = out.substr(pos + 1, next == std::string::npos ? next : next - pos - 1);
+    if (part == "..") return fail("'" + out + "' holds a '..' component");
+    pos = next;
+  }
+  return out;
+}
+
 ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
   ConfigParse out;
   for (const std::string &arg : args) {
@@ -95,7 +119,7 @@ ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
     const std::string key = arg.substr(0, eq);
     const std::string value = arg.substr(eq + 1);
     if (key == "default_mode") {
-      ModeParse m = parse_power_aware_mode(value.c_str());
+      ModeParse m = parse_job_mode(value.c_str());
       if (!m.mode || value.empty()) {
         out.errors.push_back("plugin argument default_mode='" + value +
                              "': expected off, latency, throughput or monitor");

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "spank_powergrad/power_aware_mode.hpp"
+#include "libgradient/job_mode.hpp"
 
 namespace powergrad {
 
@@ -17,7 +17,7 @@ enum class LogLevel { quiet, info, debug };
 struct PluginConfig {
   // default_mode=: the mode of jobs that do not give --power-aware (off: they are plain
   // jobs; latency/throughput/monitor: every job is power-aware unless --power-aware=off).
-  PowerAwareMode default_mode = PowerAwareMode::off;
+  JobMode default_mode = JobMode::off;
   LogLevel log_level = LogLevel::info;                   // log_level=
   // state_dir=: the node agent's root-only folder (step socket, saved caps). May hold %n,
   // the node's name (several slurmd on one host need one folder each). /run: what is
@@ -52,6 +52,12 @@ std::string split_host_port(const std::string &text, std::string &host, std::str
 
 // `value` with %n replaced by `node_name` and %% by %.
 std::string expand_node_tokens(const std::string &value, const std::string &node_name);
+
+// The same for a path root works in (state_dir, sysfs_root, emulate): nullopt, with *why,
+// when the node name is not safe in a path (node_name_problem) or the expanded path is not
+// absolute or holds a ".." component.
+std::optional<std::string> expand_node_path(const std::string &value, const std::string &node_name,
+                                            std::string *why);
 
 struct ConfigParse {
   PluginConfig config;

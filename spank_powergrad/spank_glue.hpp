@@ -10,8 +10,8 @@ extern "C" {
 #include <cstdarg>
 #include <optional>
 
+#include "libgradient/job_mode.hpp"
 #include "spank_powergrad/plugin_config.hpp"
-#include "spank_powergrad/power_aware_mode.hpp"
 
 namespace powergrad {
 
@@ -21,15 +21,13 @@ struct SpankState {
   PluginConfig config;
   // The --power-aware choice seen in this process, if the option was given. The option
   // callback may run twice in slurmstepd, so it only ever overwrites this value.
-  std::optional<PowerAwareMode> mode;
+  std::optional<JobMode> mode;
 };
 
 SpankState &spank_state();
 
 // The job's mode: its --power-aware choice, or the plugin's default_mode without one.
-inline PowerAwareMode job_mode(const SpankState &st) {
-  return st.mode.value_or(st.config.default_mode);
-}
+inline JobMode job_mode(const SpankState &st) { return st.mode.value_or(st.config.default_mode); }
 
 // Every message carries the "powergrad: " prefix. info() obeys log_level=quiet.
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

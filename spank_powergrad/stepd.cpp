@@ -5,6 +5,7 @@
 
 #include <cinttypes>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 extern "C" {
@@ -12,7 +13,7 @@ extern "C" {
 }
 
 #include "nodeagent/agent.hpp"
-#include "nodeagent/step_channel.hpp"
+#include "nodeagent/agent_socket.hpp"
 #include "spank_powergrad/node_name.hpp"
 #include "spank_powergrad/spank_glue.hpp"
 
@@ -39,46 +40,24 @@ std::string step_label(uint32_t step_id) {
   }
 }
 
-// This node's name: entry S_JOB_NODEID of the step's node list (Slurm's hostlist API, from
-// the host process). SLURMD_NODENAME is no help this early: a step launched from a batch
-// script inherits the batch host's value.
-std::string step_node_name(spank_t sp) {
-  uint32_t node_id = 0;
-  char list[4096];
-  if (spank_get_item(sp, S_JOB_NODEID, &node_id) == ESPANK_SUCCESS &&
-      (spank_getenv(sp, "SLURM_STEP_NODELIST", list, sizeof list) == ESPANK_SUCCESS ||
-       spank_getenv(sp, "SLURM_JOB_NODELIST", list, sizeof list) == ESPANK_SUCCESS)) {
-    // auto: hostlist_t is a pointer up to 23.05 and a struct (used by pointer) since 23.11.
-    auto *hl = slurm_hostlist_create(list);
-    if (hl) {
-      std::string name;
-      for (uint32_t i = 0; i <= node_id; ++i) {
-        char *h = slurm_hostlist_shift(hl);
-        if (!h) {
-          name.clear();
-          break;
-        }
-        name = h;
-        free(h);
-      }
-      slurm_hostlist_destroy(hl);
-      if (!name.empty()) return name;
-    }
-  }
-  return this_slurmd_node_name();
-}
+// This node's name, from slurmstepd itself: SLURMD_NODENAME in slurmstepd's own process
+// environment (set from slurmd's configuration before plugins load; see node_name.hpp).
+// Never from the job's environment (spank_getenv): a user could name another node there
+// (SLURM_STEP_NODELIST=n2) and make this root process register its tasks with n2's agent,
+// or put "../.." into state_dir's %n. Checked before use in a path (node_name_problem).
+std::string step_node_name() { return stepd_node_name(std::getenv("SLURMD_NODENAME")); }
 
 StepIdentity identify(spank_t sp) {
   StepIdentity id;
   spank_get_item(sp, S_JOB_ID, &id.job_id);
   spank_get_item(sp, S_JOB_STEPID, &id.step_id);
-  id.node = step_node_name(sp);
+  id.node = step_node_name();
   return id;
 }
 
 bool steered() {
   const SpankState &st = spank_state();
-  return job_mode(st) != PowerAwareMode::off;
+  return job_mode(st) != JobMode::off;
 }
 
 // Tells the node agent about a task or the step's end. Every step registers, power-aware or
@@ -91,15 +70,26 @@ void notify_agent(spank_t sp, const StepIdentity &id, StepOp op, pid_t pid) {
   e.job_id = id.job_id;
   e.step = step_label(id.step_id);
   e.pid = pid;
-  e.mode = mode_name(job_mode(spank_state()));
-  const std::string path =
-      step_socket_path(expand_node_tokens(spank_state().config.state_dir, id.node));
-  const std::string err = send_step_event(path, e);
+  e.mode = job_mode(spank_state());
+  std::string err;
+  const std::optional<std::string> state_dir =
+      expand_node_path(spank_state().config.state_dir, id.node, &err);
+  if (state_dir) err = send_step_event_checked(*state_dir, e);
+  if (!state_dir && !warned) {
+    // Not a name Slurm gives: nothing of it goes into a path. Whatever the mode.
+    warned = true;
+    log_error("job %u.%s: %s: step runs unsteered", id.job_id, e.step.c_str(), err.c_str());
+    return;
+  }
   if (!err.empty() && !warned) {
     warned = true;
+    // "error: ..." is the agent's own answer (it refused the task); anything else means no
+    // answer came.
+    const bool refused = err.compare(0, 7, "error: ") == 0;
     if (steered()) {
-      log_error("job %u.%s on node %s: node agent unreachable (%s): step runs unsteered", id.job_id,
-                e.step.c_str(), id.node.c_str(), err.c_str());
+      log_error("job %u.%s on node %s: node agent %s (%s): step runs unsteered", id.job_id,
+                e.step.c_str(), id.node.c_str(), refused ? "refused the task" : "unreachable",
+                refused ? err.c_str() + 7 : err.c_str());
     } else {
       log_debug("node agent unreachable: %s", err.c_str());
     }
@@ -120,7 +110,7 @@ int stepd_user_init(spank_t sp) {
   spank_get_item(sp, S_JOB_LOCAL_TASK_COUNT, &ntasks);
   log_info("job %" PRIu32 ".%s on node %s: power-aware step, mode=%s, %" PRIu32 " local task(s)",
            id.job_id, step_label(id.step_id).c_str(), id.node.c_str(),
-           mode_name(job_mode(spank_state())), ntasks);
+           to_string(job_mode(spank_state())), ntasks);
   return 0;
 }
 

@@ -17,9 +17,16 @@ TESTS += tests/unit/test_agent_energy tests/unit/test_agent_control tests/unit/t
 TESTS += tests/unit/test_spank_config tests/unit/test_job_record tests/unit/test_nodeagent \
 	tests/unit/test_ctld_config tests/unit/test_report
 
+check_PROGRAMS += tests/unit/test_atomic_file
+TESTS += tests/unit/test_atomic_file
+tests_unit_test_atomic_file_SOURCES = tests/unit/test_atomic_file.cpp
+tests_unit_test_atomic_file_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_atomic_file_LDADD = controller/libpgcontroller.la $(PTHREAD_LIBS) $(CHECK_LIBS)
+
 tests_unit_test_spank_config_SOURCES = tests/unit/test_spank_config.cpp
 tests_unit_test_spank_config_CPPFLAGS = $(UNIT_CPPFLAGS)
-tests_unit_test_spank_config_LDADD = spank_powergrad/libspankcore.la $(CHECK_LIBS)
+tests_unit_test_spank_config_LDADD = spank_powergrad/libspankcore.la libgradient/libgradient.la \
+	$(CHECK_LIBS)
 
 tests_unit_test_job_record_SOURCES = tests/unit/test_job_record.cpp
 tests_unit_test_job_record_CPPFLAGS = $(UNIT_CPPFLAGS)
@@ -35,7 +42,8 @@ tests_unit_test_agent_energy_LDADD = nodeagent/libnodeagent.la $(HARDWARE_LIBS) 
 
 tests_unit_test_agent_config_SOURCES = tests/unit/test_agent_config.cpp
 tests_unit_test_agent_config_CPPFLAGS = $(UNIT_CPPFLAGS)
-tests_unit_test_agent_config_LDADD = spank_powergrad/libspankcore.la $(CHECK_LIBS)
+tests_unit_test_agent_config_LDADD = spank_powergrad/libspankcore.la libgradient/libgradient.la \
+	$(CHECK_LIBS)
 
 tests_unit_test_agent_control_SOURCES = tests/unit/test_agent_control.cpp
 tests_unit_test_agent_control_CPPFLAGS = $(UNIT_CPPFLAGS)
@@ -57,6 +65,10 @@ E2E_TESTS = \
 	tests/e2e/test_node_power.sh
 TESTS += $(E2E_TESTS)
 EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/cluster/pgcluster tests/cluster/README.md
+
+# `powergrad report` with a stand-in sacct and job names that try to forge rows (no cluster).
+TESTS += tests/tools/test_report_forged_names.sh
+EXTRA_DIST += tests/tools/test_report_forged_names.sh
 
 # ---------------------------------------------------- the Slurm version matrix
 # scripts/run-tests.sh tests every supported Slurm version. Slurm 22.05 (Debian 12's, this

@@ -8,8 +8,9 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "protocol/client_endpoint.hpp"
+#include "controller/budget_state.hpp"
 #include "controller/ctld_config.hpp"
+#include "protocol/client_endpoint.hpp"
 
 namespace powergrad {
 
@@ -163,6 +164,17 @@ std::string format_status_table(const json::Value &s) {
   if (const std::string ps = s.str("plain_share"); !ps.empty())
     out << ", plain jobs' share: " << ps;
   out << "\n";
+  if (const json::Value *ls = s.get("listen"); ls && ls->type == json::Value::Type::object) {
+    // Shown when the address was taken for a while: power control was off meanwhile.
+    const auto failed = ls->num("failed_attempts");
+    if (failed && *failed > 0) {
+      out << "listening: yes, on " << ls->str("address") << " since "
+          << local_time_text(ls->num("since").value_or(0.0)) << ", after "
+          << num(*ls, "failed_attempts", 0) << " failed attempts from "
+          << local_time_text(ls->num("failing_since").value_or(0.0))
+          << " (power control was off meanwhile; last error: " << ls->str("last_error") << ")\n";
+    }
+  }
   if (const json::Value *sch = s.get("schedule"); sch && sch->type == json::Value::Type::string) {
     out << "schedule: " << sch->string << " (scheduled budget " << num(s, "scheduled_budget_w", 1)
         << " W)\n";
@@ -212,6 +224,9 @@ std::string format_status_table(const json::Value &s) {
     }
   }
   out << "\n" << table(rows);
+  if (s.str("jobs_shown") == "own") {
+    out << "JOBS lists your own jobs only (slurm.conf has PrivateData=jobs)\n";
+  }
   // Outside the groups: not managed, not in the budget.
   if (const json::Value *um = s.get("unmanaged");
       um && um->type == json::Value::Type::array && !um->array.empty()) {

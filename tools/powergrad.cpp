@@ -182,8 +182,10 @@ int report(int argc, char **argv) {
   }
   if (!plot_path.empty()) return plot(jobs, plot_path, series_dir, conf);
   if (!series_dir.empty()) throw std::string("--series-dir is only for --plot");
-  std::vector<std::string> cmd = {sacct, "--parsable2", "--noheader", "--allocations",
-                                  std::string("--format=") + powergrad::kReportSacctFormat};
+  const std::string delimiter = powergrad::make_sacct_delimiter();
+  std::vector<std::string> cmd = {sacct};
+  const std::vector<std::string> args = powergrad::sacct_report_args(delimiter);
+  cmd.insert(cmd.end(), args.begin(), args.end());
   cmd.insert(cmd.end(), pass.begin(), pass.end());
   std::string out;
   const int rc = run_capture(cmd, out);
@@ -191,8 +193,9 @@ int report(int argc, char **argv) {
     std::cerr << "powergrad: " << sacct << " failed (exit status " << rc << ")\n";
     return 1;
   }
-  const powergrad::SacctParse parsed = powergrad::parse_sacct_report(out);
-  for (const auto &e : parsed.errors) std::cerr << "powergrad: " << e << '\n';
+  const powergrad::SacctParse parsed = powergrad::parse_sacct_report(out, delimiter);
+  for (const auto &e : parsed.errors)
+    std::cerr << "powergrad: " << powergrad::escape_control(e) << '\n';
   if (format == "json") {
     std::cout << powergrad::format_report_json(parsed.rows);
   } else if (format == "csv") {
@@ -312,7 +315,11 @@ int status(int argc, char **argv) {
   std::string err;
   auto reply = powergrad::run_admin_request(o, auth, powergrad::proto::AdminStatusRequest{}, &err);
   if (!reply) {
-    std::cerr << "powergrad: status: " << err << '\n';
+    std::cerr << "powergrad: status: " << err << '\n'
+              << "powergrad: status: is slurmctld up with PrEpPlugins=prep/powergrad? While the "
+                 "controller cannot listen (e.g. another program holds the port), it retries and "
+                 "slurmctld's log says why: 'powergrad: ... cannot listen on "
+              << o.address.host << ":" << o.address.port << ": ...'\n";
     return 1;
   }
   const auto *st = std::get_if<powergrad::proto::AdminStatus>(&*reply);

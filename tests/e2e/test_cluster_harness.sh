@@ -10,7 +10,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 pg_cluster_test_setup harness
-plan 20
+plan 22
 
 pgc=$PGCLUSTER
 dir=$PG_CLUSTER_DIR
@@ -150,3 +150,20 @@ fi
 
 # 20: the system munge key was not touched
 is "$(key_sum)" "$key_before" "the system munge key is unchanged"
+
+# 21-22: a suite that cannot run is a skip for a developer, a failure where every suite must
+# run (CI, scripts/run-tests.sh: PG_E2E_REQUIRED=1).
+probe=$dir/skip-probe.sh
+printf '. %q\nskip_all "nothing to test with"\n' "$PG_TOP/tests/e2e/lib.sh" > "$probe"
+rc=0; out=$(env -u CI PG_E2E_REQUIRED=0 bash "$probe" 2>&1) || rc=$?
+if [ "$rc" -eq 0 ] && [ "$out" = "1..0 # SKIP nothing to test with" ]; then
+  ok "skip_all skips (exit 0) for a developer"
+else
+  not_ok "skip_all skips (exit 0) for a developer" "exit $rc" "$out"
+fi
+rc=0; out=$(CI=true bash "$probe" 2>&1) || rc=$?
+if [ "$rc" -ne 0 ] && grep -q '^Bail out! .*must run here but cannot: nothing to test with' <<<"$out"; then
+  ok "skip_all fails (Bail out, exit $rc) under CI"
+else
+  not_ok "skip_all fails under CI" "exit $rc" "$out"
+fi

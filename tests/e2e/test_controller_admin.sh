@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end: the controller plugin in slurmctld with a powergrad.conf next to slurm.conf,
 # and the admin command talking to it over the protocol's munge-authenticated admin
-# session: `powergrad status` (table and JSON) for root and for an ordinary user,
+# session: `powergrad status` (table and JSON) for root and for an ordinary user (with
+# slurm.conf's PrivateData=jobs, the user sees the ids of their own jobs only; node agents
+# with fake trees report the jobs),
 # `powergrad set-budget` by root changing the budget status shows (and still in force after
 # a slurmctld restart), by an ordinary user refused, below the nodes' floors refused; a bad powergrad.conf line logged with file,
 # line and reason while slurmctld stays up and keeps scheduling. TAP.
@@ -12,13 +14,17 @@ set -euo pipefail
 build=${PG_BUILDDIR:-$PG_TOP/build}
 ctld_dir=$build/slurmctld_powergrad/.libs
 pg=$build/tools/powergrad
+spank=$build/spank_powergrad/.libs/spank_powergrad.so
+hwemu=$build/hardware/testing/powergrad-hwemu
+[ -f "$spank" ] || skip_all "SPANK plugin not built: $spank"
+[ -x "$hwemu" ] || skip_all "powergrad-hwemu not built (make check builds it): $hwemu"
 [ -f "$ctld_dir/prep_powergrad.so" ] ||
   skip_all "controller plugin not built (configure --with-slurm-source=DIR): $ctld_dir"
 [ -x "$pg" ] || skip_all "powergrad command not built: $pg"
 command -v python3 >/dev/null 2>&1 || skip_all "python3 is needed to check the JSON output"
 
 pg_cluster_test_setup ctladmin
-plan 23
+plan 26
 
 good_conf='# the test cluster: two nodes in one rack
 Budget=600
@@ -29,7 +35,16 @@ NodeMax=300
 AdminUsers=root
 Group=rack1 Nodes=n[1-2] Limit=500'
 export PG_CTLD_PLUGIN_DIR=$ctld_dir PG_POWERGRAD_CONF=$good_conf
-unset PG_SPANK_PLUGIN
+# Node agents on fake trees report their jobs; jobs are private to their users.
+nodes_dir=$PG_CLUSTER_DIR/nodes
+for n in n1 n2; do
+  mkdir -p "$nodes_dir/$n"
+  "$hwemu" make-tree --root "$nodes_dir/$n/sys" --machine intel-server ||
+    bail_out "powergrad-hwemu make-tree failed for $n"
+done
+export PG_SPANK_PLUGIN=$spank PG_SLURM_CONF_EXTRA="PrivateData=jobs"
+export PG_SPANK_ARGS="log_level=info period=0.5 state_dir=$nodes_dir/%n/state \
+sysfs_root=$nodes_dir/%n/sys controller=127.0.0.1:$((PG_PORT_BASE + 3))"
 if out=$("$PGCLUSTER" up 2 2>&1); then
   ok "cluster with the controller plugin and a powergrad.conf is up"
 else
@@ -82,6 +97,37 @@ print(s["budget_w"], len(s["nodes"]), s["nodes"][0]["name"], s["nodes"][0]["grou
 is "$rc $js" "0 600 2 n1 rack1 500 True" "powergrad status --json (nobody): budget, nodes with grant/power/gradient/jobs/lease age, group limit"
 check "slurmctld logged nobody's read-only admin session" \
   ctld_logged "powergrad: admin session opened: $(hostname) uid 65534"
+
+# --- PrivateData=jobs: a user sees the ids of their own jobs only; root sees all
+work=$PG_CLUSTER_DIR/work
+mkdir -p "$work" && chmod 1777 "$work"
+mine=$(as_nobody sbatch --parsable -N1 -w n1 -J nobodys -D "$work" --wrap 'sleep 120')
+theirs=$(sbatch --parsable -N1 -w n2 -J roots -D "$work" --wrap 'sleep 120')
+pg_on_exit scancel "$mine" "$theirs"
+# The job ids status lists, over all nodes, sorted: as root, or as nobody with "nobody".
+status_jobs() {
+  local js
+  if [ "${1:-}" = nobody ]; then js=$(as_nobody "$pg" status --json 2>/dev/null); else js=$("$pg" status --json 2>/dev/null); fi
+  python3 -c 'import json,sys
+s = json.loads(sys.argv[1])
+print(s.get("jobs_shown"), ",".join(str(j) for j in sorted(j for n in s["nodes"] for j in n["jobs"])))' "$js"
+}
+both_listed() { [ "$(status_jobs)" = "all $(printf '%s\n' "$mine" "$theirs" | sort -n | paste -sd,)" ]; }
+if wait_until 30 both_listed; then
+  ok "root's status lists both running jobs ($mine of nobody's, $theirs of root's)"
+else
+  not_ok "root's status lists both running jobs ($mine of nobody's, $theirs of root's)" "$(status_jobs)" "$(squeue 2>&1)"
+fi
+is "$(status_jobs nobody)" "own $mine" "nobody's status --json lists nobody's job only (PrivateData=jobs)"
+out=$(as_nobody "$pg" status 2>&1) && rc=0 || rc=$?
+jobs_col=$(awk '$1 ~ /^n[12]$/ { printf "%s=%s ", $1, $10 }' <<<"$out")
+if [ "$rc" = 0 ] && [ "$jobs_col" = "n1=$mine n2=- " ] &&
+   grep -q "JOBS lists your own jobs only (slurm.conf has PrivateData=jobs)" <<<"$out"; then
+  ok "nobody's status table shows nobody's job and not root's, and says why"
+else
+  not_ok "nobody's status table shows nobody's job and not root's, and says why" "exit $rc" "$out"
+fi
+scancel "$mine" "$theirs" 2>/dev/null || true
 
 # --- set-budget: root may, nobody may not, below the floors is refused
 out=$("$pg" set-budget 450 2>&1) && rc=0 || rc=$?

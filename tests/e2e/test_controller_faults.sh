@@ -13,7 +13,11 @@
 #   - a HELLO whose header declares fewer bytes than its fields         -> payload_truncated
 #   - half a frame, then end of stream                                  -> closed (or truncated)
 #   - a header declaring a 64 MiB payload                               -> oversize
-# TAP.
+# Before that, the controller's port is held by another program when slurmctld starts: the
+# controller says so, tries again with backoff and listens once the port is free, and
+# status then shows how long it was taken. After the attacks, floods of garbage HELLOs and
+# of an ordinary user's set-budget requests are summarised in the log (a few lines each),
+# not written one line per event. TAP.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -33,7 +37,7 @@ hwemu=$build/hardware/testing/powergrad-hwemu
 command -v python3 >/dev/null 2>&1 || skip_all "python3 is needed to read the status JSON"
 
 pg_cluster_test_setup ctlfaults
-plan 18
+plan 25
 
 nodes_dir=$PG_CLUSTER_DIR/nodes
 for n in n1 n2; do
@@ -41,16 +45,29 @@ for n in n1 n2; do
   "$hwemu" make-tree --root "$nodes_dir/$n/sys" --machine intel-server ||
     bail_out "powergrad-hwemu make-tree failed for $n"
 done
-port=$((PG_PORT_BASE + 3))
+# Not pgcluster's own controller port (base + 3), which 'up' wants free: here another
+# program holds this one when slurmctld starts.
+port=$((PG_PORT_BASE + 50))
 export PG_CTLD_PLUGIN_DIR=$ctld_dir PG_SPANK_PLUGIN=$spank
 export PG_POWERGRAD_CONF='Budget=600
 ControlPeriod=1
 LeaseTime=5
 NodeFloor=110
 NodeMax=410
-AdminUsers=root'
+AdminUsers=root
+Listen=127.0.0.1:'"$port"
 export PG_SPANK_ARGS="log_level=info period=0.5 state_dir=$nodes_dir/%n/state \
 sysfs_root=$nodes_dir/%n/sys controller=127.0.0.1:$port"
+# Another program holds the controller's port while slurmctld starts.
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); print("holding", flush=True); time.sleep(600)' \
+  "$port" > "$nodes_dir/holder.out" 2>&1 &
+holder=$!
+stop_holder() { kill "$holder" 2>/dev/null || true; }
+pg_on_exit stop_holder
+holding() { grep -q holding "$nodes_dir/holder.out"; }
+wait_until 10 holding || bail_out "could not hold port $port"
 if out=$("$PGCLUSTER" up 2 2>&1); then
   ok "cluster with the controller and two node agents is up"
 else
@@ -63,6 +80,35 @@ log_ctld=$("$PGCLUSTER" log ctld)
 ctld_pid=$(cat "$PG_CLUSTER_DIR/run/slurmctld.pid" 2>/dev/null || pgrep -f "slurmctld -D -f $SLURM_CONF" | head -n1)
 
 status_json() { "$pg" status --json --controller "127.0.0.1:$port" 2>/dev/null; }
+
+# --- the port is taken: the controller says so, retries, and listens once it is free
+ctld_logged() { grep -qE -- "$1" "$log_ctld"; }
+taken="powergrad: .*powergrad.conf: cannot listen on 127.0.0.1:$port: .*in use.*power control is off until it can.*\`powergrad status\` cannot reach the controller meanwhile; trying again in 1 s"
+if wait_until 20 ctld_logged "$taken" && wait_until 10 ctld_logged "still cannot listen on 127.0.0.1:$port \(2 attempts since "; then
+  ok "port taken: slurmctld's log says so, what it means, and each retry"
+else
+  not_ok "port taken: slurmctld's log says so, what it means, and each retry" "$(grep powergrad "$log_ctld" | tail -n 5)"
+fi
+out=$("$pg" status --controller "127.0.0.1:$port" --timeout 3 2>&1) && rc=0 || rc=$?
+if [ "$rc" = 1 ] && grep -q "While the controller cannot listen (e.g. another program holds the port), it retries and slurmctld's log says why" <<<"$out"; then
+  ok "powergrad status cannot reach it and points at slurmctld's log"
+else
+  not_ok "powergrad status cannot reach it and points at slurmctld's log" "exit $rc" "$out"
+fi
+sleep 4
+stop_holder
+listening="powergrad: controller running with .*listening on 127.0.0.1:$port.*; listening after [0-9]+ failed attempts since "
+if wait_until 40 ctld_logged "$listening"; then
+  ok "once the port is free the controller listens, and says after how many attempts"
+else
+  not_ok "once the port is free the controller listens, and says after how many attempts" "$(grep powergrad "$log_ctld" | tail -n 5)"
+fi
+out=$("$pg" status --controller "127.0.0.1:$port" 2>&1) && rc=0 || rc=$?
+if [ "$rc" = 0 ] && grep -qE "^listening: yes, on 127.0.0.1:$port since .*, after [0-9]+ failed attempts from .*power control was off meanwhile" <<<"$out"; then
+  ok "powergrad status shows the attempts that failed before it listened"
+else
+  not_ok "powergrad status shows the attempts that failed before it listened" "exit $rc" "$out"
+fi
 # True when every node has a session, a grant, and a lease renewed within 2.5 s.
 granting() {
   status_json | python3 -c 'import json,sys
@@ -168,3 +214,23 @@ out=$(timeout 60 srun -N2 true 2>&1) && rc=0 || rc=$?
 is "$rc" "0" "jobs still run on both nodes${out:+: $out}"
 is "$(grep -c 'powergrad: controller thread stopped' "$log_ctld" || true)" "0" \
   "the controller thread never stopped"
+
+# --- floods: garbage HELLOs, and an ordinary user's set-budget requests, 10 s each
+flood() {  # DESC LINE_RE MAX_LINES CMD...: the log grows by at most MAX_LINES lines
+  local desc=$1 re=$2 max=$3 m b0 b1 out lines; shift 3
+  m=$(mark); b0=$(stat -c %s "$log_ctld")
+  out=$("$@" 2>&1) || true
+  sleep 11  # the summary of the last 10 s
+  b1=$(stat -c %s "$log_ctld")
+  lines=$(since "$m" | grep -cE -- "$re" || true)
+  diag "$desc: $out; slurmctld's log grew by $((b1 - b0)) bytes, $lines lines about it"
+  if [ "$lines" -ge 1 ] && [ "$lines" -le "$max" ] && since "$m" | grep -qE "[0-9]+ more like this in the last 1[0-9] s; last: .*$re"; then
+    ok "$desc: summarised ($lines lines)"
+  else
+    not_ok "$desc: summarised ($lines lines)" "$(since "$m" | grep powergrad | head -n 5)"
+  fi
+}
+flood "garbage HELLO flood" "refused: bad_magic" 4 "$rogue" "127.0.0.1:$port" flood-garbage 10
+flood "set-budget flood by nobody" "set-budget refused: uid 65534" 4 \
+  runuser -u nobody -- env POWERGRAD_MUNGE_SOCKET="$PG_MUNGE_SOCKET" "$rogue" "127.0.0.1:$port" flood-set-budget 10
+check "the controller keeps renewing both nodes' leases after the floods" wait_until 10 granting

@@ -6,7 +6,10 @@
 # job on 2 nodes moves the caps in both trees (within the grant) and saves the admin's
 # settings first; per-job energy is logged; the caps come back byte for byte and the saved
 # file goes when the job ends; a plain job changes nothing; after kill -9 of slurmd during a
-# power-aware job, the restarted agent restores the saved caps at start. TAP.
+# power-aware job, the restarted agent restores the saved caps at start. And a job whose
+# environment names another node (SLURM_STEP_NODELIST=n2) or a path (../../somewhere, where
+# an ordinary user serves a socket) registers its task with its own node's agent only: n2's
+# agent gets no phantom step, n2's caps do not move, the user's socket hears nothing. TAP.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -18,7 +21,7 @@ hwemu=$build/hardware/testing/powergrad-hwemu
 [ -x "$hwemu" ] || skip_all "powergrad-hwemu not built (make check builds it): $hwemu"
 
 pg_cluster_test_setup node_power
-plan 17
+plan 22
 
 grant_w=250
 nodes_dir=$PG_CLUSTER_DIR/nodes
@@ -153,6 +156,61 @@ if [ -n "$cap_min" ] && awk -v c="$cap_min" 'BEGIN { exit !(c < 205) }'; then
 else
   not_ok "the job's summary shows a cap below the package maximum" "$line"
 fi
+
+# --- issue 11: the job's environment chooses where root registers its tasks. Run as an
+# ordinary user: one job names n2 in SLURM_STEP_NODELIST, one names a path that state_dir's
+# %n would turn into /tmp/pg-rogue-PID/state, where the user serves a socket that says "ok".
+work=$PG_CLUSTER_DIR/work
+mkdir -p "$work" && chmod 1777 "$work"
+as_nobody() { runuser -u nobody -- env SLURM_CONF="$SLURM_CONF" "$@"; }
+rogue_name=pg-rogue-$$
+rogue_dir=$(dirname "$PG_CLUSTER_DIR")/$rogue_name
+mkdir -p "$rogue_dir/state" && chown -R nobody "$rogue_dir"
+pg_on_exit rm -rf "$rogue_dir"
+runuser -u nobody -- python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.bind(sys.argv[1]); s.listen(16)
+while True:
+    c, _ = s.accept(); m = c.recv(4096)
+    open(sys.argv[2], "ab").write(m + b"\n"); c.send(b"ok"); c.close()' \
+  "$rogue_dir/state/agent.sock" "$rogue_dir/heard" > "$rogue_dir/out" 2>&1 &
+pg_on_exit kill "$!"
+rogue_up() { [ -S "$rogue_dir/state/agent.sock" ]; }
+wait_until 10 rogue_up || bail_out "the user's socket did not come up"
+n2_orig=$(cat "$nodes_dir/n2/settings.orig")
+forged=$(as_nobody sbatch --parsable -w n1 -N1 --power-aware=throughput -J forged -D "$work" \
+  --export=ALL,SLURM_STEP_NODELIST=n2 --wrap 'sleep 6')
+dotdot=$(as_nobody sbatch --parsable -w n1 -N1 --power-aware=throughput -J dotdot -D "$work" \
+  --export="ALL,SLURM_STEP_NODELIST=../../$rogue_name" --wrap 'sleep 6')
+# Sampled while the jobs run: n2's caps and saved file.
+n2_moved=0
+jobs_running() { [ -n "$(squeue -h -j "$forged,$dotdot" -o %i 2>/dev/null)" ]; }
+for _ in $(seq 1 80); do
+  if saved_file n2 || [ "$(settings n2)" != "$n2_orig" ]; then n2_moved=1; fi
+  jobs_running || break
+  sleep 0.25
+done
+registered_n1() {
+  grep -qE "powergrad: job $forged\.batch task pid [0-9]+ registered with the agent \(mode=throughput\)" "$log_n1" &&
+    grep -qE "powergrad: job $dotdot\.batch task pid [0-9]+ registered with the agent \(mode=throughput\)" "$log_n1"
+}
+if wait_until 30 registered_n1; then
+  ok "both jobs' tasks registered with n1's agent, where they run (jobs $forged, $dotdot)"
+else
+  not_ok "both jobs' tasks registered with n1's agent, where they run (jobs $forged, $dotdot)" \
+    "$(grep -hE "powergrad: job ($forged|$dotdot)" "$log_n1" "$log_n2")"
+fi
+is "$n2_moved" "0" "n2's caps never moved and nothing was saved there while the jobs ran"
+is "$(grep -cE "powergrad: job ($forged|$dotdot)\." "$log_n2" || true)" "0" \
+  "n2's agent and stepd know nothing of the jobs (no phantom step)"
+is "$(cat "$rogue_dir/heard" 2>/dev/null)" "" "the user's socket at ../../$rogue_name heard nothing"
+lines=$(grep -hE "powergrad: job $forged\.batch on node" "$log_n1" "$log_n2" || true)
+if grep -q "job $forged.batch on node n1: power-aware step" <<<"$lines" && ! grep -q "on node n2" <<<"$lines"; then
+  ok "slurmstepd names its node n1, from its own environment, not the job's"
+else
+  not_ok "slurmstepd names its node n1, from its own environment, not the job's" "$lines"
+fi
+back_n1() { ! saved_file n1 && [ "$(settings n1)" = "$(cat "$nodes_dir/n1/settings.orig")" ]; }
+wait_until 30 back_n1 || diag "n1 not back to its settings after the jobs: $(grep -h 'powergrad:' "$log_n1" | tail -n 5)"
 
 # --- kill -9 of slurmd during a power-aware job, then a restart: caps restored at start
 srun --power-aware -N1 -w n1 -J crash sleep 30 >/dev/null 2>&1 &

@@ -4,8 +4,9 @@
 # the choice reaching slurmstepd on every node (its log lines), the node agent in each
 # slurmd (steps register with it over its root-only socket; users cannot reach it), and
 # slurmctld (the job's AdminComment record), sacct showing the record for power-aware jobs
-# only, other text in AdminComment kept, and a bad plugstack.conf argument reported by srun
-# and slurmd. TAP.
+# only, other text in AdminComment kept, `powergrad report` not fooled by job names with '|',
+# newlines or escape sequences, and a bad plugstack.conf argument reported by srun and
+# slurmd. TAP.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -18,7 +19,7 @@ ctld_dir=$build/slurmctld_powergrad/.libs
   skip_all "controller plugin not built (configure --with-slurm-source=DIR): $ctld_dir"
 
 pg_cluster_test_setup skeleton
-plan 29
+plan 31
 
 export PG_SPANK_PLUGIN=$spank PG_CTLD_PLUGIN_DIR=$ctld_dir
 export PG_SPANK_ARGS="log_level=info period=0.5 state_dir=$PG_CLUSTER_DIR/nodes/%n/state"
@@ -150,6 +151,41 @@ if [ "$rc" = 0 ] && grep -q "^job_id,name,user,state,elapsed_s,mode,nodes$" <<<"
   ok "powergrad report (CSV) lists the power-aware jobs with their records, not the plain one"
 else
   not_ok "powergrad report (CSV) lists the power-aware jobs with their records, not the plain one" "exit $rc" "$out"
+fi
+
+# --- issue 11: job names that try to forge rows of powergrad report (as nobody, with sacct)
+forge_name='fake|root|COMPLETED|2026-01-01T00:00:00|2026-01-01T00:00:01|1|powergrad={v=1 mode=latency nodes=n1 energy_j=99999999}'
+nl_name=$'x\n999|phantom|root|COMPLETED|S|E|1|powergrad={v=1 mode=latency nodes=n2 energy_j=99999999}'
+esc_name=$'\e]0;pwned\a\e[2J\e[Hroot'
+# Long enough for slurmctld to send its start (with the name) to slurmdbd: a plain job that
+# ends at once may reach sacct named "allocation".
+f1=$(as_nobody sbatch --parsable -N1 -J "$forge_name" -D "$work" --wrap 'sleep 7')
+# Power-aware: its start reaches slurmdbd before its end, so sacct has its name.
+f2=$(as_nobody sbatch --parsable -N1 --power-aware=monitor -J "$nl_name" -D "$work" --wrap true)
+f3=$(as_nobody sbatch --parsable -N1 --power-aware=monitor -J "$esc_name" -D "$work" --wrap true)
+wait_until 60 ended "$f1" || true
+wait_until 60 ended "$f2" || true
+wait_until 60 ended "$f3" || true
+wait_until 30 has_comment "$f2" || true
+wait_until 30 has_comment "$f3" || true
+out=$(as_nobody "$build/tools/powergrad" report -j "$f1,$f2,$f3" --format csv 2>&1) && rc=0 || rc=$?
+# Only the real records: no energy_j column (the forged names carry one), no row for the
+# plain job or a job 999; the newline stays inside job f2's quoted name.
+if [ "$rc" = 0 ] && [ "$(head -n1 <<<"$out")" = "job_id,name,user,state,elapsed_s,mode,nodes" ] &&
+   ! grep -qE "^($f1|999)," <<<"$out" && grep -q "^$f2,\"x$" <<<"$out" &&
+   grep -qE "^999\|phantom\|root\|.*\",nobody,COMPLETED,[0-9]+,monitor,n[12]$" <<<"$out" &&
+   grep -q "^$f3,.*,nobody,COMPLETED,[0-9]*,monitor,n[12]$" <<<"$out"; then
+  ok "powergrad report: names with '|' and newlines make no rows (plain $f1, power-aware $f2), the records stay"
+else
+  not_ok "powergrad report: names with '|' and newlines make no rows (plain $f1, power-aware $f2), the records stay" \
+    "exit $rc" "$(cat -v <<<"$out")" "sacct: $(sacct -n -X -j "$f1,$f2,$f3" -P --format=JobID,JobName,User,AdminComment | cat -v)"
+fi
+out=$(as_nobody "$build/tools/powergrad" report -j "$f3" 2>&1) && rc=0 || rc=$?
+if [ "$rc" = 0 ] && ! grep -q $'\e' <<<"$out" && ! grep -q $'\a' <<<"$out" &&
+   grep -qF '\x1b]0;pwned\x07\x1b[2J\x1b[Hroot' <<<"$out"; then
+  ok "powergrad report's table shows escape sequences in a job name as text"
+else
+  not_ok "powergrad report's table shows escape sequences in a job name as text" "exit $rc" "$(cat -v <<<"$out")"
 fi
 
 # --- other text in AdminComment is kept: an admin overwrites it while the job runs

@@ -19,6 +19,13 @@
 //       the first half of a HELLO frame, then end of stream
 //   pg-rogue HOST:PORT oversize
 //       a HELLO header declaring a 64 MiB payload, then a few bytes
+//   pg-rogue HOST:PORT flood-garbage SECONDS
+//       for SECONDS, as fast as it can: connect, send 64 bytes that are no frame, close;
+//       prints "garbage: N connections in S s"
+//   pg-rogue HOST:PORT flood-set-budget SECONDS
+//       an admin session of the calling uid; for SECONDS, ADMIN_SET_BUDGET requests in
+//       batches of 64, each batch's answers read; prints "set-budget: N requests in S s,
+//       N1 ok, N2 permission denied"
 //
 // Every outcome line names the protocol's error code (protocol/status.hpp) when the
 // controller sent one, "closed" when it just closed. Exit 0 when the command ran (whatever
@@ -33,7 +40,9 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <variant>
 
@@ -199,10 +208,98 @@ std::string hostname() {
   return b[0] ? b : "rogue";
 }
 
+double now_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Connects without Conn's error handling: a flood goes on when one connection fails.
+int connect_raw(const addrinfo *ai) {
+  const int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int flood_garbage(const std::string &host, const std::string &port, double seconds) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo *res = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res)
+    die("cannot resolve " + host + ":" + port);
+  const std::string garbage(64, 'G');
+  const double t0 = now_s();
+  unsigned long n = 0, failed = 0;
+  while (now_s() - t0 < seconds) {
+    const int fd = connect_raw(res);
+    if (fd < 0) {
+      ++failed;
+      continue;
+    }
+    (void)::send(fd, garbage.data(), garbage.size(), MSG_NOSIGNAL);
+    close(fd);
+    ++n;
+  }
+  freeaddrinfo(res);
+  std::printf("garbage: %lu connections in %.1f s (%lu failed to connect)\n", n, now_s() - t0,
+              failed);
+  return 0;
+}
+
+int flood_set_budget(const std::string &host, const std::string &port, double seconds,
+                     proto::Authenticator &auth) {
+  Conn c(host, port);
+  Session s;
+  if (!handshake(c, auth, params(proto::PeerRole::admin, hostname()), s, "session: ")) return 0;
+  const double t0 = now_s();
+  unsigned long sent = 0, ok = 0, denied = 0, other = 0;
+  while (now_s() - t0 < seconds) {
+    std::string batch;
+    for (int i = 0; i < 64; ++i) {
+      std::string req;
+      const proto::Status st = s.channel.seal(proto::AdminSetBudget{100.0 + (sent + i) % 100}, req);
+      if (!st.ok()) die("cannot seal: " + st.to_string());
+      batch += req;
+    }
+    c.send_all(batch);
+    sent += 64;
+    for (int i = 0; i < 64; ++i) {
+      std::string frame, why;
+      if (!c.read_frame(frame, why)) {
+        std::printf("set-budget: session ended after %lu requests: %s\n", sent, why.c_str());
+        return 0;
+      }
+      proto::Frame f;
+      if (!s.channel.open(reinterpret_cast<const std::uint8_t *>(frame.data()), frame.size(), f)
+               .ok()) {
+        ++other;
+        continue;
+      }
+      const auto *r = std::get_if<proto::AdminResult>(&f.message);
+      if (r && r->code == static_cast<std::uint16_t>(proto::AdminCode::ok))
+        ++ok;
+      else if (r && r->code == static_cast<std::uint16_t>(proto::AdminCode::permission_denied))
+        ++denied;
+      else
+        ++other;
+    }
+  }
+  std::printf("set-budget: %lu requests in %.1f s, %lu ok, %lu permission denied, %lu other\n",
+              sent, now_s() - t0, ok, denied, other);
+  return 0;
+}
+
 int usage() {
-  std::fprintf(stderr,
-               "usage: pg-rogue HOST:PORT hello [--role node|admin] [--name NAME]\n"
-               "       pg-rogue HOST:PORT replay-hello|replay-seq|tamper|truncated|partial|oversize\n");
+  std::fprintf(
+      stderr,
+      "usage: pg-rogue HOST:PORT hello [--role node|admin] [--name NAME]\n"
+      "       pg-rogue HOST:PORT replay-hello|replay-seq|tamper|truncated|partial|oversize\n"
+      "       pg-rogue HOST:PORT flood-garbage|flood-set-budget SECONDS\n");
   return 2;
 }
 
@@ -236,6 +333,13 @@ int main(int argc, char **argv) {
     Session s;
     handshake(c, auth, params(role, name), s, "");
     return 0;
+  }
+  if (cmd == "flood-garbage" || cmd == "flood-set-budget") {
+    if (argc != 4) return usage();
+    const double seconds = std::atof(argv[3]);
+    if (!(seconds > 0 && seconds <= 600)) return usage();
+    return cmd == "flood-garbage" ? flood_garbage(host, port, seconds)
+                                  : flood_set_budget(host, port, seconds, auth);
   }
   if (cmd == "replay-hello") {
     Session s;

@@ -99,7 +99,7 @@ struct AgentFixture {
   bool logged(const std::string &part) { return count(part) > 0; }
 };
 
-inline powergrad::RegisteredStep agent_step(std::uint32_t job, const std::string &mode, pid_t pid) {
+inline powergrad::RegisteredStep agent_step(std::uint32_t job, powergrad::JobMode mode, pid_t pid) {
   powergrad::RegisteredStep s;
   s.job_id = job;
   s.step = "0";

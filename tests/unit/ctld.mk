@@ -2,7 +2,7 @@
 # admin command (tools/), the controller's end-to-end tests and their protocol test client
 # (tests/tools/pg-rogue). Included from tests/local.mk.
 CTLD_UNIT_TESTS = tests/unit/test_controller_service tests/unit/test_job_power \
-	tests/unit/test_series
+	tests/unit/test_series tests/unit/test_log_summary tests/unit/test_listen_retry
 check_PROGRAMS += $(CTLD_UNIT_TESTS)
 TESTS += $(CTLD_UNIT_TESTS)
 
@@ -15,6 +15,15 @@ tests_unit_test_job_power_SOURCES = tests/unit/test_job_power.cpp
 tests_unit_test_job_power_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS) $(SLURM_CPPFLAGS)
 tests_unit_test_job_power_LDADD = tools/libtools.la controller/libpgcontroller.la \
 	$(PROTO_LIBS) $(SLURM_LIBS) $(CHECK_LIBS)
+
+tests_unit_test_log_summary_SOURCES = tests/unit/test_log_summary.cpp
+tests_unit_test_log_summary_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
+tests_unit_test_log_summary_LDADD = controller/libpgcontroller.la $(PROTO_LIBS) $(CHECK_LIBS)
+
+tests_unit_test_listen_retry_SOURCES = tests/unit/test_listen_retry.cpp
+tests_unit_test_listen_retry_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
+tests_unit_test_listen_retry_LDADD = tools/libtools.la controller/libpgcontroller.la \
+	protocol/libpgproto_fake.la $(PROTO_LIBS) $(SLURM_LIBS) $(CHECK_LIBS)
 
 # Per-job power series, its SVG plot, and the run-time budget's state file.
 tests_unit_test_series_SOURCES = tests/unit/test_series.cpp

@@ -5,6 +5,7 @@ HARDWARE_UNIT_TESTS = \
 	tests/unit/test_hw_powercap \
 	tests/unit/test_hw_cpufreq \
 	tests/unit/test_hw_snapshot \
+	tests/unit/test_hw_secure_dir \
 	tests/unit/test_hw_pfm_encoding \
 	tests/unit/test_hw_perf \
 	tests/unit/test_hw_emulated \
@@ -26,6 +27,10 @@ tests_unit_test_hw_cpufreq_LDADD = $(HARDWARE_UNIT_LDADD)
 tests_unit_test_hw_snapshot_SOURCES = tests/unit/test_hw_snapshot.cpp
 tests_unit_test_hw_snapshot_CPPFLAGS = $(HARDWARE_UNIT_CPPFLAGS)
 tests_unit_test_hw_snapshot_LDADD = $(HARDWARE_UNIT_LDADD)
+
+tests_unit_test_hw_secure_dir_SOURCES = tests/unit/test_hw_secure_dir.cpp
+tests_unit_test_hw_secure_dir_CPPFLAGS = $(HARDWARE_UNIT_CPPFLAGS)
+tests_unit_test_hw_secure_dir_LDADD = $(HARDWARE_UNIT_LDADD)
 
 tests_unit_test_hw_pfm_encoding_SOURCES = tests/unit/test_hw_pfm_encoding.cpp
 tests_unit_test_hw_pfm_encoding_CPPFLAGS = $(HARDWARE_UNIT_CPPFLAGS)

@@ -11,6 +11,9 @@ tests_unit_test_agent_link_LDADD = nodeagent/libnodeagent.la hardware/libhardwar
 TESTS += tests/e2e/test_node_gradient.sh
 # End-to-end (local cluster, task/affinity): per-core frequency limits between bound jobs.
 TESTS += tests/e2e/test_node_cpufreq.sh
+# End-to-end (local cluster): slurmd started without -D (it daemonizes after loading plugins).
+TESTS += tests/e2e/test_slurmd_daemonized.sh
+EXTRA_DIST += tests/e2e/test_slurmd_daemonized.sh
 EXTRA_DIST += tests/unit/agent_fixture.hpp
 EXTRA_DIST += tests/e2e/test_node_gradient.sh
 EXTRA_DIST += tests/e2e/test_node_cpufreq.sh

@@ -33,7 +33,7 @@ namespace {
 
 using Fixture = pgtest::AgentFixture;
 
-RegisteredStep step(uint32_t job, const std::string &mode, pid_t pid) {
+RegisteredStep step(uint32_t job, JobMode mode, pid_t pid) {
   return pgtest::agent_step(job, mode, pid);
 }
 
@@ -49,13 +49,56 @@ void run(Fixture &f, PowerControl &pc, const std::vector<RegisteredStep> &steps,
 
 }  // namespace
 
+// Issue 11: the state files were opened again by path. The state folder swapped for a
+// symlink after the control was set up: the admin's settings are still saved in, read from
+// and removed from the folder that was checked.
+START_TEST(saved_caps_go_through_the_checked_state_folder) {
+  Fixture f;
+  const auto before = f.settings();
+  auto pc = f.control(250.0);
+  pc->recover();  // opens and checks the state folder
+  const std::string moved = f.dir.path() + "/moved";
+  const std::string decoy = f.dir.path() + "/decoy";
+  ck_assert_int_eq(::mkdir(decoy.c_str(), 0700), 0);
+  ck_assert_int_eq(::rename(f.state.c_str(), moved.c_str()), 0);
+  ck_assert_int_eq(::symlink(decoy.c_str(), f.state.c_str()), 0);
+  double now = 0.0;
+  run(f, *pc, {step(12, JobMode::throughput, 100)}, now, 4);
+  ck_assert(f.caps_sum_w() <= 250.0 + 1e-6);
+  ck_assert_int_eq(::access((moved + "/saved-caps").c_str(), F_OK), 0);
+  ck_assert_int_ne(::access((decoy + "/saved-caps").c_str(), F_OK), 0);
+  run(f, *pc, {}, now, 1);
+  ck_assert(f.settings() == before);
+  ck_assert_int_ne(::access((moved + "/saved-caps").c_str(), F_OK), 0);
+}
+END_TEST
+
+// The emulate= file decides what root's agent reports: it is read only from folders no one
+// else may write, and only when no one else may write it.
+START_TEST(an_emulate_file_others_may_write_is_refused) {
+  Fixture f;
+  ck_assert_int_eq(::chmod(f.emulate.c_str(), 0666), 0);
+  auto pc = f.control(250.0);
+  double now = 0.0;
+  run(f, *pc, {step(12, JobMode::throughput, 100)}, now, 2);
+  ck_assert(f.logged("emulate file: " + f.emulate + ": refused: writable by group or others"));
+  ck_assert(f.logged("job 12.0: no workload in " + f.emulate));
+  ck_assert_int_eq(::chmod(f.emulate.c_str(), 0644), 0);
+  ck_assert_int_eq(::chmod(f.dir.path().c_str(), 0777), 0);
+  run(f, *pc, {step(12, JobMode::throughput, 100), step(13, JobMode::throughput, 101)}, now, 2);
+  ck_assert(f.logged("emulate file: " + f.emulate + ": refused: '" + f.dir.path() +
+                     "' is writable by others"));
+  ck_assert_int_eq(::chmod(f.dir.path().c_str(), 0700), 0);
+}
+END_TEST
+
 START_TEST(caps_move_within_grant_and_come_back_exactly) {
   Fixture f;
   const auto before = f.settings();
   auto pc = f.control(250.0);
   double now = 0.0;
-  const std::vector<RegisteredStep> steps = {step(12, "throughput", 100),
-                                             step(13, "throughput", 101)};
+  const std::vector<RegisteredStep> steps = {step(12, JobMode::throughput, 100),
+                                             step(13, JobMode::throughput, 101)};
   run(f, *pc, steps, now, 6);
   ck_assert(!pc->monitor_only());
   ck_assert(f.saved_file());
@@ -88,7 +131,7 @@ START_TEST(plain_steps_change_nothing) {
   const auto before = f.settings();
   auto pc = f.control(150.0);
   double now = 0.0;
-  run(f, *pc, {step(20, "off", 100)}, now, 5);
+  run(f, *pc, {step(20, JobMode::off, 100)}, now, 5);
   ck_assert(f.settings() == before);
   ck_assert(!f.saved_file());
   const std::vector<JobEnergySummary> s = pc->job_summaries();
@@ -102,7 +145,7 @@ START_TEST(stop_restores) {
   const auto before = f.settings();
   auto pc = f.control(200.0);
   double now = 0.0;
-  run(f, *pc, {step(12, "latency", 100)}, now, 3);
+  run(f, *pc, {step(12, JobMode::latency, 100)}, now, 3);
   ck_assert(f.saved_file());
   ck_assert(f.settings() != before);
   pc->shutdown();
@@ -119,7 +162,7 @@ START_TEST(crash_leftover_is_restored_at_start) {
   {
     auto pc = f.control(200.0);
     double now = 0.0;
-    run(f, *pc, {step(12, "latency", 100)}, now, 3);
+    run(f, *pc, {step(12, JobMode::latency, 100)}, now, 3);
     ck_assert(f.saved_file());
     // No shutdown(): the agent died (kill -9 of slurmd).
   }
@@ -153,7 +196,7 @@ START_TEST(managed_node_holds_plain_and_idle_within_grant) {
   auto pc = f.control(std::nullopt, 0, NodeManagement::controller);
   double now = 0.0;
   // Before any controller grant: not managed, a plain job changes nothing.
-  run(f, *pc, {step(20, "off", 100)}, now, 2);
+  run(f, *pc, {step(20, JobMode::off, 100)}, now, 2);
   ck_assert(!pc->managed());
   ck_assert(f.settings() == before);
   ck_assert_std_str_eq(pc->on_grant(lease_of(250.0, 1, now), now), "");
@@ -161,7 +204,7 @@ START_TEST(managed_node_holds_plain_and_idle_within_grant) {
   ck_assert(f.logged("is managed by the cluster controller"));
   ck_assert(::access(managed_marker_path(f.state).c_str(), F_OK) == 0);
   // A plain job (not power-aware) pressing on its caps: held within the grant all the same.
-  run(f, *pc, {step(20, "off", 100)}, now, 6);
+  run(f, *pc, {step(20, JobMode::off, 100)}, now, 6);
   ck_assert(f.saved_file());
   ck_assert_msg(f.caps_sum_w() <= 250.0 + 1e-6, "sum %f", f.caps_sum_w());
   // No job: still held (split evenly, ready for the next job), not given back.
@@ -172,7 +215,7 @@ START_TEST(managed_node_holds_plain_and_idle_within_grant) {
                 f.cap_w(1));
   ck_assert(!f.logged("caps restored"));
   // A new job after a "missed epilog" restores nothing on a managed node.
-  ck_assert(!pc->new_job(21, {step(21, "off", 101)}));
+  ck_assert(!pc->new_job(21, {step(21, JobMode::off, 101)}));
   // Stopping leaves the caps as they are and the admin's settings on record.
   const auto held = f.settings();
   pc->shutdown();
@@ -191,7 +234,7 @@ START_TEST(managed_agent_restart_never_raises_then_release_restores) {
     auto pc = f.control(std::nullopt, 1, NodeManagement::controller);
     run(f, *pc, {}, now, 1);
     ck_assert_std_str_eq(pc->on_grant(lease_of(200.0, 1, now), now), "");
-    run(f, *pc, {step(12, "latency", 100)}, now, 6);
+    run(f, *pc, {step(12, JobMode::latency, 100)}, now, 6);
     ck_assert_msg(f.caps_sum_w() <= 200.0 + 1e-6, "sum %f", f.caps_sum_w());
     // No shutdown(): slurmd was killed; its job runs on.
   }
@@ -204,7 +247,7 @@ START_TEST(managed_agent_restart_never_raises_then_release_restores) {
   ck_assert(f.saved_file());
   ck_assert(f.logged("stay on record in " + f.state + "/saved-caps"));
   for (int i = 0; i < 6; ++i) {
-    run(f, *pc, {step(12, "latency", 100)}, now, 1);
+    run(f, *pc, {step(12, JobMode::latency, 100)}, now, 1);
     ck_assert_msg(f.caps_sum_w() <= held_w + 1e-6, "sum %f above %f", f.caps_sum_w(), held_w);
   }
   ck_assert(f.logged("held at"));
@@ -216,12 +259,12 @@ START_TEST(managed_agent_restart_never_raises_then_release_restores) {
   ck_assert(f.settings() == before);
   ck_assert(f.logged("leaves PowerGrad's management (test: in no group)"));
   // Released, it runs as a local node: plain jobs change nothing.
-  run(f, *pc, {step(20, "off", 101)}, now, 3);
+  run(f, *pc, {step(20, JobMode::off, 101)}, now, 3);
   ck_assert(f.settings() == before);
   // A grant makes it managed again.
   ck_assert_std_str_eq(pc->on_grant(lease_of(200.0, 2, now), now), "");
   ck_assert(pc->managed());
-  run(f, *pc, {step(20, "off", 101)}, now, 3);
+  run(f, *pc, {step(20, JobMode::off, 101)}, now, 3);
   ck_assert_msg(f.caps_sum_w() <= 200.0 + 1e-6, "sum %f", f.caps_sum_w());
   ck_assert(f.saved_file());
 }
@@ -235,7 +278,7 @@ START_TEST(damaged_leftover_blocks_control) {
   auto pc = f.control(200.0);
   pc->recover();
   double now = 0.0;
-  run(f, *pc, {step(12, "latency", 100)}, now, 3);
+  run(f, *pc, {step(12, JobMode::latency, 100)}, now, 3);
   ck_assert(f.settings() == before);  // never overwrite what may be the admin's only record
   ck_assert(f.saved_file());
   ck_assert(f.logged("cannot read the saved caps"));
@@ -255,7 +298,7 @@ START_TEST(no_powercap_is_monitor_mode) {
   c.sysfs_root = sys;
   c.counters = "software";
   PowerControl pc(c, [&](AgentLogLevel, const std::string &m) { log.push_back(m); });
-  RegisteredStep s = step(5, "latency", ::getpid());
+  RegisteredStep s = step(5, JobMode::latency, ::getpid());
   pc.period({s}, 1.0);
   pc.period({s}, 2.0);
   pc.period({}, 3.0);
@@ -321,8 +364,8 @@ START_TEST(shared_package_frequency_limits_and_exact_restore) {
   const auto freq_before = f.freqs();
   auto pc = f.control(250.0);
   double now = 0.0;
-  const std::vector<RegisteredStep> steps = {step(12, "throughput", 100),
-                                             step(13, "throughput", 101)};
+  const std::vector<RegisteredStep> steps = {step(12, JobMode::throughput, 100),
+                                             step(13, JobMode::throughput, 101)};
   std::uint64_t lowest2 = 3000000, lowest3 = 3400000;
   for (int i = 0; i < 15; ++i) {
     run(f, *pc, steps, now, 1);
@@ -348,7 +391,7 @@ START_TEST(shared_package_frequency_limits_and_exact_restore) {
   // A plain job that may run on cpu3 releases it at once; cpu2 stays limited.
   f.task(102, "3");
   std::vector<RegisteredStep> with_plain = steps;
-  with_plain.push_back(step(20, "off", 102));
+  with_plain.push_back(step(20, JobMode::off, 102));
   run(f, *pc, with_plain, now, 1);
   ck_assert_std_str_eq(f.freqs()[3], freq_before.at(3));
   ck_assert(f.freq(2) < 3000000);
@@ -373,8 +416,8 @@ START_TEST(frequency_limits_restored_at_stop_crash_and_missed_epilog) {
   FreqFixture f;
   const auto caps_before = f.settings();
   const auto freq_before = f.freqs();
-  const std::vector<RegisteredStep> steps = {step(12, "latency", 100),
-                                             step(13, "throughput", 101)};
+  const std::vector<RegisteredStep> steps = {step(12, JobMode::latency, 100),
+                                             step(13, JobMode::throughput, 101)};
   double now = 0.0;
   auto limited = [&] { return f.freqs() != freq_before; };
   // Agent stop.
@@ -404,7 +447,7 @@ START_TEST(frequency_limits_restored_at_stop_crash_and_missed_epilog) {
     auto pc = f.control(250.0);
     run(f, *pc, steps, now, 12);
     ck_assert(limited());
-    ck_assert(pc->new_job(30, {step(30, "off", 103)}));
+    ck_assert(pc->new_job(30, {step(30, JobMode::off, 103)}));
     ck_assert(f.freqs() == freq_before);
     ck_assert(f.settings() == caps_before);
   }
@@ -416,6 +459,8 @@ int main() {
   TCase *tc = tcase_create("control");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, caps_move_within_grant_and_come_back_exactly);
+  tcase_add_test(tc, saved_caps_go_through_the_checked_state_folder);
+  tcase_add_test(tc, an_emulate_file_others_may_write_is_refused);
   tcase_add_test(tc, plain_steps_change_nothing);
   tcase_add_test(tc, managed_node_holds_plain_and_idle_within_grant);
   tcase_add_test(tc, managed_agent_restart_never_raises_then_release_restores);

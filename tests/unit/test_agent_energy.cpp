@@ -41,8 +41,8 @@ END_TEST
 
 START_TEST(ledger_accumulates_energy_time_and_caps) {
   JobEnergyLedger l;
-  l.begin("12.0", "latency", "emulated");
-  l.begin("12.0", "throughput", "software");  // repeated: no effect
+  l.begin("12.0", JobMode::latency, "emulated");
+  l.begin("12.0", JobMode::throughput, "software");  // repeated: no effect
   l.add_energy("12.0", 100.0);
   l.add_energy("12.0", 50.0);
   l.add_energy("12.0", -5.0);  // ignored
@@ -54,7 +54,7 @@ START_TEST(ledger_accumulates_energy_time_and_caps) {
   std::vector<JobEnergySummary> s = l.summaries();
   ck_assert_uint_eq(s.size(), 1);
   ck_assert(s[0].running);
-  ck_assert_str_eq(s[0].mode.c_str(), "latency");
+  ck_assert(s[0].mode == JobMode::latency);
   ck_assert_double_eq_tol(s[0].energy_j, 150.0, 1e-9);
   ck_assert_double_eq_tol(s[0].seconds, 5.0, 1e-9);
   ck_assert_double_eq_tol(s[0].avg_w(), 30.0, 1e-9);
@@ -75,10 +75,10 @@ START_TEST(ledger_keeps_a_bounded_history) {
   JobEnergyLedger l(2);
   for (int i = 1; i <= 4; ++i) {
     const std::string k = std::to_string(i) + ".0";
-    l.begin(k, "off", "software");
+    l.begin(k, JobMode::off, "software");
     l.finish(k);
   }
-  l.begin("5.0", "monitor", "software");
+  l.begin("5.0", JobMode::monitor, "software");
   const std::vector<JobEnergySummary> s = l.summaries();
   ck_assert_uint_eq(s.size(), 3);
   ck_assert_str_eq(s[0].key.c_str(), "5.0");  // running first

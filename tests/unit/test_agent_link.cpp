@@ -42,7 +42,7 @@ namespace {
 
 using Node = pgtest::AgentFixture;
 
-RegisteredStep step(uint32_t job, const std::string &mode, pid_t pid) {
+RegisteredStep step(uint32_t job, JobMode mode, pid_t pid) {
   return pgtest::agent_step(job, mode, pid);
 }
 
@@ -164,8 +164,8 @@ START_TEST(report_grant_lease_expiry_and_reconnect) {
 
   // Periods under the static grant (250 W): each report arrives at the controller.
   auto pc = n.control(250.0, 7);
-  const std::vector<RegisteredStep> steps = {step(12, "throughput", 100),
-                                             step(13, "throughput", 101)};
+  const std::vector<RegisteredStep> steps = {step(12, JobMode::throughput, 100),
+                                             step(13, JobMode::throughput, 101)};
   auto period = [&]() { t.period(*pc, steps); };
   for (int i = 0; i < 4; ++i) period();
   ck_assert_uint_ge(ctl.reports.size(), 3);
@@ -256,8 +256,8 @@ START_TEST(grant_drop_is_obeyed_at_once_and_confirmed) {
   double &mono = t.mono;
   double &wall = t.wall;
   auto pc = n.control(400.0, 7);
-  const std::vector<RegisteredStep> steps = {step(12, "throughput", 100),
-                                             step(13, "throughput", 101)};
+  const std::vector<RegisteredStep> steps = {step(12, JobMode::throughput, 100),
+                                             step(13, JobMode::throughput, 101)};
   auto period = [&]() { t.period(*pc, steps); };
   // Nothing to enforce before the first decision.
   for (int i = 0; i < 5; ++i) period();
@@ -324,8 +324,8 @@ START_TEST(report_job_accounting_arrives) {
   Linked t;
   Controller &ctl = t.ctl;
   auto pc = t.n.control(250.0, 7);
-  const std::vector<RegisteredStep> steps = {step(12, "throughput", 100),
-                                             step(13, "latency", 101)};
+  const std::vector<RegisteredStep> steps = {step(12, JobMode::throughput, 100),
+                                             step(13, JobMode::latency, 101)};
   for (int i = 0; i < 6; ++i) t.period(*pc, steps);
   ck_assert_uint_ge(ctl.reports.size(), 5);
   const NodeReport &r = ctl.reports.back();
@@ -400,7 +400,7 @@ START_TEST(grant_in_monitor_mode_is_refused) {
   g.seq = 1;
   ck_assert_contains(pc.on_grant(g, 10.0), "monitor mode");
   // Monitor mode still reports every period (no caps, power unknown without powercap).
-  RegisteredStep s = step(5, "latency", ::getpid());
+  RegisteredStep s = step(5, JobMode::latency, ::getpid());
   pc.period({s}, 1.0);
   pc.period({s}, 2.0);
   ck_assert(pc.last_report().has_value());
@@ -426,16 +426,17 @@ START_TEST(new_job_restores_when_the_last_end_was_missed) {
   for (int i = 0; i < 4; ++i) {
     ck_assert(n.emu->advance(1.0).ok());
     now += 1.0;
-    pc->period({step(12, "throughput", 100)}, now);
+    pc->period({step(12, JobMode::throughput, 100)}, now);
   }
   ck_assert(n.saved_file());
   ck_assert(n.settings() != before);
   // Another power-aware job still runs: its caps stay.
-  ck_assert(!pc->new_job(14, {step(12, "throughput", 100), step(14, "latency", 102)}));
+  ck_assert(
+      !pc->new_job(14, {step(12, JobMode::throughput, 100), step(14, JobMode::latency, 102)}));
   ck_assert(n.saved_file());
   // Job 12 is gone without the period that would have noticed: job 14 starts from the
   // admin's settings.
-  ck_assert(pc->new_job(14, {step(14, "latency", 102)}));
+  ck_assert(pc->new_job(14, {step(14, JobMode::latency, 102)}));
   ck_assert(!n.saved_file());
   ck_assert(n.settings() == before);
   ck_assert_int_eq(n.count("caps restored on n1 (before job 14 with no power-aware job left"), 1);
@@ -443,7 +444,7 @@ START_TEST(new_job_restores_when_the_last_end_was_missed) {
   for (int i = 0; i < 3; ++i) {
     ck_assert(n.emu->advance(1.0).ok());
     now += 1.0;
-    pc->period({step(14, "throughput", 102)}, now);
+    pc->period({step(14, JobMode::throughput, 102)}, now);
   }
   ck_assert(n.saved_file());
   pc->shutdown();
@@ -460,13 +461,13 @@ START_TEST(new_job_restores_a_leftover_file) {
     for (int i = 0; i < 4; ++i) {
       ck_assert(n.emu->advance(1.0).ok());
       now += 1.0;
-      pc->period({step(12, "throughput", 100)}, now);
+      pc->period({step(12, JobMode::throughput, 100)}, now);
     }
     ck_assert(n.saved_file());
   }
   auto pc = n.control(250.0, 7);
   ck_assert(n.settings() != before);
-  ck_assert(pc->new_job(20, {step(20, "off", 200)}));
+  ck_assert(pc->new_job(20, {step(20, JobMode::off, 200)}));
   ck_assert(!n.saved_file());
   ck_assert(n.settings() == before);
   ck_assert_int_eq(n.count("from " + n.state + "/saved-caps before job 20"), 1);
@@ -483,7 +484,7 @@ START_TEST(failing_restore_is_logged_rate_limited) {
   for (int i = 0; i < 4; ++i) {
     ck_assert(n.emu->advance(1.0).ok());
     now += 1.0;
-    pc->period({step(12, "throughput", 100)}, now);
+    pc->period({step(12, JobMode::throughput, 100)}, now);
   }
   ck_assert(n.saved_file());
   // Every write to a regular file fails (EFBIG) while the file size limit is 0: the restore
@@ -514,7 +515,7 @@ END_TEST
 
 START_TEST(summary_energy_unknown) {
   JobEnergyLedger l;
-  l.begin("3.0", "latency", "software", false);
+  l.begin("3.0", JobMode::latency, "software", false);
   l.add_period("3.0", 2.0, std::nullopt);
   auto s = l.finish("3.0");
   ck_assert(s.has_value());

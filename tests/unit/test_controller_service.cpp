@@ -13,15 +13,16 @@
 #include <string>
 #include <vector>
 
+#include "controller/controller_service.hpp"
 #include "libgradient/gain_curve.hpp"
 #include "protocol/client_endpoint.hpp"
 #include "protocol/controller_endpoint.hpp"
 #include "protocol/fake_auth.hpp"
 #include "protocol/frame.hpp"
 #include "protocol/handshake.hpp"
-#include "controller/controller_service.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
+#include "tools/admin.hpp"
 #include "tools/json.hpp"
 
 using namespace powergrad;
@@ -521,6 +522,113 @@ START_TEST(protocol_violations_are_logged_as_errors) {
 }
 END_TEST
 
+// Issue 11: status showed every node's job ids to any user, whatever slurm.conf's
+// PrivateData says. With PrivateData=jobs a user sees the ids of their own jobs only;
+// PowerGrad's admins and Slurm's operators (sees_all_jobs) see all.
+START_TEST(private_data_jobs_shows_users_their_own_job_ids_only) {
+  constexpr uid_t kOtherUid = 2000, kOperatorUid = 3000;
+  ServiceSettings st;
+  st.private_jobs = true;
+  st.sees_all_jobs = [](std::uint32_t uid) { return uid == kOperatorUid; };
+  Harness h(st);
+  FakeAuthenticator other{h.realm, kOtherUid, 100};
+  FakeAuthenticator op{h.realm, kOperatorUid, 100};
+  h.service->set_job_owners({{42, kUserUid}, {43, kOtherUid}});  // 44: owner not known yet
+  const std::size_t node = h.client(h.root, PeerRole::node, "n1");
+  ck_assert(h.run_until([&] { return h.clients[node]->established(); }));
+  NodeReport r = report_from("n1", 1, nullptr, h.clock.wall);
+  for (const char *job : {"43.0", "44.0"}) {
+    JobSummary j = r.jobs[0];
+    j.job = job;
+    r.jobs.push_back(j);
+  }
+  ck_assert(h.clients[node]->send(r).ok());
+  auto jobs_of = [&](Authenticator &auth, std::string *shown = nullptr) {
+    const json::Value s = h.status_as(auth);
+    if (shown) *shown = s.str("jobs_shown");
+    std::string ids;
+    for (const json::Value &id : s.get("nodes")->array[0].get("jobs")->array)
+      ids += (ids.empty() ? "" : ",") + std::to_string(static_cast<long>(id.number));
+    return ids;
+  };
+  ck_assert(h.run_until([&] { return jobs_of(h.root) == "42,43,44"; }, 200));
+  std::string shown;
+  ck_assert_std_str_eq(jobs_of(h.root, &shown), "42,43,44");
+  ck_assert_std_str_eq(shown, "all");
+  ck_assert_std_str_eq(jobs_of(h.admin), "42,43,44");  // AdminUsers
+  ck_assert_std_str_eq(jobs_of(op), "42,43,44");       // a Slurm operator
+  ck_assert_std_str_eq(jobs_of(h.user, &shown), "42");
+  ck_assert_std_str_eq(shown, "own");
+  ck_assert_std_str_eq(jobs_of(other), "43");
+  const std::string table = format_status_table(h.status_as(h.user));
+  ck_assert_contains(table, "JOBS lists your own jobs only (slurm.conf has PrivateData=jobs)");
+  // The rest of the node's line is everyone's: power, grant, work.
+  ck_assert_contains(table, "power-aware");
+  // Without PrivateData=jobs everyone sees every id, as before.
+  h.service->set_private_jobs(false);
+  ck_assert_std_str_eq(jobs_of(h.user, &shown), "42,43,44");
+  ck_assert_std_str_eq(shown, "all");
+}
+END_TEST
+
+// Issue 11: garbage HELLOs and a non-admin's set-budget flood made one log line each
+// (slurmctld's log grew by tens of MB in seconds). Now the first of each kind is logged and
+// the rest summarised once per 10 s.
+START_TEST(floods_from_peers_are_summarised_in_the_log) {
+  Harness h;
+  const std::size_t before = h.logs.size();
+  // 200 connections that send garbage instead of a HELLO.
+  for (int i = 0; i < 200; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(h.port)));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+    const std::string garbage(64, 'G');
+    ck_assert_int_eq(send(fd, garbage.data(), garbage.size(), MSG_NOSIGNAL), 64);
+    h.step();
+    close(fd);
+  }
+  // 200 set-budget requests of an ordinary user on one session, at 10 a second: as fast as
+  // the endpoint lets one uid ask (faster closes the session: rate_limited).
+  RawSession s;
+  open_raw_session(h, h.user, s);
+  for (int i = 0; i < 200; ++i) {
+    std::string req;
+    ck_assert(s.channel.seal(AdminSetBudget{100.0 + i}, req).ok());
+    ck_assert_int_eq(send(s.fd, req.data(), req.size(), MSG_NOSIGNAL), (ssize_t)req.size());
+    h.clock.mono += 0.1;
+    h.step();
+  }
+  for (int i = 0; i < 50; ++i) h.step();
+  ck_assert_double_eq_tol(h.service->controller().budget_w(), 400.0, 1e-9);
+  // The rest is counted and said once its interval ends.
+  h.clock.mono += 10.0;
+  h.step();
+  // Each event is in the log once: in full (the first of an interval) or counted in a
+  // summary line.
+  std::size_t refused = 0, denied = 0, full_refused = 0, full_denied = 0;
+  for (std::size_t i = before; i < h.logs.size(); ++i) {
+    const std::string &l = h.logs[i];
+    if (!pgtest::contains(l, " more like this in the last ")) {
+      full_refused += pgtest::contains(l, "refused: bad_magic");
+      full_denied += pgtest::contains(l, "set-budget refused: uid 1000");
+      continue;
+    }
+    const std::size_t n = std::stoul(l.substr(0, l.find(' ')));
+    if (pgtest::contains(l, "refused: bad_magic")) refused += n;
+    if (pgtest::contains(l, "set-budget refused: uid 1000")) denied += n;
+  }
+  ck_assert_uint_eq(full_refused, 1);
+  ck_assert_uint_eq(refused, 199);
+  ck_assert_uint_ge(full_denied, 1);
+  ck_assert_uint_le(full_denied, 4);  // 20 s of requests: a few 10 s intervals
+  ck_assert_uint_eq(full_denied + denied, 200);
+  ck_assert_uint_le(h.logs.size() - before, 20);
+}
+END_TEST
+
 START_TEST(periods_follow_the_clock) {
   Harness h;
   // 1 s periods on a clock stepped by 10 ms: about 1 period per 100 steps.
@@ -549,6 +657,8 @@ int main() {
   tcase_add_test(tc, a_state_file_that_cannot_be_written_is_reported_to_the_admin);
   tcase_add_test(tc, periods_record_each_jobs_series_with_its_grant);
   tcase_add_test(tc, protocol_violations_are_logged_as_errors);
+  tcase_add_test(tc, floods_from_peers_are_summarised_in_the_log);
+  tcase_add_test(tc, private_data_jobs_shows_users_their_own_job_ids_only);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }

@@ -161,8 +161,8 @@ START_TEST(latency_weight_is_load_aware) {
 }
 END_TEST
 
-START_TEST(monitor_and_unmanaged_are_never_steered) {
-  for (JobMode mode : {JobMode::monitor, JobMode::unmanaged}) {
+START_TEST(monitor_and_plain_jobs_are_never_steered) {
+  for (JobMode mode : {JobMode::monitor, JobMode::off}) {
     GradientModel model;
     const double f = freq_at(150.0);
     const JobGradient &g = model.update(with_share(0.2, f).observe(f, mode), domain(150.0));
@@ -557,7 +557,7 @@ int main() {
   tcase_add_test(prior, prior_is_the_counter_model);
   tcase_add_test(prior, throughput_weighted_by_share);
   tcase_add_test(prior, latency_weight_is_load_aware);
-  tcase_add_test(prior, monitor_and_unmanaged_are_never_steered);
+  tcase_add_test(prior, monitor_and_plain_jobs_are_never_steered);
   tcase_add_test(prior, cap_change_moves_busy_fraction_without_lag);
   tcase_add_test(prior, load_rises_followed_faster_than_falls);
   suite_add_tcase(s, prior);

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -470,6 +471,57 @@ START_TEST(garbage_values_are_errors_not_crashes) {
 }
 END_TEST
 
+// value() on an error is a defect of PowerGrad, never a null dereference: it throws
+// ContractViolation naming the error (the entry points' firewalls log it), and aborts in
+// --enable-debug builds.
+START_TEST(result_value_on_an_error_is_a_contract_violation) {
+  Result<std::uint64_t> r(Error{"intel-rapl:0/energy_uj: cannot open", ENOENT});
+#ifdef PG_DEBUG
+  (void)r.value();  // aborts: the test expects SIGABRT
+#else
+  bool thrown = false;
+  try {
+    (void)r.value();
+  } catch (const ContractViolation &e) {
+    thrown = true;
+    ck_assert_contains(std::string(e.what()), "cannot open");
+  }
+  ck_assert(thrown);
+  Result<std::uint64_t> ok_value(std::uint64_t{7});
+  bool thrown_error = false;
+  try {
+    (void)ok_value.error();
+  } catch (const ContractViolation &) {
+    thrown_error = true;
+  }
+  ck_assert(thrown_error);
+#endif
+}
+END_TEST
+
+// A rediscovery that fails (the powercap folder gone, e.g. the driver unloaded) leaves the
+// zones found before: the node agent indexes them and holds their files open.
+START_TEST(failed_rediscovery_keeps_the_zones) {
+  auto dir = pghw::temp_dir();
+  ck_assert_hw_ok(fx::build_intel_server(dir.path()));
+  PowercapTree tree = discovered(dir.path());
+  ck_assert_int_eq(tree.zones().size(), 4);
+  const std::string pc = dir.path() + "/class/powercap";
+  ck_assert_int_eq(::rename(pc.c_str(), (pc + ".gone").c_str()), 0);
+  Status s = tree.discover();
+  ck_assert(!s.ok());
+  ck_assert_contains(s.message(), "powercap");
+  ck_assert_int_eq(tree.zones().size(), 4);
+  ck_assert_std_str_eq(tree.zones()[2].name(), "intel-rapl:1");
+  ck_assert_int_eq(tree.packages().size(), 2);
+  // Its open files still read (the folder was moved, not the files).
+  ck_assert_hw_ok(zone(tree, "intel-rapl:1")->read_energy_uj());
+  ck_assert_int_eq(::rename((pc + ".gone").c_str(), pc.c_str()), 0);
+  ck_assert_hw_ok(tree.discover());
+  ck_assert_int_eq(tree.zones().size(), 4);
+}
+END_TEST
+
 Suite *powercap_suite() {
   Suite *s = suite_create("hw_powercap");
   TCase *tc = tcase_create("powercap");
@@ -484,6 +536,12 @@ Suite *powercap_suite() {
   tcase_add_test(tc, set_limit_clamps_and_refuses_below_floor);
   tcase_add_test(tc, apply_limit_enables_a_disabled_zone);
   tcase_add_test(tc, restore_is_byte_exact);
+  tcase_add_test(tc, failed_rediscovery_keeps_the_zones);
+#ifdef PG_DEBUG
+  tcase_add_test_raise_signal(tc, result_value_on_an_error_is_a_contract_violation, SIGABRT);
+#else
+  tcase_add_test(tc, result_value_on_an_error_is_a_contract_violation);
+#endif
   tcase_add_test(tc, restore_reports_every_problem_and_keeps_going);
   tcase_add_test(tc, bad_zone_names_refused);
   tcase_add_test(tc, read_only_limit_file);

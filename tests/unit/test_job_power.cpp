@@ -345,12 +345,17 @@ START_TEST(status_table) {
 END_TEST
 
 START_TEST(report_shows_the_figures) {
+  // As sacct prints it for sacct_report_args(d): every field followed by the delimiter.
+  const std::string d = "<pg:00112233445566778899aabbccddeeff>";
   const std::string sacct =
-      "41|pa-service|alice|COMPLETED|2026-11-25T10:00:00|2026-11-25T10:00:30|30|site: x; "
-      "powergrad={v=1 mode=latency nodes=n[1-2] energy_j=5012 avg_w=167.1 cap_min_w=160.0 "
-      "cap_mean_w=175.3 cap_max_w=190.0 gradient=0.003124 counters=software}\n"
-      "42|old|bob|FAILED|2026-11-25T09:00:00|2026-11-25T09:00:05|5|powergrad={v=1 mode=monitor nodes=n3}\n";
-  const SacctParse p = parse_sacct_report(sacct);
+      "41" + d + "alice" + d + "COMPLETED" + d + "2026-11-25T10:00:00" + d + "2026-11-25T10:00:30" +
+      d + "30" + d + "pa-service" + d +
+      "site: x; powergrad={v=1 mode=latency nodes=n[1-2] energy_j=5012 avg_w=167.1 "
+      "cap_min_w=160.0 cap_mean_w=175.3 cap_max_w=190.0 gradient=0.003124 counters=software}" +
+      d + "\n42" + d + "bob" + d + "FAILED" + d + "2026-11-25T09:00:00" + d +
+      "2026-11-25T09:00:05" + d + "5" + d + "old" + d + "powergrad={v=1 mode=monitor nodes=n3}" +
+      d + "\n";
+  const SacctParse p = parse_sacct_report(sacct, d);
   ck_assert_uint_eq(p.rows.size(), 2);
   const std::string csv = format_report_csv(p.rows);
   ck_assert_contains(csv,

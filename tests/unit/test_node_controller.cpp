@@ -452,7 +452,7 @@ END_TEST
 
 START_TEST(work_that_is_not_steered_is_protected) {
   std::vector<SimDomain> doms(2);
-  doms[0].mode = JobMode::unmanaged;
+  doms[0].mode = JobMode::off;
   doms[0].alpha = 0.45;  // draws 125.25 W uncapped
   Plant plant(doms);
   NodeController nc("n1");

@@ -13,6 +13,8 @@
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <atomic>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,7 @@
 
 #include "hardware/sysfs_file.hpp"
 #include "nodeagent/agent.hpp"
+#include "nodeagent/agent_socket.hpp"
 #include "nodeagent/step_channel.hpp"
 #include "nodeagent/step_event.hpp"
 #include "nodeagent/step_registry.hpp"
@@ -31,7 +34,7 @@ using namespace powergrad;
 
 namespace {
 
-StepEvent start(uint32_t job, const std::string &step, pid_t pid, const std::string &mode) {
+StepEvent start(uint32_t job, const std::string &step, pid_t pid, JobMode mode) {
   StepEvent e;
   e.op = StepOp::task_start;
   e.job_id = job;
@@ -60,8 +63,8 @@ std::string temp_dir() {
 }  // namespace
 
 START_TEST(event_round_trip) {
-  for (const StepEvent &e :
-       {start(12, "0", 345, "latency"), start(7, "batch", 99, "off"), exit_of(12, "0", 345)}) {
+  for (const StepEvent &e : {start(12, "0", 345, JobMode::latency),
+                             start(7, "batch", 99, JobMode::off), exit_of(12, "0", 345)}) {
     const std::string text = format_step_event(e);
     StepEventParse p = parse_step_event(text);
     ck_assert_msg(p.event.has_value(), "%s: %s", text.c_str(), p.error.c_str());
@@ -109,10 +112,10 @@ END_TEST
 
 START_TEST(registry_tracks_tasks_and_steps) {
   StepRegistry r;
-  ck_assert_std_str_eq(r.apply(start(1, "0", 100, "latency"), 1.0), "");
-  ck_assert_std_str_eq(r.apply(start(1, "0", 101, "latency"), 1.0), "");
-  ck_assert_std_str_eq(r.apply(start(1, "0", 100, "latency"), 1.5), "");  // twice: harmless
-  ck_assert_std_str_eq(r.apply(start(2, "batch", 200, "off"), 2.0), "");
+  ck_assert_std_str_eq(r.apply(start(1, "0", 100, JobMode::latency), 1.0), "");
+  ck_assert_std_str_eq(r.apply(start(1, "0", 101, JobMode::latency), 1.0), "");
+  ck_assert_std_str_eq(r.apply(start(1, "0", 100, JobMode::latency), 1.5), "");  // twice: harmless
+  ck_assert_std_str_eq(r.apply(start(2, "batch", 200, JobMode::off), 2.0), "");
   ck_assert_uint_eq(r.size(), 2);
   ck_assert(r.has_power_aware_step());
   ck_assert_uint_eq(r.steps()[0].pids.size(), 2);
@@ -133,11 +136,13 @@ END_TEST
 
 START_TEST(registry_reaps_dead_pids_and_is_bounded) {
   StepRegistry r(RegistryLimits{2, 2});
-  r.apply(start(1, "0", 100, "latency"), 0);
-  r.apply(start(1, "0", 101, "latency"), 0);
-  ck_assert(r.apply(start(1, "0", 102, "latency"), 0).find("too many tasks") != std::string::npos);
-  r.apply(start(2, "0", 200, "throughput"), 0);
-  ck_assert(r.apply(start(3, "0", 300, "latency"), 0).find("registry full") != std::string::npos);
+  r.apply(start(1, "0", 100, JobMode::latency), 0);
+  r.apply(start(1, "0", 101, JobMode::latency), 0);
+  ck_assert(r.apply(start(1, "0", 102, JobMode::latency), 0).find("too many tasks") !=
+            std::string::npos);
+  r.apply(start(2, "0", 200, JobMode::throughput), 0);
+  ck_assert(r.apply(start(3, "0", 300, JobMode::latency), 0).find("registry full") !=
+            std::string::npos);
   // The stepd of job 2 crashed: its pid is dead. Job 1 lost one task.
   auto dropped = r.reap([](pid_t p) { return p == 100; });
   ck_assert_uint_eq(dropped.size(), 1);
@@ -157,7 +162,8 @@ START_TEST(channel_delivers_and_answers) {
   ck_assert_int_eq(st.st_mode & 0777, 0600);
   const pid_t child = fork();
   if (child == 0) {
-    const std::string err = send_step_event(path, start(42, "0", getpid(), "throughput"), 2000);
+    const std::string err =
+        send_step_event(path, start(42, "0", getpid(), JobMode::throughput), 2000);
     const std::string bad = send_step_event(path, exit_of(42, "0", 1), 2000);
     _exit(err.empty() && bad.find("bad pid") != std::string::npos ? 0 : 1);
   }
@@ -187,7 +193,7 @@ START_TEST(channel_refuses_other_uids) {
   ck_assert(server.ok());
   const pid_t child = fork();
   if (child == 0) {
-    const std::string err = send_step_event(path, start(42, "0", getpid(), "latency"), 2000);
+    const std::string err = send_step_event(path, start(42, "0", getpid(), JobMode::latency), 2000);
     _exit(err.find("not allowed") != std::string::npos ? 0 : 1);
   }
   std::vector<ReceivedStepEvent> got;
@@ -240,7 +246,7 @@ START_TEST(channel_never_steals_a_live_socket) {
   // The first one still gets the events.
   const pid_t child = fork();
   if (child == 0) {
-    const std::string e = send_step_event(path, start(5, "0", getpid(), "latency"), 2000);
+    const std::string e = send_step_event(path, start(5, "0", getpid(), JobMode::latency), 2000);
     _exit(e.empty() ? 0 : 1);
   }
   std::vector<ReceivedStepEvent> got;
@@ -285,8 +291,8 @@ START_TEST(channel_open_errors) {
   StepChannelServer s = StepChannelServer::open(file, getuid());
   ck_assert(!s.ok());
   ck_assert(s.error().find("is not a socket") != std::string::npos);
-  ck_assert(send_step_event(dir + "/none.sock", start(1, "0", 5, "latency"), 100).find("connect") !=
-            std::string::npos);
+  ck_assert(send_step_event(dir + "/none.sock", start(1, "0", 5, JobMode::latency), 100)
+                .find("connect") != std::string::npos);
   unlink(file.c_str());
   std::filesystem::remove_all(dir);
 }
@@ -295,21 +301,25 @@ END_TEST
 START_TEST(private_dir_created_and_checked) {
   const std::string dir = temp_dir();
   const std::string state = dir + "/a/b/state";
-  ck_assert_std_str_eq(prepare_private_dir(state, getuid()), "");
+  ck_assert(open_state_dir(state).ok());
   struct stat st;
   ck_assert_int_eq(stat(state.c_str(), &st), 0);
   ck_assert_int_eq(st.st_mode & 0777, 0700);
-  ck_assert_std_str_eq(prepare_private_dir(state, getuid()), "");  // again: fine
+  ck_assert_int_eq(stat((dir + "/a").c_str(), &st), 0);
+  ck_assert_int_eq(st.st_mode & 0777, 0755);
+  ck_assert(open_state_dir(state).ok());  // again: fine
   chmod(state.c_str(), 0770);
-  ck_assert(prepare_private_dir(state, getuid()).find("writable by group or others") !=
-            std::string::npos);
+  ck_assert_contains(open_state_dir(state).message(), "is writable by its group");
   chmod(state.c_str(), 0700);
-  ck_assert(prepare_private_dir(state, getuid() + 1).find("owned by uid") != std::string::npos);
-  ck_assert(prepare_private_dir("relative/dir", getuid()).find("not an absolute path") !=
-            std::string::npos);
+  if (geteuid() == 0) {
+    ck_assert_int_eq(chown(state.c_str(), 65534, 65534), 0);
+    ck_assert_contains(open_state_dir(state).message(), "is owned by uid 65534");
+    ck_assert_int_eq(chown(state.c_str(), 0, 0), 0);
+  }
+  ck_assert_contains(open_state_dir("relative/dir").message(), "not an absolute path");
   const std::string file = dir + "/file";
   std::ofstream(file) << "x";
-  ck_assert(prepare_private_dir(file, getuid()).find("not a directory") != std::string::npos);
+  ck_assert_contains(open_state_dir(file).message(), "is not a folder");
   std::filesystem::remove_all(dir);
 }
 END_TEST
@@ -348,8 +358,9 @@ START_TEST(agent_registers_and_reaps_steps) {
     pause();
     _exit(0);
   }
-  ck_assert_std_str_eq(
-      send_step_event(step_socket_path(cfg.state_dir), start(77, "0", task, "latency"), 2000), "");
+  ck_assert_std_str_eq(send_step_event(step_socket_path(cfg.state_dir),
+                                       start(77, "0", task, JobMode::latency), 2000),
+                       "");
   // The agent answers "ok" once the event is received and valid, and applies it right after.
   for (int i = 0; i < 200 && agent.steps().empty(); ++i) usleep(10000);
   ck_assert_uint_eq(agent.steps().size(), 1);
@@ -377,9 +388,9 @@ END_TEST
 
 START_TEST(registry_file_round_trip_and_errors) {
   StepRegistry r;
-  r.apply(start(5, "0", 100, "latency"), 0);
-  r.apply(start(5, "0", 101, "latency"), 0);
-  r.apply(start(6, "batch", 200, "off"), 0);
+  r.apply(start(5, "0", 100, JobMode::latency), 0);
+  r.apply(start(5, "0", 101, JobMode::latency), 0);
+  r.apply(start(6, "batch", 200, JobMode::off), 0);
   // 101 is gone: left out.
   const std::string text = StepRegistry::serialize(r.steps(), [](pid_t p) {
     return p == 101 ? std::nullopt : std::optional<std::uint64_t>(1000 + p);
@@ -390,9 +401,9 @@ START_TEST(registry_file_round_trip_and_errors) {
   ck_assert_uint_eq(back.tasks[0].start.job_id, 5);
   ck_assert_int_eq(back.tasks[0].start.pid, 100);
   ck_assert_uint_eq(back.tasks[0].start_ticks, 1100);
-  ck_assert_std_str_eq(back.tasks[0].start.mode, "latency");
+  ck_assert(back.tasks[0].start.mode == JobMode::latency);
   ck_assert_std_str_eq(back.tasks[1].start.step, "batch");
-  ck_assert_std_str_eq(back.tasks[1].start.mode, "off");
+  ck_assert(back.tasks[1].start.mode == JobMode::off);
   const struct {
     const char *text;
     const char *error;
@@ -461,12 +472,12 @@ START_TEST(agent_finds_running_steps_after_restart) {
   {
     NodeAgent agent(cfg, logger);
     ck_assert_std_str_eq(agent.start(), "");
-    ck_assert_std_str_eq(
-        send_step_event(step_socket_path(cfg.state_dir), start(88, "0", task, "latency"), 2000),
-        "");
-    ck_assert_std_str_eq(
-        send_step_event(step_socket_path(cfg.state_dir), start(89, "0", short_task, "off"), 2000),
-        "");
+    ck_assert_std_str_eq(send_step_event(step_socket_path(cfg.state_dir),
+                                         start(88, "0", task, JobMode::latency), 2000),
+                         "");
+    ck_assert_std_str_eq(send_step_event(step_socket_path(cfg.state_dir),
+                                         start(89, "0", short_task, JobMode::off), 2000),
+                         "");
     // Written at the next period after the change.
     for (int i = 0; i < 300; ++i) {
       auto t = powergrad::hw::read_small_file(steps_file_path(cfg.state_dir));
@@ -483,7 +494,7 @@ START_TEST(agent_finds_running_steps_after_restart) {
   const std::vector<RegisteredStep> steps = again.steps();
   ck_assert_uint_eq(steps.size(), 1);
   ck_assert_uint_eq(steps[0].job_id, 88);
-  ck_assert_std_str_eq(steps[0].mode, "latency");
+  ck_assert(steps[0].mode == JobMode::latency);
   ck_assert_int_eq(*steps[0].pids.begin(), task);
   again.stop();
   kill(task, SIGKILL);
@@ -505,9 +516,214 @@ START_TEST(agent_start_refuses_bad_state_dir) {
   const std::string dir = temp_dir();
   chmod(dir.c_str(), 0777);
   NodeAgent agent({"n1", dir, 1.0, "/proc"}, [](AgentLogLevel, const std::string &) {});
-  ck_assert(agent.start().find("writable by group or others") != std::string::npos);
+  ck_assert_contains(agent.start(), "is writable by others");
   ck_assert(!agent.running());
   std::filesystem::remove_all(dir);
+}
+END_TEST
+
+// Issue 11: state_dir=/tmp/x/%n with /tmp/x writable by users. Only the last folder was
+// checked: a user could swap it and root would write and remove files where they chose.
+START_TEST(agent_refuses_a_state_dir_under_a_user_writable_folder) {
+  const std::string dir = temp_dir();
+  ck_assert_int_eq(mkdir((dir + "/x").c_str(), 0777), 0);
+  ck_assert_int_eq(chmod((dir + "/x").c_str(), 0777), 0);
+  NodeAgent agent({"n1", dir + "/x/n1", 1.0, "/proc"}, [](AgentLogLevel, const std::string &) {});
+  const std::string err = agent.start();
+  ck_assert_contains(err, "state folder '" + dir + "/x/n1' refused: '" + dir +
+                              "/x' is writable by others (mode 0777, no sticky bit)");
+  ck_assert(!agent.running());
+  // A symlink (in a safe folder) to a folder users may write: refused where it leads.
+  ck_assert_int_eq(symlink((dir + "/x").c_str(), (dir + "/link").c_str()), 0);
+  NodeAgent linked({"n1", dir + "/link/n1", 1.0, "/proc"},
+                   [](AgentLogLevel, const std::string &) {});
+  ck_assert_contains(linked.start(), "'" + dir + "/x' is writable by others");
+  ck_assert(!linked.running());
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+// The state folder swapped for a symlink to another folder after the agent started: the
+// running steps are still written in the folder that was checked (through its descriptor).
+START_TEST(agent_writes_through_the_opened_state_folder) {
+  const std::string dir = temp_dir();
+  ck_assert_int_eq(mkdir((dir + "/p").c_str(), 0755), 0);
+  ck_assert_int_eq(mkdir((dir + "/decoy").c_str(), 0700), 0);
+  AgentConfig cfg;
+  cfg.node_name = "n1";
+  cfg.state_dir = dir + "/p/state";
+  cfg.period_s = 0.05;
+  NodeAgent agent(cfg, [](AgentLogLevel, const std::string &) {});
+  ck_assert_std_str_eq(agent.start(), "");
+  ck_assert_int_eq(rename((dir + "/p/state").c_str(), (dir + "/p/moved").c_str()), 0);
+  ck_assert_int_eq(symlink((dir + "/decoy").c_str(), (dir + "/p/state").c_str()), 0);
+  const pid_t task = fork();
+  if (task == 0) {
+    pause();
+    _exit(0);
+  }
+  ck_assert_std_str_eq(
+      send_step_event(dir + "/p/moved/agent.sock", start(91, "0", task, JobMode::latency), 2000),
+      "");
+  bool written = false;
+  for (int i = 0; i < 300 && !written; ++i) {
+    auto t = powergrad::hw::read_small_file(dir + "/p/moved/steps");
+    written = t.ok() && t.value().find("job=91") != std::string::npos;
+    if (!written) usleep(10000);
+  }
+  ck_assert(written);
+  struct stat st;
+  ck_assert_int_ne(lstat((dir + "/decoy/steps").c_str(), &st), 0);
+  agent.stop();
+  // The socket it removes at its stop is its own, in the folder it checked.
+  ck_assert_int_ne(lstat((dir + "/p/moved/agent.sock").c_str(), &st), 0);
+  kill(task, SIGKILL);
+  waitpid(task, nullptr, 0);
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+// slurmstepd's side: it talks to a socket only when the folders, the socket file and the
+// peer that listens are root's (or slurmd's uid's).
+START_TEST(stepd_refuses_unsafe_agent_sockets) {
+  const std::string dir = temp_dir();
+  chmod(dir.c_str(), 0755);
+  // An honest agent: fine.
+  AgentConfig cfg;
+  cfg.node_name = "n1";
+  cfg.state_dir = dir + "/ok";
+  cfg.period_s = 0.05;
+  NodeAgent agent(cfg, [](AgentLogLevel, const std::string &) {});
+  ck_assert_std_str_eq(agent.start(), "");
+  ck_assert_std_str_eq(send_step_event_checked(cfg.state_dir, exit_of(5, "0", 1234)), "");
+  agent.stop();
+  // A socket in a folder under one users may write.
+  ck_assert_int_eq(mkdir((dir + "/open").c_str(), 0777), 0);
+  ck_assert_int_eq(chmod((dir + "/open").c_str(), 0777), 0);
+  ck_assert_int_eq(mkdir((dir + "/open/state").c_str(), 0700), 0);
+  StepChannelServer planted = StepChannelServer::open(dir + "/open/state/agent.sock", 0);
+  ck_assert(planted.ok());
+  ck_assert_contains(send_step_event_checked(dir + "/open/state", exit_of(5, "0", 1234)),
+                     "'" + dir + "/open' is writable by others");
+  // A socket file others may write, or that is no socket.
+  ck_assert_int_eq(mkdir((dir + "/s").c_str(), 0700), 0);
+  StepChannelServer loose = StepChannelServer::open(dir + "/s/agent.sock", 0);
+  ck_assert(loose.ok());
+  ck_assert_int_eq(chmod((dir + "/s/agent.sock").c_str(), 0666), 0);
+  ck_assert_contains(send_step_event_checked(dir + "/s", exit_of(5, "0", 1234)),
+                     "agent.sock' is writable by group or others (mode 0666)");
+  ck_assert_int_eq(mkdir((dir + "/f").c_str(), 0700), 0);
+  std::ofstream(dir + "/f/agent.sock") << "x";
+  ck_assert_contains(send_step_event_checked(dir + "/f", exit_of(5, "0", 1234)), "is not a socket");
+  ck_assert_contains(send_step_event_checked(dir + "/none", exit_of(5, "0", 1234)),
+                     "state folder " + dir + "/none refused");
+  if (geteuid() == 0) {
+    ck_assert_int_eq(chmod((dir + "/s/agent.sock").c_str(), 0600), 0);
+    ck_assert_int_eq(chown((dir + "/s/agent.sock").c_str(), 65534, 65534), 0);
+    ck_assert_contains(send_step_event_checked(dir + "/s", exit_of(5, "0", 1234)),
+                       "agent.sock' is owned by uid 65534, not by root or slurmd's uid");
+  }
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+// Issue 11: slurmstepd connected to a socket a user served and believed its "ok". The peer
+// that listens must be root (or slurmd's uid), whatever the socket file looks like.
+START_TEST(stepd_refuses_an_agent_of_another_uid) {
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/agent.sock";
+  int ready[2];
+  ck_assert_int_eq(pipe(ready), 0);
+  const pid_t server = fork();
+  if (server == 0) {
+    // Bound as root (a root-owned 0600 socket file), listening as uid 65534.
+    close(ready[0]);
+    const int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    const mode_t old = umask(0177);
+    if (bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) _exit(2);
+    umask(old);
+    if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(3);
+    if (listen(fd, 4) != 0) _exit(4);
+    (void)!write(ready[1], "r", 1);
+    for (;;) {
+      const int c = accept(fd, nullptr, nullptr);
+      if (c < 0) _exit(5);
+      char buf[512];
+      (void)!recv(c, buf, sizeof buf, 0);
+      (void)!send(c, "ok", 2, MSG_NOSIGNAL);
+      close(c);
+    }
+  }
+  close(ready[1]);
+  char r = 0;
+  const bool up = read(ready[0], &r, 1) == 1;
+  close(ready[0]);
+  if (geteuid() != 0) {
+    // Not root: no other uid to listen as; the child could not switch.
+    kill(server, SIGKILL);
+    waitpid(server, nullptr, 0);
+    std::printf("note: not root: the socket of another uid is not tried\n");
+    std::filesystem::remove_all(dir);
+    return;
+  }
+  ck_assert(up);
+  const std::string err = send_step_event(path, exit_of(5, "0", 1234), 2000);
+  ck_assert_contains(err, "is served by uid 65534");
+  ck_assert_contains(err, "not by root or slurmd's uid");
+  ck_assert_contains(send_step_event_checked(dir, exit_of(5, "0", 1234)), "is served by uid 65534");
+  kill(server, SIGKILL);
+  waitpid(server, nullptr, 0);
+  std::filesystem::remove_all(dir);
+}
+END_TEST
+
+// A task's registration is answered at once by the step channel's own thread, and the step
+// is in the registry when the answer arrives, whatever the control loop is doing. Here the
+// control thread is held for 1.5 s inside its first log line (as a slow period would hold
+// it): the stepd still gets "ok" well within its 200 ms limit. (Before, the control thread
+// answered between periods: "no answer from the node agent within 200 ms".)
+START_TEST(registration_is_answered_while_the_control_loop_is_busy) {
+  const std::string dir = temp_dir();
+  AgentConfig cfg;
+  cfg.node_name = "n1";
+  cfg.state_dir = dir + "/state";
+  cfg.period_s = 0.05;
+  std::atomic<bool> held{false};
+  NodeAgent agent(cfg, [&](AgentLogLevel, const std::string &m) {
+    if (m.find("node agent started on") != std::string::npos) {
+      held = true;
+      usleep(1500000);
+    }
+  });
+  ck_assert_std_str_eq(agent.start(), "");
+  for (int i = 0; i < 200 && !held; ++i) usleep(5000);
+  ck_assert(held.load());
+  const pid_t task = fork();
+  if (task == 0) {
+    pause();
+    _exit(0);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string err =
+      send_step_event(step_socket_path(cfg.state_dir), start(91, "0", task, JobMode::latency), 200);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ck_assert_msg(err.empty(), "registration not answered: %s", err.c_str());
+  ck_assert_msg(ms < 200.0, "answered after %.1f ms", ms);
+  ck_assert_uint_eq(agent.steps().size(), 1);  // applied before the answer
+  ck_assert_int_eq(*agent.steps()[0].pids.begin(), task);
+  // A refusal by the registry reaches the stepd too: an exit for a PID of no step is fine,
+  // a start with a PID that does not exist is the registry's to judge; a malformed step is
+  // refused with the reason.
+  StepEvent bad = start(92, "0", task, JobMode::latency);
+  bad.step = "x/y";
+  ck_assert_str_ne(send_step_event(step_socket_path(cfg.state_dir), bad, 200).c_str(), "");
+  kill(task, SIGKILL);
+  waitpid(task, nullptr, 0);
+  agent.stop();
 }
 END_TEST
 
@@ -529,9 +745,14 @@ int main() {
   tcase_add_test(tc, pid_alive_reads_procfs);
   tcase_add_test(tc, agent_registers_and_reaps_steps);
   tcase_add_test(tc, agent_start_refuses_bad_state_dir);
+  tcase_add_test(tc, agent_refuses_a_state_dir_under_a_user_writable_folder);
+  tcase_add_test(tc, agent_writes_through_the_opened_state_folder);
+  tcase_add_test(tc, stepd_refuses_unsafe_agent_sockets);
+  tcase_add_test(tc, stepd_refuses_an_agent_of_another_uid);
   tcase_add_test(tc, registry_file_round_trip_and_errors);
   tcase_add_test(tc, pid_start_ticks_reads_procfs);
   tcase_add_test(tc, agent_finds_running_steps_after_restart);
+  tcase_add_test(tc, registration_is_answered_while_the_control_loop_is_busy);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }

@@ -548,6 +548,131 @@ START_TEST(test_connection_limit) {
 }
 END_TEST
 
+// What one uid's admin sessions may cost (the controller must not be starved by any user).
+
+// A peer that sends many requests without reading the answers has one request in work: the
+// next one is taken only once the answer to the last has left.
+START_TEST(test_admin_one_request_in_work) {
+  Harness h;
+  h.open();
+  RawClient flood;
+  flood.handshake(h, h.user, PeerRole::admin, "login1");
+  std::string burst;
+  for (int i = 0; i < 50; ++i) burst += flood.sealed(AdminStatusRequest{});
+  flood.send_raw(burst);
+  for (int i = 0; i < 100; ++i) h.step();
+  ck_assert(h.ctl_event(Kind::message) != nullptr);
+  ck_assert(h.ctl_event(Kind::message, 1) == nullptr);  // one, not 50
+  const ConnectionId id = h.ctl_event(Kind::message)->connection;
+  ck_assert_status_ok(h.ctl->send(id, AdminStatus{"{}"}));
+  ck_assert(h.run_until([&] { return h.ctl_event(Kind::message, 1) != nullptr; }));
+  for (int i = 0; i < 50; ++i) h.step();
+  ck_assert(h.ctl_event(Kind::message, 2) == nullptr);
+}
+END_TEST
+
+START_TEST(test_admin_sessions_per_uid) {
+  Harness h;
+  ControllerConfig c = h.config();
+  c.max_admin_sessions_per_uid = 2;
+  h.open(c);
+  ClientEndpoint &a = h.client(h.user, PeerRole::admin, "login1");
+  ClientEndpoint &b = h.client(h.user, PeerRole::admin, "login1");
+  ck_assert(h.run_until([&] { return a.established() && b.established(); }));
+  ClientEndpoint &third = h.client(h.user, PeerRole::admin, "login1");
+  ck_assert(h.run_until([&] { return h.client_event(third, CKind::attempt_failed) != nullptr; }));
+  ck_assert_errc(h.ctl_event(Kind::refused)->status, Errc::too_many_connections);
+  ck_assert_contains(h.ctl_event(Kind::refused)->status.message, "uid 1000");
+  // Another uid, and nodes, are not held back by it.
+  ClientEndpoint &adm = h.client(h.admin, PeerRole::admin, "login2");
+  ClientEndpoint &node = h.client(h.root, PeerRole::node, "n1");
+  ck_assert(h.run_until([&] { return adm.established() && node.established(); }));
+}
+END_TEST
+
+START_TEST(test_admin_request_rate) {
+  Harness h;
+  ControllerConfig c = h.config();
+  c.admin_requests_per_s = 1.0;
+  c.admin_request_burst = 3.0;
+  h.open(c);
+  ClientEndpoint &usr = h.client(h.user, PeerRole::admin, "login1");
+  ck_assert(h.run_until([&] { return usr.established(); }));
+  for (std::size_t i = 0; i < 3; ++i) {
+    ck_assert_status_ok(usr.send(AdminStatusRequest{}));
+    ck_assert(h.run_until([&] { return h.ctl_event(Kind::message, i) != nullptr; }));
+    ck_assert_status_ok(h.ctl->send(h.ctl_event(Kind::message, i)->connection, AdminStatus{"{}"}));
+  }
+  ck_assert_status_ok(usr.send(AdminStatusRequest{}));  // the 4th within ~0.1 s
+  ck_assert(h.run_until([&] { return h.ctl_event(Kind::session_closed) != nullptr; }));
+  ck_assert_errc(h.ctl_event(Kind::session_closed)->status, Errc::rate_limited);
+  ck_assert(h.ctl_event(Kind::message, 3) == nullptr);
+  // After a pause the uid may ask again.
+  h.now += 5.0;
+  ClientEndpoint &later = h.client(h.user, PeerRole::admin, "login1");
+  ck_assert(h.run_until([&] { return later.established(); }));
+  ck_assert_status_ok(later.send(AdminStatusRequest{}));
+  ck_assert(h.run_until([&] { return h.ctl_event(Kind::message, 3) != nullptr; }));
+}
+END_TEST
+
+START_TEST(test_admin_idle_timeout) {
+  Harness h;
+  ControllerConfig c = h.config();
+  c.admin_idle_timeout_s = 5.0;
+  h.open(c);
+  ClientEndpoint &usr = h.client(h.user, PeerRole::admin, "login1");
+  ClientEndpoint &node = h.client(h.root, PeerRole::node, "n1");
+  ck_assert(h.run_until([&] { return usr.established() && node.established(); }));
+  h.now += 6.0;
+  ck_assert(h.run_until([&] { return h.client_event(usr, CKind::disconnected) != nullptr; }));
+  ck_assert_errc(h.ctl_event(Kind::session_closed)->status, Errc::timeout);
+  ck_assert(node.established());  // node sessions keep their own rules
+}
+END_TEST
+
+// Connections that never send a HELLO: a limit per address, and at the connection limit the
+// oldest of them makes room for a node that does.
+START_TEST(test_pending_connections_bounded) {
+  Harness h;
+  ControllerConfig c = h.config();
+  c.max_pending_per_address = 2;
+  h.open(c);
+  RawClient s1, s2, s3;
+  s1.connect(h);
+  s2.connect(h);
+  ck_assert(h.run_until([&] { return h.ctl->connection_count() == 2; }));
+  s3.connect(h);
+  ck_assert(h.run_until([&] { return h.ctl_event(Kind::refused) != nullptr; }));
+  ck_assert_errc(h.ctl_event(Kind::refused)->status, Errc::too_many_connections);
+  ck_assert_contains(h.ctl_event(Kind::refused)->status.message, "without a HELLO");
+  ck_assert_uint_eq(h.ctl->connection_count(), 2);
+}
+END_TEST
+
+START_TEST(test_limit_evicts_oldest_pending) {
+  Harness h;
+  ControllerConfig c = h.config();
+  c.max_connections = 2;
+  h.open(c);
+  RawClient s1, s2;
+  s1.connect(h);
+  ck_assert(h.run_until([&] { return h.ctl->connection_count() == 1; }));
+  h.step();
+  s2.connect(h);
+  ck_assert(h.run_until([&] { return h.ctl->connection_count() == 2; }));
+  ClientEndpoint &node = h.client(h.root, PeerRole::node, "n1");
+  ck_assert(h.run_until([&] { return node.established(); }));
+  ck_assert(h.ctl_event(Kind::refused) != nullptr);
+  ck_assert_contains(h.ctl_event(Kind::refused)->status.message, "to make room");
+  bool eof = false;
+  ck_assert(h.run_until([&] {
+    (void)s1.read(eof);
+    return eof;
+  }));  // the oldest went
+}
+END_TEST
+
 START_TEST(test_extra_fds_polled) {
   Harness h;
   h.open();
@@ -623,6 +748,12 @@ Suite *endpoint_suite() {
   tcase_add_test(life, test_idle_timeout);
   tcase_add_test(life, test_session_replaced);
   tcase_add_test(life, test_reconnect_with_backoff);
+  tcase_add_test(life, test_admin_one_request_in_work);
+  tcase_add_test(life, test_admin_sessions_per_uid);
+  tcase_add_test(life, test_admin_request_rate);
+  tcase_add_test(life, test_admin_idle_timeout);
+  tcase_add_test(life, test_pending_connections_bounded);
+  tcase_add_test(life, test_limit_evicts_oldest_pending);
   suite_add_tcase(s, life);
   return s;
 }

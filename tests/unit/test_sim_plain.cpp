@@ -81,9 +81,9 @@ const ClusterSpec &small_spec() {
 }
 
 // One run per policy of kSmall, kept for the test's other uses (runs are deterministic).
-// Callers keep a copy: GCC 14 takes a reference to the cached run, returned for a
-// temporary argument, for a dangling one (-Werror=dangling-reference).
-const RunResult &small_run(const std::string &policy) {
+// (The name is a plain char pointer: a std::string made for the call would be a temporary,
+// and GCC 16 then warns that the returned reference may dangle.)
+const RunResult &small_run(const char *policy) {
   static std::map<std::string, RunResult> runs;
   auto it = runs.find(policy);
   if (it == runs.end()) it = runs.emplace(policy, simulate(small_spec(), policy)).first;
@@ -126,7 +126,7 @@ START_TEST(invariants_hold_with_plain_services_for_every_policy) {
   for (const ServiceSpec &s : spec.services) plain += s.power_aware ? 0 : 1;
   ck_assert_uint_eq(plain, 3);
   for (const std::string &policy : policy_names()) {
-    const RunResult r = small_run(policy);
+    const RunResult &r = small_run(policy.c_str());
     assert_invariants(spec, r, policy);
     ck_assert_uint_eq(r.dropped(), 0);
     ck_assert(r.plain.completed > 0 && r.power_aware.completed > 0);
@@ -149,7 +149,7 @@ END_TEST
 START_TEST(plain_node_held_at_its_fair_share) {
   const ClusterSpec &spec = small_spec();
   for (const char *policy : {"uniform", "powergrad", "oracle", "static-oracle"}) {
-    const RunResult r = small_run(policy);
+    const RunResult &r = small_run(policy);
     ck_assert_msg(r.node_max_caps_w[kPlainNode] <= kFairNodeW + 1e-6, "%s: plain node up to %g W",
                   policy, r.node_max_caps_w[kPlainNode]);
     for (std::size_t k : spec.nodes[kPlainNode].sockets)
@@ -211,9 +211,9 @@ END_TEST
 // Not steered means not starved: plain services' latency under powergrad and the oracles is
 // about what the even split (uniform) gives them.
 START_TEST(plain_latency_about_uniform) {
-  const RunResult uniform = small_run("uniform");
+  const RunResult &uniform = small_run("uniform");
   for (const char *policy : {"powergrad", "oracle", "static-oracle"}) {
-    const RunResult r = small_run(policy);
+    const RunResult &r = small_run(policy);
     ck_assert_msg(r.plain.mean_latency_s <= 1.10 * uniform.plain.mean_latency_s,
                   "%s: plain mean %g s, uniform %g s", policy, r.plain.mean_latency_s,
                   uniform.plain.mean_latency_s);
@@ -228,7 +228,7 @@ END_TEST
 START_TEST(baselines_ignore_the_flag) {
   const ClusterSpec aware = parse_scenario(all_aware(kSmall), "small-aware.yaml");
   for (const char *policy : {"uniform", "usage", "pool"}) {
-    const RunResult p = small_run(policy);
+    const RunResult &p = small_run(policy);
     const RunResult a = simulate(aware, policy);
     ck_assert_uint_eq(p.completed, a.completed);
     ck_assert_msg(p.latency.sum_s() == a.latency.sum_s(), "%s: latency differs", policy);

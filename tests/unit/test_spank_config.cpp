@@ -3,70 +3,102 @@
 #include <check.h>
 
 #include <string>
+#include <vector>
 
+#include "libgradient/job_mode.hpp"
 #include "spank_powergrad/node_name.hpp"
 #include "spank_powergrad/plugin_config.hpp"
-#include "spank_powergrad/power_aware_mode.hpp"
+#include "spank_powergrad/slurmd_args.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
 
 using namespace powergrad;
 
 START_TEST(mode_named_values) {
-  ck_assert(*parse_power_aware_mode("latency").mode == PowerAwareMode::latency);
-  ck_assert(*parse_power_aware_mode("throughput").mode == PowerAwareMode::throughput);
-  ck_assert(*parse_power_aware_mode("monitor").mode == PowerAwareMode::monitor);
-  ck_assert(*parse_power_aware_mode("off").mode == PowerAwareMode::off);
-  ck_assert(*parse_power_aware_mode("THROUGHPUT").mode == PowerAwareMode::throughput);
-  ck_assert(*parse_power_aware_mode("no").mode == PowerAwareMode::off);
+  ck_assert(*parse_job_mode("latency").mode == JobMode::latency);
+  ck_assert(*parse_job_mode("throughput").mode == JobMode::throughput);
+  ck_assert(*parse_job_mode("monitor").mode == JobMode::monitor);
+  ck_assert(*parse_job_mode("off").mode == JobMode::off);
+  ck_assert(*parse_job_mode("THROUGHPUT").mode == JobMode::throughput);
+  ck_assert(*parse_job_mode("no").mode == JobMode::off);
 }
 END_TEST
 
 START_TEST(mode_missing_value_is_default) {
   // srun --power-aware (null), sbatch --power-aware reaching a step as "(null)", and "".
-  ck_assert(*parse_power_aware_mode(nullptr).mode == PowerAwareMode::latency);
-  ck_assert(*parse_power_aware_mode("(null)").mode == PowerAwareMode::latency);
-  ck_assert(*parse_power_aware_mode("").mode == PowerAwareMode::latency);
-  ck_assert(*parse_power_aware_mode("on", PowerAwareMode::throughput).mode ==
-            PowerAwareMode::throughput);
-  ck_assert(*parse_power_aware_mode(nullptr, PowerAwareMode::monitor).mode ==
-            PowerAwareMode::monitor);
+  ck_assert(*parse_job_mode(nullptr).mode == JobMode::latency);
+  ck_assert(*parse_job_mode("(null)").mode == JobMode::latency);
+  ck_assert(*parse_job_mode("").mode == JobMode::latency);
+  ck_assert(*parse_job_mode("on", JobMode::throughput).mode == JobMode::throughput);
+  ck_assert(*parse_job_mode(nullptr, JobMode::monitor).mode == JobMode::monitor);
 }
 END_TEST
 
 START_TEST(mode_bad_value_names_it_and_choices) {
-  ModeParse m = parse_power_aware_mode("fast");
+  ModeParse m = parse_job_mode("fast");
   ck_assert(!m.mode);
   ck_assert(m.error.find("'fast'") != std::string::npos);
   ck_assert(m.error.find("latency, throughput, monitor, off") != std::string::npos);
   // A huge value is cut in the message, not echoed whole.
-  ModeParse big = parse_power_aware_mode(std::string(5000, 'x').c_str());
+  ModeParse big = parse_job_mode(std::string(5000, 'x').c_str());
   ck_assert(!big.mode);
   ck_assert_uint_lt(big.error.size(), 200);
 }
 END_TEST
 
 START_TEST(mode_names_round_trip) {
-  for (PowerAwareMode m : {PowerAwareMode::off, PowerAwareMode::latency, PowerAwareMode::throughput,
-                           PowerAwareMode::monitor}) {
-    ck_assert(*parse_power_aware_mode(mode_name(m)).mode == m);
+  for (JobMode m : {JobMode::off, JobMode::latency, JobMode::throughput, JobMode::monitor}) {
+    ck_assert(*parse_job_mode(to_string(m)).mode == m);
+    ck_assert(*job_mode_from_name(to_string(m)) == m);
   }
+  // Records and messages take the printed names only: no aliases, no case folding, and
+  // the wire's former name of plain jobs is not one of them.
+  for (const char *bad : {"Latency", "on", "no", "", "unmanaged", "latency "})
+    ck_assert_msg(!job_mode_from_name(bad), "'%s' accepted as a recorded mode", bad);
+  ck_assert(is_power_aware(JobMode::monitor) && !is_steered(JobMode::monitor));
+  ck_assert(!is_power_aware(JobMode::off) && !is_steered(JobMode::off));
+  ck_assert(is_steered(JobMode::latency) && is_steered(JobMode::throughput));
+}
+END_TEST
+
+// Whether slurmd will daemonize after the plugin's init, from its command line.
+START_TEST(slurmd_foreground_from_its_command_line) {
+  using V = std::vector<std::string>;
+  ck_assert(slurmd_stays_in_foreground(V{"slurmd", "-D", "-N", "n1", "-f", "/etc/slurm.conf"}));
+  ck_assert(slurmd_stays_in_foreground(V{"slurmd", "-Dvvv"}));
+  ck_assert(slurmd_stays_in_foreground(V{"slurmd", "-vD"}));
+  ck_assert(slurmd_stays_in_foreground(V{"/usr/sbin/slurmd", "--systemd"}));
+  ck_assert(slurmd_stays_in_foreground(V{"slurmd", "--conf-server=h:6817", "-D"}));
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd"}));
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd", "-N", "n1", "-f", "/etc/slurm.conf"}));
+  // A 'D' inside an option's argument is no -D.
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd", "-N", "-D"}));
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd", "-ND1"}));
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd", "-f", "/D", "-L", "-D"}));
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd", "--conf", "-D"}));
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd", "-FD"}));  // -F's attached argument
+  ck_assert(!slurmd_stays_in_foreground(V{"slurmd", "--", "-D"}));
+  ck_assert(!slurmd_stays_in_foreground(V{}));
+  // This test's own command line has no -D.
+  const V self = own_cmdline();
+  ck_assert(!self.empty());
+  ck_assert(!slurmd_stays_in_foreground(self));
 }
 END_TEST
 
 START_TEST(args_defaults_and_known_keys) {
   ConfigParse none = parse_plugin_args({});
   ck_assert(none.ok());
-  ck_assert(none.config.default_mode == PowerAwareMode::off);
-  ck_assert(valueless_mode(none.config.default_mode) == PowerAwareMode::latency);
-  ck_assert(valueless_mode(PowerAwareMode::throughput) == PowerAwareMode::throughput);
+  ck_assert(none.config.default_mode == JobMode::off);
+  ck_assert(valueless_mode(none.config.default_mode) == JobMode::latency);
+  ck_assert(valueless_mode(JobMode::throughput) == JobMode::throughput);
   ConfigParse off = parse_plugin_args({"default_mode=off"});
   ck_assert(off.errors.empty());
-  ck_assert(off.config.default_mode == PowerAwareMode::off);
+  ck_assert(off.config.default_mode == JobMode::off);
   ck_assert(none.config.log_level == LogLevel::info);
   ConfigParse p = parse_plugin_args({"default_mode=throughput", "log_level=debug"});
   ck_assert(p.ok());
-  ck_assert(p.config.default_mode == PowerAwareMode::throughput);
+  ck_assert(p.config.default_mode == JobMode::throughput);
   ck_assert(p.config.log_level == LogLevel::debug);
 }
 END_TEST
@@ -115,6 +147,43 @@ START_TEST(node_tokens_expand) {
 }
 END_TEST
 
+// Issue 11: a job's environment named the node (SLURM_STEP_NODELIST=n2 or ../../x) and root
+// registered the job's tasks with that node's agent. The node name comes from slurmstepd's
+// own environment only, and only a name Slurm could give goes into a path.
+START_TEST(node_names_are_checked_before_they_go_into_paths) {
+  for (const char *good : {"n1", "node-12", "rack3.n04", "a_b", "N", "x1234567890"}) {
+    ck_assert_msg(node_name_problem(good).empty(), "%s: %s", good, node_name_problem(good).c_str());
+  }
+  ck_assert_contains(node_name_problem(""), "empty");
+  ck_assert_contains(node_name_problem(".."), "starts with '.'");
+  ck_assert_contains(node_name_problem("."), "starts with '.'");
+  ck_assert_contains(node_name_problem(".hidden"), "starts with '.'");
+  ck_assert_contains(node_name_problem("-N"), "starts with '-'");
+  ck_assert_contains(node_name_problem("../../x"), "character other than");
+  ck_assert_contains(node_name_problem("n1/../n2"), "character other than");
+  ck_assert_contains(node_name_problem("n[1-2]"), "character other than");
+  ck_assert_contains(node_name_problem("n 1"), "character other than");
+  ck_assert_contains(node_name_problem(std::string("n1\0x", 4)), "character other than");
+  ck_assert_contains(node_name_problem(std::string(65, 'n')), "longer than 64");
+
+  std::string why;
+  ck_assert_std_str_eq(*expand_node_path("/run/pg/%n", "n3", &why), "/run/pg/n3");
+  ck_assert(!expand_node_path("/run/pg/%n", "../../tmp/x", &why));
+  ck_assert_contains(why, "node name '../../tmp/x' refused");
+  ck_assert(!expand_node_path("/run/pg/%n/state", "..", &why));
+  ck_assert(!expand_node_path("/run/pg/%n", "", &why));
+  // No %n: the name is not used in the path.
+  ck_assert_std_str_eq(*expand_node_path("/run/powergrad", "whatever/..", &why), "/run/powergrad");
+  ck_assert(!expand_node_path("relative/%n", "n1", &why));
+  ck_assert_contains(why, "not an absolute path");
+
+  // slurmstepd's own SLURMD_NODENAME, never the job's environment; unset: this host.
+  ck_assert_std_str_eq(stepd_node_name("n1"), "n1");
+  ck_assert_std_str_eq(stepd_node_name(nullptr), this_slurmd_node_name());
+  ck_assert_std_str_eq(stepd_node_name(""), this_slurmd_node_name());
+}
+END_TEST
+
 START_TEST(node_name_from_slurmd_cmdline) {
   using std::string;
   ck_assert_std_str_eq(node_name_from_cmdline(string("slurmd\0-D\0-N\0n3\0", 16)), "n3");
@@ -135,11 +204,13 @@ int main() {
   tcase_add_test(tc, mode_missing_value_is_default);
   tcase_add_test(tc, mode_bad_value_names_it_and_choices);
   tcase_add_test(tc, mode_names_round_trip);
+  tcase_add_test(tc, slurmd_foreground_from_its_command_line);
   tcase_add_test(tc, args_defaults_and_known_keys);
   tcase_add_test(tc, args_unknown_key_is_named);
   tcase_add_test(tc, args_bad_values_are_named);
   tcase_add_test(tc, args_state_dir_and_period);
   tcase_add_test(tc, node_tokens_expand);
+  tcase_add_test(tc, node_names_are_checked_before_they_go_into_paths);
   tcase_add_test(tc, node_name_from_slurmd_cmdline);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
