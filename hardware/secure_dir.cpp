@@ -11,6 +11,8 @@
 #include <deque>
 #include <exception>
 
+#include "posix/atomic_file.hpp"
+
 namespace powergrad::hw {
 
 namespace {
@@ -271,30 +273,8 @@ Result<std::string> SecureDir::read_file(const std::string &name, std::size_t ma
 Status SecureDir::write_file_atomic(const std::string &name, const std::string &text,
                                     mode_t mode) const try {
   if (Status s = check_name(name); !s.ok()) return s;
-  const std::string tmp = name + ".tmp." + std::to_string(::getpid());
-  (void)::unlinkat(fd_.get(), tmp.c_str(), 0);  // a leftover of an earlier crash, same pid
-  UniqueFd f(
-      ::openat(fd_.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-  if (!f.valid()) return Status::failure(errno_error(display(tmp), "cannot create", errno));
-  auto fail = [&](const char *what, int err) {
-    (void)::unlinkat(fd_.get(), tmp.c_str(), 0);
-    return Status::failure(errno_error(display(tmp), what, err));
-  };
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(f.get(), text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail("write failed", errno);
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fchmod(f.get(), mode) != 0) return fail("cannot chmod", errno);  // not the umask's
-  if (::fsync(f.get()) != 0) return fail("fsync failed", errno);
-  f.reset();
-  if (::renameat(fd_.get(), tmp.c_str(), fd_.get(), name.c_str()) != 0) {
-    return fail("rename failed", errno);
-  }
-  if (::fsync(fd_.get()) != 0) return Status::failure(errno_error(path_, "fsync failed", errno));
-  return Status::success();
+  const AtomicWrite w = ::powergrad::write_file_atomic_at(fd_.get(), path_, name, text, mode);
+  return w.ok() ? Status::success() : Status::failure(w.error, w.errno_value);
 } catch (const std::exception &e) {
   return Status::failure(display(name) + ": " + e.what(), ENOMEM);
 }

@@ -45,20 +45,26 @@ inline std::string folder_of(const std::string &path) {
 
 }  // namespace atomic_file_detail
 
-inline AtomicWrite write_file_atomic(const std::string &path, std::string_view text,
-                                     mode_t mode = 0600) {
+// The same in the folder open as `dirfd` (shown as `folder` in messages): the file is
+// reached through the descriptor only, never again by path, so a folder swapped after it was
+// opened (and checked) cannot redirect the write.
+inline AtomicWrite write_file_atomic_at(int dirfd, const std::string &folder,
+                                        const std::string &name, std::string_view text,
+                                        mode_t mode = 0600) {
   namespace d = atomic_file_detail;
   // Unique per process and call: threads of one daemon may write beside each other.
   static std::atomic<unsigned> serial{0};
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
+  const std::string tmp = name + ".tmp." + std::to_string(::getpid()) + "." +
                           std::to_string(serial.fetch_add(1, std::memory_order_relaxed));
-  ::unlink(tmp.c_str());  // a leftover of an earlier crash with the same pid
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd.valid()) return d::failed(tmp, "cannot create", errno);
+  const std::string shown_tmp = folder + "/" + tmp;
+  ::unlinkat(dirfd, tmp.c_str(), 0);  // a leftover of an earlier crash with the same pid
+  UniqueFd fd(
+      ::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd.valid()) return d::failed(shown_tmp, "cannot create", errno);
   auto give_up = [&](const char *what, int err) {
     fd.reset();
-    ::unlink(tmp.c_str());
-    return d::failed(tmp, what, err);
+    ::unlinkat(dirfd, tmp.c_str(), 0);
+    return d::failed(shown_tmp, what, err);
   };
   std::size_t done = 0;
   while (done < text.size()) {
@@ -72,19 +78,27 @@ inline AtomicWrite write_file_atomic(const std::string &path, std::string_view t
   if (::fsync(fd.get()) != 0) return give_up("fsync failed", errno);
   if (::close(fd.release()) != 0) {
     const int err = errno;
-    ::unlink(tmp.c_str());
-    return d::failed(tmp, "close failed", err);
+    ::unlinkat(dirfd, tmp.c_str(), 0);
+    return d::failed(shown_tmp, "close failed", err);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0) {
     const int err = errno;
-    ::unlink(tmp.c_str());
-    return d::failed(path, ("rename from " + tmp + " failed").c_str(), err);
+    ::unlinkat(dirfd, tmp.c_str(), 0);
+    return d::failed(folder + "/" + name, ("rename from " + tmp + " failed").c_str(), err);
   }
-  const std::string folder = d::folder_of(path);
-  UniqueFd dir(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dir.valid()) return d::failed(folder, "cannot open folder to sync", errno);
-  if (::fsync(dir.get()) != 0) return d::failed(folder, "fsync failed", errno);
+  if (::fsync(dirfd) != 0) return d::failed(folder, "fsync failed", errno);
   return {};
+}
+
+inline AtomicWrite write_file_atomic(const std::string &path, std::string_view text,
+                                     mode_t mode = 0600) {
+  namespace d = atomic_file_detail;
+  const std::string folder = d::folder_of(path);
+  const auto slash = path.find_last_of('/');
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  UniqueFd dir(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return d::failed(folder, "cannot open the folder", errno);
+  return write_file_atomic_at(dir.get(), folder, name, text, mode);
 }
 
 }  // namespace powergrad
