@@ -12,7 +12,6 @@ extern "C" {
 #include <slurm/slurm.h>
 }
 
-#include "nodeagent/agent.hpp"
 #include "nodeagent/agent_socket.hpp"
 #include "spank_powergrad/node_name.hpp"
 #include "spank_powergrad/spank_glue.hpp"

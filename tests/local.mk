@@ -69,3 +69,12 @@ EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/cluster/pgcluster tests/cluste
 # `powergrad report` with a stand-in sacct and job names that try to forge rows (no cluster).
 TESTS += tests/tools/test_report_forged_names.sh
 EXTRA_DIST += tests/tools/test_report_forged_names.sh
+
+# The thin SPANK plugin and the agent's module, loaded by a stand-in for Slurm (no cluster).
+check_PROGRAMS += tests/tools/spank_host
+tests_tools_spank_host_SOURCES = tests/tools/spank_host.c
+tests_tools_spank_host_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
+# The plugin resolves the spank_* and slurm_* functions from this program.
+tests_tools_spank_host_LDFLAGS = -rdynamic
+TESTS += tests/tools/test_plugin_split.sh
+EXTRA_DIST += tests/tools/test_plugin_split.sh
