@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cinttypes>
+#include <cstdint>
 #include <cstdlib>
 #include <optional>
 #include <string>
