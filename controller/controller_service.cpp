@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -13,6 +14,9 @@
 namespace powergrad {
 
 namespace {
+
+constexpr std::uint64_t kAllJobsViewer = ~std::uint64_t{0};
+constexpr std::size_t kMaxCachedStatuses = 256;
 
 double clock_s(clockid_t id) {
   timespec ts{};
@@ -42,6 +46,15 @@ std::string json_number(double v) {
   if (!std::isfinite(v)) return "null";
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+// A wall-clock time (seconds since the epoch) to the millisecond: %.6g would print
+// 1.8e+09, which is a time only to within days.
+std::string json_time(double t) {
+  if (!std::isfinite(t)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3f", t);
   return buf;
 }
 
@@ -271,7 +284,7 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
     viewer.uid = e.peer.uid;
     viewer.all_jobs = !settings_.private_jobs || e.peer.may_admin ||
                       (settings_.sees_all_jobs && settings_.sees_all_jobs(e.peer.uid));
-    const proto::Status st = endpoint_.send(e.connection, proto::AdminStatus{status_json(viewer)});
+    const proto::Status st = endpoint_.send(e.connection, proto::AdminStatus{status_for(viewer)});
     if (!st.ok()) {
       log_peer_event(ServiceLogLevel::error,
                      std::string("cannot send status: ") + proto::errc_name(st.code),
@@ -292,6 +305,7 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
         result.code = static_cast<std::uint16_t>(proto::AdminCode::ok);
         result.message = "budget set to " + watts(req->budget_w) + " (was " + watts(old_w) + ")";
         budget_origin_ = "run-time";
+        status_cache_.clear();  // the admin's next status shows the new budget
         RuntimeBudget rb;
         rb.budget_w = req->budget_w;
         rb.config_budget_w = settings_.config_budget_w;
@@ -357,6 +371,7 @@ void ControllerService::apply_schedule(double wall_s) {
 void ControllerService::period() {
   const double wall = clock_.wall_s();
   ++periods_;
+  status_cache_.clear();
   apply_schedule(wall);
   const std::vector<GrantMessage> grants = controller_.step(wall);
   if (!controller_.last_step_error().empty() && periods_ % 60 == 1) {
@@ -375,16 +390,32 @@ void ControllerService::period() {
 }
 
 void ControllerService::set_job_owners(std::unordered_map<std::uint32_t, std::uint32_t> owners) {
+  // Refreshed every period; only viewers of their own jobs see a difference.
+  if (owners != job_owners_) {
+    for (auto it = status_cache_.begin(); it != status_cache_.end();)
+      it = it->first == kAllJobsViewer ? std::next(it) : status_cache_.erase(it);
+  }
   job_owners_ = std::move(owners);
+}
+
+const std::string &ControllerService::status_for(const StatusViewer &viewer) {
+  const std::uint64_t key = viewer.all_jobs ? kAllJobsViewer : viewer.uid;
+  auto it = status_cache_.find(key);
+  if (it != status_cache_.end()) return it->second;
+  // Bounded by the distinct uids asking within one period; a site with more than this many
+  // at once pays a rebuild now and then, never unbounded memory.
+  if (status_cache_.size() >= kMaxCachedStatuses) status_cache_.clear();
+  ++status_builds_;
+  return status_cache_.emplace(key, status_json(viewer)).first->second;
 }
 
 std::string ControllerService::status_json(const StatusViewer &viewer) const {
   const double wall = clock_.wall_s();
   const ClusterConfig &cfg = controller_.config();
   std::ostringstream o;
-  o << "{\"version\":1,\"now\":" << json_number(wall)
-    << ",\"budget_w\":" << json_number(controller_.budget_w()) << ",\"scheduled_budget_w\":"
-    << (last_scheduled_w_ ? json_number(*last_scheduled_w_) : "null")
+  o << "{\"version\":1,\"now\":" << json_time(wall)
+    << ",\"budget_w\":" << json_number(controller_.budget_w())
+    << ",\"scheduled_budget_w\":" << (last_scheduled_w_ ? json_number(*last_scheduled_w_) : "null")
     << ",\"budget_origin\":" << json_string(budget_origin_)
     << ",\"config_budget_w\":" << json_number(settings_.config_budget_w) << ",\"runtime_budget\":";
   if (runtime_budget_) {
@@ -464,16 +495,16 @@ std::string ControllerService::status_json(const StatusViewer &viewer) const {
   for (const std::string &u : unmanaged) {
     o << (first ? "" : ",") << "{\"name\":" << json_string(u) << ",\"connected_at\":";
     auto it = unmanaged_seen_.find(u);
-    o << (it == unmanaged_seen_.end() ? "null" : json_number(it->second)) << "}";
+    o << (it == unmanaged_seen_.end() ? "null" : json_time(it->second)) << "}";
     first = false;
   }
   const ListenState &ls = settings_.listen;
   const bool failed = ls.failed_attempts > 0;
   o << "],\"jobs_shown\":" << (viewer.all_jobs ? "\"all\"" : "\"own\"");
   o << ",\"listen\":{\"address\":" << json_string(ls.address)
-    << ",\"since\":" << json_number(ls.listening_since_s)
+    << ",\"since\":" << json_time(ls.listening_since_s)
     << ",\"failed_attempts\":" << ls.failed_attempts
-    << ",\"failing_since\":" << (failed ? json_number(ls.failing_since_s) : "null")
+    << ",\"failing_since\":" << (failed ? json_time(ls.failing_since_s) : "null")
     << ",\"last_error\":" << (failed ? json_string(ls.last_error) : "null") << "}}";
   return o.str();
 }

@@ -126,12 +126,22 @@ class ControllerService {
   // With a viewer that may not see every job (PrivateData=jobs), "jobs" lists only theirs
   // and "jobs_shown" says "own" ("all" otherwise).
   std::string status_json(const StatusViewer &viewer = {}) const;
+  // What an admin session gets: status_json built at most once per period for each kind of
+  // viewer (all jobs, or one uid's own), and again at once after a change an admin makes
+  // (budget, PrivateData, job owners). So a flood of status requests costs a copy each, not
+  // a walk over every node (issue 11); "now" says when it was built.
+  const std::string &status_for(const StatusViewer &viewer);
+  // How many times status_for built the status (for tests and the bench).
+  std::uint64_t status_builds() const { return status_builds_; }
 
   // The owner of every job slurmctld knows (job id -> uid), refreshed by the host every
   // period; jobs missing here are shown to those who see all jobs only.
   void set_job_owners(std::unordered_map<std::uint32_t, std::uint32_t> owners);
   // PrivateData=jobs may change with `scontrol reconfigure`: the host refreshes it too.
-  void set_private_jobs(bool on) { settings_.private_jobs = on; }
+  void set_private_jobs(bool on) {
+    if (settings_.private_jobs != on) status_cache_.clear();
+    settings_.private_jobs = on;
+  }
   bool private_jobs() const { return settings_.private_jobs; }
 
   const ClusterController &controller() const { return controller_; }
@@ -170,6 +180,9 @@ class ControllerService {
   std::string budget_origin_ = "config";
   double next_period_mono_s_ = -1e300;
   std::uint64_t periods_ = 0;
+  // status_for's copies of this period: key ~0 for viewers who see every job, else the uid.
+  std::map<std::uint64_t, std::string> status_cache_;
+  std::uint64_t status_builds_ = 0;
   std::unordered_map<std::string, std::string> last_report_error_;
   // Nodes that reported but are in no group, and when they last did (wall clock).
   std::map<std::string, double> unmanaged_seen_;

@@ -20,6 +20,7 @@
 
 #include "hardware/secure_dir.hpp"
 #include "nodeagent/agent_log.hpp"
+#include "nodeagent/agent_socket.hpp"
 #include "nodeagent/controller_link.hpp"
 #include "nodeagent/job_energy.hpp"
 #include "nodeagent/power_control.hpp"
@@ -34,9 +35,8 @@ struct AgentConfig {
   std::string procfs_root = "/proc";  // where task PIDs are looked up
 };
 
-// Files in state_dir: the socket slurmstepd talks to, and the registry of running steps
-// kept for the next agent (StepRegistry::serialize).
-constexpr const char *kStepSocketFile = "agent.sock";
+// Files in state_dir: the socket slurmstepd talks to (kStepSocketFile, agent_socket.hpp),
+// and the registry of running steps kept for the next agent (StepRegistry::serialize).
 constexpr const char *kStepsFile = "steps";
 std::string step_socket_path(const std::string &state_dir);
 std::string steps_file_path(const std::string &state_dir);

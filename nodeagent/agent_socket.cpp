@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstdio>
 
-#include "nodeagent/agent.hpp"
 #include "nodeagent/step_channel.hpp"
 
 namespace powergrad {

@@ -21,6 +21,9 @@
 
 namespace powergrad {
 
+// The agent's socket in its state folder.
+constexpr const char *kStepSocketFile = "agent.sock";
+
 // Who may own the agent's folders and socket, and run the agent, as seen from this
 // process: root and this process's real uid (slurmstepd's is slurmd's).
 std::vector<uid_t> agent_uids();

@@ -1,7 +1,6 @@
 // The only file that defines the slurm_spank_* hooks. Each hook forwards to the handler
 // of the context it runs in, and no exception ever crosses back into Slurm: a failure in
 // PowerGrad must not take down slurmd, slurmstepd, srun or the user's job.
-#include <exception>
 #include <string>
 #include <vector>
 
@@ -19,24 +18,8 @@ const unsigned int plugin_version = SLURM_VERSION_NUMBER;
 
 namespace {
 
-template <typename F>
-int guarded(const char *hook, F &&body) {
-  try {
-    return body();
-  } catch (const std::exception &e) {
-    powergrad::log_error("%s: %s", hook, e.what());
-  } catch (...) {
-    powergrad::log_error("%s: unknown failure", hook);
-  }
-  return -1;
-}
-
-// Failures after init must not fail the user's job: they degrade to "not steered".
-template <typename F>
-int guarded_soft(const char *hook, F &&body) {
-  const int rc = guarded(hook, body);
-  return rc < 0 ? 0 : rc;
-}
+using powergrad::guarded;
+using powergrad::guarded_soft;
 
 int parse_args(int ac, char **av) {
   std::vector<std::string> args;
@@ -63,7 +46,7 @@ int slurm_spank_init(spank_t sp, int ac, char **av) {
       case S_CTX_ALLOCATOR:
         return powergrad::client_init(sp);
       case S_CTX_SLURMD:
-        return powergrad::slurmd_init(sp);
+        return powergrad::slurmd_init(sp, ac, av);
       case S_CTX_REMOTE:
         return powergrad::stepd_init(sp);
       default:
@@ -109,7 +92,7 @@ int slurm_spank_exit(spank_t sp, int ac, char **av) {
 }
 
 int slurm_spank_slurmd_exit(spank_t sp, int ac, char **av) {
-  return guarded_soft("slurmd_exit", [&]() -> int { return powergrad::slurmd_exit(sp); });
+  return guarded_soft("slurmd_exit", [&]() -> int { return powergrad::slurmd_exit(sp, ac, av); });
 }
 
 }  // extern "C"

@@ -1,6 +1,8 @@
-// slurmd (SPANK slurmd context, root). Slurm 22.05 never calls slurm_spank_slurmd_init:
-// slurm_spank_init in this context is the start hook, slurm_spank_slurmd_exit the stop hook.
-// The node agent runs here as a thread for the daemon's life, in the process that serves.
+// slurmd (SPANK slurmd context, root), in the agent's module powergrad_agent.so
+// (agent_module.hpp), which the thin plugin loads in slurmd only. Slurm 22.05 never calls
+// slurm_spank_slurmd_init: slurm_spank_init in this context is the start hook,
+// slurm_spank_slurmd_exit the stop hook. The node agent runs here as a thread for the daemon's
+// life, in the process that serves.
 //
 // Slurm up to 24.05 runs the plugins' init in slurmd's first process and only then
 // daemonizes (slurmd.c: _slurmd_init(), then xdaemon() unless -D), and threads do not
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "nodeagent/agent.hpp"
+#include "spank_powergrad/agent_module.hpp"
 #include "spank_powergrad/node_name.hpp"
 #include "spank_powergrad/slurm_conf.hpp"
 #include "spank_powergrad/slurmd_args.hpp"
@@ -175,7 +178,7 @@ void pin_plugin_in_memory() {
 
 }  // namespace
 
-int slurmd_init(spank_t /*sp*/) {
+int agent_slurmd_init(spank_t /*sp*/) {
   const PluginConfig &c = spank_state().config;
   const std::string node = this_slurmd_node_name();
   log_info("loaded in slurmd on node %s (default_mode=%s)", node.c_str(),
@@ -233,7 +236,7 @@ int slurmd_init(spank_t /*sp*/) {
   return 0;
 }
 
-int slurmd_exit(spank_t /*sp*/) {
+int agent_slurmd_exit(spank_t /*sp*/) {
   pending.reset();
   if (agent) {
     agent->stop();

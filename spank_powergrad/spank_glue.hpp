@@ -8,6 +8,7 @@ extern "C" {
 }
 
 #include <cstdarg>
+#include <exception>
 #include <optional>
 
 #include "libgradient/job_mode.hpp"
@@ -37,8 +38,8 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // Per-context handlers (one file each), called by the dispatch in plugin.cpp.
 int client_init(spank_t sp);           // srun, sbatch, salloc
 int client_init_post_opt(spank_t sp);  // srun, sbatch, salloc
-int slurmd_init(spank_t sp);           // slurmd
-int slurmd_exit(spank_t sp);           // slurmd
+int slurmd_init(spank_t sp, int ac, char **av);  // slurmd: loads the agent's module
+int slurmd_exit(spank_t sp, int ac, char **av);  // slurmd
 int stepd_init(spank_t sp);            // slurmstepd
 int stepd_user_init(spank_t sp);       // slurmstepd
 int stepd_task_post_fork(spank_t sp);  // slurmstepd, as root
@@ -47,5 +48,26 @@ int stepd_exit(spank_t sp);            // slurmstepd
 
 // Registers --power-aware[=MODE] in contexts where options exist.
 int register_power_aware_option(spank_t sp);
+
+// Runs a hook's body so that no exception ever crosses back into Slurm: a failure in
+// PowerGrad must not take down slurmd, slurmstepd, srun or the user's job. -1 on failure.
+template <typename F>
+int guarded(const char *hook, F &&body) {
+  try {
+    return body();
+  } catch (const std::exception &e) {
+    log_error("%s: %s", hook, e.what());
+  } catch (...) {
+    log_error("%s: unknown failure", hook);
+  }
+  return -1;
+}
+
+// Failures after init must not fail the user's job: they degrade to "not steered".
+template <typename F>
+int guarded_soft(const char *hook, F &&body) {
+  const int rc = guarded(hook, body);
+  return rc < 0 ? 0 : rc;
+}
 
 }  // namespace powergrad

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cinttypes>
+#include <cstdint>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -12,7 +13,6 @@ extern "C" {
 #include <slurm/slurm.h>
 }
 
-#include "nodeagent/agent.hpp"
 #include "nodeagent/agent_socket.hpp"
 #include "spank_powergrad/node_name.hpp"
 #include "spank_powergrad/spank_glue.hpp"

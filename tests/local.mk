@@ -70,6 +70,15 @@ EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/cluster/pgcluster tests/cluste
 TESTS += tests/tools/test_report_forged_names.sh
 EXTRA_DIST += tests/tools/test_report_forged_names.sh
 
+# The thin SPANK plugin and the agent's module, loaded by a stand-in for Slurm (no cluster).
+check_PROGRAMS += tests/tools/spank_host
+tests_tools_spank_host_SOURCES = tests/tools/spank_host.c
+tests_tools_spank_host_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
+# The plugin resolves the spank_* and slurm_* functions from this program.
+tests_tools_spank_host_LDFLAGS = -rdynamic
+TESTS += tests/tools/test_plugin_split.sh
+EXTRA_DIST += tests/tools/test_plugin_split.sh
+
 # ---------------------------------------------------- the Slurm version matrix
 # scripts/run-tests.sh tests every supported Slurm version. Slurm 22.05 (Debian 12's, this
 # machine's) runs `make check`: every test. Slurm 24.11 and 26.05 (built and run inside the
@@ -103,12 +112,12 @@ check-matrix: matrix-lists
 	$(MAKE) $(AM_MAKEFLAGS) check check_DATA= TESTS="`sed -n 's/^short: //p' matrix-lists.txt`"
 
 # matrix-lists.txt: what `make check` runs (all:), what check-matrix runs (short:: every
-# tests/unit/ runner of TESTS, and MATRIX_E2E_TESTS) and leaves out for want of the
+# tests/unit/ runner of TESTS, the plugin's load test, and MATRIX_E2E_TESTS) and leaves out for want of the
 # controller plugin (na:); read by scripts/run-tests.sh's table.
 matrix-lists:
 	@short=; na=; \
 	for t in $(TESTS); do \
-	  case $$t in tests/unit/*) short="$$short $$t" ;; esac; \
+	  case $$t in tests/unit/*|tests/tools/test_plugin_split.sh) short="$$short $$t" ;; esac; \
 	done; \
 	for t in $(MATRIX_E2E_TESTS); do \
 	  case " $(CTLD_PLUGIN_E2E_TESTS) " in \

@@ -121,10 +121,27 @@ nodes = ["n1", "n2", "n3"]
 def pkg(n, z):
     with open(f"{nodes_dir}/{n}/sys/class/powercap/intel-rapl:{z}/constraint_0_power_limit_uw") as f:
         return int(f.read()) / 1e6
+def read_all():
+    return {n: [pkg(n, 0), pkg(n, 1)] for n in nodes}
+# One sample is a snapshot: the six files are read twice in a row until both passes agree.
+# Each value then held from its first read to its second, so all held together between the
+# passes. (A single pass on a busy machine can be preempted between two files while one node
+# lowers its caps and another raises them after the confirmation: a sum that never was.)
+def snapshot():
+    a = read_all()
+    for _ in range(50):
+        b = read_all()
+        if a == b:
+            return b, True
+        a = b
+    return a, False
 k = 0
 with open(out, "a", buffering=1) as o:
     while not os.path.exists(stop):
-        rec = {"t": time.time(), "pkgs": {n: [pkg(n, 0), pkg(n, 1)] for n in nodes}}
+        pkgs, consistent = snapshot()
+        rec = {"t": time.time(), "pkgs": pkgs}
+        if not consistent:
+            rec["inconsistent"] = True
         if k % 10 == 0:
             try:
                 r = subprocess.run([pg, "status", "--json", "--controller", f"127.0.0.1:{port}",
@@ -160,7 +177,9 @@ for line in open(phases):
     worst = max(sums)
     out.append(f"{name}: {len(sums)} samples, worst {worst:.1f} W of {budget:.0f} W")
     if worst > budget + 0.5:
-        bad.append(f"{name}: {sum(1 for s in sums if s > budget + 0.5)} samples above the budget")
+        over = [r for r in recs if t0 <= r["t"] <= t1 and sum(sum(r["pkgs"][m]) for m in managed) > budget + 0.5]
+        bad.append(f"{name}: {len(over)} samples above the budget, first at {over[0]['t']:.3f}: "
+                   f"{json.dumps(over[0]['pkgs'])}{' (not a consistent snapshot)' if over[0].get('inconsistent') else ''}")
 print("; ".join(out + bad))
 sys.exit(1 if bad else 0)
 EOF

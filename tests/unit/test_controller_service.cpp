@@ -629,6 +629,76 @@ START_TEST(floods_from_peers_are_summarised_in_the_log) {
 }
 END_TEST
 
+// Issue 11: every status request built the whole status JSON (a walk over every node), so
+// sessions asking in a loop cost slurmctld in proportion. Now it is built at most once per
+// period for each kind of viewer, and again at once after an admin's change.
+START_TEST(status_is_built_once_per_period_for_each_viewer) {
+  ServiceSettings st;
+  st.private_jobs = true;
+  Harness h(st);
+  constexpr int kSessions = 4;  // 3 rounds: within one uid's burst of requests
+  std::vector<std::size_t> users, admins;
+  for (int i = 0; i < kSessions; ++i) {
+    users.push_back(h.client(h.user, PeerRole::admin, "login1"));
+    admins.push_back(h.client(h.root, PeerRole::admin, "login1"));
+  }
+  ck_assert(h.run_until([&] {
+    for (std::size_t c = 0; c < h.clients.size(); ++c)
+      if (!h.clients[c]->established()) return false;
+    return true;
+  }));
+  // Just after a period, so that no period falls between the requests.
+  const std::uint64_t p0 = h.service->periods();
+  ck_assert(h.run_until([&] { return h.service->periods() > p0; }, 200));
+  const std::uint64_t builds0 = h.service->status_builds();
+  const std::uint64_t period = h.service->periods();
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t c : users) ck_assert(h.clients[c]->send(AdminStatusRequest{}).ok());
+    for (std::size_t c : admins) ck_assert(h.clients[c]->send(AdminStatusRequest{}).ok());
+    ck_assert(h.run_until(
+        [&] {
+          for (std::size_t c = 0; c < h.clients.size(); ++c)
+            if (!h.message<AdminStatus>(c, round)) return false;
+          return true;
+        },
+        50));
+  }
+  ck_assert_uint_eq(h.service->periods(), period);
+  // 24 answers, two builds: one for the user's own view, one for the view of all jobs.
+  ck_assert_uint_eq(h.service->status_builds() - builds0, 2);
+  auto now_of = [&](std::size_t c, std::size_t nth) {
+    std::string err;
+    auto v = json::parse(h.message<AdminStatus>(c, nth)->json, &err);
+    ck_assert(v.has_value());
+    return *v->num("now");
+  };
+  ck_assert_double_eq(now_of(users[0], 0), now_of(users[3], 2));
+  ck_assert_std_str_eq(h.message<AdminStatus>(users[0], 0)->json,
+                       h.message<AdminStatus>(users[3], 1)->json);
+  ck_assert(h.message<AdminStatus>(users[0], 0)->json !=
+            h.message<AdminStatus>(admins[0], 0)->json);
+  // A new period builds it again, with a later "now".
+  ck_assert(h.run_until([&] { return h.service->periods() > period; }, 200));
+  ck_assert(h.clients[users[0]]->send(AdminStatusRequest{}).ok());
+  ck_assert(h.run_until([&] { return h.message<AdminStatus>(users[0], 3) != nullptr; }, 50));
+  ck_assert(now_of(users[0], 3) > now_of(users[0], 2));
+  // "now" to the millisecond (it was printed as 1.8e+09: a time only to within days).
+  ck_assert_double_eq_tol(now_of(users[0], 3), h.clock.wall, 2.0);
+  ck_assert_uint_eq(h.service->status_builds() - builds0, 3);
+  // An admin's change shows at once, within the period.
+  const std::uint64_t period2 = h.service->periods();
+  const AdminResult r = h.set_budget_as(h.admin, 250.0);
+  ck_assert_uint_eq(r.code, static_cast<unsigned>(AdminCode::ok));
+  ck_assert(h.clients[users[1]]->send(AdminStatusRequest{}).ok());
+  ck_assert(h.run_until([&] { return h.message<AdminStatus>(users[1], 3) != nullptr; }, 50));
+  std::string err;
+  auto v = json::parse(h.message<AdminStatus>(users[1], 3)->json, &err);
+  ck_assert(v.has_value());
+  ck_assert_uint_eq(h.service->periods(), period2);
+  ck_assert_double_eq_tol(*v->num("budget_w"), 250.0, 1e-9);
+}
+END_TEST
+
 START_TEST(periods_follow_the_clock) {
   Harness h;
   // 1 s periods on a clock stepped by 10 ms: about 1 period per 100 steps.
@@ -659,6 +729,7 @@ int main() {
   tcase_add_test(tc, protocol_violations_are_logged_as_errors);
   tcase_add_test(tc, floods_from_peers_are_summarised_in_the_log);
   tcase_add_test(tc, private_data_jobs_shows_users_their_own_job_ids_only);
+  tcase_add_test(tc, status_is_built_once_per_period_for_each_viewer);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }
