@@ -177,10 +177,13 @@ pg_on_exit kill "$!"
 rogue_up() { [ -S "$rogue_dir/state/agent.sock" ]; }
 wait_until 10 rogue_up || bail_out "the user's socket did not come up"
 n2_orig=$(cat "$nodes_dir/n2/settings.orig")
-forged=$(as_nobody sbatch --parsable -w n1 -N1 --power-aware=throughput -J forged -D "$work" \
-  --export=ALL,SLURM_STEP_NODELIST=n2 --wrap 'sleep 6')
-dotdot=$(as_nobody sbatch --parsable -w n1 -N1 --power-aware=throughput -J dotdot -D "$work" \
-  --export="ALL,SLURM_STEP_NODELIST=../../$rogue_name" --wrap 'sleep 6')
+# The forged name comes in the submitting environment (sbatch's default --export=ALL passes
+# it on). Not with --export=ALL,VAR=...: Slurm 24.11 and later then also make slurmd load the
+# user's login environment, which fails for nobody and requeues the job.
+forged=$(as_nobody env SLURM_STEP_NODELIST=n2 sbatch --parsable -w n1 -N1 \
+  --power-aware=throughput -J forged -D "$work" --wrap 'sleep 6')
+dotdot=$(as_nobody env "SLURM_STEP_NODELIST=../../$rogue_name" sbatch --parsable -w n1 -N1 \
+  --power-aware=throughput -J dotdot -D "$work" --wrap 'sleep 6')
 # Sampled while the jobs run: n2's caps and saved file.
 n2_moved=0
 jobs_running() { [ -n "$(squeue -h -j "$forged,$dotdot" -o %i 2>/dev/null)" ]; }
