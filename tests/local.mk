@@ -78,3 +78,8 @@ tests_tools_spank_host_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
 tests_tools_spank_host_LDFLAGS = -rdynamic
 TESTS += tests/tools/test_plugin_split.sh
 EXTRA_DIST += tests/tools/test_plugin_split.sh
+
+# The end-to-end suites of `make check`, one a line (scripts/stress-tests.sh).
+.PHONY: print-e2e-tests
+print-e2e-tests:
+	@for t in $(TESTS); do case $$t in tests/e2e/*) echo $$t ;; esac; done
