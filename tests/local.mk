@@ -107,13 +107,23 @@ else
 MATRIX_CTLD_PLUGIN = no
 endif
 
-.PHONY: check-matrix matrix-lists
+# The sanitizer run (scripts/run-tests.sh, a build configured --enable-asan): every unit
+# test, and these suites with the sanitized plugins loaded in the real daemons.
+SANITIZE_E2E_TESTS = \
+	tests/e2e/test_node_power.sh \
+	tests/e2e/test_controller_power.sh \
+	tests/e2e/test_controller_faults.sh
+
+.PHONY: check-matrix check-sanitize matrix-lists
 check-matrix: matrix-lists
 	$(MAKE) $(AM_MAKEFLAGS) check check_DATA= TESTS="`sed -n 's/^short: //p' matrix-lists.txt`"
+check-sanitize: matrix-lists
+	$(MAKE) $(AM_MAKEFLAGS) check check_DATA= TESTS="`sed -n 's/^sanitize: //p' matrix-lists.txt`"
 
 # matrix-lists.txt: what `make check` runs (all:), what check-matrix runs (short:: every
 # tests/unit/ runner of TESTS, the plugin's load test, and MATRIX_E2E_TESTS) and leaves out for want of the
-# controller plugin (na:); read by scripts/run-tests.sh's table.
+# controller plugin (na:), and what check-sanitize runs (sanitize:); read by
+# scripts/run-tests.sh's table.
 matrix-lists:
 	@short=; na=; \
 	for t in $(TESTS); do \
@@ -125,5 +135,18 @@ matrix-lists:
 	  esac; \
 	  short="$$short $$t"; \
 	done; \
-	{ echo "all: "$(TESTS); echo "short:$$short"; echo "na:$$na"; } > matrix-lists.txt
+	sanitize=; \
+	for t in $(TESTS); do case $$t in tests/unit/*) sanitize="$$sanitize $$t" ;; esac; done; \
+	for t in $(SANITIZE_E2E_TESTS); do \
+	  case " $(CTLD_PLUGIN_E2E_TESTS) " in \
+	    *" $$t "*) if test $(MATRIX_CTLD_PLUGIN) = no; then continue; fi ;; \
+	  esac; \
+	  sanitize="$$sanitize $$t"; \
+	done; \
+	{ echo "all: "$(TESTS); echo "short:$$short"; echo "na:$$na"; echo "sanitize:$$sanitize"; } > matrix-lists.txt
 CLEANFILES += matrix-lists.txt
+
+# The end-to-end suites of `make check`, one a line (scripts/stress-tests.sh).
+.PHONY: print-e2e-tests
+print-e2e-tests:
+	@for t in $(TESTS); do case $$t in tests/e2e/*) echo $$t ;; esac; done

@@ -40,6 +40,13 @@
 #   pg_pid_alive PID        true when PID runs (zombies count as gone)
 #
 # Also set: PG_TOP (source tree top: $PG_SRCDIR under make check, else found from here).
+#
+# Sanitizers: with PG_SANITIZE=1 (a build configured --enable-asan; scripts/run-tests.sh's
+# sanitizer run) the AddressSanitizer runtime is preloaded (LD_PRELOAD) into the test and
+# everything it starts: srun, sbatch and salloc, and through pgcluster slurmctld and slurmd
+# (and every slurmstepd), which load the sanitized plugins. Each report is written to
+# PG_SANITIZE_LOG_DIR/asan.PID or ubsan.PID (default /tmp/powergrad-sanitizer); the caller
+# counts them. Leak checking is off: most processes are Slurm's and the system's, not ours.
 
 if [ -n "${_PG_E2E_LIB:-}" ]; then return 0; fi
 _PG_E2E_LIB=1
@@ -47,6 +54,19 @@ _PG_E2E_LIB=1
 PG_TOP=${PG_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 PGCLUSTER=$PG_TOP/tests/cluster/pgcluster
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+if [ "${PG_SANITIZE:-0}" = 1 ] && [ -z "${_PG_SANITIZE_RT:-}" ]; then
+  _PG_SANITIZE_RT=$(readlink -f "$(${CC:-gcc} -print-file-name=libasan.so)")
+  if [ ! -f "$_PG_SANITIZE_RT" ]; then
+    echo "Bail out! PG_SANITIZE=1 but no AddressSanitizer runtime (libasan.so) for ${CC:-gcc}"
+    exit 1
+  fi
+  export _PG_SANITIZE_RT PG_SANITIZE_LOG_DIR=${PG_SANITIZE_LOG_DIR:-/tmp/powergrad-sanitizer}
+  mkdir -p "$PG_SANITIZE_LOG_DIR" && chmod 1777 "$PG_SANITIZE_LOG_DIR"
+  export LD_PRELOAD=$_PG_SANITIZE_RT${LD_PRELOAD:+:$LD_PRELOAD}
+  export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:log_path=$PG_SANITIZE_LOG_DIR/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$PG_SANITIZE_LOG_DIR/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+fi
 
 _pg_tap_n=0
 _pg_tap_failed=0
