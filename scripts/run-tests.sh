@@ -13,13 +13,23 @@
 #                                         ./build-slurm-VERSION, the short list (`make
 #                                         check-matrix`: every unit test and the end-to-end
 #                                         suites of MATRIX_E2E_TESTS in tests/local.mk)
+#                                         and, after 22.05, the sanitizer run: a build
+#                                         with --enable-asan in ./build-asan, its unit tests
+#                                         and SANITIZE_E2E_TESTS with the sanitized plugins
+#                                         in the real daemons (any report fails it)
 #   scripts/run-tests.sh --slurm VERSION  one version as in the matrix (22.05, 24.11, 26.05)
+#   scripts/run-tests.sh --sanitize       the sanitizer run alone
 #   scripts/run-tests.sh --matrix         the same as no option
 #   scripts/run-tests.sh --matrix-table   only the table and summary, from the build folders
+#   scripts/run-tests.sh --stress [ROUNDS]
+#                                         the end-to-end suites ROUNDS times (default 3)
+#                                         with stress-ng keeping every CPU busy
+#                                         (scripts/stress-tests.sh)
 #
 # A skipped end-to-end suite counts as failed. A suite that needs the controller plugin is
 # n/a (not run, not counted) on a version built without its configured Slurm source, with
 # a footnote giving the reason (Slurm 26.05.5: its source is not on the mirror).
+# End-to-end suites run PG_TEST_JOBS at a time (default 3: each mostly waits on its daemons).
 # Compilations are cached with ccache under /var/cache/powergrad/ccache (inside each root
 # for its version); PG_NO_CCACHE=1 turns that off. Logs of the roots made in the
 # background: build-matrix/root-VERSION.log; PG_ROOT_TIMEOUT (seconds, default 2700) bounds
@@ -27,6 +37,8 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 versions=(22.05 24.11 26.05)
+# Columns of the table: the versions, and the sanitizer run on this machine's Slurm.
+legs=(22.05 asan 24.11 26.05)
 
 mode=matrix
 slurm=
@@ -36,15 +48,17 @@ while [ $# -gt 0 ]; do
              slurm=$2; mode=one; shift ;;
     --slurm=*) slurm=${1#--slurm=}; mode=one ;;
     --matrix) mode=matrix ;;
+    --sanitize) mode=one; slurm=asan ;;
+    --stress) shift; exec "$(dirname "$0")/stress-tests.sh" "$@" ;;
     --matrix-table) mode=table ;;
     --in-root) mode=in-root ;;  # a leg's call inside its root; PG_BUILD_DIR is set
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "run-tests: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
 done
 case "$slurm" in
-  ''|22.05|24.11|26.05) ;;
+  ''|22.05|24.11|26.05|asan) ;;
   *) echo "run-tests: unsupported Slurm version '$slurm' (22.05, 24.11 or 26.05)" >&2; exit 2 ;;
 esac
 
@@ -63,11 +77,13 @@ timed() {  # timed LABEL CMD...: runs CMD, records how long it took
 build_dir_of() {
   case "$1" in
     ''|22.05) echo "${PG_BUILD_DIR:-$top/build}" ;;
+    asan) echo "$top/build-asan" ;;
     *) echo "$top/build-slurm-$1" ;;
   esac
 }
-# What a version runs: "all" (`make check`) on this machine's Slurm, "short" elsewhere.
-list_of() { case "$1" in ''|22.05) echo all ;; *) echo short ;; esac; }
+# What a leg runs: "all" (`make check`) on this machine's Slurm, "sanitize" (`make
+# check-sanitize`) in the sanitizer run, "short" (`make check-matrix`) elsewhere.
+list_of() { case "$1" in ''|22.05) echo all ;; asan) echo sanitize ;; *) echo short ;; esac; }
 
 use_ccache() {
   [ "${PG_NO_CCACHE:-0}" != 1 ] && [ -d /usr/lib/ccache ] || return 0
@@ -94,7 +110,9 @@ run_here() {
     echo "run-tests: not root: skipping package installation; end-to-end tests will skip" >&2
   fi
   use_ccache
-  timed "$leg: build" env PG_BUILD_DIR="$build" "$top/scripts/build.sh" || return 1
+  local configure_args=()
+  [ "$list" != sanitize ] || configure_args=(--enable-asan)
+  timed "$leg: build" env PG_BUILD_DIR="$build" "$top/scripts/build.sh" "${configure_args[@]}" || return 1
   if [ -n "${CCACHE_DIR:-}" ]; then
     echo "run-tests: ccache ($CCACHE_DIR): $(ccache --print-stats 2>/dev/null |
       awk -F'\t' '$1 ~ /^(direct_cache_hit|preprocessed_cache_hit|cache_miss)$/ { printf "%s=%s ", $1, $2 }')"
@@ -105,21 +123,28 @@ run_here() {
     echo "run-tests: this root has Slurm's source, but the build has no controller plugin" >&2
     return 1
   fi
-  [ "$list" = all ] || target=check-matrix
-  timed "$leg: tests (make $target)" make -C "$build" -j1 "$target" || status=$?
+  case "$list" in
+    short) target=check-matrix ;;
+    sanitize) target=check-sanitize
+      # Every process of the tests gets the sanitizer runtime and writes its reports here
+      # (tests/e2e/lib.sh); the summary counts each as a failure.
+      rm -rf "$build/sanitizer-reports"
+      export PG_SANITIZE=1 PG_SANITIZE_LOG_DIR=$build/sanitizer-reports ;;
+  esac
+  timed "$leg: tests (make $target)" make -C "$build" -j"${PG_TEST_JOBS:-3}" "$target" || status=$?
   printf '%s\n' "${timings[@]}" > "$build/matrix-timings.txt"
   return "$status"
 }
 
 # The root of a version ("" for this machine's).
-root_of() { [ "$1" = 22.05 ] && return 0; "$top/scripts/slurm-root.sh" --path "$1"; }
+root_of() { case "$1" in 22.05|asan) return 0 ;; esac; "$top/scripts/slurm-root.sh" --path "$1"; }
 
 run_version() {
   local v=$1 build
   build=$(build_dir_of "$v")
   rm -f "$build/matrix-timings.txt"
   case "$v" in
-    22.05) PG_LEG=22.05 run_here "$build" "$(list_of "$v")" ;;
+    22.05|asan) PG_LEG=$v run_here "$build" "$(list_of "$v")" ;;
     *)
       if [ "$(id -u)" -ne 0 ]; then
         echo "run-tests: Slurm $v runs in a Debian root: needs root" >&2
@@ -159,7 +184,7 @@ list_in() {
 }
 
 declare -A status_of
-for v in "${versions[@]}"; do status_of[$v]=0; done
+for v in "${legs[@]}"; do status_of[$v]=0; done
 
 print_table() {
   local v b t r tests na_note=() expected passed=0 failed=0 skipped=0 line n f e p x s
@@ -193,7 +218,8 @@ print_table() {
     echo
   done
   echo "(-: not in that version's list; only Slurm 22.05 runs every test, the others the unit"
-  echo " tests and the end-to-end suites of MATRIX_E2E_TESTS in tests/local.mk)"
+  echo " tests and the end-to-end suites of MATRIX_E2E_TESTS in tests/local.mk; asan: the"
+  echo " sanitizer run on 22.05, unit tests and SANITIZE_E2E_TESTS)"
   for v in "${shown[@]}"; do
     b=$(build_dir_of "$v")
     [ -n "$(list_in "$b" na)" ] || continue
@@ -250,6 +276,13 @@ print_table() {
         echo "[$v] $r: $p passed, $x failed, $s skipped"
       fi
     done
+    if [ -d "$b/sanitizer-reports" ]; then
+      for f in "$b"/sanitizer-reports/*; do
+        [ -f "$f" ] || continue
+        echo "[$v] sanitizer report ${f##*/}: $(grep -m1 -E 'ERROR|runtime error' "$f" || head -n1 "$f")"
+        failed=$((failed + 1))
+      done
+    fi
     if [ "${status_of[$v]}" -ne 0 ] && [ "$failed" -eq "$failed_before" ]; then
       echo "[$v] the run failed (exit ${status_of[$v]}) with no failed test: counted as one failure"
       failed=$((failed + 1))
@@ -260,13 +293,13 @@ print_table() {
 }
 
 if [ "$mode" = table ]; then
-  print_table "${versions[@]}"
+  print_table "${legs[@]}"
   exit $?
 fi
 
 if [ "$mode" = one ]; then
   v=${slurm:-22.05}
-  say "Slurm $v"
+  say "leg $v"
   if run_version "$v"; then status_of[$v]=0; else status_of[$v]=$?; fi
   say "Slurm $v: exit ${status_of[$v]}"
   print_table "$v"
@@ -335,8 +368,8 @@ wait_root() {
   fi
 }
 
-for v in "${versions[@]}"; do
-  say "Slurm $v"
+for v in "${legs[@]}"; do
+  say "leg $v"
   start=$(now)
   if wait_root "$v" && (run_version "$v"); then status_of[$v]=0; else status_of[$v]=$?; fi
   b=$(build_dir_of "$v")
@@ -350,4 +383,4 @@ wait || true
 echo
 echo "== timings (total $(( $(now) - t0 )) s)"
 printf '  %s\n' "${timings[@]}"
-print_table "${versions[@]}"
+print_table "${legs[@]}"
