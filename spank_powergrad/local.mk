@@ -11,8 +11,9 @@ spank_powergrad_libspankcore_la_SOURCES = \
 
 # The SPANK plugin itself is thin: srun, sbatch, salloc and every slurmstepd load it, so it
 # holds the option, the step's registration with the node agent, and the loader of the
-# agent's module, and links nothing heavier than libstdc++. The step client's few sources are
-# compiled in directly (the agent's libraries would bring libpfm4, libmunge and libcrypto).
+# agent's module, and links nothing heavier than libstdc++. Its few sources are compiled in
+# directly, with its own flags (the agent's libraries would bring libpfm4, libmunge and
+# libcrypto; and the plugin is never sanitized).
 # The plugin refuses an agent module of another build (agent_module.hpp).
 AGENT_MODULE_CPPFLAGS = -DPG_PACKAGE_VERSION='"$(PACKAGE_VERSION)"'
 plugin_LTLIBRARIES += spank_powergrad/spank_powergrad.la
@@ -23,19 +24,22 @@ spank_powergrad_spank_powergrad_la_SOURCES = \
 	spank_powergrad/slurmd_loader.cpp spank_powergrad/agent_module.hpp \
 	spank_powergrad/stepd.cpp \
 	nodeagent/step_event.cpp nodeagent/step_channel.cpp nodeagent/agent_socket.cpp \
-	hardware/result.cpp hardware/secure_dir.cpp libgradient/job_mode.cpp
+	hardware/result.cpp hardware/secure_dir.cpp libgradient/job_mode.cpp \
+	spank_powergrad/plugin_config.cpp spank_powergrad/node_name.cpp \
+	spank_powergrad/slurmd_args.cpp spank_powergrad/slurm_conf.cpp
 spank_powergrad_spank_powergrad_la_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS) $(AGENT_MODULE_CPPFLAGS)
 # Symbols such as spank_option_register and slurm_info come from the host process.
-spank_powergrad_spank_powergrad_la_CXXFLAGS = $(AM_CXXFLAGS) -ffunction-sections -fdata-sections
-spank_powergrad_spank_powergrad_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared \
+# Never sanitized (configure.ac: PG_CXXFLAGS_NOSAN): srun cannot carry the runtime.
+spank_powergrad_spank_powergrad_la_CXXFLAGS = $(PG_CXXFLAGS_NOSAN) $(PTHREAD_CFLAGS) \
+	-ffunction-sections -fdata-sections
+spank_powergrad_spank_powergrad_la_LDFLAGS = $(PG_HARDEN_LDFLAGS) -module -avoid-version -shared \
 	-Wl,--version-script=$(top_srcdir)/spank_powergrad/spank_powergrad.map $(THIN_PLUGIN_LDFLAGS)
 # Linked as libtool links C (the compiler driver picks the C++ runtime), so that
-# THIN_PLUGIN_LDFLAGS' -static-libstdc++ takes effect: libtool's C++ mode links the shared
+# THIN_PLUGIN_LDFLAGS' static libstdc++ takes effect: libtool's C++ mode links the shared
 # libstdc++ itself, whatever the flags say.
 spank_powergrad_spank_powergrad_la_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CC $(AM_LIBTOOLFLAGS) \
 	$(LIBTOOLFLAGS) --mode=link $(CXXLD) $(spank_powergrad_spank_powergrad_la_CXXFLAGS) \
 	$(CXXFLAGS) $(spank_powergrad_spank_powergrad_la_LDFLAGS) $(LDFLAGS) -o $@
-spank_powergrad_spank_powergrad_la_LIBADD = spank_powergrad/libspankcore.la
 
 # The node agent's module (agent_module.hpp), installed beside the plugin: loaded by slurmd
 # only. It has the agent, power control, counters and the controller link.

@@ -42,11 +42,12 @@
 # Also set: PG_TOP (source tree top: $PG_SRCDIR under make check, else found from here).
 #
 # Sanitizers: with PG_SANITIZE=1 (a build configured --enable-asan; scripts/run-tests.sh's
-# sanitizer run) the AddressSanitizer runtime is preloaded (LD_PRELOAD) into the test and
-# everything it starts: srun, sbatch and salloc, and through pgcluster slurmctld and slurmd
-# (and every slurmstepd), which load the sanitized plugins. Each report is written to
-# PG_SANITIZE_LOG_DIR/asan.PID or ubsan.PID (default /tmp/powergrad-sanitizer); the caller
-# counts them. Leak checking is off: most processes are Slurm's and the system's, not ours.
+# sanitizer run) the AddressSanitizer and UBSan runtimes are preloaded (LD_PRELOAD) into
+# the daemons that load the sanitized agent module and controller: through pgcluster
+# (PG_DAEMON_PRELOAD) slurmctld and slurmd (and every slurmstepd). The SPANK plugin itself,
+# which srun loads too, is built without sanitizers (configure.ac). Each
+# report is written to PG_SANITIZE_LOG_DIR/asan.PID or ubsan.PID (default
+# /tmp/powergrad-sanitizer); the caller counts them. Leak checking is off: most processes are Slurm's and the system's, not ours.
 
 if [ -n "${_PG_E2E_LIB:-}" ]; then return 0; fi
 _PG_E2E_LIB=1
@@ -55,18 +56,6 @@ PG_TOP=${PG_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 PGCLUSTER=$PG_TOP/tests/cluster/pgcluster
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
-if [ "${PG_SANITIZE:-0}" = 1 ] && [ -z "${_PG_SANITIZE_RT:-}" ]; then
-  _PG_SANITIZE_RT=$(readlink -f "$(${CC:-gcc} -print-file-name=libasan.so)")
-  if [ ! -f "$_PG_SANITIZE_RT" ]; then
-    echo "Bail out! PG_SANITIZE=1 but no AddressSanitizer runtime (libasan.so) for ${CC:-gcc}"
-    exit 1
-  fi
-  export _PG_SANITIZE_RT PG_SANITIZE_LOG_DIR=${PG_SANITIZE_LOG_DIR:-/tmp/powergrad-sanitizer}
-  mkdir -p "$PG_SANITIZE_LOG_DIR" && chmod 1777 "$PG_SANITIZE_LOG_DIR"
-  export LD_PRELOAD=$_PG_SANITIZE_RT${LD_PRELOAD:+:$LD_PRELOAD}
-  export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:log_path=$PG_SANITIZE_LOG_DIR/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$PG_SANITIZE_LOG_DIR/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
-fi
 
 _pg_tap_n=0
 _pg_tap_failed=0
@@ -287,3 +276,22 @@ pg_cluster_procs() {
   done
   [ ${#found[@]} -eq 0 ] || printf '%s\n' "${found[@]}" | sort -un | xargs
 }
+
+# Sanitizers (see the top of this file).
+if [ "${PG_SANITIZE:-0}" = 1 ] && [ -z "${_PG_SANITIZE_ON:-}" ]; then
+  # UBSan's runtime too: libtool links C++ modules with -nostdlib, so the plugins name
+  # neither runtime; both come from the process.
+  _pg_rt=$(readlink -f "$(${CC:-gcc} -print-file-name=libasan.so)")
+  _pg_ub=$(readlink -f "$(${CC:-gcc} -print-file-name=libubsan.so)")
+  if [ ! -f "$_pg_rt" ] || [ ! -f "$_pg_ub" ]; then
+    echo "Bail out! PG_SANITIZE=1 but no sanitizer runtimes (libasan.so, libubsan.so) for ${CC:-gcc}"
+    exit 1
+  fi
+  # Into the daemons only, by pgcluster (PG_DAEMON_PRELOAD): not into srun and the rest
+  # (pgrep hangs with it, srun at its exit). The SPANK plugin srun loads is never sanitized.
+  export PG_DAEMON_PRELOAD=$_pg_rt:$_pg_ub _PG_SANITIZE_ON=1
+  export PG_SANITIZE_LOG_DIR=${PG_SANITIZE_LOG_DIR:-/tmp/powergrad-sanitizer}
+  mkdir -p "$PG_SANITIZE_LOG_DIR" && chmod 1777 "$PG_SANITIZE_LOG_DIR"
+  export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:log_path=$PG_SANITIZE_LOG_DIR/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$PG_SANITIZE_LOG_DIR/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+fi
