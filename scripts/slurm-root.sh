@@ -96,7 +96,15 @@ if [ "$action" = enter ]; then
   fi
   for m in $(enter_mounts); do
     mkdir -p "$root$m"
-    mountpoint -q "$root$m" && continue
+    if mountpoint -q "$root$m"; then
+      # A bind mount left by an earlier --enter shows what was there then: a checkout since
+      # removed and cloned again at the same path is another folder. Mount it afresh.
+      case $m in
+        /proc|/sys) continue ;;
+      esac
+      [ "$(stat -c %d:%i "$m")" != "$(stat -c %d:%i "$root$m" 2>/dev/null)" ] || continue
+      umount -l "$root$m"
+    fi
     case $m in
       /proc) mount -t proc proc "$root/proc" ;;
       /sys) mount -t sysfs sysfs "$root/sys" ;;
