@@ -26,10 +26,16 @@
 //       an admin session of the calling uid; for SECONDS, ADMIN_SET_BUDGET requests in
 //       batches of 64, each batch's answers read; prints "set-budget: N requests in S s,
 //       N1 ok, N2 permission denied"
+//   pg-rogue HOST:PORT flood-status SESSIONS SECONDS
+//       SESSIONS admin sessions of the calling uid; for SECONDS, ADMIN_STATUS_REQ on every
+//       session as fast as the sockets take them, never reading an answer (the attack of
+//       issue 11); prints "status: N sessions (M refused), R requests sent in S s, C
+//       sessions closed by the controller"
 //
 // Every outcome line names the protocol's error code (protocol/status.hpp) when the
 // controller sent one, "closed" when it just closed. Exit 0 when the command ran (whatever
 // the controller answered), 1 on a local error, 2 on a usage error.
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -43,8 +49,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "protocol/auth.hpp"
 #include "protocol/channel.hpp"
@@ -100,6 +108,7 @@ class Conn {
     }
   }
   void shut_write() { shutdown(fd_, SHUT_WR); }
+  int fd() const { return fd_; }
 
   // One whole frame into `out`; false on end of stream, timeout or a malformed header
   // (`why` says which).
@@ -294,12 +303,63 @@ int flood_set_budget(const std::string &host, const std::string &port, double se
   return 0;
 }
 
+int flood_status(const std::string &host, const std::string &port, int sessions, double seconds,
+                 proto::Authenticator &auth) {
+  std::vector<std::unique_ptr<Conn>> conns;
+  std::vector<std::unique_ptr<Session>> ss;
+  int refused = 0;
+  for (int i = 0; i < sessions; ++i) {
+    auto c = std::make_unique<Conn>(host, port);
+    auto s = std::make_unique<Session>();
+    if (!handshake(*c, auth, params(proto::PeerRole::admin, hostname()), *s, "session: ")) {
+      ++refused;
+      continue;
+    }
+    const int fl = fcntl(c->fd(), F_GETFL);
+    fcntl(c->fd(), F_SETFL, fl | O_NONBLOCK);
+    conns.push_back(std::move(c));
+    ss.push_back(std::move(s));
+  }
+  std::vector<bool> open(conns.size(), true);
+  std::vector<std::string> pending(conns.size());
+  const double t0 = now_s();
+  unsigned long sent = 0;
+  std::size_t closed = 0;
+  while (now_s() - t0 < seconds && closed < conns.size()) {
+    bool progress = false;
+    for (std::size_t i = 0; i < conns.size(); ++i) {
+      if (!open[i]) continue;
+      if (pending[i].empty()) {
+        const proto::Status st = ss[i]->channel.seal(proto::AdminStatusRequest{}, pending[i]);
+        if (!st.ok()) die("cannot seal: " + st.to_string());
+      }
+      const ssize_t n = ::send(conns[i]->fd(), pending[i].data(), pending[i].size(), MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+        open[i] = false;
+        ++closed;
+        continue;
+      }
+      progress = true;
+      pending[i].erase(0, static_cast<std::size_t>(n));
+      if (pending[i].empty()) ++sent;
+    }
+    if (!progress) usleep(1000);  // every socket full: the controller is not reading them
+  }
+  std::printf(
+      "status: %zu sessions (%d refused), %lu requests sent in %.1f s, %zu sessions "
+      "closed by the controller\n",
+      conns.size(), refused, sent, now_s() - t0, closed);
+  return 0;
+}
+
 int usage() {
   std::fprintf(
       stderr,
       "usage: pg-rogue HOST:PORT hello [--role node|admin] [--name NAME]\n"
       "       pg-rogue HOST:PORT replay-hello|replay-seq|tamper|truncated|partial|oversize\n"
-      "       pg-rogue HOST:PORT flood-garbage|flood-set-budget SECONDS\n");
+      "       pg-rogue HOST:PORT flood-garbage|flood-set-budget SECONDS\n"
+      "       pg-rogue HOST:PORT flood-status SESSIONS SECONDS\n");
   return 2;
 }
 
@@ -340,6 +400,13 @@ int main(int argc, char **argv) {
     if (!(seconds > 0 && seconds <= 600)) return usage();
     return cmd == "flood-garbage" ? flood_garbage(host, port, seconds)
                                   : flood_set_budget(host, port, seconds, auth);
+  }
+  if (cmd == "flood-status") {
+    if (argc != 5) return usage();
+    const int sessions = std::atoi(argv[3]);
+    const double seconds = std::atof(argv[4]);
+    if (sessions < 1 || sessions > 1000 || !(seconds > 0 && seconds <= 600)) return usage();
+    return flood_status(host, port, sessions, seconds, auth);
   }
   if (cmd == "replay-hello") {
     Session s;

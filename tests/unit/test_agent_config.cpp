@@ -13,11 +13,11 @@ using namespace powergrad;
 START_TEST(defaults) {
   ConfigParse p = parse_plugin_args({});
   ck_assert(p.ok());
-  ck_assert_str_eq(p.config.sysfs_root.c_str(), "/sys");
-  ck_assert_str_eq(p.config.procfs_root.c_str(), "/proc");
+  ck_assert_std_str_eq(p.config.sysfs_root, "/sys");
+  ck_assert_std_str_eq(p.config.procfs_root, "/proc");
   ck_assert(!p.config.grant_w);
   ck_assert(!p.config.floor_w);
-  ck_assert_str_eq(p.config.counters.c_str(), "auto");
+  ck_assert_std_str_eq(p.config.counters, "auto");
   ck_assert(p.config.emulate_path.empty());
 }
 END_TEST
@@ -27,16 +27,16 @@ START_TEST(all_new_keys) {
       parse_plugin_args({"sysfs_root=/tmp/c/nodes/%n/sys", "procfs_root=/proc", "grant=250",
                          "floor=120.5", "counters=emulated", "emulate=/tmp/c/emulate.txt"});
   ck_assert_msg(p.ok(), "%s", p.ok() ? "" : p.errors[0].c_str());
-  ck_assert_str_eq(p.config.sysfs_root.c_str(), "/tmp/c/nodes/%n/sys");
+  ck_assert_std_str_eq(p.config.sysfs_root, "/tmp/c/nodes/%n/sys");
   ck_assert_std_str_eq(expand_node_tokens(p.config.sysfs_root, "n2"), "/tmp/c/nodes/n2/sys");
   ck_assert_double_eq(*p.config.grant_w, 250.0);
   ck_assert_double_eq(*p.config.floor_w, 120.5);
-  ck_assert_str_eq(p.config.counters.c_str(), "emulated");
-  ck_assert_str_eq(p.config.emulate_path.c_str(), "/tmp/c/emulate.txt");
+  ck_assert_std_str_eq(p.config.counters, "emulated");
+  ck_assert_std_str_eq(p.config.emulate_path, "/tmp/c/emulate.txt");
   for (const char *c : {"auto", "perf", "software"}) {
     ConfigParse q = parse_plugin_args({std::string("counters=") + c});
     ck_assert(q.ok());
-    ck_assert_str_eq(q.config.counters.c_str(), c);
+    ck_assert_std_str_eq(q.config.counters, c);
   }
 }
 END_TEST

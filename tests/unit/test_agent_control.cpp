@@ -121,7 +121,7 @@ START_TEST(caps_move_within_grant_and_come_back_exactly) {
     ck_assert_double_eq_tol(j.seconds, 5.0, 1e-9);
     ck_assert(j.cap_min_w && j.cap_max_w && j.cap_mean_w());
     ck_assert(*j.cap_min_w < 205.0);
-    ck_assert_str_eq(j.counters.c_str(), "emulated");
+    ck_assert_std_str_eq(j.counters, "emulated");
   }
 }
 END_TEST

@@ -81,9 +81,9 @@ START_TEST(ledger_keeps_a_bounded_history) {
   l.begin("5.0", JobMode::monitor, "software");
   const std::vector<JobEnergySummary> s = l.summaries();
   ck_assert_uint_eq(s.size(), 3);
-  ck_assert_str_eq(s[0].key.c_str(), "5.0");  // running first
-  ck_assert_str_eq(s[1].key.c_str(), "3.0");
-  ck_assert_str_eq(s[2].key.c_str(), "4.0");
+  ck_assert_std_str_eq(s[0].key, "5.0");  // running first
+  ck_assert_std_str_eq(s[1].key, "3.0");
+  ck_assert_std_str_eq(s[2].key, "4.0");
 }
 END_TEST
 

@@ -170,7 +170,7 @@ START_TEST(report_grant_lease_expiry_and_reconnect) {
   for (int i = 0; i < 4; ++i) period();
   ck_assert_uint_ge(ctl.reports.size(), 3);
   const NodeReport &r0 = ctl.reports.back();
-  ck_assert_str_eq(r0.node.c_str(), "n1");
+  ck_assert_std_str_eq(r0.node, "n1");
   ck_assert_uint_eq(r0.incarnation, 7);
   ck_assert_uint_eq(r0.lease_epoch, 0);  // no grant from a controller yet
   ck_assert(r0.caps_w <= 250.0 + 1e-6);
@@ -191,7 +191,7 @@ START_TEST(report_grant_lease_expiry_and_reconnect) {
   std::vector<GrantMessage> got = pump(link, ctl, &mono, 10);
   ck_assert_uint_eq(got.size(), 1);
   ck_assert_uint_eq(link.grants_received(), 1);
-  ck_assert_str_eq(pc->on_grant(got[0], wall).c_str(), "");
+  ck_assert_std_str_eq(pc->on_grant(got[0], wall), "");
   ck_assert_int_eq(n.count("controller grant on n1: lease (1, 1): grant 150.0 W, floor 110.0 W"),
                    1);
   period();
@@ -236,7 +236,7 @@ START_TEST(report_grant_lease_expiry_and_reconnect) {
   ctl.grant(g);
   got = pump(link, ctl, &mono, 10);
   ck_assert_uint_eq(got.size(), 1);
-  ck_assert_str_eq(pc->on_grant(got[0], wall).c_str(), "");
+  ck_assert_std_str_eq(pc->on_grant(got[0], wall), "");
   period();
   ck_assert_uint_eq(ctl.reports.back().lease_epoch, 2);
   ck_assert(!ctl.reports.back().lease_expired);
@@ -278,7 +278,7 @@ START_TEST(grant_drop_is_obeyed_at_once_and_confirmed) {
   ctl.grant(g);
   std::vector<GrantMessage> got = pump(link, ctl, &mono, 10);
   ck_assert_uint_eq(got.size(), 1);
-  ck_assert_str_eq(pc->on_grant(got[0], wall).c_str(), "");
+  ck_assert_std_str_eq(pc->on_grant(got[0], wall), "");
   // In the tree now, no period in between.
   ck_assert_msg(n.caps_sum_w() <= 150.0 + 1e-6, "caps after the drop %f", n.caps_sum_w());
   ck_assert(n.cap_w(0) >= 0.0 && n.cap_w(1) >= 0.0);
@@ -305,7 +305,7 @@ START_TEST(grant_drop_is_obeyed_at_once_and_confirmed) {
   const double low = n.caps_sum_w();
   g.grant_w = 300.0;
   g.seq = 5;
-  ck_assert_str_eq(pc->on_grant(g, wall).c_str(), "");
+  ck_assert_std_str_eq(pc->on_grant(g, wall), "");
   ck_assert(!pc->take_urgent_report());
   ck_assert_double_eq_tol(n.caps_sum_w(), low, 1e-6);
   // A refused grant (stale seq) changes nothing either.

@@ -171,7 +171,7 @@ START_TEST(flat_highest_marginal_first) {
   // 10 W at slope 3 (a), 20 W at slope 2 (b), then 5 W at slope 1 (a).
   const AllocResult r = allocate(35.0, kids);
   ck_assert(r.feasible);
-  ck_assert_str_eq(r.error.c_str(), "");
+  ck_assert_std_str_eq(r.error, "");
   ck_assert_double_eq(r.grants_w[0], 15.0);
   ck_assert_double_eq(r.grants_w[1], 20.0);
   ck_assert_double_eq(r.unallocated_w, 0.0);

@@ -393,7 +393,7 @@ START_TEST(idle_cap_above_floor_refused) {
   c.nodes[1].idle_w = -1.0;
   ck_assert_contains(ClusterController::check_config(c), "idle cap -1 W");
   c.nodes[1].idle_w = 100.0;
-  ck_assert_str_eq(ClusterController::check_config(c).c_str(), "");
+  ck_assert_std_str_eq(ClusterController::check_config(c), "");
 }
 END_TEST
 

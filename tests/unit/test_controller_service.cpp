@@ -200,8 +200,8 @@ START_TEST(status_is_open_to_every_uid) {
   const json::Value *nodes = s.get("nodes");
   ck_assert_ptr_nonnull(nodes);
   ck_assert_uint_eq(nodes->array.size(), 2);
-  ck_assert_str_eq(nodes->array[0].str("name").c_str(), "n1");
-  ck_assert_str_eq(nodes->array[0].str("group").c_str(), "rack1");
+  ck_assert_std_str_eq(nodes->array[0].str("name"), "n1");
+  ck_assert_std_str_eq(nodes->array[0].str("group"), "rack1");
   ck_assert(nodes->array[1].get("group")->is_null());
   const json::Value *groups = s.get("groups");
   ck_assert_uint_eq(groups->array.size(), 1);
@@ -250,7 +250,7 @@ START_TEST(reports_in_grants_out_figures_kept) {
   // Grants every period: the node gets at least two, each within the budget.
   ck_assert(h.run_until([&] { return h.message<GrantMessage>(node, 1) != nullptr; }, 400));
   const GrantMessage g = *h.message<GrantMessage>(node, 1);
-  ck_assert_str_eq(g.node.c_str(), "n1");
+  ck_assert_std_str_eq(g.node, "n1");
   ck_assert_uint_eq(g.epoch, 7);
   ck_assert(g.grant_w >= 50.0 && g.grant_w <= 400.0);
   ck_assert(h.service->periods() >= 2);
@@ -269,7 +269,7 @@ START_TEST(reports_in_grants_out_figures_kept) {
   ck_assert(n1.num("lease_age_s").has_value());
   ck_assert(n1.get("connected")->boolean);
   const JobFigures f = *h.ledger.figures(42);
-  ck_assert_str_eq(f.counters.c_str(), "software");
+  ck_assert_std_str_eq(f.counters, "software");
   ck_assert_double_eq_tol(f.avg_w, 100.0, 1e-6);
   ck_assert_double_eq_tol(f.gradient, 0.004, 1e-12);
 }
@@ -340,7 +340,7 @@ START_TEST(the_schedule_sets_the_budget_when_it_changes) {
   ck_assert_double_eq_tol(h.service->controller().budget_w(), 200.0, 1e-9);
   const json::Value s = h.status_as(h.user);
   ck_assert_double_eq_tol(*s.num("scheduled_budget_w"), 350.0, 1e-9);
-  ck_assert_str_eq(s.str("schedule").c_str(), "sched.conf");
+  ck_assert_std_str_eq(s.str("schedule"), "sched.conf");
 }
 END_TEST
 
@@ -367,7 +367,7 @@ START_TEST(a_run_time_budget_survives_a_restart) {
   ck_assert(h.logged(" still applies; powergrad.conf says 400 W"));
   const json::Value s = h.status_as(h.user);
   ck_assert_double_eq_tol(*s.num("budget_w"), 250.0, 1e-9);
-  ck_assert_str_eq(s.str("budget_origin").c_str(), "run-time");
+  ck_assert_std_str_eq(s.str("budget_origin"), "run-time");
   ck_assert_double_eq_tol(*s.num("config_budget_w"), 400.0, 1e-9);
   ck_assert(s.get("runtime_budget") && s.get("runtime_budget")->num("uid") &&
             *s.get("runtime_budget")->num("uid") == kAdminUid);
@@ -386,7 +386,7 @@ START_TEST(a_changed_config_budget_drops_the_run_time_budget) {
   ck_assert(h.logged("powergrad.conf's Budget changed from 400 W to 450 W since, the configuration wins"));
   ck_assert_int_ne(access(st.budget_state_path.c_str(), F_OK), 0);
   const json::Value st2 = h.status_as(h.user);
-  ck_assert_str_eq(st2.str("budget_origin").c_str(), "config");
+  ck_assert_std_str_eq(st2.str("budget_origin"), "config");
 }
 END_TEST
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "libgradient/estimator.hpp"
+#include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
 
 using namespace powergrad;
@@ -50,7 +51,7 @@ START_TEST(counter_model_matches_closed_form) {
       ck_assert(e.unit == GradientUnit::relative_speedup_per_w);
       ck_assert_double_eq_tol(e.value, expected(s, p), 1e-15);
       ck_assert(e.confidence > 0.9 && e.confidence <= 1.0);
-      ck_assert_str_eq(e.reason.c_str(), "");
+      ck_assert_std_str_eq(e.reason, "");
     }
   }
   // A compute-bound job gains more per watt than a memory-bound one at the same power.

@@ -1,20 +1,20 @@
 // Per-job power figures (controller/job_power.hpp), the AdminComment record they
 // go into (job_records.hpp), and the admin command's parsing and formatting (tools/).
+#include <check.h>
+
 #include <cmath>
 #include <map>
 #include <set>
 #include <string>
 
-#include "jobreport/record.hpp"
 #include "controller/job_power.hpp"
 #include "controller/job_records.hpp"
+#include "jobreport/record.hpp"
+#include "tests/unit/check_strings.hpp"
+#include "tests/unit/check_util.hpp"
 #include "tools/admin.hpp"
 #include "tools/job_report.hpp"
 #include "tools/json.hpp"
-
-#include <check.h>
-
-#include "tests/unit/check_util.hpp"
 
 using namespace powergrad;
 
@@ -86,7 +86,7 @@ START_TEST(energy_caps_gradient_counters) {
   ck_assert_double_eq_tol(f1.cap_min_w, 210.0, 1e-9);
   ck_assert_double_eq_tol(f1.cap_max_w, 210.0, 1e-9);
   ck_assert_double_eq_tol(f1.gradient, 0.003, 1e-12);
-  ck_assert_str_eq(f1.counters.c_str(), "software+hardware");
+  ck_assert_std_str_eq(f1.counters, "software+hardware");
   const JobFigures f2 = *l.figures(2);
   ck_assert_double_eq_tol(f2.avg_w, 40.0, 1e-9);
   ck_assert(std::isnan(f2.gradient));  // no valid estimate
@@ -113,7 +113,7 @@ START_TEST(unknown_power_is_not_counted_as_zero) {
   const JobFigures f = *l.figures(5);
   ck_assert_double_eq(f.seconds, 0.0);
   ck_assert(std::isnan(f.avg_w));
-  ck_assert_str_eq(f.counters.c_str(), "emulated");
+  ck_assert_std_str_eq(f.counters, "emulated");
 }
 END_TEST
 
@@ -226,8 +226,8 @@ START_TEST(record_carries_the_figures) {
   std::string err;
   auto fields = parse_record(*c, &err);
   ck_assert(fields.has_value());
-  ck_assert_str_eq(record_value(*fields, "energy_j")->c_str(), "1235");
-  ck_assert_str_eq(record_value(*fields, "counters")->c_str(), "software");
+  ck_assert_std_str_eq(*record_value(*fields, "energy_j"), "1235");
+  ck_assert_std_str_eq(*record_value(*fields, "counters"), "software");
   // Unchanged figures: nothing to write.
   j.admin_comment = *c;
   ck_assert(!updated_admin_comment(j));
@@ -241,7 +241,7 @@ START_TEST(json_reader) {
   ck_assert_double_eq(*v->num("a"), 1.5);
   ck_assert_uint_eq(v->get("b")->array.size(), 3);
   ck_assert(v->get("b")->array[2].is_null());
-  ck_assert_str_eq(v->str("c").c_str(), "x\"y\xc3\xa9");
+  ck_assert_std_str_eq(v->str("c"), "x\"y\xc3\xa9");
   ck_assert(!json::parse("{\"a\":}", &err));
   ck_assert_contains(err, "offset 5");
   ck_assert(!json::parse("[1,2", &err));
@@ -256,10 +256,10 @@ END_TEST
 START_TEST(host_port) {
   std::string err;
   auto a = parse_host_port("ctl1:6830", &err);
-  ck_assert_str_eq(a->host.c_str(), "ctl1");
-  ck_assert_str_eq(a->port.c_str(), "6830");
+  ck_assert_std_str_eq(a->host, "ctl1");
+  ck_assert_std_str_eq(a->port, "6830");
   a = parse_host_port("[::1]:7000", &err);
-  ck_assert_str_eq(a->host.c_str(), "::1");
+  ck_assert_std_str_eq(a->host, "::1");
   ck_assert(!parse_host_port("ctl1", &err));
   ck_assert_contains(err, "'ctl1' is not HOST:PORT");
   ck_assert(!parse_host_port("ctl1:0", &err));

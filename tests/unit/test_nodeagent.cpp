@@ -720,7 +720,7 @@ START_TEST(registration_is_answered_while_the_control_loop_is_busy) {
   // refused with the reason.
   StepEvent bad = start(92, "0", task, JobMode::latency);
   bad.step = "x/y";
-  ck_assert_str_ne(send_step_event(step_socket_path(cfg.state_dir), bad, 200).c_str(), "");
+  ck_assert_std_str_ne(send_step_event(step_socket_path(cfg.state_dir), bad, 200), "");
   kill(task, SIGKILL);
   waitpid(task, nullptr, 0);
   agent.stop();

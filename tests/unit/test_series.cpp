@@ -1,6 +1,7 @@
 // Per-job power series (jobreport/series.*), saved across restarts of slurmctld (with
 // JobPowerLedger's unfinished_series/restore_series), its SVG plot (tools/series_plot.*) and
 // the run-time budget's state file and restore decision (controller/budget_state.*).
+#include <check.h>
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,20 +11,18 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
-#include <sstream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
-#include "jobreport/series.hpp"
 #include "controller/budget_state.hpp"
 #include "controller/ctld_config.hpp"
 #include "controller/job_power.hpp"
-#include "tools/series_plot.hpp"
-
-#include <check.h>
-
+#include "jobreport/series.hpp"
+#include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
+#include "tools/series_plot.hpp"
 
 using namespace powergrad;
 
@@ -158,13 +157,13 @@ END_TEST
 START_TEST(malformed_csv_is_refused_with_the_line) {
   SeriesParse p = parse_series_csv("time_s,power_w,cap_w,grant_w\n1,2,3\n");
   ck_assert(!p.points);
-  ck_assert_str_eq(p.error.c_str(), "line 2: expected 4 fields, found 3");
+  ck_assert_std_str_eq(p.error, "line 2: expected 4 fields, found 3");
   p = parse_series_csv("time_s,power_w,cap_w,grant_w\n1,x,3,4\n");
-  ck_assert_str_eq(p.error.c_str(), "line 2: power_w 'x' is not a number");
+  ck_assert_std_str_eq(p.error, "line 2: power_w 'x' is not a number");
   p = parse_series_csv("hello\n");
   ck_assert_contains(p.error, "line 1: expected the header");
   p = parse_series_csv("time_s,power_w,cap_w,grant_w\n5,1,1,1\n4,1,1,1\n");
-  ck_assert_str_eq(p.error.c_str(), "line 3: time goes backwards");
+  ck_assert_std_str_eq(p.error, "line 3: time goes backwards");
 }
 END_TEST
 
@@ -185,7 +184,7 @@ START_TEST(files_are_written_and_pruned) {
   std::ofstream(dir + "/notes.txt") << "not a series\n";
   std::string err;
   ck_assert_uint_eq(prune_series_dir(dir, 3, 0, 2000000, &err), 2);
-  ck_assert_str_eq(err.c_str(), "");
+  ck_assert_std_str_eq(err, "");
   ck_assert_int_ne(access(series_file_path(dir, 1).c_str(), F_OK), 0);
   ck_assert_int_ne(access(series_file_path(dir, 2).c_str(), F_OK), 0);
   ck_assert_int_eq(access(series_file_path(dir, 3).c_str(), F_OK), 0);
@@ -369,7 +368,7 @@ START_TEST(budget_state_round_trip) {
   b.uid = 0;
   b.set_at_s = 1764000000;
   std::string text = format_runtime_budget(b);
-  ck_assert_str_eq(text.c_str(), "v=1 budget_w=450 config_budget_w=800 uid=0 set_at=1764000000\n");
+  ck_assert_std_str_eq(text, "v=1 budget_w=450 config_budget_w=800 uid=0 set_at=1764000000\n");
   std::string err;
   auto p = parse_runtime_budget(text, &err);
   ck_assert_msg(p.has_value(), "%s", err.c_str());
@@ -389,7 +388,7 @@ START_TEST(budget_state_round_trip) {
   ck_assert(p && err.empty());
   ck_assert_string_is(remove_runtime_budget(path), "");
   ck_assert(!read_runtime_budget(path, &err));
-  ck_assert_str_eq(err.c_str(), "");
+  ck_assert_std_str_eq(err, "");
   std::ofstream(path) << "junk\n";
   ck_assert(!read_runtime_budget(path, &err));
   ck_assert_contains(err, path);
@@ -447,7 +446,7 @@ START_TEST(state_and_series_folders_from_powergrad_conf) {
   ck_assert_string_is(resolve_series_dir(*r.config, "/x"), "/srv/series");
   ck_assert_string_is(resolve_state_dir(*r.config, "/x"), "/x/powergrad");
   r = parse_controller_config("Budget=800\nSeriesDir=relative\n", "pg.conf");
-  ck_assert_str_eq(r.error.c_str(), "pg.conf:2: SeriesDir='relative' is not an absolute path");
+  ck_assert_std_str_eq(r.error, "pg.conf:2: SeriesDir='relative' is not an absolute path");
   r = parse_controller_config("Budget=800\nSeriesKeep=1.5\n", "pg.conf");
   ck_assert_contains(r.error, "pg.conf:2: SeriesKeep='1.5'");
 }

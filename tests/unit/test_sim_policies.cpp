@@ -14,6 +14,7 @@
 #include "sim/policies.hpp"
 #include "sim/scenario.hpp"
 #include "sim/simulation.hpp"
+#include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
 
 using namespace powergrad::sim;
@@ -189,19 +190,19 @@ START_TEST(powergrad_says_which_counters_it_used) {
   std::string t = cluster_yaml(2, 2, "share_of_max: 0.6", "");
   t.replace(t.find("duration_s: 60"), 14, "duration_s: 30");
   const RunResult hw = simulate(parse_scenario(t, "c.yaml"), "powergrad");
-  ck_assert_str_eq(hw.counters.c_str(), "hardware");
+  ck_assert_std_str_eq(hw.counters, "hardware");
   const RunResult sw = simulate(parse_scenario("counters: software\n" + t, "c.yaml"), "powergrad");
-  ck_assert_str_eq(sw.counters.c_str(), "software");
+  ck_assert_std_str_eq(sw.counters, "software");
   const RunResult pr =
       simulate(parse_scenario("counters: software\nprogress_signal: true\n" + t, "c.yaml"), "powergrad");
-  ck_assert_str_eq(pr.counters.c_str(), "software (progress rate)");
+  ck_assert_std_str_eq(pr.counters, "software (progress rate)");
   for (const RunResult *r : {&hw, &sw, &pr}) {
     ck_assert_uint_eq(r->budget_violations, 0);
     ck_assert_uint_eq(r->cap_bound_violations, 0);
   }
   // Baselines that read no counters report what the sensors offered.
-  ck_assert_str_eq(simulate(parse_scenario("counters: software\n" + t, "c.yaml"), "pool").counters.c_str(),
-                   "software");
+  ck_assert_std_str_eq(
+      simulate(parse_scenario("counters: software\n" + t, "c.yaml"), "pool").counters, "software");
 }
 END_TEST
 

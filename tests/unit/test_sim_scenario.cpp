@@ -6,6 +6,7 @@
 #include <string>
 
 #include "sim/scenario.hpp"
+#include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
 
 using namespace powergrad::sim;
@@ -55,7 +56,7 @@ std::string srcdir() {
 
 START_TEST(good_file_gets_defaults) {
   const ClusterSpec s = parse_scenario(kGood, "good.yaml");
-  ck_assert_str_eq(s.name.c_str(), "tiny");
+  ck_assert_std_str_eq(s.name, "tiny");
   ck_assert_uint_eq(s.nodes.size(), 2);
   ck_assert_uint_eq(s.sockets.size(), 2);
   ck_assert_double_eq_tol(s.sockets[0].min_cap_w, 90.0, 1e-9);  // 0.45 x TDP
@@ -74,7 +75,7 @@ START_TEST(shipped_scenarios_load) {
   for (const char *name : {"dual-socket", "dual-socket-plain", "single-socket-accel", "renewable-day"}) {
     const std::string path = srcdir() + "/scenarios/" + name + ".yaml";
     const ClusterSpec s = load_scenario(path);
-    ck_assert_str_eq(s.name.c_str(), name);
+    ck_assert_std_str_eq(s.name, name);
     ck_assert(s.check().empty());
     ck_assert(s.budget.min_w() >= s.sum_min_caps_w());
   }
@@ -101,8 +102,8 @@ START_TEST(dual_socket_plain_is_dual_socket_with_a_quarter_plain) {
   for (std::size_t i = 0; i < plain.services.size(); ++i) {
     const ServiceSpec &p = plain.services[i], &d = dual.services[i];
     ck_assert(d.power_aware);
-    ck_assert_str_eq(p.name.c_str(), d.name.c_str());
-    ck_assert_str_eq(plain.workloads[p.workload].name.c_str(), dual.workloads[d.workload].name.c_str());
+    ck_assert_std_str_eq(p.name, d.name.c_str());
+    ck_assert_std_str_eq(plain.workloads[p.workload].name, dual.workloads[d.workload].name.c_str());
     ck_assert(p.load == d.load);  // the same draws: same order of nodes and services
     ck_assert(p.mean_rate_rps == d.mean_rate_rps);
     ck_assert_int_eq(p.servers, d.servers);
@@ -224,7 +225,7 @@ START_TEST(presets_and_overrides) {
                                    "node_templates:");
   const ClusterSpec s = parse_scenario(replace(text, "workload: bert", "workload: fast-bert"), "p.yaml");
   const WorkloadSpec &w = s.workloads[s.services[0].workload];
-  ck_assert_str_eq(w.name.c_str(), "fast-bert");
+  ck_assert_std_str_eq(w.name, "fast-bert");
   ck_assert_double_eq_tol(w.service_time_s, 0.030, 1e-12);
   ck_assert_double_eq_tol(w.memory_share, workload_preset("bert")->memory_share, 1e-12);
   ck_assert_contains(error_of(replace(text, "like: bert", "like: gpt")), "unknown preset 'gpt'");

@@ -100,7 +100,7 @@ START_TEST(estimate_names_and_invalid_helper) {
   ck_assert(!e.valid);
   ck_assert(e.source == GradientSource::none);
   ck_assert_double_eq(e.confidence, 0.0);
-  ck_assert_str_eq(e.reason.c_str(), "because");
+  ck_assert_std_str_eq(e.reason, "because");
 }
 END_TEST
 
