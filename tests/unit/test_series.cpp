@@ -1,7 +1,6 @@
 // Per-job power series (jobreport/series.*), saved across restarts of slurmctld (with
 // JobPowerLedger's unfinished_series/restore_series), its SVG plot (tools/series_plot.*) and
 // the run-time budget's state file and restore decision (controller/budget_state.*).
-#include <check.h>
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +14,9 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+// After the C++ headers: Check defines a macro named fail.
+#include <check.h>
 
 #include "controller/budget_state.hpp"
 #include "controller/ctld_config.hpp"
