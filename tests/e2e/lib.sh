@@ -14,6 +14,9 @@
 #   diag MSG...             "# MSG" for every line of MSG
 #   wait_until TIMEOUT_S CMD [ARG...]
 #                           run CMD every 0.2 s until it succeeds (0) or TIMEOUT_S pass (1)
+#   stable CMD [ARG...]     CMD's output once two runs in a row agree (at most 20 tries): a
+#                           snapshot of files that change, e.g. caps an agent lowers on one
+#                           package before it raises another
 #   pg_on_exit CMD [ARG...] register a cleanup, run at exit in reverse order of registration
 #                           (do not set an EXIT trap of your own: it would replace this one)
 #   pg_test_failed          true when a test point failed (or, in cleanups, the test aborted)
@@ -84,6 +87,17 @@ not_ok() {
   _pg_tap_failed=$((_pg_tap_failed + 1))
   echo "not ok $_pg_tap_n - $desc"
   [ $# -eq 0 ] || diag "$@"
+}
+
+stable() {
+  local a b i
+  a=$("$@")
+  for i in $(seq 1 20); do
+    b=$("$@")
+    [ "$a" = "$b" ] && break
+    a=$b
+  done
+  printf '%s\n' "$a"
 }
 
 check() {

@@ -98,7 +98,8 @@ sys.exit(0 if eval(sys.argv[2]) else 1)' "$js" "$1"
 pkg_w() { echo $(( $(cat "$nodes_dir/$1/sys/class/powercap/intel-rapl:$2/constraint_0_power_limit_uw") / 1000000 )); }
 tree_w() { echo $(( $(pkg_w "$1" 0) + $(pkg_w "$1" 1) )); }
 trees_line() { local n o=''; for n in $nodes; do o+="$n=$(pkg_w "$n" 0)+$(pkg_w "$n" 1) "; done; echo "$o"; }
-managed_sum() { local n t=0; for n in $nodes; do t=$((t + $(tree_w "$n"))); done; echo "$t"; }
+_managed_sum() { local n t=0; for n in $nodes; do t=$((t + $(tree_w "$n"))); done; echo "$t"; }
+managed_sum() { stable _managed_sum; }  # the caps at one moment
 
 # --- the agents hold every node within the budget before any job runs (idle cap)
 all_sessions='all(n[k]["connected"] and n[k]["grant_w"] is not None for k in ("n1","n2","n3"))'

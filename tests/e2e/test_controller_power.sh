@@ -98,7 +98,8 @@ tree_w() {
   done
   echo $((t / 1000000))
 }
-trees_sum() { local n t=0; for n in $nodes; do t=$((t + $(tree_w "$n"))); done; echo "$t"; }
+_trees_sum() { local n t=0; for n in $nodes; do t=$((t + $(tree_w "$n"))); done; echo "$t"; }
+trees_sum() { stable _trees_sum; }  # the caps at one moment
 trees_line() { local n o=''; for n in $nodes; do o+="$n=$(tree_w "$n") "; done; echo "$o"; }
 # per package: n1=pkg0+pkg1 ...
 packages_line() {
@@ -150,9 +151,19 @@ def tree(n):
         with open(f"{nodes_dir}/{n}/sys/class/powercap/{z}/constraint_0_power_limit_uw") as f:
             t += int(f.read())
     return t / 1e6
+# The trees at one moment: read until two passes agree (agents lower one package before they
+# raise another; one pass on a busy machine can straddle that: a sum that never was).
+def trees():
+    a = {n: tree(n) for n in nodes}
+    for _ in range(50):
+        b = {n: tree(n) for n in nodes}
+        if a == b:
+            return b
+        a = b
+    return a
 with open(out, "a", buffering=1) as o:
     while not os.path.exists(stop):
-        rec = {"t": time.time(), "trees": {n: tree(n) for n in nodes}}
+        rec = {"t": time.time(), "trees": trees()}
         try:
             r = subprocess.run([pg, "status", "--json", "--controller", f"127.0.0.1:{port}",
                                 "--timeout", "2"], capture_output=True, text=True, timeout=4)

@@ -78,8 +78,20 @@ check "both jobs' steps registered with the agent" wait_until 20 registered
 # Let the controller settle (damping moves a cap at most ~20 W a period), then sample.
 sleep 8
 samples=() within=1 favoured=0
-for _ in $(seq 1 10); do
+# Both caps at one moment: read until two passes agree. (The agent lowers one package before
+# it raises the other; two reads in a row on a busy machine can straddle that and see the
+# old cap of one and the new cap of the other: a sum that never was in force.)
+snapshot() {
+  local i b0 b1
   c0=$(limit_uw 0) c1=$(limit_uw 1)
+  for i in $(seq 1 20); do
+    b0=$(limit_uw 0) b1=$(limit_uw 1)
+    [ "$b0" = "$c0" ] && [ "$b1" = "$c1" ] && return 0
+    c0=$b0 c1=$b1
+  done
+}
+for _ in $(seq 1 10); do
+  snapshot
   samples+=("$((c0 / 1000000)) $((c1 / 1000000))")
   [ $((c0 + c1)) -le $((grant_w * 1000000)) ] || within=0
   [ "$c0" -ge $((c1 + 10000000)) ] && favoured=$((favoured + 1))
