@@ -174,6 +174,10 @@ void ControllerService::handle(const std::vector<proto::ControllerEvent> &events
     return p.role == proto::PeerRole::node || p.may_admin;
   };
   for (const proto::ControllerEvent &e : events) {
+    // A node that connects or goes shows in status at once ("connected"), not a period later.
+    if ((e.kind == Kind::session_opened || e.kind == Kind::session_closed) &&
+        e.peer.role == proto::PeerRole::node)
+      status_cache_.clear();
     switch (e.kind) {
       case Kind::session_opened: {
         const std::string msg =

@@ -128,8 +128,9 @@ class ControllerService {
   std::string status_json(const StatusViewer &viewer = {}) const;
   // What an admin session gets: status_json built at most once per period for each kind of
   // viewer (all jobs, or one uid's own), and again at once after a change an admin makes
-  // (budget, PrivateData, job owners). So a flood of status requests costs a copy each, not
-  // a walk over every node (issue 11); "now" says when it was built.
+  // (budget, PrivateData, job owners) or a node connects or goes. So a flood of status
+  // requests costs a copy each, not a walk over every node (issue 11); "now" says when it
+  // was built.
   const std::string &status_for(const StatusViewer &viewer);
   // How many times status_for built the status (for tests and the bench).
   std::uint64_t status_builds() const { return status_builds_; }
