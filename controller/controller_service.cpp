@@ -143,11 +143,15 @@ void ControllerService::run_once(int max_wait_ms, std::vector<pollfd> *extra) {
     flush_peer_log();
     const double after = clock_.monotonic_s();
     if (after >= next_period_mono_s_) {
+      if (periods_ > 0 && after - next_period_mono_s_ > 0.5 * settings_.period_s) ++late_periods_;
       // The next period is one period after this one was due, not after it ran, so periods
       // do not drift; after a long stall, it restarts from now.
       next_period_mono_s_ += settings_.period_s;
       if (next_period_mono_s_ <= after) next_period_mono_s_ = after + settings_.period_s;
       period();
+      step_last_s_ = std::max(0.0, clock_.monotonic_s() - after);
+      step_max_s_ = std::max(step_max_s_, step_last_s_);
+      step_sum_s_ += step_last_s_;
     }
   } catch (const std::exception &e) {
     log(ServiceLogLevel::error, std::string("controller round failed: ") + e.what());
@@ -161,8 +165,15 @@ void ControllerService::log_peer_event(ServiceLogLevel level, const std::string 
   if (peer_log_.admit(kind, msg, clock_.monotonic_s(), static_cast<int>(level))) log(level, msg);
 }
 
+void ControllerService::log_node_event(ServiceLogLevel level, const std::string &kind,
+                                       const std::string &msg) {
+  if (node_log_.admit(kind, msg, clock_.monotonic_s(), static_cast<int>(level))) log(level, msg);
+}
+
 void ControllerService::flush_peer_log() {
   for (const LogSummary::Line &line : peer_log_.flush(clock_.monotonic_s()))
+    log(static_cast<ServiceLogLevel>(line.tag), line.text);
+  for (const LogSummary::Line &line : node_log_.flush(clock_.monotonic_s()))
     log(static_cast<ServiceLogLevel>(line.tag), line.text);
 }
 
@@ -186,7 +197,9 @@ void ControllerService::handle(const std::vector<proto::ControllerEvent> &events
             (e.peer.role == proto::PeerRole::admin
                  ? (e.peer.may_admin ? " (may change the budget)" : " (read only)")
                  : "");
-        if (trusted(e.peer)) {
+        if (e.peer.role == proto::PeerRole::node) {
+          log_node_event(ServiceLogLevel::info, "node session opened", msg);
+        } else if (trusted(e.peer)) {
           log(ServiceLogLevel::info, msg);
         } else {
           log_peer_event(ServiceLogLevel::info,
@@ -216,7 +229,10 @@ void ControllerService::handle(const std::vector<proto::ControllerEvent> &events
         const std::string msg = std::string(proto::role_name(e.peer.role)) +
                                 " session closed: " + e.peer.name + " from " + e.address + ": " +
                                 e.status.to_string();
-        if (trusted(e.peer)) {
+        if (e.peer.role == proto::PeerRole::node) {
+          log_node_event(
+              level, std::string("node session closed: ") + proto::errc_name(e.status.code), msg);
+        } else if (trusted(e.peer)) {
           log(level, msg);
         } else {
           log_peer_event(level,
@@ -385,7 +401,10 @@ void ControllerService::period() {
     const proto::ConnectionId c = endpoint_.node_connection(g.node);
     if (c == 0) continue;
     const proto::Status st = endpoint_.send(c, g);
-    if (!st.ok()) log(ServiceLogLevel::error, "cannot send grant to " + g.node + ": " + st.to_string());
+    if (!st.ok())
+      log_node_event(ServiceLogLevel::error,
+                     std::string("grant not sent: ") + proto::errc_name(st.code),
+                     "cannot send grant to " + g.node + ": " + st.to_string());
   }
   std::map<std::string, double> node_grants;
   for (const ClusterNodeStatus &n : controller_.status(wall)) node_grants[n.name] = n.granted_w;
@@ -509,7 +528,16 @@ std::string ControllerService::status_json(const StatusViewer &viewer) const {
     << ",\"since\":" << json_time(ls.listening_since_s)
     << ",\"failed_attempts\":" << ls.failed_attempts
     << ",\"failing_since\":" << (failed ? json_time(ls.failing_since_s) : "null")
-    << ",\"last_error\":" << (failed ? json_string(ls.last_error) : "null") << "}}";
+    << ",\"last_error\":" << (failed ? json_string(ls.last_error) : "null") << "}";
+  char loop[256];
+  std::snprintf(loop, sizeof loop,
+                ",\"loop\":{\"periods\":%llu,\"late_periods\":%llu,\"step_last_ms\":%.3f,"
+                "\"step_mean_ms\":%.3f,\"step_max_ms\":%.3f,\"connections\":%zu}}",
+                static_cast<unsigned long long>(periods_),
+                static_cast<unsigned long long>(late_periods_), step_last_s_ * 1e3,
+                periods_ > 0 ? step_sum_s_ * 1e3 / static_cast<double>(periods_) : 0.0,
+                step_max_s_ * 1e3, endpoint_.connection_count());
+  o << loop;
   return o.str();
 }
 

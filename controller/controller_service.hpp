@@ -168,6 +168,7 @@ class ControllerService {
   // Logs msg unless events of `kind` are being summarised (log_summary.hpp).
   void log_peer_event(ServiceLogLevel level, const std::string &kind, const std::string &msg);
   void flush_peer_log();
+  void log_node_event(ServiceLogLevel level, const std::string &kind, const std::string &msg);
 
   ServiceSettings settings_;
   ClusterController controller_;
@@ -181,6 +182,11 @@ class ControllerService {
   std::string budget_origin_ = "config";
   double next_period_mono_s_ = -1e300;
   std::uint64_t periods_ = 0;
+  // The control loop's own record, for status ("loop") and the load benchmark: how long a
+  // period's work took (allocation, grants sent, job samples), and how many periods began
+  // more than half a period late.
+  double step_last_s_ = 0.0, step_max_s_ = 0.0, step_sum_s_ = 0.0;
+  std::uint64_t late_periods_ = 0;
   // status_for's copies of this period: key ~0 for viewers who see every job, else the uid.
   std::map<std::uint64_t, std::string> status_cache_;
   std::uint64_t status_builds_ = 0;
@@ -190,6 +196,10 @@ class ControllerService {
   std::unordered_map<std::uint32_t, std::uint32_t> job_owners_;
   // Lines peers can cause at will, summarised per kind every 10 s.
   LogSummary peer_log_{10.0};
+  // Node events, routine one by one (a node connects, goes, a grant cannot be sent to a node
+  // that just went) but by the thousand at once when many nodes go together: the first 20
+  // of a kind are logged in full, the rest counted until the kind is quiet for 10 s.
+  LogSummary node_log_{10.0, 256, 20};
 };
 
 }  // namespace powergrad

@@ -237,6 +237,15 @@ std::vector<std::pair<std::uint32_t, JobSeries>> JobPowerLedger::unfinished_seri
   return out;
 }
 
+std::vector<std::uint32_t> JobPowerLedger::unfinished_ids() const {
+  std::vector<std::uint32_t> out;
+  std::lock_guard<std::mutex> g(mu_);
+  for (const auto &[id, a] : jobs_) {
+    if (!a.series_taken && !a.series.empty()) out.push_back(id);
+  }
+  return out;
+}
+
 void JobPowerLedger::restore_series(std::uint32_t job_id, const JobSeries &saved, double now_s) {
   if (saved.empty()) return;
   std::lock_guard<std::mutex> g(mu_);

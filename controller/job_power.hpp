@@ -85,6 +85,8 @@ class JobPowerLedger {
   // Copies of the series not yet handed over (non-empty), by job id: what to save so that
   // a restart of slurmctld does not lose them (save_running_series).
   std::vector<std::pair<std::uint32_t, JobSeries>> unfinished_series() const;
+  // Their job ids only (copy each with series(): no copy of all of them at once).
+  std::vector<std::uint32_t> unfinished_ids() const;
   // Takes back a series saved before a restart (load_running_series): later samples extend
   // it, and take_finished_series hands it over as any other (a job that ended meanwhile:
   // once quiet_s has passed since now_s). Points the ledger already has for the job, if

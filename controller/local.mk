@@ -11,7 +11,8 @@ controller_libpgcontroller_la_SOURCES = \
 	controller/budget_state.cpp controller/budget_state.hpp \
 	controller/controller_service.cpp controller/controller_service.hpp \
 	controller/log_summary.cpp controller/log_summary.hpp \
-	controller/listen_retry.cpp controller/listen_retry.hpp
+	controller/listen_retry.cpp controller/listen_retry.hpp \
+	controller/series_writer.cpp controller/series_writer.hpp
 controller_libpgcontroller_la_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
 controller_libpgcontroller_la_LIBADD = jobreport/libjobreport.la \
 	protocol/libpgproto.la libgradient/libgradient.la \

@@ -19,9 +19,10 @@ std::string seconds(double s) {
 
 }  // namespace
 
-LogSummary::LogSummary(double interval_s, std::size_t max_kinds)
+LogSummary::LogSummary(double interval_s, std::size_t max_kinds, std::size_t burst)
     : interval_s_(interval_s > 0.0 ? interval_s : 10.0),
-      max_kinds_(std::max<std::size_t>(max_kinds, 1)) {}
+      max_kinds_(std::max<std::size_t>(max_kinds, 1)),
+      burst_(std::max<std::size_t>(burst, 1)) {}
 
 bool LogSummary::admit(const std::string &kind, const std::string &message, double now_s, int tag) {
   auto it = kinds_.find(kind);
@@ -32,11 +33,16 @@ bool LogSummary::admit(const std::string &kind, const std::string &message, doub
       Kind k;
       k.since_s = now_s;
       k.tag = tag;
+      k.logged = 1;
       kinds_.emplace(full ? kOtherKinds : kind, std::move(k));
       return true;
     }
   }
   Kind &k = it->second;
+  if (k.logged < burst_) {
+    ++k.logged;
+    return true;
+  }
   ++k.suppressed;
   ++suppressed_total_;
   k.last = message;

@@ -6,6 +6,11 @@
 // full again. A flood at thousands of events per second then costs a line or two per kind
 // and interval, and an admin still sees the first occurrence, the rate and an example.
 //
+// With a burst above 1, the first `burst` events of a kind are logged in full and only the
+// rest are counted (until the kind has been quiet for an interval and starts afresh): for events
+// that are routine one at a time but come in thousands at once (10,000 node sessions closing when a
+// network switch restarts).
+//
 // The kind is a key the caller chooses: the event and its reason (e.g. "refused:
 // cred_invalid"), never the peer's address or anything else a peer can vary, or a flood
 // could make every line a kind of its own. The number of kinds is bounded anyway: past
@@ -31,7 +36,7 @@ class LogSummary {
     int tag = 0;       // the tag of the kind's first event (e.g. its log level)
   };
 
-  explicit LogSummary(double interval_s = 10.0, std::size_t max_kinds = 256);
+  explicit LogSummary(double interval_s = 10.0, std::size_t max_kinds = 256, std::size_t burst = 1);
 
   // An event of `kind` at now_s with its full line `message`. Returns true when the caller
   // logs `message` now (the first of its kind in an interval), false when it was counted.
@@ -51,11 +56,13 @@ class LogSummary {
   struct Kind {
     double since_s = 0.0;          // start of the current interval
     std::uint64_t suppressed = 0;  // counted in it
+    std::size_t logged = 0;        // logged in full in it
     std::string last;              // the last counted event's line
     int tag = 0;
   };
   double interval_s_;
   std::size_t max_kinds_;
+  std::size_t burst_;
   std::unordered_map<std::string, Kind> kinds_;
   std::uint64_t suppressed_total_ = 0;
 };

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "posix/atomic_file.hpp"
@@ -264,9 +266,22 @@ std::optional<JobSeries> read_series_file(const std::string &path, std::string *
 
 std::string save_running_series(const std::string &dir,
                                 const std::vector<std::pair<std::uint32_t, JobSeries>> &series) {
+  std::vector<std::uint32_t> ids;
+  std::map<std::uint32_t, const JobSeries *> by_id;
+  for (const auto &[id, s] : series) {
+    ids.push_back(id);
+    by_id[id] = &s;
+  }
+  return save_running_series(dir, ids, [&](std::uint32_t id) { return *by_id.at(id); });
+}
+
+std::string save_running_series(const std::string &dir, const std::vector<std::uint32_t> &ids,
+                                const std::function<JobSeries(std::uint32_t)> &fetch) {
   std::string first_error;
   std::set<std::uint32_t> keep;  // a job whose series failed to save keeps its older file
-  for (const auto &[id, s] : series) {
+  for (std::uint32_t id : ids) {
+    const JobSeries s = fetch(id);
+    if (s.empty()) continue;
     keep.insert(id);
     const std::string e = write_series_file(dir, id, s);
     if (!e.empty() && first_error.empty()) first_error = e;

@@ -25,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -101,6 +102,10 @@ std::optional<JobSeries> read_series_file(const std::string &path, std::string *
 // has since been handed over, or that are gone). Returns "" or the first problem.
 std::string save_running_series(const std::string &dir,
                                 const std::vector<std::pair<std::uint32_t, JobSeries>> &series);
+// The same, one job at a time, so that no copy of every series is held at once: `fetch`
+// gives a copy of a job's series (empty: nothing to save for it any more, its file goes).
+std::string save_running_series(const std::string &dir, const std::vector<std::uint32_t> &ids,
+                                const std::function<JobSeries(std::uint32_t)> &fetch);
 
 struct RunningSeriesLoad {
   std::vector<std::pair<std::uint32_t, JobSeries>> series;  // jobs in `known`, by job id

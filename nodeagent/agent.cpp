@@ -2,6 +2,7 @@
 
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -156,7 +157,10 @@ std::string NodeAgent::start() {
     controller_->incarnation = incarnation;
   }
   try {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "pg-agent");  // in slurmd's top -H and ps -T
+      run();
+    });
   } catch (const std::exception &e) {
     server_.reset();
     ::close(wake_fd_);
@@ -165,7 +169,10 @@ std::string NodeAgent::start() {
     return std::string("cannot start the agent thread: ") + e.what();
   }
   try {
-    channel_thread_ = std::thread([this] { serve_steps(); });
+    channel_thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "pg-steps");
+      serve_steps();
+    });
   } catch (const std::exception &e) {
     stop();
     return std::string("cannot start the step channel thread: ") + e.what();

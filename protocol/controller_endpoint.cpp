@@ -1,5 +1,7 @@
 #include "protocol/controller_endpoint.hpp"
 
+#include <sys/epoll.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -18,6 +20,10 @@ namespace {
 // for a moment instead of spinning on it.
 constexpr double kAcceptPauseS = 0.1;
 constexpr int kAcceptsPerRound = 256;
+constexpr int kEventsPerRound = 1024;
+constexpr std::uint64_t kListenerTag = 0;  // epoll data of the listener (0 is no connection)
+
+std::string host_of(const std::string &address) { return address.substr(0, address.rfind(':')); }
 
 int wait_ms(double now_s, double deadline_s, int max_wait_ms) {
   if (!(deadline_s < std::numeric_limits<double>::infinity())) return max_wait_ms;
@@ -61,6 +67,7 @@ struct ControllerEndpoint::Conn {
   // Admin sessions: a request was handed out and its answer is not queued yet (nothing more
   // is read meanwhile).
   bool awaiting_answer = false;
+  std::uint32_t watched = 0;  // the events registered with epoll
   bool is_admin() const { return established && peer.role == PeerRole::admin; }
 };
 
@@ -88,7 +95,13 @@ Status ControllerEndpoint::open(ControllerConfig config, Authenticator &auth,
     UniqueFd fd;
     Status st = listen_tcp(config.listen_host, config.listen_port, config.backlog, fd);
     if (!st.ok()) return st;
-    out.reset(new ControllerEndpoint(std::move(config), auth, std::move(fd)));
+    UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kListenerTag;
+    if (!ep || ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0)
+      return Status::error(Errc::io_error, std::string("epoll: ") + std::strerror(errno));
+    out.reset(new ControllerEndpoint(std::move(config), auth, std::move(fd), std::move(ep)));
     return {};
   } catch (const std::bad_alloc &) {
     return Status::error(Errc::internal, "out of memory opening the controller endpoint");
@@ -96,8 +109,11 @@ Status ControllerEndpoint::open(ControllerConfig config, Authenticator &auth,
 }
 
 ControllerEndpoint::ControllerEndpoint(ControllerConfig config, Authenticator &auth,
-                                       UniqueFd listener)
-    : config_(std::move(config)), auth_(auth), listener_(std::move(listener)) {}
+                                       UniqueFd listener, UniqueFd epoll)
+    : config_(std::move(config)),
+      auth_(auth),
+      listener_(std::move(listener)),
+      epoll_(std::move(epoll)) {}
 
 ControllerEndpoint::~ControllerEndpoint() = default;
 
@@ -121,7 +137,42 @@ void ControllerEndpoint::erase(ConnectionId id) {
     auto n = nodes_.find(c.peer.name);
     if (n != nodes_.end() && n->second == id) nodes_.erase(n);
   }
-  conns_.erase(it);
+  if (!c.established) {
+    unhelloed_.erase({c.opened_at_s, id});
+    auto h = pending_per_host_.find(host_of(c.address));
+    if (h != pending_per_host_.end() && --h->second == 0) pending_per_host_.erase(h);
+  }
+  admins_.erase(id);
+  conns_.erase(it);  // closing the socket takes it out of epoll
+}
+
+void ControllerEndpoint::watch(Conn &c) {
+  // An admin session with a request in work is not read (its socket fills, it waits).
+  std::uint32_t want = c.is_admin() && (c.awaiting_answer || !c.out.empty()) ? 0u : EPOLLIN;
+  if (!c.out.empty()) want |= EPOLLOUT;
+  if (want == c.watched) return;
+  epoll_event ev{};
+  ev.events = want;
+  ev.data.u64 = c.id;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev) == 0) c.watched = want;
+}
+
+void ControllerEndpoint::establish(Conn &c, double now_s) {
+  unhelloed_.erase({c.opened_at_s, c.id});
+  auto h = pending_per_host_.find(host_of(c.address));
+  if (h != pending_per_host_.end() && --h->second == 0) pending_per_host_.erase(h);
+  c.established = true;
+  if (c.is_admin()) {
+    admins_.insert(c.id);
+    if (config_.admin_idle_timeout_s > 0.0) note_deadline(now_s + config_.admin_idle_timeout_s);
+  }
+  if (config_.idle_timeout_s > 0.0) note_deadline(now_s + config_.idle_timeout_s);
+}
+
+double ControllerEndpoint::next_deadline() const {
+  double d = next_idle_check_s_;
+  if (!unhelloed_.empty()) d = std::min(d, unhelloed_.begin()->first + config_.handshake_timeout_s);
+  return d;
 }
 
 void ControllerEndpoint::drop(Conn &c, const Status &why, std::vector<ControllerEvent> *events,
@@ -186,6 +237,7 @@ Status ControllerEndpoint::send(ConnectionId id, const Message &message) {
       c.awaiting_answer = false;
       resumed_.insert(id);
     }
+    watch(c);
     return st;
   } catch (const std::bad_alloc &) {
     return Status::error(Errc::internal, "out of memory sending a message");
@@ -208,14 +260,9 @@ void ControllerEndpoint::accept_all(double now_s, std::vector<ControllerEvent> &
       return;
     }
     const std::string address = peer.to_string();
-    const std::string host = address.substr(0, address.rfind(':'));
-    std::size_t pending_here = 0;
-    for (const auto &kv : conns_) {
-      const Conn &o = *kv.second;
-      if (!o.established && o.address.compare(0, host.size() + 1, host + ":") == 0 &&
-          o.address.rfind(':') == host.size())
-        ++pending_here;
-    }
+    const std::string host = host_of(address);
+    const auto ph = pending_per_host_.find(host);
+    const std::size_t pending_here = ph == pending_per_host_.end() ? 0 : ph->second;
     if (pending_here >= config_.max_pending_per_address) {
       const Status why = Status::error(Errc::too_many_connections,
                                        "address " + host + " holds its limit of " +
@@ -245,8 +292,23 @@ void ControllerEndpoint::accept_all(double now_s, std::vector<ControllerEvent> &
       continue;
     }
     const ConnectionId id = next_id_++;
-    conns_.emplace(id, std::make_unique<Conn>(id, std::move(fd), address, now_s,
-                                              config_.max_send_queue_bytes));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = id;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
+      ControllerEvent e;
+      e.kind = ControllerEvent::Kind::endpoint_error;
+      e.address = address;
+      e.status = Status::error(Errc::io_error, std::string("epoll: ") + std::strerror(errno));
+      events.push_back(std::move(e));
+      continue;
+    }
+    auto conn =
+        std::make_unique<Conn>(id, std::move(fd), address, now_s, config_.max_send_queue_bytes);
+    conn->watched = EPOLLIN;
+    unhelloed_.insert({now_s, id});
+    ++pending_per_host_[host];
+    conns_.emplace(id, std::move(conn));
   }
 }
 
@@ -262,8 +324,10 @@ bool ControllerEndpoint::on_frame(Conn &c, const std::uint8_t *data, std::size_t
     }
     if (acc.peer.role == PeerRole::admin) {
       std::size_t mine = 0;
-      for (const auto &kv : conns_)
-        if (kv.second->is_admin() && kv.second->peer.uid == acc.peer.uid) ++mine;
+      for (ConnectionId a : admins_) {
+        auto it = conns_.find(a);
+        if (it != conns_.end() && it->second->peer.uid == acc.peer.uid) ++mine;
+      }
       if (mine >= config_.max_admin_sessions_per_uid) {
         drop(c,
              Status::error(Errc::too_many_connections,
@@ -274,9 +338,9 @@ bool ControllerEndpoint::on_frame(Conn &c, const std::uint8_t *data, std::size_t
         return false;
       }
     }
-    c.established = true;
     c.channel = std::move(acc.channel);
     c.peer = std::move(acc.peer);
+    establish(c, now_s);
     c.reader.set_accepted(client_sends(c.peer.role));
     st = c.out.push(acc.welcome_frame);
     if (st.ok()) st = c.out.flush(c.fd.get());
@@ -392,12 +456,13 @@ bool ControllerEndpoint::take_admin_token(std::uint32_t uid, double now_s) {
 }
 
 bool ControllerEndpoint::evict_oldest_pending(std::vector<ControllerEvent> &events) {
-  Conn *oldest = nullptr;
-  for (const auto &kv : conns_) {
-    Conn &o = *kv.second;
-    if (!o.established && (!oldest || o.opened_at_s < oldest->opened_at_s)) oldest = &o;
+  if (unhelloed_.empty()) return false;
+  auto it = conns_.find(unhelloed_.begin()->second);
+  if (it == conns_.end()) {  // cannot happen: erase() keeps unhelloed_ in step
+    unhelloed_.erase(unhelloed_.begin());
+    return false;
   }
-  if (!oldest) return false;
+  Conn *oldest = it->second.get();
   drop(*oldest,
        Status::error(Errc::too_many_connections,
                      "closed without a HELLO to make room: the controller holds its limit of " +
@@ -451,15 +516,33 @@ void ControllerEndpoint::on_readable(Conn &c, double now_s, std::vector<Controll
 
 void ControllerEndpoint::expire(double now_s, std::vector<ControllerEvent> &events) {
   std::vector<ConnectionId> late;
-  for (const auto &[id, c] : conns_) {
-    if (!c->established && now_s - c->opened_at_s > config_.handshake_timeout_s)
-      late.push_back(id);
-    else if (c->established && config_.idle_timeout_s > 0.0 &&
-             now_s - c->last_rx_s > config_.idle_timeout_s)
-      late.push_back(id);
-    else if (c->is_admin() && config_.admin_idle_timeout_s > 0.0 &&
-             now_s - c->last_rx_s > config_.admin_idle_timeout_s)
-      late.push_back(id);
+  // Connections without a HELLO, oldest first.
+  for (const auto &[opened, id] : unhelloed_) {
+    if (!(now_s - opened > config_.handshake_timeout_s)) break;
+    late.push_back(id);
+  }
+  // Idle sessions: a scan only when the earliest idle deadline noted may have come.
+  if (now_s >= next_idle_check_s_) {
+    next_idle_check_s_ = std::numeric_limits<double>::infinity();
+    auto check = [&](const Conn &c) {
+      if (config_.idle_timeout_s > 0.0) {
+        if (now_s - c.last_rx_s > config_.idle_timeout_s) return late.push_back(c.id);
+        note_deadline(c.last_rx_s + config_.idle_timeout_s);
+      }
+      if (c.is_admin() && config_.admin_idle_timeout_s > 0.0) {
+        if (now_s - c.last_rx_s > config_.admin_idle_timeout_s) return late.push_back(c.id);
+        note_deadline(c.last_rx_s + config_.admin_idle_timeout_s);
+      }
+    };
+    if (config_.idle_timeout_s > 0.0) {
+      for (const auto &kv : conns_)
+        if (kv.second->established) check(*kv.second);
+    } else {
+      for (ConnectionId a : admins_) {
+        auto it = conns_.find(a);
+        if (it != conns_.end()) check(*it->second);
+      }
+    }
   }
   for (ConnectionId id : late) {
     auto it = conns_.find(id);
@@ -491,61 +574,78 @@ std::vector<ControllerEvent> ControllerEndpoint::poll_once(double now_s, int max
       }
       if (!it->second->out.empty()) continue;  // its answer has not left yet
       resumed_.erase(id);
-      (void)drain(*it->second, now_s, events);
+      if (drain(*it->second, now_s, events)) {
+        auto again = conns_.find(id);
+        if (again != conns_.end()) watch(*again->second);
+      }
     }
 
-    pfds_.clear();
-    polled_.clear();
     const bool accepting = !(now_s < accept_paused_until_s_);
-    pfds_.push_back({listener_.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
-    double deadline = accepting ? std::numeric_limits<double>::infinity() : accept_paused_until_s_;
-    for (const auto &[id, c] : conns_) {
-      // An admin session with a request in work is not read (its socket fills, it waits).
-      short ev = c->is_admin() && (c->awaiting_answer || !c->out.empty()) ? 0 : POLLIN;
-      if (!c->out.empty()) ev |= POLLOUT;
-      pfds_.push_back({c->fd.get(), ev, 0});
-      polled_.push_back(id);
-      if (!c->established)
-        deadline = std::min(deadline, c->opened_at_s + config_.handshake_timeout_s);
-      else if (config_.idle_timeout_s > 0.0)
-        deadline = std::min(deadline, c->last_rx_s + config_.idle_timeout_s);
-      if (c->is_admin() && config_.admin_idle_timeout_s > 0.0)
-        deadline = std::min(deadline, c->last_rx_s + config_.admin_idle_timeout_s);
+    if (accepting != listener_watched_) {
+      epoll_event ev{};
+      ev.events = accepting ? EPOLLIN : 0u;
+      ev.data.u64 = kListenerTag;
+      if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listener_.get(), &ev) == 0)
+        listener_watched_ = accepting;
     }
-    const std::size_t n_own = pfds_.size();
-    if (extra != nullptr) pfds_.insert(pfds_.end(), extra->begin(), extra->end());
+    double deadline = next_deadline();
+    if (!accepting) deadline = std::min(deadline, accept_paused_until_s_);
     // Anything already reported (e.g. by send()) is returned without waiting.
     const int timeout = events.empty() ? wait_ms(now_s, deadline, max_wait_ms) : 0;
-    const int rc = ::poll(pfds_.data(), pfds_.size(), timeout);
-    if (rc < 0) {
+    bool ready = true;
+    if (extra != nullptr && !extra->empty()) {
+      // The caller's fds and the epoll set in one poll(); then the ready sockets at once.
+      std::vector<pollfd> pfds;
+      pfds.reserve(extra->size() + 1);
+      pfds.push_back({epoll_.get(), POLLIN, 0});
+      pfds.insert(pfds.end(), extra->begin(), extra->end());
+      const int rc = ::poll(pfds.data(), pfds.size(), timeout);
+      if (rc < 0) {
+        if (errno != EINTR) {
+          ControllerEvent e;
+          e.kind = ControllerEvent::Kind::endpoint_error;
+          e.status = Status::error(Errc::io_error, std::string("poll: ") + std::strerror(errno));
+          events.push_back(std::move(e));
+        }
+        return events;
+      }
+      for (std::size_t i = 0; i < extra->size(); ++i) (*extra)[i].revents = pfds[i + 1].revents;
+      ready = (pfds[0].revents & POLLIN) != 0;
+    }
+    if (!ready) return events;
+    epoll_event evs[kEventsPerRound];
+    const int n = ::epoll_wait(epoll_.get(), evs, kEventsPerRound,
+                               extra != nullptr && !extra->empty() ? 0 : timeout);
+    if (n < 0) {
       if (errno != EINTR) {
         ControllerEvent e;
         e.kind = ControllerEvent::Kind::endpoint_error;
-        e.status = Status::error(Errc::io_error, std::string("poll: ") + std::strerror(errno));
+        e.status =
+            Status::error(Errc::io_error, std::string("epoll_wait: ") + std::strerror(errno));
         events.push_back(std::move(e));
       }
       return events;
     }
-    if (extra != nullptr)
-      for (std::size_t i = 0; i < extra->size(); ++i)
-        (*extra)[i].revents = pfds_[n_own + i].revents;
-    if (rc == 0) return events;
-
-    if (pfds_[0].revents & POLLIN) accept_all(now_s, events);
-    for (std::size_t i = 1; i < n_own; ++i) {
-      const short rev = pfds_[i].revents;
-      if (rev == 0) continue;
-      auto it = conns_.find(polled_[i - 1]);
+    for (int i = 0; i < n; ++i) {
+      const std::uint32_t rev = evs[i].events;
+      if (evs[i].data.u64 == kListenerTag) {
+        if (rev & EPOLLIN) accept_all(now_s, events);
+        continue;
+      }
+      auto it = conns_.find(evs[i].data.u64);
       if (it == conns_.end()) continue;  // closed earlier in this round (replaced)
       Conn &c = *it->second;
-      if (rev & POLLOUT) {
+      const ConnectionId id = c.id;
+      if (rev & EPOLLOUT) {
         Status st = c.out.flush(c.fd.get());
         if (!st.ok()) {
           drop(c, st, &events, false);
           continue;
         }
       }
-      if (rev & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) on_readable(c, now_s, events);
+      if (rev & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c, now_s, events);
+      auto again = conns_.find(id);  // may be gone now
+      if (again != conns_.end()) watch(*again->second);
     }
   } catch (const std::exception &ex) {
     // Out of memory, most likely. Reporting it may itself fail, which must not throw out of

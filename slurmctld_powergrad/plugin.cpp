@@ -22,6 +22,7 @@
 // not lose the points before it.
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -50,6 +51,7 @@ extern "C" {
 #include "controller/job_power.hpp"
 #include "controller/job_records.hpp"
 #include "controller/listen_retry.hpp"
+#include "controller/series_writer.hpp"
 #include "jobreport/series.hpp"
 #include "posix/unique_fd.hpp"
 #include "protocol/auth.hpp"
@@ -155,6 +157,8 @@ class Controller {
     done_ = std::promise<void>();
     done_future_ = done_.get_future();
     thread_ = std::thread([this] {
+      // Named so that admins see it in top -H and ps -T, and pg-loadgen can count its CPU.
+      pthread_setname_np(pthread_self(), "pg-controller");
       run();
       done_.set_value();
     });
@@ -291,6 +295,17 @@ class Controller {
                         settings.listen.last_error + ")"));
     prune_series();
     restore_running_series();
+    if (!series_writer_ && !(series_dir_.empty() && running_series_dir_.empty())) {
+      powergrad::SeriesWriter::Settings ws;
+      ws.series_dir = series_dir_;
+      ws.running_dir = running_series_dir_;
+      ws.keep_files = series_keep_;
+      ws.keep_days = series_keep_days_;
+      ws.checkpoint_base_s = kSaveRunningSeriesS;
+      series_writer_ = std::make_unique<powergrad::SeriesWriter>(
+          ws, job_ledger, [this] { return clock_.wall_s(); },
+          [](bool error, const std::string &m) { error ? log_error(m) : log_info(m); });
+    }
     return true;
   }
 
@@ -358,11 +373,12 @@ class Controller {
           }
         }
         if (active && now >= next_series_save) {
-          next_series_save = now + kSaveRunningSeriesS;
           save_running_series();
+          next_series_save = now + (series_writer_ ? series_writer_->checkpoint_interval_s()
+                                                   : kSaveRunningSeriesS);
         }
       }
-      if (active) save_running_series();
+      if (active) stop_series_writer(3.0);
       service_.reset();
       endpoint_.reset();
       log_info("controller thread stopped");
@@ -416,25 +432,9 @@ class Controller {
   // A job's series is written once it is no longer running and no report has mentioned it
   // for two control periods (late reports still count); no lock of slurmctld is held.
   void write_finished_series(const std::set<uint32_t> *running) {
-    if (!service_ || series_dir_.empty()) return;
+    if (!service_ || !series_writer_) return;
     const double quiet_s = std::max(2.0 * period_s_, 2.0);
-    auto done = job_ledger.take_finished_series(clock_.wall_s(), quiet_s, running);
-    if (done.empty()) return;
-    for (const auto &[id, series] : done) {
-      const std::string err = powergrad::write_series_file(series_dir_, id, series);
-      if (err.empty()) {
-        // Its saved copy, if any, is out of date: it must not replace this after a restart.
-        if (!running_series_dir_.empty()) {
-          (void)::unlink(powergrad::series_file_path(running_series_dir_, id).c_str());
-        }
-        log_debug("job " + std::to_string(id) + ": power series of " +
-                  std::to_string(series.points().size()) + " points written to " +
-                  powergrad::series_file_path(series_dir_, id));
-      } else {
-        log_error("job " + std::to_string(id) + ": power series not written: " + err);
-      }
-    }
-    prune_series();
+    series_writer_->finished(job_ledger.take_finished_series(clock_.wall_s(), quiet_s, running));
   }
 
   // Takes back the series saved before the last stop (or crash) for the jobs slurmctld still
@@ -473,20 +473,23 @@ class Controller {
   }
 
   // Saves the series of the jobs whose series is not yet written (running, or ended a
-  // moment ago); logs a problem once, until saving works again.
+  // moment ago), in the writer's thread; the writer logs a problem once, until saving works
+  // again.
   void save_running_series() {
-    if (!service_ || running_series_dir_.empty()) return;
-    const std::string err =
-        powergrad::save_running_series(running_series_dir_, job_ledger.unfinished_series());
-    if (err != save_error_) {
-      if (err.empty()) {
-        log_info("power series of running jobs saved again in " + running_series_dir_);
-      } else {
-        log_error("power series of running jobs not saved: " + err +
-                  " (a restart of slurmctld would lose them)");
-      }
-      save_error_ = err;
+    if (service_ && series_writer_) series_writer_->checkpoint();
+  }
+
+  // At the thread's end: the last checkpoint, waited for at most timeout_s (slurmctld is
+  // exiting). A writer still at work is left alive to finish (the process is ending).
+  void stop_series_writer(double timeout_s) {
+    if (!series_writer_) return;
+    save_running_series();
+    if (!series_writer_->stop_within(timeout_s)) {
+      log_error("power series of running jobs: still being saved after " +
+                std::to_string(static_cast<int>(timeout_s)) + " s at exit");
+      (void)series_writer_.release();
     }
+    series_writer_.reset();
   }
 
   void prune_series() {
@@ -512,7 +515,7 @@ class Controller {
   double period_s_ = 1.0;
   std::string series_dir_;
   std::string running_series_dir_;  // "" : not saved
-  std::string save_error_;
+  std::unique_ptr<powergrad::SeriesWriter> series_writer_;
   size_t series_keep_ = 1000;
   double series_keep_days_ = 30;
 };

@@ -89,7 +89,8 @@ MATRIX_E2E_TESTS = \
 	tests/e2e/test_node_power.sh \
 	tests/e2e/test_controller_power.sh \
 	tests/e2e/test_controller_admin.sh \
-	tests/e2e/test_controller_faults.sh
+	tests/e2e/test_controller_faults.sh \
+	tests/e2e/test_controller_load.sh
 # End-to-end suites that need the controller plugin (prep_powergrad.so), which is built only
 # against the version's configured Slurm source tree (configure --with-slurm-source). On a
 # version configured without one (its source is not on the mirror: Slurm 26.05.5 today)
@@ -100,7 +101,8 @@ CTLD_PLUGIN_E2E_TESTS = \
 	tests/e2e/test_controller_admin.sh \
 	tests/e2e/test_controller_faults.sh \
 	tests/e2e/test_budget_whole_cluster.sh \
-	tests/e2e/test_controller_prep.sh
+	tests/e2e/test_controller_prep.sh \
+	tests/e2e/test_controller_load.sh
 if BUILD_SLURMCTLD_PLUGIN
 MATRIX_CTLD_PLUGIN = yes
 else
@@ -114,7 +116,8 @@ endif
 # not understood yet).
 SANITIZE_E2E_TESTS = \
 	tests/e2e/test_node_power.sh \
-	tests/e2e/test_controller_faults.sh
+	tests/e2e/test_controller_faults.sh \
+	tests/e2e/test_controller_load.sh
 
 .PHONY: check-matrix check-sanitize matrix-lists
 check-matrix: matrix-lists

@@ -175,6 +175,12 @@ std::string format_status_table(const json::Value &s) {
           << " (power control was off meanwhile; last error: " << ls->str("last_error") << ")\n";
     }
   }
+  if (const json::Value *lp = s.get("loop"); lp && lp->type == json::Value::Type::object) {
+    out << "control loop: " << num(*lp, "periods", 0) << " periods, step "
+        << num(*lp, "step_last_ms", 1) << " ms (mean " << num(*lp, "step_mean_ms", 1) << ", max "
+        << num(*lp, "step_max_ms", 1) << "), " << num(*lp, "late_periods", 0)
+        << " late by over half a period, " << num(*lp, "connections", 0) << " connections\n";
+  }
   if (const json::Value *sch = s.get("schedule"); sch && sch->type == json::Value::Type::string) {
     out << "schedule: " << sch->string << " (scheduled budget " << num(s, "scheduled_budget_w", 1)
         << " W)\n";

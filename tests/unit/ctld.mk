@@ -41,6 +41,13 @@ tests_tools_pg_rogue_SOURCES = tests/tools/pg-rogue.cpp
 tests_tools_pg_rogue_LDADD = $(PROTO_LIBS)
 
 CTLD_E2E_TESTS = tests/e2e/test_controller_power.sh tests/e2e/test_controller_faults.sh \
-	tests/e2e/test_budget_whole_cluster.sh tests/e2e/test_controller_prep.sh
+	tests/e2e/test_budget_whole_cluster.sh tests/e2e/test_controller_prep.sh \
+	tests/e2e/test_controller_load.sh
 TESTS += $(CTLD_E2E_TESTS)
 EXTRA_DIST += $(CTLD_E2E_TESTS)
+
+# Many node agents' sessions against the real controller (bench/load_test.sh, and the small
+# e2e run in tests/e2e/test_controller_load.sh).
+check_PROGRAMS += tests/tools/pg-loadgen
+tests_tools_pg_loadgen_SOURCES = tests/tools/pg-loadgen.cpp
+tests_tools_pg_loadgen_LDADD = $(PROTO_LIBS)

@@ -89,6 +89,28 @@ START_TEST(the_number_of_kinds_is_bounded) {
 }
 END_TEST
 
+START_TEST(a_burst_is_logged_in_full_then_counted) {
+  // Node events: the first 3 of a kind in full, the rest counted, one summary per interval;
+  // once the kind has been quiet for an interval, it has its burst again.
+  LogSummary s(10.0, 256, 3);
+  int logged = 0;
+  for (int i = 0; i < 100; ++i)
+    logged += s.admit("node session closed", "n" + std::to_string(i), 0.1 * i);
+  ck_assert_int_eq(logged, 3);
+  const auto lines = s.flush(10.5);
+  ck_assert_uint_eq(lines.size(), 1);
+  ck_assert_std_str_eq(lines[0].text, "97 more like this in the last 10 s; last: n99");
+  ck_assert(!s.admit("node session closed", "a", 11.0));  // the flood goes on: counted
+  ck_assert_uint_eq(s.flush(21.0).size(), 1);
+  ck_assert_uint_eq(s.flush(32.0).size(), 0);  // a quiet interval: forgotten
+  ck_assert_uint_eq(s.kinds(), 0);
+  ck_assert(s.admit("node session closed", "b", 33.0));
+  ck_assert(s.admit("node session closed", "c", 33.0));
+  ck_assert(s.admit("node session closed", "d", 33.0));
+  ck_assert(!s.admit("node session closed", "e", 33.0));
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("log_summary");
   TCase *tc = tcase_create("core");
@@ -96,6 +118,7 @@ int main() {
   tcase_add_test(tc, a_quiet_kind_starts_afresh);
   tcase_add_test(tc, kinds_are_apart);
   tcase_add_test(tc, the_number_of_kinds_is_bounded);
+  tcase_add_test(tc, a_burst_is_logged_in_full_then_counted);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -21,6 +22,7 @@
 #include "controller/budget_state.hpp"
 #include "controller/ctld_config.hpp"
 #include "controller/job_power.hpp"
+#include "controller/series_writer.hpp"
 #include "jobreport/series.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
@@ -327,6 +329,84 @@ START_TEST(ledger_carries_series_over_a_restart) {
 }
 END_TEST
 
+START_TEST(writer_saves_in_its_own_thread_in_order) {
+  // Jobs 5 and 6 run; a checkpoint saves both; then 6 ends: its final series is written
+  // and its running copy removed; a checkpoint after that does not bring the copy back.
+  JobPowerLedger ledger;
+  for (int i = 0; i < 3; ++i) {
+    ledger.on_report(node_report("n1", 200 + i, {"5.0"}), 100 + i);
+    ledger.on_report(node_report("n2", 100 + i, {"6.0"}), 100 + i);
+    ledger.sample(100 + i);
+  }
+  const std::string root = temp_dir();
+  SeriesWriter::Settings ws;
+  ws.series_dir = root + "/series";
+  ws.running_dir = root + "/series-running";
+  std::vector<std::string> logged;
+  std::mutex log_mu;
+  SeriesWriter w(
+      ws, ledger, [] { return 1000.0; },
+      [&](bool error, const std::string &m) {
+        std::lock_guard<std::mutex> g(log_mu);
+        logged.push_back((error ? "E " : "I ") + m);
+      });
+  w.checkpoint();
+  ck_assert(w.idle_within(10));
+  ck_assert(names_in(ws.running_dir) == (std::vector<std::string>{"5.csv", "6.csv"}));
+  ck_assert_uint_eq(w.stats().checkpoints, 1);
+  const std::set<std::uint32_t> running{5};
+  w.finished(ledger.take_finished_series(200, 2, &running));
+  w.checkpoint();
+  ck_assert(w.idle_within(10));
+  ck_assert(names_in(ws.series_dir) == (std::vector<std::string>{"6.csv"}));
+  ck_assert(names_in(ws.running_dir) == (std::vector<std::string>{"5.csv"}));
+  const auto back = read_series_file(series_file_path(ws.series_dir, 6), nullptr);
+  ck_assert(back.has_value());
+  ck_assert_uint_eq(back->points().size(), 3);
+  const SeriesWriter::Stats st = w.stats();
+  ck_assert_uint_eq(st.written, 1);
+  ck_assert_uint_eq(st.failed, 0);
+  ck_assert_uint_eq(st.checkpoints, 2);
+  // The interval between checkpoints is the base one while they are quick.
+  ck_assert_double_eq_tol(w.checkpoint_interval_s(), 60.0, 1e-9);
+  ck_assert(w.stop_within(10));
+  ck_assert_uint_eq(logged.size(), 0);
+}
+END_TEST
+
+START_TEST(writer_bounds_its_queue_and_reports_errors) {
+  JobPowerLedger ledger;
+  ledger.on_report(node_report("n1", 200, {"7.0"}), 100);
+  ledger.sample(100);
+  ledger.on_report(node_report("n1", 200, {"8.0"}), 100);
+  ledger.sample(100);
+  auto done = ledger.take_finished_series(200, 2, nullptr);
+  ck_assert_uint_eq(done.size(), 2);
+  SeriesWriter::Settings ws;
+  ws.series_dir = "/proc/no/such/folder";  // cannot be created: every write fails
+  ws.max_queued = 1;                       // the second series finds the queue full
+  std::vector<std::string> logged;
+  std::mutex log_mu;
+  {
+    SeriesWriter w(
+        ws, ledger, [] { return 1000.0; },
+        [&](bool error, const std::string &m) {
+          std::lock_guard<std::mutex> g(log_mu);
+          if (error) logged.push_back(m);
+        });
+    w.finished(std::move(done));
+    ck_assert(w.stop_within(10));
+    const SeriesWriter::Stats st = w.stats();
+    ck_assert_uint_eq(st.written, 0);
+    ck_assert_uint_eq(st.failed + st.dropped, 2);
+    ck_assert_uint_ge(st.dropped, 0);
+  }
+  std::lock_guard<std::mutex> g(log_mu);
+  ck_assert_uint_ge(logged.size(), 1);
+  ck_assert_contains(logged[0], "power series not written");
+}
+END_TEST
+
 START_TEST(svg_has_the_lines_and_labels) {
   std::vector<SeriesPoint> p;
   for (int i = 0; i < 20; ++i) p.push_back(pt(1000 + i, 100 + 5 * i, 200, i < 10 ? kNaN : 210));
@@ -467,6 +547,8 @@ int main() {
   tcase_add_test(tc, running_series_saved_and_loaded_back);
   tcase_add_test(tc, stale_running_series_files_are_removed_at_load);
   tcase_add_test(tc, ledger_carries_series_over_a_restart);
+  tcase_add_test(tc, writer_saves_in_its_own_thread_in_order);
+  tcase_add_test(tc, writer_bounds_its_queue_and_reports_errors);
   tcase_add_test(tc, svg_has_the_lines_and_labels);
   tcase_add_test(tc, budget_state_round_trip);
   tcase_add_test(tc, restore_decision);

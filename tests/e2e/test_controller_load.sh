@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# End-to-end: many node agents at once against the live controller in slurmctld, through
+# tests/tools/pg-loadgen (real munge handshakes, a report per second each with a job and its
+# demand curve, grants obeyed as a node agent obeys them; see its top comment). 300 agents
+# (nodes lg[001-300], State=FUTURE in slurm.conf, one group), budget 300 x 250 W, floor 80,
+# maximum 400. Small enough for CI; bench/load_test.sh runs 1,000 to 10,000 and measures.
+#   - steady: every session opens and none is lost, every agent keeps getting grants, and the
+#     agents' caps, summed at every grant and every 50 ms, stay within the budget;
+#   - churn: agents disconnect and restart (new incarnation) at random: the sum stays within
+#     the budget and the controller drops no session;
+#   - when all 300 go at once, slurmctld's log gets at most 20 "node session closed" lines
+#     in full and a summary line with the count, not 300 lines; status says they are gone;
+#   - slurmctld is up all along.
+# TAP.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+build=${PG_BUILDDIR:-$PG_TOP/build}
+ctld_dir=$build/slurmctld_powergrad/.libs
+pg=$build/tools/powergrad
+loadgen=$build/tests/tools/pg-loadgen
+[ -f "$ctld_dir/prep_powergrad.so" ] ||
+  skip_all "controller plugin not built (configure --with-slurm-source=DIR): $ctld_dir"
+[ -x "$pg" ] || skip_all "powergrad command not built: $pg"
+[ -x "$loadgen" ] || skip_all "pg-loadgen not built (make check builds it): $loadgen"
+command -v python3 >/dev/null 2>&1 || skip_all "python3 is needed to read JSON"
+
+pg_cluster_test_setup ctlload
+plan 9
+
+agents=300
+budget=$((agents * 250))
+export PG_CTLD_PLUGIN_DIR=$ctld_dir
+export PG_SLURM_CONF_EXTRA="NodeName=lg[001-$agents] CPUs=2 State=FUTURE"
+export PG_POWERGRAD_CONF="Budget=$budget
+ControlPeriod=1
+LeaseTime=5
+NodeFloor=80
+NodeMax=400
+AdminUsers=root
+Group=load Nodes=lg[001-$agents]"
+if out=$("$PGCLUSTER" up 1 2>&1); then
+  ok "cluster with the controller and $agents FUTURE nodes in its group is up"
+else
+  not_ok "cluster with the controller and $agents FUTURE nodes in its group is up" "$out"
+  bail_out "the cluster did not come up"
+fi
+pg_cluster_env
+export POWERGRAD_MUNGE_SOCKET=$PG_MUNGE_SOCKET
+log_ctld=$("$PGCLUSTER" log ctld)
+ctld_pid=$(pgrep -f "slurmctld -D -f $SLURM_CONF" | head -n1)
+port=$PG_POWERGRAD_PORT
+json() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
+
+# --- steady: 20 s once every session is open
+rc=0
+"$loadgen" "127.0.0.1:$port" --nodes "lg[001-$agents]" --budget "$budget" --floor 80 --max 400 \
+  --seconds 20 --watch-pid "$ctld_pid" --json "$PG_CLUSTER_DIR/steady.json" \
+  > "$PG_CLUSTER_DIR/steady.txt" 2>&1 || rc=$?
+if [ "$rc" = 0 ] && [ "$(json "$PG_CLUSTER_DIR/steady.json" 'd["opened"]')" = "$agents" ] &&
+  [ "$(json "$PG_CLUSTER_DIR/steady.json" 'd["dropped"] + d["refused"]')" = 0 ]; then
+  ok "steady: all $agents sessions open, none refused or dropped"
+else
+  not_ok "steady: all $agents sessions open, none refused or dropped" "exit $rc" "$(cat "$PG_CLUSTER_DIR/steady.txt")"
+fi
+# Each agent is granted once a period: over 20 s at least 15 grants each (a busy machine may
+# stretch periods; 5 periods of slack), and every report got its grant.
+grants=$(json "$PG_CLUSTER_DIR/steady.json" 'd["grants"]')
+if [ "$grants" -ge $((agents * 15)) ] && [ "$(json "$PG_CLUSTER_DIR/steady.json" 'd["latency_ms"]["n"] > 0')" = True ]; then
+  ok "steady: grants keep coming ($grants for $agents agents in 20+ s)"
+else
+  not_ok "steady: grants keep coming" "$grants grants" "$(cat "$PG_CLUSTER_DIR/steady.txt")"
+fi
+if [ "$(json "$PG_CLUSTER_DIR/steady.json" 'd["violations"] == 0 and d["armed_at_s"] >= 0')" = True ]; then
+  ok "steady: the agents' caps stay within the budget ($(grep -o 'mean while measured.*budget)' "$PG_CLUSTER_DIR/steady.txt"))"
+else
+  not_ok "steady: the agents' caps stay within the budget" "$(cat "$PG_CLUSTER_DIR/steady.txt")"
+fi
+diag "$(sed 's/^/steady: /' "$PG_CLUSTER_DIR/steady.txt")"
+
+# --- churn: each agent about once per 20 s drops its session or restarts
+rc=0
+"$loadgen" "127.0.0.1:$port" --nodes "lg[001-$agents]" --budget "$budget" --floor 80 --max 400 \
+  --seconds 20 --churn 0.05 --job-life 10 --json "$PG_CLUSTER_DIR/churn.json" --seed 7 \
+  > "$PG_CLUSTER_DIR/churn.txt" 2>&1 || rc=$?
+if [ "$rc" = 0 ] && [ "$(json "$PG_CLUSTER_DIR/churn.json" 'd["violations"] == 0 and d["reopened"] > 50')" = True ]; then
+  ok "churn: $(json "$PG_CLUSTER_DIR/churn.json" 'd["reopened"]') sessions reopened, the caps within the budget all along"
+else
+  not_ok "churn: sessions reopened, the caps within the budget all along" "exit $rc" "$(cat "$PG_CLUSTER_DIR/churn.txt")"
+fi
+if [ "$(json "$PG_CLUSTER_DIR/churn.json" 'd["dropped"]')" = 0 ]; then
+  ok "churn: the controller dropped no session"
+else
+  not_ok "churn: the controller dropped no session" "$(cat "$PG_CLUSTER_DIR/churn.txt")"
+fi
+diag "$(sed 's/^/churn: /' "$PG_CLUSTER_DIR/churn.txt")"
+
+# --- all gone at once: a few lines and a count, not one line per node
+summarised() { grep -q 'more like this in the last .*node session closed' "$log_ctld"; }
+wait_until 30 summarised || true
+full=$(grep -c 'powergrad: node session closed: lg' "$log_ctld" || true)
+summary=$(grep 'more like this in the last .*node session closed' "$log_ctld" | tail -n1 || true)
+# Two runs ended (steady, churn: each closes 300 at once), churn's own closes come one by one:
+# the first 20 of an episode (until 10 s without one) in full, the rest counted: at most 3
+# episodes here (the steady run's end, the churn, its end), so 60 lines at most.
+closes=$(json "$PG_CLUSTER_DIR/churn.json" 'd["reopened"]')
+if [ -n "$summary" ] && [ "$full" -le 60 ]; then
+  ok "node sessions closing by the hundred are summarised ($full lines in full for $((2 * agents + closes))+ closes; $summary)"
+else
+  not_ok "node sessions closing by the hundred are summarised" "$full lines in full" "summary: '$summary'"
+fi
+gone() {
+  "$pg" status --json --controller "127.0.0.1:$port" 2>/dev/null | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+sys.exit(0 if s["nodes"] and not any(n.get("connected") for n in s["nodes"]) else 1)'
+}
+if wait_until 30 gone; then
+  ok "status: no agent connected any more"
+else
+  not_ok "status: no agent connected any more" "$("$pg" status --controller "127.0.0.1:$port" 2>&1 | head -20)"
+fi
+if pg_pid_alive "$ctld_pid"; then ok "slurmctld is up"; else not_ok "slurmctld is up"; fi
