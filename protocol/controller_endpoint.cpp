@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <new>
 
@@ -316,11 +317,27 @@ bool ControllerEndpoint::on_frame(Conn &c, const std::uint8_t *data, std::size_t
                                   std::vector<ControllerEvent> &events) {
   c.last_rx_s = now_s;
   if (!c.established) {
+    const std::string host = host_of(c.address);
+    if (!take_hello_token(host, now_s)) {
+      drop(c,
+           Status::error(Errc::rate_limited,
+                         "address " + host + " sent more than " +
+                             std::to_string(static_cast<int>(config_.hellos_per_s_per_address)) +
+                             " HELLOs a second that opened no node session"),
+           &events);
+      return false;
+    }
     AcceptedSession acc;
     Status st = accept_hello(auth_, config_.policy, data, size, acc);
     if (!st.ok()) {
       drop(c, st, &events);
       return false;
+    }
+    if (acc.peer.role == PeerRole::node) {
+      // A node's session: its token goes back (nodes are never rate-limited here).
+      auto b = hello_buckets_.find(host);
+      if (b != hello_buckets_.end())
+        b->second.tokens = std::min(config_.hello_burst_per_address, b->second.tokens + 1.0);
     }
     if (acc.peer.role == PeerRole::admin) {
       std::size_t mine = 0;
@@ -437,6 +454,30 @@ bool ControllerEndpoint::on_frame(Conn &c, const std::uint8_t *data, std::size_t
   e.peer = c.peer;
   e.message = std::move(f.message);
   events.push_back(std::move(e));
+  return true;
+}
+
+bool ControllerEndpoint::take_hello_token(const std::string &host, double now_s) {
+  if (!(config_.hellos_per_s_per_address > 0.0)) return true;  // no limit
+  if (hello_buckets_.size() > 4096) {
+    // Many addresses: forget those whose bucket has filled up again (they cost nothing).
+    for (auto it = hello_buckets_.begin(); it != hello_buckets_.end();) {
+      const double t = it->second.tokens +
+                       std::max(0.0, now_s - it->second.at_s) * config_.hellos_per_s_per_address;
+      it = t >= config_.hello_burst_per_address ? hello_buckets_.erase(it) : std::next(it);
+    }
+  }
+  auto [it, fresh] = hello_buckets_.try_emplace(host);
+  Bucket &b = it->second;
+  if (fresh) {
+    b.tokens = config_.hello_burst_per_address;
+    b.at_s = now_s;
+  }
+  b.tokens = std::min(config_.hello_burst_per_address,
+                      b.tokens + std::max(0.0, now_s - b.at_s) * config_.hellos_per_s_per_address);
+  b.at_s = now_s;
+  if (b.tokens < 1.0) return false;
+  b.tokens -= 1.0;
   return true;
 }
 

@@ -58,6 +58,12 @@ struct ControllerConfig {
   // limit is reached, the oldest of them makes room for a newcomer (a restarting node's
   // HELLO comes at once; a connection that never sends one is the one to go).
   std::size_t max_pending_per_address = 64;
+  // HELLOs per peer address that open no node session (admin sessions, refused HELLOs), a
+  // token bucket: each HELLO costs a munge decode, and a flood of them from one address is
+  // refused (rate_limited) before munge once the bucket is empty. A HELLO that opens a node
+  // session gives its token back, so nodes restarting by the thousand are never held up.
+  double hellos_per_s_per_address = 20.0;
+  double hello_burst_per_address = 100.0;
   // Per connection; must hold one ADMIN_STATUS frame (4 MiB of JSON).
   std::size_t max_send_queue_bytes = 8u << 20;
   // Per connection per poll round, so one busy peer cannot starve the others.
@@ -155,6 +161,8 @@ class ControllerEndpoint {
     double at_s = 0.0;
   };
   std::unordered_map<std::uint32_t, Bucket> admin_buckets_;
+  std::unordered_map<std::string, Bucket> hello_buckets_;  // by peer host
+  bool take_hello_token(const std::string &host, double now_s);
   // Admin sessions answered since the last round: their next frames are taken once the
   // answer has left.
   std::unordered_set<ConnectionId> resumed_;

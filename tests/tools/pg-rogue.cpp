@@ -31,10 +31,20 @@
 //       session as fast as the sockets take them, never reading an answer (the attack of
 //       issue 11); prints "status: N sessions (M refused), R requests sent in S s, C
 //       sessions closed by the controller"
+//   pg-rogue HOST:PORT flood-hello SECONDS
+//       for SECONDS, as fast as it can: connect, send an honest admin HELLO (a fresh munge
+//       credential of the calling uid: the controller must decode it), close without waiting
+//       for the answer; prints "hello: N connections in S s"
+//   pg-rogue HOST:PORT hold-pending COUNT SECONDS
+//       opens COUNT connections that never send a HELLO and holds them for SECONDS;
+//       prints "pending: N opened, M refused or closed by the controller"
+//
+// The flood and hold commands connect from $PG_ROGUE_SOURCE (an IPv4 address) when set.
 //
 // Every outcome line names the protocol's error code (protocol/status.hpp) when the
 // controller sent one, "closed" when it just closed. Exit 0 when the command ran (whatever
 // the controller answered), 1 on a local error, 2 on a usage error.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -227,6 +237,17 @@ double now_s() {
 int connect_raw(const addrinfo *ai) {
   const int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
+  // PG_ROGUE_SOURCE=IPv4: connect from that address (e.g. 127.0.0.2), as an attacker on
+  // another host would, so that its connections are not counted with the nodes' address.
+  if (const char *src = std::getenv("PG_ROGUE_SOURCE"); src && ai->ai_family == AF_INET) {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    if (inet_pton(AF_INET, src, &sa.sin_addr) != 1 ||
+        bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0) {
+      close(fd);
+      return -1;
+    }
+  }
   if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
     close(fd);
     return -1;
@@ -257,6 +278,64 @@ int flood_garbage(const std::string &host, const std::string &port, double secon
   freeaddrinfo(res);
   std::printf("garbage: %lu connections in %.1f s (%lu failed to connect)\n", n, now_s() - t0,
               failed);
+  return 0;
+}
+
+int flood_hello(const std::string &host, const std::string &port, double seconds,
+                proto::Authenticator &auth) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo *res = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res)
+    die("cannot resolve " + host + ":" + port);
+  const double t0 = now_s();
+  unsigned long n = 0, failed = 0;
+  while (now_s() - t0 < seconds) {
+    proto::ClientHandshake hs(params(proto::PeerRole::admin, hostname()));
+    std::string hello;
+    if (!hs.start(auth, hello).ok()) die("cannot make a HELLO (munge)");
+    const int fd = connect_raw(res);
+    if (fd < 0) {
+      ++failed;
+      continue;
+    }
+    (void)::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL);
+    close(fd);
+    ++n;
+  }
+  freeaddrinfo(res);
+  std::printf("hello: %lu connections in %.1f s (%lu failed to connect)\n", n, now_s() - t0,
+              failed);
+  return 0;
+}
+
+int hold_pending(const std::string &host, const std::string &port, int count, double seconds) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo *res = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res)
+    die("cannot resolve " + host + ":" + port);
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) {
+    const int fd = connect_raw(res);
+    if (fd >= 0) fds.push_back(fd);
+  }
+  freeaddrinfo(res);
+  const double t0 = now_s();
+  while (now_s() - t0 < seconds) ::usleep(100000);
+  std::size_t closed = 0;
+  for (int fd : fds) {
+    // An ERROR frame (refused, or no HELLO in time) or the end of the stream: the controller
+    // let it go; EAGAIN: still held open.
+    char b;
+    errno = 0;
+    const ssize_t r = ::recv(fd, &b, 1, MSG_DONTWAIT);
+    if (r >= 0 || errno == ECONNRESET) ++closed;
+    close(fd);
+  }
+  std::printf("pending: %zu opened, %zu refused or closed by the controller\n", fds.size(), closed);
   return 0;
 }
 
@@ -359,7 +438,9 @@ int usage() {
       "usage: pg-rogue HOST:PORT hello [--role node|admin] [--name NAME]\n"
       "       pg-rogue HOST:PORT replay-hello|replay-seq|tamper|truncated|partial|oversize\n"
       "       pg-rogue HOST:PORT flood-garbage|flood-set-budget SECONDS\n"
-      "       pg-rogue HOST:PORT flood-status SESSIONS SECONDS\n");
+      "       pg-rogue HOST:PORT flood-status SESSIONS SECONDS\n"
+      "       pg-rogue HOST:PORT flood-hello SECONDS\n"
+      "       pg-rogue HOST:PORT hold-pending COUNT SECONDS\n");
   return 2;
 }
 
@@ -400,6 +481,19 @@ int main(int argc, char **argv) {
     if (!(seconds > 0 && seconds <= 600)) return usage();
     return cmd == "flood-garbage" ? flood_garbage(host, port, seconds)
                                   : flood_set_budget(host, port, seconds, auth);
+  }
+  if (cmd == "flood-hello") {
+    if (argc != 4) return usage();
+    const double seconds = std::atof(argv[3]);
+    if (!(seconds > 0 && seconds <= 600)) return usage();
+    return flood_hello(host, port, seconds, auth);
+  }
+  if (cmd == "hold-pending") {
+    if (argc != 5) return usage();
+    const int count = std::atoi(argv[3]);
+    const double seconds = std::atof(argv[4]);
+    if (count < 1 || count > 20000 || !(seconds > 0 && seconds <= 600)) return usage();
+    return hold_pending(host, port, count, seconds);
   }
   if (cmd == "flood-status") {
     if (argc != 5) return usage();

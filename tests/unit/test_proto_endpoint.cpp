@@ -650,6 +650,40 @@ START_TEST(test_pending_connections_bounded) {
 }
 END_TEST
 
+// HELLOs that open no node session are rate-limited per address (before munge); node
+// sessions give their token back, so any number of nodes may connect at once.
+START_TEST(test_hello_rate_per_address) {
+  Harness h;
+  ControllerConfig c = h.config();
+  c.hellos_per_s_per_address = 1.0;
+  c.hello_burst_per_address = 3.0;
+  c.max_admin_sessions_per_uid = 100;
+  h.open(c);
+  // Ten nodes from one address at once, with a burst of 3: each node's token comes back.
+  std::vector<ClientEndpoint *> nodes;
+  for (int i = 0; i < 10; ++i)
+    nodes.push_back(&h.client(h.root, PeerRole::node, "n" + std::to_string(i)));
+  ck_assert(h.run_until([&] {
+    for (ClientEndpoint *n : nodes)
+      if (!n->established()) return false;
+    return true;
+  }));
+  ck_assert(h.ctl_event(Kind::refused) == nullptr);
+  // Five admin HELLOs: three open, the next are refused before munge.
+  std::vector<ClientEndpoint *> admins;
+  for (int i = 0; i < 5; ++i) admins.push_back(&h.client(h.user, PeerRole::admin, "login1"));
+  auto opened = [&] {
+    std::size_t n = 0;
+    for (ClientEndpoint *a : admins) n += a->established();
+    return n;
+  };
+  ck_assert(h.run_until([&] { return h.ctl_event(Kind::refused, 1) != nullptr && opened() == 3; }));
+  ck_assert_uint_eq(opened(), 3);
+  ck_assert_errc(h.ctl_event(Kind::refused)->status, Errc::rate_limited);
+  ck_assert_contains(h.ctl_event(Kind::refused)->status.message, "HELLOs a second");
+}
+END_TEST
+
 START_TEST(test_limit_evicts_oldest_pending) {
   Harness h;
   ControllerConfig c = h.config();
@@ -754,6 +788,7 @@ Suite *endpoint_suite() {
   tcase_add_test(life, test_admin_idle_timeout);
   tcase_add_test(life, test_pending_connections_bounded);
   tcase_add_test(life, test_limit_evicts_oldest_pending);
+  tcase_add_test(life, test_hello_rate_per_address);
   suite_add_tcase(s, life);
   return s;
 }
