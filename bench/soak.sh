@@ -38,6 +38,12 @@ ulimit -n "$(ulimit -Hn)"
 
 pg_cluster_test_setup soak
 out=$(mktemp -d /tmp/pg-soak-out.XXXXXX)
+# The daemons load copies: a rebuild during the half hour must not change them under a job.
+mkdir -p "$out/plugins"
+cp "$spank" "$(dirname "$spank")/powergrad_agent.so" "$ctld_dir/prep_powergrad.so" "$out/plugins/"
+chmod 755 "$out" "$out/plugins"
+spank=$out/plugins/spank_powergrad.so
+ctld_dir=$out/plugins
 nodes_dir=$PG_CLUSTER_DIR/nodes
 for n in n1 n2; do
   mkdir -p "$nodes_dir/$n"

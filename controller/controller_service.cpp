@@ -409,7 +409,11 @@ void ControllerService::period() {
   std::map<std::string, double> node_grants;
   for (const ClusterNodeStatus &n : controller_.status(wall)) node_grants[n.name] = n.granted_w;
   ledger_.sample(wall, &node_grants);
-  if (periods_ % 60 == 0) ledger_.prune(wall, settings_.forget_jobs_after_s);
+  if (periods_ % 60 == 0) {
+    std::set<std::uint32_t> known;
+    const bool have = settings_.known_jobs && settings_.known_jobs(known);
+    ledger_.prune(wall, settings_.forget_jobs_after_s, have ? &known : nullptr);
+  }
 }
 
 void ControllerService::set_job_owners(std::unordered_map<std::uint32_t, std::uint32_t> owners) {

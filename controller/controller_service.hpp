@@ -32,6 +32,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -69,6 +70,9 @@ struct ServiceSettings {
   std::string schedule_path;  // for status and logs
   // Figures of jobs with no sample for this long are dropped (the job ended long ago).
   double forget_jobs_after_s = 3600.0;
+  // The jobs slurmctld still lists (running or ended, until MinJobAge), into the set; false
+  // when unknown. Figures of jobs it no longer lists are dropped sooner (JobPowerLedger::prune).
+  std::function<bool(std::set<std::uint32_t> &)> known_jobs;
   // The run-time budget's state file ("" : not saved); config_budget_w: powergrad.conf's
   // Budget (NaN: the controller's budget at construction).
   std::string budget_state_path;

@@ -196,10 +196,15 @@ std::optional<JobFigures> JobPowerLedger::figures(std::uint32_t job_id) const {
   return f;
 }
 
-void JobPowerLedger::prune(double now_s, double older_than_s) {
+void JobPowerLedger::prune(double now_s, double older_than_s, const std::set<std::uint32_t> *known,
+                           double unknown_after_s) {
   std::lock_guard<std::mutex> g(mu_);
   for (auto it = jobs_.begin(); it != jobs_.end();) {
-    if (now_s - it->second.last_sample_s > older_than_s) {
+    const Acc &a = it->second;
+    const double quiet = now_s - a.last_sample_s;
+    const bool forgotten = known != nullptr && !known->count(it->first) &&
+                           quiet > unknown_after_s && (a.series_taken || a.series.empty());
+    if (quiet > older_than_s || forgotten) {
       it = jobs_.erase(it);
     } else {
       ++it;

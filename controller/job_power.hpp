@@ -95,8 +95,13 @@ class JobPowerLedger {
   void restore_series(std::uint32_t job_id, const JobSeries &saved, double now_s);
 
   std::optional<JobFigures> figures(std::uint32_t job_id) const;
-  // Drops the figures of jobs with no sample for `older_than_s` (ended long ago).
-  void prune(double now_s, double older_than_s);
+  // Drops the figures of jobs with no sample for `older_than_s` (ended long ago) and, given
+  // `known` (the jobs slurmctld still lists, running or ended), of jobs not in it with no
+  // sample for `unknown_after_s` and no series left to hand over: slurmctld has forgotten
+  // them (MinJobAge), so no record can be written for them any more. Without that, a cluster
+  // running 2,000 one-minute jobs a minute would hold an hour of them (about 3 KB each).
+  void prune(double now_s, double older_than_s, const std::set<std::uint32_t> *known = nullptr,
+             double unknown_after_s = 30.0);
   std::size_t job_count() const;
 
  private:

@@ -260,6 +260,16 @@ class Controller {
       return false;
     }
     settings.listen = listen_.state();
+    settings.known_jobs = [](std::set<std::uint32_t> &out) {
+      uint32_t *ids = nullptr;
+      unsigned char *running = nullptr;
+      size_t count = 0;
+      if (pg_adapter_known_job_ids(&ids, &running, &count) != 0) return false;
+      out.insert(ids, ids + count);
+      free(ids);
+      free(running);
+      return true;
+    };
     settings.private_jobs = pg_adapter_private_jobs() != 0;
     settings.sees_all_jobs = [](std::uint32_t uid) { return pg_adapter_sees_all_jobs(uid) != 0; };
     service_ = std::make_unique<powergrad::ControllerService>(

@@ -105,6 +105,47 @@ START_TEST(energy_caps_gradient_counters) {
 }
 END_TEST
 
+START_TEST(jobs_slurmctld_forgot_are_pruned_sooner) {
+  // Jobs 1, 2 and 3 ran until t=10. Job 1 is still listed by slurmctld, 2 is not (purged
+  // after MinJobAge); 3 is not listed either but its series was not handed over yet.
+  JobPowerLedger l(3.0);
+  for (int t = 0; t <= 10; ++t) {
+    l.on_report(node("n1", 100.0, 200.0,
+                     {summary("1.0", CounterKind::software, 0.002),
+                      summary("2.0", CounterKind::software, 0.002)}),
+                t);
+    l.on_report(node("n2", 100.0, 200.0, {summary("3.0", CounterKind::software, 0.002)}), t);
+    l.sample(t);
+  }
+  const std::set<std::uint32_t> running;
+  const std::set<std::uint32_t> series_of{1, 2};
+  for (const auto &[id, s] : l.take_finished_series(40.0, 2.0, &running))
+    ck_assert(series_of.count(id) || id == 3);
+  const std::set<std::uint32_t> known{1};
+  // 20 s after the end: not yet (unknown_after_s = 30).
+  l.prune(30.0, 3600.0, &known);
+  ck_assert_uint_eq(l.job_count(), 3);
+  // 50 s after: 2 and 3 go (their series were handed over above), 1 stays (still listed).
+  l.prune(60.0, 3600.0, &known);
+  ck_assert(l.figures(1).has_value());
+  ck_assert(!l.figures(2).has_value());
+  ck_assert(!l.figures(3).has_value());
+  // Without the list (slurmctld's job list not available) only the age counts.
+  JobPowerLedger m(3.0);
+  m.on_report(node("n1", 100.0, 200.0, {summary("7.0", CounterKind::software, 0.002)}), 0.0);
+  m.sample(0.0);
+  m.prune(100.0, 3600.0, nullptr);
+  ck_assert(m.figures(7).has_value());
+  // A job not listed whose series was not handed over yet is kept until it is.
+  const std::set<std::uint32_t> none;
+  m.prune(100.0, 3600.0, &none);
+  ck_assert(m.figures(7).has_value());
+  ck_assert_uint_eq(m.take_finished_series(100.0, 2.0, &none).size(), 1);
+  m.prune(100.0, 3600.0, &none);
+  ck_assert(!m.figures(7).has_value());
+}
+END_TEST
+
 START_TEST(unknown_power_is_not_counted_as_zero) {
   JobPowerLedger l(3.0);
   l.on_report(node("n1", std::nan(""), 150.0, {summary("5.0", CounterKind::emulated, 0.01)}), 0.0);
@@ -379,6 +420,7 @@ int main() {
   TCase *tc = tcase_create("job_power");
   tcase_add_test(tc, job_ids_from_keys);
   tcase_add_test(tc, energy_caps_gradient_counters);
+  tcase_add_test(tc, jobs_slurmctld_forgot_are_pruned_sooner);
   tcase_add_test(tc, unknown_power_is_not_counted_as_zero);
   tcase_add_test(tc, node_measured_figures_are_preferred);
   tcase_add_test(tc, estimate_when_a_node_does_not_know);
