@@ -78,7 +78,8 @@ echo "# bench/soak.sh: $(date -u +%FT%TZ), $(nproc) CPUs, $(slurmctld -V), $minu
   --job-life 60 --watch-pid "$ctld" --series "$out/series.csv" --json "$out/loadgen.json" \
   > "$out/loadgen.txt" 2>&1 &
 lg=$!
-pg_on_exit kill "$lg"
+stop_loadgen() { kill "$lg" 2>/dev/null || true; }
+pg_on_exit stop_loadgen
 
 # Real power-aware jobs, one after the other on each real node, until the loadgen is done.
 : > "$out/jobs.txt"
