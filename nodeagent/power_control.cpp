@@ -28,6 +28,10 @@ std::string managed_marker_path(const std::string &state_dir) {
 
 namespace {
 
+// Per-core split between jobs sharing a package: a lowered job gets the admin's frequency
+// back only when its gain share leads the others' by more than this (see apply_freq).
+constexpr double kFreqHysteresis = 0.15;
+
 std::string fmt_w(double w) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.1f", w);
@@ -766,8 +770,26 @@ void PowerControl::apply_freq_limits(const NodeDecision &dec) {
   for (std::size_t d = 0; d < domains_.size(); ++d) {
     const std::optional<int> pkg = tree_.zones()[domains_[d].zone].package_id();
     if (!pkg) continue;
+    std::set<std::uint32_t> live;
+    // The package's limited CPUs stay as they are (no decision this period).
+    // A CPU that steps of two jobs (or a plain step) may run on is never held: it is
+    // released at once, as below.
+    auto hold_package = [&] {
+      for (const auto &kv : freq_set_) {
+        auto pc = package_of_cpu_.find(kv.first);
+        if (pc == package_of_cpu_.end() || pc->second != *pkg) continue;
+        std::set<std::uint32_t> jobs_on_cpu;
+        bool plain = false;
+        for (const auto &st : steps_) {
+          if (!st.second.cpus_allowed.count(kv.first)) continue;
+          jobs_on_cpu.insert(job_id_of(st.first));
+          plain = plain || !is_steered(st.second.mode);
+        }
+        if (jobs_on_cpu.size() <= 1 && !plain) hold.insert(kv.first);
+      }
+    };
     {
-      std::set<std::uint32_t> live, estimated;
+      std::set<std::uint32_t> estimated;
       for (const auto &kv : steps_) {
         if (!is_steered(kv.second.mode)) continue;
         for (int cpu : kv.second.cpus_allowed) {
@@ -780,10 +802,7 @@ void PowerControl::apply_freq_limits(const NodeDecision &dec) {
       bool missing = false;
       for (std::uint32_t j : live) missing = missing || !estimated.count(j);
       if (live.size() >= 2 && missing) {
-        for (const auto &kv : freq_set_) {
-          auto pc = package_of_cpu_.find(kv.first);
-          if (pc != package_of_cpu_.end() && pc->second == *pkg) hold.insert(kv.first);
-        }
+        hold_package();
         continue;
       }
     }
@@ -817,13 +836,41 @@ void PowerControl::apply_freq_limits(const NodeDecision &dec) {
     std::vector<Entry> entries;
     for (auto &kv : by_job)
       if (!kv.second.own.empty()) entries.push_back(std::move(kv.second));
-    if (entries.size() < 2) continue;
+    // No split this period with two or more steered jobs still on the package (their shares
+    // all zero, or their CPUs shared for a moment): hold, rather than release at once and
+    // lower again step by step. Released when the jobs are gone (live < 2).
+    if (entries.size() < 2) {
+      if (live.size() >= 2) hold_package();
+      continue;
+    }
     double top = 0.0;
     for (const Entry &e : entries) top = std::max(top, e.share);
-    if (!(top > 0.0)) continue;
+    if (!(top > 0.0)) {
+      if (live.size() >= 2) hold_package();
+      continue;
+    }
     for (const Entry &e : entries) {
       const double rel = std::clamp(e.share / top, 0.0, 1.0);
-      if (rel >= 1.0 - 1e-9) continue;  // the top step keeps the admin's limits
+      if (rel >= 1.0 - 1e-9) {
+        // The top job keeps the admin's limits. One whose CPUs are limited now (it was lower
+        // until this period) gets them back step by step, and only once it leads by more
+        // than the hysteresis: lowering a job's frequency raises its marginal gain there,
+        // so without this the two jobs' shares come level, the lowered one is released at
+        // once, and the split cycles (seen every ~3 s on a busy machine).
+        double runner_up = 0.0;
+        for (const Entry &o : entries)
+          if (&o != &e) runner_up = std::max(runner_up, o.share);
+        const bool clear_lead = runner_up < (1.0 - kFreqHysteresis) * top;
+        for (int cpu : e.own) {
+          if (!freq_set_.count(cpu)) continue;
+          if (!clear_lead) {
+            hold.insert(cpu);
+          } else if (auto admin = saved_cpufreq_khz(cpu)) {
+            targets[cpu] = *admin;
+          }
+        }
+        continue;
+      }
       for (int cpu : e.own) {
         const hw::CpufreqCpu *info = cpufreq_.find(cpu);
         // The admin's value: on record once saved; before the first save, what is in force

@@ -77,7 +77,7 @@ tests_tools_spank_host_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
 # The plugin resolves the spank_* and slurm_* functions from this program.
 tests_tools_spank_host_LDFLAGS = -rdynamic
 TESTS += tests/tools/test_plugin_split.sh
-EXTRA_DIST += tests/tools/test_plugin_split.sh
+EXTRA_DIST += tests/tools/test_plugin_split.sh tests/tools/pg_preload_once.c
 
 # ---------------------------------------------------- the Slurm version matrix
 # scripts/run-tests.sh tests every supported Slurm version. Slurm 22.05 (Debian 12's, this

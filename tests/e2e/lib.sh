@@ -47,7 +47,8 @@
 # Sanitizers: with PG_SANITIZE=1 (a build configured --enable-asan; scripts/run-tests.sh's
 # sanitizer run) the AddressSanitizer and UBSan runtimes are preloaded (LD_PRELOAD) into
 # the daemons that load the sanitized agent module and controller: through pgcluster
-# (PG_DAEMON_PRELOAD) slurmctld and slurmd (and every slurmstepd). The SPANK plugin itself,
+# (PG_DAEMON_PRELOAD) slurmctld and slurmd, not the programs they start
+# (tests/tools/pg_preload_once.c says why). The SPANK plugin itself,
 # which srun loads too, is built without sanitizers (configure.ac). Each
 # report is written to PG_SANITIZE_LOG_DIR/asan.PID or ubsan.PID (default
 # /tmp/powergrad-sanitizer); the caller counts them. Leak checking is off: most processes are Slurm's and the system's, not ours.
@@ -303,9 +304,18 @@ if [ "${PG_SANITIZE:-0}" = 1 ] && [ -z "${_PG_SANITIZE_ON:-}" ]; then
   fi
   # Into the daemons only, by pgcluster (PG_DAEMON_PRELOAD): not into srun and the rest
   # (pgrep hangs with it, srun at its exit). The SPANK plugin srun loads is never sanitized.
-  export PG_DAEMON_PRELOAD=$_pg_rt:$_pg_ub _PG_SANITIZE_ON=1
   export PG_SANITIZE_LOG_DIR=${PG_SANITIZE_LOG_DIR:-/tmp/powergrad-sanitizer}
   mkdir -p "$PG_SANITIZE_LOG_DIR" && chmod 1777 "$PG_SANITIZE_LOG_DIR"
+  # And tests/tools/pg_preload_once.c last: the daemons' children (slurmstepd) start without
+  # the runtimes, whose allocator deadlocks a child forked by a multithreaded process.
+  _pg_once=$PG_SANITIZE_LOG_DIR/pg_preload_once.so
+  if [ ! -f "$_pg_once" ]; then
+    _pg_tmp=$(mktemp "$PG_SANITIZE_LOG_DIR/.pg_preload_once.XXXXXX")
+    ${CC:-gcc} -shared -fPIC -O2 -o "$_pg_tmp" "$PG_TOP/tests/tools/pg_preload_once.c" &&
+      chmod 755 "$_pg_tmp" && mv -f "$_pg_tmp" "$_pg_once" ||
+      { echo "Bail out! cannot build $PG_TOP/tests/tools/pg_preload_once.c"; exit 1; }
+  fi
+  export PG_DAEMON_PRELOAD=$_pg_rt:$_pg_ub:$_pg_once _PG_SANITIZE_ON=1
   export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:log_path=$PG_SANITIZE_LOG_DIR/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$PG_SANITIZE_LOG_DIR/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 fi

@@ -216,7 +216,13 @@ back_n1() { ! saved_file n1 && [ "$(settings n1)" = "$(cat "$nodes_dir/n1/settin
 wait_until 30 back_n1 || diag "n1 not back to its settings after the jobs: $(grep -h 'powergrad:' "$log_n1" | tail -n 5)"
 
 # --- kill -9 of slurmd during a power-aware job, then a restart: caps restored at start
-srun --power-aware -N1 -w n1 -J crash sleep 30 >/dev/null 2>&1 &
+# The job's task ends while slurmd is dead (a STOP file), so that no step is left for the
+# restarted agent to steer again: what the test sees after the restart is the restore alone
+# (on a busy machine a still-running step could register again before the check).
+stop_crash=$nodes_dir/crash.stop
+rm -f "$stop_crash"
+srun --power-aware -N1 -w n1 -J crash bash -c "while [ ! -e $stop_crash ]; do sleep 0.2; done" \
+  >/dev/null 2>&1 &
 crash_pid=$!
 moved_n1() { saved_file n1 && [ "$(limit_uw n1 0)" != "$orig_uw" ]; }
 if wait_until 15 moved_n1; then
@@ -230,6 +236,9 @@ if saved_file n1 && [ "$(settings n1)" != "$(cat "$nodes_dir/n1/settings.orig")"
 else
   not_ok "after kill -9 of slurmd the caps stay changed and the saved-caps file stays"
 fi
+touch "$stop_crash"
+crash_gone() { ! pg_pid_alive "$crash_pid" && ! pgrep -f "while \[ ! -e $stop_crash" >/dev/null; }
+wait_until 60 crash_gone || diag "the crash job's task is still there: $(pgrep -af "$stop_crash" || true)"
 check "slurmd n1 starts again" "$PGCLUSTER" start-slurmd n1
 recovered() { grep -q "powergrad: caps restored on n1 from $nodes_dir/n1/state/saved-caps left by a previous agent (crash recovery)" "$log_n1"; }
 check "the restarted agent logs the crash recovery" wait_until 10 recovered
