@@ -40,4 +40,9 @@ evaluate: sim/powergrad-sim
 
 EXTRA_DIST += scenarios/dual-socket.yaml scenarios/dual-socket-plain.yaml \
 	scenarios/single-socket-accel.yaml \
-	scenarios/renewable-day.yaml doc/scenarios.md scripts/evaluate.sh
+	scenarios/renewable-day.yaml \
+	scenarios/hetero-epyc-xeon.yaml scenarios/llm-serving-regions.yaml \
+	scenarios/demand-response.yaml scenarios/homogeneous-tight.yaml \
+	scenarios/loose-budget.yaml scenarios/low-load-spare.yaml \
+	scenarios/large-mixed-sizes.yaml scenarios/vm-bursty.yaml \
+	doc/scenarios.md scripts/evaluate.sh

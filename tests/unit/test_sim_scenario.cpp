@@ -1,9 +1,11 @@
 // Scenario files: the shipped ones load, defaults apply, and every bad file is refused with
 // a message naming the file, the line and column, the key and the problem.
-#include <check.h>
-
+#include <cmath>
 #include <cstdlib>
 #include <string>
+
+// Check after the standard headers: its fail() macro breaks the iostream headers.
+#include <check.h>
 
 #include "sim/scenario.hpp"
 #include "tests/unit/check_strings.hpp"
@@ -87,6 +89,58 @@ START_TEST(shipped_scenarios_load) {
   const ClusterSpec day = load_scenario(srcdir() + "/scenarios/renewable-day.yaml");
   ck_assert(day.budget.points_w.size() > 5);
   ck_assert(day.budget.linear);
+}
+END_TEST
+
+// The scenarios written for issue 12 load and say what they claim to test.
+START_TEST(generalisation_scenarios_load) {
+  for (const char *name :
+       {"hetero-epyc-xeon", "llm-serving-regions", "demand-response", "homogeneous-tight",
+        "loose-budget", "low-load-spare", "large-mixed-sizes", "vm-bursty"}) {
+    const ClusterSpec s = load_scenario(srcdir() + "/scenarios/" + name + ".yaml");
+    ck_assert_std_str_eq(s.name, name);
+    ck_assert(s.check().empty());
+  }
+  // Heterogeneous: a 280 W socket with a higher P0 share next to a 205 W one.
+  const ClusterSpec het = load_scenario(srcdir() + "/scenarios/hetero-epyc-xeon.yaml");
+  ck_assert_uint_eq(het.socket_types.size(), 2);
+  const SocketTypeSpec &epyc = het.socket_types[1], &xeon = het.socket_types[0];
+  ck_assert_double_eq_tol(epyc.max_cap_w, 280.0, 1e-9);
+  ck_assert_double_eq_tol(xeon.max_cap_w, 205.0, 1e-9);
+  ck_assert(epyc.p0_w / epyc.tdp_w > xeon.p0_w / xeon.tdp_w + 0.05);
+  // Regions in anti-phase: the west services set only the phase and inherit the cycle.
+  const ClusterSpec llm = load_scenario(srcdir() + "/scenarios/llm-serving-regions.yaml");
+  ck_assert_uint_eq(llm.groups.size(), 2);
+  for (std::size_t g = 0; g < 2; ++g) {
+    ck_assert(std::isfinite(llm.groups[g].limit_w));
+    for (std::size_t n : llm.groups[g].nodes)
+      for (std::size_t k : llm.nodes[n].sockets)
+        for (std::size_t v : llm.sockets[k].services) {
+          const ArrivalSpec &a = llm.services[v].arrivals;
+          ck_assert_double_eq_tol(a.diurnal_amplitude, 0.4, 1e-12);
+          ck_assert_double_eq_tol(a.diurnal_period_s, 3600.0, 1e-12);
+          ck_assert_double_eq_tol(a.diurnal_phase_s, g == 0 ? 0.0 : 1800.0, 1e-12);
+        }
+  }
+  ck_assert(llm.budget.at_w(0) < llm.groups[0].limit_w + llm.groups[1].limit_w);
+  // Demand response: -30% for 10 minutes, then back.
+  const ClusterSpec dr = load_scenario(srcdir() + "/scenarios/demand-response.yaml");
+  ck_assert_double_eq_tol(dr.budget.at_w(1500.0), 0.7 * dr.budget.at_w(600.0), 1e-6);
+  ck_assert_double_eq_tol(dr.budget.at_w(1800.0) - dr.budget.at_w(1199.0), 0.0, 1e-9);
+  ck_assert_double_eq_tol(dr.budget.at_w(1200.0), dr.budget.at_w(1799.0), 1e-9);
+  // VM-like: software counters, 0.5 s delay, bursts; a partial service map stays mmpp.
+  const ClusterSpec vm = load_scenario(srcdir() + "/scenarios/vm-bursty.yaml");
+  ck_assert(!vm.hardware_counters);
+  ck_assert_double_eq_tol(vm.transport_delay_s, 0.5, 1e-12);
+  bool short_bursts = false;
+  for (const ServiceSpec &svc : vm.services) {
+    ck_assert(svc.arrivals.kind == ArrivalSpec::Kind::mmpp);
+    ck_assert_double_eq_tol(svc.arrivals.burst_factor, 1.4, 1e-12);
+    short_bursts = short_bursts || svc.arrivals.burst_mean_s == 5.0;
+  }
+  ck_assert(short_bursts);
+  const ClusterSpec big = load_scenario(srcdir() + "/scenarios/large-mixed-sizes.yaml");
+  ck_assert_uint_eq(big.nodes.size(), 512);
 }
 END_TEST
 
@@ -335,6 +389,7 @@ int main() {
   TCase *tc = tcase_create("scenario");
   tcase_add_test(tc, good_file_gets_defaults);
   tcase_add_test(tc, shipped_scenarios_load);
+  tcase_add_test(tc, generalisation_scenarios_load);
   tcase_add_test(tc, dual_socket_plain_is_dual_socket_with_a_quarter_plain);
   tcase_add_test(tc, unknown_key_names_file_line_and_key);
   tcase_add_test(tc, bad_number_and_range);
