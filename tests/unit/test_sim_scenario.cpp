@@ -125,9 +125,9 @@ START_TEST(generalisation_scenarios_load) {
   ck_assert(llm.budget.at_w(0) < llm.groups[0].limit_w + llm.groups[1].limit_w);
   // Demand response: -30% for 10 minutes, then back.
   const ClusterSpec dr = load_scenario(srcdir() + "/scenarios/demand-response.yaml");
-  ck_assert_double_eq_tol(dr.budget.at_w(900.0), 0.7 * dr.budget.at_w(300.0), 1e-6);
-  ck_assert_double_eq_tol(dr.budget.at_w(1200.0), dr.budget.at_w(599.0), 1e-9);
-  ck_assert_double_eq_tol(dr.budget.at_w(600.0), dr.budget.at_w(1199.0), 1e-9);
+  ck_assert_double_eq_tol(dr.budget.at_w(700.0), 0.7 * dr.budget.at_w(300.0), 1e-6);
+  ck_assert_double_eq_tol(dr.budget.at_w(1050.0), dr.budget.at_w(449.0), 1e-9);
+  ck_assert_double_eq_tol(dr.budget.at_w(450.0), dr.budget.at_w(1049.0), 1e-9);
   // VM-like: software counters, 0.5 s delay, bursts; a partial service map stays mmpp.
   const ClusterSpec vm = load_scenario(srcdir() + "/scenarios/vm-bursty.yaml");
   ck_assert(!vm.hardware_counters);
