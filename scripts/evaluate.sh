@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
     --seed|--seeds) seeds=$2; shift 2 ;;
     --duration) extra+=(--duration "$2"); shift 2 ;;
     --only) only=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "evaluate: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
