@@ -32,12 +32,19 @@ sim_powergrad_sim_CPPFLAGS = $(AM_CPPFLAGS) $(YAMLCPP_CFLAGS)
 sim_powergrad_sim_SOURCES = sim/main.cpp
 sim_powergrad_sim_LDADD = $(SIM_LIBS)
 
-# Runs every shipped scenario with every policy: tables, JSON, CSV and plots in
-# build/evaluation/ (relative to the build directory).
+# Runs every scenario in scenarios/ with every policy on seeds 1, 2 and 3 and prints one
+# seed-averaged table (powergrad against usage, uniform and the oracle, budget used,
+# violations, drops, HARM); fails when powergrad does harm or a budget is violated. Tables,
+# JSON, CSV, plots and per-seed figures in evaluation/ (relative to the build directory).
 .PHONY: evaluate
 evaluate: sim/powergrad-sim
 	$(SHELL) $(top_srcdir)/scripts/evaluate.sh --sim ./sim/powergrad-sim --out evaluation
 
 EXTRA_DIST += scenarios/dual-socket.yaml scenarios/dual-socket-plain.yaml \
 	scenarios/single-socket-accel.yaml \
-	scenarios/renewable-day.yaml doc/scenarios.md scripts/evaluate.sh
+	scenarios/renewable-day.yaml \
+	scenarios/hetero-epyc-xeon.yaml scenarios/llm-serving-regions.yaml \
+	scenarios/demand-response.yaml scenarios/homogeneous-tight.yaml \
+	scenarios/loose-budget.yaml scenarios/low-load-spare.yaml \
+	scenarios/large-mixed-sizes.yaml scenarios/vm-bursty.yaml \
+	doc/scenarios.md scripts/evaluate.sh scripts/evaluate-table.py

@@ -8,18 +8,6 @@
 namespace powergrad::sim {
 
 namespace {
-// Time average of the caps in force over the time average of the budget (plot windows).
-double budget_used(const RunResult &r) {
-  double caps = 0.0, budget = 0.0;
-  for (const WindowPoint &p : r.windows) {
-    caps += p.caps_w;
-    budget += p.budget_w;
-  }
-  return budget > 0.0 ? caps / budget : 0.0;
-}
-}  // namespace
-
-namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
@@ -170,19 +158,20 @@ void write_table(std::ostream &out, const ClusterSpec &spec, const std::vector<R
     return m;
   }()) << " W of " << fmt(0, spec.sum_max_caps_w()) << " W max caps (floors "
       << fmt(0, spec.sum_min_caps_w()) << " W)\n";
-  std::snprintf(line, sizeof line, "%-14s %9s %9s %9s %9s %8s %11s %5s | %8s %8s %8s %8s | %7s %7s\n",
-                "policy", "mean_ms", "p50_ms", "p99_ms", "goodput", "dropped", "energy_MJ", "viol",
+  std::snprintf(line, sizeof line,
+                "%-14s %9s %9s %9s %9s %8s %11s %5s %7s | %8s %8s %8s %8s | %7s %7s\n", "policy",
+                "mean_ms", "p50_ms", "p99_ms", "goodput", "dropped", "energy_MJ", "viol", "budget",
                 "mean/B1", "p99/B1", "mean/B0", "p99/B0", "orc_mn", "orc_p99");
   out << line;
   for (const RunResult &r : runs) {
     std::snprintf(line, sizeof line,
-                  "%-14s %9s %9s %9s %9s %8llu %11s %5llu | %8s %8s %8s %8s | %7s %7s\n",
+                  "%-14s %9s %9s %9s %9s %8llu %11s %5llu %7s | %8s %8s %8s %8s | %7s %7s\n",
                   r.policy.c_str(), fmt(2, 1e3 * r.latency.mean_s()).c_str(),
                   fmt(2, 1e3 * r.latency.quantile_s(0.5)).c_str(),
-                  fmt(2, 1e3 * r.latency.quantile_s(0.99)).c_str(),
-                  fmt(1, r.goodput_rps).c_str(), static_cast<unsigned long long>(r.dropped()),
-                  fmt(3, r.energy_j / 1e6).c_str(),
+                  fmt(2, 1e3 * r.latency.quantile_s(0.99)).c_str(), fmt(1, r.goodput_rps).c_str(),
+                  static_cast<unsigned long long>(r.dropped()), fmt(3, r.energy_j / 1e6).c_str(),
                   static_cast<unsigned long long>(r.budget_violations),
+                  (fmt(1, 100.0 * r.budget_used) + "%").c_str(),
                   percent(reduction_vs(runs, r, "usage", false)).c_str(),
                   percent(reduction_vs(runs, r, "usage", true)).c_str(),
                   percent(reduction_vs(runs, r, "uniform", false)).c_str(),
@@ -192,8 +181,8 @@ void write_table(std::ostream &out, const ClusterSpec &spec, const std::vector<R
     out << line;
   }
   out << "(mean/B1, p99/B1: latency reduction vs usage; /B0: vs uniform; orc_*: share of the "
-         "oracle's improvement over usage captured; viol: budget violations; latency quantiles "
-         "within 0.4%)\n";
+         "oracle's improvement over usage captured; viol: budget violations; budget: share of the "
+         "budget held as caps after the warm-up; latency quantiles within 0.4%)\n";
   write_service_table(out, spec, runs);
   for (const RunResult &r : runs) {
     out << "  " << r.policy << ": decides from " << r.inputs << "; sensors " << r.counters;
@@ -220,26 +209,27 @@ void write_json(std::ostream &out, const ClusterSpec &spec, const std::vector<Ru
         << ",\n      \"p50_latency_s\": " << num(r.latency.quantile_s(0.5))
         << ",\n      \"p99_latency_s\": " << num(r.latency.quantile_s(0.99))
         << ",\n      \"goodput_rps\": " << num(r.goodput_rps)
-        << ",\n      \"dropped\": " << r.dropped()
-        << ",\n      \"energy_j\": " << num(r.energy_j)
+        << ",\n      \"dropped\": " << r.dropped() << ",\n      \"energy_j\": " << num(r.energy_j)
         << ",\n      \"budget_violations\": " << r.budget_violations
         << ",\n      \"arrivals\": " << r.arrivals << ",\n      \"completed\": " << r.completed
         << ",\n      \"rejected\": " << r.rejected << ",\n      \"timed_out\": " << r.timed_out
         << ",\n      \"in_flight_at_end\": " << r.in_flight
         << ",\n      \"cap_bound_violations\": " << r.cap_bound_violations
         << ",\n      \"over_budget_s\": " << num(r.over_budget_s)
-        << ",\n      \"budget_used\": " << num(budget_used(r))
-        << ",\n      \"reduction_vs_usage\": {\"mean\": " << num(reduction_vs(runs, r, "usage", false))
+        << ",\n      \"budget_used\": " << num(r.budget_used)
+        << ",\n      \"reduction_vs_usage\": {\"mean\": "
+        << num(reduction_vs(runs, r, "usage", false))
         << ", \"p99\": " << num(reduction_vs(runs, r, "usage", true)) << "}"
-        << ",\n      \"reduction_vs_uniform\": {\"mean\": " << num(reduction_vs(runs, r, "uniform", false))
+        << ",\n      \"reduction_vs_uniform\": {\"mean\": "
+        << num(reduction_vs(runs, r, "uniform", false))
         << ", \"p99\": " << num(reduction_vs(runs, r, "uniform", true)) << "}"
         << ",\n      \"oracle_share\": {\"mean\": " << num(oracle_share(runs, r, false))
         << ", \"p99\": " << num(oracle_share(runs, r, true)) << "}"
-        << ",\n      \"inputs\": " << quoted(r.inputs) << ",\n      \"counters\": " << quoted(r.counters)
+        << ",\n      \"inputs\": " << quoted(r.inputs)
+        << ",\n      \"counters\": " << quoted(r.counters)
         << ",\n      \"wall_s\": " << num(r.wall_s)
         << ",\n      \"power_aware_services\": " << json_latency(r.power_aware)
-        << ",\n      \"plain_services\": " << json_latency(r.plain)
-        << ",\n      \"workloads\": {";
+        << ",\n      \"plain_services\": " << json_latency(r.plain) << ",\n      \"workloads\": {";
     // Keyed "dlrm", or "dlrm (plain)" for a workload's plain services.
     for (std::size_t w = 0; w < r.workloads.size(); ++w) {
       const WorkloadResult &wr = r.workloads[w];
@@ -258,7 +248,7 @@ void write_csv(std::ostream &out, const ClusterSpec &spec, const std::vector<Run
          "budget_violations,reduction_mean_vs_usage,reduction_p99_vs_usage,"
          "reduction_mean_vs_uniform,reduction_p99_vs_uniform,oracle_share_mean,oracle_share_p99,"
          "counters,plain_mean_latency_s,plain_p99_latency_s,power_aware_mean_latency_s,"
-         "power_aware_p99_latency_s\n";
+         "power_aware_p99_latency_s,budget_used\n";
   for (const RunResult &r : runs) {
     out << spec.name << ',' << r.policy << ',' << num(r.latency.mean_s()) << ','
         << num(r.latency.quantile_s(0.5)) << ',' << num(r.latency.quantile_s(0.99)) << ','
@@ -270,7 +260,8 @@ void write_csv(std::ostream &out, const ClusterSpec &spec, const std::vector<Run
         << ',' << num(oracle_share(runs, r, true)) << ',' << r.counters << ','
         << (r.plain.completed ? num(r.plain.mean_latency_s) : "") << ','
         << (r.plain.completed ? num(r.plain.p99_latency_s) : "") << ','
-        << num(r.power_aware.mean_latency_s) << ',' << num(r.power_aware.p99_latency_s) << '\n';
+        << num(r.power_aware.mean_latency_s) << ',' << num(r.power_aware.p99_latency_s) << ','
+        << num(r.budget_used) << '\n';
   }
 }
 

@@ -186,11 +186,18 @@ void read_socket_type(const Reader &r, const YAML::Node &n, const std::string &p
   t.cores = static_cast<int>(r.number(n, path, "cores", 0, 0, 4096));
 }
 
-void read_arrivals(const Reader &r, const YAML::Node &n, const std::string &path, ArrivalSpec &a) {
+// Reads an arrivals map over `a`: the keys the map sets replace a's values, the others keep
+// them. The top-level map is read over the defaults; a service's map over the top-level
+// result, so a service that sets only burst_mean_s still inherits kind and the diurnal keys.
+// The merged result is checked, so an inherited value can make a service's map refused
+// (`inherits`: say so in the message).
+void read_arrivals(const Reader &r, const YAML::Node &n, const std::string &path, ArrivalSpec &a,
+                   bool inherits) {
   r.check_keys(n, path,
                {"kind", "burst_factor", "burst_mean_s", "calm_mean_s", "diurnal_amplitude",
                 "diurnal_period_s", "diurnal_phase_s"});
-  a.kind = r.choice(n, path, "kind", "poisson", {"poisson", "mmpp"}) == "mmpp"
+  const char *inherited_kind = a.kind == ArrivalSpec::Kind::mmpp ? "mmpp" : "poisson";
+  a.kind = r.choice(n, path, "kind", inherited_kind, {"poisson", "mmpp"}) == "mmpp"
                ? ArrivalSpec::Kind::mmpp
                : ArrivalSpec::Kind::poisson;
   a.burst_factor = r.number(n, path, "burst_factor", a.burst_factor, 1.0, 100.0);
@@ -198,11 +205,14 @@ void read_arrivals(const Reader &r, const YAML::Node &n, const std::string &path
   a.calm_mean_s = r.number(n, path, "calm_mean_s", a.calm_mean_s, 1e-3, 1e7);
   if (a.kind == ArrivalSpec::Kind::mmpp && a.calm_factor() < 0.0)
     r.fail(n, path,
-           "burst_factor " + format_number(a.burst_factor) + " with these means would need a "
-           "negative calm rate: burst_factor * burst_mean_s / (burst_mean_s + calm_mean_s) must be at most 1");
-  a.diurnal_amplitude = r.number(n, path, "diurnal_amplitude", 0.0, 0.0, 1.0);
+           "burst_factor " + format_number(a.burst_factor) + " with burst_mean_s " +
+               format_number(a.burst_mean_s) + " and calm_mean_s " + format_number(a.calm_mean_s) +
+               (inherits ? " (keys not set here are the top-level arrivals')" : "") +
+               " would need a negative calm rate: burst_factor * burst_mean_s / (burst_mean_s + "
+               "calm_mean_s) must be at most 1");
+  a.diurnal_amplitude = r.number(n, path, "diurnal_amplitude", a.diurnal_amplitude, 0.0, 1.0);
   a.diurnal_period_s = r.number(n, path, "diurnal_period_s", a.diurnal_period_s, 1.0, 1e9);
-  a.diurnal_phase_s = r.number(n, path, "diurnal_phase_s", 0.0, -1e9, 1e9);
+  a.diurnal_phase_s = r.number(n, path, "diurnal_phase_s", a.diurnal_phase_s, -1e9, 1e9);
 }
 
 // A service's settings before placement; load may be a range drawn per instance.
@@ -264,7 +274,8 @@ ServiceTemplate read_service(const Reader &r, const YAML::Node &n, const std::st
   } else {
     s.load_lo = s.load_hi = r.number(n, path, "load", 0.7, 1e-6, 2.0);
   }
-  if (n["arrivals"].IsDefined()) read_arrivals(r, n["arrivals"], Reader::join(path, "arrivals"), s.arrivals);
+  if (n["arrivals"].IsDefined())
+    read_arrivals(r, n["arrivals"], Reader::join(path, "arrivals"), s.arrivals, true);
   s.queue_limit = static_cast<std::size_t>(r.number(n, path, "queue_limit", 10000, 0, 1e7));
   s.timeout_s = r.number(n, path, "timeout_s", 0.0, 0.0, 1e7);
   s.core_max_hz = r.number(n, path, "core_max_ghz", 0.0, 0.0, 10.0) * kGHz;
@@ -321,7 +332,8 @@ ClusterSpec parse_document(const Reader &r, const YAML::Node &root, const std::s
   }
 
   ArrivalSpec default_arrivals;
-  if (root["arrivals"].IsDefined()) read_arrivals(r, root["arrivals"], "arrivals", default_arrivals);
+  if (root["arrivals"].IsDefined())
+    read_arrivals(r, root["arrivals"], "arrivals", default_arrivals, false);
 
   // Node templates.
   std::map<std::string, NodeTemplate> templates;

@@ -122,6 +122,7 @@ class Run final : public ClusterIo, public Truth {
     unset.min_w = std::numeric_limits<double>::infinity();
     result_.socket_caps.assign(spec_.sockets.size(), unset);
     std::uint64_t measured_ticks = 0;
+    double measured_caps_w = 0.0, measured_budget_w = 0.0;
     double win_budget = 0.0, win_caps = 0.0, win_power = 0.0;
     std::uint64_t win_ticks = 0;
 
@@ -176,6 +177,10 @@ class Run final : public ClusterIo, public Truth {
       }
       for (std::size_t n = 0; n < tick_node_caps.size(); ++n)
         result_.node_max_caps_w[n] = std::max(result_.node_max_caps_w[n], tick_node_caps[n]);
+      if (measured) {
+        measured_caps_w += caps_sum;
+        measured_budget_w += budget_w_;
+      }
       win_budget += budget_w_;
       win_caps += caps_sum;
       win_power += power_sum;
@@ -206,6 +211,7 @@ class Run final : public ClusterIo, public Truth {
                          std::memory_order_relaxed);
     }
 
+    result_.budget_used = measured_budget_w > 0.0 ? measured_caps_w / measured_budget_w : 0.0;
     for (RunResult::CapStats &c : result_.socket_caps) {
       if (measured_ticks == 0) c = RunResult::CapStats{};
       else c.mean_w /= static_cast<double>(measured_ticks);

@@ -51,6 +51,10 @@ struct RunResult {
   double over_budget_s = 0.0;  // time with caps above the budget of the moment (grace incl.)
   double max_over_budget_w = 0.0;
   std::uint64_t cap_bound_violations = 0;  // caps asked outside a socket's range (clamped)
+  // Share of the budget in force held as caps: the sum over the ticks after the warm-up of
+  // the caps in force over the sum of the budget (below 1 where caps were left unused, or
+  // where the sockets' maximum caps or group limits cannot take the whole budget).
+  double budget_used = 0.0;
   std::vector<WindowPoint> windows;
   std::vector<std::vector<double>> node_caps_w;   // [window][node]
   std::vector<std::vector<double>> node_power_w;  // [window][node]

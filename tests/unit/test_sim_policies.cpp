@@ -2,16 +2,19 @@
 // plays the hardware), the oracle against brute force, and invariants over randomized
 // scenarios run end to end: budget never exceeded, caps within bounds, no request lost
 // uncounted, same seed same numbers.
-#include <check.h>
-
 #include <cmath>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
+// Check after the standard headers: its fail() macro breaks the iostream headers.
+#include <check.h>
+
 #include "sim/oracle_model.hpp"
 #include "sim/policies.hpp"
+#include "sim/report.hpp"
 #include "sim/scenario.hpp"
 #include "sim/simulation.hpp"
 #include "tests/unit/check_strings.hpp"
@@ -312,6 +315,34 @@ START_TEST(same_seed_same_numbers_across_policies_and_runs) {
 }
 END_TEST
 
+// budget_used: the caps in force over the budget after the warm-up. uniform holds the whole
+// budget; where group limits cannot hold it, their sum over the budget; shown in the reports.
+START_TEST(budget_used_is_reported) {
+  const ClusterSpec unlimited =
+      parse_scenario(cluster_yaml(3, 2, "share_of_max: 0.6", ""), "f.yaml");
+  const RunResult u = simulate(unlimited, "uniform");
+  ck_assert_double_eq_tol(u.budget_used, 1.0, 1e-9);
+  for (const std::string &policy : policy_names()) {
+    const RunResult r = simulate(unlimited, policy);
+    ck_assert_msg(r.budget_used > 0.5 && r.budget_used <= 1.0 + 1e-9, "%s: %g", policy.c_str(),
+                  r.budget_used);
+  }
+  // 2 nodes of 2 sockets: max 820 W; budget 700 W, the only group limited to 600 W.
+  const ClusterSpec limited = parse_scenario(
+      cluster_yaml(2, 2, "watts: 700",
+                   "groups:\n  - limit_w: 600\n    nodes:\n      - {template: t, count: 2}\n"),
+      "l.yaml");
+  ck_assert_double_eq_tol(simulate(limited, "uniform").budget_used, 600.0 / 700.0, 1e-9);
+  std::ostringstream table, csv;
+  const std::vector<RunResult> runs = {u};
+  write_table(table, unlimited, runs);
+  write_csv(csv, unlimited, runs);
+  ck_assert_contains(table.str(), " budget |");
+  ck_assert_contains(table.str(), " 100.0% |");
+  ck_assert_contains(csv.str(), ",budget_used\n");
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("sim_policies");
   TCase *tc = tcase_create("policies");
@@ -323,6 +354,7 @@ int main() {
   tcase_add_test(tc, oracle_matches_brute_force);
   tcase_add_test(tc, randomized_invariants_hold_for_every_policy);
   tcase_add_test(tc, same_seed_same_numbers_across_policies_and_runs);
+  tcase_add_test(tc, budget_used_is_reported);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }

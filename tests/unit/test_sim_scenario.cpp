@@ -1,9 +1,11 @@
 // Scenario files: the shipped ones load, defaults apply, and every bad file is refused with
 // a message naming the file, the line and column, the key and the problem.
-#include <check.h>
-
+#include <cmath>
 #include <cstdlib>
 #include <string>
+
+// Check after the standard headers: its fail() macro breaks the iostream headers.
+#include <check.h>
 
 #include "sim/scenario.hpp"
 #include "tests/unit/check_strings.hpp"
@@ -87,6 +89,58 @@ START_TEST(shipped_scenarios_load) {
   const ClusterSpec day = load_scenario(srcdir() + "/scenarios/renewable-day.yaml");
   ck_assert(day.budget.points_w.size() > 5);
   ck_assert(day.budget.linear);
+}
+END_TEST
+
+// The scenarios written for issue 12 load and say what they claim to test.
+START_TEST(generalisation_scenarios_load) {
+  for (const char *name :
+       {"hetero-epyc-xeon", "llm-serving-regions", "demand-response", "homogeneous-tight",
+        "loose-budget", "low-load-spare", "large-mixed-sizes", "vm-bursty"}) {
+    const ClusterSpec s = load_scenario(srcdir() + "/scenarios/" + name + ".yaml");
+    ck_assert_std_str_eq(s.name, name);
+    ck_assert(s.check().empty());
+  }
+  // Heterogeneous: a 280 W socket with a higher P0 share next to a 205 W one.
+  const ClusterSpec het = load_scenario(srcdir() + "/scenarios/hetero-epyc-xeon.yaml");
+  ck_assert_uint_eq(het.socket_types.size(), 2);
+  const SocketTypeSpec &epyc = het.socket_types[1], &xeon = het.socket_types[0];
+  ck_assert_double_eq_tol(epyc.max_cap_w, 280.0, 1e-9);
+  ck_assert_double_eq_tol(xeon.max_cap_w, 205.0, 1e-9);
+  ck_assert(epyc.p0_w / epyc.tdp_w > xeon.p0_w / xeon.tdp_w + 0.05);
+  // Regions in anti-phase: the west services set only the phase and inherit the cycle.
+  const ClusterSpec llm = load_scenario(srcdir() + "/scenarios/llm-serving-regions.yaml");
+  ck_assert_uint_eq(llm.groups.size(), 2);
+  for (std::size_t g = 0; g < 2; ++g) {
+    ck_assert(std::isfinite(llm.groups[g].limit_w));
+    for (std::size_t n : llm.groups[g].nodes)
+      for (std::size_t k : llm.nodes[n].sockets)
+        for (std::size_t v : llm.sockets[k].services) {
+          const ArrivalSpec &a = llm.services[v].arrivals;
+          ck_assert_double_eq_tol(a.diurnal_amplitude, 0.4, 1e-12);
+          ck_assert_double_eq_tol(a.diurnal_period_s, 3600.0, 1e-12);
+          ck_assert_double_eq_tol(a.diurnal_phase_s, g == 0 ? 0.0 : 1800.0, 1e-12);
+        }
+  }
+  ck_assert(llm.budget.at_w(0) < llm.groups[0].limit_w + llm.groups[1].limit_w);
+  // Demand response: -30% for 10 minutes, then back.
+  const ClusterSpec dr = load_scenario(srcdir() + "/scenarios/demand-response.yaml");
+  ck_assert_double_eq_tol(dr.budget.at_w(700.0), 0.7 * dr.budget.at_w(300.0), 1e-6);
+  ck_assert_double_eq_tol(dr.budget.at_w(1050.0), dr.budget.at_w(449.0), 1e-9);
+  ck_assert_double_eq_tol(dr.budget.at_w(450.0), dr.budget.at_w(1049.0), 1e-9);
+  // VM-like: software counters, 0.5 s delay, bursts; a partial service map stays mmpp.
+  const ClusterSpec vm = load_scenario(srcdir() + "/scenarios/vm-bursty.yaml");
+  ck_assert(!vm.hardware_counters);
+  ck_assert_double_eq_tol(vm.transport_delay_s, 0.5, 1e-12);
+  bool short_bursts = false;
+  for (const ServiceSpec &svc : vm.services) {
+    ck_assert(svc.arrivals.kind == ArrivalSpec::Kind::mmpp);
+    ck_assert_double_eq_tol(svc.arrivals.burst_factor, 1.4, 1e-12);
+    short_bursts = short_bursts || svc.arrivals.burst_mean_s == 5.0;
+  }
+  ck_assert(short_bursts);
+  const ClusterSpec big = load_scenario(srcdir() + "/scenarios/large-mixed-sizes.yaml");
+  ck_assert_uint_eq(big.nodes.size(), 512);
 }
 END_TEST
 
@@ -232,11 +286,110 @@ START_TEST(presets_and_overrides) {
 }
 END_TEST
 
+// A service's arrivals map is merged over the top-level one: the keys it sets win, the others
+// (kind and the diurnal keys included) are inherited.
+const char kTopArrivals[] =
+    "arrivals:\n  kind: mmpp\n  burst_factor: 1.5\n  burst_mean_s: 30\n  calm_mean_s: 90\n"
+    "  diurnal_amplitude: 0.4\n  diurnal_period_s: 3600\n  diurnal_phase_s: 600\n"
+    "node_templates:";
+
+START_TEST(service_arrivals_merge_over_top_level) {
+  const std::string top = replace(kGood, "node_templates:", kTopArrivals);
+  // No map: the top level's, as before.
+  const ArrivalSpec &plain = parse_scenario(top, "a.yaml").services[0].arrivals;
+  ck_assert(plain.kind == ArrivalSpec::Kind::mmpp);
+  ck_assert_double_eq_tol(plain.diurnal_amplitude, 0.4, 1e-12);
+  // Only burst_mean_s: still mmpp, with the top level's factor, calm mean and diurnal cycle.
+  const ArrivalSpec &burst =
+      parse_scenario(replace(top, "load: 0.5}", "load: 0.5, arrivals: {burst_mean_s: 10}}"),
+                     "a.yaml")
+          .services[1]
+          .arrivals;
+  ck_assert(burst.kind == ArrivalSpec::Kind::mmpp);
+  ck_assert_double_eq_tol(burst.burst_mean_s, 10.0, 1e-12);
+  ck_assert_double_eq_tol(burst.burst_factor, 1.5, 1e-12);
+  ck_assert_double_eq_tol(burst.calm_mean_s, 90.0, 1e-12);
+  ck_assert_double_eq_tol(burst.diurnal_amplitude, 0.4, 1e-12);
+  ck_assert_double_eq_tol(burst.diurnal_period_s, 3600.0, 1e-12);
+  ck_assert_double_eq_tol(burst.diurnal_phase_s, 600.0, 1e-12);
+  // Only the phase (a region in anti-phase): the amplitude and period are inherited.
+  const ArrivalSpec &phase =
+      parse_scenario(replace(top, "load: 0.5}", "load: 0.5, arrivals: {diurnal_phase_s: 2400}}"),
+                     "a.yaml")
+          .services[0]
+          .arrivals;
+  ck_assert(phase.kind == ArrivalSpec::Kind::mmpp);
+  ck_assert_double_eq_tol(phase.diurnal_amplitude, 0.4, 1e-12);
+  ck_assert_double_eq_tol(phase.diurnal_period_s, 3600.0, 1e-12);
+  ck_assert_double_eq_tol(phase.diurnal_phase_s, 2400.0, 1e-12);
+  ck_assert_double_eq_tol(phase.diurnal_factor(2400.0 + 900.0), 1.4, 1e-9);  // a quarter period on
+  // kind: poisson turns the bursts off and keeps the diurnal cycle; amplitude 0 turns it off.
+  const ArrivalSpec &calm =
+      parse_scenario(
+          replace(top, "load: 0.5}", "load: 0.5, arrivals: {kind: poisson, diurnal_amplitude: 0}}"),
+          "a.yaml")
+          .services[0]
+          .arrivals;
+  ck_assert(calm.kind == ArrivalSpec::Kind::poisson);
+  ck_assert_double_eq_tol(calm.diurnal_amplitude, 0.0, 1e-12);
+  ck_assert_double_eq_tol(calm.burst_mean_s, 30.0, 1e-12);  // inherited, unused
+  // Without a top-level map a partial one starts from the defaults.
+  const ArrivalSpec &alone =
+      parse_scenario(replace(kGood, "load: 0.5}", "load: 0.5, arrivals: {burst_mean_s: 10}}"),
+                     "a.yaml")
+          .services[0]
+          .arrivals;
+  ck_assert(alone.kind == ArrivalSpec::Kind::poisson);
+  ck_assert_double_eq_tol(alone.burst_mean_s, 10.0, 1e-12);
+  ck_assert_double_eq_tol(alone.diurnal_amplitude, 0.0, 1e-12);
+  const ArrivalSpec &mmpp =
+      parse_scenario(replace(kGood, "load: 0.5}", "load: 0.5, arrivals: {kind: mmpp}}"), "a.yaml")
+          .services[0]
+          .arrivals;
+  ck_assert(mmpp.kind == ArrivalSpec::Kind::mmpp);
+  ck_assert_double_eq_tol(mmpp.burst_factor, 2.0, 1e-12);
+  ck_assert_double_eq_tol(mmpp.burst_mean_s, 20.0, 1e-12);
+  ck_assert_double_eq_tol(mmpp.calm_mean_s, 100.0, 1e-12);
+}
+END_TEST
+
+START_TEST(service_arrivals_bad_values_are_refused) {
+  const std::string top = replace(kGood, "node_templates:", kTopArrivals);
+  ck_assert_contains(
+      error_of(replace(top, "load: 0.5}", "load: 0.5, arrivals: {burst_mean_s: -1}}")),
+      "node_templates.one.sockets[0].services[0].arrivals.burst_mean_s: -1 is out of range");
+  ck_assert_contains(
+      error_of(replace(top, "load: 0.5}", "load: 0.5, arrivals: {kind: bursty}}")),
+      "node_templates.one.sockets[0].services[0].arrivals.kind: 'bursty' is not one of: "
+      "poisson, mmpp");
+  ck_assert_contains(
+      error_of(replace(top, "load: 0.5}", "load: 0.5, arrivals: {diurnal_amplitude: 1.5}}")),
+      "node_templates.one.sockets[0].services[0].arrivals.diurnal_amplitude: 1.5 is out of range");
+  ck_assert_contains(error_of(replace(top, "load: 0.5}", "load: 0.5, arrivals: {burst_len_s: 3}}")),
+                     "node_templates.one.sockets[0].services[0].arrivals.burst_len_s: unknown key");
+  // Valid alone, not with what it inherits: 1.5 x 200 / (200 + 90) > 1 needs a negative calm rate.
+  const std::string merged =
+      error_of(replace(top, "load: 0.5}", "load: 0.5, arrivals: {burst_mean_s: 200}}"));
+  ck_assert_contains(
+      merged,
+      "bad.yaml:21:63: node_templates.one.sockets[0].services[0].arrivals: burst_factor 1.5 "
+      "with burst_mean_s 200 and calm_mean_s 90 (keys not set here are the "
+      "top-level arrivals') would need a negative calm rate");
+  // The top-level map alone: no word of inheritance.
+  const std::string own = error_of(replace(top, "burst_mean_s: 30", "burst_mean_s: 200"));
+  ck_assert_contains(own, "bad.yaml:");
+  ck_assert_contains(own,
+                     "arrivals: burst_factor 1.5 with burst_mean_s 200 and calm_mean_s 90 would "
+                     "need a negative calm rate");
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("sim_scenario");
   TCase *tc = tcase_create("scenario");
   tcase_add_test(tc, good_file_gets_defaults);
   tcase_add_test(tc, shipped_scenarios_load);
+  tcase_add_test(tc, generalisation_scenarios_load);
   tcase_add_test(tc, dual_socket_plain_is_dual_socket_with_a_quarter_plain);
   tcase_add_test(tc, unknown_key_names_file_line_and_key);
   tcase_add_test(tc, bad_number_and_range);
@@ -246,6 +399,8 @@ int main() {
   tcase_add_test(tc, budget_problems);
   tcase_add_test(tc, yaml_syntax_and_files);
   tcase_add_test(tc, presets_and_overrides);
+  tcase_add_test(tc, service_arrivals_merge_over_top_level);
+  tcase_add_test(tc, service_arrivals_bad_values_are_refused);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }
