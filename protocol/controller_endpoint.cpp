@@ -138,11 +138,7 @@ void ControllerEndpoint::erase(ConnectionId id) {
     auto n = nodes_.find(c.peer.name);
     if (n != nodes_.end() && n->second == id) nodes_.erase(n);
   }
-  if (!c.established) {
-    unhelloed_.erase({c.opened_at_s, id});
-    auto h = pending_per_host_.find(host_of(c.address));
-    if (h != pending_per_host_.end() && --h->second == 0) pending_per_host_.erase(h);
-  }
+  if (!c.established) forget_unhelloed(c);
   admins_.erase(id);
   conns_.erase(it);  // closing the socket takes it out of epoll
 }
@@ -158,10 +154,14 @@ void ControllerEndpoint::watch(Conn &c) {
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c.fd.get(), &ev) == 0) c.watched = want;
 }
 
-void ControllerEndpoint::establish(Conn &c, double now_s) {
+void ControllerEndpoint::forget_unhelloed(const Conn &c) {
   unhelloed_.erase({c.opened_at_s, c.id});
   auto h = pending_per_host_.find(host_of(c.address));
   if (h != pending_per_host_.end() && --h->second == 0) pending_per_host_.erase(h);
+}
+
+void ControllerEndpoint::establish(Conn &c, double now_s) {
+  forget_unhelloed(c);
   c.established = true;
   if (c.is_admin()) {
     admins_.insert(c.id);
@@ -459,41 +459,30 @@ bool ControllerEndpoint::on_frame(Conn &c, const std::uint8_t *data, std::size_t
 
 bool ControllerEndpoint::take_hello_token(const std::string &host, double now_s) {
   if (!(config_.hellos_per_s_per_address > 0.0)) return true;  // no limit
+  const double rate = config_.hellos_per_s_per_address, burst = config_.hello_burst_per_address;
   if (hello_buckets_.size() > 4096) {
     // Many addresses: forget those whose bucket has filled up again (they cost nothing).
-    for (auto it = hello_buckets_.begin(); it != hello_buckets_.end();) {
-      const double t = it->second.tokens +
-                       std::max(0.0, now_s - it->second.at_s) * config_.hellos_per_s_per_address;
-      it = t >= config_.hello_burst_per_address ? hello_buckets_.erase(it) : std::next(it);
-    }
+    for (auto it = hello_buckets_.begin(); it != hello_buckets_.end();)
+      it = it->second.level(now_s, rate, burst) >= burst ? hello_buckets_.erase(it) : std::next(it);
   }
-  auto [it, fresh] = hello_buckets_.try_emplace(host);
-  Bucket &b = it->second;
-  if (fresh) {
-    b.tokens = config_.hello_burst_per_address;
-    b.at_s = now_s;
-  }
-  b.tokens = std::min(config_.hello_burst_per_address,
-                      b.tokens + std::max(0.0, now_s - b.at_s) * config_.hellos_per_s_per_address);
-  b.at_s = now_s;
-  if (b.tokens < 1.0) return false;
-  b.tokens -= 1.0;
+  return hello_buckets_[host].take(now_s, rate, burst);
+}
+
+double ControllerEndpoint::Bucket::level(double now_s, double rate, double burst) const {
+  if (tokens < 0.0) return burst;
+  return std::min(burst, tokens + std::max(0.0, now_s - at_s) * rate);
+}
+
+bool ControllerEndpoint::Bucket::take(double now_s, double rate, double burst) {
+  tokens = level(now_s, rate, burst);
+  at_s = now_s;
+  if (tokens < 1.0) return false;
+  tokens -= 1.0;
   return true;
 }
 
 bool ControllerEndpoint::take_admin_token(std::uint32_t uid, double now_s) {
-  auto [it, fresh] = admin_buckets_.try_emplace(uid);
-  Bucket &b = it->second;
-  if (fresh) {
-    b.tokens = config_.admin_request_burst;
-    b.at_s = now_s;
-  }
-  b.tokens = std::min(config_.admin_request_burst,
-                      b.tokens + std::max(0.0, now_s - b.at_s) * config_.admin_requests_per_s);
-  b.at_s = now_s;
-  if (b.tokens < 1.0) return false;
-  b.tokens -= 1.0;
-  return true;
+  return admin_buckets_[uid].take(now_s, config_.admin_requests_per_s, config_.admin_request_burst);
 }
 
 bool ControllerEndpoint::evict_oldest_pending(std::vector<ControllerEvent> &events) {

@@ -147,6 +147,8 @@ class ControllerEndpoint {
   // Registers the events the connection waits for now with epoll, if they changed.
   void watch(Conn &c);
   void establish(Conn &c, double now_s);
+  // Takes a connection out of the ones without a HELLO (unhelloed_, pending_per_host_).
+  void forget_unhelloed(const Conn &c);
   void note_deadline(double at_s) { next_idle_check_s_ = std::min(next_idle_check_s_, at_s); }
   double next_deadline() const;
 
@@ -156,9 +158,14 @@ class ControllerEndpoint {
   ConnectionId next_id_ = 1;
   std::unordered_map<ConnectionId, std::unique_ptr<Conn>> conns_;
   std::unordered_map<std::string, ConnectionId> nodes_;
+  // A token bucket: refilled at `rate` a second up to `burst` (full when new).
   struct Bucket {
-    double tokens = 0.0;
+    double tokens = -1.0;  // < 0: new
     double at_s = 0.0;
+    // The level at now_s (no token taken).
+    double level(double now_s, double rate, double burst) const;
+    // Takes a token if there is one.
+    bool take(double now_s, double rate, double burst);
   };
   std::unordered_map<std::uint32_t, Bucket> admin_buckets_;
   std::unordered_map<std::string, Bucket> hello_buckets_;  // by peer host

@@ -233,6 +233,17 @@ double now_s() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
+// The controller's address (freeaddrinfo when done); exits when it cannot be resolved.
+addrinfo *resolve_or_die(const std::string &host, const std::string &port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo *res = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res)
+    die("cannot resolve " + host + ":" + port);
+  return res;
+}
+
 // Connects without Conn's error handling: a flood goes on when one connection fails.
 int connect_raw(const addrinfo *ai) {
   const int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -256,12 +267,7 @@ int connect_raw(const addrinfo *ai) {
 }
 
 int flood_garbage(const std::string &host, const std::string &port, double seconds) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo *res = nullptr;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res)
-    die("cannot resolve " + host + ":" + port);
+  addrinfo *res = resolve_or_die(host, port);
   const std::string garbage(64, 'G');
   const double t0 = now_s();
   unsigned long n = 0, failed = 0;
@@ -283,12 +289,7 @@ int flood_garbage(const std::string &host, const std::string &port, double secon
 
 int flood_hello(const std::string &host, const std::string &port, double seconds,
                 proto::Authenticator &auth) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo *res = nullptr;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res)
-    die("cannot resolve " + host + ":" + port);
+  addrinfo *res = resolve_or_die(host, port);
   const double t0 = now_s();
   unsigned long n = 0, failed = 0;
   while (now_s() - t0 < seconds) {
@@ -311,12 +312,7 @@ int flood_hello(const std::string &host, const std::string &port, double seconds
 }
 
 int hold_pending(const std::string &host, const std::string &port, int count, double seconds) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo *res = nullptr;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || !res)
-    die("cannot resolve " + host + ":" + port);
+  addrinfo *res = resolve_or_die(host, port);
   std::vector<int> fds;
   for (int i = 0; i < count; ++i) {
     const int fd = connect_raw(res);
