@@ -296,11 +296,11 @@ const char kTopArrivals[] =
 START_TEST(service_arrivals_merge_over_top_level) {
   const std::string top = replace(kGood, "node_templates:", kTopArrivals);
   // No map: the top level's, as before.
-  const ArrivalSpec &plain = parse_scenario(top, "a.yaml").services[0].arrivals;
+  const ArrivalSpec plain = parse_scenario(top, "a.yaml").services[0].arrivals;
   ck_assert(plain.kind == ArrivalSpec::Kind::mmpp);
   ck_assert_double_eq_tol(plain.diurnal_amplitude, 0.4, 1e-12);
   // Only burst_mean_s: still mmpp, with the top level's factor, calm mean and diurnal cycle.
-  const ArrivalSpec &burst =
+  const ArrivalSpec burst =
       parse_scenario(replace(top, "load: 0.5}", "load: 0.5, arrivals: {burst_mean_s: 10}}"),
                      "a.yaml")
           .services[1]
@@ -313,7 +313,7 @@ START_TEST(service_arrivals_merge_over_top_level) {
   ck_assert_double_eq_tol(burst.diurnal_period_s, 3600.0, 1e-12);
   ck_assert_double_eq_tol(burst.diurnal_phase_s, 600.0, 1e-12);
   // Only the phase (a region in anti-phase): the amplitude and period are inherited.
-  const ArrivalSpec &phase =
+  const ArrivalSpec phase =
       parse_scenario(replace(top, "load: 0.5}", "load: 0.5, arrivals: {diurnal_phase_s: 2400}}"),
                      "a.yaml")
           .services[0]
@@ -324,7 +324,7 @@ START_TEST(service_arrivals_merge_over_top_level) {
   ck_assert_double_eq_tol(phase.diurnal_phase_s, 2400.0, 1e-12);
   ck_assert_double_eq_tol(phase.diurnal_factor(2400.0 + 900.0), 1.4, 1e-9);  // a quarter period on
   // kind: poisson turns the bursts off and keeps the diurnal cycle; amplitude 0 turns it off.
-  const ArrivalSpec &calm =
+  const ArrivalSpec calm =
       parse_scenario(
           replace(top, "load: 0.5}", "load: 0.5, arrivals: {kind: poisson, diurnal_amplitude: 0}}"),
           "a.yaml")
@@ -334,7 +334,7 @@ START_TEST(service_arrivals_merge_over_top_level) {
   ck_assert_double_eq_tol(calm.diurnal_amplitude, 0.0, 1e-12);
   ck_assert_double_eq_tol(calm.burst_mean_s, 30.0, 1e-12);  // inherited, unused
   // Without a top-level map a partial one starts from the defaults.
-  const ArrivalSpec &alone =
+  const ArrivalSpec alone =
       parse_scenario(replace(kGood, "load: 0.5}", "load: 0.5, arrivals: {burst_mean_s: 10}}"),
                      "a.yaml")
           .services[0]
@@ -342,7 +342,7 @@ START_TEST(service_arrivals_merge_over_top_level) {
   ck_assert(alone.kind == ArrivalSpec::Kind::poisson);
   ck_assert_double_eq_tol(alone.burst_mean_s, 10.0, 1e-12);
   ck_assert_double_eq_tol(alone.diurnal_amplitude, 0.0, 1e-12);
-  const ArrivalSpec &mmpp =
+  const ArrivalSpec mmpp =
       parse_scenario(replace(kGood, "load: 0.5}", "load: 0.5, arrivals: {kind: mmpp}}"), "a.yaml")
           .services[0]
           .arrivals;
