@@ -19,7 +19,11 @@
 # the comparison is of slurmctld's own work (on a real cluster the agents run elsewhere).
 # Prints "bench: load_N_* VALUE UNIT" lines. Root only; about 2 + SECONDS/60 minutes per N.
 #
-#   bench/load_test.sh [SECONDS [N...]]
+# The agents place their reports as node agents do: just before the controller's step
+# (protocol/report_phase.hpp); REPORT_PHASE=own keeps each agent's random phase instead (how
+# agents reported before), for comparison.
+#
+#   [REPORT_PHASE=follow|own] bench/load_test.sh [SECONDS [N...]]
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../tests/e2e/lib.sh
 . "$(dirname "$0")/../tests/e2e/lib.sh"
@@ -117,7 +121,7 @@ compare_rpc() {
 }
 
 echo "# bench/load_test.sh: $(date -u +%F), $cpus CPUs, load $(cut -d' ' -f1 /proc/loadavg), $(slurmctld -V 2>/dev/null)"
-echo "# slurmctld on CPU 0; agents, munged and RPC clients on CPU 1; measured ${seconds} s once all sessions are open"
+echo "# slurmctld on CPU 0; agents, munged and RPC clients on CPU 1; measured ${seconds} s once all sessions are open; report phase: ${REPORT_PHASE:-follow}"
 for n in "${sizes[@]}"; do
   # Without PowerGrad: slurmctld's RPC times on the same node table.
   cluster_up "$n" 0
@@ -127,7 +131,8 @@ for n in "${sizes[@]}"; do
   pid=$(ctld_pid)
   "$loadgen" "127.0.0.1:$PG_POWERGRAD_PORT" --nodes "lg[$(printf '%05d' 1)-$(printf '%05d' "$n")]" \
     --budget $((n * 250)) --floor 80 --max 400 --seconds "$seconds" --watch-pid "$pid" \
-    --series "$out/series.$n.csv" --json "$out/loadgen.$n.json" > "$out/loadgen.$n.txt" 2>&1 &
+    --series "$out/series.$n.csv" --json "$out/loadgen.$n.json" \
+    --report-phase "${REPORT_PHASE:-follow}" > "$out/loadgen.$n.txt" 2>&1 &
   lg=$!
   opened() { grep -q "sessions open after" "$out/loadgen.$n.txt"; }
   wait_until 600 opened || { cat "$out/loadgen.$n.txt" >&2; echo "load_test: sessions never all open" >&2; exit 1; }

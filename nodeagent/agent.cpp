@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -274,6 +275,8 @@ void NodeAgent::run() {
            "reporting to the controller at " + controller_->host + ":" + lc.port +
                (lc.host != controller_->host ? " (" + lc.host + ")" : std::string()));
       link_ = std::make_unique<ControllerLink>(lc, *auth_, log_);
+      report_phase_ = std::make_unique<proto::ReportPhase>(
+          config_.period_s > 0 ? config_.period_s : 1.0, config_.node_name);
     });
   }
   auto mono_s = [&] { return std::chrono::duration<double>(clock::now() - t0).count(); };
@@ -290,6 +293,7 @@ void NodeAgent::run() {
         // The link's socket is polled with ours: the thread waits in one place only.
         for (const GrantMessage &g : link_->poll(mono_s(), static_cast<int>(wait_ms), &fds)) {
           grants_received_++;
+          if (report_phase_) report_phase_->on_grant(mono_s());
           const std::string err = power_ ? power_->on_grant(g, wall_now_s()) : "no power control";
           if (!err.empty()) {
             log_(AgentLogLevel::info, "controller grant refused: " + err);
@@ -322,6 +326,7 @@ void NodeAgent::run() {
         next += period_len;
         // After a long stall (slurmd suspended, clock jump) do not run a burst of periods.
         if (next < clock::now()) next = clock::now() + period_len;
+        if (report_phase_) align_period(next, t0, mono_s());
       }
     } catch (const std::exception &e) {
       log_(AgentLogLevel::error, std::string("agent period failed: ") + e.what());
@@ -331,6 +336,27 @@ void NodeAgent::run() {
   }
   if (power_) guard("restoring caps at stop", [this] { power_->shutdown(); });
   log_(AgentLogLevel::info, "node agent on " + config_.node_name + " stopped");
+}
+
+void NodeAgent::align_period(std::chrono::steady_clock::time_point &next,
+                             std::chrono::steady_clock::time_point t0, double now_s) {
+  const bool was = report_aligned_;
+  report_aligned_ = report_phase_->aligned();
+  if (report_aligned_ != was) {
+    char lead[32];
+    std::snprintf(lead, sizeof lead, "%.0f ms", report_phase_->lead_s() * 1e3);
+    log_(AgentLogLevel::info,
+         report_aligned_
+             ? std::string("reports follow the controller's period: each leaves ") + lead +
+                   " before its step"
+             : std::string("the controller's grants no longer come on one period: reports keep "
+                           "their own phase"));
+  }
+  const double planned = std::chrono::duration<double>(next - t0).count();
+  const double moved = report_phase_->next(planned, now_s);
+  if (moved != planned)
+    next = t0 + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                    std::chrono::duration<double>(moved));
 }
 
 void NodeAgent::handle_events() {

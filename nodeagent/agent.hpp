@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -25,6 +26,7 @@
 #include "nodeagent/job_energy.hpp"
 #include "nodeagent/power_control.hpp"
 #include "nodeagent/step_registry.hpp"
+#include "protocol/report_phase.hpp"
 
 namespace powergrad {
 
@@ -98,6 +100,10 @@ class NodeAgent {
   // the registry as it was when the queue was taken, for the period that follows.
   std::vector<RegisteredStep> take_new_jobs();
   void period();
+  // Moves the next period's time towards the report phase (report_phase_); logs when the
+  // agent starts or stops following the controller's period.
+  void align_period(std::chrono::steady_clock::time_point &next,
+                    std::chrono::steady_clock::time_point t0, double now_s);
   // The steps an earlier agent registered that still run (same PID, same start time), taken
   // back into the registry at start: a slurmd restart does not lose them.
   void restore_steps();
@@ -123,6 +129,9 @@ class NodeAgent {
   std::optional<ControllerLinkConfig> controller_;
   std::shared_ptr<proto::Authenticator> auth_;
   std::unique_ptr<ControllerLink> link_;
+  // When in the period the report leaves: just before the controller's step (report_phase.hpp).
+  std::unique_ptr<proto::ReportPhase> report_phase_;
+  bool report_aligned_ = false;
   std::atomic<unsigned long> reports_sent_{0};
   std::atomic<unsigned long> grants_received_{0};
   std::atomic<bool> controller_connected_{false};

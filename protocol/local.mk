@@ -16,6 +16,7 @@ protocol_libpgproto_la_SOURCES = \
 	protocol/roles.hpp \
 	protocol/net.hpp protocol/net.cpp \
 	protocol/backoff.hpp protocol/backoff.cpp \
+	protocol/report_phase.hpp protocol/report_phase.cpp \
 	protocol/controller_endpoint.hpp protocol/controller_endpoint.cpp \
 	protocol/client_endpoint.hpp protocol/client_endpoint.cpp
 protocol_libpgproto_la_LIBADD = $(MUNGE_LIBS) $(CRYPTO_LIBS)

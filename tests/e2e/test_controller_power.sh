@@ -7,6 +7,7 @@
 # --power-aware=throughput. A sampler records, every ~0.25 s, the caps in force in the four
 # trees and `powergrad status --json` (budget, grants). Checks:
 #   - grants and tree caps never sum above the budget (once the agents hold the caps);
+#   - each agent sends its report just before the controller's step (it logs so);
 #   - A's nodes get more cap and more grant than B's (means over a 10 s window);
 #   - set-budget down: the trees' caps are within the new budget in <= 2 control periods;
 #   - slurmctld stopped with the jobs running: leases end, every node drops to its floor
@@ -38,7 +39,7 @@ hwemu=$build/hardware/testing/powergrad-hwemu
 command -v python3 >/dev/null 2>&1 || skip_all "python3 is needed to sample and check"
 
 pg_cluster_test_setup ctlpower
-plan 21
+plan 22
 
 budget=800 low_budget=600 period=1 lease=3 floor=110
 nodes="n1 n2 n3 n4"
@@ -120,6 +121,19 @@ if wait_until 30 status_py "$all_sessions"; then
   ok "all four node agents hold sessions and grants"
 else
   not_ok "all four node agents hold sessions and grants" "$(status_json)"
+fi
+# Each agent finds the controller's step in its grants' arrival times and sends its report
+# just before it (protocol/report_phase.hpp): here the controller's period is twice the
+# agents' (1 s, 0.5 s), so every other report is the fresh one the step uses.
+following() {
+  local n
+  for n in $nodes; do grep -q "reports follow the controller's period" "$("$PGCLUSTER" log "$n")" || return 1; done
+}
+if wait_until 60 following; then
+  ok "every agent sends its report just before the controller's step ($(grep -ho "reports follow.*" "$("$PGCLUSTER" log n1)" | head -n1))"
+else
+  not_ok "every agent sends its report just before the controller's step" \
+    "$(for n in $nodes; do echo "$n: $(grep -c "reports follow" "$("$PGCLUSTER" log "$n")")"; done)"
 fi
 
 # --- the jobs: held until their workloads are written under their ids

@@ -47,6 +47,7 @@
 #include "protocol/channel.hpp"
 #include "protocol/handshake.hpp"
 #include "protocol/net.hpp"
+#include "protocol/report_phase.hpp"
 #include "protocol/roles.hpp"
 #include "protocol/status.hpp"
 
@@ -70,7 +71,11 @@ double wall_s() {
   std::fprintf(stderr, "pg-loadgen: %s\n", what.c_str());
   std::fprintf(stderr,
                "usage: pg-loadgen HOST:PORT --nodes PREFIX[FIRST-LAST] --budget W [options]\n"
-               "  --seconds S      run this long once every session is open (default 60)\n"
+               "  --seconds S      measure this long once every session is open and the\n"
+               "                   warm-up is over (default 60)\n"
+               "  --warmup S       after every session is open, run this long before measuring:\n"
+               "                   the agents' reports find the controller's step in 5-8\n"
+               "                   periods (default 10)\n"
                "  --period S       report interval (default 1)\n"
                "  --floor W        the nodes' floor in the controller's configuration (80)\n"
                "  --max W          the nodes' maximum (400)\n"
@@ -83,7 +88,11 @@ double wall_s() {
                "  --series FILE    write those samples and the cap sum as CSV\n"
                "  --json FILE      write the summary as JSON\n"
                "  --slurm-user U   slurm.conf's SlurmUser, whose WELCOME is trusted (root)\n"
-               "  --seed N         random seed (1)\n");
+               "  --seed N         random seed (1)\n"
+               "  --report-phase follow|own\n"
+               "                   follow: each agent moves its report before the controller's\n"
+               "                   step, as the node agent does (protocol/report_phase.hpp);\n"
+               "                   own: it keeps the random phase it started with (follow)\n");
   std::exit(2);
 }
 
@@ -168,6 +177,7 @@ struct Agent {
   double reconnect_at = 0;
   bool restart_pending = false;
   bool ever_opened = false;
+  std::optional<ReportPhase> phase;  // as the node agent's; new with every incarnation
 };
 
 struct Stats {
@@ -185,13 +195,14 @@ struct Options {
   std::string host, port, prefix;
   long first = 0, last = -1;
   int width = 0;
-  double budget = -1, seconds = 60, period = 1, floor_w = 80, max_w = 400, churn = 0;
+  double budget = -1, seconds = 60, warmup = 10, period = 1, floor_w = 80, max_w = 400, churn = 0;
   double job_life = 120, open_timeout = 300;
   int max_inflight = 32;
   pid_t watch = 0;
   uid_t controller_uid = 0;  // SlurmUser's: whose WELCOME is trusted besides root's
   std::string series, json;
   unsigned seed = 1;
+  bool follow_phase = true;
 };
 
 double num_arg(const char *opt, const char *v) {
@@ -230,6 +241,8 @@ Options parse(int argc, char **argv) {
         usage_error("--nodes: bad range in '" + s + "'");
     } else if (a == "--budget") {
       o.budget = num_arg("--budget", v);
+    } else if (a == "--warmup") {
+      o.warmup = num_arg("--warmup", v);
     } else if (a == "--seconds") {
       o.seconds = num_arg("--seconds", v);
     } else if (a == "--period") {
@@ -256,6 +269,11 @@ Options parse(int argc, char **argv) {
       const passwd *pw = getpwnam(v);
       if (!pw) usage_error(std::string("--slurm-user: no user '") + v + "'");
       o.controller_uid = pw->pw_uid;
+    } else if (a == "--report-phase") {
+      const std::string m = v;
+      if (m != "follow" && m != "own")
+        usage_error("--report-phase: 'follow' or 'own' expected, got '" + m + "'");
+      o.follow_phase = m == "follow";
     } else if (a == "--seed") {
       o.seed = static_cast<unsigned>(num_arg("--seed", v));
     } else {
@@ -349,6 +367,7 @@ void LoadGen::start_connect_agent(std::size_t i, double now) {
     a.has_lease = false;
     a.lease_epoch = a.lease_seq = 0;
     a.restart_pending = false;
+    a.phase.emplace(o_.period, a.name);
   }
   ClientParams p;
   p.role = PeerRole::node;
@@ -492,6 +511,7 @@ void LoadGen::on_frame(std::size_t i, const std::uint8_t *data, std::size_t size
 void LoadGen::on_grant(std::size_t i, const GrantMessage &g, double now) {
   Agent &a = agents_[i];
   ++st_.grants;
+  if (a.phase) a.phase->on_grant(now);
   if (a.unanswered_since >= 0) {
     if (measuring_) st_.latency_ms.push_back(static_cast<float>((now - a.unanswered_since) * 1e3));
     a.unanswered_since = -1;
@@ -663,7 +683,8 @@ int LoadGen::run() {
   std::optional<ProcSample> first_sample, open_sample, last_sample;
 
   t0_ = mono_s();
-  double opened_all_at = -1, end_at = INFINITY, next_sweep = t0_, next_sample = t0_;
+  double opened_all_at = -1, measure_from = INFINITY, end_at = INFINITY, next_sweep = t0_,
+         next_sample = t0_;
   double last_churn = t0_;
   std::vector<epoll_event> events(1024);
   const double deadline_open = t0_ + o_.open_timeout;
@@ -691,7 +712,10 @@ int LoadGen::run() {
       Agent &a = agents_[who.first];
       if (a.gen != who.second || a.state != State::live) continue;
       send_report(who.first, now);
-      if (a.gen == who.second) timers_.push({due + o_.period, who});
+      if (a.gen == who.second) {
+        const double planned = due + o_.period;
+        timers_.push({o_.follow_phase ? a.phase->next(planned, now) : planned, who});
+      }
     }
     // Lease ends, the invariant, churn, samples.
     if (now >= next_sweep) {
@@ -702,6 +726,7 @@ int LoadGen::run() {
           a.has_lease = false;  // the node runs on its floor until a new grant
         }
       check_invariant(now);
+      if (!measuring_ && now >= measure_from) measuring_ = true;
       if (measuring_) {
         st_.sum_w_s += sum_caps_ * (now - last_churn);
         st_.sum_s += now - last_churn;
@@ -732,8 +757,8 @@ int LoadGen::run() {
                      ps ? ps->thread_cpu_s : NAN, ps ? ps->rss_mb : NAN, ps ? ps->fds : -1);
       if (opened_all_at < 0 && live == agents_.size()) {
         opened_all_at = now;
-        end_at = now + o_.seconds;
-        measuring_ = true;
+        measure_from = now + o_.warmup;
+        end_at = measure_from + o_.seconds;
         open_sample = ps;
         std::fprintf(stderr, "pg-loadgen: %zu sessions open after %.1f s\n", live, now - t0_);
       } else if (opened_all_at < 0 && now > deadline_open) {
@@ -763,7 +788,7 @@ int LoadGen::run() {
   if (series) std::fclose(series);
 
   // ------------------------------------------------------------------ summary
-  const double run_s = opened_all_at >= 0 ? mono_s() - opened_all_at : 0;
+  const double run_s = measuring_ ? mono_s() - measure_from : 0;
   std::vector<float> lat = st_.latency_ms;
   std::sort(lat.begin(), lat.end());
   auto pct = [&](double p) -> double {
@@ -795,8 +820,11 @@ int LoadGen::run() {
               static_cast<unsigned long long>(st_.grants),
               static_cast<unsigned long long>(st_.stale_grants),
               static_cast<unsigned long long>(st_.jobs_started));
-  std::printf("loadgen: report-to-grant latency ms: p50 %.1f  p99 %.1f  max %.1f  (%zu samples)\n",
-              pct(0.5), pct(0.99), lat.empty() ? NAN : static_cast<double>(lat.back()), lat.size());
+  std::printf(
+      "loadgen: report-to-grant latency ms: p50 %.1f  p99 %.1f  max %.1f  (%zu samples; report "
+      "phase: %s)\n",
+      pct(0.5), pct(0.99), lat.empty() ? NAN : static_cast<double>(lat.back()), lat.size(),
+      o_.follow_phase ? "follows the controller's step" : "each agent's own");
   const double mean_sum = st_.sum_s > 0 ? st_.sum_w_s / st_.sum_s : NAN;
   std::printf(
       "loadgen: caps sum: within the budget from t=%.2f s; then max %.1f W, min %.1f W, "
@@ -823,15 +851,17 @@ int LoadGen::run() {
     if (j) {
       std::fprintf(
           j,
-          "{\"nodes\":%zu,\"open_s\":%.3f,\"period_s\":%g,\"budget_w\":%g,\"churn\":%g,\"measured_"
-          "s\":%.3f,"
+          "{\"nodes\":%zu,\"open_s\":%.3f,\"period_s\":%g,\"budget_w\":%g,\"churn\":%g,\"report_"
+          "phase\":\"%s\","
+          "\"measured_s\":%.3f,"
           "\"opened\":%llu,\"reopened\":%llu,\"refused\":%llu,\"dropped\":%llu,"
           "\"reports\":%llu,\"grants\":%llu,\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,"
           "\"max\":%.3f,\"n\":%zu},\"armed_at_s\":%.3f,\"violations\":%llu,"
           "\"max_sum_w\":%.3f,\"mean_sum_w\":%.3f,\"cpu_share\":%.4f,\"thread_share\":%.4f,"
           "\"rss_mb\":[%.1f,%.1f,%.1f]}\n",
           agents_.size(), opened_all_at >= 0 ? opened_all_at - t0_ : -1.0, o_.period, o_.budget,
-          o_.churn, run_s, static_cast<unsigned long long>(st_.opened),
+          o_.churn, o_.follow_phase ? "follow" : "own", run_s,
+          static_cast<unsigned long long>(st_.opened),
           static_cast<unsigned long long>(st_.reopened), static_cast<unsigned long long>(refused),
           static_cast<unsigned long long>(dropped), static_cast<unsigned long long>(st_.reports),
           static_cast<unsigned long long>(st_.grants), jnum(pct(0.5)), jnum(pct(0.99)),

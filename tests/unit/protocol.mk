@@ -6,6 +6,7 @@ PROTOCOL_UNIT_TESTS = \
 	tests/unit/test_proto_handshake \
 	tests/unit/test_proto_munge \
 	tests/unit/test_proto_net \
+	tests/unit/test_report_phase \
 	tests/unit/test_proto_endpoint
 check_PROGRAMS += $(PROTOCOL_UNIT_TESTS)
 TESTS += $(PROTOCOL_UNIT_TESTS)
@@ -34,6 +35,10 @@ tests_unit_test_proto_munge_LDADD = $(PROTOCOL_UNIT_LDADD)
 tests_unit_test_proto_net_SOURCES = tests/unit/test_proto_net.cpp
 tests_unit_test_proto_net_CPPFLAGS = $(PROTOCOL_UNIT_CPPFLAGS)
 tests_unit_test_proto_net_LDADD = $(PROTOCOL_UNIT_LDADD)
+
+tests_unit_test_report_phase_SOURCES = tests/unit/test_report_phase.cpp
+tests_unit_test_report_phase_CPPFLAGS = $(PROTOCOL_UNIT_CPPFLAGS)
+tests_unit_test_report_phase_LDADD = $(PROTOCOL_UNIT_LDADD)
 
 tests_unit_test_proto_endpoint_SOURCES = tests/unit/test_proto_endpoint.cpp
 tests_unit_test_proto_endpoint_CPPFLAGS = $(PROTOCOL_UNIT_CPPFLAGS)
