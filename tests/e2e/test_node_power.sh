@@ -62,8 +62,13 @@ pg_cluster_env
 log_n1=$("$PGCLUSTER" log n1)
 log_n2=$("$PGCLUSTER" log n2)
 both_logged() { grep -qF -- "$1" "$log_n1" && grep -qF -- "$1" "$log_n2"; }
-ctl_n1() { grep -q "powergrad: power control on n1 (.*): 2 package domain(s), range 102.5..410.0 W, grant 250.0 W" "$log_n1"; }
-if wait_until 10 ctl_n1 && grep -q "powergrad: power control on n2 (.*): 2 package domain(s)" "$log_n2"; then
+# Each agent logs its power control once it has its domains (its first period with a job):
+# wait for both, not for n1 only (n2's line may come a period later).
+ctl_both() {
+  grep -q "powergrad: power control on n1 (.*): 2 package domain(s), range 102.5..410.0 W, grant 250.0 W" "$log_n1" &&
+    grep -q "powergrad: power control on n2 (.*): 2 package domain(s)" "$log_n2"
+}
+if wait_until 30 ctl_both; then
   ok "each agent found the 2 package domains of its own tree and the grant"
 else
   not_ok "each agent found the 2 package domains of its own tree and the grant" \
