@@ -489,7 +489,10 @@ std::string ControllerService::status_json(const StatusViewer &viewer) const {
       << ",\"grant_w\":" << json_number(n.granted_w) << ",\"target_w\":" << json_number(n.target_w)
       << ",\"in_force_w\":" << json_number(n.in_force_bound_w)
       << ",\"power_w\":" << json_number(n.power_w) << ",\"caps_w\":" << json_number(n.caps_w)
-      << ",\"need_w\":" << json_number(n.need_w) << ",\"gradient\":"
+      << ",\"need_w\":" << json_number(n.need_w) << ",\"split\":"
+      << (std::isfinite(n.level_diff) ? json_string(n.within_noise ? "even" : "gradient") : "null")
+      << ",\"level_diff\":" << json_number(n.level_diff)
+      << ",\"level_noise\":" << json_number(n.level_noise) << ",\"gradient\":"
       << (x != extra_.end() && x->second.gradient_known ? json_number(x->second.gradient) : "null")
       << ",\"jobs\":[";
     if (x != extra_.end()) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "libgradient/curve_ops.hpp"
@@ -11,6 +12,8 @@
 namespace powergrad {
 
 namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // Smallest raise release() sends on its own (a raise that completes a target always goes).
 constexpr double kMinReleaseW = 0.5;
@@ -46,6 +49,9 @@ std::string ClusterController::check_config(const ClusterConfig &c) {
   if (!finite_nonnegative(c.silent_after_s)) return "silent_after_s must be >= 0";
   if (!finite_nonnegative(c.clock_skew_s)) return "clock_skew_s must be >= 0";
   if (!(c.hysteresis >= 0.0 && c.hysteresis < 0.9)) return "hysteresis must be in [0, 0.9)";
+  if (!(c.noise_guard_k >= 0.0 && c.noise_guard_k <= 10.0))
+    return "noise_guard_k must be in [0, 10]";
+  if (!(c.noise_weight > 0.0 && c.noise_weight <= 1.0)) return "noise_weight must be in (0, 1]";
   for (std::size_t g = 0; g < c.groups.size(); ++g) {
     const ClusterGroupConfig &grp = c.groups[g];
     if (grp.parent != kNoGroup && grp.parent >= g)
@@ -249,6 +255,9 @@ std::string ClusterController::on_report(const NodeReport &r, double now_s) {
   s.last_report_s = now_s;
   s.last = r;
   s.leaf_curve_dirty = true;
+  // The noise guard's level and its noise (level_noise.hpp).
+  s.level = demand_level(i, r);
+  s.noise.add(s.level, config_.noise_weight);
   trim_sent(s, now_s);
   return {};
 }
@@ -279,6 +288,8 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
     trim_sent(nodes_[i], now_s);
     bound[i] = in_force_bound_w(i, now_s);
   }
+
+  if (config_.noise_guard_k > 0.0) guard_levels();
 
   // 1. The tree: built once; each step updates its leaves' limits, and a leaf's curve only
   // when a new report or a changed floor calls for it (curves are the expensive part).
@@ -322,7 +333,9 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
     if (!steered) {
       if (s.leaf_curve_set) tree_.set_curve(id, GainCurve{});
       s.leaf_curve_set = false;
-    } else if (!s.leaf_curve_set || s.leaf_curve_dirty || s.leaf_curve_lo_w != low) {
+    } else if (!s.leaf_curve_set || s.leaf_curve_dirty || s.leaf_curve_lo_w != low ||
+               (s.within_noise ? s.leaf_pin_level != guard_level_
+                               : std::fabs(s.want_scale / s.leaf_scale - 1.0) > 0.01)) {
       // Built in the controller's scratch curves (no allocation once they have grown); the
       // result is swapped into the tree, whose old curve becomes scratch.
       const GainCurve *demand = &s.last.demand;
@@ -336,8 +349,30 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
         prepend(d, base - low, d.segments().front().slope, shifted_curve_);
       else
         drop_front(d, low - base, shifted_curve_);
+      // The noise guard's scale (1 when the node's level counts as it is). A node within
+      // noise is pinned: its slope at the fair share becomes exactly the median level, so
+      // that pinned nodes' curves tie there (a product would differ in the last bit and hand
+      // one node a whole segment); the rest of its curve is scaled alike.
+      const GainCurve *scaled = &shifted_curve_;
+      double pin_at = kNaN;
+      double scale = s.want_scale;
+      s.leaf_pin_level = kNaN;
+      if (s.within_noise && share - low < shifted_curve_.width_w()) {
+        pin_at = shifted_curve_.marginal_at(std::max(0.0, share - low));
+        if (pin_at > 0.0) {
+          scale = guard_level_ / pin_at;
+          s.leaf_pin_level = guard_level_;
+        }
+      }
+      if (scale != 1.0) {
+        scaled_curve_.clear();
+        for (const GainSegment &seg : shifted_curve_.segments())
+          scaled_curve_.add({seg.width_w, seg.slope == pin_at ? guard_level_ : seg.slope * scale});
+        scaled = &scaled_curve_;
+      }
+      s.leaf_scale = s.want_scale;
       // Up to its fair share, spare watts are its own before they are nobody's.
-      raise_slopes_until(shifted_curve_, share - low, kSpareGain, coarse_curve_);
+      raise_slopes_until(*scaled, share - low, kSpareGain, coarse_curve_);
       GainCurve *leaf_curve = &coarse_curve_;
       if (config_.hysteresis > 0.0 && !std::isnan(s.granted_w)) {
         favour_incumbent(coarse_curve_, s.granted_w - low, config_.hysteresis, leaf_curve_);
@@ -413,6 +448,48 @@ GrantMessage ClusterController::send_grant(std::size_t i, double grant_w, double
   return m;
 }
 
+double ClusterController::demand_level(std::size_t i, const NodeReport &r) const {
+  if (r.idle || !r.steerable || r.demand.segments().empty()) return kNaN;
+  const ClusterNodeConfig &cfg = config_.nodes[i];
+  const double node_max = std::clamp(std::min(cfg.max_w, r.max_w), cfg.floor_w, cfg.max_w);
+  const double share = std::max(cfg.floor_w, std::min(fair_share_w_[i], node_max));
+  const double offset = std::max(0.0, share - r.need_w);
+  // A node whose curve ends below its share wants no more than its share: no level.
+  if (!(offset < r.demand.width_w())) return kNaN;
+  const double g = r.demand.marginal_at(offset);
+  return g > 0.0 && std::isfinite(g) ? std::log(g) : kNaN;
+}
+
+void ClusterController::guard_levels() {
+  std::vector<double> &lv = levels_;
+  lv.clear();
+  auto guarded = [](const NodeState &s) {
+    return s.reported && !s.last.idle && std::isfinite(s.level) && s.noise.known();
+  };
+  for (const NodeState &s : nodes_)
+    if (guarded(s)) lv.push_back(s.level);
+  double median = kNaN;
+  if (lv.size() >= 2) {
+    const auto mid = lv.begin() + static_cast<std::ptrdiff_t>(lv.size() / 2);
+    std::nth_element(lv.begin(), mid, lv.end());
+    median = *mid;
+    if (lv.size() % 2 == 0) median = 0.5 * (median + *std::max_element(lv.begin(), mid));
+    guard_level_ = std::exp(median);
+  }
+  for (NodeState &s : nodes_) {
+    s.want_scale = 1.0;
+    s.within_noise = false;
+    s.level_diff = kNaN;
+    if (!std::isfinite(median) || !guarded(s)) continue;
+    const double d = s.level - median;
+    const double t = config_.noise_guard_k * s.noise.sd();
+    s.level_diff = d;
+    s.within_noise = std::fabs(d) <= t;
+    const double kept = s.within_noise ? 0.0 : (d > 0.0 ? d - t : d + t);
+    s.want_scale = std::exp(kept - d);
+  }
+}
+
 ClusterNodeStatus ClusterController::node_status(std::size_t i, double now_s) const {
   ClusterNodeStatus st;
   if (!ok() || i >= nodes_.size()) return st;
@@ -436,6 +513,9 @@ ClusterNodeStatus ClusterController::node_status(std::size_t i, double now_s) co
     st.need_w = s.last.need_w;
     st.idle = s.last.idle;
     st.steerable = s.last.steerable;
+    st.within_noise = s.within_noise;
+    st.level_diff = s.level_diff;
+    st.level_noise = std::isfinite(s.level_diff) ? s.noise.sd() : kNaN;
     std::vector<const std::string *> keys;
     for (const JobSummary &j : s.last.jobs) keys.push_back(&j.job);
     std::sort(keys.begin(), keys.end(),

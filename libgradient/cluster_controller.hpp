@@ -76,6 +76,7 @@
 
 #include "libgradient/allocator.hpp"
 #include "libgradient/control_messages.hpp"
+#include "libgradient/level_noise.hpp"
 
 namespace powergrad {
 
@@ -122,6 +123,16 @@ struct ClusterConfig {
   // [0, 0.9); 0: none. Damps the flapping of noisy estimates at equal gains (the simulator's
   // scenarios do best at about 0.5: doc/evaluation in the README).
   double hysteresis = 0.5;
+  // Noise guard (no harm from chasing noise): each steered node's demand level, the log of
+  // its marginal gain at its fair share, is tracked with its noise (half the mean square of
+  // its change from one report to the next, averaged with weight noise_weight). In a step,
+  // a node's level is compared with the median level of the steered nodes: the part of the
+  // difference within noise_guard_k noise sds is taken out (its curve is scaled by that
+  // much), the rest is kept (soft thresholding). Nodes whose differences are all within
+  // their noise thus get curves of one level, and the water-filling splits evenly between
+  // them; real differences still move watts, less the noise. 0: off.
+  double noise_guard_k = 2.0;
+  double noise_weight = 0.1;
   // Most segments of a node's demand curve the allocator works with (reports with more are
   // coarsened, curve_ops.hpp coarsen): allocation time grows with the segments. 0: by the
   // number of nodes, 32 up to 2,000 nodes, 16 up to 20,000, 8 beyond.
@@ -152,6 +163,13 @@ struct ClusterNodeStatus {
   bool steerable = false;
   std::size_t jobs = 0;             // distinct jobs in the last report
   std::uint64_t confirmed_seq = 0;  // seq of this controller's grant the node runs under; 0: none
+  // The noise guard (ClusterConfig::noise_guard_k): whether the node's demand level is within
+  // its noise of the steered nodes' median (its curve then counts at the median: the even
+  // split), its level's difference from that median and the noise sd of that level (natural
+  // log units; NaN while unknown, e.g. not steered).
+  bool within_noise = false;
+  double level_diff = std::numeric_limits<double>::quiet_NaN();
+  double level_noise = std::numeric_limits<double>::quiet_NaN();
 };
 
 class ClusterController {
@@ -288,6 +306,19 @@ class ClusterController {
     bool leaf_curve_set = false;
     bool leaf_curve_dirty = true;
     double leaf_curve_lo_w = 0.0;
+    // The noise guard: the demand level (log marginal gain at the fair share) of the last
+    // report and its noise variance; the scale the leaf's curve was built with, the one the
+    // last step wanted, and the step's verdict (see ClusterConfig::noise_guard_k).
+    double level = std::numeric_limits<double>::quiet_NaN();
+    LevelNoise noise;
+    double leaf_scale = 1.0;
+    double want_scale = 1.0;
+    // Within noise, the leaf's curve is pinned to the median level (its slope at the fair
+    // share exactly guard_level_, so that pinned nodes tie there); the level the leaf was
+    // built with (NaN: not pinned).
+    double leaf_pin_level = std::numeric_limits<double>::quiet_NaN();
+    bool within_noise = false;
+    double level_diff = std::numeric_limits<double>::quiet_NaN();
   };
 
   double counts_until(double expires_at_s) const;
@@ -295,6 +326,12 @@ class ClusterController {
   bool may_hold(const NodeState &s, const SentGrant &g, double now_s) const;
   void trim_sent(NodeState &s, double now_s) const;
   void compute_fair_shares();
+  // The demand level of report r for node i (see noise_guard_k); NaN when it has none.
+  double demand_level(std::size_t i, const NodeReport &r) const;
+  // Sets every steered node's want_scale and verdict from the levels (noise guard).
+  void guard_levels();
+  std::vector<double> levels_;  // guard_levels()' working memory
+  double guard_level_ = 0.0;    // exp(median level) of the last guard_levels()
 
   ClusterConfig config_;
   std::string error_;
@@ -323,7 +360,7 @@ class ClusterController {
   std::vector<NodeId> leaf_;  // each node's leaf in tree_
   TreeAllocator allocator_;
   // step()'s and release()'s working memory, kept between calls.
-  GainCurve coarse_curve_, shifted_curve_, leaf_curve_;
+  GainCurve coarse_curve_, shifted_curve_, leaf_curve_, scaled_curve_;
   std::vector<double> bound_, target_, grant_, priority_, group_slack_;
   std::vector<std::size_t> raise_;
 };

@@ -209,10 +209,21 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     // A domain whose power stayed clearly below its cap ran as fast as its cores go (top
     // clock, licence or per-core limits) at the load it had: watts above that buy nothing,
     // whatever a job's model says. Its steered curve ends at the power plus headroom.
+    if (finite_nonnegative(dom.power_w)) {
+      DomainState &ps = domains_[d];
+      if (std::isnan(ps.power_mean)) {
+        ps.power_mean = dom.power_w;
+      } else {
+        const double dev = dom.power_w - ps.power_mean;
+        ps.power_var = 0.9 * ps.power_var + 0.1 * dev * dev;
+        ps.power_mean += 0.1 * dev;
+      }
+    }
     if (finite_nonnegative(dom.power_w) && cap_known &&
         dom.power_w < dom.cap_w - params_.binding_margin_w &&
         params_.saturation_headroom_w >= 0.0)
-      saturated_at[d] = dom.power_w + params_.saturation_headroom_w;
+      saturated_at[d] = dom.power_w + std::max(params_.saturation_headroom_w,
+                                               params_.saturation_noise_k * domains_[d].power_sd());
     base[d] =
         std::clamp(dom.min_cap_w + ushare * (need - dom.min_cap_w), dom.min_cap_w, dom.max_cap_w);
   }
@@ -285,12 +296,54 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     const double plain_cap =
         lease_.share_w > 0.0 && !lease_expired(now) ? std::min(grant, lease_.share_w) : grant;
     const AllocResult fair = allocate_uniform(plain_cap, ranges);
+    // The noise guard (NodeControllerParams::noise_guard_k): levels at the even split of
+    // the grant, their spread around their own average, and the part of each domain's
+    // difference from the median within its noise taken out of its curve.
+    std::vector<double> scale(n, 1.0);
+    if (params_.noise_guard_k > 0.0 && n > 1) {
+      const AllocResult even = allocate_uniform(grant, ranges);
+      const double w = std::clamp(params_.noise_weight, 1e-6, 1.0);
+      std::vector<double> levels;
+      std::vector<double> level(n, std::numeric_limits<double>::quiet_NaN());
+      for (std::size_t d = 0; d < n; ++d) {
+        DomainState &st = domains_[d];
+        const double g =
+            even.feasible && !steered[d].empty() ? marginal_at(d, even.grants_w[d]) : 0.0;
+        if (!(g > 0.0) || !std::isfinite(g)) {
+          st.noise.add(std::numeric_limits<double>::quiet_NaN(), w);
+          continue;
+        }
+        const double l = std::log(g);
+        st.noise.add(l, w);
+        if (st.noise.known()) {
+          level[d] = l;
+          levels.push_back(l);
+        }
+      }
+      if (levels.size() >= 2) {
+        std::sort(levels.begin(), levels.end());
+        const std::size_t m = levels.size() / 2;
+        const double median = levels.size() % 2 ? levels[m] : 0.5 * (levels[m - 1] + levels[m]);
+        for (std::size_t d = 0; d < n; ++d) {
+          if (!std::isfinite(level[d])) continue;
+          const double diff = level[d] - median;
+          const double t = params_.noise_guard_k * domains_[d].noise.sd();
+          const double left = std::fabs(diff) <= t ? 0.0 : (diff > 0.0 ? diff - t : diff + t);
+          scale[d] = std::exp(left - diff);
+        }
+      }
+    }
     std::vector<AllocChild> children(n);
     for (std::size_t d = 0; d < n; ++d) {
       const double fair_w = fair.feasible ? fair.grants_w[d] : mins[d];
       protect[d] = std::clamp(base[d], mins[d], std::max(mins[d], fair_w));
       curves[d] = domain_curve(d, protect[d]);
       GainCurve alloc_curve = curves[d];
+      if (scale[d] != 1.0) {
+        std::vector<GainSegment> segs = alloc_curve.segments();
+        for (GainSegment &seg : segs) seg.slope *= scale[d];
+        alloc_curve = GainCurve::from_segments(std::move(segs));
+      }
       if (params_.hysteresis > 0.0 && domains_[d].known && n > 1)
         alloc_curve = favour_incumbent(alloc_curve, domains_[d].base_w - protect[d], params_.hysteresis);
       children[d] = {protect[d], in.domains[d].max_cap_w, std::move(alloc_curve)};

@@ -196,8 +196,8 @@ std::string format_status_table(const json::Value &s) {
     out << "\n" << table(rows);
   }
   std::vector<std::vector<std::string>> rows = {{"NODE", "GROUP", "STATE", "WORK", "GRANT_W",
-                                                 "FAIR_W", "POWER_W", "CAPS_W", "GRADIENT", "JOBS",
-                                                 "LEASE_AGE_S"}};
+                                                 "FAIR_W", "POWER_W", "CAPS_W", "GRADIENT", "SPLIT",
+                                                 "JOBS", "LEASE_AGE_S"}};
   const json::Value *nodes = s.get("nodes");
   if (nodes && nodes->type == json::Value::Type::array) {
     for (const json::Value &n : nodes->array) {
@@ -225,7 +225,8 @@ std::string format_status_table(const json::Value &s) {
       const std::string work = n.str("work");
       rows.push_back({n.str("name"), group.empty() ? "-" : group, state, work.empty() ? "-" : work,
                       num(n, "grant_w", 1), num(n, "fair_share_w", 1), num(n, "power_w", 1),
-                      num(n, "caps_w", 1), gradient(n), jobs.empty() ? "-" : jobs,
+                      num(n, "caps_w", 1), gradient(n),
+                      n.str("split").empty() ? "-" : n.str("split"), jobs.empty() ? "-" : jobs,
                       num(n, "lease_age_s", 1)});
     }
   }

@@ -77,7 +77,7 @@ is "$(grep -c 'powergrad: configuration refused' "$log_ctld" || true)" "0" "no c
 out=$("$pg" status 2>&1) && rc=0 || rc=$?
 if [ "$rc" = 0 ] && grep -q '^budget: 600.0 W' <<<"$out" &&
    grep -qE '^rack1 +- +500.0 ' <<<"$out" &&
-   grep -qE '^NODE +GROUP +STATE +WORK +GRANT_W +FAIR_W +POWER_W +CAPS_W +GRADIENT +JOBS +LEASE_AGE_S$' <<<"$out" &&
+   grep -qE '^NODE +GROUP +STATE +WORK +GRANT_W +FAIR_W +POWER_W +CAPS_W +GRADIENT +SPLIT +JOBS +LEASE_AGE_S$' <<<"$out" &&
    grep -qE '^n1 +rack1 ' <<<"$out" && grep -qE '^n2 +rack1 ' <<<"$out"; then
   ok "powergrad status (root): budget, the group and both nodes"
 else
@@ -120,7 +120,7 @@ else
 fi
 is "$(status_jobs nobody)" "own $mine" "nobody's status --json lists nobody's job only (PrivateData=jobs)"
 out=$(as_nobody "$pg" status 2>&1) && rc=0 || rc=$?
-jobs_col=$(awk '$1 ~ /^n[12]$/ { printf "%s=%s ", $1, $10 }' <<<"$out")
+jobs_col=$(awk '$1 ~ /^n[12]$/ { printf "%s=%s ", $1, $11 }' <<<"$out")
 if [ "$rc" = 0 ] && [ "$jobs_col" = "n1=$mine n2=- " ] &&
    grep -q "JOBS lists your own jobs only (slurm.conf has PrivateData=jobs)" <<<"$out"; then
   ok "nobody's status table shows nobody's job and not root's, and says why"

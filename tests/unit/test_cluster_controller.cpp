@@ -1110,6 +1110,106 @@ START_TEST(deterministic) {
 }
 END_TEST
 
+// ---------------------------------------------------------------- noise guard
+
+// Runs `rounds` steps of 20 nodes whose demand is linear with a slope drawn afresh each report
+// around its own level (log-normal noise, sd 0.4); returns the last step's grants.
+std::vector<GrantMessage> noisy_rounds(ClusterController &cc, std::vector<HandNode> &nodes,
+                                       const std::vector<double> &level, int rounds,
+                                       unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> noise(0.0, 0.4);
+  std::vector<GrantMessage> grants;
+  for (int k = 0; k < rounds; ++k) {
+    for (std::size_t i = 0; i < nodes.size(); ++i) nodes[i].slope = level[i] * std::exp(noise(rng));
+    grants = round_trip(cc, nodes, static_cast<double>(k));
+  }
+  return cc.step(static_cast<double>(rounds));
+}
+
+std::vector<HandNode> twenty_nodes(ClusterConfig &c, double budget_w) {
+  c.budget_w = budget_w;
+  std::vector<HandNode> nodes;
+  for (int i = 0; i < 20; ++i) {
+    const std::string name = "n" + std::to_string(i);
+    c.nodes.push_back({name, 100.0, 300.0, kNoGroup});
+    nodes.emplace_back("x");
+    nodes.back().name = name;
+  }
+  return nodes;
+}
+
+// Equal nodes whose estimates differ only by noise: with the guard the budget is split
+// evenly and status says so; without it, linear demand curves give the noisiest nodes all.
+START_TEST(noise_guard_keeps_the_even_split_within_noise) {
+  for (double k : {2.0, 0.0}) {
+    ClusterConfig c;
+    std::vector<HandNode> nodes = twenty_nodes(c, 20 * 180.0);
+    c.noise_guard_k = k;
+    c.hysteresis = 0.0;
+    ClusterController cc(c);
+    ck_assert(cc.ok());
+    const std::vector<GrantMessage> g =
+        noisy_rounds(cc, nodes, std::vector<double>(20, 1.0), 40, 11);
+    // The nodes within noise (about 19 in 20 at 2 sds) all get the same target; the rest,
+    // the tails of the noise, get what their difference beyond it earns them.
+    double lo = kInf, hi = 0.0;
+    std::size_t within = 0;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      const ClusterNodeStatus st = cc.node_status(i, 40.0);
+      if (!st.within_noise) continue;
+      ++within;
+      lo = std::min(lo, st.target_w);
+      hi = std::max(hi, st.target_w);
+    }
+    ck_assert_double_le(sum_grants(g), c.budget_w + 1e-6);
+    if (k > 0.0) {
+      ck_assert_uint_ge(within, 15);
+      ck_assert_double_lt(hi - lo, 1e-6);
+      ck_assert_double_gt(lo, 150.0);
+      ck_assert(std::isfinite(cc.node_status(0, 40.0).level_noise));
+    } else {
+      // Off: nobody is within noise, and the linear curves hand whole nodes' ranges to the
+      // noisiest: targets spread from floor to maximum.
+      ck_assert_uint_eq(within, 0);
+      for (std::size_t i = 0; i < nodes.size(); ++i) {
+        lo = std::min(lo, cc.node_status(i, 40.0).target_w);
+        hi = std::max(hi, cc.node_status(i, 40.0).target_w);
+      }
+      ck_assert_double_gt(hi - lo, 150.0);
+    }
+  }
+}
+END_TEST
+
+// A node that really is steeper (5x, beyond its noise) still gets more than the even share,
+// and is not said to be within noise; the rest split what is left evenly.
+START_TEST(noise_guard_keeps_real_differences) {
+  ClusterConfig c;
+  std::vector<HandNode> nodes = twenty_nodes(c, 20 * 180.0);
+  c.hysteresis = 0.0;
+  ClusterController cc(c);
+  std::vector<double> level(20, 1.0);
+  level[3] = 5.0;
+  noisy_rounds(cc, nodes, level, 40, 12);
+  const ClusterNodeStatus steep = cc.node_status(3, 40.0);
+  ck_assert(!steep.within_noise);
+  ck_assert_double_gt(steep.level_diff, std::log(5.0) - 1.0);
+  ck_assert_double_ge(steep.target_w, 299.0);
+  double lo = kInf, hi = 0.0;
+  std::size_t within = 0;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    const ClusterNodeStatus st = cc.node_status(i, 40.0);
+    if (i == 3 || !st.within_noise) continue;
+    ++within;
+    lo = std::min(lo, st.target_w);
+    hi = std::max(hi, st.target_w);
+  }
+  ck_assert_uint_ge(within, 15);
+  ck_assert_double_lt(hi - lo, 1e-6);
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("libgradient_cluster_controller");
   TCase *config = tcase_create("config");
@@ -1132,6 +1232,8 @@ int main() {
   tcase_add_test(moves, release_hands_on_confirmed_watts);
   tcase_add_test(moves, hysteresis_keeps_grants_on_small_differences);
   tcase_add_test(moves, demand_curves_coarsened_to_curve_segments);
+  tcase_add_test(moves, noise_guard_keeps_the_even_split_within_noise);
+  tcase_add_test(moves, noise_guard_keeps_real_differences);
   suite_add_tcase(s, moves);
   TCase *safety = tcase_create("safety");
   tcase_set_timeout(safety, 300);

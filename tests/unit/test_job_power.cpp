@@ -357,7 +357,8 @@ START_TEST(status_table) {
           "groups":[{"name":"rack1","parent":null,"limit_w":500,"in_force_w":300,"nodes":2}],
           "nodes":[{"name":"n1","group":"rack1","connected":true,"reported":true,"silent":false,
                     "work":"power-aware","fair_share_w":200,
-                    "grant_w":180.5,"power_w":150,"caps_w":180.5,"gradient":0.0042,"jobs":[42,43],
+                    "grant_w":180.5,"power_w":150,"caps_w":180.5,"gradient":0.0042,"split":"even",
+                    "jobs":[42,43],
                     "lease_age_s":0.4},
                    {"name":"n2","group":null,"connected":false,"reported":false,"silent":false,
                     "work":"unknown","fair_share_w":200,
@@ -372,13 +373,13 @@ START_TEST(status_table) {
   ck_assert_contains(t, "period: 1.00 s, lease: 5.00 s, plain jobs' share: usage\n");
   ck_assert_contains(t,
                      "NODE  GROUP  STATE      WORK         GRANT_W  FAIR_W  POWER_W  CAPS_W  "
-                     "GRADIENT  JOBS   LEASE_AGE_S\n");
+                     "GRADIENT  SPLIT  JOBS   LEASE_AGE_S\n");
   ck_assert_contains(t,
                      "n1    rack1  reporting  power-aware  180.5    200.0   150.0    180.5   "
-                     "0.0042    42,43  0.4\n");
+                     "0.0042    even   42,43  0.4\n");
   ck_assert_contains(t,
                      "n2    -      unseen     unknown      -        200.0   -        -       "
-                     "-         -      -\n");
+                     "-         -      -      -\n");
   ck_assert_contains(t,
                      "not managed (outside powergrad.conf's groups, not in the budget):\n"
                      "UNMANAGED NODE  AGENT SEEN\nn7              yes\nn8              no\n");

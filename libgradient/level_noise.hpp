@@ -1,0 +1,53 @@
+// The noise of a level that is estimated again every period (the noise guards of the node
+// and cluster controllers): how far a new value may lie from the level's recent average
+// before it tells more than noise.
+//
+// The spread is the moving mean square of each value's deviation from the moving average of
+// the values before it (weight w): it counts slow drifts of the level as noise too, which
+// makes a guard built on it careful (in the simulator's scenarios that did better than
+// first differences, which miss the noise that smoothing upstream spreads over periods).
+// A value further than kChange spreads (and than kChange x kMinSd, so that a level that has
+// been exact so far still has some room) from that average is a change of the level, not
+// noise: the average jumps to it and the spread is left as it was. So a level that was
+// steady and then steps (a job's phase changes) is followed at once, while a noisy level
+// (spread 0.7 in log units for a busy latency service) practically never resets.
+#pragma once
+
+#include <cmath>
+#include <limits>
+
+namespace powergrad {
+
+struct LevelNoise {
+  static constexpr double kChange = 10.0;
+  static constexpr double kMinSd = 0.05;
+
+  double mean = std::numeric_limits<double>::quiet_NaN();
+  double var = std::numeric_limits<double>::quiet_NaN();
+
+  // A new value (not finite: the level is unknown again, and so is its noise).
+  void add(double level, double w) {
+    if (!std::isfinite(level)) {
+      mean = var = std::numeric_limits<double>::quiet_NaN();
+      return;
+    }
+    if (!std::isfinite(mean)) {
+      mean = level;
+      return;
+    }
+    const double dev = level - mean;
+    const double room = kChange * std::fmax(std::isfinite(var) ? std::sqrt(var) : 0.0, kMinSd);
+    if (std::isfinite(var) && std::fabs(dev) > room) {
+      mean = level;
+      return;
+    }
+    var = std::isfinite(var) ? (1.0 - w) * var + w * dev * dev : dev * dev;
+    mean += w * dev;
+  }
+  bool known() const { return std::isfinite(var); }
+  double sd() const {
+    return std::isfinite(var) ? std::sqrt(var) : std::numeric_limits<double>::quiet_NaN();
+  }
+};
+
+}  // namespace powergrad
