@@ -79,7 +79,7 @@ else
   not_ok "steady: the agents' caps stay within the budget" "$(cat "$PG_CLUSTER_DIR/steady.txt")"
 fi
 # The agents send their reports just before the controller's step, as node agents do
-# (protocol/report_phase.hpp): after the warm-up a report waits 10-30% of a period plus the
+# (protocol/report_phase.hpp): after the warm-up a report waits 10-50% of a period plus the
 # step for its grant. Reports at random phases would wait half a period at the median; 450 ms
 # leaves 150 ms for a late step on a busy machine.
 p50=$(json "$PG_CLUSTER_DIR/steady.json" 'round(d["latency_ms"]["p50"])')

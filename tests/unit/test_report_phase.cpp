@@ -71,7 +71,7 @@ START_TEST(report_moves_before_the_step) {
   for (double start : {0.05, 0.3, 0.5, 0.62, 0.95}) {
     ReportPhase rp(1.0, "node" + std::to_string(static_cast<int>(start * 100)));
     const double lead = rp.lead_s();
-    ck_assert(lead >= 0.1 - 1e-12 && lead <= 0.3 + 1e-12);
+    ck_assert(lead >= ReportPhase::kLeadMin - 1e-12 && lead <= ReportPhase::kLeadMax + 1e-12);
     // The controller steps at 0.7 (mod 1); its grants arrive up to 20 ms after.
     const Run r = run_agent(rp, 1.0, 1000.0 + start, 1000.7, 1.0, 20, 0.02, 7);
     ck_assert(rp.aligned());
@@ -149,7 +149,7 @@ START_TEST(never_before_now_and_bad_input_ignored) {
   ck_assert(std::isnan(rp.next(NAN, 20.0)));
   // A period that is not a positive number falls back to 1 s.
   ReportPhase bad(-3, "x");
-  ck_assert(bad.lead_s() >= 0.1 && bad.lead_s() <= 0.3);
+  ck_assert(bad.lead_s() >= ReportPhase::kLeadMin && bad.lead_s() <= ReportPhase::kLeadMax);
 }
 END_TEST
 
@@ -164,10 +164,10 @@ START_TEST(leads_spread_over_nodes) {
     // The same name, the same lead.
     ck_assert_double_eq(ReportPhase(1.0, "cn" + std::to_string(i)).lead_s(), rp.lead_s());
   }
-  ck_assert_double_ge(lo, 0.1);
-  ck_assert_double_le(hi, 0.3);
-  ck_assert_double_lt(lo, 0.11);
-  ck_assert_double_gt(hi, 0.29);
+  ck_assert_double_ge(lo, ReportPhase::kLeadMin);
+  ck_assert_double_le(hi, ReportPhase::kLeadMax);
+  ck_assert_double_lt(lo, ReportPhase::kLeadMin + 0.01);
+  ck_assert_double_gt(hi, ReportPhase::kLeadMax - 0.01);
   ck_assert_uint_ge(buckets.size(), 20);  // every 10 ms step of the range is used
 }
 END_TEST
