@@ -306,8 +306,8 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
       low = high = std::max(idle_w(i), std::min(s.last.min_w, cfg.floor_w));
     } else if (s.reported) {
       const NodeReport &r = s.last;
-      const double node_max = std::clamp(std::min(cfg.max_w, r.max_w), cfg.floor_w, cfg.max_w);
-      share = std::max(cfg.floor_w, std::min(fair_share_w_[i], node_max));
+      const double node_max = node_max_w(i, r);
+      share = node_share_w(i, node_max);
       const bool plain = !(r.steerable && !r.demand.segments().empty());
       low = plain && config_.plain_share == PlainShare::even
                 ? share
@@ -448,11 +448,18 @@ GrantMessage ClusterController::send_grant(std::size_t i, double grant_w, double
   return m;
 }
 
+double ClusterController::node_max_w(std::size_t i, const NodeReport &r) const {
+  const ClusterNodeConfig &cfg = config_.nodes[i];
+  return std::clamp(std::min(cfg.max_w, r.max_w), cfg.floor_w, cfg.max_w);
+}
+
+double ClusterController::node_share_w(std::size_t i, double node_max_w) const {
+  return std::max(config_.nodes[i].floor_w, std::min(fair_share_w_[i], node_max_w));
+}
+
 double ClusterController::demand_level(std::size_t i, const NodeReport &r) const {
   if (r.idle || !r.steerable || r.demand.segments().empty()) return kNaN;
-  const ClusterNodeConfig &cfg = config_.nodes[i];
-  const double node_max = std::clamp(std::min(cfg.max_w, r.max_w), cfg.floor_w, cfg.max_w);
-  const double share = std::max(cfg.floor_w, std::min(fair_share_w_[i], node_max));
+  const double share = node_share_w(i, node_max_w(i, r));
   const double offset = std::max(0.0, share - r.need_w);
   // A node whose curve ends below its share wants no more than its share: no level.
   if (!(offset < r.demand.width_w())) return kNaN;
@@ -468,14 +475,8 @@ void ClusterController::guard_levels() {
   };
   for (const NodeState &s : nodes_)
     if (guarded(s)) lv.push_back(s.level);
-  double median = kNaN;
-  if (lv.size() >= 2) {
-    const auto mid = lv.begin() + static_cast<std::ptrdiff_t>(lv.size() / 2);
-    std::nth_element(lv.begin(), mid, lv.end());
-    median = *mid;
-    if (lv.size() % 2 == 0) median = 0.5 * (median + *std::max_element(lv.begin(), mid));
-    guard_level_ = std::exp(median);
-  }
+  const double median = lv.size() >= 2 ? median_in_place(lv) : kNaN;
+  if (std::isfinite(median)) guard_level_ = std::exp(median);
   for (NodeState &s : nodes_) {
     s.want_scale = 1.0;
     s.within_noise = false;
@@ -485,8 +486,7 @@ void ClusterController::guard_levels() {
     const double t = config_.noise_guard_k * s.noise.sd();
     s.level_diff = d;
     s.within_noise = std::fabs(d) <= t;
-    const double kept = s.within_noise ? 0.0 : (d > 0.0 ? d - t : d + t);
-    s.want_scale = std::exp(kept - d);
+    s.want_scale = guard_scale(d, t);
   }
 }
 

@@ -124,8 +124,8 @@ struct ClusterConfig {
   // scenarios do best at about 0.5: doc/evaluation in the README).
   double hysteresis = 0.5;
   // Noise guard (no harm from chasing noise): each steered node's demand level, the log of
-  // its marginal gain at its fair share, is tracked with its noise (half the mean square of
-  // its change from one report to the next, averaged with weight noise_weight). In a step,
+  // its marginal gain at its fair share, is tracked with its noise (its spread around its
+  // own moving average, weight noise_weight: level_noise.hpp). In a step,
   // a node's level is compared with the median level of the steered nodes: the part of the
   // difference within noise_guard_k noise sds is taken out (its curve is scaled by that
   // much), the rest is kept (soft thresholding). Nodes whose differences are all within
@@ -326,6 +326,10 @@ class ClusterController {
   bool may_hold(const NodeState &s, const SentGrant &g, double now_s) const;
   void trim_sent(NodeState &s, double now_s) const;
   void compute_fair_shares();
+  // The most node i can take by report r (its configured range, cut to what it reports),
+  // and its fair share within node_max_w.
+  double node_max_w(std::size_t i, const NodeReport &r) const;
+  double node_share_w(std::size_t i, double node_max_w) const;
   // The demand level of report r for node i (see noise_guard_k); NaN when it has none.
   double demand_level(std::size_t i, const NodeReport &r) const;
   // Sets every steered node's want_scale and verdict from the levels (noise guard).

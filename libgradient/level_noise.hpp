@@ -13,8 +13,11 @@
 // (spread 0.7 in log units for a busy latency service) practically never resets.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <limits>
+#include <vector>
 
 namespace powergrad {
 
@@ -49,5 +52,21 @@ struct LevelNoise {
     return std::isfinite(var) ? std::sqrt(var) : std::numeric_limits<double>::quiet_NaN();
   }
 };
+
+// The median of v, which it reorders (linear time); NaN when v is empty.
+inline double median_in_place(std::vector<double> &v) {
+  if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
+  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  return v.size() % 2 ? *mid : 0.5 * (*mid + *std::max_element(v.begin(), mid));
+}
+
+// The noise guard's soft threshold: for a level that lies `diff` from the median, with the
+// noise allowance t (k spreads), the factor on its curve that takes the part of diff within
+// t out of it (all of it when |diff| <= t: the level then counts at the median).
+inline double guard_scale(double diff, double t) {
+  const double kept = std::fabs(diff) <= t ? 0.0 : (diff > 0.0 ? diff - t : diff + t);
+  return std::exp(kept - diff);
+}
 
 }  // namespace powergrad

@@ -301,7 +301,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     // difference from the median within its noise taken out of its curve.
     std::vector<double> scale(n, 1.0);
     if (params_.noise_guard_k > 0.0 && n > 1) {
-      const AllocResult even = allocate_uniform(grant, ranges);
+      const AllocResult even = plain_cap == grant ? fair : allocate_uniform(grant, ranges);
       const double w = std::clamp(params_.noise_weight, 1e-6, 1.0);
       std::vector<double> levels;
       std::vector<double> level(n, std::numeric_limits<double>::quiet_NaN());
@@ -321,16 +321,11 @@ NodeDecision NodeController::step(const NodeInputs &in) {
         }
       }
       if (levels.size() >= 2) {
-        std::sort(levels.begin(), levels.end());
-        const std::size_t m = levels.size() / 2;
-        const double median = levels.size() % 2 ? levels[m] : 0.5 * (levels[m - 1] + levels[m]);
-        for (std::size_t d = 0; d < n; ++d) {
-          if (!std::isfinite(level[d])) continue;
-          const double diff = level[d] - median;
-          const double t = params_.noise_guard_k * domains_[d].noise.sd();
-          const double left = std::fabs(diff) <= t ? 0.0 : (diff > 0.0 ? diff - t : diff + t);
-          scale[d] = std::exp(left - diff);
-        }
+        const double median = median_in_place(levels);
+        for (std::size_t d = 0; d < n; ++d)
+          if (std::isfinite(level[d]))
+            scale[d] =
+                guard_scale(level[d] - median, params_.noise_guard_k * domains_[d].noise.sd());
       }
     }
     std::vector<AllocChild> children(n);
