@@ -52,6 +52,8 @@ std::string ClusterController::check_config(const ClusterConfig &c) {
   if (!(c.noise_guard_k >= 0.0 && c.noise_guard_k <= 10.0))
     return "noise_guard_k must be in [0, 10]";
   if (!(c.noise_weight > 0.0 && c.noise_weight <= 1.0)) return "noise_weight must be in (0, 1]";
+  if (!(c.model_prior_sd >= 0.0 && c.model_prior_sd <= 1.0))
+    return "model_prior_sd must be in [0, 1]";
   for (std::size_t g = 0; g < c.groups.size(); ++g) {
     const ClusterGroupConfig &grp = c.groups[g];
     if (grp.parent != kNoGroup && grp.parent >= g)
@@ -258,6 +260,15 @@ std::string ClusterController::on_report(const NodeReport &r, double now_s) {
   // The noise guard's level and its noise (level_noise.hpp).
   s.level = demand_level(i, r);
   s.noise.add(s.level, config_.noise_weight);
+  {
+    double wsum = 0.0, sum = 0.0;
+    for (const JobSummary &j : r.jobs) {
+      if (!j.valid || !(j.gain_per_w > 0.0) || !std::isfinite(j.gain_per_w)) continue;
+      wsum += j.gain_per_w;
+      sum += j.gain_per_w * model_level_sd(j.memory_share, j.confidence, config_.model_prior_sd);
+    }
+    s.model_sd = wsum > 0.0 ? sum / wsum : 0.0;
+  }
   trim_sent(s, now_s);
   return {};
 }
@@ -483,7 +494,7 @@ void ClusterController::guard_levels() {
     s.level_diff = kNaN;
     if (!std::isfinite(median) || !guarded(s)) continue;
     const double d = s.level - median;
-    const double t = config_.noise_guard_k * s.noise.sd();
+    const double t = config_.noise_guard_k * std::hypot(s.noise.sd(), s.model_sd);
     s.level_diff = d;
     s.within_noise = std::fabs(d) <= t;
     s.want_scale = guard_scale(d, t);

@@ -133,6 +133,16 @@ struct ClusterConfig {
   // them; real differences still move watts, less the noise. 0: off.
   double noise_guard_k = 2.0;
   double noise_weight = 0.1;
+  // The guard's allowance also counts what the nodes' estimates do not know: from the
+  // spread of a memory share at confidence 0, each report's jobs give the model's share of
+  // the level's spread (level_noise.hpp model_level_sd). Weak estimates (software counters
+  // without a progress signal) then move watts only on large differences. Half the
+  // estimator's prior spread (GradientModelParams::default_memory_share_sd, 0.35): every
+  // node starts from the same prior, so part of the error is common to all and does not
+  // separate two nodes. In the simulator, vm-bursty lost 1.7% p99 to `uniform` without this
+  // term; with the whole prior spread, a cluster of one software-counter service pinned
+  // every node and lost 0.5% mean to `uniform`. 0: the guard counts the noise alone.
+  double model_prior_sd = 0.175;
   // Most segments of a node's demand curve the allocator works with (reports with more are
   // coarsened, curve_ops.hpp coarsen): allocation time grows with the segments. 0: by the
   // number of nodes, 32 up to 2,000 nodes, 16 up to 20,000, 8 beyond.
@@ -311,6 +321,7 @@ class ClusterController {
     // last step wanted, and the step's verdict (see ClusterConfig::noise_guard_k).
     double level = std::numeric_limits<double>::quiet_NaN();
     LevelNoise noise;
+    double model_sd = 0.0;  // the model's share of the level's spread (model_prior_sd)
     double leaf_scale = 1.0;
     double want_scale = 1.0;
     // Within noise, the leaf's curve is pinned to the median level (its slope at the fair

@@ -19,6 +19,8 @@ constexpr double kMinRegressionSd = 0.01;
 constexpr double kStaleConfidenceDecay = 0.7;
 // Smallest relative speed the curve works with (keeps 1 / r finite far below P0).
 constexpr double kMinRelativeSpeed = 1e-6;
+// A period whose busy fraction is below this does not refit the latency power model.
+constexpr double kMinFitBusy = 0.05;
 
 // Requests in an M/M/c system at per-server utilisation rho: L = c rho + Lq, with Lq from
 // Erlang's C formula (the probability of waiting) times rho / (1 - rho). Erlang B by its
@@ -79,14 +81,17 @@ void GradientModel::reset() {
   prior_sd_ = 0.0;
   prior_from_counters_ = false;
   have_busy_ = false;
+  busy_samples_ = 0.0;
   load_top_ = 0.0;
+  full_dyn_w_ = m_top_ = 0.0;
+  x_hi_ = 1.0;
   reg_ = Regression{};
   y_ref_ = 0.0;
   have_point_ = false;
   mode_ = JobMode::off;
   share_ = 1.0;
   servers_ = 1.0;
-  p0_w_ = dyn_now_w_ = sat_dyn_w_ = rho_now_ = 0.0;
+  p0_w_ = dyn_now_w_ = sat_dyn_w_ = 0.0;
 }
 
 void GradientModel::mark_stale(const std::string &why) {
@@ -184,9 +189,14 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   const double p0 = model.p0_w;
   const double dyn = std::max(*power - p0, min_dyn);
 
+  // Busy fraction (the service's load), raw; smoothed below once m is known.
+  double rho = obs.busy_fraction ? *obs.busy_fraction : c.task_clock_s / (c.interval_s * obs.cpus);
+  rho = std::clamp(rho, 0.0, 1.0);
+
   // Frequency now, and the domain's k in P = P0 + k f^3. Hardware: the busy-time frequency
   // cycles / task-clock, which also calibrates k for this domain and load. Software: the
-  // power model with its alpha.
+  // power model with its alpha, for CPUs busy rho of the time (a latency service's; a
+  // throughput job's are busy throughout).
   std::optional<double> f_hw;
   if (c.cycles && *c.cycles > 0.0 && c.task_clock_s > 0.0) f_hw = *c.cycles / c.task_clock_s;
   double f_now = 0.0;
@@ -198,7 +208,8 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
     k = dyn / (f_now * f_now * f_now);
   } else {
     k = model.a_w_per_hz3() * model.alpha;
-    f_now = std::min(std::cbrt(dyn / k), f_top);
+    const double busy = obs.mode == JobMode::latency ? std::max(rho, kMinFitBusy) : 1.0;
+    f_now = std::min(std::cbrt(dyn / (k * busy)), f_top);
     if (f_hw) f_now = *f_hw;
   }
   const double sat_dyn = std::max(k * f_top * f_top * f_top, dyn);
@@ -206,10 +217,6 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
     mark_stale("cannot place the domain on its power model");
     return current_;
   }
-
-  // Busy fraction (the service's load), raw; smoothed below once m is known.
-  double rho = obs.busy_fraction ? *obs.busy_fraction : c.task_clock_s / (c.interval_s * obs.cpus);
-  rho = std::clamp(rho, 0.0, 1.0);
 
   // Prior: the stall share, smoothed.
   const double default_sd = std::max(params_.default_memory_share_sd, 1e-6);
@@ -286,13 +293,37 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
     const double x_top = std::max(model.f_max_hz / f_now, 1e-6);
     const double r_top = x_top / ((1.0 - m) + m * x_top);
     const double load_top = rho / r_top;
-    // Rises of load are followed faster than falls: under-serving a busier service costs
-    // far more latency than a few watts too many on a quieter one.
-    const double wb = smoothing_weight(load_top > load_top_ ? params_.busy_rise_weight
-                                                     : params_.busy_smoothing_weight);
+    // The first 1 / w samples are averaged alike (a new job's estimate settles as fast as
+    // the average can), later ones with weight w.
+    busy_samples_ = have_busy_ ? busy_samples_ + 1.0 : 1.0;
+    const double wb =
+        std::max(smoothing_weight(params_.busy_smoothing_weight), 1.0 / busy_samples_);
     load_top_ = have_busy_ ? wb * load_top + (1.0 - wb) * load_top_ : load_top;
     have_busy_ = true;
     current_.busy_fraction = std::clamp(load_top_ * r_top, 0.0, 1.0);
+  }
+
+  // The latency power model (load_power_w): its frequencies are relative to the nominal top
+  // f_max (the unit of load_top_), up to f_top / f_max; its memory share is the one at
+  // f_max; its scale, the dynamic power at f_max with every CPU busy, is measured with
+  // cycles (this period's power over its busy fraction and the cube of its relative
+  // frequency; periods with little work say too little), else the power model's.
+  {
+    const double x_top = std::max(model.f_max_hz / f_now, 1e-6);
+    m_top_ = m * x_top / ((1.0 - m) + m * x_top);
+    x_hi_ = std::max(1.0, f_top / model.f_max_hz);
+    const double model_full_dyn =
+        model.a_w_per_hz3() * model.alpha * model.f_max_hz * model.f_max_hz * model.f_max_hz;
+    if (f_hw && *power - p0 >= min_dyn && rho > kMinFitBusy) {
+      const double xn = f_now / model.f_max_hz;
+      const double sample = dyn / (rho * xn * xn * xn);
+      const double wf = smoothing_weight(params_.power_fit_weight);
+      if (std::isfinite(sample) && sample > 0.0)
+        full_dyn_w_ = full_dyn_w_ > 0.0 ? wf * sample + (1.0 - wf) * full_dyn_w_ : sample;
+    } else if (!f_hw) {
+      full_dyn_w_ = model_full_dyn;
+    }
+    if (!(full_dyn_w_ > 0.0)) full_dyn_w_ = model_full_dyn;
   }
 
   mode_ = obs.mode;
@@ -301,7 +332,8 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   p0_w_ = p0;
   dyn_now_w_ = dyn;
   sat_dyn_w_ = sat_dyn;
-  rho_now_ = std::min(current_.busy_fraction, std::clamp(params_.max_busy_fraction, 0.0, 0.999));
+  // A latency service at its load reaches the top frequency at this dynamic power.
+  if (obs.mode == JobMode::latency) sat_dyn_w_ = load_power_w(x_hi_);
   have_point_ = true;
   stale_periods_ = 0;
 
@@ -328,9 +360,47 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   return current_;
 }
 
+// A latency service at a fixed offered load: at frequency x f_max its speed is
+// r(x) = x / ((1 - m) + m x) of the speed at f_max (m: the memory share at f_max) and its
+// busy fraction rho(x) = L / r(x) (L: load_top_, the busy fraction at f_max), so the
+// domain's dynamic power is D(x) = D_full min(1, rho(x)) x^3 (D_full: full_dyn_w_): a faster
+// service is busy for less of the time, and a watt buys more frequency than P ~ f^3 at a
+// fixed busy fraction says (up to 3/2 times as much for a compute-bound service).
+double GradientModel::load_power_w(double x) const {
+  const double r = x / ((1.0 - m_top_) + m_top_ * x);
+  return full_dyn_w_ * std::min(1.0, std::max(load_top_, 1e-6) / r) * x * x * x;
+}
+
+// The weight of a watt at dynamic power dyn_w: D solved for x (bisection; D increases with
+// x), then dL_q/dP = L_q'(rho) (-drho/dx) / D'(x), L_q the requests in the system. D' takes
+// the unsaturated form throughout, so the marginal stays non-increasing across the point
+// where the service saturates. At or above D(f_top / f_max) the domain runs at its top
+// frequency: 0.
+double GradientModel::load_gain_at(double dyn_w) const {
+  const double m = m_top_;
+  const double load = std::max(load_top_, 1e-6);
+  if (!(full_dyn_w_ > 0.0) || !(dyn_w < load_power_w(x_hi_))) return 0.0;
+  double lo = 0.0, hi = x_hi_;
+  for (int i = 0; i < 48; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (load_power_w(mid) < dyn_w ? lo : hi) = mid;
+  }
+  const double x = std::max(0.5 * (lo + hi), kMinRelativeSpeed);
+  const double den = (1.0 - m) + m * x;
+  const double r = x / den;
+  const double drdx = (1.0 - m) / (den * den);
+  const double dpdx = full_dyn_w_ * load * (2.0 * x * (1.0 - m) + 3.0 * m * x * x);
+  const double rho = std::min(load / r, std::clamp(params_.max_busy_fraction, 0.0, 0.999));
+  const double gain = mmc_requests_slope(rho, servers_) * load * drdx / (r * r) / dpdx;
+  return std::isfinite(gain) && gain > 0.0 ? gain : 0.0;
+}
+
 double GradientModel::marginal_gain_at(double power_w) const {
   if (!have_point_ || !current_.steerable || !std::isfinite(power_w)) return 0.0;
   const double d = power_w - p0_w_;
+  // Below P0 + min_dynamic_power_w the slope there holds (concave, finite).
+  if (mode_ == JobMode::latency)
+    return load_gain_at(std::max(d, std::max(params_.min_dynamic_power_w, 1e-3)));
   if (d >= sat_dyn_w_) return 0.0;
   const double dmin = std::max(params_.min_dynamic_power_w, 1e-3);
   double x;
@@ -346,19 +416,12 @@ double GradientModel::marginal_gain_at(double power_w) const {
   }
   const double m = current_.memory_share;
   const double den = (1.0 - m) + m * x;
-  const double r = x / den;
   const double drdp = (1.0 - m) / (den * den) * dxdp;
-  double gain = 0.0;
-  if (mode_ == JobMode::throughput) {
-    const double tw = std::isfinite(params_.throughput_weight) && params_.throughput_weight > 0.0
-                          ? params_.throughput_weight
-                          : 1.0;
-    gain = tw * share_ * drdp;
-  } else {
-    const double rho_max = std::clamp(params_.max_busy_fraction, 0.0, 0.999);
-    const double rho = std::min(rho_now_ / r, rho_max);
-    gain = mmc_requests_slope(rho, servers_) * rho_now_ * drdp / (r * r);
-  }
+  // Throughput: the relative speed-up (P ~ f^3: a throughput job keeps its CPUs busy).
+  const double tw = std::isfinite(params_.throughput_weight) && params_.throughput_weight > 0.0
+                        ? params_.throughput_weight
+                        : 1.0;
+  const double gain = tw * share_ * drdp;
   return std::isfinite(gain) && gain > 0.0 ? gain : 0.0;
 }
 

@@ -35,13 +35,18 @@
 //   / (interval x CPUs)) and c parallel servers, the number of requests in the system is
 //   about L(rho) = (c - 1) rho + rho / (1 - rho) (exact for M/M/1 at c = 1; for c > 1 the
 //   busy servers plus an M/M/1-like queue). By Little's law, sum L over services is the
-//   request-weighted latency per unit of time, and a speed-up r moves rho to rho_now / r, so
-//   the gain is L(rho_now) - L(rho_now / r(P)), with marginal at the current power
-//       g * rho * (c - 1 + 1 / (1 - rho)^2)       (g = dr/dP; c = 1: g rho / (1 - rho)^2),
-//   in request-seconds saved per second per watt. rho is clamped to max_busy_fraction
-//   (0.98): a saturated service reads rho = 1 however far it is overloaded, so its weight
-//   is that of rho = 0.98 (2450 g at c = 1: far above any unsaturated service), and L is
-//   continued linearly beyond the clamp so the gain stays concave and finite below P_now.
+//   request-weighted latency per unit of time, so a watt is worth dL/dP, in request-seconds
+//   saved per second per watt. The service's offered load stays as the cap moves: at a speed
+//   r its busy fraction is L_top / r (L_top: the busy fraction at the top frequency,
+//   smoothed), and its CPUs draw dynamic power for that share of the time, so the domain's
+//   dynamic power at frequency f is D_full (busy fraction) (f / f_max)^3. A watt therefore
+//   buys more speed than at a fixed busy fraction (P ~ f^3), up to 3/2 times as much for a
+//   compute-bound service, and the service reaches its top frequency at D_full L_top, below
+//   the power a fully busy domain would need. D_full is measured with cycles (the period's
+//   power, busy fraction and frequency), else taken from the power model. rho is clamped
+//   to max_busy_fraction (0.98): a saturated service reads rho = 1 however far it is
+//   overloaded, so its weight is that of rho = 0.98 (far above any unsaturated service),
+//   and L is continued linearly beyond the clamp so the gain stays concave and finite.
 // - monitor and off (not power-aware): estimated and reported, never steered: gain 0.
 //
 // Pure and deterministic: no clock, no I/O, no randomness (the node controller owns the
@@ -76,12 +81,17 @@ struct GradientModelParams {
   // Weight of the newest sample in the moving averages of the prior and of the load, in
   // (0, 1]. The load is averaged as the busy fraction at the top frequency, which the caps do
   // not move (see update()), so heavy smoothing filters the arrival noise without lagging
-  // behind the controller's own moves. Rises of load are followed faster than falls
-  // (busy_rise_weight, at least busy_smoothing_weight): a busier service left short costs
-  // more latency than a quieter one given a few watts too many.
+  // behind the controller's own moves. Rises and falls are followed alike: an estimate that
+  // followed rises faster would sit above the load by an amount that grows with the arrival
+  // noise, and on a cluster of equal services it would hand watts to whichever node had the
+  // latest burst (issue 12's homogeneous clusters, where that lost to the even split).
   double prior_smoothing_weight = 0.3;
-  double busy_smoothing_weight = 0.03;
-  double busy_rise_weight = 0.5;
+  double busy_smoothing_weight = 0.05;
+  // Weight of the newest period in the moving average of the domain's dynamic power at the
+  // top frequency with every CPU busy (the latency power model, see marginal_gain_at), in
+  // (0, 1]; measured with hardware counters (cycles give the frequency), else from the
+  // power model.
+  double power_fit_weight = 0.2;
   // Regression points lose half their weight every this many seconds.
   double regression_half_life_s = 60.0;
   // The regression weighs in only with at least this many (effective) points and a spread
@@ -188,7 +198,12 @@ class GradientModel {
   double prior_sd_ = 0.0;
   bool prior_from_counters_ = false;
   bool have_busy_ = false;
+  double busy_samples_ = 0.0;  // load samples so far (see update)
   double load_top_ = 0.0;  // smoothed busy fraction at the top frequency (see update)
+  // Dynamic power at the top frequency with every CPU busy (see power_fit_weight); 0: none.
+  double full_dyn_w_ = 0.0;
+  double m_top_ = 0.0;  // memory share at f_max (the latency power model's)
+  double x_hi_ = 1.0;   // f_top / f_max
 
   Regression reg_;
   double y_ref_ = 0.0;  // scale of y (first point), for well-conditioned sums
@@ -201,7 +216,8 @@ class GradientModel {
   double p0_w_ = 0.0;
   double dyn_now_w_ = 0.0;  // P_now - P0 (>= min_dynamic_power_w)
   double sat_dyn_w_ = 0.0;  // P - P0 at which the domain reaches its top frequency
-  double rho_now_ = 0.0;
+  double load_power_w(double x) const;
+  double load_gain_at(double dyn_w) const;
 };
 
 }  // namespace powergrad

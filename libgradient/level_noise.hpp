@@ -53,6 +53,19 @@ struct LevelNoise {
   }
 };
 
+// The spread of a level (the log of a marginal gain) that comes from the model, not from
+// the noise of its inputs: a watt's gain is about proportional to 1 - m (m: the memory-bound
+// share of the run time), so a spread sd_m of m is one of sd_m / (1 - m) in the level. An
+// estimate of confidence c has sd_m = (1 - c) prior_sd (gradient_model.hpp: confidence 0 is
+// the prior's spread). With software counters alone and no progress signal, m is the prior
+// (0.5 +- 0.35): a spread of 0.7 in log units, a factor of 2.
+inline double model_level_sd(double memory_share, double confidence, double prior_sd) {
+  if (!std::isfinite(memory_share) || !std::isfinite(confidence) || !std::isfinite(prior_sd))
+    return 0.0;
+  const double m = std::clamp(memory_share, 0.0, 0.9);
+  return (1.0 - std::clamp(confidence, 0.0, 1.0)) * std::max(prior_sd, 0.0) / (1.0 - m);
+}
+
 // The median of v, which it reorders (linear time); NaN when v is empty.
 inline double median_in_place(std::vector<double> &v) {
   if (v.empty()) return std::numeric_limits<double>::quiet_NaN();

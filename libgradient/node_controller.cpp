@@ -162,7 +162,8 @@ NodeDecision NodeController::step(const NodeInputs &in) {
       obs.busy_fraction = jd.busy_fraction;
       obs.cpus = jd.cpus;
       obs.share = jd.share;
-      obs.servers = jd.servers;
+      obs.servers =
+          jd.servers > 0.0 ? jd.servers : (std::isfinite(jd.cpus) ? std::max(1.0, jd.cpus) : 1.0);
       obs.emulated = job.emulated;
       DomainView view{dom.model, dom.min_cap_w, dom.max_cap_w, dom.power_w};
       model.update(obs, view);
@@ -300,6 +301,19 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     // the grant, their spread around their own average, and the part of each domain's
     // difference from the median within its noise taken out of its curve.
     std::vector<double> scale(n, 1.0);
+    // The model's share of domain d's level spread: its steered jobs' (by gain).
+    const auto model_sd = [&](std::size_t d) {
+      if (!params_.guard_model_uncertainty) return 0.0;
+      double wsum = 0.0, sum = 0.0;
+      for (const GradientModel *m : steered[d]) {
+        const JobGradient &g = m->current();
+        if (!(g.gain_per_w > 0.0) || !std::isfinite(g.gain_per_w)) continue;
+        wsum += g.gain_per_w;
+        sum += g.gain_per_w * model_level_sd(g.memory_share, g.speedup.confidence,
+                                             params_.model.default_memory_share_sd);
+      }
+      return wsum > 0.0 ? sum / wsum : 0.0;
+    };
     if (params_.noise_guard_k > 0.0 && n > 1) {
       const AllocResult even = plain_cap == grant ? fair : allocate_uniform(grant, ranges);
       const double w = std::clamp(params_.noise_weight, 1e-6, 1.0);
@@ -325,7 +339,8 @@ NodeDecision NodeController::step(const NodeInputs &in) {
         for (std::size_t d = 0; d < n; ++d)
           if (std::isfinite(level[d]))
             scale[d] =
-                guard_scale(level[d] - median, params_.noise_guard_k * domains_[d].noise.sd());
+                guard_scale(level[d] - median, params_.noise_guard_k *
+                                                   std::hypot(domains_[d].noise.sd(), model_sd(d)));
       }
     }
     std::vector<AllocChild> children(n);

@@ -95,9 +95,12 @@ struct NodeControllerParams {
   // smoothed marginal gain at its even share of the grant, is tracked with its spread around
   // its own moving average (weight noise_weight); the part of a domain's difference from the
   // domains' median level within noise_guard_k spreads is taken out of its curve before the
-  // water-filling, so domains that differ only by noise split the grant evenly. 0: off.
+  // water-filling, so domains that differ only by noise split the grant evenly. The spread
+  // also counts the model's uncertainty about each job's memory share (level_noise.hpp
+  // model_level_sd, with the model's default_memory_share_sd; guard_model_uncertainty). 0: off.
   double noise_guard_k = 2.0;
   double noise_weight = 0.1;
+  bool guard_model_uncertainty = true;
   // Damping: most a cap moves per step, max(_w, _frac x (max - min)).
   double max_step_w = 5.0;
   double max_step_frac = 0.30;
@@ -145,7 +148,9 @@ struct JobDomainInput {
   std::size_t domain = 0;  // index into NodeInputs::domains
   double cpus = 1.0;       // its CPUs on that domain
   double share = 1.0;      // share of the domain's CPUs, in (0, 1]
-  double servers = 1.0;    // parallel request slots (latency mode; see gradient_model.hpp)
+  // Parallel request slots (latency mode; see gradient_model.hpp); 0: one per CPU it has on
+  // the domain (at least 1), what a service with a worker per core has.
+  double servers = 0.0;
   CounterSample counters;  // deltas over the period on those CPUs
   std::optional<double> busy_fraction;  // default: task-clock / (interval x cpus)
   std::optional<double> progress_rate;  // application progress per second, if exposed

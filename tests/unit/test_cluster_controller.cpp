@@ -49,6 +49,8 @@ struct HandNode {
   // Width of its demand curve above need_w; < 0: up to max_w. Shorter: saturated (its cores
   // run at their top clock before its maximum: watts above buy nothing).
   double curve_w = -1.0;
+  // >= 0: the report carries one steered job with this confidence (memory share 0.5).
+  double confidence = -1.0;
   std::uint64_t seq = 0;
   GrantMessage lease;
   bool have_lease = false;
@@ -83,6 +85,16 @@ struct HandNode {
     if (r.steerable)
       r.demand = two_step ? GainCurve::from_segments({{100.0, 2.0 * slope}, {width - 100.0, slope}})
                           : GainCurve::linear(slope, width);
+    if (r.steerable && confidence >= 0.0) {
+      JobSummary j;
+      j.job = name + ".0";
+      j.mode = JobMode::latency;
+      j.valid = true;
+      j.gain_per_w = slope;
+      j.confidence = confidence;
+      j.memory_share = 0.5;
+      r.jobs.push_back(j);
+    }
     return r;
   }
 };
@@ -1210,6 +1222,39 @@ START_TEST(noise_guard_keeps_real_differences) {
 }
 END_TEST
 
+// The guard also counts what the estimates do not know: a node whose level is 1.8 times the
+// others' (with little noise) gets more watts when its estimates are sure (confidence 1), and
+// the even split when they are the prior's alone (confidence 0: software counters without a
+// progress signal), where a factor 1.8 is within the memory share's uncertainty.
+START_TEST(noise_guard_counts_what_estimates_do_not_know) {
+  for (double confidence : {1.0, 0.0}) {
+    ClusterConfig c;
+    std::vector<HandNode> nodes = twenty_nodes(c, 20 * 180.0);
+    c.hysteresis = 0.0;
+    ClusterController cc(c);
+    std::mt19937 rng(21);
+    std::normal_distribution<double> noise(0.0, 0.03);
+    for (int k = 0; k < 40; ++k) {
+      for (std::size_t i = 0; i < nodes.size(); ++i) {
+        nodes[i].confidence = confidence;
+        nodes[i].slope = (i == 3 ? 1.8 : 1.0) * std::exp(noise(rng));
+      }
+      round_trip(cc, nodes, static_cast<double>(k));
+    }
+    cc.step(40.0);
+    const ClusterNodeStatus st = cc.node_status(3, 40.0);
+    const double other = cc.node_status(5, 40.0).target_w;
+    if (confidence > 0.0) {
+      ck_assert(!st.within_noise);
+      ck_assert_double_gt(st.target_w, other + 50.0);
+    } else {
+      ck_assert(st.within_noise);
+      ck_assert_double_lt(std::fabs(st.target_w - other), 1e-6);
+    }
+  }
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("libgradient_cluster_controller");
   TCase *config = tcase_create("config");
@@ -1234,6 +1279,7 @@ int main() {
   tcase_add_test(moves, demand_curves_coarsened_to_curve_segments);
   tcase_add_test(moves, noise_guard_keeps_the_even_split_within_noise);
   tcase_add_test(moves, noise_guard_keeps_real_differences);
+  tcase_add_test(moves, noise_guard_counts_what_estimates_do_not_know);
   suite_add_tcase(s, moves);
   TCase *safety = tcase_create("safety");
   tcase_set_timeout(safety, 300);

@@ -893,10 +893,12 @@ END_TEST
 
 // Two sockets with the same service at the same load, whose measured busy fractions differ
 // only by noise: with the noise guard the grant stays split (nearly) evenly; without it the
-// controller follows the noise and the caps differ by more.
+// controller follows the noise and the caps differ by more. The noise drifts (each period
+// keeps 95% of the last one's: the smoothing of the load estimate does not filter it).
 double mean_cap_gap(double guard_k, unsigned seed) {
   std::mt19937 rng(seed);
-  std::normal_distribution<double> noise(0.0, 0.04);
+  std::normal_distribution<double> noise(0.0, 0.04 * std::sqrt(1.0 - 0.95 * 0.95));
+  double drift[2] = {0.0, 0.0};
   Plant plant({{0.3, 1.0, JobMode::latency, 0.85}, {0.3, 1.0, JobMode::latency, 0.85}});
   NodeControllerParams p;
   p.noise_guard_k = guard_k;
@@ -905,7 +907,10 @@ double mean_cap_gap(double guard_k, unsigned seed) {
   double gap = 0.0;
   int n = 0;
   for (int t = 0; t < 240; ++t) {
-    for (SimDomain &d : plant.doms) d.busy = std::clamp(0.85 + noise(rng), 0.0, 1.0);
+    for (std::size_t i = 0; i < 2; ++i) {
+      drift[i] = 0.95 * drift[i] + noise(rng);
+      plant.doms[i].busy = std::clamp(0.85 + drift[i], 0.0, 1.0);
+    }
     const NodeInputs in = plant.inputs(t);
     const NodeDecision d = plant.step(nc, t);
     assert_safe(in, d, 300.0);
@@ -920,7 +925,7 @@ double mean_cap_gap(double guard_k, unsigned seed) {
 START_TEST(noise_guard_keeps_equal_domains_even) {
   for (unsigned seed : {1u, 2u, 3u}) {
     const double guarded = mean_cap_gap(2.0, seed), free = mean_cap_gap(0.0, seed);
-    ck_assert_msg(guarded < 0.5 * free && guarded < 6.0, "seed %u: gap %g W guarded, %g W not",
+    ck_assert_msg(guarded < 0.5 * free && guarded < 15.0, "seed %u: gap %g W guarded, %g W not",
                   seed, guarded, free);
   }
 }
