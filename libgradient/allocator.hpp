@@ -170,25 +170,40 @@ class TreeAllocator {
     double weight;
   };
 
+  // A leaf's pieces: f(slope, width) for each, in order (they are not stored).
+  template <typename F>
+  static void for_each_leaf_piece(const AllocTree &tree, NodeId id, F &&f);
+  static double leaf_width(const AllocTree &tree, NodeId id);
+  static void prefetch_leaves(const AllocTree &tree, const NodeId *kids, std::size_t i,
+                              std::size_t end);
+  static void add_leaf_share(const AllocTree &tree, NodeId id, double level, Share &share);
   bool build_leaf(const AllocTree &tree, NodeId id, AllocResult &result);
   bool build_group(const AllocTree &tree, NodeId id, AllocResult &result);
-  void keep_window(NodeId id, double start_w, double end_w);
-  // Copies the pieces of id's children's curves into scratch_.
-  void gather_children(const AllocTree &tree, NodeId id);
-  Level select_level(double target_w);
+  void keep_window(NodeId id, std::size_t base, double start_w, double end_w);
+  // Appends the pieces of id's children's curves to out (which may be pieces_).
+  void gather_children(const AllocTree &tree, NodeId id, std::vector<Piece> &out);
+  static Level select_level(Piece *a, std::size_t n, double target_w);
   Share share_at(const AllocTree &tree, NodeId id, double level);
   void split(const AllocTree &tree, NodeId id, double grant_w, std::vector<double> &grants);
 
   // Per node: effective range, sum of the children's floors, the curve it offers its parent
-  // (its own pieces_[begin, end), or its children's when pass_through), the slopes where its
-  // own floor and cap cut its children's curves, and the level it is split at.
+  // (a group's own pieces_[begin, end), or its children's when pass_through; a leaf's curve
+  // cut to its range) and its width (a leaf's only when its parent is pass_through), the
+  // slopes where its own floor and cap cut its children's curves, and its split level.
   std::vector<double> lo_w_, hi_w_, floor_sum_w_, curve_w_;
   std::vector<std::size_t> begin_, end_;
   std::vector<unsigned char> pass_through_;
   std::vector<double> floor_cut_, cap_cut_, level_;
   std::vector<Piece> pieces_;
   std::vector<Piece> scratch_;
-  std::vector<NodeId> kids_, stack_;
+  // Each node's children: kid_list_[kid_begin_[id], kid_begin_[id + 1]).
+  std::vector<std::size_t> kid_begin_, kid_fill_;
+  std::vector<NodeId> kid_list_, stack_;
+  struct Frame {
+    std::size_t next;
+    std::size_t end;
+  };
+  std::vector<Frame> frames_;
   std::vector<double> kid_grants_, kid_floors_;
   std::vector<TieShare> ties_;
 };

@@ -321,6 +321,7 @@ class ClusterController {
     double level_diff = std::numeric_limits<double>::quiet_NaN();
   };
 
+  void prefetch_curves(std::size_t i) const;
   double counts_until(double expires_at_s) const;
   bool silent(const NodeState &s, double now_s) const;
   bool may_hold(const NodeState &s, const SentGrant &g, double now_s) const;
