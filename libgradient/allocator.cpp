@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <utility>
 
 #include "libgradient/format.hpp"
@@ -229,7 +230,7 @@ bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &r
   pass_through_[id] = 0;
   // Gathered at the end of pieces_ and cut there: what is kept stays as id's curve.
   const std::size_t base = pieces_.size();
-  gather_children(tree, id, pieces_);
+  for_each_child_piece(tree, id, [&](Piece p) { pieces_.push_back(p); });
   keep_window(id, base, lo - floors, hi - floors);
   return true;
 }
@@ -237,11 +238,15 @@ bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &r
 // Keeps the pieces of pieces_[base, end) that lie in [start_w, end_w] of cumulative width,
 // steepest first, as id's own curve (in place: the rest is dropped).
 void TreeAllocator::keep_window(NodeId id, std::size_t base, double start_w, double end_w) {
-  Piece *a = pieces_.data() + base;
   const std::size_t n = pieces_.size() - base;
-  const Level last = select_level(a, n, end_w);
-  const Level first = start_w > 0.0 ? select_level(a, n, start_w)
+  const auto each = [&](auto &&f) {
+    const Piece *a = pieces_.data() + base;
+    for (std::size_t i = 0; i < n; ++i) f(a[i]);
+  };
+  const Level last = select_level(each, end_w);
+  const Level first = start_w > 0.0 ? select_level(each, start_w)
                                     : Level{std::numeric_limits<double>::infinity(), 0.0, 0.0};
+  Piece *a = pieces_.data() + base;
   floor_cut_[id] = first.slope;
   cap_cut_[id] = last.slope;
   begin_[id] = base;
@@ -297,29 +302,25 @@ void TreeAllocator::prefetch_leaves(const AllocTree &tree, const NodeId *kids, s
 }
 
 // Depth first, children in order; iterative, because a chain of pass-through groups may be
-// as deep as the tree.
-void TreeAllocator::gather_children(const AllocTree &tree, NodeId id, std::vector<Piece> &out) {
+// as deep as the tree. f takes each piece by value (it may append to pieces_).
+template <typename F>
+void TreeAllocator::for_each_child_piece(const AllocTree &tree, NodeId id, F &&f) {
   frames_.clear();
   frames_.push_back({kid_begin_[id], kid_begin_[id + 1]});
   while (!frames_.empty()) {
-    Frame &f = frames_.back();
-    if (f.next == f.end) {
+    Frame &frame = frames_.back();
+    if (frame.next == frame.end) {
       frames_.pop_back();
       continue;
     }
-    prefetch_leaves(tree, kid_list_.data(), f.next, f.end);
-    const NodeId v = kid_list_[f.next++];
+    prefetch_leaves(tree, kid_list_.data(), frame.next, frame.end);
+    const NodeId v = kid_list_[frame.next++];
     if (tree.nodes_[v].leaf) {
       for_each_leaf_piece(tree, v, [&](double slope, double width) {
-        out.push_back({slope, width, 1.0});
+        f(Piece{slope, width, 1.0});
       });
     } else if (!pass_through_[v]) {
-      if (&out == &pieces_) {  // by index: pieces_ may grow while it is read
-        for (std::size_t i = begin_[v]; i < end_[v]; ++i) out.push_back(pieces_[i]);
-      } else {
-        out.insert(out.end(), pieces_.begin() + static_cast<std::ptrdiff_t>(begin_[v]),
-                   pieces_.begin() + static_cast<std::ptrdiff_t>(end_[v]));
-      }
+      for (std::size_t i = begin_[v]; i < end_[v]; ++i) f(Piece(pieces_[i]));
     } else {
       frames_.push_back({kid_begin_[v], kid_begin_[v + 1]});
     }
@@ -370,10 +371,66 @@ TreeAllocator::Share TreeAllocator::share_at(const AllocTree &tree, NodeId id, d
   return share;
 }
 
+namespace {
+
+// Slopes are >= 0 (-0.0 taken as 0): their bit patterns order as they do. The exponent and
+// the top 4 bits of the mantissa make buckets of 1/16 of a binary order of magnitude.
+constexpr std::size_t kBuckets = std::size_t{1} << 15;
+inline std::size_t bucket_of(double slope) {
+  const double s = slope + 0.0;
+  std::uint64_t bits;
+  std::memcpy(&bits, &s, sizeof bits);
+  return static_cast<std::size_t>(bits >> 48) & (kBuckets - 1);
+}
+
+}  // namespace
+
+// Weighted selection without moving the pieces: the widths summed by slope bucket (one
+// pass), the bucket where the cumulative width, steepest first, reaches the target, and
+// the exact level among that bucket's pieces (copied out in a second pass: few).
+// each(f) calls f on every piece, in the same order each time.
+template <typename Each>
+TreeAllocator::Level TreeAllocator::select_level(Each &&each, double target_w) {
+  bucket_w_.resize(kBuckets, 0.0);  // all zero between calls
+  std::size_t top = 0;
+  std::size_t bottom = kBuckets - 1;
+  each([&](const Piece &p) {
+    const std::size_t b = bucket_of(p.slope);
+    bucket_w_[b] += p.width_w;
+    top = std::max(top, b);
+    bottom = std::min(bottom, b);
+  });
+  Level level{kNoLevel, 0.0, 0.0};
+  double above = 0.0;
+  std::size_t b = top + 1;
+  while (b-- > bottom) {
+    if (!(above + bucket_w_[b] > target_w)) {
+      above += bucket_w_[b];
+      continue;
+    }
+    // The level is in bucket b (or, by rounding, in a later one).
+    bucket_.clear();
+    each([&](const Piece &p) {
+      if (bucket_of(p.slope) == b) bucket_.push_back(p);
+    });
+    const Level in = partition_level(bucket_.data(), bucket_.size(), target_w - above);
+    if (in.slope != kNoLevel) {
+      level = {in.slope, above + in.above_w, in.at_w};
+      break;
+    }
+    above += in.above_w;
+  }
+  if (level.slope == kNoLevel) level.above_w = above;
+  if (top >= bottom)
+    std::fill(bucket_w_.begin() + static_cast<std::ptrdiff_t>(bottom),
+              bucket_w_.begin() + static_cast<std::ptrdiff_t>(top) + 1, 0.0);
+  return level;
+}
+
 // Weighted selection over a[0, n) (which it reorders): quickselect with a three-way
 // partition around a median-of-three slope, falling back to sorting what is left after
 // too many rounds or once few pieces remain. Deterministic for a given input order.
-TreeAllocator::Level TreeAllocator::select_level(Piece *a, std::size_t n, double target_w) {
+TreeAllocator::Level TreeAllocator::partition_level(Piece *a, std::size_t n, double target_w) {
   std::size_t lo = 0;
   std::size_t hi = n;
   double above = 0.0;
@@ -427,9 +484,8 @@ void TreeAllocator::split(const AllocTree &tree, NodeId id, double grant_w,
     for (std::size_t j = 0; j < k; ++j) offered += curve_w_[kids[j]];
     level_[id] = kNoLevel;
     if (above_floors < offered) {
-      scratch_.clear();
-      gather_children(tree, id, scratch_);
-      level_[id] = select_level(scratch_.data(), scratch_.size(), above_floors).slope;
+      const auto each = [&](auto &&f) { for_each_child_piece(tree, id, f); };
+      level_[id] = select_level(each, above_floors).slope;
     }
   }
   const double level = level_[id];

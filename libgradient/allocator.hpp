@@ -133,10 +133,12 @@ AllocResult allocate_tree(const AllocTree &tree, double budget_w);
 //
 // How: no curve is ever sorted. A group's curve is the multiset of its children's pieces;
 // where its own limits cut it, the two cut points are found by weighted selection (the slope
-// at which the cumulative width, steepest first, reaches a given amount: linear expected
-// time) and only the pieces between them are kept. Top-down, only the root's water level
-// needs a selection: a group splits at its parent's level clamped to its own cut levels.
-// Work is linear in the number of pieces per tree level.
+// at which the cumulative width, steepest first, reaches a given amount: widths summed by
+// slope bucket in one pass, then the one bucket that holds it sorted out) and only the
+// pieces between them are kept. Top-down, only the root's water level needs a selection: a
+// group splits at its parent's level clamped to its own cut levels. Work is linear in the
+// number of pieces per tree level. Widths are summed in child order, not in any order a
+// selection leaves behind.
 class TreeAllocator {
  public:
   AllocResult allocate(const AllocTree &tree, double budget_w);
@@ -180,9 +182,13 @@ class TreeAllocator {
   bool build_leaf(const AllocTree &tree, NodeId id, AllocResult &result);
   bool build_group(const AllocTree &tree, NodeId id, AllocResult &result);
   void keep_window(NodeId id, std::size_t base, double start_w, double end_w);
-  // Appends the pieces of id's children's curves to out (which may be pieces_).
-  void gather_children(const AllocTree &tree, NodeId id, std::vector<Piece> &out);
-  static Level select_level(Piece *a, std::size_t n, double target_w);
+  // Calls f(piece) for the pieces of id's children's curves, in child order.
+  template <typename F>
+  void for_each_child_piece(const AllocTree &tree, NodeId id, F &&f);
+  // The level at which the pieces each(f) visits reach target_w (see Level).
+  template <typename Each>
+  Level select_level(Each &&each, double target_w);
+  static Level partition_level(Piece *a, std::size_t n, double target_w);
   Share share_at(const AllocTree &tree, NodeId id, double level);
   void split(const AllocTree &tree, NodeId id, double grant_w, std::vector<double> &grants);
 
@@ -195,7 +201,8 @@ class TreeAllocator {
   std::vector<unsigned char> pass_through_;
   std::vector<double> floor_cut_, cap_cut_, level_;
   std::vector<Piece> pieces_;
-  std::vector<Piece> scratch_;
+  std::vector<double> bucket_w_;  // select_level(): widths by slope bucket
+  std::vector<Piece> bucket_;     // select_level(): the pieces of one bucket
   // Each node's children: kid_list_[kid_begin_[id], kid_begin_[id + 1]).
   std::vector<std::size_t> kid_begin_, kid_fill_;
   std::vector<NodeId> kid_list_, stack_;
