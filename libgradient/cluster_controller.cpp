@@ -346,40 +346,35 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
       }
       const GainCurve &d = *demand;
       const double base = s.last.need_w;
-      if (low < base)
+      // The demand from `low` on (itself when low is its base).
+      const GainCurve *shifted = &d;
+      if (low < base) {
         prepend(d, base - low, d.segments().front().slope, shifted_curve_);
-      else
+        shifted = &shifted_curve_;
+      } else if (low > base) {
         drop_front(d, low - base, shifted_curve_);
+        shifted = &shifted_curve_;
+      }
       // The noise guard's scale (1 when the node's level counts as it is). A node within
       // noise is pinned: its slope at the fair share becomes exactly the median level, so
       // that pinned nodes' curves tie there (a product would differ in the last bit and hand
       // one node a whole segment); the rest of its curve is scaled alike.
-      const GainCurve *scaled = &shifted_curve_;
       double pin_at = kNaN;
       double scale = s.want_scale;
       s.leaf_pin_level = kNaN;
-      if (s.within_noise && share - low < shifted_curve_.width_w()) {
-        pin_at = shifted_curve_.marginal_at(std::max(0.0, share - low));
+      if (s.within_noise && share - low < shifted->width_w()) {
+        pin_at = shifted->marginal_at(std::max(0.0, share - low));
         if (pin_at > 0.0) {
           scale = guard_level_ / pin_at;
           s.leaf_pin_level = guard_level_;
         }
       }
-      if (scale != 1.0) {
-        scaled_curve_.clear();
-        for (const GainSegment &seg : shifted_curve_.segments())
-          scaled_curve_.add({seg.width_w, seg.slope == pin_at ? guard_level_ : seg.slope * scale});
-        scaled = &scaled_curve_;
-      }
       s.leaf_scale = s.want_scale;
-      // Up to its fair share, spare watts are its own before they are nobody's.
-      raise_slopes_until(*scaled, share - low, kSpareGain, coarse_curve_);
-      GainCurve *leaf_curve = &coarse_curve_;
-      if (config_.hysteresis > 0.0 && !std::isnan(s.granted_w)) {
-        favour_incumbent(coarse_curve_, s.granted_w - low, config_.hysteresis, leaf_curve_);
-        leaf_curve = &leaf_curve_;
-      }
-      tree_.swap_curve(id, *leaf_curve);
+      // Up to its fair share, spare watts are its own before they are nobody's (raised to
+      // kSpareGain); then the hysteresis around what it holds.
+      const bool favour = config_.hysteresis > 0.0 && !std::isnan(s.granted_w);
+      shape_leaf_curve(*shifted, pin_at, scale, share - low, favour, s.granted_w - low);
+      tree_.swap_curve(id, leaf_curve_);
       s.leaf_curve_set = true;
       s.leaf_curve_dirty = false;
       s.leaf_curve_lo_w = low;
@@ -446,6 +441,82 @@ void ClusterController::prefetch_curves(std::size_t i) const {
     __builtin_prefetch(l, 1);
     __builtin_prefetch(l + 4, 1);
   }
+}
+
+namespace {
+
+// The raise_slopes_until step of shape_leaf_curve: segments of the curve before it in,
+// those of the raised curve out.
+template <typename Out>
+class RaiseStep {
+ public:
+  RaiseStep(double width_w, Out &out) : width_w_(width_w), out_(out) {}
+  void operator()(const GainSegment &s) {
+    if (!(width_w_ > 0.0)) return out_.add(s);  // raise_slopes_until returns the curve
+    const double inside = std::clamp(width_w_ - at_, 0.0, s.width_w);
+    if (inside > 0.0) out_.add({inside, std::max(s.slope, kSpareGain)});
+    if (s.width_w > inside) out_.add({s.width_w - inside, s.slope});
+    at_ += s.width_w;
+  }
+  void finish() {
+    if (width_w_ > 0.0 && at_ < width_w_) out_.add({width_w_ - at_, kSpareGain});
+  }
+
+ private:
+  double width_w_;
+  Out &out_;
+  double at_ = 0.0;
+};
+
+}  // namespace
+
+// leaf_curve_ = favour_incumbent(raise_slopes_until(scaled curve, spare_w, kSpareGain),
+// held_w, hysteresis), the scaled curve being `curve` with slope pin_at pinned to
+// guard_level_ and the others times `scale` (when scale != 1); without favour, the raised
+// curve. In one pass: SegmentStream stands in for the curves between the steps, with the
+// same segments. Should a step refuse a segment, the steps run one by one, as written.
+void ClusterController::shape_leaf_curve(const GainCurve &curve, double pin_at, double scale,
+                                         double spare_w, bool favour, double held_w) {
+  GainCurve &out = leaf_curve_;
+  out.clear();
+  const double h = std::min(config_.hysteresis, 0.9);
+  double pos = 0.0;
+  const auto favoured = [&](const GainSegment &g) {  // favour_incumbent's loop
+    if (!favour) return out.add(g);
+    const double a = pos;
+    const double b = pos + g.width_w;
+    pos = b;
+    if (b <= held_w) {
+      out.add({g.width_w, g.slope * (1.0 + h)});
+    } else if (a >= held_w) {
+      out.add({g.width_w, g.slope * (1.0 - h)});
+    } else {
+      out.add({held_w - a, g.slope * (1.0 + h)});
+      out.add({b - held_w, g.slope * (1.0 - h)});
+    }
+  };
+  SegmentStream<decltype(favoured) &> raised(favoured);
+  RaiseStep<decltype(raised)> raise(spare_w, raised);
+  SegmentStream<decltype(raise) &> scaled(raise);
+  for (const GainSegment &seg : curve.segments())
+    scaled.add(scale == 1.0 ? seg
+                            : GainSegment{seg.width_w,
+                                          seg.slope == pin_at ? guard_level_ : seg.slope * scale});
+  scaled.finish();
+  raise.finish();
+  raised.finish();
+  if (curve.valid() && scaled.valid() && raised.valid() && out.valid()) return;
+
+  const GainCurve *c = &curve;
+  if (scale != 1.0) {
+    scaled_curve_.clear();
+    for (const GainSegment &seg : curve.segments())
+      scaled_curve_.add({seg.width_w, seg.slope == pin_at ? guard_level_ : seg.slope * scale});
+    c = &scaled_curve_;
+  }
+  if (!favour) return raise_slopes_until(*c, spare_w, kSpareGain, out);
+  raise_slopes_until(*c, spare_w, kSpareGain, raised_curve_);
+  favour_incumbent(raised_curve_, held_w, config_.hysteresis, out);
 }
 
 GrantMessage ClusterController::send_grant(std::size_t i, double grant_w, double now_s) {

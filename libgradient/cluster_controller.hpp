@@ -322,6 +322,8 @@ class ClusterController {
   };
 
   void prefetch_curves(std::size_t i) const;
+  void shape_leaf_curve(const GainCurve &curve, double pin_at, double scale, double spare_w,
+                        bool favour, double held_w);
   double counts_until(double expires_at_s) const;
   bool silent(const NodeState &s, double now_s) const;
   bool may_hold(const NodeState &s, const SentGrant &g, double now_s) const;
@@ -365,7 +367,7 @@ class ClusterController {
   std::vector<NodeId> leaf_;  // each node's leaf in tree_
   TreeAllocator allocator_;
   // step()'s and release()'s working memory, kept between calls.
-  GainCurve coarse_curve_, shifted_curve_, leaf_curve_, scaled_curve_;
+  GainCurve coarse_curve_, shifted_curve_, leaf_curve_, scaled_curve_, raised_curve_;
   std::vector<double> bound_, target_, grant_, priority_, group_slack_;
   std::vector<std::size_t> raise_;
 };
