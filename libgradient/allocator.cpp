@@ -229,31 +229,35 @@ bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &r
   }
   pass_through_[id] = 0;
   // Gathered at the end of pieces_ and cut there: what is kept stays as id's curve.
-  const std::size_t base = pieces_.size();
-  for_each_child_piece(tree, id, [&](Piece p) { pieces_.push_back(p); });
+  // Gathered after the other groups' (where the split finds its leaves' pieces again).
+  const std::size_t base = gathered_.size();
+  for_each_child_piece(
+      tree, id, [&](Piece p) { gathered_.push_back(p); },
+      [&](NodeId leaf, std::size_t count) {
+        leaf_end_[leaf] = gathered_.size();
+        leaf_begin_[leaf] = leaf_end_[leaf] - count;
+      });
   keep_window(id, base, lo - floors, hi - floors);
   return true;
 }
 
-// Keeps the pieces of pieces_[base, end) that lie in [start_w, end_w] of cumulative width,
-// steepest first, as id's own curve (in place: the rest is dropped).
+// Keeps the pieces of gathered_[base, end) that lie in [start_w, end_w] of cumulative width,
+// steepest first, as id's own curve.
 void TreeAllocator::keep_window(NodeId id, std::size_t base, double start_w, double end_w) {
-  const std::size_t n = pieces_.size() - base;
+  const std::size_t n = gathered_.size() - base;
+  const Piece *a = gathered_.data() + base;
   const auto each = [&](auto &&f) {
-    const Piece *a = pieces_.data() + base;
     for (std::size_t i = 0; i < n; ++i) f(a[i]);
   };
   const Level last = select_level(each, end_w);
   const Level first = start_w > 0.0 ? select_level(each, start_w)
                                     : Level{std::numeric_limits<double>::infinity(), 0.0, 0.0};
-  Piece *a = pieces_.data() + base;
   floor_cut_[id] = first.slope;
   cap_cut_[id] = last.slope;
-  begin_[id] = base;
+  begin_[id] = pieces_.size();
   double total = 0.0;
   double first_weight = 0.0;
   double last_weight = 0.0;
-  std::size_t kept = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const Piece &p = a[i];
     if (p.slope > first.slope || p.slope < last.slope) continue;
@@ -262,12 +266,10 @@ void TreeAllocator::keep_window(NodeId id, std::size_t base, double start_w, dou
     } else if (p.slope == last.slope) {
       last_weight += p.weight;
     } else {
-      if (kept != i) a[kept] = p;
-      ++kept;
+      pieces_.push_back(p);
       total += p.width_w;
     }
   }
-  pieces_.resize(base + kept);
   const auto keep = [&](double slope, double width, double weight) {
     if (std::isfinite(slope) && width > 0.0) {
       pieces_.push_back({slope, width, weight});
@@ -303,8 +305,9 @@ void TreeAllocator::prefetch_leaves(const AllocTree &tree, const NodeId *kids, s
 
 // Depth first, children in order; iterative, because a chain of pass-through groups may be
 // as deep as the tree. f takes each piece by value (it may append to pieces_).
-template <typename F>
-void TreeAllocator::for_each_child_piece(const AllocTree &tree, NodeId id, F &&f) {
+template <typename F, typename LeafDone>
+void TreeAllocator::for_each_child_piece(const AllocTree &tree, NodeId id, F &&f,
+                                         LeafDone &&leaf_done) {
   frames_.clear();
   frames_.push_back({kid_begin_[id], kid_begin_[id + 1]});
   while (!frames_.empty()) {
@@ -316,9 +319,12 @@ void TreeAllocator::for_each_child_piece(const AllocTree &tree, NodeId id, F &&f
     prefetch_leaves(tree, kid_list_.data(), frame.next, frame.end);
     const NodeId v = kid_list_[frame.next++];
     if (tree.nodes_[v].leaf) {
+      std::size_t count = 0;
       for_each_leaf_piece(tree, v, [&](double slope, double width) {
         f(Piece{slope, width, 1.0});
+        ++count;
       });
+      leaf_done(v, count);
     } else if (!pass_through_[v]) {
       for (std::size_t i = begin_[v]; i < end_[v]; ++i) f(Piece(pieces_[i]));
     } else {
@@ -328,6 +334,18 @@ void TreeAllocator::for_each_child_piece(const AllocTree &tree, NodeId id, F &&f
 }
 
 void TreeAllocator::add_leaf_share(const AllocTree &tree, NodeId id, double level, Share &share) {
+  if (leaf_begin_[id] != kNoIndex) {  // gathered by a group: the same pieces, in a row
+    for (std::size_t i = leaf_begin_[id]; i < leaf_end_[id]; ++i) {
+      const Piece &p = gathered_[i];
+      if (p.slope > level) {
+        share.above_w += p.width_w;
+      } else if (p.slope == level) {
+        share.at_w += p.width_w;
+        share.weight += 1.0;
+      }
+    }
+    return;
+  }
   for_each_leaf_piece(tree, id, [&](double slope, double width) {
     if (slope > level) {
       share.above_w += width;
@@ -484,7 +502,9 @@ void TreeAllocator::split(const AllocTree &tree, NodeId id, double grant_w,
     for (std::size_t j = 0; j < k; ++j) offered += curve_w_[kids[j]];
     level_[id] = kNoLevel;
     if (above_floors < offered) {
-      const auto each = [&](auto &&f) { for_each_child_piece(tree, id, f); };
+      const auto each = [&](auto &&f) {
+        for_each_child_piece(tree, id, f, [](NodeId, std::size_t) {});
+      };
       level_[id] = select_level(each, above_floors).slope;
     }
   }
@@ -503,7 +523,7 @@ void TreeAllocator::split(const AllocTree &tree, NodeId id, double grant_w,
     for (std::size_t j = 0; j < k; ++j) {
       Share s{0.0, 0.0, 0.0};
       if (tree.nodes_[kids[j]].leaf) {
-        prefetch_leaves(tree, kids, j, k);
+        if (leaf_begin_[kids[j]] == kNoIndex) prefetch_leaves(tree, kids, j, k);
         add_leaf_share(tree, kids[j], level, s);
       } else {
         s = share_at(tree, kids[j], level);
@@ -560,6 +580,9 @@ AllocResult TreeAllocator::allocate(const AllocTree &tree, double budget_w) {
   cap_cut_.assign(n, 0.0);
   level_.assign(n, kNoLevel);
   pieces_.clear();
+  gathered_.clear();
+  leaf_begin_.assign(n, kNoIndex);
+  leaf_end_.assign(n, kNoIndex);
   // Children lists, each in the order added (which is by id).
   kid_begin_.assign(n + 1, 0);
   for (std::size_t i = 1; i < n; ++i) ++kid_begin_[tree.nodes_[i].parent + 1];

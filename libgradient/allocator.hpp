@@ -178,13 +178,14 @@ class TreeAllocator {
   static double leaf_width(const AllocTree &tree, NodeId id);
   static void prefetch_leaves(const AllocTree &tree, const NodeId *kids, std::size_t i,
                               std::size_t end);
-  static void add_leaf_share(const AllocTree &tree, NodeId id, double level, Share &share);
+  void add_leaf_share(const AllocTree &tree, NodeId id, double level, Share &share);
   bool build_leaf(const AllocTree &tree, NodeId id, AllocResult &result);
   bool build_group(const AllocTree &tree, NodeId id, AllocResult &result);
   void keep_window(NodeId id, std::size_t base, double start_w, double end_w);
-  // Calls f(piece) for the pieces of id's children's curves, in child order.
-  template <typename F>
-  void for_each_child_piece(const AllocTree &tree, NodeId id, F &&f);
+  // Calls f(piece) for the pieces of id's children's curves, in child order, and
+  // leaf_done(leaf, pieces) after each leaf's.
+  template <typename F, typename LeafDone>
+  void for_each_child_piece(const AllocTree &tree, NodeId id, F &&f, LeafDone &&leaf_done);
   // The level at which the pieces each(f) visits reach target_w (see Level).
   template <typename Each>
   Level select_level(Each &&each, double target_w);
@@ -201,6 +202,10 @@ class TreeAllocator {
   std::vector<unsigned char> pass_through_;
   std::vector<double> floor_cut_, cap_cut_, level_;
   std::vector<Piece> pieces_;
+  // The pieces groups gathered from their children, one group after the other; a leaf's
+  // are gathered_[leaf_begin_, leaf_end_) if a group gathered them (else kNoIndex).
+  std::vector<Piece> gathered_;
+  std::vector<std::size_t> leaf_begin_, leaf_end_;
   std::vector<double> bucket_w_;  // select_level(): widths by slope bucket
   std::vector<Piece> bucket_;     // select_level(): the pieces of one bucket
   // Each node's children: kid_list_[kid_begin_[id], kid_begin_[id + 1]).

@@ -282,14 +282,18 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   step_error_.clear();
   const std::size_t n = nodes_.size();
 
+  // The noise guard's levels are collected here, its verdicts given in the leaf loop below
+  // (one pass over the nodes each, where they are read anyway).
+  const bool guard = config_.noise_guard_k > 0.0;
+  levels_.clear();
   std::vector<double> &bound = bound_;
   bound.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     trim_sent(nodes_[i], now_s);
     bound[i] = in_force_bound_w(i, now_s);
+    if (guard && guarded(nodes_[i])) levels_.push_back(nodes_[i].level);
   }
-
-  if (config_.noise_guard_k > 0.0) guard_levels();
+  const double median = guard ? guard_median() : kNaN;
 
   // 1. The tree: built once; each step updates its leaves' limits, and a leaf's curve only
   // when a new report or a changed floor calls for it (curves are the expensive part).
@@ -298,6 +302,7 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
     prefetch_curves(i);
     const ClusterNodeConfig &cfg = config_.nodes[i];
     NodeState &s = nodes_[i];
+    if (guard) guard_node(s, median);
     double low = cfg.floor_w;
     double high = cfg.floor_w;
     double share = cfg.floor_w;
@@ -558,27 +563,26 @@ double ClusterController::demand_level(std::size_t i, const NodeReport &r) const
   return g > 0.0 && std::isfinite(g) ? std::log(g) : kNaN;
 }
 
-void ClusterController::guard_levels() {
-  std::vector<double> &lv = levels_;
-  lv.clear();
-  auto guarded = [](const NodeState &s) {
-    return s.reported && !s.last.idle && std::isfinite(s.level) && s.noise.known();
-  };
-  for (const NodeState &s : nodes_)
-    if (guarded(s)) lv.push_back(s.level);
-  const double median = lv.size() >= 2 ? median_in_place(lv) : kNaN;
+bool ClusterController::guarded(const NodeState &s) {
+  return s.reported && !s.last.idle && std::isfinite(s.level) && s.noise.known();
+}
+
+double ClusterController::guard_median() {
+  const double median = levels_.size() >= 2 ? median_in_place(levels_) : kNaN;
   if (std::isfinite(median)) guard_level_ = std::exp(median);
-  for (NodeState &s : nodes_) {
-    s.want_scale = 1.0;
-    s.within_noise = false;
-    s.level_diff = kNaN;
-    if (!std::isfinite(median) || !guarded(s)) continue;
-    const double d = s.level - median;
-    const double t = config_.noise_guard_k * s.noise.sd();
-    s.level_diff = d;
-    s.within_noise = std::fabs(d) <= t;
-    s.want_scale = guard_scale(d, t);
-  }
+  return median;
+}
+
+void ClusterController::guard_node(NodeState &s, double median) const {
+  s.want_scale = 1.0;
+  s.within_noise = false;
+  s.level_diff = kNaN;
+  if (!std::isfinite(median) || !guarded(s)) return;
+  const double d = s.level - median;
+  const double t = config_.noise_guard_k * s.noise.sd();
+  s.level_diff = d;
+  s.within_noise = std::fabs(d) <= t;
+  s.want_scale = guard_scale(d, t);
 }
 
 ClusterNodeStatus ClusterController::node_status(std::size_t i, double now_s) const {
@@ -679,16 +683,23 @@ double ClusterController::slack_under(const std::vector<double> &bound) {
 }
 
 void ClusterController::order_raises(const std::vector<double> &bound) {
-  priority_.resize(nodes_.size());
-  for (std::size_t i : raise_) {
+  // raise_ is in node order: sorted by priority, then by node, it is a stable sort.
+  by_priority_.clear();
+  for (std::size_t k = 0; k < raise_.size(); ++k) {
+    const std::size_t i = raise_[k];
+    if (k + 8 < raise_.size()) __builtin_prefetch(&tree_.curve(leaf_[raise_[k + 8]]));
     const NodeState &s = nodes_[i];
     // Nodes without a curve (not steered) gain nothing per watt: last.
-    priority_[i] = s.leaf_curve_set ? tree_.curve(leaf_[i]).marginal_at(
-                                          std::max(0.0, bound[i] - s.leaf_curve_lo_w))
-                                    : 0.0;
+    const double priority =
+        s.leaf_curve_set
+            ? tree_.curve(leaf_[i]).marginal_at(std::max(0.0, bound[i] - s.leaf_curve_lo_w))
+            : 0.0;
+    by_priority_.push_back({priority, i});
   }
-  std::stable_sort(raise_.begin(), raise_.end(),
-                   [&](std::size_t a, std::size_t b) { return priority_[a] > priority_[b]; });
+  std::sort(by_priority_.begin(), by_priority_.end(), [](const Raise &a, const Raise &b) {
+    return a.priority != b.priority ? a.priority > b.priority : a.node < b.node;
+  });
+  for (std::size_t k = 0; k < raise_.size(); ++k) raise_[k] = by_priority_[k].node;
 }
 
 double ClusterController::raise_margin() const {
