@@ -321,6 +321,7 @@ class ClusterController {
     double level_diff = std::numeric_limits<double>::quiet_NaN();
   };
 
+  void prefetch_state(std::size_t i) const;
   void prefetch_curves(std::size_t i) const;
   void shape_leaf_curve(const GainCurve &curve, double pin_at, double scale, double spare_w,
                         bool favour, double held_w);
