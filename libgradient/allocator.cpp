@@ -141,8 +141,8 @@ constexpr double kNoLevel = -std::numeric_limits<double>::infinity();
 
 }  // namespace
 
-// A leaf's pieces are not stored: they are its curve cut to [0, max - min] (padded with
-// slope 0), read where needed (gathering, shares), which saves writing and reading a copy.
+// A leaf's pieces are its curve cut to [0, max - min] (padded with slope 0), read from the
+// curve itself: no copy is made but the one a group gathers.
 template <typename F>
 void TreeAllocator::for_each_leaf_piece(const AllocTree &tree, NodeId id, F &&f) {
   const AllocTree::Node &node = tree.nodes_[id];
@@ -228,11 +228,10 @@ bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &r
     return true;
   }
   pass_through_[id] = 0;
-  // Gathered at the end of pieces_ and cut there: what is kept stays as id's curve.
-  // Gathered after the other groups' (where the split finds its leaves' pieces again).
+  // Gathered after the other groups' pieces (the split finds its leaves' pieces there).
   const std::size_t base = gathered_.size();
   for_each_child_piece(
-      tree, id, [&](Piece p) { gathered_.push_back(p); },
+      tree, id, [&](const Piece &p) { gathered_.push_back(p); },
       [&](NodeId leaf, std::size_t count) {
         leaf_end_[leaf] = gathered_.size();
         leaf_begin_[leaf] = leaf_end_[leaf] - count;
@@ -304,7 +303,7 @@ void TreeAllocator::prefetch_leaves(const AllocTree &tree, const NodeId *kids, s
 }
 
 // Depth first, children in order; iterative, because a chain of pass-through groups may be
-// as deep as the tree. f takes each piece by value (it may append to pieces_).
+// as deep as the tree.
 template <typename F, typename LeafDone>
 void TreeAllocator::for_each_child_piece(const AllocTree &tree, NodeId id, F &&f,
                                          LeafDone &&leaf_done) {
@@ -326,7 +325,7 @@ void TreeAllocator::for_each_child_piece(const AllocTree &tree, NodeId id, F &&f
       });
       leaf_done(v, count);
     } else if (!pass_through_[v]) {
-      for (std::size_t i = begin_[v]; i < end_[v]; ++i) f(Piece(pieces_[i]));
+      for (std::size_t i = begin_[v]; i < end_[v]; ++i) f(pieces_[i]);
     } else {
       frames_.push_back({kid_begin_[v], kid_begin_[v + 1]});
     }

@@ -137,8 +137,8 @@ AllocResult allocate_tree(const AllocTree &tree, double budget_w);
 // slope bucket in one pass, then the one bucket that holds it sorted out) and only the
 // pieces between them are kept. Top-down, only the root's water level needs a selection: a
 // group splits at its parent's level clamped to its own cut levels. Work is linear in the
-// number of pieces per tree level. Widths are summed in child order, not in any order a
-// selection leaves behind.
+// number of pieces per tree level. Nothing is reordered: a group keeps its pieces in child
+// order.
 class TreeAllocator {
  public:
   AllocResult allocate(const AllocTree &tree, double budget_w);
@@ -172,7 +172,7 @@ class TreeAllocator {
     double weight;
   };
 
-  // A leaf's pieces: f(slope, width) for each, in order (they are not stored).
+  // A leaf's pieces: f(slope, width) for each, in order, read from its curve.
   template <typename F>
   static void for_each_leaf_piece(const AllocTree &tree, NodeId id, F &&f);
   static double leaf_width(const AllocTree &tree, NodeId id);
