@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <utility>
 
 #include "libgradient/format.hpp"
@@ -140,6 +141,21 @@ constexpr double kNoLevel = -std::numeric_limits<double>::infinity();
 
 }  // namespace
 
+// A leaf's pieces are its curve cut to [0, max - min] (padded with slope 0), read from the
+// curve itself: no copy is made but the one a group gathers.
+template <typename F>
+void TreeAllocator::for_each_leaf_piece(const AllocTree &tree, NodeId id, F &&f) {
+  const AllocTree::Node &node = tree.nodes_[id];
+  double room = node.max_w - node.min_w;
+  for (const GainSegment &s : tree.curves_[id].segments()) {
+    if (!(room > 0.0)) break;
+    const double width = std::min(s.width_w, room);
+    f(s.slope, width);
+    room -= width;
+  }
+  if (room > 0.0) f(0.0, room);  // past the curve: no gain
+}
+
 bool TreeAllocator::build_leaf(const AllocTree &tree, NodeId id, AllocResult &result) {
   const AllocTree::Node &node = tree.nodes_[id];
   std::string why = check_limits(node.min_w, node.max_w, false);
@@ -154,23 +170,14 @@ bool TreeAllocator::build_leaf(const AllocTree &tree, NodeId id, AllocResult &re
   hi_w_[id] = node.max_w;
   floor_sum_w_[id] = node.min_w;
   pass_through_[id] = 0;
-  begin_[id] = pieces_.size();
-  double room = node.max_w - node.min_w;
-  double total = 0.0;
-  for (const GainSegment &s : curve.segments()) {
-    if (!(room > 0.0)) break;
-    const double width = std::min(s.width_w, room);
-    pieces_.push_back({s.slope, width, 1.0});
-    total += width;
-    room -= width;
-  }
-  if (room > 0.0) {  // past the curve: no gain
-    pieces_.push_back({0.0, room, 1.0});
-    total += room;
-  }
-  end_[id] = pieces_.size();
-  curve_w_[id] = total;
+  // curve_w_: only a pass-through parent reads it, which sets it (build_group).
   return true;
+}
+
+double TreeAllocator::leaf_width(const AllocTree &tree, NodeId id) {
+  double total = 0.0;
+  for_each_leaf_piece(tree, id, [&](double, double width) { total += width; });
+  return total;
 }
 
 bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &result) {
@@ -182,11 +189,11 @@ bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &r
   }
   double floors = 0.0;
   double caps = 0.0;
-  double curve = 0.0;
-  for (NodeId c = node.first_child; c != kNoNode; c = tree.nodes_[c].next_sibling) {
-    floors += lo_w_[c];
-    caps += hi_w_[c];
-    curve += curve_w_[c];
+  const NodeId *kids = kid_list_.data() + kid_begin_[id];
+  const std::size_t k = kid_begin_[id + 1] - kid_begin_[id];
+  for (std::size_t j = 0; j < k; ++j) {
+    floors += lo_w_[kids[j]];
+    caps += hi_w_[kids[j]];
   }
   const double lo = std::max(node.min_w, floors);
   const double hi = std::min(node.max_w, caps);
@@ -210,20 +217,39 @@ bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &r
   cap_cut_[id] = kNoLevel;
   if (id == AllocTree::kRoot || (node.min_w <= floors && node.max_w >= caps)) {
     pass_through_[id] = 1;
+    double curve = 0.0;
+    for (std::size_t j = 0; j < k; ++j) {
+      const NodeId c = kids[j];
+      prefetch_leaves(tree, kids, j, k);
+      if (tree.nodes_[c].leaf) curve_w_[c] = leaf_width(tree, c);
+      curve += curve_w_[c];
+    }
     curve_w_[id] = curve;
     return true;
   }
   pass_through_[id] = 0;
-  gather_children(tree, id);
-  keep_window(id, lo - floors, hi - floors);
+  // Gathered after the other groups' pieces (the split finds its leaves' pieces there).
+  const std::size_t base = gathered_.size();
+  for_each_child_piece(
+      tree, id, [&](const Piece &p) { gathered_.push_back(p); },
+      [&](NodeId leaf, std::size_t count) {
+        leaf_end_[leaf] = gathered_.size();
+        leaf_begin_[leaf] = leaf_end_[leaf] - count;
+      });
+  keep_window(id, base, lo - floors, hi - floors);
   return true;
 }
 
-// Keeps the pieces of scratch_ that lie in [start_w, end_w] of cumulative width, steepest
-// first, as id's own curve.
-void TreeAllocator::keep_window(NodeId id, double start_w, double end_w) {
-  const Level last = select_level(end_w);
-  const Level first = start_w > 0.0 ? select_level(start_w)
+// Keeps the pieces of gathered_[base, end) that lie in [start_w, end_w] of cumulative width,
+// steepest first, as id's own curve.
+void TreeAllocator::keep_window(NodeId id, std::size_t base, double start_w, double end_w) {
+  const std::size_t n = gathered_.size() - base;
+  const Piece *a = gathered_.data() + base;
+  const auto each = [&](auto &&f) {
+    for (std::size_t i = 0; i < n; ++i) f(a[i]);
+  };
+  const Level last = select_level(each, end_w);
+  const Level first = start_w > 0.0 ? select_level(each, start_w)
                                     : Level{std::numeric_limits<double>::infinity(), 0.0, 0.0};
   floor_cut_[id] = first.slope;
   cap_cut_[id] = last.slope;
@@ -231,7 +257,8 @@ void TreeAllocator::keep_window(NodeId id, double start_w, double end_w) {
   double total = 0.0;
   double first_weight = 0.0;
   double last_weight = 0.0;
-  for (const Piece &p : scratch_) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const Piece &p = a[i];
     if (p.slope > first.slope || p.slope < last.slope) continue;
     if (p.slope == first.slope) {
       first_weight += p.weight;
@@ -258,38 +285,94 @@ void TreeAllocator::keep_window(NodeId id, double start_w, double end_w) {
   curve_w_[id] = total;
 }
 
-// Iterative walks, because a chain of pass-through groups may be as deep as the tree.
-void TreeAllocator::gather_children(const AllocTree &tree, NodeId id) {
-  scratch_.clear();
-  stack_.clear();
-  for (NodeId c = tree.nodes_[id].first_child; c != kNoNode; c = tree.nodes_[c].next_sibling)
-    stack_.push_back(c);
-  std::reverse(stack_.begin(), stack_.end());
-  while (!stack_.empty()) {
-    const NodeId v = stack_.back();
-    stack_.pop_back();
-    if (!pass_through_[v]) {
-      scratch_.insert(scratch_.end(), pieces_.begin() + static_cast<std::ptrdiff_t>(begin_[v]),
-                      pieces_.begin() + static_cast<std::ptrdiff_t>(end_[v]));
+// A leaf's curve lives in its own memory: reading many leaves one after the other waits on
+// memory once per leaf unless the next ones are fetched ahead. kids[i] is read next.
+void TreeAllocator::prefetch_leaves(const AllocTree &tree, const NodeId *kids, std::size_t i,
+                                    std::size_t end) {
+  constexpr std::size_t kAhead = 4;
+  if (i + 2 * kAhead < end) {
+    const NodeId far = kids[i + 2 * kAhead];
+    __builtin_prefetch(&tree.nodes_[far]);
+    __builtin_prefetch(&tree.curves_[far]);
+  }
+  if (i + kAhead < end) {
+    const GainSegment *seg = tree.curves_[kids[i + kAhead]].segments().data();
+    __builtin_prefetch(seg);
+    __builtin_prefetch(seg + 4);
+  }
+}
+
+// Depth first, children in order; iterative, because a chain of pass-through groups may be
+// as deep as the tree.
+template <typename F, typename LeafDone>
+void TreeAllocator::for_each_child_piece(const AllocTree &tree, NodeId id, F &&f,
+                                         LeafDone &&leaf_done) {
+  frames_.clear();
+  frames_.push_back({kid_begin_[id], kid_begin_[id + 1]});
+  while (!frames_.empty()) {
+    Frame &frame = frames_.back();
+    if (frame.next == frame.end) {
+      frames_.pop_back();
       continue;
     }
-    const std::size_t mark = stack_.size();
-    for (NodeId c = tree.nodes_[v].first_child; c != kNoNode; c = tree.nodes_[c].next_sibling)
-      stack_.push_back(c);
-    std::reverse(stack_.begin() + static_cast<std::ptrdiff_t>(mark), stack_.end());
+    prefetch_leaves(tree, kid_list_.data(), frame.next, frame.end);
+    const NodeId v = kid_list_[frame.next++];
+    if (tree.nodes_[v].leaf) {
+      std::size_t count = 0;
+      for_each_leaf_piece(tree, v, [&](double slope, double width) {
+        f(Piece{slope, width, 1.0});
+        ++count;
+      });
+      leaf_done(v, count);
+    } else if (!pass_through_[v]) {
+      for (std::size_t i = begin_[v]; i < end_[v]; ++i) f(pieces_[i]);
+    } else {
+      frames_.push_back({kid_begin_[v], kid_begin_[v + 1]});
+    }
   }
+}
+
+void TreeAllocator::add_leaf_share(const AllocTree &tree, NodeId id, double level, Share &share) {
+  if (leaf_begin_[id] != kNoIndex) {  // gathered by a group: the same pieces, in a row
+    for (std::size_t i = leaf_begin_[id]; i < leaf_end_[id]; ++i) {
+      const Piece &p = gathered_[i];
+      if (p.slope > level) {
+        share.above_w += p.width_w;
+      } else if (p.slope == level) {
+        share.at_w += p.width_w;
+        share.weight += 1.0;
+      }
+    }
+    return;
+  }
+  for_each_leaf_piece(tree, id, [&](double slope, double width) {
+    if (slope > level) {
+      share.above_w += width;
+    } else if (slope == level) {
+      share.at_w += width;
+      share.weight += 1.0;
+    }
+  });
 }
 
 TreeAllocator::Share TreeAllocator::share_at(const AllocTree &tree, NodeId id, double level) {
   Share share{0.0, 0.0, 0.0};
+  if (tree.nodes_[id].leaf) {
+    add_leaf_share(tree, id, level, share);
+    return share;
+  }
   stack_.clear();
   stack_.push_back(id);
   while (!stack_.empty()) {
     const NodeId v = stack_.back();
     stack_.pop_back();
+    if (tree.nodes_[v].leaf) {
+      add_leaf_share(tree, v, level, share);
+      continue;
+    }
     if (pass_through_[v]) {
-      for (NodeId c = tree.nodes_[v].first_child; c != kNoNode; c = tree.nodes_[c].next_sibling)
-        stack_.push_back(c);
+      stack_.insert(stack_.end(), kid_list_.begin() + static_cast<std::ptrdiff_t>(kid_begin_[v]),
+                    kid_list_.begin() + static_cast<std::ptrdiff_t>(kid_begin_[v + 1]));
       continue;
     }
     for (std::size_t i = begin_[v]; i < end_[v]; ++i) {
@@ -305,16 +388,71 @@ TreeAllocator::Share TreeAllocator::share_at(const AllocTree &tree, NodeId id, d
   return share;
 }
 
-// Weighted selection over scratch_ (which it reorders): quickselect with a three-way
+namespace {
+
+// Slopes are >= 0 (-0.0 taken as 0): their bit patterns order as they do. The exponent and
+// the top 4 bits of the mantissa make buckets of 1/16 of a binary order of magnitude.
+constexpr std::size_t kBuckets = std::size_t{1} << 15;
+inline std::size_t bucket_of(double slope) {
+  const double s = slope + 0.0;
+  std::uint64_t bits;
+  std::memcpy(&bits, &s, sizeof bits);
+  return static_cast<std::size_t>(bits >> 48) & (kBuckets - 1);
+}
+
+}  // namespace
+
+// Weighted selection without moving the pieces: the widths summed by slope bucket (one
+// pass), the bucket where the cumulative width, steepest first, reaches the target, and
+// the exact level among that bucket's pieces (copied out in a second pass: few).
+// each(f) calls f on every piece, in the same order each time.
+template <typename Each>
+TreeAllocator::Level TreeAllocator::select_level(Each &&each, double target_w) {
+  bucket_w_.resize(kBuckets, 0.0);  // all zero between calls
+  std::size_t top = 0;
+  std::size_t bottom = kBuckets - 1;
+  each([&](const Piece &p) {
+    const std::size_t b = bucket_of(p.slope);
+    bucket_w_[b] += p.width_w;
+    top = std::max(top, b);
+    bottom = std::min(bottom, b);
+  });
+  Level level{kNoLevel, 0.0, 0.0};
+  double above = 0.0;
+  std::size_t b = top + 1;
+  while (b-- > bottom) {
+    if (!(above + bucket_w_[b] > target_w)) {
+      above += bucket_w_[b];
+      continue;
+    }
+    // The level is in bucket b (or, by rounding, in a later one).
+    bucket_.clear();
+    each([&](const Piece &p) {
+      if (bucket_of(p.slope) == b) bucket_.push_back(p);
+    });
+    const Level in = partition_level(bucket_.data(), bucket_.size(), target_w - above);
+    if (in.slope != kNoLevel) {
+      level = {in.slope, above + in.above_w, in.at_w};
+      break;
+    }
+    above += in.above_w;
+  }
+  if (level.slope == kNoLevel) level.above_w = above;
+  if (top >= bottom)
+    std::fill(bucket_w_.begin() + static_cast<std::ptrdiff_t>(bottom),
+              bucket_w_.begin() + static_cast<std::ptrdiff_t>(top) + 1, 0.0);
+  return level;
+}
+
+// Weighted selection over a[0, n) (which it reorders): quickselect with a three-way
 // partition around a median-of-three slope, falling back to sorting what is left after
 // too many rounds or once few pieces remain. Deterministic for a given input order.
-TreeAllocator::Level TreeAllocator::select_level(double target_w) {
-  Piece *a = scratch_.data();
+TreeAllocator::Level TreeAllocator::partition_level(Piece *a, std::size_t n, double target_w) {
   std::size_t lo = 0;
-  std::size_t hi = scratch_.size();
+  std::size_t hi = n;
   double above = 0.0;
   int rounds = 8;
-  for (std::size_t n = hi; n > 0; n >>= 1) rounds += 2;
+  for (std::size_t m = hi; m > 0; m >>= 1) rounds += 2;
   while (hi - lo > 32 && rounds-- > 0) {
     const double x = a[lo].slope, y = a[lo + (hi - lo) / 2].slope, z = a[hi - 1].slope;
     const double pivot = std::max(std::min(x, y), std::min(std::max(x, y), z));
@@ -354,37 +492,42 @@ TreeAllocator::Level TreeAllocator::select_level(double target_w) {
 
 void TreeAllocator::split(const AllocTree &tree, NodeId id, double grant_w,
                           std::vector<double> &grants) {
-  const NodeId first_child = tree.nodes_[id].first_child;
-  if (first_child == kNoNode) return;
+  const NodeId *kids = kid_list_.data() + kid_begin_[id];
+  const std::size_t k = kid_begin_[id + 1] - kid_begin_[id];
+  if (k == 0) return;
   const double above_floors = grant_w - floor_sum_w_[id];
   if (id == AllocTree::kRoot) {
     double offered = 0.0;
-    for (NodeId c = first_child; c != kNoNode; c = tree.nodes_[c].next_sibling)
-      offered += curve_w_[c];
+    for (std::size_t j = 0; j < k; ++j) offered += curve_w_[kids[j]];
     level_[id] = kNoLevel;
     if (above_floors < offered) {
-      gather_children(tree, id);
-      level_[id] = select_level(above_floors).slope;
+      const auto each = [&](auto &&f) {
+        for_each_child_piece(tree, id, f, [](NodeId, std::size_t) {});
+      };
+      level_[id] = select_level(each, above_floors).slope;
     }
   }
   const double level = level_[id];
-  kids_.clear();
-  for (NodeId c = first_child; c != kNoNode; c = tree.nodes_[c].next_sibling) kids_.push_back(c);
-  const std::size_t k = kids_.size();
   kid_grants_.resize(k);
   kid_floors_.resize(k);
-  for (std::size_t j = 0; j < k; ++j) kid_floors_[j] = lo_w_[kids_[j]];
+  for (std::size_t j = 0; j < k; ++j) kid_floors_[j] = lo_w_[kids[j]];
 
   if (level == kNoLevel) {
-    for (std::size_t j = 0; j < k; ++j) kid_grants_[j] = hi_w_[kids_[j]];
+    for (std::size_t j = 0; j < k; ++j) kid_grants_[j] = hi_w_[kids[j]];
   } else {
     // Pieces steeper than the level are taken whole; those at the level are shared.
     ties_.clear();
     double taken = 0.0;
     double tie_weight = 0.0;
     for (std::size_t j = 0; j < k; ++j) {
-      const Share s = share_at(tree, kids_[j], level);
-      kid_grants_[j] = lo_w_[kids_[j]] + s.above_w;
+      Share s{0.0, 0.0, 0.0};
+      if (tree.nodes_[kids[j]].leaf) {
+        if (leaf_begin_[kids[j]] == kNoIndex) prefetch_leaves(tree, kids, j, k);
+        add_leaf_share(tree, kids[j], level, s);
+      } else {
+        s = share_at(tree, kids[j], level);
+      }
+      kid_grants_[j] = lo_w_[kids[j]] + s.above_w;
       taken += s.above_w;
       if (s.at_w > 0.0) {
         ties_.push_back({static_cast<std::uint32_t>(j), s.at_w, s.weight});
@@ -407,11 +550,11 @@ void TreeAllocator::split(const AllocTree &tree, NodeId id, double grant_w,
       left -= give;
       tie_weight -= t.weight;
     }
-    for (std::size_t j = 0; j < k; ++j) kid_grants_[j] = std::min(kid_grants_[j], hi_w_[kids_[j]]);
+    for (std::size_t j = 0; j < k; ++j) kid_grants_[j] = std::min(kid_grants_[j], hi_w_[kids[j]]);
   }
   fit_to_budget(kid_grants_.data(), kid_floors_.data(), k, grant_w);
   for (std::size_t j = 0; j < k; ++j) {
-    const NodeId c = kids_[j];
+    const NodeId c = kids[j];
     grants[c] = kid_grants_[j];
     // min/max rather than std::clamp: float noise must not make inverted bounds UB.
     if (!tree.nodes_[c].leaf) level_[c] = std::min(std::max(level, cap_cut_[c]), floor_cut_[c]);
@@ -436,6 +579,17 @@ AllocResult TreeAllocator::allocate(const AllocTree &tree, double budget_w) {
   cap_cut_.assign(n, 0.0);
   level_.assign(n, kNoLevel);
   pieces_.clear();
+  gathered_.clear();
+  leaf_begin_.assign(n, kNoIndex);
+  leaf_end_.assign(n, kNoIndex);
+  // Children lists, each in the order added (which is by id).
+  kid_begin_.assign(n + 1, 0);
+  for (std::size_t i = 1; i < n; ++i) ++kid_begin_[tree.nodes_[i].parent + 1];
+  for (std::size_t i = 0; i < n; ++i) kid_begin_[i + 1] += kid_begin_[i];
+  kid_list_.resize(n > 0 ? n - 1 : 0);
+  kid_fill_.assign(kid_begin_.begin(), kid_begin_.end() - 1);
+  for (std::size_t i = 1; i < n; ++i)
+    kid_list_[kid_fill_[tree.nodes_[i].parent]++] = static_cast<NodeId>(i);
   // Children have larger ids than their parents: build bottom-up by falling id.
   for (std::size_t i = n; i-- > 0;) {
     const NodeId id = static_cast<NodeId>(i);

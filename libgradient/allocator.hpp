@@ -133,10 +133,12 @@ AllocResult allocate_tree(const AllocTree &tree, double budget_w);
 //
 // How: no curve is ever sorted. A group's curve is the multiset of its children's pieces;
 // where its own limits cut it, the two cut points are found by weighted selection (the slope
-// at which the cumulative width, steepest first, reaches a given amount: linear expected
-// time) and only the pieces between them are kept. Top-down, only the root's water level
-// needs a selection: a group splits at its parent's level clamped to its own cut levels.
-// Work is linear in the number of pieces per tree level.
+// at which the cumulative width, steepest first, reaches a given amount: widths summed by
+// slope bucket in one pass, then the one bucket that holds it sorted out) and only the
+// pieces between them are kept. Top-down, only the root's water level needs a selection: a
+// group splits at its parent's level clamped to its own cut levels. Work is linear in the
+// number of pieces per tree level. Nothing is reordered: a group keeps its pieces in child
+// order.
 class TreeAllocator {
  public:
   AllocResult allocate(const AllocTree &tree, double budget_w);
@@ -170,25 +172,50 @@ class TreeAllocator {
     double weight;
   };
 
+  // A leaf's pieces: f(slope, width) for each, in order, read from its curve.
+  template <typename F>
+  static void for_each_leaf_piece(const AllocTree &tree, NodeId id, F &&f);
+  static double leaf_width(const AllocTree &tree, NodeId id);
+  static void prefetch_leaves(const AllocTree &tree, const NodeId *kids, std::size_t i,
+                              std::size_t end);
+  void add_leaf_share(const AllocTree &tree, NodeId id, double level, Share &share);
   bool build_leaf(const AllocTree &tree, NodeId id, AllocResult &result);
   bool build_group(const AllocTree &tree, NodeId id, AllocResult &result);
-  void keep_window(NodeId id, double start_w, double end_w);
-  // Copies the pieces of id's children's curves into scratch_.
-  void gather_children(const AllocTree &tree, NodeId id);
-  Level select_level(double target_w);
+  void keep_window(NodeId id, std::size_t base, double start_w, double end_w);
+  // Calls f(piece) for the pieces of id's children's curves, in child order, and
+  // leaf_done(leaf, pieces) after each leaf's.
+  template <typename F, typename LeafDone>
+  void for_each_child_piece(const AllocTree &tree, NodeId id, F &&f, LeafDone &&leaf_done);
+  // The level at which the pieces each(f) visits reach target_w (see Level).
+  template <typename Each>
+  Level select_level(Each &&each, double target_w);
+  static Level partition_level(Piece *a, std::size_t n, double target_w);
   Share share_at(const AllocTree &tree, NodeId id, double level);
   void split(const AllocTree &tree, NodeId id, double grant_w, std::vector<double> &grants);
 
   // Per node: effective range, sum of the children's floors, the curve it offers its parent
-  // (its own pieces_[begin, end), or its children's when pass_through), the slopes where its
-  // own floor and cap cut its children's curves, and the level it is split at.
+  // (a group's own pieces_[begin, end), or its children's when pass_through; a leaf's curve
+  // cut to its range) and its width (a leaf's only when its parent is pass_through), the
+  // slopes where its own floor and cap cut its children's curves, and its split level.
   std::vector<double> lo_w_, hi_w_, floor_sum_w_, curve_w_;
   std::vector<std::size_t> begin_, end_;
   std::vector<unsigned char> pass_through_;
   std::vector<double> floor_cut_, cap_cut_, level_;
   std::vector<Piece> pieces_;
-  std::vector<Piece> scratch_;
-  std::vector<NodeId> kids_, stack_;
+  // The pieces groups gathered from their children, one group after the other; a leaf's
+  // are gathered_[leaf_begin_, leaf_end_) if a group gathered them (else kNoIndex).
+  std::vector<Piece> gathered_;
+  std::vector<std::size_t> leaf_begin_, leaf_end_;
+  std::vector<double> bucket_w_;  // select_level(): widths by slope bucket
+  std::vector<Piece> bucket_;     // select_level(): the pieces of one bucket
+  // Each node's children: kid_list_[kid_begin_[id], kid_begin_[id + 1]).
+  std::vector<std::size_t> kid_begin_, kid_fill_;
+  std::vector<NodeId> kid_list_, stack_;
+  struct Frame {
+    std::size_t next;
+    std::size_t end;
+  };
+  std::vector<Frame> frames_;
   std::vector<double> kid_grants_, kid_floors_;
   std::vector<TieShare> ties_;
 };

@@ -293,21 +293,28 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   step_error_.clear();
   const std::size_t n = nodes_.size();
 
+  // The noise guard's levels are collected here, its verdicts given in the leaf loop below
+  // (one pass over the nodes each, where they are read anyway).
+  const bool guard = config_.noise_guard_k > 0.0;
+  levels_.clear();
   std::vector<double> &bound = bound_;
   bound.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
+    prefetch_state(i + 4);
     trim_sent(nodes_[i], now_s);
     bound[i] = in_force_bound_w(i, now_s);
+    if (guard && guarded(nodes_[i])) levels_.push_back(nodes_[i].level);
   }
-
-  if (config_.noise_guard_k > 0.0) guard_levels();
+  const double median = guard ? guard_median() : kNaN;
 
   // 1. The tree: built once; each step updates its leaves' limits, and a leaf's curve only
   // when a new report or a changed floor calls for it (curves are the expensive part).
   const std::size_t max_segments = curve_segments();
   for (std::size_t i = 0; i < n; ++i) {
+    prefetch_curves(i);
     const ClusterNodeConfig &cfg = config_.nodes[i];
     NodeState &s = nodes_[i];
+    if (guard) guard_node(s, median);
     double low = cfg.floor_w;
     double high = cfg.floor_w;
     double share = cfg.floor_w;
@@ -356,40 +363,35 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
       }
       const GainCurve &d = *demand;
       const double base = s.last.need_w;
-      if (low < base)
+      // The demand from `low` on (itself when low is its base).
+      const GainCurve *shifted = &d;
+      if (low < base) {
         prepend(d, base - low, d.segments().front().slope, shifted_curve_);
-      else
+        shifted = &shifted_curve_;
+      } else if (low > base) {
         drop_front(d, low - base, shifted_curve_);
+        shifted = &shifted_curve_;
+      }
       // The noise guard's scale (1 when the node's level counts as it is). A node within
       // noise is pinned: its slope at the fair share becomes exactly the median level, so
       // that pinned nodes' curves tie there (a product would differ in the last bit and hand
       // one node a whole segment); the rest of its curve is scaled alike.
-      const GainCurve *scaled = &shifted_curve_;
       double pin_at = kNaN;
       double scale = s.want_scale;
       s.leaf_pin_level = kNaN;
-      if (s.within_noise && share - low < shifted_curve_.width_w()) {
-        pin_at = shifted_curve_.marginal_at(std::max(0.0, share - low));
+      if (s.within_noise && share - low < shifted->width_w()) {
+        pin_at = shifted->marginal_at(std::max(0.0, share - low));
         if (pin_at > 0.0) {
           scale = guard_level_ / pin_at;
           s.leaf_pin_level = guard_level_;
         }
       }
-      if (scale != 1.0) {
-        scaled_curve_.clear();
-        for (const GainSegment &seg : shifted_curve_.segments())
-          scaled_curve_.add({seg.width_w, seg.slope == pin_at ? guard_level_ : seg.slope * scale});
-        scaled = &scaled_curve_;
-      }
       s.leaf_scale = s.want_scale;
-      // Up to its fair share, spare watts are its own before they are nobody's.
-      raise_slopes_until(*scaled, share - low, kSpareGain, coarse_curve_);
-      GainCurve *leaf_curve = &coarse_curve_;
-      if (config_.hysteresis > 0.0 && !std::isnan(s.granted_w)) {
-        favour_incumbent(coarse_curve_, s.granted_w - low, config_.hysteresis, leaf_curve_);
-        leaf_curve = &leaf_curve_;
-      }
-      tree_.swap_curve(id, *leaf_curve);
+      // Up to its fair share, spare watts are its own before they are nobody's (raised to
+      // kSpareGain); then the hysteresis around what it holds.
+      const bool favour = config_.hysteresis > 0.0 && !std::isnan(s.granted_w);
+      shape_leaf_curve(*shifted, pin_at, scale, share - low, favour, s.granted_w - low);
+      tree_.swap_curve(id, leaf_curve_);
       s.leaf_curve_set = true;
       s.leaf_curve_dirty = false;
       s.leaf_curve_lo_w = low;
@@ -432,11 +434,115 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   // 4. Leases.
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
+    prefetch_state(i + 4);
     NodeState &s = nodes_[i];
     s.target_w = target[i];
     out.push_back(send_grant(i, grant[i], now_s));
   }
   return out;
+}
+
+// A node's state spans several cache lines, of which the bound and lease loops of step()
+// read most: fetched a few nodes ahead.
+void ClusterController::prefetch_state(std::size_t i) const {
+  if (i >= nodes_.size()) return;
+  const char *p = reinterpret_cast<const char *>(&nodes_[i]);
+  for (std::size_t off = 0; off < sizeof(NodeState); off += 64) __builtin_prefetch(p + off);
+}
+
+// The curves step() reads and rebuilds live in memory of their own (each report's, each
+// leaf's): fetched a few nodes ahead, so that the loop does not wait on each in turn.
+void ClusterController::prefetch_curves(std::size_t i) const {
+  constexpr std::size_t kAhead = 4;
+  const std::size_t n = nodes_.size();
+  if (i + 2 * kAhead < n) {
+    __builtin_prefetch(&nodes_[i + 2 * kAhead].last.demand);
+    __builtin_prefetch(&tree_.curve(leaf_[i + 2 * kAhead]));
+  }
+  if (i + kAhead < n) {
+    const GainSegment *d = nodes_[i + kAhead].last.demand.segments().data();
+    __builtin_prefetch(d);
+    __builtin_prefetch(d + 4);
+    const GainSegment *l = tree_.curve(leaf_[i + kAhead]).segments().data();
+    __builtin_prefetch(l, 1);
+    __builtin_prefetch(l + 4, 1);
+  }
+}
+
+namespace {
+
+// The raise_slopes_until step of shape_leaf_curve: segments of the curve before it in,
+// those of the raised curve out.
+template <typename Out>
+class RaiseStep {
+ public:
+  RaiseStep(double width_w, Out &out) : width_w_(width_w), out_(out) {}
+  void operator()(const GainSegment &s) {
+    if (!(width_w_ > 0.0)) return out_.add(s);  // raise_slopes_until returns the curve
+    const double inside = std::clamp(width_w_ - at_, 0.0, s.width_w);
+    if (inside > 0.0) out_.add({inside, std::max(s.slope, kSpareGain)});
+    if (s.width_w > inside) out_.add({s.width_w - inside, s.slope});
+    at_ += s.width_w;
+  }
+  void finish() {
+    if (width_w_ > 0.0 && at_ < width_w_) out_.add({width_w_ - at_, kSpareGain});
+  }
+
+ private:
+  double width_w_;
+  Out &out_;
+  double at_ = 0.0;
+};
+
+}  // namespace
+
+// leaf_curve_ = favour_incumbent(raise_slopes_until(scaled curve, spare_w, kSpareGain),
+// held_w, hysteresis), the scaled curve being `curve` with slope pin_at pinned to
+// guard_level_ and the others times `scale` (when scale != 1); without favour, the raised
+// curve. In one pass: SegmentStream stands in for the curves between the steps, with the
+// same segments. Should a step refuse a segment, the steps run one by one, as written.
+void ClusterController::shape_leaf_curve(const GainCurve &curve, double pin_at, double scale,
+                                         double spare_w, bool favour, double held_w) {
+  GainCurve &out = leaf_curve_;
+  out.clear();
+  const double h = std::min(config_.hysteresis, 0.9);
+  double pos = 0.0;
+  const auto favoured = [&](const GainSegment &g) {  // favour_incumbent's loop
+    if (!favour) return out.add(g);
+    const double a = pos;
+    const double b = pos + g.width_w;
+    pos = b;
+    if (b <= held_w) {
+      out.add({g.width_w, g.slope * (1.0 + h)});
+    } else if (a >= held_w) {
+      out.add({g.width_w, g.slope * (1.0 - h)});
+    } else {
+      out.add({held_w - a, g.slope * (1.0 + h)});
+      out.add({b - held_w, g.slope * (1.0 - h)});
+    }
+  };
+  SegmentStream<decltype(favoured) &> raised(favoured);
+  RaiseStep<decltype(raised)> raise(spare_w, raised);
+  SegmentStream<decltype(raise) &> scaled(raise);
+  for (const GainSegment &seg : curve.segments())
+    scaled.add(scale == 1.0 ? seg
+                            : GainSegment{seg.width_w,
+                                          seg.slope == pin_at ? guard_level_ : seg.slope * scale});
+  scaled.finish();
+  raise.finish();
+  raised.finish();
+  if (curve.valid() && scaled.valid() && raised.valid() && out.valid()) return;
+
+  const GainCurve *c = &curve;
+  if (scale != 1.0) {
+    scaled_curve_.clear();
+    for (const GainSegment &seg : curve.segments())
+      scaled_curve_.add({seg.width_w, seg.slope == pin_at ? guard_level_ : seg.slope * scale});
+    c = &scaled_curve_;
+  }
+  if (!favour) return raise_slopes_until(*c, spare_w, kSpareGain, out);
+  raise_slopes_until(*c, spare_w, kSpareGain, raised_curve_);
+  favour_incumbent(raised_curve_, held_w, config_.hysteresis, out);
 }
 
 GrantMessage ClusterController::send_grant(std::size_t i, double grant_w, double now_s) {
@@ -478,27 +584,26 @@ double ClusterController::demand_level(std::size_t i, const NodeReport &r) const
   return g > 0.0 && std::isfinite(g) ? std::log(g) : kNaN;
 }
 
-void ClusterController::guard_levels() {
-  std::vector<double> &lv = levels_;
-  lv.clear();
-  auto guarded = [](const NodeState &s) {
-    return s.reported && !s.last.idle && std::isfinite(s.level) && s.noise.known();
-  };
-  for (const NodeState &s : nodes_)
-    if (guarded(s)) lv.push_back(s.level);
-  const double median = lv.size() >= 2 ? median_in_place(lv) : kNaN;
+bool ClusterController::guarded(const NodeState &s) {
+  return s.reported && !s.last.idle && std::isfinite(s.level) && s.noise.known();
+}
+
+double ClusterController::guard_median() {
+  const double median = levels_.size() >= 2 ? median_in_place(levels_) : kNaN;
   if (std::isfinite(median)) guard_level_ = std::exp(median);
-  for (NodeState &s : nodes_) {
-    s.want_scale = 1.0;
-    s.within_noise = false;
-    s.level_diff = kNaN;
-    if (!std::isfinite(median) || !guarded(s)) continue;
-    const double d = s.level - median;
-    const double t = config_.noise_guard_k * std::hypot(s.noise.sd(), s.model_sd);
-    s.level_diff = d;
-    s.within_noise = std::fabs(d) <= t;
-    s.want_scale = guard_scale(d, t);
-  }
+  return median;
+}
+
+void ClusterController::guard_node(NodeState &s, double median) const {
+  s.want_scale = 1.0;
+  s.within_noise = false;
+  s.level_diff = kNaN;
+  if (!std::isfinite(median) || !guarded(s)) return;
+  const double d = s.level - median;
+  const double t = config_.noise_guard_k * std::hypot(s.noise.sd(), s.model_sd);
+  s.level_diff = d;
+  s.within_noise = std::fabs(d) <= t;
+  s.want_scale = guard_scale(d, t);
 }
 
 ClusterNodeStatus ClusterController::node_status(std::size_t i, double now_s) const {
@@ -599,16 +704,23 @@ double ClusterController::slack_under(const std::vector<double> &bound) {
 }
 
 void ClusterController::order_raises(const std::vector<double> &bound) {
-  priority_.resize(nodes_.size());
-  for (std::size_t i : raise_) {
+  // raise_ is in node order: sorted by priority, then by node, it is a stable sort.
+  by_priority_.clear();
+  for (std::size_t k = 0; k < raise_.size(); ++k) {
+    const std::size_t i = raise_[k];
+    if (k + 8 < raise_.size()) __builtin_prefetch(&tree_.curve(leaf_[raise_[k + 8]]));
     const NodeState &s = nodes_[i];
     // Nodes without a curve (not steered) gain nothing per watt: last.
-    priority_[i] = s.leaf_curve_set ? tree_.curve(leaf_[i]).marginal_at(
-                                          std::max(0.0, bound[i] - s.leaf_curve_lo_w))
-                                    : 0.0;
+    const double priority =
+        s.leaf_curve_set
+            ? tree_.curve(leaf_[i]).marginal_at(std::max(0.0, bound[i] - s.leaf_curve_lo_w))
+            : 0.0;
+    by_priority_.push_back({priority, i});
   }
-  std::stable_sort(raise_.begin(), raise_.end(),
-                   [&](std::size_t a, std::size_t b) { return priority_[a] > priority_[b]; });
+  std::sort(by_priority_.begin(), by_priority_.end(), [](const Raise &a, const Raise &b) {
+    return a.priority != b.priority ? a.priority > b.priority : a.node < b.node;
+  });
+  for (std::size_t k = 0; k < raise_.size(); ++k) raise_[k] = by_priority_[k].node;
 }
 
 double ClusterController::raise_margin() const {

@@ -332,6 +332,10 @@ class ClusterController {
     double level_diff = std::numeric_limits<double>::quiet_NaN();
   };
 
+  void prefetch_state(std::size_t i) const;
+  void prefetch_curves(std::size_t i) const;
+  void shape_leaf_curve(const GainCurve &curve, double pin_at, double scale, double spare_w,
+                        bool favour, double held_w);
   double counts_until(double expires_at_s) const;
   bool silent(const NodeState &s, double now_s) const;
   bool may_hold(const NodeState &s, const SentGrant &g, double now_s) const;
@@ -343,10 +347,13 @@ class ClusterController {
   double node_share_w(std::size_t i, double node_max_w) const;
   // The demand level of report r for node i (see noise_guard_k); NaN when it has none.
   double demand_level(std::size_t i, const NodeReport &r) const;
-  // Sets every steered node's want_scale and verdict from the levels (noise guard).
-  void guard_levels();
-  std::vector<double> levels_;  // guard_levels()' working memory
-  double guard_level_ = 0.0;    // exp(median level) of the last guard_levels()
+  // The noise guard: whether node s's level counts; the median of the levels_ that do
+  // (sets guard_level_); s's want_scale and verdict given that median.
+  static bool guarded(const NodeState &s);
+  double guard_median();
+  void guard_node(NodeState &s, double median) const;
+  std::vector<double> levels_;  // the step's guarded levels
+  double guard_level_ = 0.0;    // exp(median level) of the last guard_median()
 
   ClusterConfig config_;
   std::string error_;
@@ -375,9 +382,14 @@ class ClusterController {
   std::vector<NodeId> leaf_;  // each node's leaf in tree_
   TreeAllocator allocator_;
   // step()'s and release()'s working memory, kept between calls.
-  GainCurve coarse_curve_, shifted_curve_, leaf_curve_, scaled_curve_;
-  std::vector<double> bound_, target_, grant_, priority_, group_slack_;
+  GainCurve coarse_curve_, shifted_curve_, leaf_curve_, scaled_curve_, raised_curve_;
+  std::vector<double> bound_, target_, grant_, group_slack_;
   std::vector<std::size_t> raise_;
+  struct Raise {
+    double priority;
+    std::size_t node;
+  };
+  std::vector<Raise> by_priority_;  // order_raises()' working memory
 };
 
 }  // namespace powergrad

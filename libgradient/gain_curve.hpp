@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace powergrad {
@@ -69,11 +70,11 @@ class GainCurve {
   void add(const GainSegment &segment);
   void swap(GainCurve &other) noexcept;
 
- private:
   // Relative tolerance for "slope increased", so that curves computed in floating point
   // (from points, from a model) are not rejected for a last-bit rise.
   static constexpr double kSlopeRelTolerance = 1e-9;
 
+ private:
   static GainCurve invalid(std::string why);
   // add() for a segment it refuses: makes the curve invalid, saying why.
   void refuse(const GainSegment &segment, std::size_t index);
@@ -105,5 +106,53 @@ inline void GainCurve::add(const GainSegment &s) {
   else
     segments_.push_back({s.width_w, slope});
 }
+
+// The segments GainCurve::add would keep, each passed to `next` once no later add() can
+// change it (the last one is held back until finish()): a curve that is only read once, in
+// order, by a next step need not be stored. After a segment add() would refuse, valid() is
+// false and nothing more is passed on.
+template <typename Next>
+class SegmentStream {
+ public:
+  explicit SegmentStream(Next next) : next_(std::forward<Next>(next)) {}
+  void add(const GainSegment &s) {  // as GainCurve::add
+    if (!valid_) return;
+    if (!std::isfinite(s.width_w) || s.width_w < 0.0 || !std::isfinite(s.slope) || s.slope < 0.0) {
+      valid_ = false;
+      return;
+    }
+    if (s.width_w == 0.0) return;
+    if (!held_) {
+      last_ = s;
+      held_ = true;
+      return;
+    }
+    double slope = s.slope;
+    if (slope > last_.slope) {
+      if (slope - last_.slope > GainCurve::kSlopeRelTolerance * last_.slope) {
+        valid_ = false;
+        return;
+      }
+      slope = last_.slope;
+    }
+    if (slope == last_.slope) {
+      last_.width_w += s.width_w;
+    } else {
+      next_(last_);
+      last_ = {s.width_w, slope};
+    }
+  }
+  void finish() {
+    if (valid_ && held_) next_(last_);
+    held_ = false;
+  }
+  bool valid() const { return valid_; }
+
+ private:
+  Next next_;
+  GainSegment last_;
+  bool held_ = false;
+  bool valid_ = true;
+};
 
 }  // namespace powergrad
