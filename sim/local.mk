@@ -9,6 +9,7 @@ sim_libsim_la_SOURCES = \
 	sim/histogram.hpp sim/histogram.cpp \
 	sim/queueing.hpp sim/queueing.cpp \
 	sim/service.hpp sim/service.cpp \
+	sim/baseline_settings.hpp sim/baseline_settings.cpp \
 	sim/spec.hpp sim/spec.cpp \
 	sim/socket_model.hpp sim/socket_model.cpp \
 	sim/scenario.hpp sim/scenario.cpp \
