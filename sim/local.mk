@@ -9,6 +9,7 @@ sim_libsim_la_SOURCES = \
 	sim/histogram.hpp sim/histogram.cpp \
 	sim/queueing.hpp sim/queueing.cpp \
 	sim/service.hpp sim/service.cpp \
+	sim/baseline_settings.hpp sim/baseline_settings.cpp \
 	sim/spec.hpp sim/spec.cpp \
 	sim/socket_model.hpp sim/socket_model.cpp \
 	sim/scenario.hpp sim/scenario.cpp \
@@ -40,6 +41,12 @@ sim_powergrad_sim_LDADD = $(SIM_LIBS)
 evaluate: sim/powergrad-sim
 	$(SHELL) $(top_srcdir)/scripts/evaluate.sh --sim ./sim/powergrad-sim --out evaluation
 
+# Runs usage and pool over a small grid of their settings (powergrad-sim --set) per scenario
+# and compares powergrad with each at its best setting (seed 1; the table in sweep/sweep.md).
+.PHONY: sweep
+sweep: sim/powergrad-sim
+	$(SHELL) $(top_srcdir)/scripts/sweep-baselines.sh --sim ./sim/powergrad-sim --out sweep
+
 EXTRA_DIST += scenarios/dual-socket.yaml scenarios/dual-socket-plain.yaml \
 	scenarios/single-socket-accel.yaml \
 	scenarios/renewable-day.yaml \
@@ -47,4 +54,5 @@ EXTRA_DIST += scenarios/dual-socket.yaml scenarios/dual-socket-plain.yaml \
 	scenarios/demand-response.yaml scenarios/homogeneous-tight.yaml \
 	scenarios/loose-budget.yaml scenarios/low-load-spare.yaml \
 	scenarios/large-mixed-sizes.yaml scenarios/vm-bursty.yaml \
-	doc/scenarios.md scripts/evaluate.sh scripts/evaluate-table.py
+	doc/scenarios.md scripts/evaluate.sh scripts/evaluate-table.py \
+	scripts/sweep-baselines.sh scripts/sweep-baselines-table.py

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/baseline_settings.hpp"
 #include "sim/plot_svg.hpp"
 #include "sim/policies.hpp"
 #include "sim/report.hpp"
@@ -27,7 +28,7 @@ namespace {
 const char kUsage[] =
     "usage: powergrad-sim SCENARIO [--policies LIST] [--seed N] [--format table|json|csv]\n"
     "                     [--plot FILE] [--json FILE] [--csv FILE] [--duration SECONDS]\n"
-    "                     [--threads N] [--quiet]\n"
+    "                     [--threads N] [--quiet] [--set KEY=VALUE]...\n"
     "  --json/--csv FILE  also write that format to FILE (one run, several outputs)\n"
     "  SCENARIO        a scenario file (YAML, see doc/scenarios.md)\n"
     "  --policies LIST comma-separated, default all: ";
@@ -44,6 +45,7 @@ struct Options {
   double duration_s = 0.0;
   unsigned threads = 0;
   bool quiet = false;
+  BaselineSettings baselines;
 };
 
 struct UsageError : std::runtime_error {
@@ -53,7 +55,8 @@ struct UsageError : std::runtime_error {
 std::string usage() {
   std::string u = kUsage;
   for (std::size_t i = 0; i < policy_names().size(); ++i) u += (i ? "," : "") + policy_names()[i];
-  return u + "\n";
+  return u + "\n  --set KEY=VALUE a usage or pool setting (repeatable; defaults in ()):\n" +
+         baseline_settings_help();
 }
 
 double parse_number(const std::string &option, const std::string &text, double lo, double hi) {
@@ -102,6 +105,9 @@ Options parse_args(int argc, char **argv) {
       o.duration_s = parse_number(a, value(), 1e-3, 1e8);
     } else if (a == "--threads") {
       o.threads = static_cast<unsigned>(parse_number(a, value(), 1, 256));
+    } else if (a == "--set") {
+      if (const std::string why = apply_baseline_setting(o.baselines, value()); !why.empty())
+        throw UsageError("--set " + why);
     } else if (a == "--quiet") {
       o.quiet = true;
     } else if (!a.empty() && a[0] == '-') {
@@ -113,6 +119,8 @@ Options parse_args(int argc, char **argv) {
     }
   }
   if (o.scenario.empty()) throw UsageError("no scenario file given");
+  if (const std::string why = check_baseline_settings(o.baselines); !why.empty())
+    throw UsageError("--set: " + why);
   if (o.policies.empty()) o.policies = policy_names();
   return o;
 }
@@ -121,6 +129,7 @@ int run(int argc, char **argv) {
   const Options o = parse_args(argc, argv);
   ClusterSpec spec = load_scenario(o.scenario);
   if (o.has_seed) spec.seed = o.seed;
+  spec.baselines = o.baselines;
   if (o.duration_s > 0.0) {
     spec.duration_s = o.duration_s;
     spec.warmup_s = std::min(spec.warmup_s, 0.1 * o.duration_s);

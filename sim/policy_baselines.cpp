@@ -37,13 +37,15 @@ class UniformPolicy final : public Policy {
   double budget_w_ = -1.0;
 };
 
-// B1: Slurm's former power plugin rules per node (libgradient UsageBalancer), fed every
-// control period with each node's power over that period; a node's cap is split evenly over
-// its sockets. Reacts in the same tick when the budget falls below the caps in force.
+// B1: Slurm's former power plugin rules per node (libgradient UsageBalancer, with
+// spec.baselines.usage: it rebalances every 30 s by default), fed every control period with
+// each node's power over that period; a node's cap is split evenly over its sockets. Reacts
+// in the same tick when the budget falls below the caps in force.
 class UsagePolicy final : public Policy {
  public:
   explicit UsagePolicy(const ClusterSpec &spec)
       : spec_(spec),
+        balancer_(spec.baselines.usage),
         last_energy_j_(spec.sockets.size(), 0.0),
         readings_(spec.nodes.size()),
         caps_(spec.sockets.size(), 0.0) {

@@ -1,10 +1,10 @@
 // B2 pool-based (Penelope-style central pool), on libgradient's PoolBalancer.
 //
-// Per socket: the balancer runs its rules every PoolParams::interval_s (2 s), fed with each
-// socket's average power over that interval (noisy RAPL energy); between runs it keeps the
-// caps, and it reruns at once when the budget falls below the caps in force. The pool knows
-// nothing of groups: where its caps exceed a group's limit they are lowered to fit
-// (enforce_group_limits), as for the other baselines. No transport delay is modelled (the
+// Per socket: the balancer (with spec.baselines.pool) runs its rules every interval_s (2 s by
+// default), fed with each socket's average power over that interval (noisy RAPL energy);
+// between runs it keeps the caps, and it reruns at once when the budget falls below the caps in
+// force. The pool knows nothing of groups: where its caps exceed a group's limit they are lowered
+// to fit (enforce_group_limits), as for the other baselines. No transport delay is modelled (the
 // balancer's 2-s interval dominates; a delay would only make B2 slower).
 #include <cmath>
 #include <limits>
@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "libgradient/format.hpp"
 #include "libgradient/pool_baseline.hpp"
 #include "sim/cap_helpers.hpp"
 #include "sim/policy_factories.hpp"
@@ -23,7 +24,10 @@ namespace {
 class PoolPolicy final : public Policy {
  public:
   explicit PoolPolicy(const ClusterSpec &spec)
-      : spec_(spec), last_energy_j_(spec.sockets.size(), 0.0), readings_(spec.sockets.size()),
+      : spec_(spec),
+        balancer_params_(spec.baselines.pool),
+        last_energy_j_(spec.sockets.size(), 0.0),
+        readings_(spec.sockets.size()),
         caps_(spec.sockets.size(), 0.0) {
     for (std::size_t k = 0; k < spec.sockets.size(); ++k) {
       readings_[k].min_w = spec.sockets[k].min_cap_w;
@@ -52,7 +56,10 @@ class PoolPolicy final : public Policy {
     balance(io);  // PoolBalancer decides whether its interval has passed
   }
 
-  std::string inputs() const override { return "socket power readings (pool every 2 s)"; }
+  std::string inputs() const override {
+    return "socket power readings (pool every " + format_number(balancer_params_.interval_s) +
+           " s)";
+  }
 
  private:
   void balance(ClusterIo &io) {

@@ -158,6 +158,11 @@ void write_table(std::ostream &out, const ClusterSpec &spec, const std::vector<R
     return m;
   }()) << " W of " << fmt(0, spec.sum_max_caps_w()) << " W max caps (floors "
       << fmt(0, spec.sum_min_caps_w()) << " W)\n";
+  if (!spec.baselines.changed.empty()) {
+    out << "baseline settings:";
+    for (const std::string &c : spec.baselines.changed) out << " " << c;
+    out << "\n";
+  }
   std::snprintf(line, sizeof line,
                 "%-14s %9s %9s %9s %9s %8s %11s %5s %7s | %8s %8s %8s %8s | %7s %7s\n", "policy",
                 "mean_ms", "p50_ms", "p99_ms", "goodput", "dropped", "energy_MJ", "viol", "budget",
@@ -197,11 +202,14 @@ void write_json(std::ostream &out, const ClusterSpec &spec, const std::vector<Ru
       << ",\n  \"seed\": " << spec.seed << ",\n  \"duration_s\": " << num(spec.duration_s)
       << ",\n  \"nodes\": " << spec.nodes.size() << ",\n  \"sockets\": " << spec.sockets.size()
       << ",\n  \"services\": " << spec.services.size()
-      << ",\n  \"plain_services\": " << plain_services(spec) << ",\n  \"counters\": "
-      << quoted(spec.hardware_counters ? "hardware" : "software")
+      << ",\n  \"plain_services\": " << plain_services(spec)
+      << ",\n  \"counters\": " << quoted(spec.hardware_counters ? "hardware" : "software")
       << ",\n  \"budget_min_w\": " << num(spec.budget.min_w())
       << ",\n  \"max_caps_w\": " << num(spec.sum_max_caps_w())
-      << ",\n  \"min_caps_w\": " << num(spec.sum_min_caps_w()) << ",\n  \"policies\": {";
+      << ",\n  \"min_caps_w\": " << num(spec.sum_min_caps_w()) << ",\n  \"baseline_settings\": [";
+  for (std::size_t i = 0; i < spec.baselines.changed.size(); ++i)
+    out << (i ? ", " : "") << quoted(spec.baselines.changed[i]);
+  out << "],\n  \"policies\": {";
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const RunResult &r = runs[i];
     out << (i ? "," : "") << "\n    " << quoted(r.policy) << ": {"

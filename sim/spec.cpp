@@ -64,6 +64,7 @@ std::string ClusterSpec::check() const {
   if (!(duration_s > 0.0)) return "duration_s must be positive";
   if (!(tick_s > 0.0) || tick_s > duration_s) return "tick_s must be in (0, duration_s]";
   if (!(control_period_s >= tick_s)) return "control_period_s must be at least tick_s";
+  if (const std::string why = check_baseline_settings(baselines); !why.empty()) return why;
   if (sockets.empty()) return "no sockets";
   for (std::size_t i = 0; i < sockets.size(); ++i) {
     const SocketSpec &s = sockets[i];

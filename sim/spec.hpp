@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "sim/baseline_settings.hpp"
+
 namespace powergrad::sim {
 
 inline constexpr double kNoLimit = std::numeric_limits<double>::infinity();
@@ -121,6 +123,7 @@ struct ClusterSpec {
   PlainShare plain_share = PlainShare::usage;
   std::uint64_t seed = 1;
   double plot_interval_s = 0.0;  // 0: duration / 240
+  BaselineSettings baselines;    // usage and pool settings (powergrad-sim --set)
 
   std::vector<WorkloadSpec> workloads;
   std::vector<SocketTypeSpec> socket_types;

@@ -3,7 +3,8 @@ SIM_UNIT_TESTS = \
 	tests/unit/test_sim_queue \
 	tests/unit/test_sim_scenario \
 	tests/unit/test_sim_policies \
-	tests/unit/test_sim_plain
+	tests/unit/test_sim_plain \
+	tests/unit/test_sim_baseline_settings
 check_PROGRAMS += $(SIM_UNIT_TESTS)
 TESTS += $(SIM_UNIT_TESTS)
 
@@ -25,3 +26,7 @@ tests_unit_test_sim_policies_LDADD = $(SIM_UNIT_LIBS)
 tests_unit_test_sim_plain_SOURCES = tests/unit/test_sim_plain.cpp
 tests_unit_test_sim_plain_CPPFLAGS = $(SIM_UNIT_CPPFLAGS)
 tests_unit_test_sim_plain_LDADD = $(SIM_UNIT_LIBS)
+
+tests_unit_test_sim_baseline_settings_SOURCES = tests/unit/test_sim_baseline_settings.cpp
+tests_unit_test_sim_baseline_settings_CPPFLAGS = $(SIM_UNIT_CPPFLAGS)
+tests_unit_test_sim_baseline_settings_LDADD = $(SIM_UNIT_LIBS)

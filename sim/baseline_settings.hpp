@@ -1,0 +1,31 @@
+// Settings of the baselines usage (B1) and pool (B2) that a run may change without
+// recompiling: powergrad-sim --set KEY=VALUE (see doc/scenarios.md). The defaults are
+// libgradient's UsageParams and PoolParams.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "libgradient/baselines.hpp"
+#include "libgradient/pool_baseline.hpp"
+
+namespace powergrad::sim {
+
+struct BaselineSettings {
+  UsageParams usage;
+  PoolParams pool;
+  std::vector<std::string> changed;  // the KEY=VALUE applied, in order (shown in reports)
+};
+
+// One line per key: name, range and what it sets (for --help).
+std::string baseline_settings_help();
+
+// Applies one KEY=VALUE. Empty when applied; otherwise what is wrong, naming the key or the
+// value (the settings are then unchanged).
+std::string apply_baseline_setting(BaselineSettings &settings, const std::string &assignment);
+
+// Empty when the settings fit together (usage.lower_threshold <= usage.upper_threshold);
+// otherwise what is wrong.
+std::string check_baseline_settings(const BaselineSettings &settings);
+
+}  // namespace powergrad::sim
