@@ -509,17 +509,7 @@ void ClusterController::shape_leaf_curve(const GainCurve &curve, double pin_at, 
   double pos = 0.0;
   const auto favoured = [&](const GainSegment &g) {  // favour_incumbent's loop
     if (!favour) return out.add(g);
-    const double a = pos;
-    const double b = pos + g.width_w;
-    pos = b;
-    if (b <= held_w) {
-      out.add({g.width_w, g.slope * (1.0 + h)});
-    } else if (a >= held_w) {
-      out.add({g.width_w, g.slope * (1.0 - h)});
-    } else {
-      out.add({held_w - a, g.slope * (1.0 + h)});
-      out.add({b - held_w, g.slope * (1.0 - h)});
-    }
+    favour_segment(g, held_w, h, pos, out);
   };
   SegmentStream<decltype(favoured) &> raised(favoured);
   RaiseStep<decltype(raised)> raise(spare_w, raised);

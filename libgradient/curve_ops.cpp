@@ -124,19 +124,7 @@ void favour_incumbent(const GainCurve &curve, double held_w, double h, GainCurve
   h = std::min(h, 0.9);
   out.clear();
   double pos = 0.0;
-  for (const GainSegment &g : curve.segments()) {
-    const double a = pos;
-    const double b = pos + g.width_w;
-    pos = b;
-    if (b <= held_w) {
-      out.add({g.width_w, g.slope * (1.0 + h)});
-    } else if (a >= held_w) {
-      out.add({g.width_w, g.slope * (1.0 - h)});
-    } else {
-      out.add({held_w - a, g.slope * (1.0 + h)});
-      out.add({b - held_w, g.slope * (1.0 - h)});
-    }
-  }
+  for (const GainSegment &g : curve.segments()) favour_segment(g, held_w, h, pos, out);
   if (!out.valid()) out = curve;
 }
 
@@ -144,6 +132,20 @@ GainCurve favour_incumbent(const GainCurve &curve, double held_w, double h) {
   GainCurve out;
   favour_incumbent(curve, held_w, h, out);
   return out;
+}
+
+void favour_segment(const GainSegment &g, double held_w, double h, double &pos, GainCurve &out) {
+  const double a = pos;
+  const double b = pos + g.width_w;
+  pos = b;
+  if (b <= held_w) {
+    out.add({g.width_w, g.slope * (1.0 + h)});
+  } else if (a >= held_w) {
+    out.add({g.width_w, g.slope * (1.0 - h)});
+  } else {
+    out.add({held_w - a, g.slope * (1.0 + h)});
+    out.add({b - held_w, g.slope * (1.0 - h)});
+  }
 }
 
 }  // namespace powergrad

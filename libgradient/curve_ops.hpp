@@ -48,6 +48,9 @@ void drop_front(const GainCurve &curve, double width_w, GainCurve &out);
 void coarsen(const GainCurve &curve, std::size_t max_segments, GainCurve &out);
 void prepend(const GainCurve &curve, double width_w, double slope, GainCurve &out);
 void favour_incumbent(const GainCurve &curve, double held_w, double h, GainCurve &out);
+// favour_incumbent's step for one segment g that starts at pos (advanced past it): its
+// slope times 1 + h below held_w, 1 - h above, split where it crosses held_w.
+void favour_segment(const GainSegment &g, double held_w, double h, double &pos, GainCurve &out);
 void raise_slopes_until(const GainCurve &curve, double width_w, double min_slope, GainCurve &out);
 
 }  // namespace powergrad
