@@ -32,4 +32,4 @@ bench_bench_step_register_SOURCES = bench/bench_step_register.cpp
 bench_bench_step_register_LDADD = nodeagent/libnodeagent.la hardware/libhardware_testing.la \
 	$(HARDWARE_LIBS) $(MUNGE_LIBS) $(CRYPTO_LIBS) $(PTHREAD_LIBS)
 EXTRA_DIST += bench/prep_start_cost.sh bench/srun_overhead.sh bench/spank_minimal.c \
-	bench/admin_flood.sh
+	bench/admin_flood.sh bench/hello_flood.sh bench/load_test.sh bench/soak.sh

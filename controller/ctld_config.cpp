@@ -1,5 +1,7 @@
 #include "controller/ctld_config.hpp"
 
+#include <pwd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -503,6 +505,51 @@ ScheduleResult load_budget_schedule(const std::string &path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return parse_budget_schedule(ss.str(), path);
+}
+
+ConfigCheck check_controller_config(const std::string &path,
+                                    const std::vector<std::string> *slurm_nodes, uint64_t epoch) {
+  ConfigCheck out;
+  ConfigResult cr = load_controller_config(path);
+  if (!cr.config) {
+    out.error = cr.error;
+    return out;
+  }
+  out.file = std::move(cr.config);
+  const ControllerFileConfig &file = *out.file;
+  if (!file.budget_schedule.empty()) {
+    ScheduleResult sr = load_budget_schedule(file.budget_schedule);
+    if (!sr.schedule) {
+      out.error = sr.error;
+      return out;
+    }
+    out.schedule = std::move(sr.schedule);
+  }
+  if (slurm_nodes) {
+    ClusterConfigResult cc = build_cluster_config(file, *slurm_nodes, epoch);
+    if (!cc.config) {
+      out.error = cc.error;
+      return out;
+    }
+    const ClusterController controller(*cc.config);
+    if (!controller.ok()) {
+      out.error = path + ": " + controller.error();
+      return out;
+    }
+    out.cluster = std::move(cc.config);
+    out.unmanaged = std::move(cc.unmanaged);
+  }
+  for (const std::string &u : file.admin_users) {
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd *found = nullptr;
+    if (getpwnam_r(u.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found) {
+      out.error = path + ": AdminUsers: no user '" + u + "' on this host";
+      return out;
+    }
+    out.admin_uids.push_back(found->pw_uid);
+  }
+  return out;
 }
 
 }  // namespace powergrad

@@ -32,6 +32,8 @@
 // doc/powergrad.conf.5 documents every key.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -143,5 +145,21 @@ struct ScheduleResult {
 };
 ScheduleResult parse_budget_schedule(const std::string &text, const std::string &path);
 ScheduleResult load_budget_schedule(const std::string &path);
+
+// Everything the controller checks in its configuration before it runs, in its order and
+// with its messages (the plugin at start and `powergrad check-config` use this alike): the
+// file, the budget schedule it names, every AdminUsers name on this host, and, given the
+// nodes slurmctld knows, the groups, node lines, floors and limits against them.
+struct ConfigCheck {
+  std::optional<ControllerFileConfig> file;
+  std::optional<BudgetSchedule> schedule;  // when BudgetSchedule= is set
+  std::vector<uid_t> admin_uids;           // AdminUsers, in order
+  std::optional<ClusterConfig> cluster;    // when nodes were given
+  std::vector<std::string> unmanaged;      // slurm.conf's nodes outside the groups
+  std::string error;                       // the first problem; "" when all is well
+  bool ok() const { return error.empty(); }
+};
+ConfigCheck check_controller_config(const std::string &path,
+                                    const std::vector<std::string> *slurm_nodes, uint64_t epoch);
 
 }  // namespace powergrad

@@ -132,14 +132,6 @@ std::string config_path() {
          "/powergrad.conf";
 }
 
-std::optional<uid_t> uid_of(const std::string &user) {
-  std::vector<char> buf(16384);
-  passwd pw{};
-  passwd *out = nullptr;
-  if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &out) != 0 || !out) return std::nullopt;
-  return out->pw_uid;
-}
-
 std::string fmt_w(double w) {
   char b[64];
   std::snprintf(b, sizeof b, "%.0f W", w);
@@ -189,9 +181,19 @@ class Controller {
   // Sets up the service from powergrad.conf; on any problem logs it and returns false.
   bool setup() {
     const std::string path = config_path();
-    powergrad::ConfigResult cr = powergrad::load_controller_config(path);
-    if (!cr.config) return refuse(cr.error);
-    const powergrad::ControllerFileConfig &file = *cr.config;
+    char **names = nullptr;
+    size_t n = 0;
+    if (pg_adapter_node_names(&names, &n) != 0)
+      return refuse("slurmctld's node table is not available");
+    std::vector<std::string> nodes(names, names + n);
+    pg_adapter_free_names(names, n);
+    // Must rise with every controller start: microseconds of wall-clock time.
+    const double wall = clock_.wall_s();
+    const auto epoch = static_cast<uint64_t>(wall * 1e6);
+    // The same checks, in the same order and words, as `powergrad check-config`.
+    powergrad::ConfigCheck check = powergrad::check_controller_config(path, &nodes, epoch);
+    if (!check.ok()) return refuse(check.error);
+    const powergrad::ControllerFileConfig &file = *check.file;
 
     powergrad::ServiceSettings settings;
     settings.period_s = file.period_s;
@@ -216,34 +218,14 @@ class Controller {
       log_error(path + ": no SeriesDir= and slurm.conf has no StateSaveLocation: per-job power "
                        "series will not be written");
     }
-    if (!file.budget_schedule.empty()) {
-      powergrad::ScheduleResult sr = powergrad::load_budget_schedule(file.budget_schedule);
-      if (!sr.schedule) return refuse(sr.error);
-      settings.schedule = sr.schedule;
+    if (check.schedule) {
+      settings.schedule = check.schedule;
       settings.schedule_path = file.budget_schedule;
     }
-
-    char **names = nullptr;
-    size_t n = 0;
-    if (pg_adapter_node_names(&names, &n) != 0) return refuse("slurmctld's node table is not available");
-    std::vector<std::string> nodes(names, names + n);
-    pg_adapter_free_names(names, n);
-
-    // Must rise with every controller start: microseconds of wall-clock time.
-    const double wall = clock_.wall_s();
-    const auto epoch = static_cast<uint64_t>(wall * 1e6);
-    powergrad::ClusterConfigResult cc = powergrad::build_cluster_config(file, nodes, epoch);
-    if (!cc.config) return refuse(cc.error);
-    settings.unmanaged_nodes = cc.unmanaged;
-    powergrad::ClusterController controller(*cc.config);
+    settings.unmanaged_nodes = check.unmanaged;
+    powergrad::ClusterController controller(*check.cluster);
     if (!controller.ok()) return refuse(path + ": " + controller.error());
-
-    std::vector<uid_t> admin_uids;
-    for (const std::string &u : file.admin_users) {
-      auto uid = uid_of(u);
-      if (!uid) return refuse(path + ": AdminUsers: no user '" + u + "' on this host");
-      admin_uids.push_back(*uid);
-    }
+    const std::vector<uid_t> &admin_uids = check.admin_uids;
 
     proto::ControllerConfig ec;
     ec.listen_host = file.listen_host;
@@ -289,10 +271,10 @@ class Controller {
         });
     period_s_ = file.period_s;
     log_info("controller running with " + path + ": budget " + fmt_w(file.budget_w) + ", " +
-             std::to_string(cc.config->nodes.size()) + " managed nodes" +
-             (cc.unmanaged.empty() ? std::string()
-                                   : " (" + std::to_string(cc.unmanaged.size()) +
-                                         " outside the groups, not managed)") +
+             std::to_string(check.cluster->nodes.size()) + " managed nodes" +
+             (check.unmanaged.empty() ? std::string()
+                                      : " (" + std::to_string(check.unmanaged.size()) +
+                                            " outside the groups, not managed)") +
              ", " + std::to_string(file.groups.size()) + " groups, listening on " +
              file.listen_host + ":" + std::to_string(endpoint_->port()) +
              (settings.schedule ? ", budget schedule " + settings.schedule_path : "") +

@@ -63,12 +63,18 @@ E2E_TESTS = \
 	tests/e2e/test_cluster_harness.sh \
 	tests/e2e/test_walking_skeleton.sh \
 	tests/e2e/test_node_power.sh
+if ENABLE_E2E
 TESTS += $(E2E_TESTS)
+endif
 EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/cluster/pgcluster tests/cluster/README.md
 
 # `powergrad report` with a stand-in sacct and job names that try to forge rows (no cluster).
 TESTS += tests/tools/test_report_forged_names.sh
 EXTRA_DIST += tests/tools/test_report_forged_names.sh
+
+# `powergrad check-config` on good and bad files (no cluster).
+TESTS += tests/tools/test_check_config.sh
+EXTRA_DIST += tests/tools/test_check_config.sh
 
 # The thin SPANK plugin and the agent's module, loaded by a stand-in for Slurm (no cluster).
 check_PROGRAMS += tests/tools/spank_host
@@ -155,3 +161,12 @@ CLEANFILES += matrix-lists.txt
 .PHONY: print-e2e-tests
 print-e2e-tests:
 	@for t in $(TESTS); do case $$t in tests/e2e/*) echo $$t ;; esac; done
+
+# Headers the unit tests share, and the summary the test command prints (scripts/run-tests.sh).
+EXTRA_DIST += tests/unit/check_strings.hpp tests/summary.sh
+# make distcheck: the tarball configured as a user would (plugins under its own prefix, the
+# controller plugin against the same Slurm source tree as this build, if any), built, and
+# its unit and tool tests run; the end-to-end suites need root and a local cluster and run
+# from the checkout (make check).
+AM_DISTCHECK_CONFIGURE_FLAGS = --disable-e2e --with-plugindir='$${libdir}/slurm-wlm' \
+	--with-slurm-source=$(SLURM_SRC_DIR)

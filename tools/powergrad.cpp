@@ -17,12 +17,13 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "jobreport/series.hpp"
 #include "controller/ctld_config.hpp"
+#include "jobreport/series.hpp"
 #include "protocol/auth.hpp"
 #include "tools/admin.hpp"
 #include "tools/job_report.hpp"
@@ -38,6 +39,7 @@ const char *kUsage =
     "       powergrad status [--json] [--controller HOST:PORT] [--conf PATH]\n"
     "       powergrad set-budget WATTS [--controller HOST:PORT] [--conf PATH]\n"
     "       powergrad release-node [--state-dir DIR] [--sysfs-root DIR]\n"
+    "       powergrad check-config [FILE] [--nodes HOSTLIST]\n"
     "\n"
     "  report   PowerGrad's per-job records (energy, power, caps, gradient, counters, as\n"
     "           far as recorded) of power-aware jobs, from sacct's AdminComment.\n"
@@ -56,7 +58,14 @@ const char *kUsage =
     "           on a node whose plugin was removed (no agent runs): put back the admin's\n"
     "           power settings the agent saved in its state folder (default /run/powergrad;\n"
     "           root). A node whose agent runs is released by taking it out of\n"
-    "           powergrad.conf's groups.\n";
+    "           powergrad.conf's groups.\n"
+    "  check-config [FILE]\n"
+    "           validate a powergrad.conf (default: the one status reads) offline, with\n"
+    "           the controller's own parser and messages: the file, its BudgetSchedule=,\n"
+    "           AdminUsers on this host and, with --nodes (the nodes of slurm.conf, a\n"
+    "           Slurm hostlist), its groups, node lines, floors and limits. Prints a\n"
+    "           summary and exits 0 when the controller would run on it, else prints\n"
+    "           FILE:LINE: problem and exits 1.\n";
 
 // Runs argv (no shell), returns its exit status and stdout; stderr passes through.
 int run_capture(const std::vector<std::string> &argv, std::string &out) {
@@ -376,6 +385,52 @@ int set_budget(int argc, char **argv) {
   return 1;
 }
 
+int check_config(int argc, char **argv) {
+  std::string path;
+  std::optional<std::string> nodes_expr;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--nodes") {
+      if (i + 1 >= argc) throw std::string("--nodes needs a hostlist");
+      nodes_expr = argv[++i];
+    } else if (!a.empty() && a[0] == '-') {
+      throw std::string("check-config: unknown option '" + a + "'");
+    } else if (path.empty()) {
+      path = a;
+    } else {
+      throw std::string("check-config: one file at a time ('" + a + "')");
+    }
+  }
+  if (path.empty()) path = powergrad::default_powergrad_conf_path();
+  std::optional<std::vector<std::string>> nodes;
+  if (nodes_expr) {
+    nodes = powergrad::expand_hostlist(*nodes_expr);
+    if (!nodes || nodes->empty())
+      throw std::string("--nodes: '" + *nodes_expr + "' is not a Slurm hostlist");
+  }
+  const powergrad::ConfigCheck c =
+      powergrad::check_controller_config(path, nodes ? &*nodes : nullptr, 1);
+  if (!c.ok()) {
+    std::cerr << c.error << '\n';
+    return 1;
+  }
+  const powergrad::ControllerFileConfig &f = *c.file;
+  char budget[64];
+  std::snprintf(budget, sizeof budget, "%g W", f.budget_w);
+  std::cout << path << ": OK: budget " << budget << ", " << f.groups.size() << " groups, "
+            << f.node_overrides.size() << " node lines, listen " << f.listen_host << ':'
+            << f.listen_port;
+  if (c.schedule) std::cout << ", schedule " << c.schedule->entries.size() << " entries";
+  if (c.cluster) {
+    std::cout << "; " << c.cluster->nodes.size() << " managed nodes";
+    if (!c.unmanaged.empty()) std::cout << ", " << c.unmanaged.size() << " unmanaged";
+  } else {
+    std::cout << "; nodes not checked (give --nodes HOSTLIST)";
+  }
+  std::cout << '\n';
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -389,6 +444,7 @@ int main(int argc, char **argv) {
     if (cmd == "status") return status(argc - 2, argv + 2);
     if (cmd == "set-budget") return set_budget(argc - 2, argv + 2);
     if (cmd == "release-node") return powergrad::release_node(argc - 2, argv + 2);
+    if (cmd == "check-config") return check_config(argc - 2, argv + 2);
     std::cerr << "powergrad: unknown command '" << cmd << "'\n" << kUsage;
     return 2;
   } catch (const std::string &e) {

@@ -31,7 +31,9 @@ tests_unit_test_series_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS) $(SLURM_CPPFLAG
 tests_unit_test_series_LDADD = tools/libtools.la controller/libpgcontroller.la \
 	$(PROTO_LIBS) $(SLURM_LIBS) $(CHECK_LIBS)
 
+if ENABLE_E2E
 TESTS += tests/e2e/test_controller_admin.sh
+endif
 EXTRA_DIST += tests/e2e/test_controller_admin.sh
 
 # A misbehaving protocol client for the controller's fault test (forged, replayed, truncated
@@ -43,7 +45,9 @@ tests_tools_pg_rogue_LDADD = $(PROTO_LIBS)
 CTLD_E2E_TESTS = tests/e2e/test_controller_power.sh tests/e2e/test_controller_faults.sh \
 	tests/e2e/test_budget_whole_cluster.sh tests/e2e/test_controller_prep.sh \
 	tests/e2e/test_controller_load.sh
+if ENABLE_E2E
 TESTS += $(CTLD_E2E_TESTS)
+endif
 EXTRA_DIST += $(CTLD_E2E_TESTS)
 
 # Many node agents' sessions against the real controller (bench/load_test.sh, and the small

@@ -8,11 +8,17 @@ tests_unit_test_agent_link_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
 tests_unit_test_agent_link_LDADD = nodeagent/libnodeagent.la hardware/libhardware_testing.la \
 	protocol/libpgproto_fake.la spank_powergrad/libspankcore.la $(HARDWARE_LIBS) $(MUNGE_LIBS) $(CRYPTO_LIBS) $(CHECK_LIBS)
 # End-to-end (local cluster): two jobs of different gradients on one node.
+if ENABLE_E2E
 TESTS += tests/e2e/test_node_gradient.sh
+endif
 # End-to-end (local cluster, task/affinity): per-core frequency limits between bound jobs.
+if ENABLE_E2E
 TESTS += tests/e2e/test_node_cpufreq.sh
+endif
 # End-to-end (local cluster): slurmd started without -D (it daemonizes after loading plugins).
+if ENABLE_E2E
 TESTS += tests/e2e/test_slurmd_daemonized.sh
+endif
 EXTRA_DIST += tests/e2e/test_slurmd_daemonized.sh
 EXTRA_DIST += tests/unit/agent_fixture.hpp
 EXTRA_DIST += tests/e2e/test_node_gradient.sh
