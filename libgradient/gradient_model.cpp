@@ -15,8 +15,6 @@ bool optional_ok(const std::optional<double> &x) { return !x || finite_nonnegati
 // Floor on the regression's spread: perfectly consistent points say less than they seem to
 // (the model is an approximation of the workload, not the workload).
 constexpr double kMinRegressionSd = 0.01;
-// The instrument must explain this share of u's spread (see regression_estimate).
-constexpr double kMinInstrumentR2 = 0.5;
 // Confidence lost per period while an estimate is kept on stale samples.
 constexpr double kStaleConfidenceDecay = 0.7;
 // Smallest relative speed the curve works with (keeps 1 / r finite far below P0).
@@ -61,14 +59,9 @@ void GradientModel::Regression::decay(double factor) {
   suu *= factor;
   suy *= factor;
   syy *= factor;
-  zw *= factor;
-  sz *= factor;
-  szz *= factor;
-  suz *= factor;
-  syz *= factor;
 }
 
-void GradientModel::Regression::add(double u, double y, std::optional<double> z) {
+void GradientModel::Regression::add(double u, double y) {
   w += 1.0;
   ww += 1.0;
   su += u;
@@ -76,12 +69,6 @@ void GradientModel::Regression::add(double u, double y, std::optional<double> z)
   suu += u * u;
   suy += u * y;
   syy += y * y;
-  if (!z) return;
-  zw += 1.0;
-  sz += *z;
-  szz += *z * *z;
-  suz += u * *z;
-  syz += y * *z;
 }
 
 GradientModel::GradientModel(const GradientModelParams &params) : params_(params) { reset(); }
@@ -139,30 +126,11 @@ bool GradientModel::regression_estimate(double u_now, double *m, double *sd) con
   const double cov = r.suy / r.w - mu * my;
   const double vy = r.syy / r.w - my * my;
   double a = cov / vu;
-  // Instrumental variables: u = f_max / f comes from cycles, whose reading noise is noise in
-  // the regressor; it flattens the least-squares slope towards 0 (errors in variables) and
-  // so inflates m, by about (1 - m) x noise variance / variance of u (+0.14 for a
-  // compute-bound job with 5% noise on a 13% spread of u; test_gradient_model). The
-  // instrument z, the clock the power reading implies, moves with u but not with the
-  // counters' noise, so cov(y, z) / cov(u, z) is free of that bias. Used when every point
-  // has one and it explains most of u's spread; u's effective spread is then vu R^2.
-  double eff_vu = vu;
-  if (r.zw >= r.w * (1.0 - 1e-9) && r.zw > 0.0) {
-    const double mz = r.sz / r.w;
-    const double vz = r.szz / r.w - mz * mz;
-    const double cuz = r.suz / r.w - mu * mz;
-    const double cyz = r.syz / r.w - my * mz;
-    const double r2 = vz > 0.0 ? cuz * cuz / (vu * vz) : 0.0;
-    if (r2 >= kMinInstrumentR2 && std::fabs(cuz) > 0.0) {
-      a = cyz / cuz;
-      eff_vu = vu * r2;
-    }
-  }
   double b = my - a * mu;
-  // Residual variance per point, and the covariance of (a, b) (least squares with n_eff
-  // points of spread eff_vu).
-  const double s2 = std::max(0.0, vy - 2.0 * a * cov + a * a * vu) * n_eff / (n_eff - 2.0);
-  const double sxx = n_eff * eff_vu;
+  // Residual variance per point, and the covariance of (a, b) (ordinary least squares with
+  // n_eff points of spread vu).
+  const double s2 = std::max(0.0, vy - a * cov) * n_eff / (n_eff - 2.0);
+  const double sxx = n_eff * vu;
   const double var_a = s2 / sxx;
   const double var_b = s2 * (1.0 / n_eff + mu * mu / sxx);
   const double cov_ab = -mu * s2 / sxx;
@@ -296,12 +264,7 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
     const double factor =
         std::isfinite(half_life) && half_life > 0.0 ? std::exp2(-c.interval_s / half_life) : 0.0;
     reg_.decay(factor);
-    // The instrument: u as the power reading implies it (P - P0 = k busy f^3, the power
-    // model's k), free of the counters' noise; only where u itself came from cycles.
-    std::optional<double> z;
-    if (f_hw && f_point == *f_hw && rho > kMinFitBusy && dyn > min_dyn)
-      z = model.f_max_hz * std::cbrt(rho * model.a_w_per_hz3() * model.alpha / dyn);
-    reg_.add(model.f_max_hz / f_point, y / y_ref_, z);
+    reg_.add(model.f_max_hz / f_point, y / y_ref_);
   }
   double m_reg = 0.0;
   double sd_reg = 0.0;

@@ -179,14 +179,11 @@ class GradientModel {
   const GradientModelParams &params() const { return params_; }
 
  private:
-  // Decayed moments of the points (u, y), and of the instrument z where the points have one
-  // (zw == w: every point has one): see regression_estimate.
   struct Regression {
     double w = 0.0, ww = 0.0;  // sum of weights, of squared weights
     double su = 0.0, sy = 0.0, suu = 0.0, suy = 0.0, syy = 0.0;
-    double zw = 0.0, sz = 0.0, szz = 0.0, suz = 0.0, syz = 0.0;
     void decay(double factor);
-    void add(double u, double y, std::optional<double> z);
+    void add(double u, double y);
   };
   // m and its sd from the regression at u_now, if it can say anything.
   bool regression_estimate(double u_now, double *m, double *sd) const;
