@@ -243,6 +243,7 @@ void ControllerService::handle(const std::vector<proto::ControllerEvent> &events
         break;
       }
       case Kind::refused:
+        ++refused_by_reason_[proto::errc_name(e.status.code)];
         log_peer_event(ServiceLogLevel::error,
                        std::string("refused: ") + proto::errc_name(e.status.code),
                        "connection from " + e.address + " refused: " + e.status.to_string());
@@ -322,6 +323,7 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
       const double old_w = controller_.budget_w();
       const std::string err = controller_.set_budget(req->budget_w, wall);
       if (err.empty()) {
+        ++budget_changes_;
         result.code = static_cast<std::uint16_t>(proto::AdminCode::ok);
         result.message = "budget set to " + watts(req->budget_w) + " (was " + watts(old_w) + ")";
         budget_origin_ = "run-time";
@@ -371,6 +373,7 @@ void ControllerService::apply_schedule(double wall_s) {
   }
   const std::string err = controller_.set_budget(*w, wall_s);
   if (err.empty()) {
+    ++budget_changes_;
     log(ServiceLogLevel::info, "budget set to " + watts(*w) + " by the schedule " +
                                    settings_.schedule_path + " (was " + watts(old_w) + ")");
     budget_origin_ = "schedule";
@@ -401,6 +404,7 @@ void ControllerService::period() {
     const proto::ConnectionId c = endpoint_.node_connection(g.node);
     if (c == 0) continue;
     const proto::Status st = endpoint_.send(c, g);
+    ++(st.ok() ? grants_sent_ : grant_failures_);
     if (!st.ok())
       log_node_event(ServiceLogLevel::error,
                      std::string("grant not sent: ") + proto::errc_name(st.code),

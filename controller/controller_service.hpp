@@ -139,6 +139,13 @@ class ControllerService {
   // How many times status_for built the status (for tests and the bench).
   std::uint64_t status_builds() const { return status_builds_; }
 
+  // The controller's state in Prometheus' text exposition format (version 0.0.4), for
+  // node_exporter's textfile collector (MetricsFile= of powergrad.conf, service_metrics.cpp):
+  // the figures of status_json under powergrad_ names in base units (watts, joules,
+  // seconds; counters end in _total), every node and running job labelled. Unknown values
+  // are left out rather than written as NaN.
+  std::string metrics_text() const;
+
   // The owner of every job slurmctld knows (job id -> uid), refreshed by the host every
   // period; jobs missing here are shown to those who see all jobs only.
   void set_job_owners(std::unordered_map<std::uint32_t, std::uint32_t> owners);
@@ -191,6 +198,11 @@ class ControllerService {
   // more than half a period late.
   double step_last_s_ = 0.0, step_max_s_ = 0.0, step_sum_s_ = 0.0;
   std::uint64_t late_periods_ = 0;
+  // Counters for metrics_text: grants sent, budget changes (run-time, schedule, restored),
+  // connections refused before a session (by the code's name), grants that could not be
+  // sent.
+  std::uint64_t grants_sent_ = 0, grant_failures_ = 0, budget_changes_ = 0;
+  std::map<std::string, std::uint64_t> refused_by_reason_;
   // status_for's copies of this period: key ~0 for viewers who see every job, else the uid.
   std::map<std::uint64_t, std::string> status_cache_;
   std::uint64_t status_builds_ = 0;

@@ -245,6 +245,15 @@ ConfigResult parse_controller_config(const std::string &text, const std::string 
           return fail(std::string(k == "statedir" ? "StateDir" : "SeriesDir") + "='" + v +
                       "' is not an absolute path");
         (k == "statedir" ? c.state_dir : c.series_dir) = v;
+      } else if (k == "metricsfile") {
+        if (v.empty() || v[0] != '/' || v.size() < 6 || v.compare(v.size() - 5, 5, ".prom") != 0)
+          return fail("MetricsFile='" + v +
+                      "' is not an absolute path ending in .prom (node_exporter's textfile "
+                      "collector reads only *.prom)");
+        c.metrics_file = v;
+      } else if (k == "metricsinterval") {
+        if (!parse_number(v, 1, 3600, c.metrics_interval_s))
+          return fail("MetricsInterval='" + v + "': expected seconds from 1 to 3600");
       } else if (k == "serieskeep") {
         double n = 0;
         if (!parse_number(v, 0, 1e7, n) || n != std::floor(n))

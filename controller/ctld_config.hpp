@@ -17,6 +17,8 @@
 //   SeriesKeepDays=30      # and none older than this (0: no age limit)
 //   Hysteresis=0.5         # watts move only for (1+H)/(1-H) times the marginal gain
 //   CurveSegments=0        # demand curve segments per node (0: by cluster size)
+//   MetricsFile=/var/lib/prometheus/node-exporter/powergrad.prom  # Prometheus textfile
+//   MetricsInterval=15     # seconds between rewrites of MetricsFile
 //   Group=rowA Limit=8000
 //   Group=rack1 Nodes=n[1-16] Limit=3000 Parent=rowA
 //   Node=n[1-4] Floor=100 Max=500 IdleCap=80
@@ -78,6 +80,8 @@ struct ControllerFileConfig {
   std::string series_dir;       // "" : state dir/series
   std::size_t series_keep = 1000;
   double series_keep_days = 30;
+  std::string metrics_file;         // "" : no Prometheus metrics file
+  double metrics_interval_s = 15;   // how often it is rewritten
   double hysteresis = 0.5;          // ClusterConfig::hysteresis, in [0, 0.9)
   std::size_t curve_segments = 0;   // ClusterConfig::curve_segments; 0: by cluster size
   std::vector<ConfigGroup> groups;

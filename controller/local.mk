@@ -10,6 +10,7 @@ controller_libpgcontroller_la_SOURCES = \
 	controller/job_power.cpp controller/job_power.hpp \
 	controller/budget_state.cpp controller/budget_state.hpp \
 	controller/controller_service.cpp controller/controller_service.hpp \
+	controller/service_metrics.cpp \
 	controller/log_summary.cpp controller/log_summary.hpp \
 	controller/listen_retry.cpp controller/listen_retry.hpp \
 	controller/series_writer.cpp controller/series_writer.hpp

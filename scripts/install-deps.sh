@@ -63,6 +63,8 @@ PKGS=(
   mariadb-server mariadb-client
   dpkg-dev procps psmisc iproute2 python3 ccache
   clang
+  # The metrics suite: promtool, a real Prometheus and node_exporter's textfile collector.
+  prometheus prometheus-node-exporter
 )
 # libFuzzer comes with clang's runtime package, named after the clang major version the
 # distribution's default clang is (Debian 12: 14, Debian 13: 19).

@@ -53,6 +53,7 @@ extern "C" {
 #include "controller/listen_retry.hpp"
 #include "controller/series_writer.hpp"
 #include "jobreport/series.hpp"
+#include "posix/atomic_file.hpp"
 #include "posix/unique_fd.hpp"
 #include "protocol/auth.hpp"
 #include "protocol/controller_endpoint.hpp"
@@ -208,6 +209,8 @@ class Controller {
     running_series_dir_ = state_dir.empty() ? "" : state_dir + "/series-running";
     series_keep_ = file.series_keep;
     series_keep_days_ = file.series_keep_days;
+    metrics_file_ = file.metrics_file;
+    metrics_interval_s_ = file.metrics_interval_s;
     if (!state_dir.empty()) {
       settings.budget_state_path = state_dir + "/budget";
     } else if (listen_.state().failed_attempts == 0) {  // said once, not at every retry
@@ -336,6 +339,7 @@ class Controller {
       };
       try_setup();
       double next_records = 0.0;
+      double next_metrics = 0.0;
       double next_series_save = clock_.monotonic_s() + kSaveRunningSeriesS;
       while (!stop_) {
         // Inert while the listen address is taken: job records go on, and the whole setup
@@ -363,6 +367,10 @@ class Controller {
           } catch (const std::exception &e) {
             log_error(std::string("job records: ") + e.what());
           }
+        }
+        if (active && !metrics_file_.empty() && now >= next_metrics) {
+          next_metrics = now + metrics_interval_s_;
+          write_metrics();
         }
         if (active && now >= next_series_save) {
           save_running_series();
@@ -402,6 +410,19 @@ class Controller {
       pg_adapter_apply_comments(changed.data(), changed.size(), comment_for_job, nullptr);
     }
     write_finished_series(&running);
+  }
+
+  // The metrics file, whole or not at all (rename); readable by node_exporter's user.
+  void write_metrics() {
+    const powergrad::AtomicWrite w =
+        powergrad::write_file_atomic(metrics_file_, service_->metrics_text(), 0644);
+    if (w.ok()) {
+      if (!metrics_error_.empty()) log_info("metrics: " + metrics_file_ + " written again");
+      metrics_error_.clear();
+    } else if (w.error != metrics_error_) {
+      log_error("metrics: " + w.error);
+      metrics_error_ = w.error;
+    }
   }
 
   // PrivateData=jobs (read again: `scontrol reconfigure` may change it) and, with it, who
@@ -510,6 +531,11 @@ class Controller {
   std::unique_ptr<powergrad::SeriesWriter> series_writer_;
   size_t series_keep_ = 1000;
   double series_keep_days_ = 30;
+  // MetricsFile= (Prometheus textfile, service_metrics.cpp), rewritten every
+  // MetricsInterval= seconds; the last write error, logged once until it changes.
+  std::string metrics_file_;
+  double metrics_interval_s_ = 15;
+  std::string metrics_error_;
 };
 
 Controller *controller = nullptr;

@@ -1,15 +1,22 @@
 // The controller's service loop (controller/controller_service.hpp) without
 // slurmctld: a real ControllerEndpoint on loopback, the fake munge, a fake clock, and
 // ClientEndpoints playing a node agent and admin commands of different uids.
+#include <arpa/inet.h>
+// <sstream> before check.h: Check defines a fail() macro that breaks <istream>.
 #include <check.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -699,6 +706,124 @@ START_TEST(status_is_built_once_per_period_for_each_viewer) {
 }
 END_TEST
 
+// The Prometheus text (metrics_text): every family has one HELP and one TYPE line before its
+// samples, names follow the conventions (powergrad_ prefix, base units, _total counters),
+// and the values are status_json's.
+namespace {
+// name{labels} -> value, and the families' types, from an exposition text; fails the test
+// on a line that is not a comment or a sample.
+struct Exposition {
+  std::map<std::string, double> samples;
+  std::map<std::string, std::string> types;
+  std::set<std::string> helps;
+};
+Exposition parse_exposition(const std::string &text) {
+  Exposition e;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("# HELP ", 0) == 0) {
+      const std::string name = line.substr(7, line.find(' ', 7) - 7);
+      ck_assert_msg(e.helps.insert(name).second, "HELP twice for %s", name.c_str());
+      continue;
+    }
+    if (line.rfind("# TYPE ", 0) == 0) {
+      std::istringstream t(line.substr(7));
+      std::string name, type;
+      t >> name >> type;
+      ck_assert_msg(e.helps.count(name), "TYPE before HELP for %s", name.c_str());
+      ck_assert_msg(e.types.emplace(name, type).second, "TYPE twice for %s", name.c_str());
+      ck_assert_msg(type == "gauge" || type == "counter", "type %s", type.c_str());
+      ck_assert_msg(
+          (type == "counter") == (name.size() > 6 && name.substr(name.size() - 6) == "_total"),
+          "counters and only counters end in _total: %s", name.c_str());
+      continue;
+    }
+    const std::size_t sp = line.rfind(' ');
+    ck_assert_msg(sp != std::string::npos, "sample line: %s", line.c_str());
+    const std::string key = line.substr(0, sp);
+    const std::string name = key.substr(0, key.find('{'));
+    ck_assert_msg(e.types.count(name), "sample of a family without TYPE: %s", line.c_str());
+    ck_assert_msg(name.rfind("powergrad_", 0) == 0, "prefix: %s", name.c_str());
+    for (char c : name)
+      ck_assert_msg(std::islower(static_cast<unsigned char>(c)) || c == '_', "name %s",
+                    name.c_str());
+    char *end = nullptr;
+    const double v = std::strtod(line.c_str() + sp + 1, &end);
+    ck_assert_msg(end && *end == '\0' && std::isfinite(v), "value: %s", line.c_str());
+    ck_assert_msg(e.samples.emplace(key, v).second, "sample twice: %s", key.c_str());
+  }
+  return e;
+}
+}  // namespace
+
+START_TEST(metrics_are_the_status_in_prometheus_form) {
+  Harness h;
+  const std::size_t node = h.client(h.root, PeerRole::node, "n1");
+  ck_assert(h.run_until([&] { return h.clients[node]->established(); }));
+  ck_assert(h.clients[node]->send(report_from("n1", 1, nullptr, h.clock.wall)).ok());
+  ck_assert(h.run_until([&] { return h.message<GrantMessage>(node, 1) != nullptr; }, 400));
+  const GrantMessage g = *h.message<GrantMessage>(node, 1);
+  ck_assert(h.clients[node]->send(report_from("n1", 2, &g, h.clock.wall)).ok());
+  ck_assert(h.run_until([&] {
+    auto f = h.ledger.figures(42);
+    return f && f->samples >= 2 && f->energy_j > 0;
+  }));
+  ck_assert_uint_eq(h.set_budget_as(h.admin, 350.0).code, static_cast<unsigned>(AdminCode::ok));
+  // A connection that never says HELLO properly is refused: counted by reason.
+  {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(std::stoi(h.port)));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+    const char junk[32] = "GET /metrics HTTP/1.0\r\n\r\n";
+    ck_assert(::write(fd, junk, sizeof junk) == static_cast<ssize_t>(sizeof junk));
+    ck_assert(h.run_until([&] { return h.logged("refused"); }));
+    ::close(fd);
+  }
+  // Both built now, from the same state (status_as's answer may be a period old).
+  std::string err;
+  const std::optional<json::Value> sv = json::parse(h.service->status_json(), &err);
+  ck_assert_msg(sv.has_value(), "%s", err.c_str());
+  const json::Value &s = *sv;
+  const Exposition e = parse_exposition(h.service->metrics_text());
+  const auto at = [&](const std::string &key) {
+    const auto it = e.samples.find(key);
+    ck_assert_msg(it != e.samples.end(), "no sample %s", key.c_str());
+    return it->second;
+  };
+  ck_assert_double_eq_tol(at("powergrad_budget_watts"), 350.0, 1e-9);
+  ck_assert_double_eq_tol(at("powergrad_budget_watts"), *s.num("budget_w"), 1e-3);
+  ck_assert_double_eq_tol(at("powergrad_runtime_budget"), 1.0, 1e-12);
+  ck_assert_double_eq_tol(at("powergrad_caps_in_force_watts"), *s.num("in_force_w"), 1e-6);
+  ck_assert_double_eq_tol(at("powergrad_group_limit_watts{group=\"rack1\"}"), 500.0, 1e-9);
+  const json::Value &n1 = s.get("nodes")->array[0];
+  const std::string l1 = "{node=\"n1\",group=\"rack1\"}";
+  ck_assert_double_eq_tol(at("powergrad_node_grant_watts" + l1), *n1.num("grant_w"),
+                          1e-3);  // JSON: 6 significant digits
+  ck_assert_double_eq_tol(at("powergrad_node_power_watts" + l1), 100.0, 1e-9);
+  ck_assert_double_eq_tol(at("powergrad_node_gradient" + l1), 0.004, 1e-12);
+  ck_assert_double_eq_tol(at("powergrad_node_connected" + l1), 1.0, 1e-12);
+  ck_assert_double_eq_tol(at("powergrad_node_connected{node=\"n2\",group=\"\"}"), 0.0, 1e-12);
+  // n2 never reported: its power is unknown and left out, not written as NaN.
+  ck_assert(!e.samples.count("powergrad_node_power_watts{node=\"n2\",group=\"\"}"));
+  ck_assert_double_eq_tol(at("powergrad_job_energy_joules{job=\"42\"}"),
+                          h.ledger.figures(42)->energy_j, 1e-9);
+  ck_assert(at("powergrad_grants_total") >= 2.0);
+  ck_assert_double_eq_tol(at("powergrad_budget_changes_total"), 1.0, 1e-12);
+  ck_assert_double_eq_tol(at("powergrad_control_periods_total"),
+                          static_cast<double>(h.service->periods()), 1e-12);
+  double refused = 0.0;
+  for (const auto &kv : e.samples)
+    if (kv.first.rfind("powergrad_sessions_refused_total{reason=", 0) == 0) refused += kv.second;
+  ck_assert_double_eq_tol(refused, 1.0, 1e-12);
+  ck_assert_str_eq(e.types.at("powergrad_grants_total").c_str(), "counter");
+  ck_assert_str_eq(e.types.at("powergrad_budget_watts").c_str(), "gauge");
+}
+END_TEST
+
 START_TEST(periods_follow_the_clock) {
   Harness h;
   // 1 s periods on a clock stepped by 10 ms: about 1 period per 100 steps.
@@ -721,6 +846,7 @@ int main() {
   tcase_add_test(tc, an_unmanaged_node_is_told_and_listed_apart);
   tcase_add_test(tc, the_schedule_sets_the_budget_when_it_changes);
   tcase_add_test(tc, periods_follow_the_clock);
+  tcase_add_test(tc, metrics_are_the_status_in_prometheus_form);
   tcase_add_test(tc, a_run_time_budget_survives_a_restart);
   tcase_add_test(tc, a_changed_config_budget_drops_the_run_time_budget);
   tcase_add_test(tc, a_run_time_budget_under_a_schedule_holds_until_its_next_change);
