@@ -132,6 +132,17 @@ run_here() {
       export PG_SANITIZE=1 PG_SANITIZE_LOG_DIR=$build/sanitizer-reports ;;
   esac
   timed "$leg: tests (make $target)" make -C "$build" -j"${PG_TEST_JOBS:-3}" "$target" || status=$?
+  # The release tarball (make distcheck: unpacked, configured as a user would, built, its
+  # unit and tool tests run, installed and uninstalled), once, on this machine's Slurm.
+  if [ "$list" = all ]; then
+    if timed "$leg: make distcheck" make -C "$build" distcheck > "$build/distcheck.log" 2>&1; then
+      echo "run-tests: make distcheck: passed ($(grep -m1 -o 'powergrad-[0-9.]*\.tar\.gz' "$build/distcheck.log" || true))"
+    else
+      echo "run-tests: make distcheck: FAILED (the last lines of $build/distcheck.log:)"
+      tail -n 30 "$build/distcheck.log"
+      status=1
+    fi
+  fi
   printf '%s\n' "${timings[@]}" > "$build/matrix-timings.txt"
   return "$status"
 }

@@ -14,4 +14,4 @@ tools_powergrad_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
 tools_powergrad_LDADD = tools/libtools.la controller/libpgcontroller.la \
 	nodeagent/libnodeagent.la $(HARDWARE_LIBS) $(PROTO_LIBS) $(SLURM_LIBS)
 dist_man_MANS += doc/powergrad.1 doc/powergrad.conf.5
-EXTRA_DIST += etc/powergrad.conf etc/powergrad-budget.conf
+EXTRA_DIST += etc/powergrad.conf etc/powergrad-budget.conf etc/grafana-powergrad.json

@@ -4,7 +4,9 @@
 # `promtool check metrics` finds nothing to complain about; Debian's prometheus-node-exporter
 # serves the file and a real Prometheus (Debian's prometheus) scrapes it; the values read back
 # through Prometheus' HTTP query API are those of `powergrad status --json`, also after an
-# admin changes the budget. TAP.
+# admin changes the budget; every query of the example Grafana dashboard
+# (etc/grafana-powergrad.json) is valid PromQL for that Prometheus, and its budget panel has
+# data. TAP.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -21,7 +23,7 @@ for cmd in python3 promtool prometheus prometheus-node-exporter; do
 done
 
 pg_cluster_test_setup ctlmetrics
-plan 10
+plan 11
 
 # node_exporter's textfile folder, and Prometheus' own files (outside the cluster folder,
 # which pgcluster creates itself).
@@ -134,4 +136,32 @@ if [ -n "$p1" ] && wait_until 30 periods_rose; then
   ok "powergrad_control_periods_total rises ($p1 -> $(query powergrad_control_periods_total))"
 else
   not_ok "powergrad_control_periods_total rises" "first: '$p1'"
+fi
+
+# The example dashboard: every target's expression is accepted by Prometheus' query API,
+# and the budget-vs-caps panel's queries return data.
+dash=$PG_TOP/etc/grafana-powergrad.json
+if out=$(python3 - "$prom_port" "$dash" <<'PY' 2>&1
+import json, sys, urllib.error, urllib.parse, urllib.request
+port, path = sys.argv[1], sys.argv[2]
+bad = []
+for panel in json.load(open(path))["panels"]:
+    for t in panel["targets"]:
+        url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": t["expr"]})
+        try:
+            r = json.load(urllib.request.urlopen(url, timeout=5))
+        except urllib.error.HTTPError as e:
+            bad.append(f"{panel['title']}: {t['expr']}: {e.read().decode()}")
+            continue
+        if r.get("status") != "success":
+            bad.append(f"{panel['title']}: {t['expr']}: {r}")
+        elif panel["id"] == 1 and t["refId"] in "ABC" and not r["data"]["result"]:
+            bad.append(f"{panel['title']}: {t['expr']}: no data")
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PY
+); then
+  ok "the Grafana dashboard's queries are valid PromQL and its budget panel has data"
+else
+  not_ok "the Grafana dashboard's queries are valid PromQL and its budget panel has data" "$out"
 fi

@@ -2,8 +2,6 @@
 // slurmctld: a real ControllerEndpoint on loopback, the fake munge, a fake clock, and
 // ClientEndpoints playing a node agent and admin commands of different uids.
 #include <arpa/inet.h>
-// <sstream> before check.h: Check defines a fail() macro that breaks <istream>.
-#include <check.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -19,6 +17,9 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+// Check after the standard headers: its fail() macro breaks <istream>.
+#include <check.h>
 
 #include "controller/controller_service.hpp"
 #include "libgradient/gain_curve.hpp"
