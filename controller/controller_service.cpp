@@ -540,6 +540,7 @@ std::string ControllerService::status_json(const StatusViewer &viewer) const {
     << ",\"failed_attempts\":" << ls.failed_attempts
     << ",\"failing_since\":" << (failed ? json_time(ls.failing_since_s) : "null")
     << ",\"last_error\":" << (failed ? json_string(ls.last_error) : "null") << "}";
+  o << ",\"config_refused\":" << (config_refused_.empty() ? "null" : json_string(config_refused_));
   char loop[256];
   std::snprintf(loop, sizeof loop,
                 ",\"loop\":{\"periods\":%llu,\"late_periods\":%llu,\"step_last_ms\":%.3f,"

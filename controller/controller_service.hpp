@@ -124,7 +124,8 @@ class ControllerService {
   //            "gradient", "jobs":[ids], "lease_age_s", "report_age_s"}],
   //  "unmanaged":[{"name", "connected_at"}],  (nodes outside the groups: not in the budget)
   //  "jobs_shown":"all"|"own",
-  //  "listen":{"address", "since", "failed_attempts", "failing_since", "last_error"}}
+  //  "listen":{"address", "since", "failed_attempts", "failing_since", "last_error"},
+  //  "config_refused": null, or why the last reconfigure kept the configuration in force}
   //  (failing_since and last_error null when the first attempt to listen worked)
   // Unknown numbers are null.
   // With a viewer that may not see every job (PrivateData=jobs), "jobs" lists only theirs
@@ -155,6 +156,13 @@ class ControllerService {
     settings_.private_jobs = on;
   }
   bool private_jobs() const { return settings_.private_jobs; }
+  // A changed powergrad.conf that `scontrol reconfigure` could not apply ("FILE:LINE:
+  // problem"; "" when the file in force is the one on disk): status shows it as
+  // "config_refused", and the table says the configuration in force stays.
+  void set_config_refused(std::string why) {
+    if (why != config_refused_) status_cache_.clear();
+    config_refused_ = std::move(why);
+  }
 
   const ClusterController &controller() const { return controller_; }
   const JobPowerLedger &ledger() const { return ledger_; }
@@ -203,6 +211,7 @@ class ControllerService {
   // sent.
   std::uint64_t grants_sent_ = 0, grant_failures_ = 0, budget_changes_ = 0;
   std::map<std::string, std::uint64_t> refused_by_reason_;
+  std::string config_refused_;
   // status_for's copies of this period: key ~0 for viewers who see every job, else the uid.
   std::map<std::uint64_t, std::string> status_cache_;
   std::uint64_t status_builds_ = 0;

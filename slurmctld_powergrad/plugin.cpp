@@ -33,10 +33,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -195,6 +197,8 @@ class Controller {
     powergrad::ConfigCheck check = powergrad::check_controller_config(path, &nodes, epoch);
     if (!check.ok()) return refuse(check.error);
     const powergrad::ControllerFileConfig &file = *check.file;
+    config_text_ = read_text(path);
+    conf_read_at_ = pg_adapter_conf_read_at();
 
     powergrad::ServiceSettings settings;
     settings.period_s = file.period_s;
@@ -368,6 +372,13 @@ class Controller {
             log_error(std::string("job records: ") + e.what());
           }
         }
+        if (active && pg_adapter_conf_read_at() != conf_read_at_) {
+          try {
+            active = reconfigure();
+          } catch (const std::exception &e) {
+            log_error(std::string("reconfigure failed: ") + e.what());
+          }
+        }
         if (active && !metrics_file_.empty() && now >= next_metrics) {
           next_metrics = now + metrics_interval_s_;
           write_metrics();
@@ -410,6 +421,49 @@ class Controller {
       pg_adapter_apply_comments(changed.data(), changed.size(), comment_for_job, nullptr);
     }
     write_finished_series(&running);
+  }
+
+  // `scontrol reconfigure` (slurm.conf read again) on a slurmctld that does not re-execute
+  // itself (22.05): powergrad.conf is checked with the start's checks; a bad file is
+  // refused, logged with file and line, shown in status, and the configuration in force
+  // stays. A good, changed file restarts the controller in this thread exactly as a
+  // slurmctld restart (or 24.11's re-execution on reconfigure) does: the run-time budget and
+  // the job series are saved state, nodes keep their leases and reconnect, and a new
+  // controller never grants above the budget what old leases may still hold (see
+  // ClusterController's in-force bound). Returns whether power control is on afterwards.
+  bool reconfigure() {
+    conf_read_at_ = pg_adapter_conf_read_at();
+    const std::string path = config_path();
+    char **names = nullptr;
+    size_t n = 0;
+    if (pg_adapter_node_names(&names, &n) != 0) return true;  // try at the next reconfigure
+    std::vector<std::string> nodes(names, names + n);
+    pg_adapter_free_names(names, n);
+    const powergrad::ConfigCheck check = powergrad::check_controller_config(path, &nodes, 1);
+    if (!check.ok()) {
+      log_error("reconfigure: configuration refused: " + check.error +
+                "; the configuration in force stays");
+      service_->set_config_refused(check.error);
+      return true;
+    }
+    if (read_text(path) == config_text_) {
+      log_info("reconfigure: " + path + " unchanged");
+      service_->set_config_refused("");
+      return true;
+    }
+    log_info("reconfigure: applying " + path + " (the controller restarts)");
+    stop_series_writer(3.0);
+    service_.reset();
+    endpoint_.reset();
+    listen_retry_ = false;
+    return setup();
+  }
+
+  static std::string read_text(const std::string &path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
   }
 
   // The metrics file, whole or not at all (rename); readable by node_exporter's user.
@@ -536,6 +590,10 @@ class Controller {
   std::string metrics_file_;
   double metrics_interval_s_ = 15;
   std::string metrics_error_;
+  // powergrad.conf as the controller in force read it, and when slurmctld last read
+  // slurm.conf (a change means `scontrol reconfigure`).
+  std::string config_text_;
+  long long conf_read_at_ = 0;
 };
 
 Controller *controller = nullptr;

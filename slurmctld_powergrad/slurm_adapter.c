@@ -540,6 +540,17 @@ int pg_adapter_private_jobs(void)
 	return private_jobs;
 }
 
+long long pg_adapter_conf_read_at(void)
+{
+	slurmctld_lock_t conf_read_lock = { .conf = READ_LOCK };
+	long long at;
+
+	lock_slurmctld(conf_read_lock);
+	at = (long long) slurm_conf.last_update;
+	unlock_slurmctld(conf_read_lock);
+	return at;
+}
+
 int pg_adapter_sees_all_jobs(uint32_t uid)
 {
 	uint32_t slurm_user = pg_adapter_slurm_user_uid();

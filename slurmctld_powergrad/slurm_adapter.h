@@ -101,6 +101,10 @@ char *pg_adapter_state_save_location(void);
 uint32_t pg_adapter_slurm_user_uid(void);
 /* 1 when slurm.conf's PrivateData hides jobs from users other than their owners. */
 int pg_adapter_private_jobs(void);
+/* When slurmctld last read slurm.conf (slurm_conf.last_update): changes with every
+ * `scontrol reconfigure` (on versions that re-execute slurmctld instead, the plugin starts
+ * anew anyway). */
+long long pg_adapter_conf_read_at(void);
 /*
  * 1 when uid sees every job whatever PrivateData says: root, SlurmUser, and users with
  * AdminLevel Operator or Admin in Slurm's accounting (slurmctld's own validate_operator).

@@ -97,7 +97,8 @@ MATRIX_E2E_TESTS = \
 	tests/e2e/test_controller_admin.sh \
 	tests/e2e/test_controller_faults.sh \
 	tests/e2e/test_controller_load.sh \
-	tests/e2e/test_controller_metrics.sh
+	tests/e2e/test_controller_metrics.sh \
+	tests/e2e/test_controller_reload.sh
 # End-to-end suites that need the controller plugin (prep_powergrad.so), which is built only
 # against the version's configured Slurm source tree (configure --with-slurm-source). On a
 # version configured without one (its source is not on the mirror: Slurm 26.05.5 today)
@@ -110,7 +111,8 @@ CTLD_PLUGIN_E2E_TESTS = \
 	tests/e2e/test_budget_whole_cluster.sh \
 	tests/e2e/test_controller_prep.sh \
 	tests/e2e/test_controller_load.sh \
-	tests/e2e/test_controller_metrics.sh
+	tests/e2e/test_controller_metrics.sh \
+	tests/e2e/test_controller_reload.sh
 if BUILD_SLURMCTLD_PLUGIN
 MATRIX_CTLD_PLUGIN = yes
 else
@@ -126,7 +128,8 @@ SANITIZE_E2E_TESTS = \
 	tests/e2e/test_controller_power.sh \
 	tests/e2e/test_controller_faults.sh \
 	tests/e2e/test_controller_load.sh \
-	tests/e2e/test_controller_metrics.sh
+	tests/e2e/test_controller_metrics.sh \
+	tests/e2e/test_controller_reload.sh
 
 .PHONY: check-matrix check-sanitize matrix-lists
 check-matrix: matrix-lists

@@ -175,6 +175,9 @@ std::string format_status_table(const json::Value &s) {
           << " (power control was off meanwhile; last error: " << ls->str("last_error") << ")\n";
     }
   }
+  if (const std::string cr = s.str("config_refused"); !cr.empty())
+    out << "configuration: the last reconfigure was refused, the one in force stays: " << cr
+        << "\n";
   if (const json::Value *lp = s.get("loop"); lp && lp->type == json::Value::Type::object) {
     out << "control loop: " << num(*lp, "periods", 0) << " periods, step "
         << num(*lp, "step_last_ms", 1) << " ms (mean " << num(*lp, "step_mean_ms", 1) << ", max "
