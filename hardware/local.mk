@@ -28,6 +28,7 @@ HARDWARE_LIBS = hardware/libhardware.la libgradient/libgradient.la $(PFM_LIBS)
 noinst_LTLIBRARIES += hardware/libhardware_testing.la
 hardware_libhardware_testing_la_SOURCES = \
 	hardware/testing/fake_sysfs.hpp hardware/testing/fake_sysfs.cpp \
+	hardware/testing/fake_hsmp.hpp \
 	hardware/testing/hw_check.hpp
 
 # Fake node hardware for the end-to-end tests: builds a tree, then advances its energy

@@ -796,6 +796,9 @@ bool PowerControl::write_caps(const NodeDecision &dec, const std::vector<DomainI
                                     " W, the firmware holds " +
                                     fmt_w(static_cast<double>(r.value()) / 1e6) +
                                     " W (clamped to its range)");
+      // Held above the request: the watts the decision counted on are not freed, so no
+      // other domain is raised this period (the next one fits the new range).
+      if (r.value() > want_uw) lower_only = true;
     }
     if (!r.ok()) {
       log_(AgentLogLevel::error, "cap of " + domains_[i].zone_name + ": " + r.message());
