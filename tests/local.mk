@@ -115,7 +115,8 @@ CTLD_PLUGIN_E2E_TESTS = \
 	tests/e2e/test_controller_faults.sh \
 	tests/e2e/test_budget_whole_cluster.sh \
 	tests/e2e/test_controller_prep.sh \
-	tests/e2e/test_controller_load.sh
+	tests/e2e/test_controller_load.sh \
+	tests/e2e/test_amd_hsmp.sh
 if BUILD_SLURMCTLD_PLUGIN
 MATRIX_CTLD_PLUGIN = yes
 else

@@ -44,7 +44,7 @@ tests_tools_pg_rogue_LDADD = $(PROTO_LIBS)
 
 CTLD_E2E_TESTS = tests/e2e/test_controller_power.sh tests/e2e/test_controller_faults.sh \
 	tests/e2e/test_budget_whole_cluster.sh tests/e2e/test_controller_prep.sh \
-	tests/e2e/test_controller_load.sh
+	tests/e2e/test_controller_load.sh tests/e2e/test_amd_hsmp.sh
 if ENABLE_E2E
 TESTS += $(CTLD_E2E_TESTS)
 endif
