@@ -122,8 +122,13 @@ class SocketPower {
   const PowercapTree &powercap() const { return tree_; }
   const std::vector<std::string> &notes() const { return notes_; }
 
-  // Every setting PowerGrad may change, for the saved-caps file.
-  Result<PowercapSnapshot> powercap_snapshot() const { return tree_.snapshot(); }
+  // Every setting PowerGrad may change, for the saved-caps file: the powercap zones' on a
+  // RAPL node (nothing of powercap is written on an HSMP node: its energy-only zones are
+  // neither saved nor restored, since their `enabled` may read but refuse a write).
+  Result<PowercapSnapshot> powercap_snapshot() const {
+    if (capability_.backend != CapBackend::rapl) return PowercapSnapshot{};
+    return tree_.snapshot();
+  }
   Result<HsmpSnapshot> hsmp_snapshot() const;
   // Exact restore (read back and compared); keeps going after an error and reports all.
   Status restore(const PowercapSnapshot &powercap, const HsmpSnapshot &hsmp);

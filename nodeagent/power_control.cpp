@@ -781,8 +781,12 @@ bool PowerControl::write_caps(const NodeDecision &dec, const std::vector<DomainI
     const double cur_w = now_w ? *now_w : di.cap_w;
     if (std::fabs(want_w - cur_w) < 0.01) continue;
     if (lower_only && std::isfinite(cur_w) && want_w > cur_w) continue;
-    if (!saved_ && !save_caps()) break;
     hw::SocketDomain &z = sockets_.domains()[domains_[i].zone];
+    // A domain whose write the hardware refused (a firmware lock found at the first write,
+    // permission) is not tried again: the refusal was logged once and the capability report
+    // says "caps: none" with it. Nothing else is raised either.
+    if (!z.controllable()) break;
+    if (!saved_ && !save_caps()) break;
     // Rounded down: caps rounded to the nearest uW could sum 1 uW above the grant. (The
     // kernel rounds down again, to the hardware's power unit.)
     const unsigned long clamps_before = z.clamps();
@@ -801,7 +805,9 @@ bool PowerControl::write_caps(const NodeDecision &dec, const std::vector<DomainI
       if (r.value() > want_uw) lower_only = true;
     }
     if (!r.ok()) {
-      log_(AgentLogLevel::error, "cap of " + domains_[i].zone_name + ": " + r.message());
+      log_(AgentLogLevel::error,
+           "cap of " + domains_[i].zone_name + ": " + r.message() +
+               (z.controllable() ? "" : "; this domain is not written again (caps: none)"));
       break;  // later domains may be raises: never raise after a failed lowering
     }
     changed = true;

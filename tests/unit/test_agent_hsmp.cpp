@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -69,6 +70,8 @@ START_TEST(genoa_caps_move_within_grant_and_come_back_exactly) {
   const std::string saved = slurp(f.state + "/saved-caps");
   ck_assert(pgtest::contains(saved, "hsmp.socket0.power_cap_uw=205000000\n"));
   ck_assert(pgtest::contains(saved, "hsmp.socket1.power_cap_uw=205000000\n"));
+  // Nothing of powercap is written on an HSMP node, so nothing of it is saved.
+  ck_assert(!pgtest::contains(saved, "powercap."));
   const std::optional<NodeCapabilities> caps = pc->capabilities();
   ck_assert(caps.has_value());
   ck_assert_int_eq(static_cast<int>(caps->backend),
@@ -184,6 +187,43 @@ START_TEST(ioctl_node_reports_the_firmware_clamp_and_never_raises_past_it) {
 }
 END_TEST
 
+START_TEST(a_refused_hsmp_write_is_not_tried_again) {
+  Fixture f("amd-genoa-nohwmon", 0.0);
+  auto st = std::make_shared<hwt::FakeHsmpState>();
+  for (auto &s : st->sockets) s.limit_mw = s.max_mw = 205000;
+  PowerControlConfig c;
+  c.node_name = "n1";
+  c.state_dir = f.state;
+  c.sysfs_root = f.sys;
+  c.counters = "emulated";
+  c.emulate_path = f.emulate;
+  c.grant_w = 300.0;
+  c.open_hsmp = [st]() -> hw::Result<std::unique_ptr<hw::HsmpDevice>> {
+    return std::unique_ptr<hw::HsmpDevice>(new hwt::FakeHsmpDevice(st));
+  };
+  PowerControl pc(c, f.logger());
+  double now = 0.0;
+  const std::vector<RegisteredStep> steps = {step(12, JobMode::throughput, 100),
+                                             step(13, JobMode::throughput, 101)};
+  // Refused from the first SET on (as a BIOS that locks HSMP limits answers).
+  st->fail_with[static_cast<std::uint32_t>(hw::HsmpMsg::set_socket_power_limit)] = EPERM;
+  run(f, pc, steps, now, 8);
+  // Each socket is tried once, then never again (8 periods).
+  int sets[2] = {0, 0};
+  for (const hw::HsmpMessage &m : st->sent)
+    if (m.msg_id == 5) ++sets[m.sock_ind & 1];
+  ck_assert_int_le(sets[0], 1);
+  ck_assert_int_le(sets[1], 1);
+  ck_assert_int_ge(sets[0] + sets[1], 1);
+  ck_assert_int_eq(f.count("this domain is not written again (caps: none)"), sets[0] + sets[1]);
+  const std::optional<NodeCapabilities> caps = pc.capabilities();
+  ck_assert(caps && caps->backend == proto::CapsBackend::none);
+  ck_assert(pgtest::contains(caps->reason, "permission"));
+  ck_assert_uint_eq(st->sockets[0].limit_mw, 205000);
+  ck_assert_uint_eq(st->sockets[1].limit_mw, 205000);
+}
+END_TEST
+
 START_TEST(nodes_that_cannot_cap_say_why_once) {
   {
     Fixture f("amd-server");
@@ -220,6 +260,7 @@ int main() {
   tcase_add_test(tc, genoa_caps_move_within_grant_and_come_back_exactly);
   tcase_add_test(tc, genoa_restores_at_stop_after_crash_and_on_missed_epilog);
   tcase_add_test(tc, ioctl_node_reports_the_firmware_clamp_and_never_raises_past_it);
+  tcase_add_test(tc, a_refused_hsmp_write_is_not_tried_again);
   tcase_add_test(tc, nodes_that_cannot_cap_say_why_once);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
