@@ -314,11 +314,15 @@ pg_cap_file() {
 }
 
 pg_settings_files() {
+  # Either folder may be missing (no HSMP on Intel, no powercap): not an error here.
   {
-    [ -d "$1/devices/virtual/powercap" ] &&
+    if [ -d "$1/devices/virtual/powercap" ]; then
       find "$1/devices/virtual/powercap" \( -name enabled -o -name 'constraint_*_power_limit_uw' \
         -o -name 'constraint_*_time_window_us' \) -type f
-    find "$1/devices/platform" -path '*/hwmon/hwmon*/power1_cap' -type f 2>/dev/null
+    fi
+    if [ -d "$1/devices/platform" ]; then
+      find "$1/devices/platform" -path '*/hwmon/hwmon*/power1_cap' -type f
+    fi
   } | sort
 }
 
