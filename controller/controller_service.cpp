@@ -259,6 +259,22 @@ void ControllerService::handle(const std::vector<proto::ControllerEvent> &events
 
 void ControllerService::on_message(const proto::ControllerEvent &e) {
   const double wall = clock_.wall_s();
+  if (const auto *caps = std::get_if<proto::NodeCaps>(&e.message)) {
+    // Only for `powergrad status`: the node's reports carry the range its grants must fit.
+    if (controller_.node_index(caps->node) == kNoIndex) return;  // its report is refused
+    NodeExtra &x = extra_[caps->node];
+    if (!x.caps || *x.caps != *caps) {
+      log(ServiceLogLevel::info,
+          "node " + caps->node + " caps: " + proto::to_string(caps->backend) +
+              (caps->backend == proto::CapsBackend::none ? " (monitor): " + caps->reason : "") +
+              ", counters: " + proto::to_string(caps->counters) +
+              ", energy: " + proto::to_string(caps->energy) +
+              (caps->clamps ? ", " + std::to_string(caps->clamps) + " clamp(s)" : ""));
+      status_cache_.clear();
+    }
+    x.caps = *caps;
+    return;
+  }
   if (const auto *report = std::get_if<NodeReport>(&e.message)) {
     if (controller_.node_index(report->node) == kNoIndex) {
       // Not in the groups: not in the budget. The agent is told, so that it gives the node
@@ -518,7 +534,19 @@ std::string ControllerService::status_json(const StatusViewer &viewer) const {
       o << "null";
     }
     o << ",\"report_age_s\":"
-      << (n.reported ? json_number(std::max(0.0, wall - n.last_report_s)) : "null") << "}";
+      << (n.reported ? json_number(std::max(0.0, wall - n.last_report_s)) : "null") << ",\"caps\":";
+    if (x != extra_.end() && x->second.caps) {
+      const proto::NodeCaps &c = *x->second.caps;
+      o << "{\"backend\":" << json_string(proto::to_string(c.backend))
+        << ",\"energy\":" << json_string(proto::to_string(c.energy))
+        << ",\"counters\":" << json_string(proto::to_string(c.counters))
+        << ",\"domains\":" << c.domains << ",\"min_w\":" << json_number(c.min_w)
+        << ",\"max_w\":" << json_number(c.max_w) << ",\"clamps\":" << c.clamps
+        << ",\"reason\":" << (c.reason.empty() ? "null" : json_string(c.reason)) << "}";
+    } else {
+      o << "null";
+    }
+    o << "}";
   }
   // slurm.conf's nodes outside the groups, and nodes that reported but are not configured.
   std::set<std::string> unmanaged(settings_.unmanaged_nodes.begin(),

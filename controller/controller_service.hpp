@@ -177,6 +177,8 @@ class ControllerService {
     std::vector<std::uint32_t> jobs;
     double lease_expires_at_s = 0.0;
     bool lease_ours = false;
+    // What the node said it can do (NODE_CAPS); unset: its agent predates the message.
+    std::optional<proto::NodeCaps> caps;
   };
 
   void on_message(const proto::ControllerEvent &e);

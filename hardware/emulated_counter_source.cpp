@@ -118,19 +118,30 @@ std::optional<double> FixedHardwareView::core_limit_hz(int cpu) {
 }
 
 SysfsHardwareView::SysfsHardwareView(std::string sysfs_root)
-    : powercap_(sysfs_root), cpufreq_(sysfs_root) {}
+    : powercap_(sysfs_root), sockets_(sysfs_root), cpufreq_(sysfs_root) {}
 
 void SysfsHardwareView::discover_if_needed() {
   // A fake tree may be created after the agent starts: retry a few times, then stop trying
   // (a node without cpufreq is normal).
-  if ((powercap_ok_ && cpufreq_ok_) || attempts_ >= 10) return;
+  if ((powercap_ok_ && cpufreq_ok_ && sockets_ok_) || attempts_ >= 10) return;
   ++attempts_;
   if (!powercap_ok_) powercap_ok_ = powercap_.discover().ok();
+  if (!sockets_ok_) sockets_ok_ = sockets_.discover().ok();
   if (!cpufreq_ok_) cpufreq_ok_ = cpufreq_.discover().ok();
 }
 
 std::optional<double> SysfsHardwareView::package_cap_w(const std::string &zone) {
   discover_if_needed();
+  if (sockets_ok_) {
+    Result<SocketDomain *> d = sockets_.find(zone);
+    if (d.ok() && (d.value()->backend() == CapBackend::hsmp_hwmon ||
+                   d.value()->backend() == CapBackend::hsmp_ioctl)) {
+      // HSMP (AMD): the socket's limit is always in force.
+      Result<PowerDomain> pd = d.value()->power_domain();
+      if (!pd.ok()) return std::nullopt;
+      return pd.value().cap_w;
+    }
+  }
   if (!powercap_ok_) return std::nullopt;
   Result<PowercapZone *> z = powercap_.find(zone);
   if (!z.ok()) return std::nullopt;

@@ -26,6 +26,7 @@
 #include "hardware/counter_source.hpp"
 #include "hardware/cpufreq.hpp"
 #include "hardware/powercap.hpp"
+#include "hardware/socket_power.hpp"
 #include "libgradient/types.hpp"
 
 namespace powergrad::hw {
@@ -83,8 +84,10 @@ class SysfsHardwareView final : public EmulatedHardwareView {
  private:
   void discover_if_needed();
   PowercapTree powercap_;
+  SocketPower sockets_;  // AMD: the HSMP limit of the zone's socket
   CpufreqLimits cpufreq_;
   bool powercap_ok_ = false;
+  bool sockets_ok_ = false;
   bool cpufreq_ok_ = false;
   int attempts_ = 0;
 };

@@ -14,7 +14,9 @@ hardware_libhardware_la_SOURCES = \
 	hardware/pfm_events.hpp hardware/pfm_events.cpp \
 	hardware/perf_counter_source.hpp hardware/perf_counter_source.cpp \
 	hardware/emulated_counter_source.hpp hardware/emulated_counter_source.cpp \
-	hardware/power_emulator.hpp hardware/power_emulator.cpp
+	hardware/power_emulator.hpp hardware/power_emulator.cpp \
+	hardware/hsmp.hpp hardware/hsmp.cpp \
+	hardware/socket_power.hpp hardware/socket_power.cpp
 hardware_libhardware_la_LIBADD = $(PFM_LIBS)
 
 # What every program or plugin using the hardware layer links. libgradient is not folded
@@ -26,6 +28,7 @@ HARDWARE_LIBS = hardware/libhardware.la libgradient/libgradient.la $(PFM_LIBS)
 noinst_LTLIBRARIES += hardware/libhardware_testing.la
 hardware_libhardware_testing_la_SOURCES = \
 	hardware/testing/fake_sysfs.hpp hardware/testing/fake_sysfs.cpp \
+	hardware/testing/fake_hsmp.hpp \
 	hardware/testing/hw_check.hpp
 
 # Fake node hardware for the end-to-end tests: builds a tree, then advances its energy

@@ -57,10 +57,38 @@ Status PowerEmulator::open() try {
   if (!why.empty()) return Status::failure("power emulator: " + why, EINVAL);
   zones_.clear();
   names_.clear();
+  hsmp_.reset();
+  Result<std::unique_ptr<HsmpSockets>> hsmp = discover_hsmp_hwmon(sysfs_root_);
+  if (hsmp.ok()) hsmp_ = std::move(hsmp).value();
   // Discovery through the real class: the emulator sees the tree the agent sees.
   PowercapTree tree(sysfs_root_);
   Status s = tree.discover();
-  if (!s.ok()) return s;
+  if (!s.ok() && !hsmp_) return s;
+  auto attach_hsmp = [this](Zone &z, int socket) -> Status {
+    if (!hsmp_ || socket < 0 || socket >= hsmp_->sockets()) return Status::success();
+    z.hsmp_socket = socket;
+    std::string input = hsmp_->where(socket);  // .../hwmonN/power1_cap
+    input = input.substr(0, input.find_last_of('/')) + "/power1_input";
+    Result<UniqueFd> fd = open_energy_for_writing(input);
+    if (!fd.ok()) return fd.status();
+    z.hsmp_power_fd = std::move(fd).value();
+    return Status::success();
+  };
+  if (!s.ok()) {
+    // HSMP only: one zone per socket, power1_input is all it reports.
+    for (int sock = 0; sock < hsmp_->sockets(); ++sock) {
+      Zone z;
+      z.name = "hsmp:" + std::to_string(sock);
+      z.label = "package-" + std::to_string(sock);
+      z.package = true;
+      z.demand_w = config_.default_demand_w > 0.0 ? config_.default_demand_w : config_.socket.tdp_w;
+      Status a = attach_hsmp(z, sock);
+      if (!a.ok()) return a;
+      names_.push_back(z.name);
+      zones_.push_back(std::move(z));
+    }
+    return Status::success();
+  }
   for (const auto &pz : tree.zones()) {
     Zone z;
     z.name = pz.name();
@@ -91,6 +119,10 @@ Status PowerEmulator::open() try {
     Result<SysfsFile> ef =
         SysfsFile::open(join_path(z.path, "enabled"), SysfsFile::Access::read_only);
     if (ef.ok()) z.enabled = std::move(ef).value();
+    if (z.package && !z.has_limit) {
+      Status a = attach_hsmp(z, pz.package_id().value_or(-1));
+      if (!a.ok()) return a;
+    }
     names_.push_back(z.name);
     zones_.push_back(std::move(z));
   }
@@ -160,6 +192,12 @@ Status PowerEmulator::load_demand_file(const std::string &path) try {
 }
 
 std::optional<double> PowerEmulator::cap_w(const Zone &z) const {
+  if (z.hsmp_socket >= 0) {
+    // HSMP: the SMU holds the socket at its limit, always in force.
+    Result<std::uint64_t> limit = hsmp_->limit_uw(z.hsmp_socket);
+    if (!limit.ok()) return std::nullopt;
+    return static_cast<double>(limit.value()) / 1e6;
+  }
   if (!z.has_limit) return std::nullopt;
   if (z.enabled.is_open()) {
     Result<std::uint64_t> on = z.enabled.read_u64();
@@ -171,6 +209,18 @@ std::optional<double> PowerEmulator::cap_w(const Zone &z) const {
 }
 
 Status PowerEmulator::write_energy(Zone &z) {
+  if (z.hsmp_power_fd.valid()) {
+    // power1_input: whole milliwatts in microwatts, as the driver converts them.
+    const auto mw = static_cast<std::uint64_t>(std::llround(z.power_w * 1e3));
+    const std::string text = std::to_string(mw * 1000u) + "\n";
+    if (::pwrite(z.hsmp_power_fd.get(), text.data(), text.size(), 0) !=
+            static_cast<ssize_t>(text.size()) ||
+        ::ftruncate(z.hsmp_power_fd.get(), static_cast<off_t>(text.size())) != 0) {
+      return Status::failure(
+          errno_error(hsmp_->where(z.hsmp_socket), "power1_input write failed", errno));
+    }
+  }
+  if (!z.energy_fd.valid()) return Status::success();
   const double total = z.start_uj + z.added_uj;
   std::uint64_t value = static_cast<std::uint64_t>(std::floor(total));
   if (z.max_range_uj > 0) value %= (z.max_range_uj + 1);

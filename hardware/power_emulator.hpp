@@ -7,16 +7,21 @@
 //   cap      = constraint long_term limit when the zone is enabled, otherwise none
 //   enforced = follows cap with a first-order lag (settle_s): RAPL settles in 0.2-1 s
 //   power    = min(demand, enforced)   (demand: what the load would draw uncapped)
+// AMD trees with amd_hsmp_hwmon devices: a package's cap is its socket's power1_cap (socket =
+// package id), and power1_input follows the package's power (as the SMU reports it). Without
+// powercap zones, each socket is a zone of its own named "hsmp:N" (power1_input only).
 // Sub-zones: "core" and "uncore" split the package's power (uncore takes up to uncore_w,
 // core 75% of the rest); "dram" draws dram_w (capped by its own limit when enabled); "psys"
 // is the sum of the packages and dram plus platform_w.
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "hardware/hsmp.hpp"
 #include "hardware/result.hpp"
 #include "hardware/sysfs_file.hpp"
 #include "libgradient/types.hpp"
@@ -68,6 +73,8 @@ class PowerEmulator {
     double power_w = 0.0;
     SysfsFile limit, enabled;
     bool has_limit = false;
+    int hsmp_socket = -1;  // its HSMP socket, when the tree has amd_hsmp_hwmon devices
+    UniqueFd hsmp_power_fd;
   };
   Zone *zone(const std::string &name);
   const Zone *zone(const std::string &name) const;
@@ -78,6 +85,7 @@ class PowerEmulator {
   PowerEmulatorConfig config_;
   std::vector<Zone> zones_;
   std::vector<std::string> names_;
+  std::unique_ptr<HsmpSockets> hsmp_;
 };
 
 }  // namespace powergrad::hw

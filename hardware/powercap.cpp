@@ -260,8 +260,14 @@ Result<std::uint64_t> PowercapZone::apply_long_term_limit_uw(std::uint64_t limit
   if (!written.ok()) return written;
   Result<bool> on = enabled();
   if (on.ok() && !on.value()) {
+    // A limit on a disabled zone is stored but does not act: the zone is enabled with it.
     Status s = set_enabled(true);
-    if (!s.ok()) return s.error();
+    if (!s.ok()) {
+      const bool refused = s.errno_value() == EACCES || s.errno_value() == EPERM;
+      return Error{path_ + ": the zone is disabled (enabled=0) and enabling it failed: " +
+                       s.message() + (refused ? " (locked by the BIOS?)" : ""),
+                   s.errno_value()};
+    }
   }
   return written;
 }

@@ -126,6 +126,22 @@ struct Parser {
       snap.cpufreq.cpus.push_back({static_cast<int>(cpu), number});
       return "";
     }
+    if (key.compare(0, 11, "hsmp.socket") == 0) {
+      const std::string rest = key.substr(11);
+      const auto dot = rest.find('.');
+      std::uint64_t socket = 0;
+      if (dot == std::string::npos || !parse_u64(rest.substr(0, dot), &socket) || socket > 255) {
+        return "bad socket in key '" + key + "'";
+      }
+      if (rest.substr(dot + 1) != "power_cap_uw") {
+        return "unknown hsmp setting '" + rest.substr(dot + 1) + "'";
+      }
+      if (!numeric || number == 0) {
+        return "power_cap_uw must be a positive decimal number, not '" + value + "'";
+      }
+      snap.hsmp.sockets.push_back({static_cast<int>(socket), number});
+      return "";
+    }
     return "unknown key '" + key + "'";
   }
 };
@@ -156,6 +172,10 @@ std::string serialize_snapshot(const HardwareSnapshot &snapshot) {
   for (const auto &c : snapshot.cpufreq.cpus) {
     line("cpufreq.cpu" + std::to_string(c.cpu) + ".scaling_max_freq_khz",
          std::to_string(c.scaling_max_freq_khz));
+  }
+  for (const auto &s : snapshot.hsmp.sockets) {
+    line("hsmp.socket" + std::to_string(s.socket) + ".power_cap_uw",
+         std::to_string(s.power_cap_uw));
   }
   out += "end=" + std::to_string(count) + "\n";
   return out;

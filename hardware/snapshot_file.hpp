@@ -12,6 +12,7 @@
 //   powercap.intel-rapl:0.constraint_0.power_limit_uw=205000000
 //   powercap.intel-rapl:0.constraint_0.time_window_us=999424
 //   cpufreq.cpu3.scaling_max_freq_khz=3400000
+//   hsmp.socket1.power_cap_uw=320000000
 //   end=5
 // `end` carries the number of setting lines: a truncated file has no end line or a wrong
 // count and is refused as truncated.
@@ -21,6 +22,7 @@
 #include <string_view>
 
 #include "hardware/cpufreq.hpp"
+#include "hardware/hsmp.hpp"
 #include "hardware/powercap.hpp"
 #include "hardware/result.hpp"
 #include "hardware/secure_dir.hpp"
@@ -30,7 +32,10 @@ namespace powergrad::hw {
 struct HardwareSnapshot {
   PowercapSnapshot powercap;
   CpufreqSnapshot cpufreq;
-  bool empty() const { return powercap.zones.empty() && cpufreq.cpus.empty(); }
+  HsmpSnapshot hsmp;  // AMD socket limits (HSMP); written only when there are some
+  bool empty() const {
+    return powercap.zones.empty() && cpufreq.cpus.empty() && hsmp.sockets.empty();
+  }
 };
 
 std::string serialize_snapshot(const HardwareSnapshot &snapshot);

@@ -319,6 +319,12 @@ void NodeAgent::run() {
           // New jobs first: a step the period sees has had its job's start handled.
           const std::vector<RegisteredStep> steps_now = take_new_jobs();
           power_->period(steps_now, mono_s(), wall_now_s());
+          // What the node can do, for `powergrad status`: sent once per session, and again
+          // when it changes (a firmware clamp, a lock found at the first write).
+          if (link_) {
+            if (std::optional<NodeCapabilities> caps = power_->capabilities())
+              link_->set_caps(*caps);
+          }
           if (link_ && power_->last_report() && link_->send_report(*power_->last_report())) {
             reports_sent_++;
           }

@@ -56,12 +56,15 @@ std::vector<GrantMessage> ControllerLink::poll(double now_s, int max_wait_ms,
                  (failures_ > 0 ? " after " + std::to_string(failures_) + " failed attempt(s)"
                                 : std::string()));
         failures_ = 0;
+        caps_sent_ = false;
+        caps_sent_on_session_ = false;
         break;
       case proto::ClientEvent::Kind::message:
         if (const auto *g = std::get_if<GrantMessage>(&e.message)) {
           ++grants_received_;
           grants.push_back(*g);
         } else if (const auto *err = std::get_if<proto::ErrorMessage>(&e.message)) {
+          note_refusal(static_cast<proto::Errc>(err->code));
           log_(AgentLogLevel::info, "the controller at " + address() + " says: " +
                                         proto::errc_name(err->code) + ": " + err->message);
         } else {
@@ -70,14 +73,44 @@ std::vector<GrantMessage> ControllerLink::poll(double now_s, int max_wait_ms,
         }
         break;
       case proto::ClientEvent::Kind::disconnected:
+        note_refusal(e.status.code);
         on_failure(e, now_s, true);
+        caps_sent_ = false;
         break;
       case proto::ClientEvent::Kind::attempt_failed:
         on_failure(e, now_s, false);
         break;
     }
   }
+  send_caps_if_due();
   return grants;
+}
+
+void ControllerLink::note_refusal(proto::Errc code) {
+  if (!caps_sent_on_session_ || caps_unsupported_) return;
+  if (code != proto::Errc::bad_type && code != proto::Errc::unexpected_type) return;
+  caps_unsupported_ = true;
+  log_(AgentLogLevel::info, "the controller at " + address() +
+                                " does not take NODE_CAPS (an older version): this node's "
+                                "capabilities are no longer sent to it");
+}
+
+void ControllerLink::set_caps(const proto::NodeCaps &caps) {
+  if (caps_ && *caps_ == caps) return;
+  caps_ = caps;
+  caps_sent_ = false;
+  send_caps_if_due();
+}
+
+void ControllerLink::send_caps_if_due() {
+  if (!caps_ || caps_sent_ || caps_unsupported_ || !endpoint_.established()) return;
+  const proto::Status s = endpoint_.send(proto::Message{*caps_});
+  if (!s.ok()) {
+    log_(AgentLogLevel::debug, "capabilities not sent: " + s.to_string());
+    return;
+  }
+  caps_sent_ = true;
+  caps_sent_on_session_ = true;
 }
 
 std::optional<std::string> ControllerLink::take_not_managed() {

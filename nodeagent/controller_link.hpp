@@ -57,6 +57,11 @@ class ControllerLink {
 
   // Sends the period's report when a session is open; returns whether it was queued.
   bool send_report(const NodeReport &report);
+  // The node's capabilities: sent once on every session (and again when they change) by
+  // poll(). A controller that predates NODE_CAPS closes the session with bad_type: from
+  // then on they are not sent to it (logged once), and status shows none for the node.
+  void set_caps(const proto::NodeCaps &caps);
+  bool caps_unsupported() const { return caps_unsupported_; }
 
   bool connected() const { return endpoint_.established(); }
   // The controller closed the session saying this node is not managed (not_managed): its
@@ -69,6 +74,8 @@ class ControllerLink {
 
  private:
   void on_failure(const proto::ClientEvent &e, double now_s, bool was_open);
+  void note_refusal(proto::Errc code);
+  void send_caps_if_due();
 
   ControllerLinkConfig config_;
   AgentLog log_;
@@ -79,6 +86,10 @@ class ControllerLink {
   unsigned long failures_ = 0;  // since the last open session
   std::optional<std::string> not_managed_;
   double last_failure_log_s_ = 0.0;
+  std::optional<proto::NodeCaps> caps_;
+  bool caps_sent_ = false;             // on the open session
+  bool caps_sent_on_session_ = false;  // sent on the session that is open or just closed
+  bool caps_unsupported_ = false;
 };
 
 }  // namespace powergrad

@@ -32,6 +32,13 @@ namespace {
 // back only when its gain share leads the others' by more than this (see apply_freq).
 constexpr double kFreqHysteresis = 0.15;
 
+hw::SocketPowerOptions socket_options(const PowerControlConfig &c) {
+  hw::SocketPowerOptions o;
+  o.sysfs_root = c.sysfs_root;
+  o.open_hsmp = c.open_hsmp;
+  return o;
+}
+
 std::string fmt_w(double w) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.1f", w);
@@ -58,7 +65,7 @@ const char *to_string(NodeManagement m) {
 PowerControl::PowerControl(PowerControlConfig config, AgentLog log)
     : config_(std::move(config)),
       log_(std::move(log)),
-      tree_(config_.sysfs_root),
+      sockets_(socket_options(config_)),
       cpufreq_(config_.sysfs_root) {}
 
 PowerControl::~PowerControl() = default;
@@ -165,9 +172,9 @@ bool PowerControl::restore_from_file(const std::string &why) {
   }
   // A tree of its own: the live one's zones (indexed by domains_, with open files) stay as
   // they are whatever this finds.
-  hw::PowercapTree restore_tree(config_.sysfs_root);
+  hw::SocketPower restore_tree(socket_options(config_));
   hw::Status s = restore_tree.discover();
-  if (s.ok()) s = restore_tree.restore(loaded.value().powercap);
+  if (s.ok()) s = restore_tree.restore(loaded.value().powercap, loaded.value().hsmp);
   if (s.ok()) s = restore_cpufreq(loaded.value().cpufreq);
   if (!s.ok()) {
     if (!control_blocked_) {
@@ -264,17 +271,16 @@ void PowerControl::enforce_grant(double wall_s) {
 
 void PowerControl::setup_hardware() {
   hardware_ready_ = true;
-  hw::Status s = tree_.discover();
+  hw::Status s = sockets_.discover();
   if (!s.ok()) {
     log_(AgentLogLevel::info, "no power domains on " + config_.node_name + " (" + s.message() +
                                   "): monitor mode, caps are never touched");
     return;
   }
-  for (const std::string &note : tree_.notes()) log_(AgentLogLevel::debug, "powercap: " + note);
+  for (const std::string &note : sockets_.notes()) log_(AgentLogLevel::debug, "powercap: " + note);
   bool all_controllable = true;
-  for (std::size_t i = 0; i < tree_.zones().size(); ++i) {
-    const hw::PowercapZone &z = tree_.zones()[i];
-    if (z.kind() != hw::ZoneKind::package || !z.parent().empty()) continue;
+  for (std::size_t i = 0; i < sockets_.domains().size(); ++i) {
+    const hw::SocketDomain &z = sockets_.domains()[i];
     if (!z.has_energy()) {
       log_(AgentLogLevel::info,
            "zone " + z.name() + " has no readable energy (" + z.energy_refusal() + "): skipped");
@@ -284,7 +290,7 @@ void PowerControl::setup_hardware() {
     d.zone = i;
     d.zone_name = z.name();
     d.label = z.label();
-    d.counter.emplace(z.max_energy_range_uj());
+    if (z.energy_source() == hw::EnergySource::powercap) d.counter.emplace(z.max_energy_range_uj());
     if (!z.controllable()) {
       all_controllable = false;
       log_(AgentLogLevel::info, "zone " + z.name() + " cannot be capped: " + z.control_refusal());
@@ -298,7 +304,7 @@ void PowerControl::setup_hardware() {
   }
   auto topo = hw::read_cpu_topology(config_.sysfs_root);
   if (topo.ok()) {
-    const auto pkg = tree_.zones()[domains_[0].zone].package_id();
+    const auto pkg = sockets_.domains()[domains_[0].zone].package_id();
     const std::size_t n = topo.value().cpus_of_package(pkg ? *pkg : 0).size();
     if (n > 0) cores_per_domain_ = static_cast<int>(n);
     package_of_cpu_ = topo.value().package_of_cpu;
@@ -310,7 +316,7 @@ void PowerControl::setup_hardware() {
   }
   double sum_min = 0.0, sum_max = 0.0;
   for (const Domain &d : domains_) {
-    auto pd = tree_.zones()[d.zone].power_domain();
+    auto pd = sockets_.domains()[d.zone].power_domain();
     if (!pd.ok()) {
       log_(AgentLogLevel::info, "monitor mode on " + config_.node_name + ": " + pd.message());
       return;
@@ -377,6 +383,79 @@ void PowerControl::adopt_freq_limits() {
     auto cur = cpufreq_.max_freq_khz(c.cpu);
     if (cur.ok() && cur.value() < c.scaling_max_freq_khz) freq_set_[c.cpu] = cur.value();
   }
+}
+
+std::optional<NodeCapabilities> PowerControl::capabilities() const {
+  if (!hardware_ready_) return std::nullopt;
+  NodeCapabilities c;
+  c.node = config_.node_name;
+  const hw::Capability hc = sockets_.capability();
+  switch (monitor_only_ ? hw::CapBackend::none : hc.backend) {
+    case hw::CapBackend::none:
+      c.backend = proto::CapsBackend::none;
+      break;
+    case hw::CapBackend::rapl:
+      c.backend = proto::CapsBackend::rapl;
+      break;
+    case hw::CapBackend::hsmp_hwmon:
+      c.backend = proto::CapsBackend::hsmp_hwmon;
+      break;
+    case hw::CapBackend::hsmp_ioctl:
+      c.backend = proto::CapsBackend::hsmp_ioctl;
+      break;
+  }
+  c.energy = domains_.empty()                            ? proto::CapsEnergy::none
+             : hc.energy == hw::EnergySource::hsmp_power ? proto::CapsEnergy::hsmp_power
+             : hc.energy == hw::EnergySource::powercap   ? proto::CapsEnergy::powercap
+                                                         : proto::CapsEnergy::none;
+  if (counters_) {
+    switch (counters_->mode()) {
+      case hw::CounterMode::hardware:
+        c.counters = proto::CapsCounters::hardware;
+        break;
+      case hw::CounterMode::software:
+        c.counters = proto::CapsCounters::software;
+        break;
+      case hw::CounterMode::emulated:
+        c.counters = proto::CapsCounters::emulated;
+        break;
+    }
+  }
+  c.domains = static_cast<std::uint16_t>(std::min<std::size_t>(domains_.size(), 65535));
+  if (c.backend != proto::CapsBackend::none) {
+    for (const Domain &d : domains_) {
+      const hw::SocketDomain &sd = sockets_.domains()[d.zone];
+      auto pd = sd.power_domain();
+      if (pd.ok()) {
+        c.min_w += pd.value().min_cap_w;
+        c.max_w += pd.value().max_cap_w;
+      }
+      c.clamps += sd.clamps();
+    }
+    if (!(c.max_w >= c.min_w)) c.max_w = c.min_w;
+  } else {
+    c.reason = !hc.reason.empty() ? hc.reason
+               : domains_.empty() ? "no package power domain with readable energy"
+                                  : "some power domains cannot be capped";
+    if (c.reason.size() > proto::kMaxMessageLen) c.reason.resize(proto::kMaxMessageLen);
+  }
+  return c;
+}
+
+void PowerControl::log_capabilities() {
+  caps_logged_ = true;
+  const std::optional<NodeCapabilities> c = capabilities();
+  if (!c) return;
+  std::string line = std::string("caps: ") + proto::to_string(c->backend);
+  if (c->backend == proto::CapsBackend::none) {
+    line += " (monitor): " + c->reason;
+  } else {
+    line += " (" + std::to_string(c->domains) + " socket(s), " + fmt_w(c->min_w) + ".." +
+            fmt_w(c->max_w) + " W)";
+  }
+  line += "; counters: " + std::string(proto::to_string(c->counters)) +
+          "; energy: " + proto::to_string(c->energy);
+  log_(AgentLogLevel::info, line + " on " + config_.node_name);
 }
 
 void PowerControl::setup_counters() {
@@ -501,7 +580,7 @@ void PowerControl::sync_steps(const std::vector<RegisteredStep> &steps, double n
 }
 
 std::optional<double> PowerControl::cap_in_force_w(std::size_t domain) const {
-  auto pd = tree_.zones()[domains_[domain].zone].power_domain();
+  auto pd = sockets_.domains()[domains_[domain].zone].power_domain();
   if (!pd.ok()) return std::nullopt;
   return pd.value().cap_w;
 }
@@ -510,6 +589,7 @@ void PowerControl::period(const std::vector<RegisteredStep> &steps, double now_s
   if (!std::isfinite(wall_s)) wall_s = now_s;
   if (!hardware_ready_) setup_hardware();
   if (!counters_ready_) setup_counters();
+  if (!caps_logged_) log_capabilities();
   interval_s_ = last_now_s_ ? now_s - *last_now_s_ : 0.0;
   last_now_s_ = now_s;
 
@@ -517,7 +597,18 @@ void PowerControl::period(const std::vector<RegisteredStep> &steps, double now_s
   for (Domain &d : domains_) {
     d.energy_j = 0.0;
     d.power_w.reset();
-    auto reading = tree_.zones()[d.zone].read_energy_uj();
+    const hw::SocketDomain &sd = sockets_.domains()[d.zone];
+    if (sd.energy_source() == hw::EnergySource::hsmp_power) {
+      // No energy counter: the SMU's averaged socket power, taken as the period's mean.
+      auto p = sd.read_power_w();
+      if (p.ok() && interval_s_ > 0.0) {
+        d.power_w = p.value();
+        d.energy_j = p.value() * interval_s_;
+      }
+      continue;
+    }
+    if (!d.counter) continue;
+    auto reading = sd.read_energy_uj();
     if (!reading.ok()) continue;
     auto delta = d.counter->update(reading.value(), interval_s_ > 0 ? interval_s_ : 1.0);
     if (!delta.ok()) {
@@ -653,7 +744,7 @@ void PowerControl::control(double now_s, double wall_s) {
 bool PowerControl::domain_inputs(std::vector<DomainInput> &out) {
   out.clear();
   for (const Domain &d : domains_) {
-    auto pd = tree_.zones()[d.zone].power_domain();
+    auto pd = sockets_.domains()[d.zone].power_domain();
     if (!pd.ok()) {
       log_(AgentLogLevel::error, "zone " + d.zone_name + ": " + pd.message());
       return false;
@@ -690,13 +781,33 @@ bool PowerControl::write_caps(const NodeDecision &dec, const std::vector<DomainI
     const double cur_w = now_w ? *now_w : di.cap_w;
     if (std::fabs(want_w - cur_w) < 0.01) continue;
     if (lower_only && std::isfinite(cur_w) && want_w > cur_w) continue;
+    hw::SocketDomain &z = sockets_.domains()[domains_[i].zone];
+    // A domain whose write the hardware refused (a firmware lock found at the first write,
+    // permission) is not tried again: the refusal was logged once and the capability report
+    // says "caps: none" with it. Nothing else is raised either.
+    if (!z.controllable()) break;
     if (!saved_ && !save_caps()) break;
-    hw::PowercapZone &z = tree_.zones()[domains_[i].zone];
     // Rounded down: caps rounded to the nearest uW could sum 1 uW above the grant. (The
     // kernel rounds down again, to the hardware's power unit.)
-    auto r = z.apply_long_term_limit_uw(static_cast<std::uint64_t>(std::floor(want_w * 1e6)));
+    const unsigned long clamps_before = z.clamps();
+    const auto want_uw = static_cast<std::uint64_t>(std::floor(want_w * 1e6));
+    auto r = z.apply_limit_uw(want_uw);
+    if (r.ok() && z.clamps() != clamps_before) {
+      // The firmware holds the socket elsewhere than asked (HSMP clamps to its own range):
+      // the domain's range follows, so the next reports (min_w, caps_w) and the
+      // controller's curves see what the hardware does.
+      log_(AgentLogLevel::info, "cap of " + domains_[i].zone_name + ": asked " + fmt_w(want_w) +
+                                    " W, the firmware holds " +
+                                    fmt_w(static_cast<double>(r.value()) / 1e6) +
+                                    " W (clamped to its range)");
+      // Held above the request: the watts the decision counted on are not freed, so no
+      // other domain is raised this period (the next one fits the new range).
+      if (r.value() > want_uw) lower_only = true;
+    }
     if (!r.ok()) {
-      log_(AgentLogLevel::error, "cap of " + domains_[i].zone_name + ": " + r.message());
+      log_(AgentLogLevel::error,
+           "cap of " + domains_[i].zone_name + ": " + r.message() +
+               (z.controllable() ? "" : "; this domain is not written again (caps: none)"));
       break;  // later domains may be raises: never raise after a failed lowering
     }
     changed = true;
@@ -768,7 +879,7 @@ void PowerControl::apply_freq_limits(const NodeDecision &dec) {
   // limits are neither moved nor released until it has one again.
   std::set<int> hold;
   for (std::size_t d = 0; d < domains_.size(); ++d) {
-    const std::optional<int> pkg = tree_.zones()[domains_[d].zone].package_id();
+    const std::optional<int> pkg = sockets_.domains()[domains_[d].zone].package_id();
     if (!pkg) continue;
     std::set<std::uint32_t> live;
     // The package's limited CPUs stay as they are (no decision this period).
@@ -986,14 +1097,17 @@ hw::Status PowerControl::restore_cpufreq(const hw::CpufreqSnapshot &saved) {
 }
 
 bool PowerControl::save_caps() {
-  auto snap = tree_.snapshot();
-  if (!snap.ok()) {
+  auto snap = sockets_.powercap_snapshot();
+  auto hsmp = sockets_.hsmp_snapshot();
+  if (!snap.ok() || !hsmp.ok()) {
     log_(AgentLogLevel::error,
-         "cannot read the caps to save: " + snap.message() + "; caps left alone");
+         "cannot read the caps to save: " + (snap.ok() ? hsmp.message() : snap.message()) +
+             "; caps left alone");
     return false;
   }
   hw::HardwareSnapshot hs;
   hs.powercap = snap.value();
+  hs.hsmp = hsmp.value();
   if (cpufreq_ready_) {
     auto fs = cpufreq_.snapshot();
     if (!fs.ok()) {
@@ -1020,7 +1134,7 @@ bool PowerControl::save_caps() {
 
 bool PowerControl::restore_caps(const std::string &why) {
   if (!saved_) return false;
-  hw::Status s = tree_.restore(saved_->powercap);
+  hw::Status s = sockets_.restore(saved_->powercap, saved_->hsmp);
   if (s.ok()) s = restore_cpufreq(saved_->cpufreq);
   if (!s.ok()) {
     log_restore_failure(s.message());

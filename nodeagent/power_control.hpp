@@ -3,8 +3,11 @@
 // NodeController, apply its caps, attribute energy to jobs, and give the admin's settings
 // back. Runs on the agent's thread only (not thread-safe), except job_summaries().
 //
-// Power domains are the powercap packages. A machine without powercap (or with energy-only
-// zones, e.g. AMD) runs in monitor mode: it measures what it can and never writes.
+// Power domains are the sockets (hardware/socket_power.hpp): Intel powercap packages capped
+// through RAPL, AMD EPYC sockets capped through HSMP (hwmon, else /dev/hsmp) and measured
+// by their powercap energy zones (or HSMP socket power). A machine that cannot cap (no
+// driver, energy-only zones without HSMP, a BIOS lock, permission) runs in monitor mode: it
+// measures what it can and never writes, and says why in its start-up line "caps: ...".
 // Management: a node that reports to a controller (PowerControlConfig::management) is
 // managed from the controller's first accepted grant on, until the controller says it is
 // not in its groups (leave_management). That state outlives the agent: <state_dir>/managed
@@ -55,6 +58,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -69,13 +73,17 @@
 #include "hardware/powercap.hpp"
 #include "hardware/secure_dir.hpp"
 #include "hardware/snapshot_file.hpp"
+#include "hardware/socket_power.hpp"
 #include "libgradient/node_controller.hpp"
 #include "nodeagent/agent_log.hpp"
 #include "nodeagent/emulation_specs.hpp"
 #include "nodeagent/job_energy.hpp"
 #include "nodeagent/step_registry.hpp"
+#include "protocol/messages.hpp"
 
 namespace powergrad {
+
+using NodeCapabilities = proto::NodeCaps;
 
 enum class NodeManagement {
   local,       // no controller: caps only for power-aware steps, admin's settings back after
@@ -94,6 +102,9 @@ struct PowerControlConfig {
   std::string sysfs_root = "/sys";
   std::string procfs_root = "/proc";
   std::string counters = "auto";  // auto|perf|software|emulated
+  // Opens the HSMP ioctl device (AMD, where no amd_hsmp_hwmon device exists). Unset:
+  // /dev/hsmp when sysfs_root is "/sys", never beside a test tree. Tests inject a fake.
+  std::function<hw::Result<std::unique_ptr<hw::HsmpDevice>>()> open_hsmp;
   std::string emulate_path;       // counters=emulated: the workload specs file
   std::optional<double> grant_w;  // unset: the sum of the domains' maxima
   std::optional<double> floor_w;  // unset: the sum of the domains' minima
@@ -160,12 +171,15 @@ class PowerControl {
   // Per-step energy and caps: running steps, then recently finished ones. Thread-safe.
   std::vector<JobEnergySummary> job_summaries() const;
   bool monitor_only() const { return monitor_only_; }
+  // What this node can do, once the hardware was looked at (the first period or grant):
+  // how it caps, how it measures, and with which counters. nullopt before.
+  std::optional<NodeCapabilities> capabilities() const;
   // CPUs whose scaling_max_freq this agent set below the admin's value, and the value.
   std::map<int, std::uint64_t> freq_limits() const { return freq_set_; }
 
  private:
   struct Domain {
-    std::size_t zone = 0;  // index in tree_.zones()
+    std::size_t zone = 0;  // index in sockets_.domains()
     std::string zone_name;
     std::string label;
     std::optional<hw::EnergyCounter> counter;
@@ -224,7 +238,9 @@ class PowerControl {
   bool managed_ = false;          // see managed()
   void set_managed(bool on);      // managed_ and its marker file
   double domains_min_w_ = 0.0, domains_max_w_ = 0.0;
-  hw::PowercapTree tree_;
+  hw::SocketPower sockets_;
+  bool caps_logged_ = false;
+  void log_capabilities();
   std::vector<Domain> domains_;
   int cores_per_domain_ = 1;
   std::unique_ptr<hw::CounterSource> counters_;

@@ -207,6 +207,10 @@ Status ClientEndpoint::send(const Message &message) {
       return Status::error(Errc::binding_mismatch,
                            "REPORT for node '" + std::get<NodeReport>(message).node +
                                "' on the session of node '" + config_.hello.name + "'");
+    if (type == MsgType::node_caps && std::get<NodeCaps>(message).node != config_.hello.name)
+      return Status::error(Errc::binding_mismatch,
+                           "NODE_CAPS for node '" + std::get<NodeCaps>(message).node +
+                               "' on the session of node '" + config_.hello.name + "'");
     scratch_.clear();
     Status st = channel_.seal(message, scratch_);
     if (!st.ok()) return st;

@@ -17,6 +17,10 @@ constexpr std::uint8_t kMaxGradientUnit =
 constexpr std::uint8_t kMaxGradientSource =
     static_cast<std::uint8_t>(GradientSource::default_prior);
 
+constexpr std::uint8_t kMaxCapsBackend = static_cast<std::uint8_t>(CapsBackend::hsmp_ioctl);
+constexpr std::uint8_t kMaxCapsEnergy = static_cast<std::uint8_t>(CapsEnergy::hsmp_power);
+constexpr std::uint8_t kMaxCapsCounters = static_cast<std::uint8_t>(CapsCounters::emulated);
+
 template <class E>
 std::uint8_t u8_of(E e) {
   return static_cast<std::uint8_t>(e);
@@ -154,7 +158,42 @@ void encode(WireWriter &w, const ErrorMessage &m) {
   w.str(m.message, kMaxMessageLen, TextKind::text, "error.message");
 }
 
+void encode(WireWriter &w, const NodeCaps &m) {
+  w.str(m.node, kMaxNameLen, TextKind::ident, "node_caps.node");
+  if (u8_of(m.backend) > kMaxCapsBackend || u8_of(m.energy) > kMaxCapsEnergy ||
+      u8_of(m.counters) > kMaxCapsCounters) {
+    w.set_error(Errc::bad_enum, "node_caps", "value out of range");
+    return;
+  }
+  if (!(m.min_w >= 0.0) || !(m.max_w >= m.min_w)) {
+    w.set_error(Errc::bad_value, "node_caps.min_w", "range must satisfy 0 <= min_w <= max_w");
+    return;
+  }
+  w.u8(u8_of(m.backend));
+  w.u8(u8_of(m.energy));
+  w.u8(u8_of(m.counters));
+  w.u16(m.domains);
+  w.f64(m.min_w, "node_caps.min_w");
+  w.f64(m.max_w, "node_caps.max_w");
+  w.u64(m.clamps);
+  w.str(m.reason, kMaxMessageLen, TextKind::text, "node_caps.reason");
+}
+
 // ------------------------------------------------------------------------------ decode
+
+void decode(WireReader &r, NodeCaps &m) {
+  m.node = r.str(kMaxNameLen, TextKind::ident, "node_caps.node");
+  m.backend = r.enumeration<CapsBackend>(kMaxCapsBackend, "node_caps.backend");
+  m.energy = r.enumeration<CapsEnergy>(kMaxCapsEnergy, "node_caps.energy");
+  m.counters = r.enumeration<CapsCounters>(kMaxCapsCounters, "node_caps.counters");
+  m.domains = r.u16("node_caps.domains");
+  m.min_w = r.f64("node_caps.min_w");
+  m.max_w = r.f64("node_caps.max_w");
+  if (r.ok() && (m.min_w < 0.0 || m.max_w < m.min_w))
+    r.set_error(Errc::bad_value, "node_caps.min_w", "range must satisfy 0 <= min_w <= max_w");
+  m.clamps = r.u64("node_caps.clamps");
+  m.reason = r.str(kMaxMessageLen, TextKind::text, "node_caps.reason");
+}
 
 void decode(WireReader &r, Hello &m) {
   const std::uint8_t role = r.u8("hello.role");
@@ -318,8 +357,50 @@ const char *type_name(MsgType type) {
       return "ADMIN_RESULT";
     case MsgType::error:
       return "ERROR";
+    case MsgType::node_caps:
+      return "NODE_CAPS";
   }
   return "unknown";
+}
+
+const char *to_string(CapsBackend v) {
+  switch (v) {
+    case CapsBackend::none:
+      return "none";
+    case CapsBackend::rapl:
+      return "rapl";
+    case CapsBackend::hsmp_hwmon:
+      return "hsmp-hwmon";
+    case CapsBackend::hsmp_ioctl:
+      return "hsmp-ioctl";
+  }
+  return "?";
+}
+
+const char *to_string(CapsEnergy v) {
+  switch (v) {
+    case CapsEnergy::none:
+      return "none";
+    case CapsEnergy::powercap:
+      return "powercap";
+    case CapsEnergy::hsmp_power:
+      return "hsmp-power";
+  }
+  return "?";
+}
+
+const char *to_string(CapsCounters v) {
+  switch (v) {
+    case CapsCounters::none:
+      return "none";
+    case CapsCounters::hardware:
+      return "hardware";
+    case CapsCounters::software:
+      return "software";
+    case CapsCounters::emulated:
+      return "emulated";
+  }
+  return "?";
 }
 
 const char *role_name(PeerRole role) {
@@ -352,6 +433,8 @@ std::size_t max_payload(MsgType type) {
       return kMaxAdminResultPayload;
     case MsgType::error:
       return kMaxErrorPayload;
+    case MsgType::node_caps:
+      return kMaxNodeCapsPayload;
   }
   return 0;
 }
@@ -406,6 +489,8 @@ Status decode_payload(MsgType type, const std::uint8_t *data, std::size_t size, 
         return decode_as<AdminResult>(data, size, out);
       case MsgType::error:
         return decode_as<ErrorMessage>(data, size, out);
+      case MsgType::node_caps:
+        return decode_as<NodeCaps>(data, size, out);
     }
     return Status::error(Errc::bad_type,
                          "message type " + std::to_string(static_cast<unsigned>(type)));

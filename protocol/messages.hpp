@@ -16,6 +16,8 @@
 //   ADMIN_SET_BUDGET budget_w F (>= 0)
 //   ADMIN_RESULT     code u16 (AdminCode), message S(text,1024)
 //   ERROR            code u16 (Errc), message S(text,1024)
+//   NODE_CAPS        node S(ident,255), backend u8, energy u8, counters u8, domains u16,
+//                    min_w F, max_w F, clamps u64, reason S(text,1024)
 #pragma once
 
 #include <array>
@@ -40,8 +42,9 @@ enum class MsgType : std::uint8_t {
   admin_set_budget = 7,  // admin client -> controller
   admin_result = 8,      // controller -> admin client: outcome of a request
   error = 9,             // either way: why the sender is about to close
+  node_caps = 10,        // node -> controller: what the node can do (once per session)
 };
-constexpr std::uint8_t kMaxMsgType = 9;
+constexpr std::uint8_t kMaxMsgType = 10;
 const char *type_name(MsgType type);  // "HELLO", "REPORT", ...; "unknown" otherwise
 
 // Who opens a session. The controller decides what a session may do from the role and the
@@ -90,6 +93,8 @@ constexpr std::size_t kMaxAdminStatusPayload = string_wire_max(kMaxStatusJsonLen
 constexpr std::size_t kMaxAdminSetBudgetPayload = kF64;
 constexpr std::size_t kMaxAdminResultPayload = kU16 + string_wire_max(kMaxMessageLen);
 constexpr std::size_t kMaxErrorPayload = kU16 + string_wire_max(kMaxMessageLen);
+constexpr std::size_t kMaxNodeCapsPayload = string_wire_max(kMaxNameLen) + 3 * kU8 + kU16 +
+                                            2 * kF64 + kU64 + string_wire_max(kMaxMessageLen);
 
 // The hard limit for a type's payload (0 for ADMIN_STATUS_REQ; 0 for an unknown type).
 std::size_t max_payload(MsgType type);
@@ -127,9 +132,37 @@ struct ErrorMessage {
   std::string message;
 };
 
+// What a node can do (hardware/socket_power.hpp), sent once per session after the
+// handshake and again when it changes. A controller older than this message answers
+// bad_type and closes: the agent then stops sending it (ControllerLink).
+enum class CapsBackend : std::uint8_t { none = 0, rapl = 1, hsmp_hwmon = 2, hsmp_ioctl = 3 };
+enum class CapsEnergy : std::uint8_t { none = 0, powercap = 1, hsmp_power = 2 };
+enum class CapsCounters : std::uint8_t { none = 0, hardware = 1, software = 2, emulated = 3 };
+const char *to_string(CapsBackend v);   // "none", "rapl", "hsmp-hwmon", "hsmp-ioctl"
+const char *to_string(CapsEnergy v);    // "none", "powercap", "hsmp-power"
+const char *to_string(CapsCounters v);  // "none", "hardware", "software", "emulated"
+
+struct NodeCaps {
+  std::string node;
+  CapsBackend backend = CapsBackend::none;
+  CapsEnergy energy = CapsEnergy::none;
+  CapsCounters counters = CapsCounters::none;
+  std::uint16_t domains = 0;
+  double min_w = 0.0;  // the caps' range, summed over the domains (0 when none)
+  double max_w = 0.0;
+  std::uint64_t clamps = 0;  // requests the hardware held elsewhere (HSMP firmware clamps)
+  std::string reason;        // backend none: why the node cannot cap, one line
+  bool operator==(const NodeCaps &o) const {
+    return node == o.node && backend == o.backend && energy == o.energy && counters == o.counters &&
+           domains == o.domains && min_w == o.min_w && max_w == o.max_w && clamps == o.clamps &&
+           reason == o.reason;
+  }
+  bool operator!=(const NodeCaps &o) const { return !(*this == o); }
+};
+
 // Alternatives in MsgType order (index + 1 == type).
 using Message = std::variant<Hello, Welcome, NodeReport, GrantMessage, AdminStatusRequest,
-                             AdminStatus, AdminSetBudget, AdminResult, ErrorMessage>;
+                             AdminStatus, AdminSetBudget, AdminResult, ErrorMessage, NodeCaps>;
 
 MsgType type_of(const Message &message);
 

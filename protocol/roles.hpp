@@ -12,7 +12,7 @@ namespace powergrad::proto {
 // What a client sends once its session is open.
 inline TypeSet client_sends(PeerRole role) {
   return role == PeerRole::node
-             ? TypeSet{MsgType::report, MsgType::error}
+             ? TypeSet{MsgType::report, MsgType::node_caps, MsgType::error}
              : TypeSet{MsgType::admin_status_req, MsgType::admin_set_budget, MsgType::error};
 }
 

@@ -12,8 +12,10 @@ include tests/unit/ctld.mk
 
 check_PROGRAMS += tests/unit/test_spank_config tests/unit/test_job_record \
 	tests/unit/test_nodeagent tests/unit/test_ctld_config tests/unit/test_report \
-	tests/unit/test_agent_energy tests/unit/test_agent_control tests/unit/test_agent_config
-TESTS += tests/unit/test_agent_energy tests/unit/test_agent_control tests/unit/test_agent_config
+	tests/unit/test_agent_energy tests/unit/test_agent_control tests/unit/test_agent_config \
+	tests/unit/test_agent_hsmp
+TESTS += tests/unit/test_agent_energy tests/unit/test_agent_control tests/unit/test_agent_config \
+	tests/unit/test_agent_hsmp
 TESTS += tests/unit/test_spank_config tests/unit/test_job_record tests/unit/test_nodeagent \
 	tests/unit/test_ctld_config tests/unit/test_report
 
@@ -48,6 +50,11 @@ tests_unit_test_agent_config_LDADD = spank_powergrad/libspankcore.la libgradient
 tests_unit_test_agent_control_SOURCES = tests/unit/test_agent_control.cpp
 tests_unit_test_agent_control_CPPFLAGS = $(UNIT_CPPFLAGS)
 tests_unit_test_agent_control_LDADD = nodeagent/libnodeagent.la hardware/libhardware_testing.la \
+	$(HARDWARE_LIBS) $(CHECK_LIBS)
+
+tests_unit_test_agent_hsmp_SOURCES = tests/unit/test_agent_hsmp.cpp
+tests_unit_test_agent_hsmp_CPPFLAGS = $(UNIT_CPPFLAGS)
+tests_unit_test_agent_hsmp_LDADD = nodeagent/libnodeagent.la hardware/libhardware_testing.la \
 	$(HARDWARE_LIBS) $(CHECK_LIBS)
 
 tests_unit_test_ctld_config_SOURCES = tests/unit/test_ctld_config.cpp
@@ -111,6 +118,7 @@ CTLD_PLUGIN_E2E_TESTS = \
 	tests/e2e/test_budget_whole_cluster.sh \
 	tests/e2e/test_controller_prep.sh \
 	tests/e2e/test_controller_load.sh \
+	tests/e2e/test_amd_hsmp.sh \
 	tests/e2e/test_controller_metrics.sh \
 	tests/e2e/test_controller_reload.sh
 if BUILD_SLURMCTLD_PLUGIN

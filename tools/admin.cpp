@@ -234,6 +234,33 @@ std::string format_status_table(const json::Value &s) {
     }
   }
   out << "\n" << table(rows);
+  // What each node can do: how it caps, counts and measures (NODE_CAPS from its agent).
+  if (nodes && nodes->type == json::Value::Type::array && !nodes->array.empty()) {
+    std::vector<std::vector<std::string>> hrows = {
+        {"NODE", "CAPS", "COUNTERS", "ENERGY", "CAP_RANGE_W", "CLAMPS"}};
+    std::vector<std::string> reasons;
+    bool unknown = false;
+    for (const json::Value &n : nodes->array) {
+      const json::Value *c = n.get("caps");
+      if (!c || c->type != json::Value::Type::object) {
+        hrows.push_back({n.str("name"), "?", "?", "?", "-", "-"});
+        unknown = true;
+        continue;
+      }
+      const std::string backend = c->str("backend");
+      const bool caps = backend != "none";
+      hrows.push_back({n.str("name"), caps ? backend : "none (monitor)", c->str("counters"),
+                       c->str("energy"),
+                       caps ? num(*c, "min_w", 1) + ".." + num(*c, "max_w", 1) : "-",
+                       caps ? num(*c, "clamps", 0) : "-"});
+      if (!caps) reasons.push_back(n.str("name") + ": cannot cap: " + c->str("reason"));
+    }
+    out << "\n" << table(hrows);
+    for (const std::string &r : reasons) out << r << "\n";
+    if (unknown) {
+      out << "? : no capability report yet (agent not connected, or older than this version)\n";
+    }
+  }
   if (s.str("jobs_shown") == "own") {
     out << "JOBS lists your own jobs only (slurm.conf has PrivateData=jobs)\n";
   }

@@ -252,6 +252,69 @@ Status build_amd_server(const std::string &root, const AmdServerSpec &spec) try 
   return Status::failure(std::string("fixture: ") + e.what(), ENOMEM);
 }
 
+// hwmon0 is k10temp; sockets follow from hwmon1 (the order the driver registers them).
+constexpr int kFirstHsmpHwmon = 1;
+
+std::string hsmp_hwmon_path(const std::string &root, int socket) {
+  return join_path(root, "class/hwmon/hwmon" + std::to_string(kFirstHsmpHwmon + socket));
+}
+
+Status build_amd_genoa(const std::string &root, const AmdGenoaSpec &spec) try {
+  if (spec.packages < 1 || spec.cpus_per_package < 1 || spec.cap_max_uw == 0) {
+    return Status::failure("fixture: bad amd-genoa spec", EINVAL);
+  }
+  Status s;
+  if (spec.powercap) {
+    s = make_control_type(root);
+    if (!s.ok()) return s;
+    for (int p = 0; p < spec.packages; ++p) {
+      const std::string zone = "intel-rapl:" + std::to_string(p);
+      s = make_zone(root, "intel-rapl/" + zone, zone, "package-" + std::to_string(p),
+                    77777777 + 37ull * p, kAmdRangeUj, false, {});
+      if (!s.ok()) return s;
+    }
+  }
+  if (!(s = make_dirs(join_path(root, "class/hwmon"))).ok()) return s;
+  {
+    const std::string dev = join_path(root, "devices/pci0000:00/0000:00:18.3/hwmon/hwmon0");
+    if (!(s = make_dirs(dev)).ok()) return s;
+    if (!(s = write_text(join_path(dev, "name"), "k10temp\n", 0444)).ok()) return s;
+    if (!(s = write_text(join_path(dev, "temp1_input"), "41250\n", 0444)).ok()) return s;
+    if (!(s = symlink_to("../../devices/pci0000:00/0000:00:18.3/hwmon/hwmon0",
+                         join_path(root, "class/hwmon/hwmon0")))
+             .ok())
+      return s;
+  }
+  if (spec.hwmon) {
+    const auto mw = [](std::uint64_t uw) { return std::to_string(uw / 1000u * 1000u) + "\n"; };
+    for (int p = 0; p < spec.packages; ++p) {
+      const std::string acpi = "AMDI0097:0" + std::to_string(p);
+      const std::string hw = "hwmon" + std::to_string(kFirstHsmpHwmon + p);
+      const std::string parent = join_path(root, "devices/platform/" + acpi);
+      const std::string dev = join_path(parent, "hwmon/" + hw);
+      if (!(s = make_dirs(dev)).ok()) return s;
+      std::vector<File> files = {
+          {"name", "amd_hsmp_hwmon\n", 0444},
+          {"power1_input", mw(spec.power_uw), 0444},
+          {"power1_cap", mw(spec.cap_uw), 0644},
+          {"power1_cap_max", mw(spec.cap_max_uw), 0444},
+          {"uevent", "", 0644},
+      };
+      for (const auto &f : files) {
+        if (!(s = write_text(join_path(dev, f.name), f.content, f.mode)).ok()) return s;
+      }
+      if (!(s = symlink_to("../../" + acpi, join_path(dev, "device"))).ok()) return s;
+      if (!(s = symlink_to("../../devices/platform/" + acpi + "/hwmon/" + hw,
+                           join_path(root, "class/hwmon/" + hw)))
+               .ok())
+        return s;
+    }
+  }
+  return build_cpu_topology(root, spec.packages * spec.cpus_per_package, spec.cpus_per_package);
+} catch (const std::exception &e) {
+  return Status::failure(std::string("fixture: ") + e.what(), ENOMEM);
+}
+
 Status build_no_powercap(const std::string &root, int cpus) {
   return build_cpu_topology(root, cpus, cpus);
 }
@@ -322,10 +385,18 @@ Status build_cpufreq(const std::string &root, const CpufreqSpec &spec) try {
   return Status::failure(std::string("fixture: ") + e.what(), ENOMEM);
 }
 
-const char *machine_kinds() { return "intel-server, intel-client, amd-server, no-powercap"; }
+const char *machine_kinds() {
+  return "intel-server, intel-client, amd-server, amd-genoa, amd-genoa-nohwmon, no-powercap";
+}
 
-Status build_machine(const std::string &root, const std::string &kind) {
+Status build_machine(const std::string &root, const std::string &kind, double socket_w) {
   Status s;
+  if (socket_w != 0.0 && kind.compare(0, 9, "amd-genoa") != 0) {
+    return Status::failure("a socket power is only taken for amd-genoa machines", EINVAL);
+  }
+  if (!(socket_w == 0.0 || (socket_w >= 10.0 && socket_w <= 1000.0))) {
+    return Status::failure("socket power must be in [10, 1000] W", EINVAL);
+  }
   if (kind == "intel-server") {
     IntelServerSpec spec;
     s = build_intel_server(root, spec);
@@ -340,6 +411,17 @@ Status build_machine(const std::string &root, const std::string &kind) {
     if (s.ok()) {
       s = build_cpufreq(root, {spec.packages * spec.cpus_per_package, 1500000, 3700000,
                                "acpi-cpufreq", "ondemand"});
+    }
+  } else if (kind == "amd-genoa" || kind == "amd-genoa-nohwmon") {
+    AmdGenoaSpec spec;
+    spec.hwmon = kind == "amd-genoa";
+    if (socket_w > 0.0) {
+      spec.cap_uw = spec.cap_max_uw = static_cast<std::uint64_t>(socket_w * 1000.0) * 1000u;
+    }
+    s = build_amd_genoa(root, spec);
+    if (s.ok()) {
+      s = build_cpufreq(root, {spec.packages * spec.cpus_per_package, 1500000, 3700000,
+                               "acpi-cpufreq", "schedutil"});
     }
   } else if (kind == "no-powercap") {
     s = build_no_powercap(root, 2);

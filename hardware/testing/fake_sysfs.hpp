@@ -74,6 +74,23 @@ struct AmdServerSpec {
   bool core_subzone = false;
 };
 
+// AMD EPYC Genoa (family 19h, models 10h-1Fh), dual socket, on a kernel whose amd_hsmp driver
+// has the hwmon interface (Linux >= 6.14): the energy-only powercap package zones of
+// build_amd_server, and one hwmon device named amd_hsmp_hwmon per socket at
+// devices/platform/AMDI0097:0N/hwmon/hwmonM (ACPI probing, as on Genoa platforms) with
+// power1_input (0444), power1_cap (0644) and power1_cap_max (0444) in microwatts, whole
+// milliwatts as the driver converts them; class/hwmon/hwmonM links to it. hwmon0 is a
+// k10temp sensor, as real EPYC nodes have, so discovery must pick devices by name.
+struct AmdGenoaSpec {
+  int packages = 2;
+  int cpus_per_package = 4;
+  std::uint64_t cap_uw = 360000000;      // power1_cap: the admin's limit (EPYC 9654: TDP 360 W)
+  std::uint64_t cap_max_uw = 400000000;  // power1_cap_max (its cTDP maximum)
+  std::uint64_t power_uw = 95000000;     // power1_input at rest
+  bool hwmon = true;                     // false: an older kernel, HSMP only through /dev/hsmp
+  bool powercap = true;  // false: no AMD RAPL energy zones (energy from HSMP socket power)
+};
+
 struct CpufreqSpec {
   int cpus = 4;
   std::uint64_t min_khz = 800000;
@@ -85,6 +102,7 @@ struct CpufreqSpec {
 Status build_intel_server(const std::string &root, const IntelServerSpec &spec = {});
 Status build_intel_client(const std::string &root, const IntelClientSpec &spec = {});
 Status build_amd_server(const std::string &root, const AmdServerSpec &spec = {});
+Status build_amd_genoa(const std::string &root, const AmdGenoaSpec &spec = {});
 // CPUs and their topology only: a VM like this machine (no powercap, no cpufreq).
 Status build_no_powercap(const std::string &root, int cpus = 2);
 // devices/system/cpu/{online,possible,present}, cpuN/topology/physical_package_id.
@@ -93,10 +111,15 @@ Status build_cpu_topology(const std::string &root, int cpus, int cpus_per_packag
 Status build_cpufreq(const std::string &root, const CpufreqSpec &spec = {});
 
 // A whole machine by name, for the end-to-end tools: "intel-server" (2 sockets),
-// "intel-client", "amd-server" (1 socket), "no-powercap". Topology and cpufreq included
-// (except no-powercap, which has neither powercap nor cpufreq).
-Status build_machine(const std::string &root, const std::string &kind);
-const char *machine_kinds();  // "intel-server, intel-client, amd-server, no-powercap"
+// "intel-client", "amd-server" (1 socket, energy only), "amd-genoa" (2 sockets, HSMP hwmon),
+// "amd-genoa-nohwmon" (2 sockets, HSMP through /dev/hsmp only: measured, not capped, on a
+// test tree), "no-powercap". Topology and cpufreq included (except no-powercap, which has
+// neither powercap nor cpufreq). socket_w > 0 sets an amd-genoa socket's power1_cap and
+// power1_cap_max (suites written for 205 W sockets run unchanged on AMD-shaped trees).
+Status build_machine(const std::string &root, const std::string &kind, double socket_w = 0.0);
+const char *machine_kinds();
+// <root>/class/hwmon/hwmonN of socket s in an amd-genoa tree.
+std::string hsmp_hwmon_path(const std::string &root, int socket);
 
 // <root>/class/powercap/<zone>
 std::string zone_path(const std::string &root, const std::string &zone);

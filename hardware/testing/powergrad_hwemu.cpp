@@ -1,7 +1,9 @@
 // powergrad-hwemu: fake node hardware for the end-to-end tests.
 //
-//   powergrad-hwemu make-tree --root DIR --machine KIND
-//       builds a fake sysfs tree (KIND: intel-server, intel-client, amd-server, no-powercap)
+//   powergrad-hwemu make-tree --root DIR --machine KIND [--socket-w W]
+//       builds a fake sysfs tree (KIND: intel-server, intel-client, amd-server, amd-genoa,
+//       amd-genoa-nohwmon, no-powercap); --socket-w sets an amd-genoa socket's HSMP limit
+//       and maximum (power1_cap, power1_cap_max)
 //   powergrad-hwemu run --root DIR [--period-s 0.1] [--duration-s S] [--demand-file F]
 //                       [--tdp-w 205] [--p0-w 60] [--settle-s 0.3] [--pid-file F]
 //       advances energy_uj in DIR from the caps in force until SIGTERM/SIGINT (or S seconds);
@@ -38,7 +40,7 @@ double monotonic_s() {
 int usage(const char *why) {
   std::fprintf(stderr,
                "powergrad-hwemu: %s\n"
-               "usage: powergrad-hwemu make-tree --root DIR --machine KIND\n"
+               "usage: powergrad-hwemu make-tree --root DIR --machine KIND [--socket-w W]\n"
                "       powergrad-hwemu run --root DIR [--period-s S] [--duration-s S]\n"
                "                           [--demand-file F] [--tdp-w W] [--p0-w W]\n"
                "                           [--settle-s S] [--pid-file F]\n"
@@ -79,11 +81,17 @@ int main(int argc, char **argv) {
 
   if (command == "make-tree") {
     for (const auto &[k, v] : opts) {
-      if (k != "root" && k != "machine") return usage(("unknown option --" + k).c_str());
+      if (k != "root" && k != "machine" && k != "socket-w") {
+        return usage(("unknown option --" + k).c_str());
+      }
     }
     if (opts.count("machine") == 0) return usage("--machine is required");
+    double socket_w = 0.0;
+    if (!number("socket-w", 0.0, &socket_w) || socket_w < 0.0) {
+      return usage("--socket-w takes a number of watts");
+    }
     Status s = testing::make_dirs(root);
-    if (s.ok()) s = testing::build_machine(root, opts["machine"]);
+    if (s.ok()) s = testing::build_machine(root, opts["machine"], socket_w);
     return s.ok() ? 0 : fail(s.message());
   }
   if (command != "run") return usage(("unknown command '" + command + "'").c_str());

@@ -42,6 +42,19 @@
 #                           marker environment (everything pgcluster starts); empty: none
 #   pg_pid_alive PID        true when PID runs (zombies count as gone)
 #
+# Fake node hardware (powergrad-hwemu trees); PG_HW_MACHINE picks the machine the power
+# suites build: intel-server (default, 2 x 205 W RAPL packages), amd-genoa (2 sockets capped
+# through HSMP hwmon, built with a 205 W socket limit and maximum so the suites' figures
+# hold), or mixed (n1, n3 intel-server; n2, n4 amd-genoa).
+#   pg_machine_of NODE      the machine kind of node NODE
+#   pg_make_tree HWEMU NODE ROOT
+#                           builds NODE's tree under ROOT
+#   pg_cap_file ROOT Z      the file holding package/socket Z's limit in ROOT (RAPL
+#                           constraint_0_power_limit_uw, or the HSMP socket's power1_cap)
+#   pg_settings_files ROOT  every settings file PowerGrad may change in ROOT (enable bits,
+#                           RAPL constraints and windows, HSMP socket limits), sorted
+#   pg_caps_word NODE       the capability the node's agent should report (rapl, hsmp-hwmon)
+#
 # Also set: PG_TOP (source tree top: $PG_SRCDIR under make check, else found from here).
 #
 # Sanitizers: with PG_SANITIZE=1 (a build configured --enable-asan; scripts/run-tests.sh's
@@ -260,6 +273,65 @@ pg_cluster_test_setup() {
   echo "$PG_CLUSTER_DIR" > "$_pg_port_lock/dir"
   export PG_CLUSTER_DIR PG_PORT_BASE
   pg_on_exit _pg_cluster_teardown
+}
+
+pg_machine_of() {
+  case "${PG_HW_MACHINE:-intel-server}" in
+    mixed)
+      case "$1" in
+        n2 | n4) echo amd-genoa ;;
+        *) echo intel-server ;;
+      esac
+      ;;
+    *) echo "${PG_HW_MACHINE:-intel-server}" ;;
+  esac
+}
+
+pg_make_tree() {
+  local m
+  m=$(pg_machine_of "$2")
+  case "$m" in
+    amd-genoa*) "$1" make-tree --root "$3" --machine "$m" --socket-w 205 ;;
+    *) "$1" make-tree --root "$3" --machine "$m" ;;
+  esac
+}
+
+# The amd_hsmp_hwmon devices in hwmon order (socket order in the fixtures).
+_pg_hsmp_hwmons() {
+  local d
+  for d in "$1"/class/hwmon/hwmon*; do
+    [ "$(cat "$d/name" 2>/dev/null)" = amd_hsmp_hwmon ] && echo "$d"
+  done | sort -V
+}
+
+pg_cap_file() {
+  local rapl=$1/class/powercap/intel-rapl:$2/constraint_0_power_limit_uw
+  if [ -e "$rapl" ]; then
+    echo "$rapl"
+  else
+    echo "$(_pg_hsmp_hwmons "$1" | sed -n "$(($2 + 1))p")/power1_cap"
+  fi
+}
+
+pg_settings_files() {
+  # Either folder may be missing (no HSMP on Intel, no powercap): not an error here.
+  {
+    if [ -d "$1/devices/virtual/powercap" ]; then
+      find "$1/devices/virtual/powercap" \( -name enabled -o -name 'constraint_*_power_limit_uw' \
+        -o -name 'constraint_*_time_window_us' \) -type f
+    fi
+    if [ -d "$1/devices/platform" ]; then
+      find "$1/devices/platform" -path '*/hwmon/hwmon*/power1_cap' -type f
+    fi
+  } | sort
+}
+
+pg_caps_word() {
+  case "$(pg_machine_of "$1")" in
+    amd-genoa) echo hsmp-hwmon ;;
+    amd-genoa-nohwmon | amd-server | no-powercap) echo none ;;
+    *) echo rapl ;;
+  esac
 }
 
 pg_cluster_env() {

@@ -120,7 +120,9 @@ else
 fi
 is "$(status_jobs nobody)" "own $mine" "nobody's status --json lists nobody's job only (PrivateData=jobs)"
 out=$(as_nobody "$pg" status 2>&1) && rc=0 || rc=$?
-jobs_col=$(awk '$1 ~ /^n[12]$/ { printf "%s=%s ", $1, $11 }' <<<"$out")
+# The nodes' table only (the capability table below it lists the nodes again).
+jobs_col=$(awk '/^NODE +GROUP/ { on = 1; next } on && NF == 0 { on = 0 }
+  on && $1 ~ /^n[12]$/ { printf "%s=%s ", $1, $11 }' <<<"$out")
 if [ "$rc" = 0 ] && [ "$jobs_col" = "n1=$mine n2=- " ] &&
    grep -q "JOBS lists your own jobs only (slurm.conf has PrivateData=jobs)" <<<"$out"; then
   ok "nobody's status table shows nobody's job and not root's, and says why"

@@ -22,6 +22,9 @@
 # hold the admin's own settings (2 x 205 W a node), so sampling for it starts once every
 # node's agent has applied its first caps (from then on every node is managed, idle or
 # not: test_budget_whole_cluster.sh). TAP.
+# PG_HW_MACHINE=amd-genoa runs it on AMD EPYC-shaped trees (sockets capped through HSMP
+# hwmon, 205 W limits), mixed on n1, n3 Intel and n2, n4 AMD (lib.sh); test_amd_hsmp.sh does
+# both, and checks here that status shows what each node can do.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -38,15 +41,15 @@ hwemu=$build/hardware/testing/powergrad-hwemu
 [ -x "$hwemu" ] || skip_all "powergrad-hwemu not built (make check builds it): $hwemu"
 command -v python3 >/dev/null 2>&1 || skip_all "python3 is needed to sample and check"
 
-pg_cluster_test_setup ctlpower
-plan 22
+pg_cluster_test_setup "ctlpower_${PG_HW_MACHINE:-intel}"
+plan 23
 
 budget=800 low_budget=600 period=1 lease=3 floor=110
 nodes="n1 n2 n3 n4"
 nodes_dir=$PG_CLUSTER_DIR/nodes
 for n in $nodes; do
   mkdir -p "$nodes_dir/$n"
-  "$hwemu" make-tree --root "$nodes_dir/$n/sys" --machine intel-server ||
+  pg_make_tree "$hwemu" "$n" "$nodes_dir/$n/sys" ||
     bail_out "powergrad-hwemu make-tree failed for $n"
   "$hwemu" run --root "$nodes_dir/$n/sys" --period-s 0.1 --pid-file "$nodes_dir/$n/hwemu.pid" \
     > "$nodes_dir/$n/hwemu.log" 2>&1 &
@@ -95,7 +98,7 @@ sys.exit(0 if eval(sys.argv[2]) else 1)' "$js" "$1"
 tree_w() {
   local z t=0
   for z in 0 1; do
-    t=$((t + $(cat "$nodes_dir/$1/sys/class/powercap/intel-rapl:$z/constraint_0_power_limit_uw")))
+    t=$((t + $(cat "$(pg_cap_file "$nodes_dir/$1/sys" "$z")")))
   done
   echo $((t / 1000000))
 }
@@ -108,7 +111,7 @@ packages_line() {
   for n in $nodes; do
     o+="$n="
     for z in 0 1; do
-      o+=$(( $(cat "$nodes_dir/$n/sys/class/powercap/intel-rapl:$z/constraint_0_power_limit_uw") / 1000000 ))
+      o+=$(( $(cat "$(pg_cap_file "$nodes_dir/$n/sys" "$z")") / 1000000 ))
       [ "$z" = 1 ] || o+=+
     done
     o+=' '
@@ -136,6 +139,22 @@ else
     "$(for n in $nodes; do echo "$n: $(grep -c "reports follow" "$("$PGCLUSTER" log "$n")")"; done)"
 fi
 
+# What each node can do, as status shows it (NODE_CAPS from each agent): rapl on Intel
+# trees, hsmp-hwmon on AMD ones, the range of the node's caps, no clamp.
+caps_ok() {
+  local n want=''
+  for n in $nodes; do want+="\"$n\": \"$(pg_caps_word "$n")\","; done
+  status_py "all(n[k][\"caps\"] is not None and n[k][\"caps\"][\"backend\"] == v and
+    n[k][\"caps\"][\"energy\"] == \"powercap\" and n[k][\"caps\"][\"max_w\"] == 410
+    for k, v in {${want%,}}.items())"
+}
+if wait_until 20 caps_ok; then
+  ok "status shows each node's capabilities: $("$pg" status --controller "127.0.0.1:$port" --timeout 3 2>/dev/null |
+    awk '/^NODE +CAPS/ { on = 1; next } on && NF >= 2 { printf "%s=%s ", $1, $2 }')"
+else
+  not_ok "status shows each node's capabilities" "$(status_json)"
+fi
+
 # --- the jobs: held until their workloads are written under their ids
 submit() {  # NAME NODES
   sbatch --parsable -H --power-aware=throughput -N2 -w "$2" -J "$1" -D "$work" -o /dev/null \
@@ -159,10 +178,16 @@ cat > "$PG_CLUSTER_DIR/sampler.py" <<'EOF'
 import json, os, subprocess, sys, time
 pg, port, nodes_dir, out, stop = sys.argv[1:6]
 nodes = ["n1", "n2", "n3", "n4"]
+# Each node's two limit files (RAPL constraints or HSMP power1_cap), one per line "node path".
+cap_files = {}
+with open(f"{nodes_dir}/cap-files") as f:
+    for line in f:
+        n, p = line.split()
+        cap_files.setdefault(n, []).append(p)
 def tree(n):
     t = 0
-    for z in ("intel-rapl:0", "intel-rapl:1"):
-        with open(f"{nodes_dir}/{n}/sys/class/powercap/{z}/constraint_0_power_limit_uw") as f:
+    for p in cap_files[n]:
+        with open(p) as f:
             t += int(f.read())
     return t / 1e6
 # The trees at one moment: read until two passes agree (agents lower one package before they
@@ -242,6 +267,9 @@ else
   not_ok "every node's agent applied caps: the trees sum to <= $budget W" "$(trees_line)"
 fi
 t_sampling=$(now)
+for n in $nodes; do
+  for z in 0 1; do echo "$n $(pg_cap_file "$nodes_dir/$n/sys" "$z")"; done
+done > "$nodes_dir/cap-files"
 python3 "$PG_CLUSTER_DIR/sampler.py" "$pg" "$port" "$nodes_dir" "$samples" "$PG_CLUSTER_DIR/sampler.stop" &
 sampler=$!
 pg_on_exit touch "$PG_CLUSTER_DIR/sampler.stop"

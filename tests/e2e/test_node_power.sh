@@ -10,6 +10,8 @@
 # environment names another node (SLURM_STEP_NODELIST=n2) or a path (../../somewhere, where
 # an ordinary user serves a socket) registers its task with its own node's agent only: n2's
 # agent gets no phantom step, n2's caps do not move, the user's socket hears nothing. TAP.
+# PG_HW_MACHINE=amd-genoa runs it all on AMD EPYC-shaped trees (sockets capped through HSMP
+# hwmon, 205 W limits), mixed on one of each (lib.sh); test_amd_hsmp.sh does both.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -20,23 +22,20 @@ hwemu=$build/hardware/testing/powergrad-hwemu
 [ -f "$spank" ] || skip_all "SPANK plugin not built: $spank"
 [ -x "$hwemu" ] || skip_all "powergrad-hwemu not built (make check builds it): $hwemu"
 
-pg_cluster_test_setup node_power
-plan 22
+pg_cluster_test_setup "node_power_${PG_HW_MACHINE:-intel}"
+plan 23
 
 grant_w=250
 nodes_dir=$PG_CLUSTER_DIR/nodes
 # The admin's settings: every enable and constraint setting file of a node's tree, with a
 # checksum of its exact bytes.
-settings() {
-  (cd "$nodes_dir/$1/sys/devices/virtual/powercap" &&
-    find . \( -name enabled -o -name 'constraint_*_power_limit_uw' -o \
-      -name 'constraint_*_time_window_us' \) -type f | sort | xargs md5sum)
-}
-limit_uw() { cat "$nodes_dir/$1/sys/class/powercap/intel-rapl:$2/constraint_0_power_limit_uw"; }
+# (With HSMP: the sockets' power1_cap too.)
+settings() { pg_settings_files "$nodes_dir/$1/sys" | xargs md5sum; }
+limit_uw() { cat "$(pg_cap_file "$nodes_dir/$1/sys" "$2")"; }
 saved_file() { [ -e "$nodes_dir/$1/state/saved-caps" ]; }
 for n in n1 n2; do
   mkdir -p "$nodes_dir/$n"
-  "$hwemu" make-tree --root "$nodes_dir/$n/sys" --machine intel-server ||
+  pg_make_tree "$hwemu" "$n" "$nodes_dir/$n/sys" ||
     bail_out "powergrad-hwemu make-tree failed for $n"
   settings "$n" > "$nodes_dir/$n/settings.orig"
   "$hwemu" run --root "$nodes_dir/$n/sys" --period-s 0.1 --pid-file "$nodes_dir/$n/hwemu.pid" \
@@ -80,6 +79,20 @@ if both_logged "powergrad: counters=emulated" && [ "$counter_lines" = "1 1" ]; t
 else
   not_ok "each agent logs its counter source once (counters=emulated)" "lines: $counter_lines" \
     "$(grep -h "powergrad: counters=" "$log_n1" "$log_n2")"
+fi
+
+# What each node can do, in the agent's start-up line (rapl on Intel, hsmp-hwmon on AMD).
+caps_lines() {
+  local n
+  for n in n1 n2; do
+    grep -q "powergrad: caps: $(pg_caps_word "$n") (2 socket(s), 102.5..410.0 W); counters: emulated; energy: powercap on $n" \
+      "$("$PGCLUSTER" log "$n")" || return 1
+  done
+}
+if wait_until 10 caps_lines; then
+  ok "each agent says what its node can do ($(grep -ho "caps: [a-z-]*" "$log_n1" | head -n1) on n1, $(grep -ho "caps: [a-z-]*" "$log_n2" | head -n1) on n2)"
+else
+  not_ok "each agent says what its node can do" "$(grep -h "powergrad: caps:" "$log_n1" "$log_n2")"
 fi
 
 # --- a plain job: no cap change, nothing saved

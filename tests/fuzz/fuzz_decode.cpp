@@ -73,7 +73,8 @@ void fuzz_stream(const std::uint8_t *data, std::size_t size) {
   std::uint32_t lcg = data[0] * 2654435761u + 1;
   FrameReader reader(TypeSet{MsgType::hello, MsgType::welcome, MsgType::report, MsgType::grant,
                              MsgType::admin_status_req, MsgType::admin_status,
-                             MsgType::admin_set_budget, MsgType::admin_result, MsgType::error});
+                             MsgType::admin_set_budget, MsgType::admin_result, MsgType::error,
+                             MsgType::node_caps});
   std::size_t off = 1;
   while (off < size) {
     lcg = lcg * 1103515245u + 12345u;

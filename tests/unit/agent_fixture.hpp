@@ -30,7 +30,9 @@ struct AgentFixture {
   std::vector<std::string> log;
   std::unique_ptr<powergrad::hw::PowerEmulator> emu;
 
-  AgentFixture() {
+  std::string machine;
+  explicit AgentFixture(std::string machine_kind = "intel-server", double socket_w = 0.0)
+      : machine(std::move(machine_kind)) {
     namespace hwt = powergrad::hw::testing;
     auto d = hwt::TempDir::create("pg-agent-test");
     ck_assert(d.ok());
@@ -39,7 +41,7 @@ struct AgentFixture {
     state = dir.path() + "/state";
     emulate = dir.path() + "/emulate";
     ck_assert(hwt::make_dirs(sys).ok());
-    ck_assert(hwt::build_machine(sys, "intel-server").ok());
+    ck_assert(hwt::build_machine(sys, machine, socket_w).ok());
     ck_assert_int_eq(::mkdir(state.c_str(), 0700), 0);
     std::ofstream(emulate) << "12 memory_share=0.1,busy_cpus=4,zone=intel-rapl:0\n"
                               "13 memory_share=0.8,busy_cpus=4,zone=intel-rapl:1\n"
@@ -83,9 +85,25 @@ struct AgentFixture {
         out[rel] = read(rel);
       }
     }
+    // AMD (HSMP): the socket limits.
+    for (int s = 0; s < 2; ++s) {
+      const std::string p = hsmp_cap_path(s);
+      if (::access(p.c_str(), F_OK) == 0) out["hsmp" + std::to_string(s)] = slurp(p);
+    }
     return out;
   }
+  bool hsmp() const { return machine.compare(0, 9, "amd-genoa") == 0; }
+  std::string hsmp_cap_path(int socket) const {
+    return powergrad::hw::testing::hsmp_hwmon_path(sys, socket) + "/power1_cap";
+  }
+  static std::string slurp(const std::string &path) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  }
   double cap_w(int pkg) {
+    if (hsmp()) return std::stod(slurp(hsmp_cap_path(pkg))) * 1e-6;
     return std::stod(read("intel-rapl:" + std::to_string(pkg) + "/constraint_0_power_limit_uw")) *
            1e-6;
   }

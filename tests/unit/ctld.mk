@@ -44,7 +44,7 @@ tests_tools_pg_rogue_LDADD = $(PROTO_LIBS)
 
 CTLD_E2E_TESTS = tests/e2e/test_controller_power.sh tests/e2e/test_controller_faults.sh \
 	tests/e2e/test_budget_whole_cluster.sh tests/e2e/test_controller_prep.sh \
-	tests/e2e/test_controller_load.sh \
+	tests/e2e/test_controller_load.sh tests/e2e/test_amd_hsmp.sh \
 	tests/e2e/test_controller_metrics.sh \
 	tests/e2e/test_controller_reload.sh
 if ENABLE_E2E

@@ -9,7 +9,8 @@ HARDWARE_UNIT_TESTS = \
 	tests/unit/test_hw_pfm_encoding \
 	tests/unit/test_hw_perf \
 	tests/unit/test_hw_emulated \
-	tests/unit/test_hw_power_emulator
+	tests/unit/test_hw_power_emulator \
+	tests/unit/test_hw_hsmp
 check_PROGRAMS += $(HARDWARE_UNIT_TESTS)
 TESTS += $(HARDWARE_UNIT_TESTS)
 
@@ -47,3 +48,7 @@ tests_unit_test_hw_emulated_LDADD = $(HARDWARE_UNIT_LDADD)
 tests_unit_test_hw_power_emulator_SOURCES = tests/unit/test_hw_power_emulator.cpp
 tests_unit_test_hw_power_emulator_CPPFLAGS = $(HARDWARE_UNIT_CPPFLAGS)
 tests_unit_test_hw_power_emulator_LDADD = $(HARDWARE_UNIT_LDADD)
+
+tests_unit_test_hw_hsmp_SOURCES = tests/unit/test_hw_hsmp.cpp
+tests_unit_test_hw_hsmp_CPPFLAGS = $(HARDWARE_UNIT_CPPFLAGS)
+tests_unit_test_hw_hsmp_LDADD = $(HARDWARE_UNIT_LDADD)

@@ -52,6 +52,9 @@ struct Controller {
   proto::FakeAuthenticator auth;
   std::unique_ptr<proto::ControllerEndpoint> ep;
   std::vector<NodeReport> reports;
+  std::vector<proto::NodeCaps> caps;
+  // Behaves as a controller older than NODE_CAPS: refuses it as an undefined type.
+  bool old_version = false;
   int opened = 0, closed = 0;
 
   explicit Controller(std::shared_ptr<proto::FakeMungeRealm> r)
@@ -71,6 +74,11 @@ struct Controller {
       if (e.kind == proto::ControllerEvent::Kind::session_closed) ++closed;
       if (e.kind == proto::ControllerEvent::Kind::message) {
         if (const auto *r = std::get_if<NodeReport>(&e.message)) reports.push_back(*r);
+        if (const auto *c = std::get_if<proto::NodeCaps>(&e.message)) {
+          caps.push_back(*c);
+          if (old_version)
+            ep->close(e.connection, proto::Status::error(proto::Errc::bad_type, "message type 10"));
+        }
       }
     }
   }
@@ -359,6 +367,51 @@ START_TEST(report_job_accounting_arrives) {
 }
 END_TEST
 
+// NODE_CAPS: sent once per session and again on a change; an older controller that refuses
+// it (bad_type, session closed) is not sent it again, and the node keeps reporting to it.
+START_TEST(capabilities_are_sent_once_and_not_to_an_older_controller) {
+  Linked t;
+  proto::NodeCaps c;
+  c.node = "n1";
+  c.backend = proto::CapsBackend::hsmp_hwmon;
+  c.energy = proto::CapsEnergy::powercap;
+  c.counters = proto::CapsCounters::emulated;
+  c.domains = 2;
+  c.min_w = 102.5;
+  c.max_w = 410.0;
+  t.link->set_caps(c);
+  t.link->set_caps(c);  // the same again: not sent again
+  pump(*t.link, t.ctl, &t.mono, 20);
+  ck_assert_uint_eq(t.ctl.caps.size(), 1);
+  ck_assert(t.ctl.caps[0] == c);
+  c.clamps = 1;
+  t.link->set_caps(c);
+  pump(*t.link, t.ctl, &t.mono, 20);
+  ck_assert_uint_eq(t.ctl.caps.size(), 2);
+  ck_assert_uint_eq(t.ctl.caps[1].clamps, 1);
+  // An older controller: it closes the session on NODE_CAPS.
+  t.ctl.old_version = true;
+  c.clamps = 2;
+  t.link->set_caps(c);
+  pump(*t.link, t.ctl, &t.mono, 20);
+  ck_assert_uint_eq(t.ctl.caps.size(), 3);
+  ck_assert(t.link->caps_unsupported());
+  ck_assert_int_eq(t.n.count("does not take NODE_CAPS"), 1);
+  // The link reconnects and reports, without NODE_CAPS, and stays up.
+  ck_assert(pump_until(*t.link, t.ctl, &t.mono, session_up));
+  NodeReport r;
+  r.node = "n1";
+  r.incarnation = 7;
+  r.report_seq = 1;
+  r.power_w = 100.0;
+  ck_assert(t.link->send_report(r));
+  pump(*t.link, t.ctl, &t.mono, 50);
+  ck_assert_uint_eq(t.ctl.caps.size(), 3);
+  ck_assert(!t.ctl.reports.empty());
+  ck_assert(t.link->connected());
+}
+END_TEST
+
 START_TEST(unreachable_controller_is_logged_rate_limited) {
   Node n;
   auto realm = std::make_shared<proto::FakeMungeRealm>();
@@ -563,6 +616,7 @@ int main() {
   tcase_add_test(tc, report_grant_lease_expiry_and_reconnect);
   tcase_add_test(tc, grant_drop_is_obeyed_at_once_and_confirmed);
   tcase_add_test(tc, report_job_accounting_arrives);
+  tcase_add_test(tc, capabilities_are_sent_once_and_not_to_an_older_controller);
   tcase_add_test(tc, unreachable_controller_is_logged_rate_limited);
   tcase_add_test(tc, grant_in_monitor_mode_is_refused);
   tcase_add_test(tc, new_job_restores_when_the_last_end_was_missed);

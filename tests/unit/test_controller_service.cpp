@@ -283,6 +283,59 @@ START_TEST(reports_in_grants_out_figures_kept) {
 }
 END_TEST
 
+// NODE_CAPS: what a node can do shows in status (JSON and table), a monitor-only node with
+// its reason, a node whose agent sent none with "?"; a change is logged, a repeat is not.
+START_TEST(node_capabilities_show_in_status) {
+  Harness h;
+  const std::size_t node = h.client(h.root, PeerRole::node, "n1");
+  ck_assert(h.run_until([&] { return h.clients[node]->established(); }));
+  {
+    const std::string table = format_status_table(h.status_as(h.user));
+    ck_assert_contains(table, "? : no capability report yet");
+    ck_assert(h.status_as(h.user).get("nodes")->array[0].get("caps")->type ==
+              json::Value::Type::null);
+  }
+  NodeCaps c;
+  c.node = "n1";
+  c.backend = CapsBackend::hsmp_hwmon;
+  c.energy = CapsEnergy::powercap;
+  c.counters = CapsCounters::hardware;
+  c.domains = 2;
+  c.min_w = 180.0;
+  c.max_w = 800.0;
+  c.clamps = 2;
+  ck_assert(h.clients[node]->send(c).ok());
+  ck_assert(h.clients[node]->send(report_from("n1", 1, nullptr, h.clock.wall)).ok());
+  ck_assert(h.run_until([&] { return h.logged("node n1 caps: hsmp-hwmon"); }));
+  const json::Value s = h.status_as(h.user);
+  const json::Value *caps = s.get("nodes")->array[0].get("caps");
+  ck_assert_std_str_eq(caps->str("backend"), "hsmp-hwmon");
+  ck_assert_std_str_eq(caps->str("energy"), "powercap");
+  ck_assert_std_str_eq(caps->str("counters"), "hardware");
+  ck_assert_double_eq_tol(*caps->num("max_w"), 800.0, 1e-9);
+  ck_assert_double_eq_tol(*caps->num("clamps"), 2.0, 1e-9);
+  const std::string table = format_status_table(s);
+  ck_assert_contains(table, "hsmp-hwmon");
+  ck_assert_contains(table, "180.0..800.0");
+  // The same again is not logged again; a change (monitor mode, why) is, and shows.
+  ck_assert(h.clients[node]->send(c).ok());
+  c.backend = CapsBackend::none;
+  c.min_w = c.max_w = 0.0;
+  c.clamps = 0;
+  c.reason = "permission: /sys/class/hwmon/hwmon1/power1_cap: not writable";
+  ck_assert(h.clients[node]->send(c).ok());
+  ck_assert(h.run_until([&] { return h.logged("node n1 caps: none (monitor): permission"); }));
+  ck_assert_contains(format_status_table(h.status_as(h.user)),
+                     "n1: cannot cap: permission: /sys/class/hwmon/hwmon1/power1_cap");
+  int logged = 0;
+  for (const std::string &l : h.logs) logged += pgtest::contains(l, "node n1 caps: ");
+  ck_assert_int_eq(logged, 2);
+  // Capabilities for another node on this session: refused, the session closed.
+  c.node = "n2";
+  ck_assert(!h.clients[node]->send(c).ok());
+}
+END_TEST
+
 // A node that is not in the configuration is not managed: its session is closed with
 // not_managed (its agent then gives the node its admin's settings back), logged once however
 // often it comes back, and status lists it apart from the managed nodes.
@@ -845,6 +898,7 @@ int main() {
   tcase_add_test(tc, reports_in_grants_out_figures_kept);
   tcase_add_test(tc, a_refused_report_is_logged_once);
   tcase_add_test(tc, an_unmanaged_node_is_told_and_listed_apart);
+  tcase_add_test(tc, node_capabilities_show_in_status);
   tcase_add_test(tc, the_schedule_sets_the_budget_when_it_changes);
   tcase_add_test(tc, periods_follow_the_clock);
   tcase_add_test(tc, metrics_are_the_status_in_prometheus_form);

@@ -225,7 +225,7 @@ START_TEST(restore_after_agent_crash) {
     CpufreqLimits cpufreq(machine.path());
     ck_assert_hw_ok(tree.discover());
     ck_assert_hw_ok(cpufreq.discover());
-    HardwareSnapshot snap{tree.snapshot().value(), cpufreq.snapshot().value()};
+    HardwareSnapshot snap{tree.snapshot().value(), cpufreq.snapshot().value(), {}};
     ck_assert_hw_ok(save_snapshot_file(state_file, snap));
     ck_assert_hw_ok(tree.find("intel-rapl:1").value()->apply_long_term_limit_uw(90000000));
     ck_assert_hw_ok(tree.find("intel-rapl:1")

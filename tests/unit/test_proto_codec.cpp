@@ -142,6 +142,65 @@ START_TEST(test_round_trip_error) {
 }
 END_TEST
 
+NodeCaps sample_caps() {
+  NodeCaps c;
+  c.node = "n1";
+  c.backend = CapsBackend::hsmp_hwmon;
+  c.energy = CapsEnergy::powercap;
+  c.counters = CapsCounters::software;
+  c.domains = 2;
+  c.min_w = 180.0;
+  c.max_w = 800.0;
+  c.clamps = 3;
+  return c;
+}
+
+START_TEST(test_round_trip_node_caps) {
+  const NodeCaps c = sample_caps();
+  const NodeCaps got = std::get<NodeCaps>(round_trip(c).message);
+  ck_assert(got == c);
+  ck_assert_str_eq(to_string(got.backend), "hsmp-hwmon");
+  ck_assert_str_eq(to_string(got.energy), "powercap");
+  ck_assert_str_eq(to_string(got.counters), "software");
+  NodeCaps none;
+  none.node = "n2";
+  none.reason = "energy-only powercap zones (AMD RAPL has no limit registers); no HSMP";
+  ck_assert(std::get<NodeCaps>(round_trip(none).message) == none);
+  // At its limits it fits its computed bound exactly.
+  NodeCaps big = sample_caps();
+  big.node = std::string(kMaxNameLen, 'n');
+  big.reason = std::string(kMaxMessageLen, 'r');
+  std::string out;
+  ck_assert_status_ok(encode_payload(big, out));
+  ck_assert_uint_eq(out.size(), kMaxNodeCapsPayload);
+}
+END_TEST
+
+START_TEST(test_reject_bad_node_caps) {
+  // An undefined backend, a range upside down, a reason over its limit: refused both ways.
+  std::string out;
+  ck_assert_status_ok(encode_payload(sample_caps(), out));
+  std::string bad = out;
+  bad[4 + 2] = 9;  // after node S("n1"): backend
+  Message m;
+  ck_assert_errc(decode_payload(MsgType::node_caps, bytes_of(bad), bad.size(), m), Errc::bad_enum);
+  NodeCaps c = sample_caps();
+  c.min_w = 900.0;
+  out.clear();
+  ck_assert_errc(encode_payload(c, out), Errc::bad_value);
+  c = sample_caps();
+  c.reason = std::string(kMaxMessageLen + 1, 'r');
+  out.clear();
+  ck_assert_errc(encode_payload(c, out), Errc::string_too_long);
+  // Trailing bytes after the reason: refused, as every payload.
+  out.clear();
+  ck_assert_status_ok(encode_payload(sample_caps(), out));
+  out.push_back('x');
+  ck_assert_errc(decode_payload(MsgType::node_caps, bytes_of(out), out.size(), m),
+                 Errc::trailing_bytes);
+}
+END_TEST
+
 START_TEST(test_every_type_round_trips) {
   // One of each, so a new MsgType without a codec case fails here.
   const std::vector<Message> all = {Hello{PeerRole::node, "n1", 1, {}, "C"},
@@ -152,7 +211,8 @@ START_TEST(test_every_type_round_trips) {
                                     AdminStatus{"{}"},
                                     AdminSetBudget{1.0},
                                     AdminResult{0, "ok"},
-                                    ErrorMessage{1, "x"}};
+                                    ErrorMessage{1, "x"},
+                                    sample_caps()};
   ck_assert_uint_eq(all.size(), kMaxMsgType);
   for (const Message &m : all) {
     round_trip(m);
@@ -254,7 +314,7 @@ END_TEST
 
 START_TEST(test_reject_bad_type) {
   HeaderFields h;
-  for (std::uint8_t t : {0, 10, 255}) {
+  for (std::uint8_t t : {0, 11, 255}) {
     h.type = t;
     ck_assert_errc(decode(raw_frame(h, "")), Errc::bad_type);
   }
@@ -523,6 +583,8 @@ Suite *codec_suite() {
   tcase_add_test(rt, test_round_trip_admin);
   tcase_add_test(rt, test_round_trip_error);
   tcase_add_test(rt, test_every_type_round_trips);
+  tcase_add_test(rt, test_round_trip_node_caps);
+  tcase_add_test(rt, test_reject_bad_node_caps);
   tcase_add_test(rt, test_header_layout);
   tcase_add_test(rt, test_limits_are_exact);
   suite_add_tcase(s, rt);
