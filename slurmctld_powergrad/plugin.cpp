@@ -24,10 +24,12 @@
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -183,7 +185,7 @@ class Controller {
  private:
   // Sets up the service from powergrad.conf; on any problem logs it and returns false.
   bool setup() {
-    const std::string path = config_path();
+    std::string path = config_path();
     char **names = nullptr;
     size_t n = 0;
     if (pg_adapter_node_names(&names, &n) != 0)
@@ -195,9 +197,28 @@ class Controller {
     const auto epoch = static_cast<uint64_t>(wall * 1e6);
     // The same checks, in the same order and words, as `powergrad check-config`.
     powergrad::ConfigCheck check = powergrad::check_controller_config(path, &nodes, epoch);
-    if (!check.ok()) return refuse(check.error);
+    // A bad file at a start (slurmctld 24.11 and later re-execute themselves on `scontrol
+    // reconfigure`, so this is also their reload): the last configuration that was in force,
+    // saved at every good start, stays in force if it still fits slurmctld's nodes.
+    const std::string last_good = last_good_path();
+    std::string refused_now;
+    if (!check.ok()) {
+      if (last_good.empty() || access(last_good.c_str(), R_OK) != 0) return refuse(check.error);
+      powergrad::ConfigCheck previous =
+          powergrad::check_controller_config(last_good, &nodes, epoch);
+      if (!previous.ok()) return refuse(check.error);
+      log_error("configuration refused: " + check.error +
+                "; the last configuration in force stays (saved in " + last_good + ")");
+      refused_now = check.error;
+      check = std::move(previous);
+      path = last_good;
+    }
     const powergrad::ControllerFileConfig &file = *check.file;
     config_text_ = read_text(path);
+    if (refused_now.empty() && !last_good.empty() && read_text(last_good) != config_text_) {
+      const powergrad::AtomicWrite w = powergrad::write_file_atomic(last_good, config_text_, 0600);
+      if (!w.ok()) log_error("cannot keep the configuration in force for restarts: " + w.error);
+    }
     conf_read_at_ = pg_adapter_conf_read_at();
 
     powergrad::ServiceSettings settings;
@@ -276,6 +297,7 @@ class Controller {
               break;
           }
         });
+    if (!refused_now.empty()) service_->set_config_refused(refused_now);
     period_s_ = file.period_s;
     log_info("controller running with " + path + ": budget " + fmt_w(file.budget_w) + ", " +
              std::to_string(check.cluster->nodes.size()) + " managed nodes" +
@@ -457,6 +479,20 @@ class Controller {
     endpoint_.reset();
     listen_retry_ = false;
     return setup();
+  }
+
+  // StateSaveLocation/powergrad/powergrad.conf.last-good ("" without a StateSaveLocation);
+  // the folder is made (0700) if missing.
+  static std::string last_good_path() {
+    std::string state_save;
+    if (char *p = pg_adapter_state_save_location()) {
+      state_save = p;
+      free(p);
+    }
+    if (state_save.empty()) return "";
+    const std::string dir = state_save + "/powergrad";
+    if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return "";
+    return dir + "/powergrad.conf.last-good";
   }
 
   static std::string read_text(const std::string &path) {

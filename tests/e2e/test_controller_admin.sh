@@ -24,7 +24,7 @@ hwemu=$build/hardware/testing/powergrad-hwemu
 command -v python3 >/dev/null 2>&1 || skip_all "python3 is needed to check the JSON output"
 
 pg_cluster_test_setup ctladmin
-plan 26
+plan 29
 
 good_conf='# the test cluster: two nodes in one rack
 Budget=600
@@ -177,9 +177,39 @@ else
   not_ok "no controller at the address: a clear error" "exit $rc" "$out"
 fi
 
-# --- a bad line: refused with file, line and reason; slurmctld stays up and schedules
+# --- a bad line at a restart: refused with file, line and reason; the last configuration
+# in force (saved at the last good start) stays in force
 cp "$conf" "$conf.good"
 printf '%s\n' "$good_conf" "Budgit=5" "Listen=127.0.0.1:$port" > "$conf"
+state_save=$(scontrol show config | sed -n 's/^StateSaveLocation *= *//p')
+last_good=$state_save/powergrad/powergrad.conf.last-good
+if [ -f "$last_good" ] && [ "$(cat "$last_good")" = "$(cat "$conf.good")" ]; then
+  ok "the configuration in force is kept for restarts ($last_good)"
+else
+  not_ok "the configuration in force is kept for restarts" "$(ls -la "$state_save/powergrad" 2>&1)"
+fi
+"$PGCLUSTER" restart-slurmctld >/dev/null 2>&1 || diag "restart-slurmctld failed"
+kept_line="powergrad: configuration refused: $conf:9: unknown key 'budgit'; the last configuration in force stays (saved in $last_good)"
+if wait_until 20 ctld_logged "$kept_line"; then
+  ok "a bad file at a restart: the log names file, line and problem, and the last good one stays"
+else
+  not_ok "a bad file at a restart: the log names file, line and problem, and the last good one stays" \
+    "want: $kept_line" "$(grep powergrad "$log_ctld" | tail -n 5)"
+fi
+refused_shown() {
+  "$pg" status --json --controller "127.0.0.1:$port" 2>/dev/null | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+sys.exit(0 if s["budget_w"] == 450 and (s["config_refused"] or "").startswith(sys.argv[1]) else 1)' "$conf:9: "
+}
+if wait_until 20 refused_shown; then
+  ok "status: power control on with the run-time budget, config_refused names the bad line"
+else
+  not_ok "status: power control on with the run-time budget, config_refused names the bad line" \
+    "$("$pg" status --json --controller "127.0.0.1:$port" 2>&1 | head -c 600)"
+fi
+# Without a saved configuration, a bad file leaves power control off.
+rm -f "$last_good"
 "$PGCLUSTER" restart-slurmctld >/dev/null 2>&1 && rc=0 || rc=$?
 is "$rc" "0" "slurmctld restarts with a bad powergrad.conf"
 bad_line="powergrad: configuration refused: $conf:9: unknown key 'budgit'; power control is off"
