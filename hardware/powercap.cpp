@@ -65,16 +65,6 @@ ConstraintKind constraint_kind(const std::string &name) {
   return ConstraintKind::other;
 }
 
-std::string exception_message(const char *where) {
-  try {
-    throw;
-  } catch (const std::exception &e) {
-    return std::string(where) + ": " + e.what();
-  } catch (...) {
-    return std::string(where) + ": unknown exception";
-  }
-}
-
 }  // namespace
 
 const char *to_string(ZoneKind kind) {
@@ -555,7 +545,7 @@ Status PowercapTree::discover_into_empty() try {
   }
   return Status::success();
 } catch (...) {
-  return Status::failure(exception_message("powercap discovery"), ENOMEM);
+  return Status::failure(current_exception_message("powercap discovery"), ENOMEM);
 }
 
 std::vector<PowercapZone *> PowercapTree::packages() {
@@ -593,7 +583,7 @@ Result<PowercapSnapshot> PowercapTree::snapshot() const try {
   }
   return snap;
 } catch (...) {
-  return Error{exception_message("powercap snapshot"), ENOMEM};
+  return Error{current_exception_message("powercap snapshot"), ENOMEM};
 }
 
 Status PowercapTree::restore(const PowercapSnapshot &saved) try {
@@ -608,7 +598,7 @@ Status PowercapTree::restore(const PowercapSnapshot &saved) try {
   }
   return errors.status();
 } catch (...) {
-  return Status::failure(exception_message("powercap restore"), ENOMEM);
+  return Status::failure(current_exception_message("powercap restore"), ENOMEM);
 }
 
 }  // namespace powergrad::hw

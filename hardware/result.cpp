@@ -1,6 +1,7 @@
 #include "hardware/result.hpp"
 
 #include <cstring>
+#include <exception>
 
 namespace powergrad::hw {
 
@@ -31,6 +32,16 @@ void StatusCollector::add(const Status &s) {
 Status StatusCollector::status() const {
   if (count_ == 0) return Status::success();
   return Status::failure(messages_, first_errno_);
+}
+
+std::string current_exception_message(const char *where) {
+  try {
+    throw;
+  } catch (const std::exception &e) {
+    return std::string(where) + ": " + e.what();
+  } catch (...) {
+    return std::string(where) + ": unknown exception";
+  }
 }
 
 }  // namespace powergrad::hw

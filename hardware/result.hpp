@@ -24,6 +24,10 @@ struct Error {
 // Builds "<path>: <what>: ENOENT (No such file or directory)".
 Error errno_error(const std::string &path, const std::string &what, int errno_value);
 
+// Inside a catch block: "<where>: <the exception's what()>" ("unknown exception" for one that
+// is not a std::exception), for the catch-all guards that turn throws into Status.
+std::string current_exception_message(const char *where);
+
 class [[nodiscard]] Status {
  public:
   static Status success() { return Status(); }

@@ -15,16 +15,6 @@ namespace {
 
 std::string watts(std::uint64_t uw) { return format_w(static_cast<double>(uw) / 1e6); }
 
-std::string exception_text(const char *where) {
-  try {
-    throw;
-  } catch (const std::exception &e) {
-    return std::string(where) + ": " + e.what();
-  } catch (...) {
-    return std::string(where) + ": unknown exception";
-  }
-}
-
 }  // namespace
 
 const char *to_string(EnergySource source) {
@@ -317,7 +307,7 @@ Status SocketPower::discover() try {
   }
   return Status::success();
 } catch (...) {
-  return Status::failure(exception_text("socket power discovery"), ENOMEM);
+  return Status::failure(current_exception_message("socket power discovery"), ENOMEM);
 }
 
 Result<HsmpSnapshot> SocketPower::hsmp_snapshot() const {
@@ -363,7 +353,7 @@ Status SocketPower::restore(const PowercapSnapshot &powercap, const HsmpSnapshot
   }
   return errors.status();
 } catch (...) {
-  return Status::failure(exception_text("socket power restore"), ENOMEM);
+  return Status::failure(current_exception_message("socket power restore"), ENOMEM);
 }
 
 }  // namespace powergrad::hw
