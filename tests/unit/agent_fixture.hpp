@@ -53,9 +53,10 @@ struct AgentFixture {
   powergrad::AgentLog logger() {
     return [this](powergrad::AgentLogLevel, const std::string &m) { log.push_back(m); };
   }
-  std::unique_ptr<powergrad::PowerControl> control(
+  // The agent's configuration on this fixture's tree (node n1, emulated counters).
+  powergrad::PowerControlConfig config(
       std::optional<double> grant = 250.0, std::uint64_t incarnation = 0,
-      powergrad::NodeManagement management = powergrad::NodeManagement::local) {
+      powergrad::NodeManagement management = powergrad::NodeManagement::local) const {
     powergrad::PowerControlConfig c;
     c.management = management;
     c.node_name = "n1";
@@ -65,7 +66,13 @@ struct AgentFixture {
     c.emulate_path = emulate;
     c.grant_w = grant;
     c.incarnation = incarnation;
-    return std::make_unique<powergrad::PowerControl>(c, logger());
+    return c;
+  }
+  std::unique_ptr<powergrad::PowerControl> control(
+      std::optional<double> grant = 250.0, std::uint64_t incarnation = 0,
+      powergrad::NodeManagement management = powergrad::NodeManagement::local) {
+    return std::make_unique<powergrad::PowerControl>(config(grant, incarnation, management),
+                                                     logger());
   }
 
   std::string read(const std::string &rel) {
@@ -124,6 +131,16 @@ inline powergrad::RegisteredStep agent_step(std::uint32_t job, powergrad::JobMod
   s.mode = mode;
   s.pids = {pid};
   return s;
+}
+
+// Runs `n` agent periods of 1 s on fixture f, its emulator advancing energy in between.
+inline void agent_periods(AgentFixture &f, powergrad::PowerControl &pc,
+                          const std::vector<powergrad::RegisteredStep> &steps, double &now, int n) {
+  for (int i = 0; i < n; ++i) {
+    ck_assert(f.emu->advance(1.0).ok());
+    now += 1.0;
+    pc.period(steps, now);
+  }
 }
 
 }  // namespace pgtest

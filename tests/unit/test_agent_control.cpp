@@ -37,14 +37,9 @@ RegisteredStep step(uint32_t job, JobMode mode, pid_t pid) {
   return pgtest::agent_step(job, mode, pid);
 }
 
-// Runs `n` periods of 1 s, the emulator advancing energy in between.
 void run(Fixture &f, PowerControl &pc, const std::vector<RegisteredStep> &steps, double &now,
          int n) {
-  for (int i = 0; i < n; ++i) {
-    ck_assert(f.emu->advance(1.0).ok());
-    now += 1.0;
-    pc.period(steps, now);
-  }
+  pgtest::agent_periods(f, pc, steps, now, n);
 }
 
 }  // namespace

@@ -38,14 +38,18 @@ RegisteredStep step(uint32_t job, JobMode mode, pid_t pid) {
 
 void run(Fixture &f, PowerControl &pc, const std::vector<RegisteredStep> &steps, double &now,
          int n) {
-  for (int i = 0; i < n; ++i) {
-    ck_assert(f.emu->advance(1.0).ok());
-    now += 1.0;
-    pc.period(steps, now);
-  }
+  pgtest::agent_periods(f, pc, steps, now, n);
 }
 
 std::string slurp(const std::string &p) { return Fixture::slurp(p); }
+
+// The agent's configuration with the ioctl path on a fake mailbox holding `st`.
+PowerControlConfig with_fake_hsmp(PowerControlConfig c, std::shared_ptr<hwt::FakeHsmpState> st) {
+  c.open_hsmp = [st]() -> hw::Result<std::unique_ptr<hw::HsmpDevice>> {
+    return std::unique_ptr<hw::HsmpDevice>(new hwt::FakeHsmpDevice(st));
+  };
+  return c;
+}
 
 }  // namespace
 
@@ -137,17 +141,7 @@ START_TEST(ioctl_node_reports_the_firmware_clamp_and_never_raises_past_it) {
   // The admin left socket 0 low: the compute-bound job's socket must rise while socket 1
   // is lowered, into its firmware floor.
   st->sockets[0].limit_mw = 100000;
-  PowerControlConfig c;
-  c.node_name = "n1";
-  c.state_dir = f.state;
-  c.sysfs_root = f.sys;
-  c.counters = "emulated";
-  c.emulate_path = f.emulate;
-  c.grant_w = 300.0;
-  c.open_hsmp = [st]() -> hw::Result<std::unique_ptr<hw::HsmpDevice>> {
-    return std::unique_ptr<hw::HsmpDevice>(new hwt::FakeHsmpDevice(st));
-  };
-  PowerControl pc(c, f.logger());
+  PowerControl pc(with_fake_hsmp(f.config(300.0), st), f.logger());
   double now = 0.0;
   const std::vector<RegisteredStep> steps = {step(12, JobMode::throughput, 100),
                                              step(13, JobMode::throughput, 101)};
@@ -191,17 +185,7 @@ START_TEST(a_refused_hsmp_write_is_not_tried_again) {
   Fixture f("amd-genoa-nohwmon", 0.0);
   auto st = std::make_shared<hwt::FakeHsmpState>();
   for (auto &s : st->sockets) s.limit_mw = s.max_mw = 205000;
-  PowerControlConfig c;
-  c.node_name = "n1";
-  c.state_dir = f.state;
-  c.sysfs_root = f.sys;
-  c.counters = "emulated";
-  c.emulate_path = f.emulate;
-  c.grant_w = 300.0;
-  c.open_hsmp = [st]() -> hw::Result<std::unique_ptr<hw::HsmpDevice>> {
-    return std::unique_ptr<hw::HsmpDevice>(new hwt::FakeHsmpDevice(st));
-  };
-  PowerControl pc(c, f.logger());
+  PowerControl pc(with_fake_hsmp(f.config(300.0), st), f.logger());
   double now = 0.0;
   const std::vector<RegisteredStep> steps = {step(12, JobMode::throughput, 100),
                                              step(13, JobMode::throughput, 101)};
