@@ -7,9 +7,12 @@
 // or hostile scraper can never hold a thread of slurmctld.
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "controller/controller_service.hpp"
 
@@ -147,18 +150,19 @@ std::string ControllerService::metrics_text() const {
              return n.reported ? std::max(0.0, wall - n.last_report_s) : kNaN;
            });
 
-  std::set<std::uint32_t> jobs;
-  for (const auto &kv : extra_) jobs.insert(kv.second.jobs.begin(), kv.second.jobs.end());
+  // Each running job's figures, looked up once for both families.
+  std::set<std::uint32_t> ids;
+  for (const auto &kv : extra_) ids.insert(kv.second.jobs.begin(), kv.second.jobs.end());
+  std::vector<std::pair<std::string, JobFigures>> jobs;
+  for (const std::uint32_t id : ids)
+    if (std::optional<JobFigures> f = ledger_.figures(id))
+      jobs.emplace_back("job=\"" + std::to_string(id) + "\"", std::move(*f));
   w.family("powergrad_job_energy_joules", "gauge",
            "Energy of a running power-aware job's nodes so far (shared nodes split by CPUs).");
-  for (const std::uint32_t id : jobs)
-    if (const auto f = ledger_.figures(id))
-      w.sample(f->energy_j, "job=\"" + std::to_string(id) + "\"");
+  for (const auto &[labels_of_job, f] : jobs) w.sample(f.energy_j, labels_of_job);
   w.family("powergrad_job_average_power_watts", "gauge",
            "Average power of a running power-aware job so far.");
-  for (const std::uint32_t id : jobs)
-    if (const auto f = ledger_.figures(id))
-      w.sample(f->avg_w, "job=\"" + std::to_string(id) + "\"");
+  for (const auto &[labels_of_job, f] : jobs) w.sample(f.avg_w, labels_of_job);
 
   w.family("powergrad_grants_total", "counter", "Grants sent to node agents.");
   w.sample(static_cast<double>(grants_sent_));

@@ -186,12 +186,9 @@ class Controller {
   // Sets up the service from powergrad.conf; on any problem logs it and returns false.
   bool setup() {
     std::string path = config_path();
-    char **names = nullptr;
-    size_t n = 0;
-    if (pg_adapter_node_names(&names, &n) != 0)
-      return refuse("slurmctld's node table is not available");
-    std::vector<std::string> nodes(names, names + n);
-    pg_adapter_free_names(names, n);
+    const std::optional<std::vector<std::string>> slurm_nodes = node_names();
+    if (!slurm_nodes) return refuse("slurmctld's node table is not available");
+    const std::vector<std::string> &nodes = *slurm_nodes;
     // Must rise with every controller start: microseconds of wall-clock time.
     const double wall = clock_.wall_s();
     const auto epoch = static_cast<uint64_t>(wall * 1e6);
@@ -456,12 +453,9 @@ class Controller {
   bool reconfigure() {
     conf_read_at_ = pg_adapter_conf_read_at();
     const std::string path = config_path();
-    char **names = nullptr;
-    size_t n = 0;
-    if (pg_adapter_node_names(&names, &n) != 0) return true;  // try at the next reconfigure
-    std::vector<std::string> nodes(names, names + n);
-    pg_adapter_free_names(names, n);
-    const powergrad::ConfigCheck check = powergrad::check_controller_config(path, &nodes, 1);
+    const std::optional<std::vector<std::string>> nodes = node_names();
+    if (!nodes) return true;  // try at the next reconfigure
+    const powergrad::ConfigCheck check = powergrad::check_controller_config(path, &*nodes, 1);
     if (!check.ok()) {
       log_error("reconfigure: configuration refused: " + check.error +
                 "; the configuration in force stays");
@@ -479,6 +473,16 @@ class Controller {
     endpoint_.reset();
     listen_retry_ = false;
     return setup();
+  }
+
+  // The names of slurm.conf's nodes as slurmctld holds them; nullopt if unavailable.
+  static std::optional<std::vector<std::string>> node_names() {
+    char **names = nullptr;
+    size_t n = 0;
+    if (pg_adapter_node_names(&names, &n) != 0) return std::nullopt;
+    std::vector<std::string> out(names, names + n);
+    pg_adapter_free_names(names, n);
+    return out;
   }
 
   // StateSaveLocation/powergrad/powergrad.conf.last-good ("" without a StateSaveLocation);
