@@ -7,7 +7,8 @@ spank_powergrad_libspankcore_la_SOURCES = \
 	spank_powergrad/plugin_config.cpp spank_powergrad/plugin_config.hpp \
 	spank_powergrad/node_name.cpp spank_powergrad/node_name.hpp \
 	spank_powergrad/slurmd_args.cpp spank_powergrad/slurmd_args.hpp \
-	spank_powergrad/slurm_conf.cpp spank_powergrad/slurm_conf.hpp
+	spank_powergrad/slurm_conf.cpp spank_powergrad/slurm_conf.hpp \
+	spank_powergrad/plugstack_scan.cpp spank_powergrad/plugstack_scan.hpp
 
 # The SPANK plugin itself is thin: srun, sbatch, salloc and every slurmstepd load it, so it
 # holds the option, the step's registration with the node agent, and the loader of the

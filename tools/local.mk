@@ -12,6 +12,7 @@ tools_powergrad_CPPFLAGS = $(AM_CPPFLAGS) $(SLURM_CPPFLAGS)
 # libpgcontroller parses powergrad.conf (Slurm's hostlist API, from libslurm).
 # release-node restores a node's saved settings with the node agent's own code.
 tools_powergrad_LDADD = tools/libtools.la controller/libpgcontroller.la \
-	nodeagent/libnodeagent.la $(HARDWARE_LIBS) $(PROTO_LIBS) $(SLURM_LIBS)
+	nodeagent/libnodeagent.la spank_powergrad/libspankcore.la libgradient/libgradient.la \
+	$(HARDWARE_LIBS) $(PROTO_LIBS) $(SLURM_LIBS)
 dist_man_MANS += doc/powergrad.1 doc/powergrad.conf.5
 EXTRA_DIST += etc/powergrad.conf etc/powergrad-budget.conf etc/grafana-powergrad.json

@@ -1,39 +1,44 @@
 #include "tools/release_node.hpp"
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "nodeagent/agent.hpp"
+#include "nodeagent/agent_socket.hpp"
 #include "nodeagent/power_control.hpp"
 #include "nodeagent/step_channel.hpp"
+#include "spank_powergrad/plugstack_scan.hpp"
 
 namespace powergrad {
 
-int release_node(int argc, char **argv) {
+namespace {
+
+// --forget: the agent's files that mean nothing once the settings are back, then the folder
+// when nothing else is in it (the saved settings are never among them: they go only when
+// restored).
+void forget_folder(const hw::SecureDir &dir, const std::string &path) {
+  for (const char *f : {kStepSocketFile, kManagedFile, kStepsFile}) (void)dir.remove(f);
+  if (::rmdir(path.c_str()) == 0) {
+    std::cout << "powergrad: release-node: removed the state folder " << path << '\n';
+  } else if (errno != ENOENT) {
+    std::cout << "powergrad: release-node: the state folder " << path
+              << " is kept: " << std::strerror(errno) << '\n';
+  }
+}
+
+// One node's folders. Returns the exit status.
+int release_one(const std::string &state_dir, const std::string &sysfs_root, bool forget) {
   PowerControlConfig pc;
   pc.management = NodeManagement::local;
-  pc.state_dir = "/run/powergrad";
+  pc.state_dir = state_dir;
+  pc.sysfs_root = sysfs_root;
   pc.node_name = "this node";
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::string("release-node: " + a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--state-dir") {
-      pc.state_dir = value();
-    } else if (a == "--sysfs-root") {
-      pc.sysfs_root = value();
-    } else {
-      throw std::string("release-node: unknown option '" + a +
-                        "' (--state-dir DIR, --sysfs-root DIR)");
-    }
-  }
-  if (pc.state_dir.empty() || pc.state_dir[0] != '/')
-    throw std::string("release-node: --state-dir must be an absolute path");
   // Root writes the admin's settings back from this folder: it must be as safe as the
   // agent requires (every folder root's, none writable by others), and is then worked
   // from by descriptor.
@@ -62,6 +67,7 @@ int release_node(int argc, char **argv) {
     for (const char *f : {kManagedFile, kStepsFile}) (void)dir->remove(f);
     std::cout << "powergrad: release-node: no saved settings in " << pc.state_dir
               << ": the node holds its admin's settings\n";
+    if (forget) forget_folder(*dir, pc.state_dir);
     return 0;
   }
   std::vector<std::string> lines;
@@ -74,9 +80,66 @@ int release_node(int argc, char **argv) {
     return 1;
   }
   (void)dir->remove(kStepsFile);
-  std::cout << "powergrad: release-node: the admin's settings are back; the node is no longer "
-               "managed by PowerGrad\n";
+  std::cout << "powergrad: release-node: the admin's settings are back in " << pc.sysfs_root
+            << "; the node is no longer managed by PowerGrad\n";
+  if (forget) forget_folder(*dir, pc.state_dir);
   return 0;
+}
+
+}  // namespace
+
+int release_node(int argc, char **argv) {
+  std::string state_dir = "/run/powergrad", sysfs_root = "/sys", plugstack;
+  bool forget = false, folder_given = false;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::string("release-node: " + a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--state-dir") {
+      state_dir = value();
+      folder_given = true;
+    } else if (a == "--sysfs-root") {
+      sysfs_root = value();
+      folder_given = true;
+    } else if (a == "--plugstack") {
+      plugstack = value();
+    } else if (a == "--forget") {
+      forget = true;
+    } else {
+      throw std::string("release-node: unknown option '" + a +
+                        "' (--state-dir DIR, --sysfs-root DIR, --plugstack FILE, --forget)");
+    }
+  }
+  if (!plugstack.empty() && folder_given)
+    throw std::string(
+        "release-node: --plugstack finds the folders; it excludes --state-dir "
+        "and --sysfs-root");
+  if (plugstack.empty()) {
+    if (state_dir.empty() || state_dir[0] != '/')
+      throw std::string("release-node: --state-dir must be an absolute path");
+    if (sysfs_root.empty() || sysfs_root[0] != '/')
+      throw std::string("release-node: --sysfs-root must be an absolute path");
+    return release_one(state_dir, sysfs_root, forget);
+  }
+  // Every folder an agent of this host may have used: those of the plugstack lines that load
+  // the plugin, and the default folder always (the admin may have taken the line out first).
+  const PlugstackScan scan = scan_powergrad_folders(plugstack);
+  for (const std::string &p : scan.problems)
+    std::cout << "powergrad: release-node: note: " << p << '\n';
+  std::vector<NodeFolders> folders = scan.folders;
+  bool default_listed = false;
+  for (const NodeFolders &f : folders) default_listed |= f.state_dir == "/run/powergrad";
+  if (!default_listed) folders.push_back(NodeFolders{"", "/run/powergrad", "/sys", "default"});
+  int status = 0;
+  for (const NodeFolders &f : folders) {
+    std::cout << "powergrad: release-node: " << (f.node.empty() ? "" : "node " + f.node + ": ")
+              << f.state_dir << " (" << f.origin << ")\n";
+    const int rc = release_one(f.state_dir, f.sysfs_root, forget);
+    if (rc > status) status = rc;
+  }
+  return status;
 }
 
 }  // namespace powergrad

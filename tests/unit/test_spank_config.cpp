@@ -1,13 +1,18 @@
 // The SPANK plugin's Slurm-free parts: --power-aware values, plugstack.conf arguments,
 // node name discovery for multiple-slurmd hosts.
 #include <check.h>
+#include <stdlib.h>
 
+#include <filesystem>
+#include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "libgradient/job_mode.hpp"
 #include "spank_powergrad/node_name.hpp"
 #include "spank_powergrad/plugin_config.hpp"
+#include "spank_powergrad/plugstack_scan.hpp"
 #include "spank_powergrad/slurmd_args.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
@@ -197,6 +202,112 @@ START_TEST(node_name_from_slurmd_cmdline) {
 }
 END_TEST
 
+// A temporary folder tree for the plugstack scans; removed at the end of the test.
+namespace {
+struct Tree {
+  std::string top;
+  Tree() {
+    char tmpl[] = "/tmp/pg-plugstack-XXXXXX";
+    ck_assert_ptr_nonnull(::mkdtemp(tmpl));
+    top = tmpl;
+  }
+  ~Tree() {
+    std::error_code ec;
+    std::filesystem::remove_all(top, ec);
+  }
+  void write(const std::string &rel, const std::string &text) const {
+    const std::string path = top + "/" + rel;
+    std::filesystem::create_directories(path.substr(0, path.rfind('/')));
+    std::ofstream(path) << text;
+  }
+  void mkdir(const std::string &rel) const { std::filesystem::create_directories(top + "/" + rel); }
+};
+}  // namespace
+
+START_TEST(plugstack_lines_and_includes) {
+  Tree t;
+  t.write("plugstack.conf",
+          "# comment\n"
+          "optional /usr/lib/other.so a=1  # trailing\n"
+          "\n"
+          "include plugstack.conf.d/*.conf\n"
+          "required /x/spank_powergrad.so state_dir=/s period=2\n");
+  t.write("plugstack.conf.d/b.conf", "required /y/b.so\n");
+  t.write("plugstack.conf.d/a.conf", "required /y/a.so\nbogus line\n");
+  std::vector<std::string> problems;
+  const std::vector<PlugstackLine> l = read_plugstack(t.top + "/plugstack.conf", problems);
+  ck_assert_uint_eq(l.size(), 4);
+  ck_assert_std_str_eq(l[0].plugin, "/usr/lib/other.so");
+  ck_assert_uint_eq(l[0].args.size(), 1);
+  ck_assert_std_str_eq(l[1].plugin, "/y/a.so");  // include's files in glob order
+  ck_assert_std_str_eq(l[2].plugin, "/y/b.so");
+  ck_assert_std_str_eq(l[3].plugin, "/x/spank_powergrad.so");
+  ck_assert_int_eq(l[3].line, 5);
+  ck_assert_uint_eq(l[3].args.size(), 2);
+  ck_assert_uint_eq(problems.size(), 1);
+  ck_assert_contains(problems[0], "a.conf:2: not 'required|optional");
+  problems.clear();
+  (void)read_plugstack(t.top + "/missing.conf", problems);
+  ck_assert_uint_eq(problems.size(), 1);
+  ck_assert_contains(problems[0], "missing.conf: cannot be read");
+  // An include of itself stops at the depth limit, with a problem, not a crash.
+  t.write("loop.conf", "include loop.conf\n");
+  problems.clear();
+  (void)read_plugstack(t.top + "/loop.conf", problems);
+  ck_assert_uint_eq(problems.size(), 1);
+  ck_assert_contains(problems[0], "nest deeper");
+}
+END_TEST
+
+START_TEST(plugstack_node_folders_by_pattern) {
+  Tree t;
+  for (const char *n : {"n1", "n2", "n10"}) t.mkdir(std::string("nodes/") + n + "/state");
+  t.mkdir("nodes/n3/other");    // no state folder: not a node of the pattern
+  t.mkdir("nodes/a b*/state");  // a name the agent would refuse
+  t.write("plugstack.conf",
+          "required /usr/lib/slurm-wlm/spank_powergrad.so state_dir=" + t.top +
+              "/nodes/%n/state sysfs_root=" + t.top +
+              "/nodes/%n/sys\n"
+              "required spank_powergrad.so period=0.5\n"  // defaults: /run/powergrad, /sys
+              "required spank_powergrad.so bad_key=1\n"
+              "required other.so state_dir=/nowhere\n");
+  const PlugstackScan s = scan_powergrad_folders(t.top + "/plugstack.conf");
+  ck_assert(s.plugin_named);
+  ck_assert_uint_eq(s.folders.size(), 4);
+  std::set<std::string> nodes;
+  for (std::size_t i = 0; i < 3; ++i) {
+    const NodeFolders &f = s.folders[i];
+    nodes.insert(f.node);
+    ck_assert_std_str_eq(f.state_dir, t.top + "/nodes/" + f.node + "/state");
+    ck_assert_std_str_eq(f.sysfs_root, t.top + "/nodes/" + f.node + "/sys");
+    ck_assert_contains(f.origin, "plugstack.conf:1");
+  }
+  ck_assert(nodes == (std::set<std::string>{"n1", "n2", "n10"}));
+  ck_assert_std_str_eq(s.folders[3].state_dir, "/run/powergrad");
+  ck_assert_std_str_eq(s.folders[3].sysfs_root, "/sys");
+  ck_assert_std_str_eq(s.folders[3].node, "");
+  ck_assert_uint_eq(s.problems.size(), 1);
+  ck_assert_contains(s.problems[0], "plugstack.conf:3: unknown plugin argument");
+  ck_assert_contains(s.problems[0], "bad_key");
+
+  // Glob characters in the literal part are literal; every %n is the same name.
+  t.mkdir("odd[1]/n1/n1");
+  t.mkdir("odd[1]/n1/n2");
+  const std::vector<PatternMatch> m = match_node_pattern(t.top + "/odd[1]/%n/%n", nullptr);
+  ck_assert_uint_eq(m.size(), 1);
+  ck_assert_std_str_eq(m[0].node, "n1");
+
+  // sysfs_root with %n needs state_dir with %n to tell the node.
+  t.write("p2.conf", "required spank_powergrad.so sysfs_root=/x/%n\n");
+  const PlugstackScan s2 = scan_powergrad_folders(t.top + "/p2.conf");
+  ck_assert_uint_eq(s2.folders.size(), 0);
+  ck_assert_uint_eq(s2.problems.size(), 1);
+  ck_assert_contains(s2.problems[0], "sysfs_root holds %n but state_dir does not");
+  const PlugstackScan s3 = scan_powergrad_folders(t.top + "/p3.conf");
+  ck_assert(!s3.plugin_named);
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("spank_config");
   TCase *tc = tcase_create("core");
@@ -212,6 +323,8 @@ int main() {
   tcase_add_test(tc, node_tokens_expand);
   tcase_add_test(tc, node_names_are_checked_before_they_go_into_paths);
   tcase_add_test(tc, node_name_from_slurmd_cmdline);
+  tcase_add_test(tc, plugstack_lines_and_includes);
+  tcase_add_test(tc, plugstack_node_folders_by_pattern);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }
