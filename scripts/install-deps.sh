@@ -65,6 +65,8 @@ PKGS=(
   clang
   # The metrics suite: promtool, a real Prometheus and node_exporter's textfile collector.
   prometheus prometheus-node-exporter
+  # The packages' suite (debian/, tests/e2e/test_debian_packages.sh).
+  debhelper lintian
 )
 # libFuzzer comes with clang's runtime package, named after the clang major version the
 # distribution's default clang is (Debian 12: 14, Debian 13: 19).

@@ -69,7 +69,8 @@ tests_unit_test_report_LDADD = tools/libtools.la $(CHECK_LIBS)
 E2E_TESTS = \
 	tests/e2e/test_cluster_harness.sh \
 	tests/e2e/test_walking_skeleton.sh \
-	tests/e2e/test_node_power.sh
+	tests/e2e/test_node_power.sh \
+	tests/e2e/test_debian_packages.sh
 if ENABLE_E2E
 TESTS += $(E2E_TESTS)
 endif
@@ -105,7 +106,8 @@ MATRIX_E2E_TESTS = \
 	tests/e2e/test_controller_faults.sh \
 	tests/e2e/test_controller_load.sh \
 	tests/e2e/test_controller_metrics.sh \
-	tests/e2e/test_controller_reload.sh
+	tests/e2e/test_controller_reload.sh \
+	tests/e2e/test_debian_packages.sh
 # End-to-end suites that need the controller plugin (prep_powergrad.so), which is built only
 # against the version's configured Slurm source tree (configure --with-slurm-source). On a
 # version configured without one (its source is not on the mirror: Slurm 26.05.5 today)

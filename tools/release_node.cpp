@@ -33,12 +33,13 @@ void forget_folder(const hw::SecureDir &dir, const std::string &path) {
 }
 
 // One node's folders. Returns the exit status.
-int release_one(const std::string &state_dir, const std::string &sysfs_root, bool forget) {
+int release_one(const std::string &state_dir, const std::string &sysfs_root,
+                const std::string &node, bool forget) {
   PowerControlConfig pc;
   pc.management = NodeManagement::local;
   pc.state_dir = state_dir;
   pc.sysfs_root = sysfs_root;
-  pc.node_name = "this node";
+  pc.node_name = node.empty() ? "this node" : node;
   // Root writes the admin's settings back from this folder: it must be as safe as the
   // agent requires (every folder root's, none writable by others), and is then worked
   // from by descriptor.
@@ -121,7 +122,7 @@ int release_node(int argc, char **argv) {
       throw std::string("release-node: --state-dir must be an absolute path");
     if (sysfs_root.empty() || sysfs_root[0] != '/')
       throw std::string("release-node: --sysfs-root must be an absolute path");
-    return release_one(state_dir, sysfs_root, forget);
+    return release_one(state_dir, sysfs_root, "", forget);
   }
   // Every folder an agent of this host may have used: those of the plugstack lines that load
   // the plugin, and the default folder always (the admin may have taken the line out first).
@@ -136,7 +137,7 @@ int release_node(int argc, char **argv) {
   for (const NodeFolders &f : folders) {
     std::cout << "powergrad: release-node: " << (f.node.empty() ? "" : "node " + f.node + ": ")
               << f.state_dir << " (" << f.origin << ")\n";
-    const int rc = release_one(f.state_dir, f.sysfs_root, forget);
+    const int rc = release_one(f.state_dir, f.sysfs_root, f.node, forget);
     if (rc > status) status = rc;
   }
   return status;

@@ -55,6 +55,14 @@
 #                           RAPL constraints and windows, HSMP socket limits), sorted
 #   pg_caps_word NODE       the capability the node's agent should report (rapl, hsmp-hwmon)
 #
+# Parts under test
+#   pg_parts                sets build (the build tree), spank (spank_powergrad.so), ctld_dir
+#                           (the folder of prep_powergrad.so) and pg (the powergrad command):
+#                           the build tree's, or with PG_INSTALLED_PLUGIN_DIR set (the
+#                           packages' test, test_debian_packages.sh) the installed plugins in
+#                           that folder and the command in ${PG_INSTALLED_BIN:-/usr/bin}.
+#                           Prints which as a diag line ("parts under test: ...").
+#
 # Also set: PG_TOP (source tree top: $PG_SRCDIR under make check, else found from here).
 #
 # Sanitizers: with PG_SANITIZE=1 (a build configured --enable-asan; scripts/run-tests.sh's
@@ -273,6 +281,20 @@ pg_cluster_test_setup() {
   echo "$PG_CLUSTER_DIR" > "$_pg_port_lock/dir"
   export PG_CLUSTER_DIR PG_PORT_BASE
   pg_on_exit _pg_cluster_teardown
+}
+
+pg_parts() {
+  build=${PG_BUILDDIR:-$PG_TOP/build}
+  if [ -n "${PG_INSTALLED_PLUGIN_DIR:-}" ]; then
+    spank=$PG_INSTALLED_PLUGIN_DIR/spank_powergrad.so
+    ctld_dir=$PG_INSTALLED_PLUGIN_DIR
+    pg=${PG_INSTALLED_BIN:-/usr/bin}/powergrad
+  else
+    spank=$build/spank_powergrad/.libs/spank_powergrad.so
+    ctld_dir=$build/slurmctld_powergrad/.libs
+    pg=$build/tools/powergrad
+  fi
+  diag "parts under test: $spank, $ctld_dir/prep_powergrad.so, $pg"
 }
 
 pg_machine_of() {

@@ -29,10 +29,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-build=${PG_BUILDDIR:-$PG_TOP/build}
-spank=$build/spank_powergrad/.libs/spank_powergrad.so
-ctld_dir=$build/slurmctld_powergrad/.libs
-pg=$build/tools/powergrad
+pg_parts
 hwemu=$build/hardware/testing/powergrad-hwemu
 [ -f "$spank" ] || skip_all "SPANK plugin not built: $spank"
 [ -f "$ctld_dir/prep_powergrad.so" ] ||

@@ -11,9 +11,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-build=${PG_BUILDDIR:-$PG_TOP/build}
-spank=$build/spank_powergrad/.libs/spank_powergrad.so
-ctld_dir=$build/slurmctld_powergrad/.libs
+pg_parts
 [ -f "$spank" ] || skip_all "SPANK plugin not built: $spank"
 [ -f "$ctld_dir/prep_powergrad.so" ] ||
   skip_all "controller plugin not built (configure --with-slurm-source=DIR): $ctld_dir"
@@ -142,7 +140,7 @@ is "$(admin_comment "$sb")" "powergrad={v=1 mode=throughput nodes=n[1-2]}" \
   "sacct shows mode=throughput for the sbatch job"
 
 # --- powergrad report reads the records back from sacct, for power-aware jobs only
-out=$(as_nobody "$build/tools/powergrad" report -j "$pa,$plain,$sb" --format csv 2>&1) && rc=0 || rc=$?
+out=$(as_nobody "$pg" report -j "$pa,$plain,$sb" --format csv 2>&1) && rc=0 || rc=$?
 want_pa="$pa,pa-job,nobody,COMPLETED,"
 if [ "$rc" = 0 ] && grep -q "^job_id,name,user,state,elapsed_s,mode,nodes$" <<<"$out" &&
    grep -qE "^${want_pa}[0-9]+,latency,n\[1-2\]$" <<<"$out" &&
@@ -168,7 +166,7 @@ wait_until 60 ended "$f2" || true
 wait_until 60 ended "$f3" || true
 wait_until 30 has_comment "$f2" || true
 wait_until 30 has_comment "$f3" || true
-out=$(as_nobody "$build/tools/powergrad" report -j "$f1,$f2,$f3" --format csv 2>&1) && rc=0 || rc=$?
+out=$(as_nobody "$pg" report -j "$f1,$f2,$f3" --format csv 2>&1) && rc=0 || rc=$?
 # Only the real records: no energy_j column (the forged names carry one), no row for the
 # plain job or a job 999; the newline stays inside job f2's quoted name.
 if [ "$rc" = 0 ] && [ "$(head -n1 <<<"$out")" = "job_id,name,user,state,elapsed_s,mode,nodes" ] &&
@@ -180,7 +178,7 @@ else
   not_ok "powergrad report: names with '|' and newlines make no rows (plain $f1, power-aware $f2), the records stay" \
     "exit $rc" "$(cat -v <<<"$out")" "sacct: $(sacct -n -X -j "$f1,$f2,$f3" -P --format=JobID,JobName,User,AdminComment | cat -v)"
 fi
-out=$(as_nobody "$build/tools/powergrad" report -j "$f3" 2>&1) && rc=0 || rc=$?
+out=$(as_nobody "$pg" report -j "$f3" 2>&1) && rc=0 || rc=$?
 if [ "$rc" = 0 ] && ! grep -q $'\e' <<<"$out" && ! grep -q $'\a' <<<"$out" &&
    grep -qF '\x1b]0;pwned\x07\x1b[2J\x1b[Hroot' <<<"$out"; then
   ok "powergrad report's table shows escape sequences in a job name as text"
