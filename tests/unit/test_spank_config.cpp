@@ -1,6 +1,5 @@
 // The SPANK plugin's Slurm-free parts: --power-aware values, plugstack.conf arguments,
 // node name discovery for multiple-slurmd hosts.
-#include <check.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -8,6 +7,9 @@
 #include <set>
 #include <string>
 #include <vector>
+
+// After the C++ headers: check.h defines a macro `fail` that breaks <ios>.
+#include <check.h>
 
 #include "libgradient/job_mode.hpp"
 #include "spank_powergrad/node_name.hpp"
