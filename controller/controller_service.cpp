@@ -264,12 +264,20 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
     if (controller_.node_index(caps->node) == kNoIndex) return;  // its report is refused
     NodeExtra &x = extra_[caps->node];
     if (!x.caps || *x.caps != *caps) {
-      log(ServiceLogLevel::info,
-          "node " + caps->node + " caps: " + proto::to_string(caps->backend) +
-              (caps->backend == proto::CapsBackend::none ? " (monitor): " + caps->reason : "") +
-              ", counters: " + proto::to_string(caps->counters) +
-              ", energy: " + proto::to_string(caps->energy) +
-              (caps->clamps ? ", " + std::to_string(caps->clamps) + " clamp(s)" : ""));
+      // The agent re-sends its caps at each failed restore (retried every period): logged
+      // when something else changed, or when failures start.
+      proto::NodeCaps before = x.caps ? *x.caps : proto::NodeCaps{};
+      before.restore_failures = caps->restore_failures;
+      if (!x.caps || before != *caps || (x.caps->restore_failures == 0 && caps->restore_failures))
+        log(ServiceLogLevel::info,
+            "node " + caps->node + " caps: " + proto::to_string(caps->backend) +
+                (caps->backend == proto::CapsBackend::none ? " (monitor): " + caps->reason : "") +
+                ", counters: " + proto::to_string(caps->counters) +
+                ", energy: " + proto::to_string(caps->energy) +
+                (caps->clamps ? ", " + std::to_string(caps->clamps) + " clamp(s)" : "") +
+                (caps->restore_failures ? ", " + std::to_string(caps->restore_failures) +
+                                              " failed restore(s) of the admin's settings"
+                                        : ""));
       status_cache_.clear();
     }
     x.caps = *caps;
@@ -542,6 +550,7 @@ std::string ControllerService::status_json(const StatusViewer &viewer) const {
         << ",\"counters\":" << json_string(proto::to_string(c.counters))
         << ",\"domains\":" << c.domains << ",\"min_w\":" << json_number(c.min_w)
         << ",\"max_w\":" << json_number(c.max_w) << ",\"clamps\":" << c.clamps
+        << ",\"restore_failures\":" << c.restore_failures
         << ",\"reason\":" << (c.reason.empty() ? "null" : json_string(c.reason)) << "}";
     } else {
       o << "null";

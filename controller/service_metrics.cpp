@@ -149,6 +149,18 @@ std::string ControllerService::metrics_text() const {
            [&](const ClusterNodeStatus &n) {
              return n.reported ? std::max(0.0, wall - n.last_report_s) : kNaN;
            });
+  // From the node's NODE_CAPS: left out until its agent sent them.
+  const auto caps_of = [&](const ClusterNodeStatus &n) -> const proto::NodeCaps * {
+    const auto x = extra_.find(n.name);
+    return x != extra_.end() && x->second.caps ? &*x->second.caps : nullptr;
+  };
+  per_node("powergrad_node_restore_failures_total", "counter",
+           "Times the node's agent could not put the admin's saved settings back (since it "
+           "started).",
+           [&](const ClusterNodeStatus &n) {
+             const proto::NodeCaps *c = caps_of(n);
+             return c ? static_cast<double>(c->restore_failures) : kNaN;
+           });
 
   // Each running job's figures, looked up once for both families.
   std::set<std::uint32_t> ids;
@@ -168,6 +180,13 @@ std::string ControllerService::metrics_text() const {
   w.sample(static_cast<double>(grants_sent_));
   w.family("powergrad_grant_failures_total", "counter", "Grants that could not be sent.");
   w.sample(static_cast<double>(grant_failures_));
+  w.family("powergrad_restore_failures_total", "counter",
+           "Sum of powergrad_node_restore_failures_total over the nodes that sent their caps.");
+  double restore_failures = 0.0;
+  for (const ClusterNodeStatus &n : nodes)
+    if (const proto::NodeCaps *c = caps_of(n))
+      restore_failures += static_cast<double>(c->restore_failures);
+  w.sample(restore_failures);
   w.family("powergrad_budget_changes_total", "counter",
            "Budget changes by admins (set-budget) and by the budget schedule.");
   w.sample(static_cast<double>(budget_changes_));

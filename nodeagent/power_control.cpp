@@ -389,6 +389,7 @@ std::optional<NodeCapabilities> PowerControl::capabilities() const {
   if (!hardware_ready_) return std::nullopt;
   NodeCapabilities c;
   c.node = config_.node_name;
+  c.restore_failures = restore_failures_total_;
   const hw::Capability hc = sockets_.capability();
   switch (monitor_only_ ? hw::CapBackend::none : hc.backend) {
     case hw::CapBackend::none:
@@ -1160,6 +1161,7 @@ void PowerControl::log_restore_failure(const std::string &what) {
   // Retried every period: one line per minute is enough to see it goes on.
   const double now = last_now_s_.value_or(0.0);
   ++restore_failures_;
+  ++restore_failures_total_;
   if (restore_failures_ > 1 && now - last_restore_log_s_ < 60.0) return;
   last_restore_log_s_ = now;
   log_(AgentLogLevel::error,

@@ -172,7 +172,8 @@ class PowerControl {
   std::vector<JobEnergySummary> job_summaries() const;
   bool monitor_only() const { return monitor_only_; }
   // What this node can do, once the hardware was looked at (the first period or grant):
-  // how it caps, how it measures, and with which counters. nullopt before.
+  // how it caps, how it measures, and with which counters, and how often putting the
+  // admin's saved settings back failed since the agent started. nullopt before.
   std::optional<NodeCapabilities> capabilities() const;
   // CPUs whose scaling_max_freq this agent set below the admin's value, and the value.
   std::map<int, std::uint64_t> freq_limits() const { return freq_set_; }
@@ -253,7 +254,8 @@ class PowerControl {
   hw::CounterJobId next_id_ = 1;
   std::optional<double> last_now_s_;
   double interval_s_ = 0.0;
-  unsigned long restore_failures_ = 0;
+  unsigned long restore_failures_ = 0;        // since the last success, for the log
+  std::uint64_t restore_failures_total_ = 0;  // since the agent started (capabilities())
   double last_restore_log_s_ = 0.0;
   std::optional<NodeReport> last_report_;
   std::optional<NodeReport> urgent_report_;

@@ -177,6 +177,7 @@ void encode(WireWriter &w, const NodeCaps &m) {
   w.f64(m.max_w, "node_caps.max_w");
   w.u64(m.clamps);
   w.str(m.reason, kMaxMessageLen, TextKind::text, "node_caps.reason");
+  w.u64(m.restore_failures);
 }
 
 // ------------------------------------------------------------------------------ decode
@@ -193,6 +194,9 @@ void decode(WireReader &r, NodeCaps &m) {
     r.set_error(Errc::bad_value, "node_caps.min_w", "range must satisfy 0 <= min_w <= max_w");
   m.clamps = r.u64("node_caps.clamps");
   m.reason = r.str(kMaxMessageLen, TextKind::text, "node_caps.reason");
+  // Optional trailing field: an older agent's NODE_CAPS ends after the reason (0 then).
+  // Some bytes but fewer than 8 are payload_truncated; more are trailing_bytes.
+  m.restore_failures = r.ok() && r.remaining() > 0 ? r.u64("node_caps.restore_failures") : 0;
 }
 
 void decode(WireReader &r, Hello &m) {

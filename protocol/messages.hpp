@@ -93,8 +93,10 @@ constexpr std::size_t kMaxAdminStatusPayload = string_wire_max(kMaxStatusJsonLen
 constexpr std::size_t kMaxAdminSetBudgetPayload = kF64;
 constexpr std::size_t kMaxAdminResultPayload = kU16 + string_wire_max(kMaxMessageLen);
 constexpr std::size_t kMaxErrorPayload = kU16 + string_wire_max(kMaxMessageLen);
+// NODE_CAPS ends with restore_failures, an optional trailing field (see NodeCaps).
 constexpr std::size_t kMaxNodeCapsPayload = string_wire_max(kMaxNameLen) + 3 * kU8 + kU16 +
-                                            2 * kF64 + kU64 + string_wire_max(kMaxMessageLen);
+                                            2 * kF64 + kU64 + string_wire_max(kMaxMessageLen) +
+                                            kU64;
 
 // The hard limit for a type's payload (0 for ADMIN_STATUS_REQ; 0 for an unknown type).
 std::size_t max_payload(MsgType type);
@@ -152,10 +154,14 @@ struct NodeCaps {
   double max_w = 0.0;
   std::uint64_t clamps = 0;  // requests the hardware held elsewhere (HSMP firmware clamps)
   std::string reason;        // backend none: why the node cannot cap, one line
+  // Times the agent could not write the admin's saved settings back, since it started
+  // (never reset). A trailing optional field: always sent; a NODE_CAPS without it (an older
+  // agent) decodes with 0. An older controller refuses the longer message (PROTOCOL.md).
+  std::uint64_t restore_failures = 0;
   bool operator==(const NodeCaps &o) const {
     return node == o.node && backend == o.backend && energy == o.energy && counters == o.counters &&
            domains == o.domains && min_w == o.min_w && max_w == o.max_w && clamps == o.clamps &&
-           reason == o.reason;
+           reason == o.reason && restore_failures == o.restore_failures;
   }
   bool operator!=(const NodeCaps &o) const { return !(*this == o); }
 };

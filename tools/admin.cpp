@@ -237,13 +237,13 @@ std::string format_status_table(const json::Value &s) {
   // What each node can do: how it caps, counts and measures (NODE_CAPS from its agent).
   if (nodes && nodes->type == json::Value::Type::array && !nodes->array.empty()) {
     std::vector<std::vector<std::string>> hrows = {
-        {"NODE", "CAPS", "COUNTERS", "ENERGY", "CAP_RANGE_W", "CLAMPS"}};
+        {"NODE", "CAPS", "COUNTERS", "ENERGY", "CAP_RANGE_W", "CLAMPS", "RESTORE_FAILS"}};
     std::vector<std::string> reasons;
     bool unknown = false;
     for (const json::Value &n : nodes->array) {
       const json::Value *c = n.get("caps");
       if (!c || c->type != json::Value::Type::object) {
-        hrows.push_back({n.str("name"), "?", "?", "?", "-", "-"});
+        hrows.push_back({n.str("name"), "?", "?", "?", "-", "-", "-"});
         unknown = true;
         continue;
       }
@@ -252,7 +252,7 @@ std::string format_status_table(const json::Value &s) {
       hrows.push_back({n.str("name"), caps ? backend : "none (monitor)", c->str("counters"),
                        c->str("energy"),
                        caps ? num(*c, "min_w", 1) + ".." + num(*c, "max_w", 1) : "-",
-                       caps ? num(*c, "clamps", 0) : "-"});
+                       caps ? num(*c, "clamps", 0) : "-", num(*c, "restore_failures", 0)});
       if (!caps) reasons.push_back(n.str("name") + ": cannot cap: " + c->str("reason"));
     }
     out << "\n" << table(hrows);

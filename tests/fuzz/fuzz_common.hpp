@@ -8,7 +8,8 @@
 //      every complete frame decoded
 //   3  SecureChannel::open (server side, kFuzzKey, kFuzzSession) on the rest, then again
 //      (a replay, which must be refused)
-// Whatever decodes must re-encode to the same bytes (the format is canonical).
+// Whatever decodes must re-encode to the same bytes (the format is canonical), but for
+// NODE_CAPS without its optional trailing field (restore_failures), which gains it.
 #pragma once
 
 #include <cstdint>
@@ -102,6 +103,21 @@ inline std::vector<powergrad::proto::Message> seed_messages() {
   out.push_back(AdminSetBudget{950.5});
   out.push_back(AdminResult{1, "permission denied"});
   out.push_back(ErrorMessage{300, "bad MAC"});
+  NodeCaps caps;
+  caps.node = "n1";
+  caps.backend = CapsBackend::hsmp_hwmon;
+  caps.energy = CapsEnergy::powercap;
+  caps.counters = CapsCounters::hardware;
+  caps.domains = 2;
+  caps.min_w = 180;
+  caps.max_w = 800;
+  caps.clamps = 1;
+  caps.restore_failures = 3;
+  out.push_back(caps);
+  NodeCaps monitor;
+  monitor.node = "n2";
+  monitor.reason = "energy-only powercap zones; no HSMP";
+  out.push_back(monitor);
   return out;
 }
 

@@ -389,12 +389,22 @@ START_TEST(capabilities_are_sent_once_and_not_to_an_older_controller) {
   pump(*t.link, t.ctl, &t.mono, 20);
   ck_assert_uint_eq(t.ctl.caps.size(), 2);
   ck_assert_uint_eq(t.ctl.caps[1].clamps, 1);
+  // A failed restore of the admin's settings is a change too: sent, with its count.
+  c.restore_failures = 3;
+  t.link->set_caps(c);
+  pump(*t.link, t.ctl, &t.mono, 20);
+  ck_assert_uint_eq(t.ctl.caps.size(), 3);
+  ck_assert_uint_eq(t.ctl.caps[2].restore_failures, 3);
+  ck_assert_uint_eq(t.ctl.caps[2].clamps, 1);
+  t.link->set_caps(c);  // the same count again: not sent again
+  pump(*t.link, t.ctl, &t.mono, 20);
+  ck_assert_uint_eq(t.ctl.caps.size(), 3);
   // An older controller: it closes the session on NODE_CAPS.
   t.ctl.old_version = true;
   c.clamps = 2;
   t.link->set_caps(c);
   pump(*t.link, t.ctl, &t.mono, 20);
-  ck_assert_uint_eq(t.ctl.caps.size(), 3);
+  ck_assert_uint_eq(t.ctl.caps.size(), 4);
   ck_assert(t.link->caps_unsupported());
   ck_assert_int_eq(t.n.count("does not take NODE_CAPS"), 1);
   // The link reconnects and reports, without NODE_CAPS, and stays up.
@@ -406,7 +416,7 @@ START_TEST(capabilities_are_sent_once_and_not_to_an_older_controller) {
   r.power_w = 100.0;
   ck_assert(t.link->send_report(r));
   pump(*t.link, t.ctl, &t.mono, 50);
-  ck_assert_uint_eq(t.ctl.caps.size(), 3);
+  ck_assert_uint_eq(t.ctl.caps.size(), 4);
   ck_assert(!t.ctl.reports.empty());
   ck_assert(t.link->connected());
 }
@@ -566,6 +576,83 @@ START_TEST(failing_restore_is_logged_rate_limited) {
 }
 END_TEST
 
+// A failed restore of the admin's settings raises the count the node's capabilities carry,
+// which the link sends to the controller (agent.cpp hands it the capabilities every
+// period). The count is cumulative: a later success resets the log's count, not this one.
+START_TEST(failed_restores_are_counted_in_the_capabilities) {
+  Linked t;
+  const auto before = t.n.settings();
+  auto pc = t.n.control(250.0, 7);
+  const auto send_caps = [&] {
+    const std::optional<NodeCapabilities> caps = pc->capabilities();
+    ck_assert(caps.has_value());
+    t.link->set_caps(*caps);
+    pump(*t.link, t.ctl, &t.mono, 20);
+  };
+  const std::vector<RegisteredStep> job = {step(12, JobMode::throughput, 100)};
+  for (int i = 0; i < 4; ++i) t.period(*pc, job);
+  ck_assert(t.n.saved_file());
+  send_caps();
+  ck_assert_uint_eq(pc->capabilities()->restore_failures, 0);
+  ck_assert_uint_ge(t.ctl.caps.size(), 1);
+  ck_assert_uint_eq(t.ctl.caps.back().restore_failures, 0);
+  // The job ends while every write to a regular file fails (file size limit 0, as in
+  // failing_restore_is_logged_rate_limited): each period's restore fails. Nothing is
+  // checked until the limit is lifted (Check's own files are regular files).
+  const auto failing_periods = [&](int n) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit saved_limit;
+    ck_assert_int_eq(::getrlimit(RLIMIT_FSIZE, &saved_limit), 0);
+    struct rlimit zero = saved_limit;
+    zero.rlim_cur = 0;
+    ck_assert_int_eq(::setrlimit(RLIMIT_FSIZE, &zero), 0);
+    std::vector<std::uint64_t> counts;
+    for (int i = 0; i < n; ++i) {
+      t.wall += 1.0;
+      pc->period({}, t.wall - 1.0e9, t.wall);
+      const std::optional<NodeCapabilities> caps = pc->capabilities();
+      counts.push_back(caps ? caps->restore_failures : 9999);
+    }
+    ck_assert_int_eq(::setrlimit(RLIMIT_FSIZE, &saved_limit), 0);
+    return counts;
+  };
+  std::vector<std::uint64_t> counts = failing_periods(3);
+  ck_assert_uint_eq(counts.size(), 3);
+  ck_assert_uint_eq(counts[0], 1);
+  ck_assert_uint_eq(counts[1], 2);
+  ck_assert_uint_eq(counts[2], 3);
+  ck_assert(t.n.saved_file());
+  ck_assert_int_eq(t.n.count("restoring the saved caps on n1 failed"), 1);
+  const std::size_t sent = t.ctl.caps.size();
+  send_caps();
+  ck_assert_uint_eq(t.ctl.caps.size(), sent + 1);
+  ck_assert_uint_eq(t.ctl.caps.back().restore_failures, 3);
+  // The next restore succeeds: the settings are back, the count stays.
+  t.period(*pc, {});
+  ck_assert(!t.n.saved_file());
+  ck_assert(t.n.settings() == before);
+  ck_assert_int_eq(t.n.count("succeeded after 3 failed attempt(s)"), 1);
+  ck_assert_uint_eq(pc->capabilities()->restore_failures, 3);
+  send_caps();
+  ck_assert_uint_eq(t.ctl.caps.size(), sent + 1);  // unchanged: not sent again
+  // Another job, another failing restore: counted on top (the log starts again at 1).
+  for (int i = 0; i < 3; ++i) t.period(*pc, job);
+  ck_assert(t.n.saved_file());
+  counts = failing_periods(2);
+  ck_assert_uint_eq(counts.size(), 2);
+  ck_assert_uint_eq(counts[0], 4);
+  ck_assert_uint_eq(counts[1], 5);
+  ck_assert_int_eq(t.n.count("restoring the saved caps on n1 failed"), 2);
+  ck_assert_int_eq(t.n.count("failures so far"), 0);
+  send_caps();
+  ck_assert_uint_eq(t.ctl.caps.back().restore_failures, 5);
+  t.period(*pc, {});
+  ck_assert(t.n.settings() == before);
+  ck_assert_int_eq(t.n.count("succeeded after 2 failed attempt(s)"), 1);
+  ck_assert_uint_eq(pc->capabilities()->restore_failures, 5);
+}
+END_TEST
+
 START_TEST(summary_energy_unknown) {
   JobEnergyLedger l;
   l.begin("3.0", JobMode::latency, "software", false);
@@ -622,6 +709,7 @@ int main() {
   tcase_add_test(tc, new_job_restores_when_the_last_end_was_missed);
   tcase_add_test(tc, new_job_restores_a_leftover_file);
   tcase_add_test(tc, failing_restore_is_logged_rate_limited);
+  tcase_add_test(tc, failed_restores_are_counted_in_the_capabilities);
   tcase_add_test(tc, summary_energy_unknown);
   tcase_add_test(tc, controller_argument_and_slurm_conf);
   suite_add_tcase(s, tc);

@@ -314,11 +314,40 @@ START_TEST(node_capabilities_show_in_status) {
   ck_assert_std_str_eq(caps->str("counters"), "hardware");
   ck_assert_double_eq_tol(*caps->num("max_w"), 800.0, 1e-9);
   ck_assert_double_eq_tol(*caps->num("clamps"), 2.0, 1e-9);
+  ck_assert_double_eq_tol(*caps->num("restore_failures"), 0.0, 1e-9);
   const std::string table = format_status_table(s);
   ck_assert_contains(table, "hsmp-hwmon");
   ck_assert_contains(table, "180.0..800.0");
-  // The same again is not logged again; a change (monitor mode, why) is, and shows.
+  ck_assert_contains(table, "CLAMPS  RESTORE_FAILS");
+  // The same again is not logged again. Failed restores of the admin's settings are when
+  // they start, not at each one more (the agent re-sends its caps after every failed
+  // restore), and show in status either way.
   ck_assert(h.clients[node]->send(c).ok());
+  c.restore_failures = 4;
+  ck_assert(h.clients[node]->send(c).ok());
+  ck_assert(
+      h.run_until([&] { return h.logged("2 clamp(s), 4 failed restore(s) of the admin's"); }));
+  c.restore_failures = 5;
+  ck_assert(h.clients[node]->send(c).ok());
+  const auto restore_failures_shown = [&]() -> double {
+    std::string err;
+    const std::optional<json::Value> v = json::parse(h.service->status_json(), &err);
+    ck_assert_msg(v.has_value(), "%s", err.c_str());
+    const json::Value *cv = v->get("nodes")->array[0].get("caps");
+    return cv->type == json::Value::Type::object ? *cv->num("restore_failures") : -1.0;
+  };
+  ck_assert(h.run_until([&] { return restore_failures_shown() == 5.0; }));
+  {
+    const json::Value s5 = h.status_as(h.user);
+    ck_assert_double_eq_tol(*s5.get("nodes")->array[0].get("caps")->num("restore_failures"), 5.0,
+                            1e-9);
+    const std::string t5 = format_status_table(s5);
+    const std::size_t row = t5.find("\nn1    hsmp-hwmon");
+    ck_assert_msg(row != std::string::npos, "%s", t5.c_str());
+    const std::string line = t5.substr(row + 1, t5.find('\n', row + 1) - row - 1);
+    ck_assert_msg(line.size() > 2 && line.substr(line.size() - 2) == " 5", "row: %s", line.c_str());
+  }
+  // A change (monitor mode, why) is logged, and shows.
   c.backend = CapsBackend::none;
   c.min_w = c.max_w = 0.0;
   c.clamps = 0;
@@ -329,7 +358,7 @@ START_TEST(node_capabilities_show_in_status) {
                      "n1: cannot cap: permission: /sys/class/hwmon/hwmon1/power1_cap");
   int logged = 0;
   for (const std::string &l : h.logs) logged += pgtest::contains(l, "node n1 caps: ");
-  ck_assert_int_eq(logged, 2);
+  ck_assert_int_eq(logged, 3);
   // Capabilities for another node on this session: refused, the session closed.
   c.node = "n2";
   ck_assert(!h.clients[node]->send(c).ok());
@@ -837,6 +866,18 @@ START_TEST(metrics_are_the_status_in_prometheus_form) {
     ck_assert(h.run_until([&] { return h.logged("refused"); }));
     ::close(fd);
   }
+  // n1's agent sent its caps: 3 failed restores of its admin's settings. n2's did not.
+  NodeCaps caps;
+  caps.node = "n1";
+  caps.backend = CapsBackend::rapl;
+  caps.energy = CapsEnergy::powercap;
+  caps.counters = CapsCounters::software;
+  caps.domains = 1;
+  caps.min_w = 50.0;
+  caps.max_w = 300.0;
+  caps.restore_failures = 3;
+  ck_assert(h.clients[node]->send(caps).ok());
+  ck_assert(h.run_until([&] { return h.logged("node n1 caps: rapl"); }));
   // Both built now, from the same state (status_as's answer may be a period old).
   std::string err;
   const std::optional<json::Value> sv = json::parse(h.service->status_json(), &err);
@@ -873,7 +914,16 @@ START_TEST(metrics_are_the_status_in_prometheus_form) {
   for (const auto &kv : e.samples)
     if (kv.first.rfind("powergrad_sessions_refused_total{reason=", 0) == 0) refused += kv.second;
   ck_assert_double_eq_tol(refused, 1.0, 1e-12);
+  // Failed restores: per node whose caps are known, and their sum.
+  ck_assert_double_eq_tol(at("powergrad_node_restore_failures_total" + l1), 3.0, 1e-12);
+  ck_assert_double_eq_tol(at("powergrad_node_restore_failures_total" + l1),
+                          *n1.get("caps")->num("restore_failures"), 1e-12);
+  ck_assert(s.get("nodes")->array[1].get("caps")->type == json::Value::Type::null);
+  ck_assert(!e.samples.count("powergrad_node_restore_failures_total{node=\"n2\",group=\"\"}"));
+  ck_assert_double_eq_tol(at("powergrad_restore_failures_total"), 3.0, 1e-12);
   ck_assert_str_eq(e.types.at("powergrad_grants_total").c_str(), "counter");
+  ck_assert_str_eq(e.types.at("powergrad_node_restore_failures_total").c_str(), "counter");
+  ck_assert_str_eq(e.types.at("powergrad_restore_failures_total").c_str(), "counter");
   ck_assert_str_eq(e.types.at("powergrad_budget_watts").c_str(), "gauge");
 }
 END_TEST

@@ -152,6 +152,7 @@ NodeCaps sample_caps() {
   c.min_w = 180.0;
   c.max_w = 800.0;
   c.clamps = 3;
+  c.restore_failures = 0x0102030405060708ull;
   return c;
 }
 
@@ -176,6 +177,43 @@ START_TEST(test_round_trip_node_caps) {
 }
 END_TEST
 
+START_TEST(test_node_caps_restore_failures_is_trailing_and_optional) {
+  // restore_failures is the last field: its 8 bytes, little-endian, after the reason.
+  NodeCaps c = sample_caps();
+  c.reason = "x";
+  std::string out;
+  ck_assert_status_ok(encode_payload(c, out));
+  ck_assert_uint_ge(out.size(), 8);
+  const std::string tail = out.substr(out.size() - 8);
+  ck_assert_int_eq(tail[0], 0x08);
+  ck_assert_int_eq(tail[7], 0x01);
+  ck_assert_int_eq(out[out.size() - 9], 'x');  // the reason's last byte
+  // An older agent's NODE_CAPS ends after the reason: it decodes, with 0.
+  const std::string old_form = out.substr(0, out.size() - 8);
+  Message m;
+  ck_assert_status_ok(decode_payload(MsgType::node_caps, bytes_of(old_form), old_form.size(), m));
+  NodeCaps want = c;
+  want.restore_failures = 0;
+  ck_assert(std::get<NodeCaps>(m) == want);
+  ck_assert(std::get<NodeCaps>(m) != c);
+  // As a whole frame too.
+  Frame f;
+  ck_assert_status_ok(decode(raw_frame(MsgType::node_caps, old_form), f));
+  ck_assert(std::get<NodeCaps>(f.message) == want);
+  // Re-encoded, it takes the newer form: the old bytes and a zero count.
+  std::string again;
+  ck_assert_status_ok(encode_payload(std::get<NodeCaps>(m), again));
+  ck_assert(again == old_form + std::string(8, '\0'));
+  // The newer form carries the count.
+  ck_assert_status_ok(decode_payload(MsgType::node_caps, bytes_of(out), out.size(), m));
+  ck_assert_uint_eq(std::get<NodeCaps>(m).restore_failures, 0x0102030405060708ull);
+  // Part of the field: truncated, not taken as absent.
+  const std::string part = out.substr(0, out.size() - 5);
+  ck_assert_errc(decode_payload(MsgType::node_caps, bytes_of(part), part.size(), m),
+                 Errc::payload_truncated);
+}
+END_TEST
+
 START_TEST(test_reject_bad_node_caps) {
   // An undefined backend, a range upside down, a reason over its limit: refused both ways.
   std::string out;
@@ -192,7 +230,7 @@ START_TEST(test_reject_bad_node_caps) {
   c.reason = std::string(kMaxMessageLen + 1, 'r');
   out.clear();
   ck_assert_errc(encode_payload(c, out), Errc::string_too_long);
-  // Trailing bytes after the reason: refused, as every payload.
+  // Trailing bytes after the last field (restore_failures): refused, as every payload.
   out.clear();
   ck_assert_status_ok(encode_payload(sample_caps(), out));
   out.push_back('x');
@@ -584,6 +622,7 @@ Suite *codec_suite() {
   tcase_add_test(rt, test_round_trip_error);
   tcase_add_test(rt, test_every_type_round_trips);
   tcase_add_test(rt, test_round_trip_node_caps);
+  tcase_add_test(rt, test_node_caps_restore_failures_is_trailing_and_optional);
   tcase_add_test(rt, test_reject_bad_node_caps);
   tcase_add_test(rt, test_header_layout);
   tcase_add_test(rt, test_limits_are_exact);
