@@ -88,11 +88,18 @@ std::vector<GrantMessage> ControllerLink::poll(double now_s, int max_wait_ms,
 
 void ControllerLink::note_refusal(proto::Errc code) {
   if (!caps_sent_on_session_ || caps_unsupported_) return;
-  if (code != proto::Errc::bad_type && code != proto::Errc::unexpected_type) return;
+  // bad_type, unexpected_type: a controller older than NODE_CAPS. trailing_bytes, oversize:
+  // one older than its trailing restore_failures field (it reads the message up to reason).
+  // Either closes the session on it: not sending it again keeps the node reporting there.
+  if (code != proto::Errc::bad_type && code != proto::Errc::unexpected_type &&
+      code != proto::Errc::trailing_bytes && code != proto::Errc::oversize)
+    return;
   caps_unsupported_ = true;
   log_(AgentLogLevel::info, "the controller at " + address() +
-                                " does not take NODE_CAPS (an older version): this node's "
-                                "capabilities are no longer sent to it");
+                                " does not take NODE_CAPS as this agent sends it (an older "
+                                "version, " +
+                                proto::errc_name(code) +
+                                "): this node's capabilities are no longer sent to it");
 }
 
 void ControllerLink::set_caps(const proto::NodeCaps &caps) {

@@ -16,8 +16,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-build=${PG_BUILDDIR:-$PG_TOP/build}
-spank=$build/spank_powergrad/.libs/spank_powergrad.so
+pg_parts
 hwemu=$build/hardware/testing/powergrad-hwemu
 [ -f "$spank" ] || skip_all "SPANK plugin not built: $spank"
 [ -x "$hwemu" ] || skip_all "powergrad-hwemu not built (make check builds it): $hwemu"

@@ -53,8 +53,10 @@ struct Controller {
   std::unique_ptr<proto::ControllerEndpoint> ep;
   std::vector<NodeReport> reports;
   std::vector<proto::NodeCaps> caps;
-  // Behaves as a controller older than NODE_CAPS: refuses it as an undefined type.
+  // Behaves as an older controller: closes the session on NODE_CAPS with this code
+  // (bad_type: older than NODE_CAPS; trailing_bytes: older than its restore_failures field).
   bool old_version = false;
+  proto::Errc refusal = proto::Errc::bad_type;
   int opened = 0, closed = 0;
 
   explicit Controller(std::shared_ptr<proto::FakeMungeRealm> r)
@@ -77,7 +79,7 @@ struct Controller {
         if (const auto *c = std::get_if<proto::NodeCaps>(&e.message)) {
           caps.push_back(*c);
           if (old_version)
-            ep->close(e.connection, proto::Status::error(proto::Errc::bad_type, "message type 10"));
+            ep->close(e.connection, proto::Status::error(refusal, "NODE_CAPS refused"));
         }
       }
     }
@@ -422,6 +424,43 @@ START_TEST(capabilities_are_sent_once_and_not_to_an_older_controller) {
 }
 END_TEST
 
+// A controller that takes NODE_CAPS but not its trailing restore_failures field reads the
+// message up to reason and closes the session (trailing_bytes): the agent stops sending it
+// there too, and keeps reporting.
+START_TEST(capabilities_not_sent_again_to_a_controller_without_restore_failures) {
+  Linked t;
+  t.ctl.old_version = true;
+  t.ctl.refusal = proto::Errc::trailing_bytes;
+  proto::NodeCaps c;
+  c.node = "n1";
+  c.backend = proto::CapsBackend::rapl;
+  c.energy = proto::CapsEnergy::powercap;
+  c.counters = proto::CapsCounters::emulated;
+  c.domains = 2;
+  c.min_w = 102.5;
+  c.max_w = 410.0;
+  c.restore_failures = 1;
+  t.link->set_caps(c);
+  pump(*t.link, t.ctl, &t.mono, 20);
+  ck_assert_uint_eq(t.ctl.caps.size(), 1);
+  ck_assert(t.link->caps_unsupported());
+  ck_assert_int_eq(t.n.count("trailing_bytes): this node's capabilities are no longer sent"), 1);
+  ck_assert(pump_until(*t.link, t.ctl, &t.mono, session_up));
+  c.restore_failures = 2;  // a change: still not sent to this controller
+  t.link->set_caps(c);
+  NodeReport r;
+  r.node = "n1";
+  r.incarnation = 7;
+  r.report_seq = 1;
+  r.power_w = 100.0;
+  ck_assert(t.link->send_report(r));
+  pump(*t.link, t.ctl, &t.mono, 50);
+  ck_assert_uint_eq(t.ctl.caps.size(), 1);
+  ck_assert(!t.ctl.reports.empty());
+  ck_assert(t.link->connected());
+}
+END_TEST
+
 START_TEST(unreachable_controller_is_logged_rate_limited) {
   Node n;
   auto realm = std::make_shared<proto::FakeMungeRealm>();
@@ -704,6 +743,7 @@ int main() {
   tcase_add_test(tc, grant_drop_is_obeyed_at_once_and_confirmed);
   tcase_add_test(tc, report_job_accounting_arrives);
   tcase_add_test(tc, capabilities_are_sent_once_and_not_to_an_older_controller);
+  tcase_add_test(tc, capabilities_not_sent_again_to_a_controller_without_restore_failures);
   tcase_add_test(tc, unreachable_controller_is_logged_rate_limited);
   tcase_add_test(tc, grant_in_monitor_mode_is_refused);
   tcase_add_test(tc, new_job_restores_when_the_last_end_was_missed);
