@@ -3,7 +3,6 @@
 #include <glob.h>
 
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -80,11 +79,6 @@ void read_into(const std::string &path, int depth, std::vector<PlugstackLine> &o
   }
 }
 
-std::string regex_escape(char c) {
-  static const std::string special = "\\^$.|?*+()[]{}";
-  return special.find(c) != std::string::npos ? std::string("\\") + c : std::string(1, c);
-}
-
 std::string glob_escape(char c) {
   return (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') ? std::string("\\") + c
                                                                      : std::string(1, c);
@@ -105,33 +99,39 @@ std::vector<PatternMatch> match_node_pattern(const std::string &pattern, std::st
     if (!p) return {};
     return {PatternMatch{"", *p}};
   }
-  // The glob finds candidates; the expression (every %n the same name, no '/') keeps those
-  // the pattern really produces, and expand_node_path checks the name as the agent would.
-  std::string glob_pattern, expr;
-  bool captured = false;
+  // The glob finds candidates; a candidate is kept when some name, without '/', expands the
+  // pattern to exactly its path (every %n the same name), the name checked as the agent
+  // checks it (expand_node_path). The name starts where the pattern's first %n is.
+  std::string glob_pattern, prefix;
+  bool seen_n = false;
   for (std::size_t i = 0; i < pattern.size(); ++i) {
     if (pattern[i] == '%' && i + 1 < pattern.size() && pattern[i + 1] == 'n') {
       glob_pattern += '*';
-      expr += captured ? "\\1" : "([^/]+)";
-      captured = true;
+      seen_n = true;
       ++i;
     } else if (pattern[i] == '%' && i + 1 < pattern.size() && pattern[i + 1] == '%') {
       glob_pattern += '%';
-      expr += '%';
+      if (!seen_n) prefix += '%';
       ++i;
     } else {
       glob_pattern += glob_escape(pattern[i]);
-      expr += regex_escape(pattern[i]);
+      if (!seen_n) prefix += pattern[i];
     }
   }
-  const std::regex re(expr);
   std::vector<PatternMatch> out;
   for (const std::string &p : glob_paths(glob_pattern)) {
-    std::smatch m;
-    if (!std::regex_match(p, m, re)) continue;
-    std::string problem;
-    const std::optional<std::string> back = expand_node_path(pattern, m[1].str(), &problem);
-    if (back && *back == p) out.push_back(PatternMatch{m[1].str(), p});
+    if (p.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::size_t end = p.find('/', prefix.size());
+    const std::size_t longest = (end == std::string::npos ? p.size() : end) - prefix.size();
+    for (std::size_t len = 1; len <= longest; ++len) {
+      const std::string node = p.substr(prefix.size(), len);
+      std::string problem;
+      const std::optional<std::string> back = expand_node_path(pattern, node, &problem);
+      if (back && *back == p) {
+        out.push_back(PatternMatch{node, p});
+        break;
+      }
+    }
   }
   return out;
 }
