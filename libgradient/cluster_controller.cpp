@@ -51,6 +51,8 @@ std::string ClusterController::check_config(const ClusterConfig &c) {
   if (!(c.hysteresis >= 0.0 && c.hysteresis < 0.9)) return "hysteresis must be in [0, 0.9)";
   if (!(c.noise_guard_k >= 0.0 && c.noise_guard_k <= 10.0))
     return "noise_guard_k must be in [0, 10]";
+  if (!(c.model_guard_k >= 0.0 && c.model_guard_k <= 10.0))
+    return "model_guard_k must be in [0, 10]";
   if (!(c.noise_weight > 0.0 && c.noise_weight <= 1.0)) return "noise_weight must be in (0, 1]";
   if (!(c.model_prior_sd >= 0.0 && c.model_prior_sd <= 1.0))
     return "model_prior_sd must be in [0, 1]";
@@ -590,7 +592,8 @@ void ClusterController::guard_node(NodeState &s, double median) const {
   s.level_diff = kNaN;
   if (!std::isfinite(median) || !guarded(s)) return;
   const double d = s.level - median;
-  const double t = config_.noise_guard_k * std::hypot(s.noise.sd(), s.model_sd);
+  const double t =
+      std::hypot(config_.noise_guard_k * s.noise.sd(), config_.model_guard_k * s.model_sd);
   s.level_diff = d;
   s.within_noise = std::fabs(d) <= t;
   s.want_scale = guard_scale(d, t);

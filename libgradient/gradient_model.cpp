@@ -21,6 +21,9 @@ constexpr double kStaleConfidenceDecay = 0.7;
 constexpr double kMinRelativeSpeed = 1e-6;
 // A period whose busy fraction is below this does not refit the latency power model.
 constexpr double kMinFitBusy = 0.05;
+// Least spread of the load change detector (busy fraction): a load that has been exact so
+// far does not jump on rounding.
+constexpr double kMinLoadChangeSd = 0.002;
 
 // Requests in an M/M/c system at per-server utilisation rho: L = c rho + Lq, with Lq from
 // Erlang's C formula (the probability of waiting) times rho / (1 - rho). Erlang B by its
@@ -82,7 +85,8 @@ void GradientModel::reset() {
   prior_from_counters_ = false;
   have_busy_ = false;
   busy_samples_ = 0.0;
-  load_top_ = 0.0;
+  load_top_ = load_fast_ = 0.0;
+  load_diff_var_ = -1.0;
   full_dyn_w_ = m_top_ = 0.0;
   x_hi_ = 1.0;
   reg_ = Regression{};
@@ -292,14 +296,7 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   {
     const double x_top = std::max(model.f_max_hz / f_now, 1e-6);
     const double r_top = x_top / ((1.0 - m) + m * x_top);
-    const double load_top = rho / r_top;
-    // The first 1 / w samples are averaged alike (a new job's estimate settles as fast as
-    // the average can), later ones with weight w.
-    busy_samples_ = have_busy_ ? busy_samples_ + 1.0 : 1.0;
-    const double wb =
-        std::max(smoothing_weight(params_.busy_smoothing_weight), 1.0 / busy_samples_);
-    load_top_ = have_busy_ ? wb * load_top + (1.0 - wb) * load_top_ : load_top;
-    have_busy_ = true;
+    update_load(rho / r_top);
     current_.busy_fraction = std::clamp(load_top_ * r_top, 0.0, 1.0);
   }
 
@@ -358,6 +355,35 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   current_.wants_perturbation =
       current_.steerable && speed_signal && e.confidence < params_.perturb_below_confidence;
   return current_;
+}
+
+// The load at the top frequency, averaged (see busy_smoothing_weight and the change
+// detector of load_change_fast_weight).
+void GradientModel::update_load(double load_top) {
+  // The first 1 / w samples are averaged alike (a new job's estimate settles as fast as the
+  // average can), later ones with weight w.
+  busy_samples_ = have_busy_ ? busy_samples_ + 1.0 : 1.0;
+  const double w_slow = smoothing_weight(params_.busy_smoothing_weight);
+  const double wb = std::max(w_slow, 1.0 / busy_samples_);
+  if (!have_busy_) {
+    load_top_ = load_fast_ = load_top;
+    load_diff_var_ = -1.0;
+    have_busy_ = true;
+    return;
+  }
+  load_top_ = wb * load_top + (1.0 - wb) * load_top_;
+  const double k = params_.load_change_sds;
+  if (!(std::isfinite(k) && k > 0.0)) return;
+  const double wf = std::max(smoothing_weight(params_.load_change_fast_weight), wb);
+  load_fast_ = wf * load_top + (1.0 - wf) * load_fast_;
+  const double d = load_fast_ - load_top_;
+  // The spread is learnt over the first samples before it may trigger anything.
+  const double var = std::max(load_diff_var_, kMinLoadChangeSd * kMinLoadChangeSd);
+  if (load_diff_var_ >= 0.0 && busy_samples_ * w_slow > 1.0 && d * d > k * k * var) {
+    load_top_ = load_fast_;
+    return;
+  }
+  load_diff_var_ = load_diff_var_ >= 0.0 ? (1.0 - w_slow) * load_diff_var_ + w_slow * d * d : d * d;
 }
 
 // A latency service at a fixed offered load: at frequency x f_max its speed is

@@ -87,6 +87,15 @@ struct GradientModelParams {
   // latest burst (issue 12's homogeneous clusters, where that lost to the even split).
   double prior_smoothing_weight = 0.3;
   double busy_smoothing_weight = 0.05;
+  // Load changes (a burst of arrivals, its end, a job's phase): a fast average of the load
+  // (weight load_change_fast_weight) is followed as well, and when it lies more than
+  // load_change_sds spreads of its own difference from the slow average away, the slow
+  // average jumps to it, so a real change is followed within a few periods instead of the
+  // slow average's 1 / busy_smoothing_weight. The spread is measured (moving mean square of
+  // the difference, weight busy_smoothing_weight), so the noise of arrivals, whatever the
+  // request size, practically never triggers it. 0 switches the detector off.
+  double load_change_fast_weight = 0.25;
+  double load_change_sds = 4.0;
   // Weight of the newest period in the moving average of the domain's dynamic power at the
   // top frequency with every CPU busy (the latency power model, see marginal_gain_at), in
   // (0, 1]; measured with hardware counters (cycles give the frequency), else from the
@@ -200,6 +209,9 @@ class GradientModel {
   bool have_busy_ = false;
   double busy_samples_ = 0.0;  // load samples so far (see update)
   double load_top_ = 0.0;  // smoothed busy fraction at the top frequency (see update)
+  double load_fast_ = 0.0;       // its fast average, and the mean square of fast - slow
+  double load_diff_var_ = -1.0;  // < 0: not known yet
+  void update_load(double load_top);
   // Dynamic power at the top frequency with every CPU busy (see power_fit_weight); 0: none.
   double full_dyn_w_ = 0.0;
   double m_top_ = 0.0;  // memory share at f_max (the latency power model's)

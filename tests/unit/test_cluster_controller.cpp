@@ -1105,6 +1105,15 @@ START_TEST(hysteresis_keeps_grants_on_small_differences) {
     c.hysteresis = good;
     ck_assert_std_str_eq(ClusterController::check_config(c), "");
   }
+  // The noise guard's allowances.
+  for (double bad : {-0.1, 10.5, kNaN}) {
+    ClusterConfig c = two_nodes();
+    c.noise_guard_k = bad;
+    ck_assert_contains(ClusterController::check_config(c), "noise_guard_k");
+    c = two_nodes();
+    c.model_guard_k = bad;
+    ck_assert_contains(ClusterController::check_config(c), "model_guard_k");
+  }
 }
 END_TEST
 
@@ -1154,7 +1163,7 @@ std::vector<HandNode> twenty_nodes(ClusterConfig &c, double budget_w) {
 // Equal nodes whose estimates differ only by noise: with the guard the budget is split
 // evenly and status says so; without it, linear demand curves give the noisiest nodes all.
 START_TEST(noise_guard_keeps_the_even_split_within_noise) {
-  for (double k : {2.0, 0.0}) {
+  for (double k : {2.0, 1.0, 0.0}) {
     ClusterConfig c;
     std::vector<HandNode> nodes = twenty_nodes(c, 20 * 180.0);
     c.noise_guard_k = k;
@@ -1176,9 +1185,10 @@ START_TEST(noise_guard_keeps_the_even_split_within_noise) {
     }
     ck_assert_double_le(sum_grants(g), c.budget_w + 1e-6);
     if (k > 0.0) {
-      ck_assert_uint_ge(within, 15);
+      // About 19 in 20 at 2 spreads, 2 in 3 at 1.
+      ck_assert_uint_ge(within, k >= 2.0 ? 15 : 10);
       ck_assert_double_lt(hi - lo, 1e-6);
-      ck_assert_double_gt(lo, 150.0);
+      ck_assert_double_gt(lo, k >= 2.0 ? 150.0 : 130.0);
       ck_assert(std::isfinite(cc.node_status(0, 40.0).level_noise));
     } else {
       // Off: nobody is within noise, and the linear curves hand whole nodes' ranges to the
@@ -1197,28 +1207,63 @@ END_TEST
 // A node that really is steeper (5x, beyond its noise) still gets more than the even share,
 // and is not said to be within noise; the rest split what is left evenly.
 START_TEST(noise_guard_keeps_real_differences) {
-  ClusterConfig c;
-  std::vector<HandNode> nodes = twenty_nodes(c, 20 * 180.0);
-  c.hysteresis = 0.0;
-  ClusterController cc(c);
-  std::vector<double> level(20, 1.0);
-  level[3] = 5.0;
-  noisy_rounds(cc, nodes, level, 40, 12);
-  const ClusterNodeStatus steep = cc.node_status(3, 40.0);
-  ck_assert(!steep.within_noise);
-  ck_assert_double_gt(steep.level_diff, std::log(5.0) - 1.0);
-  ck_assert_double_ge(steep.target_w, 299.0);
-  double lo = kInf, hi = 0.0;
-  std::size_t within = 0;
-  for (std::size_t i = 0; i < nodes.size(); ++i) {
-    const ClusterNodeStatus st = cc.node_status(i, 40.0);
-    if (i == 3 || !st.within_noise) continue;
-    ++within;
-    lo = std::min(lo, st.target_w);
-    hi = std::max(hi, st.target_w);
+  for (double k : {2.0, 1.0}) {
+    ClusterConfig c;
+    std::vector<HandNode> nodes = twenty_nodes(c, 20 * 180.0);
+    c.hysteresis = 0.0;
+    c.noise_guard_k = k;
+    ClusterController cc(c);
+    std::vector<double> level(20, 1.0);
+    level[3] = 5.0;
+    noisy_rounds(cc, nodes, level, 40, 12);
+    const ClusterNodeStatus steep = cc.node_status(3, 40.0);
+    ck_assert(!steep.within_noise);
+    ck_assert_double_gt(steep.level_diff, std::log(5.0) - 1.0);
+    ck_assert_double_ge(steep.target_w, 299.0);
+    double lo = kInf, hi = 0.0;
+    std::size_t within = 0;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      const ClusterNodeStatus st = cc.node_status(i, 40.0);
+      if (i == 3 || !st.within_noise) continue;
+      ++within;
+      lo = std::min(lo, st.target_w);
+      hi = std::max(hi, st.target_w);
+    }
+    ck_assert_uint_ge(within, k >= 2.0 ? 15 : 10);
+    ck_assert_double_lt(hi - lo, 1e-6);
   }
-  ck_assert_uint_ge(within, 15);
-  ck_assert_double_lt(hi - lo, 1e-6);
+}
+END_TEST
+
+// A difference that is persistent but smaller than two spreads of the period-to-period
+// noise (a node 1.6 times steeper, log 0.47, noise sd 0.4): at the default allowance of one
+// spread it still earns the node more watts (its level, averaged over the rounds, is above
+// the rest's every time), where an allowance of two spreads pinned it to the even split.
+START_TEST(noise_guard_default_follows_persistent_differences) {
+  const auto steep_and_rest = [](double k) {
+    ClusterConfig c;
+    std::vector<HandNode> nodes = twenty_nodes(c, 20 * 180.0);
+    c.hysteresis = 0.0;
+    c.noise_guard_k = k;
+    ClusterController cc(c);
+    std::vector<double> level(20, 1.0);
+    level[3] = 1.6;
+    double steep = 0.0, rest = 0.0;
+    for (int r = 0; r < 20; ++r) {
+      noisy_rounds(cc, nodes, level, 10, 100 + r);
+      steep += cc.node_status(3, 10.0).target_w / 20.0;
+      for (std::size_t i = 0; i < nodes.size(); ++i)
+        if (i != 3) rest += cc.node_status(i, 10.0).target_w / (19.0 * 20.0);
+    }
+    return std::pair<double, double>{steep, rest};
+  };
+  const auto [steep, rest] = steep_and_rest(ClusterConfig{}.noise_guard_k);
+  const auto [steep2, rest2] = steep_and_rest(2.0);
+  ck_assert_msg(steep > rest + 50.0, "default: the steeper node got %g W on average, the rest %g W",
+                steep, rest);
+  ck_assert_msg(steep > steep2 + 25.0,
+                "default: the steeper node got %g W on average, at two spreads %g W (rest %g W)",
+                steep, steep2, rest2);
 }
 END_TEST
 
@@ -1279,6 +1324,7 @@ int main() {
   tcase_add_test(moves, demand_curves_coarsened_to_curve_segments);
   tcase_add_test(moves, noise_guard_keeps_the_even_split_within_noise);
   tcase_add_test(moves, noise_guard_keeps_real_differences);
+  tcase_add_test(moves, noise_guard_default_follows_persistent_differences);
   tcase_add_test(moves, noise_guard_counts_what_estimates_do_not_know);
   suite_add_tcase(s, moves);
   TCase *safety = tcase_create("safety");

@@ -2,6 +2,7 @@
 // software counters), the concave gain curve, perturbation requests and bad input.
 #include <check.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -569,15 +570,16 @@ START_TEST(cap_change_moves_busy_fraction_without_lag) {
 END_TEST
 
 START_TEST(load_rises_and_falls_are_followed_alike) {
-  // At a fixed frequency: a step of the offered load up, and an equal step down, are both
-  // followed by the documented moving average (after the first 1 / w samples, which are
-  // averaged alike).
+  // At a fixed frequency, without the change detector: a step of the offered load up, and
+  // an equal step down, are both followed by the documented moving average (after the first
+  // 1 / w samples, which are averaged alike).
   const double p = 150.0;
   const double f = freq_at(p);
   const double lo = 0.3, hi = 0.6;
-  const GradientModelParams params;
+  GradientModelParams params;
+  params.load_change_sds = 0.0;
   const auto run = [&](double from, double to, int k) {
-    GradientModel model;
+    GradientModel model(params);
     double est = 0.0;
     for (int i = 0; i < 30; ++i)
       est = model.update(with_share(0.3, f, from).observe(f, JobMode::latency), domain(p))
@@ -594,7 +596,7 @@ START_TEST(load_rises_and_falls_are_followed_alike) {
     ck_assert_double_eq_tol(run(hi, lo, k), want, 1e-9);
   }
   // A new job: its first samples are averaged alike.
-  GradientModel fresh;
+  GradientModel fresh(params);
   double first = 0.0;
   for (double b : {0.2, 0.6, 0.4})
     first =
@@ -604,7 +606,7 @@ START_TEST(load_rises_and_falls_are_followed_alike) {
   // drawn +-0.3 around 0.5 (the noise of a service with few, long requests per period).
   std::mt19937 rng(5);
   std::uniform_real_distribution<double> noise(-0.3, 0.3);
-  GradientModel model;
+  GradientModel model;  // with the change detector: noise alone does not set it off
   double sum = 0.0;
   int n = 0;
   for (int i = 0; i < 3000; ++i) {
@@ -620,6 +622,69 @@ START_TEST(load_rises_and_falls_are_followed_alike) {
 }
 END_TEST
 
+START_TEST(load_change_beyond_noise_is_followed_within_periods) {
+  // A burst of arrivals (the load x1.3 for a while) under per-period noise: the change
+  // detector follows the step within a few periods, where the slow average alone would
+  // take about 1 / w = 20; noise alone never sets it off, so a steady load's estimate is as
+  // quiet as the slow average's.
+  const double p = 150.0;
+  const double f = freq_at(p);
+  const auto observe = [&](GradientModel &model, double busy) {
+    return model.update(with_share(0.3, f, busy).observe(f, JobMode::latency), domain(p))
+        .busy_fraction;
+  };
+  for (double noise_sd : {0.0, 0.03, 0.06}) {
+    std::mt19937 rng(11);
+    std::normal_distribution<double> noise(0.0, noise_sd > 0.0 ? noise_sd : 1e-12);
+    GradientModelParams slow_params;
+    slow_params.load_change_sds = 0.0;
+    GradientModel model, slow(slow_params);
+    for (int i = 0; i < 200; ++i) {
+      const double b = 0.5 + noise(rng);
+      observe(model, b);
+      observe(slow, b);
+    }
+    int periods = 0, slow_periods = 0;
+    for (int i = 1; i <= 40; ++i) {
+      const double b = 0.65 + noise(rng);
+      // Within 4 noise spreads (or 0.02) of the new load.
+      const double tol = std::max(0.02, 4.0 * noise_sd * std::sqrt(0.25 / 1.75));
+      if (!periods && std::fabs(observe(model, b) - 0.65) <= tol) periods = i;
+      if (!slow_periods && std::fabs(observe(slow, b) - 0.65) <= tol) slow_periods = i;
+    }
+    ck_assert_msg(periods >= 1 && periods <= 8, "noise %g: followed after %d periods", noise_sd,
+                  periods);
+    ck_assert_msg(slow_periods == 0 || slow_periods > 2 * periods,
+                  "noise %g: the slow average alone took %d periods, the detector %d", noise_sd,
+                  slow_periods, periods);
+  }
+  // A steady noisy load: the estimate's spread with the detector is that of the slow
+  // average (no false jumps), for noise of any size.
+  for (double noise_sd : {0.02, 0.1, 0.2}) {
+    std::mt19937 rng(3);
+    std::normal_distribution<double> noise(0.0, noise_sd);
+    GradientModelParams slow_params;
+    slow_params.load_change_sds = 0.0;
+    GradientModel model, slow(slow_params);
+    double ss = 0.0, ss_slow = 0.0;
+    int n = 0;
+    for (int i = 0; i < 4000; ++i) {
+      const double b = std::clamp(0.5 + noise(rng), 0.0, 1.0);
+      const double e = observe(model, b) - 0.5;
+      const double es = observe(slow, b) - 0.5;
+      if (i >= 200) {
+        ss += e * e;
+        ss_slow += es * es;
+        ++n;
+      }
+    }
+    ck_assert_msg(std::sqrt(ss / n) <= 1.1 * std::sqrt(ss_slow / n),
+                  "noise %g: the estimate's spread %g against the slow average's %g", noise_sd,
+                  std::sqrt(ss / n), std::sqrt(ss_slow / n));
+  }
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("libgradient_gradient_model");
   TCase *prior = tcase_create("prior_and_weighting");
@@ -629,6 +694,7 @@ int main() {
   tcase_add_test(prior, monitor_and_plain_jobs_are_never_steered);
   tcase_add_test(prior, cap_change_moves_busy_fraction_without_lag);
   tcase_add_test(prior, load_rises_and_falls_are_followed_alike);
+  tcase_add_test(prior, load_change_beyond_noise_is_followed_within_periods);
   suite_add_tcase(s, prior);
   TCase *regression = tcase_create("regression");
   tcase_add_test(regression, software_only_degrades_to_default_prior);
