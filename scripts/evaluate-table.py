@@ -15,6 +15,8 @@ Figures, per scenario (latency changes are reductions: + means powergrad is fast
 - share: powergrad's share of the oracle's mean-latency gain over usage,
   (usage - powergrad) / (usage - oracle) on the seed-averaged means; n/a when the oracle
   gains less than 1% over usage (the share would be noise over a tiny gap);
+- p99 over the oracle's: (p99_powergrad - p99_oracle) / p99_oracle, + when powergrad's
+  p99 is higher, on the seed-averaged p99s (per seed in the per-seed table);
 - budget used: the share of the budget in force held as caps after the warm-up
   (powergrad, and the oracle's for reference: below 100% for every policy where maximum
   caps or group limits cannot hold the whole budget), averaged over the seeds;
@@ -51,7 +53,10 @@ def mean(values):
 
 
 def pct(x, digits=1):
-    return "n/a" if x is None or math.isnan(x) else f"{100 * x:+.{digits}f}%"
+    if x is None or math.isnan(x):
+        return "n/a"
+    v = round(100 * x, digits)
+    return f"{v + 0.0 if v else 0.0:+.{digits}f}%"  # no "-0.0%"
 
 
 def share_text(x):
@@ -87,6 +92,7 @@ def seed_figures(doc):
         if gap > ORACLE_MIN_GAIN * us["mean_latency_s"]
         else float("nan")
     )
+    f["p99_over_oracle"] = -red(orc["p99_latency_s"], pg["p99_latency_s"])
     # Worse than the better baseline: + when powergrad is slower.
     f["worse_mean"] = -red(f["best_mean"], pg["mean_latency_s"])
     f["worse_p99"] = -red(f["best_p99"], pg["p99_latency_s"])
@@ -113,6 +119,9 @@ def averaged(per_seed):
     gap = us - orc
     a["oracle_vs_usage_mean"] = mean([f["oracle_vs_usage_mean"] for f in per_seed])
     a["share"] = (us - pg) / gap if gap > ORACLE_MIN_GAIN * us else float("nan")
+    a["p99_over_oracle"] = -red(
+        mean([f["oracle_p99"] for f in per_seed]), mean([f["pg_p99"] for f in per_seed])
+    )
     a["harm"] = a["worse_mean"] > HARM_MEAN or a["worse_p99"] > HARM_P99
     a["harm_seeds"] = sum(1 for f in per_seed if f["harm"])
     for k in ("viol_pg", "viol_all", "drops_pg"):
@@ -126,9 +135,9 @@ def averaged(per_seed):
 
 HEADER = (
     "| scenario | vs usage: mean / p99 / p50 | vs uniform: mean / p99 / p50 | oracle vs usage (mean) "
-    "| share of the oracle's gain | budget used (powergrad / oracle) | violations (powergrad / all) "
-    "| drops (powergrad / most of any) | HARM |\n"
-    "|---|---|---|---|---|---|---|---|---|"
+    "| share of the oracle's gain | p99 over the oracle's | budget used (powergrad / oracle) "
+    "| violations (powergrad / all) | drops (powergrad / most of any) | HARM |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -144,7 +153,7 @@ def row(name, f, harm_seeds=None, seeds=None):
         harm += f"; {harm_seeds} of {seeds} seeds over the limits"
     return (
         f"| {name} | {trio('vs_usage')} | {trio('vs_uniform')} | {pct(f['oracle_vs_usage_mean'])} "
-        f"| {share_text(f['share'])} | {used_text(f['budget_used'])} / {used_text(f['oracle_budget_used'])} "
+        f"| {share_text(f['share'])} | {pct(f['p99_over_oracle'])} | {used_text(f['budget_used'])} / {used_text(f['oracle_budget_used'])} "
         f"| {f['viol_pg']} / {f['viol_all']} | {f['drops_pg']} / {f['drops_max']} | {harm} |"
     )
 
