@@ -91,6 +91,7 @@ void GradientModel::reset() {
   x_hi_ = 1.0;
   reg_ = Regression{};
   y_ref_ = 0.0;
+  pool_task_s_ = pool_progress_ = pool_u_task_ = pool_s_ = 0.0;
   have_point_ = false;
   mode_ = JobMode::off;
   share_ = 1.0;
@@ -250,25 +251,44 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
 
   // Regression point: busy time per unit of work against u = f_top / f.
   bool speed_signal = false;
+  bool have_point = false;
   double y = 0.0;
-  double f_point = 0.0;
+  double u_point = 0.0;
+  double point_s = c.interval_s;  // the time the point covers (for the forgetting)
   if (c.instructions && *c.instructions > 0.0 && c.task_clock_s > 0.0 && f_hw) {
     y = c.task_clock_s / *c.instructions;
-    f_point = *f_hw;
+    u_point = model.f_max_hz / *f_hw;
+    speed_signal = have_point = true;
+  } else if (obs.progress_rate) {
+    // Progress counts whole requests: a period's count is small for a service of long
+    // requests (a few a second), and a ratio of small counts is noisy and biased (E[1/N] >
+    // 1 / E[N], and periods that finish nothing say nothing). So periods are pooled until
+    // the job has made min_progress_per_point of progress: y = pooled busy time / pooled
+    // progress, at the pooled u weighted by busy time (y is linear in u, so pooling keeps
+    // the line).
     speed_signal = true;
-  } else if (obs.progress_rate && *obs.progress_rate > 0.0 && c.task_clock_s > 0.0) {
-    y = c.task_clock_s / (*obs.progress_rate * c.interval_s);
-    f_point = f_now;
-    speed_signal = true;
+    pool_task_s_ += c.task_clock_s;
+    pool_progress_ += *obs.progress_rate * c.interval_s;
+    pool_u_task_ += model.f_max_hz / f_now * c.task_clock_s;
+    pool_s_ += c.interval_s;
+    if (pool_progress_ >= std::max(params_.min_progress_per_point, 1e-9) && pool_task_s_ > 0.0) {
+      y = pool_task_s_ / pool_progress_;
+      u_point = pool_u_task_ / pool_task_s_;
+      point_s = pool_s_;
+      have_point = true;
+    }
+    const double half_life = params_.regression_half_life_s;
+    if (have_point || !(pool_s_ <= 2.0 * half_life))
+      pool_task_s_ = pool_progress_ = pool_u_task_ = pool_s_ = 0.0;
   }
   const double u_now = model.f_max_hz / f_now;
-  if (speed_signal && std::isfinite(y) && y > 0.0 && f_point > 0.0) {
+  if (have_point && std::isfinite(y) && y > 0.0 && std::isfinite(u_point) && u_point > 0.0) {
     if (!(y_ref_ > 0.0)) y_ref_ = y;
     const double half_life = params_.regression_half_life_s;
     const double factor =
-        std::isfinite(half_life) && half_life > 0.0 ? std::exp2(-c.interval_s / half_life) : 0.0;
+        std::isfinite(half_life) && half_life > 0.0 ? std::exp2(-point_s / half_life) : 0.0;
     reg_.decay(factor);
-    reg_.add(model.f_max_hz / f_point, y / y_ref_);
+    reg_.add(u_point, y / y_ref_);
   }
   double m_reg = 0.0;
   double sd_reg = 0.0;

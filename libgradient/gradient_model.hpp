@@ -22,8 +22,10 @@
 //   and deliberate perturbations), weighted towards recent ones (exponential forgetting).
 //   Work is instructions when hardware counters exist (y = task-clock / instructions,
 //   f = cycles / task-clock); with software counters only, the job's own progress signal
-//   (y = task-clock / progress, f from the domain's power through the power model). Without
-//   either, no regression runs and the estimate says so (source default_prior).
+//   (y = task-clock / progress, f from the domain's power through the power model; periods
+//   are pooled into one point until min_progress_per_point of progress, because progress
+//   counts whole requests). Without either, no regression runs and the estimate says so
+//   (source default_prior).
 // - perturbation: when confidence is low and a speed signal exists, the model asks for a
 //   small cap perturbation (wants_perturbation); the node controller applies it within its
 //   grant, which spreads the regression's points.
@@ -101,6 +103,11 @@ struct GradientModelParams {
   // (0, 1]; measured with hardware counters (cycles give the frequency), else from the
   // power model.
   double power_fit_weight = 0.2;
+  // With a progress signal (software counters), periods are pooled into one regression
+  // point until the job has made this much progress (e.g. requests served): a ratio of
+  // small counts is noisy and biased, so a service of long requests (a few a second) gives
+  // a point every several periods instead of a biased point every period.
+  double min_progress_per_point = 40.0;
   // Regression points lose half their weight every this many seconds.
   double regression_half_life_s = 60.0;
   // The regression weighs in only with at least this many (effective) points and a spread
@@ -219,6 +226,9 @@ class GradientModel {
 
   Regression reg_;
   double y_ref_ = 0.0;  // scale of y (first point), for well-conditioned sums
+  // Periods pooled into the next progress point (see min_progress_per_point): busy time,
+  // progress, u weighted by busy time, and their length.
+  double pool_task_s_ = 0.0, pool_progress_ = 0.0, pool_u_task_ = 0.0, pool_s_ = 0.0;
 
   // Operating point of the latest update.
   bool have_point_ = false;

@@ -96,7 +96,7 @@ END_TEST
 START_TEST(generalisation_scenarios_load) {
   for (const char *name :
        {"hetero-epyc-xeon", "llm-serving-regions", "demand-response", "homogeneous-tight",
-        "loose-budget", "low-load-spare", "large-mixed-sizes", "vm-bursty"}) {
+        "loose-budget", "low-load-spare", "large-mixed-sizes", "vm-bursty", "vm-progress"}) {
     const ClusterSpec s = load_scenario(srcdir() + "/scenarios/" + name + ".yaml");
     ck_assert_std_str_eq(s.name, name);
     ck_assert(s.check().empty());
@@ -141,6 +141,14 @@ START_TEST(generalisation_scenarios_load) {
   ck_assert(short_bursts);
   const ClusterSpec big = load_scenario(srcdir() + "/scenarios/large-mixed-sizes.yaml");
   ck_assert_uint_eq(big.nodes.size(), 512);
+  // VM-like with progress: software counters, most services report progress, the two
+  // memory-bound stacks (DLRM on its own socket, LSTM) do not.
+  const ClusterSpec prog = load_scenario(srcdir() + "/scenarios/vm-progress.yaml");
+  ck_assert(!prog.hardware_counters);
+  std::size_t with = 0, without = 0;
+  for (const ServiceSpec &svc : prog.services) (svc.progress_signal ? with : without) += 1;
+  ck_assert_uint_gt(with, 2 * without);
+  ck_assert_uint_gt(without, 0);
 }
 END_TEST
 
