@@ -250,6 +250,7 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   }
 
   // Regression point: busy time per unit of work against u = f_top / f.
+  const double half_life = params_.regression_half_life_s;
   bool speed_signal = false;
   bool have_point = false;
   double y = 0.0;
@@ -277,14 +278,12 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
       point_s = pool_s_;
       have_point = true;
     }
-    const double half_life = params_.regression_half_life_s;
     if (have_point || !(pool_s_ <= 2.0 * half_life))
       pool_task_s_ = pool_progress_ = pool_u_task_ = pool_s_ = 0.0;
   }
   const double u_now = model.f_max_hz / f_now;
   if (have_point && std::isfinite(y) && y > 0.0 && std::isfinite(u_point) && u_point > 0.0) {
     if (!(y_ref_ > 0.0)) y_ref_ = y;
-    const double half_life = params_.regression_half_life_s;
     const double factor =
         std::isfinite(half_life) && half_life > 0.0 ? std::exp2(-point_s / half_life) : 0.0;
     reg_.decay(factor);
@@ -386,8 +385,7 @@ void GradientModel::update_load(double load_top) {
   const double w_slow = smoothing_weight(params_.busy_smoothing_weight);
   const double wb = std::max(w_slow, 1.0 / busy_samples_);
   if (!have_busy_) {
-    load_top_ = load_fast_ = load_top;
-    load_diff_var_ = -1.0;
+    load_top_ = load_fast_ = load_top;  // load_diff_var_ is unknown since reset()
     have_busy_ = true;
     return;
   }

@@ -56,7 +56,7 @@ def pct(x, digits=1):
     if x is None or math.isnan(x):
         return "n/a"
     v = round(100 * x, digits)
-    return f"{v + 0.0 if v else 0.0:+.{digits}f}%"  # no "-0.0%"
+    return f"{v if v else 0.0:+.{digits}f}%"  # a rounded -0.0 prints as +0.0
 
 
 def share_text(x):

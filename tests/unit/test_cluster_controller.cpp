@@ -1160,14 +1160,20 @@ std::vector<HandNode> twenty_nodes(ClusterConfig &c, double budget_w) {
   return nodes;
 }
 
+// twenty_nodes with 180 W each, no hysteresis and the guard at k noise spreads.
+std::vector<HandNode> guarded_twenty(ClusterConfig &c, double k) {
+  std::vector<HandNode> nodes = twenty_nodes(c, 20 * 180.0);
+  c.hysteresis = 0.0;
+  c.noise_guard_k = k;
+  return nodes;
+}
+
 // Equal nodes whose estimates differ only by noise: with the guard the budget is split
 // evenly and status says so; without it, linear demand curves give the noisiest nodes all.
 START_TEST(noise_guard_keeps_the_even_split_within_noise) {
   for (double k : {2.0, 1.0, 0.0}) {
     ClusterConfig c;
-    std::vector<HandNode> nodes = twenty_nodes(c, 20 * 180.0);
-    c.noise_guard_k = k;
-    c.hysteresis = 0.0;
+    std::vector<HandNode> nodes = guarded_twenty(c, k);
     ClusterController cc(c);
     ck_assert(cc.ok());
     const std::vector<GrantMessage> g =
@@ -1209,9 +1215,7 @@ END_TEST
 START_TEST(noise_guard_keeps_real_differences) {
   for (double k : {2.0, 1.0}) {
     ClusterConfig c;
-    std::vector<HandNode> nodes = twenty_nodes(c, 20 * 180.0);
-    c.hysteresis = 0.0;
-    c.noise_guard_k = k;
+    std::vector<HandNode> nodes = guarded_twenty(c, k);
     ClusterController cc(c);
     std::vector<double> level(20, 1.0);
     level[3] = 5.0;
@@ -1242,9 +1246,7 @@ END_TEST
 START_TEST(noise_guard_default_follows_persistent_differences) {
   const auto steep_and_rest = [](double k) {
     ClusterConfig c;
-    std::vector<HandNode> nodes = twenty_nodes(c, 20 * 180.0);
-    c.hysteresis = 0.0;
-    c.noise_guard_k = k;
+    std::vector<HandNode> nodes = guarded_twenty(c, k);
     ClusterController cc(c);
     std::vector<double> level(20, 1.0);
     level[3] = 1.6;
