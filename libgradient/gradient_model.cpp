@@ -358,6 +358,7 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   current_.regression_points = reg_.ww > 0.0 ? reg_.w * reg_.w / reg_.ww : 0.0;
   current_.regression_weight = reg_share;
   current_.counters = kind;
+  current_.prior_from_counters = prior_from_counters_;
   current_.unit = obs.mode == JobMode::latency ? GradientUnit::latency_s_saved_per_w
                                                : GradientUnit::relative_speedup_per_w;
 

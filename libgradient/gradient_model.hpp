@@ -168,6 +168,8 @@ struct JobGradient {
   double regression_points = 0.0;  // effective number of (decayed) regression points
   double regression_weight = 0.0;  // share of m that comes from the regression, in [0, 1]
   CounterKind counters = CounterKind::none;
+  // m's prior is the stall-counter share (hardware counters); false: the default share.
+  bool prior_from_counters = false;
   bool steerable = false;  // latency/throughput mode with a valid estimate
   bool wants_perturbation = false;
 };

@@ -301,7 +301,14 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     // the grant, their spread around their own average, and the part of each domain's
     // difference from the median within its noise taken out of its curve.
     std::vector<double> scale(n, 1.0);
-    // The model's share of domain d's level spread: its steered jobs' (by gain).
+    // The model's share of domain d's level spread: its steered jobs' (by gain). It stands
+    // for what an estimate cannot see: the stall counter's error as a proxy of the memory
+    // share (hardware counters), or, with neither a stall counter nor a speed signal, the
+    // whole unknown share. A job whose only knowledge is its own speed regression (software
+    // counters with a progress rate) adds none: its estimate is already drawn towards the
+    // default share by the regression's own spread (precision weighting), and guarding it
+    // again held the even split against the evidence (vm-progress: an LLM prefill socket
+    // and a decode socket split evenly, where moving watts to the prefill is worth 2% of p99).
     const auto model_sd = [&](std::size_t d) {
       if (!params_.guard_model_uncertainty) return 0.0;
       double wsum = 0.0, sum = 0.0;
@@ -309,6 +316,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
         const JobGradient &g = m->current();
         if (!(g.gain_per_w > 0.0) || !std::isfinite(g.gain_per_w)) continue;
         wsum += g.gain_per_w;
+        if (!g.prior_from_counters && g.regression_weight > 0.0) continue;
         sum += g.gain_per_w * model_level_sd(g.memory_share, g.speedup.confidence,
                                              params_.model.default_memory_share_sd);
       }
@@ -422,11 +430,43 @@ NodeDecision NodeController::step(const NodeInputs &in) {
       const double delta = params_.perturb_frac * (dom.max_cap_w - dom.min_cap_w);
       if (std::isfinite(delta) && delta > 0.0) {
         const bool up_first = (next_random() & 1u) != 0;
+        // The other domains make up for it, so a perturbation moves watts within the node
+        // instead of leaving part of the grant unused (at the full grant only downward ones
+        // fit, and they would hold the node perturb_frac x range / perturb_interval_s per
+        // perturbing domain below its grant on average): a rise is paid for by lowering the
+        // others towards their protected bases, a drop hands its watts to the others up to
+        // their maximum caps, each in proportion to its room. A rise that fits in the
+        // grant's unused watts takes those, as before.
         const auto try_sign = [&](bool up) {
           std::vector<double> trial = caps;
           trial[pick] += up ? delta : -delta;
-          if (up && (trial[pick] > dom.max_cap_w || sum_in_order(trial) > grant)) return false;
+          if (up && trial[pick] > dom.max_cap_w) return false;
           if (!up && trial[pick] < protect[pick]) return false;
+          double room = 0.0;
+          for (std::size_t d = 0; d < n; ++d)
+            if (d != pick)
+              room += up ? std::max(0.0, trial[d] - protect[d])
+                         : std::max(0.0, in.domains[d].max_cap_w - trial[d]);
+          if (up) {
+            const double excess = sum_in_order(trial) - grant;
+            if (excess > 0.0) {
+              if (!(room >= excess)) return false;
+              for (std::size_t d = 0; d < n; ++d)
+                if (d != pick)
+                  trial[d] = std::max(
+                      protect[d], trial[d] - excess * std::max(0.0, trial[d] - protect[d]) / room);
+              if (sum_in_order(trial) > grant) return false;
+            }
+          } else if (room > 0.0) {
+            const double give = std::min({delta, room, std::max(0.0, grant - sum_in_order(trial))});
+            std::vector<double> raised = trial;
+            for (std::size_t d = 0; d < n; ++d)
+              if (d != pick)
+                raised[d] = std::min(
+                    in.domains[d].max_cap_w,
+                    trial[d] + give * std::max(0.0, in.domains[d].max_cap_w - trial[d]) / room);
+            if (sum_in_order(raised) <= grant) trial = std::move(raised);
+          }
           applied = std::move(trial);
           out.perturbation_w = up ? delta : -delta;
           return true;

@@ -37,8 +37,11 @@
 //    (further than the damping would) until they fit;
 // 5. perturbation: if a steered job's model asks for one (low confidence), one domain per
 //    step, at most once per perturb_interval_s, gets +-perturb_frac of its range for this
-//    step only: upwards only within the grant and the domain's max, downwards only above its
-//    protected base. The next step continues from the unperturbed cap.
+//    step only: upwards only up to the domain's max, downwards only down to its protected
+//    base; the other domains make up for it (lowered towards their protected bases for a
+//    rise beyond the grant, raised towards their maximum caps by a drop), so it moves watts
+//    within the node instead of leaving part of the grant unused. The next step continues
+//    from the unperturbed caps.
 // Between steps, enforce() obeys a grant drop at once (caps lowered, none raised) and
 // writes the report that confirms it, so the cluster controller can hand the watts on
 // within the period (ClusterController::release).
@@ -97,7 +100,9 @@ struct NodeControllerParams {
   // domains' median level within noise_guard_k spreads is taken out of its curve before the
   // water-filling, so domains that differ only by noise split the grant evenly. The spread
   // also counts the model's uncertainty about each job's memory share (level_noise.hpp
-  // model_level_sd, with the model's default_memory_share_sd; guard_model_uncertainty). 0: off.
+  // model_level_sd, with the model's default_memory_share_sd; guard_model_uncertainty),
+  // except for jobs whose estimate rests on their own speed regression against the default
+  // share (see node_controller.cpp). 0: off.
   double noise_guard_k = 2.0;
   double noise_weight = 0.1;
   bool guard_model_uncertainty = true;

@@ -418,6 +418,10 @@ START_TEST(perturbation_within_the_grant) {
     ck_assert(t - last >= 5.0);  // at most once per perturb_interval_s
     last = t;
     ck_assert(d.caps_w[0] - d.perturbation_w >= d.protected_w[0]);
+    // The other domain makes up for it: the node keeps using its whole grant (both caps
+    // are below their maximum here, so either sign fits).
+    ck_assert_msg(std::fabs(sum_in_order(d.caps_w) - 300.0) < 1e-6, "t %d: caps %g + %g", t,
+                  d.caps_w[0], d.caps_w[1]);
   }
   ck_assert(perturbed >= 1);
   // The perturbation spread the regression's points: the model is now confident and has
@@ -447,6 +451,94 @@ START_TEST(perturbation_within_the_grant) {
     if (d.perturbed_domain) ck_assert(d.perturbation_w < 0.0);
     ck_assert(d.caps_w[0] <= kMax);
   }
+}
+END_TEST
+
+// Perturbations at the full grant over a long run: the caps' sum stays at the grant on
+// average (before, only downward ones fitted, and the node ran about perturb_frac x range /
+// perturb_interval_s below its grant per perturbing domain).
+START_TEST(perturbation_keeps_the_grant_in_use) {
+  std::vector<SimDomain> doms(2);
+  doms[0].software = doms[0].progress = true;
+  doms[1].software = doms[1].progress = true;
+  doms[1].m = 0.6;
+  NodeControllerParams params;
+  params.seed = 7;
+  NodeController nc("n1", params);
+  nc.on_grant(grant(300.0, 1, 0.0, 1e9), 0.0);
+  std::mt19937 rng(3);
+  std::normal_distribution<double> noise(0.0, 0.05);
+  Plant plant(doms);
+  double sum = 0.0;
+  int n = 0, perturbed = 0;
+  for (int t = 0; t < 300; ++t) {
+    NodeInputs in = plant.inputs(t);
+    for (JobInput &j : in.jobs) *j.domains[0].progress_rate *= 1.0 + noise(rng);
+    const NodeDecision d = nc.step(in);
+    assert_safe(in, d, 300.0);
+    plant.caps = d.caps_w;
+    if (t >= 20) {
+      sum += sum_in_order(d.caps_w);
+      ++n;
+      perturbed += d.perturbed_domain ? 1 : 0;
+    }
+  }
+  ck_assert_msg(perturbed >= 20, "%d perturbations", perturbed);
+  ck_assert_msg(sum / n > 300.0 - 0.05, "caps %g W on average for a grant of 300 W", sum / n);
+}
+END_TEST
+
+// The noise guard between domains counts the model's uncertainty for estimates that rest on
+// a prior (the default share, or the stall counter's), not again for one that rests on the
+// job's own speed regression: with software counters, a noisy progress signal and
+// perturbations, a compute-bound service (m 0.1) and a memory-bound one (m 0.8) are told
+// apart while the estimates are still far from confident (about 0.3), and the compute-bound
+// one gets the larger cap (guarding them twice held them at the even split, 0 W apart).
+// Without a progress signal nothing tells them apart: an even split.
+double progress_gap(bool progress, double *confidence) {
+  std::vector<SimDomain> doms(2);
+  for (SimDomain &dm : doms) {
+    dm.software = true;
+    dm.progress = progress;
+    dm.mode = JobMode::latency;
+    dm.busy = 0.7;
+  }
+  doms[0].m = 0.1;
+  doms[1].m = 0.8;
+  NodeControllerParams params;
+  params.seed = 11;
+  NodeController nc("n1", params);
+  nc.on_grant(grant(260.0, 1, 0.0, 1e9), 0.0);
+  std::mt19937 rng(5);
+  std::normal_distribution<double> noise(0.0, 0.08);
+  Plant plant(doms);
+  double gap = 0.0, conf = 0.0;
+  int n = 0;
+  for (int t = 0; t < 600; ++t) {
+    NodeInputs in = plant.inputs(t);
+    for (JobInput &j : in.jobs)
+      if (j.domains[0].progress_rate) *j.domains[0].progress_rate *= 1.0 + noise(rng);
+    const NodeDecision d = nc.step(in);
+    assert_safe(in, d, 260.0);
+    plant.caps = d.caps_w;
+    if (t >= 300) {
+      gap += (d.caps_w[0] - d.perturbation_w * (d.perturbed_domain == 0u ? 1.0 : 0.0)) -
+             (d.caps_w[1] - d.perturbation_w * (d.perturbed_domain == 1u ? 1.0 : 0.0));
+      conf += nc.model("job1", 1)->current().speedup.confidence;
+      ++n;
+    }
+  }
+  *confidence = conf / n;
+  return gap / n;
+}
+
+START_TEST(noise_guard_trusts_the_speed_regression) {
+  double conf = 0.0;
+  const double gap = progress_gap(true, &conf);
+  ck_assert_msg(gap > 10.0 && conf < 0.6,
+                "compute-bound ahead by %g W (memory-bound's confidence %g)", gap, conf);
+  const double blind = progress_gap(false, &conf);
+  ck_assert_msg(std::fabs(blind) < 2.0, "without progress: %g W apart", blind);
 }
 END_TEST
 
@@ -946,6 +1038,8 @@ int main() {
   tcase_add_test(loop, grant_drop_obeyed_in_the_same_step);
   tcase_add_test(loop, damping_and_deadband);
   tcase_add_test(loop, perturbation_within_the_grant);
+  tcase_add_test(loop, perturbation_keeps_the_grant_in_use);
+  tcase_add_test(loop, noise_guard_trusts_the_speed_regression);
   tcase_add_test(loop, work_that_is_not_steered_is_protected);
   tcase_add_test(loop, report_for_the_cluster);
   tcase_add_test(loop, job_shares_split_a_shared_domain);

@@ -94,9 +94,9 @@ END_TEST
 
 // The scenarios written for issue 12 load and say what they claim to test.
 START_TEST(generalisation_scenarios_load) {
-  for (const char *name :
-       {"hetero-epyc-xeon", "llm-serving-regions", "demand-response", "homogeneous-tight",
-        "loose-budget", "low-load-spare", "large-mixed-sizes", "vm-bursty", "vm-progress"}) {
+  for (const char *name : {"hetero-epyc-xeon", "llm-serving-regions", "demand-response",
+                           "homogeneous-tight", "loose-budget", "low-load-spare",
+                           "large-mixed-sizes", "vm-bursty", "vm-progress", "homogeneous-vm"}) {
     const ClusterSpec s = load_scenario(srcdir() + "/scenarios/" + name + ".yaml");
     ck_assert_std_str_eq(s.name, name);
     ck_assert(s.check().empty());
@@ -149,6 +149,15 @@ START_TEST(generalisation_scenarios_load) {
   for (const ServiceSpec &svc : prog.services) (svc.progress_signal ? with : without) += 1;
   ck_assert_uint_gt(with, 2 * without);
   ck_assert_uint_gt(without, 0);
+  // Homogeneous VMs: one workload on every socket, all of it reporting progress, software
+  // counters, a transport delay.
+  const ClusterSpec hvm = load_scenario(srcdir() + "/scenarios/homogeneous-vm.yaml");
+  ck_assert(!hvm.hardware_counters);
+  ck_assert(hvm.transport_delay_s > 0.0);
+  for (const ServiceSpec &svc : hvm.services) {
+    ck_assert(svc.progress_signal);
+    ck_assert_uint_eq(svc.workload, hvm.services.front().workload);
+  }
 }
 END_TEST
 
