@@ -94,19 +94,6 @@ bool AllocTree::set_curve(NodeId leaf, GainCurve curve) {
   return true;
 }
 
-bool AllocTree::swap_curve(NodeId leaf, GainCurve &curve) {
-  if (!contains(leaf) || !nodes_[leaf].leaf) return false;
-  curves_[leaf].swap(curve);
-  return true;
-}
-
-bool AllocTree::set_limits(NodeId node, double min_w, double max_w) {
-  if (!contains(node)) return false;
-  nodes_[node].min_w = min_w;
-  nodes_[node].max_w = max_w;
-  return true;
-}
-
 std::string AllocTree::describe(NodeId id) const {
   if (contains(id) && !names_[id].empty()) return names_[id];
   return "node #" + std::to_string(id);
@@ -138,6 +125,20 @@ std::vector<NodeId> AllocTree::children(NodeId id) const {
 namespace {
 
 constexpr double kNoLevel = -std::numeric_limits<double>::infinity();
+
+}  // namespace
+
+namespace {
+
+// Slopes are >= 0 (-0.0 taken as 0): their bit patterns order as they do. The exponent and
+// the top 4 bits of the mantissa make buckets of 1/16 of a binary order of magnitude.
+constexpr std::size_t kBuckets = std::size_t{1} << 15;
+inline std::size_t bucket_of(double slope) {
+  const double s = slope + 0.0;
+  std::uint64_t bits;
+  std::memcpy(&bits, &s, sizeof bits);
+  return static_cast<std::size_t>(bits >> 48) & (kBuckets - 1);
+}
 
 }  // namespace
 
@@ -230,8 +231,13 @@ bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &r
   pass_through_[id] = 0;
   // Gathered after the other groups' pieces (the split finds its leaves' pieces there).
   const std::size_t base = gathered_.size();
+  start_histogram();
   for_each_child_piece(
-      tree, id, [&](const Piece &p) { gathered_.push_back(p); },
+      tree, id,
+      [&](const Piece &p) {
+        gathered_.push_back(p);
+        add_to_histogram(p);
+      },
       [&](NodeId leaf, std::size_t count) {
         leaf_end_[leaf] = gathered_.size();
         leaf_begin_[leaf] = leaf_end_[leaf] - count;
@@ -241,16 +247,50 @@ bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &r
 }
 
 // Keeps the pieces of gathered_[base, end) that lie in [start_w, end_w] of cumulative width,
-// steepest first, as id's own curve.
+// steepest first, as id's own curve. The histogram (start_histogram()) holds those pieces.
 void TreeAllocator::keep_window(NodeId id, std::size_t base, double start_w, double end_w) {
   const std::size_t n = gathered_.size() - base;
   const Piece *a = gathered_.data() + base;
   const auto each = [&](auto &&f) {
     for (std::size_t i = 0; i < n; ++i) f(a[i]);
   };
-  const Level last = select_level(each, end_w);
-  const Level first = start_w > 0.0 ? select_level(each, start_w)
-                                    : Level{std::numeric_limits<double>::infinity(), 0.0, 0.0};
+  // The histogram of these pieces was built as they were gathered: one for both levels.
+  // Their buckets are copied out in one pass (find_level() would take one each); should
+  // rounding put a level past its bucket, find_level() takes over, with the same result.
+  Level last{kNoLevel, 0.0, 0.0};
+  Level first{std::numeric_limits<double>::infinity(), 0.0, 0.0};
+  double last_above = 0.0;
+  double first_above = 0.0;
+  const std::size_t last_b = level_bucket(end_w, last_above);
+  const std::size_t first_b = start_w > 0.0 ? level_bucket(start_w, first_above) : kNoIndex;
+  bucket_.clear();
+  bucket2_.clear();
+  if (last_b != kNoIndex || first_b != kNoIndex) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t b = bucket_of(a[i].slope);
+      if (b == last_b) bucket_.push_back(a[i]);
+      if (b == first_b) bucket2_.push_back(a[i]);
+    }
+  }
+  bool last_done = false;
+  bool first_done = start_w <= 0.0;
+  if (last_b != kNoIndex) {
+    const Level in = partition_level(bucket_.data(), bucket_.size(), end_w - last_above);
+    if (in.slope != kNoLevel) {
+      last = {in.slope, last_above + in.above_w, in.at_w};
+      last_done = true;
+    }
+  }
+  if (first_b != kNoIndex) {
+    const Level in = partition_level(bucket2_.data(), bucket2_.size(), start_w - first_above);
+    if (in.slope != kNoLevel) {
+      first = {in.slope, first_above + in.above_w, in.at_w};
+      first_done = true;
+    }
+  }
+  if (!last_done) last = find_level(each, end_w);
+  if (!first_done) first = find_level(each, start_w);
+  clear_histogram();
   floor_cut_[id] = first.slope;
   cap_cut_[id] = last.slope;
   begin_[id] = pieces_.size();
@@ -388,35 +428,61 @@ TreeAllocator::Share TreeAllocator::share_at(const AllocTree &tree, NodeId id, d
   return share;
 }
 
-namespace {
-
-// Slopes are >= 0 (-0.0 taken as 0): their bit patterns order as they do. The exponent and
-// the top 4 bits of the mantissa make buckets of 1/16 of a binary order of magnitude.
-constexpr std::size_t kBuckets = std::size_t{1} << 15;
-inline std::size_t bucket_of(double slope) {
-  const double s = slope + 0.0;
-  std::uint64_t bits;
-  std::memcpy(&bits, &s, sizeof bits);
-  return static_cast<std::size_t>(bits >> 48) & (kBuckets - 1);
-}
-
-}  // namespace
-
 // Weighted selection without moving the pieces: the widths summed by slope bucket (one
 // pass), the bucket where the cumulative width, steepest first, reaches the target, and
 // the exact level among that bucket's pieces (copied out in a second pass: few).
 // each(f) calls f on every piece, in the same order each time.
 template <typename Each>
 TreeAllocator::Level TreeAllocator::select_level(Each &&each, double target_w) {
+  start_histogram();
+  each([&](const Piece &p) { add_to_histogram(p); });
+  const Level level = find_level(each, target_w);
+  clear_histogram();
+  return level;
+}
+
+// The histogram select_level() works from, built piece by piece (so that a caller that
+// visits the pieces anyway need not pass over them once more), and used for any number of
+// targets over the same pieces before clear_histogram().
+void TreeAllocator::start_histogram() {
   bucket_w_.resize(kBuckets, 0.0);  // all zero between calls
-  std::size_t top = 0;
-  std::size_t bottom = kBuckets - 1;
-  each([&](const Piece &p) {
-    const std::size_t b = bucket_of(p.slope);
-    bucket_w_[b] += p.width_w;
-    top = std::max(top, b);
-    bottom = std::min(bottom, b);
-  });
+  hist_top_ = 0;
+  hist_bottom_ = kBuckets - 1;
+}
+
+inline void TreeAllocator::add_to_histogram(const Piece &p) {
+  const std::size_t b = bucket_of(p.slope);
+  bucket_w_[b] += p.width_w;
+  hist_top_ = std::max(hist_top_, b);
+  hist_bottom_ = std::min(hist_bottom_, b);
+}
+
+void TreeAllocator::clear_histogram() {
+  if (hist_top_ >= hist_bottom_)
+    std::fill(bucket_w_.begin() + static_cast<std::ptrdiff_t>(hist_bottom_),
+              bucket_w_.begin() + static_cast<std::ptrdiff_t>(hist_top_) + 1, 0.0);
+}
+
+// The first bucket, steepest first, at which the histogram's cumulative width passes
+// target_w, with the width above it in `above` (as find_level() starts); kNoIndex if none.
+std::size_t TreeAllocator::level_bucket(double target_w, double &above) const {
+  above = 0.0;
+  std::size_t b = hist_top_ + 1;
+  while (b-- > hist_bottom_) {
+    if (!(above + bucket_w_[b] > target_w)) {
+      above += bucket_w_[b];
+      continue;
+    }
+    return b;
+  }
+  return kNoIndex;
+}
+
+// The level for target_w from the histogram of the pieces each(f) visits.
+template <typename Each>
+TreeAllocator::Level TreeAllocator::find_level(Each &&each, double target_w) {
+  const std::size_t top = hist_top_;
+  const std::size_t bottom = hist_bottom_;
   Level level{kNoLevel, 0.0, 0.0};
   double above = 0.0;
   std::size_t b = top + 1;
@@ -438,9 +504,6 @@ TreeAllocator::Level TreeAllocator::select_level(Each &&each, double target_w) {
     above += in.above_w;
   }
   if (level.slope == kNoLevel) level.above_w = above;
-  if (top >= bottom)
-    std::fill(bucket_w_.begin() + static_cast<std::ptrdiff_t>(bottom),
-              bucket_w_.begin() + static_cast<std::ptrdiff_t>(top) + 1, 0.0);
   return level;
 }
 

@@ -121,6 +121,20 @@ class AllocTree {
   std::vector<std::string> names_;
 };
 
+// Inline: the cluster controller calls these for every node every period.
+inline bool AllocTree::swap_curve(NodeId leaf, GainCurve &curve) {
+  if (!contains(leaf) || !nodes_[leaf].leaf) return false;
+  curves_[leaf].swap(curve);
+  return true;
+}
+
+inline bool AllocTree::set_limits(NodeId node, double min_w, double max_w) {
+  if (!contains(node)) return false;
+  nodes_[node].min_w = min_w;
+  nodes_[node].max_w = max_w;
+  return true;
+}
+
 // Splits budget_w over the tree; grants_w[id] is node id's grant (the root's is what the
 // tree takes of the budget, and unallocated_w = budget_w - that). Not feasible when the
 // budget is bad or below the root's floor, any node's limits or curve are bad, or a group's
@@ -189,6 +203,14 @@ class TreeAllocator {
   // The level at which the pieces each(f) visits reach target_w (see Level).
   template <typename Each>
   Level select_level(Each &&each, double target_w);
+  // select_level() in parts: the histogram of widths by slope bucket, filled piece by piece;
+  // the level for a target given the histogram of the pieces each(f) visits; and clearing it.
+  void start_histogram();
+  void add_to_histogram(const Piece &p);
+  template <typename Each>
+  Level find_level(Each &&each, double target_w);
+  void clear_histogram();
+  std::size_t level_bucket(double target_w, double &above) const;
   static Level partition_level(Piece *a, std::size_t n, double target_w);
   Share share_at(const AllocTree &tree, NodeId id, double level);
   void split(const AllocTree &tree, NodeId id, double grant_w, std::vector<double> &grants);
@@ -207,7 +229,9 @@ class TreeAllocator {
   std::vector<Piece> gathered_;
   std::vector<std::size_t> leaf_begin_, leaf_end_;
   std::vector<double> bucket_w_;  // select_level(): widths by slope bucket
+  std::size_t hist_top_ = 0, hist_bottom_ = 0;  // the highest and lowest bucket in use
   std::vector<Piece> bucket_;     // select_level(): the pieces of one bucket
+  std::vector<Piece> bucket2_;    // keep_window(): those of the other level's bucket
   // Each node's children: kid_list_[kid_begin_[id], kid_begin_[id + 1]).
   std::vector<std::size_t> kid_begin_, kid_fill_;
   std::vector<NodeId> kid_list_, stack_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -17,6 +18,9 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // Smallest raise release() sends on its own (a raise that completes a target always goes).
 constexpr double kMinReleaseW = 0.5;
+
+// From this many raises on, order_raises() sorts them by radix.
+constexpr std::size_t kRadixMin = 256;
 
 // Sent grants kept per node; older ones are merged conservatively (later seq, larger grant,
 // later expiry), which can only raise the bound.
@@ -479,7 +483,7 @@ template <typename Out>
 class RaiseStep {
  public:
   RaiseStep(double width_w, Out &out) : width_w_(width_w), out_(out) {}
-  void operator()(const GainSegment &s) {
+  PG_ALWAYS_INLINE void operator()(const GainSegment &s) {
     if (!(width_w_ > 0.0)) return out_.add(s);  // raise_slopes_until returns the curve
     const double inside = std::clamp(width_w_ - at_, 0.0, s.width_w);
     if (inside > 0.0) out_.add({inside, std::max(s.slope, kSpareGain)});
@@ -710,10 +714,48 @@ void ClusterController::order_raises(const std::vector<double> &bound) {
             : 0.0;
     by_priority_.push_back({priority, i});
   }
+  if (by_priority_.size() >= kRadixMin && radix_sort_raises()) return;
   std::sort(by_priority_.begin(), by_priority_.end(), [](const Raise &a, const Raise &b) {
     return a.priority != b.priority ? a.priority > b.priority : a.node < b.node;
   });
   for (std::size_t k = 0; k < raise_.size(); ++k) raise_[k] = by_priority_[k].node;
+}
+
+// order_raises()' sort for many raises, in linear time: priorities as 64-bit keys that order
+// as the priorities do, steepest first (-0.0 taken as 0), sorted stably by byte from the
+// lowest: ties stay in node order, so raise_ ends up exactly as the comparison sort leaves
+// it. False, leaving raise_ as it was, if a priority is NaN (no order to keep).
+bool ClusterController::radix_sort_raises() {
+  const std::size_t m = by_priority_.size();
+  radix_.resize(m);
+  radix_tmp_.resize(m);
+  std::size_t count[8][256] = {};
+  for (std::size_t k = 0; k < m; ++k) {
+    const double p = by_priority_[k].priority + 0.0;
+    if (std::isnan(p)) return false;
+    std::uint64_t u;
+    std::memcpy(&u, &p, sizeof u);
+    u = (u >> 63) ? ~u : (u | (std::uint64_t{1} << 63));  // ascending with the value
+    u = ~u;                                               // descending
+    radix_[k] = {u, by_priority_[k].node};
+    for (int d = 0; d < 8; ++d) ++count[d][(u >> (8 * d)) & 0xff];
+  }
+  RadixItem *from = radix_.data();
+  RadixItem *to = radix_tmp_.data();
+  for (int d = 0; d < 8; ++d) {
+    std::size_t *c = count[d];
+    if (c[(from[0].key >> (8 * d)) & 0xff] == m) continue;  // one value of this byte: in order
+    std::size_t sum = 0;
+    for (std::size_t v = 0; v < 256; ++v) {
+      const std::size_t n = c[v];
+      c[v] = sum;
+      sum += n;
+    }
+    for (std::size_t k = 0; k < m; ++k) to[c[(from[k].key >> (8 * d)) & 0xff]++] = from[k];
+    std::swap(from, to);
+  }
+  for (std::size_t k = 0; k < m; ++k) raise_[k] = from[k].node;
+  return true;
 }
 
 double ClusterController::raise_margin() const {

@@ -400,6 +400,12 @@ class ClusterController {
     std::size_t node;
   };
   std::vector<Raise> by_priority_;  // order_raises()' working memory
+  bool radix_sort_raises();
+  struct RadixItem {
+    std::uint64_t key;
+    std::size_t node;
+  };
+  std::vector<RadixItem> radix_, radix_tmp_;  // radix_sort_raises()' working memory
 };
 
 }  // namespace powergrad

@@ -134,18 +134,4 @@ GainCurve favour_incumbent(const GainCurve &curve, double held_w, double h) {
   return out;
 }
 
-void favour_segment(const GainSegment &g, double held_w, double h, double &pos, GainCurve &out) {
-  const double a = pos;
-  const double b = pos + g.width_w;
-  pos = b;
-  if (b <= held_w) {
-    out.add({g.width_w, g.slope * (1.0 + h)});
-  } else if (a >= held_w) {
-    out.add({g.width_w, g.slope * (1.0 - h)});
-  } else {
-    out.add({held_w - a, g.slope * (1.0 + h)});
-    out.add({b - held_w, g.slope * (1.0 - h)});
-  }
-}
-
 }  // namespace powergrad

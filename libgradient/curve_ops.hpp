@@ -49,8 +49,22 @@ void coarsen(const GainCurve &curve, std::size_t max_segments, GainCurve &out);
 void prepend(const GainCurve &curve, double width_w, double slope, GainCurve &out);
 void favour_incumbent(const GainCurve &curve, double held_w, double h, GainCurve &out);
 // favour_incumbent's step for one segment g that starts at pos (advanced past it): its
-// slope times 1 + h below held_w, 1 - h above, split where it crosses held_w.
-void favour_segment(const GainSegment &g, double held_w, double h, double &pos, GainCurve &out);
+// slope times 1 + h below held_w, 1 - h above, split where it crosses held_w. Inline: the
+// cluster controller runs it on every segment of every steered node, every period.
+inline PG_ALWAYS_INLINE void favour_segment(const GainSegment &g, double held_w, double h,
+                                            double &pos, GainCurve &out) {
+  const double a = pos;
+  const double b = pos + g.width_w;
+  pos = b;
+  if (b <= held_w) {
+    out.add({g.width_w, g.slope * (1.0 + h)});
+  } else if (a >= held_w) {
+    out.add({g.width_w, g.slope * (1.0 - h)});
+  } else {
+    out.add({held_w - a, g.slope * (1.0 + h)});
+    out.add({b - held_w, g.slope * (1.0 - h)});
+  }
+}
 void raise_slopes_until(const GainCurve &curve, double width_w, double min_slope, GainCurve &out);
 
 }  // namespace powergrad

@@ -31,12 +31,6 @@ void GainCurve::refuse(const GainSegment &s, std::size_t i) {
   segments_.clear();
 }
 
-void GainCurve::swap(GainCurve &other) noexcept {
-  segments_.swap(other.segments_);
-  error_.swap(other.error_);
-  std::swap(added_, other.added_);
-}
-
 GainCurve GainCurve::from_segments(std::vector<GainSegment> segments) {
   GainCurve c;
   c.segments_.reserve(segments.size());

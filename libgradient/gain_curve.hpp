@@ -16,6 +16,16 @@
 #include <utility>
 #include <vector>
 
+// For the few small functions of per-segment loops that must be inlined to be fast (the
+// compiler's heuristics leave some out of long loops).
+#ifndef PG_ALWAYS_INLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define PG_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define PG_ALWAYS_INLINE
+#endif
+#endif
+
 namespace powergrad {
 
 struct GainSegment {
@@ -107,6 +117,15 @@ inline void GainCurve::add(const GainSegment &s) {
     segments_.push_back({s.width_w, slope});
 }
 
+// Inline, and the errors swapped only when there is one: the cluster controller swaps a
+// rebuilt curve into its tree for every node every period (swapping two empty strings costs
+// more than the rest).
+inline void GainCurve::swap(GainCurve &other) noexcept {
+  segments_.swap(other.segments_);
+  if (!error_.empty() || !other.error_.empty()) error_.swap(other.error_);
+  std::swap(added_, other.added_);
+}
+
 // The segments GainCurve::add would keep, each passed to `next` once no later add() can
 // change it (the last one is held back until finish()): a curve that is only read once, in
 // order, by a next step need not be stored. After a segment add() would refuse, valid() is
@@ -115,7 +134,7 @@ template <typename Next>
 class SegmentStream {
  public:
   explicit SegmentStream(Next next) : next_(std::forward<Next>(next)) {}
-  void add(const GainSegment &s) {  // as GainCurve::add
+  PG_ALWAYS_INLINE void add(const GainSegment &s) {  // as GainCurve::add
     if (!valid_) return;
     if (!std::isfinite(s.width_w) || s.width_w < 0.0 || !std::isfinite(s.slope) || s.slope < 0.0) {
       valid_ = false;
