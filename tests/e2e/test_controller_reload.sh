@@ -91,15 +91,18 @@ pg_on_exit kill "$sampler"
 count_of() { grep -cF -- "$1" "$log_ctld" || true; }
 more_than() { [ "$(count_of "$1")" -gt "$2" ]; }
 # slurmctld stamps its reading of slurm.conf with whole seconds: two reconfigures within
-# one second look like one to the plugin, so each waits for the next second.
+# one second look like one to the plugin, so each waits for a second later than the one in
+# which the previous was done. That second is taken when scontrol returns (slurmctld has
+# read the file by then): taken before, a slow scontrol on a busy machine let the next
+# reconfigure land in the same second as the previous one's reading.
 last_reconf_s=0
 later_second() { [ "$(date +%s)" -gt "$last_reconf_s" ]; }
 reconfigure_and_wait() {
   local before
   before=$(count_of "$1")
-  wait_until 3 later_second || true
-  last_reconf_s=$(date +%s)
+  wait_until 5 later_second || true
   scontrol reconfigure
+  last_reconf_s=$(date +%s)
   wait_until 60 more_than "$1" "$before"
 }
 
