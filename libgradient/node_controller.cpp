@@ -442,29 +442,22 @@ NodeDecision NodeController::step(const NodeInputs &in) {
           trial[pick] += up ? delta : -delta;
           if (up && trial[pick] > dom.max_cap_w) return false;
           if (!up && trial[pick] < protect[pick]) return false;
-          double room = 0.0;
+          // How far the others may go: down to their protected bases for a rise, up to their
+          // maximum caps for a drop; the perturbed domain stays where it now is.
+          std::vector<double> bound(n);
           for (std::size_t d = 0; d < n; ++d)
-            if (d != pick)
-              room += up ? std::max(0.0, trial[d] - protect[d])
-                         : std::max(0.0, in.domains[d].max_cap_w - trial[d]);
+            bound[d] = d == pick ? trial[pick] : up ? protect[d] : in.domains[d].max_cap_w;
           if (up) {
             const double excess = sum_in_order(trial) - grant;
             if (excess > 0.0) {
-              if (!(room >= excess)) return false;
-              for (std::size_t d = 0; d < n; ++d)
-                if (d != pick)
-                  trial[d] = std::max(
-                      protect[d], trial[d] - excess * std::max(0.0, trial[d] - protect[d]) / room);
-              if (sum_in_order(trial) > grant) return false;
+              // In proportion first, then exactly (rounding), as lower_to_grant does.
+              lower_towards(trial, bound, excess);
+              if (!fit_to_budget(trial.data(), bound.data(), n, grant)) return false;
             }
-          } else if (room > 0.0) {
-            const double give = std::min({delta, room, std::max(0.0, grant - sum_in_order(trial))});
+          } else {
             std::vector<double> raised = trial;
-            for (std::size_t d = 0; d < n; ++d)
-              if (d != pick)
-                raised[d] = std::min(
-                    in.domains[d].max_cap_w,
-                    trial[d] + give * std::max(0.0, in.domains[d].max_cap_w - trial[d]) / room);
+            raise_towards(raised, bound,
+                          std::min(delta, std::max(0.0, grant - sum_in_order(trial))));
             if (sum_in_order(raised) <= grant) trial = std::move(raised);
           }
           applied = std::move(trial);

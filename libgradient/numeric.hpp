@@ -47,4 +47,17 @@ inline double lower_towards(std::vector<double> &caps, const std::vector<double>
   return std::max(0.0, amount - room * f);
 }
 
+// Raises caps[i] towards to[i], each by the same share of its distance, by `amount` watts in
+// total, or as far as the distances allow (lower_towards' twin). Returns what is left.
+inline double raise_towards(std::vector<double> &caps, const std::vector<double> &to,
+                            double amount) {
+  double room = 0.0;
+  for (std::size_t i = 0; i < caps.size(); ++i) room += std::max(0.0, to[i] - caps[i]);
+  if (!(room > 0.0) || !(amount > 0.0)) return amount;
+  const double f = std::min(1.0, amount / room);
+  for (std::size_t i = 0; i < caps.size(); ++i)
+    if (caps[i] < to[i]) caps[i] = std::min(to[i], caps[i] + (to[i] - caps[i]) * f);
+  return std::max(0.0, amount - room * f);
+}
+
 }  // namespace powergrad

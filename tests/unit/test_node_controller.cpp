@@ -454,6 +454,19 @@ START_TEST(perturbation_within_the_grant) {
 }
 END_TEST
 
+// One step of `plant` under `nc` with its progress rates off by a relative noise (a
+// progress signal counts whole requests); the decision is checked and applied.
+NodeDecision noisy_progress_step(Plant &plant, NodeController &nc, double t, double grant_w,
+                                 std::mt19937 &rng, std::normal_distribution<double> &noise) {
+  NodeInputs in = plant.inputs(t);
+  for (JobInput &j : in.jobs)
+    if (j.domains[0].progress_rate) *j.domains[0].progress_rate *= 1.0 + noise(rng);
+  const NodeDecision d = nc.step(in);
+  assert_safe(in, d, grant_w);
+  plant.caps = d.caps_w;
+  return d;
+}
+
 // Perturbations at the full grant over a long run: the caps' sum stays at the grant on
 // average (before, only downward ones fitted, and the node ran about perturb_frac x range /
 // perturb_interval_s below its grant per perturbing domain).
@@ -472,11 +485,7 @@ START_TEST(perturbation_keeps_the_grant_in_use) {
   double sum = 0.0;
   int n = 0, perturbed = 0;
   for (int t = 0; t < 300; ++t) {
-    NodeInputs in = plant.inputs(t);
-    for (JobInput &j : in.jobs) *j.domains[0].progress_rate *= 1.0 + noise(rng);
-    const NodeDecision d = nc.step(in);
-    assert_safe(in, d, 300.0);
-    plant.caps = d.caps_w;
+    const NodeDecision d = noisy_progress_step(plant, nc, t, 300.0, rng, noise);
     if (t >= 20) {
       sum += sum_in_order(d.caps_w);
       ++n;
@@ -515,12 +524,7 @@ double progress_gap(bool progress, double *confidence) {
   double gap = 0.0, conf = 0.0;
   int n = 0;
   for (int t = 0; t < 600; ++t) {
-    NodeInputs in = plant.inputs(t);
-    for (JobInput &j : in.jobs)
-      if (j.domains[0].progress_rate) *j.domains[0].progress_rate *= 1.0 + noise(rng);
-    const NodeDecision d = nc.step(in);
-    assert_safe(in, d, 260.0);
-    plant.caps = d.caps_w;
+    const NodeDecision d = noisy_progress_step(plant, nc, t, 260.0, rng, noise);
     if (t >= 300) {
       gap += (d.caps_w[0] - d.perturbation_w * (d.perturbed_domain == 0u ? 1.0 : 0.0)) -
              (d.caps_w[1] - d.perturbation_w * (d.perturbed_domain == 1u ? 1.0 : 0.0));
