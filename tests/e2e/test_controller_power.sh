@@ -389,9 +389,12 @@ else not_ok "no violation while the controller was down and after" "$out"; fi
 # (once n4 holds more than its floor again, so that "its grant" means something)
 n4_above_floor="n[\"n4\"][\"grant_w\"] is not None and n[\"n4\"][\"grant_w\"] > $floor + 10 and n[\"n4\"][\"caps_w\"] > $floor + 10"
 wait_until 20 status_py "$n4_above_floor" || diag "n4 still near its floor: $(status_json)"
-granted_n4=$(status_json | python3 -c 'import json,sys; print([x for x in json.load(sys.stdin)["nodes"] if x["name"]=="n4"][0]["grant_w"])')
 t_kill=$(now)
 "$PGCLUSTER" kill-slurmd n4 KILL >/dev/null 2>&1 || bail_out "could not kill slurmd n4"
+# The grant is read after the kill: read before, the controller could still lower it (and n4
+# confirm the lowering) in between, and the count would rightly follow the lower grant. A
+# grant the controller sends later stays within what it counts as possibly in force.
+granted_n4=$(status_json | python3 -c 'import json,sys; print([x for x in json.load(sys.stdin)["nodes"] if x["name"]=="n4"][0]["grant_w"])')
 n4_tree=$(tree_w n4)
 n4_status() {
   status_json | python3 -c 'import json,sys
