@@ -3,7 +3,9 @@
 // (severely power limited). Prints `bench: alloc_<size>_ms <median> ms` per size, and `#`
 // lines saying how it was measured.
 // Then one whole ClusterController::step over 100k nodes (8 groups, every node reporting a
-// new 8-segment demand curve every period, as node agents do): `bench: cluster_step_100k_ms`.
+// new 8-segment demand curve every period, as node agents do): `bench: cluster_step_100k_ms`
+// with every node's jobs settled, `cluster_step_100k_young_ms` in the two minutes after all
+// of them started at once.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -93,8 +95,11 @@ void run(const char *name, std::size_t nodes, int max_reps, double target_s) {
 
 // The controller's period with `nodes` nodes in 8 groups limited to 90% of their span, every
 // node steerable with a fresh random concave 8-segment demand curve per period, confirming
-// its last grant. Reports are fed untimed; step() is timed.
-void run_cluster_step(const char *name, std::size_t nodes, int reps) {
+// its last grant. Reports are fed untimed; step() is timed. settled: every node's jobs have
+// settled (the whole hysteresis, the steady state); otherwise they all started with the
+// first report (young: hysteresis growing from 0 over hysteresis_settle_s, so that these
+// random curves move far more watts each step, as after a cluster-wide restart of jobs).
+void run_cluster_step(const char *name, std::size_t nodes, int reps, bool settled) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   ClusterConfig config;
@@ -115,6 +120,7 @@ void run_cluster_step(const char *name, std::size_t nodes, int reps) {
   for (std::size_t g = 0; g < groups; ++g)
     config.groups[g].max_w = group_floor[g] + 0.9 * (group_max[g] - group_floor[g]);
   config.budget_w = floors + 0.5 * (maxima - floors);
+  if (settled) config.hysteresis_settle_s = 0.0;
   ClusterController cc(config);
   if (!cc.ok()) {
     std::fprintf(stderr, "bench_alloc: %s\n", cc.error().c_str());
@@ -178,9 +184,11 @@ void run_cluster_step(const char *name, std::size_t nodes, int reps) {
   std::sort(ms.begin(), ms.end());
   std::printf(
       "# %s: ClusterController::step, %zu nodes in %zu groups, every node reporting a new "
-      "8-segment curve each period (reports not timed); %d steps after 1 warm-up; min %.3f ms, "
-      "max %.3f ms\n",
-      name, nodes, groups, reps, ms.front(), ms.back());
+      "8-segment curve each period (reports not timed), %s; %d steps after 1 warm-up; min "
+      "%.3f ms, max %.3f ms\n",
+      name, nodes, groups,
+      settled ? "jobs settled (hysteresis 0.5)" : "jobs started with the first report (young)",
+      reps, ms.front(), ms.back());
   std::printf("bench: %s %.3f ms\n", name, ms[ms.size() / 2]);
 }
 
@@ -205,6 +213,8 @@ int main(int argc, char **argv) {
   if (wanted("alloc_10k_ms")) run("alloc_10k_ms", 10000, 101, 2.0);
   if (wanted("alloc_100k_ms")) run("alloc_100k_ms", 100000, 21, 3.0);
   std::fflush(stdout);
-  if (wanted("cluster_step_100k_ms")) run_cluster_step("cluster_step_100k_ms", 100000, 11);
+  if (wanted("cluster_step_100k_ms")) run_cluster_step("cluster_step_100k_ms", 100000, 11, true);
+  if (wanted("cluster_step_100k_young_ms"))
+    run_cluster_step("cluster_step_100k_young_ms", 100000, 11, false);
   return 0;
 }

@@ -265,6 +265,9 @@ ConfigResult parse_controller_config(const std::string &text, const std::string 
       } else if (k == "hysteresis") {
         if (!parse_number(v, 0, 0.9, c.hysteresis) || c.hysteresis >= 0.9)
           return fail("Hysteresis='" + v + "': expected a number from 0 up to (not including) 0.9");
+      } else if (k == "hysteresissettletime") {
+        if (!parse_number(v, 0, 86400, c.hysteresis_settle_s))
+          return fail("HysteresisSettleTime='" + v + "': expected seconds from 0 to 86400");
       } else if (k == "curvesegments") {
         double n = 0;
         if (!parse_number(v, 0, 1024, n) || n != std::floor(n))
@@ -319,6 +322,7 @@ ClusterConfigResult build_cluster_config(const ControllerFileConfig &file,
   cc.period_s = file.period_s;
   cc.lease_s = file.lease_s;
   cc.hysteresis = file.hysteresis;
+  cc.hysteresis_settle_s = file.hysteresis_settle_s;
   cc.curve_segments = file.curve_segments;
   cc.plain_share = file.plain_share;
   cc.epoch = epoch;

@@ -16,6 +16,7 @@
 //   SeriesKeep=1000        # per-job power series files kept (newest)
 //   SeriesKeepDays=30      # and none older than this (0: no age limit)
 //   Hysteresis=0.5         # watts move only for (1+H)/(1-H) times the marginal gain
+//   HysteresisSettleTime=120  # seconds over which a node's new jobs grow into it
 //   CurveSegments=0        # demand curve segments per node (0: by cluster size)
 //   MetricsFile=/var/lib/prometheus/node-exporter/powergrad.prom  # Prometheus textfile
 //   MetricsInterval=15     # seconds between rewrites of MetricsFile
@@ -83,6 +84,7 @@ struct ControllerFileConfig {
   std::string metrics_file;         // "" : no Prometheus metrics file
   double metrics_interval_s = 15;   // how often it is rewritten
   double hysteresis = 0.5;          // ClusterConfig::hysteresis, in [0, 0.9)
+  double hysteresis_settle_s = 120;  // ClusterConfig::hysteresis_settle_s, in [0, 86400]
   std::size_t curve_segments = 0;   // ClusterConfig::curve_segments; 0: by cluster size
   std::vector<ConfigGroup> groups;
   std::vector<ConfigNodeOverride> node_overrides;

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <string>
 #include <utility>
 
 #include "libgradient/curve_ops.hpp"
@@ -53,6 +56,8 @@ std::string ClusterController::check_config(const ClusterConfig &c) {
   if (!finite_nonnegative(c.silent_after_s)) return "silent_after_s must be >= 0";
   if (!finite_nonnegative(c.clock_skew_s)) return "clock_skew_s must be >= 0";
   if (!(c.hysteresis >= 0.0 && c.hysteresis < 0.9)) return "hysteresis must be in [0, 0.9)";
+  if (!(c.hysteresis_settle_s >= 0.0 && c.hysteresis_settle_s <= 86400.0))
+    return "hysteresis_settle_s must be in [0, 86400]";
   if (!(c.noise_guard_k >= 0.0 && c.noise_guard_k <= 10.0))
     return "noise_guard_k must be in [0, 10]";
   if (!(c.model_guard_k >= 0.0 && c.model_guard_k <= 10.0))
@@ -259,6 +264,26 @@ std::string ClusterController::on_report(const NodeReport &r, double now_s) {
   // A lease of ours that this controller never sent to the node is not trusted as one.
   const std::uint64_t last_sent = s.sent.empty() ? s.last_seq_sent : s.sent.back().seq;
   s.lease_ours = r.lease_epoch == config_.epoch && r.lease_seq != 0 && r.lease_seq <= last_sent;
+  // How long its power-aware jobs have been steered (node_hysteresis): an order-independent
+  // signature of their keys (a job on two domains counts twice, as long as it stays there).
+  {
+    std::uint64_t sig = 0;
+    for (const JobSummary &j : r.jobs) {
+      if (j.mode == JobMode::off) continue;
+      std::uint64_t h = std::hash<std::string>{}(j.job) + 0x9e3779b97f4a7c15ULL;
+      h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;  // splitmix64's finaliser
+      h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+      sig += h ^ (h >> 31);
+    }
+    const bool steered = !r.idle && r.steerable && !r.demand.segments().empty();
+    if (!steered) {
+      s.steered_since_s = kNaN;
+    } else if (std::isnan(s.steered_since_s) || sig != s.jobs_sig ||
+               (s.reported && r.incarnation != s.last.incarnation)) {
+      s.steered_since_s = now_s;
+    }
+    s.jobs_sig = sig;
+  }
   s.reported = true;
   s.last_report_s = now_s;
   s.last = r;
@@ -395,8 +420,8 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
       s.leaf_scale = s.want_scale;
       // Up to its fair share, spare watts are its own before they are nobody's (raised to
       // kSpareGain); then the hysteresis around what it holds.
-      const bool favour = config_.hysteresis > 0.0 && !std::isnan(s.granted_w);
-      shape_leaf_curve(*shifted, pin_at, scale, share - low, favour, s.granted_w - low);
+      const double h = std::isnan(s.granted_w) ? 0.0 : node_hysteresis(s, now_s);
+      shape_leaf_curve(*shifted, pin_at, scale, share - low, h, s.granted_w - low);
       tree_.swap_curve(id, leaf_curve_);
       s.leaf_curve_set = true;
       s.leaf_curve_dirty = false;
@@ -508,10 +533,11 @@ class RaiseStep {
 // curve. In one pass: SegmentStream stands in for the curves between the steps, with the
 // same segments. Should a step refuse a segment, the steps run one by one, as written.
 void ClusterController::shape_leaf_curve(const GainCurve &curve, double pin_at, double scale,
-                                         double spare_w, bool favour, double held_w) {
+                                         double spare_w, double hysteresis, double held_w) {
   GainCurve &out = leaf_curve_;
   out.clear();
-  const double h = std::min(config_.hysteresis, 0.9);
+  const bool favour = hysteresis > 0.0;
+  const double h = std::min(hysteresis, 0.9);
   double pos = 0.0;
   const auto favoured = [&](const GainSegment &g) {  // favour_incumbent's loop
     if (!favour) return out.add(g);
@@ -538,7 +564,14 @@ void ClusterController::shape_leaf_curve(const GainCurve &curve, double pin_at, 
   }
   if (!favour) return raise_slopes_until(*c, spare_w, kSpareGain, out);
   raise_slopes_until(*c, spare_w, kSpareGain, raised_curve_);
-  favour_incumbent(raised_curve_, held_w, config_.hysteresis, out);
+  favour_incumbent(raised_curve_, held_w, hysteresis, out);
+}
+
+double ClusterController::node_hysteresis(const NodeState &s, double now_s) const {
+  const double settle = config_.hysteresis_settle_s;
+  if (!(settle > 0.0)) return config_.hysteresis;
+  if (std::isnan(s.steered_since_s)) return 0.0;
+  return config_.hysteresis * std::clamp((now_s - s.steered_since_s) / settle, 0.0, 1.0);
 }
 
 GrantMessage ClusterController::send_grant(std::size_t i, double grant_w, double now_s) {
@@ -629,6 +662,7 @@ ClusterNodeStatus ClusterController::node_status(std::size_t i, double now_s) co
     st.within_noise = s.within_noise;
     st.level_diff = s.level_diff;
     st.level_noise = std::isfinite(s.level_diff) ? s.noise.sd() : kNaN;
+    st.hysteresis = s.last.steerable ? node_hysteresis(s, now_s) : 0.0;
     std::vector<const std::string *> keys;
     for (const JobSummary &j : s.last.jobs) keys.push_back(&j.job);
     std::sort(keys.begin(), keys.end(),

@@ -49,8 +49,10 @@ struct HandNode {
   // Width of its demand curve above need_w; < 0: up to max_w. Shorter: saturated (its cores
   // run at their top clock before its maximum: watts above buy nothing).
   double curve_w = -1.0;
-  // >= 0: the report carries one steered job with this confidence (memory share 0.5).
+  // >= 0: the report carries one steered job with this confidence (memory share 0.5), keyed
+  // job (empty: the node's name + ".0").
   double confidence = -1.0;
+  std::string job;
   std::uint64_t seq = 0;
   GrantMessage lease;
   bool have_lease = false;
@@ -87,7 +89,7 @@ struct HandNode {
                           : GainCurve::linear(slope, width);
     if (r.steerable && confidence >= 0.0) {
       JobSummary j;
-      j.job = name + ".0";
+      j.job = job.empty() ? name + ".0" : job;
       j.mode = JobMode::latency;
       j.valid = true;
       j.gain_per_w = slope;
@@ -1045,6 +1047,7 @@ START_TEST(hysteresis_keeps_grants_on_small_differences) {
   const auto settle = [](double hysteresis, std::vector<HandNode> &nodes) {
     ClusterConfig c = two_nodes();
     c.hysteresis = hysteresis;
+    c.hysteresis_settle_s = 0.0;  // settled jobs (hysteresis_grows_as_jobs_settle: young ones)
     auto cc = std::make_unique<ClusterController>(c);
     nodes = {{"a"}, {"b"}};
     for (HandNode &n : nodes) n.two_step = true;
@@ -1113,6 +1116,83 @@ START_TEST(hysteresis_keeps_grants_on_small_differences) {
     c = two_nodes();
     c.model_guard_k = bad;
     ck_assert_contains(ClusterController::check_config(c), "model_guard_k");
+  }
+}
+END_TEST
+
+// A node's hysteresis grows from 0 to the configured one over its power-aware jobs' first
+// hysteresis_settle_s seconds, and starts again from 0 when its set of jobs changes.
+START_TEST(hysteresis_grows_as_jobs_settle) {
+  ck_assert_double_eq(ClusterConfig{}.hysteresis_settle_s, 120.0);
+  ClusterConfig c = two_nodes();
+  c.hysteresis = 0.5;
+  c.hysteresis_settle_s = 20.0;
+  ClusterController cc(c);
+  std::vector<HandNode> nodes = {{"a"}, {"b"}};
+  for (HandNode &n : nodes) {
+    n.two_step = true;
+    n.confidence = 1.0;
+  }
+  nodes[0].slope = 3.0;
+  nodes[1].slope = 1.0;
+  std::vector<GrantMessage> g;
+  // Young jobs: a's and b's grants follow their curves (a 300 W, b 200 W, at b's knee).
+  for (double t = 0.0; t < 4.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "b"), 200.0, 1e-5);
+  // Half settled (first report at t = 0.5): half the hysteresis; in the status too.
+  g = round_trip(cc, nodes, 10.0);
+  ck_assert_double_eq_tol(cc.node_status(0, 10.5).hysteresis, 0.25, 1e-9);
+  ck_assert_double_eq_tol(cc.node_status(1, 10.5).hysteresis, 0.25, 1e-9);
+  // b steeper while a is young: b's 5 against a's held 3 beats (1 + h) / (1 - h) at h 0.2
+  // (a factor 1.5), so the watts move.
+  {
+    ClusterController young(c);
+    std::vector<HandNode> y = nodes;
+    for (HandNode &n : y) n.seq = 0, n.have_lease = false;
+    for (double t = 0.0; t < 4.0; t += 1.0) g = round_trip(young, y, t);
+    y[1].slope = 5.0;
+    for (double t = 4.0; t < 8.0; t += 1.0) g = round_trip(young, y, t);
+    ck_assert_double_eq_tol(grant_of(g, "a"), 200.0, 1e-5);
+    ck_assert_double_eq_tol(grant_of(g, "b"), 300.0, 1e-5);
+  }
+  // Settled (t >= 20.5): the whole hysteresis. b's gains rise to 14 then 7: 7 x (1 - h)
+  // against a's held 3 x (1 + h), a ratio 7/3 below 3. Nothing moves, step after step.
+  for (double t = 11.0; t < 25.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(cc.node_status(0, 25.0).hysteresis, 0.5, 1e-12);
+  nodes[1].slope = 7.0;
+  for (double t = 25.0; t < 33.0; t += 1.0) {
+    g = round_trip(cc, nodes, t);
+    ck_assert_msg(std::fabs(grant_of(g, "a") - 300.0) < 1e-5, "t %g: a %g", t, grant_of(g, "a"));
+    ck_assert_msg(std::fabs(grant_of(g, "b") - 200.0) < 1e-5, "t %g: b %g", t, grant_of(g, "b"));
+  }
+  // A new job on a: its estimate is young, a's holdings are no longer favoured, and b's
+  // 7 x (1 - 0.5) beats a's 3: the watts move to b.
+  nodes[0].job = "a.1";
+  for (double t = 33.0; t < 37.0; t += 1.0) {
+    g = round_trip(cc, nodes, t);
+    ck_assert(cc.total_in_force_bound_w(t + 0.5) <= 500.0 + 1e-9);
+  }
+  ck_assert_double_eq_tol(cc.node_status(0, 37.5).hysteresis, 0.5 * 4.0 / 20.0, 1e-9);
+  ck_assert_double_eq_tol(cc.node_status(1, 37.5).hysteresis, 0.5, 1e-12);
+  ck_assert_double_eq_tol(grant_of(g, "a"), 200.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "b"), 300.0, 1e-5);
+  // A node that is not steered has no hysteresis; steered again, it starts from 0.
+  nodes[1].steerable = false;
+  g = round_trip(cc, nodes, 37.0);
+  ck_assert_double_eq(cc.node_status(1, 37.5).hysteresis, 0.0);
+  nodes[1].steerable = true;
+  g = round_trip(cc, nodes, 38.0);
+  ck_assert_double_eq_tol(cc.node_status(1, 43.5).hysteresis, 0.5 * 5.0 / 20.0, 1e-9);
+  // 0: the whole hysteresis at once; the setting's range.
+  c.hysteresis_settle_s = 0.0;
+  ClusterController at_once(c);
+  std::vector<HandNode> o = {{"a"}, {"b"}};
+  round_trip(at_once, o, 0.0);
+  ck_assert_double_eq(at_once.node_status(0, 0.0).hysteresis, 0.5);
+  for (double bad : {-1.0, 86401.0, kNaN, kInf}) {
+    c.hysteresis_settle_s = bad;
+    ck_assert_contains(ClusterController::check_config(c), "hysteresis_settle_s");
   }
 }
 END_TEST
@@ -1323,6 +1403,7 @@ int main() {
   tcase_add_test(moves, deterministic);
   tcase_add_test(moves, release_hands_on_confirmed_watts);
   tcase_add_test(moves, hysteresis_keeps_grants_on_small_differences);
+  tcase_add_test(moves, hysteresis_grows_as_jobs_settle);
   tcase_add_test(moves, demand_curves_coarsened_to_curve_segments);
   tcase_add_test(moves, noise_guard_keeps_the_even_split_within_noise);
   tcase_add_test(moves, noise_guard_keeps_real_differences);

@@ -70,17 +70,24 @@ START_TEST(defaults_and_case) {
   ClusterConfigResult r = build_cluster_config(c, {"n1"}, 1);
   ck_assert_msg(r.config.has_value(), "%s", r.error.c_str());
   ck_assert(r.config->hysteresis == 0.5);
+  ck_assert(c.hysteresis_settle_s == ClusterConfig{}.hysteresis_settle_s &&
+            r.config->hysteresis_settle_s == 120.0);
   ck_assert_uint_eq(r.config->curve_segments, 0);
 }
 END_TEST
 
 START_TEST(controller_tuning_keys) {
-  ControllerFileConfig c = parse_ok("Budget=100\nHysteresis=0.25 CurveSegments=64\n");
+  ControllerFileConfig c =
+      parse_ok("Budget=100\nHysteresis=0.25 CurveSegments=64 HysteresisSettleTime=30\n");
   ck_assert(c.hysteresis == 0.25);
+  ck_assert(c.hysteresis_settle_s == 30.0);
   ck_assert_uint_eq(c.curve_segments, 64);
   ClusterConfigResult r = build_cluster_config(c, {"n1", "n2"}, 1);
   ck_assert_msg(r.config.has_value(), "%s", r.error.c_str());
   ck_assert(r.config->hysteresis == 0.25);
+  ck_assert(r.config->hysteresis_settle_s == 30.0);
+  ck_assert(parse_ok("Budget=100\nhysteresissettletime=0\n").hysteresis_settle_s == 0.0);
+  ck_assert(parse_ok("Budget=100\nHysteresisSettleTime=86400\n").hysteresis_settle_s == 86400.0);
   ck_assert_uint_eq(r.config->curve_segments, 64);
   // Bounds: 0 and just below 0.9; 0 (by cluster size), 1 and 1024 segments.
   ck_assert(parse_ok("Budget=100\nhysteresis=0\n").hysteresis == 0.0);
@@ -97,6 +104,11 @@ START_TEST(controller_tuning_keys) {
       {"Budget=100\nHysteresis=-0.1\n", "pg.conf:2: Hysteresis='-0.1'"},
       {"Budget=100\nHysteresis=nan\n", "pg.conf:2: Hysteresis='nan'"},
       {"Budget=100\nHysteresis=\n", "pg.conf:2: Hysteresis=''"},
+      {"Budget=100\nHysteresisSettleTime=-1\n",
+       "pg.conf:2: HysteresisSettleTime='-1': expected seconds from 0 to 86400"},
+      {"Budget=100\nHysteresisSettleTime=86401\n", "pg.conf:2: HysteresisSettleTime='86401'"},
+      {"Budget=100\nHysteresisSettleTime=nan\n", "pg.conf:2: HysteresisSettleTime='nan'"},
+      {"Budget=100\nHysteresisSettleTime=2m\n", "pg.conf:2: HysteresisSettleTime='2m'"},
       {"Budget=100\n\nCurveSegments=1025\n", "pg.conf:3: CurveSegments='1025': expected a whole"},
       {"Budget=100\nCurveSegments=-1\n", "pg.conf:2: CurveSegments='-1'"},
       {"Budget=100\nCurveSegments=2.5\n", "pg.conf:2: CurveSegments='2.5'"},
