@@ -610,7 +610,11 @@ double ClusterController::demand_level(std::size_t i, const NodeReport &r) const
   // A node whose curve ends below its share wants no more than its share: no level.
   if (!(offset < r.demand.width_w())) return kNaN;
   const double g = r.demand.marginal_at(offset);
-  return g > 0.0 && std::isfinite(g) ? std::log(g) : kNaN;
+  // Nor does one whose gain there is negligible beside its own steepest (the curve's front;
+  // curves are concave; kNegligibleGain): pinned at the median level, such nodes held their
+  // whole fair share while busier nodes needed the watts.
+  if (!(g > kNegligibleGain * r.demand.segments().front().slope)) return kNaN;
+  return std::isfinite(g) ? std::log(g) : kNaN;
 }
 
 bool ClusterController::guarded(const NodeState &s) {

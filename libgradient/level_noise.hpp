@@ -53,6 +53,13 @@ struct LevelNoise {
   }
 };
 
+// A marginal gain below this share of its curve's steepest is none to the noise guards (no
+// level): what is left of a saturated domain's curve in a moving average, which decays by a
+// constant factor every period and never reaches 0. Its log is no level to compare (e^-250
+// and below in the simulator's llm-serving-regions, jumping by tens of log units from
+// period to period), and a noise that large would have a guard pin it at the median level.
+inline constexpr double kNegligibleGain = 1e-6;
+
 // The spread of a level (the log of a marginal gain) that comes from the model, not from
 // the noise of its inputs: a watt's gain is about proportional to 1 - m (m: the memory-bound
 // share of the run time), so a spread sd_m of m is one of sd_m / (1 - m) in the level. An

@@ -331,7 +331,9 @@ NodeDecision NodeController::step(const NodeInputs &in) {
         DomainState &st = domains_[d];
         const double g =
             even.feasible && !steered[d].empty() ? marginal_at(d, even.grants_w[d]) : 0.0;
-        if (!(g > 0.0) || !std::isfinite(g)) {
+        // Nor is a negligible gain beside the domain's steepest (kNegligibleGain; g > 0
+        // means the domain has a curve).
+        if (!(g > 0.0) || !std::isfinite(g) || !(g > kNegligibleGain * st.marginal.front())) {
           st.noise.add(std::numeric_limits<double>::quiet_NaN(), w);
           continue;
         }

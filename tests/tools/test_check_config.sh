@@ -37,7 +37,8 @@ case $out in
 esac
 
 run "$example" --nodes 'n[1-4]'
-is "$rc:$out" "1:$example:31: group 'rack1' names node 'n5', which slurm.conf does not define" \
+rack1_line=$(grep -n '^Group=rack1 ' "$example" | cut -d: -f1)
+is "$rc:$out" "1:$example:$rack1_line: group 'rack1' names node 'n5', which slurm.conf does not define" \
   "a group naming a node slurm.conf lacks is refused with its line"
 
 printf '# a comment\nControlPeriod=1\nBudget=abc\n' > "$work/bad-number.conf"

@@ -53,6 +53,8 @@ struct HandNode {
   // job (empty: the node's name + ".0").
   double confidence = -1.0;
   std::string job;
+  // Non-empty: its demand curve, as given (slope, two_step and curve_w are not used).
+  std::vector<GainSegment> segments;
   std::uint64_t seq = 0;
   GrantMessage lease;
   bool have_lease = false;
@@ -84,7 +86,9 @@ struct HandNode {
     r.idle = idle;
     r.steerable = steerable && !idle;
     const double width = curve_w >= 0.0 ? curve_w : max_w - need_w;
-    if (r.steerable)
+    if (r.steerable && !segments.empty())
+      r.demand = GainCurve::from_segments(segments);
+    else if (r.steerable)
       r.demand = two_step ? GainCurve::from_segments({{100.0, 2.0 * slope}, {width - 100.0, slope}})
                           : GainCurve::linear(slope, width);
     if (r.steerable && confidence >= 0.0) {
@@ -1290,6 +1294,50 @@ START_TEST(noise_guard_keeps_the_even_split_within_noise) {
 }
 END_TEST
 
+// Nodes whose curves have all but ended below their fair share (a short real part, then
+// gains of 1e-60 and 1e-120 in turn: what a node's moving average leaves of a saturated
+// domain's curve) have no demand level: the guard neither pins them at the median (their
+// log levels jump by 138 from period to period, a noise that would take in any difference)
+// nor counts them in it, and the busy nodes get the watts they do not use.
+START_TEST(noise_guard_ignores_negligible_gains) {
+  ClusterConfig c;
+  std::vector<HandNode> nodes = guarded_twenty(c, ClusterConfig{}.noise_guard_k);
+  ClusterController cc(c);
+  std::mt19937 rng(5);
+  std::normal_distribution<double> noise(0.0, 0.4);
+  std::vector<GrantMessage> g;
+  for (int k = 0; k < 30; ++k) {
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      if (i % 2 == 0) {
+        nodes[i].slope = std::exp(noise(rng));  // busy: linear, noisy around 1 per watt
+      } else {
+        const double tail = k % 2 ? 1e-60 : 1e-120;
+        nodes[i].segments = {{30.0, 10.0}, {170.0, tail}};
+      }
+    }
+    g = round_trip(cc, nodes, static_cast<double>(k));
+  }
+  g = cc.step(30.0);
+  ck_assert_double_le(sum_grants(g), c.budget_w + 1e-6);
+  double busy_w = 0.0;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    const ClusterNodeStatus st = cc.node_status(i, 30.0);
+    if (i % 2 == 1) {
+      // Its real 30 W, not its fair share.
+      ck_assert_msg(std::isnan(st.level_diff) && !st.within_noise, "%s: level diff %g, %s",
+                    st.name.c_str(), st.level_diff, st.within_noise ? "pinned" : "free");
+      ck_assert_msg(std::fabs(st.target_w - 130.0) < 1e-6, "%s: %g W", st.name.c_str(),
+                    st.target_w);
+    } else {
+      ck_assert(std::isfinite(st.level_diff));
+      busy_w += st.target_w;
+    }
+  }
+  // The quiet nodes' 10 x 50 W below their fair shares go to the busy ones.
+  ck_assert_double_ge(busy_w, 10 * 230.0 - 1e-6);
+}
+END_TEST
+
 // A node that really is steeper (5x, beyond its noise) still gets more than the even share,
 // and is not said to be within noise; the rest split what is left evenly.
 START_TEST(noise_guard_keeps_real_differences) {
@@ -1407,6 +1455,7 @@ int main() {
   tcase_add_test(moves, demand_curves_coarsened_to_curve_segments);
   tcase_add_test(moves, noise_guard_keeps_the_even_split_within_noise);
   tcase_add_test(moves, noise_guard_keeps_real_differences);
+  tcase_add_test(moves, noise_guard_ignores_negligible_gains);
   tcase_add_test(moves, noise_guard_default_follows_persistent_differences);
   tcase_add_test(moves, noise_guard_counts_what_estimates_do_not_know);
   suite_add_tcase(s, moves);
