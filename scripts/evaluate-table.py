@@ -60,7 +60,7 @@ def pct(x, digits=1):
 
 
 def share_text(x):
-    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.0f}%"
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f}%"
 
 
 def used_text(x):
