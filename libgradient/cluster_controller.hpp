@@ -126,7 +126,8 @@ struct ClusterConfig {
   double hysteresis = 0.5;
   // A node's hysteresis grows from 0 to `hysteresis` over the first hysteresis_settle_s
   // seconds of its power-aware jobs (counted again from 0 when the set of such jobs on it
-  // changes, when it stops being steered and when its agent restarts). What a node holds
+  // changes, when it stops being steered and when its agent restarts; from the controller's
+  // start, for the jobs running then). What a node holds
   // while its estimates settle (a load average of some 20 periods, a regression with a
   // minute's half-life) was decided on estimates that were still moving; holding on to it
   // only delays the watts' move to where the settled estimates send them (in the

@@ -55,6 +55,7 @@ struct HandNode {
   std::string job;
   // Non-empty: its demand curve, as given (slope, two_step and curve_w are not used).
   std::vector<GainSegment> segments;
+  std::uint64_t incarnation = 0;  // of its agent: rises when the agent restarts
   std::uint64_t seq = 0;
   GrantMessage lease;
   bool have_lease = false;
@@ -69,6 +70,7 @@ struct HandNode {
   NodeReport report(double now_s) {
     NodeReport r;
     r.node = name;
+    r.incarnation = incarnation;
     r.report_seq = ++seq;
     r.sent_at_s = now_s;
     if (have_lease) {
@@ -1188,6 +1190,13 @@ START_TEST(hysteresis_grows_as_jobs_settle) {
   nodes[1].steerable = true;
   g = round_trip(cc, nodes, 38.0);
   ck_assert_double_eq_tol(cc.node_status(1, 43.5).hysteresis, 0.5 * 5.0 / 20.0, 1e-9);
+  // Its agent restarts (a new incarnation, its estimates anew): from 0 again.
+  for (double t = 39.0; t < 60.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(cc.node_status(0, 60.0).hysteresis, 0.5, 1e-12);
+  nodes[0].incarnation = 1;
+  nodes[0].seq = 0;
+  g = round_trip(cc, nodes, 60.0);
+  ck_assert_double_eq_tol(cc.node_status(0, 62.5).hysteresis, 0.5 * 2.0 / 20.0, 1e-9);
   // 0: the whole hysteresis at once; the setting's range.
   c.hysteresis_settle_s = 0.0;
   ClusterController at_once(c);
