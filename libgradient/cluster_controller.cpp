@@ -613,8 +613,7 @@ double ClusterController::demand_level(std::size_t i, const NodeReport &r) const
   // Nor does one whose gain there is negligible beside its own steepest (the curve's front;
   // curves are concave; kNegligibleGain): pinned at the median level, such nodes held their
   // whole fair share while busier nodes needed the watts.
-  if (!(g > kNegligibleGain * r.demand.segments().front().slope)) return kNaN;
-  return std::isfinite(g) ? std::log(g) : kNaN;
+  return gain_level(g, r.demand.segments().front().slope);
 }
 
 bool ClusterController::guarded(const NodeState &s) {

@@ -60,6 +60,14 @@ struct LevelNoise {
 // period to period), and a noise that large would have a guard pin it at the median level.
 inline constexpr double kNegligibleGain = 1e-6;
 
+// The level of marginal gain g on a curve whose steepest gain is `steepest`: log(g), or NaN
+// when g is negligible beside it (kNegligibleGain) or not a finite number.
+inline double gain_level(double g, double steepest) {
+  if (!(g > kNegligibleGain * steepest) || !std::isfinite(g))
+    return std::numeric_limits<double>::quiet_NaN();
+  return std::log(g);
+}
+
 // The spread of a level (the log of a marginal gain) that comes from the model, not from
 // the noise of its inputs: a watt's gain is about proportional to 1 - m (m: the memory-bound
 // share of the run time), so a spread sd_m of m is one of sd_m / (1 - m) in the level. An

@@ -331,13 +331,14 @@ NodeDecision NodeController::step(const NodeInputs &in) {
         DomainState &st = domains_[d];
         const double g =
             even.feasible && !steered[d].empty() ? marginal_at(d, even.grants_w[d]) : 0.0;
-        // Nor is a negligible gain beside the domain's steepest (kNegligibleGain; g > 0
-        // means the domain has a curve).
-        if (!(g > 0.0) || !std::isfinite(g) || !(g > kNegligibleGain * st.marginal.front())) {
-          st.noise.add(std::numeric_limits<double>::quiet_NaN(), w);
+        // No level for a domain without a curve (g 0) or with a negligible gain beside its
+        // steepest (gain_level; g > 0 means the domain has a curve).
+        const double l =
+            g > 0.0 ? gain_level(g, st.marginal.front()) : std::numeric_limits<double>::quiet_NaN();
+        if (!std::isfinite(l)) {
+          st.noise.add(l, w);
           continue;
         }
-        const double l = std::log(g);
         st.noise.add(l, w);
         if (st.noise.known()) {
           level[d] = l;
