@@ -21,6 +21,8 @@ constexpr double kStaleConfidenceDecay = 0.7;
 constexpr double kMinRelativeSpeed = 1e-6;
 // A period whose busy fraction is below this does not refit the latency power model.
 constexpr double kMinFitBusy = 0.05;
+// The least share of its speed the low-cap slowdown leaves a domain (as a floor on the model).
+constexpr double kMinCapSpeed = 0.1;
 // Least spread of the load change detector (busy fraction): a load that has been exact so
 // far does not jump on rounding.
 constexpr double kMinLoadChangeSd = 0.002;
@@ -312,9 +314,12 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   // top frequency, rho / r(f_top / f_now). Smoothing it (rather than rho itself) filters the
   // arrival noise without lagging behind the controller's own cap moves, which change rho
   // but not the offered load.
+  // Below the low-cap knee the domain runs slower than its frequency says (cap_speed): its
+  // busy fraction is that much higher for the same load.
+  tdp_w_ = model.tdp_w;
   {
     const double x_top = std::max(model.f_max_hz / f_now, 1e-6);
-    const double r_top = x_top / ((1.0 - m) + m * x_top);
+    const double r_top = x_top / ((1.0 - m) + m * x_top) / cap_speed(*power);
     update_load(rho / r_top);
     current_.busy_fraction = std::clamp(load_top_ * r_top, 0.0, 1.0);
   }
@@ -367,11 +372,20 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   e.unit = GradientUnit::relative_speedup_per_w;
   e.source = source;
   e.confidence = std::clamp(1.0 - sd / default_sd, 0.0, 1.0);
-  // Raw dr/dP at the current power (0 once the domain is at its top frequency).
-  e.value = dyn < sat_dyn * (1.0 - 1e-9) ? (1.0 - m) / (3.0 * dyn) : 0.0;
+  // Raw dr/dP at the current power (0 once the domain is at its top frequency), with the
+  // low-cap slowdown's part below its knee.
+  e.value = (dyn < sat_dyn * (1.0 - 1e-9) ? (1.0 - m) / (3.0 * dyn) : 0.0) +
+            cap_speed_slope(p0 + dyn) / cap_speed(p0 + dyn);
   current_.speedup = e;
   current_.steerable = obs.mode == JobMode::latency || obs.mode == JobMode::throughput;
   current_.gain_per_w = marginal_gain_at(p0 + dyn);
+  current_.frequency_share = 1.0;
+  if (current_.gain_per_w > 0.0 && cap_speed_slope(p0 + dyn) > 0.0) {
+    without_cap_slope_ = true;
+    current_.frequency_share =
+        std::clamp(marginal_gain_at(p0 + dyn) / current_.gain_per_w, 0.0, 1.0);
+    without_cap_slope_ = false;
+  }
   current_.wants_perturbation =
       current_.steerable && speed_signal && e.confidence < params_.perturb_below_confidence;
   return current_;
@@ -411,9 +425,22 @@ void GradientModel::update_load(double load_top) {
 // domain's dynamic power is D(x) = D_full min(1, rho(x)) x^3 (D_full: full_dyn_w_): a faster
 // service is busy for less of the time, and a watt buys more frequency than P ~ f^3 at a
 // fixed busy fraction says (up to 3/2 times as much for a compute-bound service).
-double GradientModel::load_power_w(double x) const {
-  const double r = x / ((1.0 - m_top_) + m_top_ * x);
+double GradientModel::load_power_w(double x, double speed) const {
+  const double r = x / ((1.0 - m_top_) + m_top_ * x) * speed;
   return full_dyn_w_ * std::min(1.0, std::max(load_top_, 1e-6) / r) * x * x * x;
+}
+
+double GradientModel::cap_speed(double power_w) const {
+  const double knee = params_.low_cap_knee * tdp_w_;
+  const double s = params_.low_cap_slowdown;
+  if (!(knee > 0.0) || !(s > 0.0) || !(tdp_w_ > 0.0) || !(power_w < knee)) return 1.0;
+  return std::max(kMinCapSpeed, 1.0 - s * (knee - power_w) / tdp_w_);
+}
+
+double GradientModel::cap_speed_slope(double power_w) const {
+  const double g = cap_speed(power_w);
+  if (without_cap_slope_) return 0.0;
+  return g < 1.0 && g > kMinCapSpeed ? params_.low_cap_slowdown / tdp_w_ : 0.0;
 }
 
 // The weight of a watt at dynamic power dyn_w: D solved for x (bisection; D increases with
@@ -424,19 +451,27 @@ double GradientModel::load_power_w(double x) const {
 double GradientModel::load_gain_at(double dyn_w) const {
   const double m = m_top_;
   const double load = std::max(load_top_, 1e-6);
-  if (!(full_dyn_w_ > 0.0) || !(dyn_w < load_power_w(x_hi_))) return 0.0;
+  // The low-cap slowdown at this power: speed g, so the busy fraction is load / (r g) and
+  // the dynamic power at x is D(x) with that busy fraction; g' adds its own gain below the
+  // knee (dr_total/dP = g dr/dx / D'(x) + r g').
+  const double g = cap_speed(p0_w_ + dyn_w);
+  const double dg = cap_speed_slope(p0_w_ + dyn_w);
+  if (!(full_dyn_w_ > 0.0) || !(dyn_w < load_power_w(x_hi_, g))) return 0.0;
   double lo = 0.0, hi = x_hi_;
   for (int i = 0; i < 48; ++i) {
     const double mid = 0.5 * (lo + hi);
-    (load_power_w(mid) < dyn_w ? lo : hi) = mid;
+    (load_power_w(mid, g) < dyn_w ? lo : hi) = mid;
   }
   const double x = std::max(0.5 * (lo + hi), kMinRelativeSpeed);
   const double den = (1.0 - m) + m * x;
   const double r = x / den;
   const double drdx = (1.0 - m) / (den * den);
-  const double dpdx = full_dyn_w_ * load * (2.0 * x * (1.0 - m) + 3.0 * m * x * x);
-  const double rho = std::min(load / r, std::clamp(params_.max_busy_fraction, 0.0, 0.999));
-  const double gain = mmc_requests_slope(rho, servers_) * load * drdx / (r * r) / dpdx;
+  const double dpdx = full_dyn_w_ * load / g * (2.0 * x * (1.0 - m) + 3.0 * m * x * x);
+  const double rt = r * g;
+  const double rho = std::min(load / rt, std::clamp(params_.max_busy_fraction, 0.0, 0.999));
+  const double slope = mmc_requests_slope(rho, servers_);
+  const double gain = slope * load * drdx / (rt * rt) / dpdx * g +
+                      (dg > 0.0 ? slope * load * r * dg / (rt * rt) : 0.0);
   return std::isfinite(gain) && gain > 0.0 ? gain : 0.0;
 }
 
@@ -450,18 +485,24 @@ double GradientModel::marginal_gain_at(double power_w) const {
   const double dmin = std::max(params_.min_dynamic_power_w, 1e-3);
   double x;
   double dxdp;
+  const double x0 = std::cbrt(std::max(d, dmin) / dyn_now_w_);
   if (d >= dmin) {
-    x = std::cbrt(d / dyn_now_w_);
+    x = x0;
     dxdp = x / (3.0 * d);
   } else {
     // Continued linearly below P0 + dmin with the slope it has there: concave, finite.
-    const double x0 = std::cbrt(dmin / dyn_now_w_);
     dxdp = x0 / (3.0 * dmin);
     x = std::max(kMinRelativeSpeed, x0 - dxdp * (dmin - d));
   }
   const double m = current_.memory_share;
   const double den = (1.0 - m) + m * x;
-  const double drdp = (1.0 - m) / (den * den) * dxdp;
+  // With the low-cap slowdown g (cap_speed), relative to the speed now: r(x) g(P) / g(P_now);
+  // below P0 + dmin its part holds the value it has there, like the slope above.
+  const double pe = p0_w_ + std::max(d, dmin);
+  const double g_now = cap_speed(p0_w_ + dyn_now_w_);
+  const double drdp = ((1.0 - m) / (den * den) * dxdp * cap_speed(pe) +
+                       x0 / ((1.0 - m) + m * x0) * cap_speed_slope(pe)) /
+                      g_now;
   // Throughput: the relative speed-up (P ~ f^3: a throughput job keeps its CPUs busy).
   const double tw = std::isfinite(params_.throughput_weight) && params_.throughput_weight > 0.0
                         ? params_.throughput_weight

@@ -120,6 +120,15 @@ struct GradientModelParams {
   double max_busy_fraction = 0.98;
   // Lower bound on P - P0 (as in the counter model): near the floor the difference is noise.
   double min_dynamic_power_w = 2.0;
+  // RAPL holds a cap below about half of TDP inefficiently (clock modulation instead of a
+  // lower frequency): speed drops by an extra low_cap_slowdown per TDP of cap below
+  // low_cap_knee x TDP (at 0.45 TDP with knee 0.5 and slowdown 1: 5%), which the counters do
+  // not show as a lower frequency. The gain curves then carry it: a watt below the knee is
+  // worth that much more. Off by default (low_cap_knee 0): in the simulator it raises the
+  // share of the oracle's gain on most tight-budget clusters but costs low-load-spare's p99
+  // (README, issue 12); an opt-in for sites that know their hardware's knee.
+  double low_cap_knee = 0.0;
+  double low_cap_slowdown = 1.0;
   // Exchange rate of throughput gains into the common currency (1: one unit of relative
   // speed-up counts like one request-second saved per second).
   double throughput_weight = 1.0;
@@ -172,6 +181,10 @@ struct JobGradient {
   bool prior_from_counters = false;
   bool steerable = false;  // latency/throughput mode with a valid estimate
   bool wants_perturbation = false;
+  // The share of gain_per_w that scales with the frequency (1 - m): all of it above the
+  // low-cap knee; below it the low-cap slowdown's part does not depend on m. The noise
+  // guards scale the memory share's uncertainty by it (level_noise.hpp model_level_sd).
+  double frequency_share = 1.0;
 };
 
 class GradientModel {
@@ -240,8 +253,14 @@ class GradientModel {
   double p0_w_ = 0.0;
   double dyn_now_w_ = 0.0;  // P_now - P0 (>= min_dynamic_power_w)
   double sat_dyn_w_ = 0.0;  // P - P0 at which the domain reaches its top frequency
-  double load_power_w(double x) const;
+  double tdp_w_ = 0.0;
+  double load_power_w(double x, double speed = 1.0) const;
   double load_gain_at(double dyn_w) const;
+  // The share of its speed a domain keeps at power (cap) power_w (low_cap_knee), and its
+  // derivative.
+  double cap_speed(double power_w) const;
+  double cap_speed_slope(double power_w) const;
+  bool without_cap_slope_ = false;  // cap_speed_slope() 0: the gain's frequency part alone
 };
 
 }  // namespace powergrad

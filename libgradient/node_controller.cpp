@@ -317,8 +317,9 @@ NodeDecision NodeController::step(const NodeInputs &in) {
         if (!(g.gain_per_w > 0.0) || !std::isfinite(g.gain_per_w)) continue;
         wsum += g.gain_per_w;
         if (!g.prior_from_counters && g.regression_weight > 0.0) continue;
-        sum += g.gain_per_w * model_level_sd(g.memory_share, g.speedup.confidence,
-                                             params_.model.default_memory_share_sd);
+        sum += g.gain_per_w * g.frequency_share *
+               model_level_sd(g.memory_share, g.speedup.confidence,
+                              params_.model.default_memory_share_sd);
       }
       return wsum > 0.0 ? sum / wsum : 0.0;
     };

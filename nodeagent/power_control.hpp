@@ -118,6 +118,10 @@ struct PowerControlConfig {
   double freq_max_step_frac = 0.10;
   // Targets closer than this share of cpuinfo max - min to the limit in force do not move it.
   double freq_deadband_frac = 0.01;
+  // The low-cap slowdown the gain curves carry (GradientModelParams::low_cap_knee,
+  // low_cap_slowdown; plugin arguments of the same names).
+  double low_cap_knee = 0.0;
+  double low_cap_slowdown = 1.0;
 };
 
 // Files in the state folder.

@@ -38,8 +38,8 @@ bool parse_watts(const std::string &v, double &out) {
 }  // namespace
 
 const char *plugin_arg_keys() {
-  return "controller, counters, default_mode, emulate, floor, grant, log_level, period, "
-         "procfs_root, state_dir, sysfs_root";
+  return "controller, counters, default_mode, emulate, floor, grant, log_level, low_cap_knee, "
+         "low_cap_slowdown, period, procfs_root, state_dir, sysfs_root";
 }
 
 std::string split_host_port(const std::string &text, std::string &host, std::string &port) {
@@ -176,6 +176,17 @@ ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
                              "': expected an absolute path of at most 200 characters without '..'");
       } else {
         out.config.emulate_path = value;
+      }
+    } else if (key == "low_cap_knee" || key == "low_cap_slowdown") {
+      const bool knee = key == "low_cap_knee";
+      char *end = nullptr;
+      const double v = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || !(v >= 0.0 && v <= (knee ? 1.0 : 10.0))) {
+        out.errors.push_back("plugin argument " + key + "='" + value + "': expected " +
+                             (knee ? "a share of TDP from 0 to 1 (0: no low-cap slowdown)"
+                                   : "a slowdown per TDP from 0 to 10"));
+      } else {
+        (knee ? out.config.low_cap_knee : out.config.low_cap_slowdown) = v;
       }
     } else if (key == "controller") {
       std::string host, port;

@@ -43,6 +43,12 @@ struct PluginConfig {
   // agent reports to and takes its grants from. Empty (not given): the slurmctld host from
   // slurm.conf (SlurmctldHost) at kDefaultControllerPort. none: the static grant only.
   std::string controller;
+  // low_cap_knee=SHARE and low_cap_slowdown=PER_TDP: below low_cap_knee x TDP a domain's
+  // RAPL cap slows it by an extra low_cap_slowdown per TDP of cap below the knee (clock
+  // modulation; GradientModelParams), which the gain curves then carry. low_cap_knee=0 leaves
+  // it out (the default; e.g. low_cap_knee=0.5 low_cap_slowdown=1 opt in).
+  double low_cap_knee = 0.0;
+  double low_cap_slowdown = 1.0;
 };
 
 constexpr const char *kDefaultControllerPort = "6830";

@@ -211,6 +211,8 @@ int agent_slurmd_init(spank_t /*sp*/) {
   pc.emulate_path = *emulate;
   pc.grant_w = c.grant_w;
   pc.floor_w = c.floor_w;
+  pc.low_cap_knee = c.low_cap_knee;
+  pc.low_cap_slowdown = c.low_cap_slowdown;
   AgentSetup setup{ac, pc, link};
   if (kInitBeforeDaemonize && !slurmd_stays_in_foreground(own_cmdline())) {
     pending = std::move(setup);

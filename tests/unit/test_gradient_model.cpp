@@ -430,6 +430,65 @@ START_TEST(latency_curve_is_latency_saved) {
 }
 END_TEST
 
+START_TEST(low_cap_slowdown_below_the_knee) {
+  // Opted in (low_cap_knee 0.5, low_cap_slowdown 1): below 0.5 x 205 W a domain loses an
+  // extra 1 / 205 of its speed per watt of cap, g(P) = 1 - (102.5 - P) / 205. A watt below
+  // the knee buys that too; above it nothing changes. The default (knee 0) and slowdown 0:
+  // the cubic model alone.
+  const double p_now = 140.0;
+  const double m = 0.3;
+  const double f = freq_at(p_now);
+  const JobObservation o = with_share(m, f).observe(f, JobMode::throughput);
+  GradientModelParams knee, no_slow;
+  knee.low_cap_knee = 0.5;
+  no_slow.low_cap_knee = 0.5;
+  no_slow.low_cap_slowdown = 0.0;
+  GradientModel on(knee), cubic, cubic2(no_slow);
+  on.update(o, domain(p_now));
+  cubic.update(o, domain(p_now));
+  cubic2.update(o, domain(p_now));
+  const auto r = [&](double p) {  // speed relative to now, cubic model
+    const double x = std::cbrt((p - kModel.p0_w) / (p_now - kModel.p0_w));
+    return x / ((1.0 - m) + m * x);
+  };
+  const auto g = [](double p) { return p < 102.5 ? 1.0 - (102.5 - p) / 205.0 : 1.0; };
+  for (double p : {105.0, 140.0, 180.0})
+    ck_assert_double_eq_tol(on.marginal_gain_at(p), cubic.marginal_gain_at(p), 1e-15);
+  for (double p : {92.0, 95.0, 100.0, 102.0}) {
+    ck_assert_double_eq_tol(on.marginal_gain_at(p), cubic.marginal_gain_at(p) * g(p) + r(p) / 205.0,
+                            1e-12);
+    ck_assert_double_eq(cubic2.marginal_gain_at(p), cubic.marginal_gain_at(p));
+  }
+  ck_assert_double_eq(on.current().frequency_share, 1.0);  // measured above the knee
+  // The gain over [92, 130] W is the speed r g gained, and the knee is a drop in the marginal.
+  const GainCurve c = on.curve(92.0, 130.0, 3800);
+  ck_assert_double_eq_tol(c.gain_at(38.0), r(130.0) - r(92.0) * g(92.0), 1e-5);
+  ck_assert(on.marginal_gain_at(102.4) > on.marginal_gain_at(102.6) + 0.9 * r(102.5) / 205.0);
+
+  // A latency service measured above the knee: the same above it, worth more below it.
+  const double rho = 0.6;
+  const JobObservation lat = with_share(m, f, rho).observe(f, JobMode::latency);
+  GradientModel lon(knee), lcubic;
+  lon.update(lat, domain(p_now));
+  lcubic.update(lat, domain(p_now));
+  ck_assert_double_eq_tol(lon.marginal_gain_at(150.0), lcubic.marginal_gain_at(150.0), 1e-15);
+  ck_assert(lon.marginal_gain_at(96.0) > 1.05 * lcubic.marginal_gain_at(96.0));
+  // Measured below the knee: the busy fraction is what it is; the load at the top frequency
+  // is what the service would have without the slowdown, and part of the gain (the
+  // slowdown's) does not depend on the memory share.
+  const double p_low = 96.0;
+  const double f_low = freq_at(p_low);
+  const JobObservation at_low = with_share(m, f_low, 0.5).observe(f_low, JobMode::latency);
+  GradientModel a(knee), b;
+  a.update(at_low, domain(p_low));
+  b.update(at_low, domain(p_low));
+  ck_assert_double_eq_tol(a.current().busy_fraction, b.current().busy_fraction, 1e-12);
+  ck_assert(a.marginal_gain_at(p_low) > b.marginal_gain_at(p_low));
+  ck_assert(a.current().frequency_share > 0.2 && a.current().frequency_share < 0.99);
+  ck_assert_double_eq(b.current().frequency_share, 1.0);
+}
+END_TEST
+
 START_TEST(marginal_is_concave_everywhere) {
   std::mt19937 rng(17);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -747,6 +806,7 @@ int main() {
   tcase_add_test(curve, no_gain_past_the_top_frequency);
   tcase_add_test(curve, latency_curve_is_latency_saved);
   tcase_add_test(curve, marginal_is_concave_everywhere);
+  tcase_add_test(curve, low_cap_slowdown_below_the_knee);
   suite_add_tcase(s, curve);
   TCase *bad = tcase_create("bad_input");
   tcase_add_test(bad, bad_input_is_reported_not_thrown);

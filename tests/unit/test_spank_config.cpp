@@ -147,6 +147,26 @@ START_TEST(args_state_dir_and_period) {
 }
 END_TEST
 
+START_TEST(args_low_cap_slowdown) {
+  ConfigParse d = parse_plugin_args({});
+  ck_assert(d.config.low_cap_knee == 0.0 && d.config.low_cap_slowdown == 1.0);
+  ConfigParse p = parse_plugin_args({"low_cap_knee=0.5", "low_cap_slowdown=2.5"});
+  ck_assert(p.ok());
+  ck_assert(p.config.low_cap_knee == 0.5 && p.config.low_cap_slowdown == 2.5);
+  ConfigParse bad = parse_plugin_args({"low_cap_knee=1.5", "low_cap_knee=-0.1",
+                                       "low_cap_knee=", "low_cap_slowdown=11",
+                                       "low_cap_slowdown=nan", "low_cap_slowdown=1x"});
+  ck_assert_uint_eq(bad.errors.size(), 6);
+  ck_assert(bad.errors[0].find("low_cap_knee='1.5': expected a share of TDP from 0 to 1") !=
+            std::string::npos);
+  ck_assert(bad.errors[2].find("low_cap_knee=''") != std::string::npos);
+  ck_assert(bad.errors[3].find("low_cap_slowdown='11': expected a slowdown per TDP from 0 to 10") !=
+            std::string::npos);
+  ck_assert(bad.errors[4].find("low_cap_slowdown='nan'") != std::string::npos);
+  ck_assert(bad.errors[5].find("low_cap_slowdown='1x'") != std::string::npos);
+}
+END_TEST
+
 START_TEST(node_tokens_expand) {
   ck_assert_std_str_eq(expand_node_tokens("/run/pg/%n/state", "n3"), "/run/pg/n3/state");
   ck_assert_std_str_eq(expand_node_tokens("%n-%n", "a"), "a-a");
@@ -322,6 +342,7 @@ int main() {
   tcase_add_test(tc, args_unknown_key_is_named);
   tcase_add_test(tc, args_bad_values_are_named);
   tcase_add_test(tc, args_state_dir_and_period);
+  tcase_add_test(tc, args_low_cap_slowdown);
   tcase_add_test(tc, node_tokens_expand);
   tcase_add_test(tc, node_names_are_checked_before_they_go_into_paths);
   tcase_add_test(tc, node_name_from_slurmd_cmdline);
