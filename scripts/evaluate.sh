@@ -4,13 +4,15 @@
 # the oracle's gain, the budget it used, violations, drops and a HARM flag (seed-averaged;
 # scripts/evaluate-table.py says how each figure is computed).
 #   scripts/evaluate.sh [--sim PATH] [--out OUTDIR] [--seeds LIST] [--duration SECONDS]
-#                       [--only NAME[,NAME...]]
+#                       [--only NAME[,NAME...]] [--set KEY=VALUE]...
 # OUTDIR (default build/evaluation) gets, per scenario and seed, the simulator's table,
 # JSON and CSV (NAME.seedN.txt/.json/.csv), a plot of seed 1 (NAME.svg), per-seed.md (the
 # table's figures for every seed) and summary.md (the table, then each scenario's seed-1
 # table and plot). --seeds takes a comma-separated list (default 1,2,3); --duration
 # overrides every scenario's duration (a quick look; the table is then not comparable);
-# --only runs the named scenarios (file names without .yaml).
+# --only runs the named scenarios (file names without .yaml); --set passes a setting to every
+# run (powergrad-sim --set, e.g. powergrad.low_cap_knee=0.5; the table is then of that
+# setting).
 # Exit status: 0; 1 when powergrad does harm in some scenario or any policy violated a
 # budget; 2 on a usage error or a failed run.
 set -euo pipefail
@@ -28,7 +30,8 @@ while [ $# -gt 0 ]; do
     --seed|--seeds) seeds=$2; shift 2 ;;
     --duration) extra+=(--duration "$2"); shift 2 ;;
     --only) only=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --set) extra+=(--set "$2"); shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "evaluate: unknown option '$1'" >&2; exit 2 ;;
   esac
 done

@@ -41,6 +41,10 @@ const Key kKeys[] = {
      [](BaselineSettings &s) -> double & { return s.pool.release_margin_w; }},
     {"pool.grant_step", 0.0, 1.0, true, "ask of a hungry socket, share of max - min (0.05)",
      [](BaselineSettings &s) -> double & { return s.pool.grant_step_frac; }},
+    {"powergrad.low_cap_knee", 0.0, 1.0, false, "low-cap slowdown below this share of TDP (0: off)",
+     [](BaselineSettings &s) -> double & { return s.powergrad_low_cap_knee; }},
+    {"powergrad.low_cap_slowdown", 0.0, 10.0, false, "its slowdown per TDP below the knee (1)",
+     [](BaselineSettings &s) -> double & { return s.powergrad_low_cap_slowdown; }},
 };
 
 std::string range_text(const Key &k) {

@@ -1,12 +1,13 @@
-// Settings of the baselines usage (B1) and pool (B2) that a run may change without
-// recompiling: powergrad-sim --set KEY=VALUE (see doc/scenarios.md). The defaults are
-// libgradient's UsageParams and PoolParams.
+// Settings of the baselines usage (B1) and pool (B2), and powergrad's opt-ins, that a run may
+// change without recompiling: powergrad-sim --set KEY=VALUE (see doc/scenarios.md). The
+// defaults are libgradient's UsageParams, PoolParams and GradientModelParams.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "libgradient/baselines.hpp"
+#include "libgradient/gradient_model.hpp"
 #include "libgradient/pool_baseline.hpp"
 
 namespace powergrad::sim {
@@ -14,6 +15,10 @@ namespace powergrad::sim {
 struct BaselineSettings {
   UsageParams usage;
   PoolParams pool;
+  // powergrad's node agents: the low-cap slowdown in their gain curves (plugin arguments
+  // low_cap_knee= and low_cap_slowdown=; GradientModelParams).
+  double powergrad_low_cap_knee = GradientModelParams{}.low_cap_knee;
+  double powergrad_low_cap_slowdown = GradientModelParams{}.low_cap_slowdown;
   std::vector<std::string> changed;  // the KEY=VALUE applied, in order (shown in reports)
 };
 

@@ -55,7 +55,8 @@ struct UsageError : std::runtime_error {
 std::string usage() {
   std::string u = kUsage;
   for (std::size_t i = 0; i < policy_names().size(); ++i) u += (i ? "," : "") + policy_names()[i];
-  return u + "\n  --set KEY=VALUE a usage or pool setting (repeatable; defaults in ()):\n" +
+  return u +
+         "\n  --set KEY=VALUE a usage, pool or powergrad setting (repeatable; defaults in ()):\n" +
          baseline_settings_help();
 }
 
