@@ -61,7 +61,7 @@ log=$("$PGCLUSTER" log $n)
 # Held, so that their workloads can be written under their job ids before they start.
 submit() {
   sbatch --parsable -H --power-aware=throughput -w $n -n1 -J "$1" -o /dev/null \
-    --wrap "srun --power-aware=throughput sleep 40"
+    --wrap "srun --power-aware=throughput sleep 120"
 }
 ja=$(submit grad-high) && jb=$(submit grad-low) || bail_out "sbatch failed"
 pg_on_exit scancel "$ja" "$jb"
@@ -75,8 +75,6 @@ check "both jobs run on $n" wait_until 20 running
 registered() { grep -q "job $ja.0 task pid" "$log" && grep -q "job $jb.0 task pid" "$log"; }
 check "both jobs' steps registered with the agent" wait_until 20 registered
 
-# Let the controller settle (damping moves a cap at most ~20 W a period), then sample.
-sleep 8
 samples=() within=1 favoured=0
 # Both caps at one moment: read until two passes agree. (The agent lowers one package before
 # it raises the other; two reads in a row on a busy machine can straddle that and see the
@@ -90,6 +88,12 @@ snapshot() {
     c0=$b0 c1=$b1
   done
 }
+# The controller first learns: the jobs' estimates, the perturbations of low confidence,
+# the noise guard's spread, damping (a cap moves at most ~20 W a period). How long that
+# takes depends on the machine (8 s when quiet, 12 s seen on a busy one), so wait until the
+# compute-bound package is favoured once (60 s at most), then ask that it stays so.
+favoured_now() { snapshot; [ "$c0" -ge $((c1 + 10000000)) ]; }
+wait_until 60 favoured_now || diag "the compute-bound package was not favoured within 60 s"
 for _ in $(seq 1 10); do
   snapshot
   samples+=("$((c0 / 1000000)) $((c1 / 1000000))")
