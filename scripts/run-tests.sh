@@ -123,9 +123,15 @@ run_here() {
     echo "run-tests: this root has Slurm's source, but the build has no controller plugin" >&2
     return 1
   fi
+  # Check's per-test timeouts guard against hangs, not slowness: on a busy machine (CI
+  # builds the other versions' roots at the same time) and under the sanitizers a heavy unit
+  # test took more than three times its usual time (test_sim_policies' property test, over
+  # its 300 s under ASan). Stretched here unless the caller set it.
+  export CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-4}
   case "$list" in
     short) target=check-matrix ;;
     sanitize) target=check-sanitize
+      [ "${CK_TIMEOUT_MULTIPLIER}" -ge 12 ] 2>/dev/null || export CK_TIMEOUT_MULTIPLIER=12
       # Every process of the tests gets the sanitizer runtime and writes its reports here
       # (tests/e2e/lib.sh); the summary counts each as a failure.
       rm -rf "$build/sanitizer-reports"
