@@ -381,10 +381,7 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   current_.gain_per_w = marginal_gain_at(p0 + dyn);
   current_.frequency_share = 1.0;
   if (current_.gain_per_w > 0.0 && cap_speed_slope(p0 + dyn) > 0.0) {
-    without_cap_slope_ = true;
-    current_.frequency_share =
-        std::clamp(marginal_gain_at(p0 + dyn) / current_.gain_per_w, 0.0, 1.0);
-    without_cap_slope_ = false;
+    current_.frequency_share = std::clamp(gain_at(p0 + dyn, false) / current_.gain_per_w, 0.0, 1.0);
   }
   current_.wants_perturbation =
       current_.steerable && speed_signal && e.confidence < params_.perturb_below_confidence;
@@ -439,7 +436,6 @@ double GradientModel::cap_speed(double power_w) const {
 
 double GradientModel::cap_speed_slope(double power_w) const {
   const double g = cap_speed(power_w);
-  if (without_cap_slope_) return 0.0;
   return g < 1.0 && g > kMinCapSpeed ? params_.low_cap_slowdown / tdp_w_ : 0.0;
 }
 
@@ -448,14 +444,14 @@ double GradientModel::cap_speed_slope(double power_w) const {
 // the unsaturated form throughout, so the marginal stays non-increasing across the point
 // where the service saturates. At or above D(f_top / f_max) the domain runs at its top
 // frequency: 0.
-double GradientModel::load_gain_at(double dyn_w) const {
+double GradientModel::load_gain_at(double dyn_w, bool cap_slope) const {
   const double m = m_top_;
   const double load = std::max(load_top_, 1e-6);
   // The low-cap slowdown at this power: speed g, so the busy fraction is load / (r g) and
   // the dynamic power at x is D(x) with that busy fraction; g' adds its own gain below the
   // knee (dr_total/dP = g dr/dx / D'(x) + r g').
   const double g = cap_speed(p0_w_ + dyn_w);
-  const double dg = cap_speed_slope(p0_w_ + dyn_w);
+  const double dg = cap_slope ? cap_speed_slope(p0_w_ + dyn_w) : 0.0;
   if (!(full_dyn_w_ > 0.0) || !(dyn_w < load_power_w(x_hi_, g))) return 0.0;
   double lo = 0.0, hi = x_hi_;
   for (int i = 0; i < 48; ++i) {
@@ -475,12 +471,14 @@ double GradientModel::load_gain_at(double dyn_w) const {
   return std::isfinite(gain) && gain > 0.0 ? gain : 0.0;
 }
 
-double GradientModel::marginal_gain_at(double power_w) const {
+double GradientModel::marginal_gain_at(double power_w) const { return gain_at(power_w, true); }
+
+double GradientModel::gain_at(double power_w, bool cap_slope) const {
   if (!have_point_ || !current_.steerable || !std::isfinite(power_w)) return 0.0;
   const double d = power_w - p0_w_;
   // Below P0 + min_dynamic_power_w the slope there holds (concave, finite).
   if (mode_ == JobMode::latency)
-    return load_gain_at(std::max(d, std::max(params_.min_dynamic_power_w, 1e-3)));
+    return load_gain_at(std::max(d, std::max(params_.min_dynamic_power_w, 1e-3)), cap_slope);
   if (d >= sat_dyn_w_) return 0.0;
   const double dmin = std::max(params_.min_dynamic_power_w, 1e-3);
   double x;
@@ -501,7 +499,7 @@ double GradientModel::marginal_gain_at(double power_w) const {
   const double pe = p0_w_ + std::max(d, dmin);
   const double g_now = cap_speed(p0_w_ + dyn_now_w_);
   const double drdp = ((1.0 - m) / (den * den) * dxdp * cap_speed(pe) +
-                       x0 / ((1.0 - m) + m * x0) * cap_speed_slope(pe)) /
+                       (cap_slope ? x0 / ((1.0 - m) + m * x0) * cap_speed_slope(pe) : 0.0)) /
                       g_now;
   // Throughput: the relative speed-up (P ~ f^3: a throughput job keeps its CPUs busy).
   const double tw = std::isfinite(params_.throughput_weight) && params_.throughput_weight > 0.0

@@ -255,12 +255,14 @@ class GradientModel {
   double sat_dyn_w_ = 0.0;  // P - P0 at which the domain reaches its top frequency
   double tdp_w_ = 0.0;
   double load_power_w(double x, double speed = 1.0) const;
-  double load_gain_at(double dyn_w) const;
+  // The gain at load / power, with the low-cap slowdown's own slope or without it (the
+  // gain's frequency part alone, for frequency_share).
+  double load_gain_at(double dyn_w, bool cap_slope) const;
+  double gain_at(double power_w, bool cap_slope) const;
   // The share of its speed a domain keeps at power (cap) power_w (low_cap_knee), and its
   // derivative.
   double cap_speed(double power_w) const;
   double cap_speed_slope(double power_w) const;
-  bool without_cap_slope_ = false;  // cap_speed_slope() 0: the gain's frequency part alone
 };
 
 }  // namespace powergrad

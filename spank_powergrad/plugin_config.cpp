@@ -26,11 +26,20 @@ bool good_path(const std::string &v, std::size_t max_len) {
   return !v.empty() && v[0] == '/' && v.find("..") == std::string::npos && v.size() <= max_len;
 }
 
+// A plain number, the whole value, within [lo, hi] (NaN and the infinities never are).
+bool parse_number(const std::string &v, double lo, double hi, double &out) {
+  if (v.empty()) return false;
+  char *end = nullptr;
+  const double x = std::strtod(v.c_str(), &end);
+  if (*end != '\0' || !(x >= lo && x <= hi)) return false;
+  out = x;
+  return true;
+}
+
 // Watts: a plain positive number up to 100 kW (a node, not a cluster).
 bool parse_watts(const std::string &v, double &out) {
-  char *end = nullptr;
-  const double w = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end != '\0' || !(w > 0.0 && w <= 100000.0)) return false;
+  double w = 0.0;
+  if (!parse_number(v, 0.0, 100000.0, w) || !(w > 0.0)) return false;
   out = w;
   return true;
 }
@@ -140,14 +149,9 @@ ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
         out.config.state_dir = value;
       }
     } else if (key == "period") {
-      char *end = nullptr;
-      const double v = std::strtod(value.c_str(), &end);
-      if (value.empty() || *end != '\0' || !(v >= 0.1 && v <= 60.0)) {
+      if (!parse_number(value, 0.1, 60.0, out.config.period_s))
         out.errors.push_back("plugin argument period='" + value +
                              "': expected seconds between 0.1 and 60");
-      } else {
-        out.config.period_s = v;
-      }
     } else if (key == "sysfs_root" || key == "procfs_root") {
       if (!good_path(value, 200)) {
         out.errors.push_back("plugin argument " + key + "='" + value +
@@ -179,15 +183,11 @@ ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
       }
     } else if (key == "low_cap_knee" || key == "low_cap_slowdown") {
       const bool knee = key == "low_cap_knee";
-      char *end = nullptr;
-      const double v = std::strtod(value.c_str(), &end);
-      if (value.empty() || *end != '\0' || !(v >= 0.0 && v <= (knee ? 1.0 : 10.0))) {
+      if (!parse_number(value, 0.0, knee ? 1.0 : 10.0,
+                        knee ? out.config.low_cap_knee : out.config.low_cap_slowdown))
         out.errors.push_back("plugin argument " + key + "='" + value + "': expected " +
                              (knee ? "a share of TDP from 0 to 1 (0: no low-cap slowdown)"
                                    : "a slowdown per TDP from 0 to 10"));
-      } else {
-        (knee ? out.config.low_cap_knee : out.config.low_cap_slowdown) = v;
-      }
     } else if (key == "controller") {
       std::string host, port;
       const std::string why = value == "none" ? "" : split_host_port(value, host, port);

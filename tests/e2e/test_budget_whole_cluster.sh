@@ -209,6 +209,15 @@ check_phase() {  # NAME DESCRIPTION
   else not_ok "$2: within the budget at every sample" "$out" "$(trees_line)"; fi
 }
 mean() { python3 "$PG_CLUSTER_DIR/means.py" "$samples" "$1" "$2"; }
+# settled EXPR: the means of the last 4 s of samples satisfy EXPR (Python over the names
+# means.py prints, dots as underscores: n1, n1_0, fair...). The phases wait for it, however
+# long the agents take to learn on a busy machine, and then measure over a fresh window.
+settled() {
+  local t; t=$(now)
+  mean "$(python3 -c "print($t - 4)")" "$t" | python3 -c 'import json, sys
+m = {k.replace(".", "_"): v for k, v in json.load(sys.stdin).items()}
+sys.exit(0 if m["fair"] > 0 and eval(sys.argv[1], {}, m) else 1)' "$1"
+}
 jget() { python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])[sys.argv[2]], 1))' "$1" "$2"; }
 
 # --- A: a power-aware job on n1, a plain job on n2, n3 idle
@@ -227,7 +236,8 @@ pg_on_exit scancel "$ja" "$jp"
 scontrol release "$ja" "$jp"
 running() { [ "$(squeue -h -t R -j "$1" | wc -l)" = "$2" ]; }
 check "power-aware job $ja on n1 and plain job $jp on n2 run" wait_until 30 running "$ja,$jp" 2
-sleep 12
+wait_until 90 settled "n3 <= $idle + 1 and n2 <= fair + 1 and n1 > fair + 20" ||
+  diag "A: the caps did not settle as expected within 90 s (measured anyway)"
 t_w=$(now); sleep 8
 m=$(mean "$t_w" "$(now)")
 phase A "$t_sampling" n1,n2,n3
@@ -247,7 +257,8 @@ pg_on_exit scancel "$jq"
 echo "$jq memory_share=0.1,busy_cpus=4,zone=intel-rapl:1" >> "$emulate"
 scontrol release "$jq"
 check "a plain job $jq joins the power-aware one on n1" wait_until 30 running "$jq" 1
-sleep 12
+wait_until 90 settled "n1_0 > n1_1" ||
+  diag "B: the caps did not settle as expected within 90 s (measured anyway)"
 t_w=$(now); sleep 8
 m=$(mean "$t_w" "$(now)")
 phase B "$t_b" n1,n2,n3
