@@ -124,10 +124,10 @@ struct GradientModelParams {
   // lower frequency): speed drops by an extra low_cap_slowdown per TDP of cap below
   // low_cap_knee x TDP (at 0.45 TDP with knee 0.5 and slowdown 1: 5%), which the counters do
   // not show as a lower frequency. The gain curves then carry it: a watt below the knee is
-  // worth that much more. Off by default (low_cap_knee 0): in the simulator it raises the
-  // share of the oracle's gain on most tight-budget clusters but costs low-load-spare's p99
-  // (README, issue 12); an opt-in for sites that know their hardware's knee.
-  double low_cap_knee = 0.0;
+  // worth that much more. On by default at half of TDP, where RAPL's control is documented to
+  // get inefficient; low_cap_knee 0 leaves it out (hardware whose caps act through the
+  // frequency all the way down). README, issue 12: what it gains and what a wrong knee costs.
+  double low_cap_knee = 0.5;
   double low_cap_slowdown = 1.0;
   // Exchange rate of throughput gains into the common currency (1: one unit of relative
   // speed-up counts like one request-second saved per second).

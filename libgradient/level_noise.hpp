@@ -27,11 +27,16 @@ struct LevelNoise {
 
   double mean = std::numeric_limits<double>::quiet_NaN();
   double var = std::numeric_limits<double>::quiet_NaN();
+  // The moving mean of the products of consecutive deviations (their lag-1 covariance) and
+  // the last deviation, for average_sd().
+  double cov1 = std::numeric_limits<double>::quiet_NaN();
+  double last_dev = std::numeric_limits<double>::quiet_NaN();
 
   // A new value (not finite: the level is unknown again, and so is its noise).
   void add(double level, double w) {
+    constexpr double nan = std::numeric_limits<double>::quiet_NaN();
     if (!std::isfinite(level)) {
-      mean = var = std::numeric_limits<double>::quiet_NaN();
+      mean = var = cov1 = last_dev = nan;
       return;
     }
     if (!std::isfinite(mean)) {
@@ -42,12 +47,30 @@ struct LevelNoise {
     const double room = kChange * std::fmax(std::isfinite(var) ? std::sqrt(var) : 0.0, kMinSd);
     if (std::isfinite(var) && std::fabs(dev) > room) {
       mean = level;
+      last_dev = nan;
       return;
     }
     var = std::isfinite(var) ? (1.0 - w) * var + w * dev * dev : dev * dev;
+    if (std::isfinite(last_dev)) {
+      const double c = dev * last_dev;
+      cov1 = std::isfinite(cov1) ? (1.0 - w) * cov1 + w * c : c;
+    }
+    last_dev = dev;
     mean += w * dev;
   }
   bool known() const { return std::isfinite(var); }
+  // The spread of the moving average itself (weight w): for deviations of spread sd() with
+  // lag-1 correlation phi (from cov1; unknown counts as 1), as of an AR(1) series,
+  // sd() sqrt(w / (2 - w) (1 + a) / (1 - a)) with a = phi (1 - w), at most sd(). Independent
+  // values give 0.23 sd() at w = 0.1; a slow drift, whose deviations follow each other,
+  // about sd() itself, so a drift still counts as noise.
+  double average_sd(double w) const {
+    w = std::clamp(w, 1e-6, 1.0);
+    const double phi = std::isfinite(cov1) && var > 0.0 ? std::clamp(cov1 / var, 0.0, 1.0) : 1.0;
+    const double a = phi * (1.0 - w);
+    const double f = a < 1.0 ? w / (2.0 - w) * (1.0 + a) / (1.0 - a) : 1.0;
+    return sd() * std::sqrt(std::min(1.0, f));
+  }
   double sd() const {
     return std::isfinite(var) ? std::sqrt(var) : std::numeric_limits<double>::quiet_NaN();
   }
@@ -95,6 +118,19 @@ inline double median_in_place(std::vector<double> &v) {
 inline double guard_scale(double diff, double t) {
   const double kept = std::fabs(diff) <= t ? 0.0 : (diff > 0.0 ? diff - t : diff + t);
   return std::exp(kept - diff);
+}
+
+// The node guard's soft threshold, judged on averages: a domain whose average level lies
+// `average_diff` from the median of the averages, with the allowance t (k spreads of that
+// average), keeps the share max(0, |average_diff| - t) / |average_diff| of its level's
+// difference from the median now (`diff_now`); the factor on its curve that does so. One
+// period's noisy level then neither makes nor breaks a difference, a steady one counts even
+// when each period's level is noisy, and domains that differ only by noise are held at the
+// even split (share 0).
+inline double guard_scale_of_average(double average_diff, double t, double diff_now) {
+  const double a = std::fabs(average_diff);
+  const double kept = a > t ? (a - t) / a : 0.0;
+  return std::exp(-diff_now * (1.0 - kept));
 }
 
 }  // namespace powergrad

@@ -15,6 +15,8 @@ namespace powergrad {
 
 namespace {
 
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
 // splitmix64: small, fast, and the same on every platform (unlike std distributions).
 std::uint64_t splitmix64(std::uint64_t &state) {
   std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
@@ -317,42 +319,59 @@ NodeDecision NodeController::step(const NodeInputs &in) {
         if (!(g.gain_per_w > 0.0) || !std::isfinite(g.gain_per_w)) continue;
         wsum += g.gain_per_w;
         if (!g.prior_from_counters && g.regression_weight > 0.0) continue;
-        sum += g.gain_per_w * g.frequency_share *
-               model_level_sd(g.memory_share, g.speedup.confidence,
-                              params_.model.default_memory_share_sd);
+        sum += g.gain_per_w * model_level_sd(g.memory_share, g.speedup.confidence,
+                                             params_.model.default_memory_share_sd);
       }
       return wsum > 0.0 ? sum / wsum : 0.0;
+    };
+    // The share of domain d's gain that its frequency gives (its steered jobs', by gain).
+    // Below the low-cap knee the slowdown adds a part that is about alike for every domain
+    // there and says nothing of which one is steeper; the memory share's uncertainty lies in
+    // the frequency part. So the guard judges the levels of that part, and takes the same
+    // share of each whole level's difference as it takes of the part's.
+    const auto frequency_share = [&](std::size_t d) {
+      double wsum = 0.0, sum = 0.0;
+      for (const GradientModel *m : steered[d]) {
+        const JobGradient &g = m->current();
+        if (!(g.gain_per_w > 0.0) || !std::isfinite(g.gain_per_w)) continue;
+        wsum += g.gain_per_w;
+        sum += g.gain_per_w * std::clamp(g.frequency_share, 0.0, 1.0);
+      }
+      return wsum > 0.0 ? sum / wsum : 1.0;
     };
     if (params_.noise_guard_k > 0.0 && n > 1) {
       const AllocResult even = plain_cap == grant ? fair : allocate_uniform(grant, ranges);
       const double w = std::clamp(params_.noise_weight, 1e-6, 1.0);
-      std::vector<double> levels;
-      std::vector<double> level(n, std::numeric_limits<double>::quiet_NaN());
+      // Per domain: the average of its frequency part's level (what the guard judges) and
+      // its whole level now (what the scale applies to).
+      std::vector<double> averages, wholes;
+      std::vector<double> average(n, kNaN), whole(n, kNaN);
       for (std::size_t d = 0; d < n; ++d) {
         DomainState &st = domains_[d];
         const double g =
             even.feasible && !steered[d].empty() ? marginal_at(d, even.grants_w[d]) : 0.0;
         // No level for a domain without a curve (g 0) or with a negligible gain beside its
         // steepest (gain_level; g > 0 means the domain has a curve).
-        const double l =
-            g > 0.0 ? gain_level(g, st.marginal.front()) : std::numeric_limits<double>::quiet_NaN();
-        if (!std::isfinite(l)) {
-          st.noise.add(l, w);
-          continue;
-        }
-        st.noise.add(l, w);
-        if (st.noise.known()) {
-          level[d] = l;
-          levels.push_back(l);
+        const double lw = g > 0.0 ? gain_level(g, st.marginal.front()) : kNaN;
+        const double fs = frequency_share(d);
+        const double l = fs < 1.0 ? lw + std::log(fs) : lw;  // fs 0: -inf, no level
+        st.noise.add(std::isfinite(l) ? l : kNaN, w);
+        if (std::isfinite(l) && st.noise.known()) {
+          average[d] = st.noise.mean;
+          averages.push_back(average[d]);
+          whole[d] = lw;
+          wholes.push_back(lw);
         }
       }
-      if (levels.size() >= 2) {
-        const double median = median_in_place(levels);
+      if (averages.size() >= 2) {
+        const double median = median_in_place(averages);
+        const double whole_median = median_in_place(wholes);
         for (std::size_t d = 0; d < n; ++d)
-          if (std::isfinite(level[d]))
-            scale[d] =
-                guard_scale(level[d] - median, params_.noise_guard_k *
-                                                   std::hypot(domains_[d].noise.sd(), model_sd(d)));
+          if (std::isfinite(average[d]))
+            scale[d] = guard_scale_of_average(
+                average[d] - median,
+                params_.noise_guard_k * std::hypot(domains_[d].noise.average_sd(w), model_sd(d)),
+                whole[d] - whole_median);
       }
     }
     std::vector<AllocChild> children(n);

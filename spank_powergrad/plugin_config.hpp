@@ -45,9 +45,9 @@ struct PluginConfig {
   std::string controller;
   // low_cap_knee=SHARE and low_cap_slowdown=PER_TDP: below low_cap_knee x TDP a domain's
   // RAPL cap slows it by an extra low_cap_slowdown per TDP of cap below the knee (clock
-  // modulation; GradientModelParams), which the gain curves then carry. low_cap_knee=0 leaves
-  // it out (the default; e.g. low_cap_knee=0.5 low_cap_slowdown=1 opt in).
-  double low_cap_knee = 0.0;
+  // modulation; GradientModelParams), which the gain curves then carry. Defaults 0.5 and 1;
+  // low_cap_knee=0 leaves it out.
+  double low_cap_knee = 0.5;
   double low_cap_slowdown = 1.0;
 };
 

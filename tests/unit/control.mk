@@ -4,7 +4,8 @@ CONTROL_UNIT_TESTS = \
 	tests/unit/test_gradient_model \
 	tests/unit/test_node_controller \
 	tests/unit/test_cluster_controller \
-	tests/unit/test_pool_baseline
+	tests/unit/test_pool_baseline \
+	tests/unit/test_level_noise
 check_PROGRAMS += $(CONTROL_UNIT_TESTS)
 TESTS += $(CONTROL_UNIT_TESTS)
 
@@ -26,3 +27,7 @@ tests_unit_test_cluster_controller_LDADD = $(CONTROL_UNIT_LDADD)
 tests_unit_test_pool_baseline_SOURCES = tests/unit/test_pool_baseline.cpp
 tests_unit_test_pool_baseline_CPPFLAGS = $(CONTROL_UNIT_CPPFLAGS)
 tests_unit_test_pool_baseline_LDADD = $(CONTROL_UNIT_LDADD)
+
+tests_unit_test_level_noise_SOURCES = tests/unit/test_level_noise.cpp
+tests_unit_test_level_noise_CPPFLAGS = $(CONTROL_UNIT_CPPFLAGS)
+tests_unit_test_level_noise_LDADD = $(CONTROL_UNIT_LDADD)

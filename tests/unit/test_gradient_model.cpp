@@ -101,6 +101,14 @@ double mmc_requests(double r, int c) {
   return a + p0 * term * r / ((1.0 - r) * (1.0 - r));
 }
 
+// The frequency model alone, without RAPL's low-cap slowdown (on by default below half of
+// TDP): the closed forms below are of that model.
+GradientModelParams cubic_only() {
+  GradientModelParams p;
+  p.low_cap_knee = 0.0;
+  return p;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- prior and weighting
@@ -108,7 +116,7 @@ double mmc_requests(double r, int c) {
 START_TEST(prior_is_the_counter_model) {
   for (double m : {0.1, 0.5, 0.8}) {
     for (double p : {100.0, 150.0}) {
-      GradientModel model;
+      GradientModel model(cubic_only());
       const double f = freq_at(p);
       const JobGradient &g =
           model.update(with_share(m, f).observe(f, JobMode::throughput), domain(p));
@@ -364,7 +372,7 @@ END_TEST
 START_TEST(throughput_curve_follows_the_cubic_model) {
   const double p_now = 140.0;
   const double m = 0.3;
-  GradientModel model;
+  GradientModel model(cubic_only());
   const double f = freq_at(p_now);
   model.update(with_share(m, f).observe(f, JobMode::throughput), domain(p_now));
   const auto r = [&](double p) {
@@ -431,19 +439,20 @@ START_TEST(latency_curve_is_latency_saved) {
 END_TEST
 
 START_TEST(low_cap_slowdown_below_the_knee) {
-  // Opted in (low_cap_knee 0.5, low_cap_slowdown 1): below 0.5 x 205 W a domain loses an
-  // extra 1 / 205 of its speed per watt of cap, g(P) = 1 - (102.5 - P) / 205. A watt below
-  // the knee buys that too; above it nothing changes. The default (knee 0) and slowdown 0:
-  // the cubic model alone.
+  // The defaults (low_cap_knee 0.5, low_cap_slowdown 1): below 0.5 x 205 W a domain loses
+  // an extra 1 / 205 of its speed per watt of cap, g(P) = 1 - (102.5 - P) / 205. A watt below
+  // the knee buys that too; above it nothing changes. Knee 0 and slowdown 0: the cubic model
+  // alone.
   const double p_now = 140.0;
   const double m = 0.3;
   const double f = freq_at(p_now);
   const JobObservation o = with_share(m, f).observe(f, JobMode::throughput);
-  GradientModelParams knee, no_slow;
-  knee.low_cap_knee = 0.5;
-  no_slow.low_cap_knee = 0.5;
+  GradientModelParams knee, no_slow, no_knee;
+  ck_assert_double_eq(knee.low_cap_knee, 0.5);
+  ck_assert_double_eq(knee.low_cap_slowdown, 1.0);
   no_slow.low_cap_slowdown = 0.0;
-  GradientModel on(knee), cubic, cubic2(no_slow);
+  no_knee.low_cap_knee = 0.0;
+  GradientModel on(knee), cubic(no_knee), cubic2(no_slow);
   on.update(o, domain(p_now));
   cubic.update(o, domain(p_now));
   cubic2.update(o, domain(p_now));
@@ -468,7 +477,7 @@ START_TEST(low_cap_slowdown_below_the_knee) {
   // A latency service measured above the knee: the same above it, worth more below it.
   const double rho = 0.6;
   const JobObservation lat = with_share(m, f, rho).observe(f, JobMode::latency);
-  GradientModel lon(knee), lcubic;
+  GradientModel lon(knee), lcubic(no_knee);
   lon.update(lat, domain(p_now));
   lcubic.update(lat, domain(p_now));
   ck_assert_double_eq_tol(lon.marginal_gain_at(150.0), lcubic.marginal_gain_at(150.0), 1e-15);
@@ -479,7 +488,7 @@ START_TEST(low_cap_slowdown_below_the_knee) {
   const double p_low = 96.0;
   const double f_low = freq_at(p_low);
   const JobObservation at_low = with_share(m, f_low, 0.5).observe(f_low, JobMode::latency);
-  GradientModel a(knee), b;
+  GradientModel a(knee), b(no_knee);
   a.update(at_low, domain(p_low));
   b.update(at_low, domain(p_low));
   ck_assert_double_eq_tol(a.current().busy_fraction, b.current().busy_fraction, 1e-12);
@@ -630,7 +639,7 @@ START_TEST(cap_change_moves_busy_fraction_without_lag) {
     for (const auto &powers : {std::pair<double, double>{200.0, 100.0},
                                std::pair<double, double>{100.0, 200.0}}) {
       const double rho_top = 0.5;
-      GradientModel model;
+      GradientModel model(cubic_only());
       const double f1 = freq_at(powers.first);
       const double rho1 = service_at(rho_top, m_top, f1).busy;
       double est = 0.0;

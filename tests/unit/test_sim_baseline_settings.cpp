@@ -227,27 +227,27 @@ START_TEST(default_values_set_give_the_same_numbers) {
 }
 END_TEST
 
-START_TEST(powergrad_low_cap_knee_is_an_opt_in) {
+START_TEST(powergrad_low_cap_knee_setting) {
   BaselineSettings s;
-  ck_assert_double_eq(s.powergrad_low_cap_knee, 0.0);  // off, as in libgradient
+  ck_assert_double_eq(s.powergrad_low_cap_knee, 0.5);  // as in libgradient
   ck_assert_double_eq(s.powergrad_low_cap_slowdown, 1.0);
   ck_assert_contains(baseline_settings_help(), "powergrad.low_cap_knee");
   ck_assert_std_str_eq(apply_baseline_setting(s, "powergrad.low_cap_knee=1.5"),
                        "powergrad.low_cap_knee: 1.5 is out of range [0, 1]");
   ck_assert_std_str_eq(apply_baseline_setting(s, "powergrad.low_cap_slowdown=11"),
                        "powergrad.low_cap_slowdown: 11 is out of range [0, 10]");
-  ck_assert_std_str_eq(apply_baseline_setting(s, "powergrad.low_cap_knee=0.5"), "");
+  ck_assert_std_str_eq(apply_baseline_setting(s, "powergrad.low_cap_knee=0"), "");
   ck_assert_std_str_eq(apply_baseline_setting(s, "powergrad.low_cap_slowdown=2"), "");
-  ck_assert_double_eq(s.powergrad_low_cap_knee, 0.5);
+  ck_assert_double_eq(s.powergrad_low_cap_knee, 0.0);
   ck_assert_double_eq(s.powergrad_low_cap_slowdown, 2.0);
   ck_assert_uint_eq(s.changed.size(), 2);
   // Set to its default, the same numbers; a knee above the caps in force (0.9 x 205 W, the
   // budget's even share being 150 W), other numbers.
   const RunResult none = simulate(with_settings({}), "powergrad");
-  const RunResult zero = simulate(with_settings({"powergrad.low_cap_knee=0"}), "powergrad");
+  const RunResult half = simulate(with_settings({"powergrad.low_cap_knee=0.5"}), "powergrad");
   const RunResult knee = simulate(with_settings({"powergrad.low_cap_knee=0.9"}), "powergrad");
-  ck_assert_double_eq(none.latency.mean_s(), zero.latency.mean_s());
-  ck_assert_double_eq(none.energy_j, zero.energy_j);
+  ck_assert_double_eq(none.latency.mean_s(), half.latency.mean_s());
+  ck_assert_double_eq(none.energy_j, half.energy_j);
   ck_assert_double_ne(none.energy_j, knee.energy_j);
 }
 END_TEST
@@ -262,7 +262,7 @@ int main() {
   tcase_add_test(tc, longer_usage_period_reacts_later);
   tcase_add_test(tc, pool_release_margin_is_the_headroom_kept);
   tcase_add_test(tc, default_values_set_give_the_same_numbers);
-  tcase_add_test(tc, powergrad_low_cap_knee_is_an_opt_in);
+  tcase_add_test(tc, powergrad_low_cap_knee_setting);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }

@@ -149,10 +149,10 @@ END_TEST
 
 START_TEST(args_low_cap_slowdown) {
   ConfigParse d = parse_plugin_args({});
-  ck_assert(d.config.low_cap_knee == 0.0 && d.config.low_cap_slowdown == 1.0);
-  ConfigParse p = parse_plugin_args({"low_cap_knee=0.5", "low_cap_slowdown=2.5"});
+  ck_assert(d.config.low_cap_knee == 0.5 && d.config.low_cap_slowdown == 1.0);
+  ConfigParse p = parse_plugin_args({"low_cap_knee=0", "low_cap_slowdown=2.5"});
   ck_assert(p.ok());
-  ck_assert(p.config.low_cap_knee == 0.5 && p.config.low_cap_slowdown == 2.5);
+  ck_assert(p.config.low_cap_knee == 0.0 && p.config.low_cap_slowdown == 2.5);
   ConfigParse bad = parse_plugin_args({"low_cap_knee=1.5", "low_cap_knee=-0.1",
                                        "low_cap_knee=", "low_cap_slowdown=11",
                                        "low_cap_slowdown=nan", "low_cap_slowdown=1x"});
