@@ -95,9 +95,10 @@ struct NodeControllerParams {
   double hysteresis = 0.0;
   // Noise guard between the node's domains, as the cluster controller's between nodes
   // (cluster_controller.hpp noise_guard_k): each steered domain's level, the log of its
-  // smoothed marginal gain at its even share of the grant, is tracked with its spread around
-  // its own moving average (weight noise_weight); the part of a domain's difference from the
-  // domains' median level within noise_guard_k spreads is taken out of its curve before the
+  // smoothed marginal gain at its even share of the grant (of its frequency part), is tracked
+  // with its spread around its own moving average (weight noise_weight); the share of a
+  // domain's average difference from the domains' median that lies within noise_guard_k
+  // spreads of that average (LevelNoise::average_sd) is taken out of its curve before the
   // water-filling, so domains that differ only by noise split the grant evenly. The spread
   // also counts the model's uncertainty about each job's memory share (level_noise.hpp
   // model_level_sd, with the model's default_memory_share_sd; guard_model_uncertainty),
