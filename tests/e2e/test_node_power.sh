@@ -127,10 +127,16 @@ else
 fi
 check "the admin's settings were saved first on both nodes" \
   both_logged "before the first change"
+# Both caps at one moment: read twice in a row until both reads agree (stable, lib.sh). One
+# read of each file in turn can take the first package's cap from before a move (the agent
+# lowers one package, then raises the other) and the second's from after it: a sum that
+# never was in force.
+caps_of() { echo "$(limit_uw "$1" 0) $(limit_uw "$1" 1)"; }
 within_grant=1
 for _ in 1 2 3 4 5 6; do
   for n in n1 n2; do
-    sum=$(( $(limit_uw "$n" 0) + $(limit_uw "$n" 1) ))
+    read -r c0 c1 <<< "$(stable caps_of "$n")"
+    sum=$((c0 + c1))
     [ "$sum" -le $((grant_w * 1000000)) ] || { within_grant=0; diag "$n: sum of caps $sum uW"; }
   done
   sleep 0.3
