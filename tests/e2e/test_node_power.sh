@@ -110,8 +110,12 @@ wait "$plain_pid" || true
 is "$plain_changed" "0" "a plain job on both nodes changes no cap and saves nothing"
 
 # --- a power-aware job on 2 nodes
+# It runs until the checks of its caps are done (pa.stop; 60 s at most): its agents hold the
+# caps only while it runs, and give the admin's settings back after it.
+rm -f "$nodes_dir/pa.stop"
 # shellcheck disable=SC2016 # expanded by the job's shell
-srun --power-aware=throughput -N2 -J pa bash -c 'echo "$SLURM_JOB_ID" > '"$nodes_dir"'/pa.id; sleep 6' &
+srun --power-aware=throughput -N2 -J pa bash -c 'echo "$SLURM_JOB_ID" > '"$nodes_dir"'/pa.id
+for _ in $(seq 1 300); do [ -e '"$nodes_dir"'/pa.stop ] && break; sleep 0.2; done' &
 pa_pid=$!
 caps_moved() {
   for n in n1 n2; do
@@ -142,6 +146,7 @@ for _ in 1 2 3 4 5 6; do
   sleep 0.3
 done
 is "$within_grant" "1" "the caps in force never sum above the $grant_w W grant on either node"
+touch "$nodes_dir/pa.stop"
 wait "$pa_pid" && rc=0 || rc=$?
 is "$rc" "0" "the power-aware job completed"
 pa=$(cat "$nodes_dir/pa.id" 2>/dev/null || echo unknown)
