@@ -311,18 +311,25 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     // default share by the regression's own spread (precision weighting), and guarding it
     // again held the even split against the evidence (vm-progress: an LLM prefill socket
     // and a decode socket split evenly, where moving watts to the prefill is worth 2% of p99).
-    const auto model_sd = [&](std::size_t d) {
-      if (!params_.guard_model_uncertainty) return 0.0;
+    // The mean over domain d's steered jobs, weighted by their gains, of f(job); `none` when
+    // none has a gain.
+    const auto by_gain = [&](std::size_t d, double none, const auto &f) {
       double wsum = 0.0, sum = 0.0;
       for (const GradientModel *m : steered[d]) {
         const JobGradient &g = m->current();
         if (!(g.gain_per_w > 0.0) || !std::isfinite(g.gain_per_w)) continue;
         wsum += g.gain_per_w;
-        if (!g.prior_from_counters && g.regression_weight > 0.0) continue;
-        sum += g.gain_per_w * model_level_sd(g.memory_share, g.speedup.confidence,
-                                             params_.model.default_memory_share_sd);
+        sum += g.gain_per_w * f(g);
       }
-      return wsum > 0.0 ? sum / wsum : 0.0;
+      return wsum > 0.0 ? sum / wsum : none;
+    };
+    const auto model_sd = [&](std::size_t d) {
+      if (!params_.guard_model_uncertainty) return 0.0;
+      return by_gain(d, 0.0, [&](const JobGradient &g) {
+        if (!g.prior_from_counters && g.regression_weight > 0.0) return 0.0;
+        return model_level_sd(g.memory_share, g.speedup.confidence,
+                              params_.model.default_memory_share_sd);
+      });
     };
     // The share of domain d's gain that its frequency gives (its steered jobs', by gain).
     // Below the low-cap knee the slowdown adds a part that is about alike for every domain
@@ -330,14 +337,8 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     // the frequency part. So the guard judges the levels of that part, and takes the same
     // share of each whole level's difference as it takes of the part's.
     const auto frequency_share = [&](std::size_t d) {
-      double wsum = 0.0, sum = 0.0;
-      for (const GradientModel *m : steered[d]) {
-        const JobGradient &g = m->current();
-        if (!(g.gain_per_w > 0.0) || !std::isfinite(g.gain_per_w)) continue;
-        wsum += g.gain_per_w;
-        sum += g.gain_per_w * std::clamp(g.frequency_share, 0.0, 1.0);
-      }
-      return wsum > 0.0 ? sum / wsum : 1.0;
+      return by_gain(d, 1.0,
+                     [](const JobGradient &g) { return std::clamp(g.frequency_share, 0.0, 1.0); });
     };
     if (params_.noise_guard_k > 0.0 && n > 1) {
       const AllocResult even = plain_cap == grant ? fair : allocate_uniform(grant, ranges);
