@@ -27,38 +27,53 @@ struct LevelNoise {
 
   double mean = std::numeric_limits<double>::quiet_NaN();
   double var = std::numeric_limits<double>::quiet_NaN();
-  // The moving mean of the products of consecutive deviations (their lag-1 covariance) and
-  // the last deviation, for average_sd().
-  double cov1 = std::numeric_limits<double>::quiet_NaN();
-  double last_dev = std::numeric_limits<double>::quiet_NaN();
 
-  // A new value (not finite: the level is unknown again, and so is its noise).
-  void add(double level, double w) {
+  // A new value (not finite: the level is unknown again, and so is its noise). Returns its
+  // deviation from the mean before it when that went into the spread; NaN for the first
+  // value, a change, or no value.
+  double add(double level, double w) {
     constexpr double nan = std::numeric_limits<double>::quiet_NaN();
     if (!std::isfinite(level)) {
-      mean = var = cov1 = last_dev = nan;
-      return;
+      mean = var = nan;
+      return nan;
     }
     if (!std::isfinite(mean)) {
       mean = level;
-      return;
+      return nan;
     }
     const double dev = level - mean;
     const double room = kChange * std::fmax(std::isfinite(var) ? std::sqrt(var) : 0.0, kMinSd);
     if (std::isfinite(var) && std::fabs(dev) > room) {
       mean = level;
-      last_dev = nan;
-      return;
+      return nan;
     }
     var = std::isfinite(var) ? (1.0 - w) * var + w * dev * dev : dev * dev;
-    if (std::isfinite(last_dev)) {
+    mean += w * dev;
+    return dev;
+  }
+  bool known() const { return std::isfinite(var); }
+  double sd() const {
+    return std::isfinite(var) ? std::sqrt(var) : std::numeric_limits<double>::quiet_NaN();
+  }
+};
+
+// LevelNoise that also knows how far its moving average can be trusted (the node guard's,
+// which judges averages; the cluster controller keeps the plain one for its 100k nodes).
+struct AveragedLevelNoise : LevelNoise {
+  // The moving mean of the products of consecutive deviations (their lag-1 covariance) and
+  // the last deviation.
+  double cov1 = std::numeric_limits<double>::quiet_NaN();
+  double last_dev = std::numeric_limits<double>::quiet_NaN();
+
+  void add(double level, double w) {
+    const double dev = LevelNoise::add(level, w);
+    if (!std::isfinite(level)) cov1 = std::numeric_limits<double>::quiet_NaN();
+    if (std::isfinite(dev) && std::isfinite(last_dev)) {
       const double c = dev * last_dev;
       cov1 = std::isfinite(cov1) ? (1.0 - w) * cov1 + w * c : c;
     }
     last_dev = dev;
-    mean += w * dev;
   }
-  bool known() const { return std::isfinite(var); }
   // The spread of the moving average itself (weight w): for deviations of spread sd() with
   // lag-1 correlation phi (from cov1; unknown counts as 1), as of an AR(1) series,
   // sd() sqrt(w / (2 - w) (1 + a) / (1 - a)) with a = phi (1 - w), at most sd(). Independent
@@ -70,9 +85,6 @@ struct LevelNoise {
     const double a = phi * (1.0 - w);
     const double f = a < 1.0 ? w / (2.0 - w) * (1.0 + a) / (1.0 - a) : 1.0;
     return sd() * std::sqrt(std::min(1.0, f));
-  }
-  double sd() const {
-    return std::isfinite(var) ? std::sqrt(var) : std::numeric_limits<double>::quiet_NaN();
   }
 };
 

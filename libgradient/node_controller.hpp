@@ -98,7 +98,7 @@ struct NodeControllerParams {
   // smoothed marginal gain at its even share of the grant (of its frequency part), is tracked
   // with its spread around its own moving average (weight noise_weight); the share of a
   // domain's average difference from the domains' median that lies within noise_guard_k
-  // spreads of that average (LevelNoise::average_sd) is taken out of its curve before the
+  // spreads of that average (AveragedLevelNoise::average_sd) is taken out of its curve before the
   // water-filling, so domains that differ only by noise split the grant evenly. The spread
   // also counts the model's uncertainty about each job's memory share (level_noise.hpp
   // model_level_sd, with the model's default_memory_share_sd; guard_model_uncertainty),
@@ -263,7 +263,7 @@ class NodeController {
     double grid_min_w = 0.0;
     double grid_max_w = 0.0;
     // The noise guard's level statistics (NaN until known).
-    LevelNoise noise;
+    AveragedLevelNoise noise;
     // The domain's measured power: moving average and mean square deviation (weight 0.1).
     double power_mean = std::numeric_limits<double>::quiet_NaN();
     double power_var = 0.0;

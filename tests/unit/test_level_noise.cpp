@@ -29,7 +29,7 @@ struct Run {
 Run run_ar1(double phi, double sd, unsigned seed, int n = 20000) {
   std::mt19937 rng(seed);
   std::normal_distribution<double> e(0.0, sd * std::sqrt(1.0 - phi * phi));
-  LevelNoise s;
+  AveragedLevelNoise s;
   double x = 0.0, sum = 0.0, sum2 = 0.0;
   int k = 0;
   for (int t = 0; t < n; ++t) {
@@ -74,7 +74,7 @@ START_TEST(average_of_a_slow_drift) {
 END_TEST
 
 START_TEST(unknown_until_seen_and_reset) {
-  LevelNoise s;
+  AveragedLevelNoise s;
   ck_assert(!s.known());
   ck_assert(std::isnan(s.average_sd(kW)));
   s.add(1.0, kW);
