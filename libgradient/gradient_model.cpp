@@ -93,7 +93,7 @@ void GradientModel::reset() {
   x_hi_ = 1.0;
   reg_ = Regression{};
   y_ref_ = 0.0;
-  pool_task_s_ = pool_progress_ = pool_u_task_ = pool_s_ = 0.0;
+  pool_task_s_ = pool_work_s_ = pool_progress_ = pool_u_task_ = pool_s_ = 0.0;
   have_point_ = false;
   mode_ = JobMode::off;
   share_ = 1.0;
@@ -251,6 +251,7 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
     prior_sd_ = default_sd;
   }
 
+  tdp_w_ = model.tdp_w;  // cap_speed's scale
   // Regression point: busy time per unit of work against u = f_top / f.
   const double half_life = params_.regression_half_life_s;
   bool speed_signal = false;
@@ -268,20 +269,24 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
     // 1 / E[N], and periods that finish nothing say nothing). So periods are pooled until
     // the job has made min_progress_per_point of progress: y = pooled busy time / pooled
     // progress, at the pooled u weighted by busy time (y is linear in u, so pooling keeps
-    // the line).
+    // the line). Progress also shows RAPL's low-cap slowdown, which the gain curves add
+    // on their own (cap_speed): the busy time is counted at the speed the clock alone would
+    // give (times cap_speed), so the line is the clock's alone and the slowdown is not
+    // counted twice. (Instructions, the hardware point, do not see the slowdown.)
     speed_signal = true;
     pool_task_s_ += c.task_clock_s;
+    pool_work_s_ += c.task_clock_s * cap_speed(*power);
     pool_progress_ += *obs.progress_rate * c.interval_s;
     pool_u_task_ += model.f_max_hz / f_now * c.task_clock_s;
     pool_s_ += c.interval_s;
     if (pool_progress_ >= std::max(params_.min_progress_per_point, 1e-9) && pool_task_s_ > 0.0) {
-      y = pool_task_s_ / pool_progress_;
+      y = pool_work_s_ / pool_progress_;
       u_point = pool_u_task_ / pool_task_s_;
       point_s = pool_s_;
       have_point = true;
     }
     if (have_point || !(pool_s_ <= 2.0 * half_life))
-      pool_task_s_ = pool_progress_ = pool_u_task_ = pool_s_ = 0.0;
+      pool_task_s_ = pool_work_s_ = pool_progress_ = pool_u_task_ = pool_s_ = 0.0;
   }
   const double u_now = model.f_max_hz / f_now;
   if (have_point && std::isfinite(y) && y > 0.0 && std::isfinite(u_point) && u_point > 0.0) {
@@ -316,7 +321,6 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   // but not the offered load.
   // Below the low-cap knee the domain runs slower than its frequency says (cap_speed): its
   // busy fraction is that much higher for the same load.
-  tdp_w_ = model.tdp_w;
   {
     const double x_top = std::max(model.f_max_hz / f_now, 1e-6);
     const double r_top = x_top / ((1.0 - m) + m * x_top) / cap_speed(*power);

@@ -242,8 +242,10 @@ class GradientModel {
   Regression reg_;
   double y_ref_ = 0.0;  // scale of y (first point), for well-conditioned sums
   // Periods pooled into the next progress point (see min_progress_per_point): busy time,
-  // progress, u weighted by busy time, and their length.
-  double pool_task_s_ = 0.0, pool_progress_ = 0.0, pool_u_task_ = 0.0, pool_s_ = 0.0;
+  // busy time at the clock's speed (times cap_speed), progress, u weighted by busy time, and
+  // their length.
+  double pool_task_s_ = 0.0, pool_work_s_ = 0.0, pool_progress_ = 0.0, pool_u_task_ = 0.0,
+         pool_s_ = 0.0;
 
   // Operating point of the latest update.
   bool have_point_ = false;

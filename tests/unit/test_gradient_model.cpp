@@ -276,6 +276,38 @@ START_TEST(software_progress_regression_learns_memory_share) {
 }
 END_TEST
 
+START_TEST(software_progress_below_the_knee_learns_the_clock_alone) {
+  // Below the low-cap knee a job's progress is slower than its clock says (RAPL's clock
+  // modulation, cap_speed g(P)); the gain curves add that slowdown on their own. The
+  // regression's points must therefore be of the clock alone: counted with the slowdown,
+  // a memory-bound job would look compute-bound (its speed falling with the cap), and the
+  // slowdown would be counted twice. Powers 80-100 W, below the knee (0.5 x 205 W).
+  const GradientModelParams params;  // the defaults: knee 0.5, slowdown 1 per TDP
+  const double knee = params.low_cap_knee * kModel.tdp_w;
+  const auto g = [&](double p) {
+    return 1.0 - params.low_cap_slowdown * std::max(0.0, knee - p) / kModel.tdp_w;
+  };
+  ck_assert(g(80.0) < 0.9);
+  for (double m_true : {0.15, 0.5, 0.8}) {
+    const double p_now = 90.0;
+    const Workload w = with_share(m_true, freq_at(p_now));
+    GradientModel model(params);
+    const JobGradient *est = nullptr;
+    const double powers[] = {85.0, 95.0, 90.0, 80.0, 100.0, 90.0};
+    for (int k = 0; k < 60; ++k) {
+      const double p = powers[k % 6];
+      JobObservation o = w.observe(freq_at(p), JobMode::throughput, true, true);
+      *o.progress_rate *= g(p);  // the work done is slowed by the clock modulation
+      est = &model.update(o, domain(p));
+    }
+    const double want = w.memory_share(freq_at(p_now));
+    ck_assert(est->speedup.source == GradientSource::regression);
+    ck_assert_msg(std::fabs(est->memory_share - want) < 0.03, "m_true %g: estimated %g", want,
+                  est->memory_share);
+  }
+}
+END_TEST
+
 START_TEST(progress_of_few_requests_is_pooled) {
   // Software counters and a progress signal that counts whole requests, about 3 a period
   // (a service of long requests) on a CPU that is always busy: a period completes 2, 3 or
@@ -807,6 +839,7 @@ int main() {
   tcase_add_test(regression, software_progress_regression_learns_memory_share);
   tcase_add_test(regression, hardware_regression_corrects_a_biased_prior);
   tcase_add_test(regression, old_points_are_forgotten);
+  tcase_add_test(regression, software_progress_below_the_knee_learns_the_clock_alone);
   tcase_add_test(regression, progress_of_few_requests_is_pooled);
   suite_add_tcase(s, regression);
   TCase *curve = tcase_create("curve");
