@@ -54,6 +54,6 @@ EXTRA_DIST += scenarios/dual-socket.yaml scenarios/dual-socket-plain.yaml \
 	scenarios/demand-response.yaml scenarios/homogeneous-tight.yaml \
 	scenarios/loose-budget.yaml scenarios/low-load-spare.yaml \
 	scenarios/large-mixed-sizes.yaml scenarios/vm-bursty.yaml scenarios/vm-progress.yaml \
-	scenarios/homogeneous-vm.yaml \
+	scenarios/homogeneous-vm.yaml scenarios/homogeneous-floor.yaml \
 	doc/scenarios.md scripts/evaluate.sh scripts/evaluate-table.py \
 	scripts/sweep-baselines.sh scripts/sweep-baselines-table.py

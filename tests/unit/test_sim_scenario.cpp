@@ -94,9 +94,10 @@ END_TEST
 
 // The scenarios written for issue 12 load and say what they claim to test.
 START_TEST(generalisation_scenarios_load) {
-  for (const char *name : {"hetero-epyc-xeon", "llm-serving-regions", "demand-response",
-                           "homogeneous-tight", "loose-budget", "low-load-spare",
-                           "large-mixed-sizes", "vm-bursty", "vm-progress", "homogeneous-vm"}) {
+  for (const char *name :
+       {"hetero-epyc-xeon", "llm-serving-regions", "demand-response", "homogeneous-tight",
+        "loose-budget", "low-load-spare", "large-mixed-sizes", "vm-bursty", "vm-progress",
+        "homogeneous-vm", "homogeneous-floor"}) {
     const ClusterSpec s = load_scenario(srcdir() + "/scenarios/" + name + ".yaml");
     ck_assert_std_str_eq(s.name, name);
     ck_assert(s.check().empty());
