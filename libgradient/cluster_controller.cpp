@@ -403,6 +403,10 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
         drop_front(d, low - base, shifted_curve_);
         shifted = &shifted_curve_;
       }
+      // Continuous near where the water level will cut it (ClusterConfig::curve_segments).
+      const double cut_at[2] = {share - low, s.target_w - low};
+      refine_near(*shifted, cut_at, 2, std::max<std::size_t>(2, max_segments / 4), refined_curve_);
+      shifted = &refined_curve_;
       // The noise guard's scale (1 when the node's level counts as it is). A node within
       // noise is pinned: its slope at the fair share becomes exactly the median level, so
       // that pinned nodes' curves tie there (a product would differ in the last bit and hand

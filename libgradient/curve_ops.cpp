@@ -134,4 +134,60 @@ GainCurve favour_incumbent(const GainCurve &curve, double held_w, double h) {
   return out;
 }
 
+// Neighbouring segments whose slopes differ by more than this factor are a kink.
+constexpr double kSmoothRatio = 1.5;
+
+void refine_near(const GainCurve &curve, const double *at_w, std::size_t n_at, std::size_t parts,
+                 GainCurve &out) {
+  out.clear();
+  const std::vector<GainSegment> &seg = curve.segments();
+  if (!curve.valid() || parts < 2) {
+    out = curve;
+    return;
+  }
+  double a = 0.0;
+  for (std::size_t j = 0; j < seg.size(); ++j) {
+    const double w = seg[j].width_w;
+    const double b = a + w;
+    // Within half a segment of an offset (the one that holds it, and the nearer neighbour).
+    bool hit = false;
+    for (std::size_t t = 0; t < n_at; ++t)
+      if (at_w[t] + 0.5 * w > a && at_w[t] - 0.5 * w < b) hit = true;
+    if (!hit) {
+      out.add(seg[j]);
+      a = b;
+      continue;
+    }
+    const double s = seg[j].slope;
+    const double c = a + 0.5 * w;
+    // The interpolant through the segments' midpoints, flat beyond the first and last, and
+    // towards a neighbour more than kSmoothRatio steeper or flatter: a kink of the curve
+    // (a saturated domain's end, a knee), not a sampled smooth one.
+    const auto smooth = [&](std::size_t k) {
+      return k < seg.size() && seg[k].slope <= kSmoothRatio * s && s <= kSmoothRatio * seg[k].slope;
+    };
+    const bool left = j > 0 && smooth(j - 1), right = smooth(j + 1);
+    const double cl = left ? a - 0.5 * seg[j - 1].width_w : a;
+    const double sl = left ? seg[j - 1].slope : s;
+    const double cr = right ? b + 0.5 * seg[j + 1].width_w : b;
+    const double sr = right ? seg[j + 1].slope : s;
+    const auto m = [&](double x) {
+      if (x <= c) return c > cl ? s + (sl - s) * (c - x) / (c - cl) : s;
+      return cr > c ? s + (sr - s) * (x - c) / (cr - c) : s;
+    };
+    const double step = w / static_cast<double>(parts);
+    for (std::size_t p = 0; p < parts; ++p) {
+      const double u = a + step * static_cast<double>(p);
+      const double v = p + 1 == parts ? b : u + step;
+      double mean;
+      if (u < c && v > c)
+        mean = ((c - u) * m(0.5 * (u + c)) + (v - c) * m(0.5 * (c + v))) / (v - u);
+      else
+        mean = m(0.5 * (u + v));
+      out.add({v - u, std::max(0.0, mean)});
+    }
+    a = b;
+  }
+}
+
 }  // namespace powergrad

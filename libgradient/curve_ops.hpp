@@ -67,4 +67,13 @@ inline PG_ALWAYS_INLINE void favour_segment(const GainSegment &g, double held_w,
 }
 void raise_slopes_until(const GainCurve &curve, double width_w, double min_slope, GainCurve &out);
 
+// The curve with each segment within half its width of one of the offsets at_w[0, n_at)
+// split into `parts` equal parts, whose slopes follow the line through the segments'
+// midpoints: the marginal gain read as continuous near those offsets. The line is flat
+// beyond the curve's first and last segment and towards a neighbour whose slope differs by
+// more than a factor 1.5 (a kink: a knee, the end of what a saturated domain can use).
+// Still concave. parts < 2 or an invalid curve: unchanged.
+void refine_near(const GainCurve &curve, const double *at_w, std::size_t n_at, std::size_t parts,
+                 GainCurve &out);
+
 }  // namespace powergrad

@@ -403,6 +403,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
   // 4. Damping and hysteresis, then the grant.
   std::vector<double> caps(n);
   std::vector<double> in_force(n, std::numeric_limits<double>::quiet_NaN());
+  std::vector<double> fill_to(n);  // how far the deadband lets each cap fill the grant
   for (std::size_t d = 0; d < n; ++d) {
     const DomainInput &dom = in.domains[d];
     DomainState &st = domains_[d];
@@ -424,6 +425,14 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     double next = current;
     if (!(std::fabs(delta) < dead)) next = current + std::clamp(delta, -step, step);
     caps[d] = std::clamp(next, dom.min_cap_w, dom.max_cap_w);
+    fill_to[d] =
+        std::fabs(delta) < dead ? std::clamp(targets[d], dom.min_cap_w, dom.max_cap_w) : caps[d];
+  }
+  if (!below_min && sum_in_order(caps) < grant) {
+    // The deadband damps moves, it does not leave the grant unused: caps it holds below
+    // their targets take what the others leave of the grant, up to their targets.
+    raise_towards(caps, fill_to, grant - sum_in_order(caps));
+    fit_to_budget(caps.data(), mins.data(), n, grant);
   }
   if (below_min) {
     caps = mins;

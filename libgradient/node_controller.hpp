@@ -32,9 +32,12 @@
 //    water-filled over the domains (allocator.hpp), optionally with hysteresis between
 //    them: the target caps;
 // 4. damping and hysteresis: a cap moves towards its target by at most max(max_step_w,
-//    max_step_frac x range) per step, and not at all when the target is within the deadband;
-//    then, if the caps exceed the grant (it dropped), caps above their targets are lowered
-//    (further than the damping would) until they fit;
+//    max_step_frac x range) per step, and not at all when the target is within the deadband,
+//    except to use the grant: while the caps sum below it, caps the deadband holds below
+//    their targets are raised towards them with what is left (a node whose grant dipped by
+//    less than the deadband and came back would otherwise run below it for good); then, if
+//    the caps exceed the grant (it dropped), caps above their targets are lowered (further
+//    than the damping would) until they fit;
 // 5. perturbation: if a steered job's model asks for one (low confidence), one domain per
 //    step, at most once per perturb_interval_s, gets +-perturb_frac of its range for this
 //    step only: upwards only up to the domain's max, downwards only down to its protected
@@ -110,7 +113,8 @@ struct NodeControllerParams {
   // Damping: most a cap moves per step, max(_w, _frac x (max - min)).
   double max_step_w = 5.0;
   double max_step_frac = 0.30;
-  // Hysteresis: targets closer than max(_w, _frac x range) to the cap do not move it.
+  // Hysteresis: targets closer than max(_w, _frac x range) to the cap do not move it (but
+  // for watts of the grant that no cap would use: step 4 above).
   double deadband_w = 1.0;
   double deadband_frac = 0.01;
   // Perturbation size (share of the domain's range) and least time between two on a domain.

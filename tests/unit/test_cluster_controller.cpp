@@ -1047,6 +1047,27 @@ START_TEST(demand_curves_coarsened_to_curve_segments) {
 }
 END_TEST
 
+// Two nodes whose concave demand curves (5 W segments, marginal gain 100 / (1 + x / 5 W))
+// differ by 2% in level: the steeper one gets what the continuous curves give it, about
+// 0.02 x 155 W = 3.1 W more, not a whole segment (ClusterConfig::curve_segments: the
+// curves are read as continuous where the water level cuts them).
+START_TEST(small_differences_move_few_watts) {
+  ClusterConfig c = two_nodes(505.0);
+  c.hysteresis = 0.0;
+  c.noise_guard_k = 0.0;
+  c.model_guard_k = 0.0;
+  ClusterController cc(c);
+  std::vector<HandNode> nodes = {{"a"}, {"b"}};
+  for (std::size_t i = 0; i < 2; ++i)
+    for (int k = 0; k < 40; ++k)
+      nodes[i].segments.push_back({5.0, (i == 0 ? 1.02 : 1.0) * 100.0 / (k + 1.0)});
+  for (double t = 0.0; t < 6.0; t += 1.0) round_trip(cc, nodes, t);
+  const double a = cc.node_status(0, 6.0).target_w, b = cc.node_status(1, 6.0).target_w;
+  ck_assert_double_eq_tol(a + b, 505.0, 1e-6);
+  ck_assert_msg(a - b > 2.0 && a - b < 4.0, "a %g W, b %g W", a, b);
+}
+END_TEST
+
 START_TEST(hysteresis_keeps_grants_on_small_differences) {
   ck_assert_double_eq(ClusterConfig{}.hysteresis, 0.5);
   // a: 6 then 3 per watt; b: 2 then 1. a gets 300 W, b 200 W (at its curve's knee).
@@ -1464,6 +1485,7 @@ int main() {
   tcase_add_test(moves, demand_curves_coarsened_to_curve_segments);
   tcase_add_test(moves, noise_guard_keeps_the_even_split_within_noise);
   tcase_add_test(moves, noise_guard_keeps_real_differences);
+  tcase_add_test(moves, small_differences_move_few_watts);
   tcase_add_test(moves, noise_guard_ignores_negligible_gains);
   tcase_add_test(moves, noise_guard_default_follows_persistent_differences);
   tcase_add_test(moves, noise_guard_counts_what_estimates_do_not_know);

@@ -188,6 +188,45 @@ START_TEST(curve_operations) {
 }
 END_TEST
 
+// refine_near splits the segments that hold the given offsets, their slopes on the line
+// through the segments' midpoints; the rest of the curve is unchanged.
+START_TEST(refine_near_reads_the_marginal_as_continuous) {
+  const GainCurve c = GainCurve::from_segments({{10, 1.2}, {10, 1.0}, {10, 0.9}});
+  GainCurve r;
+  const double mid[1] = {15.0};  // the middle segment only
+  refine_near(c, mid, 1, 4, r);
+  ck_assert(r.valid());
+  ck_assert_uint_eq(r.segments().size(), 6);
+  ck_assert_double_eq_tol(r.width_w(), 30.0, 1e-12);
+  ck_assert_double_eq(r.segments().front().slope, 1.2);
+  ck_assert_double_eq(r.segments().back().slope, 0.9);
+  // The line from (5, 1.2) to (15, 1) to (25, 0.9), averaged over [10, 12.5], ..., [17.5, 20].
+  const double want[4] = {1.075, 1.025, 0.9875, 0.9625};
+  for (int k = 0; k < 4; ++k) {
+    ck_assert_double_eq_tol(r.segments()[1 + k].width_w, 2.5, 1e-12);
+    ck_assert_double_eq_tol(r.segments()[1 + k].slope, want[k], 1e-12);
+  }
+  // Near a boundary, the nearer neighbour too: 12 W is 2 W into the middle segment.
+  const double near[1] = {12.0};
+  refine_near(c, near, 1, 2, r);
+  ck_assert_uint_eq(r.segments().size(), 5);
+  ck_assert_double_eq_tol(r.segments()[0].slope, 1.2, 1e-12);   // flat before the first
+  ck_assert_double_eq_tol(r.segments()[1].slope, 1.15, 1e-12);  // the line at 7.5 W
+  ck_assert_double_eq_tol(r.segments()[4].slope, 0.9, 1e-12);
+  // A kink (slopes a factor 2 apart) is kept: flat towards it.
+  const GainCurve knee = GainCurve::from_segments({{10, 4}, {10, 2}, {10, 1}});
+  refine_near(knee, mid, 1, 4, r);
+  ck_assert_uint_eq(r.segments().size(), 3);
+  ck_assert_double_eq(r.gain_at(30.0), knee.gain_at(30.0));
+  // Offsets outside, or fewer than 2 parts: the curve as it was.
+  const double out[1] = {40.0};
+  refine_near(c, out, 1, 4, r);
+  ck_assert_uint_eq(r.segments().size(), 3);
+  refine_near(c, mid, 1, 1, r);
+  ck_assert_uint_eq(r.segments().size(), 3);
+}
+END_TEST
+
 START_TEST(raise_slopes_until_claims_spare_watts) {
   const double eps = 0.25;
   const GainCurve a = GainCurve::from_segments({{10, 3}, {10, 0.1}});
@@ -375,12 +414,28 @@ START_TEST(damping_and_deadband) {
   ck_assert_double_eq_tol(d.caps_w[0], 100.0, 1e-9);  // unknown caps: straight to the target
   for (int t = 1; t < 5; ++t) d = plant.step(nc, t);
   const std::vector<double> settled = d.caps_w;
-  // A 2 W larger grant moves each target by 1 W: inside the deadband, nothing moves.
+  ck_assert_double_eq_tol(sum_in_order(settled), 200.0, 1e-9);
+  // A 2 W larger grant moves each target by 1 W: inside the deadband, but the caps take the
+  // grant rather than leave it unused.
   nc.on_grant(grant(202.0, 2, 5.0, 1e9), 5.0);
   d = plant.step(nc, 5.0);
-  ck_assert(d.caps_w == settled);
+  for (std::size_t i = 0; i < 2; ++i) {
+    ck_assert_double_ge(d.caps_w[i], settled[i]);
+    ck_assert_double_le(d.caps_w[i], settled[i] + 2.0);
+  }
+  ck_assert_double_eq_tol(sum_in_order(d.caps_w), 202.0, 1e-9);
+  ck_assert_double_le(sum_in_order(d.caps_w), 202.0);
+  // A dip smaller than the deadband and back: the caps come back to the grant (they used to
+  // stay at the dip for good, below a grant they were entitled to).
+  nc.on_grant(grant(201.9, 3, 5.2, 1e9), 5.2);
+  d = plant.step(nc, 5.5);
+  ck_assert_double_le(sum_in_order(d.caps_w), 201.9);
+  nc.on_grant(grant(202.0, 4, 5.7, 1e9), 5.7);
+  d = plant.step(nc, 5.8);
+  ck_assert_double_eq_tol(sum_in_order(d.caps_w), 202.0, 1e-9);
+  ck_assert_double_le(sum_in_order(d.caps_w), 202.0);
   // A large rise: at most 11.5 W per step per domain.
-  nc.on_grant(grant(400.0, 3, 6.0, 1e9), 6.0);
+  nc.on_grant(grant(400.0, 5, 6.0, 1e9), 6.0);
   std::vector<double> prev = d.caps_w;
   for (int t = 6; t < 20; ++t) {
     d = plant.step(nc, t);
@@ -392,6 +447,20 @@ START_TEST(damping_and_deadband) {
   plant.caps[0] = 120.0;
   d = plant.step(nc, 20.0);
   ck_assert_double_eq_tol(d.caps_w[0], 131.5, 1e-9);
+  // Targets that move within the deadband while the grant is in use move no cap: the
+  // second domain turns a little more compute-bound (its target rises by less than 1.6 W).
+  {
+    Plant p2({{0.2}, {0.2}});
+    NodeController nc2("n1", params);
+    nc2.on_grant(grant(200.0, 1, 0.0, 1e9), 0.0);
+    for (int t = 0; t < 5; ++t) d = p2.step(nc2, t);
+    const std::vector<double> before = d.caps_w;
+    p2.doms[1].m = 0.18;
+    for (int t = 5; t < 8; ++t) {
+      d = p2.step(nc2, t);
+      ck_assert(d.caps_w == before);
+    }
+  }
 }
 END_TEST
 
@@ -1031,6 +1100,7 @@ int main() {
   Suite *s = suite_create("libgradient_node_controller");
   TCase *lease = tcase_create("lease");
   tcase_add_test(lease, curve_operations);
+  tcase_add_test(lease, refine_near_reads_the_marginal_as_continuous);
   tcase_add_test(lease, favour_incumbent_weights_held_watts);
   tcase_add_test(lease, raise_slopes_until_claims_spare_watts);
   tcase_add_test(lease, lease_rules);
