@@ -278,9 +278,11 @@ std::string ClusterController::on_report(const NodeReport &r, double now_s) {
     const bool steered = !r.idle && r.steerable && !r.demand.segments().empty();
     if (!steered) {
       s.steered_since_s = kNaN;
+      s.within_share = 0.0;
     } else if (std::isnan(s.steered_since_s) || sig != s.jobs_sig ||
                (s.reported && r.incarnation != s.last.incarnation)) {
       s.steered_since_s = now_s;
+      s.within_share = 0.0;
     }
     s.jobs_sig = sig;
   }
@@ -423,9 +425,12 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
       }
       s.leaf_scale = s.want_scale;
       // Up to its fair share, spare watts are its own before they are nobody's (raised to
-      // kSpareGain); then the hysteresis around what it holds.
+      // kSpareGain); then the hysteresis around what it holds, moved towards its fair share
+      // as far as it has been within noise (ClusterConfig::hysteresis).
       const double h = std::isnan(s.granted_w) ? 0.0 : node_hysteresis(s, now_s);
-      shape_leaf_curve(*shifted, pin_at, scale, share - low, h, s.granted_w - low);
+      const double q = s.within_share;
+      const double held = share + (s.granted_w - share) * (1.0 - q * q);
+      shape_leaf_curve(*shifted, pin_at, scale, share - low, h, held - low);
       tree_.swap_curve(id, leaf_curve_);
       s.leaf_curve_set = true;
       s.leaf_curve_dirty = false;
@@ -640,6 +645,8 @@ void ClusterController::guard_node(NodeState &s, double median) const {
       std::hypot(config_.noise_guard_k * s.noise.sd(), config_.model_guard_k * s.model_sd);
   s.level_diff = d;
   s.within_noise = std::fabs(d) <= t;
+  const double w = config_.noise_weight;
+  s.within_share = (1.0 - w) * s.within_share + w * (s.within_noise ? 1.0 : 0.0);
   s.want_scale = guard_scale(d, t);
 }
 

@@ -1397,6 +1397,36 @@ START_TEST(noise_guard_keeps_real_differences) {
 }
 END_TEST
 
+// With hysteresis, nodes that were steeper for a while and then became alike again (within
+// noise, step after step) go back to the even split: their watts are favoured around their
+// fair share, not around what they held (which kept the split made while they differed:
+// the five nodes that had been steeper kept 300 W each).
+START_TEST(noise_guard_even_split_survives_hysteresis) {
+  ClusterConfig c;
+  std::vector<HandNode> nodes = twenty_nodes(c, 20 * 180.0);
+  c.hysteresis_settle_s = 0.0;  // the whole hysteresis (0.5) from the start
+  c.noise_guard_k = 2.0;        // alike nodes are within noise about 19 steps in 20
+  ClusterController cc(c);
+  std::vector<double> level(20, 1.0);
+  for (std::size_t i = 0; i < 5; ++i) level[i] = 20.0;
+  noisy_rounds(cc, nodes, level, 20, 31);
+  for (std::size_t i = 0; i < 5; ++i) ck_assert_double_ge(cc.node_status(i, 20.0).target_w, 299.0);
+  std::fill(level.begin(), level.end(), 1.0);
+  noisy_rounds(cc, nodes, level, 60, 32);
+  double lo = kInf, hi = 0.0;
+  std::size_t within = 0;
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    const ClusterNodeStatus st = cc.node_status(i, 60.0);
+    if (!st.within_noise) continue;
+    ++within;
+    lo = std::min(lo, st.target_w);
+    hi = std::max(hi, st.target_w);
+  }
+  ck_assert_uint_ge(within, 15);
+  ck_assert_msg(hi - lo < 10.0 && lo > 170.0, "targets within noise from %g W to %g W", lo, hi);
+}
+END_TEST
+
 // A difference that is persistent but smaller than two spreads of the period-to-period
 // noise (a node 1.6 times steeper, log 0.47, noise sd 0.4): at the default allowance of one
 // spread it still earns the node more watts (its level, averaged over the rounds, is above
@@ -1485,6 +1515,7 @@ int main() {
   tcase_add_test(moves, demand_curves_coarsened_to_curve_segments);
   tcase_add_test(moves, noise_guard_keeps_the_even_split_within_noise);
   tcase_add_test(moves, noise_guard_keeps_real_differences);
+  tcase_add_test(moves, noise_guard_even_split_survives_hysteresis);
   tcase_add_test(moves, small_differences_move_few_watts);
   tcase_add_test(moves, noise_guard_ignores_negligible_gains);
   tcase_add_test(moves, noise_guard_default_follows_persistent_differences);
