@@ -29,6 +29,10 @@ constexpr std::size_t kRadixMin = 256;
 // later expiry), which can only raise the bound.
 constexpr std::size_t kMaxSentGrants = 64;
 
+// Demand curves are refined near the water level's cut from this many segments up
+// (ClusterConfig::curve_segments).
+constexpr std::size_t kMinRefinedSegments = 16;
+
 std::string group_label(const ClusterConfig &c, std::size_t g) {
   if (!c.groups[g].name.empty()) return "group '" + c.groups[g].name + "'";
   return "group #" + std::to_string(g);
@@ -405,10 +409,13 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
         drop_front(d, low - base, shifted_curve_);
         shifted = &shifted_curve_;
       }
-      // Continuous near where the water level will cut it (ClusterConfig::curve_segments).
-      const double cut_at[2] = {share - low, s.target_w - low};
-      refine_near(*shifted, cut_at, 2, std::max<std::size_t>(2, max_segments / 4), refined_curve_);
-      shifted = &refined_curve_;
+      // Continuous near where the water level will cut it (ClusterConfig::curve_segments),
+      // from 16 segments up.
+      if (max_segments >= kMinRefinedSegments) {
+        const double cut_at[2] = {share - low, s.target_w - low};
+        refine_near(*shifted, cut_at, 2, max_segments / 4, refined_curve_);
+        shifted = &refined_curve_;
+      }
       // The noise guard's scale (1 when the node's level counts as it is). A node within
       // noise is pinned: its slope at the fair share becomes exactly the median level, so
       // that pinned nodes' curves tie there (a product would differ in the last bit and hand
