@@ -186,7 +186,7 @@ struct ClusterConfig {
   // busy 0.93 of the time) nodes got 125 W or 130 W, for a fair share of 128.8 W. Only
   // with at least 16 segments (up to 20,000 nodes by default): at 8 the split segments
   // made the allocator's work half as large again, and a step over 100,000 nodes took
-  // 68-92 ms instead of 45-60 ms (bench/bench_alloc.cpp, cluster_step_100k_ms, alternating).
+  // 64-103 ms instead of 41-62 ms (bench/bench_alloc.cpp, cluster_step_100k_ms, alternating).
   std::size_t curve_segments = 0;
   PlainShare plain_share = PlainShare::usage;
   std::uint64_t epoch = 1;      // must rise with every controller start
