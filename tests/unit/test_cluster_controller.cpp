@@ -1289,6 +1289,27 @@ std::vector<HandNode> twenty_nodes(ClusterConfig &c, double budget_w) {
   return nodes;
 }
 
+// The nodes within noise at time t (but `skip`): how many, and their lowest and highest
+// targets (kInf and 0 when none).
+struct WithinNoise {
+  std::size_t count = 0;
+  double lo = kInf;
+  double hi = 0.0;
+};
+
+WithinNoise within_noise_targets(const ClusterController &cc, std::size_t nodes, double t,
+                                 std::size_t skip = std::numeric_limits<std::size_t>::max()) {
+  WithinNoise r;
+  for (std::size_t i = 0; i < nodes; ++i) {
+    const ClusterNodeStatus st = cc.node_status(i, t);
+    if (i == skip || !st.within_noise) continue;
+    ++r.count;
+    r.lo = std::min(r.lo, st.target_w);
+    r.hi = std::max(r.hi, st.target_w);
+  }
+  return r;
+}
+
 // twenty_nodes with 180 W each, no hysteresis and the guard at k noise spreads.
 std::vector<HandNode> guarded_twenty(ClusterConfig &c, double k) {
   std::vector<HandNode> nodes = twenty_nodes(c, 20 * 180.0);
@@ -1309,26 +1330,19 @@ START_TEST(noise_guard_keeps_the_even_split_within_noise) {
         noisy_rounds(cc, nodes, std::vector<double>(20, 1.0), 40, 11);
     // The nodes within noise (about 19 in 20 at 2 sds) all get the same target; the rest,
     // the tails of the noise, get what their difference beyond it earns them.
-    double lo = kInf, hi = 0.0;
-    std::size_t within = 0;
-    for (std::size_t i = 0; i < nodes.size(); ++i) {
-      const ClusterNodeStatus st = cc.node_status(i, 40.0);
-      if (!st.within_noise) continue;
-      ++within;
-      lo = std::min(lo, st.target_w);
-      hi = std::max(hi, st.target_w);
-    }
+    const WithinNoise w = within_noise_targets(cc, nodes.size(), 40.0);
     ck_assert_double_le(sum_grants(g), c.budget_w + 1e-6);
     if (k > 0.0) {
       // About 19 in 20 at 2 spreads, 2 in 3 at 1.
-      ck_assert_uint_ge(within, k >= 2.0 ? 15 : 10);
-      ck_assert_double_lt(hi - lo, 1e-6);
-      ck_assert_double_gt(lo, k >= 2.0 ? 150.0 : 130.0);
+      ck_assert_uint_ge(w.count, k >= 2.0 ? 15 : 10);
+      ck_assert_double_lt(w.hi - w.lo, 1e-6);
+      ck_assert_double_gt(w.lo, k >= 2.0 ? 150.0 : 130.0);
       ck_assert(std::isfinite(cc.node_status(0, 40.0).level_noise));
     } else {
       // Off: nobody is within noise, and the linear curves hand whole nodes' ranges to the
       // noisiest: targets spread from floor to maximum.
-      ck_assert_uint_eq(within, 0);
+      ck_assert_uint_eq(w.count, 0);
+      double lo = kInf, hi = 0.0;
       for (std::size_t i = 0; i < nodes.size(); ++i) {
         lo = std::min(lo, cc.node_status(i, 40.0).target_w);
         hi = std::max(hi, cc.node_status(i, 40.0).target_w);
@@ -1397,17 +1411,9 @@ START_TEST(noise_guard_keeps_real_differences) {
     ck_assert(!steep.within_noise);
     ck_assert_double_gt(steep.level_diff, std::log(5.0) - 1.0);
     ck_assert_double_ge(steep.target_w, 299.0);
-    double lo = kInf, hi = 0.0;
-    std::size_t within = 0;
-    for (std::size_t i = 0; i < nodes.size(); ++i) {
-      const ClusterNodeStatus st = cc.node_status(i, 40.0);
-      if (i == 3 || !st.within_noise) continue;
-      ++within;
-      lo = std::min(lo, st.target_w);
-      hi = std::max(hi, st.target_w);
-    }
-    ck_assert_uint_ge(within, k >= 2.0 ? 15 : 10);
-    ck_assert_double_lt(hi - lo, 1e-6);
+    const WithinNoise w = within_noise_targets(cc, nodes.size(), 40.0, 3);
+    ck_assert_uint_ge(w.count, k >= 2.0 ? 15 : 10);
+    ck_assert_double_lt(w.hi - w.lo, 1e-6);
   }
 }
 END_TEST
@@ -1428,17 +1434,10 @@ START_TEST(noise_guard_even_split_survives_hysteresis) {
   for (std::size_t i = 0; i < 5; ++i) ck_assert_double_ge(cc.node_status(i, 20.0).target_w, 299.0);
   std::fill(level.begin(), level.end(), 1.0);
   noisy_rounds(cc, nodes, level, 60, 32);
-  double lo = kInf, hi = 0.0;
-  std::size_t within = 0;
-  for (std::size_t i = 0; i < nodes.size(); ++i) {
-    const ClusterNodeStatus st = cc.node_status(i, 60.0);
-    if (!st.within_noise) continue;
-    ++within;
-    lo = std::min(lo, st.target_w);
-    hi = std::max(hi, st.target_w);
-  }
-  ck_assert_uint_ge(within, 15);
-  ck_assert_msg(hi - lo < 10.0 && lo > 170.0, "targets within noise from %g W to %g W", lo, hi);
+  const WithinNoise w = within_noise_targets(cc, nodes.size(), 60.0);
+  ck_assert_uint_ge(w.count, 15);
+  ck_assert_msg(w.hi - w.lo < 10.0 && w.lo > 170.0, "targets within noise from %g W to %g W", w.lo,
+                w.hi);
 }
 END_TEST
 
