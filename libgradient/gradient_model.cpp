@@ -89,6 +89,8 @@ void GradientModel::reset() {
   busy_samples_ = 0.0;
   load_top_ = load_fast_ = 0.0;
   load_diff_var_ = -1.0;
+  load_var_ = 0.0;
+  spread_measured_ = false;
   full_dyn_w_ = m_top_ = 0.0;
   x_hi_ = 1.0;
   reg_ = Regression{};
@@ -325,6 +327,9 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
     const double x_top = std::max(model.f_max_hz / f_now, 1e-6);
     const double r_top = x_top / ((1.0 - m) + m * x_top) / cap_speed(*power);
     update_load(rho / r_top);
+    // The spread counts where the clock is measured: without cycles the clock, and so each
+    // period's load, is estimated from the power, and its error would count as spread.
+    spread_measured_ = f_hw.has_value();
     current_.busy_fraction = std::clamp(load_top_ * r_top, 0.0, 1.0);
   }
 
@@ -405,6 +410,10 @@ void GradientModel::update_load(double load_top) {
     have_busy_ = true;
     return;
   }
+  // The spread about the average before this sample moves it (the first samples' spread
+  // is averaged alike, as the load is).
+  const double dev = load_top - load_top_;
+  load_var_ = wb * dev * dev + (1.0 - wb) * load_var_;
   load_top_ = wb * load_top + (1.0 - wb) * load_top_;
   const double k = params_.load_change_sds;
   if (!(std::isfinite(k) && k > 0.0)) return;
@@ -426,9 +435,9 @@ void GradientModel::update_load(double load_top) {
 // domain's dynamic power is D(x) = D_full min(1, rho(x)) x^3 (D_full: full_dyn_w_): a faster
 // service is busy for less of the time, and a watt buys more frequency than P ~ f^3 at a
 // fixed busy fraction says (up to 3/2 times as much for a compute-bound service).
-double GradientModel::load_power_w(double x, double speed) const {
+double GradientModel::load_power_w(double x, double speed, double load) const {
   const double r = x / ((1.0 - m_top_) + m_top_ * x) * speed;
-  return full_dyn_w_ * std::min(1.0, std::max(load_top_, 1e-6) / r) * x * x * x;
+  return full_dyn_w_ * std::min(1.0, std::max(load, 1e-6) / r) * x * x * x;
 }
 
 double GradientModel::cap_speed(double power_w) const {
@@ -448,27 +457,75 @@ double GradientModel::cap_speed_slope(double power_w) const {
 // the unsaturated form throughout, so the marginal stays non-increasing across the point
 // where the service saturates. At or above D(f_top / f_max) the domain runs at its top
 // frequency: 0.
+double GradientModel::load_spread_sd() const {
+  const double k = params_.load_spread_k;
+  if (!spread_measured_ || !(std::isfinite(k) && k > 0.0) || !(load_var_ > 0.0)) return 0.0;
+  return std::min(k * std::sqrt(load_var_), load_top_);
+}
+
+bool GradientModel::counts_load_spread() const {
+  return mode_ == JobMode::latency && load_spread_sd() > 1e-3 * load_top_;
+}
+
 double GradientModel::load_gain_at(double dyn_w, bool cap_slope) const {
+  const double sd = load_spread_sd();
+  if (!(sd > 1e-3 * load_top_)) return load_gain_one(dyn_w, cap_slope, load_top_);
+  // Five-point Gauss-Hermite for a normal spread (fewer points make the curve a staircase,
+  // and the cluster's water level then sits on its flat steps).
+  constexpr double kZ[5] = {-2.856970013872806, -1.355626179974266, 0.0, 1.355626179974266,
+                            2.856970013872806};
+  constexpr double kW[5] = {0.011257411327721, 0.222075922005613, 0.533333333333333,
+                            0.222075922005613, 0.011257411327721};
+  double gain = 0.0;
+  for (int i = 0; i < 5; ++i)
+    gain += kW[i] * load_gain_one(dyn_w, cap_slope, load_top_ + kZ[i] * sd);
+  return gain;
+}
+
+// D(x) = dyn_w solved for x in [0, x_hi_] (D(x_hi_) > dyn_w): with c = load / g, the
+// service is saturated (busy 1) where r(x) <= c, so D = F x^3 there, and above it
+// D = F c ((1 - m) x^2 + m x^3), convex and increasing: Newton from x_hi_ comes down to the
+// root without overshooting it.
+double GradientModel::load_speed_at(double dyn_w, double g, double load) const {
   const double m = m_top_;
-  const double load = std::max(load_top_, 1e-6);
+  const double f = full_dyn_w_;
+  const double c = std::max(load, 1e-6) / g;
+  const double x_sat = c * m >= 1.0 ? x_hi_ : std::min(x_hi_, c * (1.0 - m) / (1.0 - c * m));
+  if (f * x_sat * x_sat * x_sat >= dyn_w) return std::cbrt(dyn_w / f);
+  double x = x_hi_;
+  for (int i = 0; i < 60; ++i) {
+    const double h = f * c * ((1.0 - m) * x * x + m * x * x * x) - dyn_w;
+    const double dh = f * c * (2.0 * (1.0 - m) * x + 3.0 * m * x * x);
+    if (!(h > 0.0) || !(dh > 0.0)) break;
+    const double next = std::max(x_sat, x - h / dh);
+    if (!(next < x) || x - next <= 1e-13 * x) {
+      x = next;
+      break;
+    }
+    x = next;
+  }
+  return x;
+}
+
+double GradientModel::load_gain_one(double dyn_w, bool cap_slope, double period_load) const {
+  const double m = m_top_;
+  const double load = std::max(period_load, 1e-6);
   // The low-cap slowdown at this power: speed g, so the busy fraction is load / (r g) and
   // the dynamic power at x is D(x) with that busy fraction; g' adds its own gain below the
   // knee (dr_total/dP = g dr/dx / D'(x) + r g').
   const double g = cap_speed(p0_w_ + dyn_w);
   const double dg = cap_slope ? cap_speed_slope(p0_w_ + dyn_w) : 0.0;
-  if (!(full_dyn_w_ > 0.0) || !(dyn_w < load_power_w(x_hi_, g))) return 0.0;
-  double lo = 0.0, hi = x_hi_;
-  for (int i = 0; i < 48; ++i) {
-    const double mid = 0.5 * (lo + hi);
-    (load_power_w(mid, g) < dyn_w ? lo : hi) = mid;
-  }
-  const double x = std::max(0.5 * (lo + hi), kMinRelativeSpeed);
+  if (!(full_dyn_w_ > 0.0) || !(dyn_w < load_power_w(x_hi_, g, load))) return 0.0;
+  const double x = std::max(load_speed_at(dyn_w, g, load), kMinRelativeSpeed);
   const double den = (1.0 - m) + m * x;
   const double r = x / den;
   const double drdx = (1.0 - m) / (den * den);
   const double dpdx = full_dyn_w_ * load / g * (2.0 * x * (1.0 - m) + 3.0 * m * x * x);
   const double rt = r * g;
-  const double rho = std::min(load / rt, std::clamp(params_.max_busy_fraction, 0.0, 0.999));
+  // The queueing weight is the mean load's (at this clock): a busy period's requests wait
+  // behind the queue the mean load builds.
+  const double rho =
+      std::min(std::max(load_top_, 1e-6) / rt, std::clamp(params_.max_busy_fraction, 0.0, 0.999));
   const double slope = mmc_requests_slope(rho, servers_);
   const double gain = slope * load * drdx / (rt * rt) / dpdx * g +
                       (dg > 0.0 ? slope * load * r * dg / (rt * rt) : 0.0);

@@ -98,6 +98,18 @@ struct GradientModelParams {
   // request size, practically never triggers it. 0 switches the detector off.
   double load_change_fast_weight = 0.25;
   double load_change_sds = 4.0;
+  // How far the latency model counts the load's spread from period to period. A cap only
+  // just above the power the mean load needs at the top clock throttles every period that
+  // is busier than the mean: for a service of few long requests (an LLM's, a second or more,
+  // a few a second) the busy fraction of a period moves by half its mean, and the requests
+  // running in the busy periods are slowed. The model's gain is then the mean of its gain at
+  // the loads mean + z sd (five-point Gauss-Hermite; sd: the moving root mean square of
+  // each period's load about the average, weight busy_smoothing_weight, times this factor,
+  // at most the mean), with the queueing weight of the mean load. Only where hardware
+  // counters give the clock: estimated from the power, the clock's error would count as
+  // spread (with software counters it cost vm-progress and vm-bursty a third and most of
+  // their share of the oracle's gain). 0: the mean load only.
+  double load_spread_k = 1.0;
   // Weight of the newest period in the moving average of the domain's dynamic power at the
   // top frequency with every CPU busy (the latency power model, see marginal_gain_at), in
   // (0, 1]; measured with hardware counters (cycles give the frequency), else from the
@@ -200,6 +212,8 @@ class GradientModel {
   // Marginal (weighted) gain per watt at domain power `power_w`, from the current state:
   // non-increasing in power_w, >= 0, finite; 0 when not steerable.
   double marginal_gain_at(double power_w) const;
+  // Whether its latency curve counts the load's spread (load_spread_k) now.
+  bool counts_load_spread() const;
   // The job's gain over domain power [from_w, to_w], relative to from_w: marginal_gain_at
   // sampled at the midpoints of `steps` equal steps (a concave GainCurve; empty when
   // to_w <= from_w; invalid only for bad arguments).
@@ -233,6 +247,9 @@ class GradientModel {
   double load_top_ = 0.0;  // smoothed busy fraction at the top frequency (see update)
   double load_fast_ = 0.0;       // its fast average, and the mean square of fast - slow
   double load_diff_var_ = -1.0;  // < 0: not known yet
+  double load_var_ = 0.0;        // mean square of each sample about load_top_ (load_spread_k)
+  bool spread_measured_ = false;  // the last sample's clock came from cycles
+  double load_spread_sd() const;  // what load_gain_at() counts (0: the mean load only)
   void update_load(double load_top);
   // Dynamic power at the top frequency with every CPU busy (see power_fit_weight); 0: none.
   double full_dyn_w_ = 0.0;
@@ -256,10 +273,20 @@ class GradientModel {
   double dyn_now_w_ = 0.0;  // P_now - P0 (>= min_dynamic_power_w)
   double sat_dyn_w_ = 0.0;  // P - P0 at which the domain reaches its top frequency
   double tdp_w_ = 0.0;
-  double load_power_w(double x, double speed = 1.0) const;
+  double load_power_w(double x, double speed = 1.0) const {
+    return load_power_w(x, speed, load_top_);
+  }
+  double load_power_w(double x, double speed, double load) const;
   // The gain at load / power, with the low-cap slowdown's own slope or without it (the
-  // gain's frequency part alone, for frequency_share).
+  // gain's frequency part alone, for frequency_share): the mean over the load's spread
+  // (load_spread_k) of load_gain_one().
   double load_gain_at(double dyn_w, bool cap_slope) const;
+  // The gain at dynamic power dyn_w in a period whose load is `load` (the mean load's
+  // queueing weight).
+  double load_gain_one(double dyn_w, bool cap_slope, double load) const;
+  // The relative frequency x at which the latency model's dynamic power is dyn_w (speed g
+  // from the low-cap slowdown, load `load`).
+  double load_speed_at(double dyn_w, double g, double load) const;
   double gain_at(double power_w, bool cap_slope) const;
   // The share of its speed a domain keeps at power (cap) power_w (low_cap_knee), and its
   // derivative.

@@ -190,11 +190,14 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     mins[d] = dom.min_cap_w;
     min_sum += dom.min_cap_w;
     double unsteered = 0.0;
+    bool spread = false;
     for (const Entry &e : on_domain[d]) {
-      if (e.model->current().steerable)
+      if (e.model->current().steerable) {
         steered[d].push_back(e.model);
-      else
+        spread = spread || e.model->counts_load_spread();
+      } else {
         unsteered += e.share;
+      }
     }
     double ushare = std::min(1.0, unsteered);
     if (!on_domain[d].empty() && steered[d].empty()) ushare = 1.0;
@@ -211,7 +214,11 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     need = std::clamp(need, dom.min_cap_w, dom.max_cap_w);
     // A domain whose power stayed clearly below its cap ran as fast as its cores go (top
     // clock, licence or per-core limits) at the load it had: watts above that buy nothing,
-    // whatever a job's model says. Its steered curve ends at the power plus headroom.
+    // whatever a job's model says. Its steered curve ends at the power plus headroom; where
+    // a job's curve counts its load's spread (GradientModelParams::load_spread_k), above
+    // this period's power or its moving average, whichever is higher, so that a quiet
+    // period does not cut the curve below what the busier ones need (a cut that came and
+    // went with the periods moved watts back and forth every period).
     if (finite_nonnegative(dom.power_w)) {
       DomainState &ps = domains_[d];
       if (std::isnan(ps.power_mean)) {
@@ -225,8 +232,9 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     if (finite_nonnegative(dom.power_w) && cap_known &&
         dom.power_w < dom.cap_w - params_.binding_margin_w &&
         params_.saturation_headroom_w >= 0.0)
-      saturated_at[d] = dom.power_w + std::max(params_.saturation_headroom_w,
-                                               params_.saturation_noise_k * domains_[d].power_sd());
+      saturated_at[d] = (spread ? std::max(dom.power_w, domains_[d].power_mean) : dom.power_w) +
+                        std::max(params_.saturation_headroom_w,
+                                 params_.saturation_noise_k * domains_[d].power_sd());
     base[d] =
         std::clamp(dom.min_cap_w + ushare * (need - dom.min_cap_w), dom.min_cap_w, dom.max_cap_w);
   }

@@ -126,7 +126,8 @@ struct NodeControllerParams {
   double binding_margin_w = 2.0;
   // A domain with steered work whose power stayed more than binding_margin_w below its cap
   // is saturated (its cores run at their top clock): its curve ends this far above the
-  // measured power. Negative: never cut.
+  // measured power (or its moving average, weight 0.1, when that is higher and a job's
+  // curve there counts its load's spread). Negative: never cut.
   double saturation_headroom_w = 10.0;
   // ... or this many spreads of the domain's measured power (its mean square deviation from
   // its moving average, weight 0.1), when that is more: a service whose power swings with its

@@ -371,6 +371,7 @@ void PowerControl::make_controller(bool managed_node) {
   params.static_grant_w = grant;
   params.model.low_cap_knee = config_.low_cap_knee;
   params.model.low_cap_slowdown = config_.low_cap_slowdown;
+  params.model.load_spread_k = config_.load_spread_k;
   params.floor_w = std::min(config_.floor_w ? *config_.floor_w : domains_min_w_, grant);
   params.incarnation = config_.incarnation;
   params.started_at_s = config_.started_at_s;

@@ -122,6 +122,9 @@ struct PowerControlConfig {
   // low_cap_slowdown; plugin arguments of the same names).
   double low_cap_knee = 0.0;
   double low_cap_slowdown = 1.0;
+  // How far the latency curves count the load's spread from period to period
+  // (GradientModelParams::load_spread_k; plugin argument load_spread=).
+  double load_spread_k = 1.0;
 };
 
 // Files in the state folder.

@@ -45,6 +45,9 @@ const Key kKeys[] = {
      [](BaselineSettings &s) -> double & { return s.powergrad_low_cap_knee; }},
     {"powergrad.low_cap_slowdown", 0.0, 10.0, false, "its slowdown per TDP below the knee (1)",
      [](BaselineSettings &s) -> double & { return s.powergrad_low_cap_slowdown; }},
+    {"powergrad.load_spread_k", 0.0, 10.0, false,
+     "how far the load's period-to-period spread counts (1; 0: the mean load only)",
+     [](BaselineSettings &s) -> double & { return s.powergrad_load_spread_k; }},
 };
 
 std::string range_text(const Key &k) {

@@ -19,6 +19,7 @@ struct BaselineSettings {
   // low_cap_knee= and low_cap_slowdown=; GradientModelParams).
   double powergrad_low_cap_knee = GradientModelParams{}.low_cap_knee;
   double powergrad_low_cap_slowdown = GradientModelParams{}.low_cap_slowdown;
+  double powergrad_load_spread_k = GradientModelParams{}.load_spread_k;
   std::vector<std::string> changed;  // the KEY=VALUE applied, in order (shown in reports)
 };
 

@@ -47,8 +47,8 @@ bool parse_watts(const std::string &v, double &out) {
 }  // namespace
 
 const char *plugin_arg_keys() {
-  return "controller, counters, default_mode, emulate, floor, grant, log_level, low_cap_knee, "
-         "low_cap_slowdown, period, procfs_root, state_dir, sysfs_root";
+  return "controller, counters, default_mode, emulate, floor, grant, load_spread, log_level, "
+         "low_cap_knee, low_cap_slowdown, period, procfs_root, state_dir, sysfs_root";
 }
 
 std::string split_host_port(const std::string &text, std::string &host, std::string &port) {
@@ -188,6 +188,10 @@ ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
         out.errors.push_back("plugin argument " + key + "='" + value + "': expected " +
                              (knee ? "a share of TDP from 0 to 1 (0: no low-cap slowdown)"
                                    : "a slowdown per TDP from 0 to 10"));
+    } else if (key == "load_spread") {
+      if (!parse_number(value, 0.0, 10.0, out.config.load_spread))
+        out.errors.push_back("plugin argument load_spread='" + value +
+                             "': expected a factor from 0 to 10 (0: the mean load only)");
     } else if (key == "controller") {
       std::string host, port;
       const std::string why = value == "none" ? "" : split_host_port(value, host, port);

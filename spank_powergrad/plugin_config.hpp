@@ -49,6 +49,10 @@ struct PluginConfig {
   // low_cap_knee=0 leaves it out.
   double low_cap_knee = 0.5;
   double low_cap_slowdown = 1.0;
+  // load_spread=K: how far the latency curves count the load's spread from period to period
+  // (GradientModelParams::load_spread_k, with hardware counters only). Default 1; 0: the
+  // mean load only.
+  double load_spread = 1.0;
 };
 
 constexpr const char *kDefaultControllerPort = "6830";

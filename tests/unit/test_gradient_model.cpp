@@ -556,6 +556,77 @@ START_TEST(marginal_is_concave_everywhere) {
 }
 END_TEST
 
+START_TEST(load_spread_counts_busy_periods) {
+  // A service of few long requests: its busy fraction moves from period to period (here
+  // 0.1 or 0.3 at random, at a clock where the domain is not capped). With the mean load
+  // alone, watts above the power the mean needs at the top clock buy nothing; the busy
+  // periods need more, so with the spread counted (load_spread_k, the default 1) they do,
+  // less and less the further above, up to about the busiest periods' need.
+  const double f = 0.8 * kModel.f_max_hz;
+  const double m = 0.3;
+  // The domain's power as the model has it (alpha 1): P0 + (TDP - P0) busy (f / f_max)^3.
+  const double x = f / kModel.f_max_hz;
+  const auto power = [&](double busy) {
+    return kModel.p0_w + (kModel.tdp_w - kModel.p0_w) * busy * x * x * x;
+  };
+  const auto fed = [&](double k, bool alternate) {
+    GradientModelParams params = cubic_only();
+    params.load_spread_k = k;
+    GradientModel model(params);
+    std::mt19937 rng(5);
+    for (int i = 0; i < 200; ++i) {
+      const double busy = alternate ? (rng() % 2 ? 0.3 : 0.1) : 0.2;
+      model.update(with_share(m, f, busy).observe(f, JobMode::latency), domain(power(busy)));
+    }
+    return model;
+  };
+  const GradientModel steady = fed(1.0, false);
+  const GradientModel spread = fed(1.0, true);
+  const GradientModel mean_only = fed(0.0, true);
+  // Where the mean load's curve ends (its first zero on a 0.25 W grid).
+  const auto end_of = [](const GradientModel &model) {
+    for (double p = 61.0; p < 205.0; p += 0.25)
+      if (model.marginal_gain_at(p) == 0.0) return p;
+    return 205.0;
+  };
+  const double sat = end_of(mean_only);
+  ck_assert_msg(sat > 61.0 && sat < 200.0, "the mean load's curve ends at %g W", sat);
+  // A steady load of the same mean: its curve ends there too (within its 0.25 W grid and
+  // the moving average's ripple), spread or not.
+  ck_assert_msg(std::fabs(end_of(steady) - sat) <= 6.0, "%g vs %g W", end_of(steady), sat);
+  ck_assert(spread.counts_load_spread() && !mean_only.counts_load_spread());
+  const double above = spread.marginal_gain_at(sat + 5.0);
+  ck_assert_msg(above > 0.0, "no gain 5 W past the mean load's need (%g W)", sat);
+  // Below the mean's need the spread changes the gain by a factor, not its order.
+  const double below = spread.marginal_gain_at(sat - 20.0);
+  const double below_mean = mean_only.marginal_gain_at(sat - 20.0);
+  ck_assert_msg(below > 0.5 * below_mean && below < 2.0 * below_mean, "%g vs %g", below,
+                below_mean);
+  ck_assert(above < below);
+  // Concave (non-increasing) throughout, and it ends where the spread's top point is served
+  // (the five-point rule's mean + 2.86 sd, about 2.4x the mean here).
+  double prev = std::numeric_limits<double>::infinity();
+  for (double p = 61.0; p < 205.0; p += 0.25) {
+    const double g = spread.marginal_gain_at(p);
+    ck_assert_msg(std::isfinite(g) && g >= 0.0 && g <= prev * (1.0 + 1e-9), "%g at %g W", g, p);
+    prev = g;
+  }
+  const double far = kModel.p0_w + 3.2 * (sat - kModel.p0_w);
+  ck_assert_msg(far < 205.0, "%g W", far);
+  ck_assert_double_eq(spread.marginal_gain_at(far), 0.0);
+  // Without cycles the clock, and so each period's load, is estimated from the power: its
+  // error would count as spread, so software counters leave it out.
+  GradientModel software(cubic_only());
+  std::mt19937 rng(5);
+  for (int i = 0; i < 200; ++i) {
+    const double busy = rng() % 2 ? 0.3 : 0.1;
+    software.update(with_share(m, f, busy).observe(f, JobMode::latency, true, true),
+                    domain(power(busy)));
+  }
+  ck_assert(software.current().steerable && !software.counts_load_spread());
+}
+END_TEST
+
 // ---------------------------------------------------------------- bad input
 
 START_TEST(bad_input_is_reported_not_thrown) {
@@ -849,6 +920,7 @@ int main() {
   tcase_add_test(curve, latency_curve_is_latency_saved);
   tcase_add_test(curve, marginal_is_concave_everywhere);
   tcase_add_test(curve, low_cap_slowdown_below_the_knee);
+  tcase_add_test(curve, load_spread_counts_busy_periods);
   suite_add_tcase(s, curve);
   TCase *bad = tcase_create("bad_input");
   tcase_add_test(bad, bad_input_is_reported_not_thrown);

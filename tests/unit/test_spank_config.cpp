@@ -167,6 +167,19 @@ START_TEST(args_low_cap_slowdown) {
 }
 END_TEST
 
+START_TEST(args_load_spread) {
+  ck_assert(parse_plugin_args({}).config.load_spread == 1.0);
+  ConfigParse p = parse_plugin_args({"load_spread=0"});
+  ck_assert(p.ok() && p.config.load_spread == 0.0);
+  ck_assert(parse_plugin_args({"load_spread=2.5"}).config.load_spread == 2.5);
+  ConfigParse bad = parse_plugin_args({"load_spread=-1", "load_spread=11", "load_spread=x"});
+  ck_assert_uint_eq(bad.errors.size(), 3);
+  ck_assert(bad.errors[0].find("load_spread='-1': expected a factor from 0 to 10") !=
+            std::string::npos);
+  ck_assert(bad.errors[2].find("load_spread='x'") != std::string::npos);
+}
+END_TEST
+
 START_TEST(node_tokens_expand) {
   ck_assert_std_str_eq(expand_node_tokens("/run/pg/%n/state", "n3"), "/run/pg/n3/state");
   ck_assert_std_str_eq(expand_node_tokens("%n-%n", "a"), "a-a");
@@ -343,6 +356,7 @@ int main() {
   tcase_add_test(tc, args_bad_values_are_named);
   tcase_add_test(tc, args_state_dir_and_period);
   tcase_add_test(tc, args_low_cap_slowdown);
+  tcase_add_test(tc, args_load_spread);
   tcase_add_test(tc, node_tokens_expand);
   tcase_add_test(tc, node_names_are_checked_before_they_go_into_paths);
   tcase_add_test(tc, node_name_from_slurmd_cmdline);
