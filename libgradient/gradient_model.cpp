@@ -452,24 +452,21 @@ double GradientModel::cap_speed_slope(double power_w) const {
   return g < 1.0 && g > kMinCapSpeed ? params_.low_cap_slowdown / tdp_w_ : 0.0;
 }
 
-// The weight of a watt at dynamic power dyn_w: D solved for x (bisection; D increases with
-// x), then dL_q/dP = L_q'(rho) (-drho/dx) / D'(x), L_q the requests in the system. D' takes
-// the unsaturated form throughout, so the marginal stays non-increasing across the point
-// where the service saturates. At or above D(f_top / f_max) the domain runs at its top
-// frequency: 0.
+// 0 when not measured, switched off, or negligible beside the mean.
 double GradientModel::load_spread_sd() const {
   const double k = params_.load_spread_k;
   if (!spread_measured_ || !(std::isfinite(k) && k > 0.0) || !(load_var_ > 0.0)) return 0.0;
-  return std::min(k * std::sqrt(load_var_), load_top_);
+  const double sd = std::min(k * std::sqrt(load_var_), load_top_);
+  return sd > 1e-3 * load_top_ ? sd : 0.0;
 }
 
 bool GradientModel::counts_load_spread() const {
-  return mode_ == JobMode::latency && load_spread_sd() > 1e-3 * load_top_;
+  return mode_ == JobMode::latency && load_spread_sd() > 0.0;
 }
 
 double GradientModel::load_gain_at(double dyn_w, bool cap_slope) const {
   const double sd = load_spread_sd();
-  if (!(sd > 1e-3 * load_top_)) return load_gain_one(dyn_w, cap_slope, load_top_);
+  if (!(sd > 0.0)) return load_gain_one(dyn_w, cap_slope, load_top_);
   // Five-point Gauss-Hermite for a normal spread (fewer points make the curve a staircase,
   // and the cluster's water level then sits on its flat steps).
   constexpr double kZ[5] = {-2.856970013872806, -1.355626179974266, 0.0, 1.355626179974266,
@@ -498,15 +495,18 @@ double GradientModel::load_speed_at(double dyn_w, double g, double load) const {
     const double dh = f * c * (2.0 * (1.0 - m) * x + 3.0 * m * x * x);
     if (!(h > 0.0) || !(dh > 0.0)) break;
     const double next = std::max(x_sat, x - h / dh);
-    if (!(next < x) || x - next <= 1e-13 * x) {
-      x = next;
-      break;
-    }
+    const bool converged = !(next < x) || x - next <= 1e-13 * x;
     x = next;
+    if (converged) break;
   }
   return x;
 }
 
+// The weight of a watt at dynamic power dyn_w in a period of load `period_load`: D solved
+// for x (load_speed_at; D increases with x), then dL_q/dP = L_q'(rho) (-drho/dx) / D'(x),
+// L_q the requests in the system. D' takes the unsaturated form throughout, so the
+// marginal stays non-increasing across the point where the service saturates. At or above
+// D(f_top / f_max) the domain runs at its top frequency: 0.
 double GradientModel::load_gain_one(double dyn_w, bool cap_slope, double period_load) const {
   const double m = m_top_;
   const double load = std::max(period_load, 1e-6);
