@@ -361,9 +361,14 @@ void LoadGen::start_connect_agent(std::size_t i, double now) {
   if (a.restart_pending || a.incarnation == 0) {
     // A new agent process: a rising incarnation, caps as found, no lease, grants from
     // before its start refused.
-    a.incarnation = a.incarnation == 0 ? 1 : a.incarnation + 1;
-    a.report_seq = 0;
+    // The incarnation is the start time in microseconds, as the node agent's (agent.cpp):
+    // rising across restarts and across runs of pg-loadgen against the same controller (a
+    // second run that numbered its agents from 1 again had every report refused as "not
+    // newer", so the controller never saw the caps they started with).
     a.started_at_wall = wall_s();
+    a.incarnation =
+        std::max(a.incarnation + 1, static_cast<std::uint64_t>(a.started_at_wall * 1e6));
+    a.report_seq = 0;
     a.has_lease = false;
     a.lease_epoch = a.lease_seq = 0;
     a.restart_pending = false;
