@@ -199,6 +199,15 @@ void ControllerService::handle(const std::vector<proto::ControllerEvent> &events
                  : "");
         if (e.peer.role == proto::PeerRole::node) {
           log_node_event(ServiceLogLevel::info, "node session opened", msg);
+          // Its reports are ordered from this session on (the transport keeps one session
+          // per node): an agent that started with an older incarnation is heard too.
+          if (controller_.new_session(e.peer.name, e.peer.incarnation))
+            log(ServiceLogLevel::error,
+                "node " + e.peer.name + ": its agent's incarnation (start time, " +
+                    std::to_string(e.peer.incarnation) +
+                    " us) is older than its last report's: its clock stepped back across a "
+                    "restart, or another agent reports as this node; taking the reports of "
+                    "its newest session");
         } else if (trusted(e.peer)) {
           log(ServiceLogLevel::info, msg);
         } else {

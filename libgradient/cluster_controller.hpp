@@ -242,8 +242,20 @@ class ClusterController {
   const std::string &error() const { return error_; }
 
   // Takes a node's report. Returns empty if accepted, else why not: unknown node, not newer
-  // than the last accepted (incarnation, report_seq), bad numbers or an invalid curve.
+  // than the last accepted (incarnation, report_seq) (see new_session), bad numbers or an
+  // invalid curve.
   std::string on_report(const NodeReport &report, double now_s);
+
+  // A node's agent opened a new session with this incarnation (its start time: a new agent,
+  // or the same one reconnecting). Reports are ordered by (incarnation, report_seq), so an
+  // agent that started with an older incarnation than the last accepted report's (its clock
+  // stepped back across a restart) would have every report refused for its whole life while
+  // the node ran on caps the controller never learns. The transport keeps one session per
+  // node (the newer wins, the older's frames come before it), so the first report of the
+  // new session's incarnation is taken whatever the order, and ordered from there. Returns
+  // true when that incarnation is older than the last accepted one (worth a log line).
+  // Unknown nodes are ignored.
+  bool new_session(const std::string &node, std::uint64_t incarnation);
 
   // Changes the budget from the next step. Refused (empty string on success; the old budget
   // stays) when not finite, negative, or below the sum of the nodes' floors.
@@ -352,6 +364,9 @@ class ClusterController {
     bool lease_ours = false;  // the last report's lease is one of this controller's grants
     double last_report_s = -std::numeric_limits<double>::infinity();
     NodeReport last;
+    // new_session(): the next report of this incarnation is taken whatever the order.
+    bool session_reset = false;
+    std::uint64_t session_incarnation = 0;
     SentGrants sent;
     std::uint64_t last_seq_sent = 0;
     double granted_w = std::numeric_limits<double>::quiet_NaN();

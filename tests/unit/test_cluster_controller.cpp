@@ -570,6 +570,49 @@ START_TEST(reports_are_checked) {
 }
 END_TEST
 
+// An agent that restarts with an older incarnation than the last report's (its start time:
+// the node's clock stepped back across the restart) was refused for its whole life, and the
+// controller never learnt the caps it started with (here its maximum, after a reboot): no
+// slack must be granted from watts the node is using. Its new session makes its reports
+// count again.
+START_TEST(an_agent_whose_clock_stepped_back_is_heard_from_its_new_session) {
+  ClusterController cc(two_nodes());
+  std::vector<HandNode> nodes = {{"a"}, {"b"}};
+  for (HandNode &n : nodes) n.incarnation = 5000000;
+  nodes[1].slope = 3.0;  // b wants the watts
+  for (double t = 0.0; t < 4.0; t += 1.0) round_trip(cc, nodes, t);
+  const double before = cc.in_force_bound_w(0, 4.0);
+  ck_assert(before < 300.0);
+  // a's agent restarts with incarnation 1000 and finds the caps at its maximum.
+  HandNode a{"a"};
+  a.incarnation = 1000;
+  NodeReport r = a.report(4.2);
+  r.caps_w = r.effective_grant_w = r.lease_grant_w = 300.0;
+  ck_assert_contains(cc.on_report(r, 4.2), "incarnation 1000 is older than the last accepted one");
+  ck_assert_double_eq(cc.in_force_bound_w(0, 4.2), before);  // unheard: the old bound
+  // Its new session: heard, counted at the caps it found, ordered from there.
+  ck_assert(cc.new_session("a", 1000));
+  ck_assert(!cc.new_session("zz", 1));
+  ck_assert_std_str_eq(cc.on_report(r, 4.3), "");
+  ck_assert_double_eq(cc.in_force_bound_w(0, 4.3), 300.0);
+  ck_assert_contains(cc.on_report(r, 4.4), "not newer");
+  // With a known at 300 W, b is not raised: both are lowered until the sum is back within.
+  const double b_before = cc.in_force_bound_w(1, 5.0);
+  const std::vector<GrantMessage> g = cc.step(5.0);
+  ck_assert(grant_of(g, "b") <= b_before + 1e-9);
+  ck_assert(sum_grants(g) <= 500.0 + 1e-6);
+  nodes[0] = a;
+  for (HandNode &n : nodes) {
+    n.take(g);
+    ck_assert_std_str_eq(cc.on_report(n.report(5.5), 5.5), "");
+  }
+  round_trip(cc, nodes, 6.0);
+  ck_assert(cc.in_force_bound_w(0, 6.6) + cc.in_force_bound_w(1, 6.6) <= 500.0 + 1e-6);
+  // A reconnect of the same agent (not older): nothing to say.
+  ck_assert(!cc.new_session("a", 1000));
+}
+END_TEST
+
 // ---------------------------------------------------------------- the invariant
 
 namespace {
@@ -1522,6 +1565,7 @@ int main() {
   tcase_add_test(moves, power_aware_never_below_fair_share_for_nothing);
   tcase_add_test(moves, group_limits_hold);
   tcase_add_test(moves, reports_are_checked);
+  tcase_add_test(moves, an_agent_whose_clock_stepped_back_is_heard_from_its_new_session);
   tcase_add_test(moves, deterministic);
   tcase_add_test(moves, release_hands_on_confirmed_watts);
   tcase_add_test(moves, hysteresis_keeps_grants_on_small_differences);

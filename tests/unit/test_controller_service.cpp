@@ -92,13 +92,14 @@ struct Harness {
         });
   }
 
-  std::size_t client(Authenticator &auth, PeerRole role, const std::string &name) {
+  std::size_t client(Authenticator &auth, PeerRole role, const std::string &name,
+                     std::uint64_t incarnation = 5) {
     ClientConfig c;
     c.host = "127.0.0.1";
     c.port = port;
     c.hello.role = role;
     c.hello.name = name;
-    c.hello.incarnation = 5;
+    c.hello.incarnation = incarnation;
     c.hello.controller_uids = {0, kSlurmUid};
     c.jitter_seed = 1 + clients.size();
     clients.push_back(std::make_unique<ClientEndpoint>(c, auth));
@@ -167,10 +168,10 @@ struct Harness {
 };
 
 NodeReport report_from(const std::string &node, std::uint64_t seq, const GrantMessage *lease,
-                       double now_s) {
+                       double now_s, std::uint64_t incarnation = 5) {
   NodeReport r;
   r.node = node;
-  r.incarnation = 5;
+  r.incarnation = incarnation;
   r.report_seq = seq;
   r.sent_at_s = now_s;
   if (lease) {
@@ -410,6 +411,32 @@ START_TEST(a_refused_report_is_logged_once) {
   int n = 0;
   for (const std::string &l : h.logs) n += pgtest::contains(l, "report from n1 refused");
   ck_assert_int_eq(n, 1);
+}
+END_TEST
+
+// An agent restarted with an older incarnation (its clock stepped back): its new session's
+// reports are taken (they were refused for the agent's whole life), and the admin is told.
+START_TEST(a_new_session_with_an_older_incarnation_is_heard) {
+  Harness h;
+  const std::size_t old_agent = h.client(h.root, PeerRole::node, "n1", 5000);
+  ck_assert(h.run_until([&] { return h.clients[old_agent]->established(); }));
+  ck_assert(h.clients[old_agent]->send(report_from("n1", 40, nullptr, h.clock.wall, 5000)).ok());
+  for (int i = 0; i < 20; ++i) h.step();
+  ck_assert(!h.logged("report from n1 refused"));
+  ck_assert(!h.logged("incarnation"));
+  const std::size_t agent = h.client(h.root, PeerRole::node, "n1", 3000);
+  ck_assert(h.run_until([&] { return h.clients[agent]->established(); }));
+  NodeReport r = report_from("n1", 1, nullptr, h.clock.wall, 3000);
+  r.caps_w = r.effective_grant_w = r.lease_grant_w = 280.0;  // found at its maximum
+  ck_assert(h.clients[agent]->send(r).ok());
+  ck_assert(h.clients[agent]->send(report_from("n1", 2, nullptr, h.clock.wall, 3000)).ok());
+  for (int i = 0; i < 20; ++i) h.step();
+  ck_assert(h.logged("node n1: its agent's incarnation (start time, 3000 us) is older"));
+  ck_assert(h.level_of("its agent's incarnation") == ServiceLogLevel::error);
+  ck_assert_msg(!h.logged("report from n1 refused"), "a report of the new session refused");
+  // A repeat within the session is still refused.
+  ck_assert(h.clients[agent]->send(report_from("n1", 2, nullptr, h.clock.wall, 3000)).ok());
+  ck_assert(h.run_until([&] { return h.logged("report from n1 refused"); }));
 }
 END_TEST
 
@@ -947,6 +974,7 @@ int main() {
   tcase_add_test(tc, set_budget_below_the_floors_is_invalid);
   tcase_add_test(tc, reports_in_grants_out_figures_kept);
   tcase_add_test(tc, a_refused_report_is_logged_once);
+  tcase_add_test(tc, a_new_session_with_an_older_incarnation_is_heard);
   tcase_add_test(tc, an_unmanaged_node_is_told_and_listed_apart);
   tcase_add_test(tc, node_capabilities_show_in_status);
   tcase_add_test(tc, the_schedule_sets_the_budget_when_it_changes);
