@@ -3,6 +3,7 @@
 // their children and threads must match the CPU time they report themselves. Also the
 // cgroup mode (if a writable cgroup v2 hierarchy is there) and cgroup path resolution.
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/resource.h>
@@ -238,7 +239,19 @@ END_TEST
 START_TEST(threads_running_before_attach_are_counted) {
   auto src = software_source();
   Child c = spawn(Work::threads);
-  usleep(50000);  // let the threads appear in /proc/<pid>/task
+  // Wait until its threads are in /proc/<pid>/task (a condition, not a fixed sleep: a busy
+  // machine may take long to start them).
+  const std::string tasks = "/proc/" + std::to_string(c.pid) + "/task";
+  auto threads = [&] {
+    int n = 0;
+    if (DIR *d = opendir(tasks.c_str())) {
+      while (const dirent *e = readdir(d)) n += e->d_name[0] != '.';
+      closedir(d);
+    }
+    return n;
+  };
+  for (int i = 0; i < 2000 && threads() < 3; ++i) usleep(10000);
+  ck_assert_int_eq(threads(), 3);
   CounterTarget target;
   target.pids = {c.pid};
   ck_assert_hw_ok(src->add_job(2, target, 0.0));

@@ -755,7 +755,7 @@ END_TEST
 int main() {
   Suite *s = suite_create("nodeagent");
   TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 30);
+  tcase_set_timeout(tc, 120);  // waits are for conditions (20 s each at most); a busy disk is slow
   tcase_add_test(tc, event_round_trip);
   tcase_add_test(tc, event_errors_name_the_problem);
   tcase_add_test(tc, registry_tracks_tasks_and_steps);
