@@ -268,8 +268,10 @@ std::string ClusterController::on_report(const NodeReport &r, double now_s) {
            ") and not that of its newest session";
   if (s.reported && !reset && r.incarnation == s.last.incarnation &&
       r.report_seq <= s.last.report_seq)
-    return who + "not newer than the last one (incarnation " + std::to_string(r.incarnation) +
-           ", report " + std::to_string(r.report_seq) + ")";
+    // (No report number in the text: the service logs each distinct refusal once per node,
+    // and an agent that keeps repeating old numbers would otherwise fill the log.)
+    return who + "not newer than the last one accepted of its incarnation " +
+           std::to_string(r.incarnation);
   s.session_reset = false;
   // A lease of ours that this controller never sent to the node is not trusted as one.
   const std::uint64_t last_sent = s.sent.empty() ? s.last_seq_sent : s.sent.back().seq;
