@@ -261,18 +261,18 @@ std::string ClusterController::on_report(const NodeReport &r, double now_s) {
     return who + "measured power is negative or infinite";
   if (!r.demand.valid()) return who + "demand curve: " + r.demand.error();
   NodeState &s = nodes_[i];
-  const bool reset = s.session_reset && r.incarnation == s.session_incarnation;
-  if (s.reported && !reset && r.incarnation < s.last.incarnation)
-    return who + "its incarnation " + std::to_string(r.incarnation) +
-           " is older than the last accepted one (" + std::to_string(s.last.incarnation) +
-           ") and not that of its newest session";
-  if (s.reported && !reset && r.incarnation == s.last.incarnation &&
-      r.report_seq <= s.last.report_seq)
+  if (s.reported && s.session_incarnation != r.incarnation) {
+    if (r.incarnation < s.last.incarnation)
+      return who + "its incarnation " + std::to_string(r.incarnation) +
+             " is older than the last accepted one (" + std::to_string(s.last.incarnation) +
+             ") and not that of its newest session";
     // (No report number in the text: the service logs each distinct refusal once per node,
     // and an agent that keeps repeating old numbers would otherwise fill the log.)
-    return who + "not newer than the last one accepted of its incarnation " +
-           std::to_string(r.incarnation);
-  s.session_reset = false;
+    if (r.incarnation == s.last.incarnation && r.report_seq <= s.last.report_seq)
+      return who + "not newer than the last one accepted of its incarnation " +
+             std::to_string(r.incarnation);
+  }
+  s.session_incarnation.reset();
   // A lease of ours that this controller never sent to the node is not trusted as one.
   const std::uint64_t last_sent = s.sent.empty() ? s.last_seq_sent : s.sent.back().seq;
   s.lease_ours = r.lease_epoch == config_.epoch && r.lease_seq != 0 && r.lease_seq <= last_sent;
@@ -323,7 +323,6 @@ bool ClusterController::new_session(const std::string &node, std::uint64_t incar
   const std::size_t i = node_index(node);
   if (i == kNoIndex) return false;
   NodeState &s = nodes_[i];
-  s.session_reset = true;
   s.session_incarnation = incarnation;
   return s.reported && incarnation < s.last.incarnation;
 }

@@ -71,6 +71,7 @@
 #include <cstdint>
 #include <deque>
 #include <limits>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -365,8 +366,7 @@ class ClusterController {
     double last_report_s = -std::numeric_limits<double>::infinity();
     NodeReport last;
     // new_session(): the next report of this incarnation is taken whatever the order.
-    bool session_reset = false;
-    std::uint64_t session_incarnation = 0;
+    std::optional<std::uint64_t> session_incarnation;
     SentGrants sent;
     std::uint64_t last_seq_sent = 0;
     double granted_w = std::numeric_limits<double>::quiet_NaN();

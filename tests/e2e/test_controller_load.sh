@@ -112,12 +112,13 @@ diag "$(sed 's/^/churn: /' "$PG_CLUSTER_DIR/churn.txt")"
 # Every report of both runs was taken: a refused report leaves the controller counting the
 # node at what it knew before (pg-loadgen once numbered each run's agents from 1, so the
 # churn run's reports were all "not newer", and the caps they started with were unknown).
-refused=$(grep -c 'powergrad: report from lg[0-9]* refused' "$log_ctld" || true)
+refusal='powergrad: report from lg[0-9]* refused'
+refused=$(grep -c "$refusal" "$log_ctld" || true)
 if [ "$refused" = 0 ]; then
   ok "the controller refused none of the agents' reports (steady and churn)"
 else
   not_ok "the controller refused none of the agents' reports (steady and churn)" \
-    "$refused refusals logged" "$(grep 'powergrad: report from lg[0-9]* refused' "$log_ctld" | head -n 5)"
+    "$refused refusals logged" "$(grep "$refusal" "$log_ctld" | head -n 5)"
 fi
 
 # --- all gone at once: a few lines and a count, not one line per node

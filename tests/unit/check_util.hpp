@@ -2,7 +2,9 @@
 #pragma once
 
 #include <check.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,19 @@ inline double sum_in_order(const std::vector<double> &x) {
 
 inline bool contains(const std::string &text, const std::string &part) {
   return text.find(part) != std::string::npos;
+}
+
+// Polls done() every 10 ms until it holds (true) or `seconds` have passed (false). Tests wait
+// for conditions with long deadlines, so that a busy machine only makes them slower: what
+// they assert is the outcome, never how fast it came (that is the benchmarks' business).
+template <class Pred>
+bool wait_until(Pred done, double seconds = 20.0) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    usleep(10000);
+  }
+  return true;
 }
 
 }  // namespace pgtest

@@ -21,6 +21,7 @@
 #include "hardware/testing/fake_sysfs.hpp"
 #include "hardware/testing/hw_check.hpp"
 #include "tests/unit/check_strings.hpp"
+#include "tests/unit/check_util.hpp"
 
 using namespace powergrad::hw;
 namespace fx = powergrad::hw::testing;
@@ -250,7 +251,7 @@ START_TEST(threads_running_before_attach_are_counted) {
     }
     return n;
   };
-  for (int i = 0; i < 2000 && threads() < 3; ++i) usleep(10000);
+  pgtest::wait_until([&] { return threads() >= 3; });
   ck_assert_int_eq(threads(), 3);
   CounterTarget target;
   target.pids = {c.pid};

@@ -53,20 +53,11 @@ StepEvent exit_of(uint32_t job, const std::string &step, pid_t pid) {
   return e;
 }
 
-// How long a test waits for an answer or a condition: long, so that a busy machine (CI runs
-// the suites beside other builds) only makes a test slower, never failed. What is asserted
-// is the outcome, never how fast it came (that is the benchmarks' business).
+// How long a test waits for an answer: long, so that a busy machine (CI runs the suites
+// beside other builds) only makes a test slower, never failed (as pgtest::wait_until).
 constexpr int kAnswerMs = 10000;
 
-template <class Pred>
-bool wait_until(Pred done, double seconds = 20.0) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    usleep(10000);
-  }
-  return true;
-}
+using pgtest::wait_until;
 
 std::string temp_dir() {
   char tmpl[] = "/tmp/pg-nodeagent-XXXXXX";
@@ -183,11 +174,10 @@ START_TEST(channel_delivers_and_answers) {
     _exit(err.empty() && bad.find("bad pid") != std::string::npos ? 0 : 1);
   }
   std::vector<ReceivedStepEvent> got;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (got.size() < 2 && std::chrono::steady_clock::now() < until) {
+  wait_until([&] {
     for (auto &r : server.drain(500)) got.push_back(r);
-    usleep(20000);
-  }
+    return got.size() >= 2;
+  });
   int status = 0;
   waitpid(child, &status, 0);
   ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -214,11 +204,10 @@ START_TEST(channel_refuses_other_uids) {
     _exit(err.find("not allowed") != std::string::npos ? 0 : 1);
   }
   std::vector<ReceivedStepEvent> got;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (got.empty() && std::chrono::steady_clock::now() < until) {
+  wait_until([&] {
     got = server.drain(500);
-    usleep(20000);
-  }
+    return !got.empty();
+  });
   int status = 0;
   waitpid(child, &status, 0);
   ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -269,11 +258,10 @@ START_TEST(channel_never_steals_a_live_socket) {
     _exit(e.empty() ? 0 : 1);
   }
   std::vector<ReceivedStepEvent> got;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (got.empty() && std::chrono::steady_clock::now() < until) {
+  wait_until([&] {
     got = first.drain(500);
-    usleep(20000);
-  }
+    return !got.empty();
+  });
   int status = 0;
   waitpid(child, &status, 0);
   ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -715,8 +703,7 @@ START_TEST(registration_is_answered_while_the_control_loop_is_busy) {
     if (m.find("node agent started on") != std::string::npos) {
       held = true;
       // Held until released (at most a minute, so that a failed assertion cannot hang stop()).
-      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-      while (!release && std::chrono::steady_clock::now() < until) usleep(1000);
+      wait_until([&] { return release.load(); }, 60.0);
       held = false;
     }
   });
