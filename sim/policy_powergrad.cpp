@@ -93,6 +93,12 @@ class PowergradPolicy final : public Policy {
       a.sockets = node.sockets;
       for (std::size_t d = 0; d < node.sockets.size(); ++d)
         for (std::size_t svc : spec.sockets[node.sockets[d]].services) {
+          // The node controller keys its jobs by name (as the agent keys them by job.step):
+          // two services under one name would be one job, the second skipped unseen.
+          for (std::size_t o : a.services)
+            if (spec.services[o].name == spec.services[svc].name)
+              throw std::logic_error("powergrad: two services on node " + node.name +
+                                     " are named " + spec.services[svc].name);
           a.services.push_back(svc);
           a.domain_of.push_back(d);
         }

@@ -2,11 +2,13 @@
 // a message naming the file, the line and column, the key and the problem.
 #include <cmath>
 #include <cstdlib>
+#include <set>
 #include <string>
 
 // Check after the standard headers: its fail() macro breaks the iostream headers.
 #include <check.h>
 
+#include "sim/policy_factories.hpp"
 #include "sim/scenario.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
@@ -304,6 +306,27 @@ START_TEST(presets_and_overrides) {
 }
 END_TEST
 
+// Two services of one workload on one socket are two services with names of their own (the
+// powergrad policy's node controllers key their jobs by name; with one name the second was
+// skipped as a duplicate, unseen, and its socket's power was decided without it).
+START_TEST(services_of_one_workload_on_a_socket_have_their_own_names) {
+  const std::string text =
+      replace(kGood, "          - {workload: bert, servers: 2, load: 0.5}",
+              "          - {workload: bert, servers: 2, load: 0.5}\n          - {workload: bert, servers: 2, load: 0.8}\n"
+              "          - {workload: bert, servers: 2, load: 0.3}");
+  const ClusterSpec s = parse_scenario(text, "twice.yaml");
+  for (const SocketSpec &sock : s.sockets) {
+    std::set<std::string> names;
+    for (std::size_t svc : sock.services) names.insert(s.services[svc].name);
+    ck_assert_uint_eq(names.size(), sock.services.size());
+  }
+  ck_assert_uint_eq(s.sockets[0].services.size(), 3);
+  ck_assert_std_str_eq(s.services[s.sockets[0].services[2]].name, s.sockets[0].name + ".bert.3");
+  // And the powergrad policy takes such a cluster (it refuses one where names collide).
+  ck_assert_ptr_nonnull(make_powergrad_policy(s).get());
+}
+END_TEST
+
 // A service's arrivals map is merged over the top-level one: the keys it sets win, the others
 // (kind and the diurnal keys included) are inherited.
 const char kTopArrivals[] =
@@ -419,6 +442,7 @@ int main() {
   tcase_add_test(tc, presets_and_overrides);
   tcase_add_test(tc, service_arrivals_merge_over_top_level);
   tcase_add_test(tc, service_arrivals_bad_values_are_refused);
+  tcase_add_test(tc, services_of_one_workload_on_a_socket_have_their_own_names);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }
