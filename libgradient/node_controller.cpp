@@ -201,24 +201,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     }
     double ushare = std::min(1.0, unsteered);
     if (!on_domain[d].empty() && steered[d].empty()) ushare = 1.0;
-    double need = dom.max_cap_w;
-    const bool cap_known = std::isfinite(dom.cap_w) && dom.cap_w > 0.0;
-    // A node with no job at all holds its whole grant (the cluster controller's idle cap)
-    // evenly, so that the next job starts with it, not with the minimum caps.
-    if (in.jobs.empty()) {
-      ushare = 1.0;
-    } else if (finite_nonnegative(dom.power_w) &&
-               !(cap_known && dom.power_w >= dom.cap_w - params_.binding_margin_w)) {
-      need = dom.power_w + std::max(0.0, params_.unmanaged_headroom_w);
-    }
-    need = std::clamp(need, dom.min_cap_w, dom.max_cap_w);
-    // A domain whose power stayed clearly below its cap ran as fast as its cores go (top
-    // clock, licence or per-core limits) at the load it had: watts above that buy nothing,
-    // whatever a job's model says. Its steered curve ends at the power plus headroom; where
-    // a job's curve counts its load's spread (GradientModelParams::load_spread_k), above
-    // this period's power or its moving average, whichever is higher, so that a quiet
-    // period does not cut the curve below what the busier ones need (a cut that came and
-    // went with the periods moved watts back and forth every period).
+    // The domain's power: its moving average and spread (weight 0.1).
     if (finite_nonnegative(dom.power_w)) {
       DomainState &ps = domains_[d];
       if (std::isnan(ps.power_mean)) {
@@ -229,6 +212,31 @@ NodeDecision NodeController::step(const NodeInputs &in) {
         ps.power_mean += 0.1 * dev;
       }
     }
+    double need = dom.max_cap_w;
+    const bool cap_known = std::isfinite(dom.cap_w) && dom.cap_w > 0.0;
+    // A node with no job at all holds its whole grant (the cluster controller's idle cap)
+    // evenly, so that the next job starts with it, not with the minimum caps.
+    if (in.jobs.empty()) {
+      ushare = 1.0;
+    } else if (finite_nonnegative(dom.power_w) &&
+               !(cap_known && dom.power_w >= dom.cap_w - params_.binding_margin_w)) {
+      // As for the saturation cut below: not a quiet period's power, but the higher of it
+      // and its moving average, plus the headroom or the power's noise, whichever is more
+      // (a plain service whose power swings with its arrivals was held at a quiet period's
+      // draw and throttled in the next busy one).
+      const DomainState &ps = domains_[d];
+      need = std::max(dom.power_w, std::isnan(ps.power_mean) ? 0.0 : ps.power_mean) +
+             std::max(std::max(0.0, params_.unmanaged_headroom_w),
+                      params_.saturation_noise_k * ps.power_sd());
+    }
+    need = std::clamp(need, dom.min_cap_w, dom.max_cap_w);
+    // A domain whose power stayed clearly below its cap ran as fast as its cores go (top
+    // clock, licence or per-core limits) at the load it had: watts above that buy nothing,
+    // whatever a job's model says. Its steered curve ends at the power plus headroom; where
+    // a job's curve counts its load's spread (GradientModelParams::load_spread_k), above
+    // this period's power or its moving average, whichever is higher, so that a quiet
+    // period does not cut the curve below what the busier ones need (a cut that came and
+    // went with the periods moved watts back and forth every period).
     if (finite_nonnegative(dom.power_w) && cap_known &&
         dom.power_w < dom.cap_w - params_.binding_margin_w &&
         params_.saturation_headroom_w >= 0.0)

@@ -615,6 +615,33 @@ START_TEST(noise_guard_trusts_the_speed_regression) {
 }
 END_TEST
 
+// A plain job whose power swings with its load (here every other period between 147 W and
+// 103.5 W) keeps what its busy periods draw: a quiet period's power plus the fixed 5 W
+// headroom (108.5 W) would throttle it in the next busy one, and the steered job beside it
+// would take the watts in between.
+START_TEST(a_plain_job_whose_power_swings_keeps_its_busy_draw) {
+  std::vector<SimDomain> doms(2);
+  doms[0].mode = JobMode::off;
+  const double busy_w = 60.0 + 145.0 * 0.6;
+  Plant plant(doms);
+  NodeController nc("n1");
+  nc.on_grant(grant(300.0, 1, 0.0, 1e9), 0.0);
+  NodeDecision d;
+  for (int t = 0; t < 60; ++t) {
+    plant.doms[0].alpha = t % 2 ? 0.3 : 0.6;
+    d = plant.step(nc, t);
+    if (t >= 20) {
+      ck_assert_msg(d.protected_w[0] >= busy_w && d.caps_w[0] >= busy_w,
+                    "period %d: plain domain protected at %g W, capped at %g W (busy: %g W)", t,
+                    d.protected_w[0], d.caps_w[0], busy_w);
+    }
+  }
+  // Still within the grant, and the steered job has the rest.
+  ck_assert(d.caps_w[0] + d.caps_w[1] <= 300.0 + 1e-9);
+  ck_assert(d.caps_w[1] >= 300.0 - kMax - 1e-9);
+}
+END_TEST
+
 START_TEST(work_that_is_not_steered_is_protected) {
   std::vector<SimDomain> doms(2);
   doms[0].mode = JobMode::off;
@@ -1115,6 +1142,7 @@ int main() {
   tcase_add_test(loop, perturbation_keeps_the_grant_in_use);
   tcase_add_test(loop, noise_guard_trusts_the_speed_regression);
   tcase_add_test(loop, work_that_is_not_steered_is_protected);
+  tcase_add_test(loop, a_plain_job_whose_power_swings_keeps_its_busy_draw);
   tcase_add_test(loop, report_for_the_cluster);
   tcase_add_test(loop, job_shares_split_a_shared_domain);
   tcase_add_test(loop, bad_input_is_refused_or_skipped);
