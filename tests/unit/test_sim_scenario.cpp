@@ -99,7 +99,7 @@ START_TEST(generalisation_scenarios_load) {
   for (const char *name :
        {"hetero-epyc-xeon", "llm-serving-regions", "demand-response", "homogeneous-tight",
         "loose-budget", "low-load-spare", "large-mixed-sizes", "vm-bursty", "vm-progress",
-        "homogeneous-vm", "homogeneous-floor"}) {
+        "homogeneous-vm", "homogeneous-floor", "plain-bursty", "shared-sockets"}) {
     const ClusterSpec s = load_scenario(srcdir() + "/scenarios/" + name + ".yaml");
     ck_assert_std_str_eq(s.name, name);
     ck_assert(s.check().empty());
