@@ -426,7 +426,8 @@ ClusterSpec parse_document(const Reader &r, const YAML::Node &root, const std::s
             std::size_t same = 0;
             for (std::size_t o = 0; o < vi; ++o)
               if (st.services[o].workload_name == t.workload_name) ++same;
-            svc.name = sock.name + "." + t.workload_name + (same ? "." + std::to_string(same + 1) : "");
+            svc.name =
+                sock.name + "." + t.workload_name + (same ? "." + std::to_string(same + 1) : "");
             svc.socket = sock_index;
             svc.servers = t.servers;
             svc.load = t.load_lo + (t.load_hi - t.load_lo) * placement.uniform();

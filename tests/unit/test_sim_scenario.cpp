@@ -310,10 +310,10 @@ END_TEST
 // powergrad policy's node controllers key their jobs by name; with one name the second was
 // skipped as a duplicate, unseen, and its socket's power was decided without it).
 START_TEST(services_of_one_workload_on_a_socket_have_their_own_names) {
-  const std::string text =
-      replace(kGood, "          - {workload: bert, servers: 2, load: 0.5}",
-              "          - {workload: bert, servers: 2, load: 0.5}\n          - {workload: bert, servers: 2, load: 0.8}\n"
-              "          - {workload: bert, servers: 2, load: 0.3}");
+  const std::string first = "          - {workload: bert, servers: 2, load: 0.5}";
+  const std::string text = replace(kGood, first,
+                                   first + "\n          - {workload: bert, servers: 2, load: 0.8}" +
+                                       "\n          - {workload: bert, servers: 2, load: 0.3}");
   const ClusterSpec s = parse_scenario(text, "twice.yaml");
   for (const SocketSpec &sock : s.sockets) {
     std::set<std::string> names;
