@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <set>
+#include <stdexcept>
 #include <string>
 
 // Check after the standard headers: its fail() macro breaks the iostream headers.
@@ -322,8 +323,17 @@ START_TEST(services_of_one_workload_on_a_socket_have_their_own_names) {
   }
   ck_assert_uint_eq(s.sockets[0].services.size(), 3);
   ck_assert_std_str_eq(s.services[s.sockets[0].services[2]].name, s.sockets[0].name + ".bert.3");
-  // And the powergrad policy takes such a cluster (it refuses one where names collide).
+  // And the powergrad policy takes such a cluster, and refuses one where names collide.
   ck_assert_ptr_nonnull(make_powergrad_policy(s).get());
+  ClusterSpec same = s;
+  same.services[same.sockets[0].services[1]].name = same.services[same.sockets[0].services[0]].name;
+  bool refused = false;
+  try {
+    make_powergrad_policy(same);
+  } catch (const std::logic_error &e) {
+    refused = std::string(e.what()).find("are named " + same.services[0].name) != std::string::npos;
+  }
+  ck_assert_msg(refused, "two services under one name were not refused");
 }
 END_TEST
 
