@@ -202,8 +202,8 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     double ushare = std::min(1.0, unsteered);
     if (!on_domain[d].empty() && steered[d].empty()) ushare = 1.0;
     // The domain's power: its moving average and spread (weight 0.1).
+    DomainState &ps = domains_[d];
     if (finite_nonnegative(dom.power_w)) {
-      DomainState &ps = domains_[d];
       if (std::isnan(ps.power_mean)) {
         ps.power_mean = dom.power_w;
       } else {
@@ -212,6 +212,14 @@ NodeDecision NodeController::step(const NodeInputs &in) {
         ps.power_mean += 0.1 * dev;
       }
     }
+    // What a finite power may reach in a busier period: this period's power (or the higher
+    // of it and its moving average), plus `headroom` or saturation_noise_k spreads of the
+    // power, whichever is more. Work that is not steered is protected up to it, and a
+    // saturated domain's curve ends there (below).
+    const auto busier_draw = [&](bool with_average, double headroom) {
+      return (with_average ? std::max(dom.power_w, ps.power_mean) : dom.power_w) +
+             std::max(headroom, params_.saturation_noise_k * ps.power_sd());
+    };
     double need = dom.max_cap_w;
     const bool cap_known = std::isfinite(dom.cap_w) && dom.cap_w > 0.0;
     // A node with no job at all holds its whole grant (the cluster controller's idle cap)
@@ -220,14 +228,9 @@ NodeDecision NodeController::step(const NodeInputs &in) {
       ushare = 1.0;
     } else if (finite_nonnegative(dom.power_w) &&
                !(cap_known && dom.power_w >= dom.cap_w - params_.binding_margin_w)) {
-      // As for the saturation cut below: not a quiet period's power, but the higher of it
-      // and its moving average, plus the headroom or the power's noise, whichever is more
-      // (a plain service whose power swings with its arrivals was held at a quiet period's
-      // draw and throttled in the next busy one).
-      const DomainState &ps = domains_[d];
-      need = std::max(dom.power_w, std::isnan(ps.power_mean) ? 0.0 : ps.power_mean) +
-             std::max(std::max(0.0, params_.unmanaged_headroom_w),
-                      params_.saturation_noise_k * ps.power_sd());
+      // Not a quiet period's power: a plain service whose power swings with its arrivals
+      // was held at a quiet period's draw and throttled in the next busy one.
+      need = busier_draw(true, std::max(0.0, params_.unmanaged_headroom_w));
     }
     need = std::clamp(need, dom.min_cap_w, dom.max_cap_w);
     // A domain whose power stayed clearly below its cap ran as fast as its cores go (top
@@ -240,9 +243,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     if (finite_nonnegative(dom.power_w) && cap_known &&
         dom.power_w < dom.cap_w - params_.binding_margin_w &&
         params_.saturation_headroom_w >= 0.0)
-      saturated_at[d] = (spread ? std::max(dom.power_w, domains_[d].power_mean) : dom.power_w) +
-                        std::max(params_.saturation_headroom_w,
-                                 params_.saturation_noise_k * domains_[d].power_sd());
+      saturated_at[d] = busier_draw(spread, params_.saturation_headroom_w);
     base[d] =
         std::clamp(dom.min_cap_w + ushare * (need - dom.min_cap_w), dom.min_cap_w, dom.max_cap_w);
   }
