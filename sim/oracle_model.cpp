@@ -60,11 +60,11 @@ double OracleModel::ceiling_for(const Table &t, double cap_w) const {
   return t.ceiling_hz[lo] + x * (t.ceiling_hz[hi] - t.ceiling_hz[lo]);
 }
 
-double OracleModel::cost_at(std::size_t socket, double ceiling_hz, double cap_w,
+double OracleModel::cost_at(std::size_t socket, double ceiling_hz, double cap_w, double demand_w,
                             const std::vector<double> &rates_rps) const {
   const SocketModel &m = models_[socket];
   const std::vector<std::size_t> &svcs = spec_.sockets[socket].services;
-  const double slow = m.low_cap_factor(cap_w);
+  const double slow = m.low_cap_factor(cap_w, demand_w);
   double cost = 0.0;
   for (std::size_t j = 0; j < svcs.size(); ++j) {
     const ServiceSpec &s = spec_.services[svcs[j]];
@@ -90,7 +90,7 @@ double OracleModel::cost_at(std::size_t socket, double ceiling_hz, double cap_w,
 double OracleModel::cost(std::size_t socket, double cap_w,
                          const std::vector<double> &rates_rps) const {
   const Table t = tabulate(socket, rates_rps);
-  return cost_at(socket, ceiling_for(t, cap_w), cap_w, rates_rps);
+  return cost_at(socket, ceiling_for(t, cap_w), cap_w, t.power_w.back(), rates_rps);
 }
 
 double OracleModel::uncapped_power_w(std::size_t socket, const std::vector<double> &rates_rps) const {
@@ -105,10 +105,11 @@ GainCurve OracleModel::gain_curve(std::size_t socket, const std::vector<double> 
   if (steps == 0 || width_w <= 0.0) return GainCurve();
   const double step_w = width_w / static_cast<double>(steps);
   std::vector<double> marginal(steps);
-  double previous = cost_at(socket, ceiling_for(t, s.min_cap_w), s.min_cap_w, rates_rps);
+  double previous =
+      cost_at(socket, ceiling_for(t, s.min_cap_w), s.min_cap_w, t.power_w.back(), rates_rps);
   for (std::size_t i = 0; i < steps; ++i) {
     const double p = s.min_cap_w + step_w * static_cast<double>(i + 1);
-    const double c = cost_at(socket, ceiling_for(t, p), p, rates_rps);
+    const double c = cost_at(socket, ceiling_for(t, p), p, t.power_w.back(), rates_rps);
     marginal[i] = (previous - c) / step_w;
     previous = c;
   }

@@ -37,7 +37,9 @@ class OracleModel {
   };
   Table tabulate(std::size_t socket, const std::vector<double> &rates_rps) const;
   double ceiling_for(const Table &t, double cap_w) const;
-  double cost_at(std::size_t socket, double ceiling_hz, double cap_w,
+  // demand_w: the socket's power at these rates with no cap (the table's last row), which
+  // bounds RAPL's low-cap slowdown (SocketModel::low_cap_factor).
+  double cost_at(std::size_t socket, double ceiling_hz, double cap_w, double demand_w,
                  const std::vector<double> &rates_rps) const;
 
   const ClusterSpec &spec_;

@@ -42,8 +42,8 @@ double SocketModel::speed_at(const CoreGroup &g, double f_hz) {
   return 1.0 / ((1.0 - m) * g.top_hz / f_hz + m);
 }
 
-double SocketModel::low_cap_factor(double limit_w) const {
-  const double below_w = type_.low_cap_below_w - limit_w;
+double SocketModel::low_cap_factor(double limit_w, double demand_w) const {
+  const double below_w = std::min(type_.low_cap_below_w, demand_w) - limit_w;
   if (below_w <= 0.0) return 1.0;
   return std::max(0.1, 1.0 - type_.low_cap_slowdown * below_w / type_.tdp_w);
 }
@@ -52,6 +52,15 @@ double SocketModel::group_freq_hz(const CoreGroup &g, double ceiling_hz) const {
   double f = std::min(ceiling_hz, g.top_hz);
   if (g.core_limit_hz > 0.0) f = std::min(f, g.core_limit_hz);
   return std::max(f, type_.f_min_hz);
+}
+
+double SocketModel::demand_w() const {
+  double dynamic_w = 0.0;
+  for (const CoreGroup &g : groups_) {
+    const double f = group_freq_hz(g, type_.f_max_hz);
+    dynamic_w += a_w_per_hz3_ * g.core_share * g.alpha * g.util_ema * f * f * f;
+  }
+  return type_.p0_w + dynamic_w;
 }
 
 // The highest ceiling F in [f_min, f_max] with sum_k w_k min(F, lim_k)^3 <= dynamic_w,
@@ -92,7 +101,7 @@ void SocketModel::begin_tick(double dt_s) {
   const double keep = type_.settle_s > 0.0 ? std::exp(-dt_s / type_.settle_s) : 0.0;
   limit_w_ = cap_w_ + (limit_w_ - cap_w_) * keep;
   const double ceiling_hz = solve_ceiling_hz(limit_w_ - type_.p0_w);
-  const double slow = low_cap_factor(limit_w_);
+  const double slow = low_cap_factor(limit_w_, demand_w());
   for (CoreGroup &g : groups_) {
     g.freq_hz = group_freq_hz(g, ceiling_hz);
     g.speed = speed_at(g, g.freq_hz) * slow;

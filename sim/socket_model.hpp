@@ -76,8 +76,14 @@ class SocketModel {
   double a_w_per_hz3() const { return a_w_per_hz3_; }
   double p0_w() const { return type_.p0_w; }
   const SocketTypeSpec &type() const { return type_; }
-  // Extra slowdown factor (<= 1) for an enforced limit.
-  double low_cap_factor(double limit_w) const;
+  // Extra slowdown factor (<= 1) for an enforced limit on a socket that would draw demand_w
+  // at its own clocks. RAPL's clock modulation below the knee acts only while the limit
+  // binds, and it sheds at most the power above the limit: the slowdown counts the watts of
+  // min(knee, demand) - limit (none when the socket draws less than its limit).
+  double low_cap_factor(double limit_w, double demand_w) const;
+  // What the socket would draw with no cap: P0 plus every group at its own clock limit at its
+  // recent utilisation.
+  double demand_w() const;
   // Frequency of group g when the package ceiling is F.
   double group_freq_hz(const CoreGroup &g, double ceiling_hz) const;
 

@@ -19,6 +19,7 @@
 #include "sim/report.hpp"
 #include "sim/scenario.hpp"
 #include "sim/simulation.hpp"
+#include "sim/socket_model.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
 
@@ -257,6 +258,53 @@ START_TEST(oracle_matches_brute_force) {
 }
 END_TEST
 
+// RAPL's clock modulation below the knee (0.5 x TDP by default) slows a socket only while its
+// limit binds, and by at most the watts it sheds: the slowdown counts min(knee, demand) -
+// limit. A socket that draws less than its cap runs at its own clocks (issue 12's random
+// clusters: a core-limited service under a cap below the knee that it never reached was
+// slowed by 13% in the simulator, where real hardware would not touch it).
+START_TEST(low_cap_slowdown_only_while_the_cap_binds) {
+  auto socket_at = [](double load) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", load);
+    return parse_scenario(std::string("duration_s: 60\nbudget:\n  watts: 200\nsocket_types:\n"
+                                      "  x:\n    tdp_w: 205\n    p0_w: 60\n    min_cap_w: 92\n"
+                                      "node_templates:\n  t:\n    sockets:\n      - services:\n"
+                                      "          - {workload: resnet50, servers: 4, load: ") +
+                              buf + "}\ngroups:\n  - nodes:\n      - {template: t, count: 1}\n",
+                          "knee.yaml");
+  };
+  const double knee_w = 0.5 * 205.0, cap_w = 95.0;
+  for (double load : {0.05, 0.3, 0.8}) {
+    const ClusterSpec spec = socket_at(load);
+    SocketModel m = make_socket_model(spec, 0);
+    const double demand_w = m.demand_w();
+    m.set_cap_w(cap_w);
+    m.begin_tick(0.1);
+    const CoreGroup &g = m.group(0);
+    const double unslowed = SocketModel::speed_at(g, g.freq_hz);
+    const double shed_w = std::clamp(std::min(knee_w, demand_w) - cap_w, 0.0, knee_w);
+    const double expected = unslowed * (1.0 - shed_w / 205.0);
+    ck_assert_msg(std::fabs(g.speed - expected) < 1e-12,
+                  "load %.2f (demand %.1f W, cap %.0f W): speed %.6f, expected %.6f", load,
+                  demand_w, cap_w, g.speed, expected);
+    if (load == 0.05) ck_assert_msg(demand_w < cap_w && g.speed == unslowed, "idle socket slowed");
+    if (load == 0.3)
+      ck_assert_msg(demand_w > cap_w && demand_w < knee_w && g.speed < unslowed, "demand %.1f W",
+                    demand_w);
+    if (load == 0.8) ck_assert_msg(demand_w > knee_w, "demand %.1f W", demand_w);
+    // The oracle's model agrees: above what the socket draws, a cap below the knee costs
+    // nothing more than the socket's maximum cap.
+    const OracleModel oracle(spec);
+    const std::vector<double> rates = {spec.services[0].mean_rate_rps};
+    if (load == 0.05)
+      ck_assert_double_eq_tol(oracle.cost(0, cap_w, rates), oracle.cost(0, 205.0, rates), 1e-12);
+    else
+      ck_assert_msg(oracle.cost(0, cap_w, rates) > oracle.cost(0, 205.0, rates), "load %.2f", load);
+  }
+}
+END_TEST
+
 START_TEST(randomized_invariants_hold_for_every_policy) {
   std::mt19937 rng(2024);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -402,6 +450,7 @@ int main() {
   tcase_add_test(tc, pool_follows_penelope_rules_per_socket);
   tcase_add_test(tc, powergrad_says_which_counters_it_used);
   tcase_add_test(tc, oracle_matches_brute_force);
+  tcase_add_test(tc, low_cap_slowdown_only_while_the_cap_binds);
   tcase_add_test(tc, randomized_invariants_hold_for_every_policy);
   tcase_add_test(tc, no_harm_on_random_homogeneous_clusters);
   tcase_add_test(tc, same_seed_same_numbers_across_policies_and_runs);
