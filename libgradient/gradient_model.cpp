@@ -254,6 +254,12 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   }
 
   tdp_w_ = model.tdp_w;  // cap_speed's scale
+  // The low-cap slowdown of this period: only while the cap holds the domain.
+  const double tol = std::clamp(
+      std::isfinite(params_.cap_binding_tolerance) ? params_.cap_binding_tolerance : 0.0, 0.0, 1.0);
+  const bool held =
+      !(std::isfinite(domain.cap_w) && domain.cap_w > 0.0) || *power >= domain.cap_w * (1.0 - tol);
+  const double period_speed = held ? cap_speed(*power) : 1.0;
   // Regression point: busy time per unit of work against u = f_top / f.
   const double half_life = params_.regression_half_life_s;
   bool speed_signal = false;
@@ -277,7 +283,7 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
     // counted twice. (Instructions, the hardware point, do not see the slowdown.)
     speed_signal = true;
     pool_task_s_ += c.task_clock_s;
-    pool_work_s_ += c.task_clock_s * cap_speed(*power);
+    pool_work_s_ += c.task_clock_s * period_speed;
     pool_progress_ += *obs.progress_rate * c.interval_s;
     pool_u_task_ += model.f_max_hz / f_now * c.task_clock_s;
     pool_s_ += c.interval_s;
@@ -325,7 +331,7 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   // busy fraction is that much higher for the same load.
   {
     const double x_top = std::max(model.f_max_hz / f_now, 1e-6);
-    const double r_top = x_top / ((1.0 - m) + m * x_top) / cap_speed(*power);
+    const double r_top = x_top / ((1.0 - m) + m * x_top) / period_speed;
     update_load(rho / r_top);
     // The spread counts where the clock is measured: without cycles the clock, and so each
     // period's load, is estimated from the power, and its error would count as spread.

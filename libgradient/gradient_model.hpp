@@ -56,6 +56,7 @@
 #pragma once
 
 #include <cstddef>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -141,6 +142,10 @@ struct GradientModelParams {
   // frequency all the way down). README, issue 12: what it gains and what a wrong knee costs.
   double low_cap_knee = 0.5;
   double low_cap_slowdown = 1.0;
+  // A domain counts as held by its cap (and so as slowed below the knee) while it draws
+  // within this share of the cap in force (readings are noisy, and the cap moves within a
+  // period).
+  double cap_binding_tolerance = 0.03;
   // Exchange rate of throughput gains into the common currency (1: one unit of relative
   // speed-up counts like one request-second saved per second).
   double throughput_weight = 1.0;
@@ -157,6 +162,11 @@ struct DomainView {
   // Measured average power of the whole domain over the interval; not finite or negative:
   // unknown (the sample's energy_j is used if present).
   double power_w = 0.0;
+  // The cap in force; not finite or <= 0: unknown. RAPL's low-cap slowdown (cap_speed) acts
+  // only while the cap binds: a domain that draws clearly less than its cap (by more than
+  // GradientModelParams::cap_binding_tolerance) runs at its own clocks, and its measured busy
+  // time is not taken as slowed. Unknown: counted as binding.
+  double cap_w = std::numeric_limits<double>::quiet_NaN();
 };
 
 // One job on one domain over one sampling interval.

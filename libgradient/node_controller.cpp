@@ -167,7 +167,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
       obs.servers =
           jd.servers > 0.0 ? jd.servers : (std::isfinite(jd.cpus) ? std::max(1.0, jd.cpus) : 1.0);
       obs.emulated = job.emulated;
-      DomainView view{dom.model, dom.min_cap_w, dom.max_cap_w, dom.power_w};
+      DomainView view{dom.model, dom.min_cap_w, dom.max_cap_w, dom.power_w, dom.cap_w};
       model.update(obs, view);
       auto [it, inserted] = kept.emplace(key, std::move(model));
       (void)inserted;

@@ -527,6 +527,21 @@ START_TEST(low_cap_slowdown_below_the_knee) {
   ck_assert(a.marginal_gain_at(p_low) > b.marginal_gain_at(p_low));
   ck_assert(a.current().frequency_share > 0.2 && a.current().frequency_share < 0.99);
   ck_assert_double_eq(b.current().frequency_share, 1.0);
+  // The slowdown acts only while the cap holds the domain: measured at 96 W under a cap of
+  // 150 W, the service ran at its clock's speed and its load is the one measured (as without
+  // a knee); at its cap (or with the cap unknown) it is taken as slowed.
+  DomainView free_dom = domain(p_low), held_dom = domain(p_low);
+  free_dom.cap_w = 150.0;
+  held_dom.cap_w = p_low + 1.0;  // within the binding tolerance (3%) of the cap
+  GradientModel free_model(knee), held_model(knee);
+  free_model.update(at_low, free_dom);
+  held_model.update(at_low, held_dom);
+  for (double p : {110.0, 130.0}) {
+    ck_assert_double_eq_tol(free_model.marginal_gain_at(p), b.marginal_gain_at(p), 1e-12);
+    ck_assert_double_eq_tol(held_model.marginal_gain_at(p), a.marginal_gain_at(p), 1e-12);
+  }
+  ck_assert(std::fabs(held_model.marginal_gain_at(110.0) - free_model.marginal_gain_at(110.0)) >
+            0.01 * free_model.marginal_gain_at(110.0));
 }
 END_TEST
 
