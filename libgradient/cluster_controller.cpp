@@ -134,28 +134,67 @@ ClusterController::ClusterController(ClusterConfig config) : config_(std::move(c
   compute_fair_shares();
 }
 
-// The budget split evenly over the nodes within their ranges and the group limits: equal
-// linear curves make the allocator share per leaf.
+// The budget split evenly: every node at the same share f of its range above its floor
+// (a node of four sockets gets four times what one of one socket gets), within the group
+// limits: a group whose limit binds holds its limit, split among its nodes the same way, and
+// the rest goes to the others at a common higher share. (Equal linear curves in the
+// allocator would split per node instead: a node of one socket got as many watts above its
+// floor as one of four, and the four-socket node of a group at its limit was starved;
+// issue 12's random clusters.) Bisection on f at each level of the group tree: O(nodes x
+// depth x 60), run only when the budget or the configuration changes.
 void ClusterController::compute_fair_shares() {
   const std::size_t n = config_.nodes.size();
-  AllocTree tree;
-  std::vector<NodeId> gid(config_.groups.size());
-  for (std::size_t g = 0; g < config_.groups.size(); ++g) {
-    const ClusterGroupConfig &grp = config_.groups[g];
-    gid[g] = tree.add_group(grp.parent == kNoGroup ? AllocTree::kRoot : gid[grp.parent], 0.0,
-                            grp.max_w, grp.name);
-  }
-  std::vector<NodeId> leaf(n);
+  const std::size_t ng = config_.groups.size();
+  const std::size_t root = ng;  // index of the cluster in the child lists
+  std::vector<std::vector<std::size_t>> leaves(ng + 1), groups(ng + 1);
   for (std::size_t i = 0; i < n; ++i) {
-    const ClusterNodeConfig &node = config_.nodes[i];
-    leaf[i] =
-        tree.add_leaf(node.group == kNoGroup ? AllocTree::kRoot : gid[node.group], node.floor_w,
-                      node.max_w, GainCurve::linear(1.0, node.max_w - node.floor_w), node.name);
+    const std::size_t g = config_.nodes[i].group;
+    leaves[g == kNoGroup ? root : g].push_back(i);
   }
-  const AllocResult r = allocator_.allocate(tree, config_.budget_w);
+  for (std::size_t g = 0; g < ng; ++g) {
+    const std::size_t p = config_.groups[g].parent;
+    groups[p == kNoGroup ? root : p].push_back(g);
+  }
+  const auto width = [&](std::size_t i) {
+    return std::max(0.0, config_.nodes[i].max_w - config_.nodes[i].floor_w);
+  };
+  std::function<double(std::size_t, double)> take;  // group g's take at share f (below)
+  // What the nodes under group g take at share f: within the limits of the groups below g
+  // (g's own limit is the caller's).
+  std::function<double(std::size_t, double)> within = [&](std::size_t g, double f) {
+    double t = 0.0;
+    for (std::size_t i : leaves[g]) t += config_.nodes[i].floor_w + f * width(i);
+    for (std::size_t c : groups[g]) t += take(c, f);
+    return t;
+  };
+  take = [&](std::size_t g, double f) { return std::min(within(g, f), config_.groups[g].max_w); };
+  std::function<void(std::size_t, double)> split = [&](std::size_t g, double budget) {
+    double lo = 0.0, hi = 1.0;
+    if (within(g, 1.0) <= budget) {
+      lo = 1.0;
+    } else {
+      for (int it = 0; it < 60; ++it) {
+        const double mid = 0.5 * (lo + hi);
+        (within(g, mid) <= budget ? lo : hi) = mid;
+      }
+    }
+    for (std::size_t i : leaves[g]) fair_share_w_[i] = config_.nodes[i].floor_w + lo * width(i);
+    for (std::size_t c : groups[g]) split(c, take(c, lo));
+  };
   fair_share_w_.assign(n, 0.0);
-  for (std::size_t i = 0; i < n; ++i)
-    fair_share_w_[i] = r.feasible ? r.grants_w[leaf[i]] : config_.nodes[i].floor_w;
+  for (std::size_t i = 0; i < n; ++i) fair_share_w_[i] = config_.nodes[i].floor_w;
+  // Feasible: the floors fit the budget and every group's limit (else the floors, as the
+  // allocator's answer would be).
+  std::function<double(std::size_t)> floors = [&](std::size_t g) {
+    double t = 0.0;
+    for (std::size_t i : leaves[g]) t += config_.nodes[i].floor_w;
+    for (std::size_t c : groups[g]) t += floors(c);
+    return t;
+  };
+  for (std::size_t g = 0; g < ng; ++g)
+    if (floors(g) > config_.groups[g].max_w) return;
+  if (floors(root) > config_.budget_w) return;
+  split(root, config_.budget_w);
 }
 
 double ClusterController::idle_w(std::size_t i) const {

@@ -16,10 +16,11 @@
 //    - idle (no jobs): its idle cap (idle_w, at most its floor), or the sum of its domains'
 //      minimum caps if that is higher (hardware cannot be capped lower);
 //    - no steered work (plain jobs, i.e. not power-aware, and monitor jobs only): with
-//      PlainShare::even its fair share (the budget split evenly over the nodes, within group
-//      limits and node ranges); with PlainShare::usage what it needs (need_w: its draw plus
-//      headroom, all of it while it presses against its caps), not below its floor nor above
-//      its fair share. Never steered by gradient, never more;
+//      PlainShare::even its fair share (the budget split evenly over the nodes' ranges: every
+//      node at the same share of its range above its floor, within group limits); with
+//      PlainShare::usage what it needs (need_w: its draw plus headroom, all of it while it presses
+//      against its caps), not below its floor nor above its fair share. Never steered by gradient,
+//      never more;
 //    - steered work (power-aware jobs): its need (so clamped) plus its demand curve up to its
 //      maximum. Up to its fair share, the curve's watts are worth at least a tiny gain
 //      (kSpareGain, below any real one): a power-aware node is held below its fair share only
@@ -200,7 +201,7 @@ struct ClusterNodeStatus {
   double floor_w = 0.0;
   double max_w = 0.0;
   double idle_w = 0.0;        // the cap it is held at while idle
-  double fair_share_w = 0.0;  // the budget split evenly (within ranges and group limits)
+  double fair_share_w = 0.0;  // the same share of every node's range (within group limits)
   bool reported = false;
   bool silent = false;
   double last_report_s = -std::numeric_limits<double>::infinity();

@@ -514,6 +514,37 @@ START_TEST(power_aware_never_below_fair_share_for_nothing) {
 }
 END_TEST
 
+// The fair share is the budget split evenly over the nodes' ranges: every node at the same
+// share of its range above its floor (a node of four sockets gets four times what one of
+// one socket gets), and a group at its limit splits that limit the same way.
+START_TEST(fair_share_is_the_same_share_of_every_nodes_range) {
+  ClusterConfig c;
+  c.groups = {{"pdu", 900.0, kNoGroup}};
+  c.nodes = {
+      {"one", 100.0, 280.0, 0}, {"four", 400.0, 1120.0, 0}, {"free", 100.0, 280.0, kNoGroup}};
+  // Budget 1000: the pdu's limit does not bind; share f = 400 / 1080 of every range.
+  c.budget_w = 1000.0;
+  {
+    ClusterController cc(c);
+    const double f = 400.0 / 1080.0;
+    ck_assert_double_eq_tol(cc.node_status(0, 0.0).fair_share_w, 100.0 + f * 180.0, 1e-6);
+    ck_assert_double_eq_tol(cc.node_status(1, 0.0).fair_share_w, 400.0 + f * 720.0, 1e-6);
+    ck_assert_double_eq_tol(cc.node_status(2, 0.0).fair_share_w, 100.0 + f * 180.0, 1e-6);
+  }
+  // Budget 2000: the node outside the pdu at its maximum, the pdu at its 900 W, split at
+  // share 400 / 900 of its nodes' ranges.
+  c.budget_w = 2000.0;
+  ClusterController cc(c);
+  ck_assert_double_eq_tol(cc.node_status(2, 0.0).fair_share_w, 280.0, 1e-6);
+  ck_assert_double_eq_tol(cc.node_status(0, 0.0).fair_share_w, 100.0 + 180.0 * 4.0 / 9.0, 1e-6);
+  ck_assert_double_eq_tol(cc.node_status(1, 0.0).fair_share_w, 400.0 + 720.0 * 4.0 / 9.0, 1e-6);
+  // A budget change recomputes them.
+  ck_assert(cc.set_budget(1000.0, 1.0).empty());
+  ck_assert_double_eq_tol(cc.node_status(1, 1.0).fair_share_w, 400.0 + 720.0 * 400.0 / 1080.0,
+                          1e-6);
+}
+END_TEST
+
 START_TEST(group_limits_hold) {
   ClusterConfig c;
   c.budget_w = 1000.0;
@@ -1563,6 +1594,7 @@ int main() {
   tcase_add_test(moves, idle_cap_above_floor_refused);
   tcase_add_test(moves, plain_nodes_even_or_usage);
   tcase_add_test(moves, power_aware_never_below_fair_share_for_nothing);
+  tcase_add_test(moves, fair_share_is_the_same_share_of_every_nodes_range);
   tcase_add_test(moves, group_limits_hold);
   tcase_add_test(moves, reports_are_checked);
   tcase_add_test(moves, an_agent_whose_clock_stepped_back_is_heard_from_its_new_session);
