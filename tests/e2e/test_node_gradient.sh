@@ -91,9 +91,19 @@ snapshot() {
 # The controller first learns: the jobs' estimates, the perturbations of low confidence,
 # the noise guard's spread, damping (a cap moves at most ~20 W a period). How long that
 # takes depends on the machine (8 s when quiet, 12 s seen on a busy one), so wait until the
-# compute-bound package is favoured once (60 s at most), then ask that it stays so.
+# compute-bound package is favoured in four snapshots in a row over 1.5 s, three periods
+# (60 s at most), then ask that it stays so. (Once was not enough: on a busy machine the
+# first estimates favoured it for one period, the caps went back near the even split for
+# three more while the estimates settled, and the samples fell there: 6 of 10.)
 favoured_now() { snapshot; [ "$c0" -ge $((c1 + 10000000)) ]; }
-wait_until 60 favoured_now || diag "the compute-bound package was not favoured within 60 s"
+favoured_settled() {
+  local i
+  for i in 1 2 3 4; do
+    favoured_now || return 1
+    [ "$i" = 4 ] || sleep 0.5
+  done
+}
+wait_until 60 favoured_settled || diag "the compute-bound package was not favoured within 60 s"
 for _ in $(seq 1 10); do
   snapshot
   samples+=("$((c0 / 1000000)) $((c1 / 1000000))")
