@@ -181,19 +181,9 @@ void ClusterController::compute_fair_shares() {
     for (std::size_t i : leaves[g]) fair_share_w_[i] = config_.nodes[i].floor_w + lo * width(i);
     for (std::size_t c : groups[g]) split(c, take(c, lo));
   };
+  // Every node is under the root, and the floors fit the budget and every group's limit
+  // (check_config and set_budget refuse anything else), so split sets every share.
   fair_share_w_.assign(n, 0.0);
-  for (std::size_t i = 0; i < n; ++i) fair_share_w_[i] = config_.nodes[i].floor_w;
-  // Feasible: the floors fit the budget and every group's limit (else the floors, as the
-  // allocator's answer would be).
-  std::function<double(std::size_t)> floors = [&](std::size_t g) {
-    double t = 0.0;
-    for (std::size_t i : leaves[g]) t += config_.nodes[i].floor_w;
-    for (std::size_t c : groups[g]) t += floors(c);
-    return t;
-  };
-  for (std::size_t g = 0; g < ng; ++g)
-    if (floors(g) > config_.groups[g].max_w) return;
-  if (floors(root) > config_.budget_w) return;
   split(root, config_.budget_w);
 }
 

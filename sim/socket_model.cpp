@@ -101,7 +101,8 @@ void SocketModel::begin_tick(double dt_s) {
   const double keep = type_.settle_s > 0.0 ? std::exp(-dt_s / type_.settle_s) : 0.0;
   limit_w_ = cap_w_ + (limit_w_ - cap_w_) * keep;
   const double ceiling_hz = solve_ceiling_hz(limit_w_ - type_.p0_w);
-  const double slow = low_cap_factor(limit_w_, demand_w());
+  // The demand only matters below the knee (low_cap_factor is 1 above it).
+  const double slow = limit_w_ < type_.low_cap_below_w ? low_cap_factor(limit_w_, demand_w()) : 1.0;
   for (CoreGroup &g : groups_) {
     g.freq_hz = group_freq_hz(g, ceiling_hz);
     g.speed = speed_at(g, g.freq_hz) * slow;
