@@ -225,6 +225,8 @@ void write_json(std::ostream &out, const ClusterSpec &spec, const std::vector<Ru
         << ",\n      \"cap_bound_violations\": " << r.cap_bound_violations
         << ",\n      \"over_budget_s\": " << num(r.over_budget_s)
         << ",\n      \"budget_used\": " << num(r.budget_used)
+        << ",\n      \"budget_used_wanted\": " << num(r.budget_used_wanted)
+        << ",\n      \"wanted_share\": " << num(r.wanted_share)
         << ",\n      \"reduction_vs_usage\": {\"mean\": "
         << num(reduction_vs(runs, r, "usage", false))
         << ", \"p99\": " << num(reduction_vs(runs, r, "usage", true)) << "}"

@@ -123,6 +123,8 @@ class Run final : public ClusterIo, public Truth {
     result_.socket_caps.assign(spec_.sockets.size(), unset);
     std::uint64_t measured_ticks = 0;
     double measured_caps_w = 0.0, measured_budget_w = 0.0;
+    double wanted_caps_w = 0.0, wanted_budget_w = 0.0;
+    std::uint64_t wanted_ticks = 0;
     double win_budget = 0.0, win_caps = 0.0, win_power = 0.0;
     std::uint64_t win_ticks = 0;
 
@@ -147,6 +149,7 @@ class Run final : public ClusterIo, public Truth {
       check_invariants(budget_history, tick < grace_ticks ? tick + 1 : grace_ticks, dt);
 
       double caps_sum = 0.0, power_sum = 0.0;
+      bool wanted = false;
       std::fill(tick_node_caps.begin(), tick_node_caps.end(), 0.0);
       const bool measured = t0 >= spec_.warmup_s;
       measured_ticks += measured ? 1 : 0;
@@ -162,6 +165,9 @@ class Run final : public ClusterIo, public Truth {
           busy_[j] = services_[svc].advance(t0, t1, sock.group(j).speed, rates_[svc], sink);
         }
         sock.end_tick(dt, busy_.data());
+        if (measured && !wanted && sock.cap_w() < sock.max_cap_w() &&
+            sock.demand_w() > sock.cap_w() + RunResult::kWantMarginW)
+          wanted = true;
         caps_sum += sock.cap_w();
         power_sum += sock.power_w();
         const std::size_t node = spec_.sockets[k].node;
@@ -180,6 +186,11 @@ class Run final : public ClusterIo, public Truth {
       if (measured) {
         measured_caps_w += caps_sum;
         measured_budget_w += budget_w_;
+      }
+      if (wanted) {
+        wanted_caps_w += caps_sum;
+        wanted_budget_w += budget_w_;
+        ++wanted_ticks;
       }
       win_budget += budget_w_;
       win_caps += caps_sum;
@@ -212,6 +223,10 @@ class Run final : public ClusterIo, public Truth {
     }
 
     result_.budget_used = measured_budget_w > 0.0 ? measured_caps_w / measured_budget_w : 0.0;
+    if (wanted_budget_w > 0.0) result_.budget_used_wanted = wanted_caps_w / wanted_budget_w;
+    result_.wanted_share =
+        measured_ticks > 0 ? static_cast<double>(wanted_ticks) / static_cast<double>(measured_ticks)
+                           : 0.0;
     for (RunResult::CapStats &c : result_.socket_caps) {
       if (measured_ticks == 0) c = RunResult::CapStats{};
       else c.mean_w /= static_cast<double>(measured_ticks);

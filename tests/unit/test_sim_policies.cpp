@@ -366,7 +366,8 @@ START_TEST(same_seed_same_numbers_across_policies_and_runs) {
 END_TEST
 
 // budget_used: the caps in force over the budget after the warm-up. uniform holds the whole
-// budget; where group limits cannot hold it, their sum over the budget; shown in the reports.
+// budget; where group limits cannot hold it, their sum over the budget; shown in the reports
+// (budget_used_wanted in the JSON).
 START_TEST(budget_used_is_reported) {
   const ClusterSpec unlimited =
       parse_scenario(cluster_yaml(3, 2, "share_of_max: 0.6", ""), "f.yaml");
@@ -383,6 +384,18 @@ START_TEST(budget_used_is_reported) {
                    "groups:\n  - limit_w: 600\n    nodes:\n      - {template: t, count: 2}\n"),
       "l.yaml");
   ck_assert_double_eq_tol(simulate(limited, "uniform").budget_used, 600.0 / 700.0, 1e-9);
+  // budget_used_wanted: the same over the ticks in which some socket below its maximum cap
+  // would have drawn more. At 0.6 of the maximum, services at load 0.8 want more most of the
+  // time; at the maximum, no socket is below it.
+  ck_assert_msg(u.wanted_share > 0.5 && u.wanted_share <= 1.0, "%g", u.wanted_share);
+  ck_assert_double_eq_tol(u.budget_used_wanted, 1.0, 1e-9);
+  const RunResult lim = simulate(limited, "uniform");
+  ck_assert(lim.wanted_share > 0.5);
+  ck_assert_double_eq_tol(lim.budget_used_wanted, 600.0 / 700.0, 1e-9);
+  const RunResult at_max =
+      simulate(parse_scenario(cluster_yaml(2, 2, "share_of_max: 1.0", ""), "m.yaml"), "uniform");
+  ck_assert_double_eq(at_max.wanted_share, 0.0);
+  ck_assert(std::isnan(at_max.budget_used_wanted));
   std::ostringstream table, csv;
   const std::vector<RunResult> runs = {u};
   write_table(table, unlimited, runs);
@@ -390,6 +403,10 @@ START_TEST(budget_used_is_reported) {
   ck_assert_contains(table.str(), " budget |");
   ck_assert_contains(table.str(), " 100.0% |");
   ck_assert_contains(csv.str(), ",budget_used\n");
+  std::ostringstream json;
+  write_json(json, unlimited, runs);
+  ck_assert_contains(json.str(), "\"budget_used_wanted\": 1,");
+  ck_assert_contains(json.str(), "\"wanted_share\": ");
 }
 END_TEST
 
