@@ -102,7 +102,10 @@ struct NodeReport {
 
   double min_w = 0.0;    // sum of the power domains' minimum caps
   double max_w = 0.0;    // sum of their maximum caps
-  double need_w = 0.0;   // watts protected for work that is not steered (>= min_w)
+  // Watts protected for work that is not steered (>= min_w). With steered work and a lease
+  // naming the node's fair share, held to that share's even split over the domains, as the
+  // node protects it (the watts above go to the steered work, so they are in `demand`).
+  double need_w = 0.0;
   double caps_w = 0.0;   // sum of the caps in force after this period's decision
   double power_w = 0.0;  // sum of measured domain power over the period; NaN if unknown
 

@@ -580,15 +580,34 @@ NodeDecision NodeController::step(const NodeInputs &in) {
   double need = 0.0;
   double power = 0.0;
   std::vector<GainCurve> report_curves(n);
+  // With steered work and a lease that names the node's fair share, the need and the curve
+  // are counted from the bases held to the fair share's even split, as the step protects
+  // them (with the grant at or above the fair share, exactly the step's): the need above it
+  // buys nothing at this node (its watts go to the steered curve), and reported as need it
+  // came before the curve at the cluster, at the curve's steepest slope. A node whose plain
+  // work pressed against its caps then swung by its whole excess from one period to the
+  // next (in the simulator, two nodes of a random cluster by 56 W each second in
+  // anti-phase, 16% worse than `uniform` in mean latency). Below the fair share the bases
+  // are held to it, not to the grant, so that the need does not follow the grant down.
+  std::vector<double> report_base = base;
+  bool any_steered = false;
+  for (std::size_t d = 0; d < n; ++d) any_steered = any_steered || !steered[d].empty();
+  if (any_steered && !below_min && lease_.share_w > 0.0 && !lease_expired(now)) {
+    const AllocResult fair = allocate_uniform(lease_.share_w, ranges);
+    if (fair.feasible)
+      for (std::size_t d = 0; d < n; ++d)
+        report_base[d] = std::clamp(base[d], mins[d], std::max(mins[d], fair.grants_w[d]));
+  }
   for (std::size_t d = 0; d < n; ++d) {
     const DomainInput &dom = in.domains[d];
     max_sum += dom.max_cap_w;
-    need += base[d];
+    need += report_base[d];
     if (finite_nonnegative(dom.power_w))
       power += dom.power_w;
     else
       power = std::numeric_limits<double>::quiet_NaN();
-    report_curves[d] = !below_min && protect[d] == base[d] ? curves[d] : domain_curve(d, base[d]);
+    report_curves[d] =
+        !below_min && protect[d] == report_base[d] ? curves[d] : domain_curve(d, report_base[d]);
   }
   r.min_w = min_sum;
   r.max_w = max_sum;

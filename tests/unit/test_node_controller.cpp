@@ -679,7 +679,21 @@ START_TEST(work_that_is_not_steered_is_protected) {
   ck_assert_double_eq_tol(d.protected_w[0], 100.0, 1e-9);
   ck_assert(d.caps_w[1] > d.caps_w[0] + 50.0);
   ck_assert(d.caps_w[0] + d.caps_w[1] <= 300.0 + 1e-9);
+  // The report counts the need the step protects (100 W and the steered domain's minimum),
+  // not the whole domain the plain job would take: at the cluster, a need above the fair
+  // share came before the curve at its steepest slope. The curve still spans the steered
+  // domain from its minimum.
+  ck_assert_double_eq_tol(d.report.need_w, 100.0 + kMin, 1e-9);
+  ck_assert_double_eq_tol(d.report.demand.width_w(), kMax - kMin, 1e-9);
+  // With the grant below the fair share, the need is still held to the fair share's split
+  // (100 W), not to the grant's (90 W): it does not follow the grant down.
   g.seq = 2;
+  g.grant_w = 180.0;
+  ck_assert_std_str_eq(ns.on_grant(g, 29.5), "");
+  d = shared.step(ns, 30.0);
+  ck_assert_double_eq_tol(d.protected_w[0], 90.0, 1e-9);
+  ck_assert_double_eq_tol(d.report.need_w, 100.0 + kMin, 1e-9);
+  g.seq = 3;
   g.share_w = -1.0;
   ck_assert_contains(ns.on_grant(g, 1.0), "share is negative or not finite");
 
