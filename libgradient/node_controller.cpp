@@ -131,6 +131,8 @@ NodeDecision NodeController::step(const NodeInputs &in) {
   const double grant = effective_grant_w(now);
   out.effective_grant_w = grant;
   out.lease_expired = lease_expired(now);
+  // The node's fair share named by its lease in force (GrantMessage::share_w); 0: none.
+  const double share_w = lease_.share_w > 0.0 && !out.lease_expired ? lease_.share_w : 0.0;
 
   // 1. Job models: kept per (job, domain), dropped when the job is gone. Entries point into
   // the map's nodes, which neither insertion nor moving the map relocates.
@@ -313,8 +315,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
   } else {
     // Work that is not steered is protected up to the node's fair share, not the whole grant:
     // the watts above it were granted for the steered work's gradient.
-    const double plain_cap =
-        lease_.share_w > 0.0 && !lease_expired(now) ? std::min(grant, lease_.share_w) : grant;
+    const double plain_cap = share_w > 0.0 ? std::min(grant, share_w) : grant;
     const AllocResult fair = allocate_uniform(plain_cap, ranges);
     // The noise guard (NodeControllerParams::noise_guard_k): levels at the even split of
     // the grant, their spread around their own average, and the part of each domain's
@@ -592,8 +593,8 @@ NodeDecision NodeController::step(const NodeInputs &in) {
   std::vector<double> report_base = base;
   bool any_steered = false;
   for (std::size_t d = 0; d < n; ++d) any_steered = any_steered || !steered[d].empty();
-  if (any_steered && !below_min && lease_.share_w > 0.0 && !lease_expired(now)) {
-    const AllocResult fair = allocate_uniform(lease_.share_w, ranges);
+  if (any_steered && !below_min && share_w > 0.0) {
+    const AllocResult fair = allocate_uniform(share_w, ranges);
     if (fair.feasible)
       for (std::size_t d = 0; d < n; ++d)
         report_base[d] = std::clamp(base[d], mins[d], std::max(mins[d], fair.grants_w[d]));
