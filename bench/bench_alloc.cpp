@@ -5,7 +5,8 @@
 // Then one whole ClusterController::step over 100k nodes (8 groups, every node reporting a
 // new 8-segment demand curve every period, as node agents do): `bench: cluster_step_100k_ms`
 // with every node's jobs settled, `cluster_step_100k_young_ms` in the two minutes after all
-// of them started at once.
+// of them started at once. `cluster_release_100k_ms`: one ClusterController::release between
+// steps, once the nodes lowered by the step have confirmed.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -99,7 +100,12 @@ void run(const char *name, std::size_t nodes, int max_reps, double target_s) {
 // settled (the whole hysteresis, the steady state); otherwise they all started with the
 // first report (young: hysteresis growing from 0 over hysteresis_settle_s, so that these
 // random curves move far more watts each step, as after a cluster-wide restart of jobs).
-void run_cluster_step(const char *name, std::size_t nodes, int reps, bool settled) {
+// With time_release, the step is not timed: after it every node whose grant went down
+// confirms it at once (caps at the new grant, untimed), and ClusterController::release,
+// which hands the confirmed watts to the raises that waited, is timed instead (what the
+// controller's service runs between periods, at most 20 times a period).
+void run_cluster_step(const char *name, std::size_t nodes, int reps, bool settled,
+                      bool time_release = false) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   ClusterConfig config;
@@ -167,21 +173,61 @@ void run_cluster_step(const char *name, std::size_t nodes, int reps, bool settle
     }
   };
   std::vector<double> ms;
+  std::size_t released = 0, waiting = 0;
   double now_s = 0.0;
   for (int rep = 0; rep < reps + 1; ++rep) {  // the first step warms up (no reports yet)
     if (rep > 0) feed_reports(now_s - 0.5);
-    const auto start = std::chrono::steady_clock::now();
+    auto start = std::chrono::steady_clock::now();
     const std::vector<GrantMessage> grants = cc.step(now_s);
-    const auto end = std::chrono::steady_clock::now();
+    auto end = std::chrono::steady_clock::now();
     if (grants.size() != nodes || !cc.last_step_error().empty()) {
       std::fprintf(stderr, "bench_alloc: bad step: %s\n", cc.last_step_error().c_str());
       std::exit(1);
     }
-    last = grants;  // one per configured node, in configuration order
+    if (time_release && rep > 0) {
+      for (std::size_t i = 0; i < nodes; ++i) {
+        if (!(grants[i].grant_w < last[i].grant_w)) continue;
+        NodeReport r;
+        const ClusterNodeConfig &cfg = config.nodes[i];
+        r.node = cfg.name;
+        r.report_seq = ++report_seq[i];
+        r.sent_at_s = now_s + 0.1;
+        r.min_w = cfg.floor_w;
+        r.max_w = cfg.max_w;
+        r.need_w = cfg.floor_w;
+        r.lease_epoch = grants[i].epoch;
+        r.lease_seq = grants[i].seq;
+        r.lease_grant_w = r.effective_grant_w = r.caps_w = r.power_w = grants[i].grant_w;
+        r.lease_expires_at_s = grants[i].expires_at_s;
+        r.steerable = true;
+        r.demand = GainCurve::linear(0.001, cfg.max_w - cfg.floor_w);
+        if (!cc.on_report(r, now_s + 0.2).empty()) std::exit(1);
+      }
+      waiting += cc.raises_waiting() ? 1 : 0;
+      start = std::chrono::steady_clock::now();
+      const std::vector<GrantMessage> rel = cc.release(now_s + 0.3);
+      end = std::chrono::steady_clock::now();
+      released += rel.size();
+      last = grants;
+      for (const GrantMessage &g : rel) last[cc.node_index(g.node)] = g;
+    } else {
+      last = grants;  // one per configured node, in configuration order
+    }
     if (rep > 0) ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
     now_s += config.period_s;
   }
   std::sort(ms.begin(), ms.end());
+  if (time_release) {
+    std::printf(
+        "# %s: ClusterController::release after a step, %zu nodes in %zu groups (as "
+        "cluster_step_100k_ms), every node whose grant went down confirming it first (not "
+        "timed); raises waiting after %zu of %d steps, %.0f grants released per step; min "
+        "%.3f ms, max %.3f ms\n",
+        name, nodes, groups, waiting, reps, static_cast<double>(released) / reps, ms.front(),
+        ms.back());
+    std::printf("bench: %s %.3f ms\n", name, ms[ms.size() / 2]);
+    return;
+  }
   std::printf(
       "# %s: ClusterController::step, %zu nodes in %zu groups, every node reporting a new "
       "8-segment curve each period (reports not timed), %s; %d steps after 1 warm-up; min "
@@ -216,5 +262,7 @@ int main(int argc, char **argv) {
   if (wanted("cluster_step_100k_ms")) run_cluster_step("cluster_step_100k_ms", 100000, 11, true);
   if (wanted("cluster_step_100k_young_ms"))
     run_cluster_step("cluster_step_100k_young_ms", 100000, 11, false);
+  if (wanted("cluster_release_100k_ms"))
+    run_cluster_step("cluster_release_100k_ms", 100000, 11, true, true);
   return 0;
 }

@@ -141,6 +141,7 @@ void ControllerService::run_once(int max_wait_ms, std::vector<pollfd> *extra) {
     if (until_period_ms < wait_ms) wait_ms = std::max(0, static_cast<int>(std::ceil(until_period_ms)));
     handle(endpoint_.poll_once(mono, wait_ms, extra));
     flush_peer_log();
+    release_confirmed();
     const double after = clock_.monotonic_s();
     if (after >= next_period_mono_s_) {
       if (periods_ > 0 && after - next_period_mono_s_ > 0.5 * settings_.period_s) ++late_periods_;
@@ -305,6 +306,8 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
       endpoint_.close(e.connection, proto::Status::error(proto::Errc::not_managed, why));
       return;
     }
+    const std::size_t index = controller_.node_index(report->node);
+    const double bound_before = controller_.in_force_bound_w(index, wall);
     const std::string err = controller_.on_report(*report, wall);
     if (!err.empty()) {
       // Logged once per distinct reason per node, not once per period.
@@ -314,6 +317,8 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
       return;
     }
     last_report_error_.erase(report->node);
+    // A report that confirms lower caps frees watts that raises may be waiting for.
+    if (controller_.in_force_bound_w(index, wall) < bound_before) slack_freed_ = true;
     ledger_.on_report(*report, wall);
     NodeExtra &x = extra_[report->node];
     double sum = 0.0;
@@ -433,6 +438,20 @@ void ControllerService::period() {
   if (!controller_.last_step_error().empty() && periods_ % 60 == 1) {
     log(ServiceLogLevel::error, "allocation: " + controller_.last_step_error());
   }
+  send_grants(grants);
+  // The step used every report so far.
+  slack_freed_ = false;
+  std::map<std::string, double> node_grants;
+  for (const ClusterNodeStatus &n : controller_.status(wall)) node_grants[n.name] = n.granted_w;
+  ledger_.sample(wall, &node_grants);
+  if (periods_ % 60 == 0) {
+    std::set<std::uint32_t> known;
+    const bool have = settings_.known_jobs && settings_.known_jobs(known);
+    ledger_.prune(wall, settings_.forget_jobs_after_s, have ? &known : nullptr);
+  }
+}
+
+void ControllerService::send_grants(const std::vector<GrantMessage> &grants) {
   for (const GrantMessage &g : grants) {
     const proto::ConnectionId c = endpoint_.node_connection(g.node);
     if (c == 0) continue;
@@ -443,14 +462,19 @@ void ControllerService::period() {
                      std::string("grant not sent: ") + proto::errc_name(st.code),
                      "cannot send grant to " + g.node + ": " + st.to_string());
   }
-  std::map<std::string, double> node_grants;
-  for (const ClusterNodeStatus &n : controller_.status(wall)) node_grants[n.name] = n.granted_w;
-  ledger_.sample(wall, &node_grants);
-  if (periods_ % 60 == 0) {
-    std::set<std::uint32_t> known;
-    const bool have = settings_.known_jobs && settings_.known_jobs(known);
-    ledger_.prune(wall, settings_.forget_jobs_after_s, have ? &known : nullptr);
-  }
+}
+
+void ControllerService::release_confirmed() {
+  if (!slack_freed_ || !controller_.raises_waiting()) return;
+  const double mono = clock_.monotonic_s();
+  if (mono - last_release_mono_s_ < release_interval_s()) return;
+  last_release_mono_s_ = mono;
+  slack_freed_ = false;
+  const std::vector<GrantMessage> grants = controller_.release(clock_.wall_s());
+  if (grants.empty()) return;
+  released_grants_ += grants.size();
+  status_cache_.clear();
+  send_grants(grants);
 }
 
 void ControllerService::set_job_owners(std::unordered_map<std::uint32_t, std::uint32_t> owners) {
@@ -591,11 +615,13 @@ std::string ControllerService::status_json(const StatusViewer &viewer) const {
   char loop[256];
   std::snprintf(loop, sizeof loop,
                 ",\"loop\":{\"periods\":%llu,\"late_periods\":%llu,\"step_last_ms\":%.3f,"
-                "\"step_mean_ms\":%.3f,\"step_max_ms\":%.3f,\"connections\":%zu}}",
+                "\"step_mean_ms\":%.3f,\"step_max_ms\":%.3f,\"connections\":%zu,"
+                "\"released_grants\":%llu}}",
                 static_cast<unsigned long long>(periods_),
                 static_cast<unsigned long long>(late_periods_), step_last_s_ * 1e3,
                 periods_ > 0 ? step_sum_s_ * 1e3 / static_cast<double>(periods_) : 0.0,
-                step_max_s_ * 1e3, endpoint_.connection_count());
+                step_max_s_ * 1e3, endpoint_.connection_count(),
+                static_cast<unsigned long long>(released_grants_));
   o << loop;
   return o.str();
 }

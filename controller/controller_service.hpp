@@ -111,6 +111,14 @@ class ControllerService {
   void handle(const std::vector<proto::ControllerEvent> &events);
   // One control period (run_once calls it when due).
   void period();
+  // Between periods (run_once calls it after a round that brought reports): the raises the
+  // last period left waiting for slack, granted as soon as reports confirm the decreases
+  // that make room (ClusterController::release), so that watts moved from one node to
+  // another are unused for one report's round trip rather than until the next period. Only
+  // after a report confirmed lower caps while a raise waits (O(1) tests), at most once per
+  // release_interval_s() (a release walks every node: `cluster_release_100k_ms`).
+  void release_confirmed();
+  double release_interval_s() const { return 0.1 * settings_.period_s; }
 
   // Status as the admin command gets it:
   // {"version":1, "now":WALL, "budget_w", "scheduled_budget_w" (null without a schedule),
@@ -169,8 +177,12 @@ class ControllerService {
   // The admin's run-time budget in force (restored or set since start), if any.
   const std::optional<RuntimeBudget> &runtime_budget() const { return runtime_budget_; }
   std::uint64_t periods() const { return periods_; }
+  // Grants sent between periods by release_confirmed() (for tests; "loop" in status).
+  std::uint64_t released_grants() const { return released_grants_; }
 
  private:
+  // Sends grants to the nodes' sessions, counting sent and failed ones.
+  void send_grants(const std::vector<GrantMessage> &grants);
   struct NodeExtra {
     double gradient = 0.0;  // mean speed-up per watt of the last report's valid estimates
     bool gradient_known = false;
@@ -208,6 +220,11 @@ class ControllerService {
   // more than half a period late.
   double step_last_s_ = 0.0, step_max_s_ = 0.0, step_sum_s_ = 0.0;
   std::uint64_t late_periods_ = 0;
+  // Whether a report confirmed lower caps since the last period or release_confirmed();
+  // when release_confirmed() last ran (monotonic).
+  bool slack_freed_ = false;
+  double last_release_mono_s_ = -1e300;
+  std::uint64_t released_grants_ = 0;
   // Counters for metrics_text: grants sent, budget changes (run-time, schedule, restored),
   // connections refused before a session (by the code's name), grants that could not be
   // sent.

@@ -178,6 +178,10 @@ std::string ControllerService::metrics_text() const {
 
   w.family("powergrad_grants_total", "counter", "Grants sent to node agents.");
   w.sample(static_cast<double>(grants_sent_));
+  w.family("powergrad_released_grants_total", "counter",
+           "Grants sent between control periods: raises that waited for decreases, sent as "
+           "soon as reports confirmed them.");
+  w.sample(static_cast<double>(released_grants_));
   w.family("powergrad_grant_failures_total", "counter", "Grants that could not be sent.");
   w.sample(static_cast<double>(grant_failures_));
   w.family("powergrad_restore_failures_total", "counter",

@@ -517,11 +517,14 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
     if (target[i] > bound[i]) raise.push_back(i);
   }
   order_raises(bound);
+  wait_w_ = 0.0;
   for (std::size_t i : raise) {
     const double allowed = raise_room(i, target[i] - bound[i], slack);
-    if (!(allowed > 0.0)) continue;
-    grant[i] = std::min(target[i], bound[i] + allowed);
-    take_slack(i, allowed, slack);
+    if (allowed > 0.0) {
+      grant[i] = std::min(target[i], bound[i] + allowed);
+      take_slack(i, allowed, slack);
+    }
+    wait_w_ = std::max(wait_w_, target[i] - grant[i]);
   }
 
   // 4. Leases.
@@ -758,7 +761,7 @@ std::size_t ClusterController::curve_segments() const {
 
 std::vector<GrantMessage> ClusterController::release(double now_s) {
   std::vector<GrantMessage> out;
-  if (!ok() || !std::isfinite(now_s)) return out;
+  if (!ok() || !std::isfinite(now_s) || !(wait_w_ > 0.0)) return out;
   const std::size_t n = nodes_.size();
   std::vector<std::size_t> &raise = raise_;
   raise.clear();
@@ -766,7 +769,10 @@ std::vector<GrantMessage> ClusterController::release(double now_s) {
     const NodeState &s = nodes_[i];
     if (!std::isnan(s.granted_w) && s.target_w > s.granted_w) raise.push_back(i);
   }
-  if (raise.empty()) return out;
+  if (raise.empty()) {
+    wait_w_ = 0.0;
+    return out;
+  }
   std::vector<double> &bound = bound_;
   bound.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -787,6 +793,8 @@ std::vector<GrantMessage> ClusterController::release(double now_s) {
     take_slack(i, allowed, slack);
     out.push_back(send_grant(i, grant, now_s));
   }
+  wait_w_ = 0.0;
+  for (std::size_t i : raise) wait_w_ = std::max(wait_w_, nodes_[i].target_w - nodes_[i].granted_w);
   return out;
 }
 
@@ -858,6 +866,8 @@ bool ClusterController::radix_sort_raises() {
   for (std::size_t k = 0; k < m; ++k) raise_[k] = from[k].node;
   return true;
 }
+
+bool ClusterController::raises_waiting() const { return wait_w_ > kMinReleaseW; }
 
 double ClusterController::raise_margin() const {
   return 1e-9 * std::max(1.0, config_.budget_w);

@@ -274,6 +274,10 @@ class ClusterController {
   // same rules as step(). Grants only for the nodes raised (with a new seq and lease).
   // Call it after on_report(); cheap when nothing is pending.
   std::vector<GrantMessage> release(double now_s);
+  // Whether the last step() or release() left a raise waiting for slack (a target more than
+  // half a watt above the grant; the raise margin leaves less than that): O(1), so that a
+  // service may test it after every batch of reports before it calls release().
+  bool raises_waiting() const;
 
   // The segments per demand curve in use (curve_segments, or its default by node count).
   std::size_t curve_segments() const;
@@ -446,6 +450,7 @@ class ClusterController {
   double floor_sum_w_ = 0.0;
   std::uint64_t seq_ = 0;
   double unallocated_w_ = 0.0;
+  double wait_w_ = 0.0;  // the largest target - grant the last step() or release() left
   std::string step_error_;
   AllocTree tree_;            // cluster -> groups -> nodes, built once
   std::vector<NodeId> leaf_;  // each node's leaf in tree_

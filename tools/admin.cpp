@@ -182,7 +182,10 @@ std::string format_status_table(const json::Value &s) {
     out << "control loop: " << num(*lp, "periods", 0) << " periods, step "
         << num(*lp, "step_last_ms", 1) << " ms (mean " << num(*lp, "step_mean_ms", 1) << ", max "
         << num(*lp, "step_max_ms", 1) << "), " << num(*lp, "late_periods", 0)
-        << " late by over half a period, " << num(*lp, "connections", 0) << " connections\n";
+        << " late by over half a period, " << num(*lp, "connections", 0) << " connections";
+    if (lp->num("released_grants"))
+      out << ", " << num(*lp, "released_grants", 0) << " grants between periods";
+    out << "\n";
   }
   if (const json::Value *sch = s.get("schedule"); sch && sch->type == json::Value::Type::string) {
     out << "schedule: " << sch->string << " (scheduled budget " << num(s, "scheduled_budget_w", 1)

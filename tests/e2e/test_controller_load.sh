@@ -7,6 +7,7 @@
 #   - steady: every session opens and none is lost, every agent keeps getting grants, and the
 #     agents' caps, summed at every grant and every 50 ms, stay within the budget; after a
 #     10 s warm-up their reports leave just before the controller's step (p50 under 450 ms);
+#     the watts that confirmed decreases free are granted between periods (status' loop);
 #   - churn: agents disconnect and restart (new incarnation) at random: the sum stays within
 #     the budget and the controller drops no session;
 #   - the controller refused none of the agents' reports in either run (a second run of
@@ -30,7 +31,7 @@ loadgen=$build/tests/tools/pg-loadgen
 command -v python3 >/dev/null 2>&1 || skip_all "python3 is needed to read JSON"
 
 pg_cluster_test_setup ctlload
-plan 11
+plan 12
 
 agents=300
 budget=$((agents * 250))
@@ -91,6 +92,16 @@ else
   not_ok "steady: reports leave just before the controller's step" "report-to-grant p50 $p50 ms" "$(cat "$PG_CLUSTER_DIR/steady.txt")"
 fi
 diag "$(sed 's/^/steady: /' "$PG_CLUSTER_DIR/steady.txt")"
+# The agents confirm a lowered cap at once, as node agents do: the controller hands those
+# watts to the raises that waited for them between periods, not one period later (its
+# "loop" record in status counts the grants it sent so).
+released=$("$pg" status --json --controller "127.0.0.1:$port" 2>/dev/null |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["loop"]["released_grants"])' || echo none)
+if [ "$released" != none ] && [ "$released" -gt 0 ]; then
+  ok "steady: confirmed decreases are handed on between periods ($released grants)"
+else
+  not_ok "steady: confirmed decreases are handed on between periods" "released_grants: $released"
+fi
 
 # --- churn: each agent about once per 20 s drops its session or restarts
 rc=0

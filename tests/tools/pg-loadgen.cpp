@@ -3,7 +3,9 @@
 // Each simulated node does what a node agent in slurmd does on the wire: it opens a session
 // with a real munge handshake (root's credential, so run it as root or SlurmUser), sends one
 // REPORT per period with its jobs and a demand curve, and obeys the GRANTs it gets: a newer
-// (epoch, seq) grant sets its caps, a lease that ends drops them to the floor, a restarted
+// (epoch, seq) grant sets its caps (a lowered cap is confirmed by a report at once, as the
+// node agent does, so that the controller hands the watts on between periods), a lease that
+// ends drops them to the floor, a restarted
 // agent keeps the caps it found and refuses grants sent before it started. The caps of all
 // simulated nodes are summed at every grant and every 50 ms: once every node has applied a
 // grant of this run and that sum has been within the budget, it must stay there (the
@@ -309,7 +311,7 @@ class LoadGen {
   void on_writable(std::size_t i);
   void on_frame(std::size_t i, const std::uint8_t *data, std::size_t size, double now);
   void on_grant(std::size_t i, const GrantMessage &g, double now);
-  void send_report(std::size_t i, double now);
+  void send_report(std::size_t i, double now, bool urgent = false);
   void send_frame(std::size_t i, const std::string &frame, double now);
   void update_epoll(std::size_t i);
   void set_cap(Agent &a, double w) {
@@ -546,12 +548,16 @@ void LoadGen::on_grant(std::size_t i, const GrantMessage &g, double now) {
   a.lease_grant_w = g.grant_w;
   a.lease_expires_wall = g.expires_at_s;
   a.lease_local_end_wall = std::min(g.expires_at_s, wall + g.lease_s);
+  const double before_w = a.cap_w;
   set_cap(a, std::min(g.grant_w, o_.max_w));
   if (!a.granted) {
     a.granted = true;
     ++granted_agents_;
   }
   check_invariant(now);
+  // As the node agent does: a lowered cap is confirmed at once, so that the controller can
+  // hand the watts on between periods.
+  if (a.cap_w < before_w && a.state == State::live) send_report(i, now, true);
 }
 
 void LoadGen::check_invariant(double now) {
@@ -636,7 +642,7 @@ NodeReport LoadGen::make_report(Agent &a, double now) {
   return r;
 }
 
-void LoadGen::send_report(std::size_t i, double now) {
+void LoadGen::send_report(std::size_t i, double now, bool urgent) {
   Agent &a = agents_[i];
   std::string frame;
   Status s = a.channel.seal(make_report(a, now), frame);
@@ -645,7 +651,8 @@ void LoadGen::send_report(std::size_t i, double now) {
     std::exit(2);
   }
   ++st_.reports;
-  if (a.unanswered_since < 0) a.unanswered_since = now;
+  // A confirmation is not a request: the grant latency is measured from periodic reports.
+  if (a.unanswered_since < 0 && !urgent) a.unanswered_since = now;
   send_frame(i, frame, now);
 }
 

@@ -1021,6 +1021,7 @@ START_TEST(release_hands_on_confirmed_watts) {
   ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
   ck_assert_double_eq_tol(grant_of(g, "b"), 200.0, 1e-5);
   ck_assert(cc.release(5.2).empty());  // settled: nothing pending
+  ck_assert(!cc.raises_waiting());
   // b becomes far steeper (beyond the hysteresis). The step lowers a at once; b's raise
   // waits: the in-force bounds sum to the budget until a confirms.
   nodes[0].slope = 0.5;
@@ -1033,6 +1034,7 @@ START_TEST(release_hands_on_confirmed_watts) {
   const double b_target = cc.node_status(1, 6.0).target_w;
   ck_assert_double_eq_tol(b_target, 300.0, 1e-5);
   ck_assert_double_eq_tol(cc.total_in_force_bound_w(6.0), 500.0, 1e-6);
+  ck_assert(cc.raises_waiting());
   nodes[0].take(g);
   nodes[1].take(g);
   const std::uint64_t a_seq = nodes[0].lease.seq;
@@ -1041,6 +1043,7 @@ START_TEST(release_hands_on_confirmed_watts) {
   // b confirms its (unchanged) grant: still no slack, nothing to release.
   ck_assert_std_str_eq(cc.on_report(nodes[1].report(6.1), 6.1), "");
   ck_assert(cc.release(6.1).empty());
+  ck_assert(cc.raises_waiting());  // still waiting for a
   ck_assert(cc.total_in_force_bound_w(6.1) <= 500.0);
   // a confirms the lowered grant (its seq, caps at 200 W): release() hands the watts to b.
   const NodeReport ra = nodes[0].report(6.3);
@@ -1060,6 +1063,7 @@ START_TEST(release_hands_on_confirmed_watts) {
   ck_assert(cc.total_in_force_bound_w(6.3) <= 500.0);
   ck_assert_double_eq_tol(cc.in_force_bound_w(1, 6.3), rel[0].grant_w, 1e-9);
   // Nothing more pending.
+  ck_assert(!cc.raises_waiting());
   ck_assert(cc.release(6.4).empty());
   // b takes it and confirms; the next step keeps the allocation.
   nodes[1].take(rel);

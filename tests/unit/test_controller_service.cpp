@@ -957,6 +957,77 @@ START_TEST(metrics_are_the_status_in_prometheus_form) {
 }
 END_TEST
 
+// Watts moved from one node to another reach the second as soon as the first confirms its
+// lowered lease, not at the next period: the raise that waited for slack goes out between
+// periods (ControllerService::release_confirmed), within the budget.
+START_TEST(a_confirmed_decrease_is_handed_on_before_the_next_period) {
+  Harness h;
+  const std::size_t a = h.client(h.root, PeerRole::node, "n1");
+  const std::size_t b = h.client(h.root, PeerRole::node, "n2");
+  ck_assert(
+      h.run_until([&] { return h.clients[a]->established() && h.clients[b]->established(); }));
+  auto grants = [&](std::size_t c) {
+    std::vector<GrantMessage> out;
+    for (const ClientEvent &e : h.events[c])
+      if (e.kind == ClientEvent::Kind::message)
+        if (const GrantMessage *g = std::get_if<GrantMessage>(&e.message)) out.push_back(*g);
+    return out;
+  };
+  auto report = [&](const std::string &node, std::uint64_t seq, const GrantMessage *lease,
+                    double gradient) {
+    NodeReport r = report_from(node, seq, lease, h.clock.wall);
+    r.demand = GainCurve::linear(gradient, 250.0);
+    r.jobs[0].speedup_per_w = gradient;
+    return r;
+  };
+  // n1's work gains 50 times more per watt than n2's: it gets most of the 400 W.
+  ck_assert(h.clients[a]->send(report("n1", 1, nullptr, 0.05)).ok());
+  ck_assert(h.clients[b]->send(report("n2", 1, nullptr, 0.001)).ok());
+  ck_assert(h.run_until([&] { return !grants(a).empty() && !grants(b).empty(); }, 400));
+  // Then the gradients swap: each period both confirm their leases, and the controller
+  // moves watts from n1 to n2 (gradually: hysteresis). Once a period lowers n1 by 10 W or
+  // more, n2's raise waits for the watts n1 has not yet confirmed giving up.
+  GrantMessage ga = grants(a).back(), gb = grants(b).back();
+  ck_assert_msg(ga.grant_w > gb.grant_w + 50.0, "n1 %.1f W, n2 %.1f W", ga.grant_w, gb.grant_w);
+  ck_assert_double_le(ga.grant_w + gb.grant_w, 400.0 + 1e-6);
+  std::uint64_t seq = 2;
+  GrantMessage lowered;
+  bool moved = false;
+  for (int period = 0; period < 20 && !moved; ++period) {
+    ck_assert(h.clients[a]->send(report("n1", seq, &ga, 0.001)).ok());
+    ck_assert(h.clients[b]->send(report("n2", seq, &gb, 0.05)).ok());
+    ++seq;
+    const std::uint64_t p0 = h.service->periods();
+    const std::size_t na = grants(a).size();
+    ck_assert(h.run_until([&] { return h.service->periods() > p0 && grants(a).size() > na; }, 400));
+    lowered = grants(a).back();
+    moved = lowered.grant_w < ga.grant_w - 10.0 && h.service->controller().raises_waiting();
+    if (!moved) ga = lowered;
+    gb = grants(b).back();
+  }
+  ck_assert_msg(moved, "n1 is lowered by 10 W within 20 periods (%.1f W)", lowered.grant_w);
+  const GrantMessage waiting = grants(b).back();
+  ck_assert_double_le(waiting.grant_w + ga.grant_w, 400.0 + 1e-6);
+  const std::uint64_t periods = h.service->periods();
+  const std::uint64_t released = h.service->released_grants();
+  // n1 confirms the lowered lease: n2's raise follows in this period (it has just begun).
+  const std::size_t nb = grants(b).size();
+  ck_assert(h.clients[a]->send(report("n1", seq, &lowered, 0.001)).ok());
+  ck_assert(h.run_until([&] { return grants(b).size() > nb; }, 80));  // < 1 period
+  ck_assert_uint_eq(h.service->periods(), periods);
+  const GrantMessage raised = grants(b).back();
+  ck_assert_msg(raised.grant_w > waiting.grant_w + 5.0, "n2 raised: %.1f -> %.1f W",
+                waiting.grant_w, raised.grant_w);
+  ck_assert_double_le(raised.grant_w + lowered.grant_w, 400.0 + 1e-6);
+  ck_assert_uint_eq(h.service->released_grants(), released + 1);
+  ck_assert_double_le(h.service->controller().total_in_force_bound_w(h.clock.wall), 400.0 + 1e-6);
+  // Status counts it.
+  const json::Value s = h.status_as(h.root);
+  ck_assert_double_eq(*s.get("loop")->num("released_grants"),
+                      static_cast<double>(h.service->released_grants()));
+}
+END_TEST
+
 START_TEST(periods_follow_the_clock) {
   Harness h;
   // 1 s periods on a clock stepped by 10 ms: about 1 period per 100 steps.
@@ -981,6 +1052,7 @@ int main() {
   tcase_add_test(tc, node_capabilities_show_in_status);
   tcase_add_test(tc, the_schedule_sets_the_budget_when_it_changes);
   tcase_add_test(tc, periods_follow_the_clock);
+  tcase_add_test(tc, a_confirmed_decrease_is_handed_on_before_the_next_period);
   tcase_add_test(tc, metrics_are_the_status_in_prometheus_form);
   tcase_add_test(tc, a_run_time_budget_survives_a_restart);
   tcase_add_test(tc, a_changed_config_budget_drops_the_run_time_budget);
