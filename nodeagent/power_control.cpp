@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -27,6 +28,28 @@ std::string managed_marker_path(const std::string &state_dir) {
 }
 
 namespace {
+
+// This boot's id (Linux: a random UUID per boot), "" when it cannot be read.
+std::string boot_id(const std::string &procfs_root) {
+  std::ifstream f(procfs_root + "/sys/kernel/random/boot_id");
+  std::string id;
+  if (!std::getline(f, id)) return "";
+  while (!id.empty() && std::isspace(static_cast<unsigned char>(id.back()))) id.pop_back();
+  return id;
+}
+
+// The boot id a managed marker records ("boot_id ID" line), "" if none.
+std::string marker_boot_id(const std::string &text) {
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(at, end - at);
+    if (line.compare(0, 8, "boot_id ") == 0) return line.substr(8);
+    at = end + 1;
+  }
+  return "";
+}
 
 // Per-core split between jobs sharing a package: a lowered job gets the admin's frequency
 // back only when its gain share leads the others' by more than this (see apply_freq).
@@ -97,6 +120,18 @@ void PowerControl::recover() {
   const bool marked = dir->exists(kManagedFile);
   if (marked && config_.management == NodeManagement::controller) {
     managed_ = true;
+    const hw::Result<std::string> text = dir->read_file(kManagedFile, 4096);
+    const std::string then = text.ok() ? marker_boot_id(text.value()) : "";
+    const std::string now = boot_id(config_.procfs_root);
+    if (!then.empty() && !now.empty() && then != now) {
+      rebooted_ = true;
+      log_(AgentLogLevel::info,
+           "node " + config_.node_name + " was rebooted while managed (boot id " + then + ", now " +
+               now +
+               "): its caps are the firmware's, not what the controller counts; every domain "
+               "is held at its floor until the controller's first grant");
+      set_managed(true);  // this boot's id from now on
+    }
     adopt_saved_file();
     return;
   }
@@ -109,10 +144,12 @@ void PowerControl::set_managed(bool on) {
   managed_ = on;
   const std::string path = managed_marker_path(config_.state_dir);
   const hw::SecureDir *dir = state_dir();
+  const std::string boot = on ? boot_id(config_.procfs_root) : "";
   const hw::Status s =
       !dir ? hw::Status::failure("no state folder: " + state_error_)
       : on ? dir->write_file_atomic(
-                 kManagedFile, "managed by the cluster controller of " + config_.node_name + "\n")
+                 kManagedFile, "managed by the cluster controller of " + config_.node_name + "\n" +
+                                   (boot.empty() ? "" : "boot_id " + boot + "\n"))
            : dir->remove(kManagedFile);
   if (!s.ok()) {
     log_(AgentLogLevel::error, std::string("cannot ") + (on ? "write " : "remove ") + path + ": " +
@@ -367,6 +404,9 @@ void PowerControl::make_controller(bool managed_node) {
       in_force += cap ? *cap : domains_max_w_ / static_cast<double>(domains_.size());
     }
     grant = std::min(grant, in_force);
+    // Rebooted while managed: the caps in force are the firmware's; only the floors are
+    // surely within what the controller counts.
+    if (rebooted_) grant = std::min(grant, config_.floor_w ? *config_.floor_w : domains_min_w_);
   }
   params.static_grant_w = grant;
   params.model.low_cap_knee = config_.low_cap_knee;
@@ -680,6 +720,12 @@ void PowerControl::control(double now_s, double wall_s) {
   bool power_aware = false;
   for (const auto &kv : steps_) power_aware = power_aware || is_power_aware(kv.second.mode);
   if (!managed() && !power_aware && saved_) restore_caps("no power-aware step left");
+  if (rebooted_) {
+    // Once, at the first period (the controller's steps need two): down to the floors
+    // unless the controller's grant came first.
+    rebooted_ = false;
+    if (managed() && !control_blocked_ && !controller_->lease().from_controller) hold_floors();
+  }
   if (interval_s_ <= 0.0) return;
   // A managed node's caps are held within its lease whatever runs there; a local node's are
   // written only for power-aware steps. Never over a saved-caps file we could not read; the
@@ -743,6 +789,23 @@ void PowerControl::control(double now_s, double wall_s) {
     }
     log_(AgentLogLevel::debug, "caps " + caps + " (grant " + fmt_w(dec.effective_grant_w) + " W)");
   }
+}
+
+void PowerControl::hold_floors() {
+  std::vector<DomainInput> doms;
+  if (!domain_inputs(doms)) return;
+  NodeDecision dec;
+  dec.ok = true;
+  for (std::size_t d = 0; d < doms.size(); ++d) {
+    dec.caps_w.push_back(doms[d].min_cap_w);
+    dec.apply_order.push_back(d);
+  }
+  const bool changed = write_caps(dec, doms, true);
+  log_(AgentLogLevel::info, "caps on " + config_.node_name +
+                                (changed ? " lowered to the domains' floors (" +
+                                               fmt_w(caps_in_force_sum_w(doms)) + " W in force)"
+                                         : " already at the domains' floors") +
+                                " until the controller's first grant");
 }
 
 bool PowerControl::domain_inputs(std::vector<DomainInput> &out) {

@@ -12,7 +12,12 @@
 // managed from the controller's first accepted grant on, until the controller says it is
 // not in its groups (leave_management). That state outlives the agent: <state_dir>/managed
 // marks it, so an agent that starts after a stop, a restart or a crash of slurmd (whose jobs
-// ran on) is managed at once.
+// ran on) is managed at once. The marker holds the boot's id (procfs
+// sys/kernel/random/boot_id): where state_dir survives a reboot, an agent that finds a marker
+// of an earlier boot holds every domain at its floor until the controller's first grant,
+// since the firmware's caps (the maximum, as a rule) are above what the controller counts
+// for the node (its last grant). With the default state_dir (/run, emptied at boot) a
+// rebooted node starts unmanaged and holds the caps it finds until that grant.
 // - managed: the node is in the cluster budget. Its caps are held within its lease whatever
 //   runs there: plain jobs and no job at all included. They are never raised above what is
 //   in force without a grant: an agent that starts holds the caps in force until the
@@ -207,6 +212,8 @@ class PowerControl {
 
   void setup_hardware();
   void make_controller(bool managed_node);
+  // Every domain at its minimum cap now (lowerings only): a node rebooted while managed.
+  void hold_floors();
   void adopt_saved_file();
   void adopt_freq_limits();
   void setup_counters();
@@ -244,7 +251,10 @@ class PowerControl {
   bool monitor_only_ = true;
   bool control_blocked_ = false;  // a saved-caps file we could not restore: never write
   bool managed_ = false;          // see managed()
-  void set_managed(bool on);      // managed_ and its marker file
+  void set_managed(bool on);      // managed_ and its marker file (with this boot's id)
+  // The marker was written in an earlier boot (its boot id is not this boot's): the node was
+  // rebooted while managed, and its caps are the firmware's, not what the controller counts.
+  bool rebooted_ = false;
   double domains_min_w_ = 0.0, domains_max_w_ = 0.0;
   hw::SocketPower sockets_;
   bool caps_logged_ = false;

@@ -265,6 +265,77 @@ START_TEST(managed_agent_restart_never_raises_then_release_restores) {
 }
 END_TEST
 
+// A node rebooted while managed (a state_dir that survives reboots): the firmware put its
+// caps back at the maximum, above the last grant the controller counts. The marker's boot
+// id says so, and the agent holds every domain at its floor until the controller's first
+// grant; a restart within the same boot keeps the caps in force (above).
+START_TEST(a_node_rebooted_while_managed_starts_at_its_floor) {
+  Fixture f;
+  const std::string proc = f.dir.path() + "/proc";
+  ck_assert(hwt::make_dirs(proc + "/sys/kernel/random").ok());
+  auto boot = [&](const std::string &id) {
+    ck_assert(hwt::write_text(proc + "/sys/kernel/random/boot_id", id + "\n").ok());
+  };
+  auto agent = [&](std::uint64_t incarnation) {
+    PowerControlConfig c = f.config(std::nullopt, incarnation, NodeManagement::controller);
+    c.procfs_root = proc;
+    return std::make_unique<PowerControl>(c, f.logger());
+  };
+  const auto firmware = f.settings();  // the caps at power-on
+  const double max_w = f.caps_sum_w();
+  boot("0f5c1d7e-1111-4a2b-9c3d-aaaaaaaaaaaa");
+  double now = 0.0;
+  {
+    auto pc = agent(1);
+    pc->recover();
+    run(f, *pc, {}, now, 1);
+    ck_assert_std_str_eq(pc->on_grant(lease_of(200.0, 1, now), now), "");
+    run(f, *pc, {step(12, JobMode::latency, 100)}, now, 4);
+    ck_assert_msg(f.caps_sum_w() <= 200.0 + 1e-6, "sum %f", f.caps_sum_w());
+  }
+  const std::string marker = hwt::read_text(managed_marker_path(f.state)).value();
+  ck_assert(pgtest::contains(marker, "boot_id 0f5c1d7e-1111-4a2b-9c3d-aaaaaaaaaaaa\n"));
+  // Same boot, slurmd restarted: the caps in force are kept (not lowered to the floor).
+  const double held_w = f.caps_sum_w();
+  {
+    auto pc = agent(2);
+    pc->recover();
+    run(f, *pc, {step(12, JobMode::latency, 100)}, now, 2);
+    ck_assert_msg(f.caps_sum_w() > held_w - 1.0, "kept %f of %f", f.caps_sum_w(), held_w);
+    ck_assert(!f.logged("rebooted while managed"));
+  }
+  // Reboot: a new boot id, the firmware's caps back in force.
+  boot("0f5c1d7e-2222-4a2b-9c3d-bbbbbbbbbbbb");
+  for (const auto &[rel, value] : firmware)
+    if (rel.compare(0, 11, "intel-rapl/") == 0)
+      ck_assert(hwt::write_text(f.sys + "/class/powercap/" + rel, value).ok());
+  ck_assert_double_eq_tol(f.caps_sum_w(), max_w, 1e-6);
+  auto pc = agent(3);
+  pc->recover();
+  ck_assert(pc->managed());
+  ck_assert(
+      f.logged("n1 was rebooted while managed (boot id 0f5c1d7e-1111-4a2b-9c3d-aaaaaaaaaaaa, "
+               "now 0f5c1d7e-2222-4a2b-9c3d-bbbbbbbbbbbb)"));
+  ck_assert(pgtest::contains(hwt::read_text(managed_marker_path(f.state)).value(),
+                             "boot_id 0f5c1d7e-2222-4a2b-9c3d-bbbbbbbbbbbb\n"));
+  // From its first period (the controller's step needs two).
+  run(f, *pc, {step(12, JobMode::latency, 100)}, now, 1);
+  const double floor_w = f.caps_sum_w();
+  ck_assert(f.logged("caps on n1 lowered to the domains' floors"));
+  ck_assert_msg(floor_w < held_w - 10.0, "at the floor: %f (held %f before)", floor_w, held_w);
+  run(f, *pc, {step(12, JobMode::latency, 100)}, now, 3);
+  ck_assert_double_le(f.caps_sum_w(), floor_w + 1e-6);
+  // The controller's grant lifts it as on any managed node.
+  ck_assert_std_str_eq(pc->on_grant(lease_of(200.0, 2, now), now), "");
+  run(f, *pc, {step(12, JobMode::latency, 100)}, now, 4);
+  ck_assert_msg(f.caps_sum_w() > floor_w + 10.0 && f.caps_sum_w() <= 200.0 + 1e-6, "sum %f",
+                f.caps_sum_w());
+  // The admin's settings saved before the reboot are still those to give back.
+  pc->leave_management("test: in no group");
+  ck_assert(f.settings() == firmware);
+}
+END_TEST
+
 START_TEST(damaged_leftover_blocks_control) {
   Fixture f;
   std::ofstream(f.state + "/saved-caps") << "format=powergrad-hw-snapshot/1\ngarbage\n";
@@ -459,6 +530,7 @@ int main() {
   tcase_add_test(tc, plain_steps_change_nothing);
   tcase_add_test(tc, managed_node_holds_plain_and_idle_within_grant);
   tcase_add_test(tc, managed_agent_restart_never_raises_then_release_restores);
+  tcase_add_test(tc, a_node_rebooted_while_managed_starts_at_its_floor);
   tcase_add_test(tc, stop_restores);
   tcase_add_test(tc, crash_leftover_is_restored_at_start);
   tcase_add_test(tc, damaged_leftover_blocks_control);
