@@ -318,7 +318,13 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
     }
     last_report_error_.erase(report->node);
     // A report that confirms lower caps frees watts that raises may be waiting for.
-    if (controller_.in_force_bound_w(index, wall) < bound_before) slack_freed_ = true;
+    const double bound_after = controller_.in_force_bound_w(index, wall);
+    if (bound_after < bound_before) slack_freed_ = true;
+    // Caps above everything this controller granted the node (rebooted with its firmware's
+    // caps, an admin's write): the node is lowered at once, not at the next period.
+    if (bound_after > bound_before &&
+        bound_after > controller_.node_status(index, wall).granted_w + 1e-6)
+      step_early_ = true;
     ledger_.on_report(*report, wall);
     NodeExtra &x = extra_[report->node];
     double sum = 0.0;
@@ -441,6 +447,7 @@ void ControllerService::period() {
   send_grants(grants);
   // The step used every report so far.
   slack_freed_ = false;
+  step_early_ = false;
   std::map<std::string, double> node_grants;
   for (const ClusterNodeStatus &n : controller_.status(wall)) node_grants[n.name] = n.granted_w;
   ledger_.sample(wall, &node_grants);
@@ -465,8 +472,17 @@ void ControllerService::send_grants(const std::vector<GrantMessage> &grants) {
 }
 
 void ControllerService::release_confirmed() {
-  if (!slack_freed_ || !controller_.raises_waiting()) return;
   const double mono = clock_.monotonic_s();
+  if (step_early_ && mono - last_release_mono_s_ >= release_interval_s()) {
+    last_release_mono_s_ = mono;
+    step_early_ = false;
+    slack_freed_ = false;
+    ++early_steps_;
+    status_cache_.clear();
+    send_grants(controller_.step(clock_.wall_s()));
+    return;
+  }
+  if (!slack_freed_ || !controller_.raises_waiting()) return;
   if (mono - last_release_mono_s_ < release_interval_s()) return;
   last_release_mono_s_ = mono;
   slack_freed_ = false;
@@ -616,12 +632,13 @@ std::string ControllerService::status_json(const StatusViewer &viewer) const {
   std::snprintf(loop, sizeof loop,
                 ",\"loop\":{\"periods\":%llu,\"late_periods\":%llu,\"step_last_ms\":%.3f,"
                 "\"step_mean_ms\":%.3f,\"step_max_ms\":%.3f,\"connections\":%zu,"
-                "\"released_grants\":%llu}}",
+                "\"released_grants\":%llu,\"early_steps\":%llu}}",
                 static_cast<unsigned long long>(periods_),
                 static_cast<unsigned long long>(late_periods_), step_last_s_ * 1e3,
                 periods_ > 0 ? step_sum_s_ * 1e3 / static_cast<double>(periods_) : 0.0,
                 step_max_s_ * 1e3, endpoint_.connection_count(),
-                static_cast<unsigned long long>(released_grants_));
+                static_cast<unsigned long long>(released_grants_),
+                static_cast<unsigned long long>(early_steps_));
   o << loop;
   return o.str();
 }

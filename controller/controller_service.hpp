@@ -111,7 +111,10 @@ class ControllerService {
   void handle(const std::vector<proto::ControllerEvent> &events);
   // One control period (run_once calls it when due).
   void period();
-  // Between periods (run_once calls it after a round that brought reports): the raises the
+  // Between periods (run_once calls it after every round). A report whose caps are above
+  // everything granted to its node (a node rebooted with its firmware's caps, an admin's
+  // write) makes it run a step at once, which lowers that node (early_steps). Otherwise the
+  // raises the
   // last period left waiting for slack, granted as soon as reports confirm the decreases
   // that make room (ClusterController::release), so that watts moved from one node to
   // another are unused for one report's round trip rather than until the next period. Only
@@ -177,8 +180,10 @@ class ControllerService {
   // The admin's run-time budget in force (restored or set since start), if any.
   const std::optional<RuntimeBudget> &runtime_budget() const { return runtime_budget_; }
   std::uint64_t periods() const { return periods_; }
-  // Grants sent between periods by release_confirmed() (for tests; "loop" in status).
+  // Grants sent between periods by release_confirmed(), and its steps between periods (for
+  // tests; "loop" in status).
   std::uint64_t released_grants() const { return released_grants_; }
+  std::uint64_t early_steps() const { return early_steps_; }
 
  private:
   // Sends grants to the nodes' sessions, counting sent and failed ones.
@@ -223,8 +228,10 @@ class ControllerService {
   // Whether a report confirmed lower caps since the last period or release_confirmed();
   // when release_confirmed() last ran (monotonic).
   bool slack_freed_ = false;
+  // Whether a report showed caps above everything granted to its node since the last step.
+  bool step_early_ = false;
   double last_release_mono_s_ = -1e300;
-  std::uint64_t released_grants_ = 0;
+  std::uint64_t released_grants_ = 0, early_steps_ = 0;
   // Counters for metrics_text: grants sent, budget changes (run-time, schedule, restored),
   // connections refused before a session (by the code's name), grants that could not be
   // sent.

@@ -1028,6 +1028,47 @@ START_TEST(a_confirmed_decrease_is_handed_on_before_the_next_period) {
 }
 END_TEST
 
+// A node that comes back with caps above everything granted to it (rebooted: the firmware's
+// maximum) is lowered at once by a step between periods, not at the next period.
+START_TEST(caps_above_every_grant_are_lowered_before_the_next_period) {
+  Harness h;
+  std::size_t a = h.client(h.root, PeerRole::node, "n1");
+  const std::size_t b = h.client(h.root, PeerRole::node, "n2");
+  ck_assert(
+      h.run_until([&] { return h.clients[a]->established() && h.clients[b]->established(); }));
+  ck_assert(h.clients[a]->send(report_from("n1", 1, nullptr, h.clock.wall)).ok());
+  ck_assert(h.clients[b]->send(report_from("n2", 1, nullptr, h.clock.wall)).ok());
+  ck_assert(
+      h.run_until([&] { return h.message<GrantMessage>(a) && h.message<GrantMessage>(b); }, 400));
+  const GrantMessage ga = *h.message<GrantMessage>(a), gb = *h.message<GrantMessage>(b);
+  ck_assert(h.clients[a]->send(report_from("n1", 2, &ga, h.clock.wall)).ok());
+  ck_assert(h.clients[b]->send(report_from("n2", 2, &gb, h.clock.wall)).ok());
+  const std::uint64_t p0 = h.service->periods();
+  ck_assert(h.run_until([&] { return h.service->periods() > p0 + 1; }, 400));
+  ck_assert_uint_eq(h.service->early_steps(), 0);  // nothing above its grants so far
+  ck_assert_double_le(h.service->controller().total_in_force_bound_w(h.clock.wall), 400.0 + 1e-6);
+  // n1 reboots: a new agent (incarnation 6) with the firmware's 300 W in force, no lease.
+  const std::uint64_t periods = h.service->periods();
+  a = h.client(h.root, PeerRole::node, "n1", 6);
+  ck_assert(h.run_until([&] { return h.clients[a]->established(); }, 40));
+  NodeReport r = report_from("n1", 1, nullptr, h.clock.wall, 6);
+  r.caps_w = r.effective_grant_w = r.lease_grant_w = 300.0;
+  ck_assert(h.clients[a]->send(r).ok());
+  ck_assert(h.run_until([&] { return h.message<GrantMessage>(a) != nullptr; }, 60));
+  ck_assert_uint_eq(h.service->periods(), periods);
+  ck_assert_uint_eq(h.service->early_steps(), 1);
+  const GrantMessage lowered = *h.message<GrantMessage>(a);
+  ck_assert_msg(lowered.grant_w < 300.0 - 50.0, "lowered to %.1f W", lowered.grant_w);
+  // Once it confirms, the caps that can be in force are within the budget again.
+  NodeReport c = report_from("n1", 2, &lowered, h.clock.wall, 6);
+  ck_assert(h.clients[a]->send(c).ok());
+  ck_assert(h.run_until(
+      [&] { return h.service->controller().total_in_force_bound_w(h.clock.wall) <= 400.0 + 1e-6; },
+      60));
+  ck_assert_uint_eq(h.service->periods(), periods);
+}
+END_TEST
+
 START_TEST(periods_follow_the_clock) {
   Harness h;
   // 1 s periods on a clock stepped by 10 ms: about 1 period per 100 steps.
@@ -1053,6 +1094,7 @@ int main() {
   tcase_add_test(tc, the_schedule_sets_the_budget_when_it_changes);
   tcase_add_test(tc, periods_follow_the_clock);
   tcase_add_test(tc, a_confirmed_decrease_is_handed_on_before_the_next_period);
+  tcase_add_test(tc, caps_above_every_grant_are_lowered_before_the_next_period);
   tcase_add_test(tc, metrics_are_the_status_in_prometheus_form);
   tcase_add_test(tc, a_run_time_budget_survives_a_restart);
   tcase_add_test(tc, a_changed_config_budget_drops_the_run_time_budget);
