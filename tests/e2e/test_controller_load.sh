@@ -9,7 +9,8 @@
 #     10 s warm-up their reports leave just before the controller's step (p50 under 450 ms);
 #     the watts that confirmed decreases free are granted between periods (status' loop);
 #   - churn: agents disconnect and restart (new incarnation) at random: the sum stays within
-#     the budget and the controller drops no session;
+#     the budget and the controller drops no session; the run's agents start at their
+#     maximum caps, above the steady run's grants, and the controller steps at once for them;
 #   - the controller refused none of the agents' reports in either run (a second run of
 #     pg-loadgen is a restart of every agent: its reports are newer than the first run's);
 #   - when all 300 go at once, slurmctld's log gets at most 20 "node session closed" lines
@@ -31,7 +32,7 @@ loadgen=$build/tests/tools/pg-loadgen
 command -v python3 >/dev/null 2>&1 || skip_all "python3 is needed to read JSON"
 
 pg_cluster_test_setup ctlload
-plan 12
+plan 13
 
 agents=300
 budget=$((agents * 250))
@@ -119,6 +120,16 @@ else
   not_ok "churn: the controller dropped no session" "$(cat "$PG_CLUSTER_DIR/churn.txt")"
 fi
 diag "$(sed 's/^/churn: /' "$PG_CLUSTER_DIR/churn.txt")"
+# The churn run's agents start at their maximum caps (as after a reboot), above the grants
+# the controller sent these nodes in the steady run: their first reports make it step at
+# once, not at the next period ("loop" in status counts those steps).
+early=$("$pg" status --json --controller "127.0.0.1:$port" 2>/dev/null |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["loop"]["early_steps"])' || echo none)
+if [ "$early" != none ] && [ "$early" -gt 0 ]; then
+  ok "churn: caps above every grant (agents restarted at their maximum) lowered between periods ($early early steps)"
+else
+  not_ok "churn: caps above every grant lowered between periods" "early_steps: $early"
+fi
 
 # Every report of both runs was taken: a refused report leaves the controller counting the
 # node at what it knew before (pg-loadgen once numbered each run's agents from 1, so the
