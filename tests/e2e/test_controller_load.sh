@@ -57,6 +57,11 @@ log_ctld=$("$PGCLUSTER" log ctld)
 ctld_pid=$(pgrep -f "slurmctld -D -f $SLURM_CONF" | head -n1)
 port=$PG_POWERGRAD_PORT
 json() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
+# A count of the controller's "loop" record in status (none if status cannot be read).
+loop_count() {
+  "$pg" status --json --controller "127.0.0.1:$port" 2>/dev/null |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["loop"][sys.argv[1]])' "$1" 2>/dev/null || echo none
+}
 
 # --- steady: 20 s once every session is open
 rc=0
@@ -96,8 +101,7 @@ diag "$(sed 's/^/steady: /' "$PG_CLUSTER_DIR/steady.txt")"
 # The agents confirm a lowered cap at once, as node agents do: the controller hands those
 # watts to the raises that waited for them between periods, not one period later (its
 # "loop" record in status counts the grants it sent so).
-released=$("$pg" status --json --controller "127.0.0.1:$port" 2>/dev/null |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["loop"]["released_grants"])' || echo none)
+released=$(loop_count released_grants)
 if [ "$released" != none ] && [ "$released" -gt 0 ]; then
   ok "steady: confirmed decreases are handed on between periods ($released grants)"
 else
@@ -123,8 +127,7 @@ diag "$(sed 's/^/churn: /' "$PG_CLUSTER_DIR/churn.txt")"
 # The churn run's agents start at their maximum caps (as after a reboot), above the grants
 # the controller sent these nodes in the steady run: their first reports make it step at
 # once, not at the next period ("loop" in status counts those steps).
-early=$("$pg" status --json --controller "127.0.0.1:$port" 2>/dev/null |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["loop"]["early_steps"])' || echo none)
+early=$(loop_count early_steps)
 if [ "$early" != none ] && [ "$early" -gt 0 ]; then
   ok "churn: caps above every grant (agents restarted at their maximum) lowered between periods ($early early steps)"
 else
