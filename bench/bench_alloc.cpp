@@ -103,7 +103,7 @@ void run(const char *name, std::size_t nodes, int max_reps, double target_s) {
 // With time_release, the step is not timed: after it every node whose grant went down
 // confirms it at once (caps at the new grant, untimed), and ClusterController::release,
 // which hands the confirmed watts to the raises that waited, is timed instead (what the
-// controller's service runs between periods, at most 20 times a period).
+// controller's service runs between periods, at most ten times a period).
 void run_cluster_step(const char *name, std::size_t nodes, int reps, bool settled,
                       bool time_release = false) {
   std::mt19937 rng(7);

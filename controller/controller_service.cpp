@@ -472,20 +472,19 @@ void ControllerService::send_grants(const std::vector<GrantMessage> &grants) {
 }
 
 void ControllerService::release_confirmed() {
+  if (!step_early_ && !(slack_freed_ && controller_.raises_waiting())) return;
   const double mono = clock_.monotonic_s();
-  if (step_early_ && mono - last_release_mono_s_ >= release_interval_s()) {
-    last_release_mono_s_ = mono;
+  if (mono - last_release_mono_s_ < release_interval_s()) return;
+  last_release_mono_s_ = mono;
+  slack_freed_ = false;
+  if (step_early_) {
+    // A step lowers the node and grants every waiting raise it can as well.
     step_early_ = false;
-    slack_freed_ = false;
     ++early_steps_;
     status_cache_.clear();
     send_grants(controller_.step(clock_.wall_s()));
     return;
   }
-  if (!slack_freed_ || !controller_.raises_waiting()) return;
-  if (mono - last_release_mono_s_ < release_interval_s()) return;
-  last_release_mono_s_ = mono;
-  slack_freed_ = false;
   const std::vector<GrantMessage> grants = controller_.release(clock_.wall_s());
   if (grants.empty()) return;
   released_grants_ += grants.size();

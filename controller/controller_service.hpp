@@ -111,15 +111,15 @@ class ControllerService {
   void handle(const std::vector<proto::ControllerEvent> &events);
   // One control period (run_once calls it when due).
   void period();
-  // Between periods (run_once calls it after every round). A report whose caps are above
-  // everything granted to its node (a node rebooted with its firmware's caps, an admin's
-  // write) makes it run a step at once, which lowers that node (early_steps). Otherwise the
-  // raises the
-  // last period left waiting for slack, granted as soon as reports confirm the decreases
-  // that make room (ClusterController::release), so that watts moved from one node to
-  // another are unused for one report's round trip rather than until the next period. Only
-  // after a report confirmed lower caps while a raise waits (O(1) tests), at most once per
-  // release_interval_s() (a release walks every node: `cluster_release_100k_ms`).
+  // Between periods (run_once calls it after every round), at most once per
+  // release_interval_s() (a release walks every node: `cluster_release_100k_ms`):
+  // - after a report whose caps are above everything granted to its node (a node rebooted
+  //   with its firmware's caps, an admin's write), a step at once, which lowers that node
+  //   (early_steps);
+  // - otherwise, after a report confirmed lower caps while a raise waits (O(1) tests), the
+  //   raises the last period left waiting for slack, granted now
+  //   (ClusterController::release), so that watts moved from one node to another are unused
+  //   for one report's round trip rather than until the next period.
   void release_confirmed();
   double release_interval_s() const { return 0.1 * settings_.period_s; }
 

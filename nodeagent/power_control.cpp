@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +10,7 @@
 #include <exception>
 #include <fstream>
 #include <limits>
+#include <sstream>
 
 #include "hardware/cpufreq.hpp"
 #include "hardware/emulated_counter_source.hpp"
@@ -31,23 +31,18 @@ namespace {
 
 // This boot's id (Linux: a random UUID per boot), "" when it cannot be read.
 std::string boot_id(const std::string &procfs_root) {
-  std::ifstream f(procfs_root + "/sys/kernel/random/boot_id");
-  std::string id;
-  if (!std::getline(f, id)) return "";
-  while (!id.empty() && std::isspace(static_cast<unsigned char>(id.back()))) id.pop_back();
-  return id;
+  hw::Result<hw::SysfsFile> f = hw::SysfsFile::open(
+      hw::join_path(procfs_root, "sys/kernel/random/boot_id"), hw::SysfsFile::Access::read_only);
+  if (!f.ok()) return "";
+  hw::Result<std::string> id = f.value().read_line();
+  return id.ok() ? id.value() : "";
 }
 
 // The boot id a managed marker records ("boot_id ID" line), "" if none.
 std::string marker_boot_id(const std::string &text) {
-  std::size_t at = 0;
-  while (at < text.size()) {
-    std::size_t end = text.find('\n', at);
-    if (end == std::string::npos) end = text.size();
-    const std::string line = text.substr(at, end - at);
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
     if (line.compare(0, 8, "boot_id ") == 0) return line.substr(8);
-    at = end + 1;
-  }
   return "";
 }
 
@@ -397,6 +392,7 @@ void PowerControl::setup_hardware() {
 void PowerControl::make_controller(bool managed_node) {
   NodeControllerParams params;
   double grant = config_.grant_w ? *config_.grant_w : domains_max_w_;
+  const double floor = config_.floor_w ? *config_.floor_w : domains_min_w_;
   if (managed_node) {
     double in_force = 0.0;
     for (std::size_t d = 0; d < domains_.size(); ++d) {
@@ -406,13 +402,13 @@ void PowerControl::make_controller(bool managed_node) {
     grant = std::min(grant, in_force);
     // Rebooted while managed: the caps in force are the firmware's; only the floors are
     // surely within what the controller counts.
-    if (rebooted_) grant = std::min(grant, config_.floor_w ? *config_.floor_w : domains_min_w_);
+    if (rebooted_) grant = std::min(grant, floor);
   }
   params.static_grant_w = grant;
   params.model.low_cap_knee = config_.low_cap_knee;
   params.model.low_cap_slowdown = config_.low_cap_slowdown;
   params.model.load_spread_k = config_.load_spread_k;
-  params.floor_w = std::min(config_.floor_w ? *config_.floor_w : domains_min_w_, grant);
+  params.floor_w = std::min(floor, grant);
   params.incarnation = config_.incarnation;
   params.started_at_s = config_.started_at_s;
   controller_ = std::make_unique<NodeController>(config_.node_name, params);
