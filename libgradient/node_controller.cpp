@@ -441,7 +441,15 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     const double dead = std::max(params_.deadband_w, params_.deadband_frac * range);
     const double delta = targets[d] - current;
     double next = current;
-    if (!(std::fabs(delta) < dead)) next = current + std::clamp(delta, -step, step);
+    // The deadband does not hold a cap below its protected base: the work that is not
+    // steered there is owed its base, however small the move (held 0.4 W below it while
+    // the steered domain beside it sat as far above its target, an overloaded plain
+    // service ran 0.5-1% slower than under `uniform`). The damping still applies: rises to
+    // the base at once, with the falls damped, moved watts from the steered work to a
+    // domain shared with a bursty plain service (a random cluster: 46% -> 41% better than
+    // `uniform` in mean latency).
+    const bool below_base = !below_min && current < protect[d] && targets[d] > current;
+    if (!(std::fabs(delta) < dead) || below_base) next = current + std::clamp(delta, -step, step);
     caps[d] = std::clamp(next, dom.min_cap_w, dom.max_cap_w);
     fill_to[d] =
         std::fabs(delta) < dead ? std::clamp(targets[d], dom.min_cap_w, dom.max_cap_w) : caps[d];
@@ -488,11 +496,11 @@ NodeDecision NodeController::step(const NodeInputs &in) {
         // others towards their protected bases, a drop hands its watts to the others up to
         // their maximum caps, each in proportion to its room. A rise that fits in the
         // grant's unused watts takes those, as before.
-        const auto try_sign = [&](bool up) {
+        const auto try_sign = [&](bool up) -> std::optional<std::vector<double>> {
           std::vector<double> trial = caps;
           trial[pick] += up ? delta : -delta;
-          if (up && trial[pick] > dom.max_cap_w) return false;
-          if (!up && trial[pick] < protect[pick]) return false;
+          if (up && trial[pick] > dom.max_cap_w) return std::nullopt;
+          if (!up && trial[pick] < protect[pick]) return std::nullopt;
           // How far the others may go: down to their protected bases for a rise, up to their
           // maximum caps for a drop; the perturbed domain stays where it now is.
           std::vector<double> bound(n);
@@ -503,7 +511,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
             if (excess > 0.0) {
               // In proportion first, then exactly (rounding), as lower_to_grant does.
               lower_towards(trial, bound, excess);
-              if (!fit_to_budget(trial.data(), bound.data(), n, grant)) return false;
+              if (!fit_to_budget(trial.data(), bound.data(), n, grant)) return std::nullopt;
             }
           } else {
             std::vector<double> raised = trial;
@@ -511,11 +519,20 @@ NodeDecision NodeController::step(const NodeInputs &in) {
                           std::min(delta, std::max(0.0, grant - sum_in_order(trial))));
             if (sum_in_order(raised) <= grant) trial = std::move(raised);
           }
-          applied = std::move(trial);
-          out.perturbation_w = up ? delta : -delta;
-          return true;
+          return trial;
         };
-        if (try_sign(up_first) || try_sign(!up_first)) {
+        // Only where both signs fit, so that the sign is a fair coin and the perturbation
+        // moves no watts on average. Falling back to the sign that fits moved watts one way
+        // every time: a domain whose neighbours sat at their protected bases was perturbed
+        // only downwards, and one whose neighbour's rise was paid by it only lost watts.
+        // In a random cluster of three nodes (software counters, a near-saturated BERT
+        // service beside an LLM prefill with a progress signal) that cost the BERT service
+        // 1.6 W half of the periods: 21.9% worse than `uniform` in mean latency.
+        std::optional<std::vector<double>> rise = try_sign(true);
+        std::optional<std::vector<double>> drop = rise ? try_sign(false) : std::nullopt;
+        if (rise && drop) {
+          applied = std::move(up_first ? *rise : *drop);
+          out.perturbation_w = up_first ? delta : -delta;
           out.perturbed_domain = pick;
           domains_[pick].last_perturb_s = now;
         }

@@ -35,16 +35,18 @@
 //    max_step_frac x range) per step, and not at all when the target is within the deadband,
 //    except to use the grant: while the caps sum below it, caps the deadband holds below
 //    their targets are raised towards them with what is left (a node whose grant dipped by
-//    less than the deadband and came back would otherwise run below it for good); then, if
-//    the caps exceed the grant (it dropped), caps above their targets are lowered (further
-//    than the damping would) until they fit;
+//    less than the deadband and came back would otherwise run below it for good), and the
+//    deadband does not hold a cap below its protected base; then, if the caps exceed the
+//    grant (it dropped), caps above their targets are lowered (further than the damping
+//    would) until they fit;
 // 5. perturbation: if a steered job's model asks for one (low confidence), one domain per
 //    step, at most once per perturb_interval_s, gets +-perturb_frac of its range for this
 //    step only: upwards only up to the domain's max, downwards only down to its protected
 //    base; the other domains make up for it (lowered towards their protected bases for a
 //    rise beyond the grant, raised towards their maximum caps by a drop), so it moves watts
-//    within the node instead of leaving part of the grant unused. The next step continues
-//    from the unperturbed caps.
+//    within the node instead of leaving part of the grant unused. It is applied only where
+//    both signs fit, so that its sign is a fair coin and it moves no watts on average. The
+//    next step continues from the unperturbed caps.
 // Between steps, enforce() obeys a grant drop at once (caps lowered, none raised) and
 // writes the report that confirms it, so the cluster controller can hand the watts on
 // within the period (ClusterController::release).
