@@ -525,18 +525,41 @@ START_TEST(perturbation_within_the_grant) {
 }
 END_TEST
 
-// One step of `plant` under `nc` with its progress rates off by a relative noise (a
-// progress signal counts whole requests); the decision is checked and applied.
-NodeDecision noisy_progress_step(Plant &plant, NodeController &nc, double t, double grant_w,
-                                 std::mt19937 &rng, std::normal_distribution<double> &noise) {
-  NodeInputs in = plant.inputs(t);
-  for (JobInput &j : in.jobs)
-    if (j.domains[0].progress_rate) *j.domains[0].progress_rate *= 1.0 + noise(rng);
-  const NodeDecision d = nc.step(in);
-  assert_safe(in, d, grant_w);
-  plant.caps = d.caps_w;
-  return d;
+NodeControllerParams seeded(std::uint64_t seed) {
+  NodeControllerParams params;
+  params.seed = seed;
+  return params;
 }
+
+// A node under a fixed grant whose progress rates are off by a relative noise (sd
+// `noise_sd`; a progress signal counts whole requests). step() checks and applies each
+// decision.
+struct NoisyProgressRun {
+  Plant plant;
+  NodeController nc;
+  double grant_w;
+  std::mt19937 rng;
+  std::normal_distribution<double> noise;
+
+  NoisyProgressRun(std::vector<SimDomain> doms, std::uint64_t seed, double grant_w_,
+                   std::uint32_t noise_seed, double noise_sd)
+      : plant(std::move(doms)),
+        nc("n1", seeded(seed)),
+        grant_w(grant_w_),
+        rng(noise_seed),
+        noise(0.0, noise_sd) {
+    nc.on_grant(grant(grant_w, 1, 0.0, 1e9), 0.0);
+  }
+  NodeDecision step(double t) {
+    NodeInputs in = plant.inputs(t);
+    for (JobInput &j : in.jobs)
+      if (j.domains[0].progress_rate) *j.domains[0].progress_rate *= 1.0 + noise(rng);
+    const NodeDecision d = nc.step(in);
+    assert_safe(in, d, grant_w);
+    plant.caps = d.caps_w;
+    return d;
+  }
+};
 
 // Perturbations at the full grant over a long run: the caps' sum stays at the grant on
 // average (before, only downward ones fitted, and the node ran about perturb_frac x range /
@@ -546,17 +569,11 @@ START_TEST(perturbation_keeps_the_grant_in_use) {
   doms[0].software = doms[0].progress = true;
   doms[1].software = doms[1].progress = true;
   doms[1].m = 0.6;
-  NodeControllerParams params;
-  params.seed = 7;
-  NodeController nc("n1", params);
-  nc.on_grant(grant(300.0, 1, 0.0, 1e9), 0.0);
-  std::mt19937 rng(3);
-  std::normal_distribution<double> noise(0.0, 0.05);
-  Plant plant(doms);
+  NoisyProgressRun run(doms, 7, 300.0, 3, 0.05);
   double sum = 0.0;
   int n = 0, perturbed = 0;
   for (int t = 0; t < 300; ++t) {
-    const NodeDecision d = noisy_progress_step(plant, nc, t, 300.0, rng, noise);
+    const NodeDecision d = run.step(t);
     if (t >= 20) {
       sum += sum_in_order(d.caps_w);
       ++n;
@@ -581,16 +598,10 @@ double sum_of_perturbations(bool neighbour_plain, std::uint64_t seed, int *count
   doms[0].m = 0.2;
   doms[1].m = 0.8;
   if (neighbour_plain) doms[1].mode = JobMode::off;
-  NodeControllerParams params;
-  params.seed = seed;
-  NodeController nc("n1", params);
-  nc.on_grant(grant(260.0, 1, 0.0, 1e9), 0.0);
-  std::mt19937 rng(9);
-  std::normal_distribution<double> noise(0.0, 0.08);
-  Plant plant(doms);
+  NoisyProgressRun run(doms, seed, 260.0, 9, 0.08);
   double sum = 0.0;
   for (int t = 0; t < 400; ++t) {
-    const NodeDecision d = noisy_progress_step(plant, nc, t, 260.0, rng, noise);
+    const NodeDecision d = run.step(t);
     if (d.perturbed_domain != 0u) continue;
     sum += d.perturbation_w;
     ++*count;
@@ -629,21 +640,15 @@ double progress_gap(bool progress, double *confidence) {
   }
   doms[0].m = 0.1;
   doms[1].m = 0.8;
-  NodeControllerParams params;
-  params.seed = 11;
-  NodeController nc("n1", params);
-  nc.on_grant(grant(260.0, 1, 0.0, 1e9), 0.0);
-  std::mt19937 rng(5);
-  std::normal_distribution<double> noise(0.0, 0.08);
-  Plant plant(doms);
+  NoisyProgressRun run(doms, 11, 260.0, 5, 0.08);
   double gap = 0.0, conf = 0.0;
   int n = 0;
   for (int t = 0; t < 600; ++t) {
-    const NodeDecision d = noisy_progress_step(plant, nc, t, 260.0, rng, noise);
+    const NodeDecision d = run.step(t);
     if (t >= 300) {
       gap += (d.caps_w[0] - d.perturbation_w * (d.perturbed_domain == 0u ? 1.0 : 0.0)) -
              (d.caps_w[1] - d.perturbation_w * (d.perturbed_domain == 1u ? 1.0 : 0.0));
-      conf += nc.model("job1", 1)->current().speedup.confidence;
+      conf += run.nc.model("job1", 1)->current().speedup.confidence;
       ++n;
     }
   }
