@@ -20,7 +20,8 @@
 // 2. each domain gets a protected base for work that is not steered (off or monitor
 //    jobs, and jobs without a usable estimate): its measured power plus headroom (its maximum
 //    while that work presses against the cap), in proportion to that work's share of the
-//    domain, never more than the domain's uniform share of the grant; the base is never
+//    domain's busy CPUs (of its CPUs while none is busy), never more than the domain's
+//    uniform share of the grant; the base is never
 //    perturbed. With a lease that names the node's fair share (GrantMessage::share_w), that
 //    uniform share is of the fair share, not of the grant: watts granted above it are for
 //    the steered work. A node with no job at all protects its whole grant, split uniformly

@@ -793,6 +793,46 @@ START_TEST(the_deadband_does_not_hold_a_plain_job_below_its_base) {
 }
 END_TEST
 
+// Work that is not steered on a shared domain is protected by its share of the domain's
+// busy CPUs, not of its CPUs: a plain service busy on 3.6 of 4 CPUs beside a light steered
+// job busy on 0.3 of 3, on a domain pressing against its cap, draws most of its power.
+// By the CPUs (4 of 7) it was protected at 90 + 4/7 x 115 = 155.7 W.
+START_TEST(plain_work_is_protected_by_its_share_of_the_busy_cpus) {
+  std::vector<SimDomain> doms(2);
+  doms[0].busy = 0.3 / 8.0;  // the steered job's 0.3 busy CPUs (the plant's jobs have 8)
+  Plant plant(doms);
+  NodeController nc("n1");
+  nc.on_grant(grant(400.0, 1, 0.0, 1e9), 0.0);
+  NodeDecision d;
+  for (int t = 0; t < 10; ++t) {
+    NodeInputs in = plant.inputs(t);
+    JobDomainInput &steered = in.jobs[0].domains[0];
+    steered.cpus = 3.0;
+    steered.share = 3.0 / 7.0;
+    JobInput plain = in.jobs[0];
+    plain.key = "plain";
+    plain.mode = JobMode::off;
+    JobDomainInput &pd = plain.domains[0];
+    pd.cpus = 4.0;
+    pd.share = 4.0 / 7.0;
+    const double scale = 3.6 / pd.counters.task_clock_s;
+    pd.counters.task_clock_s = 3.6;
+    *pd.counters.cycles *= scale;
+    *pd.counters.instructions *= scale;
+    *pd.counters.stall_cycles *= scale;
+    in.jobs.push_back(plain);
+    d = nc.step(in);
+    assert_safe(in, d, 400.0);
+    plant.caps = d.caps_w;
+  }
+  // The domain presses against its cap: the plain work's need is the domain's maximum, of
+  // which it is protected 3.6 / 3.9.
+  const double busy_share = 3.6 / 3.9;
+  ck_assert_double_eq_tol(d.protected_w[0], kMin + busy_share * (kMax - kMin), 1e-6);
+  ck_assert(d.caps_w[0] >= d.protected_w[0] - 1e-9);
+}
+END_TEST
+
 START_TEST(report_for_the_cluster) {
   std::vector<SimDomain> doms(2);
   doms[0].m = 0.2;
@@ -1242,6 +1282,7 @@ int main() {
   tcase_add_test(loop, work_that_is_not_steered_is_protected);
   tcase_add_test(loop, a_plain_job_whose_power_swings_keeps_its_busy_draw);
   tcase_add_test(loop, the_deadband_does_not_hold_a_plain_job_below_its_base);
+  tcase_add_test(loop, plain_work_is_protected_by_its_share_of_the_busy_cpus);
   tcase_add_test(loop, report_for_the_cluster);
   tcase_add_test(loop, job_shares_split_a_shared_domain);
   tcase_add_test(loop, bad_input_is_refused_or_skipped);
