@@ -200,19 +200,17 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     bool busy_known = true;
     for (const Entry &e : on_domain[d]) {
       // A job without a usable estimate has no measured load: the CPUs' split then.
-      const double busy = e.model->current().speedup.valid
-                              ? e.model->current().busy_fraction * e.cpus
-                              : std::numeric_limits<double>::quiet_NaN();
-      if (std::isfinite(busy) && busy >= 0.0)
-        busy_all += busy;
-      else
-        busy_known = false;
-      if (e.model->current().steerable) {
+      const JobGradient &g = e.model->current();
+      const double busy = g.busy_fraction * e.cpus;
+      const bool measured = g.speedup.valid && std::isfinite(busy) && busy >= 0.0;
+      busy_known = busy_known && measured;
+      if (measured) busy_all += busy;
+      if (g.steerable) {
         steered[d].push_back(e.model);
         spread = spread || e.model->counts_load_spread();
       } else {
         unsteered += e.share;
-        if (std::isfinite(busy) && busy >= 0.0) busy_unsteered += busy;
+        if (measured) busy_unsteered += busy;
       }
     }
     // The share of the domain's power that the work not steered draws: its share of the

@@ -21,11 +21,11 @@
 //    jobs, and jobs without a usable estimate): its measured power plus headroom (its maximum
 //    while that work presses against the cap), in proportion to that work's share of the
 //    domain's busy CPUs (of its CPUs while none is busy), never more than the domain's
-//    uniform share of the grant; the base is never
-//    perturbed. With a lease that names the node's fair share (GrantMessage::share_w), that
-//    uniform share is of the fair share, not of the grant: watts granted above it are for
-//    the steered work. A node with no job at all protects its whole grant, split uniformly
-//    (an idle node holds its idle cap, ready for the next job);
+//    uniform share of the grant; the base is never perturbed. With a lease that names the
+//    node's fair share (GrantMessage::share_w), that uniform share is of the fair share,
+//    not of the grant: watts granted above it are for the steered work. A node with no job at all
+//    protects its whole grant, split uniformly (an idle node holds its idle cap, ready for the next
+//    job);
 // 3. a domain's curve is the sum of its steered jobs' curves above its base, averaged over
 //    periods on a fixed grid of its range (curve_smoothing_weight; rises followed faster,
 //    curve_rise_weight) and cut where the domain is saturated (its power stayed clearly
