@@ -158,6 +158,7 @@ void SeriesWriter::write_checkpoint() {
     std::lock_guard<std::mutex> g(mu_);
     ++stats_.checkpoints;
     stats_.last_checkpoint_s = took;
+    stats_.last_checkpoint_ok = err.empty();
   }
   if (err != checkpoint_error_) {
     if (err.empty()) {

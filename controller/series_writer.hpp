@@ -70,6 +70,7 @@ class SeriesWriter {
     std::size_t dropped = 0;  // finished series dropped: the queue was full
     std::size_t checkpoints = 0;
     double last_checkpoint_s = 0;  // how long the last checkpoint took
+    bool last_checkpoint_ok = false;  // whether it saved every series it had to
     std::size_t queued = 0;
   };
   Stats stats() const;

@@ -32,6 +32,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -91,6 +92,14 @@ constexpr const char *kStartHookEnv = "POWERGRAD_START_HOOK";
 constexpr double kInertPeriodS = 1.0;
 // How often the running jobs' series are saved: a crash of slurmctld loses at most this.
 constexpr double kSaveRunningSeriesS = 60.0;
+// How long the last save of the running jobs' series may take when the controller stops
+// (slurmctld's exit, a reconfigure), and how long slurmctld's exit waits for the controller
+// thread (which ends with that save). A busy disk can take seconds to write a few files;
+// slurmctld saves its own state synchronously before, so its exit only waits this long when
+// the disk is that slow. (At exit slurmctld has closed its log: what happens then is not
+// logged; a reconfigure logs the save.)
+constexpr double kStopSaveS = 10.0;
+constexpr double kExitStopS = 15.0;
 
 void log_info(const std::string &m) { pg_adapter_log_info(m.c_str()); }
 void log_error(const std::string &m) { pg_adapter_log_error(m.c_str()); }
@@ -408,7 +417,7 @@ class Controller {
                                                    : kSaveRunningSeriesS);
         }
       }
-      if (active) stop_series_writer(3.0);
+      if (active) stop_series_writer(kStopSaveS);
       service_.reset();
       endpoint_.reset();
       log_info("controller thread stopped");
@@ -468,7 +477,7 @@ class Controller {
       return true;
     }
     log_info("reconfigure: applying " + path + " (the controller restarts)");
-    stop_series_writer(3.0);
+    stop_series_writer(kStopSaveS);
     service_.reset();
     endpoint_.reset();
     listen_retry_ = false;
@@ -590,13 +599,25 @@ class Controller {
   // exiting). A writer still at work is left alive to finish (the process is ending).
   void stop_series_writer(double timeout_s) {
     if (!series_writer_) return;
+    const auto t0 = std::chrono::steady_clock::now();
+    const size_t jobs = job_ledger.unfinished_ids().size();
     save_running_series();
     if (!series_writer_->stop_within(timeout_s)) {
       log_error("power series of running jobs: still being saved after " +
                 std::to_string(static_cast<int>(timeout_s)) + " s at exit");
       (void)series_writer_.release();
+      return;
     }
+    const bool saved = series_writer_->stats().last_checkpoint_ok;
     series_writer_.reset();
+    if (saved && jobs > 0 && !running_series_dir_.empty()) {
+      const double took =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.2f", took);
+      log_info("power series of " + std::to_string(jobs) + " unfinished job(s) saved in " +
+               running_series_dir_ + " at the stop (" + buf + " s)");
+    }
   }
 
   void prune_series() {
@@ -643,8 +664,9 @@ Controller *controller = nullptr;
 // object is left alive (a thread of slurmctld may still run a hook).
 extern "C" void stop_at_exit() {
   try {
-    if (controller && !controller->stop_within(5.0)) {
-      log_error("controller thread did not stop within 5 s at exit");
+    if (controller && !controller->stop_within(kExitStopS)) {
+      log_error("controller thread did not stop within " +
+                std::to_string(static_cast<int>(kExitStopS)) + " s at exit");
     }
   } catch (...) {
   }

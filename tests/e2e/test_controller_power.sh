@@ -491,7 +491,8 @@ print(len(ts) > 0 and ts[0] < t_stop - 5 and ts[-1] > t_stop, "first %.1f s befo
   "$series_a" "$t_stop" 2>&1) || true
 if [ "${js%% *}" = "True" ]; then
   ok "A's power series survived the restart of slurmctld (${js#* })"
+  diag "$(grep 'taken back' "$log_ctld" | tail -n 1)"
 else
   not_ok "A's power series survived the restart of slurmctld" "$series_a: $js" \
-    "$(grep 'power series' "$log_ctld" | tail -n 5)"
+    "$(grep -E 'power series|controller thread' "$log_ctld" | tail -n 8)"
 fi

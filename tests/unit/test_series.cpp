@@ -354,6 +354,7 @@ START_TEST(writer_saves_in_its_own_thread_in_order) {
   ck_assert(w.idle_within(10));
   ck_assert(names_in(ws.running_dir) == (std::vector<std::string>{"5.csv", "6.csv"}));
   ck_assert_uint_eq(w.stats().checkpoints, 1);
+  ck_assert(w.stats().last_checkpoint_ok);
   const std::set<std::uint32_t> running{5};
   w.finished(ledger.take_finished_series(200, 2, &running));
   w.checkpoint();
@@ -371,6 +372,17 @@ START_TEST(writer_saves_in_its_own_thread_in_order) {
   ck_assert_double_eq_tol(w.checkpoint_interval_s(), 60.0, 1e-9);
   ck_assert(w.stop_within(10));
   ck_assert_uint_eq(logged.size(), 0);
+  // A checkpoint that cannot save says so in the figures (slurmctld's exit logs "saved"
+  // only when it did).
+  SeriesWriter::Settings bad = ws;
+  bad.running_dir = "/proc/no/such/folder";
+  SeriesWriter wb(
+      bad, ledger, [] { return 1000.0; }, [](bool, const std::string &) {});
+  wb.checkpoint();
+  ck_assert(wb.idle_within(10));
+  ck_assert_uint_eq(wb.stats().checkpoints, 1);
+  ck_assert(!wb.stats().last_checkpoint_ok);
+  ck_assert(wb.stop_within(10));
 }
 END_TEST
 
