@@ -333,9 +333,14 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     out.warnings.push_back("grant " + format_w(grant) + " is below the domains' minimum caps " +
                            format_w(min_sum) + ": caps held at their minimum");
   } else {
-    // Work that is not steered is protected up to the node's fair share, not the whole grant:
-    // the watts above it were granted for the steered work's gradient.
-    const double plain_cap = share_w > 0.0 ? std::min(grant, share_w) : grant;
+    // Work that is not steered is protected up to its part of the node's fair share, not of
+    // the whole grant: the watts above the share were granted for the steered work's
+    // gradient. Below the share too: a grant below it is what the cluster left the node after
+    // taking from its steered work (the node's report counts the plain work's need up to the
+    // share), so the steered work yields first (below, where the protections do not all fit).
+    double max_caps = 0.0;
+    for (const PowerRange &r : ranges) max_caps += r.max_w;
+    const double plain_cap = share_w > 0.0 ? std::min(share_w, max_caps) : grant;
     const AllocResult fair = allocate_uniform(plain_cap, ranges);
     // The noise guard (NodeControllerParams::noise_guard_k): levels at the even split of
     // the grant, their spread around their own average, and the part of each domain's
@@ -413,10 +418,28 @@ NodeDecision NodeController::step(const NodeInputs &in) {
                 whole[d] - whole_median);
       }
     }
-    std::vector<AllocChild> children(n);
     for (std::size_t d = 0; d < n; ++d) {
       const double fair_w = fair.feasible ? fair.grants_w[d] : mins[d];
       protect[d] = std::clamp(base[d], mins[d], std::max(mins[d], fair_w));
+    }
+    // Protections that do not all fit the grant (below the node's fair share) are cut from
+    // the top, to one level: the most protected gives first, none below its minimum.
+    if (sum_in_order(protect) > grant) {
+      double lo = 0.0, hi = 0.0;
+      for (std::size_t d = 0; d < n; ++d) hi = std::max(hi, protect[d]);
+      const auto held_at = [&](double level) {
+        double t = 0.0;
+        for (std::size_t d = 0; d < n; ++d) t += std::max(mins[d], std::min(protect[d], level));
+        return t;
+      };
+      for (int it = 0; it < 60; ++it) {
+        const double mid = 0.5 * (lo + hi);
+        (held_at(mid) <= grant ? lo : hi) = mid;
+      }
+      for (std::size_t d = 0; d < n; ++d) protect[d] = std::max(mins[d], std::min(protect[d], lo));
+    }
+    std::vector<AllocChild> children(n);
+    for (std::size_t d = 0; d < n; ++d) {
       curves[d] = domain_curve(d, protect[d]);
       GainCurve alloc_curve = curves[d];
       if (scale[d] != 1.0) {

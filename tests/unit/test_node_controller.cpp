@@ -761,6 +761,47 @@ START_TEST(work_that_is_not_steered_is_protected) {
 }
 END_TEST
 
+// Below the node's fair share the steered work yields first: a grant below the share is what
+// the cluster left the node after taking from its steered work, and the node's report
+// counts the plain work's need up to its part of the share. Protected to its part of the
+// grant instead (110 W of 220 W here, not 120 W of the 240 W share), a plain service
+// pressing against its cap beside a light steered one lost a watt for each the cluster took
+// from the steered work (a random cluster: 128 W a socket where the even split gave 145 W,
+// and its overloaded plain service 2.4 times as slow as under `uniform`).
+START_TEST(below_its_fair_share_the_steered_work_yields_first) {
+  std::vector<SimDomain> doms(2);
+  doms[0].mode = JobMode::monitor;  // not steered, pressing against its cap
+  doms[0].alpha = 1.0;
+  Plant plant(doms);
+  NodeController nc("n1");
+  GrantMessage g = grant(220.0, 1, 0.0, 1e9);
+  g.share_w = 240.0;
+  ck_assert_std_str_eq(nc.on_grant(g, 0.0), "");
+  NodeDecision d;
+  for (int t = 0; t < 30; ++t) {
+    d = plant.step(nc, t);
+    ck_assert(d.caps_w[0] + d.caps_w[1] <= 220.0 + 1e-9);
+  }
+  ck_assert_double_eq_tol(d.protected_w[0], 120.0, 1e-9);
+  ck_assert_double_eq_tol(d.caps_w[0], 120.0, 1e-9);
+  ck_assert_double_eq_tol(d.caps_w[1], 100.0, 1e-9);
+  ck_assert_double_eq_tol(d.report.need_w, 120.0 + kMin, 1e-9);
+  // A grant that cannot hold every protection: the most protected gives first, down to one
+  // level (110 W here: 200 W less the steered domain's 90 W minimum), none below its minimum.
+  g.seq = 2;
+  g.grant_w = 200.0;
+  ck_assert_std_str_eq(nc.on_grant(g, 29.5), "");
+  for (int t = 30; t < 40; ++t) {
+    d = plant.step(nc, t);
+    ck_assert(d.caps_w[0] + d.caps_w[1] <= 200.0 + 1e-9);
+  }
+  ck_assert_double_eq_tol(d.protected_w[0], 110.0, 1e-6);
+  ck_assert_double_eq_tol(d.protected_w[1], kMin, 1e-9);
+  ck_assert_double_eq_tol(d.caps_w[0], 110.0, 1e-6);
+  ck_assert_double_eq_tol(d.caps_w[1], kMin, 1e-6);
+}
+END_TEST
+
 // The deadband does not hold work that is not steered below its protected base. Here the
 // lease's fair share rises from 200 W to 201.5 W under a plain job pressing against its cap,
 // so its base rises by 0.75 W, less than the deadband (1.15 W), and the steered domain's
@@ -1281,6 +1322,7 @@ int main() {
   tcase_add_test(loop, noise_guard_trusts_the_speed_regression);
   tcase_add_test(loop, work_that_is_not_steered_is_protected);
   tcase_add_test(loop, a_plain_job_whose_power_swings_keeps_its_busy_draw);
+  tcase_add_test(loop, below_its_fair_share_the_steered_work_yields_first);
   tcase_add_test(loop, the_deadband_does_not_hold_a_plain_job_below_its_base);
   tcase_add_test(loop, plain_work_is_protected_by_its_share_of_the_busy_cpus);
   tcase_add_test(loop, report_for_the_cluster);
