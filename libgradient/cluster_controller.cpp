@@ -259,6 +259,21 @@ double ClusterController::in_force_bound_w(std::size_t node, double now_s) const
   return bound;
 }
 
+// What a node holds for sure, as far as raising it goes: its in-force bound, less what only
+// may come into force. A node not under a lease of ours counts its floor in its bound (its
+// lease may end, and it falls back to the floor of that lease); granting it that floor is
+// a raise. A node not heard from yet may hold anything down to the lowest the controller
+// grants (its idle cap, or its floor).
+double ClusterController::held_w(std::size_t node, double now_s) const {
+  const NodeState &s = nodes_[node];
+  if (!s.reported) return idle_w(node);
+  if (s.lease_ours) return in_force_bound_w(node, now_s);
+  double held = std::max(s.last.caps_w, s.last.lease_grant_w);
+  for (const SentGrant &g : s.sent)
+    if (may_hold(s, g, now_s)) held = std::max(held, g.grant_w);
+  return held;
+}
+
 double ClusterController::total_in_force_bound_w(double now_s) const {
   double sum = 0.0;
   for (std::size_t i = 0; i < nodes_.size(); ++i) sum += in_force_bound_w(i, now_s);
@@ -512,8 +527,22 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   double slack = slack_under(bound);
   std::vector<std::size_t> &raise = raise_;
   raise.clear();
+  // While the bounds sum above the budget or a group's limit (nodes not heard from since a
+  // start, leases of an earlier controller, a budget drop not yet confirmed), what is in
+  // force may already be at the budget: then no node is granted more than it holds for sure
+  // (held_w), even within its bound. (After a restart of slurmctld, an idle node held below
+  // its floor under the old controller's lease was granted its floor while the other nodes
+  // still held the old leases: 615 W in force of a 600 W budget.)
+  bool over = slack < 0.0;
+  for (std::size_t g = 0; g < group_slack_.size(); ++g) over = over || group_slack_[g] < 0.0;
   for (std::size_t i = 0; i < n; ++i) {
-    grant[i] = std::min(target[i], bound[i]);
+    double free_to = bound[i];
+    if (over) {
+      bool node_over = slack < 0.0;
+      for (std::size_t g : node_groups(i)) node_over = node_over || group_slack_[g] < 0.0;
+      if (node_over) free_to = std::min(free_to, held_w(i, now_s));
+    }
+    grant[i] = std::min(target[i], free_to);
     if (target[i] > bound[i]) raise.push_back(i);
   }
   order_raises(bound);
@@ -650,7 +679,10 @@ GrantMessage ClusterController::send_grant(std::size_t i, double grant_w, double
   GrantMessage m;
   m.node = config_.nodes[i].name;
   m.grant_w = grant_w;
-  m.floor_w = config_.nodes[i].floor_w;
+  // The node falls back to this when the lease ends: never above the grant, so that a node
+  // granted less than its floor (an idle node at its idle cap) does not rise to the floor on
+  // its own while the others still hold what its watts were given to.
+  m.floor_w = std::min(config_.nodes[i].floor_w, grant_w);
   m.share_w = fair_share_w_[i];
   m.expires_at_s = expires;
   m.lease_s = config_.lease_s;

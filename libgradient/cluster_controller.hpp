@@ -40,6 +40,11 @@
 //    only from slack: as far as the sum of bounds stays within the budget and every group's
 //    limit, steepest marginal gain first. So raises wait for decreases to be confirmed.
 //    (Raises keep 1e-9 x budget of slack unused, so that sums in any order stay within.)
+//    While the bounds sum above the budget or a group's limit, no node is granted more than
+//    it holds for sure (held_w), even within its bound: a node under another controller's
+//    lease counts its floor in its bound (that lease may end) but does not hold it, and one
+//    not heard from yet holds at least its idle cap. A lease falls back to the lower of the
+//    floor and its grant.
 // 4. every node gets a grant (renewing its lease: expiry now + lease_s), with a new seq.
 // Between steps, release() grants the raises that waited for slack as soon as reports
 // confirm the decreases that make room (nodes obey drops at once: NodeController::enforce),
@@ -49,7 +54,9 @@
 // caps stay within its newest accepted lease (NodeController guarantees it), every node's
 // caps in force are at most its in_force_bound_w; reports only ever lower bounds; no step
 // raises any bound while the sum
-// of bounds exceeds the budget or a group limit, nor past them. So once the sum of bounds is
+// of bounds exceeds the budget or a group limit, nor past them, nor then raises a node above
+// what it holds for sure (so that what is in force, within the budget under an earlier
+// controller's leases, stays within it after a restart). So once the sum of bounds is
 // within the budget (after the first reports, or after a budget drop has been confirmed), the
 // caps in force never exceed the budget or any group limit.
 //
@@ -307,6 +314,7 @@ class ClusterController {
   // raised by (its want, within the budget's and its groups' slack, less raise_margin(),
   // room for sums rounded in another order); and taking that from the slacks.
   double slack_under(const std::vector<double> &bound);
+  double held_w(std::size_t node, double now_s) const;
   void order_raises(const std::vector<double> &bound);
   double raise_margin() const;
   double raise_room(std::size_t i, double want_w, double slack) const;

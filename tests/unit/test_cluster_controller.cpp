@@ -369,6 +369,66 @@ START_TEST(nodes_without_steered_work) {
 }
 END_TEST
 
+// slurmctld restarts while the nodes hold the old controller's leases: an idle node held
+// at its idle cap (105 W, below its 120 W floor) so that the others could hold 295 W and
+// 200 W of a 600 W budget. The new controller has not heard from those two yet, so the
+// bounds sum above the budget; it must not raise the idle node to its floor until they
+// have confirmed decreases (it did: 615 W in force, in an e2e run). And a lease never has
+// the node fall back above its grant: an idle node's lease ends at its idle cap.
+START_TEST(a_restarted_controller_raises_nothing_over_the_old_leases) {
+  ClusterConfig c;
+  c.budget_w = 600.0;
+  c.epoch = 1;
+  c.nodes = {{"n1", 120.0, 410.0, kNoGroup},
+             {"n2", 120.0, 410.0, kNoGroup},
+             {"n3", 120.0, 410.0, kNoGroup}};
+  for (ClusterNodeConfig &n : c.nodes) n.idle_w = 105.0;
+  ClusterController old(c);
+  std::vector<HandNode> nodes = {{"n1"}, {"n2"}, {"n3"}};
+  for (HandNode &n : nodes) {
+    n.min_w = 100.0;
+    n.max_w = 410.0;
+  }
+  nodes[0].slope = 2.0;
+  nodes[0].need_w = 120.0;
+  nodes[1].steerable = false;
+  nodes[1].need_w = 200.0;
+  nodes[2].idle = true;
+  std::vector<GrantMessage> g;
+  for (double t = 0.0; t < 10.0; t += 1.0) g = round_trip(old, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "n1"), 295.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "n2"), 200.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "n3"), 105.0, 1e-5);
+  for (const GrantMessage &m : g)
+    ck_assert_double_eq_tol(m.floor_w, std::min(120.0, m.grant_w), 1e-9);
+  const auto in_force = [&] {
+    double sum = 0.0;
+    for (const HandNode &n : nodes) sum += n.lease.grant_w;
+    return sum;
+  };
+  // The new controller (a new epoch). The idle node reports first, with a job now (a plain
+  // one: its target is its floor, 120 W).
+  c.epoch = 2;
+  ClusterController fresh(c);
+  nodes[2].idle = false;
+  nodes[2].steerable = false;
+  nodes[2].need_w = 100.0;
+  ck_assert_std_str_eq(fresh.on_report(nodes[2].report(9.6), 9.6), "");
+  g = fresh.step(9.7);
+  for (HandNode &n : nodes) n.take(g);
+  ck_assert_msg(grant_of(g, "n3") <= 105.0 + 1e-9, "n3 raised to %g W over the old leases",
+                grant_of(g, "n3"));
+  ck_assert(in_force() <= 600.0 + 1e-9);
+  // Then every node reports and confirms each grant at once: within the budget at every
+  // step, and the node reaches its floor once the others' decreases are confirmed.
+  for (double t = 10.0; t < 20.0; t += 1.0) {
+    g = round_trip(fresh, nodes, t);
+    ck_assert_msg(in_force() <= 600.0 + 1e-9, "%g W in force at %g s", in_force(), t);
+  }
+  ck_assert_double_eq_tol(grant_of(g, "n3"), 120.0, 1e-5);
+}
+END_TEST
+
 // The whole-cluster semantics: idle nodes at their idle cap, plain nodes at a fixed fair
 // share (even) or what they draw up to it (usage), power-aware nodes by gradient but never
 // below their fair share for nothing.
@@ -1595,6 +1655,7 @@ int main() {
   tcase_add_test(moves, silent_nodes_stay_counted);
   tcase_add_test(moves, nodes_without_steered_work);
   tcase_add_test(moves, idle_nodes_held_at_their_idle_cap);
+  tcase_add_test(moves, a_restarted_controller_raises_nothing_over_the_old_leases);
   tcase_add_test(moves, idle_cap_above_floor_refused);
   tcase_add_test(moves, plain_nodes_even_or_usage);
   tcase_add_test(moves, power_aware_never_below_fair_share_for_nothing);
