@@ -39,6 +39,14 @@ GrantMessage grant(double grant_w, std::uint64_t seq, double now_s, double lease
   return g;
 }
 
+// A lease of grant_w (seq 1, at 0 s, for good) that names the node's fair share, taken by nc.
+GrantMessage lease_with_share(NodeController &nc, double grant_w, double share_w) {
+  GrantMessage g = grant(grant_w, 1, 0.0, 1e9);
+  g.share_w = share_w;
+  ck_assert_std_str_eq(nc.on_grant(g, 0.0), "");
+  return g;
+}
+
 // A socket with one job, simulated: the job's time per instruction is T(f) = 1/f + tm, with
 // tm chosen for memory share m at the top frequency; the socket draws P0 + a alpha f^3 up to
 // its cap.
@@ -723,9 +731,7 @@ START_TEST(work_that_is_not_steered_is_protected) {
   // steered job's gradient.
   Plant shared(doms);
   NodeController ns("n1");
-  GrantMessage g = grant(300.0, 1, 0.0, 1e9);
-  g.share_w = 200.0;
-  ck_assert_std_str_eq(ns.on_grant(g, 0.0), "");
+  GrantMessage g = lease_with_share(ns, 300.0, 200.0);
   for (int t = 0; t < 30; ++t) d = shared.step(ns, t);
   ck_assert_double_eq_tol(d.protected_w[0], 100.0, 1e-9);
   ck_assert(d.caps_w[1] > d.caps_w[0] + 50.0);
@@ -774,9 +780,7 @@ START_TEST(below_its_fair_share_the_steered_work_yields_first) {
   doms[0].alpha = 1.0;
   Plant plant(doms);
   NodeController nc("n1");
-  GrantMessage g = grant(220.0, 1, 0.0, 1e9);
-  g.share_w = 240.0;
-  ck_assert_std_str_eq(nc.on_grant(g, 0.0), "");
+  GrantMessage g = lease_with_share(nc, 220.0, 240.0);
   NodeDecision d;
   for (int t = 0; t < 30; ++t) {
     d = plant.step(nc, t);
@@ -813,9 +817,7 @@ START_TEST(the_deadband_does_not_hold_a_plain_job_below_its_base) {
   doms[0].mode = JobMode::off;
   Plant plant(doms);
   NodeController nc("n1");
-  GrantMessage g = grant(300.0, 1, 0.0, 1e9);
-  g.share_w = 200.0;
-  ck_assert_std_str_eq(nc.on_grant(g, 0.0), "");
+  GrantMessage g = lease_with_share(nc, 300.0, 200.0);
   NodeDecision d;
   for (int t = 0; t < 30; ++t) d = plant.step(nc, t);
   ck_assert_double_eq_tol(d.caps_w[0], 100.0, 1e-9);
