@@ -537,7 +537,8 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   for (std::size_t g = 0; g < group_slack_.size(); ++g) over = over || group_slack_[g] < 0.0;
   for (std::size_t i = 0; i < n; ++i) {
     double free_to = bound[i];
-    if (over) {
+    // (A node under a lease of ours holds its bound: nothing to look up.)
+    if (over && !(nodes_[i].reported && nodes_[i].lease_ours)) {
       bool node_over = slack < 0.0;
       for (std::size_t g : node_groups(i)) node_over = node_over || group_slack_[g] < 0.0;
       if (node_over) free_to = std::min(free_to, held_w(i, now_s));
