@@ -254,9 +254,14 @@ double ClusterController::in_force_bound_w(std::size_t node, double now_s) const
   } else {
     bound = std::max({r.caps_w, r.lease_grant_w, cfg.floor_w});
   }
+  return with_sent_grants(s, bound, now_s);
+}
+
+// w, or more if the node may have taken a grant sent since its report that is above it.
+double ClusterController::with_sent_grants(const NodeState &s, double w, double now_s) const {
   for (const SentGrant &g : s.sent)
-    if (may_hold(s, g, now_s)) bound = std::max(bound, g.grant_w);
-  return bound;
+    if (may_hold(s, g, now_s)) w = std::max(w, g.grant_w);
+  return w;
 }
 
 // What a node holds for sure, as far as raising it goes: its in-force bound, less what only
@@ -264,14 +269,12 @@ double ClusterController::in_force_bound_w(std::size_t node, double now_s) const
 // lease may end, and it falls back to the floor of that lease); granting it that floor is
 // a raise. A node not heard from yet may hold anything down to the lowest the controller
 // grants (its idle cap, or its floor).
-double ClusterController::held_w(std::size_t node, double now_s) const {
+// bound_w: the node's in-force bound.
+double ClusterController::held_w(std::size_t node, double bound_w, double now_s) const {
   const NodeState &s = nodes_[node];
   if (!s.reported) return idle_w(node);
-  if (s.lease_ours) return in_force_bound_w(node, now_s);
-  double held = std::max(s.last.caps_w, s.last.lease_grant_w);
-  for (const SentGrant &g : s.sent)
-    if (may_hold(s, g, now_s)) held = std::max(held, g.grant_w);
-  return held;
+  if (s.lease_ours) return bound_w;
+  return with_sent_grants(s, std::max(s.last.caps_w, s.last.lease_grant_w), now_s);
 }
 
 double ClusterController::total_in_force_bound_w(double now_s) const {
@@ -537,11 +540,10 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   for (std::size_t g = 0; g < group_slack_.size(); ++g) over = over || group_slack_[g] < 0.0;
   for (std::size_t i = 0; i < n; ++i) {
     double free_to = bound[i];
-    // (A node under a lease of ours holds its bound: nothing to look up.)
-    if (over && !(nodes_[i].reported && nodes_[i].lease_ours)) {
+    if (over) {
       bool node_over = slack < 0.0;
       for (std::size_t g : node_groups(i)) node_over = node_over || group_slack_[g] < 0.0;
-      if (node_over) free_to = std::min(free_to, held_w(i, now_s));
+      if (node_over) free_to = std::min(free_to, held_w(i, bound[i], now_s));
     }
     grant[i] = std::min(target[i], free_to);
     if (target[i] > bound[i]) raise.push_back(i);

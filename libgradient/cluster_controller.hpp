@@ -314,7 +314,7 @@ class ClusterController {
   // raised by (its want, within the budget's and its groups' slack, less raise_margin(),
   // room for sums rounded in another order); and taking that from the slacks.
   double slack_under(const std::vector<double> &bound);
-  double held_w(std::size_t node, double now_s) const;
+  double held_w(std::size_t node, double bound_w, double now_s) const;
   void order_raises(const std::vector<double> &bound);
   double raise_margin() const;
   double raise_room(std::size_t i, double want_w, double slack) const;
@@ -420,6 +420,7 @@ class ClusterController {
   double counts_until(double expires_at_s) const;
   bool silent(const NodeState &s, double now_s) const;
   bool may_hold(const NodeState &s, const SentGrant &g, double now_s) const;
+  double with_sent_grants(const NodeState &s, double w, double now_s) const;
   void trim_sent(NodeState &s, double now_s) const;
   void compute_fair_shares();
   // The most node i can take by report r (its configured range, cut to what it reports),

@@ -338,9 +338,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     // gradient. Below the share too: a grant below it is what the cluster left the node after
     // taking from its steered work (the node's report counts the plain work's need up to the
     // share), so the steered work yields first (below, where the protections do not all fit).
-    double max_caps = 0.0;
-    for (const PowerRange &r : ranges) max_caps += r.max_w;
-    const double plain_cap = share_w > 0.0 ? std::min(share_w, max_caps) : grant;
+    const double plain_cap = share_w > 0.0 ? share_w : grant;
     const AllocResult fair = allocate_uniform(plain_cap, ranges);
     // The noise guard (NodeControllerParams::noise_guard_k): levels at the even split of
     // the grant, their spread around their own average, and the part of each domain's
@@ -424,19 +422,13 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     }
     // Protections that do not all fit the grant (below the node's fair share) are cut from
     // the top, to one level: the most protected gives first, none below its minimum.
+    // (The even split of the grant over each domain's range from its minimum to its
+    // protection: one level, clamped to each range.)
     if (sum_in_order(protect) > grant) {
-      double lo = 0.0, hi = 0.0;
-      for (std::size_t d = 0; d < n; ++d) hi = std::max(hi, protect[d]);
-      const auto held_at = [&](double level) {
-        double t = 0.0;
-        for (std::size_t d = 0; d < n; ++d) t += std::max(mins[d], std::min(protect[d], level));
-        return t;
-      };
-      for (int it = 0; it < 60; ++it) {
-        const double mid = 0.5 * (lo + hi);
-        (held_at(mid) <= grant ? lo : hi) = mid;
-      }
-      for (std::size_t d = 0; d < n; ++d) protect[d] = std::max(mins[d], std::min(protect[d], lo));
+      std::vector<PowerRange> held(n);
+      for (std::size_t d = 0; d < n; ++d) held[d] = {mins[d], protect[d]};
+      const AllocResult cut = allocate_uniform(grant, held);
+      if (cut.feasible) protect = cut.grants_w;
     }
     std::vector<AllocChild> children(n);
     for (std::size_t d = 0; d < n; ++d) {
