@@ -569,7 +569,8 @@ std::string ControllerService::status_json(const StatusViewer &viewer) const {
       << (std::isfinite(n.level_diff) ? json_string(n.within_noise ? "even" : "gradient") : "null")
       << ",\"level_diff\":" << json_number(n.level_diff)
       << ",\"level_noise\":" << json_number(n.level_noise)
-      << ",\"hysteresis\":" << json_number(n.hysteresis) << ",\"gradient\":"
+      << ",\"hysteresis\":" << json_number(n.hysteresis)
+      << ",\"confirm_s\":" << json_number(n.confirm_s) << ",\"gradient\":"
       << (x != extra_.end() && x->second.gradient_known ? json_number(x->second.gradient) : "null")
       << ",\"jobs\":[";
     if (x != extra_.end()) {

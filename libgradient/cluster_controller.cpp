@@ -62,6 +62,7 @@ std::string ClusterController::check_config(const ClusterConfig &c) {
   if (!(c.hysteresis >= 0.0 && c.hysteresis < 0.9)) return "hysteresis must be in [0, 0.9)";
   if (!(c.hysteresis_settle_s >= 0.0 && c.hysteresis_settle_s <= 86400.0))
     return "hysteresis_settle_s must be in [0, 86400]";
+  if (!std::isfinite(c.slow_confirm_periods)) return "slow_confirm_periods must be a finite number";
   if (!(c.noise_guard_k >= 0.0 && c.noise_guard_k <= 10.0))
     return "noise_guard_k must be in [0, 10]";
   if (!(c.model_guard_k >= 0.0 && c.model_guard_k <= 10.0))
@@ -323,6 +324,19 @@ std::string ClusterController::on_report(const NodeReport &r, double now_s) {
   // A lease of ours that this controller never sent to the node is not trusted as one.
   const std::uint64_t last_sent = s.sent.empty() ? s.last_seq_sent : s.sent.back().seq;
   s.lease_ours = r.lease_epoch == config_.epoch && r.lease_seq != 0 && r.lease_seq <= last_sent;
+  // A lease lowered below the caps the node last reported, and lowered caps: the agent
+  // reports such a decrease as soon as it obeys it, so the time since the grant was sent is
+  // what a decrease takes (slow_confirm_periods).
+  if (s.lease_ours && s.reported && s.last.lease_epoch == r.lease_epoch &&
+      r.lease_grant_w < s.last.lease_grant_w - 0.5 && r.lease_grant_w < s.last.caps_w - 0.5 &&
+      r.caps_w < s.last.caps_w - 0.5) {
+    for (const SentGrant &g : s.sent)
+      if (g.seq == r.lease_seq) {
+        const double took = std::max(0.0, now_s - g.sent_at_s);
+        s.confirm_s = std::isnan(s.confirm_s) ? took : s.confirm_s + 0.25 * (took - s.confirm_s);
+        break;
+      }
+  }
   // How long its power-aware jobs have been steered (node_hysteresis): an order-independent
   // signature of their keys (a job on two domains counts twice, as long as it stays there).
   {
@@ -447,6 +461,7 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
         }
       }
     }
+    s.steered = steered;
     const NodeId id = leaf_[i];
     tree_.set_limits(id, low, high);
     if (!steered) {
@@ -538,16 +553,23 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   // still held the old leases: 615 W in force of a 600 W budget.)
   bool over = slack < 0.0;
   for (std::size_t g = 0; g < group_slack_.size(); ++g) over = over || group_slack_[g] < 0.0;
+  std::vector<double> &free_to = free_;
+  free_to.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
-    double free_to = bound[i];
+    free_to[i] = bound[i];
     if (over) {
       bool node_over = slack < 0.0;
       for (std::size_t g : node_groups(i)) node_over = node_over || group_slack_[g] < 0.0;
-      if (node_over) free_to = std::min(free_to, held_w(i, bound[i], now_s));
+      if (node_over) free_to[i] = std::min(free_to[i], held_w(i, bound[i], now_s));
     }
-    grant[i] = std::min(target[i], free_to);
+    grant[i] = std::min(target[i], free_to[i]);
+    // A slow node's dip waits for a second step's target (ClusterConfig::slow_confirm_periods).
+    const NodeState &s = nodes_[i];
+    if (!over && s.steered && target[i] < s.granted_w && slow_to_confirm(s))
+      grant[i] = std::min(free_to[i], std::max(target[i], std::min(s.target_w, s.granted_w)));
     if (target[i] > bound[i]) raise.push_back(i);
   }
+  if (over) spread_decreases();
   order_raises(bound);
   wait_w_ = 0.0;
   for (std::size_t i : raise) {
@@ -758,6 +780,7 @@ ClusterNodeStatus ClusterController::node_status(std::size_t i, double now_s) co
   st.target_w = s.target_w;
   st.granted_w = s.granted_w;
   st.in_force_bound_w = in_force_bound_w(i, now_s);
+  st.confirm_s = s.confirm_s;
   if (s.reported) {
     st.power_w = s.last.power_w;
     st.caps_w = s.last.caps_w;
@@ -919,6 +942,46 @@ double ClusterController::raise_room(std::size_t i, double want_w, double slack)
 void ClusterController::take_slack(std::size_t i, double w, double &slack) {
   slack -= w;
   for (std::size_t g : node_groups(i)) group_slack_[g] -= w;
+}
+
+bool ClusterController::slow_to_confirm(const NodeState &s) const {
+  const double from = config_.slow_confirm_periods;
+  return from == 0.0 || (from > 0.0 && s.confirm_s >= from * config_.period_s);
+}
+
+void ClusterController::spread_decreases() {
+  // Per group, then the cluster (last): the grants' sum and the slow nodes' decreases (what
+  // they may hold above their grants). No node is raised here (free_ is at most its bound,
+  // and at most what it holds for sure where that counts), so only the sums matter.
+  const std::size_t ng = config_.groups.size();
+  std::vector<double> &sum = spread_sum_;
+  sum.assign(2 * (ng + 1), 0.0);
+  bool any = false;
+  for (std::size_t i = 0; i < nodes_.size(); ++i) {
+    const double dec =
+        free_[i] > grant_[i] && slow_to_confirm(nodes_[i]) ? free_[i] - grant_[i] : 0.0;
+    any = any || dec > 0.0;
+    sum[2 * ng] += grant_[i];
+    sum[2 * ng + 1] += dec;
+    for (std::size_t g : node_groups(i)) {
+      sum[2 * g] += grant_[i];
+      sum[2 * g + 1] += dec;
+    }
+  }
+  if (!any) return;
+  // The largest share of the decreases that every limit leaves room for, less the raises'
+  // margin (sums in another order stay within).
+  const double margin = raise_margin();
+  double share = 1.0;
+  for (std::size_t g = 0; g <= ng; ++g) {
+    const double limit = g < ng ? config_.groups[g].max_w : config_.budget_w;
+    if (std::isfinite(limit) && sum[2 * g + 1] > 0.0)
+      share = std::min(share, (limit - sum[2 * g] - margin) / sum[2 * g + 1]);
+  }
+  if (!(share > 0.0)) return;
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    if (free_[i] > grant_[i] && slow_to_confirm(nodes_[i]))
+      grant_[i] += share * (free_[i] - grant_[i]);
 }
 
 }  // namespace powergrad

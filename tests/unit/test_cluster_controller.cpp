@@ -215,6 +215,7 @@ END_TEST
 START_TEST(decrease_before_increase) {
   ClusterConfig c = two_nodes();
   c.hysteresis = 0.0;  // slopes 2 vs 1 move watts only without hysteresis
+  c.slow_confirm_periods = -1.0;  // lowered in the first step its target falls
   ClusterController cc(c);
   std::vector<HandNode> nodes = {{"a"}, {"b"}};
   nodes[0].slope = 2.0;
@@ -246,6 +247,169 @@ START_TEST(decrease_before_increase) {
   g = cc.step(13.0);
   ck_assert_double_eq_tol(grant_of(g, "b"), 300.0, 1e-5);
   ck_assert(cc.total_in_force_bound_w(13.0) <= 500.0);
+}
+END_TEST
+
+START_TEST(a_dip_waits_for_a_second_step) {
+  for (const bool hold : {true, false}) {
+    ClusterConfig c = two_nodes();
+    c.hysteresis = 0.0;
+    c.slow_confirm_periods = hold ? 0.0 : -1.0;  // every node slow, or none
+    ClusterController cc(c);
+    std::vector<HandNode> nodes = {{"a"}, {"b"}};
+    nodes[0].slope = 2.0;
+    std::vector<GrantMessage> g;
+    // The nodes report their new slopes before the step at t.
+    const auto tell = [&](double t) {
+      for (HandNode &n : nodes) ck_assert_std_str_eq(cc.on_report(n.report(t - 0.2), t - 0.2), "");
+    };
+    double t = 0.0;
+    for (; t < 5.0; t += 1.0) g = round_trip(cc, nodes, t);
+    ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
+    // For one report b looks the steeper: a's target falls to 200 W and comes back.
+    nodes[0].slope = 1.0;
+    nodes[1].slope = 2.0;
+    tell(t);
+    g = round_trip(cc, nodes, t);
+    ck_assert_double_eq_tol(cc.node_status(0, t).target_w, 200.0, 1e-5);
+    ck_assert_double_eq_tol(grant_of(g, "a"), hold ? 300.0 : 200.0, 1e-5);
+    ck_assert_double_eq_tol(grant_of(g, "b"), 200.0, 1e-5);  // its raise waits either way
+    t += 1.0;
+    nodes[0].slope = 2.0;
+    nodes[1].slope = 1.0;
+    tell(t);
+    g = round_trip(cc, nodes, t);
+    ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
+    ck_assert(cc.total_in_force_bound_w(t + 0.5) <= 500.0 + 1e-6);
+    t += 1.0;
+    // b stays the steeper: a is lowered at the second step (at once where no node is slow),
+    // and b raised once a has confirmed.
+    nodes[0].slope = 1.0;
+    nodes[1].slope = 2.0;
+    tell(t);
+    g = round_trip(cc, nodes, t);
+    ck_assert_double_eq_tol(grant_of(g, "a"), hold ? 300.0 : 200.0, 1e-5);
+    t += 1.0;
+    g = round_trip(cc, nodes, t);
+    ck_assert_double_eq_tol(grant_of(g, "a"), 200.0, 1e-5);
+    t += 1.0;
+    g = round_trip(cc, nodes, t);
+    ck_assert_double_eq_tol(grant_of(g, "b"), 300.0, 1e-5);
+    ck_assert(cc.total_in_force_bound_w(t + 0.5) <= 500.0 + 1e-6);
+    // A budget drop is obeyed in its first step, dip or not.
+    t += 1.0;
+    nodes[0].slope = 2.0;
+    nodes[1].slope = 1.0;
+    tell(t);
+    ck_assert_std_str_eq(cc.set_budget(400.0, t), "");
+    g = cc.step(t);
+    ck_assert(sum_grants(g) <= 400.0 + 1e-6);
+    ck_assert(grant_of(g, "b") < 300.0 - 1.0);
+  }
+}
+END_TEST
+
+START_TEST(dips_held_only_where_decreases_are_slow) {
+  // The default: dips held on nodes whose decreases take a period or more to be confirmed.
+  // Nodes confirm `lag` after each step: a fifth of the 0.5 s period, or more than one.
+  for (const double lag : {0.1, 0.6}) {
+    ClusterConfig c = two_nodes();
+    c.hysteresis = 0.0;
+    c.period_s = 0.5;
+    ClusterController cc(c);
+    ck_assert(cc.config().slow_confirm_periods > 0.0);
+    std::vector<HandNode> nodes = {{"a"}, {"b"}};
+    std::vector<GrantMessage> g;
+    const auto trip = [&](double t) {
+      for (HandNode &n : nodes) ck_assert_std_str_eq(cc.on_report(n.report(t - 0.2), t - 0.2), "");
+      g = cc.step(t);
+      for (HandNode &n : nodes) {
+        n.take(g);
+        ck_assert_std_str_eq(cc.on_report(n.report(t + lag), t + lag), "");
+      }
+    };
+    const auto steeper = [&](std::size_t k) {
+      nodes[k].slope = 2.0;
+      nodes[1 - k].slope = 1.0;
+    };
+    double t = 0.0;
+    steeper(0);
+    for (; t < 5.0; t += 1.0) trip(t);
+    ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
+    ck_assert(std::isnan(cc.node_status(0, t).confirm_s));  // never lowered yet
+    // a's first decrease is not held (nothing measured yet); its confirmation is timed.
+    steeper(1);
+    trip(t);
+    ck_assert_double_eq_tol(grant_of(g, "a"), 200.0, 1e-5);
+    ck_assert_double_eq_tol(cc.node_status(0, t).confirm_s, lag, 1e-9);
+    for (t += 1.0; t < 10.0; t += 1.0) trip(t);
+    ck_assert_double_eq_tol(grant_of(g, "b"), 300.0, 1e-5);
+    // b's first decrease, timed as well.
+    steeper(0);
+    trip(t);
+    ck_assert_double_eq_tol(grant_of(g, "b"), 200.0, 1e-5);
+    for (t += 1.0; t < 15.0; t += 1.0) trip(t);
+    ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
+    // Now a one-step dip of a: held only where a's decreases took 0.6 s.
+    steeper(1);
+    trip(t);
+    ck_assert_double_eq_tol(grant_of(g, "a"), lag > 0.5 ? 300.0 : 200.0, 1e-5);
+    ck_assert(cc.total_in_force_bound_w(t + lag) <= 500.0 + 1e-6);
+  }
+}
+END_TEST
+
+START_TEST(a_falling_budget_keeps_the_grants_at_the_budget) {
+  for (const bool spread : {true, false}) {
+    ClusterConfig c = two_nodes(600.0);
+    c.nodes.push_back({"c", 100.0, 300.0, kNoGroup});
+    c.hysteresis = 0.0;
+    c.slow_confirm_periods = spread ? 0.0 : -1.0;  // every node slow, or none
+    ClusterController cc(c);
+    std::vector<HandNode> nodes = {{"a"}, {"b"}, {"c"}};
+    nodes[0].slope = 3.0;
+    nodes[1].slope = 2.0;
+    nodes[2].slope = 1.0;
+    std::vector<GrantMessage> g;
+    for (double t = 0.0; t < 6.0; t += 1.0) g = round_trip(cc, nodes, t);
+    ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
+    ck_assert_double_eq_tol(grant_of(g, "b"), 200.0, 1e-5);
+    ck_assert_double_eq_tol(grant_of(g, "c"), 100.0, 1e-5);
+    // c becomes the steepest as the budget falls by 100 W: its raise must wait for the
+    // decreases, which are confirmed later (c's target 300 W, a's and b's 100 W).
+    nodes[0].slope = 1.0;
+    nodes[2].slope = 4.0;
+    for (HandNode &n : nodes) ck_assert_std_str_eq(cc.on_report(n.report(6.2), 6.2), "");
+    ck_assert_std_str_eq(cc.set_budget(500.0, 6.3), "");
+    g = cc.step(7.0);
+    ck_assert_double_eq_tol(cc.node_status(2, 7.0).target_w, 300.0, 1e-5);
+    ck_assert_double_eq_tol(grant_of(g, "c"), 100.0, 1e-5);  // not raised while over
+    ck_assert(grant_of(g, "a") <= 300.0 + 1e-9);
+    ck_assert(grant_of(g, "b") <= 200.0 + 1e-9);
+    if (spread) {
+      // a and b lowered by as much as the budget needs, each by the same share of the way
+      // to its target (a: 300 -> 100, b: 200 -> 100; 100 W of 300 W: a third).
+      ck_assert_double_eq_tol(sum_grants(g), 500.0, 1e-6);
+      ck_assert(sum_grants(g) <= 500.0);
+      ck_assert_double_eq_tol(grant_of(g, "a"), 300.0 - 200.0 / 3.0, 1e-5);
+      ck_assert_double_eq_tol(grant_of(g, "b"), 200.0 - 100.0 / 3.0, 1e-5);
+    } else {
+      // All the way: 200 W of the budget are nobody's until a and b confirm.
+      ck_assert_double_eq_tol(sum_grants(g), 300.0, 1e-6);
+    }
+    // Confirmed, the sum is within the budget; from there c is raised as the others fall.
+    for (HandNode &n : nodes) {
+      n.take(g);
+      ck_assert_std_str_eq(cc.on_report(n.report(7.5), 7.5), "");
+    }
+    ck_assert(cc.total_in_force_bound_w(7.5) <= 500.0 + 1e-6);
+    for (double t = 8.0; t < 14.0; t += 1.0) {
+      g = round_trip(cc, nodes, t);
+      ck_assert(cc.total_in_force_bound_w(t + 0.5) <= 500.0 + 1e-6);
+    }
+    ck_assert_double_eq_tol(grant_of(g, "c"), 300.0, 1e-5);
+    ck_assert_double_eq_tol(sum_grants(g), 500.0, 1e-6);
+  }
 }
 END_TEST
 
@@ -1071,7 +1235,9 @@ START_TEST(random_protocol_with_reclaim) {
 END_TEST
 
 START_TEST(release_hands_on_confirmed_watts) {
-  ClusterController cc(two_nodes());
+  ClusterConfig no_dips = two_nodes();
+  no_dips.slow_confirm_periods = -1.0;  // a is lowered in the first step its target falls
+  ClusterController cc(no_dips);
   // Nothing sent yet, nothing pending.
   ck_assert(cc.release(0.0).empty());
   std::vector<HandNode> nodes = {{"a"}, {"b"}};
@@ -1136,7 +1302,7 @@ START_TEST(release_hands_on_confirmed_watts) {
 
   // More slack than b waits for (the budget rose between steps): release() still stops at
   // b's step target; the rest waits for the next step.
-  ClusterController more(two_nodes());
+  ClusterController more(no_dips);
   std::vector<HandNode> again = {{"a"}, {"b"}};
   again[0].slope = 2.0;
   for (double t = 0.0; t < 5.0; t += 1.0) g = round_trip(more, again, t);
@@ -1650,6 +1816,9 @@ int main() {
   TCase *moves = tcase_create("moves");
   tcase_add_test(moves, floors_until_nodes_report_then_water_filling);
   tcase_add_test(moves, decrease_before_increase);
+  tcase_add_test(moves, a_dip_waits_for_a_second_step);
+  tcase_add_test(moves, dips_held_only_where_decreases_are_slow);
+  tcase_add_test(moves, a_falling_budget_keeps_the_grants_at_the_budget);
   tcase_add_test(moves, budget_drop_obeyed_within_one_step);
   tcase_add_test(moves, leases_renewed_every_step);
   tcase_add_test(moves, silent_nodes_stay_counted);
