@@ -113,6 +113,14 @@ double grant_of(const std::vector<GrantMessage> &grants, const std::string &node
   return kNaN;
 }
 
+// Each named node's grant is as given (within 1e-5 W).
+void expect_grants(const std::vector<GrantMessage> &grants,
+                   const std::vector<std::pair<std::string, double>> &want) {
+  for (const auto &w : want)
+    ck_assert_msg(std::fabs(grant_of(grants, w.first) - w.second) < 1e-5, "%s granted %g, not %g",
+                  w.first.c_str(), grant_of(grants, w.first), w.second);
+}
+
 double sum_grants(const std::vector<GrantMessage> &grants) {
   double sum = 0.0;
   for (const GrantMessage &g : grants) sum += g.grant_w;
@@ -257,50 +265,39 @@ START_TEST(a_dip_waits_for_a_second_step) {
     c.slow_confirm_periods = hold ? 0.0 : -1.0;  // every node slow, or none
     ClusterController cc(c);
     std::vector<HandNode> nodes = {{"a"}, {"b"}};
-    nodes[0].slope = 2.0;
     std::vector<GrantMessage> g;
-    // The nodes report their new slopes before the step at t.
-    const auto tell = [&](double t) {
+    // Node k becomes the steeper; the nodes report it before the step at t.
+    const auto steeper = [&](std::size_t k, double t) {
+      nodes[k].slope = 2.0;
+      nodes[1 - k].slope = 1.0;
       for (HandNode &n : nodes) ck_assert_std_str_eq(cc.on_report(n.report(t - 0.2), t - 0.2), "");
     };
     double t = 0.0;
+    nodes[0].slope = 2.0;
     for (; t < 5.0; t += 1.0) g = round_trip(cc, nodes, t);
     ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
     // For one report b looks the steeper: a's target falls to 200 W and comes back.
-    nodes[0].slope = 1.0;
-    nodes[1].slope = 2.0;
-    tell(t);
+    steeper(1, t);
     g = round_trip(cc, nodes, t);
     ck_assert_double_eq_tol(cc.node_status(0, t).target_w, 200.0, 1e-5);
     ck_assert_double_eq_tol(grant_of(g, "a"), hold ? 300.0 : 200.0, 1e-5);
     ck_assert_double_eq_tol(grant_of(g, "b"), 200.0, 1e-5);  // its raise waits either way
-    t += 1.0;
-    nodes[0].slope = 2.0;
-    nodes[1].slope = 1.0;
-    tell(t);
+    steeper(0, t += 1.0);
     g = round_trip(cc, nodes, t);
     ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
     ck_assert(cc.total_in_force_bound_w(t + 0.5) <= 500.0 + 1e-6);
-    t += 1.0;
     // b stays the steeper: a is lowered at the second step (at once where no node is slow),
     // and b raised once a has confirmed.
-    nodes[0].slope = 1.0;
-    nodes[1].slope = 2.0;
-    tell(t);
+    steeper(1, t += 1.0);
     g = round_trip(cc, nodes, t);
     ck_assert_double_eq_tol(grant_of(g, "a"), hold ? 300.0 : 200.0, 1e-5);
-    t += 1.0;
-    g = round_trip(cc, nodes, t);
+    g = round_trip(cc, nodes, t += 1.0);
     ck_assert_double_eq_tol(grant_of(g, "a"), 200.0, 1e-5);
-    t += 1.0;
-    g = round_trip(cc, nodes, t);
+    g = round_trip(cc, nodes, t += 1.0);
     ck_assert_double_eq_tol(grant_of(g, "b"), 300.0, 1e-5);
     ck_assert(cc.total_in_force_bound_w(t + 0.5) <= 500.0 + 1e-6);
     // A budget drop is obeyed in its first step, dip or not.
-    t += 1.0;
-    nodes[0].slope = 2.0;
-    nodes[1].slope = 1.0;
-    tell(t);
+    steeper(0, t += 1.0);
     ck_assert_std_str_eq(cc.set_budget(400.0, t), "");
     g = cc.step(t);
     ck_assert(sum_grants(g) <= 400.0 + 1e-6);
@@ -367,14 +364,10 @@ START_TEST(a_falling_budget_keeps_the_grants_at_the_budget) {
     c.slow_confirm_periods = spread ? 0.0 : -1.0;  // every node slow, or none
     ClusterController cc(c);
     std::vector<HandNode> nodes = {{"a"}, {"b"}, {"c"}};
-    nodes[0].slope = 3.0;
-    nodes[1].slope = 2.0;
-    nodes[2].slope = 1.0;
+    for (std::size_t k = 0; k < 3; ++k) nodes[k].slope = 3.0 - k;
     std::vector<GrantMessage> g;
     for (double t = 0.0; t < 6.0; t += 1.0) g = round_trip(cc, nodes, t);
-    ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
-    ck_assert_double_eq_tol(grant_of(g, "b"), 200.0, 1e-5);
-    ck_assert_double_eq_tol(grant_of(g, "c"), 100.0, 1e-5);
+    expect_grants(g, {{"a", 300.0}, {"b", 200.0}, {"c", 100.0}});
     // c becomes the steepest as the budget falls by 100 W: its raise must wait for the
     // decreases, which are confirmed later (c's target 300 W, a's and b's 100 W).
     nodes[0].slope = 1.0;
