@@ -461,7 +461,6 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
         }
       }
     }
-    s.steered = steered;
     const NodeId id = leaf_[i];
     tree_.set_limits(id, low, high);
     if (!steered) {
@@ -563,9 +562,10 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
       if (node_over) free_to[i] = std::min(free_to[i], held_w(i, bound[i], now_s));
     }
     grant[i] = std::min(target[i], free_to[i]);
-    // A slow node's dip waits for a second step's target (ClusterConfig::slow_confirm_periods).
+    // A slow node's dip waits for a second step's target (ClusterConfig::slow_confirm_periods);
+    // steered nodes only (their leaves have curves).
     const NodeState &s = nodes_[i];
-    if (!over && s.steered && target[i] < s.granted_w && slow_to_confirm(s))
+    if (!over && s.leaf_curve_set && target[i] < s.granted_w && slow_to_confirm(s))
       grant[i] = std::min(free_to[i], std::max(target[i], std::min(s.target_w, s.granted_w)));
     if (target[i] > bound[i]) raise.push_back(i);
   }

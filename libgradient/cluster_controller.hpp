@@ -429,7 +429,6 @@ class ClusterController {
     std::uint64_t last_seq_sent = 0;
     double granted_w = std::numeric_limits<double>::quiet_NaN();
     double target_w = 0.0;
-    bool steered = false;  // the last step gave it a demand curve (steered work)
     double confirm_s = std::numeric_limits<double>::quiet_NaN();  // see ClusterNodeStatus
     // The leaf's curve in tree_: whether it holds this node's demand, and for which floor.
     bool leaf_curve_set = false;
