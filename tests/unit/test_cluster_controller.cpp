@@ -307,9 +307,11 @@ START_TEST(a_dip_waits_for_a_second_step) {
 END_TEST
 
 START_TEST(dips_held_only_where_decreases_are_slow) {
-  // The default: dips held on nodes whose decreases take a period or more to be confirmed.
-  // Nodes confirm `lag` after each step: a fifth of the 0.5 s period, or more than one.
-  for (const double lag : {0.1, 0.6}) {
+  // The default: dips held on nodes whose decreases take a third of a period or more to be
+  // confirmed.
+  // Nodes confirm `lag` after each step: a fifth of the 0.5 s period, half of it, or more
+  // than one.
+  for (const double lag : {0.1, 0.25, 0.6}) {
     ClusterConfig c = two_nodes();
     c.hysteresis = 0.0;
     c.period_s = 0.5;
@@ -347,10 +349,10 @@ START_TEST(dips_held_only_where_decreases_are_slow) {
     ck_assert_double_eq_tol(grant_of(g, "b"), 200.0, 1e-5);
     for (t += 1.0; t < 15.0; t += 1.0) trip(t);
     ck_assert_double_eq_tol(grant_of(g, "a"), 300.0, 1e-5);
-    // Now a one-step dip of a: held only where a's decreases took 0.6 s.
+    // Now a one-step dip of a: held only where a's decreases took half a period or more.
     steeper(1);
     trip(t);
-    ck_assert_double_eq_tol(grant_of(g, "a"), lag > 0.5 ? 300.0 : 200.0, 1e-5);
+    ck_assert_double_eq_tol(grant_of(g, "a"), lag > 0.2 ? 300.0 : 200.0, 1e-5);
     ck_assert(cc.total_in_force_bound_w(t + lag) <= 500.0 + 1e-6);
   }
 }
