@@ -225,7 +225,8 @@ struct ClusterConfig {
   // dip leaves its watts unused for the confirmation and then the raise's delivery, half a
   // period or more, while a held lasting decrease costs one period of what the move gains, a
   // fraction of what its watts are worth. A node agent on the cluster's network confirms
-  // within milliseconds, and the simulator's one-tick transport within a fifth of a period.
+  // within milliseconds, and the simulator's one-tick transport (0.1 s ticks, 1 s periods)
+  // within a fifth of a period.
   // In the simulator, with a 1 s transport delay (2 s to confirm), steered nodes' targets
   // moved some 50 W a second back and forth on a 6.4 kW budget (plain-bursty) and the caps
   // held 99.0% of the budget (shared-sockets: 99.4%); 99.7% with both. Applied to every
@@ -236,7 +237,7 @@ struct ClusterConfig {
   // confirm) held 99.0-99.4% of the budget; at a third, 99.6-99.8%. The cost: one of them
   // (overloaded queues under a diurnal load) 1.4 points of its 21% gain over the better
   // baseline (mean of eight seeds; from -6.9 to +0.9 points on one seed), and renewable-day
-  // 0.6 point of the oracle's gain (some of its decreases wait for a period's report).
+  // 0.6 point of the oracle's gain (its 0.2 s ticks make a decrease take 0.4 s to confirm).
   double slow_confirm_periods = 1.0 / 3.0;
   PlainShare plain_share = PlainShare::usage;
   std::uint64_t epoch = 1;      // must rise with every controller start
