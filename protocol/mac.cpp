@@ -89,6 +89,14 @@ bool hmac_sha256(const Key &key, const void *data, std::size_t size, Mac &out) {
   return k.ok() && k.compute(static_cast<const std::uint8_t *>(data), size, nullptr, 0, out);
 }
 
+bool init_crypto_for_exit(std::string &error) {
+  if (OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr) != 1) {
+    error = openssl_error("OPENSSL_init_crypto");
+    return false;
+  }
+  return true;
+}
+
 bool random_bytes(void *out, std::size_t size, std::string &error) {
   auto *p = static_cast<std::uint8_t *>(out);
   while (size > 0) {

@@ -47,6 +47,17 @@ class MacKey {
 // One-shot HMAC-SHA256 (key derivation). False when OpenSSL fails.
 bool hmac_sha256(const Key &key, const void *data, std::size_t size, Mac &out);
 
+// For a process whose threads may still use libcrypto while exit() runs its handlers
+// (slurmctld ends in exit() with the controller thread running): initialises libcrypto now
+// and asks it not to clean itself up at exit (OPENSSL_INIT_NO_ATEXIT). Left to itself,
+// libcrypto registers its clean-up at its first use, after a handler registered at start-up
+// that stops such threads; handlers run in reverse order, so the clean-up would run first and
+// a thread still computing a MAC would find libcrypto torn down (a crash of slurmctld at
+// shutdown). Call before registering that handler: if libcrypto was initialised earlier by
+// someone else, its clean-up was registered earlier too, and runs after the handler. False
+// (and the reason in `error`) if libcrypto refuses.
+bool init_crypto_for_exit(std::string &error);
+
 // Fills `out` from the kernel's CSPRNG (getrandom), retrying on EINTR and short reads.
 // False (and errno-based text in `error`) if the kernel refuses.
 bool random_bytes(void *out, std::size_t size, std::string &error);

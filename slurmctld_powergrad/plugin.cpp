@@ -62,6 +62,7 @@ extern "C" {
 #include "posix/unique_fd.hpp"
 #include "protocol/auth.hpp"
 #include "protocol/controller_endpoint.hpp"
+#include "protocol/mac.hpp"
 #include "slurmctld_powergrad/slurm_adapter.h"
 
 extern "C" {
@@ -683,6 +684,12 @@ int init(void) {
     const char *sh = std::getenv(kStartHookEnv);
     const bool start_hook = sh && std::strcmp(sh, "1") == 0;
     pg_adapter_set_job_hooks(comment_for_job, nullptr, start_hook ? 1 : 0);
+    // Before the thread's first MAC and before stop_at_exit is registered: libcrypto must
+    // outlive the thread at exit (protocol/mac.hpp).
+    std::string crypto_error;
+    if (!proto::init_crypto_for_exit(crypto_error))
+      log_error("libcrypto: " + crypto_error +
+                " (slurmctld's exit may race the controller thread)");
     controller = new Controller();
     controller->start();
     static bool at_exit_registered = false;

@@ -3,6 +3,7 @@
 PROTOCOL_UNIT_TESTS = \
 	tests/unit/test_proto_codec \
 	tests/unit/test_proto_channel \
+	tests/unit/test_proto_exit \
 	tests/unit/test_proto_handshake \
 	tests/unit/test_proto_munge \
 	tests/unit/test_proto_net \
@@ -22,6 +23,10 @@ tests_unit_test_proto_codec_LDADD = $(PROTOCOL_UNIT_LDADD)
 tests_unit_test_proto_channel_SOURCES = tests/unit/test_proto_channel.cpp
 tests_unit_test_proto_channel_CPPFLAGS = $(PROTOCOL_UNIT_CPPFLAGS)
 tests_unit_test_proto_channel_LDADD = $(PROTOCOL_UNIT_LDADD)
+
+tests_unit_test_proto_exit_SOURCES = tests/unit/test_proto_exit.cpp
+tests_unit_test_proto_exit_CPPFLAGS = $(PROTOCOL_UNIT_CPPFLAGS)
+tests_unit_test_proto_exit_LDADD = $(PROTOCOL_UNIT_LDADD)
 
 tests_unit_test_proto_handshake_SOURCES = tests/unit/test_proto_handshake.cpp
 tests_unit_test_proto_handshake_CPPFLAGS = $(PROTOCOL_UNIT_CPPFLAGS)
