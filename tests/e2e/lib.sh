@@ -23,7 +23,8 @@
 #
 # Exit status: a test that ran its whole plan exits 0 under `make check` (PG_BUILDDIR set:
 # the TAP lines carry the results, so failures are not counted twice), and 1 on any
-# failure when run by hand. A test that stops before its plan is complete exits nonzero.
+# failure when run by hand. A test that stops before its plan is complete exits nonzero, and
+# so does one whose cluster folder holds a core file at teardown (a crashed daemon or job).
 #
 # Local cluster (tests/cluster/pgcluster)
 #   pg_cluster_test_setup NAME
@@ -201,6 +202,7 @@ _pg_exit() {
     diag "planned $_pg_tap_planned test points but ran $_pg_tap_n"
     [ "$rc" -ne 0 ] || rc=1
   fi
+  [ "${_pg_core_dumped:-0}" != 1 ] || [ "$rc" -ne 0 ] || rc=1
   if [ "$_pg_tap_failed" -gt 0 ]; then
     diag "$_pg_tap_failed of $_pg_tap_n test points failed"
     if [ "$rc" -eq 0 ] && [ -z "${PG_BUILDDIR:-}" ]; then rc=1; fi
@@ -248,9 +250,19 @@ _pg_claim_port_base() {
 }
 
 _pg_cluster_teardown() {
-  local out
+  local out cores
   if [ -n "${PG_CLUSTER_DIR:-}" ] && [ -d "$PG_CLUSTER_DIR" ]; then
     out=$("$PGCLUSTER" down 2>&1) || diag "pgcluster down failed:" "$out"
+    # A daemon (or a job) that crashed leaves a core file in its working directory, the
+    # cluster folder (kernel.core_pattern "core"): the test fails, whatever its test points
+    # said. (A crash at slurmctld's exit showed only as a lost power series once.)
+    cores=$(find "$PG_CLUSTER_DIR" -maxdepth 3 -type f \( -name core -o -name 'core.[0-9]*' \) \
+      2>/dev/null | sort)
+    if [ -n "$cores" ]; then
+      diag "a process dumped core during the test (a crashed daemon or job):" "$cores"
+      _pg_tap_aborted=1
+      _pg_core_dumped=1
+    fi
     if pg_test_failed || [ "${PG_KEEP_CLUSTER_DIR:-0}" = 1 ]; then
       diag "cluster folder kept for inspection: $PG_CLUSTER_DIR"
     else
