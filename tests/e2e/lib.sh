@@ -202,7 +202,8 @@ _pg_exit() {
     diag "planned $_pg_tap_planned test points but ran $_pg_tap_n"
     [ "$rc" -ne 0 ] || rc=1
   fi
-  [ "${_pg_core_dumped:-0}" != 1 ] || [ "$rc" -ne 0 ] || rc=1
+  # Aborted by a cleanup (a core file at the cluster's teardown): nonzero as well.
+  [ "${_pg_tap_aborted:-0}" != 1 ] || [ "$rc" -ne 0 ] || rc=1
   if [ "$_pg_tap_failed" -gt 0 ]; then
     diag "$_pg_tap_failed of $_pg_tap_n test points failed"
     if [ "$rc" -eq 0 ] && [ -z "${PG_BUILDDIR:-}" ]; then rc=1; fi
@@ -261,7 +262,6 @@ _pg_cluster_teardown() {
     if [ -n "$cores" ]; then
       diag "a process dumped core during the test (a crashed daemon or job):" "$cores"
       _pg_tap_aborted=1
-      _pg_core_dumped=1
     fi
     if pg_test_failed || [ "${PG_KEEP_CLUSTER_DIR:-0}" = 1 ]; then
       diag "cluster folder kept for inspection: $PG_CLUSTER_DIR"
