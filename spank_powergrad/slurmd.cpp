@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "nodeagent/agent.hpp"
+#include "protocol/mac.hpp"
 #include "spank_powergrad/agent_module.hpp"
 #include "spank_powergrad/node_name.hpp"
 #include "spank_powergrad/slurm_conf.hpp"
@@ -101,6 +102,13 @@ std::optional<ControllerLinkConfig> controller_link(const PluginConfig &c, std::
 }
 
 void start_agent(const AgentSetup &s) {
+  // Before the agent's first MAC: should slurmd end in exit() without the stop hook (a
+  // fatal error), libcrypto must not be torn down under the agent's thread (protocol/mac.hpp).
+  if (s.link) {
+    std::string crypto_error;
+    if (!proto::init_crypto_for_exit(crypto_error))
+      log_error("libcrypto: %s (slurmd's exit may race the node agent)", crypto_error.c_str());
+  }
   agent = std::make_unique<NodeAgent>(s.agent, agent_log, s.power, s.link);
   const std::string err = agent->start();
   if (!err.empty()) {
