@@ -3,9 +3,9 @@
 // policy), with synthetic plants instead of the simulator's queues:
 // - time advances in ticks of 0.1 period; messages are delivered at the next tick, in order,
 //   none lost;
-// - on a grant: NodeController::on_grant, then enforce(), whose caps are applied at once and
-//   whose report is sent at once; reports that arrive go to on_report(), then release() runs
-//   and its grants are sent;
+// - on a grant: NodeController::on_grant, then enforce() (a drop obeyed, a rise used), whose
+//   caps are applied at once and whose report is sent at once; reports that arrive go to
+//   on_report(), then release() runs and its grants are sent;
 // - every node steps every period (t = k x period), the controller half a period later; a
 //   budget change is passed on with set_budget() at the tick it happens, and the controller
 //   steps at once when total_in_force_bound_w() exceeds the new budget.

@@ -325,6 +325,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
   };
 
   // 3. Targets: water-filling above the (share-clamped) bases.
+  last_children_.clear();
   std::vector<double> targets = mins;
   std::vector<double> protect = mins;
   std::vector<GainCurve> curves(n);
@@ -446,6 +447,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     const AllocResult alloc = allocate(grant, children);
     if (alloc.feasible) {
       targets = alloc.grants_w;
+      last_children_ = std::move(children);  // for a raise between steps (enforce)
     } else {
       out.warnings.push_back("allocation failed (" + alloc.error + "); holding protected bases");
       targets = protect;
@@ -610,6 +612,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
   }
 
   last_mins_ = mins;
+  last_grant_ = grant;
   last_maxs_.resize(n);
   for (std::size_t d = 0; d < n; ++d) last_maxs_[d] = in.domains[d].max_cap_w;
   last_targets_ = targets;
@@ -705,14 +708,42 @@ std::optional<NodeDecision> NodeController::enforce(double now_s) {
   for (std::size_t d = 0; d < n; ++d) caps[d] = domains_[d].output_w;
   const double grant = effective_grant_w(now_s);
   const double min_sum = sum_in_order(last_mins_);
-  if (!(sum_in_order(caps) > grant)) return std::nullopt;
+  const double held = sum_in_order(caps);
+  const bool drop = held > grant;
+  // A rise: the watts above the caps go where the last step's curves put them at the new
+  // grant (the same water-filling, hysteresis included), each cap by at most one step's
+  // damping. Less than the deadband waits for the next step.
+  const double dead = std::max(params_.deadband_w, 1e-9 * grant);
+  const bool rise = !drop && params_.raise_at_once && last_children_.size() == n &&
+                    grant > last_grant_ + dead && grant - held > dead;
+  if (!drop && !rise) {
+    last_grant_ = std::min(last_grant_, grant);  // a rise is counted from the lowest since
+    return std::nullopt;
+  }
 
   NodeDecision out;
   out.ok = true;
   out.effective_grant_w = grant;
   out.lease_expired = lease_expired(now_s);
   std::vector<double> targets = last_targets_;
-  if (!(grant >= min_sum)) {
+  if (rise) {
+    const AllocResult alloc = allocate(grant, last_children_);
+    if (!alloc.feasible) return std::nullopt;
+    std::vector<double> to(n);
+    for (std::size_t d = 0; d < n; ++d) {
+      const double range = last_maxs_[d] - last_mins_[d];
+      const double step = std::max(params_.max_step_w, params_.max_step_frac * range);
+      to[d] = std::clamp(std::min(alloc.grants_w[d], caps[d] + step), caps[d], last_maxs_[d]);
+    }
+    const std::vector<double> before = caps;
+    raise_towards(caps, to, grant - held);
+    fit_to_budget(caps.data(), before.data(), n, grant);
+    bool moved = false;
+    for (std::size_t d = 0; d < n; ++d) moved = moved || caps[d] > before[d];
+    if (!moved) return std::nullopt;
+    targets = alloc.grants_w;
+    for (std::size_t d = 0; d < n; ++d) domains_[d].base_w += caps[d] - before[d];
+  } else if (!(grant >= min_sum)) {
     out.warnings.push_back("grant " + format_w(grant) + " is below the domains' minimum caps " +
                            format_w(min_sum) + ": caps held at their minimum");
     caps = last_mins_;
@@ -724,12 +755,14 @@ std::optional<NodeDecision> NodeController::enforce(double now_s) {
     for (std::size_t d = 0; d < n; ++d)
       caps[d] = std::max(last_mins_[d], std::min(caps[d], domains_[d].output_w));
   }
+  last_grant_ = grant;
+  out.raised = rise;
   out.caps_w = caps;
   out.target_caps_w = targets;
   out.apply_order.resize(n);
   for (std::size_t d = 0; d < n; ++d) out.apply_order[d] = d;
   for (std::size_t d = 0; d < n; ++d) {
-    domains_[d].base_w = std::min(domains_[d].base_w, caps[d]);
+    if (!rise) domains_[d].base_w = std::min(domains_[d].base_w, caps[d]);
     domains_[d].output_w = caps[d];
   }
   last_targets_ = targets;

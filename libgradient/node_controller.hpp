@@ -50,7 +50,10 @@
 //    next step continues from the unperturbed caps.
 // Between steps, enforce() obeys a grant drop at once (caps lowered, none raised) and
 // writes the report that confirms it, so the cluster controller can hand the watts on
-// within the period (ClusterController::release).
+// within the period (ClusterController::release). A grant that rose above the one the last
+// step fitted is used at once too (raise_at_once): the last step's water-filling, run again
+// at the new grant, says where the new watts go (none lowered, each cap by at most one
+// step's damping).
 #pragma once
 
 #include <cmath>
@@ -62,6 +65,7 @@
 #include <string>
 #include <vector>
 
+#include "libgradient/allocator.hpp"
 #include "libgradient/control_messages.hpp"
 #include "libgradient/gain_curve.hpp"
 #include "libgradient/gradient_model.hpp"
@@ -120,6 +124,10 @@ struct NodeControllerParams {
   // for watts of the grant that no cap would use: step 4 above).
   double deadband_w = 1.0;
   double deadband_frac = 0.01;
+  // enforce() also raises the caps when a grant rises (not only lowers them when it drops),
+  // so that watts the cluster controller moves here are used from their arrival, not from
+  // the next step (a period later on a node agent whose reports lead the controller's step).
+  bool raise_at_once = true;
   // Perturbation size (share of the domain's range) and least time between two on a domain.
   double perturb_frac = 0.03;
   double perturb_interval_s = 5.0;
@@ -215,6 +223,8 @@ struct NodeDecision {
   // The perturbed domain this step (its cap_w includes perturbation_w), if any.
   std::optional<std::size_t> perturbed_domain;
   double perturbation_w = 0.0;
+  // From enforce(): the caps rose to a grant that rose (else they were lowered, or kept).
+  bool raised = false;
   std::vector<JobDomainShare> job_shares;
   // Things that did not stop the step: jobs skipped for bad input, a grant below the
   // domains' minimum caps.
@@ -254,8 +264,11 @@ class NodeController {
   // effective grant (the grant dropped, or the lease ended), the caps lowered to fit it now
   // (those above their targets first, none raised), with a report that confirms the grant,
   // so that the cluster controller can give the watts to others without waiting a period.
-  // Nothing (nullopt) when the caps already fit, or before the first step. The report
-  // repeats the last step's measurements and demand. Never throws.
+  // If the grant rose by more than the deadband above the one last fitted (by a step or
+  // here) and the caps leave more than that unused (raise_at_once): the caps raised into it
+  // (NodeDecision::raised), none lowered, as the last step's allocation puts the new grant.
+  // Nothing (nullopt) otherwise, or before the first step. The report repeats the last
+  // step's measurements and demand. Never throws.
   std::optional<NodeDecision> enforce(double now_s);
 
   const std::string &node_name() const { return name_; }
@@ -297,6 +310,10 @@ class NodeController {
   // The last step's outcome, for enforce().
   bool stepped_ = false;
   std::vector<double> last_mins_, last_maxs_, last_targets_;
+  // The grant the last step (or raise) fitted the caps to, and the last step's water-filling
+  // input (empty when it had none).
+  double last_grant_ = 0.0;
+  std::vector<AllocChild> last_children_;
   NodeReport last_report_;
   std::uint64_t report_seq_ = 0;
   std::uint64_t rng_;

@@ -270,7 +270,8 @@ std::optional<NodeReport> PowerControl::take_urgent_report() {
 void PowerControl::enforce_grant(double wall_s) {
   urgent_report_.reset();
   // A drop is obeyed now, not at the next period: the cluster controller gives the watts to
-  // other nodes once this node confirms it no longer holds them.
+  // other nodes once this node confirms it no longer holds them. A rise is used now too: the
+  // watts moved here would otherwise sit unused until the next period.
   std::optional<NodeDecision> dec = controller_->enforce(wall_s);
   if (!dec) return;
   for (const std::string &w : dec->warnings) log_(AgentLogLevel::debug, "controller: " + w);
@@ -282,9 +283,20 @@ void PowerControl::enforce_grant(double wall_s) {
   if (!domain_inputs(doms)) return;
   bool power_aware = false;
   for (const auto &kv : steps_) power_aware = power_aware || is_power_aware(kv.second.mode);
-  // Only lowerings: a drop never raises a cap in force.
-  const bool changed =
-      (managed() || power_aware) && !control_blocked_ && write_caps(*dec, doms, true);
+  // A drop only lowers caps in force; a rise only raises them, and only if the caps in force
+  // (a firmware may hold one above what was asked) stay within the grant with it.
+  bool fits = true;
+  if (dec->raised) {
+    double after = 0.0;
+    for (std::size_t d = 0; d < domains_.size(); ++d) {
+      const std::optional<double> cap = cap_in_force_w(d);
+      const double cur = cap ? *cap : (d < doms.size() ? doms[d].max_cap_w : 0.0);
+      after += d < dec->caps_w.size() ? std::max(cur, dec->caps_w[d]) : cur;
+    }
+    fits = after <= dec->effective_grant_w + 1e-6;
+  }
+  const bool changed = fits && (managed() || power_aware) && !control_blocked_ &&
+                       write_caps(*dec, doms, !dec->raised);
   NodeReport r = dec->report;
   r.caps_w = caps_in_force_sum_w(doms);
   fill_accounting(r);
@@ -294,11 +306,13 @@ void PowerControl::enforce_grant(double wall_s) {
   for (std::size_t i = 0; i < dec->caps_w.size() && i < domains_.size(); ++i) {
     caps += (i ? "," : "") + domains_[i].zone_name + "=" + fmt_w(dec->caps_w[i]);
   }
-  log_(AgentLogLevel::info, "grant on " + config_.node_name + " lowered to " +
-                                fmt_w(dec->effective_grant_w) + " W: " +
-                                (changed ? "caps lowered at once to " + caps
-                                         : std::string("no cap written")) +
-                                " (in force " + fmt_w(r.caps_w) + " W)");
+  const char *how = dec->raised ? "raised" : "lowered";
+  log_(dec->raised ? AgentLogLevel::debug : AgentLogLevel::info,
+       "grant on " + config_.node_name + " " + how + " to " + fmt_w(dec->effective_grant_w) +
+           " W: " +
+           (changed ? std::string("caps ") + how + " at once to " + caps
+                    : std::string("no cap written")) +
+           " (in force " + fmt_w(r.caps_w) + " W)");
 }
 
 void PowerControl::setup_hardware() {

@@ -46,7 +46,9 @@
 // after this period's writes, so a report confirms lowered caps. A grant that lowers the
 // node's watts is obeyed at once: on_grant() lowers the caps right away (NodeController::
 // enforce, same write path and checks as a period) and leaves a report that confirms the new
-// lease (take_urgent_report), for the agent to send without waiting for the next period.
+// lease (take_urgent_report), for the agent to send without waiting for the next period. A
+// grant that raises them is used at once the same way (only raises written, and only if the
+// caps in force stay within the grant with them).
 // Each report's job summaries carry the job's accounting (energy, average power, caps in
 // force) from the ledger.
 //
@@ -162,10 +164,10 @@ class PowerControl {
   void period(const std::vector<RegisteredStep> &steps, double now_s,
               double wall_s = std::numeric_limits<double>::quiet_NaN());
   // A grant from the cluster controller, taken as the node's lease at wall-clock wall_s.
-  // Returns "" when accepted, else why not (then nothing changes). The caps follow at the
-  // next period, except when the grant lowers the node's watts below the caps in force: then
-  // they are lowered at once and a report confirming the lease is left for
-  // take_urgent_report().
+  // Returns "" when accepted, else why not (then nothing changes). When the grant lowers the
+  // node's watts below the caps in force they are lowered at once, and when it raises them
+  // (NodeController::enforce) they are raised at once; either way a report confirming the
+  // lease is left for take_urgent_report(). Otherwise the caps follow at the next period.
   std::string on_grant(const GrantMessage &grant, double wall_s);
   // The report that confirms a grant obeyed at once (nullopt if none is waiting); taking it
   // clears it.

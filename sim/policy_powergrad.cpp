@@ -28,7 +28,8 @@
 //   counts as possibly in force, it steps at once as well (reacts to a budget drop within
 //   one period).
 // - As the node agent does, a node obeys a grant below its caps as soon as it arrives
-//   (NodeController::enforce) and sends the confirming report at once; whenever reports
+//   (NodeController::enforce), uses a grant that rose above its last one at once too, and
+//   sends the confirming report at once; whenever reports
 //   arrive, the cluster controller hands the confirmed watts on (ClusterController::release)
 //   instead of waiting for its next step.
 // - Transport: grants and reports are delivered transport_delay_s after they are sent, but
@@ -212,7 +213,8 @@ class PowergradPolicy final : public Policy {
       if (it != node_index_.end()) {
         NodeAgent &a = agents_[it->second];
         // A grant below the caps in force is obeyed at once and confirmed (the agent does
-        // so on receipt), so the controller can hand the watts on within the period.
+        // so on receipt), so the controller can hand the watts on within the period; a
+        // grant that rose is used at once.
         if (a.ctl.on_grant(g, now).empty()) {
           if (std::optional<NodeDecision> dec = a.ctl.enforce(now)) {
             for (std::size_t d : dec->apply_order) io.set_cap_w(a.sockets[d], dec->caps_w[d]);

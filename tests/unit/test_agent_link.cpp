@@ -257,8 +257,8 @@ END_TEST
 
 // A grant below the caps in force is obeyed at once, before the next period: on_grant
 // lowers the caps in the tree and leaves a report confirming the new lease, which reaches the
-// controller; a grant that raises the watts waits for the next period.
-START_TEST(grant_drop_is_obeyed_at_once_and_confirmed) {
+// controller; a grant that raises the watts is used at once the same way (no cap lowered).
+START_TEST(grant_change_is_obeyed_at_once_and_confirmed) {
   Linked t;
   Node &n = t.n;
   Controller &ctl = t.ctl;
@@ -311,19 +311,34 @@ START_TEST(grant_drop_is_obeyed_at_once_and_confirmed) {
   ck_assert(n.caps_sum_w() <= 150.0 + 1e-6);
   ck_assert_uint_gt(ctl.reports.back().report_seq, urgent->report_seq);
 
-  // A raise is not urgent: nothing is written or reported until the next period.
+  // A raise is used at once too: no cap lowered, within the new grant, and confirmed.
   const double low = n.caps_sum_w();
-  g.grant_w = 300.0;
+  const double low0 = n.cap_w(0), low1 = n.cap_w(1);
+  g.grant_w = 200.0;
   g.seq = 5;
   ck_assert_std_str_eq(pc->on_grant(g, wall), "");
+  std::optional<NodeReport> raised = pc->take_urgent_report();
+  ck_assert(raised.has_value());
+  ck_assert_msg(n.caps_sum_w() > low + 1.0, "caps after the raise %f (before %f)", n.caps_sum_w(),
+                low);
+  ck_assert_msg(n.caps_sum_w() <= 200.0 + 1e-6, "caps after the raise %f", n.caps_sum_w());
+  ck_assert(n.cap_w(0) >= low0 - 1e-6 && n.cap_w(1) >= low1 - 1e-6);
+  ck_assert_uint_eq(raised->lease_seq, 5);
+  ck_assert_msg(std::fabs(raised->caps_w - n.caps_sum_w()) < 1e-3, "report %f, in force %f",
+                raised->caps_w, n.caps_sum_w());
+  ck_assert_int_eq(n.count("grant on n1 raised to 200.0 W: caps raised at once"), 1);
+  // The same grant again (a renewal) writes and reports nothing.
+  const double high2 = n.caps_sum_w();
+  g.seq = 6;
+  ck_assert_std_str_eq(pc->on_grant(g, wall), "");
   ck_assert(!pc->take_urgent_report());
-  ck_assert_double_eq_tol(n.caps_sum_w(), low, 1e-6);
+  ck_assert_double_eq_tol(n.caps_sum_w(), high2, 1e-6);
   // A refused grant (stale seq) changes nothing either.
   g.grant_w = 100.0;
   g.seq = 3;
   ck_assert(!pc->on_grant(g, wall).empty());
   ck_assert(!pc->take_urgent_report());
-  ck_assert_double_eq_tol(n.caps_sum_w(), low, 1e-6);
+  ck_assert_double_eq_tol(n.caps_sum_w(), high2, 1e-6);
   pc->shutdown();
 }
 END_TEST
@@ -740,7 +755,7 @@ int main() {
   TCase *tc = tcase_create("link");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, report_grant_lease_expiry_and_reconnect);
-  tcase_add_test(tc, grant_drop_is_obeyed_at_once_and_confirmed);
+  tcase_add_test(tc, grant_change_is_obeyed_at_once_and_confirmed);
   tcase_add_test(tc, report_job_accounting_arrives);
   tcase_add_test(tc, capabilities_are_sent_once_and_not_to_an_older_controller);
   tcase_add_test(tc, capabilities_not_sent_again_to_a_controller_without_restore_failures);

@@ -387,6 +387,43 @@ START_TEST(moves_power_to_the_steeper_domain) {
 }
 END_TEST
 
+// A grant that rises between steps is used at once, where the step would put it: the steeper
+// domain takes the new watts, and the next step keeps about the caps enforce() chose.
+START_TEST(enforce_raises_where_the_step_would) {
+  Plant plant({{0.1}, {0.8}});  // compute-bound on pkg0, memory-bound on pkg1
+  NodeController nc("n1");
+  ck_assert_std_str_eq(nc.on_grant(grant(280.0, 1, 0.0, 1e9), 0.0), "");
+  NodeDecision d;
+  for (int t = 0; t < 60; ++t) d = plant.step(nc, t);
+  ck_assert_double_eq_tol(sum_in_order(d.caps_w), 280.0, 1e-6);
+  ck_assert_std_str_eq(nc.on_grant(grant(300.0, 2, 59.5, 1e9), 59.5), "");
+  const std::optional<NodeDecision> up = nc.enforce(59.5);
+  ck_assert(up.has_value());
+  ck_assert(up->raised);
+  const double rise0 = up->caps_w[0] - d.caps_w[0], rise1 = up->caps_w[1] - d.caps_w[1];
+  ck_assert_msg(rise0 >= 0.0 && rise1 >= 0.0, "rises %g, %g", rise0, rise1);
+  ck_assert_msg(rise0 > rise1, "rises %g (compute-bound), %g (memory-bound)", rise0, rise1);
+  ck_assert_msg(sum_in_order(up->caps_w) <= 300.0 && sum_in_order(up->caps_w) > 299.0,
+                "caps sum %.17g", sum_in_order(up->caps_w));
+  plant.caps = up->caps_w;
+  const NodeInputs in = plant.inputs(60.0);
+  const NodeDecision next = plant.step(nc, 60.0);
+  assert_safe(in, next, 300.0);
+  for (std::size_t i = 0; i < 2; ++i)
+    ck_assert_msg(std::fabs(next.caps_w[i] - up->caps_w[i]) < 2.0, "domain %zu: %g, then %g", i,
+                  up->caps_w[i], next.caps_w[i]);
+  // Switched off (NodeControllerParams::raise_at_once): a rise waits for the step.
+  NodeControllerParams off;
+  off.raise_at_once = false;
+  Plant twin({{0.1}, {0.8}});
+  NodeController held("n1", off);
+  held.on_grant(grant(280.0, 1, 0.0, 1e9), 0.0);
+  for (int t = 0; t < 60; ++t) twin.step(held, t);
+  held.on_grant(grant(300.0, 2, 59.5, 1e9), 59.5);
+  ck_assert(!held.enforce(59.5).has_value());
+}
+END_TEST
+
 START_TEST(grant_drop_obeyed_in_the_same_step) {
   Plant plant({{0.1}, {0.5}});
   NodeController nc("n1");
@@ -993,11 +1030,33 @@ START_TEST(enforce_obeys_a_grant_drop_between_steps) {
   ck_assert(sum_in_order(d.caps_w) > 390.0);
   // The caps fit the grant: nothing.
   ck_assert(!nc.enforce(9.5).has_value());
-  // A higher grant: still nothing (enforce never raises).
+  // A higher grant: the caps rise at once, none lowered, each by at most one step's damping
+  // (max(5 W, 0.3 x range)), within the grant, and a report confirms them.
   ck_assert_std_str_eq(nc.on_grant(grant(450.0, 2, 9.5, 1e9), 9.5), "");
-  ck_assert(!nc.enforce(9.5).has_value());
+  const std::optional<NodeDecision> up = nc.enforce(9.5);
+  ck_assert(up.has_value());
+  ck_assert(up->ok);
+  ck_assert(up->raised);
+  ck_assert_uint_eq(up->caps_w.size(), 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    ck_assert_msg(up->caps_w[i] >= d.caps_w[i], "domain %zu lowered: %g -> %g", i, d.caps_w[i],
+                  up->caps_w[i]);
+    ck_assert(up->caps_w[i] <= kMax);
+    ck_assert(up->caps_w[i] <= d.caps_w[i] + 0.3 * (kMax - kMin) + 1e-9);
+  }
+  ck_assert_msg(sum_in_order(up->caps_w) <= 450.0, "caps %.17g above 450",
+                sum_in_order(up->caps_w));
+  // Both domains' maximum caps sum to 410 W: the rise takes them there.
+  ck_assert_msg(sum_in_order(up->caps_w) > 2 * kMax - 1.0, "the new watts unused: %g -> %g",
+                sum_in_order(d.caps_w), sum_in_order(up->caps_w));
+  ck_assert_uint_eq(up->report.lease_seq, 2);
+  ck_assert_double_eq(up->report.caps_w, sum_in_order(up->caps_w));
+  ck_assert(up->report.report_seq > d.report.report_seq);
+  plant.caps = up->caps_w;
+  // Once: the same grant again is nothing.
+  ck_assert(!nc.enforce(9.55).has_value());
   // A lower grant: the caps fit it at once.
-  const std::vector<double> prev = d.caps_w;
+  const std::vector<double> prev = up->caps_w;
   ck_assert_std_str_eq(nc.on_grant(grant(300.0, 3, 9.6, 1e9), 9.6), "");
   const std::optional<NodeDecision> e = nc.enforce(9.6);
   ck_assert(e.has_value());
@@ -1315,6 +1374,7 @@ int main() {
   TCase *loop = tcase_create("closed_loop");
   tcase_set_timeout(loop, 60);
   tcase_add_test(loop, moves_power_to_the_steeper_domain);
+  tcase_add_test(loop, enforce_raises_where_the_step_would);
   tcase_add_test(loop, noise_guard_keeps_equal_domains_even);
   tcase_add_test(loop, grant_drop_obeyed_in_the_same_step);
   tcase_add_test(loop, damping_and_deadband);
