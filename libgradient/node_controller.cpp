@@ -67,6 +67,10 @@ NodeController::NodeController(std::string node_name, const NodeControllerParams
 
 std::uint64_t NodeController::next_random() { return splitmix64(rng_); }
 
+double NodeController::damping_step_w(double range_w) const {
+  return std::max(params_.max_step_w, params_.max_step_frac * range_w);
+}
+
 std::string NodeController::on_grant(const GrantMessage &grant, double now_s) {
   if (!name_.empty() && grant.node != name_)
     return "grant for node '" + grant.node + "', this is '" + name_ + "'";
@@ -474,7 +478,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
       current = targets[d];
     current = std::clamp(current, dom.min_cap_w, dom.max_cap_w);
     const double range = dom.max_cap_w - dom.min_cap_w;
-    const double step = std::max(params_.max_step_w, params_.max_step_frac * range);
+    const double step = damping_step_w(range);
     const double dead = std::max(params_.deadband_w, params_.deadband_frac * range);
     const double delta = targets[d] - current;
     double next = current;
@@ -731,8 +735,7 @@ std::optional<NodeDecision> NodeController::enforce(double now_s) {
     if (!alloc.feasible) return std::nullopt;
     std::vector<double> to(n);
     for (std::size_t d = 0; d < n; ++d) {
-      const double range = last_maxs_[d] - last_mins_[d];
-      const double step = std::max(params_.max_step_w, params_.max_step_frac * range);
+      const double step = damping_step_w(last_maxs_[d] - last_mins_[d]);
       to[d] = std::clamp(std::min(alloc.grants_w[d], caps[d] + step), caps[d], last_maxs_[d]);
     }
     const std::vector<double> before = caps;

@@ -301,6 +301,8 @@ class NodeController {
     bool operator<(const JobKey &o) const { return job != o.job ? job < o.job : domain < o.domain; }
   };
   std::uint64_t next_random();
+  // The most a cap moves in one step (damping): max(max_step_w, max_step_frac x range).
+  double damping_step_w(double range_w) const;
 
   std::string name_;
   NodeControllerParams params_;

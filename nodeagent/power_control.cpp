@@ -289,8 +289,7 @@ void PowerControl::enforce_grant(double wall_s) {
   if (dec->raised) {
     double after = 0.0;
     for (std::size_t d = 0; d < domains_.size(); ++d) {
-      const std::optional<double> cap = cap_in_force_w(d);
-      const double cur = cap ? *cap : (d < doms.size() ? doms[d].max_cap_w : 0.0);
+      const double cur = cap_in_force_or_max_w(d, doms);
       after += d < dec->caps_w.size() ? std::max(cur, dec->caps_w[d]) : cur;
     }
     fits = after <= dec->effective_grant_w + 1e-6;
@@ -892,12 +891,15 @@ bool PowerControl::write_caps(const NodeDecision &dec, const std::vector<DomainI
   return changed;
 }
 
+double PowerControl::cap_in_force_or_max_w(std::size_t d,
+                                           const std::vector<DomainInput> &domains) const {
+  const std::optional<double> cap = cap_in_force_w(d);
+  return cap ? *cap : (d < domains.size() ? domains[d].max_cap_w : 0.0);
+}
+
 double PowerControl::caps_in_force_sum_w(const std::vector<DomainInput> &domains) const {
   double in_force_w = 0.0;
-  for (std::size_t d = 0; d < domains_.size(); ++d) {
-    const std::optional<double> cap = cap_in_force_w(d);
-    in_force_w += cap ? *cap : (d < domains.size() ? domains[d].max_cap_w : 0.0);
-  }
+  for (std::size_t d = 0; d < domains_.size(); ++d) in_force_w += cap_in_force_or_max_w(d, domains);
   return in_force_w;
 }
 

@@ -233,6 +233,8 @@ class PowerControl {
   void enforce_grant(double wall_s);
   std::optional<std::uint64_t> saved_cpufreq_khz(int cpu) const;
   hw::Status restore_cpufreq(const hw::CpufreqSnapshot &saved);
+  // Domain d's cap in force; its maximum when it cannot be read (the safe assumption).
+  double cap_in_force_or_max_w(std::size_t d, const std::vector<DomainInput> &domains) const;
   double caps_in_force_sum_w(const std::vector<DomainInput> &domains) const;
   void fill_accounting(NodeReport &report) const;
   std::set<int> read_cpus_allowed(const std::set<pid_t> &pids) const;
