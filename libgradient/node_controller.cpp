@@ -71,6 +71,25 @@ double NodeController::damping_step_w(double range_w) const {
   return std::max(params_.max_step_w, params_.max_step_frac * range_w);
 }
 
+std::vector<double> NodeController::fit_children_to_grant(double grant) const {
+  const std::size_t n = last_children_.size();
+  std::vector<PowerRange> held(n);
+  double protected_sum = 0.0;
+  for (std::size_t d = 0; d < n; ++d) {
+    held[d] = {last_mins_[d], std::max(last_mins_[d], last_children_[d].min_w)};
+    protected_sum += held[d].max_w;
+  }
+  if (protected_sum <= grant) {
+    const AllocResult alloc = allocate(grant, last_children_);
+    if (alloc.feasible) return alloc.grants_w;
+  }
+  AllocResult cut = allocate_uniform(grant, held);
+  if (cut.feasible) return cut.grants_w;
+  std::vector<double> t = last_mins_;
+  fit_to_budget(t.data(), last_mins_.data(), n, grant);
+  return t;
+}
+
 std::string NodeController::on_grant(const GrantMessage &grant, double now_s) {
   if (!name_.empty() && grant.node != name_)
     return "grant for node '" + grant.node + "', this is '" + name_ + "'";
@@ -751,8 +770,16 @@ std::optional<NodeDecision> NodeController::enforce(double now_s) {
                            format_w(min_sum) + ": caps held at their minimum");
     caps = last_mins_;
   } else {
-    // Targets that fit the new grant: the old ones, lowered to it if they do not.
-    if (sum_in_order(targets) > grant) fit_to_budget(targets.data(), last_mins_.data(), n, grant);
+    // Targets that fit the new grant. With the last step's water-filling input, the step's
+    // own rule at the new grant: the watts come from the steered work above its protection
+    // (by its curves), and protections that do not all fit are cut to one level, the most
+    // protected first. Without it, the old targets, lowered to the grant.
+    if (sum_in_order(targets) > grant) {
+      if (last_children_.size() == n)
+        targets = fit_children_to_grant(grant);
+      else
+        fit_to_budget(targets.data(), last_mins_.data(), n, grant);
+    }
     lower_to_grant(caps, targets, last_mins_, last_maxs_, grant);
     // Never above what was in force (the clamp to the minimums aside).
     for (std::size_t d = 0; d < n; ++d)

@@ -303,6 +303,9 @@ class NodeController {
   std::uint64_t next_random();
   // The most a cap moves in one step (damping): max(max_step_w, max_step_frac x range).
   double damping_step_w(double range_w) const;
+  // Targets for a grant below the last step's (enforce): the last step's water-filling at
+  // that grant, or, where its protections do not all fit, the protections cut to one level.
+  std::vector<double> fit_children_to_grant(double grant) const;
 
   std::string name_;
   NodeControllerParams params_;
