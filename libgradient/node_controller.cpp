@@ -25,6 +25,21 @@ std::uint64_t splitmix64(std::uint64_t &state) {
   return z ^ (z >> 31);
 }
 
+// Protections that do not all fit the grant are cut from the top, to one level: the most
+// protected gives first, none below its minimum (the even split of the grant over each
+// domain's range from its minimum to its protection: one level, clamped to each range).
+// False, with `protect` as it was, when even the minimums do not fit.
+bool cut_protections_to_grant(std::vector<double> &protect, const std::vector<double> &mins,
+                              double grant) {
+  if (!(sum_in_order(protect) > grant)) return true;
+  std::vector<PowerRange> held(protect.size());
+  for (std::size_t d = 0; d < protect.size(); ++d) held[d] = {mins[d], protect[d]};
+  const AllocResult cut = allocate_uniform(grant, held);
+  if (!cut.feasible) return false;
+  protect = cut.grants_w;
+  return true;
+}
+
 // Caps that sum above the grant are lowered to fit it: those above their targets first, in
 // proportion to how far above they are, then (for rounding, or targets that do not fit)
 // fit_to_budget down to the minimums. Within [mins, maxs]; targets must fit the grant for
@@ -73,18 +88,13 @@ double NodeController::damping_step_w(double range_w) const {
 
 std::vector<double> NodeController::fit_children_to_grant(double grant) const {
   const std::size_t n = last_children_.size();
-  std::vector<PowerRange> held(n);
-  double protected_sum = 0.0;
-  for (std::size_t d = 0; d < n; ++d) {
-    held[d] = {last_mins_[d], std::max(last_mins_[d], last_children_[d].min_w)};
-    protected_sum += held[d].max_w;
-  }
-  if (protected_sum <= grant) {
+  std::vector<double> protect(n);
+  for (std::size_t d = 0; d < n; ++d) protect[d] = std::max(last_mins_[d], last_children_[d].min_w);
+  if (sum_in_order(protect) <= grant) {
     const AllocResult alloc = allocate(grant, last_children_);
     if (alloc.feasible) return alloc.grants_w;
   }
-  AllocResult cut = allocate_uniform(grant, held);
-  if (cut.feasible) return cut.grants_w;
+  if (cut_protections_to_grant(protect, last_mins_, grant)) return protect;
   std::vector<double> t = last_mins_;
   fit_to_budget(t.data(), last_mins_.data(), n, grant);
   return t;
@@ -445,15 +455,8 @@ NodeDecision NodeController::step(const NodeInputs &in) {
       protect[d] = std::clamp(base[d], mins[d], std::max(mins[d], fair_w));
     }
     // Protections that do not all fit the grant (below the node's fair share) are cut from
-    // the top, to one level: the most protected gives first, none below its minimum.
-    // (The even split of the grant over each domain's range from its minimum to its
-    // protection: one level, clamped to each range.)
-    if (sum_in_order(protect) > grant) {
-      std::vector<PowerRange> held(n);
-      for (std::size_t d = 0; d < n; ++d) held[d] = {mins[d], protect[d]};
-      const AllocResult cut = allocate_uniform(grant, held);
-      if (cut.feasible) protect = cut.grants_w;
-    }
+    // the top, to one level (cut_protections_to_grant).
+    cut_protections_to_grant(protect, mins, grant);
     std::vector<AllocChild> children(n);
     for (std::size_t d = 0; d < n; ++d) {
       curves[d] = domain_curve(d, protect[d]);
