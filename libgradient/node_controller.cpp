@@ -722,11 +722,162 @@ NodeDecision NodeController::step(const NodeInputs &in) {
   }
   last_report_ = r;
   stepped_ = true;
+  announced_ = false;
+  return out;
+}
+
+NodeDecision NodeController::announce(const NodeInputs &in) {
+  NodeDecision out;
+  const double now = in.now_s;
+  if (!std::isfinite(now)) {
+    out.error = "now_s is not finite";
+    return out;
+  }
+  if (stepped_) {
+    out.error = "announce after a step: the steps' reports carry the node's measurements";
+    return out;
+  }
+  const std::size_t n = in.domains.size();
+  std::vector<double> caps(n);
+  last_mins_.assign(n, 0.0);
+  last_maxs_.assign(n, 0.0);
+  for (std::size_t d = 0; d < n; ++d) {
+    const DomainInput &dom = in.domains[d];
+    if (std::string why = PowerRange{dom.min_cap_w, dom.max_cap_w}.check(); !why.empty()) {
+      out.error = "domain " + std::to_string(d) + " (" + dom.name + "): " + why;
+      last_mins_.clear();
+      last_maxs_.clear();
+      announced_ = false;
+      return out;
+    }
+    last_mins_[d] = dom.min_cap_w;
+    last_maxs_[d] = dom.max_cap_w;
+    // An unknown cap in force may be anything the hardware allows: its maximum.
+    caps[d] = finite_nonnegative(dom.cap_w) ? dom.cap_w : dom.max_cap_w;
+  }
+  announced_ = true;
+  last_targets_ = caps;
+  last_children_.clear();
+  domains_.assign(n, DomainState{});
+  for (std::size_t d = 0; d < n; ++d) {
+    domains_[d].name = in.domains[d].name;
+    domains_[d].output_w = domains_[d].base_w = caps[d];
+  }
+  const double grant = effective_grant_w(now);
+  last_grant_ = grant;
+  out.ok = true;
+  out.caps_w = caps;
+  out.target_caps_w = caps;
+  out.effective_grant_w = grant;
+  out.lease_expired = lease_expired(now);
+  out.apply_order.resize(n);
+  for (std::size_t d = 0; d < n; ++d) out.apply_order[d] = d;
+
+  NodeReport &r = out.report;
+  r.node = name_;
+  r.incarnation = params_.incarnation;
+  r.started_at_s = params_.started_at_s;
+  r.min_w = sum_in_order(last_mins_);
+  r.max_w = sum_in_order(last_maxs_);
+  r.need_w = r.max_w;
+  r.power_w = std::numeric_limits<double>::quiet_NaN();
+  r.idle = in.jobs.empty();
+  r.steerable = false;
+  for (const JobInput &job : in.jobs) {
+    if (job.key.empty()) continue;
+    for (const JobDomainInput &jd : job.domains) {
+      if (jd.domain >= n) continue;
+      JobSummary js;
+      js.job = job.key;
+      js.domain = jd.domain;
+      js.mode = job.mode;
+      js.reason = "no sample yet";
+      r.jobs.push_back(std::move(js));
+    }
+  }
+  last_report_ = r;
+  out.report = report_for_enforce(caps, grant, now, out.lease_expired);
+  return out;
+}
+
+// The last report, renewed for caps fitted between steps: its measurements and demand
+// repeated, the lease and caps of now.
+NodeReport NodeController::report_for_enforce(const std::vector<double> &caps, double grant,
+                                              double now_s, bool expired) {
+  NodeReport r = last_report_;
+  r.report_seq = ++report_seq_;
+  r.sent_at_s = now_s;
+  r.lease_epoch = lease_.from_controller ? lease_.epoch : 0;
+  r.lease_seq = lease_.from_controller ? lease_.seq : 0;
+  r.lease_grant_w = lease_.grant_w;
+  r.lease_expires_at_s = lease_.expires_at_s;
+  r.lease_expired = expired;
+  r.effective_grant_w = grant;
+  r.caps_w = sum_in_order(caps);
+  last_report_ = r;
+  return r;
+}
+
+// Between announce() and the first step: nothing is measured yet, so the grant is split
+// evenly. A drop lowers each cap to at most its even share (at once, all of it: the drop
+// must be obeyed); a rise raises the caps towards their even shares, within the grant.
+std::optional<NodeDecision> NodeController::enforce_even(double now_s) {
+  const std::size_t n = domains_.size();
+  if (last_mins_.size() != n || last_maxs_.size() != n) return std::nullopt;
+  std::vector<double> caps(n);
+  std::vector<PowerRange> ranges(n);
+  for (std::size_t d = 0; d < n; ++d) {
+    caps[d] = domains_[d].output_w;
+    ranges[d] = {last_mins_[d], last_maxs_[d]};
+  }
+  const double grant = effective_grant_w(now_s);
+  const double held = sum_in_order(caps);
+  const double dead = std::max(params_.deadband_w, 1e-9 * grant);
+  const bool drop = held > grant;
+  const bool rise = !drop && params_.raise_at_once && grant - held > dead;
+  if (!drop && !rise) return std::nullopt;
+  NodeDecision out;
+  out.ok = true;
+  out.effective_grant_w = grant;
+  out.lease_expired = lease_expired(now_s);
+  const std::vector<double> before = caps;
+  const AllocResult even = allocate_uniform(grant, ranges);
+  if (!even.feasible) {
+    // Below the domains' minimum caps.
+    out.warnings.push_back("grant " + format_w(grant) + " is below the domains' minimum caps " +
+                           format_w(sum_in_order(last_mins_)) + ": caps held at their minimum");
+    caps = last_mins_;
+    out.target_caps_w = last_mins_;
+  } else if (drop) {
+    for (std::size_t d = 0; d < n; ++d)
+      caps[d] = std::max(last_mins_[d], std::min(caps[d], even.grants_w[d]));
+    out.target_caps_w = even.grants_w;
+  } else {
+    raise_towards(caps, even.grants_w, grant - held);
+    fit_to_budget(caps.data(), before.data(), n, grant);
+    bool moved = false;
+    for (std::size_t d = 0; d < n; ++d) moved = moved || caps[d] > before[d];
+    if (!moved) return std::nullopt;
+    out.target_caps_w = even.grants_w;
+  }
+  out.raised = rise;
+  out.caps_w = caps;
+  out.apply_order.resize(n);
+  for (std::size_t d = 0; d < n; ++d) out.apply_order[d] = d;
+  // Lowered ones first.
+  std::stable_sort(
+      out.apply_order.begin(), out.apply_order.end(),
+      [&](std::size_t a, std::size_t b) { return caps[a] - before[a] < caps[b] - before[b]; });
+  for (std::size_t d = 0; d < n; ++d) domains_[d].output_w = domains_[d].base_w = caps[d];
+  last_targets_ = out.target_caps_w;
+  last_grant_ = grant;
+  out.report = report_for_enforce(caps, grant, now_s, out.lease_expired);
   return out;
 }
 
 std::optional<NodeDecision> NodeController::enforce(double now_s) {
-  if (!stepped_ || !std::isfinite(now_s)) return std::nullopt;
+  if (!std::isfinite(now_s)) return std::nullopt;
+  if (!stepped_) return announced_ ? enforce_even(now_s) : std::nullopt;
   const std::size_t n = domains_.size();
   if (last_mins_.size() != n || last_targets_.size() != n || last_maxs_.size() != n)
     return std::nullopt;
@@ -800,18 +951,7 @@ std::optional<NodeDecision> NodeController::enforce(double now_s) {
   }
   last_targets_ = targets;
 
-  NodeReport &r = out.report;
-  r = last_report_;
-  r.report_seq = ++report_seq_;
-  r.sent_at_s = now_s;
-  r.lease_epoch = lease_.from_controller ? lease_.epoch : 0;
-  r.lease_seq = lease_.from_controller ? lease_.seq : 0;
-  r.lease_grant_w = lease_.grant_w;
-  r.lease_expires_at_s = lease_.expires_at_s;
-  r.lease_expired = out.lease_expired;
-  r.effective_grant_w = grant;
-  r.caps_w = sum_in_order(caps);
-  last_report_ = r;
+  out.report = report_for_enforce(caps, grant, now_s, out.lease_expired);
   return out;
 }
 

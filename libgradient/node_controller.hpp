@@ -260,6 +260,19 @@ class NodeController {
   // One period: see the header comment. Never throws.
   NodeDecision step(const NodeInputs &inputs);
 
+  // Before the first step (an agent's first period has no sample yet): a report of the caps
+  // in force (inputs.domains' cap_w; an unknown one counts as the domain's maximum) and of
+  // the domains' range, with no measurement. It lets the cluster controller bound the node
+  // by those caps rather than by its maximum, and grant it its share a period sooner than
+  // the first step's report would. Its need is the domains' maximum (not known yet; the
+  // cluster controller holds a node's need to its fair share), and it is idle when
+  // inputs.jobs is empty. Until the first step, enforce() splits the grant evenly over the
+  // domains (allocate_uniform): caps lowered to a grant that drops, raised towards the even
+  // split of one that rises. Caps are not changed here (decision.caps_w repeats them). Not
+  // ok (with the error) when a domain's range is bad, now_s is not finite, or after a step.
+  // Never throws.
+  NodeDecision announce(const NodeInputs &inputs);
+
   // Between steps, right after on_grant(): if the caps of the last step sum above the
   // effective grant (the grant dropped, or the lease ended), the caps lowered to fit it now
   // (those above their targets first, none raised), with a report that confirms the grant,
@@ -306,6 +319,11 @@ class NodeController {
   // Targets for a grant below the last step's (enforce): the last step's water-filling at
   // that grant, or, where its protections do not all fit, the protections cut to one level.
   std::vector<double> fit_children_to_grant(double grant) const;
+  // enforce() between announce() and the first step.
+  std::optional<NodeDecision> enforce_even(double now_s);
+  // The last report renewed for caps fitted between steps (kept as the last report).
+  NodeReport report_for_enforce(const std::vector<double> &caps, double grant, double now_s,
+                                bool expired);
 
   std::string name_;
   NodeControllerParams params_;
@@ -314,6 +332,8 @@ class NodeController {
   std::map<JobKey, GradientModel> models_;
   // The last step's outcome, for enforce().
   bool stepped_ = false;
+  // announce() ran, and no step since: enforce() splits the grant evenly (enforce_even).
+  bool announced_ = false;
   std::vector<double> last_mins_, last_maxs_, last_targets_;
   // The grant the last step (or raise) fitted the caps to, and the last step's water-filling
   // input (empty when it had none).

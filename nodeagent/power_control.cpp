@@ -735,7 +735,10 @@ void PowerControl::control(double now_s, double wall_s) {
     rebooted_ = false;
     if (managed() && !control_blocked_ && !controller_->lease().from_controller) hold_floors();
   }
-  if (interval_s_ <= 0.0) return;
+  if (interval_s_ <= 0.0) {
+    announce(wall_s);
+    return;
+  }
   // A managed node's caps are held within its lease whatever runs there; a local node's are
   // written only for power-aware steps. Never over a saved-caps file we could not read; the
   // controller still runs every period, for its report and its lease.
@@ -798,6 +801,39 @@ void PowerControl::control(double now_s, double wall_s) {
     }
     log_(AgentLogLevel::debug, "caps " + caps + " (grant " + fmt_w(dec.effective_grant_w) + " W)");
   }
+}
+
+// The first period has no sample yet: a report of the caps in force and the jobs, without
+// measurements (NodeController::announce), so that the cluster controller bounds the node by
+// its caps rather than by its maximum and grants it its share a period sooner. Caps above
+// the grant in force (a static grant, or a lease taken before this period) are fitted to it
+// now, split evenly, rather than at the first step.
+void PowerControl::announce(double wall_s) {
+  if (last_report_) return;
+  NodeInputs in;
+  in.now_s = wall_s;
+  if (!domain_inputs(in.domains)) return;
+  for (const auto &kv : steps_) {
+    if (kv.second.domains.empty()) continue;
+    JobInput ji;
+    ji.key = kv.first;
+    ji.mode = kv.second.mode;
+    for (std::size_t d : kv.second.domains) {
+      JobDomainInput jd;
+      jd.domain = d;
+      ji.domains.push_back(jd);
+    }
+    in.jobs.push_back(std::move(ji));
+  }
+  const NodeDecision dec = controller_->announce(in);
+  if (!dec.ok) {
+    log_(AgentLogLevel::debug, "controller: no first report: " + dec.error);
+    return;
+  }
+  last_report_ = dec.report;
+  last_report_->caps_w = caps_in_force_sum_w(in.domains);
+  enforce_grant(wall_s);
+  urgent_report_.reset();  // the period's report (last_report_) is sent now anyway
 }
 
 void PowerControl::hold_floors() {

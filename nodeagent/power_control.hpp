@@ -216,6 +216,7 @@ class PowerControl {
   void make_controller(bool managed_node);
   // Every domain at its minimum cap now (lowerings only): a node rebooted while managed.
   void hold_floors();
+  void announce(double wall_s);
   void adopt_saved_file();
   void adopt_freq_limits();
   void setup_counters();

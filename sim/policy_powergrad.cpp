@@ -27,6 +27,10 @@
 //   reach the nodes before their next one); when the budget falls below what the controller
 //   counts as possibly in force, it steps at once as well (reacts to a budget drop within
 //   one period).
+// - An agent comes up at its floor and, as the node agent at its first period, reports at
+//   once with no measurement (NodeController::announce): the cluster controller then counts
+//   the node by its floor, not its maximum, and grants it its share at its first step; a
+//   grant before the node's first step is split evenly over its sockets.
 // - As the node agent does, a node obeys a grant below its caps as soon as it arrives
 //   (NodeController::enforce), uses a grant that rose above its last one at once too, and
 //   sends the confirming report at once; whenever reports
@@ -121,6 +125,26 @@ class PowergradPolicy final : public Policy {
       for (std::size_t d = 0; d < a.sockets.size(); ++d) a.last_energy_j[d] = io.read_energy_j(a.sockets[d]);
       for (std::size_t j = 0; j < a.services.size(); ++j) a.last_counters[j] = io.read_counters(a.services[j]);
       a.last_step_s = now;
+      // Its first report, before any sample (NodeController::announce), as the node agent
+      // sends at its first period: the cluster controller bounds the node by its floor and
+      // grants it its share without waiting for the first step.
+      NodeInputs in;
+      in.now_s = now;
+      in.domains = domain_inputs(io, a, nullptr, 0.0);
+      for (std::size_t j = 0; j < a.services.size(); ++j) {
+        const ServiceSpec &s = spec_.services[a.services[j]];
+        JobInput job;
+        job.key = s.name;
+        job.mode = s.power_aware ? JobMode::latency : JobMode::off;
+        JobDomainInput jd;
+        jd.domain = a.domain_of[j];
+        job.domains.push_back(jd);
+        in.jobs.push_back(std::move(job));
+      }
+      NodeDecision dec = a.ctl.announce(in);
+      if (!dec.ok)
+        throw std::runtime_error("powergrad: announce on " + a.ctl.node_name() + ": " + dec.error);
+      reports_.push_back({now + delay_s_, std::move(dec.report)});
     }
     budget_w_ = io.budget_w();
     next_node_s_ = now + period_s_;
@@ -239,24 +263,8 @@ class PowergradPolicy final : public Policy {
     if (!(dt > 0.0)) return;
     NodeInputs in;
     in.now_s = now;
-    in.domains.resize(a.sockets.size());
     std::vector<double> energy_delta(a.sockets.size(), 0.0);
-    for (std::size_t d = 0; d < a.sockets.size(); ++d) {
-      const std::size_t k = a.sockets[d];
-      const SocketSpec &sock = spec_.sockets[k];
-      const double e = io.read_energy_j(k);
-      energy_delta[d] = e - a.last_energy_j[d];
-      a.last_energy_j[d] = e;
-      DomainInput &di = in.domains[d];
-      di.name = "package-" + std::to_string(d);
-      di.min_cap_w = sock.min_cap_w;
-      di.max_cap_w = sock.max_cap_w;
-      di.cap_w = io.cap_w(k);
-      di.power_w = energy_delta[d] / dt;
-      // The node agent's generic socket model (nodeagent/power_control.cpp): it does not
-      // know P0, the top clock or its workloads' activity factor.
-      di.model = PowerModel{kAgentP0Share * sock.max_cap_w, sock.max_cap_w, kAgentFmaxHz, kAgentAlpha};
-    }
+    in.domains = domain_inputs(io, a, &energy_delta, dt);
     in.jobs.resize(a.services.size());
     for (std::size_t j = 0; j < a.services.size(); ++j) {
       const std::size_t svc = a.services[j];
@@ -303,6 +311,35 @@ class PowergradPolicy final : public Policy {
     for (std::size_t d : dec.apply_order) io.set_cap_w(a.sockets[d], dec.caps_w[d]);
     for (const JobSummary &js : dec.report.jobs) kinds_[static_cast<int>(js.counters)] = true;
     reports_.push_back({now + delay_s_, std::move(dec.report)});
+  }
+
+  // The node's domains as its agent reads them: range, cap in force and, with energy_delta
+  // (the energy counters read and advanced), the power over the dt seconds since the last
+  // reading (NaN without).
+  std::vector<DomainInput> domain_inputs(ClusterIo &io, NodeAgent &a,
+                                         std::vector<double> *energy_delta, double dt) const {
+    std::vector<DomainInput> out(a.sockets.size());
+    for (std::size_t d = 0; d < a.sockets.size(); ++d) {
+      const std::size_t k = a.sockets[d];
+      const SocketSpec &sock = spec_.sockets[k];
+      DomainInput &di = out[d];
+      di.name = "package-" + std::to_string(d);
+      di.min_cap_w = sock.min_cap_w;
+      di.max_cap_w = sock.max_cap_w;
+      di.cap_w = io.cap_w(k);
+      di.power_w = std::numeric_limits<double>::quiet_NaN();
+      if (energy_delta) {
+        const double e = io.read_energy_j(k);
+        (*energy_delta)[d] = e - a.last_energy_j[d];
+        a.last_energy_j[d] = e;
+        di.power_w = (*energy_delta)[d] / dt;
+      }
+      // The node agent's generic socket model (nodeagent/power_control.cpp): it does not
+      // know P0, the top clock or its workloads' activity factor.
+      di.model =
+          PowerModel{kAgentP0Share * sock.max_cap_w, sock.max_cap_w, kAgentFmaxHz, kAgentAlpha};
+    }
+    return out;
   }
 
   // The service's share of its socket's cores (as the simulator's socket model counts them).

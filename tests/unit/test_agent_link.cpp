@@ -148,8 +148,9 @@ struct Linked {
     link = std::make_unique<ControllerLink>(link_config(port), node_auth, n.logger());
     ck_assert(pump_until(*link, ctl, &mono, session_up));
   }
-  // One agent period of 1 s: the emulator advances, the period runs, its report (none after
-  // the first period, which only starts the measurements) goes to the controller.
+  // One agent period of 1 s: the emulator advances, the period runs, its report goes to the
+  // controller (after the first period, which only starts the measurements, the caps in
+  // force without measurements: NodeController::announce).
   void period(PowerControl &pc, const std::vector<RegisteredStep> &steps) {
     ck_assert(n.emu->advance(1.0).ok());
     wall += 1.0;
@@ -185,7 +186,15 @@ START_TEST(report_grant_lease_expiry_and_reconnect) {
   ck_assert_uint_eq(r0.lease_epoch, 0);  // no grant from a controller yet
   ck_assert(r0.caps_w <= 250.0 + 1e-6);
   ck_assert(!r0.jobs.empty());
-  ck_assert_uint_eq(link.reports_sent(), 3);
+  ck_assert_uint_eq(link.reports_sent(), 4);
+  // The first: the caps in force and the jobs, nothing measured; the need is the maximum.
+  const NodeReport &first = ctl.reports.front();
+  ck_assert(std::isnan(first.power_w));
+  ck_assert(!first.idle && !first.steerable);
+  ck_assert_uint_eq(first.jobs.size(), 2);
+  ck_assert(!first.jobs[0].valid && !first.jobs[1].valid);
+  ck_assert_double_eq(first.need_w, first.max_w);
+  ck_assert(first.caps_w <= 250.0 + 1e-6);
 
   // A grant of 150 W: taken as the lease; the caps fit it from the next period on, and the
   // report after it confirms the lease and the lowered caps.

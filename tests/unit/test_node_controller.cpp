@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "libgradient/cluster_controller.hpp"
 #include "libgradient/curve_ops.hpp"
 #include "libgradient/node_controller.hpp"
 #include "tests/unit/check_strings.hpp"
@@ -1066,6 +1067,111 @@ START_TEST(grant_drop_between_steps_spares_protected_work) {
 }
 END_TEST
 
+// Before the first step: announce() reports the caps in force with no measurement (need:
+// the domains' maximum), and enforce() splits a grant evenly until the first step.
+START_TEST(announce_reports_caps_and_enforce_splits_evenly_before_the_first_step) {
+  Plant plant({{0.1}, {0.5}});
+  plant.caps = {kMin, kMin};  // the agent holds its floors until the first grant
+  NodeControllerParams p;
+  p.floor_w = 2 * kMin;
+  p.incarnation = 7;
+  NodeController nc("n1", p);
+  NodeInputs in = plant.inputs(0.0);
+  for (DomainInput &d : in.domains) d.power_w = kNaN;  // no sample yet
+  const NodeDecision a = nc.announce(in);
+  ck_assert_msg(a.ok, "%s", a.error.c_str());
+  ck_assert_uint_eq(a.caps_w.size(), 2);
+  ck_assert_double_eq(a.caps_w[0], kMin);
+  ck_assert_double_eq(a.caps_w[1], kMin);
+  const NodeReport &r = a.report;
+  ck_assert_std_str_eq(r.node.c_str(), "n1");
+  ck_assert_uint_eq(r.incarnation, 7);
+  ck_assert_double_eq(r.caps_w, 2 * kMin);
+  ck_assert_double_eq(r.min_w, 2 * kMin);
+  ck_assert_double_eq(r.max_w, 2 * kMax);
+  ck_assert_double_eq(r.need_w, 2 * kMax);
+  ck_assert(std::isnan(r.power_w));
+  ck_assert(!r.idle);
+  ck_assert(!r.steerable);
+  ck_assert(r.demand.segments().empty());
+  ck_assert_uint_eq(r.jobs.size(), 2);
+  ck_assert(!r.jobs[0].valid && !r.jobs[1].valid);
+  ck_assert_double_eq(r.effective_grant_w, 2 * kMin);
+  // The cluster controller takes it, and bounds the node by the caps reported.
+  ClusterConfig cc;
+  cc.budget_w = 300.0;
+  ClusterNodeConfig node;
+  node.name = "n1";
+  node.floor_w = 2 * kMin;
+  node.max_w = 2 * kMax;
+  cc.nodes.push_back(node);
+  ClusterController ctl(cc);
+  ck_assert_std_str_eq(ctl.on_report(r, 0.1).c_str(), "");
+  ck_assert_double_eq(ctl.in_force_bound_w(0, 0.1), 2 * kMin);
+  // Its first step grants the node its share (here the whole budget), though nothing is
+  // measured yet.
+  const std::vector<GrantMessage> first = ctl.step(0.5);
+  ck_assert_uint_eq(first.size(), 1);
+  ck_assert_double_eq_tol(first[0].grant_w, 300.0, 1e-6);
+  const std::uint64_t epoch = first[0].epoch;
+  std::uint64_t seq = first[0].seq;
+
+  // A grant that rises: the caps go to its even split at once, none lowered.
+  ck_assert_std_str_eq(nc.on_grant(first[0], 0.5).c_str(), "");
+  std::optional<NodeDecision> up = nc.enforce(0.5);
+  ck_assert(up.has_value());
+  ck_assert(up->ok && up->raised);
+  ck_assert_double_eq_tol(up->caps_w[0], 150.0, 1e-6);
+  ck_assert_double_eq_tol(up->caps_w[1], 150.0, 1e-6);
+  ck_assert(up->report.report_seq > r.report_seq);
+  ck_assert_uint_eq(up->report.lease_seq, seq);
+  ck_assert_double_eq_tol(up->report.caps_w, 300.0, 1e-6);
+  ck_assert(up->report.caps_w <= first[0].grant_w);
+  ck_assert(!nc.enforce(0.55).has_value());  // once
+  // A grant that drops: every cap at most its even share, within the grant.
+  ck_assert_std_str_eq(nc.on_grant(grant(250.0, ++seq, 0.6, 1e9, 180.0, epoch), 0.6).c_str(), "");
+  std::optional<NodeDecision> down = nc.enforce(0.6);
+  ck_assert(down.has_value());
+  ck_assert(!down->raised);
+  ck_assert(sum_in_order(down->caps_w) <= 250.0);
+  ck_assert_double_eq_tol(down->caps_w[0], 125.0, 1e-9);
+  ck_assert_double_eq_tol(down->caps_w[1], 125.0, 1e-9);
+  // Below the minimum caps: held at them, with a warning.
+  ck_assert_std_str_eq(nc.on_grant(grant(150.0, ++seq, 0.7, 1e9, 150.0, epoch), 0.7).c_str(), "");
+  std::optional<NodeDecision> low = nc.enforce(0.7);
+  ck_assert(low.has_value());
+  ck_assert_double_eq(low->caps_w[0], kMin);
+  ck_assert_uint_eq(low->warnings.size(), 1);
+
+  // The first step takes over, from the caps in force; announce is refused after it.
+  plant.caps = low->caps_w;
+  ck_assert_std_str_eq(nc.on_grant(grant(400.0, ++seq, 0.9, 1e9, 180.0, epoch), 0.9).c_str(), "");
+  const NodeDecision d = plant.step(nc, 1.0);
+  ck_assert(d.ok);
+  ck_assert(sum_in_order(d.caps_w) <= 400.0);
+  ck_assert(!nc.announce(plant.inputs(1.5)).ok);
+
+  // Bad input: a named error, no report.
+  NodeController bad("n1");
+  NodeInputs b = plant.inputs(0.0);
+  b.domains[1].min_cap_w = 300.0;
+  const NodeDecision e = bad.announce(b);
+  ck_assert(!e.ok);
+  ck_assert_msg(e.error.find("domain 1 (pkg1)") != std::string::npos, "%s", e.error.c_str());
+  ck_assert(!bad.enforce(0.0).has_value());
+  b = plant.inputs(0.0);
+  b.now_s = kNaN;
+  ck_assert(!bad.announce(b).ok);
+  // An unknown cap in force counts as the domain's maximum.
+  b = plant.inputs(0.0);
+  b.domains[0].cap_w = kNaN;
+  b.domains[1].cap_w = kMin;
+  const NodeDecision u = bad.announce(b);
+  ck_assert(u.ok);
+  ck_assert_double_eq(u.report.caps_w, kMax + kMin);
+}
+END_TEST
+
 START_TEST(enforce_obeys_a_grant_drop_between_steps) {
   Plant plant({{0.1}, {0.5}});
   NodeController nc("n1");
@@ -1286,8 +1392,10 @@ END_TEST
 START_TEST(random_sequences_never_exceed_the_grant) {
   std::mt19937 rng(1234);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
-  long checked = 0;
+  long checked = 0, enforced = 0, enforced_before_step = 0;
+  constexpr int kSilent = 3;  // periods before the first step, in the announced runs
   for (int run = 0; run < 100; ++run) {
+    const bool announced = run % 2 == 0;
     const std::size_t n = 1 + rng() % 3;
     std::vector<double> lo(n), hi(n);
     for (std::size_t i = 0; i < n; ++i) {
@@ -1316,6 +1424,24 @@ START_TEST(random_sequences_never_exceed_the_grant) {
           grant_w = std::max(0.0, grant_w + 200.0 * (unit(rng) - 0.45));
         GrantMessage g = grant(grant_w, ++seq, now, 1.0 + 4.0 * unit(rng), params.floor_w);
         nc.on_grant(g, now);
+        // Obeyed between steps, as the agent does on receipt (before the first step too,
+        // after announce()).
+        if (const std::optional<NodeDecision> e = nc.enforce(now)) {
+          const double gw = nc.effective_grant_w(now);
+          double lo_sum = 0.0;
+          for (std::size_t i = 0; i < n; ++i) {
+            lo_sum += lo[i];
+            ck_assert_msg(e->caps_w[i] >= lo[i] && e->caps_w[i] <= hi[i],
+                          "enforce: domain %zu: cap %.17g outside [%g, %g]", i, e->caps_w[i], lo[i],
+                          hi[i]);
+          }
+          if (gw >= lo_sum)
+            ck_assert_msg(sum_in_order(e->caps_w) <= gw,
+                          "enforce: caps %.17g above the grant %.17g", sum_in_order(e->caps_w), gw);
+          caps = e->caps_w;
+          ++enforced;
+          if (announced && t < kSilent) ++enforced_before_step;
+        }
       }
       NodeInputs in;
       in.now_s = now;
@@ -1358,6 +1484,15 @@ START_TEST(random_sequences_never_exceed_the_grant) {
         }
         in.jobs.push_back(job);
       }
+      if (announced && t < kSilent) {
+        // An agent's first periods without a step: its first report, then grants alone.
+        if (t == 0) {
+          const NodeDecision a = nc.announce(in);
+          ck_assert_msg(a.ok, "announce: %s", a.error.c_str());
+          ck_assert(a.report.demand.valid());
+        }
+        continue;
+      }
       const NodeDecision d = nc.step(in);
       assert_safe(in, d, nc.effective_grant_w(now));
       ck_assert_double_eq(d.effective_grant_w, nc.effective_grant_w(now));
@@ -1366,7 +1501,9 @@ START_TEST(random_sequences_never_exceed_the_grant) {
       ++checked;
     }
   }
-  ck_assert_int_eq(checked, 100 * 300);
+  ck_assert_int_eq(checked, 100 * 300 - 50 * kSilent);
+  ck_assert(enforced > 1000);
+  ck_assert(enforced_before_step > 10);
 }
 END_TEST
 
@@ -1438,6 +1575,7 @@ int main() {
   tcase_add_test(loop, report_for_the_cluster);
   tcase_add_test(loop, job_shares_split_a_shared_domain);
   tcase_add_test(loop, bad_input_is_refused_or_skipped);
+  tcase_add_test(loop, announce_reports_caps_and_enforce_splits_evenly_before_the_first_step);
   tcase_add_test(loop, enforce_obeys_a_grant_drop_between_steps);
   tcase_add_test(loop, grant_drop_between_steps_spares_protected_work);
   tcase_add_test(loop, saturated_domain_curve_is_cut);
