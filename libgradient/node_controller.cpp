@@ -70,6 +70,18 @@ struct Entry {
   const GradientModel *model;
 };
 
+// Why the inputs cannot be acted on (a time that is not finite, a domain's bad range);
+// empty when they can.
+std::string input_error(const NodeInputs &in) {
+  if (!std::isfinite(in.now_s)) return "now_s is not finite";
+  for (std::size_t d = 0; d < in.domains.size(); ++d) {
+    const DomainInput &dom = in.domains[d];
+    if (std::string why = PowerRange{dom.min_cap_w, dom.max_cap_w}.check(); !why.empty())
+      return "domain " + std::to_string(d) + " (" + dom.name + "): " + why;
+  }
+  return {};
+}
+
 }  // namespace
 
 NodeController::NodeController(std::string node_name, const NodeControllerParams &params)
@@ -141,19 +153,12 @@ const GradientModel *NodeController::model(const std::string &job, std::size_t d
 
 NodeDecision NodeController::step(const NodeInputs &in) {
   NodeDecision out;
-  const double now = in.now_s;
-  if (!std::isfinite(now)) {
-    out.error = "now_s is not finite";
+  if (std::string why = input_error(in); !why.empty()) {
+    out.error = std::move(why);
     return out;
   }
+  const double now = in.now_s;
   const std::size_t n = in.domains.size();
-  for (std::size_t d = 0; d < n; ++d) {
-    const DomainInput &dom = in.domains[d];
-    if (std::string why = PowerRange{dom.min_cap_w, dom.max_cap_w}.check(); !why.empty()) {
-      out.error = "domain " + std::to_string(d) + " (" + dom.name + "): " + why;
-      return out;
-    }
-  }
 
   // A different set of domains invalidates what the controller remembers about them.
   bool same_domains = domains_.size() == n;
@@ -728,28 +733,21 @@ NodeDecision NodeController::step(const NodeInputs &in) {
 
 NodeDecision NodeController::announce(const NodeInputs &in) {
   NodeDecision out;
-  const double now = in.now_s;
-  if (!std::isfinite(now)) {
-    out.error = "now_s is not finite";
-    return out;
-  }
   if (stepped_) {
     out.error = "announce after a step: the steps' reports carry the node's measurements";
     return out;
   }
+  if (std::string why = input_error(in); !why.empty()) {
+    out.error = std::move(why);
+    return out;
+  }
+  const double now = in.now_s;
   const std::size_t n = in.domains.size();
   std::vector<double> caps(n);
   last_mins_.assign(n, 0.0);
   last_maxs_.assign(n, 0.0);
   for (std::size_t d = 0; d < n; ++d) {
     const DomainInput &dom = in.domains[d];
-    if (std::string why = PowerRange{dom.min_cap_w, dom.max_cap_w}.check(); !why.empty()) {
-      out.error = "domain " + std::to_string(d) + " (" + dom.name + "): " + why;
-      last_mins_.clear();
-      last_maxs_.clear();
-      announced_ = false;
-      return out;
-    }
     last_mins_[d] = dom.min_cap_w;
     last_maxs_[d] = dom.max_cap_w;
     // An unknown cap in force may be anything the hardware allows: its maximum.
