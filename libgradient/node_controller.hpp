@@ -280,8 +280,9 @@ class NodeController {
   // If the grant rose by more than the deadband above the one last fitted (by a step or
   // here) and the caps leave more than that unused (raise_at_once): the caps raised into it
   // (NodeDecision::raised), none lowered, as the last step's allocation puts the new grant.
-  // Nothing (nullopt) otherwise, or before the first step. The report repeats the last
-  // step's measurements and demand. Never throws.
+  // Nothing (nullopt) otherwise, or before the first step (but after announce(): the even
+  // split described there). The report repeats the last step's measurements and demand.
+  // Never throws.
   std::optional<NodeDecision> enforce(double now_s);
 
   const std::string &node_name() const { return name_; }
