@@ -70,6 +70,24 @@ struct Entry {
   const GradientModel *model;
 };
 
+// The warning of a step or an enforce() whose grant is below the domains' minimum caps.
+std::string below_min_warning(double grant, double min_sum) {
+  return "grant " + format_w(grant) + " is below the domains' minimum caps " + format_w(min_sum) +
+         ": caps held at their minimum";
+}
+
+// Raises caps towards `to` by the watts the grant leaves unused (grant - held, held their
+// sum), fitted to the grant and never below the caps before. Whether any cap rose.
+bool raise_into_grant(std::vector<double> &caps, const std::vector<double> &to, double grant,
+                      double held) {
+  const std::vector<double> before = caps;
+  raise_towards(caps, to, grant - held);
+  fit_to_budget(caps.data(), before.data(), caps.size(), grant);
+  for (std::size_t d = 0; d < caps.size(); ++d)
+    if (caps[d] > before[d]) return true;
+  return false;
+}
+
 // Why the inputs cannot be acted on (a time that is not finite, a domain's bad range);
 // empty when they can.
 std::string input_error(const NodeInputs &in) {
@@ -369,8 +387,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
   std::vector<GainCurve> curves(n);
   const bool below_min = !(grant >= min_sum);
   if (below_min) {
-    out.warnings.push_back("grant " + format_w(grant) + " is below the domains' minimum caps " +
-                           format_w(min_sum) + ": caps held at their minimum");
+    out.warnings.push_back(below_min_warning(grant, min_sum));
   } else {
     // Work that is not steered is protected up to its part of the node's fair share, not of
     // the whole grant: the watts above the share were granted for the steered work's
@@ -743,26 +760,23 @@ NodeDecision NodeController::announce(const NodeInputs &in) {
   }
   const double now = in.now_s;
   const std::size_t n = in.domains.size();
+  // What enforce_even() works from until the first step: the domains' ranges and the caps
+  // in force (the step starts from the caps in force too: no domain is `known` yet).
   std::vector<double> caps(n);
   last_mins_.assign(n, 0.0);
   last_maxs_.assign(n, 0.0);
+  domains_.assign(n, DomainState{});
   for (std::size_t d = 0; d < n; ++d) {
     const DomainInput &dom = in.domains[d];
     last_mins_[d] = dom.min_cap_w;
     last_maxs_[d] = dom.max_cap_w;
     // An unknown cap in force may be anything the hardware allows: its maximum.
     caps[d] = finite_nonnegative(dom.cap_w) ? dom.cap_w : dom.max_cap_w;
+    domains_[d].name = dom.name;
+    domains_[d].output_w = caps[d];
   }
   announced_ = true;
-  last_targets_ = caps;
-  last_children_.clear();
-  domains_.assign(n, DomainState{});
-  for (std::size_t d = 0; d < n; ++d) {
-    domains_[d].name = in.domains[d].name;
-    domains_[d].output_w = domains_[d].base_w = caps[d];
-  }
   const double grant = effective_grant_w(now);
-  last_grant_ = grant;
   out.ok = true;
   out.caps_w = caps;
   out.target_caps_w = caps;
@@ -842,8 +856,7 @@ std::optional<NodeDecision> NodeController::enforce_even(double now_s) {
   const AllocResult even = allocate_uniform(grant, ranges);
   if (!even.feasible) {
     // Below the domains' minimum caps.
-    out.warnings.push_back("grant " + format_w(grant) + " is below the domains' minimum caps " +
-                           format_w(sum_in_order(last_mins_)) + ": caps held at their minimum");
+    out.warnings.push_back(below_min_warning(grant, sum_in_order(last_mins_)));
     caps = last_mins_;
     out.target_caps_w = last_mins_;
   } else if (drop) {
@@ -851,11 +864,7 @@ std::optional<NodeDecision> NodeController::enforce_even(double now_s) {
       caps[d] = std::max(last_mins_[d], std::min(caps[d], even.grants_w[d]));
     out.target_caps_w = even.grants_w;
   } else {
-    raise_towards(caps, even.grants_w, grant - held);
-    fit_to_budget(caps.data(), before.data(), n, grant);
-    bool moved = false;
-    for (std::size_t d = 0; d < n; ++d) moved = moved || caps[d] > before[d];
-    if (!moved) return std::nullopt;
+    if (!raise_into_grant(caps, even.grants_w, grant, held)) return std::nullopt;
     out.target_caps_w = even.grants_w;
   }
   out.raised = rise;
@@ -866,9 +875,7 @@ std::optional<NodeDecision> NodeController::enforce_even(double now_s) {
   std::stable_sort(
       out.apply_order.begin(), out.apply_order.end(),
       [&](std::size_t a, std::size_t b) { return caps[a] - before[a] < caps[b] - before[b]; });
-  for (std::size_t d = 0; d < n; ++d) domains_[d].output_w = domains_[d].base_w = caps[d];
-  last_targets_ = out.target_caps_w;
-  last_grant_ = grant;
+  for (std::size_t d = 0; d < n; ++d) domains_[d].output_w = caps[d];
   out.report = report_for_enforce(caps, grant, now_s, out.lease_expired);
   return out;
 }
@@ -910,16 +917,11 @@ std::optional<NodeDecision> NodeController::enforce(double now_s) {
       to[d] = std::clamp(std::min(alloc.grants_w[d], caps[d] + step), caps[d], last_maxs_[d]);
     }
     const std::vector<double> before = caps;
-    raise_towards(caps, to, grant - held);
-    fit_to_budget(caps.data(), before.data(), n, grant);
-    bool moved = false;
-    for (std::size_t d = 0; d < n; ++d) moved = moved || caps[d] > before[d];
-    if (!moved) return std::nullopt;
+    if (!raise_into_grant(caps, to, grant, held)) return std::nullopt;
     targets = alloc.grants_w;
     for (std::size_t d = 0; d < n; ++d) domains_[d].base_w += caps[d] - before[d];
   } else if (!(grant >= min_sum)) {
-    out.warnings.push_back("grant " + format_w(grant) + " is below the domains' minimum caps " +
-                           format_w(min_sum) + ": caps held at their minimum");
+    out.warnings.push_back(below_min_warning(grant, min_sum));
     caps = last_mins_;
   } else {
     // Targets that fit the new grant. With the last step's water-filling input, the step's

@@ -746,6 +746,36 @@ void PowerControl::control(double now_s, double wall_s) {
   NodeInputs in;
   in.now_s = wall_s;
   if (!domain_inputs(in.domains)) return;
+  in.jobs = job_inputs();
+  const NodeDecision dec = controller_->step(in);
+  for (const std::string &w : dec.warnings) log_(AgentLogLevel::debug, "controller: " + w);
+  if (!dec.ok) {
+    log_(AgentLogLevel::error, "controller: " + dec.error + "; caps unchanged");
+    return;
+  }
+  const bool changed = write_caps_now && write_caps(dec, in.domains, false);
+  if (write_caps_now && cpufreq_ready_) {
+    apply_freq_limits(dec);
+  } else if (!freq_set_.empty()) {
+    release_freq_limits({});
+  }
+  // The report says what is in force now, not what was decided: the controller counts
+  // these watts, and raises others only once a lowering is confirmed here.
+  last_report_ = dec.report;
+  last_report_->caps_w = caps_in_force_sum_w(in.domains);
+  if (changed) {
+    std::string caps;
+    for (std::size_t i = 0; i < dec.caps_w.size(); ++i) {
+      caps += (i ? "," : "") + domains_[i].zone_name + "=" + fmt_w(dec.caps_w[i]);
+    }
+    log_(AgentLogLevel::debug, "caps " + caps + " (grant " + fmt_w(dec.effective_grant_w) + " W)");
+  }
+}
+
+// The registered steps as the node controller takes them: per step and domain its share of
+// the CPUs and its counters over the period, split evenly over its domains.
+std::vector<JobInput> PowerControl::job_inputs() const {
+  std::vector<JobInput> out;
   for (const auto &kv : steps_) {
     const Step &st = kv.second;
     if (st.domains.empty()) continue;
@@ -776,31 +806,9 @@ void PowerControl::control(double now_s, double wall_s) {
       }
       ji.domains.push_back(jd);
     }
-    in.jobs.push_back(std::move(ji));
+    out.push_back(std::move(ji));
   }
-  const NodeDecision dec = controller_->step(in);
-  for (const std::string &w : dec.warnings) log_(AgentLogLevel::debug, "controller: " + w);
-  if (!dec.ok) {
-    log_(AgentLogLevel::error, "controller: " + dec.error + "; caps unchanged");
-    return;
-  }
-  const bool changed = write_caps_now && write_caps(dec, in.domains, false);
-  if (write_caps_now && cpufreq_ready_) {
-    apply_freq_limits(dec);
-  } else if (!freq_set_.empty()) {
-    release_freq_limits({});
-  }
-  // The report says what is in force now, not what was decided: the controller counts
-  // these watts, and raises others only once a lowering is confirmed here.
-  last_report_ = dec.report;
-  last_report_->caps_w = caps_in_force_sum_w(in.domains);
-  if (changed) {
-    std::string caps;
-    for (std::size_t i = 0; i < dec.caps_w.size(); ++i) {
-      caps += (i ? "," : "") + domains_[i].zone_name + "=" + fmt_w(dec.caps_w[i]);
-    }
-    log_(AgentLogLevel::debug, "caps " + caps + " (grant " + fmt_w(dec.effective_grant_w) + " W)");
-  }
+  return out;
 }
 
 // The first period has no sample yet: a report of the caps in force and the jobs, without
@@ -813,18 +821,7 @@ void PowerControl::announce(double wall_s) {
   NodeInputs in;
   in.now_s = wall_s;
   if (!domain_inputs(in.domains)) return;
-  for (const auto &kv : steps_) {
-    if (kv.second.domains.empty()) continue;
-    JobInput ji;
-    ji.key = kv.first;
-    ji.mode = kv.second.mode;
-    for (std::size_t d : kv.second.domains) {
-      JobDomainInput jd;
-      jd.domain = d;
-      ji.domains.push_back(jd);
-    }
-    in.jobs.push_back(std::move(ji));
-  }
+  in.jobs = job_inputs();  // their counters are not used: no estimate yet
   const NodeDecision dec = controller_->announce(in);
   if (!dec.ok) {
     log_(AgentLogLevel::debug, "controller: no first report: " + dec.error);

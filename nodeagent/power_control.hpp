@@ -217,6 +217,7 @@ class PowerControl {
   // Every domain at its minimum cap now (lowerings only): a node rebooted while managed.
   void hold_floors();
   void announce(double wall_s);
+  std::vector<JobInput> job_inputs() const;
   void adopt_saved_file();
   void adopt_freq_limits();
   void setup_counters();
