@@ -19,6 +19,10 @@ constexpr double kMinRegressionSd = 0.01;
 constexpr double kStaleConfidenceDecay = 0.7;
 // Smallest relative speed the curve works with (keeps 1 / r finite far below P0).
 constexpr double kMinRelativeSpeed = 1e-6;
+// Periods at this busy fraction or above do not count towards the capacity (update_capacity),
+// which is known after kCapacityMinSamples periods.
+constexpr double kCapacityBusyMax = 0.9;
+constexpr double kCapacityMinSamples = 10.0;
 // A period whose busy fraction is below this does not refit the latency power model.
 constexpr double kMinFitBusy = 0.05;
 // The least share of its speed the low-cap slowdown leaves a domain (as a floor on the model).
@@ -90,6 +94,8 @@ void GradientModel::reset() {
   load_top_ = load_fast_ = 0.0;
   load_diff_var_ = -1.0;
   load_var_ = 0.0;
+  cap_prev_load_ = -1.0;
+  cap_load_ = cap_dvar_ = cap_samples_ = 0.0;
   spread_measured_ = false;
   full_dyn_w_ = m_top_ = 0.0;
   x_hi_ = 1.0;
@@ -333,10 +339,12 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
     const double x_top = std::max(model.f_max_hz / f_now, 1e-6);
     const double r_top = x_top / ((1.0 - m) + m * x_top) / period_speed;
     update_load(rho / r_top);
+    update_capacity(obs.mode == JobMode::latency, rho, rho / r_top, c.interval_s);
     // The spread counts where the clock is measured: without cycles the clock, and so each
     // period's load, is estimated from the power, and its error would count as spread.
     spread_measured_ = f_hw.has_value();
     current_.busy_fraction = std::clamp(load_top_ * r_top, 0.0, 1.0);
+    current_.capacity_rps = capacity_rps();
   }
 
   // The latency power model (load_power_w): its frequencies are relative to the nominal top
@@ -433,6 +441,39 @@ void GradientModel::update_load(double load_top) {
     return;
   }
   load_diff_var_ = load_diff_var_ >= 0.0 ? (1.0 - w_slow) * load_diff_var_ + w_slow * d * d : d * d;
+}
+
+// Capacity from the load's counting noise: with Poisson arrivals at rate lambda, requests of
+// S s (service-time CV about 1) and c servers, a period of T s carries load lambda S / c on
+// average and varies by lambda T E[S^2] / (c T)^2 = 2 load S / (c T), so the capacity c / S is
+// 2 load / (var T). The variance is half the mean square of the change from one period to
+// the next, which leaves out drifts slower than a period (bursts, diurnal swings) that the
+// spread about a mean would count; periods whose busy fraction is kCapacityBusyMax or more
+// are left out (a saturated period's busy fraction no longer varies with its arrivals).
+// For requests longer than a period the change from period to period is smaller than the
+// spread, so their capacity reads too high, by about 2 (S / T)^2: the bound is then looser,
+// never tighter, than it should be.
+void GradientModel::update_capacity(bool latency, double busy, double load_top, double interval_s) {
+  const bool usable = latency && std::isfinite(busy) && busy < kCapacityBusyMax &&
+                      std::isfinite(load_top) && load_top > 0.0;
+  if (!usable) {
+    cap_prev_load_ = -1.0;
+    return;
+  }
+  if (cap_prev_load_ >= 0.0) {
+    cap_samples_ += 1.0;
+    const double w = std::max(smoothing_weight(params_.busy_smoothing_weight), 1.0 / cap_samples_);
+    const double d = load_top - cap_prev_load_;
+    cap_load_ = w * 0.5 * (load_top + cap_prev_load_) + (1.0 - w) * cap_load_;
+    cap_dvar_ = w * 0.5 * d * d * interval_s + (1.0 - w) * cap_dvar_;
+  }
+  cap_prev_load_ = load_top;
+}
+
+double GradientModel::capacity_rps() const {
+  if (cap_samples_ < kCapacityMinSamples || !(cap_dvar_ > 0.0) || !(cap_load_ > 0.0)) return 0.0;
+  const double c = 2.0 * cap_load_ / cap_dvar_;
+  return std::isfinite(c) ? c : 0.0;
 }
 
 // A latency service at a fixed offered load: at frequency x f_max its speed is
@@ -532,7 +573,15 @@ double GradientModel::load_gain_one(double dyn_w, bool cap_slope, double period_
   // behind the queue the mean load builds.
   const double rho =
       std::min(std::max(load_top_, 1e-6) / rt, std::clamp(params_.max_busy_fraction, 0.0, 0.999));
-  const double slope = mmc_requests_slope(rho, servers_);
+  double slope = mmc_requests_slope(rho, servers_);
+  // The transient bound: within the horizon a unit of speed changes the requests in the
+  // system by at most capacity x horizon / 2.
+  const double horizon = params_.backlog_horizon_s;
+  if (std::isfinite(horizon) && horizon > 0.0) {
+    const double cap = capacity_rps();
+    const double w = slope * std::max(load_top_, 1e-6) / rt;
+    if (cap > 0.0 && w > 0.5 * cap * horizon) slope *= 0.5 * cap * horizon / w;
+  }
   const double gain = slope * load * drdx / (rt * rt) / dpdx * g +
                       (dg > 0.0 ? slope * load * r * dg / (rt * rt) : 0.0);
   return std::isfinite(gain) && gain > 0.0 ? gain : 0.0;

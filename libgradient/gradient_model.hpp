@@ -49,6 +49,18 @@
 //   to max_busy_fraction (0.98): a saturated service reads rho = 1 however far it is
 //   overloaded, so its weight is that of rho = 0.98 (far above any unsaturated service),
 //   and L is continued linearly beyond the clamp so the gain stays concave and finite.
+//   That weight is the steady state's, which a queue reaches only over its relaxation time,
+//   about S / (1 - rho)^2 for requests of S seconds: minutes for a busy service of
+//   second-long requests. Within a horizon H (backlog_horizon_s), a unit of speed changes the
+//   requests in the system by at most the extra requests it completes, capacity x H / 2 on
+//   average (capacity: requests a second with every server busy, c / S). So the weight of a
+//   unit of speed, dL / d ln r, is at most capacity x H / 2 (the transient bound). The
+//   capacity is measured from the load's counting noise (see update_capacity in the .cpp);
+//   until it is known, no bound. It binds for services of long requests near saturation,
+//   and for a saturated one it replaces the clamp's weight: a backlog of LLM requests,
+//   which keeps its service busy long after the load has fallen, no longer outweighs a
+//   service of millisecond requests that a few watts keep stable. Short requests have
+//   capacities of hundreds a second, far above the clamp's weight.
 // - monitor and off (not power-aware): estimated and reported, never steered: gain 0.
 //
 // Pure and deterministic: no clock, no I/O, no randomness (the node controller owns the
@@ -131,6 +143,10 @@ struct GradientModelParams {
   double perturb_below_confidence = 0.6;
   // Busy fraction clamp for the latency weight (see above).
   double max_busy_fraction = 0.98;
+  // The horizon of the transient bound, in seconds (see above): about how long a grant holds
+  // before the controllers revisit it. On random clusters not tuned on (README, issue 12),
+  // 5 s and 10 s did best, 2 s lost on some and 20-40 s kept less of the gain. 0: no bound.
+  double backlog_horizon_s = 10.0;
   // Lower bound on P - P0 (as in the counter model): near the floor the difference is noise.
   double min_dynamic_power_w = 2.0;
   // RAPL holds a cap below about half of TDP inefficiently (clock modulation instead of a
@@ -196,6 +212,9 @@ struct JobGradient {
   double memory_share = 0.0;       // estimated m at the current frequency
   double memory_share_sd = 0.0;    // its spread
   double busy_fraction = 0.0;      // smoothed rho
+  // Requests a second with every server busy at the top frequency, from the load's counting
+  // noise (latency mode; the transient bound's); 0: not known yet.
+  double capacity_rps = 0.0;
   double regression_points = 0.0;  // effective number of (decayed) regression points
   double regression_weight = 0.0;  // share of m that comes from the regression, in [0, 1]
   CounterKind counters = CounterKind::none;
@@ -258,6 +277,13 @@ class GradientModel {
   double load_fast_ = 0.0;       // its fast average, and the mean square of fast - slow
   double load_diff_var_ = -1.0;  // < 0: not known yet
   double load_var_ = 0.0;        // mean square of each sample about load_top_ (load_spread_k)
+  // The service's capacity (backlog_horizon_s): the last period's load, the moving mean of
+  // the load and of half the squared change from period to period over unsaturated
+  // periods, and how many such periods (0: none yet).
+  double cap_prev_load_ = -1.0;
+  double cap_load_ = 0.0, cap_dvar_ = 0.0, cap_samples_ = 0.0;
+  double capacity_rps() const;  // requests a second at the top frequency; 0: unknown
+  void update_capacity(bool latency, double busy, double load_top, double interval_s);
   bool spread_measured_ = false;  // the last sample's clock came from cycles
   double load_spread_sd() const;  // what load_gain_at() counts (0: the mean load only)
   void update_load(double load_top);

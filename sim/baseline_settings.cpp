@@ -48,6 +48,9 @@ const Key kKeys[] = {
     {"powergrad.load_spread_k", 0.0, 10.0, false,
      "how far the load's period-to-period spread counts (1; 0: the mean load only)",
      [](BaselineSettings &s) -> double & { return s.powergrad_load_spread_k; }},
+    {"powergrad.backlog_horizon_s", 0.0, 1e6, false,
+     "horizon of the latency weight's transient bound (10; 0: no bound)",
+     [](BaselineSettings &s) -> double & { return s.powergrad_backlog_horizon_s; }},
 };
 
 std::string range_text(const Key &k) {

@@ -20,6 +20,7 @@ struct BaselineSettings {
   double powergrad_low_cap_knee = GradientModelParams{}.low_cap_knee;
   double powergrad_low_cap_slowdown = GradientModelParams{}.low_cap_slowdown;
   double powergrad_load_spread_k = GradientModelParams{}.load_spread_k;
+  double powergrad_backlog_horizon_s = GradientModelParams{}.backlog_horizon_s;
   std::vector<std::string> changed;  // the KEY=VALUE applied, in order (shown in reports)
 };
 

@@ -93,6 +93,7 @@ class PowergradPolicy final : public Policy {
       p.model.low_cap_knee = spec.baselines.powergrad_low_cap_knee;
       p.model.low_cap_slowdown = spec.baselines.powergrad_low_cap_slowdown;
       p.model.load_spread_k = spec.baselines.powergrad_load_spread_k;
+      p.model.backlog_horizon_s = spec.baselines.powergrad_backlog_horizon_s;
       for (std::size_t k : node.sockets) p.floor_w += spec.sockets[k].min_cap_w;
       NodeAgent a(node.name, p);
       a.sockets = node.sockets;

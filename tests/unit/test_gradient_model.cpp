@@ -642,6 +642,73 @@ START_TEST(load_spread_counts_busy_periods) {
 }
 END_TEST
 
+START_TEST(transient_bound_weighs_a_backlog_by_what_it_can_complete) {
+  // Two services learn their capacity while unsaturated: one of short requests, whose busy
+  // fraction barely moves from period to period (0.58 or 0.62), and one of long requests
+  // (0.3 or 0.85). Then both saturate (busy 1). The steady-state weight would value them
+  // alike; within the horizon (backlog_horizon_s) a unit of speed is worth at most the
+  // requests it completes, capacity x horizon / 2, which bounds the long-request service's
+  // weight and leaves the short-request one's.
+  const double f = 0.8 * kModel.f_max_hz;
+  const double m = 0.3;
+  const double x = f / kModel.f_max_hz;
+  const auto power = [&](double busy) {
+    return kModel.p0_w + (kModel.tdp_w - kModel.p0_w) * busy * x * x * x;
+  };
+  const auto fed = [&](double horizon_s, double lo, double hi, int learn) {
+    GradientModelParams params = cubic_only();
+    params.backlog_horizon_s = horizon_s;
+    GradientModel model(params);
+    std::mt19937 rng(9);
+    for (int i = 0; i < learn; ++i) {
+      const double busy = rng() % 2 ? hi : lo;
+      model.update(with_share(m, f, busy).observe(f, JobMode::latency), domain(power(busy)));
+    }
+    for (int i = 0; i < 200; ++i)
+      model.update(with_share(m, f, 1.0).observe(f, JobMode::latency), domain(power(1.0)));
+    return model;
+  };
+  const GradientModel short_bound = fed(10.0, 0.58, 0.62, 100);
+  const GradientModel short_free = fed(0.0, 0.58, 0.62, 100);
+  const GradientModel long_bound = fed(10.0, 0.3, 0.85, 100);
+  const GradientModel long_free = fed(0.0, 0.3, 0.85, 100);
+  // The capacities: 2 load / (half the mean square change x T), in the load's unit (busy
+  // fraction at f_max, 1.0 / r_top of the measured one): about 3,000 and 15 a second.
+  const double c_short = short_bound.current().capacity_rps;
+  const double c_long = long_bound.current().capacity_rps;
+  ck_assert_msg(c_short > 1000.0 && c_short < 10000.0, "short: %g requests/s", c_short);
+  ck_assert_msg(c_long > 5.0 && c_long < 40.0, "long: %g requests/s", c_long);
+  ck_assert_double_eq(short_free.current().capacity_rps, c_short);  // measured either way
+  const double p = power(1.0) - 1.0;                                // saturated, held by its cap
+  const double gs = short_bound.marginal_gain_at(p);
+  const double gl = long_bound.marginal_gain_at(p);
+  ck_assert(gs > 0.0 && gl > 0.0);
+  // The short-request service's weight (about 2,500 at the clamp) is below its bound
+  // (15,000): unchanged. The long-request one's is bounded: by capacity x 10 s / 2 instead of
+  // the clamp's weight, slope(0.98) x rho with rho just above 1 (1 W below its power).
+  ck_assert_double_eq_tol(gs, short_free.marginal_gain_at(p), 1e-12 * gs);
+  const double ratio = gl / long_free.marginal_gain_at(p);
+  const double expect = 0.5 * c_long * 10.0 / mmc_requests_slope(0.98, 1.0);
+  ck_assert_msg(ratio > 0.95 * expect && ratio < 1.01 * expect, "ratio %g, expected about %g",
+                ratio, expect);
+  ck_assert(gl < 0.2 * gs);
+  // Non-increasing over the whole range with the bound in force.
+  double prev = std::numeric_limits<double>::infinity();
+  for (double q = 61.0; q < 205.0; q += 0.25) {
+    const double g = long_bound.marginal_gain_at(q);
+    ck_assert_msg(std::isfinite(g) && g >= 0.0 && g <= prev * (1.0 + 1e-9), "%g at %g W", g, q);
+    prev = g;
+  }
+  // Before ten unsaturated periods the capacity is not known: no bound.
+  const GradientModel young = fed(10.0, 0.3, 0.85, 8);
+  ck_assert_double_eq(young.current().capacity_rps, 0.0);
+  ck_assert_double_eq_tol(young.marginal_gain_at(p), fed(0.0, 0.3, 0.85, 8).marginal_gain_at(p),
+                          1e-12 * young.marginal_gain_at(p));
+  // Saturated periods teach nothing: a service that was never below 0.9 has no capacity.
+  ck_assert_double_eq(fed(10.0, 0.95, 1.0, 100).current().capacity_rps, 0.0);
+}
+END_TEST
+
 // ---------------------------------------------------------------- bad input
 
 START_TEST(bad_input_is_reported_not_thrown) {
@@ -936,6 +1003,7 @@ int main() {
   tcase_add_test(curve, marginal_is_concave_everywhere);
   tcase_add_test(curve, low_cap_slowdown_below_the_knee);
   tcase_add_test(curve, load_spread_counts_busy_periods);
+  tcase_add_test(curve, transient_bound_weighs_a_backlog_by_what_it_can_complete);
   suite_add_tcase(s, curve);
   TCase *bad = tcase_create("bad_input");
   tcase_add_test(bad, bad_input_is_reported_not_thrown);
