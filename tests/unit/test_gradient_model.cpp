@@ -67,6 +67,13 @@ double freq_at(double p) { return kModel.freq_at_hz(p); }
 
 double g_closed_form(double m, double p) { return (1.0 - m) / (3.0 * (p - kModel.p0_w)); }
 
+// The domain's power as the model has it (alpha 1) for CPUs busy `busy` of the time at
+// frequency f, not capped: P0 + (TDP - P0) busy (f / f_max)^3.
+double power_at(double busy, double f) {
+  const double x = f / kModel.f_max_hz;
+  return kModel.p0_w + (kModel.tdp_w - kModel.p0_w) * busy * x * x * x;
+}
+
 // The physics the latency model assumes, solved here on its own: a service measured at power
 // p_now (frequency freq_at(p_now)) with memory share m and busy fraction rho there keeps its
 // offered load as the cap moves; at frequency f its busy fraction is rho r(f_now) / r(f)
@@ -579,11 +586,7 @@ START_TEST(load_spread_counts_busy_periods) {
   // less and less the further above, up to about the busiest periods' need.
   const double f = 0.8 * kModel.f_max_hz;
   const double m = 0.3;
-  // The domain's power as the model has it (alpha 1): P0 + (TDP - P0) busy (f / f_max)^3.
-  const double x = f / kModel.f_max_hz;
-  const auto power = [&](double busy) {
-    return kModel.p0_w + (kModel.tdp_w - kModel.p0_w) * busy * x * x * x;
-  };
+  const auto power = [&](double busy) { return power_at(busy, f); };
   const auto fed = [&](double k, bool alternate) {
     GradientModelParams params = cubic_only();
     params.load_spread_k = k;
@@ -651,10 +654,7 @@ START_TEST(transient_bound_weighs_a_backlog_by_what_it_can_complete) {
   // weight and leaves the short-request one's.
   const double f = 0.8 * kModel.f_max_hz;
   const double m = 0.3;
-  const double x = f / kModel.f_max_hz;
-  const auto power = [&](double busy) {
-    return kModel.p0_w + (kModel.tdp_w - kModel.p0_w) * busy * x * x * x;
-  };
+  const auto power = [&](double busy) { return power_at(busy, f); };
   const auto fed = [&](double horizon_s, double lo, double hi, int learn) {
     GradientModelParams params = cubic_only();
     params.backlog_horizon_s = horizon_s;
