@@ -451,8 +451,10 @@ void GradientModel::update_load(double load_top) {
 // spread about a mean would count; periods whose busy fraction is kCapacityBusyMax or more
 // are left out (a saturated period's busy fraction no longer varies with its arrivals).
 // For requests longer than a period the change from period to period is smaller than the
-// spread, so their capacity reads too high, by about 2 (S / T)^2: the bound is then looser,
-// never tighter, than it should be.
+// spread, so their capacity reads too high, by about 2 (S / T)^2: the bound is then looser
+// than it should be. Noise in the measurement of the load itself (with software counters
+// the clock, and so the load at the top clock, is estimated from the power) counts as
+// arrivals' noise and makes it read low: the bound is then tighter.
 void GradientModel::update_capacity(bool latency, double busy, double load_top, double interval_s) {
   const bool usable = latency && std::isfinite(busy) && busy < kCapacityBusyMax &&
                       std::isfinite(load_top) && load_top > 0.0;
