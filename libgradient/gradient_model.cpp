@@ -577,12 +577,12 @@ double GradientModel::load_gain_one(double dyn_w, bool cap_slope, double period_
       std::min(std::max(load_top_, 1e-6) / rt, std::clamp(params_.max_busy_fraction, 0.0, 0.999));
   double slope = mmc_requests_slope(rho, servers_);
   // The transient bound: within the horizon a unit of speed changes the requests in the
-  // system by at most capacity x horizon / 2.
+  // system by at most capacity x horizon / 2 (the capacity as of the last update).
   const double horizon = params_.backlog_horizon_s;
-  if (std::isfinite(horizon) && horizon > 0.0) {
-    const double cap = capacity_rps();
+  const double cap = current_.capacity_rps;
+  if (std::isfinite(horizon) && horizon > 0.0 && cap > 0.0) {
     const double w = slope * std::max(load_top_, 1e-6) / rt;
-    if (cap > 0.0 && w > 0.5 * cap * horizon) slope *= 0.5 * cap * horizon / w;
+    if (w > 0.5 * cap * horizon) slope *= 0.5 * cap * horizon / w;
   }
   const double gain = slope * load * drdx / (rt * rt) / dpdx * g +
                       (dg > 0.0 ? slope * load * r * dg / (rt * rt) : 0.0);
