@@ -47,6 +47,22 @@ evaluate: sim/powergrad-sim
 sweep: sim/powergrad-sim
 	$(SHELL) $(top_srcdir)/scripts/sweep-baselines.sh --sim ./sim/powergrad-sim --out sweep
 
+# Writes the README's random clusters (generator seeds 71-79, 24 each) into random-clusters/
+# and runs each with uniform, usage, powergrad and the oracle on seeds 1 and 2: a line per
+# run, a summary per set (harm, budget, share of the oracle's gain). Fails only on a budget
+# violation or a failed run; harm is a figure here, not a test (scripts/random-clusters.py).
+RANDOM_CLUSTER_SEEDS = 71 72 73 74 75 76 77 78 79
+PYTHON3 = python3
+.PHONY: evaluate-random
+evaluate-random: sim/powergrad-sim
+	for s in $(RANDOM_CLUSTER_SEEDS); do \
+	  $(PYTHON3) $(top_srcdir)/scripts/random-clusters.py generate --seed $$s \
+	    --out random-clusters/set$$s || exit 2; \
+	done
+	$(PYTHON3) $(top_srcdir)/scripts/random-clusters.py run --sim ./sim/powergrad-sim \
+	  --out random-clusters/runs.txt \
+	  $(patsubst %,random-clusters/set%,$(RANDOM_CLUSTER_SEEDS))
+
 EXTRA_DIST += scenarios/dual-socket.yaml scenarios/dual-socket-plain.yaml \
 	scenarios/single-socket-accel.yaml \
 	scenarios/renewable-day.yaml \
@@ -57,4 +73,5 @@ EXTRA_DIST += scenarios/dual-socket.yaml scenarios/dual-socket-plain.yaml \
 	scenarios/homogeneous-vm.yaml scenarios/homogeneous-floor.yaml \
 	scenarios/plain-bursty.yaml scenarios/shared-sockets.yaml \
 	doc/scenarios.md scripts/evaluate.sh scripts/evaluate-table.py \
-	scripts/sweep-baselines.sh scripts/sweep-baselines-table.py
+	scripts/sweep-baselines.sh scripts/sweep-baselines-table.py \
+	scripts/random-clusters.py

@@ -80,6 +80,10 @@ EXTRA_DIST += $(E2E_TESTS) tests/e2e/lib.sh tests/cluster/pgcluster tests/cluste
 TESTS += tests/tools/test_report_forged_names.sh
 EXTRA_DIST += tests/tools/test_report_forged_names.sh
 
+# scripts/random-clusters.py, the random-cluster harness, on three small clusters (no cluster).
+TESTS += tests/tools/test_random_clusters.sh
+EXTRA_DIST += tests/tools/test_random_clusters.sh
+
 # `powergrad check-config` on good and bad files (no cluster).
 TESTS += tests/tools/test_check_config.sh
 EXTRA_DIST += tests/tools/test_check_config.sh

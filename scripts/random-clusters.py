@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""Random clusters for powergrad-sim: PowerGrad on clusters nobody tuned it on.
+
+The shipped scenarios are what PowerGrad was developed against. This script writes clusters
+at random (socket types, workloads with redrawn service times and memory shares, services,
+loads, plain services, counters, transport delay, progress signal, arrivals, budget) and
+runs uniform, usage, powergrad and the oracle on each, so that every figure the README gives
+for "random clusters" can be rebuilt, and new sets checked that no change was tuned on.
+
+  scripts/random-clusters.py generate --seed S [--count N] --out DIR
+      writes DIR/rndS-K.yaml for K = 0..N-1 (default 24). The same seed always gives the
+      same files (Python's random.Random, seeded per cluster); the README's sets are seeds
+      71 to 79.
+  scripts/random-clusters.py run [--sim PATH] [--seeds 1,2] [--jobs J] [--out FILE] DIR...
+      runs every DIR/*.yaml with the four policies on each seed; prints one line per run,
+      then per set (the scenarios' names before their last '-'): runs, runs the simulator
+      refused (a budget that falls below the sockets' floors), harm, runs under 99.5% of
+      the budget where some socket wanted more, the share of the oracle's gain (runs where
+      the oracle gains at least 3% over usage: how many, how many under 80%, the median),
+      powergrad's mean and p99 against the better of uniform and usage, averaged over the
+      runs, and budget violations. --out also writes the lines to FILE. --set passes a
+      setting to every run (powergrad-sim --set KEY=VALUE).
+  scripts/random-clusters.py summary FILE...
+      the per-set summary of lines an earlier run wrote (the same as the run printed: both
+      are computed from the lines as written).
+
+A run line: scenario, seed, powergrad's mean and p99 latency reduction against the better of
+uniform and usage (negative: worse), its share of the oracle's mean gain over usage (nan
+where the oracle gains under 1%), the oracle's gain, the budget held as caps over the
+measured ticks and over the ticks in which some socket wanted more, the budget violations
+of all four policies, the oracle's p99 against the better baseline, and HARM where powergrad's mean
+is more than 0.5% or its p99 more than 1% worse than the better baseline (issue 12's
+limits). A scenario the simulator refuses (e.g. a budget that falls below the sockets'
+floors) gives an ERROR line and counts as refused in the summary.
+
+Exit status: 0; 1 when any policy violated a budget (a safety invariant, unlike harm, which
+is a figure); 2 on a usage error or a failed simulator run.
+"""
+import argparse
+import glob
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+PRESETS = ["resnet50", "bert", "lstm", "dlrm", "llm-prefill", "llm-decode"]
+SERVICE_MS = {"resnet50": 60, "bert": 120, "lstm": 50, "dlrm": 40, "llm-prefill": 800,
+              "llm-decode": 2000}
+HARM_MEAN, HARM_P99 = 0.005, 0.01
+
+
+def generate(seed, count, out):
+    """Writes count clusters; the draws' order is part of the format (same seed, same files)."""
+    os.makedirs(out, exist_ok=True)
+    for k in range(count):
+        r = random.Random(seed * 1000 + k)
+        counters = r.choice(["hardware", "hardware", "software"])
+        delay = r.choice([0, 0, 0.2, 0.5, 0.8]) if counters == "software" else r.choice([0, 0, 0.3])
+        progress = counters == "software" and r.random() < 0.5
+        share = round(r.uniform(0.48, 0.8), 2)
+        arr = r.choice(["poisson", "poisson", "mmpp", "diurnal"])
+        lines = [f"# random cluster {seed}-{k}", f"name: rnd{seed}-{k}",
+                 "duration_s: 300\nwarmup_s: 60\ntick_s: 0.1\ncontrol_period_s: 1",
+                 f"counters: {counters}\ntransport_delay_s: {delay}\n"
+                 f"progress_signal: {'true' if progress else 'false'}",
+                 f"seed: 1\nbudget:\n  share_of_max: {share}"]
+        if arr == "mmpp":
+            lines.append(f"arrivals:\n  kind: mmpp\n  burst_factor: {round(r.uniform(1.2, 2.0), 2)}\n"
+                         f"  burst_mean_s: {r.choice([5, 10, 20])}\n"
+                         f"  calm_mean_s: {r.choice([30, 60, 100])}")
+        elif arr == "diurnal":
+            lines.append(f"arrivals:\n  diurnal_amplitude: {round(r.uniform(0.2, 0.5), 2)}\n"
+                         f"  diurnal_period_s: {r.choice([120, 300, 600])}")
+        lines.append("socket_types:")
+        types = []
+        for t in range(r.choice([1, 1, 2])):
+            tdp = r.choice([150, 205, 250, 280])
+            p0 = round(tdp * r.uniform(0.2, 0.35))
+            lines.append(f"  t{t}:\n    tdp_w: {tdp}\n    p0_w: {p0}\n"
+                         f"    f_max_ghz: {r.choice([2.8, 3.4, 3.7])}\n"
+                         f"    min_cap_w: {round(tdp * r.uniform(0.42, 0.5))}")
+            if counters == "software":
+                lines.append(f"    power_noise: {r.choice([0.01, 0.02, 0.03])}")
+            types.append(f"t{t}")
+        lines.append("workloads:")
+        workloads = []
+        for w in range(r.randint(2, 5)):
+            p = r.choice(PRESETS)
+            lines.append(f"  w{w}:\n    like: {p}\n"
+                         f"    service_time_ms: {round(SERVICE_MS[p] * r.uniform(0.3, 2.0))}\n"
+                         f"    memory_share: {round(r.uniform(0.05, 0.85), 2)}")
+            workloads.append(f"w{w}")
+        lines.append("node_templates:")
+        templates = []
+        for t in range(r.randint(1, 4)):
+            sockets = r.choice([1, 2, 2])
+            lines.append(f"  nt{t}:\n    sockets:")
+            socket_type = r.choice(types)
+            for _ in range(sockets):
+                lines.append(f"      - type: {socket_type}\n        services:")
+                for _ in range(r.choice([1, 1, 2, 3])):
+                    lo = round(r.uniform(0.3, 0.85), 2)
+                    hi = round(min(0.95, lo + r.uniform(0, 0.15)), 2)
+                    plain = ", power_aware: false" if r.random() < 0.2 else ""
+                    lines.append(f"          - {{workload: {r.choice(workloads)}, "
+                                 f"servers: {r.choice([2, 4, 4, 8])}, load: [{lo}, {hi}]{plain}}}")
+            templates.append(f"nt{t}")
+        lines.append("groups:\n  - name: g0\n    nodes:")
+        for t in templates:
+            lines.append(f"      - {{template: {t}, count: {r.randint(1, 6)}}}")
+        with open(os.path.join(out, f"rnd{seed}-{k}.yaml"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+def run_one(sim, path, seed, extra):
+    name = os.path.basename(path)[:-5]
+    p = subprocess.run([sim, path, "--policies", "uniform,usage,powergrad,oracle", "--seed",
+                        str(seed), "--format", "json", "--quiet"] + extra,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        msg = p.stderr.strip().splitlines()
+        return {"name": name, "seed": seed, "error": msg[-1] if msg else f"exit {p.returncode}",
+                "refused": p.returncode == 2 and "no policy could stay under it" in p.stderr}
+    d = json.loads(p.stdout)["policies"]
+    pg, un, us, orc = d["powergrad"], d["uniform"], d["usage"], d["oracle"]
+    best = {m: min(un[m], us[m]) for m in ("mean_latency_s", "p99_latency_s")}
+    vs = {m: (best[m] - pg[m]) / best[m] for m in best}
+    gain = us["mean_latency_s"] - orc["mean_latency_s"]
+    share = ((us["mean_latency_s"] - pg["mean_latency_s"]) / gain
+             if gain > 0.01 * us["mean_latency_s"] else float("nan"))
+    wanted = pg.get("budget_used_wanted")
+    return {"name": name, "seed": seed, "mean": vs["mean_latency_s"], "p99": vs["p99_latency_s"],
+            "share": share, "oracle_gain": gain / us["mean_latency_s"],
+            "budget": pg["budget_used"], "wanted": 1.0 if wanted is None else wanted,
+            "violations": sum(d[k]["budget_violations"] for k in d),
+            "oracle_p99": (best["p99_latency_s"] - orc["p99_latency_s"]) / best["p99_latency_s"],
+            "harm": vs["mean_latency_s"] < -HARM_MEAN or vs["p99_latency_s"] < -HARM_P99}
+
+
+def line(r):
+    if "error" in r:
+        return f"{r['name']} s{r['seed']} ERROR {r['error']}"
+    return (f"{r['name']} s{r['seed']} vsbest {100 * r['mean']:+.1f}% {100 * r['p99']:+.1f}% "
+            f"share {100 * r['share']:.0f}% orc {100 * r['oracle_gain']:+.1f}% "
+            f"budget {100 * r['budget']:.1f}% wanted {100 * r['wanted']:.2f}% "
+            f"viol {r['violations']} orcp99 {100 * r['oracle_p99']:+.1f}%"
+            + (" HARM" if r["harm"] else ""))
+
+
+def parse(text):
+    """A run line back into the figures the summary needs (None for anything else)."""
+    p = text.split()
+    if len(p) >= 3 and p[2] == "ERROR":
+        return {"name": p[0], "seed": int(p[1][1:]), "error": " ".join(p[3:]),
+                "refused": "no policy could stay under it" in text}
+    if len(p) < 15 or p[2] != "vsbest":
+        return None
+    num = lambda s: float(s.rstrip("%")) / 100.0
+    return {"name": p[0], "seed": int(p[1][1:]), "mean": num(p[3]), "p99": num(p[4]),
+            "share": num(p[6]), "oracle_gain": num(p[8]), "budget": num(p[10]),
+            "wanted": num(p[12]), "violations": int(p[14]), "harm": text.rstrip().endswith("HARM")}
+
+
+def set_of(name):
+    return name.rsplit("-", 1)[0]
+
+
+def summarize(results):
+    """Per set (scenario name before its last '-'): one line over the runs that ran."""
+    out = []
+    for s in sorted({set_of(r["name"]) for r in results}):
+        rs = [r for r in results if set_of(r["name"]) == s and "error" not in r]
+        refused = sum(1 for r in results if set_of(r["name"]) == s and r.get("refused"))
+        if not rs:
+            out.append(f"{s}: runs 0 refused {refused}")
+            continue
+        shares = [r["share"] for r in rs if r["oracle_gain"] >= 0.03 and r["share"] == r["share"]]
+        med = f"{100 * statistics.median(shares):.0f}%" if shares else "n/a"
+        out.append(f"{s}: runs {len(rs)} refused {refused} harm {sum(r['harm'] for r in rs)} "
+                   f"budget<99.5% {sum(r['wanted'] < 0.995 for r in rs)} "
+                   f"oracle>=3% {len(shares)} share<80% {sum(x < 0.8 for x in shares)} "
+                   f"median share {med} "
+                   f"mean {100 * statistics.mean(r['mean'] for r in rs):+.2f}% "
+                   f"p99 {100 * statistics.mean(r['p99'] for r in rs):+.2f}% "
+                   f"violations {sum(r['violations'] for r in rs)}")
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("generate")
+    g.add_argument("--seed", type=int, required=True)
+    g.add_argument("--count", type=int, default=24)
+    g.add_argument("--out", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--sim", default=None)
+    r.add_argument("--seeds", default="1,2")
+    r.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    r.add_argument("--out", default=None)
+    r.add_argument("--set", action="append", default=[], help="a powergrad-sim --set KEY=VALUE")
+    r.add_argument("dirs", nargs="+")
+    s = sub.add_parser("summary")
+    s.add_argument("files", nargs="+")
+    a = ap.parse_args()
+
+    if a.cmd == "generate":
+        if a.count < 1:
+            ap.error("--count must be at least 1")
+        generate(a.seed, a.count, a.out)
+        return 0
+    if a.cmd == "summary":
+        rows = []
+        for f in a.files:
+            with open(f) as fh:
+                rows += [x for x in map(parse, fh) if x]
+        if not rows:
+            print("random-clusters: no run lines in " + ", ".join(a.files), file=sys.stderr)
+            return 2
+        print("\n".join(summarize(rows)))
+        return 1 if any(x.get("violations") for x in rows) else 0
+
+    sim = a.sim
+    if sim is None:
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        for c in (os.path.join(here, "build", "sim", "powergrad-sim"), "./sim/powergrad-sim"):
+            if os.access(c, os.X_OK):
+                sim = c
+                break
+    if sim is None or not os.access(sim, os.X_OK):
+        ap.error("no simulator: build it (make sim/powergrad-sim) or pass --sim PATH")
+    try:
+        seeds = [int(x) for x in a.seeds.split(",")]
+    except ValueError:
+        ap.error(f"--seeds '{a.seeds}' is not a comma-separated list of integers")
+    files = []
+    for d in a.dirs:
+        found = sorted(glob.glob(os.path.join(d, "*.yaml")))
+        if not found:
+            ap.error(f"no scenarios (*.yaml) in '{d}'")
+        files += found
+    extra = [x for kv in a.set for x in ("--set", kv)]
+    jobs = [(f, sd) for f in files for sd in seeds]
+    with ThreadPoolExecutor(max(1, a.jobs)) as ex:
+        results = list(ex.map(lambda js: run_one(sim, js[0], js[1], extra), jobs))
+    text = [line(x) for x in results]
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write("\n".join(text) + "\n")
+    print("\n".join(text))
+    ok = [x for x in results if "error" not in x]
+    # From the lines as printed, so that `summary` of a saved run gives the same figures.
+    print("\n".join(summarize([parse(t) for t in text])))
+    failed = [x for x in results if "error" in x and not x["refused"]]
+    if failed:
+        print(f"random-clusters: {len(failed)} simulator runs failed", file=sys.stderr)
+        return 2
+    return 1 if any(x["violations"] for x in ok) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# scripts/random-clusters.py, the harness behind the README's random-cluster figures: the
+# same seed writes the same clusters and another seed others, every cluster it writes is one
+# the simulator runs, `run` prints a line per run and a summary per set that `summary` gives
+# back from the saved lines, a budget violation fails the summary, and bad input is refused
+# with the problem named (exit 2). No cluster needed. TAP.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../e2e/lib.sh
+. "$(dirname "$0")/../e2e/lib.sh"
+
+build=${PG_BUILDDIR:-$PG_TOP/build}
+sim=$build/sim/powergrad-sim
+rc_py=$PG_TOP/scripts/random-clusters.py
+[ -x "$sim" ] || skip_all "simulator not built: $sim"
+command -v python3 > /dev/null || skip_all "python3 not installed"
+
+plan 13
+work=$(mktemp -d /tmp/pg-random-clusters.XXXXXX)
+pg_on_exit rm -rf "$work"
+
+# run ARGS...: sets $out (stdout and stderr) and $rc.
+run() {
+  rc=0
+  out=$(python3 "$rc_py" "$@" 2>&1) || rc=$?
+}
+
+run generate --seed 5 --count 3 --out "$work/a"
+is "$rc" 0 "generate exits 0"
+is "$(find "$work/a" -name 'rnd5-*.yaml' | wc -l)" 3 "it writes --count clusters named after the seed"
+run generate --seed 5 --count 3 --out "$work/b"
+if diff -r "$work/a" "$work/b" > /dev/null; then ok "the same seed writes the same files"
+else not_ok "the same seed writes the same files" "$(diff -r "$work/a" "$work/b" | head -20)"; fi
+run generate --seed 6 --count 3 --out "$work/c"
+if ! cmp -s "$work/a/rnd5-0.yaml" <(sed 's/rnd6-/rnd5-/; s/cluster 6-/cluster 5-/' "$work/c/rnd6-0.yaml"); then
+  ok "another seed writes another cluster"
+else
+  not_ok "another seed writes another cluster" "rnd6-0.yaml is rnd5-0.yaml renamed"
+fi
+
+run run --sim "$sim" --seeds 1 --jobs 2 --out "$work/lines.txt" "$work/a"
+is "$rc" 0 "run exits 0 (no budget violation)"
+lines=$(printf '%s\n' "$out" | grep -cE '^rnd5-[0-9]+ s1 (vsbest|ERROR) ' || true)
+is "$lines" 3 "one line per cluster and seed"
+# Every line that ran has all the figures; a refused cluster says why.
+bad=$(printf '%s\n' "$out" | grep -E '^rnd5-' |
+  grep -vE '^rnd5-[0-9]+ s1 vsbest [-+][0-9.]+% [-+][0-9.]+% share (nan|-?[0-9]+)% orc [-+][0-9.]+% budget [0-9.]+% wanted [0-9.]+% viol 0 orcp99 [-+][0-9.]+%( HARM)?$' |
+  grep -v 'no policy could stay under it' || true)
+is "$bad" "" "each run line carries every figure (or the simulator's refusal)"
+summary=$(printf '%s\n' "$out" | grep -E '^rnd5: runs ' || true)
+case $summary in
+  "rnd5: runs "[0-9]*" refused "[0-9]*" harm "[0-9]*" budget<99.5% "[0-9]*" oracle>=3% "[0-9]*" share<80% "*" violations 0") ok "a summary line for the set" ;;
+  *) not_ok "a summary line for the set" "$out" ;;
+esac
+run summary "$work/lines.txt"
+is "$rc" 0 "summary of the saved lines exits 0"
+is "$out" "$summary" "and gives the run's summary back"
+
+# A violation is a safety failure: the summary says so in its exit status.
+sed '1s/ viol 0 / viol 2 /' "$work/lines.txt" > "$work/violated.txt"
+if grep -q ' viol 2 ' "$work/violated.txt"; then
+  run summary "$work/violated.txt"
+  is "$rc" 1 "a budget violation in the lines: exit 1"
+else
+  not_ok "a budget violation in the lines: exit 1" "the first line was not a run line: $(head -1 "$work/lines.txt")"
+fi
+
+run run --sim "$sim" --seeds one "$work/a"
+case "$rc:$out" in
+  2:*"--seeds 'one'"*) ok "a bad --seeds is refused by name (exit 2)" ;;
+  *) not_ok "a bad --seeds is refused by name (exit 2)" "rc $rc: $out" ;;
+esac
+mkdir "$work/empty"
+run run --sim "$sim" "$work/empty"
+case "$rc:$out" in
+  2:*"no scenarios"*"empty"*) ok "a directory without scenarios is refused (exit 2)" ;;
+  *) not_ok "a directory without scenarios is refused (exit 2)" "rc $rc: $out" ;;
+esac
