@@ -124,8 +124,12 @@ def run_one(sim, path, seed, extra):
         msg = p.stderr.strip().splitlines()
         return {"name": name, "seed": seed, "error": msg[-1] if msg else f"exit {p.returncode}",
                 "refused": p.returncode == 2 and "no policy could stay under it" in p.stderr}
-    d = json.loads(p.stdout)["policies"]
-    pg, un, us, orc = d["powergrad"], d["uniform"], d["usage"], d["oracle"]
+    try:
+        d = json.loads(p.stdout)["policies"]
+        pg, un, us, orc = d["powergrad"], d["uniform"], d["usage"], d["oracle"]
+    except (ValueError, KeyError, TypeError) as e:
+        return {"name": name, "seed": seed, "refused": False,
+                "error": f"the simulator's JSON is not what this script reads ({e!r})"}
     best = {m: min(un[m], us[m]) for m in ("mean_latency_s", "p99_latency_s")}
     vs = {m: (best[m] - pg[m]) / best[m] for m in best}
     gain = us["mean_latency_s"] - orc["mean_latency_s"]

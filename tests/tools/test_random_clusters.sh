@@ -3,7 +3,8 @@
 # same seed writes the same clusters and another seed others, every cluster it writes is one
 # the simulator runs, `run` prints a line per run and a summary per set that `summary` gives
 # back from the saved lines, a budget violation fails the summary, and bad input is refused
-# with the problem named (exit 2). No cluster needed. TAP.
+# with the problem named (exit 2), as is a simulator whose output it cannot read. No cluster
+# needed. TAP.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../e2e/lib.sh
 . "$(dirname "$0")/../e2e/lib.sh"
@@ -14,7 +15,7 @@ rc_py=$PG_TOP/scripts/random-clusters.py
 [ -x "$sim" ] || skip_all "simulator not built: $sim"
 command -v python3 > /dev/null || skip_all "python3 not installed"
 
-plan 13
+plan 14
 work=$(mktemp -d /tmp/pg-random-clusters.XXXXXX)
 pg_on_exit rm -rf "$work"
 
@@ -74,4 +75,11 @@ run run --sim "$sim" "$work/empty"
 case "$rc:$out" in
   2:*"no scenarios"*"empty"*) ok "a directory without scenarios is refused (exit 2)" ;;
   *) not_ok "a directory without scenarios is refused (exit 2)" "rc $rc: $out" ;;
+esac
+printf '#!/bin/sh\necho not json\n' > "$work/fake-sim"
+chmod +x "$work/fake-sim"
+run run --sim "$work/fake-sim" --seeds 1 "$work/a"
+case "$rc:$out" in
+  2:*"rnd5-0 s1 ERROR the simulator's JSON is not what this script reads"*"3 simulator runs failed"*) ok "a simulator whose output is not JSON: each run an ERROR line, exit 2" ;;
+  *) not_ok "a simulator whose output is not JSON: each run an ERROR line, exit 2" "rc $rc: $out" ;;
 esac
