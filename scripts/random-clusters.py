@@ -28,9 +28,10 @@ A run line: scenario, seed, powergrad's mean and p99 latency reduction against t
 uniform and usage (negative: worse), its share of the oracle's mean gain over usage (nan
 where the oracle gains under 1%), the oracle's gain, the budget held as caps over the
 measured ticks and over the ticks in which some socket wanted more, the budget violations
-of all four policies, the oracle's p99 against the better baseline, and HARM where powergrad's mean
-is more than 0.5% or its p99 more than 1% worse than the better baseline (issue 12's
-limits). A scenario the simulator refuses (e.g. a budget that falls below the sockets'
+of all four policies, the oracle's p99 against the better baseline, and HARM where
+powergrad's mean is more than 0.5% or its p99 more than 1% worse than the better baseline
+(issue 12's limits). The figures are those of the scenario table's runs
+(scripts/evaluate-table.py, seed_figures), which this script loads. A scenario the simulator refuses (e.g. a budget that falls below the sockets'
 floors) gives an ERROR line and counts as refused in the summary.
 
 Exit status: 0; 1 when any policy violated a budget (a safety invariant, unlike harm, which
@@ -38,6 +39,7 @@ is a figure); 2 on a usage error or a failed simulator run.
 """
 import argparse
 import glob
+import importlib.util
 import json
 import os
 import random
@@ -46,10 +48,24 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+
+def _evaluate_table():
+    """scripts/evaluate-table.py, whose seed_figures() computes a run's figures for the
+    scenario table: the same definitions (share, harm limits, violations) here."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "evaluate-table.py")
+    spec = importlib.util.spec_from_file_location("evaluate_table", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+seed_figures = _evaluate_table().seed_figures
+
 PRESETS = ["resnet50", "bert", "lstm", "dlrm", "llm-prefill", "llm-decode"]
 SERVICE_MS = {"resnet50": 60, "bert": 120, "lstm": 50, "dlrm": 40, "llm-prefill": 800,
               "llm-decode": 2000}
-HARM_MEAN, HARM_P99 = 0.005, 0.01
+# The simulator's refusal of a cluster whose budget falls below its sockets' floors.
+REFUSED = "no policy could stay under it"
 
 
 def generate(seed, count, out):
@@ -123,25 +139,19 @@ def run_one(sim, path, seed, extra):
     if p.returncode != 0:
         msg = p.stderr.strip().splitlines()
         return {"name": name, "seed": seed, "error": msg[-1] if msg else f"exit {p.returncode}",
-                "refused": p.returncode == 2 and "no policy could stay under it" in p.stderr}
+                "refused": p.returncode == 2 and REFUSED in p.stderr}
     try:
-        d = json.loads(p.stdout)["policies"]
-        pg, un, us, orc = d["powergrad"], d["uniform"], d["usage"], d["oracle"]
+        doc = json.loads(p.stdout)
+        f = seed_figures(doc)
+        wanted = doc["policies"]["powergrad"].get("budget_used_wanted")
     except (ValueError, KeyError, TypeError) as e:
         return {"name": name, "seed": seed, "refused": False,
                 "error": f"the simulator's JSON is not what this script reads ({e!r})"}
-    best = {m: min(un[m], us[m]) for m in ("mean_latency_s", "p99_latency_s")}
-    vs = {m: (best[m] - pg[m]) / best[m] for m in best}
-    gain = us["mean_latency_s"] - orc["mean_latency_s"]
-    share = ((us["mean_latency_s"] - pg["mean_latency_s"]) / gain
-             if gain > 0.01 * us["mean_latency_s"] else float("nan"))
-    wanted = pg.get("budget_used_wanted")
-    return {"name": name, "seed": seed, "mean": vs["mean_latency_s"], "p99": vs["p99_latency_s"],
-            "share": share, "oracle_gain": gain / us["mean_latency_s"],
-            "budget": pg["budget_used"], "wanted": 1.0 if wanted is None else wanted,
-            "violations": sum(d[k]["budget_violations"] for k in d),
-            "oracle_p99": (best["p99_latency_s"] - orc["p99_latency_s"]) / best["p99_latency_s"],
-            "harm": vs["mean_latency_s"] < -HARM_MEAN or vs["p99_latency_s"] < -HARM_P99}
+    return {"name": name, "seed": seed, "mean": -f["worse_mean"], "p99": -f["worse_p99"],
+            "share": f["share"], "oracle_gain": f["oracle_vs_usage_mean"],
+            "budget": f["budget_used"], "wanted": 1.0 if wanted is None else wanted,
+            "violations": f["viol_all"],
+            "oracle_p99": (f["best_p99"] - f["oracle_p99"]) / f["best_p99"], "harm": f["harm"]}
 
 
 def line(r):
@@ -159,7 +169,7 @@ def parse(text):
     p = text.split()
     if len(p) >= 3 and p[2] == "ERROR":
         return {"name": p[0], "seed": int(p[1][1:]), "error": " ".join(p[3:]),
-                "refused": "no policy could stay under it" in text}
+                "refused": REFUSED in text}
     if len(p) < 15 or p[2] != "vsbest":
         return None
     num = lambda s: float(s.rstrip("%")) / 100.0
@@ -193,6 +203,12 @@ def summarize(results):
     return out
 
 
+def report(rows):
+    """Prints the summary of parsed lines; 1 when any run violated a budget, else 0."""
+    print("\n".join(summarize(rows)))
+    return 1 if any(x.get("violations") for x in rows) else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -224,8 +240,7 @@ def main():
         if not rows:
             print("random-clusters: no run lines in " + ", ".join(a.files), file=sys.stderr)
             return 2
-        print("\n".join(summarize(rows)))
-        return 1 if any(x.get("violations") for x in rows) else 0
+        return report(rows)
 
     sim = a.sim
     if sim is None:
@@ -255,14 +270,13 @@ def main():
         with open(a.out, "w") as f:
             f.write("\n".join(text) + "\n")
     print("\n".join(text))
-    ok = [x for x in results if "error" not in x]
     # From the lines as printed, so that `summary` of a saved run gives the same figures.
-    print("\n".join(summarize([parse(t) for t in text])))
+    status = report([parse(t) for t in text])
     failed = [x for x in results if "error" in x and not x["refused"]]
     if failed:
         print(f"random-clusters: {len(failed)} simulator runs failed", file=sys.stderr)
         return 2
-    return 1 if any(x["violations"] for x in ok) else 0
+    return status
 
 
 if __name__ == "__main__":
