@@ -5,8 +5,10 @@
 // Then one whole ClusterController::step over 100k nodes (8 groups, every node reporting a
 // new 8-segment demand curve every period, as node agents do): `bench: cluster_step_100k_ms`
 // with every node's jobs settled, `cluster_step_100k_young_ms` in the two minutes after all
-// of them started at once. `cluster_release_100k_ms`: one ClusterController::release between
-// steps, once the nodes lowered by the step have confirmed.
+// of them started at once, both with the step's default threads (ClusterConfig::step_threads
+// 0), and `cluster_step_100k_one_thread_ms`: the first on one thread, for the ratio.
+// `cluster_release_100k_ms`: one ClusterController::release between steps, once the nodes
+// lowered by the step have confirmed.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -105,7 +107,7 @@ void run(const char *name, std::size_t nodes, int max_reps, double target_s) {
 // which hands the confirmed watts to the raises that waited, is timed instead (what the
 // controller's service runs between periods, at most ten times a period).
 void run_cluster_step(const char *name, std::size_t nodes, int reps, bool settled,
-                      bool time_release = false) {
+                      bool time_release = false, unsigned threads = 0) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   ClusterConfig config;
@@ -127,6 +129,7 @@ void run_cluster_step(const char *name, std::size_t nodes, int reps, bool settle
     config.groups[g].max_w = group_floor[g] + 0.9 * (group_max[g] - group_floor[g]);
   config.budget_w = floors + 0.5 * (maxima - floors);
   if (settled) config.hysteresis_settle_s = 0.0;
+  config.step_threads = threads;
   ClusterController cc(config);
   if (!cc.ok()) {
     std::fprintf(stderr, "bench_alloc: %s\n", cc.error().c_str());
@@ -230,11 +233,11 @@ void run_cluster_step(const char *name, std::size_t nodes, int reps, bool settle
   }
   std::printf(
       "# %s: ClusterController::step, %zu nodes in %zu groups, every node reporting a new "
-      "8-segment curve each period (reports not timed), %s; %d steps after 1 warm-up; min "
-      "%.3f ms, max %.3f ms\n",
+      "8-segment curve each period (reports not timed), %s; %zu step thread(s) "
+      "(StepThreads=%u); %d steps after 1 warm-up; min %.3f ms, max %.3f ms\n",
       name, nodes, groups,
       settled ? "jobs settled (hysteresis 0.5)" : "jobs started with the first report (young)",
-      reps, ms.front(), ms.back());
+      cc.step_thread_count(), threads, reps, ms.front(), ms.back());
   std::printf("bench: %s %.3f ms\n", name, ms[ms.size() / 2]);
 }
 
@@ -251,8 +254,9 @@ int main(int argc, char **argv) {
       "# (1 cluster, 8 groups limited to 90%% of their span, nodes, 2 domains each with "
       "random 4-segment concave curves; budget halfway from floors to maxima)\n");
   std::printf(
-      "# clock: std::chrono::steady_clock; single-threaded; machine: %u hardware "
-      "threads; compiler: %s\n",
+      "# clock: std::chrono::steady_clock; the allocation single-threaded (the cluster step's "
+      "per-node loops on the threads each line says); machine: %u hardware threads; "
+      "compiler: %s\n",
       std::thread::hardware_concurrency(), __VERSION__);
   std::fflush(stdout);
   if (wanted("alloc_1k_ms")) run("alloc_1k_ms", 1000, 501, 1.0);
@@ -260,6 +264,9 @@ int main(int argc, char **argv) {
   if (wanted("alloc_100k_ms")) run("alloc_100k_ms", 100000, 21, 3.0);
   std::fflush(stdout);
   if (wanted("cluster_step_100k_ms")) run_cluster_step("cluster_step_100k_ms", 100000, 11, true);
+  // The same on one thread: the ratio of the two is what the step's threads buy here.
+  if (wanted("cluster_step_100k_one_thread_ms"))
+    run_cluster_step("cluster_step_100k_one_thread_ms", 100000, 11, true, false, 1);
   if (wanted("cluster_step_100k_young_ms"))
     run_cluster_step("cluster_step_100k_young_ms", 100000, 11, false);
   if (wanted("cluster_release_100k_ms"))

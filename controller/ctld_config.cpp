@@ -274,6 +274,13 @@ ConfigResult parse_controller_config(const std::string &text, const std::string 
           return fail("CurveSegments='" + v +
                       "': expected a whole number from 1 to 1024, or 0 (by cluster size)");
         c.curve_segments = static_cast<std::size_t>(n);
+      } else if (k == "stepthreads") {
+        double n = 0;
+        if (!parse_number(v, 0, kMaxStepThreads, n) || n != std::floor(n))
+          return fail("StepThreads='" + v + "': expected a whole number from 1 to " +
+                      std::to_string(kMaxStepThreads) + ", or 0 (by the CPUs, at most " +
+                      std::to_string(kAutoStepThreads) + ")");
+        c.step_threads = static_cast<unsigned>(n);
       } else {
         return fail("unknown key '" + k + "'");
       }
@@ -324,6 +331,7 @@ ClusterConfigResult build_cluster_config(const ControllerFileConfig &file,
   cc.hysteresis = file.hysteresis;
   cc.hysteresis_settle_s = file.hysteresis_settle_s;
   cc.curve_segments = file.curve_segments;
+  cc.step_threads = file.step_threads;
   cc.plain_share = file.plain_share;
   cc.epoch = epoch;
   std::unordered_map<std::string, size_t> group_index;

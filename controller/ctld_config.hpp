@@ -18,6 +18,7 @@
 //   Hysteresis=0.5         # watts move only for (1+H)/(1-H) times the marginal gain
 //   HysteresisSettleTime=120  # seconds over which a node's new jobs grow into it
 //   CurveSegments=0        # demand curve segments per node (0: by cluster size)
+//   StepThreads=0          # threads of a control step (0: the CPUs, at most 4)
 //   MetricsFile=/var/lib/prometheus/node-exporter/powergrad.prom  # Prometheus textfile
 //   MetricsInterval=15     # seconds between rewrites of MetricsFile
 //   Group=rowA Limit=8000
@@ -86,6 +87,7 @@ struct ControllerFileConfig {
   double hysteresis = 0.5;          // ClusterConfig::hysteresis, in [0, 0.9)
   double hysteresis_settle_s = 120;  // ClusterConfig::hysteresis_settle_s, in [0, 86400]
   std::size_t curve_segments = 0;   // ClusterConfig::curve_segments; 0: by cluster size
+  unsigned step_threads = 0;        // ClusterConfig::step_threads; 0: by the CPUs
   std::vector<ConfigGroup> groups;
   std::vector<ConfigNodeOverride> node_overrides;
 };

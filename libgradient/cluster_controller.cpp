@@ -1,12 +1,16 @@
 #include "libgradient/cluster_controller.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "libgradient/curve_ops.hpp"
@@ -70,6 +74,10 @@ std::string ClusterController::check_config(const ClusterConfig &c) {
   if (!(c.noise_weight > 0.0 && c.noise_weight <= 1.0)) return "noise_weight must be in (0, 1]";
   if (!(c.model_prior_sd >= 0.0 && c.model_prior_sd <= 1.0))
     return "model_prior_sd must be in [0, 1]";
+  if (c.step_threads > kMaxStepThreads)
+    return "step_threads " + std::to_string(c.step_threads) + " is above " +
+           std::to_string(kMaxStepThreads);
+  if (c.step_thread_min_nodes < 1) return "step_thread_min_nodes must be at least 1";
   for (std::size_t g = 0; g < c.groups.size(); ++g) {
     const ClusterGroupConfig &grp = c.groups[g];
     if (grp.parent != kNoGroup && grp.parent >= g)
@@ -133,6 +141,53 @@ ClusterController::ClusterController(ClusterConfig config) : config_(std::move(c
                               node.floor_w, node.floor_w, GainCurve{}, node.name);
   }
   compute_fair_shares();
+  // The CPUs this process may run on (its affinity mask, which a cgroup or taskset narrows),
+  // else those online.
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int allowed = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+  cpus_ = allowed > 0 ? static_cast<unsigned>(allowed)
+                      : std::max(1u, std::thread::hardware_concurrency());
+  scratch_.resize(step_threads(n));
+}
+
+std::size_t ClusterController::step_threads(std::size_t n) const {
+  const std::size_t want =
+      config_.step_threads > 0 ? config_.step_threads : std::min(cpus_, kAutoStepThreads);
+  return std::max<std::size_t>(1, std::min(want, n / config_.step_thread_min_nodes));
+}
+
+template <typename F>
+void ClusterController::for_chunks(std::size_t n, std::size_t threads, F &&f) {
+  if (scratch_.size() < threads) scratch_.resize(threads);
+  const auto chunk = [&](std::size_t t) { f(n * t / threads, n * (t + 1) / threads, scratch_[t]); };
+  if (threads <= 1) return chunk(0);
+  std::vector<std::exception_ptr> errors(threads);
+  std::vector<std::thread> workers;
+  workers.reserve(threads - 1);
+  for (std::size_t t = 1; t < threads; ++t) {
+    try {
+      workers.emplace_back([&chunk, &errors, t] {
+        try {
+          chunk(t);
+        } catch (...) {
+          errors[t] = std::current_exception();
+        }
+      });
+    } catch (...) {  // std::system_error: no thread now; the chunks left run here
+      break;
+    }
+  }
+  for (std::size_t t = workers.size() + 1; t <= threads; ++t) {
+    try {
+      chunk(t % threads);  // the chunks no thread took, then the first
+    } catch (...) {
+      errors[t % threads] = std::current_exception();
+    }
+  }
+  for (std::thread &w : workers) w.join();
+  for (const std::exception_ptr &e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 // The budget split evenly: every node at the same share f of its range above its floor
@@ -410,118 +465,34 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
 
   // The noise guard's levels are collected here, its verdicts given in the leaf loop below
   // (one pass over the nodes each, where they are read anyway).
+  // The per-node loops run on step_threads(n) threads (ClusterConfig::step_threads).
   const bool guard = config_.noise_guard_k > 0.0;
-  levels_.clear();
+  const std::size_t threads = step_threads(n);
   std::vector<double> &bound = bound_;
   bound.resize(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    prefetch_state(i + 4);
-    trim_sent(nodes_[i], now_s);
-    bound[i] = in_force_bound_w(i, now_s);
-    if (guard && guarded(nodes_[i])) levels_.push_back(nodes_[i].level);
-  }
+  for_chunks(n, threads, [&](std::size_t begin, std::size_t end, Scratch &sc) {
+    sc.levels.clear();
+    for (std::size_t i = begin; i < end; ++i) {
+      prefetch_state(i + 4);
+      trim_sent(nodes_[i], now_s);
+      bound[i] = in_force_bound_w(i, now_s);
+      if (guard && guarded(nodes_[i])) sc.levels.push_back(nodes_[i].level);
+    }
+  });
+  levels_.clear();
+  for (std::size_t t = 0; t < threads; ++t)
+    levels_.insert(levels_.end(), scratch_[t].levels.begin(), scratch_[t].levels.end());
   const double median = guard ? guard_median() : kNaN;
 
   // 1. The tree: built once; each step updates its leaves' limits, and a leaf's curve only
   // when a new report or a changed floor calls for it (curves are the expensive part).
   const std::size_t max_segments = curve_segments();
-  for (std::size_t i = 0; i < n; ++i) {
-    prefetch_curves(i);
-    const ClusterNodeConfig &cfg = config_.nodes[i];
-    NodeState &s = nodes_[i];
-    if (guard) guard_node(s, median);
-    double low = cfg.floor_w;
-    double high = cfg.floor_w;
-    double share = cfg.floor_w;
-    bool steered = false;
-    if (s.reported && s.last.idle) {
-      // Not below what its hardware can be capped to (its domains' minimum caps).
-      low = high = std::max(idle_w(i), std::min(s.last.min_w, cfg.floor_w));
-    } else if (s.reported) {
-      const NodeReport &r = s.last;
-      const double node_max = node_max_w(i, r);
-      share = node_share_w(i, node_max);
-      const bool plain = !(r.steerable && !r.demand.segments().empty());
-      low = plain && config_.plain_share == PlainShare::even
-                ? share
-                : std::clamp(r.need_w, cfg.floor_w, share);
-      high = low;
-      if (!plain) {
-        high = node_max;
-        steered = true;
-      }
-      if (silent(s, now_s)) {
-        // Never raised; with reclaim_after_lease, renewed at its floor only, so that its
-        // watts come back once its leases end.
-        const double held = std::isnan(s.granted_w) ? low : std::max(low, s.granted_w);
-        high = std::min(high, held);
-        if (config_.reclaim_after_lease) {
-          low = high = cfg.floor_w;
-          steered = false;
-        }
-      }
+  for_chunks(n, threads, [&](std::size_t begin, std::size_t end, Scratch &sc) {
+    for (std::size_t i = begin; i < end; ++i) {
+      prefetch_curves(i);
+      update_leaf(i, median, max_segments, now_s, sc);
     }
-    const NodeId id = leaf_[i];
-    tree_.set_limits(id, low, high);
-    if (!steered) {
-      if (s.leaf_curve_set) tree_.set_curve(id, GainCurve{});
-      s.leaf_curve_set = false;
-    } else if (!s.leaf_curve_set || s.leaf_curve_dirty || s.leaf_curve_lo_w != low ||
-               (s.within_noise ? s.leaf_pin_level != guard_level_
-                               : std::fabs(s.want_scale / s.leaf_scale - 1.0) > 0.01)) {
-      // Built in the controller's scratch curves (no allocation once they have grown); the
-      // result is swapped into the tree, whose old curve becomes scratch.
-      const GainCurve *demand = &s.last.demand;
-      if (demand->segments().size() > max_segments) {
-        coarsen(*demand, max_segments, coarse_curve_);
-        demand = &coarse_curve_;
-      }
-      const GainCurve &d = *demand;
-      const double base = s.last.need_w;
-      // The demand from `low` on (itself when low is its base).
-      const GainCurve *shifted = &d;
-      if (low < base) {
-        prepend(d, base - low, d.segments().front().slope, shifted_curve_);
-        shifted = &shifted_curve_;
-      } else if (low > base) {
-        drop_front(d, low - base, shifted_curve_);
-        shifted = &shifted_curve_;
-      }
-      // Continuous near where the water level will cut it (ClusterConfig::curve_segments),
-      // from 16 segments up.
-      if (max_segments >= kMinRefinedSegments) {
-        const double cut_at[2] = {share - low, s.target_w - low};
-        refine_near(*shifted, cut_at, 2, max_segments / 4, refined_curve_);
-        shifted = &refined_curve_;
-      }
-      // The noise guard's scale (1 when the node's level counts as it is). A node within
-      // noise is pinned: its slope at the fair share becomes exactly the median level, so
-      // that pinned nodes' curves tie there (a product would differ in the last bit and hand
-      // one node a whole segment); the rest of its curve is scaled alike.
-      double pin_at = kNaN;
-      double scale = s.want_scale;
-      s.leaf_pin_level = kNaN;
-      if (s.within_noise && share - low < shifted->width_w()) {
-        pin_at = shifted->marginal_at(std::max(0.0, share - low));
-        if (pin_at > 0.0) {
-          scale = guard_level_ / pin_at;
-          s.leaf_pin_level = guard_level_;
-        }
-      }
-      s.leaf_scale = s.want_scale;
-      // Up to its fair share, spare watts are its own before they are nobody's (raised to
-      // kSpareGain); then the hysteresis around what it holds, moved towards its fair share
-      // as far as it has been within noise (ClusterConfig::hysteresis).
-      const double h = std::isnan(s.granted_w) ? 0.0 : node_hysteresis(s, now_s);
-      const double q = s.within_share;
-      const double held = share + (s.granted_w - share) * (1.0 - q * q);
-      shape_leaf_curve(*shifted, pin_at, scale, share - low, h, held - low);
-      tree_.swap_curve(id, leaf_curve_);
-      s.leaf_curve_set = true;
-      s.leaf_curve_dirty = false;
-      s.leaf_curve_lo_w = low;
-    }
-  }
+  });
 
   // 2. Targets.
   std::vector<double> &target = target_;
@@ -582,14 +553,117 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   }
 
   // 4. Leases.
-  out.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    prefetch_state(i + 4);
-    NodeState &s = nodes_[i];
-    s.target_w = target[i];
-    out.push_back(send_grant(i, grant[i], now_s));
-  }
+  out.resize(n);
+  const std::uint64_t seq = seq_;
+  seq_ += n;
+  for_chunks(n, threads, [&](std::size_t begin, std::size_t end, Scratch &) {
+    for (std::size_t i = begin; i < end; ++i) {
+      prefetch_state(i + 4);
+      nodes_[i].target_w = target[i];
+      out[i] = send_grant(i, grant[i], now_s, seq + i + 1);
+    }
+  });
   return out;
+}
+
+// step()'s leaf loop for node i: its leaf's limits, and its curve when a new report or a
+// changed floor calls for it. Reads and writes node i's state and leaf only.
+void ClusterController::update_leaf(std::size_t i, double median, std::size_t max_segments,
+                                    double now_s, Scratch &sc) {
+  const ClusterNodeConfig &cfg = config_.nodes[i];
+  NodeState &s = nodes_[i];
+  if (config_.noise_guard_k > 0.0) guard_node(s, median);
+  double low = cfg.floor_w;
+  double high = cfg.floor_w;
+  double share = cfg.floor_w;
+  bool steered = false;
+  if (s.reported && s.last.idle) {
+    // Not below what its hardware can be capped to (its domains' minimum caps).
+    low = high = std::max(idle_w(i), std::min(s.last.min_w, cfg.floor_w));
+  } else if (s.reported) {
+    const NodeReport &r = s.last;
+    const double node_max = node_max_w(i, r);
+    share = node_share_w(i, node_max);
+    const bool plain = !(r.steerable && !r.demand.segments().empty());
+    low = plain && config_.plain_share == PlainShare::even
+              ? share
+              : std::clamp(r.need_w, cfg.floor_w, share);
+    high = low;
+    if (!plain) {
+      high = node_max;
+      steered = true;
+    }
+    if (silent(s, now_s)) {
+      // Never raised; with reclaim_after_lease, renewed at its floor only, so that its
+      // watts come back once its leases end.
+      const double held = std::isnan(s.granted_w) ? low : std::max(low, s.granted_w);
+      high = std::min(high, held);
+      if (config_.reclaim_after_lease) {
+        low = high = cfg.floor_w;
+        steered = false;
+      }
+    }
+  }
+  const NodeId id = leaf_[i];
+  tree_.set_limits(id, low, high);
+  if (!steered) {
+    if (s.leaf_curve_set) tree_.set_curve(id, GainCurve{});
+    s.leaf_curve_set = false;
+  } else if (!s.leaf_curve_set || s.leaf_curve_dirty || s.leaf_curve_lo_w != low ||
+             (s.within_noise ? s.leaf_pin_level != guard_level_
+                             : std::fabs(s.want_scale / s.leaf_scale - 1.0) > 0.01)) {
+    // Built in the controller's scratch curves (no allocation once they have grown); the
+    // result is swapped into the tree, whose old curve becomes scratch.
+    const GainCurve *demand = &s.last.demand;
+    if (demand->segments().size() > max_segments) {
+      coarsen(*demand, max_segments, sc.coarse);
+      demand = &sc.coarse;
+    }
+    const GainCurve &d = *demand;
+    const double base = s.last.need_w;
+    // The demand from `low` on (itself when low is its base).
+    const GainCurve *shifted = &d;
+    if (low < base) {
+      prepend(d, base - low, d.segments().front().slope, sc.shifted);
+      shifted = &sc.shifted;
+    } else if (low > base) {
+      drop_front(d, low - base, sc.shifted);
+      shifted = &sc.shifted;
+    }
+    // Continuous near where the water level will cut it (ClusterConfig::curve_segments),
+    // from 16 segments up.
+    if (max_segments >= kMinRefinedSegments) {
+      const double cut_at[2] = {share - low, s.target_w - low};
+      refine_near(*shifted, cut_at, 2, max_segments / 4, sc.refined);
+      shifted = &sc.refined;
+    }
+    // The noise guard's scale (1 when the node's level counts as it is). A node within
+    // noise is pinned: its slope at the fair share becomes exactly the median level, so
+    // that pinned nodes' curves tie there (a product would differ in the last bit and hand
+    // one node a whole segment); the rest of its curve is scaled alike.
+    double pin_at = kNaN;
+    double scale = s.want_scale;
+    s.leaf_pin_level = kNaN;
+    if (s.within_noise && share - low < shifted->width_w()) {
+      pin_at = shifted->marginal_at(std::max(0.0, share - low));
+      if (pin_at > 0.0) {
+        scale = guard_level_ / pin_at;
+        s.leaf_pin_level = guard_level_;
+      }
+    }
+    s.leaf_scale = s.want_scale;
+    // Up to its fair share, spare watts are its own before they are nobody's (raised to
+    // kSpareGain); then the hysteresis around what it holds, moved towards its fair share
+    // as far as it has been within noise (ClusterConfig::hysteresis).
+    const double h = std::isnan(s.granted_w) ? 0.0 : node_hysteresis(s, now_s);
+    const double q = s.within_share;
+    const double held = share + (s.granted_w - share) * (1.0 - q * q);
+    shape_leaf_curve(sc, *shifted, pin_at, scale, share - low, h, held - low);
+    tree_.swap_curve(id, sc.leaf);
+    s.leaf_curve_set = true;
+    s.leaf_curve_dirty = false;
+    s.leaf_curve_lo_w = low;
+  }
 }
 
 // A node's state spans several cache lines, of which the bound and lease loops of step()
@@ -646,14 +720,15 @@ class RaiseStep {
 
 }  // namespace
 
-// leaf_curve_ = favour_incumbent(raise_slopes_until(scaled curve, spare_w, kSpareGain),
+// sc.leaf = favour_incumbent(raise_slopes_until(scaled curve, spare_w, kSpareGain),
 // held_w, hysteresis), the scaled curve being `curve` with slope pin_at pinned to
 // guard_level_ and the others times `scale` (when scale != 1); without favour, the raised
 // curve. In one pass: SegmentStream stands in for the curves between the steps, with the
 // same segments. Should a step refuse a segment, the steps run one by one, as written.
-void ClusterController::shape_leaf_curve(const GainCurve &curve, double pin_at, double scale,
-                                         double spare_w, double hysteresis, double held_w) {
-  GainCurve &out = leaf_curve_;
+void ClusterController::shape_leaf_curve(Scratch &sc, const GainCurve &curve, double pin_at,
+                                         double scale, double spare_w, double hysteresis,
+                                         double held_w) {
+  GainCurve &out = sc.leaf;
   out.clear();
   const bool favour = hysteresis > 0.0;
   const double h = std::min(hysteresis, 0.9);
@@ -676,14 +751,14 @@ void ClusterController::shape_leaf_curve(const GainCurve &curve, double pin_at, 
 
   const GainCurve *c = &curve;
   if (scale != 1.0) {
-    scaled_curve_.clear();
+    sc.scaled.clear();
     for (const GainSegment &seg : curve.segments())
-      scaled_curve_.add({seg.width_w, seg.slope == pin_at ? guard_level_ : seg.slope * scale});
-    c = &scaled_curve_;
+      sc.scaled.add({seg.width_w, seg.slope == pin_at ? guard_level_ : seg.slope * scale});
+    c = &sc.scaled;
   }
   if (!favour) return raise_slopes_until(*c, spare_w, kSpareGain, out);
-  raise_slopes_until(*c, spare_w, kSpareGain, raised_curve_);
-  favour_incumbent(raised_curve_, held_w, hysteresis, out);
+  raise_slopes_until(*c, spare_w, kSpareGain, sc.raised);
+  favour_incumbent(sc.raised, held_w, hysteresis, out);
 }
 
 double ClusterController::node_hysteresis(const NodeState &s, double now_s) const {
@@ -694,8 +769,12 @@ double ClusterController::node_hysteresis(const NodeState &s, double now_s) cons
 }
 
 GrantMessage ClusterController::send_grant(std::size_t i, double grant_w, double now_s) {
+  return send_grant(i, grant_w, now_s, ++seq_);
+}
+
+GrantMessage ClusterController::send_grant(std::size_t i, double grant_w, double now_s,
+                                           std::uint64_t seq) {
   NodeState &s = nodes_[i];
-  const std::uint64_t seq = ++seq_;
   const double expires = now_s + config_.lease_s;
   s.granted_w = grant_w;
   s.sent.push_back({seq, grant_w, now_s, expires});

@@ -242,7 +242,21 @@ struct ClusterConfig {
   PlainShare plain_share = PlainShare::usage;
   std::uint64_t epoch = 1;      // must rise with every controller start
   bool reclaim_after_lease = false;
+  // Threads step() may use for its per-node loops (the bounds, the leaf curves, the leases):
+  // 0 takes the CPUs the process may run on, at most kAutoStepThreads; 1 keeps every loop on
+  // the calling thread. Each thread takes at least step_thread_min_nodes nodes, so that a
+  // cluster of fewer than twice that many never starts one. The result does not depend on
+  // the count: each node's work in these loops reads only its own state and values fixed
+  // before the loop, and the loops' outputs are gathered in node order. Should a thread not
+  // start (the process at its limit), its nodes are done on the calling thread.
+  unsigned step_threads = 0;
+  std::size_t step_thread_min_nodes = 4096;
 };
+
+// The most threads step_threads = 0 picks.
+constexpr unsigned kAutoStepThreads = 4;
+// The most threads step_threads may ask for.
+constexpr unsigned kMaxStepThreads = 64;
 
 struct ClusterNodeStatus {
   std::string name;
@@ -333,6 +347,8 @@ class ClusterController {
 
   // The segments per demand curve in use (curve_segments, or its default by node count).
   std::size_t curve_segments() const;
+  // The threads step() uses (ClusterConfig::step_threads and step_thread_min_nodes).
+  std::size_t step_thread_count() const { return step_threads(nodes_.size()); }
 
   // Accounting, as of now_s (reports and steps so far).
   double in_force_bound_w(std::size_t node, double now_s) const;
@@ -353,6 +369,9 @@ class ClusterController {
  private:
   // Renews node i's lease at grant_w (new seq, expiry now + lease_s): records it as sent.
   GrantMessage send_grant(std::size_t i, double grant_w, double now_s);
+  // The same with the lease's sequence number given (step() numbers its grants in node
+  // order; seq_ is moved past them by the caller).
+  GrantMessage send_grant(std::size_t i, double grant_w, double now_s, std::uint64_t seq);
   // Raises from slack, shared by step() and release(): the slack under the budget given
   // the caps that can be in force (group_slack_ likewise for each group's limit); raise_
   // ordered steepest marginal gain first at each node's bound; the most node i may be
@@ -461,10 +480,17 @@ class ClusterController {
     std::uint64_t jobs_sig = 0;
   };
 
+  // Per step thread: the curves a leaf's is built in, and the guarded levels it found.
+  struct Scratch {
+    GainCurve coarse, shifted, refined, leaf, scaled, raised;
+    std::vector<double> levels;
+  };
+
   void prefetch_state(std::size_t i) const;
   void prefetch_curves(std::size_t i) const;
-  void shape_leaf_curve(const GainCurve &curve, double pin_at, double scale, double spare_w,
-                        double hysteresis, double held_w);
+  // Builds sc.leaf (see the definition).
+  void shape_leaf_curve(Scratch &sc, const GainCurve &curve, double pin_at, double scale,
+                        double spare_w, double hysteresis, double held_w);
   // Whether node s is slow to confirm its decreases (ClusterConfig::slow_confirm_periods).
   bool slow_to_confirm(const NodeState &s) const;
   // Node s's hysteresis at now_s (ClusterConfig::hysteresis_settle_s).
@@ -517,8 +543,18 @@ class ClusterController {
   std::vector<NodeId> leaf_;  // each node's leaf in tree_
   TreeAllocator allocator_;
   // step()'s and release()'s working memory, kept between calls.
-  GainCurve coarse_curve_, shifted_curve_, refined_curve_, leaf_curve_, scaled_curve_,
-      raised_curve_;
+  std::vector<Scratch> scratch_;
+  unsigned cpus_ = 1;  // the CPUs the process could run on when it was constructed
+  // How many threads step() uses for n nodes (ClusterConfig::step_threads).
+  std::size_t step_threads(std::size_t n) const;
+  // f(begin, end, scratch) over [0, n) in `threads` contiguous chunks, chunk t with
+  // scratch_[t], all but the first on threads of their own; returns when all are done. An
+  // exception in a chunk is rethrown here once every chunk has ended.
+  template <typename F>
+  void for_chunks(std::size_t n, std::size_t threads, F &&f);
+  // step()'s per-node work in its leaf loop (the tree's limits and curve of node i).
+  void update_leaf(std::size_t i, double median, std::size_t max_segments, double now_s,
+                   Scratch &sc);
   std::vector<double> bound_, target_, grant_, free_, group_slack_, spread_sum_;
   std::vector<std::size_t> raise_;
   struct Raise {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <memory>
 #include <random>
@@ -176,6 +177,12 @@ START_TEST(refuses_bad_configurations) {
   c = two_nodes();
   c.budget_w = kNaN;
   ck_assert_contains(ClusterController::check_config(c), "budget");
+  c = two_nodes();
+  c.step_threads = kMaxStepThreads + 1;
+  ck_assert_contains(ClusterController::check_config(c), "step_threads 65 is above 64");
+  c = two_nodes();
+  c.step_thread_min_nodes = 0;
+  ck_assert_contains(ClusterController::check_config(c), "step_thread_min_nodes");
   ck_assert_std_str_eq(ClusterController::check_config(two_nodes()), "");
 
   ClusterController cc(two_nodes());
@@ -964,7 +971,19 @@ struct ProtocolRun {
   bool reclaim = false;
   double loss = 0.15;
   double max_delay_s = 2.5;
+  unsigned step_threads = 1;
+  std::size_t step_thread_min_nodes = 4096;
+  // When set: every grant the controller sends, as text, in the order sent.
+  std::vector<std::string> *transcript = nullptr;
 };
+
+std::string grant_text(const GrantMessage &g) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%s %.17g %.17g %.17g %.17g %llu %llu", g.node.c_str(), g.grant_w,
+                g.floor_w, g.share_w, g.expires_at_s, static_cast<unsigned long long>(g.epoch),
+                static_cast<unsigned long long>(g.seq));
+  return buf;
+}
 
 // Runs a random cluster for `ticks` control periods and checks, after every event:
 // - soundness: every node's caps in force are within the controller's bound for it;
@@ -981,6 +1000,8 @@ void run_protocol(std::uint32_t seed, const ProtocolRun &opt) {
   c.clock_skew_s = 0.0;  // one clock in this test
   c.reclaim_after_lease = opt.reclaim;
   c.epoch = 1 + seed % 5;
+  c.step_threads = opt.step_threads;
+  c.step_thread_min_nodes = opt.step_thread_min_nodes;
   const std::size_t groups = rng() % 4;
   for (std::size_t g = 0; g < groups; ++g)
     c.groups.push_back({"g" + std::to_string(g), kInf, g > 0 && rng() % 2 ? g - 1 : kNoGroup});
@@ -1060,7 +1081,10 @@ void run_protocol(std::uint32_t seed, const ProtocolRun &opt) {
         cc.set_budget(floors * 0.9 + (maxes - floors * 0.9) * unit(rng), now);
       const double sum_before = bounds_sum(now);
       const std::vector<double> g_before = group_sums(now);
-      for (const GrantMessage &g : cc.step(now)) down.send(g, now, rng, loss, delay);
+      for (const GrantMessage &g : cc.step(now)) {
+        if (opt.transcript) opt.transcript->push_back(grant_text(g));
+        down.send(g, now, rng, loss, delay);
+      }
       const double sum_after = bounds_sum(now);
       const double budget = cc.budget_w();
       if (sum_after > budget + tol)
@@ -1117,6 +1141,29 @@ void run_protocol(std::uint32_t seed, const ProtocolRun &opt) {
 
 START_TEST(random_protocol_keeps_the_budget) {
   for (std::uint32_t seed = 1; seed <= 40; ++seed) run_protocol(seed, ProtocolRun{});
+}
+END_TEST
+
+// ClusterConfig::step_threads: the per-node loops of step() split over threads (here down to
+// one node each) send the same grants, bit for bit, as on one thread, through the random
+// protocol's losses, delays, restarts and budget changes.
+START_TEST(step_threads_send_the_same_grants) {
+  for (std::uint32_t seed = 1; seed <= 12; ++seed) {
+    std::vector<std::string> one, many;
+    ProtocolRun a;
+    a.transcript = &one;
+    run_protocol(seed, a);
+    ProtocolRun b;
+    b.step_threads = 2 + seed % 3;
+    b.step_thread_min_nodes = 1;
+    b.transcript = &many;
+    run_protocol(seed, b);
+    ck_assert_uint_gt(one.size(), 500);
+    ck_assert_uint_eq(one.size(), many.size());
+    for (std::size_t i = 0; i < one.size(); ++i)
+      ck_assert_msg(one[i] == many[i], "seed %u grant %zu: one thread '%s', %u threads '%s'", seed,
+                    i, one[i].c_str(), b.step_threads, many[i].c_str());
+  }
 }
 END_TEST
 
@@ -1617,6 +1664,37 @@ std::vector<HandNode> guarded_twenty(ClusterConfig &c, double k) {
   return nodes;
 }
 
+// The noise guard's median is taken over the levels every thread found: split over threads
+// of a node or more each, the guard gives the same verdicts and grants as on one thread.
+START_TEST(noise_guard_the_same_on_threads) {
+  std::vector<std::string> runs[2];
+  for (int t = 0; t < 2; ++t) {
+    ClusterConfig c;
+    std::vector<HandNode> nodes = guarded_twenty(c, 1.0);
+    c.step_threads = t == 0 ? 1 : 4;
+    c.step_thread_min_nodes = 3;  // 4 threads of 5 nodes
+    ClusterController cc(c);
+    ck_assert(cc.ok());
+    std::vector<double> level(20, 1.0);
+    level[3] = 3.0;  // one node clearly steeper
+    for (const GrantMessage &g : noisy_rounds(cc, nodes, level, 30, 5))
+      runs[t].push_back(grant_text(g));
+    std::size_t within = 0;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      const ClusterNodeStatus st = cc.node_status(i, 30.0);
+      within += st.within_noise ? 1 : 0;
+      runs[t].push_back(std::to_string(i) + (st.within_noise ? " within " : " beyond ") +
+                        std::to_string(st.level_diff));
+    }
+    ck_assert_uint_ge(within, 5);  // the guard is at work
+  }
+  ck_assert_uint_eq(runs[0].size(), runs[1].size());
+  for (std::size_t i = 0; i < runs[0].size(); ++i)
+    ck_assert_msg(runs[0][i] == runs[1][i], "'%s' on one thread, '%s' on four", runs[0][i].c_str(),
+                  runs[1][i].c_str());
+}
+END_TEST
+
 // Equal nodes whose estimates differ only by noise: with the guard the budget is split
 // evenly and status says so; without it, linear demand curves give the noisiest nodes all.
 START_TEST(noise_guard_keeps_the_even_split_within_noise) {
@@ -1833,6 +1911,7 @@ int main() {
   tcase_add_test(moves, hysteresis_grows_as_jobs_settle);
   tcase_add_test(moves, demand_curves_coarsened_to_curve_segments);
   tcase_add_test(moves, noise_guard_keeps_the_even_split_within_noise);
+  tcase_add_test(moves, noise_guard_the_same_on_threads);
   tcase_add_test(moves, noise_guard_keeps_real_differences);
   tcase_add_test(moves, noise_guard_even_split_survives_hysteresis);
   tcase_add_test(moves, small_differences_move_few_watts);
@@ -1843,6 +1922,7 @@ int main() {
   TCase *safety = tcase_create("safety");
   tcase_set_timeout(safety, 300);
   tcase_add_test(safety, random_protocol_keeps_the_budget);
+  tcase_add_test(safety, step_threads_send_the_same_grants);
   tcase_add_test(safety, random_protocol_with_reclaim);
   tcase_add_test(safety, random_mixes_keep_the_shares);
   suite_add_tcase(s, safety);

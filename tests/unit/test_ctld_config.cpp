@@ -73,12 +73,15 @@ START_TEST(defaults_and_case) {
   ck_assert(c.hysteresis_settle_s == ClusterConfig{}.hysteresis_settle_s &&
             r.config->hysteresis_settle_s == 120.0);
   ck_assert_uint_eq(r.config->curve_segments, 0);
+  ck_assert_uint_eq(c.step_threads, 0);
+  ck_assert_uint_eq(r.config->step_threads, ClusterConfig{}.step_threads);
 }
 END_TEST
 
 START_TEST(controller_tuning_keys) {
-  ControllerFileConfig c =
-      parse_ok("Budget=100\nHysteresis=0.25 CurveSegments=64 HysteresisSettleTime=30\n");
+  ControllerFileConfig c = parse_ok(
+      "Budget=100\nHysteresis=0.25 CurveSegments=64 HysteresisSettleTime=30\n"
+      "StepThreads=2\n");
   ck_assert(c.hysteresis == 0.25);
   ck_assert(c.hysteresis_settle_s == 30.0);
   ck_assert_uint_eq(c.curve_segments, 64);
@@ -89,6 +92,10 @@ START_TEST(controller_tuning_keys) {
   ck_assert(parse_ok("Budget=100\nhysteresissettletime=0\n").hysteresis_settle_s == 0.0);
   ck_assert(parse_ok("Budget=100\nHysteresisSettleTime=86400\n").hysteresis_settle_s == 86400.0);
   ck_assert_uint_eq(r.config->curve_segments, 64);
+  ck_assert_uint_eq(c.step_threads, 2);
+  ck_assert_uint_eq(r.config->step_threads, 2);
+  ck_assert_uint_eq(parse_ok("Budget=100\nstepthreads=0\n").step_threads, 0);
+  ck_assert_uint_eq(parse_ok("Budget=100\nStepThreads=64\n").step_threads, 64);
   // Bounds: 0 and just below 0.9; 0 (by cluster size), 1 and 1024 segments.
   ck_assert(parse_ok("Budget=100\nhysteresis=0\n").hysteresis == 0.0);
   ck_assert(parse_ok("Budget=100\nHYSTERESIS=0.899\n").hysteresis == 0.899);
@@ -113,6 +120,12 @@ START_TEST(controller_tuning_keys) {
       {"Budget=100\nCurveSegments=-1\n", "pg.conf:2: CurveSegments='-1'"},
       {"Budget=100\nCurveSegments=2.5\n", "pg.conf:2: CurveSegments='2.5'"},
       {"Budget=100\nCurveSegments=many\n", "pg.conf:2: CurveSegments='many'"},
+      {"Budget=100\nStepThreads=65\n",
+       "pg.conf:2: StepThreads='65': expected a whole number from 1 to 64, or 0 (by the CPUs, "
+       "at most 4)"},
+      {"Budget=100\nStepThreads=-1\n", "pg.conf:2: StepThreads='-1'"},
+      {"Budget=100\nStepThreads=1.5\n", "pg.conf:2: StepThreads='1.5'"},
+      {"Budget=100\nStepThreads=all\n", "pg.conf:2: StepThreads='all'"},
       {"Budget=100\nHysteresis=0.1\nHysteresis=0.2\n", "pg.conf:3: 'hysteresis' is set twice"},
   };
   for (const auto &t : cases) {
