@@ -912,13 +912,17 @@ std::vector<GrantMessage> ClusterController::release(double now_s) {
   }
   std::vector<double> &bound = bound_;
   bound.resize(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    trim_sent(nodes_[i], now_s);
-    bound[i] = in_force_bound_w(i, now_s);
-  }
+  for_chunks(n, step_threads(n), [&](std::size_t begin, std::size_t end, Scratch &) {
+    for (std::size_t i = begin; i < end; ++i) {
+      prefetch_state(i + 4);
+      trim_sent(nodes_[i], now_s);
+      bound[i] = in_force_bound_w(i, now_s);
+    }
+  });
   double slack = slack_under(bound);
   if (!(slack > raise_margin())) return out;
   order_raises(bound);
+  released_.clear();
   for (std::size_t i : raise) {
     NodeState &s = nodes_[i];
     if (!(s.target_w > bound[i])) continue;  // not yet confirmed lower, or already there
@@ -928,8 +932,17 @@ std::vector<GrantMessage> ClusterController::release(double now_s) {
     const double grant = bound[i] + allowed;
     if (!(grant > s.granted_w)) continue;
     take_slack(i, allowed, slack);
-    out.push_back(send_grant(i, grant, now_s));
+    released_.push_back({i, grant});
   }
+  // The leases of the raises decided, numbered in that order (on threads when many).
+  const std::size_t k = released_.size();
+  out.resize(k);
+  const std::uint64_t seq = seq_;
+  seq_ += k;
+  for_chunks(k, step_threads(k), [&](std::size_t begin, std::size_t end, Scratch &) {
+    for (std::size_t j = begin; j < end; ++j)
+      out[j] = send_grant(released_[j].first, released_[j].second, now_s, seq + j + 1);
+  });
   wait_w_ = 0.0;
   for (std::size_t i : raise) wait_w_ = std::max(wait_w_, nodes_[i].target_w - nodes_[i].granted_w);
   return out;

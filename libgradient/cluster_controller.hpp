@@ -242,7 +242,8 @@ struct ClusterConfig {
   PlainShare plain_share = PlainShare::usage;
   std::uint64_t epoch = 1;      // must rise with every controller start
   bool reclaim_after_lease = false;
-  // Threads step() may use for its per-node loops (the bounds, the leaf curves, the leases):
+  // Threads step() and release() may use for their per-node loops (the bounds, the leaf
+  // curves, the leases):
   // 0 takes the CPUs the process may run on, at most kAutoStepThreads; 1 keeps every loop on
   // the calling thread. Each thread takes at least step_thread_min_nodes nodes, so that a
   // cluster of fewer than twice that many never starts one. The result does not depend on
@@ -347,7 +348,8 @@ class ClusterController {
 
   // The segments per demand curve in use (curve_segments, or its default by node count).
   std::size_t curve_segments() const;
-  // The threads step() uses (ClusterConfig::step_threads and step_thread_min_nodes).
+  // The threads step() uses (ClusterConfig::step_threads and step_thread_min_nodes); release()
+  // uses as many for its bounds, and for its leases as their count calls for.
   std::size_t step_thread_count() const { return step_threads(nodes_.size()); }
 
   // Accounting, as of now_s (reports and steps so far).
@@ -557,6 +559,7 @@ class ClusterController {
                    Scratch &sc);
   std::vector<double> bound_, target_, grant_, free_, group_slack_, spread_sum_;
   std::vector<std::size_t> raise_;
+  std::vector<std::pair<std::size_t, double>> released_;  // release(): node, grant
   struct Raise {
     double priority;
     std::size_t node;

@@ -971,6 +971,8 @@ struct ProtocolRun {
   bool reclaim = false;
   double loss = 0.15;
   double max_delay_s = 2.5;
+  // release() after the reports of each delivery, as the controller's service calls it.
+  bool release = false;
   unsigned step_threads = 1;
   std::size_t step_thread_min_nodes = 4096;
   // When set: every grant the controller sends, as text, in the order sent.
@@ -1069,6 +1071,23 @@ void run_protocol(std::uint32_t seed, const ProtocolRun &opt) {
                     seed, now, before, after);
       before = after;
     }
+    if (opt.release) {
+      const double sum_before = bounds_sum(now);
+      const std::vector<double> g_before = group_sums(now);
+      for (const GrantMessage &g : cc.release(now)) {
+        if (opt.transcript) opt.transcript->push_back("release " + grant_text(g));
+        down.send(g, now, rng, loss, delay);
+      }
+      // Raises only, within the budget and every group's limit.
+      const double sum_after = bounds_sum(now);
+      ck_assert_msg(sum_after <= std::max(sum_before, cc.budget_w()) + tol,
+                    "seed %u t %g: release raised the bounds %.9g -> %.9g (budget %.9g)", seed,
+                    now, sum_before, sum_after, cc.budget_w());
+      const std::vector<double> g_after = group_sums(now);
+      for (std::size_t g = 0; g < groups; ++g)
+        ck_assert(g_after[g] <= std::max(g_before[g], c.groups[g].max_w) + tol);
+      check_sound(now);
+    }
     for (const GrantMessage &g : down.due(now)) {
       FakeNode &n = nodes[cc.node_index(g.node)];
       if (now < n.hung_until || now < n.cut_until) continue;  // lost on the way in
@@ -1144,22 +1163,38 @@ START_TEST(random_protocol_keeps_the_budget) {
 }
 END_TEST
 
-// ClusterConfig::step_threads: the per-node loops of step() split over threads (here down to
-// one node each) send the same grants, bit for bit, as on one thread, through the random
-// protocol's losses, delays, restarts and budget changes.
+// ClusterConfig::step_threads: the per-node loops of step() and release() split over threads
+// (here down to one node each) send the same grants, bit for bit, as on one thread, through
+// the random protocol's losses, delays, restarts and budget changes.
+START_TEST(random_protocol_with_release_keeps_the_budget) {
+  for (std::uint32_t seed = 1; seed <= 20; ++seed) {
+    ProtocolRun run;
+    run.release = true;
+    run_protocol(seed, run);
+  }
+}
+END_TEST
+
 START_TEST(step_threads_send_the_same_grants) {
   for (std::uint32_t seed = 1; seed <= 12; ++seed) {
     std::vector<std::string> one, many;
     ProtocolRun a;
+    a.release = seed % 2 == 0;
     a.transcript = &one;
     run_protocol(seed, a);
     ProtocolRun b;
+    b.release = a.release;
     b.step_threads = 2 + seed % 3;
     b.step_thread_min_nodes = 1;
     b.transcript = &many;
     run_protocol(seed, b);
     ck_assert_uint_gt(one.size(), 500);
     ck_assert_uint_eq(one.size(), many.size());
+    if (a.release) {  // release() had raises to hand out
+      std::size_t released = 0;
+      for (const std::string &g : one) released += g.rfind("release ", 0) == 0 ? 1 : 0;
+      ck_assert_uint_gt(released, 0);
+    }
     for (std::size_t i = 0; i < one.size(); ++i)
       ck_assert_msg(one[i] == many[i], "seed %u grant %zu: one thread '%s', %u threads '%s'", seed,
                     i, one[i].c_str(), b.step_threads, many[i].c_str());
@@ -1922,6 +1957,7 @@ int main() {
   TCase *safety = tcase_create("safety");
   tcase_set_timeout(safety, 300);
   tcase_add_test(safety, random_protocol_keeps_the_budget);
+  tcase_add_test(safety, random_protocol_with_release_keeps_the_budget);
   tcase_add_test(safety, step_threads_send_the_same_grants);
   tcase_add_test(safety, random_protocol_with_reclaim);
   tcase_add_test(safety, random_mixes_keep_the_shares);
