@@ -1,6 +1,7 @@
 #include "controller/ctld_config.hpp"
 
 #include <pwd.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cctype>
@@ -320,6 +321,13 @@ ConfigResult load_controller_config(const std::string &path) {
   return parse_controller_config(ss.str(), path);
 }
 
+unsigned affinity_step_threads() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+  return cpus > 0 ? std::min(static_cast<unsigned>(cpus), kAutoStepThreads) : 0;
+}
+
 ClusterConfigResult build_cluster_config(const ControllerFileConfig &file,
                                          const std::vector<std::string> &slurm_nodes,
                                          uint64_t epoch) {
@@ -331,7 +339,9 @@ ClusterConfigResult build_cluster_config(const ControllerFileConfig &file,
   cc.hysteresis = file.hysteresis;
   cc.hysteresis_settle_s = file.hysteresis_settle_s;
   cc.curve_segments = file.curve_segments;
-  cc.step_threads = file.step_threads;
+  // StepThreads=0: the CPUs slurmctld may run on (its affinity mask, which a cgroup or
+  // taskset narrows), at most kAutoStepThreads.
+  cc.step_threads = file.step_threads > 0 ? file.step_threads : affinity_step_threads();
   cc.plain_share = file.plain_share;
   cc.epoch = epoch;
   std::unordered_map<std::string, size_t> group_index;

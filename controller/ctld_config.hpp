@@ -124,6 +124,10 @@ struct ClusterConfigResult {
 ClusterConfigResult build_cluster_config(const ControllerFileConfig &file,
                                          const std::vector<std::string> &slurm_nodes,
                                          uint64_t epoch);
+// StepThreads=0 (ClusterConfig::step_threads): the CPUs this process may run on (its affinity
+// mask), at most kAutoStepThreads; 0 if the mask cannot be read (the controller's own
+// default, the hardware threads, then holds).
+unsigned affinity_step_threads();
 
 // A budget that follows the time of day or the calendar (renewable supply):
 //   # HH:MM[:SS] WATTS         every day, local time

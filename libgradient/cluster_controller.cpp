@@ -1,12 +1,9 @@
 #include "libgradient/cluster_controller.hpp"
 
-#include <sched.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <exception>
 #include <functional>
 #include <limits>
 #include <string>
@@ -16,6 +13,7 @@
 #include "libgradient/curve_ops.hpp"
 #include "libgradient/format.hpp"
 #include "libgradient/numeric.hpp"
+#include "libgradient/parallel.hpp"
 
 namespace powergrad {
 
@@ -141,13 +139,7 @@ ClusterController::ClusterController(ClusterConfig config) : config_(std::move(c
                               node.floor_w, node.floor_w, GainCurve{}, node.name);
   }
   compute_fair_shares();
-  // The CPUs this process may run on (its affinity mask, which a cgroup or taskset narrows),
-  // else those online.
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  const int allowed = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
-  cpus_ = allowed > 0 ? static_cast<unsigned>(allowed)
-                      : std::max(1u, std::thread::hardware_concurrency());
+  cpus_ = std::max(1u, std::thread::hardware_concurrency());
   scratch_.resize(step_threads(n));
 }
 
@@ -160,34 +152,9 @@ std::size_t ClusterController::step_threads(std::size_t n) const {
 template <typename F>
 void ClusterController::for_chunks(std::size_t n, std::size_t threads, F &&f) {
   if (scratch_.size() < threads) scratch_.resize(threads);
-  const auto chunk = [&](std::size_t t) { f(n * t / threads, n * (t + 1) / threads, scratch_[t]); };
-  if (threads <= 1) return chunk(0);
-  std::vector<std::exception_ptr> errors(threads);
-  std::vector<std::thread> workers;
-  workers.reserve(threads - 1);
-  for (std::size_t t = 1; t < threads; ++t) {
-    try {
-      workers.emplace_back([&chunk, &errors, t] {
-        try {
-          chunk(t);
-        } catch (...) {
-          errors[t] = std::current_exception();
-        }
-      });
-    } catch (...) {  // std::system_error: no thread now; the chunks left run here
-      break;
-    }
-  }
-  for (std::size_t t = workers.size() + 1; t <= threads; ++t) {
-    try {
-      chunk(t % threads);  // the chunks no thread took, then the first
-    } catch (...) {
-      errors[t % threads] = std::current_exception();
-    }
-  }
-  for (std::thread &w : workers) w.join();
-  for (const std::exception_ptr &e : errors)
-    if (e) std::rethrow_exception(e);
+  parallel_tasks(threads, threads, [&](std::size_t t, std::size_t) {
+    f(n * t / threads, n * (t + 1) / threads, scratch_[t]);
+  });
 }
 
 // The budget split evenly: every node at the same share f of its range above its floor

@@ -243,10 +243,10 @@ struct ClusterConfig {
   std::uint64_t epoch = 1;      // must rise with every controller start
   bool reclaim_after_lease = false;
   // Threads step() and release() may use for their per-node loops (the bounds, the leaf
-  // curves, the leases):
-  // 0 takes the CPUs the process may run on, at most kAutoStepThreads; 1 keeps every loop on
-  // the calling thread. Each thread takes at least step_thread_min_nodes nodes, so that a
-  // cluster of fewer than twice that many never starts one. The result does not depend on
+  // curves, the leases): 0 takes the machine's hardware threads, at most kAutoStepThreads
+  // (slurmctld's controller resolves 0 itself, by the CPUs the process may run on); 1 keeps
+  // every loop on the calling thread. Each thread takes at least step_thread_min_nodes nodes, so
+  // that a cluster of fewer than twice that many never starts one. The result does not depend on
   // the count: each node's work in these loops reads only its own state and values fixed
   // before the loop, and the loops' outputs are gathered in node order. Should a thread not
   // start (the process at its limit), its nodes are done on the calling thread.
@@ -546,12 +546,11 @@ class ClusterController {
   TreeAllocator allocator_;
   // step()'s and release()'s working memory, kept between calls.
   std::vector<Scratch> scratch_;
-  unsigned cpus_ = 1;  // the CPUs the process could run on when it was constructed
+  unsigned cpus_ = 1;  // hardware threads (step_threads 0)
   // How many threads step() uses for n nodes (ClusterConfig::step_threads).
   std::size_t step_threads(std::size_t n) const;
   // f(begin, end, scratch) over [0, n) in `threads` contiguous chunks, chunk t with
-  // scratch_[t], all but the first on threads of their own; returns when all are done. An
-  // exception in a chunk is rethrown here once every chunk has ended.
+  // scratch_[t], on up to `threads` threads (parallel_tasks); returns when all are done.
   template <typename F>
   void for_chunks(std::size_t n, std::size_t threads, F &&f);
   // step()'s per-node work in its leaf loop (the tree's limits and curve of node i).

@@ -5,7 +5,7 @@ noinst_LTLIBRARIES += libgradient/libgradient.la
 libgradient_libgradient_la_SOURCES = \
 	libgradient/types.hpp libgradient/types.cpp \
 	libgradient/job_mode.hpp libgradient/job_mode.cpp \
-	libgradient/format.hpp libgradient/numeric.hpp libgradient/level_noise.hpp \
+	libgradient/format.hpp libgradient/numeric.hpp libgradient/level_noise.hpp libgradient/parallel.hpp \
 	libgradient/gain_curve.hpp libgradient/gain_curve.cpp \
 	libgradient/allocator.hpp libgradient/allocator.cpp \
 	libgradient/estimator.hpp libgradient/estimator.cpp \

@@ -1,5 +1,7 @@
 // powergrad.conf and the budget schedule: parsing, errors that name file/line/problem, and
 // the ClusterController configuration built from them for slurm.conf's nodes.
+#include <sched.h>
+
 #include <cmath>
 #include <ctime>
 #include <string>
@@ -74,7 +76,23 @@ START_TEST(defaults_and_case) {
             r.config->hysteresis_settle_s == 120.0);
   ck_assert_uint_eq(r.config->curve_segments, 0);
   ck_assert_uint_eq(c.step_threads, 0);
-  ck_assert_uint_eq(r.config->step_threads, ClusterConfig{}.step_threads);
+  // 0: resolved by the process's CPUs, at most 4 (this process may run on at least one).
+  ck_assert_uint_eq(r.config->step_threads, affinity_step_threads());
+  ck_assert_uint_ge(r.config->step_threads, 1);
+  ck_assert_uint_le(r.config->step_threads, kAutoStepThreads);
+  // Narrowed to one CPU (as taskset or a cgroup would): one thread.
+  cpu_set_t saved, one;
+  ck_assert_int_eq(sched_getaffinity(0, sizeof saved, &saved), 0);
+  CPU_ZERO(&one);
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+    if (CPU_ISSET(cpu, &saved)) {
+      CPU_SET(cpu, &one);
+      break;
+    }
+  ck_assert_int_eq(sched_setaffinity(0, sizeof one, &one), 0);
+  const unsigned narrowed = affinity_step_threads();
+  ck_assert_int_eq(sched_setaffinity(0, sizeof saved, &saved), 0);
+  ck_assert_uint_eq(narrowed, 1);
 }
 END_TEST
 
