@@ -254,9 +254,8 @@ int main(int argc, char **argv) {
       "# (1 cluster, 8 groups limited to 90%% of their span, nodes, 2 domains each with "
       "random 4-segment concave curves; budget halfway from floors to maxima)\n");
   std::printf(
-      "# clock: std::chrono::steady_clock; the allocation single-threaded (the cluster step's "
-      "per-node loops on the threads each line says); machine: %u hardware threads; "
-      "compiler: %s\n",
+      "# clock: std::chrono::steady_clock; alloc_* on one thread, the cluster step on the "
+      "threads each line says; machine: %u hardware threads; compiler: %s\n",
       std::thread::hardware_concurrency(), __VERSION__);
   std::fflush(stdout);
   if (wanted("alloc_1k_ms")) run("alloc_1k_ms", 1000, 501, 1.0);

@@ -7,6 +7,7 @@
 
 #include "libgradient/format.hpp"
 #include "libgradient/numeric.hpp"
+#include "libgradient/parallel.hpp"
 #include "libgradient/types.hpp"
 
 namespace powergrad {
@@ -181,7 +182,7 @@ double TreeAllocator::leaf_width(const AllocTree &tree, NodeId id) {
   return total;
 }
 
-bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &result) {
+bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &result, Work &w) {
   const AllocTree::Node &node = tree.nodes_[id];
   if (std::string why = check_limits(node.min_w, node.max_w, true); !why.empty()) {
     result.error = tree.describe(id) + ": " + why;
@@ -212,7 +213,7 @@ bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &r
   lo_w_[id] = lo;
   hi_w_[id] = hi;
   floor_sum_w_[id] = floors;
-  begin_[id] = end_[id] = 0;
+  kept_[ord_[id]].clear();
   // Nobody reads the root's curve; other groups copy only when their limits cut.
   floor_cut_[id] = std::numeric_limits<double>::infinity();
   cap_cut_[id] = kNoLevel;
@@ -229,28 +230,34 @@ bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &r
     return true;
   }
   pass_through_[id] = 0;
-  // Gathered after the other groups' pieces (the split finds its leaves' pieces there).
-  const std::size_t base = gathered_.size();
-  start_histogram();
+  // Gathered in memory of the group's own (the split finds its leaves' pieces there).
+  const std::uint32_t ord = ord_[id];
+  std::vector<Piece> &gathered = gathered_[ord];
+  gathered.clear();
+  start_histogram(w);
   for_each_child_piece(
       tree, id,
       [&](const Piece &p) {
-        gathered_.push_back(p);
-        add_to_histogram(p);
+        gathered.push_back(p);
+        add_to_histogram(w, p);
       },
       [&](NodeId leaf, std::size_t count) {
-        leaf_end_[leaf] = gathered_.size();
+        leaf_src_[leaf] = ord;
+        leaf_end_[leaf] = gathered.size();
         leaf_begin_[leaf] = leaf_end_[leaf] - count;
-      });
-  keep_window(id, base, lo - floors, hi - floors);
+      },
+      w);
+  keep_window(id, lo - floors, hi - floors, w);
   return true;
 }
 
-// Keeps the pieces of gathered_[base, end) that lie in [start_w, end_w] of cumulative width,
-// steepest first, as id's own curve. The histogram (start_histogram()) holds those pieces.
-void TreeAllocator::keep_window(NodeId id, std::size_t base, double start_w, double end_w) {
-  const std::size_t n = gathered_.size() - base;
-  const Piece *a = gathered_.data() + base;
+// Keeps the pieces id gathered (gathered_) that lie in [start_w, end_w] of cumulative width,
+// steepest first, as id's own curve (kept_). The histogram (start_histogram()) holds them.
+void TreeAllocator::keep_window(NodeId id, double start_w, double end_w, Work &w) {
+  const std::vector<Piece> &gathered = gathered_[ord_[id]];
+  std::vector<Piece> &kept = kept_[ord_[id]];
+  const std::size_t n = gathered.size();
+  const Piece *a = gathered.data();
   const auto each = [&](auto &&f) {
     for (std::size_t i = 0; i < n; ++i) f(a[i]);
   };
@@ -261,39 +268,39 @@ void TreeAllocator::keep_window(NodeId id, std::size_t base, double start_w, dou
   Level first{std::numeric_limits<double>::infinity(), 0.0, 0.0};
   double last_above = 0.0;
   double first_above = 0.0;
-  const std::size_t last_b = level_bucket(end_w, last_above);
-  const std::size_t first_b = start_w > 0.0 ? level_bucket(start_w, first_above) : kNoIndex;
-  bucket_.clear();
-  bucket2_.clear();
+  const std::size_t last_b = level_bucket(w, end_w, last_above);
+  const std::size_t first_b = start_w > 0.0 ? level_bucket(w, start_w, first_above) : kNoIndex;
+  w.bucket.clear();
+  w.bucket2.clear();
   if (last_b != kNoIndex || first_b != kNoIndex) {
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t b = bucket_of(a[i].slope);
-      if (b == last_b) bucket_.push_back(a[i]);
-      if (b == first_b) bucket2_.push_back(a[i]);
+      if (b == last_b) w.bucket.push_back(a[i]);
+      if (b == first_b) w.bucket2.push_back(a[i]);
     }
   }
   bool last_done = false;
   bool first_done = start_w <= 0.0;
   if (last_b != kNoIndex) {
-    const Level in = partition_level(bucket_.data(), bucket_.size(), end_w - last_above);
+    const Level in = partition_level(w.bucket.data(), w.bucket.size(), end_w - last_above);
     if (in.slope != kNoLevel) {
       last = {in.slope, last_above + in.above_w, in.at_w};
       last_done = true;
     }
   }
   if (first_b != kNoIndex) {
-    const Level in = partition_level(bucket2_.data(), bucket2_.size(), start_w - first_above);
+    const Level in = partition_level(w.bucket2.data(), w.bucket2.size(), start_w - first_above);
     if (in.slope != kNoLevel) {
       first = {in.slope, first_above + in.above_w, in.at_w};
       first_done = true;
     }
   }
-  if (!last_done) last = find_level(each, end_w);
-  if (!first_done) first = find_level(each, start_w);
-  clear_histogram();
+  if (!last_done) last = find_level(each, end_w, w);
+  if (!first_done) first = find_level(each, start_w, w);
+  clear_histogram(w);
   floor_cut_[id] = first.slope;
   cap_cut_[id] = last.slope;
-  begin_[id] = pieces_.size();
+  kept.clear();
   double total = 0.0;
   double first_weight = 0.0;
   double last_weight = 0.0;
@@ -305,13 +312,13 @@ void TreeAllocator::keep_window(NodeId id, std::size_t base, double start_w, dou
     } else if (p.slope == last.slope) {
       last_weight += p.weight;
     } else {
-      pieces_.push_back(p);
+      kept.push_back(p);
       total += p.width_w;
     }
   }
   const auto keep = [&](double slope, double width, double weight) {
     if (std::isfinite(slope) && width > 0.0) {
-      pieces_.push_back({slope, width, weight});
+      kept.push_back({slope, width, weight});
       total += width;
     }
   };
@@ -321,7 +328,6 @@ void TreeAllocator::keep_window(NodeId id, std::size_t base, double start_w, dou
     keep(first.slope, first.above_w + first.at_w - start_w, first_weight);
     keep(last.slope, end_w - last.above_w, last_weight);
   }
-  end_[id] = pieces_.size();
   curve_w_[id] = total;
 }
 
@@ -346,13 +352,14 @@ void TreeAllocator::prefetch_leaves(const AllocTree &tree, const NodeId *kids, s
 // as deep as the tree.
 template <typename F, typename LeafDone>
 void TreeAllocator::for_each_child_piece(const AllocTree &tree, NodeId id, F &&f,
-                                         LeafDone &&leaf_done) {
-  frames_.clear();
-  frames_.push_back({kid_begin_[id], kid_begin_[id + 1]});
-  while (!frames_.empty()) {
-    Frame &frame = frames_.back();
+                                         LeafDone &&leaf_done, Work &w) {
+  std::vector<Frame> &frames = w.frames;
+  frames.clear();
+  frames.push_back({kid_begin_[id], kid_begin_[id + 1]});
+  while (!frames.empty()) {
+    Frame &frame = frames.back();
     if (frame.next == frame.end) {
-      frames_.pop_back();
+      frames.pop_back();
       continue;
     }
     prefetch_leaves(tree, kid_list_.data(), frame.next, frame.end);
@@ -365,17 +372,18 @@ void TreeAllocator::for_each_child_piece(const AllocTree &tree, NodeId id, F &&f
       });
       leaf_done(v, count);
     } else if (!pass_through_[v]) {
-      for (std::size_t i = begin_[v]; i < end_[v]; ++i) f(pieces_[i]);
+      for (const Piece &p : kept_[ord_[v]]) f(p);
     } else {
-      frames_.push_back({kid_begin_[v], kid_begin_[v + 1]});
+      frames.push_back({kid_begin_[v], kid_begin_[v + 1]});
     }
   }
 }
 
 void TreeAllocator::add_leaf_share(const AllocTree &tree, NodeId id, double level, Share &share) {
   if (leaf_begin_[id] != kNoIndex) {  // gathered by a group: the same pieces, in a row
+    const Piece *gathered = gathered_[leaf_src_[id]].data();
     for (std::size_t i = leaf_begin_[id]; i < leaf_end_[id]; ++i) {
-      const Piece &p = gathered_[i];
+      const Piece &p = gathered[i];
       if (p.slope > level) {
         share.above_w += p.width_w;
       } else if (p.slope == level) {
@@ -395,28 +403,29 @@ void TreeAllocator::add_leaf_share(const AllocTree &tree, NodeId id, double leve
   });
 }
 
-TreeAllocator::Share TreeAllocator::share_at(const AllocTree &tree, NodeId id, double level) {
+TreeAllocator::Share TreeAllocator::share_at(const AllocTree &tree, NodeId id, double level,
+                                             Work &w) {
   Share share{0.0, 0.0, 0.0};
   if (tree.nodes_[id].leaf) {
     add_leaf_share(tree, id, level, share);
     return share;
   }
-  stack_.clear();
-  stack_.push_back(id);
-  while (!stack_.empty()) {
-    const NodeId v = stack_.back();
-    stack_.pop_back();
+  std::vector<NodeId> &stack = w.stack;
+  stack.clear();
+  stack.push_back(id);
+  while (!stack.empty()) {
+    const NodeId v = stack.back();
+    stack.pop_back();
     if (tree.nodes_[v].leaf) {
       add_leaf_share(tree, v, level, share);
       continue;
     }
     if (pass_through_[v]) {
-      stack_.insert(stack_.end(), kid_list_.begin() + static_cast<std::ptrdiff_t>(kid_begin_[v]),
-                    kid_list_.begin() + static_cast<std::ptrdiff_t>(kid_begin_[v + 1]));
+      stack.insert(stack.end(), kid_list_.begin() + static_cast<std::ptrdiff_t>(kid_begin_[v]),
+                   kid_list_.begin() + static_cast<std::ptrdiff_t>(kid_begin_[v + 1]));
       continue;
     }
-    for (std::size_t i = begin_[v]; i < end_[v]; ++i) {
-      const Piece &p = pieces_[i];
+    for (const Piece &p : kept_[ord_[v]]) {
       if (p.slope > level) {
         share.above_w += p.width_w;
       } else if (p.slope == level) {
@@ -433,44 +442,44 @@ TreeAllocator::Share TreeAllocator::share_at(const AllocTree &tree, NodeId id, d
 // the exact level among that bucket's pieces (copied out in a second pass: few).
 // each(f) calls f on every piece, in the same order each time.
 template <typename Each>
-TreeAllocator::Level TreeAllocator::select_level(Each &&each, double target_w) {
-  start_histogram();
-  each([&](const Piece &p) { add_to_histogram(p); });
-  const Level level = find_level(each, target_w);
-  clear_histogram();
+TreeAllocator::Level TreeAllocator::select_level(Each &&each, double target_w, Work &w) {
+  start_histogram(w);
+  each([&](const Piece &p) { add_to_histogram(w, p); });
+  const Level level = find_level(each, target_w, w);
+  clear_histogram(w);
   return level;
 }
 
 // The histogram select_level() works from, built piece by piece (so that a caller that
 // visits the pieces anyway need not pass over them once more), and used for any number of
 // targets over the same pieces before clear_histogram().
-void TreeAllocator::start_histogram() {
-  bucket_w_.resize(kBuckets, 0.0);  // all zero between calls
-  hist_top_ = 0;
-  hist_bottom_ = kBuckets - 1;
+void TreeAllocator::start_histogram(Work &w) {
+  w.bucket_w.resize(kBuckets, 0.0);  // all zero between calls
+  w.hist_top = 0;
+  w.hist_bottom = kBuckets - 1;
 }
 
-inline void TreeAllocator::add_to_histogram(const Piece &p) {
+inline void TreeAllocator::add_to_histogram(Work &w, const Piece &p) {
   const std::size_t b = bucket_of(p.slope);
-  bucket_w_[b] += p.width_w;
-  hist_top_ = std::max(hist_top_, b);
-  hist_bottom_ = std::min(hist_bottom_, b);
+  w.bucket_w[b] += p.width_w;
+  w.hist_top = std::max(w.hist_top, b);
+  w.hist_bottom = std::min(w.hist_bottom, b);
 }
 
-void TreeAllocator::clear_histogram() {
-  if (hist_top_ >= hist_bottom_)
-    std::fill(bucket_w_.begin() + static_cast<std::ptrdiff_t>(hist_bottom_),
-              bucket_w_.begin() + static_cast<std::ptrdiff_t>(hist_top_) + 1, 0.0);
+void TreeAllocator::clear_histogram(Work &w) {
+  if (w.hist_top >= w.hist_bottom)
+    std::fill(w.bucket_w.begin() + static_cast<std::ptrdiff_t>(w.hist_bottom),
+              w.bucket_w.begin() + static_cast<std::ptrdiff_t>(w.hist_top) + 1, 0.0);
 }
 
 // The first bucket, steepest first, at which the histogram's cumulative width passes
 // target_w, with the width above it in `above` (as find_level() starts); kNoIndex if none.
-std::size_t TreeAllocator::level_bucket(double target_w, double &above) const {
+std::size_t TreeAllocator::level_bucket(const Work &w, double target_w, double &above) {
   above = 0.0;
-  std::size_t b = hist_top_ + 1;
-  while (b-- > hist_bottom_) {
-    if (!(above + bucket_w_[b] > target_w)) {
-      above += bucket_w_[b];
+  std::size_t b = w.hist_top + 1;
+  while (b-- > w.hist_bottom) {
+    if (!(above + w.bucket_w[b] > target_w)) {
+      above += w.bucket_w[b];
       continue;
     }
     return b;
@@ -480,23 +489,23 @@ std::size_t TreeAllocator::level_bucket(double target_w, double &above) const {
 
 // The level for target_w from the histogram of the pieces each(f) visits.
 template <typename Each>
-TreeAllocator::Level TreeAllocator::find_level(Each &&each, double target_w) {
-  const std::size_t top = hist_top_;
-  const std::size_t bottom = hist_bottom_;
+TreeAllocator::Level TreeAllocator::find_level(Each &&each, double target_w, Work &w) {
+  const std::size_t top = w.hist_top;
+  const std::size_t bottom = w.hist_bottom;
   Level level{kNoLevel, 0.0, 0.0};
   double above = 0.0;
   std::size_t b = top + 1;
   while (b-- > bottom) {
-    if (!(above + bucket_w_[b] > target_w)) {
-      above += bucket_w_[b];
+    if (!(above + w.bucket_w[b] > target_w)) {
+      above += w.bucket_w[b];
       continue;
     }
     // The level is in bucket b (or, by rounding, in a later one).
-    bucket_.clear();
+    w.bucket.clear();
     each([&](const Piece &p) {
-      if (bucket_of(p.slope) == b) bucket_.push_back(p);
+      if (bucket_of(p.slope) == b) w.bucket.push_back(p);
     });
-    const Level in = partition_level(bucket_.data(), bucket_.size(), target_w - above);
+    const Level in = partition_level(w.bucket.data(), w.bucket.size(), target_w - above);
     if (in.slope != kNoLevel) {
       level = {in.slope, above + in.above_w, in.at_w};
       break;
@@ -553,8 +562,8 @@ TreeAllocator::Level TreeAllocator::partition_level(Piece *a, std::size_t n, dou
   return {kNoLevel, above, 0.0};
 }
 
-void TreeAllocator::split(const AllocTree &tree, NodeId id, double grant_w,
-                          std::vector<double> &grants) {
+void TreeAllocator::split(const AllocTree &tree, NodeId id, double grant_w, double *grants,
+                          Work &w) {
   const NodeId *kids = kid_list_.data() + kid_begin_[id];
   const std::size_t k = kid_begin_[id + 1] - kid_begin_[id];
   if (k == 0) return;
@@ -565,21 +574,25 @@ void TreeAllocator::split(const AllocTree &tree, NodeId id, double grant_w,
     level_[id] = kNoLevel;
     if (above_floors < offered) {
       const auto each = [&](auto &&f) {
-        for_each_child_piece(tree, id, f, [](NodeId, std::size_t) {});
+        for_each_child_piece(
+            tree, id, f, [](NodeId, std::size_t) {}, w);
       };
-      level_[id] = select_level(each, above_floors).slope;
+      level_[id] = select_level(each, above_floors, w).slope;
     }
   }
   const double level = level_[id];
-  kid_grants_.resize(k);
-  kid_floors_.resize(k);
-  for (std::size_t j = 0; j < k; ++j) kid_floors_[j] = lo_w_[kids[j]];
+  std::vector<double> &kid_grants = w.kid_grants;
+  std::vector<double> &kid_floors = w.kid_floors;
+  std::vector<TieShare> &ties = w.ties;
+  kid_grants.resize(k);
+  kid_floors.resize(k);
+  for (std::size_t j = 0; j < k; ++j) kid_floors[j] = lo_w_[kids[j]];
 
   if (level == kNoLevel) {
-    for (std::size_t j = 0; j < k; ++j) kid_grants_[j] = hi_w_[kids[j]];
+    for (std::size_t j = 0; j < k; ++j) kid_grants[j] = hi_w_[kids[j]];
   } else {
     // Pieces steeper than the level are taken whole; those at the level are shared.
-    ties_.clear();
+    ties.clear();
     double taken = 0.0;
     double tie_weight = 0.0;
     for (std::size_t j = 0; j < k; ++j) {
@@ -588,40 +601,45 @@ void TreeAllocator::split(const AllocTree &tree, NodeId id, double grant_w,
         if (leaf_begin_[kids[j]] == kNoIndex) prefetch_leaves(tree, kids, j, k);
         add_leaf_share(tree, kids[j], level, s);
       } else {
-        s = share_at(tree, kids[j], level);
+        s = share_at(tree, kids[j], level, w);
       }
-      kid_grants_[j] = lo_w_[kids[j]] + s.above_w;
+      kid_grants[j] = lo_w_[kids[j]] + s.above_w;
       taken += s.above_w;
       if (s.at_w > 0.0) {
-        ties_.push_back({static_cast<std::uint32_t>(j), s.at_w, s.weight});
+        ties.push_back({static_cast<std::uint32_t>(j), s.at_w, s.weight});
         tie_weight += s.weight;
       }
     }
     // Water level: sorted by how soon each tied share fills (cap per weight), every child
     // gets weight * level until full; the last one takes what is left.
-    std::sort(ties_.begin(), ties_.end(), [](const TieShare &a, const TieShare &b) {
+    std::sort(ties.begin(), ties.end(), [](const TieShare &a, const TieShare &b) {
       const double fa = a.cap_w * b.weight;
       const double fb = b.cap_w * a.weight;
       return fa != fb ? fa < fb : a.child < b.child;
     });
     double left = std::max(0.0, above_floors - taken);
-    for (const TieShare &t : ties_) {
+    for (const TieShare &t : ties) {
       if (!(left > 0.0)) break;
       double give = tie_weight > t.weight ? t.weight * (left / tie_weight) : left;
       give = std::min(give, t.cap_w);
-      kid_grants_[t.child] += give;
+      kid_grants[t.child] += give;
       left -= give;
       tie_weight -= t.weight;
     }
-    for (std::size_t j = 0; j < k; ++j) kid_grants_[j] = std::min(kid_grants_[j], hi_w_[kids[j]]);
+    for (std::size_t j = 0; j < k; ++j) kid_grants[j] = std::min(kid_grants[j], hi_w_[kids[j]]);
   }
-  fit_to_budget(kid_grants_.data(), kid_floors_.data(), k, grant_w);
+  fit_to_budget(kid_grants.data(), kid_floors.data(), k, grant_w);
   for (std::size_t j = 0; j < k; ++j) {
     const NodeId c = kids[j];
-    grants[c] = kid_grants_[j];
+    grants[c] = kid_grants[j];
     // min/max rather than std::clamp: float noise must not make inverted bounds UB.
     if (!tree.nodes_[c].leaf) level_[c] = std::min(std::max(level, cap_cut_[c]), floor_cut_[c]);
   }
+}
+
+void TreeAllocator::set_threads(std::size_t threads, std::size_t min_leaves_per_thread) {
+  threads_ = std::max<std::size_t>(1, threads);
+  min_leaves_ = std::max<std::size_t>(1, min_leaves_per_thread);
 }
 
 AllocResult TreeAllocator::allocate(const AllocTree &tree, double budget_w) {
@@ -635,17 +653,16 @@ AllocResult TreeAllocator::allocate(const AllocTree &tree, double budget_w) {
   hi_w_.assign(n, 0.0);
   floor_sum_w_.assign(n, 0.0);
   curve_w_.assign(n, 0.0);
-  begin_.assign(n, 0);
-  end_.assign(n, 0);
   pass_through_.assign(n, 0);
   floor_cut_.assign(n, 0.0);
   cap_cut_.assign(n, 0.0);
   level_.assign(n, kNoLevel);
-  pieces_.clear();
-  gathered_.clear();
   leaf_begin_.assign(n, kNoIndex);
   leaf_end_.assign(n, kNoIndex);
-  // Children lists, each in the order added (which is by id).
+  leaf_src_.resize(n);
+  state_.assign(n, kBuilt);
+  // Children lists, each in the order added (which is by id); the groups numbered in id
+  // order (ord_), each with memory of its own for the pieces it gathers and keeps.
   kid_begin_.assign(n + 1, 0);
   for (std::size_t i = 1; i < n; ++i) ++kid_begin_[tree.nodes_[i].parent + 1];
   for (std::size_t i = 0; i < n; ++i) kid_begin_[i + 1] += kid_begin_[i];
@@ -653,27 +670,126 @@ AllocResult TreeAllocator::allocate(const AllocTree &tree, double budget_w) {
   kid_fill_.assign(kid_begin_.begin(), kid_begin_.end() - 1);
   for (std::size_t i = 1; i < n; ++i)
     kid_list_[kid_fill_[tree.nodes_[i].parent]++] = static_cast<NodeId>(i);
-  // Children have larger ids than their parents: build bottom-up by falling id.
-  for (std::size_t i = n; i-- > 0;) {
-    const NodeId id = static_cast<NodeId>(i);
-    const bool ok = tree.is_leaf(id) ? build_leaf(tree, id, result) : build_group(tree, id, result);
-    if (!ok) return result;
+  ord_.resize(n);
+  groups_.clear();
+  for (std::size_t i = 0; i < n; ++i)
+    if (!tree.nodes_[i].leaf) {
+      ord_[i] = static_cast<std::uint32_t>(groups_.size());
+      groups_.push_back(static_cast<NodeId>(i));
+    }
+  if (gathered_.size() < groups_.size()) gathered_.resize(groups_.size());
+  if (kept_.size() < groups_.size()) kept_.resize(groups_.size());
+  if (work_.size() < threads_) work_.resize(threads_);
+
+  // Bottom-up: the leaves, then the groups by height (a group's children are built before
+  // it), the groups of one height on up to threads_ threads. A node one of whose children
+  // failed is not built; the failure reported is the one of the highest id, which is the one
+  // building by falling id (children have larger ids than their parents) would meet first.
+  std::vector<Failure> &failures = failures_;
+  failures.clear();
+  const std::size_t chunks = std::max<std::size_t>(1, std::min(threads_, n / min_leaves_));
+  if (failed_in_.size() < chunks) failed_in_.resize(chunks);
+  parallel_tasks(chunks, threads_, [&](std::size_t t, std::size_t) {
+    Failure &f = failed_in_[t];
+    f.id = kNoIndex;
+    for (std::size_t i = n * t / chunks; i < n * (t + 1) / chunks; ++i) {
+      const NodeId id = static_cast<NodeId>(i);
+      if (!tree.nodes_[id].leaf) continue;
+      AllocResult r;
+      if (!build_leaf(tree, id, r)) {
+        state_[id] = kFailed;
+        f = {i, std::move(r.error)};  // ascending: the last is the highest
+      }
+    }
+  });
+  for (std::size_t t = 0; t < chunks; ++t)
+    if (failed_in_[t].id != kNoIndex) failures.push_back(std::move(failed_in_[t]));
+  order_groups(tree);
+  if (failed_in_.size() < groups_.size()) failed_in_.resize(groups_.size());
+  for (std::size_t wave = 0; wave + 1 < wave_begin_.size(); ++wave) {
+    const std::size_t first = wave_begin_[wave];
+    const std::size_t count = wave_begin_[wave + 1] - first;
+    parallel_tasks(count, threads_, [&](std::size_t t, std::size_t worker) {
+      const NodeId id = by_height_[first + t];
+      Failure &f = failed_in_[first + t];
+      f.id = kNoIndex;
+      for (std::size_t c = kid_begin_[id]; c < kid_begin_[id + 1]; ++c)
+        if (state_[kid_list_[c]] != kBuilt) {
+          state_[id] = kBlocked;
+          return;
+        }
+      AllocResult r;
+      if (!build_group(tree, id, r, work_[worker])) {
+        state_[id] = kFailed;
+        f = {id, std::move(r.error)};
+      }
+    });
+    for (std::size_t t = 0; t < count; ++t)
+      if (failed_in_[first + t].id != kNoIndex)
+        failures.push_back(std::move(failed_in_[first + t]));
+  }
+  if (!failures.empty()) {
+    const Failure &f =
+        *std::max_element(failures.begin(), failures.end(),
+                          [](const Failure &a, const Failure &b) { return a.id < b.id; });
+    result.error = f.error;
+    result.failed_index = f.id;
+    return result;
   }
   if (budget_w < lo_w_[AllocTree::kRoot]) {
     result.error = "budget " + format_w(budget_w) + " is below the floor " +
                    format_w(lo_w_[AllocTree::kRoot]) + " of " + tree.describe(AllocTree::kRoot);
     return result;
   }
+  // Top-down: the groups by depth (a group's grant is split after its parent's), those of one
+  // depth on up to threads_ threads.
   std::vector<double> grants(n, 0.0);
   grants[AllocTree::kRoot] = std::min(budget_w, hi_w_[AllocTree::kRoot]);
-  for (std::size_t i = 0; i < n; ++i) {
-    const NodeId id = static_cast<NodeId>(i);
-    if (!tree.is_leaf(id)) split(tree, id, grants[id], grants);
+  for (std::size_t wave = 0; wave + 1 < depth_begin_.size(); ++wave) {
+    const std::size_t first = depth_begin_[wave];
+    const std::size_t count = depth_begin_[wave + 1] - first;
+    parallel_tasks(count, threads_, [&](std::size_t t, std::size_t worker) {
+      const NodeId id = by_depth_[first + t];
+      split(tree, id, grants[id], grants.data(), work_[worker]);
+    });
   }
   result.feasible = true;
   result.unallocated_w = budget_w - grants[AllocTree::kRoot];
   result.grants_w = std::move(grants);
   return result;
+}
+
+// The groups (groups_, in id order) by height, lowest first (a group of leaves has height 1,
+// a group 1 more than its highest child group), and by depth (the root 0), each in id order
+// within its wave: by_height_[wave_begin_[h - 1], wave_begin_[h]) and
+// by_depth_[depth_begin_[d], depth_begin_[d + 1]).
+void TreeAllocator::order_groups(const AllocTree &tree) {
+  const std::size_t g = groups_.size();
+  height_.assign(g, 1);
+  depth_.assign(g, 0);
+  for (std::size_t k = g; k-- > 0;) {  // children (larger ids) first
+    const NodeId id = groups_[k];
+    if (id == AllocTree::kRoot) continue;
+    std::uint32_t &ph = height_[ord_[tree.nodes_[id].parent]];
+    ph = std::max(ph, height_[k] + 1);
+  }
+  for (std::size_t k = 0; k < g; ++k) {  // parents (smaller ids) first
+    const NodeId id = groups_[k];
+    if (id != AllocTree::kRoot) depth_[k] = depth_[ord_[tree.nodes_[id].parent]] + 1;
+  }
+  const auto by = [&](const std::vector<std::uint32_t> &key, std::vector<NodeId> &out,
+                      std::vector<std::size_t> &begin, std::uint32_t base) {
+    std::uint32_t top = 0;
+    for (std::uint32_t v : key) top = std::max(top, v);
+    begin.assign(g > 0 ? top - base + 2 : 1, 0);
+    for (std::uint32_t v : key) ++begin[v - base + 1];
+    for (std::size_t i = 1; i < begin.size(); ++i) begin[i] += begin[i - 1];
+    out.resize(g);
+    fill_.assign(begin.begin(), begin.end());
+    for (std::size_t k = 0; k < g; ++k) out[fill_[key[k] - base]++] = groups_[k];
+  };
+  by(height_, by_height_, wave_begin_, 1);
+  by(depth_, by_depth_, depth_begin_, 0);
 }
 
 AllocResult allocate_tree(const AllocTree &tree, double budget_w) {

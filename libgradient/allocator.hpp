@@ -156,6 +156,11 @@ AllocResult allocate_tree(const AllocTree &tree, double budget_w);
 class TreeAllocator {
  public:
   AllocResult allocate(const AllocTree &tree, double budget_w);
+  // Threads allocate() may use (parallel_tasks): the leaves are checked in chunks of at
+  // least min_leaves_per_thread, and sibling groups (those of one height, bottom-up, and of
+  // one depth, top-down) are built and split on up to `threads` threads. The result does
+  // not depend on it: each group's work reads only its own subtree. Default 1.
+  void set_threads(std::size_t threads, std::size_t min_leaves_per_thread = 4096);
 
  private:
   // A linear piece of a curve. weight counts the leaf segments in it, so a water level
@@ -185,6 +190,25 @@ class TreeAllocator {
     double cap_w;
     double weight;
   };
+  struct Frame {
+    std::size_t next;
+    std::size_t end;
+  };
+  // One thread's working memory.
+  struct Work {
+    std::vector<double> bucket_w;               // select_level(): widths by slope bucket
+    std::size_t hist_top = 0, hist_bottom = 0;  // the highest and lowest bucket in use
+    std::vector<Piece> bucket;                  // select_level(): the pieces of one bucket
+    std::vector<Piece> bucket2;                 // keep_window(): those of the other level's bucket
+    std::vector<Frame> frames;
+    std::vector<NodeId> stack;
+    std::vector<double> kid_grants, kid_floors;
+    std::vector<TieShare> ties;
+  };
+  struct Failure {
+    std::size_t id = kNoIndex;
+    std::string error;
+  };
 
   // A leaf's pieces: f(slope, width) for each, in order, read from its curve.
   template <typename F>
@@ -194,54 +218,59 @@ class TreeAllocator {
                               std::size_t end);
   void add_leaf_share(const AllocTree &tree, NodeId id, double level, Share &share);
   bool build_leaf(const AllocTree &tree, NodeId id, AllocResult &result);
-  bool build_group(const AllocTree &tree, NodeId id, AllocResult &result);
-  void keep_window(NodeId id, std::size_t base, double start_w, double end_w);
+  bool build_group(const AllocTree &tree, NodeId id, AllocResult &result, Work &w);
+  void keep_window(NodeId id, double start_w, double end_w, Work &w);
   // Calls f(piece) for the pieces of id's children's curves, in child order, and
   // leaf_done(leaf, pieces) after each leaf's.
   template <typename F, typename LeafDone>
-  void for_each_child_piece(const AllocTree &tree, NodeId id, F &&f, LeafDone &&leaf_done);
+  void for_each_child_piece(const AllocTree &tree, NodeId id, F &&f, LeafDone &&leaf_done, Work &w);
   // The level at which the pieces each(f) visits reach target_w (see Level).
   template <typename Each>
-  Level select_level(Each &&each, double target_w);
+  Level select_level(Each &&each, double target_w, Work &w);
   // select_level() in parts: the histogram of widths by slope bucket, filled piece by piece;
   // the level for a target given the histogram of the pieces each(f) visits; and clearing it.
-  void start_histogram();
-  void add_to_histogram(const Piece &p);
+  static void start_histogram(Work &w);
+  static void add_to_histogram(Work &w, const Piece &p);
   template <typename Each>
-  Level find_level(Each &&each, double target_w);
-  void clear_histogram();
-  std::size_t level_bucket(double target_w, double &above) const;
+  Level find_level(Each &&each, double target_w, Work &w);
+  static void clear_histogram(Work &w);
+  static std::size_t level_bucket(const Work &w, double target_w, double &above);
   static Level partition_level(Piece *a, std::size_t n, double target_w);
-  Share share_at(const AllocTree &tree, NodeId id, double level);
-  void split(const AllocTree &tree, NodeId id, double grant_w, std::vector<double> &grants);
+  Share share_at(const AllocTree &tree, NodeId id, double level, Work &w);
+  void split(const AllocTree &tree, NodeId id, double grant_w, double *grants, Work &w);
+  void order_groups(const AllocTree &tree);
 
-  // Per node: effective range, sum of the children's floors, the curve it offers its parent
-  // (a group's own pieces_[begin, end), or its children's when pass_through; a leaf's curve
-  // cut to its range) and its width (a leaf's only when its parent is pass_through), the
-  // slopes where its own floor and cap cut its children's curves, and its split level.
+  // Per node: effective range, sum of the children's floors, the width of the curve it
+  // offers its parent (a group's own pieces kept_, or its children's when pass_through; a
+  // leaf's curve cut to its range; a leaf's width only when its parent is pass_through),
+  // the slopes where its own floor and cap cut its children's curves, its split level, and
+  // whether it was built (state_).
   std::vector<double> lo_w_, hi_w_, floor_sum_w_, curve_w_;
-  std::vector<std::size_t> begin_, end_;
   std::vector<unsigned char> pass_through_;
   std::vector<double> floor_cut_, cap_cut_, level_;
-  std::vector<Piece> pieces_;
-  // The pieces groups gathered from their children, one group after the other; a leaf's
-  // are gathered_[leaf_begin_, leaf_end_) if a group gathered them (else kNoIndex).
-  std::vector<Piece> gathered_;
+  static constexpr unsigned char kBuilt = 0, kFailed = 1, kBlocked = 2;
+  std::vector<unsigned char> state_;
+  // The groups in id order (groups_), each group's number there (ord_), and per group the
+  // pieces it gathered from its children (gathered_) and those it keeps as its own curve
+  // (kept_): memory of each group's own, so that groups built on different threads never
+  // share it. A leaf's pieces are gathered_[leaf_src_][leaf_begin_, leaf_end_) if a group
+  // gathered them (else leaf_begin_ is kNoIndex).
+  std::vector<NodeId> groups_;
+  std::vector<std::uint32_t> ord_;
+  std::vector<std::vector<Piece>> gathered_, kept_;
+  std::vector<std::uint32_t> leaf_src_;
   std::vector<std::size_t> leaf_begin_, leaf_end_;
-  std::vector<double> bucket_w_;  // select_level(): widths by slope bucket
-  std::size_t hist_top_ = 0, hist_bottom_ = 0;  // the highest and lowest bucket in use
-  std::vector<Piece> bucket_;     // select_level(): the pieces of one bucket
-  std::vector<Piece> bucket2_;    // keep_window(): those of the other level's bucket
+  // order_groups(): the groups by height and by depth, in waves.
+  std::vector<std::uint32_t> height_, depth_;
+  std::vector<NodeId> by_height_, by_depth_;
+  std::vector<std::size_t> wave_begin_, depth_begin_, fill_;
   // Each node's children: kid_list_[kid_begin_[id], kid_begin_[id + 1]).
   std::vector<std::size_t> kid_begin_, kid_fill_;
-  std::vector<NodeId> kid_list_, stack_;
-  struct Frame {
-    std::size_t next;
-    std::size_t end;
-  };
-  std::vector<Frame> frames_;
-  std::vector<double> kid_grants_, kid_floors_;
-  std::vector<TieShare> ties_;
+  std::vector<NodeId> kid_list_;
+  std::vector<Work> work_;  // one per thread
+  std::vector<Failure> failures_, failed_in_;
+  std::size_t threads_ = 1;
+  std::size_t min_leaves_ = 4096;
 };
 
 // Lowers grants (never below their floors, last ones first) until their sum, taken in index

@@ -464,6 +464,7 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   // 2. Targets.
   std::vector<double> &target = target_;
   target.resize(n);
+  allocator_.set_threads(threads, config_.step_thread_min_nodes);
   const AllocResult res = allocator_.allocate(tree_, config_.budget_w);
   if (res.feasible) {
     for (std::size_t i = 0; i < n; ++i) target[i] = res.grants_w[leaf_[i]];

@@ -243,13 +243,13 @@ struct ClusterConfig {
   std::uint64_t epoch = 1;      // must rise with every controller start
   bool reclaim_after_lease = false;
   // Threads step() and release() may use for their per-node loops (the bounds, the leaf
-  // curves, the leases): 0 takes the machine's hardware threads, at most kAutoStepThreads
-  // (slurmctld's controller resolves 0 itself, by the CPUs the process may run on); 1 keeps
-  // every loop on the calling thread. Each thread takes at least step_thread_min_nodes nodes, so
-  // that a cluster of fewer than twice that many never starts one. The result does not depend on
-  // the count: each node's work in these loops reads only its own state and values fixed
-  // before the loop, and the loops' outputs are gathered in node order. Should a thread not
-  // start (the process at its limit), its nodes are done on the calling thread.
+  // curves, the leases) and the allocation (TreeAllocator::set_threads): 0 takes the machine's
+  // hardware threads, at most kAutoStepThreads (slurmctld's controller resolves 0 itself, by the
+  // CPUs the process may run on); 1 keeps every loop on the calling thread. Each thread takes at
+  // least step_thread_min_nodes nodes, so that a cluster of fewer than twice that many never starts
+  // one. The result does not depend on the count: each node's work in these loops reads only its
+  // own state and values fixed before the loop, and the loops' outputs are gathered in node order.
+  // Should a thread not start (the process at its limit), its nodes are done on the calling thread.
   unsigned step_threads = 0;
   std::size_t step_thread_min_nodes = 4096;
 };

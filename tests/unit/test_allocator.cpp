@@ -430,6 +430,41 @@ START_TEST(tree_infeasible_names_the_node) {
 }
 END_TEST
 
+// Of several bad nodes, the one reported is the one building by falling id meets first (a
+// node's children have larger ids): the highest id among those whose children are sound. A
+// group above a bad child is not checked itself. The same on any number of threads.
+START_TEST(tree_infeasible_reports_the_first_by_falling_id) {
+  for (std::size_t threads : {1, 2, 4}) {
+    TreeAllocator a;
+    a.set_threads(threads, 1);
+    AllocTree t;
+    const NodeId early = t.add_leaf(AllocTree::kRoot, 50, 10, GainCurve{}, "early");  // min > max
+    const NodeId rack = t.add_group(AllocTree::kRoot, 0, 100, "rack");
+    t.add_leaf(rack, 60, 100, GainCurve::linear(1, 40));
+    t.add_leaf(rack, 60, 100, GainCurve::linear(1, 40));  // floors 120 W, above the 100 W
+    AllocResult r = a.allocate(t, 1000.0);
+    ck_assert(!r.feasible);
+    ck_assert_uint_eq(r.failed_index, rack);
+    ck_assert_contains(r.error, "rack: its children's floors sum to 120 W");
+
+    // A bad leaf under the rack: the rack is not checked; the leaf has the highest id.
+    const NodeId late = t.add_leaf(rack, 0, 10, GainCurve::from_segments({{1, 1}, {1, 3}}), "late");
+    r = a.allocate(t, 1000.0);
+    ck_assert_uint_eq(r.failed_index, late);
+    ck_assert_contains(r.error, "late: gain curve segment 1");
+
+    // Only the early leaf bad.
+    AllocTree u;
+    u.add_leaf(AllocTree::kRoot, 50, 10, GainCurve{}, "early");
+    const NodeId ok_rack = u.add_group(AllocTree::kRoot, 0, 500, "rack");
+    u.add_leaf(ok_rack, 60, 100, GainCurve::linear(1, 40));
+    r = a.allocate(u, 1000.0);
+    ck_assert_uint_eq(r.failed_index, early);
+    ck_assert_contains(r.error, "early: ");
+  }
+}
+END_TEST
+
 START_TEST(tree_equal_gradients_equal_per_leaf) {
   // Groups of 3 and 1 leaves, all tied: each leaf gets the same, not each group.
   AllocTree t;
@@ -523,6 +558,8 @@ void assert_tree_invariants(const AllocTree &t, const AllocResult &r, double bud
 START_TEST(tree_randomized_invariants) {
   std::mt19937 rng(2024);
   TreeAllocator reused;
+  TreeAllocator threaded;
+  threaded.set_threads(3, 1);
   int feasible = 0;
   for (int round = 0; round < 500; ++round) {
     const RandomTree rt = random_tree(rng);
@@ -534,8 +571,12 @@ START_TEST(tree_randomized_invariants) {
     }
     ++feasible;
     assert_tree_invariants(rt.tree, r, rt.budget_w);
-    // A reused allocator gives bit-identical answers.
+    // A reused allocator gives bit-identical answers, and so does one on threads (sibling
+    // groups built and split on up to 3, leaves checked in chunks of one or more).
     ck_assert(reused.allocate(rt.tree, rt.budget_w).grants_w == r.grants_w);
+    const AllocResult rt3 = threaded.allocate(rt.tree, rt.budget_w);
+    ck_assert(rt3.grants_w == r.grants_w);
+    ck_assert(rt3.unallocated_w == r.unallocated_w);
   }
   ck_assert(feasible > 400);
 }
@@ -627,6 +668,7 @@ int main() {
   tcase_add_test(tree, tree_structure);
   tcase_add_test(tree, tree_group_limit_and_floor);
   tcase_add_test(tree, tree_infeasible_names_the_node);
+  tcase_add_test(tree, tree_infeasible_reports_the_first_by_falling_id);
   tcase_add_test(tree, tree_equal_gradients_equal_per_leaf);
   tcase_add_test(tree, tree_randomized_invariants);
   tcase_add_test(tree, tree_equals_brute_force_optimum);
