@@ -21,7 +21,15 @@ template <typename F>
 void parallel_tasks(std::size_t tasks, std::size_t threads, F &&f) {
   if (threads > tasks) threads = tasks;
   if (threads <= 1) {
-    for (std::size_t t = 0; t < tasks; ++t) f(t, std::size_t{0});
+    std::exception_ptr first;
+    for (std::size_t t = 0; t < tasks; ++t) {
+      try {
+        f(t, std::size_t{0});
+      } catch (...) {
+        if (!first) first = std::current_exception();
+      }
+    }
+    if (first) std::rethrow_exception(first);
     return;
   }
   std::atomic<std::size_t> next{0};

@@ -3,14 +3,17 @@
 #include <check.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "libgradient/allocator.hpp"
+#include "libgradient/parallel.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
 
@@ -645,6 +648,45 @@ START_TEST(tree_equals_brute_force_optimum) {
 }
 END_TEST
 
+// ---------------------------------------------------------------- parallel_tasks
+
+// Every task runs exactly once, on a worker below the thread count, whatever the counts.
+START_TEST(parallel_tasks_runs_each_task_once) {
+  for (std::size_t threads : {0, 1, 2, 3, 8}) {
+    for (std::size_t tasks : {0, 1, 2, 7, 100}) {
+      std::vector<std::atomic<int>> runs(tasks);
+      std::atomic<bool> bad_worker{false};
+      parallel_tasks(tasks, threads, [&](std::size_t t, std::size_t worker) {
+        runs[t].fetch_add(1);
+        if (worker >= std::max<std::size_t>(1, threads)) bad_worker = true;
+      });
+      for (std::size_t t = 0; t < tasks; ++t) ck_assert_int_eq(runs[t].load(), 1);
+      ck_assert(!bad_worker.load());
+    }
+  }
+}
+END_TEST
+
+// A task that throws does not stop the others; the lowest task's exception is rethrown once
+// all have run.
+START_TEST(parallel_tasks_rethrows_after_all_ran) {
+  for (std::size_t threads : {1, 2, 4}) {
+    std::vector<std::atomic<int>> runs(10);
+    std::string caught;
+    try {
+      parallel_tasks(10, threads, [&](std::size_t t, std::size_t) {
+        runs[t].fetch_add(1);
+        if (t == 3 || t == 7) throw std::runtime_error("task " + std::to_string(t));
+      });
+    } catch (const std::runtime_error &e) {
+      caught = e.what();
+    }
+    ck_assert_str_eq(caught.c_str(), "task 3");
+    for (std::size_t t = 0; t < 10; ++t) ck_assert_int_eq(runs[t].load(), 1);
+  }
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("libgradient_allocator");
   TCase *curves = tcase_create("gain_curve");
@@ -673,5 +715,9 @@ int main() {
   tcase_add_test(tree, tree_randomized_invariants);
   tcase_add_test(tree, tree_equals_brute_force_optimum);
   suite_add_tcase(s, tree);
+  TCase *parallel = tcase_create("parallel");
+  tcase_add_test(parallel, parallel_tasks_runs_each_task_once);
+  tcase_add_test(parallel, parallel_tasks_rethrows_after_all_ran);
+  suite_add_tcase(s, parallel);
   return pgtest::run_suite(s);
 }
