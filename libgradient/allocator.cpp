@@ -213,7 +213,6 @@ bool TreeAllocator::build_group(const AllocTree &tree, NodeId id, AllocResult &r
   lo_w_[id] = lo;
   hi_w_[id] = hi;
   floor_sum_w_[id] = floors;
-  kept_[ord_[id]].clear();
   // Nobody reads the root's curve; other groups copy only when their limits cut.
   floor_cut_[id] = std::numeric_limits<double>::infinity();
   cap_cut_[id] = kNoLevel;
@@ -685,33 +684,30 @@ AllocResult TreeAllocator::allocate(const AllocTree &tree, double budget_w) {
   // it), the groups of one height on up to threads_ threads. A node one of whose children
   // failed is not built; the failure reported is the one of the highest id, which is the one
   // building by falling id (children have larger ids than their parents) would meet first.
-  std::vector<Failure> &failures = failures_;
-  failures.clear();
+  // failed_[t]: the failure of leaf chunk t (its highest), then of each group in by_height_
+  // order (kNoIndex: none).
   const std::size_t chunks = std::max<std::size_t>(1, std::min(threads_, n / min_leaves_));
-  if (failed_in_.size() < chunks) failed_in_.resize(chunks);
+  failed_.resize(chunks + groups_.size());
   parallel_tasks(chunks, threads_, [&](std::size_t t, std::size_t) {
-    Failure &f = failed_in_[t];
+    Failure &f = failed_[t];
     f.id = kNoIndex;
+    AllocResult r;
     for (std::size_t i = n * t / chunks; i < n * (t + 1) / chunks; ++i) {
       const NodeId id = static_cast<NodeId>(i);
       if (!tree.nodes_[id].leaf) continue;
-      AllocResult r;
       if (!build_leaf(tree, id, r)) {
         state_[id] = kFailed;
         f = {i, std::move(r.error)};  // ascending: the last is the highest
       }
     }
   });
-  for (std::size_t t = 0; t < chunks; ++t)
-    if (failed_in_[t].id != kNoIndex) failures.push_back(std::move(failed_in_[t]));
   order_groups(tree);
-  if (failed_in_.size() < groups_.size()) failed_in_.resize(groups_.size());
   for (std::size_t wave = 0; wave + 1 < wave_begin_.size(); ++wave) {
     const std::size_t first = wave_begin_[wave];
     const std::size_t count = wave_begin_[wave + 1] - first;
     parallel_tasks(count, threads_, [&](std::size_t t, std::size_t worker) {
       const NodeId id = by_height_[first + t];
-      Failure &f = failed_in_[first + t];
+      Failure &f = failed_[chunks + first + t];
       f.id = kNoIndex;
       for (std::size_t c = kid_begin_[id]; c < kid_begin_[id + 1]; ++c)
         if (state_[kid_list_[c]] != kBuilt) {
@@ -724,16 +720,13 @@ AllocResult TreeAllocator::allocate(const AllocTree &tree, double budget_w) {
         f = {id, std::move(r.error)};
       }
     });
-    for (std::size_t t = 0; t < count; ++t)
-      if (failed_in_[first + t].id != kNoIndex)
-        failures.push_back(std::move(failed_in_[first + t]));
   }
-  if (!failures.empty()) {
-    const Failure &f =
-        *std::max_element(failures.begin(), failures.end(),
-                          [](const Failure &a, const Failure &b) { return a.id < b.id; });
-    result.error = f.error;
-    result.failed_index = f.id;
+  const Failure *worst = nullptr;
+  for (const Failure &f : failed_)
+    if (f.id != kNoIndex && (!worst || f.id > worst->id)) worst = &f;
+  if (worst) {
+    result.error = worst->error;
+    result.failed_index = worst->id;
     return result;
   }
   if (budget_w < lo_w_[AllocTree::kRoot]) {

@@ -268,7 +268,7 @@ class TreeAllocator {
   std::vector<std::size_t> kid_begin_, kid_fill_;
   std::vector<NodeId> kid_list_;
   std::vector<Work> work_;  // one per thread
-  std::vector<Failure> failures_, failed_in_;
+  std::vector<Failure> failed_;  // allocate(): per leaf chunk, then per group
   std::size_t threads_ = 1;
   std::size_t min_leaves_ = 4096;
 };
