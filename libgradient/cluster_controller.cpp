@@ -140,7 +140,7 @@ ClusterController::ClusterController(ClusterConfig config) : config_(std::move(c
   }
   compute_fair_shares();
   cpus_ = std::max(1u, std::thread::hardware_concurrency());
-  scratch_.resize(step_threads(n));
+  allocator_.set_threads(step_threads(n), config_.step_thread_min_nodes);
 }
 
 std::size_t ClusterController::step_threads(std::size_t n) const {
@@ -464,7 +464,6 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   // 2. Targets.
   std::vector<double> &target = target_;
   target.resize(n);
-  allocator_.set_threads(threads, config_.step_thread_min_nodes);
   const AllocResult res = allocator_.allocate(tree_, config_.budget_w);
   if (res.feasible) {
     for (std::size_t i = 0; i < n; ++i) target[i] = res.grants_w[leaf_[i]];
