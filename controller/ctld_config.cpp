@@ -46,6 +46,14 @@ bool parse_number(const std::string &v, double lo, double hi, double &out) {
   return true;
 }
 
+// A whole number in [lo, hi] (parse_number's syntax, no fraction).
+bool parse_whole(const std::string &v, double lo, double hi, double &out) {
+  double d = 0;
+  if (!parse_number(v, lo, hi, d) || d != std::floor(d)) return false;
+  out = d;
+  return true;
+}
+
 // Splits a line into Key=Value words (comments removed). Returns false with `error` set on a
 // word without '='.
 bool split_words(const std::string &raw, std::vector<std::pair<std::string, std::string>> &out,
@@ -77,7 +85,7 @@ bool parse_listen(const std::string &v, std::string &host, uint16_t &port) {
   const size_t colon = v.rfind(':');
   if (colon == std::string::npos || colon == 0) return false;
   double p = 0;
-  if (!parse_number(v.substr(colon + 1), 1, 65535, p) || p != std::floor(p)) return false;
+  if (!parse_whole(v.substr(colon + 1), 1, 65535, p)) return false;
   host = v.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
@@ -257,7 +265,7 @@ ConfigResult parse_controller_config(const std::string &text, const std::string 
           return fail("MetricsInterval='" + v + "': expected seconds from 1 to 3600");
       } else if (k == "serieskeep") {
         double n = 0;
-        if (!parse_number(v, 0, 1e7, n) || n != std::floor(n))
+        if (!parse_whole(v, 0, 1e7, n))
           return fail("SeriesKeep='" + v + "': expected a number of files (0 to 10000000)");
         c.series_keep = static_cast<std::size_t>(n);
       } else if (k == "serieskeepdays") {
@@ -271,13 +279,13 @@ ConfigResult parse_controller_config(const std::string &text, const std::string 
           return fail("HysteresisSettleTime='" + v + "': expected seconds from 0 to 86400");
       } else if (k == "curvesegments") {
         double n = 0;
-        if (!parse_number(v, 0, 1024, n) || n != std::floor(n))
+        if (!parse_whole(v, 0, 1024, n))
           return fail("CurveSegments='" + v +
                       "': expected a whole number from 1 to 1024, or 0 (by cluster size)");
         c.curve_segments = static_cast<std::size_t>(n);
       } else if (k == "stepthreads") {
         double n = 0;
-        if (!parse_number(v, 0, kMaxStepThreads, n) || n != std::floor(n))
+        if (!parse_whole(v, 0, kMaxStepThreads, n))
           return fail("StepThreads='" + v + "': expected a whole number from 1 to " +
                       std::to_string(kMaxStepThreads) + ", or 0 (by the CPUs, at most " +
                       std::to_string(kAutoStepThreads) + ")");
