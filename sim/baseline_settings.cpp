@@ -51,6 +51,15 @@ const Key kKeys[] = {
     {"powergrad.backlog_horizon_s", 0.0, 1e6, false,
      "horizon of the latency weight's transient bound (10; 0: no bound)",
      [](BaselineSettings &s) -> double & { return s.powergrad_backlog_horizon_s; }},
+    {"powergrad.busy_smoothing_weight", 0.0, 1.0, true,
+     "weight of the newest period in the load's average (0.05)",
+     [](BaselineSettings &s) -> double & { return s.powergrad_busy_smoothing_weight; }},
+    {"powergrad.load_change_sds", 0.0, 100.0, false,
+     "spreads past which a load change is followed at once (4; 0: never)",
+     [](BaselineSettings &s) -> double & { return s.powergrad_load_change_sds; }},
+    {"powergrad.load_change_fast_weight", 0.0, 1.0, true,
+     "weight of the newest period in the load change detector's fast average (0.25)",
+     [](BaselineSettings &s) -> double & { return s.powergrad_load_change_fast_weight; }},
 };
 
 std::string range_text(const Key &k) {

@@ -94,6 +94,9 @@ class PowergradPolicy final : public Policy {
       p.model.low_cap_slowdown = spec.baselines.powergrad_low_cap_slowdown;
       p.model.load_spread_k = spec.baselines.powergrad_load_spread_k;
       p.model.backlog_horizon_s = spec.baselines.powergrad_backlog_horizon_s;
+      p.model.busy_smoothing_weight = spec.baselines.powergrad_busy_smoothing_weight;
+      p.model.load_change_sds = spec.baselines.powergrad_load_change_sds;
+      p.model.load_change_fast_weight = spec.baselines.powergrad_load_change_fast_weight;
       for (std::size_t k : node.sockets) p.floor_w += spec.sockets[k].min_cap_w;
       NodeAgent a(node.name, p);
       a.sockets = node.sockets;
