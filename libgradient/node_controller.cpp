@@ -68,6 +68,7 @@ struct Entry {
   double share;
   double cpus;  // the job's CPUs on the domain (JobDomainInput::cpus)
   const GradientModel *model;
+  double servers;  // its parallel request slots there (JobObservation::servers)
 };
 
 // The warning of a step or an enforce() whose grant is below the domains' minimum caps.
@@ -235,7 +236,8 @@ NodeDecision NodeController::step(const NodeInputs &in) {
       (void)inserted;
       order.push_back(key);
       const double share = std::isfinite(jd.share) ? std::clamp(jd.share, 0.0, 1.0) : 0.0;
-      on_domain[jd.domain].push_back({&it->first.job, job.mode, share, jd.cpus, &it->second});
+      on_domain[jd.domain].push_back(
+          {&it->first.job, job.mode, share, jd.cpus, &it->second, obs.servers});
     }
   }
   models_ = std::move(kept);
@@ -252,6 +254,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     mins[d] = dom.min_cap_w;
     min_sum += dom.min_cap_w;
     double unsteered = 0.0, busy_all = 0.0, busy_unsteered = 0.0;
+    double sens_all = 0.0, sens_unsteered = 0.0;
     bool spread = false;
     bool busy_known = true;
     for (const Entry &e : on_domain[d]) {
@@ -261,6 +264,17 @@ NodeDecision NodeController::step(const NodeInputs &in) {
       const bool measured = g.speedup.valid && std::isfinite(busy) && busy >= 0.0;
       busy_known = busy_known && measured;
       if (measured) busy_all += busy;
+      if (measured) {
+        // What a slower clock costs the job, per unit of relative speed lost (see below).
+        const double r = std::clamp(g.busy_fraction, 0.0, params_.model.max_busy_fraction);
+        const double sens = g.steerable && e.mode == JobMode::throughput
+                                ? params_.model.throughput_weight * e.share
+                                : r * mmc_requests_slope(r, e.servers);
+        if (std::isfinite(sens) && sens > 0.0) {
+          sens_all += sens;
+          if (!g.steerable) sens_unsteered += sens;
+        }
+      }
       if (g.steerable) {
         steered[d].push_back(e.model);
         spread = spread || e.model->counts_load_spread();
@@ -278,6 +292,20 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     double ushare = std::min(1.0, unsteered);
     if (unsteered > 0.0 && busy_known && busy_all > kMinBusyCpus)
       ushare = std::clamp(busy_unsteered / busy_all, 0.0, 1.0);
+    // But the domain's clock is one for all its jobs: a watt taken from its steered work slows
+    // the work that is not steered alike. So that work is protected by at least its share of
+    // what a slower clock costs the domain's jobs: for a service at busy fraction rho on c
+    // servers, the requests in the system rise by rho L'(rho) per unit of relative speed lost
+    // (L of the M/M/c model, gradient_model.hpp; the currency of the latency gains), for a
+    // steered throughput job by its relative speed (its share of the domain, times
+    // throughput_weight). A busy plain service of short requests, most of the domain's
+    // requests, beside light steered services of long ones is then protected nearly whole,
+    // where its busy CPUs alone left it a third of its need (issue 12's random clusters: a
+    // plain ResNet-like service at 0.9 of 4 servers beside two LLM prefill services on 16
+    // servers ran the cluster's mean 65-69% behind `usage`'s; within 1% with this). A light
+    // plain job beside busy steered services keeps about its busy share (the larger of the two).
+    if (unsteered > 0.0 && busy_known && sens_all > 0.0)
+      ushare = std::max(ushare, std::clamp(sens_unsteered / sens_all, 0.0, 1.0));
     if (!on_domain[d].empty() && steered[d].empty()) ushare = 1.0;
     // The domain's power: its moving average and spread (weight 0.1).
     DomainState &ps = domains_[d];

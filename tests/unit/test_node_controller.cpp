@@ -874,13 +874,14 @@ START_TEST(the_deadband_does_not_hold_a_plain_job_below_its_base) {
 }
 END_TEST
 
-// Work that is not steered on a shared domain is protected by its share of the domain's
-// busy CPUs, not of its CPUs: a plain service busy on 3.6 of 4 CPUs beside a light steered
-// job busy on 0.3 of 3, on a domain pressing against its cap, draws most of its power.
-// By the CPUs (4 of 7) it was protected at 90 + 4/7 x 115 = 155.7 W.
-START_TEST(plain_work_is_protected_by_its_share_of_the_busy_cpus) {
+// A plain job beside steered work on one domain, for `periods` steps of a node granted 400 W:
+// the steered job (the plant's job0, in `steered_mode`) busy on `steered_busy` of its 3 CPUs,
+// the plain one on `plain_busy` of its 4. The domain presses against its cap, so the plain
+// work's need is the domain's maximum.
+NodeDecision plain_beside_steered(JobMode steered_mode, double steered_busy, double plain_busy) {
   std::vector<SimDomain> doms(2);
-  doms[0].busy = 0.3 / 8.0;  // the steered job's 0.3 busy CPUs (the plant's jobs have 8)
+  doms[0].mode = steered_mode;
+  doms[0].busy = steered_busy / 8.0;  // the plant's jobs have 8 CPUs
   Plant plant(doms);
   NodeController nc("n1");
   nc.on_grant(grant(400.0, 1, 0.0, 1e9), 0.0);
@@ -896,8 +897,8 @@ START_TEST(plain_work_is_protected_by_its_share_of_the_busy_cpus) {
     JobDomainInput &pd = plain.domains[0];
     pd.cpus = 4.0;
     pd.share = 4.0 / 7.0;
-    const double scale = 3.6 / pd.counters.task_clock_s;
-    pd.counters.task_clock_s = 3.6;
+    const double scale = plain_busy / pd.counters.task_clock_s;
+    pd.counters.task_clock_s = plain_busy;
     *pd.counters.cycles *= scale;
     *pd.counters.instructions *= scale;
     *pd.counters.stall_cycles *= scale;
@@ -906,11 +907,33 @@ START_TEST(plain_work_is_protected_by_its_share_of_the_busy_cpus) {
     assert_safe(in, d, 400.0);
     plant.caps = d.caps_w;
   }
-  // The domain presses against its cap: the plain work's need is the domain's maximum, of
-  // which it is protected 3.6 / 3.9.
-  const double busy_share = 3.6 / 3.9;
-  ck_assert_double_eq_tol(d.protected_w[0], kMin + busy_share * (kMax - kMin), 1e-6);
   ck_assert(d.caps_w[0] >= d.protected_w[0] - 1e-9);
+  return d;
+}
+
+// Work that is not steered on a shared domain is protected by at least its share of the
+// domain's busy CPUs, not of its CPUs: a light plain service busy on 1.2 of 4 CPUs beside a
+// busy steered service on 2.7 of 3 (whose requests a slower clock delays far more) is
+// protected 1.2 / 3.9 of its need. By the CPUs (4 of 7) it was protected at 90 + 4/7 x 115.
+START_TEST(plain_work_is_protected_by_its_share_of_the_busy_cpus) {
+  const NodeDecision d = plain_beside_steered(JobMode::latency, 2.7, 1.2);
+  const double busy_share = 1.2 / 3.9;
+  ck_assert_double_eq_tol(d.protected_w[0], kMin + busy_share * (kMax - kMin), 1e-6);
+}
+END_TEST
+
+// The domain's clock is one for all its jobs: a busy plain service (2.4 of 4 CPUs, rho 0.6)
+// beside a steered throughput job busy on 1.5 of 3 CPUs is protected by its share of what a
+// slower clock costs them, rho L'(rho) of its M/M/4 queue against the throughput job's
+// relative speed (its 3/7 of the domain): 195 W, where its busy CPUs (2.4 / 3.9) protected
+// 161 W (the domain's part of the node's fair share is 200 W).
+START_TEST(a_busy_plain_service_is_protected_by_what_a_slower_clock_costs_it) {
+  const NodeDecision d = plain_beside_steered(JobMode::throughput, 1.5, 2.4);
+  const double plain = 0.6 * mmc_requests_slope(0.6, 4.0);
+  const double share = plain / (plain + 3.0 / 7.0);
+  // Within 0.2 W: the model's busy fraction is an average over periods whose clocks moved.
+  ck_assert_double_eq_tol(d.protected_w[0], kMin + share * (kMax - kMin), 0.2);
+  ck_assert(d.protected_w[0] > kMin + 2.4 / 3.9 * (kMax - kMin) + 20.0);
 }
 END_TEST
 
@@ -1572,6 +1595,7 @@ int main() {
   tcase_add_test(loop, below_its_fair_share_the_steered_work_yields_first);
   tcase_add_test(loop, the_deadband_does_not_hold_a_plain_job_below_its_base);
   tcase_add_test(loop, plain_work_is_protected_by_its_share_of_the_busy_cpus);
+  tcase_add_test(loop, a_busy_plain_service_is_protected_by_what_a_slower_clock_costs_it);
   tcase_add_test(loop, report_for_the_cluster);
   tcase_add_test(loop, job_shares_split_a_shared_domain);
   tcase_add_test(loop, bad_input_is_refused_or_skipped);
