@@ -60,6 +60,9 @@ const Key kKeys[] = {
     {"powergrad.load_change_fast_weight", 0.0, 1.0, true,
      "weight of the newest period in the load change detector's fast average (0.25)",
      [](BaselineSettings &s) -> double & { return s.powergrad_load_change_fast_weight; }},
+    {"powergrad.hysteresis", 0.0, 0.9, false,
+     "the cluster controller's hysteresis between nodes (0.5)",
+     [](BaselineSettings &s) -> double & { return s.powergrad_hysteresis; }},
 };
 
 std::string range_text(const Key &k) {

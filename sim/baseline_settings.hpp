@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "libgradient/baselines.hpp"
+#include "libgradient/cluster_controller.hpp"
 #include "libgradient/gradient_model.hpp"
 #include "libgradient/pool_baseline.hpp"
 
@@ -24,6 +25,7 @@ struct BaselineSettings {
   double powergrad_busy_smoothing_weight = GradientModelParams{}.busy_smoothing_weight;
   double powergrad_load_change_sds = GradientModelParams{}.load_change_sds;
   double powergrad_load_change_fast_weight = GradientModelParams{}.load_change_fast_weight;
+  double powergrad_hysteresis = ClusterConfig{}.hysteresis;
   std::vector<std::string> changed;  // the KEY=VALUE applied, in order (shown in reports)
 };
 

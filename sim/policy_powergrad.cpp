@@ -231,6 +231,7 @@ class PowergradPolicy final : public Policy {
     c.lease_s = 5.0 * spec.control_period_s;
     c.silent_after_s = 3.0 * spec.control_period_s;
     c.clock_skew_s = std::min(0.5, 0.5 * spec.control_period_s);
+    c.hysteresis = spec.baselines.powergrad_hysteresis;
     return c;
   }
 
