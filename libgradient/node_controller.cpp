@@ -300,10 +300,11 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     // steered throughput job by its relative speed (its share of the domain, times
     // throughput_weight). A busy plain service of short requests, most of the domain's
     // requests, beside light steered services of long ones is then protected nearly whole,
-    // where its busy CPUs alone left it a third of its need (issue 12's random clusters: a
-    // plain ResNet-like service at 0.9 of 4 servers beside two LLM prefill services on 16
-    // servers ran the cluster's mean 65-69% behind `usage`'s; within 1% with this). A light
-    // plain job beside busy steered services keeps about its busy share (the larger of the two).
+    // where its busy CPUs alone left it about a quarter of its need (issue 12's random
+    // clusters: a plain ResNet-like service at 0.9 of 4 servers beside two LLM prefill
+    // services on 16 servers ran the cluster's mean 65-69% behind the better baseline's; 0.7-1.1%
+    // with this). A light plain job beside busy steered services keeps its busy share (the
+    // larger of the two).
     if (unsteered > 0.0 && busy_known && sens_all > 0.0)
       ushare = std::max(ushare, std::clamp(sens_unsteered / sens_all, 0.0, 1.0));
     if (!on_domain[d].empty() && steered[d].empty()) ushare = 1.0;
