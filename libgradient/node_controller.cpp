@@ -254,7 +254,6 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     mins[d] = dom.min_cap_w;
     min_sum += dom.min_cap_w;
     double unsteered = 0.0, busy_all = 0.0, busy_unsteered = 0.0;
-    double sens_all = 0.0, sens_unsteered = 0.0;
     bool spread = false;
     bool busy_known = true;
     for (const Entry &e : on_domain[d]) {
@@ -264,17 +263,6 @@ NodeDecision NodeController::step(const NodeInputs &in) {
       const bool measured = g.speedup.valid && std::isfinite(busy) && busy >= 0.0;
       busy_known = busy_known && measured;
       if (measured) busy_all += busy;
-      if (measured) {
-        // What a slower clock costs the job, per unit of relative speed lost (see below).
-        const double r = std::clamp(g.busy_fraction, 0.0, params_.model.max_busy_fraction);
-        const double sens = g.steerable && e.mode == JobMode::throughput
-                                ? params_.model.throughput_weight * e.share
-                                : r * mmc_requests_slope(r, e.servers);
-        if (std::isfinite(sens) && sens > 0.0) {
-          sens_all += sens;
-          if (!g.steerable) sens_unsteered += sens;
-        }
-      }
       if (g.steerable) {
         steered[d].push_back(e.model);
         spread = spread || e.model->counts_load_spread();
@@ -305,8 +293,23 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     // services on 16 servers ran the cluster's mean 65-69% behind the better baseline's; 0.7-1.1%
     // with this). A light plain job beside busy steered services keeps its busy share (the
     // larger of the two).
-    if (unsteered > 0.0 && busy_known && sens_all > 0.0)
-      ushare = std::max(ushare, std::clamp(sens_unsteered / sens_all, 0.0, 1.0));
+    if (unsteered > 0.0 && busy_known) {
+      double sens_all = 0.0, sens_unsteered = 0.0;
+      for (const Entry &e : on_domain[d]) {
+        // What a slower clock costs the job, per unit of relative speed lost.
+        const JobGradient &g = e.model->current();
+        const double r = std::clamp(g.busy_fraction, 0.0, params_.model.max_busy_fraction);
+        const double sens = g.steerable && e.mode == JobMode::throughput
+                                ? params_.model.throughput_weight * e.share
+                                : r * mmc_requests_slope(r, e.servers);
+        if (std::isfinite(sens) && sens > 0.0) {
+          sens_all += sens;
+          if (!g.steerable) sens_unsteered += sens;
+        }
+      }
+      if (sens_all > 0.0)
+        ushare = std::max(ushare, std::clamp(sens_unsteered / sens_all, 0.0, 1.0));
+    }
     if (!on_domain[d].empty() && steered[d].empty()) ushare = 1.0;
     // The domain's power: its moving average and spread (weight 0.1).
     DomainState &ps = domains_[d];
