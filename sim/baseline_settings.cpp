@@ -16,6 +16,7 @@ struct Key {
   bool lo_open;  // lo itself is out of range
   const char *meaning;
   double &(*field)(BaselineSettings &);
+  bool hi_open = false;  // hi itself is out of range
 };
 
 const Key kKeys[] = {
@@ -62,11 +63,18 @@ const Key kKeys[] = {
      [](BaselineSettings &s) -> double & { return s.powergrad_load_change_fast_weight; }},
     {"powergrad.hysteresis", 0.0, 0.9, false,
      "the cluster controller's hysteresis between nodes (0.5)",
-     [](BaselineSettings &s) -> double & { return s.powergrad_hysteresis; }},
+     [](BaselineSettings &s) -> double & { return s.powergrad_hysteresis; }, true},
+    {"powergrad.noise_guard_k", 0.0, 10.0, false,
+     "spreads of a node's level noise the cluster controller's guard takes out (1; 0: off)",
+     [](BaselineSettings &s) -> double & { return s.powergrad_noise_guard_k; }},
+    {"powergrad.noise_weight", 0.0, 1.0, true,
+     "weight of the newest step in the cluster guard's level average and spread (0.1)",
+     [](BaselineSettings &s) -> double & { return s.powergrad_noise_weight; }},
 };
 
 std::string range_text(const Key &k) {
-  return (k.lo_open ? "(" : "[") + format_number(k.lo) + ", " + format_number(k.hi) + "]";
+  return (k.lo_open ? "(" : "[") + format_number(k.lo) + ", " + format_number(k.hi) +
+         (k.hi_open ? ")" : "]");
 }
 
 }  // namespace
@@ -102,7 +110,8 @@ std::string apply_baseline_setting(BaselineSettings &settings, const std::string
   } catch (const std::exception &) {
   }
   if (!std::isfinite(v)) return key + ": expected a number, got '" + text + "'";
-  if (v > found->hi || v < found->lo || (found->lo_open && v == found->lo))
+  if (v > found->hi || v < found->lo || (found->lo_open && v == found->lo) ||
+      (found->hi_open && v == found->hi))
     return key + ": " + text + " is out of range " + range_text(*found);
   found->field(settings) = v;
   settings.changed.push_back(key + "=" + text);

@@ -26,6 +26,8 @@ struct BaselineSettings {
   double powergrad_load_change_sds = GradientModelParams{}.load_change_sds;
   double powergrad_load_change_fast_weight = GradientModelParams{}.load_change_fast_weight;
   double powergrad_hysteresis = ClusterConfig{}.hysteresis;
+  double powergrad_noise_guard_k = ClusterConfig{}.noise_guard_k;
+  double powergrad_noise_weight = ClusterConfig{}.noise_weight;
   std::vector<std::string> changed;  // the KEY=VALUE applied, in order (shown in reports)
 };
 

@@ -232,6 +232,8 @@ class PowergradPolicy final : public Policy {
     c.silent_after_s = 3.0 * spec.control_period_s;
     c.clock_skew_s = std::min(0.5, 0.5 * spec.control_period_s);
     c.hysteresis = spec.baselines.powergrad_hysteresis;
+    c.noise_guard_k = spec.baselines.powergrad_noise_guard_k;
+    c.noise_weight = spec.baselines.powergrad_noise_weight;
     return c;
   }
 

@@ -248,7 +248,16 @@ void write_json(std::ostream &out, const ClusterSpec &spec, const std::vector<Ru
           << ", \"mean_latency_s\": " << num(wr.mean_latency_s)
           << ", \"p99_latency_s\": " << num(wr.p99_latency_s) << "}";
     }
-    out << "}\n    }";
+    // Each socket's cap in force after the warm-up, in the scenario's socket order.
+    out << "},\n      \"sockets\": [";
+    for (std::size_t k = 0; k < r.socket_caps.size() && k < spec.sockets.size(); ++k) {
+      const RunResult::CapStats &c = r.socket_caps[k];
+      out << (k ? "," : "") << "\n        {\"name\": " << quoted(spec.sockets[k].name)
+          << ", \"node\": " << quoted(spec.nodes[spec.sockets[k].node].name)
+          << ", \"cap_min_w\": " << num(c.min_w) << ", \"cap_mean_w\": " << num(c.mean_w)
+          << ", \"cap_max_w\": " << num(c.max_w) << "}";
+    }
+    out << "]\n    }";
   }
   out << "\n  }\n}\n";
 }

@@ -123,7 +123,13 @@ START_TEST(settings_are_applied_and_recorded) {
   ck_assert_double_eq(s.pool.release_margin_w, 15.0);
   ck_assert_double_eq(s.pool.release_threshold_w, 0.0);
   ck_assert_double_eq(s.pool.grant_step_frac, 0.15);
-  ck_assert_uint_eq(s.changed.size(), 7);
+  ck_assert_std_str_eq(apply_baseline_setting(s, "powergrad.hysteresis=0.89"), "");
+  ck_assert_std_str_eq(apply_baseline_setting(s, "powergrad.noise_guard_k=2"), "");
+  ck_assert_std_str_eq(apply_baseline_setting(s, "powergrad.noise_weight=0.03"), "");
+  ck_assert_double_eq(s.powergrad_hysteresis, 0.89);
+  ck_assert_double_eq(s.powergrad_noise_guard_k, 2.0);
+  ck_assert_double_eq(s.powergrad_noise_weight, 0.03);
+  ck_assert_uint_eq(s.changed.size(), 10);
   ck_assert_std_str_eq(s.changed[0], "usage.period_s=10");
   ck_assert_std_str_eq(check_baseline_settings(s), "");
 }
@@ -150,6 +156,11 @@ START_TEST(bad_keys_and_values_are_refused_by_name) {
                        "pool.release_margin_w: -1 is out of range [0, 10000]");
   ck_assert_std_str_eq(apply_baseline_setting(s, "usage.period_s"),
                        "'usage.period_s': expected KEY=VALUE");
+  // An open upper end (the cluster controller refuses a hysteresis of 0.9).
+  ck_assert_std_str_eq(apply_baseline_setting(s, "powergrad.hysteresis=0.9"),
+                       "powergrad.hysteresis: 0.9 is out of range [0, 0.9)");
+  ck_assert_std_str_eq(apply_baseline_setting(s, "powergrad.noise_weight=0"),
+                       "powergrad.noise_weight: 0 is out of range (0, 1]");
   // Nothing was applied.
   ck_assert(s.changed.empty());
   ck_assert_double_eq(s.usage.balance_interval_s, 30.0);

@@ -383,6 +383,8 @@ START_TEST(reports_tell_plain_services_apart) {
   ck_assert_contains(json.str(), "\"plain_services\": 3");
   ck_assert_contains(json.str(), "\"bert (plain)\": {\"completed\": ");
   ck_assert_contains(json.str(), "\"power_aware\": false");
+  ck_assert_contains(json.str(), "\"sockets\": [\n        {\"name\": ");
+  ck_assert_contains(json.str(), "\"cap_mean_w\": ");
   ck_assert_contains(csv.str(), ",plain_mean_latency_s,plain_p99_latency_s,");
   // Without plain services: no such block.
   const ClusterSpec aware = parse_scenario(all_aware(kSmall), "small-aware.yaml");
