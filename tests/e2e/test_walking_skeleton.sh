@@ -75,14 +75,19 @@ except OSError as e:
 is "$out" "PermissionError" "an ordinary user cannot reach the node agent's socket"
 
 # --- a power-aware job as an ordinary user, and a plain one
+# The job id is read from the tasks' output alone: srun's own messages on stderr (on a busy
+# machine "job N queued and waiting for resources", or an error after the output) are kept
+# apart and shown when the check fails.
+pa_err=$work/pa-job.err plain_err=$work/plain-job.err
 # shellcheck disable=SC2016 # expanded by the job's shell
-pa=$(as_nobody srun --power-aware -N2 -J pa-job bash -c 'sleep 2; [ "$SLURM_NODEID" = 0 ] && echo "$SLURM_JOB_ID"; true' 2>&1 | tail -n1)
+pa=$(as_nobody srun --power-aware -N2 -J pa-job bash -c 'sleep 2; [ "$SLURM_NODEID" = 0 ] && echo "$SLURM_JOB_ID"; true' 2>"$pa_err" | tail -n1)
 # shellcheck disable=SC2016
-plain=$(as_nobody srun -N2 -J plain-job bash -c 'sleep 1; [ "$SLURM_NODEID" = 0 ] && echo "$SLURM_JOB_ID"; true' 2>&1 | tail -n1)
+plain=$(as_nobody srun -N2 -J plain-job bash -c 'sleep 1; [ "$SLURM_NODEID" = 0 ] && echo "$SLURM_JOB_ID"; true' 2>"$plain_err" | tail -n1)
 if [[ "$pa" =~ ^[0-9]+$ ]] && [[ "$plain" =~ ^[0-9]+$ ]]; then
   ok "srun --power-aware and a plain srun ran as nobody (jobs $pa, $plain)"
 else
-  not_ok "srun --power-aware and a plain srun ran as nobody" "pa: $pa" "plain: $plain"
+  not_ok "srun --power-aware and a plain srun ran as nobody" "pa: $pa" "plain: $plain" \
+    "pa's srun stderr: $(cat "$pa_err" 2>&1)" "plain's srun stderr: $(cat "$plain_err" 2>&1)"
   bail_out "no job ids"
 fi
 lines=$(job_lines "$pa")
@@ -132,7 +137,11 @@ fi
 
 # --- AdminComment in sacct
 has_comment() { [ -n "$(admin_comment "$1")" ]; }
+# The record set at a job's end reaches slurmdbd in a second completion message, after the
+# one that makes sacct show the job ended (slurm_adapter.c, resend_completion).
+comment_is() { [ "$(admin_comment "$1")" = "$2" ]; }
 wait_until 30 has_comment "$pa" || true
+wait_until 30 comment_is "$sb" "powergrad={v=1 mode=throughput nodes=n[1-2]}" || true
 is "$(admin_comment "$pa")" "powergrad={v=1 mode=latency nodes=n[1-2]}" \
   "sacct shows the PowerGrad record of the power-aware job"
 is "$(admin_comment "$plain")" "" "sacct shows no PowerGrad record for the plain job"
@@ -192,6 +201,7 @@ running() { [ "$(job_state "$keep")" = RUNNING ] || squeue -h -j "$keep" -o %T |
 wait_until 30 running || true
 scontrol update jobid="$keep" AdminComment="site: rack 7 maintenance"
 wait_until 30 ended "$keep" || true
+wait_until 30 comment_is "$keep" "site: rack 7 maintenance; powergrad={v=1 mode=monitor nodes=n1}" || true
 is "$(admin_comment "$keep")" "site: rack 7 maintenance; powergrad={v=1 mode=monitor nodes=n1}" \
   "the controller re-adds its record after the admin's text, keeping it"
 
