@@ -236,7 +236,8 @@ void run_cluster_step(const char *name, std::size_t nodes, int reps, bool settle
       "8-segment curve each period (reports not timed), %s; %zu step thread(s) "
       "(StepThreads=%u); %d steps after 1 warm-up; min %.3f ms, max %.3f ms\n",
       name, nodes, groups,
-      settled ? "jobs settled (hysteresis 0.5)" : "jobs started with the first report (young)",
+      settled ? "jobs settled (the whole hysteresis)"
+              : "jobs started with the first report (young)",
       cc.step_thread_count(), threads, reps, ms.front(), ms.back());
   std::printf("bench: %s %.3f ms\n", name, ms[ms.size() / 2]);
 }

@@ -62,13 +62,13 @@ const Key kKeys[] = {
      "weight of the newest period in the load change detector's fast average (0.25)",
      [](BaselineSettings &s) -> double & { return s.powergrad_load_change_fast_weight; }},
     {"powergrad.hysteresis", 0.0, 0.9, false,
-     "the cluster controller's hysteresis between nodes (0.5)",
+     "the cluster controller's hysteresis between nodes (0.3)",
      [](BaselineSettings &s) -> double & { return s.powergrad_hysteresis; }, true},
     {"powergrad.noise_guard_k", 0.0, 10.0, false,
      "spreads of a node's level noise the cluster controller's guard takes out (1; 0: off)",
      [](BaselineSettings &s) -> double & { return s.powergrad_noise_guard_k; }},
     {"powergrad.noise_weight", 0.0, 1.0, true,
-     "weight of the newest step in the cluster guard's level average and spread (0.1)",
+     "weight of the newest step in the cluster guard's level average and spread (0.05)",
      [](BaselineSettings &s) -> double & { return s.powergrad_noise_weight; }},
 };
 

@@ -1465,7 +1465,7 @@ START_TEST(small_differences_move_few_watts) {
 END_TEST
 
 START_TEST(hysteresis_keeps_grants_on_small_differences) {
-  ck_assert_double_eq(ClusterConfig{}.hysteresis, 0.5);
+  ck_assert_double_eq(ClusterConfig{}.hysteresis, 0.3);
   // a: 6 then 3 per watt; b: 2 then 1. a gets 300 W, b 200 W (at its curve's knee).
   const auto settle = [](double hysteresis, std::vector<HandNode> &nodes) {
     ClusterConfig c = two_nodes();

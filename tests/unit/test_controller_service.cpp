@@ -985,7 +985,7 @@ START_TEST(a_confirmed_decrease_is_handed_on_before_the_next_period) {
   ck_assert(h.clients[b]->send(report("n2", 1, nullptr, 0.001)).ok());
   ck_assert(h.run_until([&] { return !grants(a).empty() && !grants(b).empty(); }, 400));
   // Then the gradients swap: each period both confirm their leases, and the controller
-  // moves watts from n1 to n2 (gradually: hysteresis). Once a period lowers n1 by 10 W or
+  // moves watts from n1 to n2 (gradually: hysteresis). Once a period lowers n1 by 5 W or
   // more, n2's raise waits for the watts n1 has not yet confirmed giving up.
   GrantMessage ga = grants(a).back(), gb = grants(b).back();
   ck_assert_msg(ga.grant_w > gb.grant_w + 50.0, "n1 %.1f W, n2 %.1f W", ga.grant_w, gb.grant_w);
@@ -1001,11 +1001,11 @@ START_TEST(a_confirmed_decrease_is_handed_on_before_the_next_period) {
     const std::size_t na = grants(a).size();
     ck_assert(h.run_until([&] { return h.service->periods() > p0 && grants(a).size() > na; }, 400));
     lowered = grants(a).back();
-    moved = lowered.grant_w < ga.grant_w - 10.0 && h.service->controller().raises_waiting();
+    moved = lowered.grant_w < ga.grant_w - 5.0 && h.service->controller().raises_waiting();
     if (!moved) ga = lowered;
     gb = grants(b).back();
   }
-  ck_assert_msg(moved, "n1 is lowered by 10 W within 20 periods (%.1f W)", lowered.grant_w);
+  ck_assert_msg(moved, "n1 is lowered by 5 W within 20 periods (%.1f W)", lowered.grant_w);
   const GrantMessage waiting = grants(b).back();
   ck_assert_double_le(waiting.grant_w + ga.grant_w, 400.0 + 1e-6);
   const std::uint64_t periods = h.service->periods();
@@ -1016,8 +1016,11 @@ START_TEST(a_confirmed_decrease_is_handed_on_before_the_next_period) {
   ck_assert(h.run_until([&] { return grants(b).size() > nb; }, 80));  // < 1 period
   ck_assert_uint_eq(h.service->periods(), periods);
   const GrantMessage raised = grants(b).back();
-  ck_assert_msg(raised.grant_w > waiting.grant_w + 5.0, "n2 raised: %.1f -> %.1f W",
-                waiting.grant_w, raised.grant_w);
+  // It gets at least half of what n1 gave up (the rest may wait for the hysteresis).
+  const double given = ga.grant_w - lowered.grant_w;
+  ck_assert_msg(raised.grant_w > waiting.grant_w + 0.5 * given,
+                "n2 raised: %.1f -> %.1f W (n1 gave %.1f W)", waiting.grant_w, raised.grant_w,
+                given);
   ck_assert_double_le(raised.grant_w + lowered.grant_w, 400.0 + 1e-6);
   ck_assert_uint_eq(h.service->released_grants(), released + 1);
   ck_assert_double_le(h.service->controller().total_in_force_bound_w(h.clock.wall), 400.0 + 1e-6);

@@ -67,11 +67,11 @@ START_TEST(defaults_and_case) {
   ck_assert_uint_eq(c.listen_port, 6830);
   ck_assert_std_str_eq(c.admin_users[0], "root");
   // Controller tuning: ClusterConfig's own defaults.
-  ck_assert(c.hysteresis == ClusterConfig{}.hysteresis && c.hysteresis == 0.5);
+  ck_assert(c.hysteresis == ClusterConfig{}.hysteresis && c.hysteresis == 0.3);
   ck_assert_uint_eq(c.curve_segments, 0);
   ClusterConfigResult r = build_cluster_config(c, {"n1"}, 1);
   ck_assert_msg(r.config.has_value(), "%s", r.error.c_str());
-  ck_assert(r.config->hysteresis == 0.5);
+  ck_assert(r.config->hysteresis == 0.3);
   ck_assert(c.hysteresis_settle_s == ClusterConfig{}.hysteresis_settle_s &&
             r.config->hysteresis_settle_s == 120.0);
   ck_assert_uint_eq(r.config->curve_segments, 0);
