@@ -84,8 +84,8 @@ struct ControllerFileConfig {
   double series_keep_days = 30;
   std::string metrics_file;         // "" : no Prometheus metrics file
   double metrics_interval_s = 15;   // how often it is rewritten
-  double hysteresis = 0.3;          // ClusterConfig::hysteresis, in [0, 0.9)
-  double hysteresis_settle_s = 120;  // ClusterConfig::hysteresis_settle_s, in [0, 86400]
+  double hysteresis = ClusterConfig{}.hysteresis;                    // in [0, 0.9)
+  double hysteresis_settle_s = ClusterConfig{}.hysteresis_settle_s;  // in [0, 86400]
   std::size_t curve_segments = 0;   // ClusterConfig::curve_segments; 0: by cluster size
   unsigned step_threads = 0;        // ClusterConfig::step_threads; 0: by the CPUs
   std::vector<ConfigGroup> groups;

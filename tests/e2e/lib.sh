@@ -7,7 +7,8 @@
 #   ok DESC                 a passing test point
 #   not_ok DESC [DIAG...]   a failing test point; DIAG lines are printed as "# ..."
 #   check DESC CMD [ARG...] run CMD: ok when it exits 0, otherwise not_ok with its output
-#   is GOT WANT DESC        ok when the strings are equal, otherwise not_ok showing both
+#   is GOT WANT DESC [DIAG...]  ok when the strings are equal, otherwise not_ok showing both
+#                           (and the DIAG lines, e.g. a command's stderr)
 #   skip DESC REASON        a skipped test point ("ok N - DESC # SKIP REASON")
 #   skip_all REASON         "1..0 # SKIP REASON" and exit 0 (only before `plan`)
 #   bail_out REASON         "Bail out! REASON" and exit 1 (cleanups still run)
@@ -134,10 +135,12 @@ check() {
 }
 
 is() {
-  if [ "$1" = "$2" ]; then
-    ok "$3"
+  local got=${1-} want=${2-} desc=${3-}
+  shift "$(($# < 3 ? $# : 3))"
+  if [ "$got" = "$want" ]; then
+    ok "$desc"
   else
-    not_ok "$3" "got:  '$1'" "want: '$2'"
+    not_ok "$desc" "got:  '$got'" "want: '$want'" "$@"
   fi
 }
 

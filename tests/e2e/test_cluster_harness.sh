@@ -31,12 +31,8 @@ fi
 pg_cluster_env
 is "${SLURM_CONF:-}" "$dir/etc/slurm.conf" "env exports SLURM_CONF of the cluster folder"
 
-# 3: nodes idle (up's last step waits for its sanity job in sacct: on a busy machine its
-# nodes may still be completing it then)
-node_states() { sinfo -h -N -o '%N %T' | sort | xargs; }
-both_idle() { [ "$(node_states)" = "n1 idle n2 idle" ]; }
-wait_until 30 both_idle || true
-is "$(node_states)" "n1 idle n2 idle" "both nodes are idle"
+# 3: nodes idle (up waits for them after its sanity job)
+is "$(sinfo -h -N -o '%N %T' | sort | xargs)" "n1 idle n2 idle" "both nodes are idle"
 
 # 4: node identity in each slurmd's environment
 ident_ok() {
@@ -57,25 +53,20 @@ check "each slurmd runs with -N nX, POWERGRAD_NODENAME and POWERGRAD_NODE_DIR" i
 # nodes are still completing) are kept apart and shown when a check fails.
 srun_err=$(mktemp)
 pg_on_exit rm -f "$srun_err"
-# is_srun GOT WANT DESC: like is, with srun's stderr as the diagnostic.
-is_srun() {
-  if [ "$1" = "$2" ]; then
-    ok "$3"
-  else
-    not_ok "$3" "got:  '$1'" "want: '$2'" "srun's stderr: $(cat "$srun_err")"
-  fi
-}
 
 # 5-6: srun as root
 out=$(srun -N2 hostname 2>"$srun_err") || true
-is_srun "$(wc -l <<<"$out" | xargs)" 2 "srun -N2 hostname as root prints two lines"
-is_srun "$(srun -N2 printenv SLURMD_NODENAME 2>"$srun_err" | sort | xargs)" "n1 n2" "srun -N2 runs one task on n1 and one on n2"
+is "$(wc -l <<<"$out" | xargs)" 2 "srun -N2 hostname as root prints two lines" \
+  "srun's stderr: $(cat "$srun_err")"
+is "$(srun -N2 printenv SLURMD_NODENAME 2>"$srun_err" | sort | xargs)" "n1 n2" "srun -N2 runs one task on n1 and one on n2" \
+  "srun's stderr: $(cat "$srun_err")"
 
 # 7: srun as nobody
 h=$(hostname)
 # shellcheck disable=SC2016 # expanded by the job's shell
 out=$(cd /tmp && runuser -u nobody -- env SLURM_CONF="$SLURM_CONF" srun -N2 sh -c 'echo "$(id -un)@$(hostname)"' 2>"$srun_err") || true
-is_srun "$(xargs <<<"$out")" "nobody@$h nobody@$h" "srun -N2 hostname as nobody"
+is "$(xargs <<<"$out")" "nobody@$h nobody@$h" "srun -N2 hostname as nobody" \
+  "srun's stderr: $(cat "$srun_err")"
 
 # 8: accounting
 name=pgh-acct-$$

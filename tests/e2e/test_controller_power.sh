@@ -297,7 +297,7 @@ EOF
 window=10
 favoured_lately() {
   local t; t=$(now)
-  python3 "$PG_CLUSTER_DIR/favour.py" "$samples" "$(python3 -c "print($t - 5)")" "$t" >/dev/null
+  python3 "$PG_CLUSTER_DIR/favour.py" "$samples" "$(awk -v t="$t" 'BEGIN { print t - 5 }')" "$t" >/dev/null
 }
 wait_until 90 favoured_lately || diag "A was not favoured within 90 s (measured anyway)"
 t_a=$(now)
