@@ -6,7 +6,9 @@
 # maximum 400. Small enough for CI; bench/load_test.sh runs 1,000 to 10,000 and measures.
 #   - steady: every session opens and none is lost, every agent keeps getting grants, and the
 #     agents' caps, summed at every grant and every 50 ms, stay within the budget; after a
-#     10 s warm-up their reports leave just before the controller's step (p50 under 450 ms);
+#     10 s warm-up the half of them that follow the controller's step (protocol/report_phase.hpp)
+#     wait at least 100 ms less for their grants at the median than the half that keep their
+#     own phases, spread over the period (the same run, so a slow machine slows both alike);
 #     the watts that confirmed decreases free are granted between periods (status' loop);
 #   - churn: agents disconnect and restart (new incarnation) at random: the sum stays within
 #     the budget and the controller drops no session; the run's agents start at their
@@ -66,7 +68,7 @@ loop_count() {
 # --- steady: 20 s once every session is open
 rc=0
 "$loadgen" "127.0.0.1:$port" --nodes "lg[001-$agents]" --budget "$budget" --floor 80 --max 400 \
-  --seconds 20 --watch-pid "$ctld_pid" --json "$PG_CLUSTER_DIR/steady.json" \
+  --seconds 20 --watch-pid "$ctld_pid" --report-phase mixed --json "$PG_CLUSTER_DIR/steady.json" \
   > "$PG_CLUSTER_DIR/steady.txt" 2>&1 || rc=$?
 if [ "$rc" = 0 ] && [ "$(json "$PG_CLUSTER_DIR/steady.json" 'd["opened"]')" = "$agents" ] &&
   [ "$(json "$PG_CLUSTER_DIR/steady.json" 'd["dropped"] + d["refused"]')" = 0 ]; then
@@ -87,15 +89,22 @@ if [ "$(json "$PG_CLUSTER_DIR/steady.json" 'd["violations"] == 0 and d["armed_at
 else
   not_ok "steady: the agents' caps stay within the budget" "$(cat "$PG_CLUSTER_DIR/steady.txt")"
 fi
-# The agents send their reports just before the controller's step, as node agents do
-# (protocol/report_phase.hpp): after the warm-up a report waits 10-50% of a period plus the
-# step for its grant. Reports at random phases would wait half a period at the median; 450 ms
-# leaves 150 ms for a late step on a busy machine.
-p50=$(json "$PG_CLUSTER_DIR/steady.json" 'round(d["latency_ms"]["p50"])')
-if [ "$p50" -lt 450 ]; then
-  ok "steady: reports leave just before the controller's step (report-to-grant p50 $p50 ms, period 1 s)"
+# Half the agents send their reports just before the controller's step, as node agents do
+# (protocol/report_phase.hpp): after the warm-up such a report waits 10-50% of a period plus
+# the step for its grant. The other half keep their own phases, spread evenly over the
+# period, and wait half a period plus the step at the median. A busy machine stretches the
+# step for both halves alike, so the test compares them in one run (185-215 ms apart here,
+# also with three busy loops on the two cores; 100 ms asked) instead of holding a
+# wall-clock figure to a limit.
+p50_follow=$(json "$PG_CLUSTER_DIR/steady.json" 'round(d["latency_follow_ms"]["p50"])')
+p50_own=$(json "$PG_CLUSTER_DIR/steady.json" 'round(d["latency_own_ms"]["p50"])')
+n_follow=$(json "$PG_CLUSTER_DIR/steady.json" 'd["latency_follow_ms"]["n"]')
+n_own=$(json "$PG_CLUSTER_DIR/steady.json" 'd["latency_own_ms"]["n"]')
+if [ "$n_follow" -gt 0 ] && [ "$n_own" -gt 0 ] && [ "$p50_follow" -ge 0 ] &&
+  [ $((p50_own - p50_follow)) -ge 100 ]; then
+  ok "steady: reports that follow the controller's step wait less for their grants (p50 $p50_follow ms against $p50_own ms at phases spread over the period, period 1 s)"
 else
-  not_ok "steady: reports leave just before the controller's step" "report-to-grant p50 $p50 ms" "$(cat "$PG_CLUSTER_DIR/steady.txt")"
+  not_ok "steady: reports that follow the controller's step wait less for their grants" "report-to-grant p50 $p50_follow ms ($n_follow samples) following the step, $p50_own ms ($n_own samples) at phases spread over the period" "$(cat "$PG_CLUSTER_DIR/steady.txt")"
 fi
 diag "$(sed 's/^/steady: /' "$PG_CLUSTER_DIR/steady.txt")"
 # The agents confirm a lowered cap at once, as node agents do: the controller hands those

@@ -96,10 +96,12 @@ double wall_s() {
                "  --json FILE      write the summary as JSON\n"
                "  --slurm-user U   slurm.conf's SlurmUser, whose WELCOME is trusted (root)\n"
                "  --seed N         random seed (1)\n"
-               "  --report-phase follow|own\n"
+               "  --report-phase follow|own|mixed\n"
                "                   follow: each agent moves its report before the controller's\n"
                "                   step, as the node agent does (protocol/report_phase.hpp);\n"
-               "                   own: it keeps the random phase it started with (follow)\n");
+               "                   own: it keeps the random phase it started with; mixed: the\n"
+               "                   first, third, ... agent follows, the others keep their own,\n"
+               "                   and the latency is also given per group (follow)\n");
   std::exit(2);
 }
 
@@ -193,6 +195,8 @@ struct Stats {
   std::uint64_t disconnects = 0, restarts = 0, jobs_started = 0;
   std::map<std::string, std::uint64_t> refused, dropped;
   std::vector<float> latency_ms;
+  // With --report-phase mixed: the same, of the agents that follow the step and of the others.
+  std::vector<float> latency_follow_ms, latency_own_ms;
   std::uint64_t violations = 0;
   double max_excess_w = 0, max_sum_w = 0, armed_at = -1;
   double min_sum_after_armed = INFINITY;
@@ -210,7 +214,7 @@ struct Options {
   uid_t controller_uid = 0;  // SlurmUser's: whose WELCOME is trusted besides root's
   std::string series, json;
   unsigned seed = 1;
-  bool follow_phase = true;
+  enum class Phase { follow, own, mixed } phase = Phase::follow;
 };
 
 double num_arg(const char *opt, const char *v) {
@@ -279,9 +283,14 @@ Options parse(int argc, char **argv) {
       o.controller_uid = pw->pw_uid;
     } else if (a == "--report-phase") {
       const std::string m = v;
-      if (m != "follow" && m != "own")
-        usage_error("--report-phase: 'follow' or 'own' expected, got '" + m + "'");
-      o.follow_phase = m == "follow";
+      if (m == "follow")
+        o.phase = Options::Phase::follow;
+      else if (m == "own")
+        o.phase = Options::Phase::own;
+      else if (m == "mixed")
+        o.phase = Options::Phase::mixed;
+      else
+        usage_error("--report-phase: 'follow', 'own' or 'mixed' expected, got '" + m + "'");
     } else if (a == "--seed") {
       o.seed = static_cast<unsigned>(num_arg("--seed", v));
     } else {
@@ -324,6 +333,15 @@ class LoadGen {
   NodeReport make_report(Agent &a, double now);
   std::string node_name(long n) const;
   int inflight() const { return inflight_; }
+  // Whether agent i moves its reports before the controller's step (--report-phase).
+  bool follows_step(std::size_t i) const {
+    return o_.phase == Options::Phase::follow || (o_.phase == Options::Phase::mixed && i % 2 == 0);
+  }
+  const char *phase_name() const {
+    return o_.phase == Options::Phase::follow ? "follow"
+           : o_.phase == Options::Phase::own  ? "own"
+                                              : "mixed";
+  }
   std::size_t granted_agents_ = 0;  // agents that have applied a grant of this run
 
   Options o_;
@@ -505,8 +523,16 @@ void LoadGen::on_frame(std::size_t i, const std::uint8_t *data, std::size_t size
     a.reader->set_accepted(server_sends(PeerRole::node));
     ++(a.ever_opened ? st_.reopened : st_.opened);
     a.ever_opened = true;
-    // First report at a random phase within one period, as agents started at random times.
-    timers_.push({now + std::uniform_real_distribution<double>(0, o_.period)(rng_), {i, a.gen}});
+    // First report at a random phase within one period, as agents started at random times;
+    // with --report-phase mixed, those that keep their own phase have them spread evenly over
+    // the period (their median wait for a grant is then half a period, not a sample's).
+    double first = now + std::uniform_real_distribution<double>(0, o_.period)(rng_);
+    if (o_.phase == Options::Phase::mixed && !follows_step(i)) {
+      const double own = static_cast<double>(agents_.size() / 2);
+      const double at = (static_cast<double>(i / 2) + 0.5) / std::max(1.0, own) * o_.period;
+      first = now + std::fmod(at - std::fmod(now, o_.period) + 2.0 * o_.period, o_.period);
+    }
+    timers_.push({first, {i, a.gen}});
     return;
   }
   Frame f;
@@ -527,7 +553,12 @@ void LoadGen::on_grant(std::size_t i, const GrantMessage &g, double now) {
   ++st_.grants;
   if (a.phase) a.phase->on_grant(now);
   if (a.unanswered_since >= 0) {
-    if (measuring_) st_.latency_ms.push_back(static_cast<float>((now - a.unanswered_since) * 1e3));
+    if (measuring_) {
+      const auto ms = static_cast<float>((now - a.unanswered_since) * 1e3);
+      st_.latency_ms.push_back(ms);
+      if (o_.phase == Options::Phase::mixed)
+        (follows_step(i) ? st_.latency_follow_ms : st_.latency_own_ms).push_back(ms);
+    }
     a.unanswered_since = -1;
   }
   if (g.node != a.name) {
@@ -738,7 +769,7 @@ int LoadGen::run() {
       send_report(who.first, now);
       if (a.gen == who.second) {
         const double planned = due + o_.period;
-        timers_.push({o_.follow_phase ? a.phase->next(planned, now) : planned, who});
+        timers_.push({follows_step(who.first) ? a.phase->next(planned, now) : planned, who});
       }
     }
     // Lease ends, the invariant, churn, samples.
@@ -815,11 +846,13 @@ int LoadGen::run() {
   const double run_s = measuring_ ? mono_s() - measure_from : 0;
   std::vector<float> lat = st_.latency_ms;
   std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) -> double {
-    if (lat.empty()) return NAN;
-    return lat[std::min(lat.size() - 1,
-                        static_cast<std::size_t>(p * static_cast<double>(lat.size())))];
+  auto pct_of = [](const std::vector<float> &v, double p) -> double {
+    if (v.empty()) return NAN;
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
   };
+  auto pct = [&](double p) { return pct_of(lat, p); };
+  std::sort(st_.latency_follow_ms.begin(), st_.latency_follow_ms.end());
+  std::sort(st_.latency_own_ms.begin(), st_.latency_own_ms.end());
   std::uint64_t dropped = 0, refused = 0;
   for (const auto &kv : st_.dropped) dropped += kv.second;
   for (const auto &kv : st_.refused) refused += kv.second;
@@ -848,7 +881,15 @@ int LoadGen::run() {
       "loadgen: report-to-grant latency ms: p50 %.1f  p99 %.1f  max %.1f  (%zu samples; report "
       "phase: %s)\n",
       pct(0.5), pct(0.99), lat.empty() ? NAN : static_cast<double>(lat.back()), lat.size(),
-      o_.follow_phase ? "follows the controller's step" : "each agent's own");
+      o_.phase == Options::Phase::follow ? "follows the controller's step"
+      : o_.phase == Options::Phase::own  ? "each agent's own"
+                                         : "half follow the controller's step");
+  if (o_.phase == Options::Phase::mixed)
+    std::printf(
+        "loadgen: report-to-grant latency ms, p50: %.1f of the agents that follow the step "
+        "(%zu samples), %.1f of those that keep their own phase (%zu samples)\n",
+        pct_of(st_.latency_follow_ms, 0.5), st_.latency_follow_ms.size(),
+        pct_of(st_.latency_own_ms, 0.5), st_.latency_own_ms.size());
   const double mean_sum = st_.sum_s > 0 ? st_.sum_w_s / st_.sum_s : NAN;
   std::printf(
       "loadgen: caps sum: within the budget from t=%.2f s; then max %.1f W, min %.1f W, "
@@ -880,16 +921,18 @@ int LoadGen::run() {
           "\"measured_s\":%.3f,"
           "\"opened\":%llu,\"reopened\":%llu,\"refused\":%llu,\"dropped\":%llu,"
           "\"reports\":%llu,\"grants\":%llu,\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,"
-          "\"max\":%.3f,\"n\":%zu},\"armed_at_s\":%.3f,\"violations\":%llu,"
+          "\"max\":%.3f,\"n\":%zu},\"latency_follow_ms\":{\"p50\":%.3f,\"n\":%zu},"
+          "\"latency_own_ms\":{\"p50\":%.3f,\"n\":%zu},\"armed_at_s\":%.3f,\"violations\":%llu,"
           "\"max_sum_w\":%.3f,\"mean_sum_w\":%.3f,\"cpu_share\":%.4f,\"thread_share\":%.4f,"
           "\"rss_mb\":[%.1f,%.1f,%.1f]}\n",
           agents_.size(), opened_all_at >= 0 ? opened_all_at - t0_ : -1.0, o_.period, o_.budget,
-          o_.churn, o_.follow_phase ? "follow" : "own", run_s,
-          static_cast<unsigned long long>(st_.opened),
+          o_.churn, phase_name(), run_s, static_cast<unsigned long long>(st_.opened),
           static_cast<unsigned long long>(st_.reopened), static_cast<unsigned long long>(refused),
           static_cast<unsigned long long>(dropped), static_cast<unsigned long long>(st_.reports),
           static_cast<unsigned long long>(st_.grants), jnum(pct(0.5)), jnum(pct(0.99)),
-          lat.empty() ? -1.0 : static_cast<double>(lat.back()), lat.size(), st_.armed_at,
+          lat.empty() ? -1.0 : static_cast<double>(lat.back()), lat.size(),
+          jnum(pct_of(st_.latency_follow_ms, 0.5)), st_.latency_follow_ms.size(),
+          jnum(pct_of(st_.latency_own_ms, 0.5)), st_.latency_own_ms.size(), st_.armed_at,
           static_cast<unsigned long long>(st_.violations), st_.max_sum_w, jnum(mean_sum),
           jnum(cpu_share), jnum(thread_share), first_sample ? first_sample->rss_mb : -1.0,
           open_sample ? open_sample->rss_mb : -1.0, last_sample ? last_sample->rss_mb : -1.0);
