@@ -21,9 +21,10 @@
 #
 # The agents place their reports as node agents do: just before the controller's step
 # (protocol/report_phase.hpp); REPORT_PHASE=own keeps each agent's random phase instead (how
-# agents reported before), for comparison.
+# agents reported before), for comparison; REPORT_PHASE=mixed does both in one run (every
+# other agent follows the step; pg-loadgen prints the latency of each half).
 #
-#   [REPORT_PHASE=follow|own] bench/load_test.sh [SECONDS [N...]]
+#   [REPORT_PHASE=follow|own|mixed] bench/load_test.sh [SECONDS [N...]]
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../tests/e2e/lib.sh
 . "$(dirname "$0")/../tests/e2e/lib.sh"
@@ -154,6 +155,9 @@ def out(k, v, u=""):
 out("sessions_open_after", "%.1f" % j["open_s"], "s")
 out("report_to_grant_p50", "%.0f" % j["latency_ms"]["p50"], "ms")
 out("report_to_grant_p99", "%.0f" % j["latency_ms"]["p99"], "ms")
+if j.get("report_phase") == "mixed":
+    out("report_to_grant_p50_following", "%.0f" % j["latency_follow_ms"]["p50"], "ms")
+    out("report_to_grant_p50_own_phase", "%.0f" % j["latency_own_ms"]["p50"], "ms")
 out("sessions_refused", j["refused"])
 out("sessions_dropped", j["dropped"])
 out("budget_violations", j["violations"])
