@@ -93,7 +93,7 @@ fi
 # (protocol/report_phase.hpp): after the warm-up such a report waits 10-50% of a period plus
 # the step for its grant. The other half keep their own phases, spread evenly over the
 # period, and wait half a period plus the step at the median. A busy machine stretches the
-# step for both halves alike, so the test compares them in one run (185-215 ms apart here,
+# step for both halves alike, so the test compares them in one run (185-216 ms apart here,
 # also with three busy loops on the two cores; 100 ms asked) instead of holding a
 # wall-clock figure to a limit.
 p50_follow=$(json "$PG_CLUSTER_DIR/steady.json" 'round(d["latency_follow_ms"]["p50"])')
