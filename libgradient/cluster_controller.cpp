@@ -559,6 +559,8 @@ void ClusterController::update_leaf(std::size_t i, double median, std::size_t ma
     if (!plain) {
       high = node_max;
       steered = true;
+    } else if (config_.plain_share == PlainShare::usage && share > low) {
+      high = share;  // spare watts, at kPlainSpareGain (below)
     }
     if (silent(s, now_s)) {
       // Never raised; with reclaim_after_lease, renewed at its floor only, so that its
@@ -574,8 +576,24 @@ void ClusterController::update_leaf(std::size_t i, double median, std::size_t ma
   const NodeId id = leaf_[i];
   tree_.set_limits(id, low, high);
   if (!steered) {
-    if (s.leaf_curve_set) tree_.set_curve(id, GainCurve{});
-    s.leaf_curve_set = false;
+    // A plain node's watts between its need and its fair share are anyone's first: they go
+    // to it only when no power-aware node wants them (kPlainSpareGain).
+    const double spare = high - low;
+    if (spare > 0.0) {
+      if (!s.leaf_curve_set || s.leaf_curve_lo_w != low || s.leaf_plain_spare_w != spare) {
+        GainCurve &c = sc.leaf;
+        c.clear();
+        c.add({spare, kPlainSpareGain});
+        tree_.swap_curve(id, c);
+        s.leaf_curve_set = true;
+        s.leaf_curve_dirty = true;  // a steered curve is rebuilt when the node steers again
+        s.leaf_curve_lo_w = low;
+        s.leaf_plain_spare_w = spare;
+      }
+    } else if (s.leaf_curve_set) {
+      tree_.set_curve(id, GainCurve{});
+      s.leaf_curve_set = false;
+    }
   } else if (!s.leaf_curve_set || s.leaf_curve_dirty || s.leaf_curve_lo_w != low ||
              (s.within_noise ? s.leaf_pin_level != guard_level_
                              : std::fabs(s.want_scale / s.leaf_scale - 1.0) > 0.01)) {

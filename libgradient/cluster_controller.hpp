@@ -108,6 +108,10 @@ const char *to_string(PlainShare share);
 // curve is lower (or has ended): far below any real gain (1e-12 per watt), so those watts
 // go to it only when no steeper work wants them.
 inline constexpr double kSpareGain = 1e-12;
+// The marginal gain of a plain node's watts between its need and its fair share
+// (PlainShare::usage): below kSpareGain, so they go to it only when no power-aware node
+// wants them, not even up to its own fair share.
+inline constexpr double kPlainSpareGain = 1e-13;
 
 struct ClusterGroupConfig {
   std::string name;
@@ -463,6 +467,7 @@ class ClusterController {
     bool leaf_curve_set = false;
     bool leaf_curve_dirty = true;
     double leaf_curve_lo_w = 0.0;
+    double leaf_plain_spare_w = 0.0;  // the spare width of a plain leaf's curve
     // The noise guard: the demand level (log marginal gain at the fair share) of the last
     // report and its noise variance; the scale the leaf's curve was built with, the one the
     // last step wanted, and the step's verdict (see ClusterConfig::noise_guard_k).

@@ -244,10 +244,15 @@ NodeDecision NodeController::step(const NodeInputs &in) {
 
   // 2. Protected bases for work that is not steered.
   std::vector<PowerRange> ranges(n);
-  std::vector<double> mins(n), base(n);
+  // base: what the step protects; report_base: what the report counts as need (see
+  // NodeControllerParams::steered_node_noise_k).
+  std::vector<double> mins(n), base(n), report_base(n);
   std::vector<std::vector<const GradientModel *>> steered(n);
   std::vector<double> saturated_at(n, std::numeric_limits<double>::infinity());
   double min_sum = 0.0;
+  bool any_steered = false;
+  for (std::size_t d = 0; d < n; ++d)
+    for (const Entry &e : on_domain[d]) any_steered = any_steered || e.model->current().steerable;
   for (std::size_t d = 0; d < n; ++d) {
     const DomainInput &dom = in.domains[d];
     ranges[d] = {dom.min_cap_w, dom.max_cap_w};
@@ -326,11 +331,12 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     // of it and its moving average), plus `headroom` or saturation_noise_k spreads of the
     // power, whichever is more. Work that is not steered is protected up to it, and a
     // saturated domain's curve ends there (below).
-    const auto busier_draw = [&](bool with_average, double headroom) {
+    const auto busier_draw = [&](bool with_average, double headroom, double noise_k) {
       return (with_average ? std::max(dom.power_w, ps.power_mean) : dom.power_w) +
-             std::max(headroom, params_.saturation_noise_k * ps.power_sd());
+             std::max(headroom, noise_k * ps.power_sd());
     };
     double need = dom.max_cap_w;
+    double report_need = dom.max_cap_w;
     const bool cap_known = std::isfinite(dom.cap_w) && dom.cap_w > 0.0;
     // A node with no job at all holds its whole grant (the cluster controller's idle cap)
     // evenly, so that the next job starts with it, not with the minimum caps.
@@ -340,9 +346,14 @@ NodeDecision NodeController::step(const NodeInputs &in) {
                !(cap_known && dom.power_w >= dom.cap_w - params_.binding_margin_w)) {
       // Not a quiet period's power: a plain service whose power swings with its arrivals
       // was held at a quiet period's draw and throttled in the next busy one.
-      need = busier_draw(true, std::max(0.0, params_.unmanaged_headroom_w));
+      // On a node with steered work, closer to the power within the step (the watts between
+      // go to the steered work here), not in the report.
+      const double headroom = std::max(0.0, params_.unmanaged_headroom_w);
+      report_need = busier_draw(true, headroom, params_.saturation_noise_k);
+      need = any_steered ? busier_draw(true, headroom, params_.steered_node_noise_k) : report_need;
     }
     need = std::clamp(need, dom.min_cap_w, dom.max_cap_w);
+    report_need = std::clamp(report_need, dom.min_cap_w, dom.max_cap_w);
     // A domain whose power stayed clearly below its cap ran as fast as its cores go (top
     // clock, licence or per-core limits) at the load it had: watts above that buy nothing,
     // whatever a job's model says. Its steered curve ends at the power plus headroom; where
@@ -353,9 +364,12 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     if (finite_nonnegative(dom.power_w) && cap_known &&
         dom.power_w < dom.cap_w - params_.binding_margin_w &&
         params_.saturation_headroom_w >= 0.0)
-      saturated_at[d] = busier_draw(spread, params_.saturation_headroom_w);
+      saturated_at[d] =
+          busier_draw(spread, params_.saturation_headroom_w, params_.saturation_noise_k);
     base[d] =
         std::clamp(dom.min_cap_w + ushare * (need - dom.min_cap_w), dom.min_cap_w, dom.max_cap_w);
+    report_base[d] = std::clamp(dom.min_cap_w + ushare * (report_need - dom.min_cap_w),
+                                dom.min_cap_w, dom.max_cap_w);
   }
 
   const std::size_t steps = std::max<std::size_t>(1, params_.curve_steps);
@@ -725,14 +739,11 @@ NodeDecision NodeController::step(const NodeInputs &in) {
   // next (in the simulator, two nodes of a random cluster by 56 W each second in
   // anti-phase, 16% worse than `uniform` in mean latency). Below the fair share the bases
   // are held to it, not to the grant, so that the need does not follow the grant down.
-  std::vector<double> report_base = base;
-  bool any_steered = false;
-  for (std::size_t d = 0; d < n; ++d) any_steered = any_steered || !steered[d].empty();
   if (any_steered && !below_min && share_w > 0.0) {
     const AllocResult fair = allocate_uniform(share_w, ranges);
     if (fair.feasible)
       for (std::size_t d = 0; d < n; ++d)
-        report_base[d] = std::clamp(base[d], mins[d], std::max(mins[d], fair.grants_w[d]));
+        report_base[d] = std::clamp(report_base[d], mins[d], std::max(mins[d], fair.grants_w[d]));
   }
   for (std::size_t d = 0; d < n; ++d) {
     const DomainInput &dom = in.domains[d];

@@ -620,12 +620,21 @@ START_TEST(idle_nodes_held_at_their_idle_cap) {
   ck_assert_double_eq_tol(grant_of(g, "pa"), 300.0, 1e-5);
   ck_assert_double_eq_tol(cc.node_status(0, 12.0).idle_w, 60.0, 1e-9);
   ck_assert_double_eq_tol(cc.node_status(1, 12.0).idle_w, 100.0, 1e-9);
-  // The node becomes busy: it leaves its idle cap (plain: its need, up to its fair share).
+  // The node becomes busy: it leaves its idle cap (plain: its need, up to its fair share;
+  // with "pa" at its maximum, the spare watts up to its fair share too).
   nodes[0].idle = false;
   nodes[0].steerable = false;
   nodes[0].need_w = 190.0;
   for (double t = 12.0; t < 20.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "idle"), 200.0, 1e-5);
+  ck_assert_double_eq_tol(grant_of(g, "pa"), 300.0, 1e-5);
+  // A power-aware node that wants them comes first: with 20 W less budget, "pa" can no
+  // longer reach its maximum, and the plain node is back at its need.
+  ck_assert_str_eq(cc.set_budget(580.0, 20.0).c_str(), "");
+  for (double t = 20.0; t < 28.0; t += 1.0) g = round_trip(cc, nodes, t);
+  ck_assert_double_eq_tol(grant_of(g, "pa"), 290.0, 1e-5);
   ck_assert_double_eq_tol(grant_of(g, "idle"), 190.0, 1e-5);
+  ck_assert(sum_grants(g) <= 580.0 + 1e-6);
   ck_assert(sum_grants(g) <= 600.0 + 1e-6);
 }
 END_TEST
@@ -715,19 +724,25 @@ START_TEST(power_aware_never_below_fair_share_for_nothing) {
   // them below "pa"'s fair share (gains above nothing); "pa" gets the rest.
   ck_assert_double_eq_tol(grant_of(g, "sat"), 300.0, 1e-4);
   ck_assert_double_eq_tol(grant_of(g, "pa"), 180.0, 1e-4);
-  // Less demand from "sat": "pa" is topped up to its fair share, not left short (and
-  // given what nobody wants beyond it: its curve goes on at zero gain).
+  // Less demand from "sat": "pa" is topped up to its fair share, not left short. What
+  // nobody gains from is the plain node's next, up to its fair share (kPlainSpareGain),
+  // before the zero-gain tail of pa's curve: 150 W for "plain", 200 W for "pa".
   nodes[0].max_w = 250.0;
   for (double t = 20.0; t < 30.0; t += 1.0) g = round_trip(cc, nodes, t);
   ck_assert_double_eq_tol(grant_of(g, "sat"), 250.0, 1e-4);
-  ck_assert_double_eq_tol(grant_of(g, "pa"), 230.0, 1e-4);
+  ck_assert_double_eq_tol(grant_of(g, "pa"), 200.0, 1e-4);
+  ck_assert_double_eq_tol(grant_of(g, "plain"), 150.0, 1e-4);
   ck_assert_double_eq_tol(cc.unallocated_w(), 0.0, 1e-4);
-  // Without that zero-gain tail, it gets exactly its fair share.
+  // Never beyond its fair share: with "sat" back at 130 W and "pa" at its maximum of
+  // 200 W, the plain node gets its fair share, and 70 W stay unallocated.
+  nodes[0].max_w = 130.0;
   nodes[2].max_w = 200.0;
   nodes[2].slope = 1e-13;
   for (double t = 30.0; t < 40.0; t += 1.0) g = round_trip(cc, nodes, t);
   ck_assert_double_eq_tol(grant_of(g, "pa"), 200.0, 1e-4);
-  ck_assert_double_eq_tol(cc.unallocated_w(), 30.0, 1e-4);
+  ck_assert_double_eq_tol(grant_of(g, "plain"), 200.0, 1e-4);
+  ck_assert_double_eq_tol(grant_of(g, "plain"), cc.node_status(1, 40.0).fair_share_w, 1e-4);
+  ck_assert_double_eq_tol(cc.unallocated_w(), 70.0, 1e-4);
   nodes[2].max_w = 300.0;
   nodes[0].max_w = 300.0;
   // A steeper power-aware node takes watts below the other's fair share: that is the deal.

@@ -739,6 +739,64 @@ START_TEST(a_plain_job_whose_power_swings_keeps_its_busy_draw) {
 }
 END_TEST
 
+// On a node with steered work, plain work is protected closer to its power within the step
+// (steered_node_noise_k spreads of its domain's power, 1) than the need the node reports
+// (saturation_noise_k, 2): the watts between go to the steered job beside it at once, and
+// the cluster's share for the node does not follow the tighter base. On a node without
+// steered work both count the same. The expected values replay the controller's moving
+// average and spread of the domain's power (weight 0.1).
+void check_plain_bases(bool neighbour_steered) {
+  std::vector<SimDomain> doms(2);
+  doms[0].mode = JobMode::off;
+  if (!neighbour_steered) doms[1].mode = JobMode::off;
+  Plant plant(doms);
+  NodeController nc("n1");
+  nc.on_grant(grant(300.0, 1, 0.0, 1e9), 0.0);
+  const NodeControllerParams params;
+  double mean = kNaN, var = 0.0;
+  int checked = 0;
+  for (int t = 0; t < 60; ++t) {
+    plant.doms[0].alpha = t % 2 ? 0.25 : 0.45;  // 96.25 W and 125.25 W in turn
+    const double p = plant.power(0);
+    if (std::isnan(mean)) {
+      mean = p;
+    } else {
+      var = 0.9 * var + 0.1 * (p - mean) * (p - mean);
+      mean += 0.1 * (p - mean);
+    }
+    const NodeDecision d = plant.step(nc, t);
+    ck_assert(d.ok);
+    if (t < 20 || t % 2 == 0) continue;  // the quiet periods
+    const double at = std::max(p, mean);
+    const double reported =
+        at + std::max(params.unmanaged_headroom_w, params.saturation_noise_k * std::sqrt(var));
+    const double own = neighbour_steered
+                           ? at + std::max(params.unmanaged_headroom_w,
+                                           params.steered_node_noise_k * std::sqrt(var))
+                           : reported;
+    ck_assert_msg(std::fabs(d.protected_w[0] - own) < 1e-6 && own < 150.0,
+                  "period %d: plain domain protected at %g W, expected %g W", t, d.protected_w[0],
+                  own);
+    if (neighbour_steered) {
+      ck_assert_msg(std::fabs(d.report.need_w - (reported + kMin)) < 1e-6,
+                    "period %d: need %g W, expected %g W", t, d.report.need_w, reported + kMin);
+      ck_assert(reported > own + 10.0);  // a spread apart: about 15 W here
+      // The steered job has the rest.
+      ck_assert_msg(d.caps_w[1] >= 300.0 - own - 1e-6, "caps %g W and %g W", d.caps_w[0],
+                    d.caps_w[1]);
+      ck_assert(d.caps_w[0] + d.caps_w[1] <= 300.0 + 1e-9);
+    }
+    ++checked;
+  }
+  ck_assert_int_eq(checked, 20);
+}
+
+START_TEST(a_steered_node_protects_plain_work_closer_than_it_reports) {
+  check_plain_bases(true);
+  check_plain_bases(false);
+}
+END_TEST
+
 START_TEST(work_that_is_not_steered_is_protected) {
   std::vector<SimDomain> doms(2);
   doms[0].mode = JobMode::off;
@@ -1592,6 +1650,7 @@ int main() {
   tcase_add_test(loop, noise_guard_trusts_the_speed_regression);
   tcase_add_test(loop, work_that_is_not_steered_is_protected);
   tcase_add_test(loop, a_plain_job_whose_power_swings_keeps_its_busy_draw);
+  tcase_add_test(loop, a_steered_node_protects_plain_work_closer_than_it_reports);
   tcase_add_test(loop, below_its_fair_share_the_steered_work_yields_first);
   tcase_add_test(loop, the_deadband_does_not_hold_a_plain_job_below_its_base);
   tcase_add_test(loop, plain_work_is_protected_by_its_share_of_the_busy_cpus);
