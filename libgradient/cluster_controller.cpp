@@ -501,7 +501,7 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
     }
     grant[i] = std::min(target[i], free_to[i]);
     // A slow node's dip waits for a second step's target (ClusterConfig::slow_confirm_periods);
-    // steered nodes only (their leaves have curves).
+    // nodes with a curve only: steered ones, and plain ones above their need (spare watts).
     const NodeState &s = nodes_[i];
     if (!over && s.leaf_curve_set && target[i] < s.granted_w && slow_to_confirm(s))
       grant[i] = std::min(free_to[i], std::max(target[i], std::min(s.target_w, s.granted_w)));
@@ -951,7 +951,8 @@ void ClusterController::order_raises(const std::vector<double> &bound) {
     const std::size_t i = raise_[k];
     if (k + 8 < raise_.size()) __builtin_prefetch(&tree_.curve(leaf_[raise_[k + 8]]));
     const NodeState &s = nodes_[i];
-    // Nodes without a curve (not steered) gain nothing per watt: last.
+    // Nodes without a curve (plain at their need) gain nothing per watt: last; plain spare
+    // watts (kPlainSpareGain) come after every steered node's.
     const double priority =
         s.leaf_curve_set
             ? tree_.curve(leaf_[i]).marginal_at(std::max(0.0, bound[i] - s.leaf_curve_lo_w))

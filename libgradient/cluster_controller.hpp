@@ -46,10 +46,11 @@
 //    not heard from yet holds at least its idle cap. A lease falls back to the lower of the
 //    floor and its grant.
 //    On nodes slow to confirm their decreases (ClusterConfig::slow_confirm_periods): while
-//    within the budget and the limits, a steered node's decrease waits for a second step's
-//    target (a dip the next step undoes only costs the watts while they travel); while over
-//    them, decreases are cut to what the budget and the limits need, as no raise can be
-//    granted until they are confirmed.
+//    within the budget and the limits, a decrease of a node with a curve (steered, or plain
+//    above its need: kPlainSpareGain) waits for a second step's target (a dip the next step
+//    undoes only costs the watts while they travel); while over them, decreases are cut to
+//    what the budget and the limits need, as no raise can be granted until they are
+//    confirmed.
 // 4. every node gets a grant (renewing its lease: expiry now + lease_s), with a new seq.
 // Between steps, release() grants the raises that waited for slack as soon as reports
 // confirm the decreases that make room (nodes obey drops at once: NodeController::enforce),
@@ -218,10 +219,11 @@ struct ClusterConfig {
   // the report of the lowered caps, a moving average: ClusterNodeStatus::confirm_s; a node
   // not lowered yet is not slow). 0: every node counts as slow; negative: none. On a slow
   // node:
-  // - a dip waits (steered nodes): while the bounds sum within the budget and every group's
-  //   limit, its grant is lowered only to the higher of its last two targets. A dip that the
-  //   next step undoes only costs the watts while they travel; a lasting decrease goes
-  //   through one period later. Budget drops and group limits are obeyed at once;
+  // - a dip waits (nodes with a curve: steered ones, and plain ones above their need): while
+  //   the bounds sum within the budget and every group's limit, its grant is lowered only to
+  //   the higher of its last two targets. A dip that the next step undoes only costs the
+  //   watts while they travel; a lasting decrease goes through one period later. Budget drops
+  //   and group limits are obeyed at once;
   // - a decrease is cut to what the budget needs: while the bounds sum above the budget or a
   //   group's limit (a budget drop not yet confirmed), no node is raised, so nodes whose
   //   targets rose keep what they hold; the slow nodes whose targets fell are lowered by only
