@@ -630,7 +630,7 @@ START_TEST(idle_nodes_held_at_their_idle_cap) {
   ck_assert_double_eq_tol(grant_of(g, "pa"), 300.0, 1e-5);
   // A power-aware node that wants them comes first: with 20 W less budget, "pa" can no
   // longer reach its maximum, and the plain node is back at its need.
-  ck_assert_str_eq(cc.set_budget(580.0, 20.0).c_str(), "");
+  ck_assert_std_str_eq(cc.set_budget(580.0, 20.0), "");
   for (double t = 20.0; t < 28.0; t += 1.0) g = round_trip(cc, nodes, t);
   ck_assert_double_eq_tol(grant_of(g, "pa"), 290.0, 1e-5);
   ck_assert_double_eq_tol(grant_of(g, "idle"), 190.0, 1e-5);
