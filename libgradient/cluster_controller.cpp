@@ -577,19 +577,15 @@ void ClusterController::update_leaf(std::size_t i, double median, std::size_t ma
   tree_.set_limits(id, low, high);
   if (!steered) {
     // A plain node's watts between its need and its fair share are anyone's first: they go
-    // to it only when no power-aware node wants them (kPlainSpareGain).
-    const double spare = high - low;
-    if (spare > 0.0) {
-      if (!s.leaf_curve_set || s.leaf_curve_lo_w != low || s.leaf_plain_spare_w != spare) {
-        GainCurve &c = sc.leaf;
-        c.clear();
-        c.add({spare, kPlainSpareGain});
-        tree_.swap_curve(id, c);
-        s.leaf_curve_set = true;
-        s.leaf_curve_dirty = true;  // a steered curve is rebuilt when the node steers again
-        s.leaf_curve_lo_w = low;
-        s.leaf_plain_spare_w = spare;
-      }
+    // to it only when no power-aware node wants them (kPlainSpareGain). One segment, set
+    // every step (no allocation: the scratch curve and the tree's swap their memory).
+    if (high > low) {
+      sc.leaf.clear();
+      sc.leaf.add({high - low, kPlainSpareGain});
+      tree_.swap_curve(id, sc.leaf);
+      s.leaf_curve_set = true;
+      s.leaf_curve_dirty = true;  // a steered curve is built anew when the node steers again
+      s.leaf_curve_lo_w = low;
     } else if (s.leaf_curve_set) {
       tree_.set_curve(id, GainCurve{});
       s.leaf_curve_set = false;

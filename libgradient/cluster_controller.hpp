@@ -469,7 +469,6 @@ class ClusterController {
     bool leaf_curve_set = false;
     bool leaf_curve_dirty = true;
     double leaf_curve_lo_w = 0.0;
-    double leaf_plain_spare_w = 0.0;  // the spare width of a plain leaf's curve
     // The noise guard: the demand level (log marginal gain at the fair share) of the last
     // report and its noise variance; the scale the leaf's curve was built with, the one the
     // last step wanted, and the step's verdict (see ClusterConfig::noise_guard_k).

@@ -352,8 +352,6 @@ NodeDecision NodeController::step(const NodeInputs &in) {
       report_need = busier_draw(true, headroom, params_.saturation_noise_k);
       need = any_steered ? busier_draw(true, headroom, params_.steered_node_noise_k) : report_need;
     }
-    need = std::clamp(need, dom.min_cap_w, dom.max_cap_w);
-    report_need = std::clamp(report_need, dom.min_cap_w, dom.max_cap_w);
     // A domain whose power stayed clearly below its cap ran as fast as its cores go (top
     // clock, licence or per-core limits) at the load it had: watts above that buy nothing,
     // whatever a job's model says. Its steered curve ends at the power plus headroom; where
@@ -366,10 +364,13 @@ NodeDecision NodeController::step(const NodeInputs &in) {
         params_.saturation_headroom_w >= 0.0)
       saturated_at[d] =
           busier_draw(spread, params_.saturation_headroom_w, params_.saturation_noise_k);
-    base[d] =
-        std::clamp(dom.min_cap_w + ushare * (need - dom.min_cap_w), dom.min_cap_w, dom.max_cap_w);
-    report_base[d] = std::clamp(dom.min_cap_w + ushare * (report_need - dom.min_cap_w),
-                                dom.min_cap_w, dom.max_cap_w);
+    // The work's share of what it needs above the domain's minimum.
+    const auto base_for = [&](double need_w) {
+      const double w = std::clamp(need_w, dom.min_cap_w, dom.max_cap_w);
+      return std::clamp(dom.min_cap_w + ushare * (w - dom.min_cap_w), dom.min_cap_w, dom.max_cap_w);
+    };
+    base[d] = base_for(need);
+    report_base[d] = base_for(report_need);
   }
 
   const std::size_t steps = std::max<std::size_t>(1, params_.curve_steps);
