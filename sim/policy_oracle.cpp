@@ -9,9 +9,12 @@
 //
 // Plain services (power_aware: false) bind the oracles as they bind the controllers, so
 // that the comparison is fair: the oracle knows everything but may not steer what the
-// cluster may not steer. Fair share: the uniform policy's cap (the budget split evenly over
-// the sockets, within group limits); a socket's draw: its power uncapped at the rates of the
-// moment (the true model at the top clock), within its range.
+// cluster may not steer. Fair share: the cluster controller's (every node at the same share
+// of its range, within group limits, split evenly over its sockets: fair_share_caps; with
+// mixed socket types, `uniform`'s one cap level gave a 250 W socket less of its range than a
+// 150 W one, and let the oracles take watts from plain work that powergrad must leave it);
+// a socket's draw: its power uncapped at the rates of the moment (the true model at the top
+// clock), within its range.
 // - A node with only plain services gets what its sockets draw, up to the sum of their fair
 //   shares (the plain share the cluster controller gives a node without steered work),
 //   split evenly over its sockets but none above its draw (as the node controller splits a
@@ -55,8 +58,7 @@ class OraclePolicy final : public Policy {
         leaf_of_socket_(spec.sockets.size(), kNoNode),
         caps_(spec.sockets.size(), 0.0),
         plain_share_(spec.sockets.size(), 0.0),
-        all_plain_(spec.sockets.size(), false),
-        ranges_(socket_ranges(spec)) {
+        all_plain_(spec.sockets.size(), false) {
     for (std::size_t k = 0; k < spec.sockets.size(); ++k) {
       const SocketSpec &sock = spec.sockets[k];
       int cores = spec.type_of(k).cores, plain = 0, all = 0;
@@ -125,10 +127,7 @@ class OraclePolicy final : public Policy {
 
   // The leaves' ranges for the plain rules above, at this reallocation's budget and rates.
   void hold_plain_sockets() {
-    const AllocResult fair = allocate_uniform(budget_w_, ranges_);
-    if (!fair.feasible) throw std::runtime_error("oracle: fair shares: " + fair.error);
-    std::vector<double> fair_w = fair.grants_w;
-    enforce_group_limits(spec_, fair_w);
+    const std::vector<double> fair_w = fair_share_caps(spec_, budget_w_);
     std::vector<double> draw_w(spec_.sockets.size(), 0.0);
     for (std::size_t k = 0; k < spec_.sockets.size(); ++k) {
       if (plain_share_[k] <= 0.0) continue;
@@ -176,7 +175,6 @@ class OraclePolicy final : public Policy {
   std::vector<double> caps_;
   std::vector<double> plain_share_;  // share of the socket's cores that serve plain services
   std::vector<bool> all_plain_;      // every service of the socket is plain
-  std::vector<PowerRange> ranges_;
   std::vector<std::size_t> plain_nodes_;  // nodes whose every socket has only plain services
   bool any_plain_ = false;
   double budget_w_ = -1.0;

@@ -13,6 +13,9 @@
 
 #include <check.h>
 
+#include "libgradient/baselines.hpp"
+#include "libgradient/cluster_controller.hpp"
+#include "sim/cap_helpers.hpp"
 #include "sim/oracle_model.hpp"
 #include "sim/policies.hpp"
 #include "sim/report.hpp"
@@ -118,7 +121,160 @@ void assert_invariants(const ClusterSpec &spec, const RunResult &r, const std::s
   }
 }
 
+// Two socket types (a 250 W and a 150 W one, floors 120 W and 73 W) and a group whose limit
+// binds at high budgets. Node 0 (big sockets) has only plain services that draw more than
+// any fair share here.
+const char kHetero[] = R"(name: hetero-plain
+duration_s: 60
+warmup_s: 10
+budget:
+  share_of_max: 0.52
+socket_types:
+  big:
+    tdp_w: 250
+    p0_w: 51
+    min_cap_w: 120
+  small:
+    tdp_w: 150
+    p0_w: 32
+    min_cap_w: 73
+node_templates:
+  plain:
+    sockets:
+      - type: big
+        services:
+          - {workload: bert, servers: 8, load: 0.9, power_aware: false}
+      - type: big
+        services:
+          - {workload: resnet50, servers: 8, load: 0.9, power_aware: false}
+  big:
+    sockets:
+      - type: big
+        services:
+          - {workload: dlrm, servers: 8, load: 0.8}
+  small:
+    sockets:
+      - type: small
+        services:
+          - {workload: lstm, servers: 4, load: 0.7}
+      - type: small
+        services:
+          - {workload: bert, servers: 4, load: 0.6}
+groups:
+  - nodes:
+      - {template: plain, count: 1}
+      - {template: big, count: 2}
+  - limit_share_of_max: 0.6
+    nodes:
+      - {template: small, count: 4}
+)";
+
+// A node's fair share as the cluster controller counts it (every node at the same share of
+// its range, within group limits), configured as the simulator's powergrad policy does.
+std::vector<double> controller_fair_shares(const ClusterSpec &spec, double budget_w) {
+  powergrad::ClusterConfig c;
+  c.budget_w = budget_w;
+  for (const GroupSpec &g : spec.groups) {
+    powergrad::ClusterGroupConfig gc;
+    gc.name = g.name;
+    gc.max_w = g.limit_w;
+    c.groups.push_back(gc);
+  }
+  for (const NodeSpec &n : spec.nodes) {
+    powergrad::ClusterNodeConfig nc;
+    nc.name = n.name;
+    for (std::size_t k : n.sockets) {
+      nc.floor_w += spec.sockets[k].min_cap_w;
+      nc.max_w += spec.sockets[k].max_cap_w;
+    }
+    nc.group = n.group;
+    c.nodes.push_back(nc);
+  }
+  const powergrad::ClusterController cc(c);
+  std::vector<double> out;
+  for (std::size_t i = 0; i < spec.nodes.size(); ++i)
+    out.push_back(cc.node_status(i, 0.0).fair_share_w);
+  return out;
+}
+
 }  // namespace
+
+// The oracles bind plain work by the fair share the cluster controller gives it: the same
+// share of every node's range (within group limits), split evenly over the node's sockets,
+// not the even cap level of `uniform` (which on mixed socket types gives a big socket less
+// of its range than a small one).
+START_TEST(fair_shares_are_the_cluster_controllers) {
+  const ClusterSpec spec = parse_scenario(kHetero, "hetero-plain.yaml");
+  double floors = 0.0;
+  for (const SocketSpec &k : spec.sockets) floors += k.min_cap_w;
+  bool limit_bound = false, differs_from_uniform = false;
+  for (double share : {0.0, 0.05, 0.2, 0.52, 0.8, 1.0}) {
+    const double budget = floors + share * (spec.sum_max_caps_w() - floors);
+    const std::vector<double> want = controller_fair_shares(spec, budget);
+    const std::vector<double> caps = fair_share_caps(spec, budget);
+    const powergrad::AllocResult uniform = powergrad::allocate_uniform(budget, socket_ranges(spec));
+    ck_assert(uniform.feasible);
+    ck_assert(pgtest::sum_in_order(caps) <= budget + 1e-6);
+    for (std::size_t n = 0; n < spec.nodes.size(); ++n) {
+      double sum = 0.0, uni = 0.0;
+      for (std::size_t k : spec.nodes[n].sockets) {
+        sum += caps[k];
+        uni += uniform.grants_w[k];
+        ck_assert(caps[k] >= spec.sockets[k].min_cap_w - 1e-9 &&
+                  caps[k] <= spec.sockets[k].max_cap_w + 1e-9);
+      }
+      ck_assert_msg(std::fabs(sum - want[n]) < 1e-6,
+                    "share %g node %zu: %g W, the controller's %g W", share, n, sum, want[n]);
+      differs_from_uniform = differs_from_uniform || std::fabs(sum - uni) > 5.0;
+    }
+    double small = 0.0;
+    for (std::size_t n : spec.groups[1].nodes)
+      for (std::size_t k : spec.nodes[n].sockets) small += caps[k];
+    ck_assert(small <= spec.groups[1].limit_w + 1e-6);
+    limit_bound = limit_bound || small > spec.groups[1].limit_w - 1e-6;
+  }
+  ck_assert(limit_bound);           // the group's limit was exercised
+  ck_assert(differs_from_uniform);  // and the two definitions told apart
+
+  // The oracles hold the plain node (it draws more than its fair share) at that share.
+  class Rates final : public Truth {
+   public:
+    double rate_rps(std::size_t s) const override { return r[s]; }
+    double average_rate_rps(std::size_t s) const override { return r[s]; }
+    std::vector<double> r;
+  } truth;
+  for (const ServiceSpec &s : spec.services) truth.r.push_back(s.mean_rate_rps);
+  class Io final : public ClusterIo {
+   public:
+    explicit Io(const ClusterSpec &s) : spec_(s), caps(s.sockets.size(), 0.0) {}
+    const ClusterSpec &spec() const override { return spec_; }
+    double now_s() const override { return 0.0; }
+    double budget_w() const override { return 0.52 * spec_.sum_max_caps_w(); }
+    double read_energy_j(std::size_t) override { return 0.0; }
+    CounterReading read_counters(std::size_t) override { return {}; }
+    double cap_w(std::size_t k) const override { return caps[k]; }
+    void set_cap_w(std::size_t k, double w) override { caps[k] = w; }
+    void set_core_limit_hz(std::size_t, double) override {}
+    const ClusterSpec &spec_;
+    std::vector<double> caps;
+  } io(spec);
+  const double fair_plain = controller_fair_shares(spec, io.budget_w())[0];
+  const OracleModel model(spec);
+  double draw = 0.0;
+  for (std::size_t k : spec.nodes[0].sockets) draw += model.uncapped_power_w(k, truth.r);
+  ck_assert_msg(draw > fair_plain + 10.0, "the plain node draws %g W, its fair share %g W", draw,
+                fair_plain);
+  for (const char *policy : {"oracle", "static-oracle"}) {
+    auto p = make_policy(policy, spec, truth);
+    p->start(io);
+    ck_assert(pgtest::sum_in_order(io.caps) <= io.budget_w() + 1e-9);
+    double held = 0.0;
+    for (std::size_t k : spec.nodes[0].sockets) held += io.caps[k];
+    ck_assert_msg(std::fabs(held - fair_plain) < 1e-6,
+                  "%s: plain node at %g W, its fair share %g W", policy, held, fair_plain);
+  }
+}
+END_TEST
 
 START_TEST(invariants_hold_with_plain_services_for_every_policy) {
   const ClusterSpec &spec = small_spec();
@@ -406,6 +562,7 @@ int main() {
   tcase_add_test(tc, plain_latency_about_uniform);
   tcase_add_test(tc, baselines_ignore_the_flag);
   tcase_add_test(tc, oracle_holds_plain_sockets);
+  tcase_add_test(tc, fair_shares_are_the_cluster_controllers);
   tcase_add_test(tc, randomized_invariants_with_plain_services);
   tcase_add_test(tc, reports_tell_plain_services_apart);
   suite_add_tcase(s, tc);
