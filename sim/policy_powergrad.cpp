@@ -82,7 +82,7 @@ class PowergradPolicy final : public Policy {
       : spec_(spec),
         period_s_(spec.control_period_s),
         delay_s_(std::max(spec.transport_delay_s, spec.tick_s)),
-        cluster_(make_cluster_config(spec)) {
+        cluster_(powergrad_cluster_config(spec)) {
     if (!cluster_.ok()) throw std::runtime_error("powergrad: cluster controller: " + cluster_.error());
     agents_.reserve(spec.nodes.size());
     for (std::size_t n = 0; n < spec.nodes.size(); ++n) {
@@ -204,37 +204,6 @@ class PowergradPolicy final : public Policy {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%g s", s);
     return buf;
-  }
-
-  static ClusterConfig make_cluster_config(const ClusterSpec &spec) {
-    ClusterConfig c;
-    c.budget_w = spec.budget.at_w(0.0);
-    for (const GroupSpec &g : spec.groups) {
-      ClusterGroupConfig gc;
-      gc.name = g.name;
-      gc.max_w = g.limit_w;
-      c.groups.push_back(gc);
-    }
-    for (const NodeSpec &n : spec.nodes) {
-      ClusterNodeConfig nc;
-      nc.name = n.name;
-      for (std::size_t k : n.sockets) {
-        nc.floor_w += spec.sockets[k].min_cap_w;
-        nc.max_w += spec.sockets[k].max_cap_w;
-      }
-      nc.group = n.group;
-      c.nodes.push_back(nc);
-    }
-    c.plain_share = spec.plain_share == ClusterSpec::PlainShare::even ? PlainShare::even
-                                                                      : PlainShare::usage;
-    c.period_s = spec.control_period_s;
-    c.lease_s = 5.0 * spec.control_period_s;
-    c.silent_after_s = 3.0 * spec.control_period_s;
-    c.clock_skew_s = std::min(0.5, 0.5 * spec.control_period_s);
-    c.hysteresis = spec.baselines.powergrad_hysteresis;
-    c.noise_guard_k = spec.baselines.powergrad_noise_guard_k;
-    c.noise_weight = spec.baselines.powergrad_noise_weight;
-    return c;
   }
 
   void deliver(ClusterIo &io, double now) {
@@ -375,6 +344,37 @@ class PowergradPolicy final : public Policy {
 };
 
 }  // namespace
+
+ClusterConfig powergrad_cluster_config(const ClusterSpec &spec) {
+  ClusterConfig c;
+  c.budget_w = spec.budget.at_w(0.0);
+  for (const GroupSpec &g : spec.groups) {
+    ClusterGroupConfig gc;
+    gc.name = g.name;
+    gc.max_w = g.limit_w;
+    c.groups.push_back(gc);
+  }
+  for (const NodeSpec &n : spec.nodes) {
+    ClusterNodeConfig nc;
+    nc.name = n.name;
+    for (std::size_t k : n.sockets) {
+      nc.floor_w += spec.sockets[k].min_cap_w;
+      nc.max_w += spec.sockets[k].max_cap_w;
+    }
+    nc.group = n.group;
+    c.nodes.push_back(nc);
+  }
+  c.plain_share =
+      spec.plain_share == ClusterSpec::PlainShare::even ? PlainShare::even : PlainShare::usage;
+  c.period_s = spec.control_period_s;
+  c.lease_s = 5.0 * spec.control_period_s;
+  c.silent_after_s = 3.0 * spec.control_period_s;
+  c.clock_skew_s = std::min(0.5, 0.5 * spec.control_period_s);
+  c.hysteresis = spec.baselines.powergrad_hysteresis;
+  c.noise_guard_k = spec.baselines.powergrad_noise_guard_k;
+  c.noise_weight = spec.baselines.powergrad_noise_weight;
+  return c;
+}
 
 std::unique_ptr<Policy> make_powergrad_policy(const ClusterSpec &spec) {
   return std::make_unique<PowergradPolicy>(spec);

@@ -11,13 +11,16 @@
 #include <string>
 #include <vector>
 
+// clang-format off: check.h after the standard headers (its fail() macro breaks them)
 #include <check.h>
+// clang-format on
 
 #include "libgradient/baselines.hpp"
 #include "libgradient/cluster_controller.hpp"
 #include "sim/cap_helpers.hpp"
 #include "sim/oracle_model.hpp"
 #include "sim/policies.hpp"
+#include "sim/policy_factories.hpp"
 #include "sim/report.hpp"
 #include "sim/scenario.hpp"
 #include "sim/simulation.hpp"
@@ -121,6 +124,34 @@ void assert_invariants(const ClusterSpec &spec, const RunResult &r, const std::s
   }
 }
 
+// The true rates the oracles read: fixed, one per service.
+class FixedRates final : public Truth {
+ public:
+  double rate_rps(std::size_t s) const override { return r[s]; }
+  double average_rate_rps(std::size_t s) const override { return r[s]; }
+  std::vector<double> r;
+};
+
+// A cluster that only keeps the caps a policy sets, at a budget of a share of the maxima.
+class CapsIo final : public ClusterIo {
+ public:
+  CapsIo(const ClusterSpec &s, double budget_share)
+      : caps(s.sockets.size(), 0.0), spec_(s), share_(budget_share) {}
+  const ClusterSpec &spec() const override { return spec_; }
+  double now_s() const override { return 0.0; }
+  double budget_w() const override { return share_ * spec_.sum_max_caps_w(); }
+  double read_energy_j(std::size_t) override { return 0.0; }
+  CounterReading read_counters(std::size_t) override { return {}; }
+  double cap_w(std::size_t k) const override { return caps[k]; }
+  void set_cap_w(std::size_t k, double w) override { caps[k] = w; }
+  void set_core_limit_hz(std::size_t, double) override {}
+  std::vector<double> caps;
+
+ private:
+  const ClusterSpec &spec_;
+  double share_;
+};
+
 // Two socket types (a 250 W and a 150 W one, floors 120 W and 73 W) and a group whose limit
 // binds at high budgets. Node 0 (big sockets) has only plain services that draw more than
 // any fair share here.
@@ -172,24 +203,8 @@ groups:
 // A node's fair share as the cluster controller counts it (every node at the same share of
 // its range, within group limits), configured as the simulator's powergrad policy does.
 std::vector<double> controller_fair_shares(const ClusterSpec &spec, double budget_w) {
-  powergrad::ClusterConfig c;
+  powergrad::ClusterConfig c = powergrad_cluster_config(spec);
   c.budget_w = budget_w;
-  for (const GroupSpec &g : spec.groups) {
-    powergrad::ClusterGroupConfig gc;
-    gc.name = g.name;
-    gc.max_w = g.limit_w;
-    c.groups.push_back(gc);
-  }
-  for (const NodeSpec &n : spec.nodes) {
-    powergrad::ClusterNodeConfig nc;
-    nc.name = n.name;
-    for (std::size_t k : n.sockets) {
-      nc.floor_w += spec.sockets[k].min_cap_w;
-      nc.max_w += spec.sockets[k].max_cap_w;
-    }
-    nc.group = n.group;
-    c.nodes.push_back(nc);
-  }
   const powergrad::ClusterController cc(c);
   std::vector<double> out;
   for (std::size_t i = 0; i < spec.nodes.size(); ++i)
@@ -237,27 +252,9 @@ START_TEST(fair_shares_are_the_cluster_controllers) {
   ck_assert(differs_from_uniform);  // and the two definitions told apart
 
   // The oracles hold the plain node (it draws more than its fair share) at that share.
-  class Rates final : public Truth {
-   public:
-    double rate_rps(std::size_t s) const override { return r[s]; }
-    double average_rate_rps(std::size_t s) const override { return r[s]; }
-    std::vector<double> r;
-  } truth;
+  FixedRates truth;
   for (const ServiceSpec &s : spec.services) truth.r.push_back(s.mean_rate_rps);
-  class Io final : public ClusterIo {
-   public:
-    explicit Io(const ClusterSpec &s) : spec_(s), caps(s.sockets.size(), 0.0) {}
-    const ClusterSpec &spec() const override { return spec_; }
-    double now_s() const override { return 0.0; }
-    double budget_w() const override { return 0.52 * spec_.sum_max_caps_w(); }
-    double read_energy_j(std::size_t) override { return 0.0; }
-    CounterReading read_counters(std::size_t) override { return {}; }
-    double cap_w(std::size_t k) const override { return caps[k]; }
-    void set_cap_w(std::size_t k, double w) override { caps[k] = w; }
-    void set_core_limit_hz(std::size_t, double) override {}
-    const ClusterSpec &spec_;
-    std::vector<double> caps;
-  } io(spec);
+  CapsIo io(spec, 0.52);
   const double fair_plain = controller_fair_shares(spec, io.budget_w())[0];
   const OracleModel model(spec);
   double draw = 0.0;
@@ -402,26 +399,8 @@ START_TEST(oracle_holds_plain_sockets) {
   const std::size_t bert = spec.nodes[kPlainNode].sockets[0], dlrm = spec.nodes[kPlainNode].sockets[1];
   const std::size_t shared = spec.nodes[3].sockets[0];  // ResNet-50 and a plain DLRM, 4 cores each
   ck_assert_uint_eq(spec.sockets[shared].services.size(), 2);
-  class Rates final : public Truth {
-   public:
-    double rate_rps(std::size_t s) const override { return r[s]; }
-    double average_rate_rps(std::size_t s) const override { return r[s]; }
-    std::vector<double> r;
-  } truth;
-  class Io final : public ClusterIo {
-   public:
-    explicit Io(const ClusterSpec &s) : spec_(s), caps(s.sockets.size(), 0.0) {}
-    const ClusterSpec &spec() const override { return spec_; }
-    double now_s() const override { return 0.0; }
-    double budget_w() const override { return 0.55 * spec_.sum_max_caps_w(); }
-    double read_energy_j(std::size_t) override { return 0.0; }
-    CounterReading read_counters(std::size_t) override { return {}; }
-    double cap_w(std::size_t k) const override { return caps[k]; }
-    void set_cap_w(std::size_t k, double w) override { caps[k] = w; }
-    void set_core_limit_hz(std::size_t, double) override {}
-    const ClusterSpec &spec_;
-    std::vector<double> caps;
-  } io(spec);
+  FixedRates truth;
+  CapsIo io(spec, 0.55);
   // Load factors of BERT's and DLRM's socket on the plain node (everything else at its mean).
   // kind: 0 the node draws less than its share; 1 DLRM's socket draws less than its half and
   // BERT's takes the rest; 2 both draw more than their half.
