@@ -15,14 +15,6 @@ std::vector<PowerRange> socket_ranges(const ClusterSpec &spec);
 void split_node_cap(const ClusterSpec &spec, std::size_t node, double node_cap_w,
                     std::vector<double> &caps_w);
 
-// Every socket's fair share at this budget, as the cluster controller counts it: every node
-// at the same share of its range (floor: its sockets' minimum caps, maximum: their maximum
-// caps), within its group's limit (a group whose nodes would take more than its limit at
-// that share holds its own nodes at the share that fits it), then the node's share split
-// evenly over its sockets (split_node_cap), as the node controller splits it. The budget
-// covers the floors (ClusterSpec::check).
-std::vector<double> fair_share_caps(const ClusterSpec &spec, double budget_w);
-
 // Where a group's caps sum above its limit, lowers them to one common level (never below a
 // socket's min, never above its current cap), so the group fits. Groups' floors fit their
 // limits (ClusterSpec::check), so this always succeeds.

@@ -10,7 +10,8 @@
 // Plain services (power_aware: false) bind the oracles as they bind the controllers, so
 // that the comparison is fair: the oracle knows everything but may not steer what the
 // cluster may not steer. Fair share: the cluster controller's (every node at the same share
-// of its range, within group limits, split evenly over its sockets: fair_share_caps; with
+// of its range, within group limits, split evenly over its sockets; read from a controller
+// configured as the powergrad policy's, so the two cannot drift apart; with
 // mixed socket types, `uniform`'s one cap level gave a 250 W socket less of its range than a
 // 150 W one, and let the oracles take watts from plain work that powergrad must leave it);
 // a socket's draw: its power uncapped at the rates of the moment (the true model at the top
@@ -31,10 +32,12 @@
 #include <cmath>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "libgradient/allocator.hpp"
 #include "libgradient/baselines.hpp"
+#include "libgradient/cluster_controller.hpp"
 #include "sim/cap_helpers.hpp"
 #include "sim/oracle_model.hpp"
 #include "sim/policy_factories.hpp"
@@ -58,7 +61,9 @@ class OraclePolicy final : public Policy {
         leaf_of_socket_(spec.sockets.size(), kNoNode),
         caps_(spec.sockets.size(), 0.0),
         plain_share_(spec.sockets.size(), 0.0),
-        all_plain_(spec.sockets.size(), false) {
+        all_plain_(spec.sockets.size(), false),
+        fair_(powergrad_cluster_config(spec)) {
+    if (!fair_.ok()) throw std::runtime_error("oracle: fair shares: " + fair_.error());
     for (std::size_t k = 0; k < spec.sockets.size(); ++k) {
       const SocketSpec &sock = spec.sockets[k];
       int cores = spec.type_of(k).cores, plain = 0, all = 0;
@@ -127,7 +132,13 @@ class OraclePolicy final : public Policy {
 
   // The leaves' ranges for the plain rules above, at this reallocation's budget and rates.
   void hold_plain_sockets() {
-    const std::vector<double> fair_w = fair_share_caps(spec_, budget_w_);
+    // The cluster controller's own fair shares (the one configuration the powergrad policy
+    // runs with), each node's split evenly over its sockets as the node controller splits it.
+    if (const std::string why = fair_.set_budget(budget_w_, 0.0); !why.empty())
+      throw std::runtime_error("oracle: fair shares: " + why);
+    std::vector<double> fair_w(spec_.sockets.size(), 0.0);
+    for (std::size_t n = 0; n < spec_.nodes.size(); ++n)
+      split_node_cap(spec_, n, fair_.node_status(n, 0.0).fair_share_w, fair_w);
     std::vector<double> draw_w(spec_.sockets.size(), 0.0);
     for (std::size_t k = 0; k < spec_.sockets.size(); ++k) {
       if (plain_share_[k] <= 0.0) continue;
@@ -176,6 +187,7 @@ class OraclePolicy final : public Policy {
   std::vector<double> plain_share_;  // share of the socket's cores that serve plain services
   std::vector<bool> all_plain_;      // every service of the socket is plain
   std::vector<std::size_t> plain_nodes_;  // nodes whose every socket has only plain services
+  ClusterController fair_;  // configured as powergrad's, for its fair shares only (never stepped)
   bool any_plain_ = false;
   double budget_w_ = -1.0;
   double next_s_ = 0.0;
