@@ -15,7 +15,7 @@ rc_py=$PG_TOP/scripts/random-clusters.py
 [ -x "$sim" ] || skip_all "simulator not built: $sim"
 command -v python3 > /dev/null || skip_all "python3 not installed"
 
-plan 14
+plan 17
 work=$(mktemp -d /tmp/pg-random-clusters.XXXXXX)
 pg_on_exit rm -rf "$work"
 
@@ -44,17 +44,40 @@ lines=$(printf '%s\n' "$out" | grep -cE '^rnd5-[0-9]+ s1 (vsbest|ERROR) ' || tru
 is "$lines" 3 "one line per cluster and seed"
 # Every line that ran has all the figures; a refused cluster says why.
 bad=$(printf '%s\n' "$out" | grep -E '^rnd5-' |
-  grep -vE '^rnd5-[0-9]+ s1 vsbest [-+][0-9.]+% [-+][0-9.]+% share (nan|-?[0-9]+)% orc [-+][0-9.]+% budget [0-9.]+% wanted [0-9.]+% viol 0 orcp99 [-+][0-9.]+%( HARM)?$' |
+  grep -vE '^rnd5-[0-9]+ s1 vsbest [-+][0-9.]+% [-+][0-9.]+% share (nan|-?[0-9]+)% orc [-+][0-9.]+% budget [0-9.]+% wanted [0-9.]+% viol 0 orcp99 [-+][0-9.]+% orcmean [-+][0-9.]+%( ORACLE-HARM)?( HARM)?$' |
   grep -v 'no policy could stay under it' || true)
 is "$bad" "" "each run line carries every figure (or the simulator's refusal)"
 summary=$(printf '%s\n' "$out" | grep -E '^rnd5: runs ' || true)
 case $summary in
-  "rnd5: runs "[0-9]*" refused "[0-9]*" harm "[0-9]*" budget<99.5% "[0-9]*" oracle>=3% "[0-9]*" share<80% "*" violations 0") ok "a summary line for the set" ;;
+  "rnd5: runs "[0-9]*" refused "[0-9]*" harm "[0-9]*" oracle-harm "[0-9]*" both "[0-9]*" budget<99.5% "[0-9]*" oracle>=3% "[0-9]*" share<80% "*" violations 0") ok "a summary line for the set" ;;
   *) not_ok "a summary line for the set" "$out" ;;
 esac
 run summary "$work/lines.txt"
 is "$rc" 0 "summary of the saved lines exits 0"
 is "$out" "$summary" "and gives the run's summary back"
+
+# The oracle's harm is counted apart from powergrad's: a line flagged ORACLE-HARM alone is
+# no harm of powergrad's, and lines written before orcmean existed say n/a.
+cat > "$work/flags.txt" << 'EOF'
+rndx-0 s1 vsbest -2.0% +0.0% share 50% orc +9.0% budget 100.0% wanted 100.00% viol 0 orcp99 -3.0% orcmean +1.0% ORACLE-HARM HARM
+rndx-1 s1 vsbest +1.0% +0.0% share 90% orc +9.0% budget 100.0% wanted 100.00% viol 0 orcp99 -3.0% orcmean +2.0% ORACLE-HARM
+rndx-2 s1 vsbest -1.0% +0.0% share 20% orc +9.0% budget 100.0% wanted 100.00% viol 0 orcp99 +1.0% orcmean +5.0% HARM
+rndx-3 s1 vsbest +1.0% +1.0% share 95% orc +9.0% budget 100.0% wanted 100.00% viol 0 orcp99 +1.0% orcmean +5.0%
+rndy-0 s1 vsbest -2.0% +0.0% share 50% orc +9.0% budget 100.0% wanted 100.00% viol 0 orcp99 -3.0% HARM
+EOF
+run summary "$work/flags.txt"
+case "$rc:$out" in
+  0:"rndx: runs 4 refused 0 harm 2 oracle-harm 2 both 1 budget<99.5% 0 "*) ok "the oracle's harm is counted apart, and both together" ;;
+  *) not_ok "the oracle's harm is counted apart, and both together" "rc $rc: $out" ;;
+esac
+case "$out" in
+  *"rndy: runs 1 refused 0 harm 1 oracle-harm n/a budget<99.5% 0 "*) ok "lines without the oracle's mean: its harm n/a" ;;
+  *) not_ok "lines without the oracle's mean: its harm n/a" "$out" ;;
+esac
+case "$out" in
+  *"all: runs 5 refused 0 harm 3 oracle-harm n/a budget<99.5% 0 oracle>=3% 5 share<80% 3 "*) ok "with two sets, a line over all of them" ;;
+  *) not_ok "with two sets, a line over all of them" "$out" ;;
+esac
 
 # A violation is a safety failure: the summary says so in its exit status.
 sed '1s/ viol 0 / viol 2 /' "$work/lines.txt" > "$work/violated.txt"
