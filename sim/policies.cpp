@@ -7,8 +7,8 @@
 namespace powergrad::sim {
 
 const std::vector<std::string> &policy_names() {
-  static const std::vector<std::string> names = {"uniform", "usage", "pool", "powergrad",
-                                                  "oracle", "static-oracle"};
+  static const std::vector<std::string> names = {
+      "uniform", "usage", "pool", "powergrad", "oracle", "static-oracle", "delayed-oracle"};
   return names;
 }
 
@@ -25,6 +25,7 @@ std::unique_ptr<Policy> make_policy(const std::string &name, const ClusterSpec &
   if (name == "powergrad") return make_powergrad_policy(spec);
   if (name == "oracle") return make_oracle_policy(spec, truth, false);
   if (name == "static-oracle") return make_oracle_policy(spec, truth, true);
+  if (name == "delayed-oracle") return make_delayed_oracle_policy(spec, truth);
   return nullptr;
 }
 

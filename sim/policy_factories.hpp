@@ -18,5 +18,8 @@ std::unique_ptr<Policy> make_powergrad_policy(const ClusterSpec &spec);
 ClusterConfig powergrad_cluster_config(const ClusterSpec &spec);
 std::unique_ptr<Policy> make_oracle_policy(const ClusterSpec &spec, const Truth &truth,
                                            bool hindsight);
+// The oracle's targets moved over the scenario's transport delay as a safe controller moves
+// them (decreases first, raises from the room they leave; policy_oracle.cpp).
+std::unique_ptr<Policy> make_delayed_oracle_policy(const ClusterSpec &spec, const Truth &truth);
 
 }  // namespace powergrad::sim

@@ -6,6 +6,15 @@
 // more than 0.5% since it was last built (the curves are the expensive part).
 // static-oracle: one set of curves from the run's average rates (hindsight), so the
 // allocation changes only when the budget does: the best allocation that ignores time.
+// delayed-oracle: the oracle's targets, every control period, moved as a safe controller
+// can move them over the scenario's transport delay d (at least a tick): a decrease is in
+// force 2 d after the rates it answers (the report's trip and the grant's), a raise 4 d
+// after (also the decrease's confirmation and the raise's grant), and only as far as the
+// budget and the group's limit leave room among the caps in force then (the budget
+// invariant: a raise is granted from confirmed decreases only). A newer decision supersedes what an
+// older one still has in transit; a budget change is obeyed at once, as the controllers obey a
+// drop. What it loses to `oracle` is what the moment's rates are worth to a controller that knows
+// them but must move watts safely over that network.
 //
 // Plain services (power_aware: false) bind the oracles as they bind the controllers, so
 // that the comparison is fair: the oracle knows everything but may not steer what the
@@ -30,6 +39,8 @@
 // along.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -49,12 +60,17 @@ namespace {
 constexpr std::size_t kCurveSteps = 48;
 constexpr double kRebuildShare = 0.005;
 
+enum class OracleKind { current, hindsight, delayed };
+
 class OraclePolicy final : public Policy {
  public:
-  OraclePolicy(const ClusterSpec &spec, const Truth &truth, bool hindsight)
+  OraclePolicy(const ClusterSpec &spec, const Truth &truth, OracleKind kind)
       : spec_(spec),
         truth_(truth),
-        hindsight_(hindsight),
+        hindsight_(kind == OracleKind::hindsight),
+        delay_s_(kind == OracleKind::delayed ? std::max(spec.transport_delay_s, spec.tick_s) : 0.0),
+        applied_seq_(spec.sockets.size(), 0),
+        node_of_socket_(spec.sockets.size(), 0),
         model_(spec),
         rates_(spec.services.size(), 0.0),
         built_rates_(spec.services.size(), -1.0),
@@ -86,30 +102,54 @@ class OraclePolicy final : public Policy {
       const NodeId gid = tree_.add_group(AllocTree::kRoot, 0.0, g.limit_w, g.name);
       for (std::size_t n : g.nodes) {
         node_ids[n] = tree_.add_group(gid, 0.0, kNoLimit, spec.nodes[n].name);
-        for (std::size_t k : spec.nodes[n].sockets)
+        for (std::size_t k : spec.nodes[n].sockets) {
+          node_of_socket_[k] = n;
           leaf_of_socket_[k] = tree_.add_leaf(node_ids[n], spec.sockets[k].min_cap_w,
                                               spec.sockets[k].max_cap_w, GainCurve(),
                                               spec.sockets[k].name);
+        }
       }
     }
   }
 
-  void start(ClusterIo &io) override { reallocate(io); }
+  void start(ClusterIo &io) override { reallocate(io, true); }
 
   void tick(ClusterIo &io) override {
     const bool period_over = io.now_s() + 1e-9 >= next_s_;
     const bool budget_changed = io.budget_w() != budget_w_;
-    if ((period_over && !hindsight_) || budget_changed) reallocate(io);
+    if (budget_changed) {
+      reallocate(io, true);
+    } else if (period_over && !hindsight_) {
+      reallocate(io, false);
+    }
+    if (delay_s_ > 0.0) deliver(io);
   }
 
   std::string inputs() const override {
     std::string what = hindsight_ ? "true curves at average rates" : "true curves at current rates";
+    if (delay_s_ > 0.0)
+      what += ", moved over a " + format_delay(delay_s_) + " s transport (decreases first)";
     if (any_plain_) what += ", plain services held at what they draw up to a fair share";
     return what;
   }
 
  private:
-  void reallocate(ClusterIo &io) {
+  struct Move {
+    double at_s;
+    std::size_t socket;
+    double cap_w;
+    std::uint64_t seq;
+  };
+
+  static std::string format_delay(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", s);
+    return buf;
+  }
+
+  // at_once: in force now (the start, a budget change, and every oracle but the delayed
+  // one); otherwise in transit (schedule).
+  void reallocate(ClusterIo &io, bool at_once) {
     budget_w_ = io.budget_w();
     next_s_ = io.now_s() + spec_.control_period_s;
     for (std::size_t i = 0; i < rates_.size(); ++i)
@@ -127,7 +167,72 @@ class OraclePolicy final : public Policy {
     const AllocResult r = allocator_.allocate(tree_, budget_w_);
     if (!r.feasible) throw std::runtime_error("oracle: " + r.error);
     for (std::size_t k = 0; k < caps_.size(); ++k) caps_[k] = r.grants_w[leaf_of_socket_[k]];
+    ++seq_;
+    if (delay_s_ > 0.0 && !at_once) {
+      schedule(io);
+      return;
+    }
     apply_caps(io, caps_);
+    // What was in transit is superseded.
+    in_transit_.clear();
+    std::fill(applied_seq_.begin(), applied_seq_.end(), seq_);
+  }
+
+  // The delayed oracle's moves of this decision: a raise 4 d from now, anything else 2 d.
+  void schedule(ClusterIo &io) {
+    const double now = io.now_s();
+    for (std::size_t k = 0; k < caps_.size(); ++k) {
+      const bool raise = caps_[k] > io.cap_w(k);
+      in_transit_.push_back({now + (raise ? 4.0 : 2.0) * delay_s_, k, caps_[k], seq_});
+    }
+  }
+
+  // The moves due by now, decreases first; a raise only as far as the budget and its group's
+  // limit leave room among the caps in force. A move older than one already in force on its
+  // socket is dropped.
+  void deliver(ClusterIo &io) {
+    const double now = io.now_s();
+    std::vector<Move> due;
+    std::size_t kept = 0;
+    for (const Move &m : in_transit_) {
+      if (m.at_s <= now + 1e-9) {
+        due.push_back(m);
+      } else {
+        in_transit_[kept++] = m;
+      }
+    }
+    in_transit_.resize(kept);
+    if (due.empty()) return;
+    std::stable_sort(due.begin(), due.end(),
+                     [](const Move &a, const Move &b) { return a.seq < b.seq; });
+    for (int pass = 0; pass < 2; ++pass) {
+      for (const Move &m : due) {
+        if (m.seq < applied_seq_[m.socket]) continue;
+        const double cap = io.cap_w(m.socket);
+        const bool raise = m.cap_w > cap;
+        if (raise != (pass == 1)) continue;
+        double to = m.cap_w;
+        if (raise) to = cap + std::max(0.0, std::min(m.cap_w - cap, room_w(io, m.socket)));
+        applied_seq_[m.socket] = m.seq;
+        if (to != cap) io.set_cap_w(m.socket, to);
+      }
+    }
+  }
+
+  // How far socket k's cap may rise now: the budget's room and its group's.
+  double room_w(const ClusterIo &io, std::size_t k) const {
+    double sum = 0.0;
+    for (std::size_t j = 0; j < caps_.size(); ++j) sum += io.cap_w(j);
+    double room = io.budget_w() - sum;
+    const GroupSpec &g = spec_.groups[spec_.nodes[node_of_socket_[k]].group];
+    if (std::isfinite(g.limit_w)) {
+      double group = 0.0;
+      for (std::size_t n : g.nodes)
+        for (std::size_t j : spec_.nodes[n].sockets) group += io.cap_w(j);
+      room = std::min(room, g.limit_w - group);
+    }
+    // A little short of the limits, so that sums in any order stay within them.
+    return room - 1e-9 * std::max(1.0, io.budget_w());
   }
 
   // The leaves' ranges for the plain rules above, at this reallocation's budget and rates.
@@ -178,6 +283,11 @@ class OraclePolicy final : public Policy {
   const ClusterSpec &spec_;
   const Truth &truth_;
   bool hindsight_;
+  double delay_s_;                          // the delayed oracle's transport delay; 0: none
+  std::vector<std::uint64_t> applied_seq_;  // per socket, the decision of the move in force
+  std::vector<Move> in_transit_;
+  std::vector<std::size_t> node_of_socket_;
+  std::uint64_t seq_ = 0;
   OracleModel model_;
   AllocTree tree_;
   TreeAllocator allocator_;
@@ -197,7 +307,12 @@ class OraclePolicy final : public Policy {
 
 std::unique_ptr<Policy> make_oracle_policy(const ClusterSpec &spec, const Truth &truth,
                                            bool hindsight) {
-  return std::make_unique<OraclePolicy>(spec, truth, hindsight);
+  return std::make_unique<OraclePolicy>(spec, truth,
+                                        hindsight ? OracleKind::hindsight : OracleKind::current);
+}
+
+std::unique_ptr<Policy> make_delayed_oracle_policy(const ClusterSpec &spec, const Truth &truth) {
+  return std::make_unique<OraclePolicy>(spec, truth, OracleKind::delayed);
 }
 
 }  // namespace powergrad::sim

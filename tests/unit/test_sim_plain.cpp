@@ -136,20 +136,21 @@ class FixedRates final : public Truth {
 class CapsIo final : public ClusterIo {
  public:
   CapsIo(const ClusterSpec &s, double budget_share)
-      : caps(s.sockets.size(), 0.0), spec_(s), share_(budget_share) {}
+      : caps(s.sockets.size(), 0.0), share(budget_share), spec_(s) {}
   const ClusterSpec &spec() const override { return spec_; }
-  double now_s() const override { return 0.0; }
-  double budget_w() const override { return share_ * spec_.sum_max_caps_w(); }
+  double now_s() const override { return now; }
+  double budget_w() const override { return share * spec_.sum_max_caps_w(); }
   double read_energy_j(std::size_t) override { return 0.0; }
   CounterReading read_counters(std::size_t) override { return {}; }
   double cap_w(std::size_t k) const override { return caps[k]; }
   void set_cap_w(std::size_t k, double w) override { caps[k] = w; }
   void set_core_limit_hz(std::size_t, double) override {}
   std::vector<double> caps;
+  double now = 0.0;
+  double share;
 
  private:
   const ClusterSpec &spec_;
-  double share_;
 };
 
 // Two socket types (a 250 W and a 150 W one, floors 120 W and 73 W) and a group whose limit
@@ -246,7 +247,7 @@ START_TEST(fair_shares_are_the_cluster_controllers) {
     limit_bound = limit_bound || small > spec.groups[1].limit_w - 1e-6;
     share_binds = share_binds || draw > fair[0] + 10.0;
     const double want = std::min(draw, fair[0]);
-    for (const char *policy : {"oracle", "static-oracle"}) {
+    for (const char *policy : {"oracle", "static-oracle", "delayed-oracle"}) {
       auto p = make_policy(policy, spec, truth);
       p->start(io);
       ck_assert(pgtest::sum_in_order(io.caps) <= io.budget_w() + 1e-9);
@@ -292,7 +293,7 @@ END_TEST
 // nor down to feed the power-aware nodes.
 START_TEST(plain_node_held_at_its_fair_share) {
   const ClusterSpec &spec = small_spec();
-  for (const char *policy : {"uniform", "powergrad", "oracle", "static-oracle"}) {
+  for (const char *policy : {"uniform", "powergrad", "oracle", "static-oracle", "delayed-oracle"}) {
     const RunResult &r = small_run(policy);
     ck_assert_msg(r.node_max_caps_w[kPlainNode] <= kFairNodeW + 1e-6, "%s: plain node up to %g W",
                   policy, r.node_max_caps_w[kPlainNode]);
@@ -356,7 +357,7 @@ END_TEST
 // about what the even split (uniform) gives them.
 START_TEST(plain_latency_about_uniform) {
   const RunResult &uniform = small_run("uniform");
-  for (const char *policy : {"powergrad", "oracle", "static-oracle"}) {
+  for (const char *policy : {"powergrad", "oracle", "static-oracle", "delayed-oracle"}) {
     const RunResult &r = small_run(policy);
     ck_assert_msg(r.plain.mean_latency_s <= 1.10 * uniform.plain.mean_latency_s,
                   "%s: plain mean %g s, uniform %g s", policy, r.plain.mean_latency_s,
@@ -432,7 +433,7 @@ START_TEST(oracle_holds_plain_sockets) {
       ck_assert_double_eq_tol(io.caps[bert] + io.caps[dlrm], kFairNodeW, 1e-6);
       ck_assert(io.caps[bert] >= want_bert - 1e-6 && io.caps[dlrm] >= want_dlrm - 1e-6);
     }
-    for (const char *policy : {"oracle", "static-oracle"}) {
+    for (const char *policy : {"oracle", "static-oracle", "delayed-oracle"}) {
       auto p = make_policy(policy, spec, truth);
       p->start(io);
       ck_assert(pgtest::sum_in_order(io.caps) <= io.budget_w() + 1e-9);
@@ -521,6 +522,82 @@ START_TEST(reports_tell_plain_services_apart) {
 }
 END_TEST
 
+// Two alike nodes, one service each, a 0.5 s transport delay.
+const char kDelayed[] = R"(name: delayed
+duration_s: 60
+warmup_s: 10
+tick_s: 0.1
+control_period_s: 1
+transport_delay_s: 0.5
+budget:
+  share_of_max: 0.6
+socket_types:
+  s:
+    tdp_w: 200
+    p0_w: 40
+    min_cap_w: 100
+node_templates:
+  n:
+    sockets:
+      - type: s
+        services:
+          - {workload: resnet50, servers: 8, load: 0.6}
+groups:
+  - nodes:
+      - {template: n, count: 2}
+)";
+
+// The delayed oracle moves the oracle's targets as a safe controller can over the transport
+// delay d: a decrease in force 2 d after the decision, a raise 4 d after and only into the
+// room the budget leaves; a budget change at once, as the oracle does.
+START_TEST(delayed_oracle_moves_over_the_transport) {
+  const ClusterSpec spec = parse_scenario(kDelayed, "delayed.yaml");
+  ck_assert_uint_eq(spec.sockets.size(), 2);
+  FixedRates truth;
+  for (const ServiceSpec &sv : spec.services) truth.r.push_back(sv.mean_rate_rps);
+  CapsIo now_io(spec, 0.6), late_io(spec, 0.6);
+  auto oracle = make_policy("oracle", spec, truth);
+  auto late = make_policy("delayed-oracle", spec, truth);
+  ck_assert(late != nullptr);
+  oracle->start(now_io);
+  late->start(late_io);
+  for (std::size_t k = 0; k < 2; ++k) ck_assert(std::fabs(late_io.caps[k] - now_io.caps[k]) < 1e-9);
+  ck_assert(std::fabs(now_io.caps[0] - now_io.caps[1]) < 1e-6);  // alike: an even split
+  // Service 0 busier, service 1 quieter from now on: the oracle moves at the next period.
+  truth.r[0] *= 1.5;
+  truth.r[1] *= 0.5;
+  const double start0 = now_io.caps[0];
+  double moved = -1.0, lowered = -1.0, raised = -1.0;
+  for (int i = 1; i <= 60; ++i) {
+    const double t = 0.1 * i;
+    now_io.now = late_io.now = t;
+    oracle->tick(now_io);
+    const std::vector<double> before = late_io.caps;
+    late->tick(late_io);
+    ck_assert_msg(pgtest::sum_in_order(late_io.caps) <= late_io.budget_w() + 1e-9,
+                  "t %g: caps %g W over the budget %g W", t, pgtest::sum_in_order(late_io.caps),
+                  late_io.budget_w());
+    if (moved < 0.0 && now_io.caps[0] > start0 + 1.0) moved = t;
+    if (lowered < 0.0 && late_io.caps[1] < before[1] - 1e-9) lowered = t;
+    if (raised < 0.0 && late_io.caps[0] > before[0] + 1e-9) raised = t;
+  }
+  ck_assert_msg(std::fabs(moved - 1.0) < 1e-6, "the oracle moved at %g s", moved);
+  ck_assert_msg(std::fabs(lowered - 2.0) < 1e-6, "the decrease came at %g s, want 2", lowered);
+  ck_assert_msg(std::fabs(raised - 3.0) < 1e-6, "the raise came at %g s, want 3", raised);
+  // Then it holds the oracle's caps (the rates stay).
+  for (std::size_t k = 0; k < 2; ++k)
+    ck_assert_msg(std::fabs(late_io.caps[k] - now_io.caps[k]) < 1e-6, "socket %zu: %g against %g W",
+                  k, late_io.caps[k], now_io.caps[k]);
+  // A budget drop is obeyed at once.
+  now_io.share = late_io.share = 0.55;
+  now_io.now = late_io.now = 6.05;
+  oracle->tick(now_io);
+  late->tick(late_io);
+  ck_assert(pgtest::sum_in_order(late_io.caps) <= late_io.budget_w() + 1e-9);
+  for (std::size_t k = 0; k < 2; ++k) ck_assert(std::fabs(late_io.caps[k] - now_io.caps[k]) < 1e-6);
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("sim_plain");
   TCase *tc = tcase_create("plain");
@@ -533,6 +610,7 @@ int main() {
   tcase_add_test(tc, baselines_ignore_the_flag);
   tcase_add_test(tc, oracle_holds_plain_sockets);
   tcase_add_test(tc, fair_shares_are_the_cluster_controllers);
+  tcase_add_test(tc, delayed_oracle_moves_over_the_transport);
   tcase_add_test(tc, randomized_invariants_with_plain_services);
   tcase_add_test(tc, reports_tell_plain_services_apart);
   suite_add_tcase(s, tc);
