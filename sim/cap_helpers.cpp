@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "libgradient/baselines.hpp"
 
@@ -49,6 +50,12 @@ void apply_caps(ClusterIo &io, const std::vector<double> &caps_w) {
     if (caps_w[k] < io.cap_w(k)) io.set_cap_w(k, caps_w[k]);
   for (std::size_t k = 0; k < caps_w.size(); ++k)
     if (caps_w[k] != io.cap_w(k)) io.set_cap_w(k, caps_w[k]);
+}
+
+std::string format_seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g s", s);
+  return buf;
 }
 
 }  // namespace powergrad::sim

@@ -1,6 +1,8 @@
-// Small steps every policy needs: socket ranges, node -> socket splits, group limits.
+// Small steps every policy needs: socket ranges, node -> socket splits, group limits, and
+// the seconds in their inputs() lines.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "libgradient/types.hpp"
@@ -23,5 +25,8 @@ void enforce_group_limits(const ClusterSpec &spec, std::vector<double> &caps_w);
 // Applies caps: lowered ones first, then raised ones (the order a real transport needs; here
 // actuation is instant, but it keeps the habit visible).
 void apply_caps(ClusterIo &io, const std::vector<double> &caps_w);
+
+// A duration for a policy's inputs() line: "0.5 s".
+std::string format_seconds(double s);
 
 }  // namespace powergrad::sim

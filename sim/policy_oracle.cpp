@@ -40,7 +40,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -70,7 +69,7 @@ class OraclePolicy final : public Policy {
         hindsight_(kind == OracleKind::hindsight),
         delay_s_(kind == OracleKind::delayed ? std::max(spec.transport_delay_s, spec.tick_s) : 0.0),
         applied_seq_(spec.sockets.size(), 0),
-        node_of_socket_(spec.sockets.size(), 0),
+        group_of_socket_(spec.sockets.size(), 0),
         model_(spec),
         rates_(spec.services.size(), 0.0),
         built_rates_(spec.services.size(), -1.0),
@@ -103,7 +102,7 @@ class OraclePolicy final : public Policy {
       for (std::size_t n : g.nodes) {
         node_ids[n] = tree_.add_group(gid, 0.0, kNoLimit, spec.nodes[n].name);
         for (std::size_t k : spec.nodes[n].sockets) {
-          node_of_socket_[k] = n;
+          group_of_socket_[k] = spec.nodes[n].group;
           leaf_of_socket_[k] = tree_.add_leaf(node_ids[n], spec.sockets[k].min_cap_w,
                                               spec.sockets[k].max_cap_w, GainCurve(),
                                               spec.sockets[k].name);
@@ -128,7 +127,7 @@ class OraclePolicy final : public Policy {
   std::string inputs() const override {
     std::string what = hindsight_ ? "true curves at average rates" : "true curves at current rates";
     if (delay_s_ > 0.0)
-      what += ", moved over a " + format_delay(delay_s_) + " s transport (decreases first)";
+      what += ", moved over a " + format_seconds(delay_s_) + " transport (decreases first)";
     if (any_plain_) what += ", plain services held at what they draw up to a fair share";
     return what;
   }
@@ -140,12 +139,6 @@ class OraclePolicy final : public Policy {
     double cap_w;
     std::uint64_t seq;
   };
-
-  static std::string format_delay(double s) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.1f", s);
-    return buf;
-  }
 
   // at_once: in force now (the start, a budget change, and every oracle but the delayed
   // one); otherwise in transit (schedule).
@@ -189,7 +182,7 @@ class OraclePolicy final : public Policy {
 
   // The moves due by now, decreases first; a raise only as far as the budget and its group's
   // limit leave room among the caps in force. A move older than one already in force on its
-  // socket is dropped.
+  // socket is dropped. in_transit_ is in decision order (appended so, kept so), and so is due.
   void deliver(ClusterIo &io) {
     const double now = io.now_s();
     std::vector<Move> due;
@@ -203,8 +196,15 @@ class OraclePolicy final : public Policy {
     }
     in_transit_.resize(kept);
     if (due.empty()) return;
-    std::stable_sort(due.begin(), due.end(),
-                     [](const Move &a, const Move &b) { return a.seq < b.seq; });
+    // The caps in force, in all and per group, kept as the moves change them.
+    double total_w = 0.0;
+    std::vector<double> group_w(spec_.groups.size(), 0.0);
+    for (std::size_t k = 0; k < caps_.size(); ++k) {
+      total_w += io.cap_w(k);
+      group_w[group_of_socket_[k]] += io.cap_w(k);
+    }
+    // A little short of the limits, so that sums in any order stay within them.
+    const double margin = 1e-9 * std::max(1.0, io.budget_w());
     for (int pass = 0; pass < 2; ++pass) {
       for (const Move &m : due) {
         if (m.seq < applied_seq_[m.socket]) continue;
@@ -212,27 +212,20 @@ class OraclePolicy final : public Policy {
         const bool raise = m.cap_w > cap;
         if (raise != (pass == 1)) continue;
         double to = m.cap_w;
-        if (raise) to = cap + std::max(0.0, std::min(m.cap_w - cap, room_w(io, m.socket)));
+        const std::size_t g = group_of_socket_[m.socket];
+        if (raise) {
+          double room = io.budget_w() - total_w;
+          if (std::isfinite(spec_.groups[g].limit_w))
+            room = std::min(room, spec_.groups[g].limit_w - group_w[g]);
+          to = cap + std::max(0.0, std::min(m.cap_w - cap, room - margin));
+        }
         applied_seq_[m.socket] = m.seq;
-        if (to != cap) io.set_cap_w(m.socket, to);
+        if (to == cap) continue;
+        io.set_cap_w(m.socket, to);
+        total_w += io.cap_w(m.socket) - cap;
+        group_w[g] += io.cap_w(m.socket) - cap;
       }
     }
-  }
-
-  // How far socket k's cap may rise now: the budget's room and its group's.
-  double room_w(const ClusterIo &io, std::size_t k) const {
-    double sum = 0.0;
-    for (std::size_t j = 0; j < caps_.size(); ++j) sum += io.cap_w(j);
-    double room = io.budget_w() - sum;
-    const GroupSpec &g = spec_.groups[spec_.nodes[node_of_socket_[k]].group];
-    if (std::isfinite(g.limit_w)) {
-      double group = 0.0;
-      for (std::size_t n : g.nodes)
-        for (std::size_t j : spec_.nodes[n].sockets) group += io.cap_w(j);
-      room = std::min(room, g.limit_w - group);
-    }
-    // A little short of the limits, so that sums in any order stay within them.
-    return room - 1e-9 * std::max(1.0, io.budget_w());
   }
 
   // The leaves' ranges for the plain rules above, at this reallocation's budget and rates.
@@ -286,7 +279,7 @@ class OraclePolicy final : public Policy {
   double delay_s_;                          // the delayed oracle's transport delay; 0: none
   std::vector<std::uint64_t> applied_seq_;  // per socket, the decision of the move in force
   std::vector<Move> in_transit_;
-  std::vector<std::size_t> node_of_socket_;
+  std::vector<std::size_t> group_of_socket_;
   std::uint64_t seq_ = 0;
   OracleModel model_;
   AllocTree tree_;

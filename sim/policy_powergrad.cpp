@@ -41,7 +41,6 @@
 //   and lossless here (the library's tests cover loss and reordering).
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <deque>
 #include <limits>
 #include <map>
@@ -53,6 +52,7 @@
 
 #include "libgradient/cluster_controller.hpp"
 #include "libgradient/node_controller.hpp"
+#include "sim/cap_helpers.hpp"
 #include "sim/policy_factories.hpp"
 
 namespace powergrad::sim {
@@ -179,7 +179,7 @@ class PowergradPolicy final : public Policy {
 
   std::string inputs() const override {
     return "node controllers (counters, energy) -> cluster controller, transport delay " +
-           format_s(delay_s_);
+           format_seconds(delay_s_);
   }
 
   std::string counters_used() const override {
@@ -199,12 +199,6 @@ class PowergradPolicy final : public Policy {
     double at_s;
     T msg;
   };
-
-  static std::string format_s(double s) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g s", s);
-    return buf;
-  }
 
   void deliver(ClusterIo &io, double now) {
     while (!grants_.empty() && grants_.front().at_s <= now + 1e-9) {
