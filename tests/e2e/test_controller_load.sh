@@ -65,6 +65,13 @@ loop_count() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)["loop"][sys.argv[1]])' "$1" 2>/dev/null || echo none
 }
 
+# What a failed pg-loadgen run said of its sessions, on one line: a failed point's name is
+# what CI's excerpt keeps of it when the log around it is cut.
+loadgen_why() {
+  grep -E 'loadgen: (sessions opened|  refused|  dropped|FAIL)|pg-loadgen: ' "$1" |
+    sed 's/^p\?g\?-\?loadgen: *//' | paste -sd ';' - || true
+}
+
 # --- steady: 20 s once every session is open
 rc=0
 "$loadgen" "127.0.0.1:$port" --nodes "lg[001-$agents]" --budget "$budget" --floor 80 --max 400 \
@@ -74,7 +81,7 @@ if [ "$rc" = 0 ] && [ "$(json "$PG_CLUSTER_DIR/steady.json" 'd["opened"]')" = "$
   [ "$(json "$PG_CLUSTER_DIR/steady.json" 'd["dropped"] + d["refused"]')" = 0 ]; then
   ok "steady: all $agents sessions open, none refused or dropped"
 else
-  not_ok "steady: all $agents sessions open, none refused or dropped" "exit $rc" "$(cat "$PG_CLUSTER_DIR/steady.txt")"
+  not_ok "steady: all $agents sessions open, none refused or dropped (exit $rc: $(loadgen_why "$PG_CLUSTER_DIR/steady.txt"))" "exit $rc" "$(cat "$PG_CLUSTER_DIR/steady.txt")"
 fi
 # Each agent is granted once a period: over 20 s at least 15 grants each (a busy machine may
 # stretch periods; 5 periods of slack), and every report got its grant.
@@ -125,12 +132,12 @@ rc=0
 if [ "$rc" = 0 ] && [ "$(json "$PG_CLUSTER_DIR/churn.json" 'd["violations"] == 0 and d["reopened"] > 50')" = True ]; then
   ok "churn: $(json "$PG_CLUSTER_DIR/churn.json" 'd["reopened"]') sessions reopened, the caps within the budget all along"
 else
-  not_ok "churn: sessions reopened, the caps within the budget all along" "exit $rc" "$(cat "$PG_CLUSTER_DIR/churn.txt")"
+  not_ok "churn: sessions reopened, the caps within the budget all along (exit $rc: $(loadgen_why "$PG_CLUSTER_DIR/churn.txt"))" "exit $rc" "$(cat "$PG_CLUSTER_DIR/churn.txt")"
 fi
 if [ "$(json "$PG_CLUSTER_DIR/churn.json" 'd["dropped"]')" = 0 ]; then
   ok "churn: the controller dropped no session"
 else
-  not_ok "churn: the controller dropped no session" "$(cat "$PG_CLUSTER_DIR/churn.txt")"
+  not_ok "churn: the controller dropped no session ($(loadgen_why "$PG_CLUSTER_DIR/churn.txt"))" "$(cat "$PG_CLUSTER_DIR/churn.txt")"
 fi
 diag "$(sed 's/^/churn: /' "$PG_CLUSTER_DIR/churn.txt")"
 # The churn run's agents start at their maximum caps (as after a reboot), above the grants

@@ -194,6 +194,7 @@ struct Stats {
   std::uint64_t opened = 0, reopened = 0, reports = 0, grants = 0, stale_grants = 0;
   std::uint64_t disconnects = 0, restarts = 0, jobs_started = 0;
   std::map<std::string, std::uint64_t> refused, dropped;
+  int lost_told = 0;  // refusals and drops told one by one so far
   std::vector<float> latency_ms;
   // With --report-phase mixed: the same, of the agents that follow the step and of the others.
   std::vector<float> latency_follow_ms, latency_own_ms;
@@ -431,10 +432,18 @@ void LoadGen::end_session(std::size_t i, double now, const std::string &why, boo
   Agent &a = agents_[i];
   if (a.state == State::hello_sent) --inflight_;
   if (!by_us) {
-    if (a.state == State::live)
+    const bool live = a.state == State::live;
+    if (live)
       ++st_.dropped[why];
     else
       ++st_.refused[why];
+    // The first few in full, with their time: whether they came at the start, in a burst,
+    // or one by one tells a busy machine from a fault.
+    if (st_.lost_told < 5) {
+      ++st_.lost_told;
+      std::fprintf(stderr, "pg-loadgen: session of %s %s at t=%.3f s: %s\n", a.name.c_str(),
+                   live ? "dropped" : "refused", now - t0_, why.c_str());
+    }
   }
   if (a.fd) epoll_ctl(ep_.get(), EPOLL_CTL_DEL, a.fd.get(), nullptr);
   a.fd.reset();
