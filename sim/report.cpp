@@ -85,6 +85,18 @@ std::string json_latency(const WorkloadResult &w) {
          ", \"p99_latency_s\": " + num(w.p99_latency_s) + "}";
 }
 
+// RunResult::burst_rise_w as {"offsets_s": [...], "rise_w": [...], "count": [...]}.
+std::string json_bursts(const RunResult &r) {
+  std::string o = "{\"offsets_s\": [", w = "], \"rise_w\": [", c = "], \"count\": [";
+  for (std::size_t k = 0; k < RunResult::kBurstOffsetsS.size(); ++k) {
+    const char *sep = k ? ", " : "";
+    o += sep + num(RunResult::kBurstOffsetsS[k]);
+    w += sep + num(r.burst_rise_w[k]);
+    c += sep + std::to_string(r.burst_count[k]);
+  }
+  return o + w + c + "]}";
+}
+
 // With plain services: mean / p99 per policy of the power-aware and the plain services, and
 // of each workload's services of either kind.
 void write_service_table(std::ostream &out, const ClusterSpec &spec,
@@ -193,6 +205,20 @@ void write_table(std::ostream &out, const ClusterSpec &spec, const std::vector<R
     out << "  " << r.policy << ": decides from " << r.inputs << "; sensors " << r.counters;
     if (r.cap_bound_violations) out << "; CAPS OUT OF RANGE " << r.cap_bound_violations;
     if (r.over_budget_s > 0.0) out << "; above budget " << fmt(1, r.over_budget_s) << " s within grace";
+    if (r.burst_count[0] > 0) {
+      // "bursts (N): socket cap +1/+2/+4/+8 s after: +0.0/+2.9/+25.1/+26.0 W"
+      std::string offsets, rises;
+      for (std::size_t k = 0; k < RunResult::kBurstOffsetsS.size(); ++k) {
+        const double w = r.burst_rise_w[k];
+        offsets += (k ? "/+" : "+") + fmt(0, RunResult::kBurstOffsetsS[k]);
+        rises += k ? "/" : "";
+        rises += !std::isfinite(w)     ? std::string("-")
+                 : std::fabs(w) < 0.05 ? std::string("0.0")
+                                       : (w > 0.0 ? "+" : "") + fmt(1, w);
+      }
+      out << "; bursts (" << r.burst_count[0] << "): socket cap " << offsets
+          << " s after: " << rises << " W";
+    }
     out << "; " << fmt(1, r.wall_s) << " s wall\n";
   }
 }
@@ -227,6 +253,7 @@ void write_json(std::ostream &out, const ClusterSpec &spec, const std::vector<Ru
         << ",\n      \"budget_used\": " << num(r.budget_used)
         << ",\n      \"budget_used_wanted\": " << num(r.budget_used_wanted)
         << ",\n      \"wanted_share\": " << num(r.wanted_share)
+        << ",\n      \"burst_response\": " << json_bursts(r)
         << ",\n      \"reduction_vs_usage\": {\"mean\": "
         << num(reduction_vs(runs, r, "usage", false))
         << ", \"p99\": " << num(reduction_vs(runs, r, "usage", true)) << "}"

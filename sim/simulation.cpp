@@ -80,6 +80,8 @@ class Run final : public ClusterIo, public Truth {
       bursts_.emplace_back(stream_seed(spec.seed, Stream::burst_state, i), s.arrivals);
     }
     rates_.assign(n_services, 0.0);
+    burst_began_.assign(n_services, false);
+    burst_watch_.assign(n_services, BurstWatch{});
     average_rates_.assign(n_services, 0.0);
     group_of_service_.assign(n_services, 0);
     sockets_.reserve(spec.sockets.size());
@@ -145,7 +147,9 @@ class Run final : public ClusterIo, public Truth {
       budget_w_ = spec_.budget.at_w(t0);
       budget_history[tick % grace_ticks] = budget_w_;
       update_rates(t0);
+      watch_bursts_begin(t0);
       if (tick > 0) policy_->tick(*this);
+      watch_bursts_sample(t0);
       check_invariants(budget_history, tick < grace_ticks ? tick + 1 : grace_ticks, dt);
 
       double caps_sum = 0.0, power_sum = 0.0;
@@ -222,6 +226,10 @@ class Run final : public ClusterIo, public Truth {
                          std::memory_order_relaxed);
     }
 
+    for (std::size_t k = 0; k < RunResult::kBurstOffsetsS.size(); ++k)
+      if (result_.burst_count[k] > 0)
+        result_.burst_rise_w[k] =
+            burst_rise_sum_w_[k] / static_cast<double>(result_.burst_count[k]);
     result_.budget_used = measured_budget_w > 0.0 ? measured_caps_w / measured_budget_w : 0.0;
     if (wanted_budget_w > 0.0) result_.budget_used_wanted = wanted_caps_w / wanted_budget_w;
     result_.wanted_share =
@@ -321,7 +329,11 @@ class Run final : public ClusterIo, public Truth {
       const ArrivalSpec &a = s.arrivals;
       double factor = a.diurnal_factor(t_s);
       if (a.kind == ArrivalSpec::Kind::mmpp) {
+        const bool was = bursts_[i].burst;
         bursts_[i].advance_to(t_s, a);
+        // A burst that began since the last tick (one that began and ended within a tick
+        // leaves no trace in the rates either).
+        if (bursts_[i].burst && !was) burst_began_[i] = true;
         factor *= bursts_[i].burst ? a.burst_factor : a.calm_factor();
       }
       rates_[i] = std::max(0.0, s.mean_rate_rps * factor);
@@ -367,6 +379,45 @@ class Run final : public ClusterIo, public Truth {
   Rng sensor_rng_;
   std::vector<Service> services_;
   std::vector<BurstState> bursts_;
+  // RunResult::burst_rise_w: per service, whether a burst began at this tick, and the burst
+  // being watched (its start, its socket's cap then, the next offset to sample).
+  struct BurstWatch {
+    double start_s = -1.0;
+    double cap0_w = 0.0;
+    std::size_t next = RunResult::kBurstOffsetsS.size();
+  };
+  std::vector<char> burst_began_;
+  std::vector<BurstWatch> burst_watch_;
+  std::array<double, RunResult::kBurstOffsetsS.size()> burst_rise_sum_w_{};
+
+  // Bursts that began at this tick (after the warm-up): their sockets' caps before the
+  // policy's tick. Bursts watched: sampled at their offsets while they last.
+  void watch_bursts_begin(double t_s) {
+    for (std::size_t i = 0; i < burst_began_.size(); ++i) {
+      if (!burst_began_[i]) continue;
+      burst_began_[i] = false;
+      if (t_s < spec_.warmup_s) continue;
+      burst_watch_[i] = BurstWatch{t_s, sockets_[spec_.services[i].socket].cap_w(), 0};
+    }
+  }
+  void watch_bursts_sample(double t_s) {
+    constexpr std::size_t kN = RunResult::kBurstOffsetsS.size();
+    for (std::size_t i = 0; i < burst_watch_.size(); ++i) {
+      BurstWatch &w = burst_watch_[i];
+      if (w.next >= kN) continue;
+      if (!bursts_[i].burst) {  // ended: the later offsets are not counted
+        w.next = kN;
+        continue;
+      }
+      const double cap = sockets_[spec_.services[i].socket].cap_w();
+      // (A small tolerance: the offsets land on ticks despite the ticks' rounding.)
+      while (w.next < kN && t_s + 1e-9 >= w.start_s + RunResult::kBurstOffsetsS[w.next]) {
+        burst_rise_sum_w_[w.next] += cap - w.cap0_w;
+        ++result_.burst_count[w.next];
+        ++w.next;
+      }
+    }
+  }
   std::vector<SocketModel> sockets_;
   std::vector<std::size_t> group_of_service_;
   std::vector<double> rates_, average_rates_;

@@ -6,6 +6,7 @@
 // through the tick (sim/service.hpp), and power, energy and counters accumulate.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <limits>
@@ -79,6 +80,17 @@ struct RunResult {
   std::vector<WorkloadResult> workloads;
   // The requests of all power-aware services, and of all plain (power_aware: false) ones;
   // plain.completed is 0 when the scenario has none.
+  // How a policy follows bursts (services with mmpp arrivals, bursts that began after the
+  // warm-up): at each of kBurstOffsetsS after a burst began, while it lasted, the cap of the
+  // bursting service's socket minus its cap in force when the burst began, averaged over the
+  // bursts (burst_rise_w, W; NaN when none lasted that long) and their count (burst_count).
+  // The oracle, which sees the rates of the moment, raises such a socket within a control
+  // period; a policy that follows its estimates shows here how late, and how far.
+  static constexpr std::array<double, 4> kBurstOffsetsS{1.0, 2.0, 4.0, 8.0};
+  std::array<double, 4> burst_rise_w{
+      std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN(),
+      std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
+  std::array<std::uint64_t, 4> burst_count{};
   WorkloadResult power_aware{"power-aware", true};
   WorkloadResult plain{"plain", false};
   double wall_s = 0.0;

@@ -410,6 +410,53 @@ START_TEST(budget_used_is_reported) {
 }
 END_TEST
 
+// RunResult::burst_rise_w: how far a bursting service's socket cap rose 1, 2, 4 and 8 s after
+// the burst began. The same seed gives every policy the same bursts; a policy that ignores
+// the rates (uniform) never moves; the oracle, which sees them, raises within a control
+// period; the delayed oracle (0.5 s each way: raises 2 s after its decision) only after 2 s.
+// Without mmpp arrivals there is nothing to count.
+START_TEST(burst_response_is_measured) {
+  std::string yaml = cluster_yaml(4, 1, "share_of_max: 0.6", "");
+  yaml.replace(yaml.find("duration_s: 60"), 14,
+               "duration_s: 200\nwarmup_s: 20\ntick_s: 0.1\ncontrol_period_s: 1\n"
+               "transport_delay_s: 0.5\narrivals:\n  kind: mmpp\n  burst_factor: 1.3\n"
+               "  burst_mean_s: 10\n  calm_mean_s: 15");
+  const ClusterSpec spec = parse_scenario(yaml, "bursts.yaml");
+  const RunResult u = simulate(spec, "uniform");
+  const RunResult o = simulate(spec, "oracle");
+  const RunResult d = simulate(spec, "delayed-oracle");
+  ck_assert_uint_gt(u.burst_count[0], 10);
+  for (std::size_t k = 0; k < RunResult::kBurstOffsetsS.size(); ++k) {
+    ck_assert_uint_eq(o.burst_count[k], u.burst_count[k]);
+    ck_assert_uint_eq(d.burst_count[k], u.burst_count[k]);
+    if (k > 0) ck_assert_uint_le(u.burst_count[k], u.burst_count[k - 1]);
+    ck_assert_uint_gt(u.burst_count[k], 0);
+    ck_assert_double_eq(u.burst_rise_w[k], 0.0);
+    ck_assert_msg(o.burst_rise_w[k] > 5.0, "oracle +%g s: %g W", RunResult::kBurstOffsetsS[k],
+                  o.burst_rise_w[k]);
+  }
+  ck_assert_msg(d.burst_rise_w[0] < 1.0, "delayed oracle +1 s: %g W", d.burst_rise_w[0]);
+  ck_assert_msg(d.burst_rise_w[2] > 5.0, "delayed oracle +4 s: %g W", d.burst_rise_w[2]);
+  std::ostringstream table, json;
+  write_table(table, spec, {u, o});
+  write_json(json, spec, {u, o});
+  ck_assert_contains(table.str(), "; bursts (" + std::to_string(u.burst_count[0]) +
+                                      "): socket cap +1/+2/+4/+8 s after: 0.0/0.0/0.0/0.0 W");
+  ck_assert_contains(json.str(),
+                     "\"burst_response\": {\"offsets_s\": [1, 2, 4, 8], \"rise_w\": [0, 0, 0, 0]");
+  // Poisson arrivals: no bursts.
+  const ClusterSpec poisson = parse_scenario(cluster_yaml(2, 1, "share_of_max: 0.6", ""), "p.yaml");
+  const RunResult p = simulate(poisson, "oracle");
+  for (std::size_t k = 0; k < RunResult::kBurstOffsetsS.size(); ++k) {
+    ck_assert_uint_eq(p.burst_count[k], 0);
+    ck_assert(std::isnan(p.burst_rise_w[k]));
+  }
+  std::ostringstream ptable;
+  write_table(ptable, poisson, {p});
+  ck_assert(!pgtest::contains(ptable.str(), "bursts ("));
+}
+END_TEST
+
 // No harm on clusters where there is little to gain (issue 12): over randomized homogeneous
 // clusters (one service everywhere at nearly the same load, a tight budget, hardware or
 // software counters), powergrad's mean latency is at most 0.5% and its p99 at most 1% above
@@ -472,6 +519,7 @@ int main() {
   tcase_add_test(tc, no_harm_on_random_homogeneous_clusters);
   tcase_add_test(tc, same_seed_same_numbers_across_policies_and_runs);
   tcase_add_test(tc, budget_used_is_reported);
+  tcase_add_test(tc, burst_response_is_measured);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }
