@@ -81,7 +81,12 @@ if [ "$rc" = 0 ] && [ "$(json "$PG_CLUSTER_DIR/steady.json" 'd["opened"]')" = "$
   [ "$(json "$PG_CLUSTER_DIR/steady.json" 'd["dropped"] + d["refused"]')" = 0 ]; then
   ok "steady: all $agents sessions open, none refused or dropped"
 else
-  not_ok "steady: all $agents sessions open, none refused or dropped (exit $rc: $(loadgen_why "$PG_CLUSTER_DIR/steady.txt"))" "exit $rc" "$(cat "$PG_CLUSTER_DIR/steady.txt")"
+  # and what slurmctld's log says of connections refused and of sessions it closed (the
+  # run's end closes all 300 from the agents' side: "peer closed the connection")
+  ctld_said=$(grep -E 'connection from .* refused|node session closed: lg' "$log_ctld" |
+    grep -v 'peer closed the connection' | head -n 10 || true)
+  not_ok "steady: all $agents sessions open, none refused or dropped (exit $rc: $(loadgen_why "$PG_CLUSTER_DIR/steady.txt"); slurmctld: $(printf '%s\n' "$ctld_said" | head -n 1))" \
+    "exit $rc" "$(cat "$PG_CLUSTER_DIR/steady.txt")" "slurmctld's log:" "$ctld_said"
 fi
 # Each agent is granted once a period: over 20 s at least 15 grants each (a busy machine may
 # stretch periods; 5 periods of slack), and every report got its grant.
