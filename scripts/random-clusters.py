@@ -18,7 +18,7 @@ for "random clusters" can be rebuilt, and new sets checked that no change was tu
       under the same limits (and how many runs have both), runs under 99.5% of
       the budget where some socket wanted more, the share of the oracle's gain (runs where
       the oracle gains at least 3% over usage: how many, how many under 80%, the median),
-      powergrad's mean and p99 against the better of uniform and usage, averaged over the
+      how far powergrad follows bursts (burst-follow, below), powergrad's mean and p99 against the better of uniform and usage, averaged over the
       runs, and budget violations; with more than one set, the same over all of them
       ("all"). --out also writes the lines to FILE. --set passes a
       setting to every run (powergrad-sim --set KEY=VALUE).
@@ -36,7 +36,11 @@ than 0.5% or its p99 more than 1% worse than the better baseline (issue 12's lim
 oracle optimises the mean with true curves under the same rules for plain work, so its
 harm is what the objective and those rules leave to any policy: a p99 traded for the mean,
 plain work held at its fair share where `usage` gives it more. Lines written before the
-oracle's mean was added (no orcmean) give "oracle-harm n/a" in the summary. The figures are those of the scenario table's runs
+oracle's mean was added (no orcmean) give "oracle-harm n/a" in the summary. With bursty
+(mmpp) arrivals, a line also has `burst4 P W/O W`: how far powergrad (P) and the oracle (O)
+had raised a bursting service's socket cap 4 s into its burst, on average (the simulator's
+burst_response); the summary's burst-follow is powergrad's rises summed over the oracle's,
+over the runs where the oracle's is 1 W or more (n/a without any). The figures are those of the scenario table's runs
 (scripts/evaluate-table.py, seed_figures), which this script loads. A scenario the simulator refuses (e.g. a budget that falls below the sockets'
 floors) gives an ERROR line and counts as refused in the summary.
 
@@ -150,6 +154,7 @@ def run_one(sim, path, seed, extra):
         doc = json.loads(p.stdout)
         f = seed_figures(doc)
         wanted = doc["policies"]["powergrad"].get("budget_used_wanted")
+        burst4 = burst_rise_4s(doc)
     except (ValueError, KeyError, TypeError) as e:
         return {"name": name, "seed": seed, "refused": False,
                 "error": f"the simulator's JSON is not what this script reads ({e!r})"}
@@ -159,7 +164,22 @@ def run_one(sim, path, seed, extra):
             "violations": f["viol_all"],
             "oracle_p99": (f["best_p99"] - f["oracle_p99"]) / f["best_p99"],
             "oracle_mean": -f["oracle_worse_mean"], "oracle_harm": f["oracle_harm"],
-            "harm": f["harm"]}
+            "burst4": burst4, "harm": f["harm"]}
+
+
+def burst_rise_4s(doc):
+    """(powergrad's, the oracle's) mean rise of a bursting service's socket cap 4 s after
+    its burst began (the simulator's burst_response), or None without such bursts."""
+    rises = []
+    for policy in ("powergrad", "oracle"):
+        b = doc["policies"][policy].get("burst_response")
+        if not b or 4 not in b["offsets_s"]:
+            return None
+        k = b["offsets_s"].index(4)
+        if not b["count"][k] or b["rise_w"][k] is None:
+            return None
+        rises.append(float(b["rise_w"][k]))
+    return tuple(rises)
 
 
 def line(r):
@@ -170,6 +190,7 @@ def line(r):
             f"budget {100 * r['budget']:.1f}% wanted {100 * r['wanted']:.2f}% "
             f"viol {r['violations']} orcp99 {100 * r['oracle_p99']:+.1f}% "
             f"orcmean {100 * r['oracle_mean']:+.1f}%"
+            + (f" burst4 {r['burst4'][0]:+.1f}W/{r['burst4'][1]:+.1f}W" if r.get("burst4") else "")
             + (" ORACLE-HARM" if r["oracle_harm"] else "") + (" HARM" if r["harm"] else ""))
 
 
@@ -184,10 +205,18 @@ def parse(text):
     num = lambda s: float(s.rstrip("%")) / 100.0
     # Lines written before the oracle's harm was counted lack orcmean: None.
     oracle_harm = "ORACLE-HARM" in p if "orcmean" in p else None
+    burst4 = None
+    if "burst4" in p:
+        i = p.index("burst4")
+        try:
+            a, b = p[i + 1].split("/")
+            burst4 = (float(a.rstrip("W")), float(b.rstrip("W")))
+        except (IndexError, ValueError):
+            burst4 = None
     return {"name": p[0], "seed": int(p[1][1:]), "mean": num(p[3]), "p99": num(p[4]),
             "share": num(p[6]), "oracle_gain": num(p[8]), "budget": num(p[10]),
             "wanted": num(p[12]), "violations": int(p[14]), "oracle_harm": oracle_harm,
-            "harm": p[-1] == "HARM"}
+            "burst4": burst4, "harm": p[-1] == "HARM"}
 
 
 def set_of(name):
@@ -215,11 +244,16 @@ def summary_line(label, results):
     oracle = (f"{sum(r['oracle_harm'] for r in known)} both "
               f"{sum(r['oracle_harm'] and r['harm'] for r in known)}"
               if len(known) == len(rs) else "n/a")
+    # Over the runs with bursts where the oracle raised a bursting socket by 1 W or more
+    # 4 s into its burst: powergrad's rises summed over the oracle's.
+    bursty = [r["burst4"] for r in rs if r.get("burst4") and r["burst4"][1] >= 1.0]
+    follow = (f"{100 * sum(b[0] for b in bursty) / sum(b[1] for b in bursty):.0f}%"
+              if bursty else "n/a")
     return (f"{label}: runs {len(rs)} refused {refused} harm {sum(r['harm'] for r in rs)} "
             f"oracle-harm {oracle} "
             f"budget<99.5% {sum(r['wanted'] < 0.995 for r in rs)} "
             f"oracle>=3% {len(shares)} share<80% {sum(x < 0.8 for x in shares)} "
-            f"median share {med} "
+            f"median share {med} burst-follow {follow} "
             f"mean {100 * statistics.mean(r['mean'] for r in rs):+.2f}% "
             f"p99 {100 * statistics.mean(r['p99'] for r in rs):+.2f}% "
             f"violations {sum(r['violations'] for r in rs)}")

@@ -15,7 +15,7 @@ rc_py=$PG_TOP/scripts/random-clusters.py
 [ -x "$sim" ] || skip_all "simulator not built: $sim"
 command -v python3 > /dev/null || skip_all "python3 not installed"
 
-plan 17
+plan 19
 work=$(mktemp -d /tmp/pg-random-clusters.XXXXXX)
 pg_on_exit rm -rf "$work"
 
@@ -44,7 +44,7 @@ lines=$(printf '%s\n' "$out" | grep -cE '^rnd5-[0-9]+ s1 (vsbest|ERROR) ' || tru
 is "$lines" 3 "one line per cluster and seed"
 # Every line that ran has all the figures; a refused cluster says why.
 bad=$(printf '%s\n' "$out" | grep -E '^rnd5-' |
-  grep -vE '^rnd5-[0-9]+ s1 vsbest [-+][0-9.]+% [-+][0-9.]+% share (nan|-?[0-9]+)% orc [-+][0-9.]+% budget [0-9.]+% wanted [0-9.]+% viol 0 orcp99 [-+][0-9.]+% orcmean [-+][0-9.]+%( ORACLE-HARM)?( HARM)?$' |
+  grep -vE '^rnd5-[0-9]+ s1 vsbest [-+][0-9.]+% [-+][0-9.]+% share (nan|-?[0-9]+)% orc [-+][0-9.]+% budget [0-9.]+% wanted [0-9.]+% viol 0 orcp99 [-+][0-9.]+% orcmean [-+][0-9.]+%( burst4 [-+][0-9.]+W/[-+][0-9.]+W)?( ORACLE-HARM)?( HARM)?$' |
   grep -v 'no policy could stay under it' || true)
 is "$bad" "" "each run line carries every figure (or the simulator's refusal)"
 summary=$(printf '%s\n' "$out" | grep -E '^rnd5: runs ' || true)
@@ -77,6 +77,26 @@ esac
 case "$out" in
   *"all: runs 5 refused 0 harm 3 oracle-harm n/a budget<99.5% 0 oracle>=3% 5 share<80% 3 "*) ok "with two sets, a line over all of them" ;;
   *) not_ok "with two sets, a line over all of them" "$out" ;;
+esac
+
+# How far powergrad follows bursts (burst4: its and the oracle's socket cap rise 4 s into a
+# burst): the summary sums powergrad's rises over the oracle's, over the runs where the
+# oracle's is at least 1 W (rndz-2's is not); sets without burst4 say n/a.
+cat > "$work/bursts.txt" << 'EOF'
+rndz-0 s1 vsbest +1.0% +1.0% share 95% orc +9.0% budget 100.0% wanted 100.00% viol 0 orcp99 +1.0% orcmean +5.0% burst4 +2.0W/+20.0W
+rndz-1 s1 vsbest +1.0% +1.0% share 95% orc +9.0% budget 100.0% wanted 100.00% viol 0 orcp99 +1.0% orcmean +5.0% burst4 +7.0W/+30.0W HARM
+rndz-2 s1 vsbest +1.0% +1.0% share 95% orc +9.0% budget 100.0% wanted 100.00% viol 0 orcp99 +1.0% orcmean +5.0% burst4 +9.0W/+0.5W
+rndz-3 s1 vsbest +1.0% +1.0% share 95% orc +9.0% budget 100.0% wanted 100.00% viol 0 orcp99 +1.0% orcmean +5.0%
+EOF
+run summary "$work/bursts.txt"
+case "$rc:$out" in
+  0:"rndz: runs 4 refused 0 harm 1 "*" median share 95% burst-follow 18% mean "*) ok "burst4 lines: the summary's burst-follow is powergrad's rises over the oracle's" ;;
+  *) not_ok "burst4 lines: the summary's burst-follow is powergrad's rises over the oracle's" "rc $rc: $out" ;;
+esac
+run summary "$work/flags.txt"
+case "$out" in
+  *"rndx: "*" burst-follow n/a mean "*) ok "lines without burst4: burst-follow n/a" ;;
+  *) not_ok "lines without burst4: burst-follow n/a" "$out" ;;
 esac
 
 # A violation is a safety failure: the summary says so in its exit status.
