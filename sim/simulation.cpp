@@ -80,7 +80,6 @@ class Run final : public ClusterIo, public Truth {
       bursts_.emplace_back(stream_seed(spec.seed, Stream::burst_state, i), s.arrivals);
     }
     rates_.assign(n_services, 0.0);
-    burst_began_.assign(n_services, false);
     burst_watch_.assign(n_services, BurstWatch{});
     average_rates_.assign(n_services, 0.0);
     group_of_service_.assign(n_services, 0);
@@ -147,7 +146,6 @@ class Run final : public ClusterIo, public Truth {
       budget_w_ = spec_.budget.at_w(t0);
       budget_history[tick % grace_ticks] = budget_w_;
       update_rates(t0);
-      watch_bursts_begin(t0);
       if (tick > 0) policy_->tick(*this);
       watch_bursts_sample(t0);
       check_invariants(budget_history, tick < grace_ticks ? tick + 1 : grace_ticks, dt);
@@ -332,8 +330,10 @@ class Run final : public ClusterIo, public Truth {
         const bool was = bursts_[i].burst;
         bursts_[i].advance_to(t_s, a);
         // A burst that began since the last tick (one that began and ended within a tick
-        // leaves no trace in the rates either).
-        if (bursts_[i].burst && !was) burst_began_[i] = true;
+        // leaves no trace in the rates either), after the warm-up: watched from its socket's
+        // cap now, before the policy's tick (RunResult::burst_rise_w).
+        if (bursts_[i].burst && !was && t_s >= spec_.warmup_s)
+          burst_watch_[i] = BurstWatch{t_s, sockets_[s.socket].cap_w(), 0};
         factor *= bursts_[i].burst ? a.burst_factor : a.calm_factor();
       }
       rates_[i] = std::max(0.0, s.mean_rate_rps * factor);
@@ -379,27 +379,17 @@ class Run final : public ClusterIo, public Truth {
   Rng sensor_rng_;
   std::vector<Service> services_;
   std::vector<BurstState> bursts_;
-  // RunResult::burst_rise_w: per service, whether a burst began at this tick, and the burst
-  // being watched (its start, its socket's cap then, the next offset to sample).
+  // RunResult::burst_rise_w: per service, the burst being watched (its start, its socket's
+  // cap then, the next offset to sample; update_rates starts it).
   struct BurstWatch {
     double start_s = -1.0;
     double cap0_w = 0.0;
     std::size_t next = RunResult::kBurstOffsetsS.size();
   };
-  std::vector<char> burst_began_;
   std::vector<BurstWatch> burst_watch_;
   std::array<double, RunResult::kBurstOffsetsS.size()> burst_rise_sum_w_{};
 
-  // Bursts that began at this tick (after the warm-up): their sockets' caps before the
-  // policy's tick. Bursts watched: sampled at their offsets while they last.
-  void watch_bursts_begin(double t_s) {
-    for (std::size_t i = 0; i < burst_began_.size(); ++i) {
-      if (!burst_began_[i]) continue;
-      burst_began_[i] = false;
-      if (t_s < spec_.warmup_s) continue;
-      burst_watch_[i] = BurstWatch{t_s, sockets_[spec_.services[i].socket].cap_w(), 0};
-    }
-  }
+  // Bursts watched: sampled at their offsets after the policy's tick, while they last.
   void watch_bursts_sample(double t_s) {
     constexpr std::size_t kN = RunResult::kBurstOffsetsS.size();
     for (std::size_t i = 0; i < burst_watch_.size(); ++i) {

@@ -87,10 +87,10 @@ struct RunResult {
   // The oracle, which sees the rates of the moment, raises such a socket within a control
   // period; a policy that follows its estimates shows here how late, and how far.
   static constexpr std::array<double, 4> kBurstOffsetsS{1.0, 2.0, 4.0, 8.0};
-  std::array<double, 4> burst_rise_w{
+  std::array<double, kBurstOffsetsS.size()> burst_rise_w{
       std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN(),
       std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
-  std::array<std::uint64_t, 4> burst_count{};
+  std::array<std::uint64_t, kBurstOffsetsS.size()> burst_count{};
   WorkloadResult power_aware{"power-aware", true};
   WorkloadResult plain{"plain", false};
   double wall_s = 0.0;
