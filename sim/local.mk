@@ -74,6 +74,6 @@ EXTRA_DIST += scenarios/dual-socket.yaml scenarios/dual-socket-plain.yaml \
 	scenarios/large-mixed-sizes.yaml scenarios/vm-bursty.yaml scenarios/vm-progress.yaml \
 	scenarios/homogeneous-vm.yaml scenarios/homogeneous-floor.yaml \
 	scenarios/plain-bursty.yaml scenarios/shared-sockets.yaml \
-	doc/scenarios.md scripts/evaluate.sh scripts/evaluate-table.py \
+	doc/scenarios.md doc/results-history.md scripts/evaluate.sh scripts/evaluate-table.py \
 	scripts/sweep-baselines.sh scripts/sweep-baselines-table.py \
 	scripts/random-clusters.py
