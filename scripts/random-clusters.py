@@ -18,8 +18,9 @@ for "random clusters" can be rebuilt, and new sets checked that no change was tu
       under the same limits (and how many runs have both), runs under 99.5% of
       the budget where some socket wanted more, the share of the oracle's gain (runs where
       the oracle gains at least 3% over usage: how many, how many under 80%, the median),
-      how far powergrad follows bursts (burst-follow, below), powergrad's mean and p99 against the better of uniform and usage, averaged over the
-      runs, and budget violations; with more than one set, the same over all of them
+      how far powergrad follows bursts (burst-follow, below), powergrad's mean and p99
+      against the better of uniform and usage, averaged over the runs, and budget
+      violations; with more than one set, the same over all of them
       ("all"). --out also writes the lines to FILE. --set passes a
       setting to every run (powergrad-sim --set KEY=VALUE).
   scripts/random-clusters.py summary FILE...

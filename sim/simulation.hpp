@@ -87,9 +87,12 @@ struct RunResult {
   // The oracle, which sees the rates of the moment, raises such a socket within a control
   // period; a policy that follows its estimates shows here how late, and how far.
   static constexpr std::array<double, 4> kBurstOffsetsS{1.0, 2.0, 4.0, 8.0};
-  std::array<double, kBurstOffsetsS.size()> burst_rise_w{
-      std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN(),
-      std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
+  static constexpr std::array<double, kBurstOffsetsS.size()> kNoBurstRise = [] {
+    std::array<double, kBurstOffsetsS.size()> none{};
+    for (double &w : none) w = std::numeric_limits<double>::quiet_NaN();
+    return none;
+  }();
+  std::array<double, kBurstOffsetsS.size()> burst_rise_w = kNoBurstRise;
   std::array<std::uint64_t, kBurstOffsetsS.size()> burst_count{};
   WorkloadResult power_aware{"power-aware", true};
   WorkloadResult plain{"plain", false};
