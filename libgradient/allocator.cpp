@@ -1,6 +1,7 @@
 #include "libgradient/allocator.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <utility>
@@ -50,6 +51,11 @@ bool fit_to_budget(double *grants_w, const double *floors_w, std::size_t n, doub
 
 // ---------------------------------------------------------------- AllocTree
 
+std::uint64_t AllocTree::next_shape() {
+  static std::atomic<std::uint64_t> last{0};
+  return ++last;
+}
+
 AllocTree::AllocTree(double root_min_w, double root_max_w, std::string root_name) {
   nodes_.push_back({});
   nodes_[0].min_w = root_min_w;
@@ -73,6 +79,7 @@ NodeId AllocTree::add_node(NodeId parent, double min_w, double max_w, bool leaf,
   else
     nodes_[p.last_child].next_sibling = id;
   p.last_child = id;
+  shape_ = next_shape();
   curves_.emplace_back();
   names_.push_back(std::move(name));
   return id;
@@ -172,6 +179,7 @@ bool TreeAllocator::build_leaf(const AllocTree &tree, NodeId id, AllocResult &re
   hi_w_[id] = node.max_w;
   floor_sum_w_[id] = node.min_w;
   pass_through_[id] = 0;
+  leaf_begin_[id] = kNoIndex;  // until a group gathers its pieces (after every leaf's build)
   // curve_w_: only a pass-through parent reads it, which sets it (build_group).
   return true;
 }
@@ -352,9 +360,15 @@ void TreeAllocator::prefetch_leaves(const AllocTree &tree, const NodeId *kids, s
 template <typename F, typename LeafDone>
 void TreeAllocator::for_each_child_piece(const AllocTree &tree, NodeId id, F &&f,
                                          LeafDone &&leaf_done, Work &w) {
+  for_each_piece_of(tree, kid_begin_[id], kid_begin_[id + 1], f, leaf_done, w);
+}
+
+template <typename F, typename LeafDone>
+void TreeAllocator::for_each_piece_of(const AllocTree &tree, std::size_t begin, std::size_t end,
+                                      F &&f, LeafDone &&leaf_done, Work &w) {
   std::vector<Frame> &frames = w.frames;
   frames.clear();
-  frames.push_back({kid_begin_[id], kid_begin_[id + 1]});
+  frames.push_back({begin, end});
   while (!frames.empty()) {
     Frame &frame = frames.back();
     if (frame.next == frame.end) {
@@ -561,12 +575,80 @@ TreeAllocator::Level TreeAllocator::partition_level(Piece *a, std::size_t n, dou
   return {kNoLevel, above, 0.0};
 }
 
+// The root's children are split in chunks when the tree is large: the root's water level
+// is the one selection over every piece of the tree, and each child's share of it a pass
+// over that child's. Chunks are runs of children fixed by the tree alone (never by the
+// threads), so the result does not depend on the threads; a small tree is one chunk and
+// goes the way select_level() does.
+std::size_t TreeAllocator::root_chunks(std::size_t kids) const {
+  return leaves_ >= root_chunk_leaves_ ? std::min(kids, kRootChunks) : 1;
+}
+
+// select_level() over the root's children's pieces, chunk by chunk: a histogram per chunk
+// (summed in chunk order), then the pieces of the level's bucket, per chunk, in child order.
+// Should rounding put the level past its bucket, find_level() takes over (one thread).
+TreeAllocator::Level TreeAllocator::root_level(const AllocTree &tree, double target_w,
+                                               std::size_t chunks, Work &w) {
+  const std::size_t begin = kid_begin_[AllocTree::kRoot];
+  const std::size_t k = kid_begin_[AllocTree::kRoot + 1] - begin;
+  const auto first = [&](std::size_t t) { return begin + k * t / chunks; };
+  const auto no_leaf = [](NodeId, std::size_t) {};
+  if (chunk_work_.size() < chunks) chunk_work_.resize(chunks);
+  parallel_tasks(chunks, threads_, [&](std::size_t t, std::size_t worker) {
+    Work &cw = chunk_work_[t];
+    start_histogram(cw);
+    for_each_piece_of(
+        tree, first(t), first(t + 1), [&](const Piece &p) { add_to_histogram(cw, p); }, no_leaf,
+        work_[worker]);
+  });
+  start_histogram(w);
+  for (std::size_t t = 0; t < chunks; ++t) {
+    w.hist_top = std::max(w.hist_top, chunk_work_[t].hist_top);
+    w.hist_bottom = std::min(w.hist_bottom, chunk_work_[t].hist_bottom);
+  }
+  for (std::size_t b = w.hist_bottom; b <= w.hist_top; ++b) {
+    double sum = 0.0;
+    for (std::size_t t = 0; t < chunks; ++t) sum += chunk_work_[t].bucket_w[b];
+    w.bucket_w[b] = sum;
+  }
+  for (std::size_t t = 0; t < chunks; ++t) clear_histogram(chunk_work_[t]);
+  Level level{kNoLevel, 0.0, 0.0};
+  double above = 0.0;
+  const std::size_t b = level_bucket(w, target_w, above);
+  if (b != kNoIndex) {
+    parallel_tasks(chunks, threads_, [&](std::size_t t, std::size_t worker) {
+      std::vector<Piece> &bucket = chunk_work_[t].bucket;
+      bucket.clear();
+      for_each_piece_of(
+          tree, first(t), first(t + 1),
+          [&](const Piece &p) {
+            if (bucket_of(p.slope) == b) bucket.push_back(p);
+          },
+          no_leaf, work_[worker]);
+    });
+    w.bucket.clear();
+    for (std::size_t t = 0; t < chunks; ++t)
+      w.bucket.insert(w.bucket.end(), chunk_work_[t].bucket.begin(), chunk_work_[t].bucket.end());
+    const Level in = partition_level(w.bucket.data(), w.bucket.size(), target_w - above);
+    if (in.slope != kNoLevel) level = {in.slope, above + in.above_w, in.at_w};
+  }
+  if (level.slope == kNoLevel) {
+    const auto each = [&](auto &&f) {
+      for_each_child_piece(tree, AllocTree::kRoot, f, no_leaf, w);
+    };
+    level = find_level(each, target_w, w);
+  }
+  clear_histogram(w);
+  return level;
+}
+
 void TreeAllocator::split(const AllocTree &tree, NodeId id, double grant_w, double *grants,
                           Work &w) {
   const NodeId *kids = kid_list_.data() + kid_begin_[id];
   const std::size_t k = kid_begin_[id + 1] - kid_begin_[id];
   if (k == 0) return;
   const double above_floors = grant_w - floor_sum_w_[id];
+  const std::size_t chunks = id == AllocTree::kRoot ? root_chunks(k) : 1;
   if (id == AllocTree::kRoot) {
     double offered = 0.0;
     for (std::size_t j = 0; j < k; ++j) offered += curve_w_[kids[j]];
@@ -576,7 +658,8 @@ void TreeAllocator::split(const AllocTree &tree, NodeId id, double grant_w, doub
         for_each_child_piece(
             tree, id, f, [](NodeId, std::size_t) {}, w);
       };
-      level_[id] = select_level(each, above_floors, w).slope;
+      level_[id] = chunks > 1 ? root_level(tree, above_floors, chunks, w).slope
+                              : select_level(each, above_floors, w).slope;
     }
   }
   const double level = level_[id];
@@ -591,17 +674,28 @@ void TreeAllocator::split(const AllocTree &tree, NodeId id, double grant_w, doub
     for (std::size_t j = 0; j < k; ++j) kid_grants[j] = hi_w_[kids[j]];
   } else {
     // Pieces steeper than the level are taken whole; those at the level are shared.
-    ties.clear();
-    double taken = 0.0;
-    double tie_weight = 0.0;
-    for (std::size_t j = 0; j < k; ++j) {
+    const auto kid_share = [&](std::size_t j, Work &kw) {
       Share s{0.0, 0.0, 0.0};
       if (tree.nodes_[kids[j]].leaf) {
         if (leaf_begin_[kids[j]] == kNoIndex) prefetch_leaves(tree, kids, j, k);
         add_leaf_share(tree, kids[j], level, s);
       } else {
-        s = share_at(tree, kids[j], level, w);
+        s = share_at(tree, kids[j], level, kw);
       }
+      return s;
+    };
+    if (chunks > 1) {  // each child's share on its own: the same sums on any thread
+      kid_shares_.resize(k);
+      parallel_tasks(chunks, threads_, [&](std::size_t t, std::size_t worker) {
+        for (std::size_t j = k * t / chunks; j < k * (t + 1) / chunks; ++j)
+          kid_shares_[j] = kid_share(j, work_[worker]);
+      });
+    }
+    ties.clear();
+    double taken = 0.0;
+    double tie_weight = 0.0;
+    for (std::size_t j = 0; j < k; ++j) {
+      const Share s = chunks > 1 ? kid_shares_[j] : kid_share(j, w);
       kid_grants[j] = lo_w_[kids[j]] + s.above_w;
       taken += s.above_w;
       if (s.at_w > 0.0) {
@@ -648,36 +742,22 @@ AllocResult TreeAllocator::allocate(const AllocTree &tree, double budget_w) {
     return result;
   }
   const std::size_t n = tree.size();
-  lo_w_.assign(n, 0.0);
-  hi_w_.assign(n, 0.0);
-  floor_sum_w_.assign(n, 0.0);
-  curve_w_.assign(n, 0.0);
-  pass_through_.assign(n, 0);
-  floor_cut_.assign(n, 0.0);
-  cap_cut_.assign(n, 0.0);
-  level_.assign(n, kNoLevel);
-  leaf_begin_.assign(n, kNoIndex);
-  leaf_end_.assign(n, kNoIndex);
+  if (tree.shape() != shape_) take_shape(tree);
+  // Every node's entries are written before they are read: a leaf's by build_leaf(), a
+  // group's by build_group(), both before any reader (which reads only built nodes), and
+  // a group's level_ by its parent's split().
+  lo_w_.resize(n);
+  hi_w_.resize(n);
+  floor_sum_w_.resize(n);
+  curve_w_.resize(n);
+  pass_through_.resize(n);
+  floor_cut_.resize(n);
+  cap_cut_.resize(n);
+  level_.resize(n);
+  leaf_begin_.resize(n);
+  leaf_end_.resize(n);
   leaf_src_.resize(n);
   state_.assign(n, kBuilt);
-  // Children lists, each in the order added (which is by id); the groups numbered in id
-  // order (ord_), each with memory of its own for the pieces it gathers and keeps.
-  kid_begin_.assign(n + 1, 0);
-  for (std::size_t i = 1; i < n; ++i) ++kid_begin_[tree.nodes_[i].parent + 1];
-  for (std::size_t i = 0; i < n; ++i) kid_begin_[i + 1] += kid_begin_[i];
-  kid_list_.resize(n > 0 ? n - 1 : 0);
-  kid_fill_.assign(kid_begin_.begin(), kid_begin_.end() - 1);
-  for (std::size_t i = 1; i < n; ++i)
-    kid_list_[kid_fill_[tree.nodes_[i].parent]++] = static_cast<NodeId>(i);
-  ord_.resize(n);
-  groups_.clear();
-  for (std::size_t i = 0; i < n; ++i)
-    if (!tree.nodes_[i].leaf) {
-      ord_[i] = static_cast<std::uint32_t>(groups_.size());
-      groups_.push_back(static_cast<NodeId>(i));
-    }
-  if (gathered_.size() < groups_.size()) gathered_.resize(groups_.size());
-  if (kept_.size() < groups_.size()) kept_.resize(groups_.size());
   if (work_.size() < threads_) work_.resize(threads_);
 
   // Bottom-up: the leaves, then the groups by height (a group's children are built before
@@ -701,7 +781,6 @@ AllocResult TreeAllocator::allocate(const AllocTree &tree, double budget_w) {
       }
     }
   });
-  order_groups(tree);
   for (std::size_t wave = 0; wave + 1 < wave_begin_.size(); ++wave) {
     const std::size_t first = wave_begin_[wave];
     const std::size_t count = wave_begin_[wave + 1] - first;
@@ -750,6 +829,32 @@ AllocResult TreeAllocator::allocate(const AllocTree &tree, double budget_w) {
   result.unallocated_w = budget_w - grants[AllocTree::kRoot];
   result.grants_w = std::move(grants);
   return result;
+}
+
+// Children lists, each in the order added (which is by id); the groups numbered in id order
+// (ord_), each with memory of its own for the pieces it gathers and keeps; the groups in
+// waves (order_groups()).
+void TreeAllocator::take_shape(const AllocTree &tree) {
+  const std::size_t n = tree.size();
+  kid_begin_.assign(n + 1, 0);
+  for (std::size_t i = 1; i < n; ++i) ++kid_begin_[tree.nodes_[i].parent + 1];
+  for (std::size_t i = 0; i < n; ++i) kid_begin_[i + 1] += kid_begin_[i];
+  kid_list_.resize(n > 0 ? n - 1 : 0);
+  kid_fill_.assign(kid_begin_.begin(), kid_begin_.end() - 1);
+  for (std::size_t i = 1; i < n; ++i)
+    kid_list_[kid_fill_[tree.nodes_[i].parent]++] = static_cast<NodeId>(i);
+  ord_.resize(n);
+  groups_.clear();
+  for (std::size_t i = 0; i < n; ++i)
+    if (!tree.nodes_[i].leaf) {
+      ord_[i] = static_cast<std::uint32_t>(groups_.size());
+      groups_.push_back(static_cast<NodeId>(i));
+    }
+  leaves_ = n - groups_.size();
+  if (gathered_.size() < groups_.size()) gathered_.resize(groups_.size());
+  if (kept_.size() < groups_.size()) kept_.resize(groups_.size());
+  order_groups(tree);
+  shape_ = tree.shape();
 }
 
 // The groups (groups_, in id order) by height, lowest first (a group of leaves has height 1,

@@ -102,6 +102,9 @@ class AllocTree {
   std::string describe(NodeId id) const;
   // Children in the order they were added.
   std::vector<NodeId> children(NodeId id) const;
+  // Changes whenever a node is added (unique among all trees of the process; a copy keeps
+  // its original's): TreeAllocator keeps what it derives from the tree's shape until then.
+  std::uint64_t shape() const { return shape_; }
 
  private:
   friend class TreeAllocator;
@@ -116,7 +119,9 @@ class AllocTree {
   };
   NodeId add_node(NodeId parent, double min_w, double max_w, bool leaf, std::string name);
 
+  static std::uint64_t next_shape();
   std::vector<Node> nodes_;
+  std::uint64_t shape_ = next_shape();
   std::vector<GainCurve> curves_;  // empty curve for groups
   std::vector<std::string> names_;
 };
@@ -161,6 +166,11 @@ class TreeAllocator {
   // one depth, top-down) are built and split on up to `threads` threads. The result does
   // not depend on it: each group's work reads only its own subtree. Default 1.
   void set_threads(std::size_t threads, std::size_t min_leaves_per_thread = 4096);
+  // From how many leaves on the root's children are split in chunks (root_chunks()): for
+  // tests, which compare the two ways on small trees. At least 1.
+  void set_root_chunk_leaves(std::size_t leaves) {
+    root_chunk_leaves_ = std::max<std::size_t>(1, leaves);
+  }
 
  private:
   // A linear piece of a curve. weight counts the leaf segments in it, so a water level
@@ -224,6 +234,10 @@ class TreeAllocator {
   // leaf_done(leaf, pieces) after each leaf's.
   template <typename F, typename LeafDone>
   void for_each_child_piece(const AllocTree &tree, NodeId id, F &&f, LeafDone &&leaf_done, Work &w);
+  // The same for the children kid_list_[begin, end) (of one node).
+  template <typename F, typename LeafDone>
+  void for_each_piece_of(const AllocTree &tree, std::size_t begin, std::size_t end, F &&f,
+                         LeafDone &&leaf_done, Work &w);
   // The level at which the pieces each(f) visits reach target_w (see Level).
   template <typename Each>
   Level select_level(Each &&each, double target_w, Work &w);
@@ -237,8 +251,15 @@ class TreeAllocator {
   static std::size_t level_bucket(const Work &w, double target_w, double &above);
   static Level partition_level(Piece *a, std::size_t n, double target_w);
   Share share_at(const AllocTree &tree, NodeId id, double level, Work &w);
+  // The root's split in chunks of its children (root_chunks()), on up to threads_ threads.
+  std::size_t root_chunks(std::size_t kids) const;
+  Level root_level(const AllocTree &tree, double target_w, std::size_t chunks, Work &w);
   void split(const AllocTree &tree, NodeId id, double grant_w, double *grants, Work &w);
+  // What allocate() derives from the tree's shape alone (children lists, the groups and
+  // their order): redone only when the shape changes.
+  void take_shape(const AllocTree &tree);
   void order_groups(const AllocTree &tree);
+  std::uint64_t shape_ = 0;  // of the tree take_shape() last saw (0: none)
 
   // Per node: effective range, sum of the children's floors, the width of the curve it
   // offers its parent (a group's own pieces kept_, or its children's when pass_through; a
@@ -268,9 +289,18 @@ class TreeAllocator {
   std::vector<std::size_t> kid_begin_, kid_fill_;
   std::vector<NodeId> kid_list_;
   std::vector<Work> work_;  // one per thread
+  // root_level(): per chunk of the root's children, the histogram of its pieces and the
+  // pieces of the level's bucket; split(): each child's share at the level.
+  std::vector<Work> chunk_work_;
+  std::vector<Share> kid_shares_;
   std::vector<Failure> failed_;  // allocate(): per leaf chunk, then per group
   std::size_t threads_ = 1;
   std::size_t min_leaves_ = 4096;
+  std::size_t leaves_ = 0;  // in the tree allocate() works on
+  // From root_chunk_leaves_ leaves on, the root's children are split in up to kRootChunks
+  // chunks: a tree that large has enough pieces for the threads to pay.
+  static constexpr std::size_t kRootChunks = 16;
+  std::size_t root_chunk_leaves_ = 16384;
 };
 
 // Lowers grants (never below their floors, last ones first) until their sum, taken in index

@@ -492,23 +492,31 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   for (std::size_t g = 0; g < group_slack_.size(); ++g) over = over || group_slack_[g] < 0.0;
   std::vector<double> &free_to = free_;
   free_to.resize(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    free_to[i] = bound[i];
-    if (over) {
-      bool node_over = slack < 0.0;
-      for (std::size_t g : node_groups(i)) node_over = node_over || group_slack_[g] < 0.0;
-      if (node_over) free_to[i] = std::min(free_to[i], held_w(i, bound[i], now_s));
+  // Per node, on the step's threads: what it may be granted without a raise, and whether
+  // (and how urgently) it is to be raised.
+  for_chunks(n, threads, [&](std::size_t begin, std::size_t end, Scratch &sc) {
+    sc.raises.clear();
+    for (std::size_t i = begin; i < end; ++i) {
+      free_to[i] = bound[i];
+      if (over) {
+        bool node_over = slack < 0.0;
+        for (std::size_t g : node_groups(i)) node_over = node_over || group_slack_[g] < 0.0;
+        if (node_over) free_to[i] = std::min(free_to[i], held_w(i, bound[i], now_s));
+      }
+      grant[i] = std::min(target[i], free_to[i]);
+      // A slow node's dip waits for a second step's target (slow_confirm_periods); nodes
+      // with a curve only: steered ones, and plain ones above their need (spare watts).
+      const NodeState &s = nodes_[i];
+      if (!over && s.leaf_curve_set && target[i] < s.granted_w && slow_to_confirm(s))
+        grant[i] = std::min(free_to[i], std::max(target[i], std::min(s.target_w, s.granted_w)));
+      if (target[i] > bound[i]) sc.raises.push_back({raise_priority(i, bound[i]), i});
     }
-    grant[i] = std::min(target[i], free_to[i]);
-    // A slow node's dip waits for a second step's target (ClusterConfig::slow_confirm_periods);
-    // nodes with a curve only: steered ones, and plain ones above their need (spare watts).
-    const NodeState &s = nodes_[i];
-    if (!over && s.leaf_curve_set && target[i] < s.granted_w && slow_to_confirm(s))
-      grant[i] = std::min(free_to[i], std::max(target[i], std::min(s.target_w, s.granted_w)));
-    if (target[i] > bound[i]) raise.push_back(i);
-  }
+  });
+  by_priority_.clear();
+  for (std::size_t t = 0; t < threads; ++t)
+    by_priority_.insert(by_priority_.end(), scratch_[t].raises.begin(), scratch_[t].raises.end());
   if (over) spread_decreases();
-  order_raises(bound);
+  sort_raises();
   wait_w_ = 0.0;
   for (std::size_t i : raise) {
     const double allowed = raise_room(i, target[i] - bound[i], slack);
@@ -940,21 +948,28 @@ double ClusterController::slack_under(const std::vector<double> &bound) {
   return slack;
 }
 
+double ClusterController::raise_priority(std::size_t i, double bound_w) const {
+  const NodeState &s = nodes_[i];
+  // Nodes without a curve (plain at their need) gain nothing per watt: last; plain spare
+  // watts (kPlainSpareGain) come after every steered node's.
+  return s.leaf_curve_set
+             ? tree_.curve(leaf_[i]).marginal_at(std::max(0.0, bound_w - s.leaf_curve_lo_w))
+             : 0.0;
+}
+
 void ClusterController::order_raises(const std::vector<double> &bound) {
-  // raise_ is in node order: sorted by priority, then by node, it is a stable sort.
   by_priority_.clear();
   for (std::size_t k = 0; k < raise_.size(); ++k) {
     const std::size_t i = raise_[k];
     if (k + 8 < raise_.size()) __builtin_prefetch(&tree_.curve(leaf_[raise_[k + 8]]));
-    const NodeState &s = nodes_[i];
-    // Nodes without a curve (plain at their need) gain nothing per watt: last; plain spare
-    // watts (kPlainSpareGain) come after every steered node's.
-    const double priority =
-        s.leaf_curve_set
-            ? tree_.curve(leaf_[i]).marginal_at(std::max(0.0, bound[i] - s.leaf_curve_lo_w))
-            : 0.0;
-    by_priority_.push_back({priority, i});
+    by_priority_.push_back({raise_priority(i, bound[i]), i});
   }
+  sort_raises();
+}
+
+void ClusterController::sort_raises() {
+  // by_priority_ is in node order: sorted by priority, then by node, it is a stable sort.
+  raise_.resize(by_priority_.size());
   if (by_priority_.size() >= kRadixMin && radix_sort_raises()) return;
   std::sort(by_priority_.begin(), by_priority_.end(), [](const Raise &a, const Raise &b) {
     return a.priority != b.priority ? a.priority > b.priority : a.node < b.node;

@@ -392,6 +392,10 @@ class ClusterController {
   double slack_under(const std::vector<double> &bound);
   double held_w(std::size_t node, double bound_w, double now_s) const;
   void order_raises(const std::vector<double> &bound);
+  // Node i's priority among the raises: its leaf's marginal gain at bound_w.
+  double raise_priority(std::size_t i, double bound_w) const;
+  // raise_ from by_priority_ (filled in node order): steepest first, ties in node order.
+  void sort_raises();
   double raise_margin() const;
   double raise_room(std::size_t i, double want_w, double slack) const;
   void take_slack(std::size_t i, double w, double &slack);
@@ -492,10 +496,17 @@ class ClusterController {
     std::uint64_t jobs_sig = 0;
   };
 
-  // Per step thread: the curves a leaf's is built in, and the guarded levels it found.
+  // A node to raise and its priority (raise_priority()).
+  struct Raise {
+    double priority;
+    std::size_t node;
+  };
+  // Per step thread: the curves a leaf's is built in, the guarded levels it found, and the
+  // nodes to raise it found.
   struct Scratch {
     GainCurve coarse, shifted, refined, leaf, scaled, raised;
     std::vector<double> levels;
+    std::vector<Raise> raises;
   };
 
   void prefetch_state(std::size_t i) const;
@@ -569,10 +580,6 @@ class ClusterController {
   std::vector<double> bound_, target_, grant_, free_, group_slack_, spread_sum_;
   std::vector<std::size_t> raise_;
   std::vector<std::pair<std::size_t, double>> released_;  // release(): node, grant
-  struct Raise {
-    double priority;
-    std::size_t node;
-  };
   std::vector<Raise> by_priority_;  // order_raises()' working memory
   bool radix_sort_raises();
   struct RadixItem {

@@ -563,6 +563,13 @@ START_TEST(tree_randomized_invariants) {
   TreeAllocator reused;
   TreeAllocator threaded;
   threaded.set_threads(3, 1);
+  // The root's children split in chunks (as from 16,384 leaves on), on one thread and on
+  // three: the same grants either way, and those of the one pass but for rounding (the
+  // chunks' histograms are summed in another order).
+  TreeAllocator chunked, chunked3;
+  chunked.set_root_chunk_leaves(1);
+  chunked3.set_root_chunk_leaves(1);
+  chunked3.set_threads(3, 1);
   int feasible = 0;
   for (int round = 0; round < 500; ++round) {
     const RandomTree rt = random_tree(rng);
@@ -580,6 +587,13 @@ START_TEST(tree_randomized_invariants) {
     const AllocResult rt3 = threaded.allocate(rt.tree, rt.budget_w);
     ck_assert(rt3.grants_w == r.grants_w);
     ck_assert(rt3.unallocated_w == r.unallocated_w);
+    const AllocResult c1 = chunked.allocate(rt.tree, rt.budget_w);
+    assert_tree_invariants(rt.tree, c1, rt.budget_w);
+    ck_assert(chunked3.allocate(rt.tree, rt.budget_w).grants_w == c1.grants_w);
+    for (NodeId id = 0; id < rt.tree.size(); ++id)
+      ck_assert_msg(std::fabs(c1.grants_w[id] - r.grants_w[id]) < 1e-6,
+                    "round %d node %u: chunked %.17g, one pass %.17g", round, id, c1.grants_w[id],
+                    r.grants_w[id]);
   }
   ck_assert(feasible > 400);
 }
