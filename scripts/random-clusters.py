@@ -195,29 +195,64 @@ def line(r):
             + (" ORACLE-HARM" if r["oracle_harm"] else "") + (" HARM" if r["harm"] else ""))
 
 
+class BadLine(ValueError):
+    """A run line (NAME sSEED vsbest ... or NAME sSEED ERROR ...) with a field that does
+    not read: the message names the field."""
+
+
 def parse(text):
-    """A run line back into the figures the summary needs (None for anything else)."""
+    """A run line back into the figures the summary needs (None for any other line, e.g.
+    a summary line); BadLine for a run line that does not read."""
     p = text.split()
-    if len(p) >= 3 and p[2] == "ERROR":
-        return {"name": p[0], "seed": int(p[1][1:]), "error": " ".join(p[3:]),
-                "refused": REFUSED in text}
-    if len(p) < 15 or p[2] != "vsbest":
+    if len(p) < 3 or p[2] not in ("vsbest", "ERROR"):
         return None
-    num = lambda s: float(s.rstrip("%")) / 100.0
+
+    def field(i, what, conv, suffix=""):
+        if i >= len(p):
+            raise BadLine(f"no {what} (the line ends after {len(p)} fields)")
+        s = p[i]
+        try:
+            if suffix and not s.endswith(suffix):
+                raise ValueError
+            return conv(s[:-len(suffix)] if suffix else s)
+        except ValueError:
+            raise BadLine(f"{what} '{s}' does not read as a number"
+                          + (f" followed by '{suffix}'" if suffix else "")) from None
+
+    def seed_of(s):
+        if not s.startswith("s"):
+            raise ValueError
+        return int(s[1:])
+
+    seed = field(1, "seed (sN)", seed_of)
+    if p[2] == "ERROR":
+        return {"name": p[0], "seed": seed, "error": " ".join(p[3:]),
+                "refused": REFUSED in text}
+    labels = {5: "share", 7: "orc", 9: "budget", 11: "wanted", 13: "viol"}
+    for i, label in labels.items():
+        if i >= len(p):
+            raise BadLine(f"the line ends after {len(p)} fields, before '{label}'")
+        if p[i] != label:
+            raise BadLine(f"field {i + 1} is '{p[i]}', not '{label}'")
+    pct = lambda i, what: field(i, what, float, "%") / 100.0
     # Lines written before the oracle's harm was counted lack orcmean: None.
     oracle_harm = "ORACLE-HARM" in p if "orcmean" in p else None
     burst4 = None
     if "burst4" in p:
         i = p.index("burst4")
+        if i + 1 >= len(p) or p[i + 1].count("/") != 1:
+            raise BadLine("burst4 is not P W/O W (e.g. +2.0W/+20.0W)")
+        a, b = p[i + 1].split("/")
         try:
-            a, b = p[i + 1].split("/")
-            burst4 = (float(a.rstrip("W")), float(b.rstrip("W")))
-        except (IndexError, ValueError):
-            burst4 = None
-    return {"name": p[0], "seed": int(p[1][1:]), "mean": num(p[3]), "p99": num(p[4]),
-            "share": num(p[6]), "oracle_gain": num(p[8]), "budget": num(p[10]),
-            "wanted": num(p[12]), "violations": int(p[14]), "oracle_harm": oracle_harm,
-            "burst4": burst4, "harm": p[-1] == "HARM"}
+            if not (a.endswith("W") and b.endswith("W")):
+                raise ValueError
+            burst4 = (float(a[:-1]), float(b[:-1]))
+        except ValueError:
+            raise BadLine(f"burst4 '{p[i + 1]}' is not P W/O W (e.g. +2.0W/+20.0W)") from None
+    return {"name": p[0], "seed": seed, "mean": pct(3, "mean"), "p99": pct(4, "p99"),
+            "share": pct(6, "share"), "oracle_gain": pct(8, "orc"), "budget": pct(10, "budget"),
+            "wanted": pct(12, "wanted"), "violations": field(14, "viol", int),
+            "oracle_harm": oracle_harm, "burst4": burst4, "harm": p[-1] == "HARM"}
 
 
 def set_of(name):
@@ -293,7 +328,14 @@ def main():
         rows = []
         for f in a.files:
             with open(f) as fh:
-                rows += [x for x in map(parse, fh) if x]
+                for n, text in enumerate(fh, 1):
+                    try:
+                        row = parse(text)
+                    except BadLine as e:
+                        print(f"random-clusters: {f}:{n}: {e}: {text.strip()}", file=sys.stderr)
+                        return 2
+                    if row:
+                        rows.append(row)
         if not rows:
             print("random-clusters: no run lines in " + ", ".join(a.files), file=sys.stderr)
             return 2

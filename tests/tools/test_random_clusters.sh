@@ -15,7 +15,7 @@ rc_py=$PG_TOP/scripts/random-clusters.py
 [ -x "$sim" ] || skip_all "simulator not built: $sim"
 command -v python3 > /dev/null || skip_all "python3 not installed"
 
-plan 19
+plan 25
 work=$(mktemp -d /tmp/pg-random-clusters.XXXXXX)
 pg_on_exit rm -rf "$work"
 
@@ -97,6 +97,29 @@ run summary "$work/flags.txt"
 case "$out" in
   *"rndx: "*" burst-follow n/a mean "*) ok "lines without burst4: burst-follow n/a" ;;
   *) not_ok "lines without burst4: burst-follow n/a" "$out" ;;
+esac
+
+# A run line that does not read stops the summary with the file, the line and the field
+# (exit 2); other lines (the summary lines of a saved log) are passed over.
+good='rndy-0 s1 vsbest +1.0% +1.0% share 95% orc +9.0% budget 100.0% wanted 100.00% viol 0 orcp99 +1.0% orcmean +5.0% burst4 +2.0W/+20.0W'
+for bad in "s/burst4 +2.0W\/+20.0W/burst4 +2.0W+20.0W/:3: burst4 is not P W/O W" \
+           "s/share 95%/share 9x5%/:3: share '9x5%' does not read as a number" \
+           "s/ viol 0 / viol zero /:3: viol 'zero' does not read as a number" \
+           "s/ s1 / one /:3: seed (sN) 'one' does not read as a number" \
+           "s/ orc .*//:3: the line ends after 7 fields, before 'orc'"; do
+  printf '%s\nrndy: runs 1 refused 0 harm 0\n%s\n' "$good" "$(printf '%s\n' "$good" | sed "${bad%%:*}")" > "$work/bad.txt"
+  run summary "$work/bad.txt"
+  want=${bad#*:}
+  case "$rc:$out" in
+    2:*"bad.txt:$want"*) ok "a malformed run line is refused by file, line and field: $want" ;;
+    *) not_ok "a malformed run line is refused by file, line and field: $want" "rc $rc: $out" ;;
+  esac
+done
+printf '%s\nrndy: runs 1 refused 0 harm 0\n' "$good" > "$work/good.txt"
+run summary "$work/good.txt"
+case "$rc:$out" in
+  "0:rndy: runs 1 refused 0 harm 0 "*) ok "a summary line among the run lines is passed over" ;;
+  *) not_ok "a summary line among the run lines is passed over" "rc $rc: $out" ;;
 esac
 
 # A violation is a safety failure: the summary says so in its exit status.
