@@ -163,8 +163,9 @@ class TreeAllocator {
   AllocResult allocate(const AllocTree &tree, double budget_w);
   // Threads allocate() may use (parallel_tasks): the leaves are checked in chunks of at
   // least min_leaves_per_thread, and sibling groups (those of one height, bottom-up, and of
-  // one depth, top-down) are built and split on up to `threads` threads. The result does
-  // not depend on it: each group's work reads only its own subtree. Default 1.
+  // one depth, top-down) are built and split on up to `threads` threads, as are the chunks
+  // of a large tree's root (root_chunks()). The result does not depend on it: each group's
+  // work reads only its own subtree, and the root's chunks are fixed by the tree. Default 1.
   void set_threads(std::size_t threads, std::size_t min_leaves_per_thread = 4096);
   // From how many leaves on the root's children are split in chunks (root_chunks()): for
   // tests, which compare the two ways on small trees. At least 1.
