@@ -742,6 +742,10 @@ AllocResult TreeAllocator::allocate(const AllocTree &tree, double budget_w) {
     return result;
   }
   const std::size_t n = tree.size();
+  if (n == 0) {  // only a tree moved from has no root
+    result.error = "the tree has no root (was it moved from?)";
+    return result;
+  }
   if (tree.shape() != shape_) take_shape(tree);
   // Every node's entries are written before they are read: a leaf's by build_leaf(), a
   // group's by build_group(), both before any reader (which reads only built nodes), and

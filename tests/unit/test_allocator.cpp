@@ -362,6 +362,43 @@ START_TEST(tree_structure) {
 }
 END_TEST
 
+// One allocator over trees whose shape changes, or stays while limits and curves change:
+// the same grants as a new allocator's every time (it keeps what it derives from a shape
+// only while the shape is the same).
+START_TEST(tree_allocator_follows_shape_changes) {
+  TreeAllocator kept;
+  kept.set_threads(2, 1);
+  const auto fresh = [](const AllocTree &t, double budget) {
+    TreeAllocator a;
+    a.set_threads(2, 1);
+    return a.allocate(t, budget).grants_w;
+  };
+  AllocTree a;
+  const NodeId rack = a.add_group(AllocTree::kRoot, 0, 150, "rack");
+  a.add_leaf(rack, 10, 100, GainCurve::linear(3, 90));
+  a.add_leaf(rack, 10, 100, GainCurve::linear(1, 90));
+  a.add_leaf(AllocTree::kRoot, 10, 100, GainCurve::linear(2, 90));
+  ck_assert(kept.allocate(a, 200).grants_w == fresh(a, 200));
+  AllocTree b = a;  // the same shape: limits and curves of its own
+  b.set_limits(rack, 0, 60);
+  b.set_curve(4, GainCurve::linear(5, 90));
+  ck_assert(kept.allocate(b, 200).grants_w == fresh(b, 200));
+  // A node more in a, under the rack: another shape.
+  const NodeId late = a.add_leaf(rack, 10, 100, GainCurve::linear(9, 90));
+  const std::vector<double> g = kept.allocate(a, 200).grants_w;
+  ck_assert(g == fresh(a, 200));
+  ck_assert_uint_eq(g.size(), 6);
+  ck_assert(g[late] > 10.0);  // the steepest leaf gets watts
+  ck_assert(kept.allocate(b, 200).grants_w == fresh(b, 200));
+  // A tree moved from: refused by name, and the allocator still sound afterwards.
+  AllocTree c = std::move(b);
+  const AllocResult r = kept.allocate(b, 200);  // NOLINT(bugprone-use-after-move)
+  ck_assert(!r.feasible);
+  ck_assert_contains(r.error, "no root");
+  ck_assert(kept.allocate(c, 200).grants_w == fresh(c, 200));
+}
+END_TEST
+
 START_TEST(tree_group_limit_and_floor) {
   AllocTree t;
   const NodeId pdu = t.add_group(AllocTree::kRoot, 0, 50, "pdu-a");
@@ -722,6 +759,7 @@ int main() {
   TCase *tree = tcase_create("tree");
   tcase_set_timeout(tree, 60);
   tcase_add_test(tree, tree_structure);
+  tcase_add_test(tree, tree_allocator_follows_shape_changes);
   tcase_add_test(tree, tree_group_limit_and_floor);
   tcase_add_test(tree, tree_infeasible_names_the_node);
   tcase_add_test(tree, tree_infeasible_reports_the_first_by_falling_id);
