@@ -456,7 +456,7 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   const std::size_t max_segments = curve_segments();
   for_chunks(n, threads, [&](std::size_t begin, std::size_t end, Scratch &sc) {
     for (std::size_t i = begin; i < end; ++i) {
-      prefetch_curves(i);
+      prefetch_curves(i, end);
       update_leaf(i, median, max_segments, now_s, sc);
     }
   });
@@ -664,10 +664,12 @@ void ClusterController::prefetch_state(std::size_t i) const {
 }
 
 // The curves step() reads and rebuilds live in memory of their own (each report's, each
-// leaf's): fetched a few nodes ahead, so that the loop does not wait on each in turn.
-void ClusterController::prefetch_curves(std::size_t i) const {
+// leaf's): fetched a few nodes ahead, so that the loop does not wait on each in turn. Only
+// up to `end`, the thread's own nodes: another thread may be swapping the next nodes' leaf
+// curves (reading their pointers was a data race, found by ThreadSanitizer).
+void ClusterController::prefetch_curves(std::size_t i, std::size_t end) const {
   constexpr std::size_t kAhead = 4;
-  const std::size_t n = nodes_.size();
+  const std::size_t n = std::min(end, nodes_.size());
   if (i + 2 * kAhead < n) {
     __builtin_prefetch(&nodes_[i + 2 * kAhead].last.demand);
     __builtin_prefetch(&tree_.curve(leaf_[i + 2 * kAhead]));

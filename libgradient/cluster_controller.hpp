@@ -510,7 +510,7 @@ class ClusterController {
   };
 
   void prefetch_state(std::size_t i) const;
-  void prefetch_curves(std::size_t i) const;
+  void prefetch_curves(std::size_t i, std::size_t end) const;
   // Builds sc.leaf (see the definition).
   void shape_leaf_curve(Scratch &sc, const GainCurve &curve, double pin_at, double scale,
                         double spare_w, double hysteresis, double held_w);
