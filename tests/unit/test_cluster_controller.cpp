@@ -1961,7 +1961,6 @@ int main() {
   tcase_add_test(moves, hysteresis_grows_as_jobs_settle);
   tcase_add_test(moves, demand_curves_coarsened_to_curve_segments);
   tcase_add_test(moves, noise_guard_keeps_the_even_split_within_noise);
-  tcase_add_test(moves, noise_guard_the_same_on_threads);
   tcase_add_test(moves, noise_guard_keeps_real_differences);
   tcase_add_test(moves, noise_guard_even_split_survives_hysteresis);
   tcase_add_test(moves, small_differences_move_few_watts);
@@ -1973,9 +1972,15 @@ int main() {
   tcase_set_timeout(safety, 300);
   tcase_add_test(safety, random_protocol_keeps_the_budget);
   tcase_add_test(safety, random_protocol_with_release_keeps_the_budget);
-  tcase_add_test(safety, step_threads_send_the_same_grants);
   tcase_add_test(safety, random_protocol_with_reclaim);
   tcase_add_test(safety, random_mixes_keep_the_shares);
   suite_add_tcase(s, safety);
+  // The same grants on 1 and on 2-4 step threads: also run under ThreadSanitizer
+  // (tests/tools/test_thread_sanitizer.sh runs this case alone).
+  TCase *threads = tcase_create("threads");
+  tcase_set_timeout(threads, 300);
+  tcase_add_test(threads, noise_guard_the_same_on_threads);
+  tcase_add_test(threads, step_threads_send_the_same_grants);
+  suite_add_tcase(s, threads);
   return pgtest::run_suite(s);
 }
