@@ -480,8 +480,7 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
   std::vector<double> &grant = grant_;
   grant.resize(n);
   double slack = slack_under(bound);
-  std::vector<std::size_t> &raise = raise_;
-  raise.clear();
+  const std::vector<std::size_t> &raise = raise_;  // filled by sort_raises() below
   // While the bounds sum above the budget or a group's limit (nodes not heard from since a
   // start, leases of an earlier controller, a budget drop not yet confirmed), what is in
   // force may already be at the budget: then no node is granted more than it holds for sure
