@@ -25,8 +25,11 @@
 // series of jobs that have ended, once each; unfinished_series() and restore_series() carry
 // the others over a restart of slurmctld.
 //
-// Pure C++: time is an input. Not thread-safe except figures() and forget(), which may be
-// called from any thread (slurmctld's job hooks) while one thread drives the rest.
+// Pure C++: time is an input. One thread drives it (on_report, sample, prune,
+// take_finished_series, restore_series: the controller service's). The readers figures(),
+// series(), unfinished_series(), unfinished_ids() and job_count() may be called from any
+// thread meanwhile (slurmctld's job hooks, the series writer's thread): the jobs are under
+// a mutex. The nodes' last reports are the driving thread's alone.
 #pragma once
 
 #include <cstddef>

@@ -84,27 +84,9 @@ EXTRA_DIST += tests/tools/test_report_forged_names.sh
 TESTS += tests/tools/test_random_clusters.sh
 EXTRA_DIST += tests/tools/test_random_clusters.sh
 
-# ThreadSanitizer builds of the unit tests whose code runs on threads: the allocator's
-# (sibling groups and the root's chunks) and the cluster controller's "threads" case (the
-# step's per-node loops). Built and run by tests/tools/test_thread_sanitizer.sh, which
-# only `make check` on this machine's build runs (not the version matrix's other legs,
-# nor the ASan build, whose flags cannot be mixed with these).
-TSAN_FLAGS = -fsanitize=thread -fno-omit-frame-pointer -O1 -g
-TSAN_BINS = tests/tsan/test_allocator tests/tsan/test_cluster_controller
-EXTRA_PROGRAMS += $(TSAN_BINS)
-CLEANFILES += $(TSAN_BINS)
-tests_tsan_test_allocator_SOURCES = tests/unit/test_allocator.cpp \
-	$(libgradient_libgradient_la_SOURCES)
-tests_tsan_test_allocator_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
-tests_tsan_test_allocator_CXXFLAGS = $(AM_CXXFLAGS) $(TSAN_FLAGS)
-tests_tsan_test_allocator_LDFLAGS = -fsanitize=thread
-tests_tsan_test_allocator_LDADD = $(CHECK_LIBS)
-tests_tsan_test_cluster_controller_SOURCES = tests/unit/test_cluster_controller.cpp \
-	$(libgradient_libgradient_la_SOURCES)
-tests_tsan_test_cluster_controller_CPPFLAGS = $(AM_CPPFLAGS) $(CHECK_CFLAGS)
-tests_tsan_test_cluster_controller_CXXFLAGS = $(AM_CXXFLAGS) $(TSAN_FLAGS)
-tests_tsan_test_cluster_controller_LDFLAGS = -fsanitize=thread
-tests_tsan_test_cluster_controller_LDADD = $(CHECK_LIBS)
+# ThreadSanitizer: the unit tests of the parts that share data between threads, built in a
+# second build with -fsanitize=thread (configured like this one, in a temporary folder) and
+# run. Skipped in the ASan build (the two sanitizers' flags cannot be mixed).
 TESTS += tests/tools/test_thread_sanitizer.sh
 EXTRA_DIST += tests/tools/test_thread_sanitizer.sh
 

@@ -2,10 +2,14 @@
 // go into (job_records.hpp), and the admin command's parsing and formatting (tools/).
 #include <check.h>
 
+#include <atomic>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "controller/job_power.hpp"
 #include "controller/job_records.hpp"
@@ -53,7 +57,115 @@ JobSummary measured(const std::string &job, std::size_t domain, double energy_j,
   return s;
 }
 
+// What the service's thread leaves behind after driving a ledger through a workload: the
+// series handed over (job id and points, in order) and every job's figures at the end.
+struct DriveResult {
+  std::vector<std::pair<std::uint32_t, std::size_t>> handed_over;
+  std::map<std::uint32_t, double> energy_j;
+  std::map<std::uint32_t, std::size_t> samples;
+};
+
+// 60 jobs on 6 nodes over 240 periods of 1 s: job j runs on node j % 6 (and its neighbour
+// for even j) from period 3j to 3j + 30. Each period: the nodes' reports, a sample, the
+// finished series taken (slurmctld's running jobs given) and pruning, as the plugin's
+// thread does them.
+// after_period, when given, is called at the end of each period with its time.
+DriveResult drive(JobPowerLedger &l, const std::function<void(int)> &after_period = {}) {
+  DriveResult r;
+  const std::map<std::string, double> grants = {{"n0", 200.0}, {"n1", 210.0}, {"n2", 220.0},
+                                                {"n3", 230.0}, {"n4", 240.0}, {"n5", 250.0}};
+  for (int t = 0; t < 240; ++t) {
+    std::set<std::uint32_t> running, known;
+    for (std::uint32_t j = 1; j <= 60; ++j) {
+      if (t >= static_cast<int>(3 * j) && t < static_cast<int>(3 * j + 30)) running.insert(j);
+      if (t >= static_cast<int>(3 * j)) known.insert(j);
+    }
+    for (int n = 0; n < 6; ++n) {
+      std::vector<JobSummary> jobs;
+      for (std::uint32_t j : running) {
+        const int home = static_cast<int>(j % 6);
+        if (home == n || (j % 2 == 0 && (home + 1) % 6 == n))
+          jobs.push_back(summary(std::to_string(j) + ".0", CounterKind::hardware, 0.001 * j));
+      }
+      l.on_report(node("n" + std::to_string(n), 100.0 + 10.0 * n, 150.0 + 5.0 * n, jobs), t);
+    }
+    l.sample(t, &grants);
+    for (auto &kv : l.take_finished_series(t, 2.0, &running))
+      r.handed_over.emplace_back(kv.first, kv.second.points().size());
+    l.prune(t, 60.0, &known, 30.0);
+    if (after_period) after_period(t);
+  }
+  for (std::uint32_t j = 1; j <= 60; ++j) {
+    if (const std::optional<JobFigures> f = l.figures(j)) {
+      r.energy_j[j] = f->energy_j;
+      r.samples[j] = f->samples;
+    }
+  }
+  return r;
+}
+
 }  // namespace
+
+// The ledger as the controller plugin shares it: the service's thread drives it while
+// slurmctld's job hooks read figures() and the series writer's thread copies the
+// unfinished series (JobPowerLedger's contract). The driver's results are those of a run
+// without readers, and no reader sees a job's figures go back. Data races are
+// ThreadSanitizer's to find: tests/tools/test_thread_sanitizer.sh runs this test under it.
+START_TEST(readers_on_other_threads_while_the_ledger_runs) {
+  JobPowerLedger alone(3.0);
+  const DriveResult expected = drive(alone);
+  ck_assert_uint_gt(expected.handed_over.size(), 10);
+
+  JobPowerLedger l(3.0);
+  std::atomic<bool> done{false};
+  std::atomic<long> figure_reads{0}, series_reads{0}, went_back{0}, too_long{0};
+  std::atomic<long> hook_passes{0}, writer_passes{0};  // whole passes over the jobs
+  std::thread hooks([&] {
+    std::map<std::uint32_t, std::size_t> seen;
+    do {
+      for (std::uint32_t j = 1; j <= 60; ++j) {
+        const std::optional<JobFigures> f = l.figures(j);
+        if (!f) continue;
+        ++figure_reads;
+        if (f->samples < seen[j] || !(f->energy_j >= 0.0)) ++went_back;
+        seen[j] = f->samples;
+      }
+      ++hook_passes;
+    } while (!done.load());
+  });
+  std::thread writer([&] {
+    do {
+      for (std::uint32_t id : l.unfinished_ids()) {
+        if (l.series(id).points().size() > 720) ++too_long;
+        ++series_reads;
+      }
+      ++writer_passes;
+    } while (!done.load());
+  });
+  // Every 20 periods the driver waits for a whole pass of each reader that began after it
+  // got there, so that their reads fall amid the run however the threads are scheduled
+  // (jobs run at every such moment from period 20 to 200).
+  const auto wait_for_readers = [&](int t) {
+    if (t % 20 != 0) return;
+    const long h = hook_passes.load(), w = writer_passes.load();
+    while (hook_passes.load() < h + 2 || writer_passes.load() < w + 2) std::this_thread::yield();
+  };
+  const DriveResult got = drive(l, wait_for_readers);
+  done = true;
+  hooks.join();
+  writer.join();
+
+  ck_assert(got.handed_over == expected.handed_over);
+  ck_assert(got.samples == expected.samples);
+  ck_assert_uint_eq(got.energy_j.size(), expected.energy_j.size());
+  for (const auto &kv : expected.energy_j)
+    ck_assert_double_eq_tol(got.energy_j.at(kv.first), kv.second, 1e-9);
+  ck_assert_int_gt(figure_reads.load(), 0);
+  ck_assert_int_gt(series_reads.load(), 0);
+  ck_assert_int_eq(went_back.load(), 0);
+  ck_assert_int_eq(too_long.load(), 0);
+}
+END_TEST
 
 START_TEST(job_ids_from_keys) {
   ck_assert_uint_eq(*job_id_of_key("1234.0"), 1234);
@@ -431,6 +543,7 @@ int main() {
   tcase_add_test(tc, status_table);
   tcase_add_test(tc, series_per_job_and_handed_over_once_after_the_end);
   tcase_add_test(tc, report_shows_the_figures);
+  tcase_add_test(tc, readers_on_other_threads_while_the_ledger_runs);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }

@@ -17,6 +17,7 @@
 #include "sim/oracle_model.hpp"
 #include "sim/policies.hpp"
 #include "sim/report.hpp"
+#include "sim/runner.hpp"
 #include "sim/scenario.hpp"
 #include "sim/simulation.hpp"
 #include "sim/socket_model.hpp"
@@ -505,6 +506,37 @@ START_TEST(no_harm_on_random_homogeneous_clusters) {
 }
 END_TEST
 
+// run_policies (powergrad-sim --threads): the policies run side by side on their own threads
+// give the numbers each gives alone, in the order asked, whatever the thread count. Their
+// runs share the scenario and nothing else; the ThreadSanitizer suite
+// (tests/tools/test_thread_sanitizer.sh) runs this case to find any state they do share.
+START_TEST(policies_side_by_side_give_their_numbers_alone) {
+  ClusterSpec spec = parse_scenario(cluster_yaml(3, 2, "share_of_max: 0.6", ""), "d.yaml");
+  spec.duration_s = 30.0;
+  std::vector<std::string> policies = policy_names();
+  policies.push_back(policies.front());  // the same policy twice, on two threads at once
+  std::vector<RunResult> alone;
+  for (const std::string &policy : policies) {
+    alone.push_back(simulate(spec, policy));
+    ck_assert_uint_gt(alone.back().completed, 1000);
+  }
+  for (unsigned threads : {2u, 3u}) {
+    const std::vector<RunResult> side = run_policies(spec, policies, threads);
+    ck_assert_uint_eq(side.size(), policies.size());
+    for (std::size_t i = 0; i < policies.size(); ++i) {
+      ck_assert_std_str_eq(side[i].policy, alone[i].policy);
+      ck_assert_uint_eq(side[i].arrivals, alone[i].arrivals);
+      ck_assert_uint_eq(side[i].completed, alone[i].completed);
+      ck_assert_msg(side[i].latency.sum_s() == alone[i].latency.sum_s(), "%s on %u threads",
+                    policies[i].c_str(), threads);
+      ck_assert(side[i].energy_j == alone[i].energy_j);
+      ck_assert(side[i].budget_used == alone[i].budget_used);
+      ck_assert_uint_eq(side[i].budget_violations, 0);
+    }
+  }
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("sim_policies");
   TCase *tc = tcase_create("policies");
@@ -521,5 +553,9 @@ int main() {
   tcase_add_test(tc, budget_used_is_reported);
   tcase_add_test(tc, burst_response_is_measured);
   suite_add_tcase(s, tc);
+  TCase *th = tcase_create("threads");
+  tcase_set_timeout(th, 300);
+  tcase_add_test(th, policies_side_by_side_give_their_numbers_alone);
+  suite_add_tcase(s, th);
   return pgtest::run_suite(s);
 }
