@@ -176,12 +176,13 @@ void run_cluster_step(const char *name, std::size_t nodes, int reps, bool settle
     }
   };
   std::vector<double> ms;
+  std::vector<GrantMessage> grants;
   std::size_t released = 0, waiting = 0;
   double now_s = 0.0;
   for (int rep = 0; rep < reps + 1; ++rep) {  // the first step warms up (no reports yet)
     if (rep > 0) feed_reports(now_s - 0.5);
     auto start = std::chrono::steady_clock::now();
-    const std::vector<GrantMessage> grants = cc.step(now_s);
+    cc.step(now_s, grants);  // into the last step's vector, as the controller service does
     auto end = std::chrono::steady_clock::now();
     if (grants.size() != nodes || !cc.last_step_error().empty()) {
       std::fprintf(stderr, "bench_alloc: bad step: %s\n", cc.last_step_error().c_str());
@@ -233,7 +234,8 @@ void run_cluster_step(const char *name, std::size_t nodes, int reps, bool settle
   }
   std::printf(
       "# %s: ClusterController::step, %zu nodes in %zu groups, every node reporting a new "
-      "8-segment curve each period (reports not timed), %s; %zu step thread(s) "
+      "8-segment curve each period (reports not timed), grants into the last step's vector "
+      "(as the controller service keeps it), %s; %zu step thread(s) "
       "(StepThreads=%u); %d steps after 1 warm-up; min %.3f ms, max %.3f ms\n",
       name, nodes, groups,
       settled ? "jobs settled (the whole hysteresis)"

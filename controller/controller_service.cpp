@@ -440,11 +440,11 @@ void ControllerService::period() {
   ++periods_;
   status_cache_.clear();
   apply_schedule(wall);
-  const std::vector<GrantMessage> grants = controller_.step(wall);
+  controller_.step(wall, step_grants_);
   if (!controller_.last_step_error().empty() && periods_ % 60 == 1) {
     log(ServiceLogLevel::error, "allocation: " + controller_.last_step_error());
   }
-  send_grants(grants);
+  send_grants(step_grants_);
   // The step used every report so far.
   slack_freed_ = false;
   step_early_ = false;
@@ -482,7 +482,8 @@ void ControllerService::release_confirmed() {
     step_early_ = false;
     ++early_steps_;
     status_cache_.clear();
-    send_grants(controller_.step(clock_.wall_s()));
+    controller_.step(clock_.wall_s(), step_grants_);
+    send_grants(step_grants_);
     return;
   }
   const std::vector<GrantMessage> grants = controller_.release(clock_.wall_s());

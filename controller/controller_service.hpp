@@ -214,6 +214,8 @@ class ControllerService {
   ServiceClock &clock_;
   ServiceLog log_;
   JobPowerLedger &ledger_;
+  // The grants of the last step, sent; kept so that each period reuses its memory.
+  std::vector<GrantMessage> step_grants_;
   std::unordered_map<std::string, NodeExtra> extra_;
   std::optional<double> last_scheduled_w_;
   std::optional<RuntimeBudget> runtime_budget_;  // in force and saved

@@ -426,7 +426,15 @@ std::string ClusterController::set_budget(double budget_w, double now_s) {
 
 std::vector<GrantMessage> ClusterController::step(double now_s) {
   std::vector<GrantMessage> out;
-  if (!ok() || !std::isfinite(now_s)) return out;
+  step(now_s, out);
+  return out;
+}
+
+void ClusterController::step(double now_s, std::vector<GrantMessage> &out) {
+  if (!ok() || !std::isfinite(now_s)) {
+    out.clear();
+    return;
+  }
   step_error_.clear();
   const std::size_t n = nodes_.size();
 
@@ -526,7 +534,8 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
     wait_w_ = std::max(wait_w_, target[i] - grant[i]);
   }
 
-  // 4. Leases.
+  // 4. Leases. Every grant of `out` is replaced (a vector kept from the last step keeps
+  // its grants' memory).
   out.resize(n);
   const std::uint64_t seq = seq_;
   seq_ += n;
@@ -537,7 +546,6 @@ std::vector<GrantMessage> ClusterController::step(double now_s) {
       out[i] = send_grant(i, grant[i], now_s, seq + i + 1);
     }
   });
-  return out;
 }
 
 // step()'s leaf loop for node i: its leaf's limits, and its curve when a new report or a

@@ -344,6 +344,10 @@ class ClusterController {
   // One period: see the header comment. One grant per configured node, in configuration
   // order. No grants when !ok().
   std::vector<GrantMessage> step(double now_s);
+  // The same, into `grants` (replaced): a caller that keeps the vector from period to
+  // period reuses its memory instead of a new array of grants each time (about 9 MB at
+  // 100,000 nodes, most of whose cost is the pages' first touch).
+  void step(double now_s, std::vector<GrantMessage> &grants);
 
   // Between steps, when reports have confirmed decreases: the raises the last step could
   // not grant for lack of slack (target above the cap that can be in force), granted now as

@@ -992,6 +992,9 @@ struct ProtocolRun {
   std::size_t step_thread_min_nodes = 4096;
   // When set: every grant the controller sends, as text, in the order sent.
   std::vector<std::string> *transcript = nullptr;
+  // Steps into one vector kept from step to step (as the controller service does), which
+  // starts with stale grants of other nodes; else each step returns a new one.
+  bool kept_vector = false;
 };
 
 std::string grant_text(const GrantMessage &g) {
@@ -1053,6 +1056,11 @@ void run_protocol(std::uint32_t seed, const ProtocolRun &opt) {
     if (rng() % 2) c.groups[g].max_w = group_floor[g] + (group_max[g] - group_floor[g]) * unit(rng);
   c.budget_w = floors + (maxes - floors) * unit(rng);
   ClusterController cc(c);
+  std::vector<GrantMessage> kept(3);  // stale grants: the first step must replace them all
+  for (GrantMessage &g : kept) {
+    g.node = "stale";
+    g.grant_w = 1e9;
+  }
   ck_assert_msg(cc.ok(), "%s", cc.error().c_str());
 
   Link<GrantMessage> down;
@@ -1115,7 +1123,12 @@ void run_protocol(std::uint32_t seed, const ProtocolRun &opt) {
         cc.set_budget(floors * 0.9 + (maxes - floors * 0.9) * unit(rng), now);
       const double sum_before = bounds_sum(now);
       const std::vector<double> g_before = group_sums(now);
-      for (const GrantMessage &g : cc.step(now)) {
+      if (opt.kept_vector) {
+        cc.step(now, kept);
+      } else {
+        kept = cc.step(now);
+      }
+      for (const GrantMessage &g : kept) {
         if (opt.transcript) opt.transcript->push_back(grant_text(g));
         down.send(g, now, rng, loss, delay);
       }
@@ -1187,6 +1200,34 @@ START_TEST(random_protocol_with_release_keeps_the_budget) {
     run.release = true;
     run_protocol(seed, run);
   }
+}
+END_TEST
+
+// step() into a vector the caller keeps (the controller service's) sends what a step
+// returning a new vector does, grant for grant: the stale content is gone.
+START_TEST(step_into_a_kept_vector_sends_the_same_grants) {
+  for (std::uint32_t seed = 1; seed <= 6; ++seed) {
+    std::vector<std::string> fresh, kept;
+    ProtocolRun a;
+    a.release = seed % 2 == 0;
+    a.transcript = &fresh;
+    run_protocol(seed, a);
+    ProtocolRun b = a;
+    b.kept_vector = true;
+    b.transcript = &kept;
+    run_protocol(seed, b);
+    ck_assert_uint_gt(fresh.size(), 500);
+    ck_assert_uint_eq(fresh.size(), kept.size());
+    for (std::size_t i = 0; i < fresh.size(); ++i)
+      ck_assert_msg(fresh[i] == kept[i], "seed %u grant %zu: '%s' against '%s'", seed, i,
+                    fresh[i].c_str(), kept[i].c_str());
+  }
+  // A controller that refused its configuration empties the vector.
+  ClusterController refused(two_nodes(150.0));
+  ck_assert(!refused.ok());
+  std::vector<GrantMessage> out(2);
+  refused.step(1.0, out);
+  ck_assert_uint_eq(out.size(), 0);
 }
 END_TEST
 
@@ -1972,6 +2013,7 @@ int main() {
   tcase_set_timeout(safety, 300);
   tcase_add_test(safety, random_protocol_keeps_the_budget);
   tcase_add_test(safety, random_protocol_with_release_keeps_the_budget);
+  tcase_add_test(safety, step_into_a_kept_vector_sends_the_same_grants);
   tcase_add_test(safety, random_protocol_with_reclaim);
   tcase_add_test(safety, random_mixes_keep_the_shares);
   suite_add_tcase(s, safety);
