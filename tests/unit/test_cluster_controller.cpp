@@ -1203,24 +1203,32 @@ START_TEST(random_protocol_with_release_keeps_the_budget) {
 }
 END_TEST
 
+// Runs the random protocol with `a` and with `b` on one seed and asserts that both sent the
+// same grants in the same order (`b_is` says how b differs); returns a's transcript.
+std::vector<std::string> same_grants(std::uint32_t seed, ProtocolRun a, ProtocolRun b,
+                                     const std::string &b_is) {
+  std::vector<std::string> ta, tb;
+  a.transcript = &ta;
+  b.transcript = &tb;
+  run_protocol(seed, a);
+  run_protocol(seed, b);
+  ck_assert_uint_gt(ta.size(), 500);
+  ck_assert_uint_eq(ta.size(), tb.size());
+  for (std::size_t i = 0; i < ta.size(); ++i)
+    ck_assert_msg(ta[i] == tb[i], "seed %u grant %zu: '%s', %s '%s'", seed, i, ta[i].c_str(),
+                  b_is.c_str(), tb[i].c_str());
+  return ta;
+}
+
 // step() into a vector the caller keeps (the controller service's) sends what a step
 // returning a new vector does, grant for grant: the stale content is gone.
 START_TEST(step_into_a_kept_vector_sends_the_same_grants) {
   for (std::uint32_t seed = 1; seed <= 6; ++seed) {
-    std::vector<std::string> fresh, kept;
     ProtocolRun a;
     a.release = seed % 2 == 0;
-    a.transcript = &fresh;
-    run_protocol(seed, a);
     ProtocolRun b = a;
     b.kept_vector = true;
-    b.transcript = &kept;
-    run_protocol(seed, b);
-    ck_assert_uint_gt(fresh.size(), 500);
-    ck_assert_uint_eq(fresh.size(), kept.size());
-    for (std::size_t i = 0; i < fresh.size(); ++i)
-      ck_assert_msg(fresh[i] == kept[i], "seed %u grant %zu: '%s' against '%s'", seed, i,
-                    fresh[i].c_str(), kept[i].c_str());
+    same_grants(seed, a, b, "into a kept vector");
   }
   // A controller that refused its configuration empties the vector.
   ClusterController refused(two_nodes(150.0));
@@ -1233,27 +1241,18 @@ END_TEST
 
 START_TEST(step_threads_send_the_same_grants) {
   for (std::uint32_t seed = 1; seed <= 12; ++seed) {
-    std::vector<std::string> one, many;
     ProtocolRun a;
     a.release = seed % 2 == 0;
-    a.transcript = &one;
-    run_protocol(seed, a);
-    ProtocolRun b;
-    b.release = a.release;
+    ProtocolRun b = a;
     b.step_threads = 2 + seed % 3;
     b.step_thread_min_nodes = 1;
-    b.transcript = &many;
-    run_protocol(seed, b);
-    ck_assert_uint_gt(one.size(), 500);
-    ck_assert_uint_eq(one.size(), many.size());
+    const std::vector<std::string> one =
+        same_grants(seed, a, b, "on " + std::to_string(b.step_threads) + " threads");
     if (a.release) {  // release() had raises to hand out
       std::size_t released = 0;
       for (const std::string &g : one) released += g.rfind("release ", 0) == 0 ? 1 : 0;
       ck_assert_uint_gt(released, 0);
     }
-    for (std::size_t i = 0; i < one.size(); ++i)
-      ck_assert_msg(one[i] == many[i], "seed %u grant %zu: one thread '%s', %u threads '%s'", seed,
-                    i, one[i].c_str(), b.step_threads, many[i].c_str());
   }
 }
 END_TEST
