@@ -514,7 +514,8 @@ START_TEST(policies_side_by_side_give_their_numbers_alone) {
   ClusterSpec spec = parse_scenario(cluster_yaml(3, 2, "share_of_max: 0.6", ""), "d.yaml");
   spec.duration_s = 30.0;
   std::vector<std::string> policies = policy_names();
-  policies.push_back(policies.front());  // the same policy twice, on two threads at once
+  const std::string first = policies.front();
+  policies.push_back(first);  // the same policy twice, on two threads at once
   std::vector<RunResult> alone;
   for (const std::string &policy : policies) {
     alone.push_back(simulate(spec, policy));
