@@ -99,6 +99,7 @@ void GradientModel::reset() {
   spread_measured_ = false;
   full_dyn_w_ = m_top_ = 0.0;
   x_hi_ = 1.0;
+  top_seen_hz_ = 0.0;
   reg_ = Regression{};
   y_ref_ = 0.0;
   pool_task_s_ = pool_work_s_ = pool_progress_ = pool_u_task_ = pool_s_ = 0.0;
@@ -217,9 +218,15 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
   double f_now = 0.0;
   double f_top = model.f_max_hz;
   double k = 0.0;
+  // Whether the cap holds the domain this period (unknown: it does).
+  const double tol = std::clamp(
+      std::isfinite(params_.cap_binding_tolerance) ? params_.cap_binding_tolerance : 0.0, 0.0, 1.0);
+  const bool held =
+      !(std::isfinite(domain.cap_w) && domain.cap_w > 0.0) || *power >= domain.cap_w * (1.0 - tol);
   if (f_hw && *power - p0 >= min_dyn) {
     f_now = *f_hw;
-    f_top = std::max(f_top, f_now);  // turbo above the nominal top
+    if (!held && rho >= params_.top_clock_min_busy) top_seen_hz_ = std::max(top_seen_hz_, f_now);
+    f_top = std::max({f_top, top_seen_hz_, f_now});  // a top above the model's f_max
     k = dyn / (f_now * f_now * f_now);
   } else {
     k = model.a_w_per_hz3() * model.alpha;
@@ -261,10 +268,6 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
 
   tdp_w_ = model.tdp_w;  // cap_speed's scale
   // The low-cap slowdown of this period: only while the cap holds the domain.
-  const double tol = std::clamp(
-      std::isfinite(params_.cap_binding_tolerance) ? params_.cap_binding_tolerance : 0.0, 0.0, 1.0);
-  const bool held =
-      !(std::isfinite(domain.cap_w) && domain.cap_w > 0.0) || *power >= domain.cap_w * (1.0 - tol);
   const double period_speed = held ? cap_speed(*power) : 1.0;
   // Regression point: busy time per unit of work against u = f_top / f.
   const double half_life = params_.regression_half_life_s;

@@ -162,6 +162,16 @@ struct GradientModelParams {
   // within this share of the cap in force (readings are noisy, and the cap moves within a
   // period).
   double cap_binding_tolerance = 0.03;
+  // The top clock, learned. The power model's f_max is a guess (the node agent cannot read a
+  // package's all-core top: cpufreq's cpuinfo_max_freq is the one-core turbo), and a
+  // latency job's gain curve ends at the top clock, so on a socket whose real top is higher
+  // its last watts would be offered no gain. With hardware counters, a period in which the
+  // domain draws clearly less than its cap (by more than cap_binding_tolerance) while the
+  // job is busy at least this share of the time shows the clock the hardware gives it
+  // unhindered (cycles / task-clock); the highest such clock, where above f_max, becomes
+  // the curve's top. Busy enough, so that a lightly loaded part's higher turbo bins (fewer
+  // cores active) are not taken for its all-core top. Above 1: never learned.
+  double top_clock_min_busy = 0.6;
   // Exchange rate of throughput gains into the common currency (1: one unit of relative
   // speed-up counts like one request-second saved per second).
   double throughput_weight = 1.0;
@@ -291,6 +301,7 @@ class GradientModel {
   double full_dyn_w_ = 0.0;
   double m_top_ = 0.0;  // memory share at f_max (the latency power model's)
   double x_hi_ = 1.0;   // f_top / f_max
+  double top_seen_hz_ = 0.0;  // the top clock learned (top_clock_min_busy); 0: none yet
 
   Regression reg_;
   double y_ref_ = 0.0;  // scale of y (first point), for well-conditioned sums

@@ -132,6 +132,9 @@ struct PowerControlConfig {
   // How far the latency curves count the load's spread from period to period
   // (GradientModelParams::load_spread_k; plugin argument load_spread=).
   double load_spread_k = 1.0;
+  // The busy share from which a job's periods at its own clock set its curve's top
+  // (GradientModelParams::top_clock_min_busy; plugin argument top_clock_busy=).
+  double top_clock_min_busy = 0.6;
 };
 
 // Files in the state folder.

@@ -48,7 +48,8 @@ bool parse_watts(const std::string &v, double &out) {
 
 const char *plugin_arg_keys() {
   return "controller, counters, default_mode, emulate, floor, grant, load_spread, log_level, "
-         "low_cap_knee, low_cap_slowdown, period, procfs_root, state_dir, sysfs_root";
+         "low_cap_knee, low_cap_slowdown, period, procfs_root, state_dir, sysfs_root, "
+         "top_clock_busy";
 }
 
 std::string split_host_port(const std::string &text, std::string &host, std::string &port) {
@@ -192,6 +193,13 @@ ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
       if (!parse_number(value, 0.0, 10.0, out.config.load_spread))
         out.errors.push_back("plugin argument load_spread='" + value +
                              "': expected a factor from 0 to 10 (0: the mean load only)");
+    } else if (key == "top_clock_busy") {
+      if (value == "off") {
+        out.config.top_clock_busy = 2.0;
+      } else if (!parse_number(value, 0.0, 1.0, out.config.top_clock_busy)) {
+        out.errors.push_back("plugin argument top_clock_busy='" + value +
+                             "': expected a busy share from 0 to 1, or off");
+      }
     } else if (key == "controller") {
       std::string host, port;
       const std::string why = value == "none" ? "" : split_host_port(value, host, port);

@@ -53,6 +53,12 @@ struct PluginConfig {
   // (GradientModelParams::load_spread_k, with hardware counters only). Default 1; 0: the
   // mean load only.
   double load_spread = 1.0;
+  // top_clock_busy=SHARE: with hardware counters, a period in which a job busy at least
+  // SHARE of the time runs on a package drawing clearly less than its cap shows the clock
+  // the hardware gives it unhindered; the highest such clock, where above the generic
+  // model's, becomes its gain curve's top (GradientModelParams::top_clock_min_busy).
+  // Default 0.6; off (stored as 2): the generic model's top only.
+  double top_clock_busy = 0.6;
 };
 
 constexpr const char *kDefaultControllerPort = "6830";

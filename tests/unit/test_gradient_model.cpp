@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -976,6 +977,58 @@ START_TEST(load_change_beyond_noise_is_followed_within_periods) {
 }
 END_TEST
 
+// The top clock learned (GradientModelParams::top_clock_min_busy): a latency service on a
+// socket whose real top (3.7 GHz) is above the model's f_max (3.4 GHz) runs there while
+// the cap does not bind, then under a cap at 3.3 GHz. Where the periods at its own clock
+// are known as such (cap known, drawn clearly below it, busy enough), its gain curve
+// reaches past the power of 3.4 GHz at its load; where the cap was unknown (counted as
+// binding), or the service busier than it was in those periods is asked for, it ends there.
+START_TEST(top_clock_learned_where_the_cap_does_not_bind) {
+  const double f_real = 3.7e9, f_capped = 3.3e9, m = 0.2;
+  const auto power = [](double busy, double f) { return power_at(busy, f); };
+  const auto run = [&](const GradientModelParams &params, bool cap_known) {
+    auto model = std::make_unique<GradientModel>(params);
+    for (int k = 0; k < 10; ++k) {  // at its own clock: 191 W under the 205 W cap
+      DomainView d = domain(power(0.7, f_real));
+      if (cap_known) d.cap_w = 205.0;
+      model->update(with_share(m, f_real, 0.7).observe(f_real, JobMode::latency), d);
+    }
+    for (int k = 0; k < 10; ++k) {  // held by a 160 W cap
+      DomainView d = domain(power(0.75, f_capped));
+      d.cap_w = 160.0;
+      model->update(with_share(m, f_capped, 0.75).observe(f_capped, JobMode::latency), d);
+    }
+    return model;
+  };
+  // Where the marginal gain ends (the first watt past the curve's top), from 160 W up.
+  const auto end_w = [](const GradientModel &g) {
+    double p = 160.0;
+    while (p < 205.0 && g.marginal_gain_at(p) > 0.0) p += 0.25;
+    return p;
+  };
+  GradientModelParams strict = cubic_only();
+  strict.top_clock_min_busy = 0.8;  // the free-running periods were busy 0.7
+  const auto learned = run(cubic_only(), true);
+  const auto unknown_cap = run(cubic_only(), false);
+  const auto too_idle = run(strict, true);
+  const double end_generic = end_w(*unknown_cap);
+  ck_assert_msg(end_generic > 161.0 && end_generic < 180.0, "generic end %g W", end_generic);
+  ck_assert_double_eq(end_w(*too_idle), end_generic);
+  // At its offered load the busy fraction scales as (1 - m) / x + m with the relative clock
+  // x, so the dynamic power as (1 - m) x^2 + m x^3: 3.7 GHz draws about 1.2 times what
+  // 3.4 GHz draws (m about 0.2 at either clock).
+  const double end_learned = end_w(*learned);
+  const double x = f_real / kModel.f_max_hz;
+  const double want =
+      kModel.p0_w + (end_generic - kModel.p0_w) * ((1.0 - m) * x * x + m * x * x * x);
+  ck_assert_msg(end_learned > end_generic + 10.0, "learned end %g W, generic %g W", end_learned,
+                end_generic);
+  ck_assert_msg(std::fabs(end_learned - std::min(want, 205.0)) < 3.0, "learned end %g W, want %g",
+                end_learned, want);
+  ck_assert(learned->marginal_gain_at(end_generic + 1.0) > 0.0);
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("libgradient_gradient_model");
   TCase *prior = tcase_create("prior_and_weighting");
@@ -998,6 +1051,7 @@ int main() {
   TCase *curve = tcase_create("curve");
   tcase_set_timeout(curve, 60);
   tcase_add_test(curve, throughput_curve_follows_the_cubic_model);
+  tcase_add_test(curve, top_clock_learned_where_the_cap_does_not_bind);
   tcase_add_test(curve, no_gain_past_the_top_frequency);
   tcase_add_test(curve, latency_curve_is_latency_saved);
   tcase_add_test(curve, marginal_is_concave_everywhere);

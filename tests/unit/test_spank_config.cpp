@@ -180,6 +180,20 @@ START_TEST(args_load_spread) {
 }
 END_TEST
 
+START_TEST(args_top_clock_busy) {
+  ck_assert(parse_plugin_args({}).config.top_clock_busy == 0.6);
+  ConfigParse p = parse_plugin_args({"top_clock_busy=0.9"});
+  ck_assert(p.ok() && p.config.top_clock_busy == 0.9);
+  ck_assert(parse_plugin_args({"top_clock_busy=off"}).config.top_clock_busy > 1.0);
+  ConfigParse bad =
+      parse_plugin_args({"top_clock_busy=1.5", "top_clock_busy=-0.1", "top_clock_busy=Off"});
+  ck_assert_uint_eq(bad.errors.size(), 3);
+  ck_assert(bad.errors[0].find("top_clock_busy='1.5': expected a busy share from 0 to 1, or off") !=
+            std::string::npos);
+  ck_assert(bad.errors[2].find("top_clock_busy='Off'") != std::string::npos);
+}
+END_TEST
+
 START_TEST(node_tokens_expand) {
   ck_assert_std_str_eq(expand_node_tokens("/run/pg/%n/state", "n3"), "/run/pg/n3/state");
   ck_assert_std_str_eq(expand_node_tokens("%n-%n", "a"), "a-a");
@@ -357,6 +371,7 @@ int main() {
   tcase_add_test(tc, args_state_dir_and_period);
   tcase_add_test(tc, args_low_cap_slowdown);
   tcase_add_test(tc, args_load_spread);
+  tcase_add_test(tc, args_top_clock_busy);
   tcase_add_test(tc, node_tokens_expand);
   tcase_add_test(tc, node_names_are_checked_before_they_go_into_paths);
   tcase_add_test(tc, node_name_from_slurmd_cmdline);
