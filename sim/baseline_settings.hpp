@@ -21,6 +21,7 @@ struct BaselineSettings {
   double powergrad_low_cap_knee = GradientModelParams{}.low_cap_knee;
   double powergrad_low_cap_slowdown = GradientModelParams{}.low_cap_slowdown;
   double powergrad_load_spread_k = GradientModelParams{}.load_spread_k;
+  double powergrad_top_clock_min_busy = GradientModelParams{}.top_clock_min_busy;
   double powergrad_backlog_horizon_s = GradientModelParams{}.backlog_horizon_s;
   double powergrad_busy_smoothing_weight = GradientModelParams{}.busy_smoothing_weight;
   double powergrad_load_change_sds = GradientModelParams{}.load_change_sds;

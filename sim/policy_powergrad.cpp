@@ -93,6 +93,7 @@ class PowergradPolicy final : public Policy {
       p.model.low_cap_knee = spec.baselines.powergrad_low_cap_knee;
       p.model.low_cap_slowdown = spec.baselines.powergrad_low_cap_slowdown;
       p.model.load_spread_k = spec.baselines.powergrad_load_spread_k;
+      p.model.top_clock_min_busy = spec.baselines.powergrad_top_clock_min_busy;
       p.model.backlog_horizon_s = spec.baselines.powergrad_backlog_horizon_s;
       p.model.busy_smoothing_weight = spec.baselines.powergrad_busy_smoothing_weight;
       p.model.load_change_sds = spec.baselines.powergrad_load_change_sds;
