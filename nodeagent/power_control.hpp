@@ -134,7 +134,7 @@ struct PowerControlConfig {
   double load_spread_k = 1.0;
   // The busy share from which a job's periods at its own clock set its curve's top
   // (GradientModelParams::top_clock_min_busy; plugin argument top_clock_busy=).
-  double top_clock_min_busy = 0.6;
+  double top_clock_min_busy = GradientModelParams{}.top_clock_min_busy;
 };
 
 // Files in the state folder.

@@ -1056,8 +1056,10 @@ void run_protocol(std::uint32_t seed, const ProtocolRun &opt) {
     if (rng() % 2) c.groups[g].max_w = group_floor[g] + (group_max[g] - group_floor[g]) * unit(rng);
   c.budget_w = floors + (maxes - floors) * unit(rng);
   ClusterController cc(c);
-  std::vector<GrantMessage> kept(3);  // stale grants: the first step must replace them all
-  for (GrantMessage &g : kept) {
+  // The step's grants. Kept from step to step under opt.kept_vector, starting with stale
+  // grants that the first step must replace; else each step's new vector.
+  std::vector<GrantMessage> grants(3);
+  for (GrantMessage &g : grants) {
     g.node = "stale";
     g.grant_w = 1e9;
   }
@@ -1124,11 +1126,11 @@ void run_protocol(std::uint32_t seed, const ProtocolRun &opt) {
       const double sum_before = bounds_sum(now);
       const std::vector<double> g_before = group_sums(now);
       if (opt.kept_vector) {
-        cc.step(now, kept);
+        cc.step(now, grants);
       } else {
-        kept = cc.step(now);
+        grants = cc.step(now);
       }
-      for (const GrantMessage &g : kept) {
+      for (const GrantMessage &g : grants) {
         if (opt.transcript) opt.transcript->push_back(grant_text(g));
         down.send(g, now, rng, loss, delay);
       }
