@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_cluster.hpp"
 #include "libgradient/allocator.hpp"
 #include "libgradient/cluster_controller.hpp"
 
@@ -109,25 +110,8 @@ void run(const char *name, std::size_t nodes, int max_reps, double target_s) {
 void run_cluster_step(const char *name, std::size_t nodes, int reps, bool settled,
                       bool time_release = false, unsigned threads = 0) {
   std::mt19937 rng(7);
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
-  ClusterConfig config;
-  const std::size_t groups = 8;
-  std::vector<double> group_floor(groups, 0.0), group_max(groups, 0.0);
-  double floors = 0.0, maxima = 0.0;
-  for (std::size_t g = 0; g < groups; ++g) config.groups.push_back({"pdu" + std::to_string(g)});
-  for (std::size_t i = 0; i < nodes; ++i) {
-    const double max_w = 2.0 * (115.0 + unit(rng) * 90.0);
-    const double floor_w = 0.45 * max_w;
-    const std::size_t g = i % groups;
-    config.nodes.push_back({"n" + std::to_string(i), floor_w, max_w, g});
-    group_floor[g] += floor_w;
-    group_max[g] += max_w;
-    floors += floor_w;
-    maxima += max_w;
-  }
-  for (std::size_t g = 0; g < groups; ++g)
-    config.groups[g].max_w = group_floor[g] + 0.9 * (group_max[g] - group_floor[g]);
-  config.budget_w = floors + 0.5 * (maxima - floors);
+  ClusterConfig config = bench::step_cluster(nodes, rng);
+  const std::size_t groups = bench::kGroups;
   if (settled) config.hysteresis_settle_s = 0.0;
   config.step_threads = threads;
   ClusterController cc(config);
@@ -137,37 +121,10 @@ void run_cluster_step(const char *name, std::size_t nodes, int reps, bool settle
   }
   std::vector<GrantMessage> last(nodes);
   std::vector<std::uint64_t> report_seq(nodes, 0);
-  std::vector<GainSegment> segments(8);
   const auto feed_reports = [&](double now_s) {
     for (std::size_t i = 0; i < nodes; ++i) {
-      const ClusterNodeConfig &cfg = config.nodes[i];
-      NodeReport r;
-      r.node = cfg.name;
-      r.report_seq = ++report_seq[i];
-      r.sent_at_s = now_s;
-      r.min_w = cfg.floor_w;
-      r.max_w = cfg.max_w;
-      r.need_w = cfg.floor_w + 0.1 * (cfg.max_w - cfg.floor_w) * unit(rng);
-      if (last[i].seq != 0) {
-        r.lease_epoch = last[i].epoch;
-        r.lease_seq = last[i].seq;
-        r.lease_grant_w = last[i].grant_w;
-        r.lease_expires_at_s = last[i].expires_at_s;
-        r.effective_grant_w = last[i].grant_w;
-      } else {
-        r.lease_grant_w = r.effective_grant_w = cfg.floor_w;
-      }
-      r.caps_w = std::max(r.effective_grant_w, r.need_w);
-      r.power_w = r.caps_w;
-      r.idle = false;
-      r.steerable = true;
-      double slope = 0.001 + unit(rng) * 0.01;
-      const double width_w = (cfg.max_w - r.need_w) / 8.0;
-      for (GainSegment &s : segments) {
-        s = {width_w, slope};
-        slope *= 0.6 + 0.35 * unit(rng);
-      }
-      r.demand = GainCurve::from_segments(segments);
+      const NodeReport r =
+          bench::step_report(config.nodes[i], last[i], ++report_seq[i], now_s, rng);
       const std::string why = cc.on_report(r, now_s);
       if (!why.empty()) {
         std::fprintf(stderr, "bench_alloc: %s\n", why.c_str());

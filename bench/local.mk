@@ -3,7 +3,7 @@ EXTRA_PROGRAMS += bench/bench_alloc
 BENCH_BINS += bench/bench_alloc
 CLEANFILES += $(BENCH_BINS)
 
-bench_bench_alloc_SOURCES = bench/bench_alloc.cpp
+bench_bench_alloc_SOURCES = bench/bench_alloc.cpp bench/bench_cluster.hpp
 bench_bench_alloc_LDADD = libgradient/libgradient.la
 
 EXTRA_PROGRAMS += bench/bench_budget_drop
@@ -33,3 +33,8 @@ bench_bench_step_register_LDADD = nodeagent/libnodeagent.la hardware/libhardware
 	$(HARDWARE_LIBS) $(MUNGE_LIBS) $(CRYPTO_LIBS) $(PTHREAD_LIBS)
 EXTRA_DIST += bench/prep_start_cost.sh bench/srun_overhead.sh bench/spank_minimal.c \
 	bench/admin_flood.sh bench/hello_flood.sh bench/load_test.sh bench/soak.sh
+EXTRA_PROGRAMS += bench/bench_service
+BENCH_BINS += bench/bench_service
+bench_bench_service_SOURCES = bench/bench_service.cpp
+bench_bench_service_LDADD = controller/libpgcontroller.la protocol/libpgproto_fake.la \
+	$(PROTO_LIBS) $(SLURM_LIBS)

@@ -77,7 +77,8 @@ ControllerService::ControllerService(ServiceSettings settings, ClusterController
       endpoint_(endpoint),
       clock_(clock),
       log_(std::move(log)),
-      ledger_(ledger) {
+      ledger_(ledger),
+      extra_(controller_.size()) {
   if (!std::isfinite(settings_.config_budget_w)) settings_.config_budget_w = controller_.budget_w();
   restore_budget();
 }
@@ -271,8 +272,9 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
   const double wall = clock_.wall_s();
   if (const auto *caps = std::get_if<proto::NodeCaps>(&e.message)) {
     // Only for `powergrad status`: the node's reports carry the range its grants must fit.
-    if (controller_.node_index(caps->node) == kNoIndex) return;  // its report is refused
-    NodeExtra &x = extra_[caps->node];
+    const std::size_t index = controller_.node_index(caps->node);
+    if (index == kNoIndex) return;  // its report is refused
+    NodeExtra &x = extra_[index];
     if (!x.caps || *x.caps != *caps) {
       // The agent re-sends its caps at each failed restore (retried every period): logged
       // when something else changed, or when failures start.
@@ -294,7 +296,8 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
     return;
   }
   if (const auto *report = std::get_if<NodeReport>(&e.message)) {
-    if (controller_.node_index(report->node) == kNoIndex) {
+    const std::size_t index = controller_.node_index(report->node);
+    if (index == kNoIndex) {
       // Not in the groups: not in the budget. The agent is told, so that it gives the node
       // its admin's settings back instead of holding a lease that will never come.
       const std::string why = "node '" + report->node +
@@ -306,9 +309,8 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
       endpoint_.close(e.connection, proto::Status::error(proto::Errc::not_managed, why));
       return;
     }
-    const std::size_t index = controller_.node_index(report->node);
     const double bound_before = controller_.in_force_bound_w(index, wall);
-    const std::string err = controller_.on_report(*report, wall);
+    const std::string err = controller_.on_report(*report, wall, index);
     if (!err.empty()) {
       // Logged once per distinct reason per node, not once per period.
       std::string &last = last_report_error_[report->node];
@@ -325,8 +327,8 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
     if (bound_after > bound_before &&
         bound_after > controller_.node_status(index, wall).granted_w + 1e-6)
       step_early_ = true;
-    ledger_.on_report(*report, wall);
-    NodeExtra &x = extra_[report->node];
+    NodeExtra &x = extra_[index];
+    x.ledger_slot = ledger_.on_report(*report, wall, x.ledger_slot);
     double sum = 0.0;
     std::size_t n = 0;
     std::set<std::uint32_t> ids;
@@ -448,9 +450,10 @@ void ControllerService::period() {
   // The step used every report so far.
   slack_freed_ = false;
   step_early_ = false;
-  std::map<std::string, double> node_grants;
-  for (const ClusterNodeStatus &n : controller_.status(wall)) node_grants[n.name] = n.granted_w;
-  ledger_.sample(wall, &node_grants);
+  ledger_.sample(wall, [this](const std::string &node) {
+    const std::size_t i = controller_.node_index(node);
+    return i == kNoIndex ? std::numeric_limits<double>::quiet_NaN() : controller_.granted_w(i);
+  });
   if (periods_ % 60 == 0) {
     std::set<std::uint32_t> known;
     const bool have = settings_.known_jobs && settings_.known_jobs(known);
@@ -550,7 +553,7 @@ std::string ControllerService::status_json(const StatusViewer &viewer) const {
   const std::vector<ClusterNodeStatus> nodes = controller_.status(wall);
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     const ClusterNodeStatus &n = nodes[i];
-    auto x = extra_.find(n.name);
+    const NodeExtra &x = extra_[i];
     o << (i ? "," : "") << "{\"name\":" << json_string(n.name)
       << ",\"group\":" << (n.group == kNoGroup ? "null" : json_string(cfg.groups[n.group].name))
       << ",\"connected\":" << (endpoint_.node_connection(n.name) != 0 ? "true" : "false")
@@ -571,12 +574,11 @@ std::string ControllerService::status_json(const StatusViewer &viewer) const {
       << ",\"level_diff\":" << json_number(n.level_diff)
       << ",\"level_noise\":" << json_number(n.level_noise)
       << ",\"hysteresis\":" << json_number(n.hysteresis)
-      << ",\"confirm_s\":" << json_number(n.confirm_s) << ",\"gradient\":"
-      << (x != extra_.end() && x->second.gradient_known ? json_number(x->second.gradient) : "null")
-      << ",\"jobs\":[";
-    if (x != extra_.end()) {
+      << ",\"confirm_s\":" << json_number(n.confirm_s)
+      << ",\"gradient\":" << (x.gradient_known ? json_number(x.gradient) : "null") << ",\"jobs\":[";
+    {
       bool first_job = true;
-      for (const std::uint32_t id : x->second.jobs) {
+      for (const std::uint32_t id : x.jobs) {
         if (!viewer.all_jobs) {
           // PrivateData=jobs: another user's job id is not this viewer's to see.
           auto owner = job_owners_.find(id);
@@ -587,15 +589,15 @@ std::string ControllerService::status_json(const StatusViewer &viewer) const {
       }
     }
     o << "],\"lease_age_s\":";
-    if (x != extra_.end() && x->second.lease_ours && std::isfinite(x->second.lease_expires_at_s)) {
-      o << json_number(std::max(0.0, wall - (x->second.lease_expires_at_s - cfg.lease_s)));
+    if (x.lease_ours && std::isfinite(x.lease_expires_at_s)) {
+      o << json_number(std::max(0.0, wall - (x.lease_expires_at_s - cfg.lease_s)));
     } else {
       o << "null";
     }
     o << ",\"report_age_s\":"
       << (n.reported ? json_number(std::max(0.0, wall - n.last_report_s)) : "null") << ",\"caps\":";
-    if (x != extra_.end() && x->second.caps) {
-      const proto::NodeCaps &c = *x->second.caps;
+    if (x.caps) {
+      const proto::NodeCaps &c = *x.caps;
       o << "{\"backend\":" << json_string(proto::to_string(c.backend))
         << ",\"energy\":" << json_string(proto::to_string(c.energy))
         << ",\"counters\":" << json_string(proto::to_string(c.counters))

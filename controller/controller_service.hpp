@@ -184,6 +184,9 @@ class ControllerService {
   // tests; "loop" in status).
   std::uint64_t released_grants() const { return released_grants_; }
   std::uint64_t early_steps() const { return early_steps_; }
+  // The grants of the last step (a period's, or an early step's), one per node in
+  // configuration order: what was sent to the nodes with a session (for the bench).
+  const std::vector<GrantMessage> &last_step_grants() const { return step_grants_; }
 
  private:
   // Sends grants to the nodes' sessions, counting sent and failed ones.
@@ -196,6 +199,8 @@ class ControllerService {
     bool lease_ours = false;
     // What the node said it can do (NODE_CAPS); unset: its agent predates the message.
     std::optional<proto::NodeCaps> caps;
+    // Where the ledger keeps the node's last report (JobPowerLedger::on_report's hint).
+    std::size_t ledger_slot = JobPowerLedger::kNoSlot;
   };
 
   void on_message(const proto::ControllerEvent &e);
@@ -216,7 +221,7 @@ class ControllerService {
   JobPowerLedger &ledger_;
   // The grants of the last step, sent; kept so that each period reuses its memory.
   std::vector<GrantMessage> step_grants_;
-  std::unordered_map<std::string, NodeExtra> extra_;
+  std::vector<NodeExtra> extra_;  // by the controller's node index
   std::optional<double> last_scheduled_w_;
   std::optional<RuntimeBudget> runtime_budget_;  // in force and saved
   std::string budget_origin_ = "config";

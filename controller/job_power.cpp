@@ -18,24 +18,47 @@ std::optional<std::uint32_t> job_id_of_key(const std::string &key) {
   return static_cast<std::uint32_t>(id);
 }
 
-void JobPowerLedger::on_report(const NodeReport &report, double now_s) {
-  NodeLast &n = nodes_[report.node];
+std::size_t JobPowerLedger::on_report(const NodeReport &report, double now_s, std::size_t slot) {
+  if (slot >= nodes_.size() || nodes_[slot].node != report.node) {
+    const auto [it, added] = node_slots_.try_emplace(report.node, nodes_.size());
+    if (added) {
+      nodes_.emplace_back();
+      nodes_.back().node = report.node;
+    }
+    slot = it->second;
+  }
+  NodeLast &n = nodes_[slot];
   n.at_s = now_s;
   n.power_w = report.power_w;
   n.caps_w = report.caps_w;
-  n.jobs = report.jobs;
-
-  // The steps' own accounting (repeated on each of a step's entries: the first one counts).
-  std::set<std::string> taken;
-  std::lock_guard<std::mutex> g(mu_);
+  n.jobs.clear();
   for (const JobSummary &s : report.jobs) {
+    const auto id = job_id_of_key(s.job);
+    if (!id) continue;
+    auto j = std::lower_bound(n.jobs.begin(), n.jobs.end(), *id,
+                              [](const NodeJob &a, std::uint32_t b) { return a.id < b; });
+    if (j == n.jobs.end() || j->id != *id) j = n.jobs.insert(j, NodeJob{*id, 0u, 0.0, 0});
+    const auto kind = static_cast<unsigned>(s.counters);
+    if (s.counters != CounterKind::none && kind < 32) j->counters |= 1u << kind;
+    if (s.valid && std::isfinite(s.speedup_per_w)) {
+      j->gradient_sum += s.speedup_per_w;
+      ++j->gradient_n;
+    }
+  }
+
+  // The steps' own accounting (repeated on each of a step's entries: the first one counts,
+  // so they are taken last to first).
+  std::lock_guard<std::mutex> g(mu_);
+  for (auto e = report.jobs.rbegin(); e != report.jobs.rend(); ++e) {
+    const JobSummary &s = *e;
     auto id = job_id_of_key(s.job);
-    if (!id || !taken.insert(s.job).second) continue;
+    if (!id) continue;
     Acc &a = jobs_[*id];
     a.measured[report.node][s.job] =
         StepAccounting{s.energy_j, s.avg_w, s.cap_min_w, s.cap_mean_w, s.cap_max_w, s.elapsed_s};
     a.last_sample_s = std::max(a.last_sample_s, now_s);  // seen: not to be pruned yet
   }
+  return slot;
 }
 
 void JobPowerLedger::apply_measured(const Acc &a, JobFigures &f) {
@@ -83,37 +106,30 @@ void JobPowerLedger::apply_measured(const Acc &a, JobFigures &f) {
   }
 }
 
-void JobPowerLedger::sample(double now_s, const std::map<std::string, double> *grants_w) {
+void JobPowerLedger::sample(double now_s, const GrantLookup &grant_w) {
   double dt = 0.0;
   if (std::isfinite(last_sample_s_)) dt = std::clamp(now_s - last_sample_s_, 0.0, stale_after_s_);
   last_sample_s_ = now_s;
 
-  struct PeriodSum {
-    double power_w = 0.0;
-    bool power_known = true;
-    double cap_w = 0.0;
-    bool cap_known = true;
-    double grant_w = 0.0;
-    bool grant_known = true;
-    double gradient_sum = 0.0;
-    std::size_t gradient_n = 0;
-    std::set<CounterKind> counters;
-  };
-  std::map<std::uint32_t, PeriodSum> period;
-  for (auto it = nodes_.begin(); it != nodes_.end();) {
-    const NodeLast &n = it->second;
+  std::unordered_map<std::uint32_t, PeriodSum> &period = period_;
+  period.clear();
+  for (std::size_t i = 0; i < nodes_.size();) {
+    const NodeLast &n = nodes_[i];
     if (now_s - n.at_s > stale_after_s_) {
-      it = nodes_.erase(it);
+      // Its place goes to the last node; the callers' hints for both are checked by name.
+      node_slots_.erase(n.node);
+      if (i + 1 < nodes_.size()) {
+        nodes_[i] = std::move(nodes_.back());
+        node_slots_[nodes_[i].node] = i;
+      }
+      nodes_.pop_back();
       continue;
     }
-    std::set<std::uint32_t> ids;
-    for (const JobSummary &s : n.jobs) {
-      if (auto id = job_id_of_key(s.job)) ids.insert(*id);
-    }
-    if (!ids.empty()) {
-      const double share = 1.0 / static_cast<double>(ids.size());
-      for (std::uint32_t id : ids) {
-        PeriodSum &p = period[id];
+    if (!n.jobs.empty()) {
+      const double share = 1.0 / static_cast<double>(n.jobs.size());
+      const double grant = grant_w ? grant_w(n.node) : std::numeric_limits<double>::quiet_NaN();
+      for (const NodeJob &j : n.jobs) {
+        PeriodSum &p = period[j.id];
         if (std::isfinite(n.power_w)) {
           p.power_w += n.power_w * share;
         } else {
@@ -124,28 +140,17 @@ void JobPowerLedger::sample(double now_s, const std::map<std::string, double> *g
         } else {
           p.cap_known = false;
         }
-        double grant = std::numeric_limits<double>::quiet_NaN();
-        if (grants_w) {
-          if (auto g = grants_w->find(it->first); g != grants_w->end()) grant = g->second;
-        }
         if (std::isfinite(grant)) {
           p.grant_w += grant * share;
         } else {
           p.grant_known = false;
         }
-      }
-      for (const JobSummary &s : n.jobs) {
-        auto id = job_id_of_key(s.job);
-        if (!id) continue;
-        PeriodSum &p = period[*id];
-        if (s.counters != CounterKind::none) p.counters.insert(s.counters);
-        if (s.valid && std::isfinite(s.speedup_per_w)) {
-          p.gradient_sum += s.speedup_per_w;
-          ++p.gradient_n;
-        }
+        p.counters |= j.counters;
+        p.gradient_sum += j.gradient_sum;
+        p.gradient_n += j.gradient_n;
       }
     }
-    ++it;
+    ++i;
   }
 
   std::lock_guard<std::mutex> g(mu_);
@@ -178,11 +183,14 @@ void JobPowerLedger::sample(double now_s, const std::map<std::string, double> *g
       a.series.add(pt);
       a.last_series_s = now_s;
     }
-    a.counters.insert(p.counters.begin(), p.counters.end());
-    f.counters.clear();
-    for (CounterKind k : a.counters) {
-      if (!f.counters.empty()) f.counters += '+';
-      f.counters += to_string(k);
+    if ((a.counters | p.counters) != a.counters || f.counters.empty()) {
+      a.counters |= p.counters;
+      f.counters.clear();
+      for (unsigned k = 0; k < 32; ++k) {
+        if (!(a.counters & (1u << k))) continue;
+        if (!f.counters.empty()) f.counters += '+';
+        f.counters += to_string(static_cast<CounterKind>(k));
+      }
     }
   }
 }

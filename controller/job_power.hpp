@@ -34,6 +34,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -72,10 +73,17 @@ class JobPowerLedger {
   // stale_after_s: a node report older than this at a sample is not counted.
   explicit JobPowerLedger(double stale_after_s = 3.0) : stale_after_s_(stale_after_s) {}
 
-  void on_report(const NodeReport &report, double now_s);
-  // One period's sample (see the top of this file). grants_w: each node's current grant
-  // (watts), for the series' grant column; nodes missing from it count as unknown.
-  void sample(double now_s, const std::map<std::string, double> *grants_w = nullptr);
+  // Where a node's last report is kept (an index into the ledger's nodes): on_report
+  // returns it, and takes the one it returned for the same node before as a hint, so that a
+  // caller that keeps it (the controller service, per node) saves a lookup by name. A hint
+  // is checked against the node's name: a stale one costs that lookup, never a wrong node.
+  static constexpr std::size_t kNoSlot = static_cast<std::size_t>(-1);
+  std::size_t on_report(const NodeReport &report, double now_s, std::size_t slot_hint = kNoSlot);
+  // A node's current grant in watts, NaN when unknown.
+  using GrantLookup = std::function<double(const std::string &node)>;
+  // One period's sample (see the top of this file). grant_w: each node's current grant,
+  // for the series' grant column (empty: every grant unknown).
+  void sample(double now_s, const GrantLookup &grant_w = {});
 
   // The series of jobs that have ended, each handed over once: a job with a non-empty
   // series, no sample for quiet_s, and not in `running` (slurmctld's running jobs; nullptr:
@@ -108,11 +116,32 @@ class JobPowerLedger {
   std::size_t job_count() const;
 
  private:
+  // One job's entries in a node's last report: the counters they name and their valid
+  // gradients (taken apart once per report, not once per sample).
+  struct NodeJob {
+    std::uint32_t id = 0;
+    unsigned counters = 0;  // bit k: CounterKind k (not none)
+    double gradient_sum = 0.0;
+    std::size_t gradient_n = 0;
+  };
   struct NodeLast {
+    std::string node;
     double at_s = 0.0;
     double power_w = 0.0;
     double caps_w = 0.0;
-    std::vector<JobSummary> jobs;
+    std::vector<NodeJob> jobs;  // one per distinct job id, by id
+  };
+  // A job's sums over its nodes in one sample.
+  struct PeriodSum {
+    double power_w = 0.0;
+    bool power_known = true;
+    double cap_w = 0.0;
+    bool cap_known = true;
+    double grant_w = 0.0;
+    bool grant_known = true;
+    double gradient_sum = 0.0;
+    std::size_t gradient_n = 0;
+    unsigned counters = 0;
   };
   // The latest accounting of one step on one node (JobSummary's figures).
   struct StepAccounting {
@@ -125,7 +154,7 @@ class JobPowerLedger {
     std::size_t cap_samples = 0;
     double gradient_sum = 0.0;
     std::size_t gradient_samples = 0;
-    std::set<CounterKind> counters;
+    unsigned counters = 0;  // bit k: CounterKind k seen
     double last_sample_s = 0.0;
     double last_series_s = 0.0;  // last time a point was added
     JobSeries series;
@@ -133,7 +162,9 @@ class JobPowerLedger {
   };
 
   double stale_after_s_;
-  std::unordered_map<std::string, NodeLast> nodes_;
+  std::vector<NodeLast> nodes_;  // in no order: a stale one's place goes to the last
+  std::unordered_map<std::string, std::size_t> node_slots_;  // name -> index in nodes_
+  std::unordered_map<std::uint32_t, PeriodSum> period_;      // sample()'s, kept for its memory
   double last_sample_s_ = std::numeric_limits<double>::quiet_NaN();
   static void apply_measured(const Acc &a, JobFigures &f);
   mutable std::mutex mu_;  // guards jobs_

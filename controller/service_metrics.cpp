@@ -112,59 +112,55 @@ std::string ControllerService::metrics_text() const {
   const auto per_node = [&](const char *name, const char *type, const char *help,
                             const auto &value) {
     w.family(name, type, help);
-    for (std::size_t i = 0; i < nodes.size(); ++i) w.sample(value(nodes[i]), labels[i]);
+    for (std::size_t i = 0; i < nodes.size(); ++i) w.sample(value(nodes[i], i), labels[i]);
   };
   const double kNaN = std::nan("");
   per_node("powergrad_node_grant_watts", "gauge", "Cap the controller granted the node.",
-           [](const ClusterNodeStatus &n) { return n.granted_w; });
+           [](const ClusterNodeStatus &n, std::size_t) { return n.granted_w; });
   per_node("powergrad_node_fair_share_watts", "gauge", "The node's share of an even split.",
-           [](const ClusterNodeStatus &n) { return n.fair_share_w; });
+           [](const ClusterNodeStatus &n, std::size_t) { return n.fair_share_w; });
   per_node("powergrad_node_power_watts", "gauge", "Power the node last reported.",
-           [](const ClusterNodeStatus &n) { return n.power_w; });
+           [](const ClusterNodeStatus &n, std::size_t) { return n.power_w; });
   per_node("powergrad_node_caps_watts", "gauge", "Sum of the caps the node last reported.",
-           [](const ClusterNodeStatus &n) { return n.caps_w; });
+           [](const ClusterNodeStatus &n, std::size_t) { return n.caps_w; });
   per_node("powergrad_node_floor_watts", "gauge", "Power the node is guaranteed.",
-           [](const ClusterNodeStatus &n) { return n.floor_w; });
+           [](const ClusterNodeStatus &n, std::size_t) { return n.floor_w; });
   per_node("powergrad_node_max_watts", "gauge", "Most the node can draw.",
-           [](const ClusterNodeStatus &n) { return n.max_w; });
+           [](const ClusterNodeStatus &n, std::size_t) { return n.max_w; });
   per_node("powergrad_node_gradient", "gauge",
            "Mean relative speed-up per watt of the node's power-aware jobs (last report).",
-           [&](const ClusterNodeStatus &n) {
-             const auto x = extra_.find(n.name);
-             return x != extra_.end() && x->second.gradient_known ? x->second.gradient : kNaN;
+           [&](const ClusterNodeStatus &, std::size_t i) {
+             return extra_[i].gradient_known ? extra_[i].gradient : kNaN;
            });
   per_node("powergrad_node_connected", "gauge", "1 while the node's agent holds a session.",
-           [&](const ClusterNodeStatus &n) {
+           [&](const ClusterNodeStatus &n, std::size_t) {
              return endpoint_.node_connection(n.name) != 0 ? 1.0 : 0.0;
            });
   per_node("powergrad_node_lease_age_seconds", "gauge", "Age of the node's current lease.",
-           [&](const ClusterNodeStatus &n) {
-             const auto x = extra_.find(n.name);
-             if (x == extra_.end() || !x->second.lease_ours ||
-                 !std::isfinite(x->second.lease_expires_at_s))
-               return kNaN;
-             return std::max(0.0, wall - (x->second.lease_expires_at_s - cfg.lease_s));
+           [&](const ClusterNodeStatus &, std::size_t i) {
+             const NodeExtra &x = extra_[i];
+             if (!x.lease_ours || !std::isfinite(x.lease_expires_at_s)) return kNaN;
+             return std::max(0.0, wall - (x.lease_expires_at_s - cfg.lease_s));
            });
   per_node("powergrad_node_report_age_seconds", "gauge", "Time since the node's last report.",
-           [&](const ClusterNodeStatus &n) {
+           [&](const ClusterNodeStatus &n, std::size_t) {
              return n.reported ? std::max(0.0, wall - n.last_report_s) : kNaN;
            });
   // From the node's NODE_CAPS: left out until its agent sent them.
-  const auto caps_of = [&](const ClusterNodeStatus &n) -> const proto::NodeCaps * {
-    const auto x = extra_.find(n.name);
-    return x != extra_.end() && x->second.caps ? &*x->second.caps : nullptr;
+  const auto caps_of = [&](std::size_t i) -> const proto::NodeCaps * {
+    return extra_[i].caps ? &*extra_[i].caps : nullptr;
   };
   per_node("powergrad_node_restore_failures_total", "counter",
            "Times the node's agent could not put the admin's saved settings back (since it "
            "started).",
-           [&](const ClusterNodeStatus &n) {
-             const proto::NodeCaps *c = caps_of(n);
+           [&](const ClusterNodeStatus &, std::size_t i) {
+             const proto::NodeCaps *c = caps_of(i);
              return c ? static_cast<double>(c->restore_failures) : kNaN;
            });
 
   // Each running job's figures, looked up once for both families.
   std::set<std::uint32_t> ids;
-  for (const auto &kv : extra_) ids.insert(kv.second.jobs.begin(), kv.second.jobs.end());
+  for (const NodeExtra &x : extra_) ids.insert(x.jobs.begin(), x.jobs.end());
   std::vector<std::pair<std::string, JobFigures>> jobs;
   for (const std::uint32_t id : ids)
     if (std::optional<JobFigures> f = ledger_.figures(id))
@@ -187,8 +183,8 @@ std::string ControllerService::metrics_text() const {
   w.family("powergrad_restore_failures_total", "counter",
            "Sum of powergrad_node_restore_failures_total over the nodes that sent their caps.");
   double restore_failures = 0.0;
-  for (const ClusterNodeStatus &n : nodes)
-    if (const proto::NodeCaps *c = caps_of(n))
+  for (std::size_t i = 0; i < nodes.size(); ++i)
+    if (const proto::NodeCaps *c = caps_of(i))
       restore_failures += static_cast<double>(c->restore_failures);
   w.sample(restore_failures);
   w.family("powergrad_budget_changes_total", "counter",

@@ -119,7 +119,7 @@ ClusterController::ClusterController(ClusterConfig config) : config_(std::move(c
   nodes_.resize(n);
   group_begin_.assign(n + 1, 0);
   for (std::size_t i = 0; i < n; ++i) {
-    by_name_.emplace(config_.nodes[i].name, i);
+    by_name_.insert(config_.nodes[i].name);  // index i: check_config refused duplicates
     floor_sum_w_ += config_.nodes[i].floor_w;
     group_begin_[i] = group_list_.size();
     for (std::size_t g = config_.nodes[i].group; g != kNoGroup; g = config_.groups[g].parent)
@@ -216,8 +216,8 @@ double ClusterController::idle_w(std::size_t i) const {
 }
 
 std::size_t ClusterController::node_index(const std::string &name) const {
-  const auto it = by_name_.find(name);
-  return it == by_name_.end() ? kNoIndex : it->second;
+  const std::size_t i = by_name_.find(name);
+  return i == NameIndex::npos ? kNoIndex : i;
 }
 
 // A lease that ends at expires_at_s (controller clock) can still hold caps up until then
@@ -318,28 +318,36 @@ std::string ClusterController::on_report(const NodeReport &r, double now_s) {
   if (!ok()) return "controller not configured: " + error_;
   const std::size_t i = node_index(r.node);
   if (i == kNoIndex) return "report from unknown node '" + r.node + "'";
-  const std::string who = "report from '" + r.node + "': ";
-  if (!std::isfinite(now_s)) return who + "now_s is not finite";
-  if (!std::isfinite(r.sent_at_s)) return who + "send time is not finite";
+  return on_report(r, now_s, i);
+}
+
+std::string ClusterController::on_report(const NodeReport &r, double now_s, std::size_t i) {
+  if (!ok()) return "controller not configured: " + error_;
+  if (i >= nodes_.size() || config_.nodes[i].name != r.node)
+    return "report from '" + r.node + "' given as node " +
+           (i < nodes_.size() ? "'" + config_.nodes[i].name + "'" : std::to_string(i));
+  const auto who = [&r] { return "report from '" + r.node + "': "; };
+  if (!std::isfinite(now_s)) return who() + "now_s is not finite";
+  if (!std::isfinite(r.sent_at_s)) return who() + "send time is not finite";
   if (!finite_nonnegative(r.min_w) || !finite_nonnegative(r.max_w) ||
       !finite_nonnegative(r.need_w) || !finite_nonnegative(r.caps_w) ||
       !finite_nonnegative(r.lease_grant_w) || !finite_nonnegative(r.effective_grant_w))
-    return who + "a power figure is negative or not finite";
+    return who() + "a power figure is negative or not finite";
   if (std::isnan(r.lease_expires_at_s) || std::isnan(r.started_at_s))
-    return who + "a time is not a number";
+    return who() + "a time is not a number";
   if (!std::isnan(r.power_w) && !finite_nonnegative(r.power_w))
-    return who + "measured power is negative or infinite";
-  if (!r.demand.valid()) return who + "demand curve: " + r.demand.error();
+    return who() + "measured power is negative or infinite";
+  if (!r.demand.valid()) return who() + "demand curve: " + r.demand.error();
   NodeState &s = nodes_[i];
   if (s.reported && s.session_incarnation != r.incarnation) {
     if (r.incarnation < s.last.incarnation)
-      return who + "its incarnation " + std::to_string(r.incarnation) +
+      return who() + "its incarnation " + std::to_string(r.incarnation) +
              " is older than the last accepted one (" + std::to_string(s.last.incarnation) +
              ") and not that of its newest session";
     // (No report number in the text: the service logs each distinct refusal once per node,
     // and an agent that keeps repeating old numbers would otherwise fill the log.)
     if (r.incarnation == s.last.incarnation && r.report_seq <= s.last.report_seq)
-      return who + "not newer than the last one accepted of its incarnation " +
+      return who() + "not newer than the last one accepted of its incarnation " +
              std::to_string(r.incarnation);
   }
   s.session_incarnation.reset();
@@ -879,6 +887,10 @@ ClusterNodeStatus ClusterController::node_status(std::size_t i, double now_s) co
     st.confirmed_seq = s.lease_ours ? s.last.lease_seq : 0;
   }
   return st;
+}
+
+double ClusterController::granted_w(std::size_t i) const {
+  return ok() && i < nodes_.size() ? nodes_[i].granted_w : kNaN;
 }
 
 std::vector<ClusterNodeStatus> ClusterController::status(double now_s) const {

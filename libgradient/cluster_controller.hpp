@@ -87,12 +87,12 @@
 #include <limits>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "libgradient/allocator.hpp"
 #include "libgradient/control_messages.hpp"
 #include "libgradient/level_noise.hpp"
+#include "libgradient/name_index.hpp"
 
 namespace powergrad {
 
@@ -324,6 +324,9 @@ class ClusterController {
   // than the last accepted (incarnation, report_seq) (see new_session), bad numbers or an
   // invalid curve.
   std::string on_report(const NodeReport &report, double now_s);
+  // The same for a caller that has looked the node up already: index is node_index of
+  // report.node (a different node's index is refused, not taken for it).
+  std::string on_report(const NodeReport &report, double now_s, std::size_t index);
 
   // A node's agent opened a new session with this incarnation (its start time: a new agent,
   // or the same one reconnecting). Reports are ordered by (incarnation, report_seq), so an
@@ -380,6 +383,8 @@ class ClusterController {
   std::size_t node_index(const std::string &name) const;
   ClusterNodeStatus node_status(std::size_t node, double now_s) const;
   std::vector<ClusterNodeStatus> status(double now_s) const;
+  // node_status(node, now_s).granted_w without the rest (NaN: none yet, or no such node).
+  double granted_w(std::size_t node) const;
   const ClusterConfig &config() const { return config_; }
 
  private:
@@ -545,7 +550,7 @@ class ClusterController {
   ClusterConfig config_;
   std::string error_;
   std::vector<NodeState> nodes_;
-  std::unordered_map<std::string, std::size_t> by_name_;
+  NameIndex by_name_;  // config_.nodes' names
   // Each node's groups, innermost first: node i's are
   // group_list_[group_begin_[i], group_begin_[i + 1]).
   std::vector<std::size_t> group_begin_;

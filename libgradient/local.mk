@@ -17,5 +17,6 @@ libgradient_libgradient_la_SOURCES += \
 	libgradient/curve_ops.hpp libgradient/curve_ops.cpp \
 	libgradient/gradient_model.hpp libgradient/gradient_model.cpp \
 	libgradient/node_controller.hpp libgradient/node_controller.cpp \
+	libgradient/name_index.hpp \
 	libgradient/cluster_controller.hpp libgradient/cluster_controller.cpp \
 	libgradient/pool_baseline.hpp libgradient/pool_baseline.cpp

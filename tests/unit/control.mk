@@ -5,7 +5,8 @@ CONTROL_UNIT_TESTS = \
 	tests/unit/test_node_controller \
 	tests/unit/test_cluster_controller \
 	tests/unit/test_pool_baseline \
-	tests/unit/test_level_noise
+	tests/unit/test_level_noise \
+	tests/unit/test_name_index
 check_PROGRAMS += $(CONTROL_UNIT_TESTS)
 TESTS += $(CONTROL_UNIT_TESTS)
 
@@ -31,3 +32,7 @@ tests_unit_test_pool_baseline_LDADD = $(CONTROL_UNIT_LDADD)
 tests_unit_test_level_noise_SOURCES = tests/unit/test_level_noise.cpp
 tests_unit_test_level_noise_CPPFLAGS = $(CONTROL_UNIT_CPPFLAGS)
 tests_unit_test_level_noise_LDADD = $(CONTROL_UNIT_LDADD)
+
+tests_unit_test_name_index_SOURCES = tests/unit/test_name_index.cpp
+tests_unit_test_name_index_CPPFLAGS = $(CONTROL_UNIT_CPPFLAGS)
+tests_unit_test_name_index_LDADD = $(CONTROL_UNIT_LDADD)

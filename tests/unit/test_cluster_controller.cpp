@@ -816,6 +816,12 @@ START_TEST(reports_are_checked) {
   NodeReport other = r;
   other.node = "zz";
   ck_assert_contains(cc.on_report(other, 0.1), "unknown node 'zz'");
+  // With the index its caller looked up: another node's index, or none, is refused.
+  ck_assert_contains(cc.on_report(other, 0.1, 1), "report from 'zz' given as node 'b'");
+  ck_assert_contains(cc.on_report(other, 0.1, 2), "report from 'zz' given as node 2");
+  ck_assert_contains(cc.on_report(a.report(0.1), 0.1, 1), "given as node 'b'");
+  ck_assert_contains(cc.on_report(a.report(0.1), 0.1, kNoIndex), "given as node");
+  ck_assert_std_str_eq(cc.on_report(a.report(0.15), 0.15, cc.node_index("a")), "");
   NodeReport bad = a.report(0.2);
   bad.caps_w = kNaN;
   ck_assert_contains(cc.on_report(bad, 0.2), "power figure");

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -31,6 +32,14 @@ JobSummary summary(const std::string &job, CounterKind counters, double speedup,
   s.speedup_per_w = speedup;
   s.valid = valid;
   return s;
+}
+
+// The grants of a map, as the controller service looks them up (NaN: a node not in it).
+JobPowerLedger::GrantLookup grants_of(const std::map<std::string, double> &grants) {
+  return [&grants](const std::string &n) {
+    const auto it = grants.find(n);
+    return it == grants.end() ? std::numeric_limits<double>::quiet_NaN() : it->second;
+  };
 }
 
 NodeReport node(const std::string &name, double power_w, double caps_w,
@@ -89,7 +98,7 @@ DriveResult drive(JobPowerLedger &l, const std::function<void(int)> &after_perio
       }
       l.on_report(node("n" + std::to_string(n), 100.0 + 10.0 * n, 150.0 + 5.0 * n, jobs), t);
     }
-    l.sample(t, &grants);
+    l.sample(t, grants_of(grants));
     for (auto &kv : l.take_finished_series(t, 2.0, &running))
       r.handed_over.emplace_back(kv.first, kv.second.points().size());
     l.prune(t, 60.0, &known, 30.0);
@@ -270,6 +279,47 @@ START_TEST(unknown_power_is_not_counted_as_zero) {
 }
 END_TEST
 
+START_TEST(slot_hints_are_checked_by_name) {
+  // The controller service keeps where each node's report went (on_report's slot) and
+  // hands it back as a hint. A stale node's place goes to another node: hints that are out
+  // of range or point at another node must find the right place, never mix two nodes.
+  JobPowerLedger l(3.0);
+  const std::size_t sa =
+      l.on_report(node("a", 100.0, 100.0, {summary("1.0", CounterKind::software, 0.01)}), 0.0);
+  std::size_t sb =
+      l.on_report(node("b", 200.0, 200.0, {summary("2.0", CounterKind::software, 0.01)}), 0.0);
+  std::size_t sc =
+      l.on_report(node("c", 300.0, 300.0, {summary("3.0", CounterKind::software, 0.01)}), 0.0);
+  ck_assert(sa != sb && sb != sc && sa != sc);
+  ck_assert_uint_eq(
+      l.on_report(node("b", 200.0, 200.0, {summary("2.0", CounterKind::software, 0.01)}), 0.5, sb),
+      sb);
+  l.sample(0.5);
+  sb = l.on_report(node("b", 200.0, 200.0, {summary("2.0", CounterKind::software, 0.01)}), 4.0, sb);
+  sc = l.on_report(node("c", 300.0, 300.0, {summary("3.0", CounterKind::software, 0.01)}), 4.0, sc);
+  l.sample(4.0);  // a is stale: its place goes to another node
+  ck_assert_uint_eq(l.figures(1)->samples, 1);
+  const std::size_t sc2 =
+      l.on_report(node("c", 300.0, 300.0, {summary("3.0", CounterKind::software, 0.01)}), 5.0, sc);
+  // d is handed a's old place, now another node's: it gets a place of its own.
+  const std::size_t sd =
+      l.on_report(node("d", 400.0, 400.0, {summary("4.0", CounterKind::software, 0.01)}), 5.0, sa);
+  sb = l.on_report(node("b", 200.0, 200.0, {summary("2.0", CounterKind::software, 0.01)}), 5.0, sb);
+  ck_assert(sd != sc2 && sd != sb && sc2 != sb);
+  l.sample(5.0);
+  l.sample(6.0);
+  ck_assert_uint_eq(l.figures(2)->samples, 4);
+  ck_assert_uint_eq(l.figures(3)->samples, 4);
+  ck_assert_uint_eq(l.figures(4)->samples, 2);
+  ck_assert_double_eq_tol(l.figures(2)->avg_w, 200.0, 1e-9);
+  ck_assert_double_eq_tol(l.figures(3)->avg_w, 300.0, 1e-9);
+  ck_assert_double_eq_tol(l.figures(4)->avg_w, 400.0, 1e-9);
+  // A hint past the end, and the right one, land in the same place.
+  ck_assert_uint_eq(l.on_report(node("d", 400.0, 400.0, {}), 6.0, 1000), sd);
+  ck_assert_uint_eq(l.on_report(node("d", 400.0, 400.0, {}), 6.5, sd), sd);
+}
+END_TEST
+
 START_TEST(node_measured_figures_are_preferred) {
   JobPowerLedger l(3.0);
   // Job 7: steps 7.batch and 7.0 on n1 (both on domain 0; 7.0 also on domain 1: its
@@ -310,6 +360,16 @@ START_TEST(node_measured_figures_are_preferred) {
   ck_assert_double_eq_tol(f.seconds, 18.0, 1e-9);
   ck_assert_double_eq_tol(f.avg_w, 1900.0 / 18.0 + 500.0 / 10.0, 1e-9);
   ck_assert_double_eq_tol(f.cap_mean_w, 155.0 + 70.0, 1e-9);
+
+  // Entries of one step that disagree (an agent repeats them alike): the first one counts.
+  JobPowerLedger d(3.0);
+  d.on_report(node("n1", 300.0, 400.0,
+                   {measured("9.0", 0, 600.0, 6.0, 90.0, 95.0, 100.0),
+                    measured("9.0", 1, 60.0, 3.0, 10.0, 20.0, 30.0)}),
+              0.0);
+  d.sample(0.0);
+  ck_assert_double_eq_tol(d.figures(9)->energy_j, 600.0, 1e-9);
+  ck_assert_double_eq_tol(d.figures(9)->cap_max_w, 100.0, 1e-9);
 
   // The record written from them.
   JobView j;
@@ -430,7 +490,7 @@ START_TEST(series_per_job_and_handed_over_once_after_the_end) {
     l.on_report(node("n2", 100.0, 180.0, {summary("7.0", CounterKind::software, 0.01),
                                           summary("8.0", CounterKind::software, 0.01)}),
                 t);
-    l.sample(t, &grants);
+    l.sample(t, grants_of(grants));
   }
   std::vector<SeriesPoint> p7 = l.series(7).points();
   ck_assert_uint_eq(p7.size(), 5);
@@ -451,7 +511,7 @@ START_TEST(series_per_job_and_handed_over_once_after_the_end) {
   // Once only; later samples of a handed-over job do not start a new series.
   ck_assert_uint_eq(l.take_finished_series(200.0, 2.0, &running).size(), 0);
   l.on_report(node("n1", 240.0, 260.0, {summary("7.0", CounterKind::software, 0.01)}), 300.0);
-  l.sample(300.0, &grants);
+  l.sample(300.0, grants_of(grants));
   ck_assert(l.series(7).empty());
   // Without grants the grant column is unknown.
   JobPowerLedger m(3.0);
@@ -536,6 +596,7 @@ int main() {
   tcase_add_test(tc, jobs_slurmctld_forgot_are_pruned_sooner);
   tcase_add_test(tc, unknown_power_is_not_counted_as_zero);
   tcase_add_test(tc, node_measured_figures_are_preferred);
+  tcase_add_test(tc, slot_hints_are_checked_by_name);
   tcase_add_test(tc, estimate_when_a_node_does_not_know);
   tcase_add_test(tc, record_carries_the_figures);
   tcase_add_test(tc, json_reader);

@@ -1,0 +1,148 @@
+// The controller service's whole period (ControllerService::period, controller/
+// controller_service.cpp): the budget schedule, ClusterController::step, the grants handed to
+// the endpoint, and the per-job ledger's sample, as slurmctld's pg-controller thread runs it
+// once a period. The cluster and its reports are cluster_step_100k_ms's (bench_cluster.hpp),
+// and every node runs one job step whose job spans 4 nodes, reporting its gradient and
+// accounting as node agents do. Reports reach the service as the endpoint hands them over
+// (ControllerService::handle, not timed); no node has a session open, so the grants are
+// looked up and not sent (sending is the endpoint's, measured by pg-loadgen: README,
+// "Scale"). Prints `bench: service_period_<size>_ms <median> ms` and `#` lines saying how.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_cluster.hpp"
+#include "controller/controller_service.hpp"
+#include "protocol/controller_endpoint.hpp"
+#include "protocol/fake_auth.hpp"
+
+using namespace powergrad;
+
+namespace {
+
+struct BenchClock : ServiceClock {
+  double mono = 100.0;
+  double wall = 1.8e9;
+  double monotonic_s() override { return mono; }
+  double wall_s() override { return wall; }
+};
+
+void run_service_period(const char *name, const char *reports_name, std::size_t nodes, int reps) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  ClusterConfig config = bench::step_cluster(nodes, rng);
+  config.hysteresis_settle_s = 0.0;  // settled, as cluster_step_100k_ms
+
+  auto realm = std::make_shared<proto::FakeMungeRealm>(300.0);
+  proto::FakeAuthenticator auth(realm, 64030, 64030);
+  proto::ControllerConfig ec;
+  ec.listen_host = "127.0.0.1";
+  ec.listen_port = "0";
+  ec.policy = proto::ServerPolicy::standard(64030, {});
+  std::unique_ptr<proto::ControllerEndpoint> endpoint;
+  if (!proto::ControllerEndpoint::open(ec, auth, endpoint).ok()) {
+    std::fprintf(stderr, "bench_service: cannot listen on loopback\n");
+    std::exit(1);
+  }
+  BenchClock clock;
+  JobPowerLedger ledger;
+  std::size_t errors = 0;
+  ControllerService service({}, ClusterController(config), *endpoint, clock, ledger,
+                            [&](ServiceLogLevel level, const std::string &msg) {
+                              if (level == ServiceLogLevel::error && errors++ < 3)
+                                std::fprintf(stderr, "bench_service: %s\n", msg.c_str());
+                            });
+
+  std::vector<GrantMessage> last(nodes);
+  std::vector<std::uint64_t> report_seq(nodes, 0);
+  std::vector<proto::ControllerEvent> events(nodes);
+  std::vector<double> handle_ms;
+  const auto feed_reports = [&] {
+    for (std::size_t i = 0; i < nodes; ++i) {
+      NodeReport r =
+          bench::step_report(config.nodes[i], last[i], ++report_seq[i], clock.wall - 0.5, rng);
+      JobSummary j;
+      j.job = std::to_string(1000 + i / 4) + ".0";
+      j.mode = JobMode::latency;
+      j.counters = CounterKind::hardware;
+      j.speedup_per_w = j.gain_per_w = r.demand.marginal_at(0.0);
+      j.confidence = 0.8;
+      j.busy_fraction = 0.5 + 0.5 * unit(rng);
+      j.source = GradientSource::counter_model;
+      j.valid = true;
+      j.elapsed_s = static_cast<double>(report_seq[i]);
+      j.energy_j = r.power_w * j.elapsed_s;
+      j.avg_w = r.power_w;
+      j.cap_min_w = j.cap_mean_w = j.cap_max_w = r.caps_w;
+      r.jobs = {j, j};  // one entry per domain, as a node agent sends them
+      r.jobs[1].domain = 1;
+      events[i].kind = proto::ControllerEvent::Kind::message;
+      events[i].message = std::move(r);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    service.handle(events);
+    const auto end = std::chrono::steady_clock::now();
+    handle_ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
+  };
+
+  const auto &cc = service.controller();
+  std::vector<double> ms;
+  for (int rep = 0; rep < reps + 1; ++rep) {  // the first period warms up (no reports yet)
+    if (rep > 0) feed_reports();
+    const auto start = std::chrono::steady_clock::now();
+    service.period();
+    const auto end = std::chrono::steady_clock::now();
+    if (errors > 0) std::exit(1);
+    if (service.last_step_grants().size() != nodes) {
+      std::fprintf(stderr, "bench_service: %zu grants for %zu nodes\n",
+                   service.last_step_grants().size(), nodes);
+      std::exit(1);
+    }
+    last = service.last_step_grants();  // every node confirms its grant in its next report
+    if (rep > 0) ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
+    clock.mono += config.period_s;
+    clock.wall += config.period_s;
+  }
+  const std::size_t jobs = ledger.unfinished_ids().size();
+  std::sort(ms.begin(), ms.end());
+  std::printf(
+      "# %s: ControllerService::period, %zu nodes in %zu groups (as cluster_step_100k_ms: "
+      "a new 8-segment curve per node and period, jobs settled), %zu jobs in the ledger; "
+      "%zu step thread(s); %d periods after 1 warm-up; min %.3f ms, max %.3f ms\n",
+      name, nodes, bench::kGroups, jobs, cc.step_thread_count(), reps, ms.front(), ms.back());
+  std::printf("bench: %s %.3f ms\n", name, ms[ms.size() / 2]);
+  std::sort(handle_ms.begin(), handle_ms.end());
+  std::printf(
+      "# %s: ControllerService::handle of one period's %zu reports (2 job entries each) as "
+      "the endpoint hands them over, on the same thread between periods; min %.3f ms, max "
+      "%.3f ms\n",
+      reports_name, nodes, handle_ms.front(), handle_ms.back());
+  std::printf("bench: %s %.3f ms\n", reports_name, handle_ms[handle_ms.size() / 2]);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+// With an argument, only the benchmarks whose names contain it.
+int main(int argc, char **argv) {
+  const std::string only = argc > 1 ? argv[1] : "";
+  const auto wanted = [&](const char *name) {
+    return only.empty() || std::string(name).find(only) != std::string::npos;
+  };
+  std::printf(
+      "# bench_service: median wall time of the controller service's period; clock: "
+      "std::chrono::steady_clock; machine: %u hardware threads; compiler: %s\n",
+      std::thread::hardware_concurrency(), __VERSION__);
+  std::fflush(stdout);
+  if (wanted("service_period_10k_ms"))
+    run_service_period("service_period_10k_ms", "service_reports_10k_ms", 10000, 21);
+  if (wanted("service_period_100k_ms"))
+    run_service_period("service_period_100k_ms", "service_reports_100k_ms", 100000, 11);
+  return 0;
+}
