@@ -7,10 +7,16 @@
 // (ControllerService::handle, not timed); no node has a session open, so the grants are
 // looked up and not sent (sending is the endpoint's, measured by pg-loadgen: README,
 // "Scale"). Prints `bench: service_period_<size>_ms <median> ms` and `#` lines saying how.
+// At 100,000 nodes also the handling of one period's reports (`service_reports_100k_ms`) and
+// the slurmctld plugin's job records for the ledger's 25,000 jobs: the pass that builds
+// them outside slurmctld's locks (`job_records_25k_ms`) and their store under its job write
+// lock (`job_records_locked_25k_ms`: the C++ side; the adapter adds a job lookup and a copy
+// per job).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
@@ -19,6 +25,7 @@
 
 #include "bench/bench_cluster.hpp"
 #include "controller/controller_service.hpp"
+#include "controller/job_records.hpp"
 #include "protocol/controller_endpoint.hpp"
 #include "protocol/fake_auth.hpp"
 
@@ -33,7 +40,8 @@ struct BenchClock : ServiceClock {
   double wall_s() override { return wall; }
 };
 
-void run_service_period(const char *name, const char *reports_name, std::size_t nodes, int reps) {
+void run_service_period(const char *name, const char *reports_name, const char *records_name,
+                        const char *records_locked_name, std::size_t nodes, int reps) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   ClusterConfig config = bench::step_cluster(nodes, rng);
@@ -124,6 +132,76 @@ void run_service_period(const char *name, const char *reports_name, std::size_t 
       "%.3f ms\n",
       reports_name, nodes, handle_ms.front(), handle_ms.back());
   std::printf("bench: %s %.3f ms\n", reports_name, handle_ms[handle_ms.size() / 2]);
+
+  // The job records of the running jobs (slurmctld_powergrad/plugin.cpp, once a period):
+  // a pass builds each job's AdminComment from its figures outside slurmctld's locks
+  // (RecordPlan::add), then stores those that changed under slurmctld's job write lock.
+  // Every running job's changes each period (its energy grows): so here every job's
+  // AdminComment is another tool's text without a record yet. The store is timed as it is
+  // (the planned comment copied) and as it was (each comment built again under the lock).
+  if (records_name) {
+    const std::vector<std::uint32_t> ids = ledger.unfinished_ids();
+    const std::string other = "other tool's text";
+    const auto view_of = [&](std::uint32_t id) {
+      JobView v;
+      v.job_id = id;
+      v.mode = "latency";
+      v.nodes =
+          "n[" + std::to_string(4 * (id - 1000)) + "-" + std::to_string(4 * (id - 1000) + 3) + "]";
+      v.admin_comment = other;
+      v.figures = ledger.figures(id);
+      return v;
+    };
+    std::vector<double> pass_ms, store_ms, rebuild_ms;
+    std::size_t stored = 0;
+    const auto ms_since = [](std::chrono::steady_clock::time_point t) {
+      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t)
+          .count();
+    };
+    for (int rep = 0; rep < 5; ++rep) {
+      RecordPlan plan;
+      auto t = std::chrono::steady_clock::now();
+      for (const std::uint32_t id : ids) plan.add(view_of(id));
+      pass_ms.push_back(ms_since(t));
+      t = std::chrono::steady_clock::now();
+      for (const std::uint32_t id : ids) {
+        if (const std::string *c = plan.planned(id, other)) {
+          char *copy = strdup(c->c_str());  // what the adapter stores and frees
+          stored += copy != nullptr;
+          free(copy);
+        }
+      }
+      store_ms.push_back(ms_since(t));
+      t = std::chrono::steady_clock::now();
+      for (const std::uint32_t id : ids) {
+        if (std::optional<std::string> c = updated_admin_comment(view_of(id))) {
+          char *copy = strdup(c->c_str());
+          free(copy);
+        }
+      }
+      rebuild_ms.push_back(ms_since(t));
+    }
+    if (stored != 5 * ids.size()) {
+      std::fprintf(stderr, "bench_service: %zu comments stored of %zu\n", stored, 5 * ids.size());
+      std::exit(1);
+    }
+    std::sort(pass_ms.begin(), pass_ms.end());
+    std::sort(store_ms.begin(), store_ms.end());
+    std::sort(rebuild_ms.begin(), rebuild_ms.end());
+    std::printf(
+        "# %s: the plugin's job records for the ledger's %zu jobs, every one changed: the pass "
+        "outside slurmctld's locks (figures, AdminComment built and planned); 5 passes, min "
+        "%.3f ms, max %.3f ms\n",
+        records_name, ids.size(), pass_ms.front(), pass_ms.back());
+    std::printf("bench: %s %.3f ms\n", records_name, pass_ms[pass_ms.size() / 2]);
+    std::printf(
+        "# %s: storing them under slurmctld's job write lock (the planned comments copied); "
+        "min %.3f ms, max %.3f ms; built again there instead, as before RecordPlan: median "
+        "%.3f ms, min %.3f ms, max %.3f ms\n",
+        records_locked_name, store_ms.front(), store_ms.back(), rebuild_ms[rebuild_ms.size() / 2],
+        rebuild_ms.front(), rebuild_ms.back());
+    std::printf("bench: %s %.3f ms\n", records_locked_name, store_ms[store_ms.size() / 2]);
+  }
   std::fflush(stdout);
 }
 
@@ -141,8 +219,10 @@ int main(int argc, char **argv) {
       std::thread::hardware_concurrency(), __VERSION__);
   std::fflush(stdout);
   if (wanted("service_period_10k_ms"))
-    run_service_period("service_period_10k_ms", "service_reports_10k_ms", 10000, 21);
+    run_service_period("service_period_10k_ms", "service_reports_10k_ms", nullptr, nullptr, 10000,
+                       21);
   if (wanted("service_period_100k_ms"))
-    run_service_period("service_period_100k_ms", "service_reports_100k_ms", 100000, 11);
+    run_service_period("service_period_100k_ms", "service_reports_100k_ms", "job_records_25k_ms",
+                       "job_records_locked_25k_ms", 100000, 11);
   return 0;
 }

@@ -331,17 +331,18 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
     x.ledger_slot = ledger_.on_report(*report, wall, x.ledger_slot);
     double sum = 0.0;
     std::size_t n = 0;
-    std::set<std::uint32_t> ids;
+    x.jobs.clear();
     for (const JobSummary &s : report->jobs) {
       if (s.valid && std::isfinite(s.speedup_per_w)) {
         sum += s.speedup_per_w;
         ++n;
       }
-      if (auto id = job_id_of_key(s.job)) ids.insert(*id);
+      if (auto id = job_id_of_key(s.job)) x.jobs.push_back(*id);
     }
+    std::sort(x.jobs.begin(), x.jobs.end());
+    x.jobs.erase(std::unique(x.jobs.begin(), x.jobs.end()), x.jobs.end());
     x.gradient_known = n > 0;
     x.gradient = n > 0 ? sum / static_cast<double>(n) : 0.0;
-    x.jobs.assign(ids.begin(), ids.end());
     x.lease_ours = report->lease_epoch == controller_.config().epoch && report->lease_seq != 0;
     x.lease_expires_at_s = report->lease_expires_at_s;
     return;

@@ -32,8 +32,11 @@ std::size_t JobPowerLedger::on_report(const NodeReport &report, double now_s, st
   n.power_w = report.power_w;
   n.caps_w = report.caps_w;
   n.jobs.clear();
+  std::vector<std::optional<std::uint32_t>> &ids = entry_ids_;
+  ids.clear();
   for (const JobSummary &s : report.jobs) {
     const auto id = job_id_of_key(s.job);
+    ids.push_back(id);
     if (!id) continue;
     auto j = std::lower_bound(n.jobs.begin(), n.jobs.end(), *id,
                               [](const NodeJob &a, std::uint32_t b) { return a.id < b; });
@@ -49,9 +52,9 @@ std::size_t JobPowerLedger::on_report(const NodeReport &report, double now_s, st
   // The steps' own accounting (repeated on each of a step's entries: the first one counts,
   // so they are taken last to first).
   std::lock_guard<std::mutex> g(mu_);
-  for (auto e = report.jobs.rbegin(); e != report.jobs.rend(); ++e) {
-    const JobSummary &s = *e;
-    auto id = job_id_of_key(s.job);
+  for (std::size_t e = report.jobs.size(); e-- > 0;) {
+    const JobSummary &s = report.jobs[e];
+    const auto id = ids[e];
     if (!id) continue;
     Acc &a = jobs_[*id];
     a.measured[report.node][s.job] =
@@ -153,9 +156,21 @@ void JobPowerLedger::sample(double now_s, const GrantLookup &grant_w) {
     ++i;
   }
 
-  std::lock_guard<std::mutex> g(mu_);
+  // The jobs' places are found before the lock is taken: only this thread adds or removes
+  // jobs, so its lookups may run beside the readers' (slurmctld's job hooks, under its job
+  // write lock, wait for no more than the updates below). Jobs not there yet are added under
+  // the lock.
+  std::vector<Staged> &staged = staged_;
+  staged.clear();
   for (const auto &[id, p] : period) {
-    Acc &a = jobs_[id];
+    const auto it = jobs_.find(id);
+    staged.push_back({it == jobs_.end() ? nullptr : &it->second, id, &p});
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  for (Staged &st : staged) {
+    if (!st.acc) st.acc = &jobs_[st.id];
+    Acc &a = *st.acc;
+    const PeriodSum &p = *st.sum;
     JobFigures &f = a.f;
     ++f.samples;
     a.last_sample_s = now_s;

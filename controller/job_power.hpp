@@ -29,7 +29,10 @@
 // take_finished_series, restore_series: the controller service's). The readers figures(),
 // series(), unfinished_series(), unfinished_ids() and job_count() may be called from any
 // thread meanwhile (slurmctld's job hooks, the series writer's thread): the jobs are under
-// a mutex. The nodes' last reports are the driving thread's alone.
+// a mutex. Only the driving thread adds or removes jobs (under the mutex), so it may look
+// them up without it: sample() finds its jobs first and holds the mutex only to update
+// them (about 2 ms for 25,000 jobs here, where it held it 7-9 ms; a job hook waits for no
+// longer). The nodes' last reports are the driving thread's alone.
 #pragma once
 
 #include <cstddef>
@@ -167,8 +170,16 @@ class JobPowerLedger {
   std::unordered_map<std::uint32_t, PeriodSum> period_;      // sample()'s, kept for its memory
   double last_sample_s_ = std::numeric_limits<double>::quiet_NaN();
   static void apply_measured(const Acc &a, JobFigures &f);
-  mutable std::mutex mu_;  // guards jobs_
+  mutable std::mutex mu_;  // guards jobs_ (its structure changes on the driving thread only)
   std::map<std::uint32_t, Acc> jobs_;
+  // sample()'s jobs, found before it takes the lock (acc null: to be added), kept for memory.
+  struct Staged {
+    Acc *acc;
+    std::uint32_t id;
+    const PeriodSum *sum;
+  };
+  std::vector<Staged> staged_;
+  std::vector<std::optional<std::uint32_t>> entry_ids_;  // on_report's, kept for memory
 };
 
 }  // namespace powergrad

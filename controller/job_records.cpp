@@ -55,4 +55,18 @@ std::optional<std::string> updated_admin_comment(const JobView &job) {
   return comment;
 }
 
+bool RecordPlan::add(const JobView &job) {
+  std::optional<std::string> c = updated_admin_comment(job);
+  if (!c) return false;
+  auto [it, added] = plans_.insert_or_assign(job.job_id, Planned{job.admin_comment, std::move(*c)});
+  (void)it;
+  if (added) ids_.push_back(job.job_id);
+  return true;
+}
+
+const std::string *RecordPlan::planned(std::uint32_t job_id, std::string_view current) const {
+  const auto it = plans_.find(job_id);
+  return it != plans_.end() && it->second.seen == current ? &it->second.comment : nullptr;
+}
+
 }  // namespace powergrad

@@ -5,9 +5,12 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
 
-#include "jobreport/record.hpp"
 #include "controller/job_power.hpp"
+#include "jobreport/record.hpp"
 
 namespace powergrad {
 
@@ -26,5 +29,30 @@ RecordFields job_record_fields(const JobView &job);
 // The AdminComment the job should have, or nullopt when it already has it or the job is
 // not power-aware (no mode, or mode "off").
 std::optional<std::string> updated_admin_comment(const JobView &job);
+
+// One pass of the plugin's job records (once a control period): the comments are built
+// from copies of the jobs, outside slurmctld's locks, and stored afterwards under its job
+// write lock. Storing must not build them again there: that is each running job's figures
+// and record (about 2.7 us a job here; bench_service's job_records_25k_ms), and every
+// running job's record changes every period, since its energy grows.
+class RecordPlan {
+ public:
+  // Plans job's new AdminComment if it should change; returns whether it should.
+  bool add(const JobView &job);
+  // The jobs planned, in the order added.
+  const std::vector<std::uint32_t> &ids() const { return ids_; }
+  // The comment planned for job_id, if its AdminComment is still the one the plan was made
+  // from (current); nullptr otherwise (not planned, or changed meanwhile by another tool or
+  // by the job's end: the caller builds it anew).
+  const std::string *planned(std::uint32_t job_id, std::string_view current) const;
+
+ private:
+  struct Planned {
+    std::string seen;  // the AdminComment it was built from
+    std::string comment;
+  };
+  std::unordered_map<std::uint32_t, Planned> plans_;
+  std::vector<std::uint32_t> ids_;
+};
 
 }  // namespace powergrad

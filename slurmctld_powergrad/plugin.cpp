@@ -131,6 +131,20 @@ extern "C" char *comment_for_job(const pg_job_view_t *v, void * /*arg*/) {
   }
 }
 
+// Runs under slurmctld's job write lock (pg_adapter_apply_comments, once a period): the
+// comment the period's pass planned outside the lock (arg: its RecordPlan), or one built
+// anew if the job's AdminComment changed since the pass read it.
+extern "C" char *comment_from_plan(const pg_job_view_t *v, void *arg) {
+  try {
+    const auto *plan = static_cast<const powergrad::RecordPlan *>(arg);
+    if (const std::string *c = plan->planned(v->job_id, v->admin_comment ? v->admin_comment : ""))
+      return strdup(c->c_str());
+    return comment_for_job(v, nullptr);
+  } catch (...) {
+    return nullptr;  // never unwind into slurmctld
+  }
+}
+
 std::string config_path() {
   if (const char *e = std::getenv(kConfEnv); e && *e) return e;
   std::string slurm_conf;
@@ -439,15 +453,16 @@ class Controller {
       write_finished_series(nullptr);
       return;
     }
-    std::vector<uint32_t> changed;
+    powergrad::RecordPlan plan;
     std::set<uint32_t> running;
     for (size_t i = 0; i < n; ++i) {
       running.insert(views[i].job_id);
-      if (powergrad::updated_admin_comment(to_view(&views[i]))) changed.push_back(views[i].job_id);
+      plan.add(to_view(&views[i]));
     }
     pg_adapter_free_views(views, n);
-    if (!changed.empty()) {
-      pg_adapter_apply_comments(changed.data(), changed.size(), comment_for_job, nullptr);
+    if (!plan.ids().empty()) {
+      // Under the job write lock only the planned comments are copied (comment_from_plan).
+      pg_adapter_apply_comments(plan.ids().data(), plan.ids().size(), comment_from_plan, &plan);
     }
     write_finished_series(&running);
   }

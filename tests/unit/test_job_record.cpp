@@ -94,6 +94,44 @@ START_TEST(controller_ignores_plain_and_off_jobs) {
 }
 END_TEST
 
+START_TEST(a_pass_plans_outside_the_lock_and_stores_what_it_planned) {
+  // The plugin builds a period's comments from copies of the jobs and stores them under
+  // slurmctld's job write lock: the stored comment is the planned one while the job's
+  // AdminComment is still what the pass saw; otherwise it must be built anew.
+  RecordPlan plan;
+  JobView a;
+  a.job_id = 7;
+  a.mode = "latency";
+  a.nodes = "n[1-2]";
+  a.admin_comment = "keep me";
+  JobView b = a;
+  b.job_id = 8;
+  b.admin_comment = "keep me; powergrad={v=1 mode=latency nodes=n[1-2]}";  // up to date
+  JobView off = a;
+  off.job_id = 9;
+  off.mode = "off";
+  ck_assert(plan.add(a));
+  ck_assert(!plan.add(b));
+  ck_assert(!plan.add(off));
+  ck_assert_uint_eq(plan.ids().size(), 1);
+  ck_assert_uint_eq(plan.ids()[0], 7);
+  const std::string *c = plan.planned(7, "keep me");
+  ck_assert_ptr_nonnull(c);
+  ck_assert_std_str_eq(*c, *updated_admin_comment(a));
+  // Another tool wrote the AdminComment between the pass and the store: not this plan's.
+  ck_assert_ptr_null(plan.planned(7, "keep me too"));
+  ck_assert_ptr_null(plan.planned(7, ""));
+  // Jobs it did not plan.
+  ck_assert_ptr_null(plan.planned(8, b.admin_comment));
+  ck_assert_ptr_null(plan.planned(9, "keep me"));
+  // Planned twice in a pass (a job listed twice): the later plan counts, listed once.
+  a.nodes = "n[1-3]";
+  ck_assert(plan.add(a));
+  ck_assert_uint_eq(plan.ids().size(), 1);
+  ck_assert_std_str_eq(*plan.planned(7, "keep me"), *updated_admin_comment(a));
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("job_record");
   TCase *tc = tcase_create("core");
@@ -103,6 +141,7 @@ int main() {
   tcase_add_test(tc, parse_round_trip_and_errors);
   tcase_add_test(tc, controller_comment_for_power_aware_job);
   tcase_add_test(tc, controller_ignores_plain_and_off_jobs);
+  tcase_add_test(tc, a_pass_plans_outside_the_lock_and_stores_what_it_planned);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }
