@@ -263,6 +263,10 @@ ConfigResult parse_controller_config(const std::string &text, const std::string 
       } else if (k == "metricsinterval") {
         if (!parse_number(v, 1, 3600, c.metrics_interval_s))
           return fail("MetricsInterval='" + v + "': expected seconds from 1 to 3600");
+      } else if (k == "recordinterval") {
+        if (!parse_number(v, 0, 3600, c.record_interval_s))
+          return fail("RecordInterval='" + v +
+                      "': expected seconds from 0 (every control period) to 3600");
       } else if (k == "serieskeep") {
         double n = 0;
         if (!parse_whole(v, 0, 1e7, n))

@@ -21,6 +21,7 @@
 //   StepThreads=0          # threads of a control step (0: the CPUs, at most 4)
 //   MetricsFile=/var/lib/prometheus/node-exporter/powergrad.prom  # Prometheus textfile
 //   MetricsInterval=15     # seconds between rewrites of MetricsFile
+//   RecordInterval=30      # seconds between refreshes of a running job's AdminComment record
 //   Group=rowA Limit=8000
 //   Group=rack1 Nodes=n[1-16] Limit=3000 Parent=rowA
 //   Node=n[1-4] Floor=100 Max=500 IdleCap=80
@@ -84,6 +85,7 @@ struct ControllerFileConfig {
   double series_keep_days = 30;
   std::string metrics_file;         // "" : no Prometheus metrics file
   double metrics_interval_s = 15;   // how often it is rewritten
+  double record_interval_s = 30;    // a running job's record refreshed at most this often
   double hysteresis = ClusterConfig{}.hysteresis;                    // in [0, 0.9)
   double hysteresis_settle_s = ClusterConfig{}.hysteresis_settle_s;  // in [0, 86400]
   std::size_t curve_segments = 0;   // ClusterConfig::curve_segments; 0: by cluster size

@@ -55,6 +55,12 @@ std::optional<std::string> updated_admin_comment(const JobView &job) {
   return comment;
 }
 
+bool RecordRefresh::due(std::uint32_t job_id, std::string_view admin_comment, double now_s) const {
+  if (admin_comment.find(kRecordPrefix) == std::string_view::npos) return true;
+  const auto it = checked_at_.find(job_id);
+  return it == checked_at_.end() || !(now_s - it->second < interval_s_);
+}
+
 bool RecordPlan::add(const JobView &job) {
   std::optional<std::string> c = updated_admin_comment(job);
   if (!c) return false;

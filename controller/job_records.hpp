@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +36,34 @@ std::optional<std::string> updated_admin_comment(const JobView &job);
 // write lock. Storing must not build them again there: that is each running job's figures
 // and record (about 2.7 us a job here; bench_service's job_records_25k_ms), and every
 // running job's record changes every period, since its energy grows.
+// When a running job's record is refreshed (RecordInterval= of powergrad.conf): its first
+// within one control period of its start, then at most every interval while it runs. A job
+// whose AdminComment holds no record of PowerGrad's (new, or an admin overwrote it) is due
+// at once. The final record is written at the job's end by the end hook, whatever this says.
+// Every write of a running job's record stores it under slurmctld's job write lock and
+// marks slurmctld's jobs changed (squeue's "nothing changed" replies, the job state save),
+// so a large cluster wants fewer of them than one per job and period.
+class RecordRefresh {
+ public:
+  explicit RecordRefresh(double interval_s = 30.0) : interval_s_(interval_s) {}
+  void set_interval(double interval_s) { interval_s_ = interval_s; }
+  // Whether the job's record is to be checked at now_s (monotonic seconds).
+  bool due(std::uint32_t job_id, std::string_view admin_comment, double now_s) const;
+  // The job's record was checked (and written if it had changed) at now_s.
+  void checked(std::uint32_t job_id, double now_s) { checked_at_[job_id] = now_s; }
+  // Forgets the jobs that are no longer running.
+  template <class Set>
+  void keep_only(const Set &running) {
+    for (auto it = checked_at_.begin(); it != checked_at_.end();)
+      it = running.count(it->first) ? std::next(it) : checked_at_.erase(it);
+  }
+  std::size_t size() const { return checked_at_.size(); }
+
+ private:
+  double interval_s_;
+  std::unordered_map<std::uint32_t, double> checked_at_;
+};
+
 class RecordPlan {
  public:
   // Plans job's new AdminComment if it should change; returns whether it should.

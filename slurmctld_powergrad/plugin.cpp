@@ -257,6 +257,7 @@ class Controller {
     series_keep_days_ = file.series_keep_days;
     metrics_file_ = file.metrics_file;
     metrics_interval_s_ = file.metrics_interval_s;
+    record_refresh_.set_interval(file.record_interval_s);
     if (!state_dir.empty()) {
       settings.budget_state_path = state_dir + "/budget";
     } else if (listen_.state().failed_attempts == 0) {  // said once, not at every retry
@@ -455,10 +456,15 @@ class Controller {
     }
     powergrad::RecordPlan plan;
     std::set<uint32_t> running;
+    const double now = clock_.monotonic_s();
     for (size_t i = 0; i < n; ++i) {
-      running.insert(views[i].job_id);
-      plan.add(to_view(&views[i]));
+      const pg_job_view_t &v = views[i];
+      running.insert(v.job_id);
+      if (!record_refresh_.due(v.job_id, v.admin_comment ? v.admin_comment : "", now)) continue;
+      plan.add(to_view(&v));
+      record_refresh_.checked(v.job_id, now);
     }
+    record_refresh_.keep_only(running);
     pg_adapter_free_views(views, n);
     if (!plan.ids().empty()) {
       // Under the job write lock only the planned comments are copied (comment_from_plan).
@@ -667,6 +673,8 @@ class Controller {
   std::string metrics_file_;
   double metrics_interval_s_ = 15;
   std::string metrics_error_;
+  // RecordInterval=: when each running job's record was last checked.
+  powergrad::RecordRefresh record_refresh_;
   // powergrad.conf as the controller in force read it, and when slurmctld last read
   // slurm.conf (a change means `scontrol reconfigure`).
   std::string config_text_;

@@ -120,6 +120,11 @@ START_TEST(controller_tuning_keys) {
   ck_assert_uint_eq(parse_ok("Budget=100\nCurveSegments=0\n").curve_segments, 0);
   ck_assert_uint_eq(parse_ok("Budget=100\nCurveSegments=1\n").curve_segments, 1);
   ck_assert_uint_eq(parse_ok("Budget=100\ncurvesegments=1024\n").curve_segments, 1024);
+  // A running job's record: every 30 s unless set; 0 (every period) up to an hour.
+  ck_assert(parse_ok("Budget=100\n").record_interval_s == 30.0);
+  ck_assert(parse_ok("Budget=100\nRecordInterval=0\n").record_interval_s == 0.0);
+  ck_assert(parse_ok("Budget=100\nrecordinterval=3600\n").record_interval_s == 3600.0);
+  ck_assert(parse_ok("Budget=100\nRecordInterval=2.5\n").record_interval_s == 2.5);
   struct {
     const char *text;
     const char *error;
@@ -145,6 +150,11 @@ START_TEST(controller_tuning_keys) {
       {"Budget=100\nStepThreads=1.5\n", "pg.conf:2: StepThreads='1.5'"},
       {"Budget=100\nStepThreads=all\n", "pg.conf:2: StepThreads='all'"},
       {"Budget=100\nHysteresis=0.1\nHysteresis=0.2\n", "pg.conf:3: 'hysteresis' is set twice"},
+      {"Budget=100\nRecordInterval=3601\n",
+       "pg.conf:2: RecordInterval='3601': expected seconds from 0 (every control period) to 3600"},
+      {"Budget=100\nRecordInterval=-1\n", "pg.conf:2: RecordInterval='-1'"},
+      {"Budget=100\nRecordInterval=1m\n", "pg.conf:2: RecordInterval='1m'"},
+      {"Budget=100\nRecordInterval=nan\n", "pg.conf:2: RecordInterval='nan'"},
   };
   for (const auto &t : cases) {
     const std::string err = parse_error(t.text);

@@ -2,10 +2,11 @@
 // controller writes for a job.
 #include <check.h>
 
+#include <set>
 #include <string>
 
-#include "jobreport/record.hpp"
 #include "controller/job_records.hpp"
+#include "jobreport/record.hpp"
 #include "tests/unit/check_strings.hpp"
 #include "tests/unit/check_util.hpp"
 
@@ -132,6 +133,34 @@ START_TEST(a_pass_plans_outside_the_lock_and_stores_what_it_planned) {
 }
 END_TEST
 
+START_TEST(running_records_refreshed_every_interval) {
+  RecordRefresh r(30.0);
+  const std::string ours = "site: x; powergrad={v=1 mode=latency nodes=n1}";
+  // Never checked: due, with or without a record of ours.
+  ck_assert(r.due(5, "", 100.0));
+  ck_assert(r.due(5, ours, 100.0));
+  r.checked(5, 100.0);
+  // Checked: not due again until the interval has passed.
+  ck_assert(!r.due(5, ours, 100.5));
+  ck_assert(!r.due(5, ours, 129.9));
+  ck_assert(r.due(5, ours, 130.0));
+  // Its record gone (an admin overwrote the comment): due at once.
+  ck_assert(r.due(5, "site: x", 101.0));
+  ck_assert(r.due(5, "", 101.0));
+  // Other jobs are their own.
+  ck_assert(r.due(6, ours, 101.0));
+  // Jobs no longer running are forgotten: due again if they came back.
+  r.checked(6, 101.0);
+  r.keep_only(std::set<std::uint32_t>{6});
+  ck_assert_uint_eq(r.size(), 1);
+  ck_assert(r.due(5, ours, 102.0));
+  ck_assert(!r.due(6, ours, 102.0));
+  // RecordInterval=0: every period.
+  r.set_interval(0.0);
+  ck_assert(r.due(6, ours, 101.0));
+}
+END_TEST
+
 int main() {
   Suite *s = suite_create("job_record");
   TCase *tc = tcase_create("core");
@@ -142,6 +171,7 @@ int main() {
   tcase_add_test(tc, controller_comment_for_power_aware_job);
   tcase_add_test(tc, controller_ignores_plain_and_off_jobs);
   tcase_add_test(tc, a_pass_plans_outside_the_lock_and_stores_what_it_planned);
+  tcase_add_test(tc, running_records_refreshed_every_interval);
   suite_add_tcase(s, tc);
   return pgtest::run_suite(s);
 }
