@@ -31,11 +31,6 @@ RecordFields job_record_fields(const JobView &job);
 // not power-aware (no mode, or mode "off").
 std::optional<std::string> updated_admin_comment(const JobView &job);
 
-// One pass of the plugin's job records (once a control period): the comments are built
-// from copies of the jobs, outside slurmctld's locks, and stored afterwards under its job
-// write lock. Storing must not build them again there: that is each running job's figures
-// and record (about 2.7 us a job here; bench_service's job_records_25k_ms), and every
-// running job's record changes every period, since its energy grows.
 // When a running job's record is refreshed (RecordInterval= of powergrad.conf): its first
 // within one control period of its start, then at most every interval while it runs. A job
 // whose AdminComment holds no record of PowerGrad's (new, or an admin overwrote it) is due
@@ -64,6 +59,11 @@ class RecordRefresh {
   std::unordered_map<std::uint32_t, double> checked_at_;
 };
 
+// One pass of the plugin's job records (once a control period): the comments are built
+// from copies of the jobs, outside slurmctld's locks, and stored afterwards under its job
+// write lock. Storing must not build them again there: that is each running job's figures
+// and record (about 2.7 us a job here; bench_service's job_records_25k_ms), and the record
+// of nearly every running job the pass checks has changed, since its energy grows.
 class RecordPlan {
  public:
   // Plans job's new AdminComment if it should change; returns whether it should.
