@@ -316,7 +316,9 @@ class LoadGen {
   using Timer = std::pair<double, std::pair<std::size_t, std::uint64_t>>;  // due, (agent, gen)
 
   void start_connect_agent(std::size_t i, double now);
-  void end_session(std::size_t i, double now, const std::string &why, bool by_us);
+  // why: counted by kind; detail (the system's error text), printed with the first few.
+  void end_session(std::size_t i, double now, const std::string &why, bool by_us,
+                   const std::string &detail = "");
   void on_readable(std::size_t i, double now);
   void on_writable(std::size_t i);
   void on_frame(std::size_t i, const std::uint8_t *data, std::size_t size, double now);
@@ -428,7 +430,8 @@ void LoadGen::start_connect_agent(std::size_t i, double now) {
   (void)now;
 }
 
-void LoadGen::end_session(std::size_t i, double now, const std::string &why, bool by_us) {
+void LoadGen::end_session(std::size_t i, double now, const std::string &why, bool by_us,
+                          const std::string &detail) {
   Agent &a = agents_[i];
   if (a.state == State::hello_sent) --inflight_;
   if (!by_us) {
@@ -441,8 +444,9 @@ void LoadGen::end_session(std::size_t i, double now, const std::string &why, boo
     // or one by one tells a busy machine from a fault.
     if (st_.lost_told < 5) {
       ++st_.lost_told;
-      std::fprintf(stderr, "pg-loadgen: session of %s %s at t=%.3f s: %s\n", a.name.c_str(),
-                   live ? "dropped" : "refused", now - t0_, why.c_str());
+      std::fprintf(stderr, "pg-loadgen: session of %s %s at t=%.3f s: %s%s%s%s\n",
+                   a.name.c_str(), live ? "dropped" : "refused", now - t0_, why.c_str(),
+                   detail.empty() ? "" : " (", detail.c_str(), detail.empty() ? "" : ")");
     }
   }
   if (a.fd) epoll_ctl(ep_.get(), EPOLL_CTL_DEL, a.fd.get(), nullptr);
@@ -500,7 +504,7 @@ void LoadGen::on_readable(std::size_t i, double now) {
       return;
     }
     if (fill == FrameReader::Fill::error) {
-      end_session(i, now, std::string("read: ") + errc_name(err.code), false);
+      end_session(i, now, std::string("read: ") + errc_name(err.code), false, err.message);
       return;
     }
     const std::uint8_t *data = nullptr;
