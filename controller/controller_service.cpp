@@ -325,7 +325,7 @@ void ControllerService::on_message(const proto::ControllerEvent &e) {
     // Caps above everything this controller granted the node (rebooted with its firmware's
     // caps, an admin's write): the node is lowered at once, not at the next period.
     if (bound_after > bound_before &&
-        bound_after > controller_.node_status(index, wall).granted_w + 1e-6)
+        bound_after > controller_.granted_w(index) + 1e-6)
       step_early_ = true;
     NodeExtra &x = extra_[index];
     x.ledger_slot = ledger_.on_report(*report, wall, x.ledger_slot);
@@ -577,17 +577,15 @@ std::string ControllerService::status_json(const StatusViewer &viewer) const {
       << ",\"hysteresis\":" << json_number(n.hysteresis)
       << ",\"confirm_s\":" << json_number(n.confirm_s)
       << ",\"gradient\":" << (x.gradient_known ? json_number(x.gradient) : "null") << ",\"jobs\":[";
-    {
-      bool first_job = true;
-      for (const std::uint32_t id : x.jobs) {
-        if (!viewer.all_jobs) {
-          // PrivateData=jobs: another user's job id is not this viewer's to see.
-          auto owner = job_owners_.find(id);
-          if (owner == job_owners_.end() || owner->second != viewer.uid) continue;
-        }
-        o << (first_job ? "" : ",") << id;
-        first_job = false;
+    bool first_job = true;
+    for (const std::uint32_t id : x.jobs) {
+      if (!viewer.all_jobs) {
+        // PrivateData=jobs: another user's job id is not this viewer's to see.
+        auto owner = job_owners_.find(id);
+        if (owner == job_owners_.end() || owner->second != viewer.uid) continue;
       }
+      o << (first_job ? "" : ",") << id;
+      first_job = false;
     }
     o << "],\"lease_age_s\":";
     if (x.lease_ours && std::isfinite(x.lease_expires_at_s)) {

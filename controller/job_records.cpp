@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 
 #include "jobreport/record.hpp"
 #include "libgradient/job_mode.hpp"
@@ -59,6 +60,11 @@ bool RecordRefresh::due(std::uint32_t job_id, std::string_view admin_comment, do
   if (admin_comment.find(kRecordPrefix) == std::string_view::npos) return true;
   const auto it = checked_at_.find(job_id);
   return it == checked_at_.end() || !(now_s - it->second < interval_s_);
+}
+
+void RecordRefresh::keep_only(const std::set<std::uint32_t> &running) {
+  for (auto it = checked_at_.begin(); it != checked_at_.end();)
+    it = running.count(it->first) ? std::next(it) : checked_at_.erase(it);
 }
 
 bool RecordPlan::add(const JobView &job) {

@@ -3,8 +3,8 @@
 #pragma once
 
 #include <cstdint>
-#include <iterator>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -47,11 +47,7 @@ class RecordRefresh {
   // The job's record was checked (and written if it had changed) at now_s.
   void checked(std::uint32_t job_id, double now_s) { checked_at_[job_id] = now_s; }
   // Forgets the jobs that are no longer running.
-  template <class Set>
-  void keep_only(const Set &running) {
-    for (auto it = checked_at_.begin(); it != checked_at_.end();)
-      it = running.count(it->first) ? std::next(it) : checked_at_.erase(it);
-  }
+  void keep_only(const std::set<std::uint32_t> &running);
   std::size_t size() const { return checked_at_.size(); }
 
  private:
