@@ -33,6 +33,15 @@ using namespace powergrad;
 
 namespace {
 
+// The job records' benchmarks (run_job_records).
+constexpr const char *kRecords = "job_records_25k_ms";
+constexpr const char *kRecordsLocked = "job_records_locked_25k_ms";
+constexpr const char *kRecordsInterval = "job_records_25k_interval_ms";
+
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
 struct BenchClock : ServiceClock {
   double mono = 100.0;
   double wall = 1.8e9;
@@ -40,9 +49,108 @@ struct BenchClock : ServiceClock {
   double wall_s() override { return wall; }
 };
 
-void run_service_period(const char *name, const char *reports_name, const char *records_name,
-                        const char *records_locked_name, const char *records_interval_name,
-                        std::size_t nodes, int reps) {
+// The job records of the running jobs (slurmctld_powergrad/plugin.cpp, once a period), for
+// the jobs of the ledger a run of the service filled: a pass builds each job's AdminComment
+// from its figures outside slurmctld's locks (RecordPlan::add), then stores those that
+// changed under slurmctld's job write lock. Every running job's changes each period (its
+// energy grows): so here every job's AdminComment is another tool's text without a record
+// yet. The store is timed as it is (the planned comment copied) and as it was (each comment
+// built again under the lock).
+void run_job_records(const JobPowerLedger &ledger) {
+  const std::vector<std::uint32_t> ids = ledger.unfinished_ids();
+  const std::string other = "other tool's text";
+  const auto view_of = [&](std::uint32_t id) {
+    JobView v;
+    v.job_id = id;
+    v.mode = "latency";
+    v.nodes =
+        "n[" + std::to_string(4 * (id - 1000)) + "-" + std::to_string(4 * (id - 1000) + 3) + "]";
+    v.admin_comment = other;
+    v.figures = ledger.figures(id);
+    return v;
+  };
+  std::vector<double> pass_ms, store_ms, rebuild_ms;
+  std::size_t stored = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    RecordPlan plan;
+    auto t = std::chrono::steady_clock::now();
+    for (const std::uint32_t id : ids) plan.add(view_of(id));
+    pass_ms.push_back(ms_since(t));
+    t = std::chrono::steady_clock::now();
+    for (const std::uint32_t id : ids) {
+      if (const std::string *c = plan.planned(id, other)) {
+        char *copy = strdup(c->c_str());  // what the adapter stores and frees
+        stored += copy != nullptr;
+        free(copy);
+      }
+    }
+    store_ms.push_back(ms_since(t));
+    t = std::chrono::steady_clock::now();
+    for (const std::uint32_t id : ids) {
+      if (std::optional<std::string> c = updated_admin_comment(view_of(id))) {
+        char *copy = strdup(c->c_str());
+        free(copy);
+      }
+    }
+    rebuild_ms.push_back(ms_since(t));
+  }
+  if (stored != 5 * ids.size()) {
+    std::fprintf(stderr, "bench_service: %zu comments stored of %zu\n", stored, 5 * ids.size());
+    std::exit(1);
+  }
+  std::sort(pass_ms.begin(), pass_ms.end());
+  std::sort(store_ms.begin(), store_ms.end());
+  std::sort(rebuild_ms.begin(), rebuild_ms.end());
+  std::printf(
+      "# %s: the plugin's job records for the ledger's %zu jobs, every one changed: the pass "
+      "outside slurmctld's locks (figures, AdminComment built and planned); 5 passes, min "
+      "%.3f ms, max %.3f ms\n",
+      kRecords, ids.size(), pass_ms.front(), pass_ms.back());
+  std::printf("bench: %s %.3f ms\n", kRecords, pass_ms[pass_ms.size() / 2]);
+  std::printf(
+      "# %s: storing them under slurmctld's job write lock (the planned comments copied); "
+      "min %.3f ms, max %.3f ms; built again there instead, as before RecordPlan: median "
+      "%.3f ms, min %.3f ms, max %.3f ms\n",
+      kRecordsLocked, store_ms.front(), store_ms.back(), rebuild_ms[rebuild_ms.size() / 2],
+      rebuild_ms.front(), rebuild_ms.back());
+  std::printf("bench: %s %.3f ms\n", kRecordsLocked, store_ms[store_ms.size() / 2]);
+
+  // With RecordInterval=30 (the default): a running job's record is checked at most every
+  // 30 s. The mean pass over 120 one-second periods, every job's record already there.
+  RecordRefresh refresh(30.0);
+  std::vector<std::string> comments(ids.size());
+  for (std::size_t k = 0; k < ids.size(); ++k) {
+    JobView v = view_of(ids[k]);
+    comments[k] = updated_admin_comment(v).value_or(v.admin_comment);
+    // The jobs started spread over the last 30 s, as on a cluster in its steady state.
+    refresh.checked(ids[k], -static_cast<double>(k % 30));
+  }
+  std::size_t checked = 0;
+  const auto t = std::chrono::steady_clock::now();
+  for (int period = 0; period < 120; ++period) {
+    RecordPlan plan;
+    for (std::size_t k = 0; k < ids.size(); ++k) {
+      if (!refresh.due(ids[k], comments[k], period)) continue;
+      JobView v = view_of(ids[k]);
+      v.admin_comment = comments[k];
+      plan.add(v);
+      refresh.checked(ids[k], period);
+      ++checked;
+    }
+  }
+  const double per_period_ms = ms_since(t) / 120.0;
+  std::printf(
+      "# %s: the same pass with RecordInterval=30 (the default), every job's record "
+      "already written, the jobs' last checks spread over 30 s: mean over 120 periods; "
+      "%.1f jobs checked a period\n",
+      kRecordsInterval, static_cast<double>(checked) / 120.0);
+  std::printf("bench: %s %.3f ms\n", kRecordsInterval, per_period_ms);
+  std::fflush(stdout);
+}
+
+// job_records: then run_job_records over the ledger the run filled.
+void run_service_period(const char *name, const char *reports_name, std::size_t nodes, int reps,
+                        bool job_records) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   ClusterConfig config = bench::step_cluster(nodes, rng);
@@ -96,8 +204,7 @@ void run_service_period(const char *name, const char *reports_name, const char *
     }
     const auto start = std::chrono::steady_clock::now();
     service.handle(events);
-    const auto end = std::chrono::steady_clock::now();
-    handle_ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
+    handle_ms.push_back(ms_since(start));
   };
 
   const auto &cc = service.controller();
@@ -106,7 +213,7 @@ void run_service_period(const char *name, const char *reports_name, const char *
     if (rep > 0) feed_reports();
     const auto start = std::chrono::steady_clock::now();
     service.period();
-    const auto end = std::chrono::steady_clock::now();
+    const double period_ms = ms_since(start);
     if (errors > 0) std::exit(1);
     if (service.last_step_grants().size() != nodes) {
       std::fprintf(stderr, "bench_service: %zu grants for %zu nodes\n",
@@ -114,7 +221,7 @@ void run_service_period(const char *name, const char *reports_name, const char *
       std::exit(1);
     }
     last = service.last_step_grants();  // every node confirms its grant in its next report
-    if (rep > 0) ms.push_back(std::chrono::duration<double, std::milli>(end - start).count());
+    if (rep > 0) ms.push_back(period_ms);
     clock.mono += config.period_s;
     clock.wall += config.period_s;
   }
@@ -134,106 +241,7 @@ void run_service_period(const char *name, const char *reports_name, const char *
       reports_name, nodes, handle_ms.front(), handle_ms.back());
   std::printf("bench: %s %.3f ms\n", reports_name, handle_ms[handle_ms.size() / 2]);
 
-  // The job records of the running jobs (slurmctld_powergrad/plugin.cpp, once a period):
-  // a pass builds each job's AdminComment from its figures outside slurmctld's locks
-  // (RecordPlan::add), then stores those that changed under slurmctld's job write lock.
-  // Every running job's changes each period (its energy grows): so here every job's
-  // AdminComment is another tool's text without a record yet. The store is timed as it is
-  // (the planned comment copied) and as it was (each comment built again under the lock).
-  if (records_name) {
-    const std::vector<std::uint32_t> ids = ledger.unfinished_ids();
-    const std::string other = "other tool's text";
-    const auto view_of = [&](std::uint32_t id) {
-      JobView v;
-      v.job_id = id;
-      v.mode = "latency";
-      v.nodes =
-          "n[" + std::to_string(4 * (id - 1000)) + "-" + std::to_string(4 * (id - 1000) + 3) + "]";
-      v.admin_comment = other;
-      v.figures = ledger.figures(id);
-      return v;
-    };
-    std::vector<double> pass_ms, store_ms, rebuild_ms;
-    std::size_t stored = 0;
-    const auto ms_since = [](std::chrono::steady_clock::time_point t) {
-      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t)
-          .count();
-    };
-    for (int rep = 0; rep < 5; ++rep) {
-      RecordPlan plan;
-      auto t = std::chrono::steady_clock::now();
-      for (const std::uint32_t id : ids) plan.add(view_of(id));
-      pass_ms.push_back(ms_since(t));
-      t = std::chrono::steady_clock::now();
-      for (const std::uint32_t id : ids) {
-        if (const std::string *c = plan.planned(id, other)) {
-          char *copy = strdup(c->c_str());  // what the adapter stores and frees
-          stored += copy != nullptr;
-          free(copy);
-        }
-      }
-      store_ms.push_back(ms_since(t));
-      t = std::chrono::steady_clock::now();
-      for (const std::uint32_t id : ids) {
-        if (std::optional<std::string> c = updated_admin_comment(view_of(id))) {
-          char *copy = strdup(c->c_str());
-          free(copy);
-        }
-      }
-      rebuild_ms.push_back(ms_since(t));
-    }
-    if (stored != 5 * ids.size()) {
-      std::fprintf(stderr, "bench_service: %zu comments stored of %zu\n", stored, 5 * ids.size());
-      std::exit(1);
-    }
-    std::sort(pass_ms.begin(), pass_ms.end());
-    std::sort(store_ms.begin(), store_ms.end());
-    std::sort(rebuild_ms.begin(), rebuild_ms.end());
-    std::printf(
-        "# %s: the plugin's job records for the ledger's %zu jobs, every one changed: the pass "
-        "outside slurmctld's locks (figures, AdminComment built and planned); 5 passes, min "
-        "%.3f ms, max %.3f ms\n",
-        records_name, ids.size(), pass_ms.front(), pass_ms.back());
-    std::printf("bench: %s %.3f ms\n", records_name, pass_ms[pass_ms.size() / 2]);
-    std::printf(
-        "# %s: storing them under slurmctld's job write lock (the planned comments copied); "
-        "min %.3f ms, max %.3f ms; built again there instead, as before RecordPlan: median "
-        "%.3f ms, min %.3f ms, max %.3f ms\n",
-        records_locked_name, store_ms.front(), store_ms.back(), rebuild_ms[rebuild_ms.size() / 2],
-        rebuild_ms.front(), rebuild_ms.back());
-    std::printf("bench: %s %.3f ms\n", records_locked_name, store_ms[store_ms.size() / 2]);
-
-    // With RecordInterval=30 (the default): a running job's record is checked at most every
-    // 30 s. The mean pass over 120 one-second periods, every job's record already there.
-    RecordRefresh refresh(30.0);
-    std::vector<std::string> comments(ids.size());
-    for (std::size_t k = 0; k < ids.size(); ++k) {
-      JobView v = view_of(ids[k]);
-      comments[k] = updated_admin_comment(v).value_or(v.admin_comment);
-      // The jobs started spread over the last 30 s, as on a cluster in its steady state.
-      refresh.checked(ids[k], -static_cast<double>(k % 30));
-    }
-    std::size_t checked = 0;
-    const auto t = std::chrono::steady_clock::now();
-    for (int period = 0; period < 120; ++period) {
-      RecordPlan plan;
-      for (std::size_t k = 0; k < ids.size(); ++k) {
-        if (!refresh.due(ids[k], comments[k], period)) continue;
-        JobView v = view_of(ids[k]);
-        v.admin_comment = comments[k];
-        plan.add(v);
-        refresh.checked(ids[k], period);
-        ++checked;
-      }
-    }
-    const double per_period_ms = ms_since(t) / 120.0;
-    std::printf(
-        "# %s: the same pass with RecordInterval=30 (the default), every job's record "
-        "already written, the jobs' last checks spread over 30 s: mean over 120 periods; "
-        "%.1f jobs checked a period\n",
-        records_interval_name, static_cast<double>(checked) / 120.0);
-    std::printf("bench: %s %.3f ms\n", records_interval_name, per_period_ms);
-  }
+  if (job_records) run_job_records(ledger);
   std::fflush(stdout);
 }
 
@@ -250,11 +258,12 @@ int main(int argc, char **argv) {
       "std::chrono::steady_clock; machine: %u hardware threads; compiler: %s\n",
       std::thread::hardware_concurrency(), __VERSION__);
   std::fflush(stdout);
-  if (wanted("service_period_10k_ms"))
-    run_service_period("service_period_10k_ms", "service_reports_10k_ms", nullptr, nullptr, nullptr,
-                       10000, 21);
-  if (wanted("service_period_100k_ms"))
-    run_service_period("service_period_100k_ms", "service_reports_100k_ms", "job_records_25k_ms",
-                       "job_records_locked_25k_ms", "job_records_25k_interval_ms", 100000, 11);
+  if (wanted("service_period_10k_ms") || wanted("service_reports_10k_ms"))
+    run_service_period("service_period_10k_ms", "service_reports_10k_ms", 10000, 21, false);
+  // The job records need the ledger of a 100,000-node run.
+  const bool job_records = wanted(kRecords) || wanted(kRecordsLocked) || wanted(kRecordsInterval);
+  if (wanted("service_period_100k_ms") || wanted("service_reports_100k_ms") || job_records)
+    run_service_period("service_period_100k_ms", "service_reports_100k_ms", 100000, 11,
+                       job_records);
   return 0;
 }
