@@ -105,6 +105,7 @@ void GradientModel::reset() {
   pool_task_s_ = pool_work_s_ = pool_progress_ = pool_u_task_ = pool_s_ = 0.0;
   have_point_ = false;
   mode_ = JobMode::off;
+  plain_valued_ = false;
   share_ = 1.0;
   servers_ = 1.0;
   p0_w_ = dyn_now_w_ = sat_dyn_w_ = 0.0;
@@ -168,6 +169,9 @@ bool GradientModel::regression_estimate(double u_now, double *m, double *sd) con
 
 const JobGradient &GradientModel::update(const JobObservation &obs, const DomainView &domain) {
   const CounterSample &c = obs.counters;
+  // Modelled as a latency service: a latency job, or a plain one valued as such.
+  const bool lat =
+      obs.mode == JobMode::latency || (obs.mode == JobMode::off && obs.value_as_latency);
   if (!std::isfinite(c.interval_s) || c.interval_s <= 0.0) {
     mark_stale("interval is not positive");
     return current_;
@@ -230,7 +234,7 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
     k = dyn / (f_now * f_now * f_now);
   } else {
     k = model.a_w_per_hz3() * model.alpha;
-    const double busy = obs.mode == JobMode::latency ? std::max(rho, kMinFitBusy) : 1.0;
+    const double busy = lat ? std::max(rho, kMinFitBusy) : 1.0;
     f_now = std::min(std::cbrt(dyn / (k * busy)), f_top);
     if (f_hw) f_now = *f_hw;
   }
@@ -342,7 +346,7 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
     const double x_top = std::max(model.f_max_hz / f_now, 1e-6);
     const double r_top = x_top / ((1.0 - m) + m * x_top) / period_speed;
     update_load(rho / r_top);
-    update_capacity(obs.mode == JobMode::latency, rho, rho / r_top, c.interval_s);
+    update_capacity(lat, rho, rho / r_top, c.interval_s);
     // The spread counts where the clock is measured: without cycles the clock, and so each
     // period's load, is estimated from the power, and its error would count as spread.
     spread_measured_ = f_hw.has_value();
@@ -373,14 +377,15 @@ const JobGradient &GradientModel::update(const JobObservation &obs, const Domain
     if (!(full_dyn_w_ > 0.0)) full_dyn_w_ = model_full_dyn;
   }
 
-  mode_ = obs.mode;
+  mode_ = lat ? JobMode::latency : obs.mode;
+  plain_valued_ = lat && obs.mode == JobMode::off;
   share_ = obs.share;
   servers_ = obs.servers;
   p0_w_ = p0;
   dyn_now_w_ = dyn;
   sat_dyn_w_ = sat_dyn;
   // A latency service at its load reaches the top frequency at this dynamic power.
-  if (obs.mode == JobMode::latency) sat_dyn_w_ = load_power_w(x_hi_);
+  if (lat) sat_dyn_w_ = load_power_w(x_hi_);
   have_point_ = true;
   stale_periods_ = 0;
 
@@ -592,10 +597,16 @@ double GradientModel::load_gain_one(double dyn_w, bool cap_slope, double period_
   return std::isfinite(gain) && gain > 0.0 ? gain : 0.0;
 }
 
-double GradientModel::marginal_gain_at(double power_w) const { return gain_at(power_w, true); }
+double GradientModel::marginal_gain_at(double power_w) const {
+  return current_.steerable ? gain_at(power_w, true) : 0.0;
+}
+
+double GradientModel::plain_gain_at(double power_w) const {
+  return plain_valued_ ? gain_at(power_w, true) : 0.0;
+}
 
 double GradientModel::gain_at(double power_w, bool cap_slope) const {
-  if (!have_point_ || !current_.steerable || !std::isfinite(power_w)) return 0.0;
+  if (!have_point_ || !(current_.steerable || plain_valued_) || !std::isfinite(power_w)) return 0.0;
   const double d = power_w - p0_w_;
   // Below P0 + min_dynamic_power_w the slope there holds (concave, finite).
   if (mode_ == JobMode::latency)

@@ -175,6 +175,19 @@ struct GradientModelParams {
   // Exchange rate of throughput gains into the common currency (1: one unit of relative
   // speed-up counts like one request-second saved per second).
   double throughput_weight = 1.0;
+  // Plain work beside steered work (used by NodeController). A package's clock is one for
+  // all its jobs, so a watt given to a package with steered jobs also speeds up the plain
+  // jobs on it, and the objective (the cluster's mean latency over all requests) counts
+  // their requests alike. A plain job on a domain with steered work is therefore modelled as
+  // a latency service (JobObservation::value_as_latency) and its gain counts in the
+  // domain's curve at this weight; it is still not steered (protected as before, and its
+  // own gain_per_w stays 0). 0: plain work is not valued. A plain batch job (busy all the
+  // time) then counts like a service past saturation: where plain jobs beside steered ones
+  // are batch work, 0 (or --power-aware=throughput for them) is right (a batch job cannot
+  // be told from a service past saturation: both are busy all the time). Why 0.5 (README,
+  // issue 12; random sets 71-99): harm in 111 runs against 119 unvalued, 116 at 0.25 and
+  // 116 at 1, where the mean gained as much as at 0.5 but more runs fell behind in p99.
+  double plain_beside_weight = 0.5;
   // A job whose sample is unusable keeps its state, at decaying confidence, for at most this
   // many consecutive periods; then its estimate becomes invalid (and it is not steered).
   int max_stale_periods = 3;
@@ -208,6 +221,9 @@ struct JobObservation {
   double share = 1.0;     // its share of the domain's CPUs, in (0, 1]
   double servers = 1.0;   // requests it serves in parallel here (latency mode; see above)
   bool emulated = false;  // the counters come from an emulator: reported as such
+  // Only with mode off: the job shares its domain with steered work, and its model runs as
+  // a latency service's so that plain_gain_at() can value it (plain_beside_weight).
+  bool value_as_latency = false;
 };
 
 // The model's state after an update: what the node reports and steers by.
@@ -251,6 +267,10 @@ class GradientModel {
   // Marginal (weighted) gain per watt at domain power `power_w`, from the current state:
   // non-increasing in power_w, >= 0, finite; 0 when not steerable.
   double marginal_gain_at(double power_w) const;
+  // For a plain job last updated with value_as_latency: the marginal gain a latency service
+  // at its load would have at domain power `power_w` (as marginal_gain_at: non-increasing,
+  // >= 0, finite); 0 for every other job.
+  double plain_gain_at(double power_w) const;
   // Whether its latency curve counts the load's spread (load_spread_k) now.
   bool counts_load_spread() const;
   // The job's gain over domain power [from_w, to_w], relative to from_w: marginal_gain_at
@@ -313,7 +333,8 @@ class GradientModel {
 
   // Operating point of the latest update.
   bool have_point_ = false;
-  JobMode mode_ = JobMode::off;
+  JobMode mode_ = JobMode::off;  // latency also for a plain job valued as one
+  bool plain_valued_ = false;    // a plain job valued as a latency service (value_as_latency)
   double share_ = 1.0;
   double servers_ = 1.0;
   double p0_w_ = 0.0;

@@ -200,6 +200,15 @@ NodeDecision NodeController::step(const NodeInputs &in) {
   std::map<JobKey, GradientModel> kept;
   std::vector<std::vector<Entry>> on_domain(n);
   std::vector<JobKey> order;  // report order
+  // Domains with steered work, where plain jobs are valued as latency services
+  // (GradientModelParams::plain_beside_weight).
+  std::vector<char> has_steered(n, 0);
+  const double plain_weight = params_.model.plain_beside_weight;
+  const bool value_plain = std::isfinite(plain_weight) && plain_weight > 0.0;
+  for (const JobInput &job : in.jobs)
+    if (job.mode == JobMode::latency || job.mode == JobMode::throughput)
+      for (const JobDomainInput &jd : job.domains)
+        if (jd.domain < n) has_steered[jd.domain] = 1;
   for (const JobInput &job : in.jobs) {
     if (job.key.empty()) {
       out.warnings.push_back("a job without a key was skipped");
@@ -230,6 +239,7 @@ NodeDecision NodeController::step(const NodeInputs &in) {
       obs.servers =
           jd.servers > 0.0 ? jd.servers : (std::isfinite(jd.cpus) ? std::max(1.0, jd.cpus) : 1.0);
       obs.emulated = job.emulated;
+      obs.value_as_latency = value_plain && job.mode == JobMode::off && has_steered[jd.domain];
       DomainView view{dom.model, dom.min_cap_w, dom.max_cap_w, dom.power_w, dom.cap_w};
       model.update(obs, view);
       auto [it, inserted] = kept.emplace(key, std::move(model));
@@ -375,7 +385,8 @@ NodeDecision NodeController::step(const NodeInputs &in) {
 
   const std::size_t steps = std::max<std::size_t>(1, params_.curve_steps);
   // The domain's marginal gain over its whole range [min, max], on a grid of `steps` cells
-  // (the sum over its steered jobs at each cell's midpoint), smoothed across periods: a
+  // (the sum over its steered jobs at each cell's midpoint, plus plain_beside_weight times
+  // that of its plain jobs valued as latency services), smoothed across periods: a
   // moving average of non-increasing functions is non-increasing, and it filters the noise
   // of the load and counter estimates that would otherwise move watts back and forth.
   const double wc = smoothing_weight(params_.curve_smoothing_weight);
@@ -398,6 +409,8 @@ NodeDecision NodeController::step(const NodeInputs &in) {
     for (std::size_t i = 0; i < steps; ++i) {
       const double at = dom.min_cap_w + (static_cast<double>(i) + 0.5) * cell;
       for (const GradientModel *m : steered[d]) raw[i] += m->marginal_gain_at(at);
+      if (value_plain)
+        for (const Entry &e : on_domain[d]) raw[i] += plain_weight * e.model->plain_gain_at(at);
     }
     if (st.marginal.empty()) {
       st.marginal = std::move(raw);

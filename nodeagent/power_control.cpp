@@ -422,6 +422,7 @@ void PowerControl::make_controller(bool managed_node) {
   params.model.low_cap_slowdown = config_.low_cap_slowdown;
   params.model.load_spread_k = config_.load_spread_k;
   params.model.top_clock_min_busy = config_.top_clock_min_busy;
+  params.model.plain_beside_weight = config_.plain_beside_weight;
   params.floor_w = std::min(floor, grant);
   params.incarnation = config_.incarnation;
   params.started_at_s = config_.started_at_s;

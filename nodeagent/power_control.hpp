@@ -135,6 +135,9 @@ struct PowerControlConfig {
   // The busy share from which a job's periods at its own clock set its curve's top
   // (GradientModelParams::top_clock_min_busy; plugin argument top_clock_busy=).
   double top_clock_min_busy = GradientModelParams{}.top_clock_min_busy;
+  // The weight of plain jobs' latency in the gain of a package they share with power-aware
+  // jobs (GradientModelParams::plain_beside_weight; plugin argument plain_beside=).
+  double plain_beside_weight = GradientModelParams{}.plain_beside_weight;
 };
 
 // Files in the state folder.

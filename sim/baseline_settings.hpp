@@ -26,6 +26,7 @@ struct BaselineSettings {
   double powergrad_busy_smoothing_weight = GradientModelParams{}.busy_smoothing_weight;
   double powergrad_load_change_sds = GradientModelParams{}.load_change_sds;
   double powergrad_load_change_fast_weight = GradientModelParams{}.load_change_fast_weight;
+  double powergrad_plain_beside_weight = GradientModelParams{}.plain_beside_weight;
   double powergrad_hysteresis = ClusterConfig{}.hysteresis;
   double powergrad_noise_guard_k = ClusterConfig{}.noise_guard_k;
   double powergrad_noise_weight = ClusterConfig{}.noise_weight;

@@ -10,7 +10,9 @@
 //   task-clock only with `counters: software`. A service's job is in latency mode, or
 //   mode off for a service with `power_aware: false`, as the node agent passes plain jobs:
 //   measured and protected, never steered (a node with only such jobs reports no steerable
-//   work, and the cluster controller holds it at its plain share). The busy fraction is left to the
+//   work, and the cluster controller holds it at its plain share; beside power-aware work
+//   its latency counts in its socket's gain, GradientModelParams::plain_beside_weight,
+//   `--set powergrad.plain_beside_weight=`). The busy fraction is left to the
 //   controller (task-clock / (interval x CPUs)); an application progress rate (requests
 //   served per second) is passed only for services with `progress_signal: true`, and the
 //   service's parallel servers only with `agent_knows_servers: true` (otherwise the library's
@@ -98,6 +100,7 @@ class PowergradPolicy final : public Policy {
       p.model.busy_smoothing_weight = spec.baselines.powergrad_busy_smoothing_weight;
       p.model.load_change_sds = spec.baselines.powergrad_load_change_sds;
       p.model.load_change_fast_weight = spec.baselines.powergrad_load_change_fast_weight;
+      p.model.plain_beside_weight = spec.baselines.powergrad_plain_beside_weight;
       for (std::size_t k : node.sockets) p.floor_w += spec.sockets[k].min_cap_w;
       NodeAgent a(node.name, p);
       a.sockets = node.sockets;

@@ -48,8 +48,8 @@ bool parse_watts(const std::string &v, double &out) {
 
 const char *plugin_arg_keys() {
   return "controller, counters, default_mode, emulate, floor, grant, load_spread, log_level, "
-         "low_cap_knee, low_cap_slowdown, period, procfs_root, state_dir, sysfs_root, "
-         "top_clock_busy";
+         "low_cap_knee, low_cap_slowdown, period, plain_beside, procfs_root, state_dir, "
+         "sysfs_root, top_clock_busy";
 }
 
 std::string split_host_port(const std::string &text, std::string &host, std::string &port) {
@@ -199,6 +199,13 @@ ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
       } else if (!parse_number(value, 0.0, 1.0, out.config.top_clock_busy)) {
         out.errors.push_back("plugin argument top_clock_busy='" + value +
                              "': expected a busy share from 0 to 1, or off");
+      }
+    } else if (key == "plain_beside") {
+      if (value == "off") {
+        out.config.plain_beside = 0.0;
+      } else if (!parse_number(value, 0.0, 1.0, out.config.plain_beside)) {
+        out.errors.push_back("plugin argument plain_beside='" + value +
+                             "': expected a weight from 0 to 1, or off");
       }
     } else if (key == "controller") {
       std::string host, port;

@@ -59,6 +59,10 @@ struct PluginConfig {
   // model's, becomes its gain curve's top (GradientModelParams::top_clock_min_busy).
   // Default 0.6; off (stored as 2): the generic model's top only.
   double top_clock_busy = 0.6;
+  // plain_beside=WEIGHT: the weight, from 0 to 1, at which plain jobs on a package shared
+  // with power-aware jobs count in that package's gain, modelled as latency services
+  // (GradientModelParams::plain_beside_weight). Default 0.5; off (0): not valued.
+  double plain_beside = 0.5;
 };
 
 constexpr const char *kDefaultControllerPort = "6830";

@@ -223,6 +223,7 @@ int agent_slurmd_init(spank_t /*sp*/) {
   pc.low_cap_slowdown = c.low_cap_slowdown;
   pc.load_spread_k = c.load_spread;
   pc.top_clock_min_busy = c.top_clock_busy;
+  pc.plain_beside_weight = c.plain_beside;
   AgentSetup setup{ac, pc, link};
   if (kInitBeforeDaemonize && !slurmd_stays_in_foreground(own_cmdline())) {
     pending = std::move(setup);

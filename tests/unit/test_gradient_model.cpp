@@ -232,6 +232,60 @@ START_TEST(monitor_and_plain_jobs_are_never_steered) {
 }
 END_TEST
 
+// A plain job on a domain with steered work (JobObservation::value_as_latency): its model
+// runs as a latency service's, so plain_gain_at() is what marginal_gain_at() of the same
+// service in latency mode is, at every power, and for hardware and software counters; it is
+// still not steered (no gain_per_w, no marginal gain, no perturbation). Without the flag, or
+// in any other mode, plain_gain_at() is 0.
+START_TEST(a_plain_job_beside_steered_work_is_valued_as_a_latency_service) {
+  // A load that swings from period to period (0.4, 0.8) gives the service a capacity, and a
+  // short horizon makes its transient bound hold: the plain model learns it too.
+  GradientModelParams params;
+  params.backlog_horizon_s = 0.5;
+  for (bool software : {false, true}) {
+    GradientModel latency(params), plain(params), unvalued(params), monitor(params);
+    const double f = freq_at(150.0);
+    for (int t = 0; t < 30; ++t) {
+      Workload w = with_share(0.3, f, t % 2 ? 0.8 : 0.4);
+      w.cpus = 4.0;
+      JobObservation lo = w.observe(f, JobMode::latency, software);
+      lo.servers = 4.0;
+      JobObservation po = lo;
+      po.mode = JobMode::off;
+      po.value_as_latency = true;
+      JobObservation uo = lo;
+      uo.mode = JobMode::off;
+      JobObservation mo = po;
+      mo.mode = JobMode::monitor;
+      latency.update(lo, domain(150.0));
+      plain.update(po, domain(150.0));
+      unvalued.update(uo, domain(150.0));
+      monitor.update(mo, domain(150.0));
+    }
+    ck_assert(latency.current().steerable && !plain.current().steerable);
+    ck_assert_double_eq(plain.current().gain_per_w, 0.0);
+    ck_assert(!plain.current().wants_perturbation);
+    ck_assert_double_eq_tol(plain.current().busy_fraction, latency.current().busy_fraction, 1e-12);
+    int positive = 0;
+    for (double p = 95.0; p <= 205.0; p += 5.0) {
+      const double want = latency.marginal_gain_at(p);
+      ck_assert_msg(std::fabs(plain.plain_gain_at(p) - want) <= 1e-12 * std::max(1.0, want),
+                    "software %d, %g W: plain %g, latency %g", software, p, plain.plain_gain_at(p),
+                    want);
+      positive += want > 0.0;
+      ck_assert_double_eq(plain.marginal_gain_at(p), 0.0);
+      ck_assert_double_eq(unvalued.plain_gain_at(p), 0.0);
+      ck_assert_double_eq(monitor.plain_gain_at(p), 0.0);
+      ck_assert_double_eq(latency.plain_gain_at(p), 0.0);
+    }
+    ck_assert_int_gt(positive, 5);
+    // reset() forgets it.
+    plain.reset();
+    ck_assert_double_eq(plain.plain_gain_at(120.0), 0.0);
+  }
+}
+END_TEST
+
 // ---------------------------------------------------------------- software counters
 
 START_TEST(software_only_degrades_to_default_prior) {
@@ -1036,6 +1090,7 @@ int main() {
   tcase_add_test(prior, throughput_weighted_by_share);
   tcase_add_test(prior, latency_weight_is_load_aware);
   tcase_add_test(prior, monitor_and_plain_jobs_are_never_steered);
+  tcase_add_test(prior, a_plain_job_beside_steered_work_is_valued_as_a_latency_service);
   tcase_add_test(prior, cap_change_moves_busy_fraction_without_lag);
   tcase_add_test(prior, load_rises_and_falls_are_followed_alike);
   tcase_add_test(prior, load_change_beyond_noise_is_followed_within_periods);

@@ -995,6 +995,76 @@ START_TEST(a_busy_plain_service_is_protected_by_what_a_slower_clock_costs_it) {
 }
 END_TEST
 
+// Plain work beside steered work counts in its domain's gain (GradientModelParams::
+// plain_beside_weight): two packages, each with a light steered latency service (busy on 1.2
+// of 3 CPUs); on pkg0 a busy plain service beside it (3.4 of 4 CPUs). A watt on pkg0 also
+// speeds the plain service's requests, so pkg0 takes watts from pkg1; at weight 0 the plain
+// service is only protected, and the steered services' even demand leaves the packages
+// within a few watts of each other (the plain base alone). The plain job is never steered:
+// its reported gain stays 0.
+NodeControllerParams plain_weight(double weight) {
+  NodeControllerParams params;
+  params.model.plain_beside_weight = weight;
+  return params;
+}
+
+NodeDecision plain_service_on_pkg0(NodeController &nc) {
+  std::vector<SimDomain> doms(2);
+  for (SimDomain &sd : doms) {
+    sd.mode = JobMode::latency;
+    sd.busy = 1.2 / 8.0;  // the plant's jobs have 8 CPUs
+  }
+  Plant plant(doms);
+  nc.on_grant(grant(300.0, 1, 0.0, 1e9), 0.0);
+  NodeDecision d;
+  for (int t = 0; t < 60; ++t) {
+    NodeInputs in = plant.inputs(t);
+    for (JobInput &job : in.jobs) {
+      job.domains[0].cpus = 3.0;
+      job.domains[0].share = 3.0 / 7.0;
+      job.domains[0].servers = 3.0;
+    }
+    JobInput plain = in.jobs[0];
+    plain.key = "plain";
+    plain.mode = JobMode::off;
+    JobDomainInput &pd = plain.domains[0];
+    pd.cpus = 4.0;
+    pd.share = 4.0 / 7.0;
+    pd.servers = 4.0;
+    const double scale = 3.4 / pd.counters.task_clock_s;
+    pd.counters.task_clock_s = 3.4;
+    *pd.counters.cycles *= scale;
+    *pd.counters.instructions *= scale;
+    *pd.counters.stall_cycles *= scale;
+    in.jobs.push_back(plain);
+    d = nc.step(in);
+    assert_safe(in, d, 300.0);
+    plant.caps = d.caps_w;
+  }
+  for (const JobSummary &js : d.report.jobs)
+    if (js.job == "plain") ck_assert_double_eq(js.gain_per_w, 0.0);
+  return d;
+}
+
+START_TEST(plain_work_beside_steered_work_counts_in_the_domains_gain) {
+  NodeController off("n1", plain_weight(0.0)), on("n1", plain_weight(0.5));
+  const NodeDecision unvalued = plain_service_on_pkg0(off);
+  const NodeDecision valued = plain_service_on_pkg0(on);
+  ck_assert_msg(std::fabs(unvalued.caps_w[0] - unvalued.caps_w[1]) < 15.0, "unvalued caps %g, %g",
+                unvalued.caps_w[0], unvalued.caps_w[1]);
+  ck_assert_msg(valued.caps_w[0] > unvalued.caps_w[0] + 30.0, "caps on pkg0 %g (valued), %g",
+                valued.caps_w[0], unvalued.caps_w[0]);
+  ck_assert_double_eq_tol(sum_in_order(valued.caps_w), 300.0, 1e-6);
+  // The plain job's model values it; it is not steered.
+  const GradientModel *plain = on.model("plain", 0);
+  ck_assert_ptr_nonnull(plain);
+  ck_assert(!plain->current().steerable);
+  ck_assert(plain->plain_gain_at(valued.caps_w[0]) > 0.0);
+  ck_assert_double_eq(plain->marginal_gain_at(valued.caps_w[0]), 0.0);
+  ck_assert_double_eq(off.model("plain", 0)->plain_gain_at(valued.caps_w[0]), 0.0);
+}
+END_TEST
+
 START_TEST(report_for_the_cluster) {
   std::vector<SimDomain> doms(2);
   doms[0].m = 0.2;
@@ -1655,6 +1725,7 @@ int main() {
   tcase_add_test(loop, the_deadband_does_not_hold_a_plain_job_below_its_base);
   tcase_add_test(loop, plain_work_is_protected_by_its_share_of_the_busy_cpus);
   tcase_add_test(loop, a_busy_plain_service_is_protected_by_what_a_slower_clock_costs_it);
+  tcase_add_test(loop, plain_work_beside_steered_work_counts_in_the_domains_gain);
   tcase_add_test(loop, report_for_the_cluster);
   tcase_add_test(loop, job_shares_split_a_shared_domain);
   tcase_add_test(loop, bad_input_is_refused_or_skipped);

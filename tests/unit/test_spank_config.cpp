@@ -180,6 +180,20 @@ START_TEST(args_load_spread) {
 }
 END_TEST
 
+START_TEST(args_plain_beside) {
+  ck_assert(parse_plugin_args({}).config.plain_beside == 0.5);
+  ConfigParse p = parse_plugin_args({"plain_beside=1"});
+  ck_assert(p.ok() && p.config.plain_beside == 1.0);
+  ck_assert(parse_plugin_args({"plain_beside=off"}).config.plain_beside == 0.0);
+  ck_assert(parse_plugin_args({"plain_beside=0"}).config.plain_beside == 0.0);
+  ConfigParse bad = parse_plugin_args({"plain_beside=1.5", "plain_beside=-0.1", "plain_beside=no"});
+  ck_assert_uint_eq(bad.errors.size(), 3);
+  ck_assert(bad.errors[0].find("plain_beside='1.5': expected a weight from 0 to 1, or off") !=
+            std::string::npos);
+  ck_assert(bad.errors[2].find("plain_beside='no'") != std::string::npos);
+}
+END_TEST
+
 START_TEST(args_top_clock_busy) {
   ck_assert(parse_plugin_args({}).config.top_clock_busy == 0.6);
   ConfigParse p = parse_plugin_args({"top_clock_busy=0.9"});
@@ -372,6 +386,7 @@ int main() {
   tcase_add_test(tc, args_low_cap_slowdown);
   tcase_add_test(tc, args_load_spread);
   tcase_add_test(tc, args_top_clock_busy);
+  tcase_add_test(tc, args_plain_beside);
   tcase_add_test(tc, node_tokens_expand);
   tcase_add_test(tc, node_names_are_checked_before_they_go_into_paths);
   tcase_add_test(tc, node_name_from_slurmd_cmdline);
