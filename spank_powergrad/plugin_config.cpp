@@ -44,6 +44,13 @@ bool parse_watts(const std::string &v, double &out) {
   return true;
 }
 
+// A number from 0 to 1 into `out`, or "off", which stores `off_value`.
+bool parse_share_or_off(const std::string &v, double off_value, double &out) {
+  if (v != "off") return parse_number(v, 0.0, 1.0, out);
+  out = off_value;
+  return true;
+}
+
 }  // namespace
 
 const char *plugin_arg_keys() {
@@ -194,19 +201,13 @@ ConfigParse parse_plugin_args(const std::vector<std::string> &args) {
         out.errors.push_back("plugin argument load_spread='" + value +
                              "': expected a factor from 0 to 10 (0: the mean load only)");
     } else if (key == "top_clock_busy") {
-      if (value == "off") {
-        out.config.top_clock_busy = 2.0;
-      } else if (!parse_number(value, 0.0, 1.0, out.config.top_clock_busy)) {
+      if (!parse_share_or_off(value, 2.0, out.config.top_clock_busy))
         out.errors.push_back("plugin argument top_clock_busy='" + value +
                              "': expected a busy share from 0 to 1, or off");
-      }
     } else if (key == "plain_beside") {
-      if (value == "off") {
-        out.config.plain_beside = 0.0;
-      } else if (!parse_number(value, 0.0, 1.0, out.config.plain_beside)) {
+      if (!parse_share_or_off(value, 0.0, out.config.plain_beside))
         out.errors.push_back("plugin argument plain_beside='" + value +
                              "': expected a weight from 0 to 1, or off");
-      }
     } else if (key == "controller") {
       std::string host, port;
       const std::string why = value == "none" ? "" : split_host_port(value, host, port);

@@ -936,6 +936,23 @@ END_TEST
 // the steered job (the plant's job0, in `steered_mode`) busy on `steered_busy` of its 3 CPUs,
 // the plain one on `plain_busy` of its 4. The domain presses against its cap, so the plain
 // work's need is the domain's maximum.
+// A plain job "plain" on the domain of `steered` (the plant's job, its counters at the same
+// clock and memory share): 4 of the domain's 7 CPUs, busy on `busy_cpus` of them.
+JobInput plain_job_beside(const JobInput &steered, double busy_cpus) {
+  JobInput plain = steered;
+  plain.key = "plain";
+  plain.mode = JobMode::off;
+  JobDomainInput &pd = plain.domains[0];
+  pd.cpus = 4.0;
+  pd.share = 4.0 / 7.0;
+  const double scale = busy_cpus / pd.counters.task_clock_s;
+  pd.counters.task_clock_s = busy_cpus;
+  *pd.counters.cycles *= scale;
+  *pd.counters.instructions *= scale;
+  *pd.counters.stall_cycles *= scale;
+  return plain;
+}
+
 NodeDecision plain_beside_steered(JobMode steered_mode, double steered_busy, double plain_busy) {
   std::vector<SimDomain> doms(2);
   doms[0].mode = steered_mode;
@@ -949,18 +966,7 @@ NodeDecision plain_beside_steered(JobMode steered_mode, double steered_busy, dou
     JobDomainInput &steered = in.jobs[0].domains[0];
     steered.cpus = 3.0;
     steered.share = 3.0 / 7.0;
-    JobInput plain = in.jobs[0];
-    plain.key = "plain";
-    plain.mode = JobMode::off;
-    JobDomainInput &pd = plain.domains[0];
-    pd.cpus = 4.0;
-    pd.share = 4.0 / 7.0;
-    const double scale = plain_busy / pd.counters.task_clock_s;
-    pd.counters.task_clock_s = plain_busy;
-    *pd.counters.cycles *= scale;
-    *pd.counters.instructions *= scale;
-    *pd.counters.stall_cycles *= scale;
-    in.jobs.push_back(plain);
+    in.jobs.push_back(plain_job_beside(in.jobs[0], plain_busy));
     d = nc.step(in);
     assert_safe(in, d, 400.0);
     plant.caps = d.caps_w;
@@ -1024,18 +1030,8 @@ NodeDecision plain_service_on_pkg0(NodeController &nc) {
       job.domains[0].share = 3.0 / 7.0;
       job.domains[0].servers = 3.0;
     }
-    JobInput plain = in.jobs[0];
-    plain.key = "plain";
-    plain.mode = JobMode::off;
-    JobDomainInput &pd = plain.domains[0];
-    pd.cpus = 4.0;
-    pd.share = 4.0 / 7.0;
-    pd.servers = 4.0;
-    const double scale = 3.4 / pd.counters.task_clock_s;
-    pd.counters.task_clock_s = 3.4;
-    *pd.counters.cycles *= scale;
-    *pd.counters.instructions *= scale;
-    *pd.counters.stall_cycles *= scale;
+    JobInput plain = plain_job_beside(in.jobs[0], 3.4);
+    plain.domains[0].servers = 4.0;
     in.jobs.push_back(plain);
     d = nc.step(in);
     assert_safe(in, d, 300.0);
