@@ -932,10 +932,6 @@ START_TEST(the_deadband_does_not_hold_a_plain_job_below_its_base) {
 }
 END_TEST
 
-// A plain job beside steered work on one domain, for `periods` steps of a node granted 400 W:
-// the steered job (the plant's job0, in `steered_mode`) busy on `steered_busy` of its 3 CPUs,
-// the plain one on `plain_busy` of its 4. The domain presses against its cap, so the plain
-// work's need is the domain's maximum.
 // A plain job "plain" on the domain of `steered` (the plant's job, its counters at the same
 // clock and memory share): 4 of the domain's 7 CPUs, busy on `busy_cpus` of them.
 JobInput plain_job_beside(const JobInput &steered, double busy_cpus) {
@@ -953,6 +949,10 @@ JobInput plain_job_beside(const JobInput &steered, double busy_cpus) {
   return plain;
 }
 
+// A plain job beside steered work on one domain, for `periods` steps of a node granted 400 W:
+// the steered job (the plant's job0, in `steered_mode`) busy on `steered_busy` of its 3 CPUs,
+// the plain one on `plain_busy` of its 4. The domain presses against its cap, so the plain
+// work's need is the domain's maximum.
 NodeDecision plain_beside_steered(JobMode steered_mode, double steered_busy, double plain_busy) {
   std::vector<SimDomain> doms(2);
   doms[0].mode = steered_mode;
